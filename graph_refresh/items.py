@@ -1,0 +1,122 @@
+"""Work items: what one Job does, its stable identity, and the checks it must pass (SPEC §4).
+
+Pure code: no I/O. Everything that becomes a Job name, a label or a Template parameter is derived
+here, so the planner, the scheduler and the cluster view agree on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+from packaging.utils import canonicalize_name
+
+from graph_refresh.errors import TemplateError
+
+Kind = Literal["solver", "package-analyzer"]
+SOLVER: Kind = "solver"
+ANALYZER: Kind = "package-analyzer"
+KINDS: tuple[Kind, ...] = (SOLVER, ANALYZER)
+
+KEY_LENGTH = 10  # hex chars of the item hash in names and labels: 40 bits, collisions negligible
+MAX_SOLVER_NAME = 46  # so that "<solver>-<key>" fits the 57 characters of SPEC §4
+MAX_JOB_NAME = 57  # the kubelet cuts pod hostnames at 63: 57 + "-xxxxx"
+MAX_PACKAGE_NAME = 200
+MAX_INDEX_URL = 2048
+
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_KIND = "thoth-station.ninja/kind"
+LABEL_SOLVER = "thoth-station.ninja/solver"
+LABEL_ITEM = "thoth-station.ninja/item"
+MANAGER = "graph-refresh"
+OWNED_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGER}"
+
+# PEP 508 names: letters, digits, and . _ - inside.
+_NAME_RE = re.compile(r"[A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9]", re.IGNORECASE)
+_VERSION_RE = re.compile(r"[A-Za-z0-9.+!_-]{1,128}")
+_INDEX_RE = re.compile(r"https?://[^\s\"'`]+")
+# solver-<os_name>-<os_version>-py<digits>; every part is DNS-safe so the Job name is too.
+_SOLVER_RE = re.compile(r"solver-([a-z0-9]+)-([a-z0-9]+(?:\.[a-z0-9]+)*)-py([0-9]{2,})")
+
+
+class Candidate(NamedTuple):
+    """One (package, version, index) the graph store yields; the name is PEP 503 normalised."""
+
+    package_name: str
+    package_version: str
+    index_url: str
+
+
+@dataclass(frozen=True)
+class SolverEnvironment:
+    """The runtime environment a solver resolves in, parsed from its name (DGRAPH.md)."""
+
+    name: str
+    os_name: str
+    os_version: str
+    python_version: str
+
+
+def parse_solver_name(name: str, *, template: str) -> SolverEnvironment:
+    """Parse ``solver-<os>-<os_version>-py<digits>``; raise TemplateError naming the Template if it does not fit."""
+    match = _SOLVER_RE.fullmatch(name)
+    if match is None or len(name) > MAX_SOLVER_NAME:
+        raise TemplateError(
+            f"solver name {name!r} in Template {template!r} does not have the shape "
+            f"solver-<os_name>-<os_version>-py<digits> (lowercase, at most {MAX_SOLVER_NAME} characters)"
+        )
+    os_name, os_version, py = match.groups()
+    return SolverEnvironment(name, os_name, os_version, f"{py[0]}.{py[1:]}")
+
+
+def normalize_name(name: str) -> str:
+    """PEP 503 normal form; the only spelling of a package name graph-refresh compares."""
+    return str(canonicalize_name(name))
+
+
+def invalid_reason(candidate: Candidate) -> str | None:
+    """Say why a candidate must never reach a manifest, or return None when it is fine."""
+    name, version, index_url = candidate
+    if len(name) > MAX_PACKAGE_NAME or not _NAME_RE.fullmatch(name):
+        return "package name is not a PEP 508 name of at most 200 characters"
+    if not _VERSION_RE.fullmatch(version):
+        return "version has characters outside [A-Za-z0-9.+!_-] or is longer than 128"
+    if len(index_url) > MAX_INDEX_URL or "${" in index_url or not _INDEX_RE.fullmatch(index_url):
+        return "index URL is not an http(s) URL without whitespace, quotes or '${'"
+    return None
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One Job's worth of work: a candidate for one solver, or for the package-analyzer (solver None)."""
+
+    kind: Kind
+    solver: str | None
+    candidate: Candidate
+
+    @property
+    def key(self) -> str:
+        """Stable hash of the canonical item: the same item always gets the same key."""
+        canonical = json.dumps([self.kind, self.solver or "", *self.candidate], ensure_ascii=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:KEY_LENGTH]
+
+    @property
+    def job_name(self) -> str:
+        """``<solver>-<key>`` or ``package-analyzer-<key>``: a DNS-1123 name of at most 57 characters."""
+        return f"{self.solver or ANALYZER}-{self.key}"
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """Labels graph-refresh adds to every Job it creates."""
+        labels = {LABEL_MANAGED_BY: MANAGER, LABEL_KIND: self.kind, LABEL_ITEM: self.key}
+        if self.solver:
+            labels[LABEL_SOLVER] = self.solver
+        return labels
+
+    @property
+    def requirement(self) -> str:
+        """The solver requirement string; arbitrary equality keeps legacy versions working."""
+        return f"{self.candidate.package_name}==={self.candidate.package_version}"

@@ -1,0 +1,17 @@
+"""Graph stores: where candidates come from (SPEC §6)."""
+
+from __future__ import annotations
+
+from graph_refresh.config import StoreSettings
+from graph_refresh.store.base import GraphStore
+
+
+def open_store(settings: StoreSettings) -> GraphStore:
+    """Dgraph when a host is configured, else the embedded SQLite store."""
+    if settings.graph_service_host:
+        from graph_refresh.store.dgraph import DgraphStore  # imports grpc only when used
+
+        return DgraphStore(settings)
+    from graph_refresh.store.sqlite import SQLiteStore
+
+    return SQLiteStore(settings.sqlite_path)

@@ -1,0 +1,39 @@
+"""The graph store interface both implementations satisfy (SPEC §6)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol, runtime_checkable
+
+from graph_refresh.items import Candidate, SolverEnvironment
+
+PAGE_SIZE = 500  # candidates per store round trip: small enough to bound memory, large enough to amortise latency
+
+
+@runtime_checkable
+class GraphStore(Protocol):
+    """Read-only view of the knowledge graph that graph-refresh plans from.
+
+    Streams are lazy and paged by cursor: a consumer that stops iterating stops the queries, and
+    memory does not grow with the backlog. For a given graph the order is deterministic.
+    Each (normalised name, version, index) is yielded once per stream.
+    """
+
+    name: str
+    """Short store name for the run report: "sqlite" or "dgraph"."""
+
+    def solver_candidates(self, solver: SolverEnvironment) -> Iterator[Candidate]:
+        """Package versions no solved record of ``solver``'s environment exists for (error records count as solved)."""
+        ...
+
+    def analyzer_candidates(self) -> Iterator[Candidate]:
+        """Package versions with no package-analyzer run."""
+        ...
+
+    def index_urls(self) -> list[str]:
+        """Every package index URL the graph knows, sorted."""
+        ...
+
+    def close(self) -> None:
+        """Release connections; the store is unusable afterwards."""
+        ...
