@@ -1,0 +1,297 @@
+"""Command line: parse flags and environment variables, build settings, make one call into the core,
+and decide the exit code (SPEC §7) — the only place that does."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from graph_refresh import __version__, config, refresh
+from graph_refresh.config import ClusterSettings, MetricsSettings, PlanSettings, Settings, StoreSettings
+from graph_refresh.errors import ConfigError, GraphRefreshError
+from graph_refresh.items import KINDS
+from graph_refresh.report import RunReport
+from graph_refresh.store.graphfile import load_graph_file
+from graph_refresh.store.sqlite import SQLiteStore
+
+logger = logging.getLogger("graph_refresh")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+
+T = TypeVar("T")
+NON_NEGATIVE = click.IntRange(min=0)
+
+
+class ConfigFailure(click.ClickException):
+    """A configuration error found after parsing: ``Error: ...`` on stderr and exit 2."""
+
+    exit_code = EXIT_USAGE
+
+
+def _namespace(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not _DNS_LABEL.fullmatch(value):
+        raise click.BadParameter(f"{value!r} is not a namespace name (a DNS-1123 label)")
+    return value or None
+
+
+def _url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and value != "" and not re.fullmatch(r"https?://\S+", value):
+        raise click.BadParameter(f"{config.redact_url(value)!r} is not an http(s) URL")
+    return value or None
+
+
+def _empty_is_none(ctx: click.Context, param: click.Parameter, value: T | None) -> T | None:
+    return value or None
+
+
+def _option(*decls: str, env: str, help: str, **kwargs: Any) -> Callable[[T], T]:
+    """A click option that always has its environment variable, shown with its default in --help."""
+    return click.option(*decls, envvar=env, show_envvar=True, show_default=True, help=help, **kwargs)
+
+
+OPTIONS = [
+    _option("--infra-namespace", env="THOTH_INFRA_NAMESPACE", callback=_namespace,
+            help="Namespace holding the solver and package-analyzer Templates (required unless --template-dir)."),
+    _option("--middletier-namespace", env="THOTH_MIDDLETIER_NAMESPACE", callback=_namespace,
+            help="Namespace where Jobs are created (required unless --dry-run)."),
+    _option("--verify-tls/--no-verify-tls", env="KUBERNETES_VERIFY_TLS", default=True,
+            help="Verify the Kubernetes API server's certificate (0 disables it, with a warning)."),
+    _option("--template-dir", env="THOTH_GRAPH_REFRESH_TEMPLATE_DIR", callback=_empty_is_none,
+            type=click.Path(exists=True, file_okay=False, path_type=Path),
+            help="Read Templates from the YAML files of this folder instead of the infra namespace."),
+    _option("--graph-service-host", env="GRAPH_SERVICE_HOST", callback=_empty_is_none,
+            help="Dgraph alpha host[:port] (port 9080 by default); unset selects the embedded SQLite store."),
+    _option("--graph-tls-path", env="GRAPH_TLS_PATH", callback=_empty_is_none,
+            type=click.Path(path_type=Path),
+            help="Folder with ca.crt, client.user.crt and client.user.key for Dgraph; unset means plaintext."),
+    _option("--dgraph-user", env="GRAPH_REFRESH_DGRAPH_USER", callback=_empty_is_none,
+            help="Dgraph ACL user to log in as; unset means no login."),
+    _option("--dgraph-password", env="GRAPH_REFRESH_DGRAPH_PASSWORD", callback=_empty_is_none,
+            help="Dgraph ACL password (secret; prefer the environment variable)."),
+    _option("--sqlite-path", env="GRAPH_REFRESH_SQLITE_PATH", default=config.DEFAULT_SQLITE_PATH,
+            type=click.Path(dir_okay=False, path_type=Path), help="Embedded graph store file."),
+    _option("--eager-stop", env="THOTH_GRAPH_REFRESH_EAGER_STOP", default=config.DEFAULT_EAGER_STOP,
+            type=NON_NEGATIVE, help="Max Jobs scheduled per kind per run; 0 means no cap."),
+    _option("--no-solvers/--solvers", env="GRAPH_REFRESH_NO_SOLVERS", default=False,
+            help="Do not schedule solver Jobs."),
+    _option("--no-package-analyzers/--package-analyzers", env="GRAPH_REFRESH_NO_PACKAGE_ANALYZERS",
+            default=False, help="Do not schedule package-analyzer Jobs."),
+    _option("--solver-output", env="THOTH_SOLVER_OUTPUT", default=config.DEFAULT_SOLVER_OUTPUT,
+            callback=_url, help="Where solvers post their results."),
+    _option("--package-analyzer-output", env="THOTH_PACKAGE_ANALYZER_OUTPUT",
+            default=config.DEFAULT_PACKAGE_ANALYZER_OUTPUT, callback=_url,
+            help="Where package-analyzers post their results."),
+    _option("--subgraph-check-api", env="THOTH_SUBGRAPH_CHECK_API", default=config.DEFAULT_SUBGRAPH_CHECK_API,
+            callback=_url, help="The solvers' subgraph check endpoint."),
+    _option("--log-solver", env="THOTH_LOG_SOLVER", callback=_empty_is_none,
+            type=click.Choice(LOG_LEVELS, case_sensitive=False),
+            help="Solver log level passed to the Template (DEBUG also turns on package-analyzer debug); "
+            "unset keeps the Template's default."),
+    _option("--pushgateway-url", env="PROMETHEUS_PUSHGATEWAY_URL", callback=_url,
+            help="Push metrics to this Prometheus Pushgateway at the end of the run; unset means no push."),
+    _option("--deployment-name", env="NAMESPACE", default=config.DEFAULT_DEPLOYMENT_NAME,
+            help="Deployment name, the env label of the info metric."),
+    _option("--dry-run/--no-dry-run", env="THOTH_DRY_RUN", default=False,
+            help="Plan and render, print the plan, create nothing."),
+    _option("--output-dir", env="THOTH_GRAPH_REFRESH_OUTPUT_DIR", callback=_empty_is_none,
+            type=click.Path(file_okay=False, path_type=Path),
+            help="Dry run: write one YAML manifest per planned Job into this folder."),
+    _option("--report", "report_path", env="THOTH_GRAPH_REFRESH_REPORT", callback=_empty_is_none,
+            type=click.Path(dir_okay=False, path_type=Path), help="Write the JSON run report to this file."),
+    _option("--max-in-flight", env="THOTH_GRAPH_REFRESH_MAX_IN_FLIGHT", default=config.DEFAULT_MAX_IN_FLIGHT,
+            type=NON_NEGATIVE, help="Cap on live owned Jobs in middletier; 0 means no cap."),
+    _option("--qps", env="THOTH_GRAPH_REFRESH_QPS", default=config.DEFAULT_QPS, type=click.FloatRange(min=0),
+            help="Client-side API request rate limit, requests per second; 0 means no limit."),
+    _option("--burst", env="THOTH_GRAPH_REFRESH_BURST", default=config.DEFAULT_BURST,
+            type=click.IntRange(min=1), help="API requests allowed in a burst above --qps."),
+    _option("--workers", env="THOTH_GRAPH_REFRESH_WORKERS", default=config.DEFAULT_WORKERS,
+            type=click.IntRange(min=1), help="Concurrent Job create requests."),
+    _option("--job-ttl", env="THOTH_GRAPH_REFRESH_JOB_TTL", default=config.DEFAULT_JOB_TTL_SECONDS,
+            type=NON_NEGATIVE,
+            help="Seconds: ttlSecondsAfterFinished for Jobs whose Template has none; also the failure back-off."),
+]
+
+
+def _with_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(OPTIONS):
+        function = option(function)
+    return function
+
+
+def build_settings(params: dict[str, Any]) -> Settings:
+    """Settings from parsed parameters; cross-field checks raise ConfigError naming the variable."""
+    p = params
+    if p["template_dir"] is None and p["infra_namespace"] is None:
+        raise ConfigError("THOTH_INFRA_NAMESPACE (--infra-namespace) is required unless --template-dir is given")
+    if not p["dry_run"] and p["middletier_namespace"] is None:
+        raise ConfigError("THOTH_MIDDLETIER_NAMESPACE (--middletier-namespace) is required unless --dry-run")
+    if bool(p["dgraph_user"]) != bool(p["dgraph_password"]):
+        raise ConfigError("GRAPH_REFRESH_DGRAPH_USER and GRAPH_REFRESH_DGRAPH_PASSWORD must be set together")
+    if p["graph_tls_path"] is not None and not p["graph_service_host"]:
+        logger.warning("GRAPH_TLS_PATH is set but GRAPH_SERVICE_HOST is not: using the embedded SQLite store")
+    return Settings(
+        store=StoreSettings(
+            graph_service_host=p["graph_service_host"],
+            graph_tls_path=p["graph_tls_path"],
+            dgraph_user=p["dgraph_user"],
+            dgraph_password=p["dgraph_password"],
+            sqlite_path=p["sqlite_path"],
+        ),
+        cluster=ClusterSettings(
+            infra_namespace=p["infra_namespace"],
+            middletier_namespace=p["middletier_namespace"],
+            verify_tls=p["verify_tls"],
+            template_dir=p["template_dir"],
+            qps=p["qps"],
+            burst=p["burst"],
+            workers=p["workers"],
+        ),
+        plan=PlanSettings(
+            eager_stop=p["eager_stop"],
+            max_in_flight=p["max_in_flight"],
+            no_solvers=p["no_solvers"],
+            no_package_analyzers=p["no_package_analyzers"],
+            dry_run=p["dry_run"],
+            output_dir=p["output_dir"],
+            job_ttl_seconds=p["job_ttl"],
+            solver_output=p["solver_output"],
+            package_analyzer_output=p["package_analyzer_output"],
+            subgraph_check_api=p["subgraph_check_api"],
+            log_solver=p["log_solver"].upper() if p["log_solver"] else None,
+        ),
+        metrics=MetricsSettings(
+            pushgateway_url=p["pushgateway_url"],
+            deployment_name=p["deployment_name"],
+            report_path=p["report_path"],
+        ),
+    )
+
+
+def exit_code(report: RunReport) -> int:
+    """0 all created or present, 3 some creates failed, 1 every create failed (SPEC §7)."""
+    failed = sum(report.totals(kind).failed for kind in KINDS)
+    done = sum(report.totals(kind).scheduled + report.totals(kind).already_scheduled for kind in KINDS)
+    if failed and not done:
+        return EXIT_FAILED
+    return EXIT_PARTIAL if failed else EXIT_OK
+
+
+class _Progress:
+    """A counter on stderr while long work runs, only when stderr is a terminal (never in logs or CI)."""
+
+    EVERY = 1000
+
+    def __init__(self, label: str) -> None:
+        self.enabled = sys.stderr.isatty()
+        self.label = label
+        self.count = 0
+
+    def tick(self) -> None:
+        self.count += 1
+        if self.enabled and self.count % self.EVERY == 0:
+            click.echo(f"\r{self.label}: {self.count}", err=True, nl=False)
+
+    def done(self) -> None:
+        if self.enabled and self.count >= self.EVERY:
+            click.echo(f"\r{self.label}: {self.count}", err=True)
+
+    @staticmethod
+    def wrap(items: Iterable[T], label: str) -> Iterable[T]:
+        if not sys.stderr.isatty():
+            return items
+        return click.progressbar(list(items), label=label, file=sys.stderr)  # type: ignore[return-value]
+
+
+def _init_logging() -> None:
+    from thoth.common import init_logging
+
+    init_logging()
+    logging.getLogger("graph_refresh").setLevel(logging.INFO)
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@_with_options
+@click.version_option(__version__, prog_name="graph-refresh")
+@click.pass_context
+def main(ctx: click.Context, **params: Any) -> None:
+    """Schedule solver and package-analyzer Jobs for package versions the knowledge graph lacks.
+
+    With no command, runs one refresh. Every option can also be set by the environment variable shown.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["params"] = params
+    if ctx.invoked_subcommand is not None:
+        return
+    _init_logging()
+    try:
+        settings = build_settings(params)
+    except ConfigError as error:
+        raise ConfigFailure(str(error)) from error
+    logger.info("graph-refresh %s starting with %s", __version__, json.dumps(config.redacted(settings)))
+    report = RunReport(dry_run=settings.plan.dry_run, store=settings.store.kind)
+    progress = _Progress("candidates examined")
+    started = time.monotonic()
+    try:
+        refresh.run(
+            settings=settings,
+            report=report,
+            connect=ctx.obj.get("connect"),
+            sleep=ctx.obj.get("sleep"),
+            on_examined=progress.tick,
+        )
+        report.exit_code = exit_code(report)
+    except ConfigError as error:
+        raise ConfigFailure(str(error)) from error
+    except GraphRefreshError as error:
+        logger.error("Run failed: %s", error)
+        report.error = str(error)
+        report.exit_code = EXIT_FAILED
+    finally:
+        progress.done()
+    report.duration_seconds = time.monotonic() - started
+    click.echo(report.plan_table())
+    logger.info("%s", report.summary_line())
+    if settings.metrics.report_path is not None:
+        report.write(settings.metrics.report_path)
+    ctx.exit(report.exit_code)
+
+
+@main.command("import-graph")
+@click.argument("graph_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_context
+def import_graph(ctx: click.Context, graph_file: Path) -> None:
+    """Load GRAPH_FILE (JSON, see README) into the embedded SQLite store, idempotently, in one transaction."""
+    params = ctx.obj["params"]
+    if params["graph_service_host"]:
+        raise click.UsageError(
+            "GRAPH_SERVICE_HOST is set: import-graph only writes the embedded SQLite store "
+            "(graph-refresh never writes to the production graph); unset it to import"
+        )
+    _init_logging()
+    path: Path = params["sqlite_path"]
+    try:
+        graph = load_graph_file(graph_file)
+        store = SQLiteStore(path)
+        try:
+            added = store.import_graph(graph, progress=lambda items: _Progress.wrap(items, "Importing"))
+        finally:
+            store.close()
+    except ConfigError as error:
+        raise ConfigFailure(str(error)) from error
+    except GraphRefreshError as error:
+        logger.error("Import failed: %s", error)
+        ctx.exit(EXIT_FAILED)
+    click.echo(
+        f"Imported {graph_file} into {path}: {len(graph)} records; new rows: "
+        + ", ".join(f"{table}={count}" for table, count in added.items())
+    )

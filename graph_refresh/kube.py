@@ -1,0 +1,184 @@
+"""The only module that talks to the Kubernetes API (kubernetes 11 client).
+
+Objects travel as plain dicts (``_preload_content=False``): graph-refresh never needs the
+generated models, and raw JSON keeps Template and Job bodies exactly as the server has them.
+Every client error is wrapped in :class:`ClusterError` at this boundary, with the HTTP status,
+the server's message (truncated) and which verb on which resource in which namespace failed.
+The loaded Configuration holds the bearer token: it is never logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import urllib3
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+from kubernetes.config.config_exception import ConfigException
+from kubernetes.config.incluster_config import SERVICE_CERT_FILENAME, SERVICE_TOKEN_FILENAME, InClusterConfigLoader
+from kubernetes.utils.quantity import parse_quantity as _parse_quantity
+
+from graph_refresh.config import ClusterSettings
+from graph_refresh.errors import ClusterError, ConfigError, truncate
+from graph_refresh.items import OWNED_SELECTOR
+
+logger = logging.getLogger(__name__)
+
+REQUEST_TIMEOUT = (10, 60)  # (connect, read) seconds; kubernetes 11 only honours ints or a tuple
+LIST_PAGE_SIZE = 500  # objects per list call; the API server's continue token carries us on
+TEMPLATE_SELECTOR = "template in (solver,package-analyzer)"
+
+T = TypeVar("T")
+
+
+def parse_quantity(value: str | int | float) -> Decimal:
+    """A Kubernetes quantity (``500m``, ``3Gi``, ``1``) as a Decimal."""
+    return Decimal(_parse_quantity(value))
+
+
+def _load_configuration(settings: ClusterSettings) -> client.Configuration:
+    """In-cluster service account first, then ``KUBECONFIG`` / ``~/.kube/config``, like oc and kubectl."""
+    configuration = client.Configuration()
+    loader = InClusterConfigLoader(token_filename=SERVICE_TOKEN_FILENAME, cert_filename=SERVICE_CERT_FILENAME)
+    try:
+        loader._load_config()  # the public load_and_set() would replace the process-wide default
+        configuration.host = loader.host
+        configuration.ssl_ca_cert = loader.ssl_ca_cert
+        configuration.api_key["authorization"] = "bearer " + loader.token.strip()
+        source = "in-cluster service account"
+    except ConfigException:
+        try:
+            config.load_kube_config(client_configuration=configuration, persist_config=False)
+        except (ConfigException, OSError, TypeError, ValueError) as error:
+            raise ConfigError(
+                f"no cluster credentials: not in a cluster, and no usable kubeconfig "
+                f"({os.environ.get('KUBECONFIG', '~/.kube/config')}): {error}"
+            ) from error
+        source = f"kubeconfig {os.environ.get('KUBECONFIG', '~/.kube/config')}"
+    if not settings.verify_tls:
+        logger.warning(
+            "KUBERNETES_VERIFY_TLS=0: the API server's certificate is NOT verified; anyone on the network "
+            "path can impersonate %s and read the service account token",
+            configuration.host,
+        )
+        configuration.verify_ssl = False
+        configuration.assert_hostname = False
+    configuration.connection_pool_maxsize = max(settings.workers, 1) + 1
+    logger.info("Cluster API %s (credentials from %s)", configuration.host, source)
+    return configuration
+
+
+def _message(error: ApiException) -> str:
+    try:
+        body = json.loads(error.body or b"{}")
+        return str(body.get("message") or error.reason)
+    except (ValueError, AttributeError):
+        return str(error.reason or error.body)
+
+
+def _retry_after(error: ApiException) -> float | None:
+    value = (error.headers or {}).get("Retry-After")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+class Cluster:
+    """The cluster as graph-refresh sees it: Templates in infra, owned Jobs and quotas in middletier."""
+
+    def __init__(self, settings: ClusterSettings) -> None:
+        self._configuration = _load_configuration(settings)
+        self._api = client.ApiClient(self._configuration)
+        self._batch = client.BatchV1Api(self._api)
+        self._core = client.CoreV1Api(self._api)
+        self._custom = client.CustomObjectsApi(self._api)
+
+    def _call(self, verb: str, resource: str, namespace: str, request: Callable[[], T]) -> T:
+        try:
+            return request()
+        except ApiException as error:
+            status = int(error.status or 0)
+            raise ClusterError(
+                f"{verb} {resource} in namespace {namespace!r} was refused ({status} {error.reason}): "
+                f"{truncate(_message(error))}",
+                status=status,
+                retry_after=_retry_after(error),
+            ) from error
+        except urllib3.exceptions.HTTPError as error:
+            cause = error.reason if isinstance(error, urllib3.exceptions.MaxRetryError) else error
+            kind = "TLS verification failed" if isinstance(cause, urllib3.exceptions.SSLError) else "no answer"
+            raise ClusterError(
+                f"{verb} {resource} in namespace {namespace!r}: {kind} from {self._configuration.host}: "
+                f"{truncate(str(cause))}"
+            ) from error
+
+    @staticmethod
+    def _json(response: Any) -> Any:
+        return json.loads(response.data)
+
+    def list_templates(self, namespace: str) -> list[dict[str, Any]]:
+        """The Templates labelled template=solver or template=package-analyzer in ``namespace``."""
+        body = self._call(
+            "list",
+            "templates.template.openshift.io",
+            namespace,
+            lambda: self._custom.list_namespaced_custom_object(
+                "template.openshift.io",
+                "v1",
+                namespace,
+                "templates",
+                label_selector=TEMPLATE_SELECTOR,
+                _request_timeout=REQUEST_TIMEOUT,
+            ),
+        )
+        return list(body.get("items") or [])
+
+    def list_owned_jobs(self, namespace: str) -> Iterator[dict[str, Any]]:
+        """Jobs labelled as created by graph-refresh, paged with ``limit``/``continue``."""
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"label_selector": OWNED_SELECTOR, "limit": LIST_PAGE_SIZE}
+            if token:
+                kwargs["_continue"] = token
+            response = self._call(
+                "list",
+                "jobs.batch",
+                namespace,
+                lambda: self._batch.list_namespaced_job(
+                    namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT, **kwargs
+                ),
+            )
+            body = self._json(response)
+            yield from body.get("items") or []
+            token = (body.get("metadata") or {}).get("continue")
+            if not token:
+                return
+
+    def list_quotas(self, namespace: str) -> list[dict[str, Any]]:
+        """Every ResourceQuota in ``namespace``, as the API returns them."""
+        response = self._call(
+            "list",
+            "resourcequotas",
+            namespace,
+            lambda: self._core.list_namespaced_resource_quota(
+                namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
+            ),
+        )
+        return list(self._json(response).get("items") or [])
+
+    def create_job(self, namespace: str, job: dict[str, Any]) -> None:
+        """Create one Job; raises ClusterError (409 when it exists, 403 when refused, ...)."""
+        self._call(
+            "create",
+            "jobs.batch",
+            namespace,
+            lambda: self._batch.create_namespaced_job(
+                namespace, job, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
+            ),
+        )

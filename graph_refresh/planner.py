@@ -1,0 +1,93 @@
+"""Decide which candidates become Jobs (SPEC §2 step 5, §4). Pure: no I/O, no clock.
+
+Candidate streams (one per solver, one for the analyzer) are served round-robin: each turn a
+stream examines candidates until one is schedulable, yields it and goes to the back of the queue.
+Candidates that are invalid or already owned are skipped with their reason and do not use a
+slot. When a cap governs a stream (eager stop for its kind, or no free capacity), the stream
+counts its next candidate under that reason and stops; later candidates are backlog, not skips.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+
+from graph_refresh.capacity import Capacity, Cost
+from graph_refresh.items import Candidate, Kind, WorkItem, invalid_reason
+from graph_refresh.report import RunReport
+
+logger = logging.getLogger(__name__)
+
+
+class JobState(enum.Enum):
+    """What the cluster says about an owned Job, and the skip reason it gives its item."""
+
+    IN_FLIGHT = "in-flight"
+    FAILED = "failed-recently"
+    COMPLETE = "awaiting-sync"
+
+
+@dataclass
+class Stream:
+    """The candidates of one solver, or of the analyzer (``solver`` None), and the cost of one of its Jobs."""
+
+    kind: Kind
+    solver: str | None
+    candidates: Iterator[Candidate]
+    cost: Cost
+
+
+def plan(
+    streams: list[Stream],
+    *,
+    report: RunReport,
+    owned: Mapping[str, JobState],
+    capacity: Capacity,
+    eager_stop: int = 0,
+    on_examined: Callable[[], None] = lambda: None,
+) -> Iterator[WorkItem]:
+    """Yield the items to schedule, round-robin over ``streams``, counting every skip in ``report``.
+
+    ``owned`` maps Job names graph-refresh already owns in the cluster to their state.
+    ``eager_stop`` caps the items yielded per kind (0 = no cap). ``capacity`` is taken from for each
+    item yielded and may be exhausted from outside (a quota refusal at create time).
+    """
+    planned: Counter[str] = Counter()
+    queue = deque(streams)
+    while queue:
+        stream = queue.popleft()
+        counts = report.counts(stream.kind, stream.solver)
+        for candidate in stream.candidates:
+            counts.examined += 1
+            on_examined()
+            stop = _cap_reached(stream, planned, capacity, eager_stop)
+            if stop:
+                counts.skipped[stop] += 1
+                report.stopped_by[stream.kind] = report.stopped_by[stream.kind] or stop
+                break
+            reason = invalid_reason(candidate)
+            if reason:
+                logger.debug("Skipping invalid %s candidate %r: %s", stream.kind, candidate, reason)
+                counts.skipped["invalid"] += 1
+                continue
+            item = WorkItem(stream.kind, stream.solver, candidate)
+            state = owned.get(item.job_name)
+            if state is not None:
+                counts.skipped[state.value] += 1
+                continue
+            capacity.take(stream.cost)
+            planned[stream.kind] += 1
+            yield item
+            queue.append(stream)
+            break
+
+
+def _cap_reached(stream: Stream, planned: Counter[str], capacity: Capacity, eager_stop: int) -> str | None:
+    if eager_stop and planned[stream.kind] >= eager_stop:
+        return "eager-stop"
+    if not capacity.admits(stream.cost):
+        return "capacity"
+    return None

@@ -1,0 +1,140 @@
+"""One run of graph-refresh, end to end (SPEC §2): store → Templates → cluster view → plan → render →
+create (or write) → report. The CLI calls :func:`run` once and decides the exit code from the report."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from graph_refresh import kube
+from graph_refresh.capacity import Capacity, Quota
+from graph_refresh.config import Settings
+from graph_refresh.items import ANALYZER, KINDS, LABEL_KIND, SOLVER
+from graph_refresh.planner import JobState, Stream, plan
+from graph_refresh.report import RunReport
+from graph_refresh.scheduler import Renderer, dry_run, submit
+from graph_refresh.store import open_store
+from graph_refresh.store.base import GraphStore
+from graph_refresh.templates import JobTemplates, load_job_templates, read_template_dir
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ClusterView:
+    """What middletier holds that graph-refresh owns, and its quotas."""
+
+    owned: dict[str, JobState] = field(default_factory=dict)
+    live: Counter[str] = field(default_factory=Counter)
+    quotas: list[Quota] = field(default_factory=list)
+
+
+def job_state(job: Mapping[str, Any]) -> JobState:
+    """In flight until a ``Complete`` or ``Failed`` condition is true (a Job without status is in flight)."""
+    for condition in (job.get("status") or {}).get("conditions") or []:
+        if condition.get("status") == "True" and condition.get("type") == "Failed":
+            return JobState.FAILED
+        if condition.get("status") == "True" and condition.get("type") == "Complete":
+            return JobState.COMPLETE
+    return JobState.IN_FLIGHT
+
+
+def read_cluster_view(cluster: kube.Cluster, namespace: str) -> ClusterView:
+    """List the owned Jobs (paged) and the ResourceQuotas of ``namespace``."""
+    view = ClusterView(quotas=[Quota.from_object(q) for q in cluster.list_quotas(namespace)])
+    for job in cluster.list_owned_jobs(namespace):
+        metadata = job.get("metadata") or {}
+        state = job_state(job)
+        view.owned[metadata.get("name", "")] = state
+        if state is JobState.IN_FLIGHT:
+            view.live[(metadata.get("labels") or {}).get(LABEL_KIND, SOLVER)] += 1
+    logger.info(
+        "middletier %r: %d owned Jobs (%d live), %d ResourceQuotas",
+        namespace,
+        len(view.owned),
+        sum(view.live.values()),
+        len(view.quotas),
+    )
+    return view
+
+
+def load_templates(settings: Settings, cluster: kube.Cluster | None) -> JobTemplates:
+    """Both Templates, from ``--template-dir`` or from the infra namespace."""
+    folder = settings.cluster.template_dir
+    if folder is not None:
+        return load_job_templates(read_template_dir(folder), where=f"folder {str(folder)!r}")
+    namespace = settings.cluster.infra_namespace
+    assert cluster is not None and namespace is not None, "checked by the CLI"
+    return load_job_templates(cluster.list_templates(namespace), where=f"namespace {namespace!r}")
+
+
+def _streams(store: GraphStore, templates: JobTemplates, renderer: Renderer, settings: Settings) -> list[Stream]:
+    streams = []
+    if not settings.plan.no_solvers:
+        for environment in templates.solver_environments():
+            cost = renderer.probe_cost(SOLVER, environment.name)
+            streams.append(Stream(SOLVER, environment.name, store.solver_candidates(environment), cost))
+    if not settings.plan.no_package_analyzers:
+        streams.append(Stream(ANALYZER, None, store.analyzer_candidates(), renderer.probe_cost(ANALYZER, None)))
+    return streams
+
+
+def needs_cluster(settings: Settings) -> bool:
+    """A dry run from a template folder stays off the cluster unless middletier is named (SPEC §2.4)."""
+    c = settings.cluster
+    return c.template_dir is None or not settings.plan.dry_run or c.middletier_namespace is not None
+
+
+def run(
+    *,
+    settings: Settings,
+    report: RunReport,
+    connect: Callable[[], kube.Cluster] | None = None,
+    sleep: Callable[[float], None] | None = None,
+    on_examined: Callable[[], None] = lambda: None,
+) -> None:
+    """Do one run, filling ``report`` as it goes; raise a GraphRefreshError on a systemic failure.
+
+    Nothing is created before the store, the Templates and the cluster view have all been read.
+    ``connect`` builds the cluster client (only called when the run needs the cluster).
+    """
+    cluster = (connect or (lambda: kube.Cluster(settings.cluster)))() if needs_cluster(settings) else None
+    store = open_store(settings.store)
+    try:
+        templates = load_templates(settings, cluster)
+        namespace = settings.cluster.middletier_namespace
+        view = read_cluster_view(cluster, namespace) if cluster is not None and namespace else ClusterView()
+        for kind in KINDS:
+            report.in_flight[kind] = view.live[kind]
+        renderer = Renderer(templates, settings.plan, namespace)
+        capacity = Capacity.from_cluster(
+            max_in_flight=settings.plan.max_in_flight, live_jobs=sum(view.live.values()), quotas=view.quotas
+        )
+        items = plan(
+            _streams(store, templates, renderer, settings),
+            report=report,
+            owned=view.owned,
+            capacity=capacity,
+            eager_stop=settings.plan.eager_stop,
+            on_examined=on_examined,
+        )
+        if settings.plan.dry_run:
+            dry_run(items, renderer=renderer, report=report, output_dir=settings.plan.output_dir)
+        else:
+            assert cluster is not None and namespace is not None, "checked by the CLI"
+            submit(
+                items,
+                renderer=renderer,
+                report=report,
+                cluster=cluster,
+                namespace=namespace,
+                capacity=capacity,
+                settings=settings.cluster,
+                sleep=sleep,
+            )
+    finally:
+        store.close()
+

@@ -1,0 +1,162 @@
+"""The run report (SPEC §8): the one record of a run. The summary line, the plan table and the
+metrics are all derived from it."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from graph_refresh import __version__
+from graph_refresh.items import ANALYZER, KINDS, SOLVER, Kind
+
+SKIP_REASONS = ("invalid", "in-flight", "failed-recently", "awaiting-sync", "eager-stop", "capacity")
+CAP_REASONS = ("eager-stop", "capacity")
+
+
+@dataclass
+class Counts:
+    """Outcomes of one candidate stream (a solver, or the analyzer), or a sum of them."""
+
+    examined: int = 0
+    scheduled: int = 0
+    already_scheduled: int = 0
+    failed: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+
+    def __iadd__(self, other: Counts) -> Counts:
+        self.examined += other.examined
+        self.scheduled += other.scheduled
+        self.already_scheduled += other.already_scheduled
+        self.failed += other.failed
+        self.skipped.update(other.skipped)
+        return self
+
+    @property
+    def balanced(self) -> bool:
+        """The accounting invariant: every examined candidate has exactly one outcome."""
+        outcomes = self.scheduled + self.already_scheduled + self.failed + sum(self.skipped.values())
+        return self.examined == outcomes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "examined": self.examined,
+            "scheduled": self.scheduled,
+            "already_scheduled": self.already_scheduled,
+            "failed": self.failed,
+            "skipped": {reason: self.skipped[reason] for reason in sorted(self.skipped) if self.skipped[reason]},
+        }
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A Job that could not be created after retries."""
+
+    job: str
+    kind: Kind
+    status: int
+    reason: str
+
+
+@dataclass
+class RunReport:
+    """What one run did; filled in as the run goes, so a failed run still reports how far it got."""
+
+    dry_run: bool
+    store: str
+    version: str = __version__
+    exit_code: int = 0
+    duration_seconds: float = 0.0
+    in_flight: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    solvers: dict[str, Counts] = field(default_factory=dict)
+    analyzer: Counts = field(default_factory=Counts)
+    stopped_by: dict[str, str | None] = field(default_factory=lambda: dict.fromkeys(KINDS, None))
+    failures: list[Failure] = field(default_factory=list)
+    error: str | None = None
+
+    def counts(self, kind: Kind, solver: str | None) -> Counts:
+        """The counts of one stream, created on first use."""
+        if kind == ANALYZER:
+            return self.analyzer
+        assert solver is not None
+        return self.solvers.setdefault(solver, Counts())
+
+    def totals(self, kind: Kind) -> Counts:
+        """All streams of one kind added up."""
+        if kind == ANALYZER:
+            total = Counts()
+            total += self.analyzer
+            return total
+        total = Counts()
+        for counts in self.solvers.values():
+            total += counts
+        return total
+
+    def to_dict(self) -> dict[str, Any]:
+        totals = {}
+        for kind in KINDS:
+            totals[kind] = {**self.totals(kind).to_dict(), "stopped_by": self.stopped_by[kind]}
+        return {
+            "version": self.version,
+            "dry_run": self.dry_run,
+            "exit_code": self.exit_code,
+            "duration_seconds": round(self.duration_seconds, 3),
+            "store": self.store,
+            "in_flight": dict(self.in_flight),
+            "totals": totals,
+            "solvers": {name: counts.to_dict() for name, counts in sorted(self.solvers.items())},
+            "failures": [vars(failure) for failure in self.failures],
+            "error": self.error,
+        }
+
+    def write(self, path: Path) -> None:
+        """Write the JSON report atomically: a reader sees the old file or the whole new one."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as stream:
+                json.dump(self.to_dict(), stream, indent=2, sort_keys=False)
+                stream.write("\n")
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def summary_line(self) -> str:
+        """One line for the log: per kind, what was examined, scheduled and skipped, and the exit code."""
+        parts = []
+        for kind in KINDS:
+            t = self.totals(kind)
+            skipped = ",".join(f"{reason}={t.skipped[reason]}" for reason in sorted(t.skipped) if t.skipped[reason])
+            stop = f" stopped_by={self.stopped_by[kind]}" if self.stopped_by[kind] else ""
+            parts.append(
+                f"{kind}: examined={t.examined} scheduled={t.scheduled} already_scheduled={t.already_scheduled} "
+                f"failed={t.failed} skipped={{{skipped}}}{stop}"
+            )
+        mode = "dry run" if self.dry_run else "run"
+        return f"graph-refresh {mode} finished in {self.duration_seconds:.2f}s, exit {self.exit_code}; " + "; ".join(
+            parts
+        )
+
+    def plan_table(self) -> str:
+        """A fixed-width table: one row per solver and the analyzer, and a total per kind."""
+        verb = "planned" if self.dry_run else "scheduled"
+        header = ["kind", "solver", "examined", verb, "already", "failed", *SKIP_REASONS]
+        rows: list[list[str]] = []
+
+        def row(kind: str, solver: str, c: Counts) -> list[str]:
+            numbers = [c.examined, c.scheduled, c.already_scheduled, c.failed, *(c.skipped[r] for r in SKIP_REASONS)]
+            return [kind, solver, *map(str, numbers)]
+
+        for name, counts in sorted(self.solvers.items()):
+            rows.append(row(SOLVER, name, counts))
+        rows.append(row(SOLVER, "(all solvers)", self.totals(SOLVER)))
+        rows.append(row(ANALYZER, "-", self.analyzer))
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+        lines = ["  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths)))
+                 for r in [header, *rows]]
+        return "\n".join(line.rstrip() for line in lines)

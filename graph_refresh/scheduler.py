@@ -1,0 +1,294 @@
+"""Where Templates meet the cluster: render planned items into Jobs, then create them or, in a dry
+run, write them out; count every outcome in the run report (SPEC §2 steps 6-7)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from graph_refresh import kube
+from graph_refresh.capacity import Capacity, job_cost
+from graph_refresh.config import ClusterSettings, PlanSettings
+from graph_refresh.errors import ClusterError, TemplateError, truncate
+from graph_refresh.items import ANALYZER, Candidate, Kind, WorkItem
+from graph_refresh.report import Failure, RunReport
+from graph_refresh.templates import JobTemplate, JobTemplates
+
+logger = logging.getLogger(__name__)
+
+_PROBE = Candidate("probe", "0", "https://probe.invalid/simple")  # renders a Template once before planning
+
+
+@dataclass(frozen=True)
+class Renderer:
+    """Turns a work item into the batch/v1 Job to create in ``namespace``."""
+
+    templates: JobTemplates
+    plan: PlanSettings
+    namespace: str | None = None
+
+    def _template(self, item: WorkItem) -> JobTemplate:
+        if item.kind == ANALYZER:
+            return self.templates.analyzer
+        assert item.solver is not None
+        return self.templates.solvers[item.solver][1]
+
+    def parameters(self, item: WorkItem) -> dict[str, str]:
+        """Template parameter values for one item (undeclared ones are ignored by processing)."""
+        name, version, index_url = item.candidate
+        plan = self.plan
+        if item.kind == ANALYZER:
+            values = {
+                "THOTH_PACKAGE_ANALYZER_JOB_ID": item.job_name,
+                "THOTH_PACKAGE_ANALYZER_PACKAGE_NAME": name,
+                "THOTH_PACKAGE_ANALYZER_PACKAGE_VERSION": version,
+                "THOTH_PACKAGE_ANALYZER_INDEX_URL": index_url,
+                "THOTH_PACKAGE_ANALYZER_OUTPUT": plan.package_analyzer_output,
+            }
+            if plan.log_solver and plan.log_solver.upper() == "DEBUG":
+                values["THOTH_PACKAGE_ANALYZER_DEBUG"] = "1"
+        else:
+            values = {
+                "THOTH_SOLVER_JOB_ID": item.job_name,
+                "THOTH_SOLVER_PACKAGES": item.requirement,
+                "THOTH_SOLVER_INDEXES": index_url,
+                "THOTH_SOLVER_OUTPUT": plan.solver_output,
+                "THOTH_SOLVER_NO_TRANSITIVE": "0",
+                "THOTH_SOLVER_SUBGRAPH_CHECK_API": plan.subgraph_check_api,
+            }
+            if plan.log_solver:
+                values["THOTH_LOG_SOLVER"] = plan.log_solver
+        values["THOTH_DOCUMENT_ID"] = item.job_name
+        return values
+
+    def render(self, item: WorkItem) -> dict[str, Any]:
+        """The Job for ``item``: the processed Template object with our name, labels and TTL."""
+        job = self._template(item).render(self.parameters(item))
+        metadata = job.setdefault("metadata", {})
+        metadata["name"] = item.job_name
+        if self.namespace:
+            metadata["namespace"] = self.namespace
+        metadata["labels"] = {**(metadata.get("labels") or {}), **item.labels}
+        spec = job.setdefault("spec", {})
+        spec.setdefault("ttlSecondsAfterFinished", self.plan.job_ttl_seconds)
+        job.pop("status", None)
+        return job
+
+    def probe_cost(self, kind: Kind, solver: str | None) -> dict[str, Decimal]:
+        """Render a stand-in item to check the Template early and learn what one Job costs."""
+        probe = WorkItem(kind, solver, _PROBE)
+        template = self._template(probe)
+        job = self.render(probe)
+        try:
+            return job_cost(job)
+        except (ValueError, ArithmeticError, TypeError) as error:
+            raise TemplateError(
+                f"Template {template.template_name!r}: a container resource quantity cannot be read: {error}"
+            ) from error
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def dry_run(items: Iterable[WorkItem], *, renderer: Renderer, report: RunReport, output_dir: Path | None) -> None:
+    """Render every planned item and count it as scheduled; write one YAML manifest per Job when asked.
+
+    Each manifest is written atomically under its Job name, so a re-run rewrites the same bytes.
+    """
+    if output_dir is not None:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    for item in items:
+        job = renderer.render(item)
+        if output_dir is not None:
+            text = yaml.safe_dump(job, sort_keys=False, default_flow_style=False, allow_unicode=True)
+            _write_atomically(output_dir / f"{item.job_name}.yaml", text)
+        report.counts(item.kind, item.solver).scheduled += 1
+        logger.debug("Would create Job %s (%s %s)", item.job_name, item.kind, item.candidate)
+
+
+
+MAX_ATTEMPTS = 5  # create attempts per Job on 429/5xx/timeouts before it counts as failed
+BACKOFF_BASE_SECONDS = 0.5  # first retry waits about this long, doubling each time
+BACKOFF_CAP_SECONDS = 30.0  # no single wait longer than this
+QUOTA_MARKER = "exceeded quota"  # how the API says a ResourceQuota refused an object
+
+
+class RateLimiter:
+    """Client-side token bucket (client-go's QPS/burst): ``burst`` requests at once, then ``qps`` per second.
+
+    A caller reserves a token and sleeps for the time until it is due, so the bucket works the
+    same with a real clock and with a test's fake sleep. ``qps`` 0 means no limit.
+    """
+
+    def __init__(self, qps: float, burst: int, *, clock: Callable[[], float], sleep: Callable[[float], None]):
+        self._qps = qps
+        self._burst = max(burst, 1)
+        self._tokens = float(self._burst)
+        self._clock = clock
+        self._sleep = sleep
+        self._last = clock()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        if not self._qps:
+            return
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self._burst, self._tokens + (now - self._last) * self._qps) - 1
+            self._last = now
+            wait = -self._tokens / self._qps if self._tokens < 0 else 0.0
+        if wait:
+            self._sleep(wait)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one create: ``created``, ``already``, ``capacity`` or ``failed`` (with status and reason)."""
+
+    result: str
+    status: int = 0
+    reason: str = ""
+
+
+class Submitter:
+    """Creates Jobs with retries; raises ClusterError for systemic refusals (401, 403 other than quota)."""
+
+    def __init__(
+        self,
+        cluster: kube.Cluster,
+        namespace: str,
+        *,
+        limiter: RateLimiter,
+        sleep: Callable[[float], None],
+        rng: random.Random,
+    ) -> None:
+        self._cluster = cluster
+        self._namespace = namespace
+        self._limiter = limiter
+        self._sleep = sleep
+        self._rng = rng
+
+    def backoff(self, attempt: int) -> float:
+        """Capped exponential backoff with full jitter: uniform in [0, min(cap, base * 2**attempt)]."""
+        return self._rng.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt))
+
+    def create(self, job: dict[str, Any]) -> Outcome:
+        """Create one Job: 409 is ``already``, a quota 403 ``capacity``, 429/5xx/timeouts are retried."""
+        last = Outcome("failed")
+        for attempt in range(MAX_ATTEMPTS):
+            self._limiter.acquire()
+            try:
+                self._cluster.create_job(self._namespace, job)
+                return Outcome("created")
+            except ClusterError as error:
+                reason = truncate(str(error), 200)
+                if error.status == 409:
+                    return Outcome("already", 409, reason)
+                if error.status == 403 and QUOTA_MARKER in str(error):
+                    return Outcome("capacity", 403, reason)
+                if error.status in (401, 403):
+                    raise
+                last = Outcome("failed", error.status, reason)
+                if error.status == 429:
+                    wait = error.retry_after if error.retry_after is not None else self.backoff(attempt)
+                elif error.status == 0 or error.status >= 500:
+                    wait = self.backoff(attempt)
+                else:
+                    return last  # the API rejected this Job (e.g. 422): retrying cannot help
+                if attempt + 1 < MAX_ATTEMPTS:
+                    logger.info("Create of %s got %s, retrying in %.1fs", job["metadata"]["name"], error.status, wait)
+                    self._sleep(wait)
+        return last
+
+
+def submit(
+    items: Iterable[WorkItem],
+    *,
+    renderer: Renderer,
+    report: RunReport,
+    cluster: kube.Cluster,
+    namespace: str,
+    capacity: Capacity,
+    settings: ClusterSettings,
+    sleep: Callable[[float], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    rng: random.Random | None = None,
+) -> None:
+    """Create the Job of every item, ``settings.workers`` at a time, and count each outcome.
+
+    Order of effects per item: render, create, then count; a crash after a create is deduplicated
+    by the 409 on the next run. A systemic refusal stops submitting new items, waits for those in
+    flight, counts them, and re-raises.
+    """
+    sleep = sleep or time.sleep
+    submitter = Submitter(
+        cluster,
+        namespace,
+        limiter=RateLimiter(settings.qps, settings.burst, clock=clock, sleep=sleep),
+        sleep=sleep,
+        rng=rng or random.Random(),
+    )
+    workers = max(settings.workers, 1)
+    pending: dict[Future[Outcome], WorkItem] = {}
+    systemic: ClusterError | None = None
+
+    def settle(done: Iterable[Future[Outcome]]) -> None:
+        nonlocal systemic
+        for future in done:
+            item = pending.pop(future)
+            try:
+                outcome = future.result()
+            except ClusterError as error:
+                systemic = systemic or error
+                outcome = Outcome("failed", error.status, truncate(str(error), 200))
+            _count(item, outcome, report, capacity)
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="create") as pool:
+        for item in items:
+            job = renderer.render(item)
+            pending[pool.submit(submitter.create, job)] = item
+            if len(pending) >= 2 * workers:  # bounded: memory does not grow with the backlog
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                settle(done)
+            if systemic is not None:
+                break
+        settle(list(pending))
+    if systemic is not None:
+        raise systemic
+
+
+def _count(item: WorkItem, outcome: Outcome, report: RunReport, capacity: Capacity) -> None:
+    counts = report.counts(item.kind, item.solver)
+    if outcome.result == "created":
+        counts.scheduled += 1
+        logger.debug("Created Job %s", item.job_name)
+    elif outcome.result == "already":
+        counts.already_scheduled += 1
+    elif outcome.result == "capacity":
+        counts.skipped["capacity"] += 1
+        report.stopped_by[item.kind] = report.stopped_by[item.kind] or "capacity"
+        capacity.exhaust()
+    else:
+        counts.failed += 1
+        report.failures.append(Failure(item.job_name, item.kind, outcome.status, outcome.reason))
+        logger.warning("Could not create Job %s: %s %s", item.job_name, outcome.status, outcome.reason)

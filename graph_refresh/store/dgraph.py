@@ -1,0 +1,362 @@
+"""The Dgraph graph store: reads Thoth's knowledge graph from a Dgraph alpha over gRPC (DGRAPH.md).
+
+The only module that imports pydgraph and grpc. Every read is one read-only transaction holding one
+``Query`` RPC with GraphQL variables and a deadline; the transaction is always discarded (no commit,
+and for a read-only transaction pydgraph sends no RPC for the discard). Streams page by uid with
+``first``/``after`` and stop on an empty page, so a consumer that stops iterating stops the queries.
+
+Failures are wrapped at this boundary: a bad TLS directory is a :class:`ConfigError` (exit 2);
+anything the server or the network does is a :class:`StoreError` (exit 1) that names the host and
+what went wrong. Transient failures of a read (unavailable, deadline, aborted, "please retry") are
+retried a bounded number of times with exponential backoff, resuming from the same cursor.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc  # type: ignore[import-untyped]
+import pydgraph  # type: ignore[import-untyped]
+
+from graph_refresh.config import DEFAULT_DGRAPH_PORT, StoreSettings
+from graph_refresh.errors import ConfigError, StoreError, truncate
+from graph_refresh.items import Candidate, SolverEnvironment, normalize_name
+from graph_refresh.store.base import PAGE_SIZE
+
+logger = logging.getLogger(__name__)
+
+CA_FILE = "ca.crt"  # names `dgraph cert -c user` writes, read from GRAPH_TLS_PATH as in 2019
+CLIENT_CERT_FILE = "client.user.crt"
+CLIENT_KEY_FILE = "client.user.key"
+
+RETRY_ATTEMPTS = 3  # tries per read in all; reads are idempotent, three ride out an alpha restart
+RETRY_BASE_DELAY_SECONDS = 0.5  # first back-off; doubles per retry (0.5 s, then 1 s)
+RECONNECT_BACKOFF_MS = 250  # gRPC's first reconnect back-off (default 1 s) so a retry finds the channel up
+FIRST_CURSOR = "0x0"  # below every uid Dgraph assigns
+
+_ENTITY_FIELDS = "uid package_name package_version index_url"
+
+# GraphQL variables only: nothing from the graph or the settings is ever formatted into these texts.
+SOLVER_QUERY = f"""query unsolved($first: int, $after: string, $os: string, $osv: string, $py: string) {{
+  var(func: eq(os_name, $os)) @filter(eq(os_version, $osv) AND eq(python_version, $py)
+      AND has(python_package_version_label)) {{
+    done as ~installed_from
+  }}
+  page(func: has(python_package_version_entity_label), first: $first, after: $after) @filter(NOT uid(done)) {{
+    {_ENTITY_FIELDS}
+  }}
+}}"""
+
+ANALYZER_QUERY = f"""query unanalyzed($first: int, $after: string) {{
+  page(func: has(python_package_version_entity_label), first: $first, after: $after)
+      @filter(NOT has(package_analyzer_input)) {{
+    {_ENTITY_FIELDS}
+  }}
+}}"""
+
+INDEX_QUERY = """query indexes($first: int, $after: string) {
+  page(func: has(python_package_index_label), first: $first, after: $after) {
+    uid url
+  }
+}"""
+
+
+_READ_ERRORS = (
+    grpc.RpcError,
+    pydgraph.errors.AbortedError,
+    pydgraph.errors.RetriableError,
+    pydgraph.errors.ConnectionError,
+)
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """A classified read failure: ``kind`` is what the StoreError says, ``retry`` whether to try again."""
+
+    kind: str
+    retry: bool
+
+
+def dgraph_address(host: str) -> str:
+    """``host[:port]`` → ``host:port``, with Dgraph's gRPC port 9080 when none is given (IPv6 in brackets).
+
+    Raise ConfigError naming GRAPH_SERVICE_HOST when it is not of that shape (a URL, a bad port).
+    """
+    value = host.strip()
+    if value.startswith("["):  # [v6]:port or [v6]
+        name, _, rest = value.partition("]")
+        name, port = name + "]", rest.removeprefix(":") if rest.startswith(":") else (rest or None)
+    elif value.count(":") > 1:  # a bare IPv6 address
+        name, port = f"[{value}]", None
+    else:
+        name, _, port_text = value.partition(":")
+        port = port_text if ":" in value else None
+    bad_port = port is not None and not (port.isdigit() and 0 < int(port) < 65536)
+    if not name.strip("[]") or bad_port or any(c.isspace() or c in "/@" for c in name):
+        raise ConfigError(f"GRAPH_SERVICE_HOST {host!r} is not host[:port] with a port from 1 to 65535")
+    return f"{name}:{port or DEFAULT_DGRAPH_PORT}"
+
+
+def channel_credentials(tls_path: Path | None, address: str) -> tuple[Any, str]:
+    """gRPC channel credentials from GRAPH_TLS_PATH and the transport's name ("plaintext", "TLS", "mutual TLS").
+
+    Unset path: no credentials (plaintext), with a warning.
+    ``ca.crt`` is required; ``client.user.crt`` and ``client.user.key`` go together and make it
+    mutual TLS. Any missing or unreadable file is a ConfigError naming it.
+    """
+    if tls_path is None:
+        logger.warning("GRAPH_TLS_PATH is not set: talking to Dgraph at %s in plaintext", address)
+        return None, "plaintext"
+    if not tls_path.is_dir():
+        raise ConfigError(f"GRAPH_TLS_PATH {str(tls_path)!r} is not a directory")
+    ca, cert, key = (tls_path / name for name in (CA_FILE, CLIENT_CERT_FILE, CLIENT_KEY_FILE))
+    if not ca.is_file():
+        raise ConfigError(f"GRAPH_TLS_PATH: the root CA certificate {str(ca)!r} is missing")
+    if cert.is_file() != key.is_file():
+        missing, present = (key, cert) if cert.is_file() else (cert, key)
+        raise ConfigError(
+            f"GRAPH_TLS_PATH: {str(missing)!r} is missing; {present.name} and {missing.name} "
+            "are used together for mutual TLS"
+        )
+    mutual = cert.is_file()
+    root = _read(ca)
+    chain = _read(cert) if mutual else None
+    private_key = _read(key) if mutual else None
+    transport = "mutual TLS" if mutual else "TLS"
+    logger.info("Dgraph at %s: %s", address, transport)
+    return grpc.ssl_channel_credentials(root, private_key, chain), transport
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise ConfigError(f"GRAPH_TLS_PATH: cannot read {str(path)!r}: {error.strerror}") from error
+
+
+_GRPC_PREFIX = "failed to connect to all addresses; last error: "  # says nothing when there is one address
+_SOCKET_CLOSED_HINTS = {
+    "plaintext": " (a TLS-only server closes plaintext connections: is GRAPH_TLS_PATH needed?)",
+    "TLS": f" (a server requiring mutual TLS does this: GRAPH_TLS_PATH needs {CLIENT_CERT_FILE} and {CLIENT_KEY_FILE})",
+    "mutual TLS": "",
+}
+
+
+def classify(error: Exception, *, timeout: float, transport: str = "plaintext") -> _Failure:
+    """Map a pydgraph/gRPC error to what the StoreError says and whether a read may be retried.
+
+    pydgraph wraps only some errors (DGRAPH.md): ABORTED becomes AbortedError, "Please retry"
+    RetriableError; connection problems, TLS failures, deadlines and authentication arrive as
+    grpc.RpcError, told apart by status code and details text. ``transport`` ("plaintext", "TLS",
+    "mutual TLS") picks the hint for a connection the server closed.
+    """
+    if isinstance(error, pydgraph.errors.AbortedError):
+        return _Failure("aborted", retry=True)
+    if isinstance(error, pydgraph.errors.RetriableError):
+        return _Failure(f"asked to retry ({truncate(str(error), 120)})", retry=True)
+    if isinstance(error, pydgraph.errors.ConnectionError):
+        return _Failure("unavailable (unhealthy connection)", retry=True)
+    code_of, details_of = getattr(error, "code", None), getattr(error, "details", None)
+    code = code_of() if callable(code_of) else None
+    details = str(details_of() or "") if callable(details_of) else ""
+    details = truncate(details.removeprefix(_GRPC_PREFIX))
+    text = details.lower()
+    if code == grpc.StatusCode.UNAUTHENTICATED or "invalid username or password" in text:
+        return _Failure(f"authentication failed ({details})", retry=False)
+    if code == grpc.StatusCode.PERMISSION_DENIED:
+        return _Failure(f"permission denied ({details})", retry=False)
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return _Failure(f"deadline exceeded after {timeout:g} s", retry=True)
+    if code == grpc.StatusCode.UNAVAILABLE:
+        if any(word in text for word in ("handshake", "ssl_error", "certificate")):
+            return _Failure(
+                f"TLS handshake failed ({details})", retry=False
+            )  # a setup problem: retrying won't help
+        if "socket closed" in text:
+            return _Failure(
+                f"unavailable: connection closed{_SOCKET_CLOSED_HINTS.get(transport, '')}", retry=True
+            )
+        return _Failure(f"unavailable ({details})", retry=True)
+    if code == grpc.StatusCode.ABORTED:
+        return _Failure("aborted", retry=True)
+    name = getattr(code, "name", type(error).__name__)
+    return _Failure(f"request failed: {name} ({details or truncate(str(error))})", retry=False)
+
+
+class DgraphStore:
+    """GraphStore over a Dgraph alpha (DGRAPH.md): read-only, paged by uid, retried with back-off.
+
+    Construction checks the TLS files (ConfigError) and, when a user is configured, logs in
+    (StoreError on failure). Nothing else touches the network until a stream is iterated.
+    """
+
+    name: str = "dgraph"
+
+    def __init__(
+        self,
+        settings: StoreSettings,
+        *,
+        page_size: int = PAGE_SIZE,
+        sleep: Callable[[float], None] = time.sleep,
+        attempts: int = RETRY_ATTEMPTS,
+    ) -> None:
+        if not settings.graph_service_host:
+            raise ConfigError("GRAPH_SERVICE_HOST is not set: no Dgraph alpha to read from")
+        if page_size < 1 or attempts < 1:
+            raise ValueError("page_size and attempts must be at least 1")
+        self.address = dgraph_address(settings.graph_service_host)
+        self._timeout = float(settings.timeout_seconds)
+        self._page_size = page_size
+        self._sleep = sleep
+        self._attempts = attempts
+        self._secret = settings.dgraph_password or None
+        credentials, self.transport = channel_credentials(settings.graph_tls_path, self.address)
+        options = [("grpc.initial_reconnect_backoff_ms", RECONNECT_BACKOFF_MS)]
+        self._stub: Any = pydgraph.DgraphClientStub(self.address, credentials=credentials, options=options)
+        self._client: Any = pydgraph.DgraphClient(self._stub)
+        if settings.dgraph_user:
+            try:
+                self._login(settings.dgraph_user, settings.dgraph_password or "")
+            except BaseException:
+                self.close()
+                raise
+
+    # -- GraphStore ---------------------------------------------------------------------------
+
+    def solver_candidates(self, solver: SolverEnvironment) -> Iterator[Candidate]:
+        """Entities with no solved record of ``solver``'s (os_name, os_version, python_version), uid order."""
+        variables = {"$os": solver.os_name, "$osv": solver.os_version, "$py": solver.python_version}
+        return self._candidates(SOLVER_QUERY, variables, f"unsolved for {solver.name}")
+
+    def analyzer_candidates(self) -> Iterator[Candidate]:
+        """Entities with no package_analyzer_input edge, uid order."""
+        return self._candidates(ANALYZER_QUERY, {}, "unanalyzed")
+
+    def index_urls(self) -> list[str]:
+        """Every index node's ``url``, deduplicated and sorted."""
+        urls: set[str] = set()
+        for row in self._pages(INDEX_QUERY, {}, "index URLs"):
+            url = row.get("url")
+            if isinstance(url, str) and url:
+                urls.add(url)
+            else:
+                logger.debug("Dgraph index node %s has no url; skipped", row.get("uid"))
+        return sorted(urls)
+
+    def close(self) -> None:
+        """Close the gRPC channel; the store is unusable afterwards. Safe to call twice."""
+        stub, self._stub = self._stub, None
+        if stub is not None:
+            stub.close()
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _candidates(self, query: str, variables: Mapping[str, str], what: str) -> Iterator[Candidate]:
+        last: Candidate | None = None
+        for row in self._pages(query, variables, what):
+            name, version, index_url = (
+                row.get(key) for key in ("package_name", "package_version", "index_url")
+            )
+            if not (isinstance(name, str) and isinstance(version, str) and isinstance(index_url, str)):
+                logger.debug(
+                    "Dgraph node %s lacks package_name, package_version or index_url; skipped", row.get("uid")
+                )
+                continue
+            candidate = Candidate(normalize_name(name), version, index_url)
+            if candidate != last:  # names are normalised in the graph; this only catches neighbours
+                yield candidate
+            last = candidate
+
+    def _pages(self, query: str, variables: Mapping[str, str], what: str) -> Iterator[dict[str, Any]]:
+        """Yield the rows of every page: from uid 0x0, each page after the last uid of the one before.
+
+        Stops on an empty page only (Dgraph may return short pages). A retried page resumes from
+        the same cursor. Lazy: nothing is sent until the first row is asked for.
+        """
+        after = FIRST_CURSOR
+        pages = 0
+        while True:
+            page_vars = {**variables, "$first": str(self._page_size), "$after": after}
+            rows = self._page(query, page_vars)
+            pages += 1
+            if not rows:
+                logger.debug("Dgraph %s: %d pages read, done", what, pages)
+                return
+            last_uid = rows[-1].get("uid")
+            if not isinstance(last_uid, str) or _uid_value(last_uid) <= _uid_value(after):
+                raise StoreError(
+                    f"Dgraph at {self.address}: page after uid {after} ended at uid {last_uid!r}; "
+                    "the cursor does not advance"
+                )
+            yield from rows
+            after = last_uid
+
+    def _page(self, query: str, variables: Mapping[str, str]) -> list[dict[str, Any]]:
+        document = self._read(lambda: self._query(query, variables))
+        rows = document.get("page") if isinstance(document, dict) else None
+        if rows is None:
+            return []
+        if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+            raise StoreError(f"Dgraph at {self.address}: the answer's 'page' is not a list of objects")
+        return rows
+
+    def _query(self, query: str, variables: Mapping[str, str]) -> Any:
+        if self._client is None or self._stub is None:
+            raise StoreError(f"Dgraph at {self.address}: the store is closed")
+        txn = self._client.txn(read_only=True)
+        try:
+            response = txn.query(query, variables=dict(variables), timeout=self._timeout)
+        finally:
+            txn.discard()
+        try:
+            return json.loads(response.json or b"{}")
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise StoreError(f"Dgraph at {self.address}: the answer is not JSON") from error
+
+    def _login(self, user: str, password: str) -> None:
+        self._read(
+            lambda: self._client.login(user, password, timeout=self._timeout), action=f"login as {user!r}"
+        )
+        logger.info("Dgraph at %s: logged in as %r", self.address, user)
+
+    def _read(self, call: Callable[[], Any], *, action: str = "query") -> Any:
+        """Run ``call``; retry transient failures with back-off; raise StoreError naming host and kind."""
+        attempt = 1
+        while True:
+            try:
+                return call()
+            except _READ_ERRORS as error:
+                failure = classify(error, timeout=self._timeout, transport=self.transport)
+                if not failure.retry or attempt >= self._attempts:
+                    tries = f" after {attempt} attempts" if attempt > 1 else ""
+                    message = f"Dgraph at {self.address}: {action} failed{tries}: {failure.kind}"
+                    raise StoreError(self._redact(message)) from error
+            delay = RETRY_BASE_DELAY_SECONDS * 2 ** (attempt - 1)
+            attempt += 1
+            logger.warning(
+                "Dgraph at %s: %s failed (%s); attempt %d of %d in %.1f s",
+                self.address,
+                action,
+                self._redact(failure.kind),
+                attempt,
+                self._attempts,
+                delay,
+            )
+            self._sleep(delay)
+
+    def _redact(self, text: str) -> str:
+        """Never let the password reach a message, whatever a server echoes back."""
+        return text.replace(self._secret, "***") if self._secret else text
+
+
+def _uid_value(uid: str) -> int:
+    try:
+        return int(uid, 0)
+    except ValueError:
+        return -1

@@ -1,0 +1,139 @@
+"""The embedded graph store: stdlib sqlite3, one file, created on first use (SPEC §6).
+
+Package names are stored PEP 503 normalised, so two spellings of a name are one row. Candidate
+queries page by keyset on (package_name, package_version, index_url), the table's unique key:
+each page is an index range scan, and a consumer that stops iterating stops the queries.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from graph_refresh.errors import StoreError
+from graph_refresh.items import Candidate, SolverEnvironment, normalize_name
+from graph_refresh.store.base import PAGE_SIZE
+from graph_refresh.store.graphfile import GraphFile
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS package_version (
+    id INTEGER PRIMARY KEY,
+    package_name TEXT NOT NULL,
+    package_version TEXT NOT NULL,
+    index_url TEXT NOT NULL,
+    UNIQUE (package_name, package_version, index_url)
+);
+CREATE TABLE IF NOT EXISTS solved (
+    package_version_id INTEGER NOT NULL REFERENCES package_version (id),
+    solver TEXT NOT NULL,
+    error INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (package_version_id, solver)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS analyzed (
+    package_version_id INTEGER PRIMARY KEY REFERENCES package_version (id)
+);
+"""
+
+_PAGE = """
+SELECT package_name, package_version, index_url FROM package_version AS pv
+WHERE (package_name, package_version, index_url) > (?, ?, ?) AND NOT EXISTS ({done})
+ORDER BY package_name, package_version, index_url
+LIMIT ?
+"""
+_SOLVED = "SELECT 1 FROM solved WHERE package_version_id = pv.id AND solver = ?"
+_ANALYZED = "SELECT 1 FROM analyzed WHERE package_version_id = pv.id"
+_VERSION_ID = "SELECT id FROM package_version WHERE package_name = ? AND package_version = ? AND index_url = ?"
+
+
+class SQLiteStore:
+    """GraphStore over one SQLite file; also the target of ``import-graph``."""
+
+    name = "sqlite"
+
+    def __init__(self, path: Path, *, page_size: int = PAGE_SIZE) -> None:
+        self._path = path
+        self._page_size = page_size
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None)  # explicit transactions only
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as error:
+            raise StoreError(f"cannot open SQLite store {str(path)!r}: {error}") from error
+
+    def _pages(self, done: str, params: tuple[Any, ...]) -> Iterator[Candidate]:
+        cursor: tuple[str, str, str] = ("", "", "")
+        query = _PAGE.format(done=done)
+        while True:
+            try:
+                rows = self._db.execute(query, (*cursor, *params, self._page_size)).fetchall()
+            except sqlite3.Error as error:
+                raise StoreError(f"SQLite store {str(self._path)!r}: {error}") from error
+            for row in rows:
+                yield Candidate(*row)
+            if len(rows) < self._page_size:
+                return
+            cursor = rows[-1]
+
+    def solver_candidates(self, solver: SolverEnvironment) -> Iterator[Candidate]:
+        """Versions with no solved record (error or not) by this solver, by (name, version, index)."""
+        # Parameters go in the order they appear in the SQL text: cursor, solver, limit.
+        return self._pages(_SOLVED, (solver.name,))
+
+    def analyzer_candidates(self) -> Iterator[Candidate]:
+        """Versions with no package-analyzer run, by (name, version, index)."""
+        return self._pages(_ANALYZED, ())
+
+    def index_urls(self) -> list[str]:
+        """Distinct index URLs of all stored versions."""
+        rows = self._db.execute("SELECT DISTINCT index_url FROM package_version ORDER BY index_url")
+        return [url for (url,) in rows]
+
+    def close(self) -> None:
+        self._db.close()
+
+    def import_graph(
+        self, graph: GraphFile, *, progress: Callable[[Iterable[Any]], Iterable[Any]] = iter
+    ) -> dict[str, int]:
+        """Load a checked graph file in one transaction; idempotent. Returns rows added per table.
+
+        Either everything is imported or, on any error, nothing (the transaction is rolled back).
+        """
+        before = self._counts()
+        db = self._db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for name, version, index_url in progress(graph.all_versions()):
+                db.execute(
+                    "INSERT OR IGNORE INTO package_version (package_name, package_version, index_url)"
+                    " VALUES (?, ?, ?)",
+                    (normalize_name(name), version, index_url),
+                )
+            for record in graph.solved:
+                db.execute(
+                    f"INSERT INTO solved (package_version_id, solver, error) VALUES (({_VERSION_ID}), ?, ?)"
+                    " ON CONFLICT DO UPDATE SET error = excluded.error",
+                    (*self._key(record.candidate), record.solver, int(record.error)),
+                )
+            for candidate in graph.analyzed:
+                db.execute(
+                    f"INSERT OR IGNORE INTO analyzed (package_version_id) VALUES (({_VERSION_ID}))",
+                    self._key(candidate),
+                )
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        after = self._counts()
+        return {table: after[table] - before[table] for table in after}
+
+    @staticmethod
+    def _key(candidate: Candidate) -> tuple[str, str, str]:
+        return normalize_name(candidate.package_name), candidate.package_version, candidate.index_url
+
+    def _counts(self) -> dict[str, int]:
+        return {
+            table: self._db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608 (fixed names)
+            for table in ("package_version", "solved", "analyzed")
+        }

@@ -1,0 +1,640 @@
+"""A Dgraph alpha stand-in that speaks Dgraph's gRPC API on localhost (pydgraph's own servicer).
+
+It holds a small knowledge graph built from a SPEC §6 graph file the way Thoth's graph writers lay it
+out (DGRAPH.md: entity, solved-record, analyzer-run and index nodes with uids in insertion order) and
+answers exactly the query shapes graph-refresh sends, with Dgraph's semantics: values come from the
+request's GraphQL variables (never from the query text), root ``first``/``after`` page in uid order
+with ``after`` exclusive, and a declared variable that is not used is rejected like Dgraph does.
+
+Everything is recorded (method, query, variables, read-only flag, deadline, metadata) so tests assert
+the wire traffic rather than mocks. Faults are injected per RPC; writes are always refused.
+
+Run on its own::
+
+    python -m tests.fakes.dgraph --graph FILE --port 0 [--tls-cert CRT --tls-key KEY [--client-ca CA]]
+
+prints ``listening on localhost:PORT`` as its first line and serves until SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+
+import argparse
+import itertools
+import json
+import re
+import secrets
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from concurrent import futures
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Self
+
+import grpc
+import trustme
+from pydgraph.proto import api_pb2, api_pb2_grpc
+
+from graph_refresh.config import StoreSettings
+from graph_refresh.errors import TemplateError
+from graph_refresh.items import Candidate, normalize_name, parse_solver_name
+from graph_refresh.store.graphfile import GraphFile, load_graph_file, parse_graph
+
+# Marker predicates and their values, as thoth-storages wrote them.
+ENTITY = "python_package_version_entity_label"
+SOLVED = "python_package_version_label"
+INDEX = "python_package_index_label"
+ANALYZER_RUN = "package_analyzer_run_label"
+EDGES = ("installed_from", "package_analyzer_input", "provided_by")
+UNPARSED = "<unparsed solver name>"  # os fields of a solved record whose solver name does not parse
+
+# -- TLS material -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServerTls:
+    """What the fake serves TLS with; ``client_ca`` set ⇒ a verified client certificate is required."""
+
+    cert_chain: bytes
+    private_key: bytes
+    client_ca: bytes | None = None
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """A GRAPH_TLS_PATH directory (``ca.crt``, ``client.user.crt``, ``client.user.key``) plus the server pair.
+
+    The server pair is ``node.crt``/``node.key`` in the same directory, as ``dgraph cert`` names it;
+    the store ignores those.
+    """
+
+    directory: Path
+    ca: Path
+    client_cert: Path
+    client_key: Path
+    server_cert: Path
+    server_key: Path
+
+    def server_tls(self, *, mutual: bool = False) -> ServerTls:
+        """Server credentials; ``mutual`` requires clients to present a certificate from this CA."""
+        return ServerTls(
+            self.server_cert.read_bytes(),
+            self.server_key.read_bytes(),
+            self.ca.read_bytes() if mutual else None,
+        )
+
+
+def make_tls_files(
+    directory: Path, *, hostnames: Iterable[str] = ("localhost", "127.0.0.1", "::1"), client: bool = True
+) -> TlsFiles:
+    """Write a fresh CA, a server certificate for ``hostnames`` and (``client``) a client pair into ``directory``.
+
+    Each call makes a new CA, so two directories never trust each other (the wrong-CA case).
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = trustme.CA()
+    files = TlsFiles(
+        directory,
+        directory / "ca.crt",
+        directory / "client.user.crt",
+        directory / "client.user.key",
+        directory / "node.crt",
+        directory / "node.key",
+    )
+    ca.cert_pem.write_to_path(str(files.ca))
+    server = ca.issue_cert(*hostnames)
+    server.cert_chain_pems[0].write_to_path(str(files.server_cert))
+    for pem in server.cert_chain_pems[1:]:
+        pem.write_to_path(str(files.server_cert), append=True)
+    server.private_key_pem.write_to_path(str(files.server_key))
+    if client:
+        user = ca.issue_cert("user", common_name="user")
+        user.cert_chain_pems[0].write_to_path(str(files.client_cert))
+        user.private_key_pem.write_to_path(str(files.client_key))
+    return files
+
+
+# -- recording and faults -----------------------------------------------------------------------
+
+
+@dataclass
+class RecordedRequest:
+    """One RPC as the fake saw it. ``error`` is ``"CODE: details"`` when the fake refused it."""
+
+    method: str
+    query: str = ""
+    vars: dict[str, str] = field(default_factory=dict)
+    read_only: bool = False
+    best_effort: bool = False
+    start_ts: int = 0
+    mutations: int = 0
+    time_remaining: float | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass
+class Fault:
+    """Injected misbehaviour for one RPC method: wait ``delay`` s, then fail with ``code`` (if set).
+
+    Applies ``times`` times, once ``after`` calls of that method have succeeded. ``hits`` counts uses.
+    """
+
+    method: str
+    code: grpc.StatusCode | None
+    details: str
+    times: int
+    delay: float
+    after: int
+    hits: int = 0
+
+
+class _Refused(Exception):
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(details)
+        self.code = code
+        self.details = details
+
+
+# -- the query language graph-refresh speaks ------------------------------------------------------
+
+_HEADER = re.compile(r"\A\s*query(?:\s+\w+)?\s*\((?P<decls>[^)]*)\)\s*\{(?P<body>.*)\}\s*\Z", re.DOTALL)
+_DECL = re.compile(r"\s*\$(?P<name>\w+)\s*:\s*(?P<type>\w+)\s*")
+_VAR_BLOCK = (
+    r"var\s*\(\s*func\s*:\s*eq\s*\(\s*os_name\s*,\s*\$(?P<os>\w+)\s*\)\s*\)\s*"
+    r"@filter\s*\(\s*eq\s*\(\s*os_version\s*,\s*\$(?P<osv>\w+)\s*\)\s+AND\s+"
+    r"eq\s*\(\s*python_version\s*,\s*\$(?P<py>\w+)\s*\)\s+AND\s+"
+    r"has\s*\(\s*python_package_version_label\s*\)\s*\)\s*"
+    r"\{\s*(?P<done>\w+)\s+as\s+~installed_from\s*\}"
+)
+_PAGE_BLOCK = (
+    r"(?P<alias>\w+)\s*\(\s*func\s*:\s*has\s*\(\s*(?P<root>\w+)\s*\)\s*,\s*"
+    r"first\s*:\s*\$(?P<first>\w+)\s*,\s*after\s*:\s*\$(?P<after>\w+)\s*\)\s*"
+    r"(?:@filter\s*\(\s*NOT\s+(?P<neg>uid|has)\s*\(\s*(?P<neg_arg>\w+)\s*\)\s*\)\s*)?"
+    r"\{(?P<fields>[\w\s]*)\}"
+)
+_BODY = re.compile(rf"\A\s*(?:{_VAR_BLOCK}\s*)?{_PAGE_BLOCK}\s*\Z", re.DOTALL)
+_VARIABLE = re.compile(r"\$(\w+)")
+
+
+@dataclass(frozen=True)
+class _PageQuery:
+    alias: str
+    root: str
+    first: int
+    after: int
+    env: tuple[str, str, str] | None  # (os_name, os_version, python_version) of the var block
+    negation: tuple[str, str] | None  # ("uid", var) or ("has", predicate)
+    fields: tuple[str, ...]
+
+
+def _parse_query(text: str, variables: Mapping[str, str]) -> _PageQuery:
+    """Recognise graph-refresh's query shapes; anything else is INVALID_ARGUMENT, as Dgraph would refuse it."""
+    invalid = grpc.StatusCode.INVALID_ARGUMENT
+    if '"' in text or "'" in text:
+        raise _Refused(invalid, "the fake accepts no literals in query text: pass values as variables")
+    header = _HEADER.match(text)
+    if header is None:
+        raise _Refused(
+            invalid, "unknown query: expected `query name($first: int, $after: string, ...) {...}`"
+        )
+    declared: dict[str, str] = {}
+    for decl in filter(str.strip, header["decls"].split(",")):
+        match = _DECL.fullmatch(decl)
+        if match is None:
+            raise _Refused(invalid, f"cannot parse variable declaration {decl.strip()!r}")
+        declared[match["name"]] = match["type"]
+    body = _BODY.match(header["body"])
+    if body is None:
+        raise _Refused(invalid, "unknown query shape (the fake knows graph-refresh's paged queries only)")
+    used = set(_VARIABLE.findall(header["body"]))
+    if unused := sorted(set(declared) - used):
+        raise _Refused(invalid, "Variables are not used: " + ", ".join(f"${name}" for name in unused))
+    if undeclared := sorted(used - set(declared)):
+        raise _Refused(invalid, "Variables are not defined: " + ", ".join(f"${name}" for name in undeclared))
+    given = {key.removeprefix("$"): value for key, value in variables.items()}
+    if extra := sorted(set(given) - set(declared)):
+        raise _Refused(invalid, "Variables passed but not declared: " + ", ".join(f"${n}" for n in extra))
+    if missing := sorted(set(declared) - set(given)):
+        raise _Refused(invalid, "Variables declared but not passed: " + ", ".join(f"${n}" for n in missing))
+    for name in (body["first"], body["after"], body["os"], body["osv"], body["py"]):
+        if name is not None and not variables.get(f"${name}", "").strip():
+            raise _Refused(invalid, f"Variable ${name} is empty")
+    if declared[body["first"]] != "int":
+        raise _Refused(invalid, f"${body['first']} is used as `first` and must be declared int")
+    try:
+        first = int(given[body["first"]])
+        after = int(given[body["after"]], 0)
+    except ValueError as error:
+        raise _Refused(invalid, f"bad first/after value: {error}") from None
+    if first < 0 or after < 0:
+        raise _Refused(invalid, "first and after must not be negative")
+    env = None
+    if body["done"] is not None:
+        env = (given[body["os"]], given[body["osv"]], given[body["py"]])
+    negation = None
+    if body["neg"] is not None:
+        negation = (body["neg"], body["neg_arg"])
+        if body["neg"] == "uid" and body["neg_arg"] != body["done"]:
+            raise _Refused(invalid, f"Variable {body['neg_arg']} is not defined")
+    elif body["done"] is not None:
+        raise _Refused(invalid, f"Variable {body['done']} is defined but not used")
+    fields = tuple(body["fields"].split())
+    if not fields:
+        raise _Refused(invalid, "empty selection")
+    if bad := [f for f in fields if f in EDGES]:
+        raise _Refused(invalid, f"edge predicates need a sub-selection: {bad}")
+    return _PageQuery(body["alias"], body["root"], first, after, env, negation, fields)
+
+
+# -- the graph --------------------------------------------------------------------------------
+
+
+class FakeGraph:
+    """Dgraph-like nodes with uids in insertion order: ``nodes[uid] = {predicate: value or [uids]}``."""
+
+    def __init__(self, graph: GraphFile, *, normalize_names: bool = True) -> None:
+        self.nodes: dict[int, dict[str, Any]] = {}
+        self._entities: dict[Candidate, int] = {}
+        self._indexes: dict[str, int] = {}
+        self._normalize = normalize_names
+        for candidate in graph.all_versions():
+            self.entity(candidate)
+        for record in graph.solved:
+            try:
+                env = parse_solver_name(record.solver, template="graph file")
+                os_fields = (env.os_name, env.os_version, env.python_version)
+            except TemplateError:
+                os_fields = (UNPARSED, UNPARSED, UNPARSED)
+            entity = self.entity(record.candidate)
+            solved = self._add(
+                {
+                    SOLVED: "python_package_version",
+                    **self._package_fields(record.candidate),
+                    "os_name": os_fields[0],
+                    "os_version": os_fields[1],
+                    "python_version": os_fields[2],
+                    "solver_error": record.error,
+                }
+            )
+            self.nodes[entity].setdefault("installed_from", []).append(solved)
+        for candidate in graph.analyzed:
+            entity = self.entity(candidate)
+            run = self._add({ANALYZER_RUN: "package_analyzer_run", "package_analysis_document_id": ""})
+            self.nodes[run]["package_analysis_document_id"] = f"package-analyzer-{run:x}"
+            self.nodes[entity].setdefault("package_analyzer_input", []).append(run)
+
+    def _add(self, predicates: dict[str, Any]) -> int:
+        uid = len(self.nodes) + 1
+        self.nodes[uid] = predicates
+        return uid
+
+    def _package_fields(self, candidate: Candidate) -> dict[str, str]:
+        name = normalize_name(candidate.package_name) if self._normalize else candidate.package_name
+        return {
+            "package_name": name,
+            "package_version": candidate.package_version,
+            "index_url": candidate.index_url,
+            "ecosystem": "python",
+        }
+
+    def entity(self, candidate: Candidate) -> int:
+        """The uid of the entity node of (normalised name, version, index); created with its index on first use."""
+        fields = self._package_fields(candidate)
+        key = Candidate(fields["package_name"], candidate.package_version, candidate.index_url)
+        if key not in self._entities:
+            if candidate.index_url not in self._indexes:
+                self._indexes[candidate.index_url] = self._add(
+                    {INDEX: "python_package_index", "url": candidate.index_url}
+                )
+            uid = self._add({ENTITY: "python_package_version_entity", **fields})
+            self.nodes[uid]["provided_by"] = [self._indexes[candidate.index_url]]
+            self._entities[key] = uid
+        return self._entities[key]
+
+    def answer(self, query: _PageQuery, short: bool) -> list[dict[str, Any]]:
+        """Rows of one page: root ``has`` in uid order, filter, ``after`` exclusive, ``first`` rows (fewer if short)."""
+        done: set[int] = set()
+        if query.env is not None:
+            solved = {
+                uid
+                for uid, node in self.nodes.items()
+                if SOLVED in node
+                and (node.get("os_name"), node.get("os_version"), node.get("python_version")) == query.env
+            }
+            done = {
+                uid for uid, node in self.nodes.items() if solved.intersection(node.get("installed_from", ()))
+            }
+        rows = []
+        limit = max(1, query.first // 2) if short and query.first > 1 else query.first
+        for uid in sorted(self.nodes):
+            node = self.nodes[uid]
+            if len(rows) >= limit:
+                break
+            if uid <= query.after or not _has(node, query.root):
+                continue
+            if query.negation is not None:
+                kind, argument = query.negation
+                if (kind == "uid" and uid in done) or (kind == "has" and _has(node, argument)):
+                    continue
+            row: dict[str, Any] = {}
+            for name in query.fields:
+                if name == "uid":
+                    row["uid"] = hex(uid)
+                elif name in node:
+                    row[name] = node[name]
+            rows.append(row)
+        return rows
+
+
+def _has(node: Mapping[str, Any], predicate: str) -> bool:
+    value = node.get(predicate)
+    return value is not None and value != []
+
+
+# -- the server -------------------------------------------------------------------------------
+
+
+class FakeDgraph:
+    """An in-process Dgraph alpha on ``localhost:<port>``; use as a context manager or start()/stop().
+
+    ``graph``: a GraphFile, a decoded graph document (dict) or a path to a graph file.
+    ``tls``: serve TLS (``client_ca`` set ⇒ mutual TLS). ``users``: enable ACL login.
+    ``short_pages``: every other page has fewer rows than ``first`` (as Dgraph may do).
+    """
+
+    def __init__(
+        self,
+        graph: GraphFile | Mapping[str, Any] | Path | None = None,
+        *,
+        tls: ServerTls | None = None,
+        users: Mapping[str, str] | None = None,
+        short_pages: bool = False,
+        normalize_names: bool = True,
+        port: int = 0,
+    ) -> None:
+        if isinstance(graph, Path):
+            graph = load_graph_file(graph)
+        elif graph is None or isinstance(graph, Mapping):
+            graph = parse_graph(dict(graph or {}), source="fake graph")
+        self.graph = FakeGraph(graph, normalize_names=normalize_names)
+        self.tls = tls
+        self.users = dict(users) if users is not None else None
+        self.short_pages = short_pages
+        self.requests: list[RecordedRequest] = []
+        self.faults: list[Fault] = []
+        self._requested_port = port
+        self._lock = threading.Lock()
+        self._succeeded: dict[str, int] = {}
+        self._tokens: set[str] = set()
+        self._refresh_tokens: dict[str, str] = {}
+        self._ts = itertools.count(100)
+        self._server: grpc.Server | None = None
+        self.port = 0
+
+    # -- lifecycle --
+
+    def start(self) -> FakeDgraph:
+        """Bind ``localhost:<port>`` (0 = any free port) and serve in background threads."""
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=8), options=[("grpc.so_reuseport", 0)])
+        api_pb2_grpc.add_DgraphServicer_to_server(_Servicer(self), server)
+        address = f"localhost:{self._requested_port}"
+        if self.tls is None:
+            self.port = server.add_insecure_port(address)
+        else:
+            credentials = grpc.ssl_server_credentials(
+                [(self.tls.private_key, self.tls.cert_chain)],
+                root_certificates=self.tls.client_ca,
+                require_client_auth=self.tls.client_ca is not None,
+            )
+            self.port = server.add_secure_port(address, credentials)
+        if not self.port:
+            raise RuntimeError(f"cannot bind {address}")
+        server.start()
+        self._server = server
+        return self
+
+    def stop(self) -> None:
+        """Stop serving at once; in-flight RPCs are cancelled."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.stop(grace=None).wait()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def host(self) -> str:
+        """``localhost:<port>``: the GRAPH_SERVICE_HOST of this fake."""
+        return f"localhost:{self.port}"
+
+    def settings(self, tls_path: Path | None = None, **overrides: Any) -> StoreSettings:
+        """StoreSettings pointing at this fake (``tls_path`` = GRAPH_TLS_PATH); overrides go to the dataclass."""
+        return StoreSettings(graph_service_host=self.host, graph_tls_path=tls_path, **overrides)
+
+    # -- test helpers --
+
+    def inject(
+        self,
+        code: grpc.StatusCode | None = None,
+        *,
+        details: str = "",
+        times: int = 1,
+        delay: float = 0.0,
+        after: int = 0,
+        method: str = "Query",
+    ) -> Fault:
+        """Fail (``code``) and/or stall (``delay`` s) the next ``times`` calls of ``method`` once ``after`` succeeded."""
+        fault = Fault(method, code, details or (code.name.lower() if code else ""), times, delay, after)
+        with self._lock:
+            self.faults.append(fault)
+        return fault
+
+    def calls(self, method: str = "Query") -> list[RecordedRequest]:
+        """Recorded requests of one method, in arrival order."""
+        with self._lock:
+            return [r for r in self.requests if r.method == method]
+
+    def clear(self) -> None:
+        """Forget recorded requests and pending faults."""
+        with self._lock:
+            self.requests.clear()
+            self.faults.clear()
+
+    # -- RPC handling --
+
+    def _record(self, method: str, context: grpc.ServicerContext, **fields: Any) -> RecordedRequest:
+        record = RecordedRequest(
+            method,
+            time_remaining=context.time_remaining(),
+            metadata={key: str(value) for key, value in context.invocation_metadata()},
+            **fields,
+        )
+        with self._lock:
+            self.requests.append(record)
+        return record
+
+    def _apply_faults(self, method: str, context: grpc.ServicerContext) -> None:
+        with self._lock:
+            succeeded = self._succeeded.get(method, 0)
+            fault = next(
+                (f for f in self.faults if f.method == method and f.hits < f.times and succeeded >= f.after),
+                None,
+            )
+            if fault is not None:
+                fault.hits += 1
+        if fault is None:
+            return
+        deadline = time.monotonic() + fault.delay
+        while time.monotonic() < deadline and context.is_active():
+            time.sleep(0.01)
+        if fault.code is not None:
+            raise _Refused(fault.code, fault.details)
+
+    def _succeed(self, method: str) -> None:
+        with self._lock:
+            self._succeeded[method] = self._succeeded.get(method, 0) + 1
+
+    def _authenticate(self, record: RecordedRequest) -> None:
+        if self.users is None:
+            return
+        token = record.metadata.get("accessjwt", "")
+        with self._lock:
+            valid = token in self._tokens
+        if not valid:
+            raise _Refused(grpc.StatusCode.UNAUTHENTICATED, "no accessJwt available")
+
+    def handle(self, method: str, request: Any, context: grpc.ServicerContext) -> Any:
+        """Dispatch one RPC: record it, apply faults, then answer or refuse (refusals are recorded too)."""
+        if method == "Query":
+            record = self._record(
+                method,
+                context,
+                query=request.query,
+                vars=dict(request.vars),
+                read_only=request.read_only,
+                best_effort=request.best_effort,
+                start_ts=request.start_ts,
+                mutations=len(request.mutations),
+            )
+        elif method == "Login":  # the password is never recorded
+            record = self._record(method, context, vars={"userid": request.userid})
+        else:
+            record = self._record(method, context)
+        try:
+            self._apply_faults(method, context)
+            response = getattr(self, f"_rpc_{method}", self._rpc_write)(request, record)
+        except _Refused as refused:
+            record.error = f"{refused.code.name}: {refused.details}"
+            context.abort(refused.code, refused.details)
+        self._succeed(method)
+        return response
+
+    def _rpc_Query(self, request: api_pb2.Request, record: RecordedRequest) -> api_pb2.Response:
+        self._authenticate(record)
+        if request.mutations or not request.read_only:
+            raise _Refused(
+                grpc.StatusCode.PERMISSION_DENIED,
+                "graph-refresh never writes: the fake serves read-only queries",
+            )
+        query = _parse_query(request.query, request.vars)
+        with self._lock:
+            short = self.short_pages and self._succeeded.get("Query", 0) % 2 == 0
+            rows = self.graph.answer(query, short)
+            start_ts = request.start_ts or next(self._ts)
+        return api_pb2.Response(
+            json=json.dumps({query.alias: rows}).encode(), txn=api_pb2.TxnContext(start_ts=start_ts)
+        )
+
+    def _rpc_Login(self, request: api_pb2.LoginRequest, record: RecordedRequest) -> api_pb2.Response:
+        with self._lock:
+            if request.refresh_token:
+                user = self._refresh_tokens.pop(request.refresh_token, None)
+                if user is None:
+                    raise _Refused(grpc.StatusCode.UNAUTHENTICATED, "invalid refresh token")
+            elif self.users is not None and self.users.get(request.userid) != request.password:
+                raise _Refused(grpc.StatusCode.UNAUTHENTICATED, "invalid username or password")
+            access, refresh = f"access-{secrets.token_hex(8)}", f"refresh-{secrets.token_hex(8)}"
+            self._tokens.add(access)
+            self._refresh_tokens[refresh] = request.userid
+        return api_pb2.Response(json=api_pb2.Jwt(access_jwt=access, refresh_jwt=refresh).SerializeToString())
+
+    def _rpc_CheckVersion(self, request: api_pb2.Check, record: RecordedRequest) -> api_pb2.Version:
+        self._authenticate(record)
+        return api_pb2.Version(tag="v25.0.0-fake")
+
+    def _rpc_write(self, request: Any, record: RecordedRequest) -> Any:
+        raise _Refused(
+            grpc.StatusCode.PERMISSION_DENIED, f"graph-refresh never writes: {record.method} refused"
+        )
+
+
+class _Servicer(api_pb2_grpc.DgraphServicer):  # type: ignore[misc]
+    """pydgraph's generated servicer; every RPC goes to FakeDgraph.handle."""
+
+    def __init__(self, fake: FakeDgraph) -> None:
+        self._fake = fake
+
+    def Login(self, request: Any, context: grpc.ServicerContext) -> Any:
+        return self._fake.handle("Login", request, context)
+
+    def Query(self, request: Any, context: grpc.ServicerContext) -> Any:
+        return self._fake.handle("Query", request, context)
+
+    def Alter(self, request: Any, context: grpc.ServicerContext) -> Any:
+        return self._fake.handle("Alter", request, context)
+
+    def CommitOrAbort(self, request: Any, context: grpc.ServicerContext) -> Any:
+        return self._fake.handle("CommitOrAbort", request, context)
+
+    def CheckVersion(self, request: Any, context: grpc.ServicerContext) -> Any:
+        return self._fake.handle("CheckVersion", request, context)
+
+    def RunDQL(self, request: Any, context: grpc.ServicerContext) -> Any:
+        return self._fake.handle("RunDQL", request, context)
+
+
+# -- command line -----------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve a graph file until SIGINT/SIGTERM; the first stdout line is ``listening on localhost:PORT``."""
+    parser = argparse.ArgumentParser(prog="python -m tests.fakes.dgraph", description=__doc__.splitlines()[0])
+    parser.add_argument("--graph", type=Path, help="SPEC §6 graph file (default: an empty graph)")
+    parser.add_argument("--port", type=int, default=0, help="port on localhost; 0 picks a free one")
+    parser.add_argument("--tls-cert", type=Path, help="server certificate chain (PEM): serve TLS")
+    parser.add_argument("--tls-key", type=Path, help="server private key (PEM)")
+    parser.add_argument("--client-ca", type=Path, help="require client certificates issued by this CA")
+    parser.add_argument(
+        "--user", action="append", default=[], metavar="NAME:PASSWORD", help="enable ACL login"
+    )
+    parser.add_argument("--short-pages", action="store_true", help="answer every other page short")
+    args = parser.parse_args(argv)
+    if bool(args.tls_cert) != bool(args.tls_key) or (args.client_ca and not args.tls_cert):
+        parser.error("--tls-cert and --tls-key go together; --client-ca needs them")
+    tls = None
+    if args.tls_cert:
+        client_ca = args.client_ca.read_bytes() if args.client_ca else None
+        tls = ServerTls(args.tls_cert.read_bytes(), args.tls_key.read_bytes(), client_ca)
+    users = dict(user.split(":", 1) for user in args.user) if args.user else None
+    fake = FakeDgraph(args.graph, tls=tls, users=users, short_pages=args.short_pages, port=args.port)
+    stopped = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopped.set())
+    with fake:
+        print(f"listening on {fake.host}", flush=True)
+        stopped.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
