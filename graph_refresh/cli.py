@@ -54,7 +54,7 @@ def _empty_is_none(ctx: click.Context, param: click.Parameter, value: T | None) 
     return value or None
 
 
-def _option(*decls: str, env: str, help: str, **kwargs: Any) -> Callable[[T], T]:
+def _option(*decls: str, env: str, help: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """A click option that always has its environment variable, shown with its default in --help."""
     return click.option(*decls, envvar=env, show_envvar=True, show_default=True, help=help, **kwargs)
 
@@ -209,21 +209,25 @@ class _Progress:
     def wrap(items: Iterable[T], label: str) -> Iterable[T]:
         if not sys.stderr.isatty():
             return items
-        return click.progressbar(list(items), label=label, file=sys.stderr)  # type: ignore[return-value]
+        return click.progressbar(list(items), label=label, file=sys.stderr)
 
 
 def _init_logging() -> None:
     from thoth.common import init_logging
 
     init_logging()
+    # daiquiri binds sys.stderr as it was at import; log to the stderr of now (tests, redirections).
+    for handler in logging.getLogger().handlers:
+        if type(handler) is not logging.FileHandler and isinstance(handler, logging.StreamHandler):
+            handler.setStream(sys.stderr)
     logging.getLogger("graph_refresh").setLevel(logging.INFO)
 
 
-@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120, "terminal_width": 120})
 @_with_options
 @click.version_option(__version__, prog_name="graph-refresh")
 @click.pass_context
-def main(ctx: click.Context, **params: Any) -> None:
+def main(ctx: click.Context, /, **params: Any) -> None:
     """Schedule solver and package-analyzer Jobs for package versions the knowledge graph lacks.
 
     With no command, runs one refresh. Every option can also be set by the environment variable shown.

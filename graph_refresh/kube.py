@@ -150,7 +150,7 @@ class Cluster:
                 "list",
                 "jobs.batch",
                 namespace,
-                lambda: self._batch.list_namespaced_job(
+                lambda kwargs=kwargs: self._batch.list_namespaced_job(  # type: ignore[misc]
                     namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT, **kwargs
                 ),
             )

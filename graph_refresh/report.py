@@ -157,6 +157,8 @@ class RunReport:
         rows.append(row(SOLVER, "(all solvers)", self.totals(SOLVER)))
         rows.append(row(ANALYZER, "-", self.analyzer))
         widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-        lines = ["  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths)))
-                 for r in [header, *rows]]
-        return "\n".join(line.rstrip() for line in lines)
+        lines = []
+        for r in [header, *rows]:
+            cells = [cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths, strict=True))]
+            lines.append("  ".join(cells).rstrip())
+        return "\n".join(lines)

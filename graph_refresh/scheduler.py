@@ -246,7 +246,7 @@ def submit(
         namespace,
         limiter=RateLimiter(settings.qps, settings.burst, clock=clock, sleep=sleep),
         sleep=sleep,
-        rng=rng or random.Random(),
+        rng=rng or random.Random(),  # noqa: S311 - jitter, not cryptography
     )
     workers = max(settings.workers, 1)
     pending: dict[Future[Outcome], WorkItem] = {}

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import grpc  # type: ignore[import-untyped]
-import pydgraph  # type: ignore[import-untyped]
+import grpc
+import pydgraph
 
 from graph_refresh.config import DEFAULT_DGRAPH_PORT, StoreSettings
 from graph_refresh.errors import ConfigError, StoreError, truncate
@@ -104,7 +104,7 @@ def dgraph_address(host: str) -> str:
 
 
 def channel_credentials(tls_path: Path | None, address: str) -> tuple[Any, str]:
-    """gRPC channel credentials from GRAPH_TLS_PATH and the transport's name ("plaintext", "TLS", "mutual TLS").
+    """gRPC channel credentials from GRAPH_TLS_PATH, and the transport: "plaintext", "TLS" or "mutual TLS".
 
     Unset path: no credentials (plaintext), with a warning.
     ``ca.crt`` is required; ``client.user.crt`` and ``client.user.key`` go together and make it
@@ -143,7 +143,9 @@ def _read(path: Path) -> bytes:
 _GRPC_PREFIX = "failed to connect to all addresses; last error: "  # says nothing when there is one address
 _SOCKET_CLOSED_HINTS = {
     "plaintext": " (a TLS-only server closes plaintext connections: is GRAPH_TLS_PATH needed?)",
-    "TLS": f" (a server requiring mutual TLS does this: GRAPH_TLS_PATH needs {CLIENT_CERT_FILE} and {CLIENT_KEY_FILE})",
+    "TLS": (
+        f" (a server requiring mutual TLS does this: GRAPH_TLS_PATH needs {CLIENT_CERT_FILE} and {CLIENT_KEY_FILE})"
+    ),
     "mutual TLS": "",
 }
 
@@ -175,13 +177,9 @@ def classify(error: Exception, *, timeout: float, transport: str = "plaintext") 
         return _Failure(f"deadline exceeded after {timeout:g} s", retry=True)
     if code == grpc.StatusCode.UNAVAILABLE:
         if any(word in text for word in ("handshake", "ssl_error", "certificate")):
-            return _Failure(
-                f"TLS handshake failed ({details})", retry=False
-            )  # a setup problem: retrying won't help
+            return _Failure(f"TLS handshake failed ({details})", retry=False)  # a setup problem: retrying won't help
         if "socket closed" in text:
-            return _Failure(
-                f"unavailable: connection closed{_SOCKET_CLOSED_HINTS.get(transport, '')}", retry=True
-            )
+            return _Failure(f"unavailable: connection closed{_SOCKET_CLOSED_HINTS.get(transport, '')}", retry=True)
         return _Failure(f"unavailable ({details})", retry=True)
     if code == grpc.StatusCode.ABORTED:
         return _Failure("aborted", retry=True)
@@ -260,13 +258,9 @@ class DgraphStore:
     def _candidates(self, query: str, variables: Mapping[str, str], what: str) -> Iterator[Candidate]:
         last: Candidate | None = None
         for row in self._pages(query, variables, what):
-            name, version, index_url = (
-                row.get(key) for key in ("package_name", "package_version", "index_url")
-            )
+            name, version, index_url = (row.get(key) for key in ("package_name", "package_version", "index_url"))
             if not (isinstance(name, str) and isinstance(version, str) and isinstance(index_url, str)):
-                logger.debug(
-                    "Dgraph node %s lacks package_name, package_version or index_url; skipped", row.get("uid")
-                )
+                logger.debug("Dgraph node %s lacks package_name, package_version or index_url; skipped", row.get("uid"))
                 continue
             candidate = Candidate(normalize_name(name), version, index_url)
             if candidate != last:  # names are normalised in the graph; this only catches neighbours
@@ -320,9 +314,7 @@ class DgraphStore:
             raise StoreError(f"Dgraph at {self.address}: the answer is not JSON") from error
 
     def _login(self, user: str, password: str) -> None:
-        self._read(
-            lambda: self._client.login(user, password, timeout=self._timeout), action=f"login as {user!r}"
-        )
+        self._read(lambda: self._client.login(user, password, timeout=self._timeout), action=f"login as {user!r}")
         logger.info("Dgraph at %s: logged in as %r", self.address, user)
 
     def _read(self, call: Callable[[], Any], *, action: str = "query") -> Any:

@@ -134,6 +134,6 @@ class SQLiteStore:
 
     def _counts(self) -> dict[str, int]:
         return {
-            table: self._db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608 (fixed names)
+            table: self._db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
             for table in ("package_version", "solved", "analyzed")
         }

@@ -93,7 +93,7 @@ class TlsFiles:
 def make_tls_files(
     directory: Path, *, hostnames: Iterable[str] = ("localhost", "127.0.0.1", "::1"), client: bool = True
 ) -> TlsFiles:
-    """Write a fresh CA, a server certificate for ``hostnames`` and (``client``) a client pair into ``directory``.
+    """Write a new CA, a server certificate for ``hostnames`` and (if ``client``) a client pair.
 
     Each call makes a new CA, so two directories never trust each other (the wrong-CA case).
     """
@@ -125,7 +125,7 @@ def make_tls_files(
 
 @dataclass
 class RecordedRequest:
-    """One RPC as the fake saw it. ``error`` is ``"CODE: details"`` when the fake refused it."""
+    """One RPC as the fake saw it (a Login's password is not kept); ``error`` = ``"CODE: details"`` if refused."""
 
     method: str
     query: str = ""
@@ -137,6 +137,8 @@ class RecordedRequest:
     time_remaining: float | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     error: str | None = None
+    uids: list[str] = field(default_factory=list)
+    """Query only: the uids of the rows answered, in order (empty page = [])."""
 
 
 @dataclass
@@ -195,15 +197,13 @@ class _PageQuery:
 
 
 def _parse_query(text: str, variables: Mapping[str, str]) -> _PageQuery:
-    """Recognise graph-refresh's query shapes; anything else is INVALID_ARGUMENT, as Dgraph would refuse it."""
+    """Recognise graph-refresh's query shapes; anything else is INVALID_ARGUMENT, as Dgraph refuses it."""
     invalid = grpc.StatusCode.INVALID_ARGUMENT
     if '"' in text or "'" in text:
         raise _Refused(invalid, "the fake accepts no literals in query text: pass values as variables")
     header = _HEADER.match(text)
     if header is None:
-        raise _Refused(
-            invalid, "unknown query: expected `query name($first: int, $after: string, ...) {...}`"
-        )
+        raise _Refused(invalid, "unknown query: expected `query name($first: int, $after: string, ...) {...}`")
     declared: dict[str, str] = {}
     for decl in filter(str.strip, header["decls"].split(",")):
         match = _DECL.fullmatch(decl)
@@ -305,7 +305,7 @@ class FakeGraph:
         }
 
     def entity(self, candidate: Candidate) -> int:
-        """The uid of the entity node of (normalised name, version, index); created with its index on first use."""
+        """uid of the entity node of (normalised name, version, index); created (with its index) if new."""
         fields = self._package_fields(candidate)
         key = Candidate(fields["package_name"], candidate.package_version, candidate.index_url)
         if key not in self._entities:
@@ -319,7 +319,7 @@ class FakeGraph:
         return self._entities[key]
 
     def answer(self, query: _PageQuery, short: bool) -> list[dict[str, Any]]:
-        """Rows of one page: root ``has`` in uid order, filter, ``after`` exclusive, ``first`` rows (fewer if short)."""
+        """One page: root ``has`` in uid order, filter, ``after`` exclusive, ``first`` rows (or fewer)."""
         done: set[int] = set()
         if query.env is not None:
             solved = {
@@ -328,10 +328,8 @@ class FakeGraph:
                 if SOLVED in node
                 and (node.get("os_name"), node.get("os_version"), node.get("python_version")) == query.env
             }
-            done = {
-                uid for uid, node in self.nodes.items() if solved.intersection(node.get("installed_from", ()))
-            }
-        rows = []
+            done = {uid for uid, node in self.nodes.items() if solved.intersection(node.get("installed_from", ()))}
+        rows: list[dict[str, Any]] = []
         limit = max(1, query.first // 2) if short and query.first > 1 else query.first
         for uid in sorted(self.nodes):
             node = self.nodes[uid]
@@ -400,7 +398,7 @@ class FakeDgraph:
 
     # -- lifecycle --
 
-    def start(self) -> FakeDgraph:
+    def start(self) -> Self:
         """Bind ``localhost:<port>`` (0 = any free port) and serve in background threads."""
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=8), options=[("grpc.so_reuseport", 0)])
         api_pb2_grpc.add_DgraphServicer_to_server(_Servicer(self), server)
@@ -438,7 +436,7 @@ class FakeDgraph:
         return f"localhost:{self.port}"
 
     def settings(self, tls_path: Path | None = None, **overrides: Any) -> StoreSettings:
-        """StoreSettings pointing at this fake (``tls_path`` = GRAPH_TLS_PATH); overrides go to the dataclass."""
+        """StoreSettings pointing at this fake (``tls_path`` = GRAPH_TLS_PATH), plus field ``overrides``."""
         return StoreSettings(graph_service_host=self.host, graph_tls_path=tls_path, **overrides)
 
     # -- test helpers --
@@ -453,7 +451,10 @@ class FakeDgraph:
         after: int = 0,
         method: str = "Query",
     ) -> Fault:
-        """Fail (``code``) and/or stall (``delay`` s) the next ``times`` calls of ``method`` once ``after`` succeeded."""
+        """Fail with ``code`` and/or stall ``delay`` s the next ``times`` calls of ``method``.
+
+        The fault starts once ``after`` calls of ``method`` have succeeded (to fail mid-stream).
+        """
         fault = Fault(method, code, details or (code.name.lower() if code else ""), times, delay, after)
         with self._lock:
             self.faults.append(fault)
@@ -551,6 +552,7 @@ class FakeDgraph:
             short = self.short_pages and self._succeeded.get("Query", 0) % 2 == 0
             rows = self.graph.answer(query, short)
             start_ts = request.start_ts or next(self._ts)
+        record.uids = [row["uid"] for row in rows if "uid" in row]
         return api_pb2.Response(
             json=json.dumps({query.alias: rows}).encode(), txn=api_pb2.TxnContext(start_ts=start_ts)
         )
@@ -573,9 +575,7 @@ class FakeDgraph:
         return api_pb2.Version(tag="v25.0.0-fake")
 
     def _rpc_write(self, request: Any, record: RecordedRequest) -> Any:
-        raise _Refused(
-            grpc.StatusCode.PERMISSION_DENIED, f"graph-refresh never writes: {record.method} refused"
-        )
+        raise _Refused(grpc.StatusCode.PERMISSION_DENIED, f"graph-refresh never writes: {record.method} refused")
 
 
 class _Servicer(api_pb2_grpc.DgraphServicer):  # type: ignore[misc]
@@ -614,9 +614,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tls-cert", type=Path, help="server certificate chain (PEM): serve TLS")
     parser.add_argument("--tls-key", type=Path, help="server private key (PEM)")
     parser.add_argument("--client-ca", type=Path, help="require client certificates issued by this CA")
-    parser.add_argument(
-        "--user", action="append", default=[], metavar="NAME:PASSWORD", help="enable ACL login"
-    )
+    parser.add_argument("--user", action="append", default=[], metavar="NAME:PASSWORD", help="enable ACL login")
     parser.add_argument("--short-pages", action="store_true", help="answer every other page short")
     args = parser.parse_args(argv)
     if bool(args.tls_cert) != bool(args.tls_key) or (args.client_ca and not args.tls_cert):

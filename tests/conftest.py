@@ -1,0 +1,94 @@
+"""Shared fixtures: a clean environment, graph files, Template folders and a CLI runner."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner, Result
+
+from graph_refresh import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_GRAPH = ROOT / "data" / "sample-graph.json"
+EXAMPLE_TEMPLATES = ROOT / "openshift" / "templates"
+SHARED_2019 = ROOT.parent / "shared" / "thoth-2019"
+PYPI = "https://pypi.org/simple"
+
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+
+# Every variable graph-refresh reads; tests start without any of them.
+CONFIG_ENV = [
+    option.envvar for option in cli.main.params if isinstance(option.envvar, str)
+] + ["KUBECONFIG", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT"]
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No configuration leaks in from the machine; the embedded store lives in the test's folder."""
+    for name in CONFIG_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/.kube/config of the developer's
+    monkeypatch.setenv("GRAPH_REFRESH_SQLITE_PATH", str(tmp_path / "graph.sqlite3"))
+
+
+def version(name: str, ver: str, index: str = PYPI) -> dict[str, str]:
+    return {"package_name": name, "package_version": ver, "index_url": index}
+
+
+@pytest.fixture
+def write_graph(tmp_path: Path) -> Callable[[dict[str, Any]], Path]:
+    """Write a graph document to a file and return its path."""
+    counter = iter(range(1_000_000))
+
+    def write(document: dict[str, Any]) -> Path:
+        path = tmp_path / f"graph-{next(counter)}.json"
+        path.write_text(json.dumps(document), encoding="utf-8")
+        return path
+
+    return write
+
+
+def load_yaml_documents(folder: Path) -> dict[str, dict[str, Any]]:
+    return {p.name: yaml.safe_load(p.read_text()) for p in sorted(folder.glob("*.yaml"))}
+
+
+@pytest.fixture
+def template_dir(tmp_path: Path) -> Callable[..., Path]:
+    """A folder with the example Templates, optionally edited: ``make(edit=fn)`` gets {file: doc}."""
+
+    def make(edit: Callable[[dict[str, dict[str, Any]]], None] | None = None, source: Path = EXAMPLE_TEMPLATES) -> Path:
+        documents = copy.deepcopy(load_yaml_documents(source))
+        if edit:
+            edit(documents)
+        folder = tmp_path / f"templates-{len(list(tmp_path.glob('templates-*')))}"
+        folder.mkdir()
+        for name, document in documents.items():
+            (folder / name).write_text(yaml.safe_dump(document))
+        return folder
+
+    return make
+
+
+@pytest.fixture
+def run_cli() -> Callable[..., Result]:
+    """Invoke the CLI in-process; ``obj`` carries the test seams (sleep, connect)."""
+
+    def invoke(args: list[str], env: dict[str, str] | None = None, **obj: Any) -> Result:
+        return CliRunner().invoke(cli.main, args, env=env, obj=dict(obj), catch_exceptions=False)
+
+    return invoke
+
+
+@pytest.fixture
+def sample_store(run_cli: Callable[..., Result]) -> Iterator[None]:
+    """The bundled sample graph imported into the test's SQLite store."""
+    result = run_cli(["import-graph", str(SAMPLE_GRAPH)])
+    assert result.exit_code == 0, result.output
+    yield

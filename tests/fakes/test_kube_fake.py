@@ -1,0 +1,388 @@
+"""FakeKube, exercised through the real kubernetes 11 and openshift clients."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import urllib3
+from kubernetes import client as k8s
+from kubernetes.client.rest import ApiException
+from kubernetes.config import new_client_from_config
+from openshift.dynamic import DynamicClient
+
+from .kube import FakeKube
+
+pytestmark = pytest.mark.timeout(10)
+
+NS = "middletier"
+
+
+def job(name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "labels": labels or {}},
+        "spec": {
+            "template": {
+                "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "busybox"}]}
+            }
+        },
+    }
+
+
+def quota(name: str, jobs: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"hard": {"count/jobs.batch": str(jobs), "pods": "10"}},
+    }
+
+
+def template(name: str, labels: dict[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "template.openshift.io/v1",
+        "kind": "Template",
+        "metadata": {"name": name, "namespace": "infra", "labels": labels},
+        "parameters": [
+            {"name": "JOB_NAME", "required": True},
+            {"name": "PARALLELISM", "value": "1"},
+            {"name": "PACKAGE", "value": "flask"},
+        ],
+        "labels": {"template": name},
+        "objects": [
+            {
+                "apiVersion": "batch/v1",
+                "kind": "Job",
+                "metadata": {"name": "${JOB_NAME}"},
+                "spec": {
+                    "parallelism": "${{PARALLELISM}}",
+                    "template": {"metadata": {"name": "p-${PACKAGE}"}},
+                },
+            }
+        ],
+    }
+
+
+def api_client(fake: FakeKube, tmp_path: Path, **kubeconfig: Any) -> k8s.ApiClient:
+    path = fake.kubeconfig(tmp_path / "kubeconfig", **kubeconfig)
+    return new_client_from_config(config_file=str(path))
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeKube]:
+    with FakeKube(tls="tls") as server:
+        yield server
+        assert server.server_errors == []
+
+
+@pytest.fixture
+def api(fake: FakeKube, tmp_path: Path) -> Iterator[k8s.ApiClient]:
+    client = api_client(fake, tmp_path)
+    yield client
+    client.rest_client.pool_manager.clear()
+
+
+def names(items: list[Any]) -> list[str]:
+    return [item.metadata.name for item in items]
+
+
+def test_create_list_get_round_trip(fake: FakeKube, api: k8s.ApiClient) -> None:
+    batch = k8s.BatchV1Api(api)
+    created = batch.create_namespaced_job(NS, job("solver-a-1", {"app": "x"}))
+    assert created.metadata.namespace == NS
+    assert created.metadata.uid and created.metadata.resource_version
+    assert created.metadata.creation_timestamp is not None  # parsed from RFC 3339 'Z'
+
+    listed = batch.list_namespaced_job(NS)
+    assert names(listed.items) == ["solver-a-1"]
+    assert listed.kind == "JobList" and listed.api_version == "batch/v1"
+    assert listed.items[0].kind is None  # list items carry no kind, as on a real API server
+    assert listed.metadata._continue is None
+
+    got = batch.read_namespaced_job("solver-a-1", NS)
+    assert got.metadata.uid == created.metadata.uid
+    assert fake.objects("jobs", NS)[0]["metadata"]["labels"] == {"app": "x"}
+    assert fake.requests_for("POST", r"/jobs$")[0].body["metadata"]["name"] == "solver-a-1"
+
+    with pytest.raises(ApiException) as missing:
+        batch.read_namespaced_job("nope", NS)
+    assert missing.value.status == 404
+    assert json.loads(missing.value.body)["message"] == 'jobs.batch "nope" not found'
+
+
+def test_duplicate_create_is_409(api: k8s.ApiClient) -> None:
+    batch = k8s.BatchV1Api(api)
+    batch.create_namespaced_job(NS, job("dup"))
+    with pytest.raises(ApiException) as exc:
+        batch.create_namespaced_job(NS, job("dup"))
+    assert exc.value.status == 409
+    status = json.loads(exc.value.body)
+    assert (status["reason"], status["message"]) == ("AlreadyExists", 'jobs.batch "dup" already exists')
+
+
+def test_invalid_name_is_422(api: k8s.ApiClient) -> None:
+    body = job("x")
+    body["metadata"].pop("name")
+    with pytest.raises(ApiException) as exc:
+        k8s.BatchV1Api(api).create_namespaced_job(NS, body)
+    assert exc.value.status == 422
+    assert json.loads(exc.value.body)["reason"] == "Invalid"
+
+
+def test_dry_run_stores_nothing(fake: FakeKube, api: k8s.ApiClient) -> None:
+    created = k8s.BatchV1Api(api).create_namespaced_job(NS, job("dry"), dry_run="All")
+    assert created.metadata.name == "dry"
+    assert fake.objects("jobs", NS) == []
+
+
+def test_label_selectors(fake: FakeKube, api: k8s.ApiClient) -> None:
+    for name, labels in [
+        ("a", {"kind": "solver", "solver": "s1"}),
+        ("b", {"kind": "solver", "solver": "s2"}),
+        ("c", {"kind": "analyzer"}),
+        ("d", {}),
+    ]:
+        fake.add({**job(name, labels), "metadata": {"name": name, "namespace": NS, "labels": labels}})
+    batch = k8s.BatchV1Api(api)
+
+    def select(selector: str) -> list[str]:
+        return names(batch.list_namespaced_job(NS, label_selector=selector).items)
+
+    assert select("kind=solver") == ["a", "b"]
+    assert select("kind==analyzer") == ["c"]
+    assert select("kind!=solver") == ["c", "d"]  # != also matches jobs without the label
+    assert select("solver in (s1, s3)") == ["a"]
+    assert select("kind=solver,solver notin (s1)") == ["b"]
+    assert select("solver") == ["a", "b"]
+    assert select("!solver") == ["c", "d"]
+    field = batch.list_namespaced_job(NS, field_selector="metadata.name=c").items
+    assert names(field) == ["c"]
+    with pytest.raises(ApiException) as exc:
+        select("kind in (")
+    assert exc.value.status == 400
+
+
+def test_paging_returns_every_job_once(fake: FakeKube, api: k8s.ApiClient) -> None:
+    batch = k8s.BatchV1Api(api)
+    for i in (3, 1, 5, 2, 4):
+        batch.create_namespaced_job(NS, job(f"job-{i}"))
+    seen: list[str] = []
+    token: str | None = None
+    pages = 0
+    while True:
+        # kubernetes 11 sends an explicit None as the string "None": pass _continue only when set.
+        extra = {"_continue": token} if token else {}
+        page = batch.list_namespaced_job(NS, limit=2, **extra)
+        pages += 1
+        seen += names(page.items)
+        token = page.metadata._continue
+        if not token:
+            break
+        assert page.metadata.remaining_item_count == 5 - len(seen)
+    assert seen == [f"job-{i}" for i in range(1, 6)]
+    assert pages == 3
+
+
+def test_explicit_none_parameters_reach_the_server_as_the_string_none(
+    fake: FakeKube, api: k8s.ApiClient
+) -> None:
+    fake.add({**job("a"), "metadata": {"name": "a", "namespace": NS}})
+    batch = k8s.BatchV1Api(api)
+    assert batch.list_namespaced_job(NS, label_selector=None).items == []  # selects label key "None"
+    assert fake.requests[-1].query["labelSelector"] == ["None"]
+    with pytest.raises(ApiException) as exc:
+        batch.list_namespaced_job(NS, _continue=None)
+    assert exc.value.status == 400  # a real API server rejects continue=None the same way
+
+
+def test_templates_via_custom_objects_api(fake: FakeKube, api: k8s.ApiClient) -> None:
+    fake.add(template("solver-fedora-31-py38", {"template": "solver"}))
+    fake.add(template("package-analyzer", {"template": "package-analyzer"}))
+    listed = k8s.CustomObjectsApi(api).list_namespaced_custom_object(
+        "template.openshift.io", "v1", "infra", "templates", label_selector="template=solver"
+    )
+    assert listed["kind"] == "TemplateList"
+    assert [t["metadata"]["name"] for t in listed["items"]] == ["solver-fedora-31-py38"]
+
+
+def test_resource_quota_reports_job_count(fake: FakeKube, api: k8s.ApiClient) -> None:
+    fake.add(quota("jobs-quota", 3))
+    k8s.BatchV1Api(api).create_namespaced_job(NS, job("one"))
+    quotas = k8s.CoreV1Api(api).list_namespaced_resource_quota(NS).items
+    assert names(quotas) == ["jobs-quota"]
+    assert quotas[0].spec.hard == {"count/jobs.batch": "3", "pods": "10"}
+    assert quotas[0].status.used == {"count/jobs.batch": "1"}
+
+
+def test_quota_forbids_job_create(fake: FakeKube, api: k8s.ApiClient) -> None:
+    fake.add(quota("jobs-quota", 2))
+    batch = k8s.BatchV1Api(api)
+    batch.create_namespaced_job(NS, job("j1"))
+    batch.create_namespaced_job(NS, job("j2"))
+    with pytest.raises(ApiException) as exc:
+        batch.create_namespaced_job(NS, job("j3"))
+    assert exc.value.status == 403
+    status = json.loads(exc.value.body)
+    assert status["reason"] == "Forbidden"
+    assert status["message"] == (
+        'jobs.batch "j3" is forbidden: exceeded quota: jobs-quota, requested: count/jobs.batch=1, '
+        "used: count/jobs.batch=2, limited: count/jobs.batch=2"
+    )
+    assert [j["metadata"]["name"] for j in fake.objects("jobs", NS)] == ["j1", "j2"]
+
+
+def test_injected_429_exposes_retry_after(fake: FakeKube, api: k8s.ApiClient) -> None:
+    fake.inject("POST", r"/jobs$", status=429, headers={"Retry-After": "2"})
+    batch = k8s.BatchV1Api(api)
+    with pytest.raises(ApiException) as exc:
+        batch.create_namespaced_job(NS, job("throttled"))
+    assert exc.value.status == 429
+    assert exc.value.headers["Retry-After"] == "2"  # an HTTPHeaderDict: case-insensitive
+    assert json.loads(exc.value.body)["details"] == {"retryAfterSeconds": 2}
+    assert batch.create_namespaced_job(NS, job("throttled")).metadata.name == "throttled"
+
+
+def test_injected_500_twice_then_success(fake: FakeKube, api: k8s.ApiClient) -> None:
+    fault = fake.inject("POST", r"/namespaces/middletier/jobs$", status=500, times=2, match_name="flaky")
+    batch = k8s.BatchV1Api(api)
+    batch.create_namespaced_job(NS, job("steady"))  # other names are not affected
+    for _ in range(2):
+        with pytest.raises(ApiException) as exc:
+            batch.create_namespaced_job(NS, job("flaky"))
+        assert exc.value.status == 500
+    assert batch.create_namespaced_job(NS, job("flaky")).metadata.name == "flaky"
+    assert fault.hits == 2
+    assert len(fake.requests_for("POST", r"/jobs$")) == 4
+
+
+def test_delayed_create_times_out_on_the_client_but_lands(fake: FakeKube, api: k8s.ApiClient) -> None:
+    fake.inject("POST", r"/jobs$", status=None, delay=0.15)
+    with pytest.raises(urllib3.exceptions.ReadTimeoutError):  # POST is not retried by urllib3
+        k8s.BatchV1Api(api).create_namespaced_job(NS, job("slow"), _request_timeout=(1, 0.1))
+    deadline = time.monotonic() + 2
+    while fake.get("jobs", NS, "slow") is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert fake.get("jobs", NS, "slow") is not None  # the ambiguous outcome a real client must handle
+
+
+def test_request_timeout_int_and_tuple(api: k8s.ApiClient) -> None:
+    batch = k8s.BatchV1Api(api)
+    assert batch.list_namespaced_job(NS, _request_timeout=5).items == []
+    assert batch.list_namespaced_job(NS, _request_timeout=(2, 5)).items == []
+
+
+def test_float_request_timeout_is_silently_ignored_by_kubernetes_11(
+    fake: FakeKube, api: k8s.ApiClient
+) -> None:
+    fake.inject("GET", r"/jobs$", status=None, delay=0.2)
+    started = time.monotonic()
+    k8s.BatchV1Api(api).list_namespaced_job(NS, _request_timeout=0.05)  # neither int nor tuple: no timeout
+    assert time.monotonic() - started >= 0.2
+
+
+def test_get_read_timeout_is_retried_by_urllib3(fake: FakeKube, api: k8s.ApiClient) -> None:
+    fault = fake.inject("GET", r"/jobs$", status=None, delay=0.2)
+    assert k8s.BatchV1Api(api).list_namespaced_job(NS, _request_timeout=(1, 0.05)).items == []
+    assert fault.hits == 1
+    assert len(fake.requests_for("GET", r"/jobs$")) == 2  # the timed-out attempt and urllib3's retry
+
+
+def test_set_job_status(fake: FakeKube, api: k8s.ApiClient) -> None:
+    batch = k8s.BatchV1Api(api)
+    batch.create_namespaced_job(NS, job("done"))
+    batch.create_namespaced_job(NS, job("running"))
+    fake.set_job_status(NS, "done", "Complete")
+    fake.set_job_status(NS, "running", None, active=1)
+    done = batch.read_namespaced_job("done", NS).status
+    assert [(c.type, c.status) for c in done.conditions] == [("Complete", "True")]
+    assert (done.succeeded, done.active, done.failed) == (1, None, None)
+    running = batch.read_namespaced_job("running", NS).status
+    assert (running.conditions, running.active) == (None, 1)
+
+
+def test_openshift_dynamic_client_and_processed_templates(
+    fake: FakeKube, api: k8s.ApiClient, tmp_path: Path
+) -> None:
+    fake.add(template("solver-fedora-31-py38", {"template": "solver"}))
+    dyn = DynamicClient(api, cache_file=str(tmp_path / "discovery.json"))
+    jobs = dyn.resources.get(api_version="batch/v1", kind="Job")
+    jobs.create(body=job("via-dynamic"), namespace=NS)
+    assert [j.metadata.name for j in jobs.get(namespace=NS).items] == ["via-dynamic"]
+
+    templates = dyn.resources.get(api_version="template.openshift.io/v1", name="templates")
+    tmpl = templates.get(namespace="infra", label_selector="template=solver").to_dict()["items"][0]
+    tmpl.update(apiVersion="template.openshift.io/v1", kind="Template")  # list items carry neither
+    tmpl["parameters"][0]["value"] = "solver-x-1"
+    processor = dyn.resources.get(api_version="template.openshift.io/v1", name="processedtemplates")
+    processed = processor.create(body=tmpl, namespace="infra").to_dict()
+    obj = processed["objects"][0]
+    assert obj["metadata"] == {"name": "solver-x-1", "labels": {"template": "solver-fedora-31-py38"}}
+    assert obj["spec"]["parallelism"] == 1  # ${{...}} substitutes a non-string value
+    assert obj["spec"]["template"]["metadata"]["name"] == "p-flask"
+
+
+def test_unknown_path_is_404() -> None:
+    with FakeKube(tls="none") as plain:
+        request = urllib.request.Request(
+            plain.url + "/apis/nope/v1/things", headers={"Authorization": "Bearer test-token"}
+        )
+        with pytest.raises(urllib.error.HTTPError) as exc:
+            urllib.request.urlopen(request, timeout=5)
+        assert exc.value.code == 404
+        assert json.loads(exc.value.read())["reason"] == "NotFound"
+
+
+def test_missing_or_wrong_token_is_401(fake: FakeKube, tmp_path: Path) -> None:
+    for token in (False, "wrong-token"):
+        batch = k8s.BatchV1Api(api_client(fake, tmp_path, token=token))
+        with pytest.raises(ApiException) as exc:
+            batch.list_namespaced_job(NS)
+        assert exc.value.status == 401
+        assert json.loads(exc.value.body)["reason"] == "Unauthorized"
+
+
+def test_tls_with_right_ca_works(fake: FakeKube, api: k8s.ApiClient) -> None:
+    assert api.configuration.ssl_ca_cert == str(fake.ca_pem)
+    assert k8s.BatchV1Api(api).list_namespaced_job(NS, _request_timeout=5).items == []
+
+
+def test_insecure_skip_tls_verify_works_and_warns(fake: FakeKube, tmp_path: Path) -> None:
+    batch = k8s.BatchV1Api(api_client(fake, tmp_path, ca=False))
+    with pytest.warns(urllib3.exceptions.InsecureRequestWarning):
+        assert batch.list_namespaced_job(NS).items == []
+
+
+def test_tls_with_wrong_ca_fails_fast(fake: FakeKube, tmp_path: Path) -> None:
+    batch = k8s.BatchV1Api(api_client(fake, tmp_path, wrong_ca=True))
+    started = time.monotonic()
+    # urllib3 retries the handshake 3 times, then raises MaxRetryError; kubernetes 11 only turns a
+    # bare urllib3 SSLError (retries disabled) into ApiException(status=0).
+    with pytest.raises(urllib3.exceptions.MaxRetryError) as exc:
+        batch.list_namespaced_job(NS, _request_timeout=5)
+    assert isinstance(exc.value.reason, urllib3.exceptions.SSLError)
+    assert "CERTIFICATE_VERIFY_FAILED" in str(exc.value.reason)
+    assert time.monotonic() - started < 2
+    assert fake.tls_failures
+
+
+def test_mtls_requires_client_certificate(tmp_path: Path) -> None:
+    with FakeKube(tls="mtls") as server:
+        without = k8s.BatchV1Api(api_client(server, tmp_path, client_cert=False))
+        with pytest.raises(urllib3.exceptions.HTTPError):
+            without.list_namespaced_job(NS, _request_timeout=5)
+        assert server.tls_failures
+        assert server.requests == []
+
+        with_cert = k8s.BatchV1Api(api_client(server, tmp_path, client_cert=True, token=False))
+        assert with_cert.list_namespaced_job(NS, _request_timeout=5).items == []
+        assert (
+            server.requests[-1].client_cert_subject == "O=graph-refresh-tests,OU=tests,CN=graph-refresh-test"
+        )
+        assert "authorization" not in server.requests[-1].headers

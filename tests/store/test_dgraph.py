@@ -1,0 +1,690 @@
+"""The Dgraph store against a Dgraph stand-in on the wire (tests/fakes/dgraph.py), plus an opt-in live test.
+
+What is asserted is what reaches the server: read-only Query RPCs with variables and a deadline,
+keyset paging by uid, retries from the same cursor, and the StoreError/ConfigError a run ends with.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from itertools import islice, pairwise
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import grpc
+import pydgraph
+import pytest
+
+from graph_refresh.config import StoreSettings
+from graph_refresh.errors import ConfigError, StoreError
+from graph_refresh.items import Candidate, SolverEnvironment, parse_solver_name
+from graph_refresh.store import open_store
+from graph_refresh.store.base import GraphStore
+from graph_refresh.store.dgraph import (
+    ANALYZER_QUERY,
+    INDEX_QUERY,
+    SOLVER_QUERY,
+    DgraphStore,
+    dgraph_address,
+)
+from tests.fakes.dgraph import FakeDgraph, TlsFiles, make_tls_files
+
+ROOT = Path(__file__).resolve().parents[2]
+PYPI = "https://pypi.org/simple"
+AICOE = "https://tensorflow.pypi.thoth-station.ninja/index/manylinux2010/AVX2/simple"
+FEDORA = parse_solver_name("solver-fedora-31-py38", template="test")
+PAGE = 3
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def version(i: int) -> dict[str, str]:
+    return {
+        "package_name": f"package-{i:02d}",
+        "package_version": f"1.{i}.0",
+        "index_url": (PYPI, AICOE)[i % 2],
+    }
+
+
+def candidate(i: int) -> Candidate:
+    return Candidate(**version(i))
+
+
+N = 20
+# Every third version is solved by fedora-31-py38 (every sixth with error: true); every fourth is analyzed.
+BIG_GRAPH = {
+    "package_versions": [version(i) for i in range(N)],
+    "solved": [{**version(i), "solver": FEDORA.name, "error": i % 6 == 0} for i in range(0, N, 3)],
+    "analyzed": [version(i) for i in range(0, N, 4)],
+}
+UNSOLVED = [candidate(i) for i in range(N) if i % 3]
+UNANALYZED = [candidate(i) for i in range(N) if i % 4]
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    """Back-off delays the stores asked for (the sleep seam: nothing really waits)."""
+    return []
+
+
+@pytest.fixture
+def make_store(sleeps: list[float]) -> Iterator[Callable[..., DgraphStore]]:
+    """Open DgraphStores (page size 3, recorded sleeps) and close them after the test."""
+    stores: list[DgraphStore] = []
+
+    def factory(settings: StoreSettings, **kwargs: Any) -> DgraphStore:
+        kwargs.setdefault("page_size", PAGE)
+        kwargs.setdefault("sleep", sleeps.append)
+        store = DgraphStore(settings, **kwargs)
+        stores.append(store)
+        return store
+
+    yield factory
+    for store in stores:
+        store.close()
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeDgraph]:
+    with FakeDgraph(BIG_GRAPH) as server:
+        yield server
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("localhost", 0))
+        return int(sock.getsockname()[1])
+
+
+# -- interface and paging -----------------------------------------------------------------------
+
+
+def test_implements_the_protocol(fake: FakeDgraph) -> None:
+    store = open_store(fake.settings())
+    try:
+        assert isinstance(store, DgraphStore)
+        assert isinstance(store, GraphStore)
+        assert store.name == "dgraph"
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("short_pages", [False, True], ids=["full-pages", "short-pages"])
+def test_every_candidate_exactly_once_in_uid_order(short_pages: bool, make_store: Callable[..., DgraphStore]) -> None:
+    with FakeDgraph(BIG_GRAPH, short_pages=short_pages) as server:
+        store = make_store(server.settings())
+        assert list(store.analyzer_candidates()) == UNANALYZED
+        assert list(store.solver_candidates(FEDORA)) == UNSOLVED
+        calls = server.calls()
+    page_sizes = [len(call.uids) for call in calls]
+    assert all(size <= PAGE for size in page_sizes)
+    if short_pages:  # a short page is not the end: only the empty page is
+        assert any(0 < size < PAGE for size in page_sizes)
+    streams = [[c for c in calls if c.query == query] for query in (ANALYZER_QUERY, SOLVER_QUERY)]
+    for stream in streams:
+        assert stream[0].vars["$after"] == "0x0"
+        for previous, following in pairwise(stream):
+            assert previous.uids, "paging went on after an empty page"
+            assert following.vars["$after"] == previous.uids[-1]
+        assert stream[-1].uids == []
+
+
+def test_early_stop_sends_only_the_queries_needed(fake: FakeDgraph, make_store: Callable[..., DgraphStore]) -> None:
+    store = make_store(fake.settings())
+    stream = store.analyzer_candidates()
+    assert fake.calls() == []  # lazy: nothing is sent before the first candidate is asked for
+    assert list(islice(stream, 2)) == UNANALYZED[:2]
+    assert len(fake.calls()) == 1
+    assert list(islice(stream, 2)) == UNANALYZED[2:4]  # the fourth candidate needs the second page
+    assert len(fake.calls()) == 2
+    assert list(islice(store.solver_candidates(FEDORA), PAGE)) == UNSOLVED[:PAGE]
+    assert len(fake.calls()) == 3
+
+
+def test_requests_are_read_only_with_variables_and_a_deadline(
+    fake: FakeDgraph, make_store: Callable[..., DgraphStore]
+) -> None:
+    store = make_store(fake.settings(timeout_seconds=7))
+    list(store.solver_candidates(FEDORA))
+    list(store.analyzer_candidates())
+    assert store.index_urls() == sorted([PYPI, AICOE])
+    assert {request.method for request in fake.requests} == {"Query"}  # no commit, no discard RPC, no alter
+    data = re.compile(r"\"|'|0x|fedora|31|3\.8|package-|https?:")
+    expected_vars = {
+        SOLVER_QUERY: {"$first", "$after", "$os", "$osv", "$py"},
+        ANALYZER_QUERY: {"$first", "$after"},
+        INDEX_QUERY: {"$first", "$after"},
+    }
+    for call in fake.calls():
+        assert call.error is None
+        assert call.read_only and call.mutations == 0 and not call.best_effort
+        assert call.time_remaining is not None and 0 < call.time_remaining <= 7.1  # gRPC rounds the header up
+        assert set(call.vars) == expected_vars[call.query]  # the store's query texts, never formatted
+        assert call.vars["$first"] == str(PAGE)
+        assert not data.search(call.query), call.query
+    solver_calls = [call for call in fake.calls() if call.query == SOLVER_QUERY]
+    assert {(c.vars["$os"], c.vars["$osv"], c.vars["$py"]) for c in solver_calls} == {("fedora", "31", "3.8")}
+
+
+def test_solver_environments_match_on_all_three_fields(make_store: Callable[..., DgraphStore]) -> None:
+    names = "abcdefg"
+    graph = {
+        "package_versions": [{"package_name": n, "package_version": "1", "index_url": PYPI} for n in names],
+        "solved": [
+            {
+                "package_name": "a",
+                "package_version": "1",
+                "index_url": PYPI,
+                "solver": "solver-rhel-8.6-py38",
+            },
+            {"package_name": "b", "package_version": "1", "index_url": PYPI, "solver": "solver-ubi-9-py311"},
+            {
+                "package_name": "c",
+                "package_version": "1",
+                "index_url": PYPI,
+                "solver": "solver-fedora-31-py38",
+            },
+            {"package_name": "d", "package_version": "1", "index_url": PYPI, "solver": "not-a-solver"},
+            {"package_name": "e", "package_version": "1", "index_url": PYPI, "solver": "solver-ubi-9-py31"},
+            {
+                "package_name": "f",
+                "package_version": "1",
+                "index_url": PYPI,
+                "solver": "solver-fedora-31-py38",
+                "error": True,  # the solver ran and recorded its failure: solved, not rescheduled
+            },
+        ],
+    }
+    expected_solved = {
+        "solver-rhel-8.6-py38": "a",
+        "solver-ubi-9-py311": "b",  # python 3.11, not the 2019 parser's 3.1.1
+        "solver-fedora-31-py38": "cf",
+        "solver-ubi-9-py31": "e",  # python 3.1: not the same environment as py311
+        "solver-fedora-32-py38": "",
+        "solver-fedora-31-py39": "",
+        "solver-rhel-8-py38": "",
+    }
+    with FakeDgraph(graph) as server:
+        store = make_store(server.settings())
+        for solver, solved in expected_solved.items():
+            env = parse_solver_name(solver, template="test")
+            unsolved = "".join(c.package_name for c in store.solver_candidates(env))
+            assert unsolved == "".join(n for n in names if n not in solved), solver
+    assert parse_solver_name("solver-ubi-9-py311", template="test").python_version == "3.11"
+
+
+def test_unanalyzed_and_index_urls(make_store: Callable[..., DgraphStore]) -> None:
+    graph = {
+        "package_versions": [version(i) for i in range(5)],
+        "analyzed": [version(1), version(3), {**version(7), "index_url": "https://example.org/simple"}],
+    }
+    with FakeDgraph(graph) as server:
+        store = make_store(server.settings(), page_size=1)
+        assert list(store.analyzer_candidates()) == [candidate(0), candidate(2), candidate(4)]
+        assert store.index_urls() == sorted([PYPI, AICOE, "https://example.org/simple"])
+
+
+def test_names_are_normalised_and_incomplete_nodes_skipped(
+    make_store: Callable[..., DgraphStore], caplog: pytest.LogCaptureFixture
+) -> None:
+    graph = {
+        "package_versions": [
+            {"package_name": "Flask_Login", "package_version": "0.5.0", "index_url": PYPI},
+            {"package_name": "broken", "package_version": "1", "index_url": PYPI},
+            {"package_name": "zope.interface", "package_version": "5.1", "index_url": PYPI},
+        ]
+    }
+    with FakeDgraph(graph, normalize_names=False) as server:
+        broken = next(uid for uid, node in server.graph.nodes.items() if node.get("package_name") == "broken")
+        del server.graph.nodes[broken]["index_url"]  # a node may lack predicates
+        store = make_store(server.settings())
+        with caplog.at_level(logging.DEBUG, logger="graph_refresh.store.dgraph"):
+            assert list(store.analyzer_candidates()) == [
+                Candidate("flask-login", "0.5.0", PYPI),
+                Candidate("zope-interface", "5.1", PYPI),
+            ]
+    assert hex(broken) in caplog.text
+
+
+def test_closed_store_refuses_to_read(fake: FakeDgraph) -> None:
+    store = DgraphStore(fake.settings())
+    store.close()
+    store.close()  # twice is fine
+    with pytest.raises(StoreError, match="closed"):
+        list(store.analyzer_candidates())
+
+
+@pytest.mark.parametrize(
+    ("host", "address"),
+    [
+        ("localhost", "localhost:9080"),
+        ("dgraph-alpha.thoth.svc:9081", "dgraph-alpha.thoth.svc:9081"),
+        ("[::1]", "[::1]:9080"),
+        ("[::1]:9000", "[::1]:9000"),
+        ("::1", "[::1]:9080"),
+    ],
+)
+def test_address_defaults_to_port_9080(host: str, address: str) -> None:
+    assert dgraph_address(host) == address
+
+
+@pytest.mark.parametrize("host", ["http://dgraph:9080", "dgraph:port", "dgraph:0", "dgraph:70000", ":9080", "a b"])
+def test_bad_host_is_a_configuration_error(host: str) -> None:
+    with pytest.raises(ConfigError, match="GRAPH_SERVICE_HOST"):
+        DgraphStore(StoreSettings(graph_service_host=host))
+
+
+# -- TLS ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """Two unrelated CAs: ``mine`` (the fake's) and ``other``."""
+    base = tmp_path_factory.mktemp("tls")
+    return SimpleNamespace(mine=make_tls_files(base / "mine"), other=make_tls_files(base / "other"))
+
+
+def tls_dir(path: Path, files: TlsFiles, *, client: bool) -> Path:
+    """A GRAPH_TLS_PATH with ca.crt and, if ``client``, the client pair."""
+    path.mkdir()
+    shutil.copy(files.ca, path / "ca.crt")
+    if client:
+        shutil.copy(files.client_cert, path / "client.user.crt")
+        shutil.copy(files.client_key, path / "client.user.key")
+    return path
+
+
+def test_plaintext_warns(
+    fake: FakeDgraph, make_store: Callable[..., DgraphStore], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="graph_refresh.store.dgraph"):
+        store = make_store(fake.settings())
+    assert "plaintext" in caplog.text
+    assert store.transport == "plaintext"
+    assert len(list(store.analyzer_candidates())) == len(UNANALYZED)
+
+
+def test_tls_with_server_certificate(
+    certs: SimpleNamespace, tmp_path: Path, make_store: Callable[..., DgraphStore]
+) -> None:
+    with FakeDgraph(BIG_GRAPH, tls=certs.mine.server_tls()) as server:
+        store = make_store(server.settings(tls_dir(tmp_path / "tls", certs.mine, client=False)))
+        assert store.transport == "TLS"
+        assert list(store.analyzer_candidates()) == UNANALYZED
+
+
+def test_mutual_tls(certs: SimpleNamespace, make_store: Callable[..., DgraphStore]) -> None:
+    with FakeDgraph(BIG_GRAPH, tls=certs.mine.server_tls(mutual=True)) as server:
+        store = make_store(server.settings(certs.mine.directory))  # node.crt/node.key beside are ignored
+        assert store.transport == "mutual TLS"
+        assert list(store.solver_candidates(FEDORA)) == UNSOLVED
+
+
+def test_wrong_ca_is_a_tls_failure_naming_the_host(
+    certs: SimpleNamespace, tmp_path: Path, make_store: Callable[..., DgraphStore], sleeps: list[float]
+) -> None:
+    with FakeDgraph(BIG_GRAPH, tls=certs.mine.server_tls()) as server:
+        store = make_store(server.settings(tls_dir(tmp_path / "tls", certs.other, client=False)))
+        with pytest.raises(StoreError, match="TLS handshake failed") as caught:
+            list(store.analyzer_candidates())
+        assert server.host in str(caught.value)
+        assert server.calls() == []
+    assert sleeps == []  # a setup problem: not retried
+
+
+def test_mutual_tls_required_but_no_client_certificate(
+    certs: SimpleNamespace, tmp_path: Path, make_store: Callable[..., DgraphStore]
+) -> None:
+    with FakeDgraph(BIG_GRAPH, tls=certs.mine.server_tls(mutual=True)) as server:
+        store = make_store(server.settings(tls_dir(tmp_path / "tls", certs.mine, client=False)))
+        with pytest.raises(StoreError, match=r"unavailable.*client\.user\.crt") as caught:
+            list(store.analyzer_candidates())
+        assert server.host in str(caught.value)
+        assert server.calls() == []
+
+
+def test_client_certificate_from_another_ca_is_refused(
+    certs: SimpleNamespace, tmp_path: Path, make_store: Callable[..., DgraphStore]
+) -> None:
+    path = tls_dir(tmp_path / "tls", certs.other, client=True)
+    shutil.copy(certs.mine.ca, path / "ca.crt")  # trusts the server, but the client pair is another CA's
+    with FakeDgraph(BIG_GRAPH, tls=certs.mine.server_tls(mutual=True)) as server:
+        store = make_store(server.settings(path))
+        with pytest.raises(StoreError, match=re.escape(server.host)):
+            list(store.analyzer_candidates())
+        assert server.calls() == []
+
+
+@pytest.mark.parametrize(
+    ("present", "missing"), [("client.user.crt", "client.user.key"), ("client.user.key", "client.user.crt")]
+)
+def test_one_client_file_alone_is_a_configuration_error(
+    certs: SimpleNamespace, tmp_path: Path, present: str, missing: str
+) -> None:
+    path = tls_dir(tmp_path / "tls", certs.mine, client=True)
+    (path / missing).unlink()
+    with pytest.raises(ConfigError, match=re.escape(str(path / missing))):
+        DgraphStore(StoreSettings(graph_service_host="localhost", graph_tls_path=path))
+
+
+def test_missing_tls_directory_or_ca_is_a_configuration_error(certs: SimpleNamespace, tmp_path: Path) -> None:
+    absent = tmp_path / "absent"
+    with pytest.raises(ConfigError, match=re.escape(str(absent))):
+        DgraphStore(StoreSettings(graph_service_host="localhost", graph_tls_path=absent))
+    path = tls_dir(tmp_path / "tls", certs.mine, client=True)
+    (path / "ca.crt").unlink()
+    with pytest.raises(ConfigError, match=r"ca\.crt"):
+        DgraphStore(StoreSettings(graph_service_host="localhost", graph_tls_path=path))
+
+
+# -- faults -------------------------------------------------------------------------------------
+
+
+def test_server_down_is_unavailable_naming_the_host(
+    make_store: Callable[..., DgraphStore], sleeps: list[float]
+) -> None:
+    host = f"localhost:{free_port()}"
+    store = make_store(StoreSettings(graph_service_host=host))
+    with pytest.raises(StoreError, match=rf"{host}.*after 3 attempts: unavailable") as caught:
+        list(store.analyzer_candidates())
+    assert isinstance(caught.value.__cause__, grpc.RpcError)
+    assert sleeps == [0.5, 1.0]  # exponential back-off, bounded
+
+
+def test_aborted_once_then_success_yields_everything(
+    fake: FakeDgraph, make_store: Callable[..., DgraphStore], sleeps: list[float]
+) -> None:
+    fault = fake.inject(grpc.StatusCode.ABORTED, after=2)
+    store = make_store(fake.settings())
+    assert list(store.analyzer_candidates()) == UNANALYZED
+    assert fault.hits == 1
+    assert sleeps == [0.5]
+    failed, retried = fake.calls()[2:4]
+    assert failed.error is not None and failed.error.startswith("ABORTED")
+    assert retried.vars["$after"] == failed.vars["$after"]  # resumed from the same cursor
+
+
+def test_persistent_abort_gives_up_after_bounded_attempts(
+    fake: FakeDgraph, make_store: Callable[..., DgraphStore], sleeps: list[float]
+) -> None:
+    fake.inject(grpc.StatusCode.ABORTED, times=100)
+    store = make_store(fake.settings())
+    with pytest.raises(StoreError, match=rf"{fake.host}.*after 3 attempts: aborted"):
+        list(store.analyzer_candidates())
+    assert len(fake.calls()) == 3
+    assert sleeps == [0.5, 1.0]
+
+
+def test_unavailable_mid_stream_resumes_from_the_cursor(
+    fake: FakeDgraph, make_store: Callable[..., DgraphStore]
+) -> None:
+    fake.inject(grpc.StatusCode.UNAVAILABLE, details="Socket closed", times=2, after=1)
+    store = make_store(fake.settings())
+    assert list(store.solver_candidates(FEDORA)) == UNSOLVED
+    calls = fake.calls()
+    assert [c.error is not None for c in calls[:4]] == [False, True, True, False]
+    assert {c.vars["$after"] for c in calls[1:4]} == {calls[0].uids[-1]}
+
+
+def test_please_retry_is_retried(fake: FakeDgraph, make_store: Callable[..., DgraphStore]) -> None:
+    fake.inject(grpc.StatusCode.UNKNOWN, details="Please retry again, server is not ready to accept requests")
+    store = make_store(fake.settings())
+    assert list(store.analyzer_candidates()) == UNANALYZED
+
+
+def test_a_refused_query_is_not_retried(
+    fake: FakeDgraph, make_store: Callable[..., DgraphStore], sleeps: list[float]
+) -> None:
+    fake.inject(grpc.StatusCode.INVALID_ARGUMENT, details="while lexing")
+    store = make_store(fake.settings())
+    with pytest.raises(StoreError, match="INVALID_ARGUMENT"):
+        list(store.analyzer_candidates())
+    assert len(fake.calls()) == 1 and sleeps == []
+
+
+def test_deadline_exceeded_mid_stream_is_a_store_error(
+    fake: FakeDgraph, make_store: Callable[..., DgraphStore], sleeps: list[float]
+) -> None:
+    fake.inject(grpc.StatusCode.DEADLINE_EXCEEDED, times=100, after=2)
+    store = make_store(fake.settings())
+    seen: list[Candidate] = []
+    with pytest.raises(StoreError, match=rf"{fake.host}.*deadline exceeded after 30 s"):
+        seen.extend(store.analyzer_candidates())
+    assert seen == UNANALYZED[: len(seen)] and len(seen) >= 2 * PAGE - 2  # what came before the fault
+    assert len(fake.calls()) == 2 + 3
+    assert sleeps == [0.5, 1.0]
+
+
+def test_a_slow_answer_hits_the_deadline_and_is_retried(
+    fake: FakeDgraph, make_store: Callable[..., DgraphStore], sleeps: list[float]
+) -> None:
+    fault = fake.inject(delay=5.0, after=1)
+    store = make_store(fake.settings(timeout_seconds=0.3))  # a float (the field is int) keeps the test fast
+    assert list(store.analyzer_candidates()) == UNANALYZED
+    assert fault.hits == 1
+    slow = fake.calls()[1]
+    assert slow.time_remaining is not None and slow.time_remaining <= 0.35
+    assert sleeps == [0.5]
+
+
+# -- login ----------------------------------------------------------------------------------------
+
+PASSWORD = "correct-horse-battery"
+
+
+def test_login_sends_the_access_token(make_store: Callable[..., DgraphStore]) -> None:
+    with FakeDgraph(BIG_GRAPH, users={"graph-refresh": PASSWORD}) as server:
+        store = make_store(server.settings(dgraph_user="graph-refresh", dgraph_password=PASSWORD))
+        assert list(store.analyzer_candidates()) == UNANALYZED
+        (login,) = server.calls("Login")
+        assert login.vars == {"userid": "graph-refresh"}  # the fake never keeps the password
+        assert all(call.metadata.get("accessjwt", "").startswith("access-") for call in server.calls())
+
+
+def test_bad_password_is_an_authentication_failure(
+    make_store: Callable[..., DgraphStore], sleeps: list[float], caplog: pytest.LogCaptureFixture
+) -> None:
+    with FakeDgraph(BIG_GRAPH, users={"graph-refresh": PASSWORD}) as server:
+        settings = server.settings(dgraph_user="graph-refresh", dgraph_password="wrong-horse")
+        with (
+            caplog.at_level(logging.DEBUG),
+            pytest.raises(StoreError, match="authentication failed") as caught,
+        ):
+            make_store(settings)
+        assert server.host in str(caught.value)
+        assert len(server.calls("Login")) == 1 and server.calls() == []
+    assert "wrong-horse" not in str(caught.value) and "wrong-horse" not in caplog.text
+    assert sleeps == []
+
+
+def test_acl_server_without_login_refuses_queries(make_store: Callable[..., DgraphStore], sleeps: list[float]) -> None:
+    with FakeDgraph(BIG_GRAPH, users={"graph-refresh": PASSWORD}) as server:
+        store = make_store(server.settings())
+        with pytest.raises(StoreError, match="authentication failed"):
+            list(store.analyzer_candidates())
+        assert len(server.calls()) == 1
+    assert sleeps == []
+
+
+# -- the fake keeps Dgraph's rules --------------------------------------------------------------
+
+
+def raw_query(server: FakeDgraph, query: str, variables: dict[str, str], *, read_only: bool = True) -> Any:
+    stub = pydgraph.DgraphClientStub(server.host)
+    try:
+        return pydgraph.DgraphClient(stub).txn(read_only=read_only).query(query, variables=variables, timeout=5)
+    finally:
+        stub.close()
+
+
+@pytest.mark.parametrize(
+    ("query", "variables", "message"),
+    [
+        (
+            ANALYZER_QUERY.replace("$after: string)", "$after: string, $os: string)"),
+            {"$first": "3", "$after": "0x0", "$os": "fedora"},
+            "not used",
+        ),
+        ("{ q(func: has(package_name)) { uid } }", {}, "unknown query"),
+        (
+            ANALYZER_QUERY.replace("$after)", '"0x1")').replace(", $after: string", ""),
+            {"$first": "3"},
+            "literal",
+        ),
+        (ANALYZER_QUERY, {"$first": "3"}, "not passed"),
+    ],
+    ids=["unused-variable", "unknown-shape", "literal-in-text", "missing-variable"],
+)
+def test_fake_rejects_what_dgraph_rejects(
+    fake: FakeDgraph, query: str, variables: dict[str, str], message: str
+) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        raw_query(fake, query, variables)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert message in caught.value.details().lower() or message in caught.value.details()
+
+
+def test_fake_refuses_writes(fake: FakeDgraph) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        raw_query(fake, ANALYZER_QUERY, {"$first": "1", "$after": "0x0"}, read_only=False)
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    stub = pydgraph.DgraphClientStub(fake.host)
+    try:
+        client = pydgraph.DgraphClient(stub)
+        with pytest.raises(grpc.RpcError):
+            client.txn().mutate(set_obj={"package_name": "x"}, commit_now=True, timeout=5)
+        with pytest.raises(grpc.RpcError):
+            client.alter(pydgraph.Operation(drop_all=True), timeout=5)
+    finally:
+        stub.close()
+    assert [(r.method, (r.error or "").split(":")[0]) for r in fake.requests] == [
+        ("Query", "PERMISSION_DENIED"),
+        ("Query", "PERMISSION_DENIED"),
+        ("CommitOrAbort", "PERMISSION_DENIED"),  # pydgraph discards a failed write transaction
+        ("Alter", "PERMISSION_DENIED"),
+    ]
+
+
+def test_pydgraph_turns_aborted_into_aborted_error(fake: FakeDgraph) -> None:
+    fake.inject(grpc.StatusCode.ABORTED)
+    with pytest.raises(pydgraph.errors.AbortedError):
+        raw_query(fake, ANALYZER_QUERY, {"$first": "1", "$after": "0x0"})
+
+
+@pytest.mark.timeout(20)
+def test_fake_runs_as_a_program(tmp_path: Path) -> None:
+    graph = tmp_path / "graph.json"
+    graph.write_text(json.dumps({"package_versions": [version(1), version(2)], "analyzed": [version(2)]}))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "GRPC_VERBOSITY": "NONE"}
+    command = [sys.executable, "-m", "tests.fakes.dgraph", "--graph", str(graph), "--port", "0"]
+    with subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            assert re.fullmatch(r"listening on localhost:\d+\n", line), line
+            store = DgraphStore(StoreSettings(graph_service_host=line.split()[-1]), sleep=lambda _: None)
+            try:
+                assert list(store.analyzer_candidates()) == [candidate(1)]
+            finally:
+                store.close()
+        finally:
+            proc.terminate()
+            _, stderr = proc.communicate(timeout=10)
+    assert proc.returncode == 0, stderr
+
+
+# -- opt-in: a real Dgraph ------------------------------------------------------------------------
+
+LIVE_URL = os.environ.get("DGRAPH_TEST_URL", "")
+SCHEMA = """
+python_package_version_entity_label: string @index(exact) .
+python_package_version_label: string @index(exact) .
+python_package_index_label: string @index(exact) .
+package_analyzer_run_label: string @index(exact) .
+ecosystem: string @index(exact) .
+package_name: string @index(exact) .
+package_version: string @index(exact) .
+index_url: string @index(exact) .
+os_name: string @index(exact) .
+os_version: string @index(exact) .
+python_version: string @index(exact) .
+url: string @index(exact) .
+solver_error: bool @index(bool) .
+installed_from: [uid] @reverse @count .
+package_analyzer_input: [uid] @reverse @count .
+provided_by: [uid] @reverse @count .
+"""
+PREDICATES = re.findall(r"^(\w+):", SCHEMA, re.MULTILINE)
+
+
+@pytest.mark.live
+@pytest.mark.skipif(not LIVE_URL, reason="set DGRAPH_TEST_URL=host:port of a disposable Dgraph alpha")
+def test_live_dgraph(make_store: Callable[..., DgraphStore]) -> None:
+    host = LIVE_URL.removeprefix("dgraph://").rstrip("/")
+    token = secrets.token_hex(4)
+    prefix, os_name, index = (
+        f"graph-refresh-live-{token}-",
+        f"grlive{token}",
+        f"https://{token}.example/simple",
+    )
+    env = SolverEnvironment(f"solver-{os_name}-1-py38", os_name, "1", "3.8")
+
+    def entity(i: int, **edges: Any) -> dict[str, Any]:
+        return {
+            "uid": f"_:e{i}",
+            "python_package_version_entity_label": "python_package_version_entity",
+            "package_name": f"{prefix}{i}",
+            "package_version": "1.0",
+            "index_url": index,
+            "ecosystem": "python",
+            "provided_by": [{"uid": "_:index"}],
+            **edges,
+        }
+
+    solved = {
+        "python_package_version_label": "python_package_version",
+        "os_name": os_name,
+        "os_version": "1",
+        "python_version": "3.8",
+    }
+    nodes = [
+        {"uid": "_:index", "python_package_index_label": "python_package_index", "url": index},
+        entity(0),
+        entity(1, installed_from=[{**solved, "uid": "_:s1", "solver_error": False}]),
+        entity(2, installed_from=[{**solved, "uid": "_:s2", "solver_error": True}]),
+        entity(3, package_analyzer_input=[{"uid": "_:a3", "package_analyzer_run_label": "package_analyzer_run"}]),
+        entity(4, installed_from=[{**solved, "uid": "_:s4", "python_version": "3.9"}]),
+    ]
+    stub = pydgraph.DgraphClientStub(host)
+    client = pydgraph.DgraphClient(stub)
+    uids: list[str] = []
+    try:
+        client.alter(pydgraph.Operation(schema=SCHEMA), timeout=30)
+        response = client.txn().mutate(set_obj=nodes, commit_now=True, timeout=30)  # a JSON array: many nodes
+        uids = list(response.uids.values())
+        store = make_store(StoreSettings(graph_service_host=host), page_size=2)
+
+        def mine(candidates: Iterator[Candidate]) -> list[str]:
+            return sorted(c.package_name.removeprefix(prefix) for c in candidates if c.package_name.startswith(prefix))
+
+        assert mine(store.solver_candidates(env)) == ["0", "3", "4"]
+        assert mine(store.analyzer_candidates()) == ["0", "1", "2", "4"]
+        assert index in store.index_urls()
+    finally:
+        if uids:
+            nquads = "\n".join(f"<{uid}> <{predicate}> * ." for uid in uids for predicate in PREDICATES)
+            client.txn().mutate(del_nquads=nquads, commit_now=True, timeout=30)
+        stub.close()

@@ -1,0 +1,44 @@
+"""The embedded SQLite store: import and keyset paging."""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+from pathlib import Path
+
+from graph_refresh.store.graphfile import parse_graph
+from graph_refresh.store.sqlite import SQLiteStore
+
+from ..conftest import version
+
+
+def test_store_file_is_created_on_first_use(tmp_path: Path) -> None:
+    path = tmp_path / "new.sqlite3"
+    SQLiteStore(path).close()
+    tables = {row[0] for row in sqlite3.connect(path).execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"package_version", "solved", "analyzed"} <= tables
+
+
+def test_pages_by_keyset_without_offset_and_stops_when_the_consumer_stops(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.sqlite3", page_size=4)
+    store.import_graph(parse_graph({"package_versions": [version(f"p{i:03d}", "1") for i in range(10)]}, source="t"))
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)
+    names = [c.package_name for c in store.analyzer_candidates()]
+    assert names == [f"p{i:03d}" for i in range(10)]
+    assert len(statements) == 3  # 4 + 4 + 2 rows; a short page ends the stream
+    assert not any("OFFSET" in s.upper() for s in statements)
+    statements.clear()
+    assert len(list(itertools.islice(store.analyzer_candidates(), 3))) == 3
+    assert len(statements) == 1
+
+
+def test_a_version_only_named_by_solved_or_analyzed_is_added(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.sqlite3")
+    added = store.import_graph(
+        parse_graph(
+            {"solved": [{**version("a", "1"), "solver": "solver-x-1-py38"}], "analyzed": [version("b", "2")]},
+            source="t",
+        )
+    )
+    assert added == {"package_version": 2, "solved": 1, "analyzed": 1}

@@ -1,0 +1,420 @@
+"""The command line: settings from flags and environment alike, exit codes, and the dry run end to end."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import Result
+
+from graph_refresh import cli
+from graph_refresh.config import Settings
+
+from .conftest import EXAMPLE_TEMPLATES, PYPI, SAMPLE_GRAPH, SHARED_2019, version
+
+RunCli = Callable[..., Result]
+BASE_ENV = {"THOTH_INFRA_NAMESPACE": "base-infra", "THOTH_MIDDLETIER_NAMESPACE": "base-mid"}
+
+# (flag arguments, environment, attribute path in Settings, expected value)
+PARITY: list[tuple[list[str], dict[str, str], str, Any]] = [
+    (["--infra-namespace", "infra"], {"THOTH_INFRA_NAMESPACE": "infra"}, "cluster.infra_namespace", "infra"),
+    (["--middletier-namespace", "mt"], {"THOTH_MIDDLETIER_NAMESPACE": "mt"}, "cluster.middletier_namespace", "mt"),
+    (["--no-verify-tls"], {"KUBERNETES_VERIFY_TLS": "0"}, "cluster.verify_tls", False),
+    (["--template-dir", str(EXAMPLE_TEMPLATES)], {"THOTH_GRAPH_REFRESH_TEMPLATE_DIR": str(EXAMPLE_TEMPLATES)},
+     "cluster.template_dir", EXAMPLE_TEMPLATES),
+    (["--graph-service-host", "alpha:9080"], {"GRAPH_SERVICE_HOST": "alpha:9080"}, "store.graph_service_host",
+     "alpha:9080"),
+    (["--graph-tls-path", "/tls"], {"GRAPH_TLS_PATH": "/tls"}, "store.graph_tls_path", Path("/tls")),
+    (["--dgraph-user", "u", "--dgraph-password", "p"],
+     {"GRAPH_REFRESH_DGRAPH_USER": "u", "GRAPH_REFRESH_DGRAPH_PASSWORD": "p"}, "store.dgraph_password", "p"),
+    (["--sqlite-path", "/x.db"], {"GRAPH_REFRESH_SQLITE_PATH": "/x.db"}, "store.sqlite_path", Path("/x.db")),
+    (["--eager-stop", "3"], {"THOTH_GRAPH_REFRESH_EAGER_STOP": "3"}, "plan.eager_stop", 3),
+    (["--no-solvers"], {"GRAPH_REFRESH_NO_SOLVERS": "1"}, "plan.no_solvers", True),
+    (["--no-package-analyzers"], {"GRAPH_REFRESH_NO_PACKAGE_ANALYZERS": "1"}, "plan.no_package_analyzers", True),
+    (["--solver-output", "http://s/x"], {"THOTH_SOLVER_OUTPUT": "http://s/x"}, "plan.solver_output", "http://s/x"),
+    (["--package-analyzer-output", "https://a/x"], {"THOTH_PACKAGE_ANALYZER_OUTPUT": "https://a/x"},
+     "plan.package_analyzer_output", "https://a/x"),
+    (["--subgraph-check-api", "http://c/x"], {"THOTH_SUBGRAPH_CHECK_API": "http://c/x"}, "plan.subgraph_check_api",
+     "http://c/x"),
+    (["--log-solver", "debug"], {"THOTH_LOG_SOLVER": "debug"}, "plan.log_solver", "DEBUG"),
+    (["--pushgateway-url", "http://pg:9091"], {"PROMETHEUS_PUSHGATEWAY_URL": "http://pg:9091"},
+     "metrics.pushgateway_url", "http://pg:9091"),
+    (["--deployment-name", "thoth-prod"], {"NAMESPACE": "thoth-prod"}, "metrics.deployment_name", "thoth-prod"),
+    (["--dry-run"], {"THOTH_DRY_RUN": "1"}, "plan.dry_run", True),
+    (["--output-dir", "/out"], {"THOTH_GRAPH_REFRESH_OUTPUT_DIR": "/out"}, "plan.output_dir", Path("/out")),
+    (["--report", "/r.json"], {"THOTH_GRAPH_REFRESH_REPORT": "/r.json"}, "metrics.report_path", Path("/r.json")),
+    (["--max-in-flight", "7"], {"THOTH_GRAPH_REFRESH_MAX_IN_FLIGHT": "7"}, "plan.max_in_flight", 7),
+    (["--qps", "2.5"], {"THOTH_GRAPH_REFRESH_QPS": "2.5"}, "cluster.qps", 2.5),
+    (["--burst", "3"], {"THOTH_GRAPH_REFRESH_BURST": "3"}, "cluster.burst", 3),
+    (["--workers", "9"], {"THOTH_GRAPH_REFRESH_WORKERS": "9"}, "cluster.workers", 9),
+    (["--job-ttl", "60"], {"THOTH_GRAPH_REFRESH_JOB_TTL": "60"}, "plan.job_ttl_seconds", 60),
+]
+
+
+def settings_from(args: list[str], env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
+    for name, value in {**BASE_ENV, **env}.items():
+        monkeypatch.setenv(name, value)
+    with cli.main.make_context("graph-refresh", list(args)) as ctx:
+        return cli.build_settings(ctx.params)
+
+
+def attribute(settings: Settings, path: str) -> Any:
+    group, name = path.split(".")
+    return getattr(getattr(settings, group), name)
+
+
+@pytest.mark.parametrize(("args", "env", "path", "expected"), PARITY, ids=[case[2] for case in PARITY])
+def test_flag_and_environment_variable_set_the_same_setting(
+    args: list[str], env: dict[str, str], path: str, expected: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    default = attribute(settings_from([], {}, monkeypatch), path)
+    assert default != expected, "the case must change the default"
+    assert attribute(settings_from(args, {}, monkeypatch), path) == expected
+    assert attribute(settings_from([], env, monkeypatch), path) == expected
+
+
+def test_every_option_has_an_environment_variable_and_a_parity_case() -> None:
+    variables = {name for _, env, _, _ in PARITY for name in env}
+    for option in cli.main.params:
+        if option.name in ("version", "help"):
+            continue
+        assert isinstance(option.envvar, str), option.name
+        assert option.envvar in variables, f"{option.envvar} has no parity case"
+
+
+def test_help_shows_each_flag_with_its_variable_and_default(run_cli: RunCli) -> None:
+    text = re.sub(r"-\s+", "-", " ".join(run_cli(["--help"]).output.split()))  # undo wrapping at hyphens
+    for option in cli.main.params:
+        if option.name in ("version", "help"):
+            continue
+        assert option.opts[0] in text
+        assert f"env var: {option.envvar}" in text.replace("[", " ").replace(";", " ")
+    assert "default: 1000" in text and "default: 86400" in text and "default: graph-refresh.sqlite3" in text
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("THOTH_GRAPH_REFRESH_EAGER_STOP", "-1"),
+        ("THOTH_GRAPH_REFRESH_MAX_IN_FLIGHT", "-5"),
+        ("THOTH_GRAPH_REFRESH_QPS", "-1"),
+        ("THOTH_GRAPH_REFRESH_BURST", "0"),
+        ("THOTH_GRAPH_REFRESH_WORKERS", "0"),
+        ("THOTH_GRAPH_REFRESH_JOB_TTL", "a day"),
+        ("THOTH_DRY_RUN", "maybe"),
+        ("KUBERNETES_VERIFY_TLS", "perhaps"),
+        ("GRAPH_REFRESH_NO_SOLVERS", "2"),
+        ("THOTH_LOG_SOLVER", "LOUD"),
+        ("THOTH_SOLVER_OUTPUT", "result-api/solver"),
+        ("THOTH_INFRA_NAMESPACE", "Bad_Namespace"),
+        ("THOTH_GRAPH_REFRESH_TEMPLATE_DIR", "/does/not/exist"),
+    ],
+)
+def test_invalid_values_exit_2_naming_the_variable(variable: str, value: str, run_cli: RunCli) -> None:
+    result = run_cli([], env={**BASE_ENV, "THOTH_DRY_RUN": "1", variable: value})
+    assert result.exit_code == 2
+    assert variable in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"THOTH_DRY_RUN": "0", "THOTH_INFRA_NAMESPACE": "infra"}, "THOTH_MIDDLETIER_NAMESPACE"),
+        ({"THOTH_DRY_RUN": "1"}, "THOTH_INFRA_NAMESPACE"),
+        ({**BASE_ENV, "GRAPH_REFRESH_DGRAPH_USER": "u"}, "GRAPH_REFRESH_DGRAPH_PASSWORD"),
+    ],
+)
+def test_missing_required_settings_exit_2_naming_the_variable(
+    env: dict[str, str], variable: str, run_cli: RunCli, tmp_path: Path
+) -> None:
+    result = run_cli(["--report", str(tmp_path / "r.json")], env=env)
+    assert result.exit_code == 2 and variable in result.stderr
+    assert not (tmp_path / "r.json").exists(), "no report for a configuration error"
+
+
+def test_secrets_never_reach_the_log(run_cli: RunCli, sample_store: None) -> None:
+    env = {"GRAPH_REFRESH_DGRAPH_PASSWORD": "hunter2-secret", "GRAPH_REFRESH_DGRAPH_USER": "groot",
+           "PROMETHEUS_PUSHGATEWAY_URL": "https://bob:pushpass@pg.example:9091"}
+    result = run_cli(["--dry-run", "--template-dir", str(EXAMPLE_TEMPLATES), "--no-solvers",
+                      "--no-package-analyzers"], env=env)
+    assert "hunter2-secret" not in result.output + result.stderr
+    assert "pushpass" not in result.output + result.stderr
+    assert "pg.example" in result.stderr, "the effective configuration is logged, redacted"
+
+
+# --- dry run, end to end -------------------------------------------------------------------------
+
+
+def dry_run(run_cli: RunCli, tmp_path: Path, *args: str, templates: Path = EXAMPLE_TEMPLATES,
+            name: str = "out") -> tuple[Result, dict[str, Any], Path]:
+    out, report = tmp_path / name, tmp_path / f"{name}.json"
+    result = run_cli(["--dry-run", "--template-dir", str(templates), "--output-dir", str(out),
+                      "--report", str(report), *args])
+    data = json.loads(report.read_text()) if report.exists() else {}
+    return result, data, out
+
+
+def manifests(folder: Path) -> dict[str, dict[str, Any]]:
+    return {p.stem: yaml.safe_load(p.read_text()) for p in sorted(folder.glob("*.yaml"))}
+
+
+def env_of(job: dict[str, Any]) -> dict[str, str]:
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e.get("value") for e in container["env"]}
+
+
+def assert_balanced(report: dict[str, Any]) -> None:
+    for counts in [*report["totals"].values(), *report["solvers"].values()]:
+        outcomes = counts["scheduled"] + counts["already_scheduled"] + counts["failed"]
+        assert counts["examined"] == outcomes + sum(counts["skipped"].values()), counts
+
+
+def test_sample_dry_run_plans_every_solver_and_the_analyzer(run_cli: RunCli, tmp_path: Path,
+                                                            sample_store: None) -> None:
+    result, report, out = dry_run(run_cli, tmp_path)
+    assert result.exit_code == 0, result.stderr
+    assert set(report["solvers"]) == {"solver-fedora-34-py39", "solver-ubi-8-py38", "solver-rhel-9-py311"}
+    for key in ("version", "dry_run", "exit_code", "duration_seconds", "store", "in_flight", "totals", "failures"):
+        assert key in report
+    assert report["dry_run"] is True and report["store"] == "sqlite" and report["exit_code"] == 0
+    assert all(counts["scheduled"] > 0 for counts in report["solvers"].values())
+    assert report["totals"]["package-analyzer"]["scheduled"] > 0
+    assert report["totals"]["solver"]["skipped"]["invalid"] > 0
+    assert_balanced(report)
+    jobs = manifests(out)
+    planned = sum(report["totals"][kind]["scheduled"] for kind in report["totals"])
+    assert len(jobs) == planned
+    for name, job in jobs.items():
+        assert job["metadata"]["name"] == name and len(name) <= 57
+        assert job["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "graph-refresh"
+        assert job["spec"]["ttlSecondsAfterFinished"] == 86400
+        assert "${" not in json.dumps(job)
+    assert "solver-ubi-8-py38" in result.output and "package-analyzer" in result.output  # the plan table
+    assert "invalid" in result.output
+
+
+def test_dry_run_is_deterministic_to_the_byte(run_cli: RunCli, tmp_path: Path, sample_store: None) -> None:
+    _, first, out1 = dry_run(run_cli, tmp_path, name="one")
+    _, second, out2 = dry_run(run_cli, tmp_path, name="two")
+    assert first["totals"] == second["totals"]
+    files1, files2 = sorted(p.name for p in out1.iterdir()), sorted(p.name for p in out2.iterdir())
+    assert files1 == files2
+    assert all((out1 / f).read_bytes() == (out2 / f).read_bytes() for f in files1)
+
+
+def test_hostile_records_are_skipped_as_invalid_and_reach_no_manifest(
+    run_cli: RunCli, tmp_path: Path, write_graph: Callable[[dict[str, Any]], Path]
+) -> None:
+    hostile = [
+        version("evil\nname", "1.0"),
+        version("inject${THOTH_SOLVER_OUTPUT}", "1.0"),
+        version("spacey", "1.0 ; rm -rf /"),
+        version("ftp-only", "0.1", "ftp://mirror.example.com/simple"),
+    ]
+    graph = write_graph({"package_versions": [*hostile, version("good", "1.0")]})
+    assert run_cli(["import-graph", str(graph)]).exit_code == 0
+    result, report, out = dry_run(run_cli, tmp_path)
+    assert result.exit_code == 0
+    assert report["totals"]["package-analyzer"]["skipped"] == {"invalid": 4}
+    for counts in report["solvers"].values():
+        assert counts["skipped"] == {"invalid": 4} and counts["scheduled"] == 1
+    text = "".join(p.read_text() for p in out.iterdir())
+    for marker in ("evil", "inject", "spacey", "rm -rf", "ftp-only", "ftp://"):
+        assert marker not in text
+
+
+def test_two_spellings_of_a_name_are_one_item(run_cli: RunCli, tmp_path: Path,
+                                              write_graph: Callable[[dict[str, Any]], Path]) -> None:
+    graph = write_graph({"package_versions": [version("Flask", "1.1.2"), version("flask", "1.1.2")]})
+    run_cli(["import-graph", str(graph)])
+    result, report, out = dry_run(run_cli, tmp_path, "--no-solvers")
+    assert report["totals"]["package-analyzer"]["examined"] == 1
+    (job,) = manifests(out).values()
+    assert env_of(job)["THOTH_PACKAGE_ANALYZER_PACKAGE_NAME"] == "flask"
+
+
+def test_eager_stop_one_plans_exactly_the_first_solver_job_in_round_robin_order(
+    run_cli: RunCli, tmp_path: Path, write_graph: Callable[[dict[str, Any]], Path]
+) -> None:
+    graph = write_graph({"package_versions": [version("a", "1"), version("b", "1"), version("c", "1")]})
+    run_cli(["import-graph", str(graph)])
+    result, report, out = dry_run(run_cli, tmp_path, "--eager-stop", "1", "--no-package-analyzers")
+    assert result.exit_code == 0
+    jobs = manifests(out)
+    assert len(jobs) == 1
+    (job,) = jobs.values()
+    # The first solver of the Template, with its first candidate.
+    assert job["metadata"]["labels"]["thoth-station.ninja/solver"] == "solver-fedora-34-py39"
+    assert env_of(job)["THOTH_SOLVER_PACKAGES"] == "a===1"
+    assert report["totals"]["solver"]["stopped_by"] == "eager-stop"
+    assert report["totals"]["solver"]["scheduled"] == 1
+    assert report["totals"]["solver"]["skipped"] == {"eager-stop": 3}  # each solver's next candidate
+    assert_balanced(report)
+
+
+def test_eager_stop_caps_each_kind_and_solvers_share_it_round_robin(
+    run_cli: RunCli, tmp_path: Path, write_graph: Callable[[dict[str, Any]], Path]
+) -> None:
+    graph = write_graph({"package_versions": [version(f"p{i}", "1") for i in range(10)]})
+    run_cli(["import-graph", str(graph)])
+    _, report, _ = dry_run(run_cli, tmp_path, "--eager-stop", "5")
+    assert report["totals"]["solver"]["scheduled"] == 5
+    assert sorted(c["scheduled"] for c in report["solvers"].values()) == [1, 2, 2]
+    assert report["totals"]["package-analyzer"]["scheduled"] == 5
+    assert report["totals"]["package-analyzer"]["stopped_by"] == "eager-stop"
+    assert_balanced(report)
+
+
+def test_kinds_can_be_turned_off(run_cli: RunCli, tmp_path: Path, sample_store: None) -> None:
+    _, report, out = dry_run(run_cli, tmp_path, env_off := "--no-solvers")
+    assert env_off and report["totals"]["solver"]["examined"] == 0 and report["solvers"] == {}
+    assert all(name.startswith("package-analyzer-") for name in manifests(out))
+
+
+def test_max_in_flight_caps_a_dry_run_too(run_cli: RunCli, tmp_path: Path, sample_store: None) -> None:
+    _, report, out = dry_run(run_cli, tmp_path, "--max-in-flight", "4")
+    assert len(list(out.iterdir())) == 4
+    assert {kind: report["totals"][kind]["scheduled"] for kind in report["totals"]} == {
+        "solver": 3, "package-analyzer": 1}
+    assert report["totals"]["solver"]["stopped_by"] == "capacity"
+    assert_balanced(report)
+
+
+def test_ambiguous_templates_exit_1_saying_what_was_found_where(run_cli: RunCli, tmp_path: Path,
+                                                                 template_dir: Callable[..., Path],
+                                                                 sample_store: None) -> None:
+    def duplicate(docs: dict[str, dict[str, Any]]) -> None:
+        copy = json.loads(json.dumps(docs["solver.yaml"]))
+        copy["metadata"]["name"] = "solver-copy"
+        docs["solver-copy.yaml"] = copy
+
+    folder = template_dir(duplicate)
+    result, report, out = dry_run(run_cli, tmp_path, templates=folder)
+    assert result.exit_code == 1
+    assert str(folder) in result.stderr and "found 2" in result.stderr and "solver-copy" in result.stderr
+    assert report["exit_code"] == 1 and not out.exists()
+
+
+def test_missing_template_exits_1(run_cli: RunCli, tmp_path: Path, template_dir: Callable[..., Path],
+                                  sample_store: None) -> None:
+    folder = template_dir(lambda docs: docs.pop("package-analyzer.yaml"))
+    result, _, _ = dry_run(run_cli, tmp_path, templates=folder)
+    assert result.exit_code == 1 and "template=package-analyzer" in result.stderr and "found 0" in result.stderr
+
+
+def test_badly_named_solver_exits_1_naming_it(run_cli: RunCli, tmp_path: Path, template_dir: Callable[..., Path],
+                                              sample_store: None) -> None:
+    def rename(docs: dict[str, dict[str, Any]]) -> None:
+        docs["solver.yaml"]["objects"][2]["metadata"]["labels"]["solver-type"] = "solver-rhel9-python3"
+
+    result, _, _ = dry_run(run_cli, tmp_path, templates=template_dir(rename))
+    assert result.exit_code == 1 and "solver-rhel9-python3" in result.stderr and "'solver'" in result.stderr
+
+
+@pytest.mark.parametrize("snapshot", ["2019-09", "2019-11"])
+def test_thoth_2019_templates_render_every_solver_and_the_analyzer(
+    snapshot: str, run_cli: RunCli, tmp_path: Path, sample_store: None
+) -> None:
+    folder = SHARED_2019 / snapshot
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is absent: the 2019 Templates live in the shared folder beside the repository")
+    result, report, out = dry_run(run_cli, tmp_path, "--eager-stop", "20", templates=folder)
+    assert result.exit_code == 0, result.stderr
+    jobs = manifests(out)
+    solvers = {job["metadata"]["labels"].get("thoth-station.ninja/solver") for job in jobs.values()} - {None}
+    expected = {"2019-09": {"solver-fedora-28-py36", "solver-ubi-8-py36"}, "2019-11": {"solver-rhel-8.0-py36"}}
+    assert solvers == expected[snapshot]
+    assert any(name.startswith("package-analyzer-") for name in jobs)
+    for name, job in jobs.items():
+        assert "${" not in json.dumps(job), name
+        env = env_of(job)
+        if name.startswith("package-analyzer-"):
+            assert env["THOTH_PACKAGE_ANALYZER_OUTPUT"] == "http://result-api/api/v1/package-analysis-result"
+            assert env["THOTH_PACKAGE_ANALYZER_PACKAGE_NAME"] and env["THOTH_PACKAGE_ANALYZER_INDEX_URL"]
+        else:
+            assert env["THOTH_SOLVER_PACKAGES"].count("===") == 1
+            assert env["THOTH_SOLVER_NO_TRANSITIVE"] == "0"
+            assert env["THOTH_SOLVER_OUTPUT"] == "http://result-api/api/v1/solver-result"
+            assert env["THOTH_LOG_SOLVER"] == "INFO"  # unset: the Template's default stays
+        if snapshot == "2019-11":
+            assert env["THOTH_DOCUMENT_ID"] == name
+
+
+def test_log_solver_reaches_the_template(run_cli: RunCli, tmp_path: Path, sample_store: None) -> None:
+    _, _, out = dry_run(run_cli, tmp_path, "--log-solver", "DEBUG", "--eager-stop", "1")
+    for name, job in manifests(out).items():
+        key = "THOTH_PACKAGE_ANALYZER_DEBUG" if name.startswith("package-analyzer") else "THOTH_LOG_SOLVER"
+        assert env_of(job)[key] in ("DEBUG", "1")
+
+
+# --- import-graph --------------------------------------------------------------------------------
+
+
+def test_import_twice_changes_nothing(run_cli: RunCli, tmp_path: Path) -> None:
+    first = run_cli(["import-graph", str(SAMPLE_GRAPH)])
+    db = Path(tmp_path / "graph.sqlite3")
+    before = db.read_bytes()
+    second = run_cli(["import-graph", str(SAMPLE_GRAPH)])
+    assert first.exit_code == second.exit_code == 0
+    assert "package_version=0, solved=0, analyzed=0" in second.output
+    _, report1, _ = dry_run(run_cli, tmp_path, name="a")
+    assert before[:16] == db.read_bytes()[:16]
+    assert report1["totals"]["package-analyzer"]["examined"] > 0
+
+
+@pytest.mark.parametrize(
+    ("content", "where"),
+    [
+        ("{not json", "not valid UTF-8 JSON"),
+        ("[]", "must hold a JSON object"),
+        ('{"package_versions": {}}', "'package_versions' must be a list"),
+        ('{"package_versions": [{"package_name": "a", "package_version": "1"}]}', "package_versions[0]: missing field 'index_url'"),
+        ('{"solved": [{"package_name": "a", "package_version": "1", "index_url": "https://x/simple"}]}',
+         "solved[0]: missing field 'solver'"),
+        ('{"solved": [{"package_name": "a", "package_version": "1", "index_url": "https://x/simple", "solver": "s",'
+         ' "error": "yes"}]}', "solved[0]: field 'error'"),
+        ('{"analyzed": [{"package_name": 1, "package_version": "1", "index_url": "https://x/simple"}]}',
+         "analyzed[0]: field 'package_name' must be a string"),
+    ],
+)
+def test_malformed_graph_file_exits_2_naming_the_record_and_imports_nothing(
+    content: str, where: str, run_cli: RunCli, tmp_path: Path
+) -> None:
+    good = {"package_versions": [version("kept", "1.0")]}
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(good)[:-1] + ', "x": 1}' if False else content)
+    result = run_cli(["import-graph", str(path)])
+    assert result.exit_code == 2 and where in result.stderr
+    _, report, _ = dry_run(run_cli, tmp_path)
+    assert report["totals"]["package-analyzer"]["examined"] == 0, "nothing was imported"
+
+
+def test_a_bad_record_late_in_a_file_rolls_back_everything(run_cli: RunCli, tmp_path: Path) -> None:
+    records = [version(f"p{i}", "1") for i in range(50)] + [{"package_name": "x"}]
+    path = tmp_path / "late.json"
+    path.write_text(json.dumps({"package_versions": records}))
+    result = run_cli(["import-graph", str(path)])
+    assert result.exit_code == 2 and "package_versions[50]" in result.stderr
+    _, report, _ = dry_run(run_cli, tmp_path)
+    assert report["totals"]["package-analyzer"]["examined"] == 0
+
+
+def test_import_refuses_the_production_graph(run_cli: RunCli) -> None:
+    result = run_cli(["import-graph", str(SAMPLE_GRAPH)], env={"GRAPH_SERVICE_HOST": "alpha:9080"})
+    assert result.exit_code == 2 and "GRAPH_SERVICE_HOST" in result.stderr
+
+
+def test_unknown_keys_are_ignored_and_error_defaults_to_false(run_cli: RunCli, tmp_path: Path,
+                                                              write_graph: Callable[[dict[str, Any]], Path]) -> None:
+    graph = write_graph({"comment": "x", "package_versions": [{**version("a", "1"), "extra": True}],
+                         "solved": [{**version("a", "1"), "solver": "solver-ubi-8-py38"}]})
+    assert run_cli(["import-graph", str(graph)]).exit_code == 0
+    _, report, _ = dry_run(run_cli, tmp_path)
+    assert report["solvers"]["solver-ubi-8-py38"]["examined"] == 0
+    assert report["solvers"]["solver-fedora-34-py39"]["scheduled"] == 1
+    assert PYPI

@@ -1,0 +1,132 @@
+"""Work-item identity, names and validation (SPEC §4)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from graph_refresh.errors import TemplateError
+from graph_refresh.items import (
+    ANALYZER,
+    SOLVER,
+    Candidate,
+    WorkItem,
+    invalid_reason,
+    normalize_name,
+    parse_solver_name,
+)
+
+PYPI = "https://pypi.org/simple"
+DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("solver-fedora-31-py38", ("fedora", "31", "3.8")),
+        ("solver-rhel-8.6-py38", ("rhel", "8.6", "3.8")),
+        ("solver-ubi-9-py311", ("ubi", "9", "3.11")),
+        ("solver-fedora-28-py27", ("fedora", "28", "2.7")),
+    ],
+)
+def test_solver_names_parse_into_environments(name: str, expected: tuple[str, str, str]) -> None:
+    env = parse_solver_name(name, template="solver")
+    assert (env.os_name, env.os_version, env.python_version) == expected
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "fedora-31-py38",  # no prefix
+        "solver-fedora-py38",  # two parts
+        "solver-fedora-31-x-py38",  # four parts
+        "solver-fedora-31-38",  # no py
+        "solver-fedora-31-py3",  # one digit: no minor version
+        "solver-Fedora-31-py38",  # not DNS-safe
+        "solver-rhel-8.-py38",
+        "solver-" + "a" * 40 + "-1-py38",  # longer than 46
+    ],
+)
+def test_bad_solver_names_are_template_errors_naming_solver_and_template(name: str) -> None:
+    with pytest.raises(TemplateError) as error:
+        parse_solver_name(name, template="my-solver-template")
+    assert name in str(error.value) and "my-solver-template" in str(error.value)
+
+
+def test_job_names_are_stable_short_dns_names_from_which_the_solver_is_recovered() -> None:
+    solver = "solver-" + "o" * 30 + "-10-py311"
+    assert len(solver) == 46
+    item = WorkItem(SOLVER, solver, Candidate("flask", "1.1.2", PYPI))
+    assert item.job_name == WorkItem(SOLVER, solver, Candidate("flask", "1.1.2", PYPI)).job_name
+    assert len(item.job_name) == 57 and DNS_SUBDOMAIN.fullmatch(item.job_name)
+    # The result API takes the pod hostname minus its last part, then rsplit("-", 1)[0].
+    hostname = (item.job_name + "-x7k2p")[:63]
+    assert hostname.rsplit("-", 1)[0].rsplit("-", 1)[0] == solver
+    analyzer = WorkItem(ANALYZER, None, Candidate("flask", "1.1.2", PYPI))
+    assert analyzer.job_name.startswith("package-analyzer-") and len(analyzer.job_name) == 27
+
+
+def test_keys_differ_per_solver_kind_version_and_index() -> None:
+    base = Candidate("flask", "1.1.2", PYPI)
+    keys = {
+        WorkItem(SOLVER, "solver-a-1-py38", base).key,
+        WorkItem(SOLVER, "solver-b-1-py38", base).key,
+        WorkItem(ANALYZER, None, base).key,
+        WorkItem(ANALYZER, None, base._replace(package_version="1.1.3")).key,
+        WorkItem(ANALYZER, None, base._replace(index_url="https://example.org/simple")).key,
+    }
+    assert len(keys) == 5
+
+
+def test_labels_and_requirement() -> None:
+    item = WorkItem(SOLVER, "solver-ubi-8-py38", Candidate("pytz", "2004d", PYPI))
+    assert item.labels == {
+        "app.kubernetes.io/managed-by": "graph-refresh",
+        "thoth-station.ninja/kind": "solver",
+        "thoth-station.ninja/solver": "solver-ubi-8-py38",
+        "thoth-station.ninja/item": item.key,
+    }
+    assert item.requirement == "pytz===2004d"
+    assert "thoth-station.ninja/solver" not in WorkItem(ANALYZER, None, item.candidate).labels
+
+
+def test_names_are_compared_in_pep503_form() -> None:
+    assert normalize_name("Zope.Interface") == normalize_name("zope_interface") == "zope-interface"
+
+
+@pytest.mark.parametrize(
+    "candidate",
+    [
+        Candidate("evil\nname", "1.0", PYPI),
+        Candidate("name\n", "1.0", PYPI),
+        Candidate("${THOTH_SOLVER_OUTPUT}", "1.0", PYPI),
+        Candidate("-leading", "1.0", PYPI),
+        Candidate("a" * 201, "1.0", PYPI),
+        Candidate("ok", "1.0 ; rm -rf /", PYPI),
+        Candidate("ok", "", PYPI),
+        Candidate("ok", "1" * 129, PYPI),
+        Candidate("ok", "1.0\n", PYPI),
+        Candidate("ok", "1.0", "ftp://mirror.example.com/simple"),
+        Candidate("ok", "1.0", "https://example.com/${X}"),
+        Candidate("ok", "1.0", 'https://example.com/"q'),
+        Candidate("ok", "1.0", "https://example.com/ a"),
+        Candidate("ok", "1.0", "https://" + "a" * 2048),
+    ],
+)
+def test_hostile_candidates_are_invalid(candidate: Candidate) -> None:
+    assert invalid_reason(candidate)
+
+
+@pytest.mark.parametrize(
+    "candidate",
+    [
+        Candidate("a", "1", PYPI),
+        Candidate("zope.interface", "7.2", PYPI),
+        Candidate("pytz", "2004d", "http://internal.example:8080/simple"),
+        Candidate("torch", "2.1.0+cpu", "https://download.pytorch.org/whl/cpu"),
+        Candidate("x" * 200, "1!2.0.post1-dev_3", PYPI),
+    ],
+)
+def test_ordinary_candidates_are_valid(candidate: Candidate) -> None:
+    assert invalid_reason(candidate) is None

@@ -1,0 +1,124 @@
+"""Template selection and client-side processing (SPEC §5)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from graph_refresh.errors import TemplateError
+from graph_refresh.templates import load_job_templates, process, read_template_dir, select_template
+
+from .conftest import EXAMPLE_TEMPLATES, SHARED_2019
+
+
+def template(parameters: list[dict[str, Any]], objects: list[Any], **extra: Any) -> dict[str, Any]:
+    return {"apiVersion": "template.openshift.io/v1", "kind": "Template", "metadata": {"name": "t"},
+            "parameters": parameters, "objects": objects, **extra}
+
+
+def test_parameters_are_replaced_inside_strings_several_times() -> None:
+    t = template([{"name": "A", "value": "x"}, {"name": "B"}], [{"s": "${A}-${B}-${A}", "n": ["${B}"]}])
+    assert process(t, t["objects"], {"B": "y"}) == [{"s": "x-y-x", "n": ["y"]}]
+
+
+def test_whole_string_json_parameters_become_typed_values() -> None:
+    t = template(
+        [{"name": "N", "value": "3600"}, {"name": "B", "value": "true"}, {"name": "O", "value": '{"a": 1}'},
+         {"name": "S", "value": "plain text"}],
+        [{"n": "${{N}}", "b": "${{B}}", "o": "${{O}}", "s": "${{S}}", "inside": "x${{N}}", "q": "${N}"}],
+    )
+    (obj,) = process(t, t["objects"], {})
+    assert obj == {"n": 3600, "b": True, "o": {"a": 1}, "s": "plain text", "inside": "x${{N}}", "q": "3600"}
+
+
+def test_undeclared_parameters_stay_literal_and_given_undeclared_values_are_ignored() -> None:
+    t = template([{"name": "A", "value": "a"}], [{"s": "${A} ${NOT_DECLARED}"}])
+    assert process(t, t["objects"], {"NOT_DECLARED": "boom"}) == [{"s": "a ${NOT_DECLARED}"}]
+
+
+def test_values_are_substituted_once() -> None:
+    t = template([{"name": "A"}, {"name": "B", "value": "secret"}], [{"s": "${A}", "j": "${{A}}"}])
+    assert process(t, t["objects"], {"A": "${B}"}) == [{"s": "${B}", "j": "${B}"}]
+
+
+def test_required_parameter_without_value_is_an_error_naming_it() -> None:
+    t = template([{"name": "NEEDED", "required": True}], [{}])
+    with pytest.raises(TemplateError, match="NEEDED"):
+        process(t, t["objects"], {})
+
+
+def test_generated_parameter_without_value_is_an_error_naming_it() -> None:
+    t = template([{"name": "RANDOM", "generate": "expression", "from": "[a-z]{8}"}], [{}])
+    with pytest.raises(TemplateError, match="RANDOM"):
+        process(t, t["objects"], {})
+    assert process(t, [{"r": "${RANDOM}"}], {"RANDOM": "given"}) == [{"r": "given"}]
+
+
+def test_top_level_labels_are_added_to_every_object() -> None:
+    t = template([{"name": "V", "value": "1"}], [{"metadata": {"labels": {"a": "b"}}}, {"kind": "X"}],
+                 labels={"team": "thoth", "v": "${V}"}, metadata={"name": "t", "labels": {"template": "x"}})
+    objects = process(t, t["objects"], {})
+    assert objects[0]["metadata"]["labels"] == {"a": "b", "team": "thoth", "v": "1"}
+    assert objects[1]["metadata"]["labels"] == {"team": "thoth", "v": "1"}
+    assert "template" not in objects[1]["metadata"]["labels"]
+
+
+def test_processing_does_not_change_the_template() -> None:
+    t = template([{"name": "A", "value": "a"}], [{"s": "${A}"}])
+    process(t, t["objects"], {})
+    assert t["objects"] == [{"s": "${A}"}]
+
+
+def labelled(name: str, label: str) -> dict[str, Any]:
+    return template([], [], metadata={"name": name, "labels": {"template": label}})
+
+
+def test_selection_needs_exactly_one_template_and_says_what_was_found_where() -> None:
+    found = [labelled("a", "solver"), labelled("b", "solver"), labelled("c", "package-analyzer")]
+    with pytest.raises(TemplateError) as error:
+        select_template(found, "solver", where="namespace 'infra'")
+    message = str(error.value)
+    assert "namespace 'infra'" in message and "found 2" in message and "a, b" in message
+    with pytest.raises(TemplateError, match="found 0"):
+        select_template(found[2:], "solver", where="folder 'x'")
+    assert select_template(found, "package-analyzer", where="x")["metadata"]["name"] == "c"
+
+
+def test_example_templates_load_with_three_solvers() -> None:
+    templates = load_job_templates(read_template_dir(EXAMPLE_TEMPLATES), where="examples")
+    assert len(templates.solvers) >= 3
+
+
+def test_solver_object_without_name_label_is_an_error() -> None:
+    documents = read_template_dir(EXAMPLE_TEMPLATES)
+    solver = next(d for d in documents if d["metadata"]["name"] == "solver")
+    del solver["objects"][1]["metadata"]["labels"]["solver-type"]
+    del solver["objects"][1]["metadata"]["labels"]["component"]
+    with pytest.raises(TemplateError, match=r"objects\[1\] has no solver name label"):
+        load_job_templates(documents, where="examples")
+
+
+def test_non_job_objects_are_rejected() -> None:
+    documents = read_template_dir(EXAMPLE_TEMPLATES)
+    analyzer = next(d for d in documents if d["metadata"]["name"] == "package-analyzer")
+    analyzer["objects"][0]["kind"] = "Pod"
+    with pytest.raises(TemplateError, match="not a batch/v1 Job"):
+        load_job_templates(documents, where="examples")
+
+
+def test_unreadable_yaml_is_a_template_error_naming_the_file(tmp_path: Path) -> None:
+    (tmp_path / "broken.yaml").write_text("objects: [unclosed\n")
+    with pytest.raises(TemplateError, match="broken.yaml"):
+        read_template_dir(tmp_path)
+
+
+@pytest.mark.parametrize("snapshot", ["2019-09", "2019-11"])
+def test_thoth_2019_templates_are_selected(snapshot: str) -> None:
+    folder = SHARED_2019 / snapshot
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is absent: the 2019 Templates live in the shared folder beside the repository")
+    templates = load_job_templates(read_template_dir(folder), where=snapshot)
+    assert templates.solvers
+    assert templates.analyzer.template_name == "package-analyzer"
