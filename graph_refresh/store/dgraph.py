@@ -89,9 +89,9 @@ def dgraph_address(host: str) -> str:
     Raise ConfigError naming GRAPH_SERVICE_HOST when it is not of that shape (a URL, a bad port).
     """
     value = host.strip()
-    if value.startswith("["):  # [v6]:port or [v6]
+    if value.startswith("["):  # [v6]:port or [v6]; anything else after "]" is a bad port
         name, _, rest = value.partition("]")
-        name, port = name + "]", rest.removeprefix(":") if rest.startswith(":") else (rest or None)
+        name, port = f"{name}]", (rest[1:] if rest.startswith(":") else rest or None)
     elif value.count(":") > 1:  # a bare IPv6 address
         name, port = f"[{value}]", None
     else:
@@ -277,7 +277,7 @@ class DgraphStore:
         pages = 0
         while True:
             page_vars = {**variables, "$first": str(self._page_size), "$after": after}
-            rows = self._page(query, page_vars)
+            rows = self._page(query, page_vars, what)
             pages += 1
             if not rows:
                 logger.debug("Dgraph %s: %d pages read, done", what, pages)
@@ -291,8 +291,8 @@ class DgraphStore:
             yield from rows
             after = last_uid
 
-    def _page(self, query: str, variables: Mapping[str, str]) -> list[dict[str, Any]]:
-        document = self._read(lambda: self._query(query, variables))
+    def _page(self, query: str, variables: Mapping[str, str], what: str) -> list[dict[str, Any]]:
+        document = self._read(lambda: self._query(query, variables), action=f"reading {what}")
         rows = document.get("page") if isinstance(document, dict) else None
         if rows is None:
             return []
@@ -317,7 +317,7 @@ class DgraphStore:
         self._read(lambda: self._client.login(user, password, timeout=self._timeout), action=f"login as {user!r}")
         logger.info("Dgraph at %s: logged in as %r", self.address, user)
 
-    def _read(self, call: Callable[[], Any], *, action: str = "query") -> Any:
+    def _read(self, call: Callable[[], Any], *, action: str) -> Any:
         """Run ``call``; retry transient failures with back-off; raise StoreError naming host and kind."""
         attempt = 1
         while True:
