@@ -52,14 +52,16 @@ def _load_configuration(settings: ClusterSettings) -> client.Configuration:
         configuration.api_key["authorization"] = "bearer " + loader.token.strip()
         source = "in-cluster service account"
     except ConfigException:
+        # kubernetes 11 reads KUBECONFIG once, when it is imported (KUBE_CONFIG_DEFAULT_LOCATION); pass
+        # the path explicitly so the environment of this run is what counts, as the message says.
+        kubeconfig = os.environ.get("KUBECONFIG") or "~/.kube/config"
         try:
-            config.load_kube_config(client_configuration=configuration, persist_config=False)
+            config.load_kube_config(config_file=kubeconfig, client_configuration=configuration, persist_config=False)
         except (ConfigException, OSError, TypeError, ValueError) as error:
             raise ConfigError(
-                f"no cluster credentials: not in a cluster, and no usable kubeconfig "
-                f"({os.environ.get('KUBECONFIG', '~/.kube/config')}): {error}"
+                f"no cluster credentials: not in a cluster, and no usable kubeconfig ({kubeconfig}): {error}"
             ) from error
-        source = f"kubeconfig {os.environ.get('KUBECONFIG', '~/.kube/config')}"
+        source = f"kubeconfig {kubeconfig}"
     if not settings.verify_tls:
         logger.warning(
             "KUBERNETES_VERIFY_TLS=0: the API server's certificate is NOT verified; anyone on the network "

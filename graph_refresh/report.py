@@ -159,6 +159,8 @@ class RunReport:
         widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
         lines = []
         for r in [header, *rows]:
-            cells = [cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths, strict=True))]
+            cells = [
+                cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths, strict=True))
+            ]
             lines.append("  ".join(cells).rstrip())
         return "\n".join(lines)

@@ -24,9 +24,11 @@ PYPI = "https://pypi.org/simple"
 os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
 # Every variable graph-refresh reads; tests start without any of them.
-CONFIG_ENV = [
-    option.envvar for option in cli.main.params if isinstance(option.envvar, str)
-] + ["KUBECONFIG", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT"]
+CONFIG_ENV = [option.envvar for option in cli.main.params if isinstance(option.envvar, str)] + [
+    "KUBECONFIG",
+    "KUBERNETES_SERVICE_HOST",
+    "KUBERNETES_SERVICE_PORT",
+]
 
 
 @pytest.fixture(autouse=True)

@@ -105,8 +105,7 @@ class SQLiteStore:
             db.execute("BEGIN IMMEDIATE")
             for name, version, index_url in progress(graph.all_versions()):
                 db.execute(
-                    "INSERT OR IGNORE INTO package_version (package_name, package_version, index_url)"
-                    " VALUES (?, ?, ?)",
+                    "INSERT OR IGNORE INTO package_version (package_name, package_version, index_url) VALUES (?, ?, ?)",
                     (normalize_name(name), version, index_url),
                 )
             for record in graph.solved:

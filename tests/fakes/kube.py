@@ -151,17 +151,13 @@ class ResourceType:
 RESOURCES: dict[str, ResourceType] = {
     rt.name: rt
     for rt in (
-        ResourceType(
-            "namespaces", "Namespace", "", "v1", namespaced=False, verbs=("get", "list"), stored=False
-        ),
+        ResourceType("namespaces", "Namespace", "", "v1", namespaced=False, verbs=("get", "list"), stored=False),
         ResourceType("configmaps", "ConfigMap", "", "v1", short_names=("cm",)),
         ResourceType("pods", "Pod", "", "v1", short_names=("po",)),
         ResourceType("resourcequotas", "ResourceQuota", "", "v1", short_names=("quota",)),
         ResourceType("jobs", "Job", "batch", "v1"),
         ResourceType("templates", "Template", "template.openshift.io", "v1"),
-        ResourceType(
-            "processedtemplates", "Template", "template.openshift.io", "v1", verbs=("create",), stored=False
-        ),
+        ResourceType("processedtemplates", "Template", "template.openshift.io", "v1", verbs=("create",), stored=False),
     )
 }
 STORED = tuple(rt.name for rt in RESOURCES.values() if rt.stored)
@@ -204,9 +200,7 @@ def status_body(code: int, message: str, reason: str | None = None, details: Obj
 class ApiError(Exception):
     """Unwinds request handling into a Status response."""
 
-    def __init__(
-        self, code: int, message: str, reason: str | None = None, details: Obj | None = None
-    ) -> None:
+    def __init__(self, code: int, message: str, reason: str | None = None, details: Obj | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.body = status_body(code, message, reason, details)
@@ -798,9 +792,7 @@ class FakeKube:
         pattern = re.compile(path_regex)
         with self._lock:
             return [
-                r
-                for r in self.requests
-                if (method is None or r.method == method.upper()) and pattern.search(r.path)
+                r for r in self.requests if (method is None or r.method == method.upper()) and pattern.search(r.path)
             ]
 
     def clear_requests(self) -> None:
@@ -903,9 +895,7 @@ class FakeKube:
                     status["completionTime"] = now
                 else:
                     status["failed"] = 1
-                    entry.update(
-                        reason="BackoffLimitExceeded", message="Job has reached the specified backoff limit"
-                    )
+                    entry.update(reason="BackoffLimitExceeded", message="Job has reached the specified backoff limit")
                 status["conditions"] = [entry]
             job["status"] = status
             job["metadata"]["resourceVersion"] = self._next_resource_version()
@@ -967,9 +957,7 @@ class FakeKube:
         scheme, _, credential = headers.get("authorization", "").partition(" ")
         return scheme.lower() == "bearer" and credential.strip() == self.token
 
-    def _send(
-        self, handler: _Handler, code: int, payload: Obj, headers: dict[str, str] | None = None
-    ) -> None:
+    def _send(self, handler: _Handler, code: int, payload: Obj, headers: dict[str, str] | None = None) -> None:
         self._send_raw(handler, code, json.dumps(payload).encode(), "application/json", headers)
 
     @staticmethod
@@ -1014,9 +1002,7 @@ class FakeKube:
         match = _CORE_PATH_RE.fullmatch(path)
         if match is None:
             raise ApiError(404, _NOT_FOUND)
-        group, version = (
-            ("", match["core_version"]) if match["core_version"] else (match["group"], match["version"])
-        )
+        group, version = ("", match["core_version"]) if match["core_version"] else (match["group"], match["version"])
         rt = RESOURCES.get(match["resource"])
         if rt is None or (rt.group, rt.version) != (group, version):
             raise ApiError(404, _NOT_FOUND)
@@ -1060,9 +1046,7 @@ class FakeKube:
             return {
                 "kind": "APIVersions",
                 "versions": ["v1"],
-                "serverAddressByClientCIDRs": [
-                    {"clientCIDR": "0.0.0.0/0", "serverAddress": f"127.0.0.1:{self.port}"}
-                ],
+                "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": f"127.0.0.1:{self.port}"}],
             }
         if path == "/apis":
             return {
@@ -1179,9 +1163,7 @@ class FakeKube:
                 raise ApiError(404, f'{rt.qualified_name} "{name}" not found', details=rt.details(name))
             return self._present(rt, obj)
 
-    def _delete_one(
-        self, rt: ResourceType, namespace: str, name: str, query: dict[str, list[str]], body: Any
-    ) -> Obj:
+    def _delete_one(self, rt: ResourceType, namespace: str, name: str, query: dict[str, list[str]], body: Any) -> Obj:
         dry_run = _dry_run(query, body)
         policy = _first(query, "propagationPolicy") or (
             body.get("propagationPolicy") if isinstance(body, dict) else None
@@ -1216,9 +1198,7 @@ class FakeKube:
                 self._check_job_quota(namespace, name)
             bucket = self._store[rt.name].setdefault(namespace, {})
             if name in bucket:
-                raise ApiError(
-                    409, f'{rt.qualified_name} "{name}" already exists', "AlreadyExists", rt.details(name)
-                )
+                raise ApiError(409, f'{rt.qualified_name} "{name}" already exists', "AlreadyExists", rt.details(name))
             meta["namespace"] = namespace
             meta["uid"] = str(uuid.uuid4())
             meta["creationTimestamp"] = _now()
@@ -1253,9 +1233,7 @@ class FakeKube:
         if not isinstance(meta, dict):
             raise _bad_request("the body of the request was in an unknown format: metadata is not an object")
         if meta.get("namespace") not in (None, "", namespace):
-            raise _bad_request(
-                "the namespace of the provided object does not match the namespace sent on the request"
-            )
+            raise _bad_request("the namespace of the provided object does not match the namespace sent on the request")
         return obj
 
     @staticmethod

@@ -29,9 +29,7 @@ def job(name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
         "kind": "Job",
         "metadata": {"name": name, "labels": labels or {}},
         "spec": {
-            "template": {
-                "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "busybox"}]}
-            }
+            "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "busybox"}]}}
         },
     }
 
@@ -190,9 +188,7 @@ def test_paging_returns_every_job_once(fake: FakeKube, api: k8s.ApiClient) -> No
     assert pages == 3
 
 
-def test_explicit_none_parameters_reach_the_server_as_the_string_none(
-    fake: FakeKube, api: k8s.ApiClient
-) -> None:
+def test_explicit_none_parameters_reach_the_server_as_the_string_none(fake: FakeKube, api: k8s.ApiClient) -> None:
     fake.add({**job("a"), "metadata": {"name": "a", "namespace": NS}})
     batch = k8s.BatchV1Api(api)
     assert batch.list_namespaced_job(NS, label_selector=None).items == []  # selects label key "None"
@@ -278,9 +274,7 @@ def test_request_timeout_int_and_tuple(api: k8s.ApiClient) -> None:
     assert batch.list_namespaced_job(NS, _request_timeout=(2, 5)).items == []
 
 
-def test_float_request_timeout_is_silently_ignored_by_kubernetes_11(
-    fake: FakeKube, api: k8s.ApiClient
-) -> None:
+def test_float_request_timeout_is_silently_ignored_by_kubernetes_11(fake: FakeKube, api: k8s.ApiClient) -> None:
     fake.inject("GET", r"/jobs$", status=None, delay=0.2)
     started = time.monotonic()
     k8s.BatchV1Api(api).list_namespaced_job(NS, _request_timeout=0.05)  # neither int nor tuple: no timeout
@@ -307,9 +301,7 @@ def test_set_job_status(fake: FakeKube, api: k8s.ApiClient) -> None:
     assert (running.conditions, running.active) == (None, 1)
 
 
-def test_openshift_dynamic_client_and_processed_templates(
-    fake: FakeKube, api: k8s.ApiClient, tmp_path: Path
-) -> None:
+def test_openshift_dynamic_client_and_processed_templates(fake: FakeKube, api: k8s.ApiClient, tmp_path: Path) -> None:
     fake.add(template("solver-fedora-31-py38", {"template": "solver"}))
     dyn = DynamicClient(api, cache_file=str(tmp_path / "discovery.json"))
     jobs = dyn.resources.get(api_version="batch/v1", kind="Job")
@@ -382,7 +374,5 @@ def test_mtls_requires_client_certificate(tmp_path: Path) -> None:
 
         with_cert = k8s.BatchV1Api(api_client(server, tmp_path, client_cert=True, token=False))
         assert with_cert.list_namespaced_job(NS, _request_timeout=5).items == []
-        assert (
-            server.requests[-1].client_cert_subject == "O=graph-refresh-tests,OU=tests,CN=graph-refresh-test"
-        )
+        assert server.requests[-1].client_cert_subject == "O=graph-refresh-tests,OU=tests,CN=graph-refresh-test"
         assert "authorization" not in server.requests[-1].headers
