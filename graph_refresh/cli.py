@@ -297,6 +297,19 @@ def exit_code(report: RunReport) -> int:
     return EXIT_PARTIAL if failed else EXIT_OK
 
 
+def _log_per_stream(report: RunReport) -> None:
+    """One INFO line per solver and one for the analyzer, from the report: scheduled and skipped by reason."""
+    streams = [(f"solver {name}", counts) for name, counts in sorted(report.solvers.items())]
+    if report.analyzer.examined:
+        streams.append(("package-analyzer", report.analyzer))
+    for label, c in streams:
+        skipped = ",".join(f"{reason}={c.skipped[reason]}" for reason in sorted(c.skipped) if c.skipped[reason])
+        logger.info(
+            "%s: examined=%d scheduled=%d already_scheduled=%d failed=%d skipped={%s}",
+            label, c.examined, c.scheduled, c.already_scheduled, c.failed, skipped,
+        )
+
+
 class _Progress:
     """A counter on stderr while long work runs, only when stderr is a terminal (never in logs or CI)."""
 
@@ -379,6 +392,7 @@ def main(ctx: click.Context, /, **params: Any) -> None:
     report.duration_seconds = time.monotonic() - started
     click.echo(report.plan_table())
     logger.info("%s", report.summary_line())
+    _log_per_stream(report)
     if settings.metrics.report_path is not None:
         report.write(settings.metrics.report_path)
     ctx.exit(report.exit_code)

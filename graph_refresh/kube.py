@@ -176,7 +176,7 @@ class Cluster:
 
     def create_job(self, namespace: str, job: dict[str, Any]) -> None:
         """Create one Job; raises ClusterError (409 when it exists, 403 when refused, ...)."""
-        self._call(
+        response = self._call(
             "create",
             "jobs.batch",
             namespace,
@@ -184,3 +184,7 @@ class Cluster:
                 namespace, job, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
             ),
         )
+        # Drain the (small) answer so its connection goes back to the pool: with _preload_content=False an
+        # unread response keeps the connection checked out, and every create would open a new TLS connection.
+        response.drain_conn()
+        response.release_conn()

@@ -14,6 +14,8 @@ Run on its own::
     python -m tests.fakes.dgraph --graph FILE --port 0 [--tls-cert CRT --tls-key KEY [--client-ca CA]]
 
 prints ``listening on localhost:PORT`` as its first line and serves until SIGINT/SIGTERM.
+``python -m tests.fakes.dgraph --make-tls DIR`` writes a new CA with a server and a client pair
+(``ca.crt``, ``client.user.crt``, ``client.user.key``, ``node.crt``, ``node.key``) into DIR and exits.
 """
 
 from __future__ import annotations
@@ -616,7 +618,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--client-ca", type=Path, help="require client certificates issued by this CA")
     parser.add_argument("--user", action="append", default=[], metavar="NAME:PASSWORD", help="enable ACL login")
     parser.add_argument("--short-pages", action="store_true", help="answer every other page short")
+    parser.add_argument(
+        "--make-tls",
+        type=Path,
+        metavar="DIR",
+        help="write a new CA, a localhost server pair (node.crt, node.key) and a client pair (ca.crt, "
+        "client.user.crt, client.user.key: a GRAPH_TLS_PATH) into DIR, then exit",
+    )
     args = parser.parse_args(argv)
+    if args.make_tls:
+        if args.graph or args.tls_cert or args.tls_key or args.client_ca or args.user or args.short_pages:
+            parser.error("--make-tls writes the TLS files and exits; serve in a second command")
+        files = make_tls_files(args.make_tls)
+        print(f"GRAPH_TLS_PATH={files.directory}  (ca.crt, client.user.crt, client.user.key)")
+        print(f"--tls-cert {files.server_cert} --tls-key {files.server_key} --client-ca {files.ca}")
+        return 0
     if bool(args.tls_cert) != bool(args.tls_key) or (args.client_ca and not args.tls_cert):
         parser.error("--tls-cert and --tls-key go together; --client-ca needs them")
     tls = None
