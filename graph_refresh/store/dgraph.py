@@ -167,7 +167,9 @@ def classify(error: Exception, *, timeout: float, transport: str = "plaintext") 
     code_of, details_of = getattr(error, "code", None), getattr(error, "details", None)
     code = code_of() if callable(code_of) else None
     details = str(details_of() or "") if callable(details_of) else ""
-    details = truncate(details.removeprefix(_GRPC_PREFIX))
+    if details.startswith(_GRPC_PREFIX):  # then "UNKNOWN: " is the connection attempt's status, not the call's
+        details = details.removeprefix(_GRPC_PREFIX).removeprefix("UNKNOWN: ")
+    details = truncate(details)
     text = details.lower()
     if code == grpc.StatusCode.UNAUTHENTICATED or "invalid username or password" in text:
         return _Failure(f"authentication failed ({details})", retry=False)

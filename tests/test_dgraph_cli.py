@@ -1,0 +1,403 @@
+"""The Dgraph store through the command line, configured the way users configure it.
+
+Only the variables an operator sets (GRAPH_SERVICE_HOST, GRAPH_TLS_PATH, GRAPH_REFRESH_DGRAPH_USER and
+_PASSWORD) select and configure the store; the graph is the gRPC Dgraph stand-in of tests/fakes/dgraph.py
+serving the bundled sample graph. Every run is a dry run from the example Templates: no cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import grpc
+import pytest
+from click.testing import CliRunner, Result
+
+from graph_refresh import cli
+from graph_refresh.store import dgraph as dgraph_store
+
+from .conftest import CONFIG_ENV, EXAMPLE_TEMPLATES, ROOT, SAMPLE_GRAPH
+from .fakes.dgraph import FakeDgraph, make_tls_files
+from .test_cli import assert_balanced
+
+pytestmark = pytest.mark.timeout(30)
+
+RunCli = Callable[..., Result]
+Serve = Callable[..., FakeDgraph]
+SOLVERS = {"solver-fedora-34-py39", "solver-ubi-8-py38", "solver-rhel-9-py311"}
+
+
+# -- fixtures and helpers ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """Two unrelated CAs, each with a server and a client pair: ``mine`` (the fake's) and ``other``."""
+    base = tmp_path_factory.mktemp("tls")
+    return SimpleNamespace(mine=make_tls_files(base / "mine"), other=make_tls_files(base / "other"))
+
+
+def assert_read_only(fake: FakeDgraph) -> None:
+    """graph-refresh never writes: only Login and read-only Query RPCs without mutations reached the fake."""
+    for request in fake.requests:
+        assert request.method in ("Query", "Login"), request
+        if request.method == "Query":
+            assert request.read_only and request.mutations == 0 and not request.best_effort, request
+
+
+@pytest.fixture
+def serve() -> Iterator[Serve]:
+    """Start fakes serving the sample graph; afterwards stop them and check nothing asked them to write."""
+    started: list[FakeDgraph] = []
+
+    def start(**kwargs: Any) -> FakeDgraph:
+        started.append(FakeDgraph(SAMPLE_GRAPH, **kwargs).start())
+        return started[-1]
+
+    yield start
+    for fake in started:
+        fake.stop()
+    for fake in started:
+        assert_read_only(fake)
+
+
+@pytest.fixture
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI builds the store with time.sleep; shrink its back-off (0.5 s, then 1 s) to milliseconds."""
+    monkeypatch.setattr(dgraph_store, "RETRY_BASE_DELAY_SECONDS", 0.001)
+
+
+@pytest.fixture
+def mutual(serve: Serve, certs: SimpleNamespace) -> FakeDgraph:
+    """A fake that requires a client certificate from ``certs.mine``'s CA."""
+    return serve(tls=certs.mine.server_tls(mutual=True))
+
+
+def dgraph_env(host: str, tls_path: Path | None = None, **extra: str) -> dict[str, str]:
+    """The variables an operator sets to read the graph from Dgraph."""
+    env = {"GRAPH_SERVICE_HOST": host, **extra}
+    if tls_path is not None:
+        env["GRAPH_TLS_PATH"] = str(tls_path)
+    return env
+
+
+def plan(
+    run_cli: RunCli, tmp_path: Path, env: dict[str, str], *args: str, name: str = "out", write: bool = True
+) -> tuple[Result, dict[str, Any] | None, Path]:
+    """A dry run from the example Templates: the result, the report (None if none was written), the manifests
+    folder (filled only when ``write``: rendering YAML is most of a run's time)."""
+    out, report = tmp_path / name, tmp_path / f"{name}.json"
+    output = ["--output-dir", str(out)] if write else []
+    result = run_cli(
+        ["--dry-run", "--template-dir", str(EXAMPLE_TEMPLATES), *output, "--report", str(report), *args], env=env
+    )
+    data = json.loads(report.read_text()) if report.exists() else None
+    return result, data, out
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("*.yaml"))}
+
+
+def assert_failed(result: Result, report: dict[str, Any] | None, code: int, *fragments: str) -> str:
+    """Exit ``code`` with a message holding every fragment, no traceback; a report for exit 1, none for 2."""
+    text = result.stdout + result.stderr
+    assert result.exit_code == code, text
+    assert "Traceback" not in text
+    for fragment in fragments:
+        assert fragment in result.stderr, (fragment, result.stderr)
+    if code == 1:
+        assert report is not None and report["exit_code"] == 1 and report["store"] == "dgraph"
+        for fragment in fragments:
+            assert fragment in report["error"]
+    else:
+        assert report is None, "no report for a configuration error"
+    return text
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("localhost", 0))
+        return int(sock.getsockname()[1])
+
+
+def tls_dir(path: Path, source: Path, *names: str) -> Path:
+    """A GRAPH_TLS_PATH holding only ``names`` copied from ``source``."""
+    path.mkdir()
+    for name in names:
+        shutil.copy(source / name, path / name)
+    return path
+
+
+@pytest.fixture(scope="module")
+def sqlite_plan(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """What the embedded store plans for the sample graph (uncapped): ``report`` and manifest ``files``.
+
+    Computed once per module (a dry run of the sample renders several hundred manifests), so it sets the
+    environment itself: every configuration variable cleared, as the function-scoped ``clean_env`` does.
+    """
+    base = tmp_path_factory.mktemp("sqlite-plan")
+    env: dict[str, str | None] = {name: None for name in CONFIG_ENV}
+    env |= {
+        "HOME": str(base / "home"),
+        "GRAPH_REFRESH_SQLITE_PATH": str(base / "graph.sqlite3"),
+        "THOTH_GRAPH_REFRESH_EAGER_STOP": "0",
+    }
+    runner = CliRunner()
+    imported = runner.invoke(cli.main, ["import-graph", str(SAMPLE_GRAPH)], env=env, catch_exceptions=False)
+    assert imported.exit_code == 0, imported.stderr
+    out, report = base / "out", base / "report.json"
+    args = ["--dry-run", "--template-dir", str(EXAMPLE_TEMPLATES), "--output-dir", str(out), "--report", str(report)]
+    result = runner.invoke(cli.main, args, env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(report.read_text())
+    assert data["store"] == "sqlite"
+    return SimpleNamespace(report=data, files=files_of(out))
+
+
+# -- the same plan as the embedded store ---------------------------------------------------------
+
+
+def test_mutual_tls_dry_run_plans_exactly_what_sqlite_plans(
+    run_cli: RunCli, tmp_path: Path, mutual: FakeDgraph, certs: SimpleNamespace, sqlite_plan: SimpleNamespace
+) -> None:
+    env = dgraph_env(mutual.host, certs.mine.directory, THOTH_GRAPH_REFRESH_EAGER_STOP="0")
+    result, report, out = plan(run_cli, tmp_path, env)
+    assert result.exit_code == 0, result.stderr
+    assert report is not None and report["store"] == "dgraph"
+    assert "mutual TLS" in result.stderr
+    # Candidates come in another order (SQLite by name, Dgraph by uid); uncapped, the set of Jobs is the same.
+    assert files_of(out) == sqlite_plan.files
+    assert report["totals"] == sqlite_plan.report["totals"]
+    assert report["solvers"] == sqlite_plan.report["solvers"]
+    assert report["exit_code"] == 0 and report["error"] is None
+    assert set(report["solvers"]) == SOLVERS
+    for kind, counts in report["totals"].items():
+        assert counts["stopped_by"] is None and counts["scheduled"] > 0, kind
+    assert report["totals"]["solver"]["skipped"]["invalid"] > 0  # the sample's hostile records
+    assert len(files_of(out)) == sum(counts["scheduled"] for counts in report["totals"].values())
+    assert_balanced(report)
+    queries = mutual.calls()
+    assert queries and all(call.error is None for call in queries)
+
+
+def test_nothing_is_ever_written_to_the_graph(
+    run_cli: RunCli, tmp_path: Path, serve: Serve, certs: SimpleNamespace
+) -> None:
+    fake = serve(tls=certs.mine.server_tls(mutual=True), users={"groot": "s3cret"})
+    env = dgraph_env(
+        fake.host, certs.mine.directory, GRAPH_REFRESH_DGRAPH_USER="groot", GRAPH_REFRESH_DGRAPH_PASSWORD="s3cret"
+    )
+    result, _, _ = plan(run_cli, tmp_path, env, write=False)
+    assert result.exit_code == 0, result.stderr
+    assert [r.method for r in fake.requests if r.method != "Query"] == ["Login"]
+    assert len(fake.calls()) > len(SOLVERS) + 1  # every stream paged to its empty page
+    assert_read_only(fake)
+
+
+# -- faults ---------------------------------------------------------------------------------------
+
+
+def test_server_down_exits_1_naming_the_host(
+    run_cli: RunCli, tmp_path: Path, certs: SimpleNamespace, fast_retries: None
+) -> None:
+    host = f"localhost:{free_port()}"
+    result, report, out = plan(run_cli, tmp_path, dgraph_env(host, certs.mine.directory))
+    assert_failed(result, report, 1, host, "unavailable", f"after {dgraph_store.RETRY_ATTEMPTS} attempts")
+    assert report is not None and "UNKNOWN" not in report["error"]  # gRPC's subchannel status is noise here
+    assert not list(out.glob("*.yaml"))
+
+
+def test_wrong_ca_exits_1_saying_tls(
+    run_cli: RunCli, tmp_path: Path, mutual: FakeDgraph, certs: SimpleNamespace, fast_retries: None
+) -> None:
+    result, report, _ = plan(run_cli, tmp_path, dgraph_env(mutual.host, certs.other.directory))
+    assert_failed(result, report, 1, mutual.host, "TLS")
+    assert mutual.requests == []
+
+
+def test_missing_client_certificate_under_mutual_tls_exits_1(
+    run_cli: RunCli, tmp_path: Path, mutual: FakeDgraph, certs: SimpleNamespace, fast_retries: None
+) -> None:
+    path = tls_dir(tmp_path / "tls", certs.mine.directory, "ca.crt")
+    result, report, _ = plan(run_cli, tmp_path, dgraph_env(mutual.host, path))
+    assert_failed(result, report, 1, mutual.host, "client.user.crt")
+    assert mutual.requests == []
+
+
+@pytest.mark.parametrize(
+    ("present", "missing"), [("client.user.crt", "client.user.key"), ("client.user.key", "client.user.crt")]
+)
+def test_one_client_file_alone_exits_2_naming_the_missing_one(
+    present: str, missing: str, run_cli: RunCli, tmp_path: Path, mutual: FakeDgraph, certs: SimpleNamespace
+) -> None:
+    path = tls_dir(tmp_path / "tls", certs.mine.directory, "ca.crt", present)
+    result, report, _ = plan(run_cli, tmp_path, dgraph_env(mutual.host, path))
+    assert_failed(result, report, 2, "GRAPH_TLS_PATH", str(path / missing))
+    assert mutual.requests == []
+
+
+def test_missing_tls_directory_exits_2_naming_it(run_cli: RunCli, tmp_path: Path, mutual: FakeDgraph) -> None:
+    absent = tmp_path / "no-such-tls"
+    result, report, _ = plan(run_cli, tmp_path, dgraph_env(mutual.host, absent))
+    assert_failed(result, report, 2, "GRAPH_TLS_PATH", str(absent))
+    assert mutual.requests == []
+
+
+def test_deadline_exceeded_mid_stream_exits_1(
+    run_cli: RunCli, tmp_path: Path, mutual: FakeDgraph, certs: SimpleNamespace, fast_retries: None
+) -> None:
+    # A real deadline (a slow answer past StoreSettings.timeout_seconds) is tested at the store level;
+    # here the server answers DEADLINE_EXCEEDED after one good page, as an overloaded alpha does.
+    mutual.inject(grpc.StatusCode.DEADLINE_EXCEEDED, times=100, after=1)
+    result, report, _ = plan(run_cli, tmp_path, dgraph_env(mutual.host, certs.mine.directory))
+    assert_failed(result, report, 1, mutual.host, "deadline exceeded")
+    calls = mutual.calls()
+    assert [call.error is None for call in calls] == [True] + [False] * dgraph_store.RETRY_ATTEMPTS
+    assert len({call.vars["$after"] for call in calls[1:]}) == 1  # every retry from the same cursor
+
+
+def test_aborted_once_then_success_plans_everything(
+    run_cli: RunCli,
+    tmp_path: Path,
+    mutual: FakeDgraph,
+    certs: SimpleNamespace,
+    fast_retries: None,
+    sqlite_plan: SimpleNamespace,
+) -> None:
+    fault = mutual.inject(grpc.StatusCode.ABORTED, after=1)
+    result, report, out = plan(run_cli, tmp_path, dgraph_env(mutual.host, certs.mine.directory))
+    assert result.exit_code == 0, result.stderr
+    assert report is not None and report["exit_code"] == 0
+    assert fault.hits == 1 and "aborted" in result.stderr  # the retry is logged as a warning
+    calls = mutual.calls()
+    (failed,) = [call for call in calls if call.error is not None]
+    assert failed.error is not None and failed.error.startswith("ABORTED")
+    retried = calls[calls.index(failed) + 1]  # the planner pulls one stream at a time: the retry comes next
+    assert (retried.query, retried.vars, retried.error) == (failed.query, failed.vars, None)
+    assert report["totals"] == sqlite_plan.report["totals"] and files_of(out) == sqlite_plan.files
+
+
+def test_persistent_abort_exits_1_after_bounded_attempts(
+    run_cli: RunCli, tmp_path: Path, mutual: FakeDgraph, certs: SimpleNamespace, fast_retries: None
+) -> None:
+    mutual.inject(grpc.StatusCode.ABORTED, times=100)
+    result, report, _ = plan(run_cli, tmp_path, dgraph_env(mutual.host, certs.mine.directory))
+    attempts = dgraph_store.RETRY_ATTEMPTS
+    assert attempts == 3
+    assert_failed(result, report, 1, mutual.host, f"after {attempts} attempts: aborted")
+    calls = mutual.calls()
+    assert len(calls) == attempts and all((c.error or "").startswith("ABORTED") for c in calls)
+
+
+# -- plaintext and login --------------------------------------------------------------------------
+
+
+def test_plaintext_works_and_warns(run_cli: RunCli, tmp_path: Path, serve: Serve) -> None:
+    fake = serve()
+    result, report, _ = plan(run_cli, tmp_path, dgraph_env(fake.host), write=False)
+    assert result.exit_code == 0, result.stderr
+    assert report is not None and report["store"] == "dgraph"
+    assert re.search(r"WARNING .*GRAPH_TLS_PATH is not set.*plaintext", result.stderr), result.stderr
+    assert report["totals"]["package-analyzer"]["scheduled"] > 0
+
+
+@pytest.mark.parametrize(("password", "code"), [("s3cret", 0), ("wrong-s3cret", 1)], ids=["right", "wrong"])
+def test_acl_login(
+    password: str, code: int, run_cli: RunCli, tmp_path: Path, serve: Serve, certs: SimpleNamespace
+) -> None:
+    fake = serve(tls=certs.mine.server_tls(mutual=True), users={"groot": "s3cret"})
+    env = dgraph_env(
+        fake.host, certs.mine.directory, GRAPH_REFRESH_DGRAPH_USER="groot", GRAPH_REFRESH_DGRAPH_PASSWORD=password
+    )
+    result, report, _ = plan(run_cli, tmp_path, env, write=False)
+    if code == 0:
+        assert result.exit_code == 0, result.stderr
+        assert report is not None and report["totals"]["package-analyzer"]["scheduled"] > 0
+        assert "logged in as 'groot'" in result.stderr
+    else:
+        assert_failed(result, report, 1, fake.host, "authentication")
+        assert fake.calls() == []  # no query after a failed login
+    assert len(fake.calls("Login")) == 1  # a refused password is not retried
+    assert "s3cret" not in result.stdout + result.stderr
+    assert report is not None and "s3cret" not in json.dumps(report)
+
+
+def test_import_graph_never_contacts_the_production_graph(run_cli: RunCli, tmp_path: Path, serve: Serve) -> None:
+    # test_cli checks the exit code and message; here, that nothing reached Dgraph or the embedded store.
+    fake = serve()
+    result = run_cli(["import-graph", str(SAMPLE_GRAPH)], env=dgraph_env(fake.host))
+    assert result.exit_code == 2 and "never writes to the production graph" in result.stderr
+    assert fake.requests == []
+    assert not (tmp_path / "graph.sqlite3").exists()
+
+
+# -- the README recipe: the fake and the app as programs ------------------------------------------
+
+
+@pytest.mark.timeout(20)
+def test_readme_recipe_runs_the_app_against_the_standalone_fake(tmp_path: Path) -> None:
+    env = {**os.environ, "GRPC_VERBOSITY": "NONE"}
+    tls = tmp_path / "dgraph-tls"
+    fake_module = [sys.executable, "-m", "tests.fakes.dgraph"]
+    made = subprocess.run(
+        [*fake_module, "--make-tls", str(tls)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=15,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
+    serve = [
+        *fake_module,
+        "--graph",
+        "data/sample-graph.json",
+        "--port",
+        "0",
+        "--tls-cert",
+        str(tls / "node.crt"),
+        "--tls-key",
+        str(tls / "node.key"),
+        "--client-ca",
+        str(tls / "ca.crt"),
+    ]
+    with subprocess.Popen(serve, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as fake:
+        try:
+            assert fake.stdout is not None
+            line = fake.stdout.readline()
+            match = re.fullmatch(r"listening on (localhost:\d+)\n", line)
+            assert match, line
+            app = subprocess.run(
+                [sys.executable, "app.py", "--dry-run", "--template-dir", "openshift/templates"],
+                cwd=ROOT,
+                env={**env, "GRAPH_SERVICE_HOST": match[1], "GRAPH_TLS_PATH": str(tls)},
+                capture_output=True,
+                text=True,
+                timeout=15,
+                check=False,
+            )
+        finally:
+            fake.terminate()
+            _, fake_stderr = fake.communicate(timeout=10)
+    assert app.returncode == 0, app.stderr
+    assert "mutual TLS" in app.stderr and "Traceback" not in app.stderr
+    planned = {
+        (cells[0], cells[1]): int(cells[3])
+        for cells in map(str.split, app.stdout.splitlines())
+        if len(cells) > 3 and cells[3].isdigit()
+    }  # the plan table: kind, solver, examined, planned, ...
+    assert {solver: planned[("solver", solver)] > 0 for solver in SOLVERS} == dict.fromkeys(SOLVERS, True)
+    assert planned[("package-analyzer", "-")] > 0
+    assert fake.returncode == 0, fake_stderr
