@@ -306,7 +306,12 @@ def _log_per_stream(report: RunReport) -> None:
         skipped = ",".join(f"{reason}={c.skipped[reason]}" for reason in sorted(c.skipped) if c.skipped[reason])
         logger.info(
             "%s: examined=%d scheduled=%d already_scheduled=%d failed=%d skipped={%s}",
-            label, c.examined, c.scheduled, c.already_scheduled, c.failed, skipped,
+            label,
+            c.examined,
+            c.scheduled,
+            c.already_scheduled,
+            c.failed,
+            skipped,
         )
 
 

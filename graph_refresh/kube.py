@@ -44,6 +44,10 @@ def parse_quantity(value: str | int | float) -> Decimal:
 def _load_configuration(settings: ClusterSettings) -> client.Configuration:
     """In-cluster service account first, then ``KUBECONFIG`` / ``~/.kube/config``, like oc and kubectl."""
     configuration = client.Configuration()
+    # kubernetes 11 hands out shallow copies of one process-wide default Configuration: without dicts of
+    # its own, the token set below would land in the shared api_key dict and reach every later client.
+    configuration.api_key = {}
+    configuration.api_key_prefix = {}
     loader = InClusterConfigLoader(token_filename=SERVICE_TOKEN_FILENAME, cert_filename=SERVICE_CERT_FILENAME)
     try:
         loader._load_config()  # the public load_and_set() would replace the process-wide default
@@ -63,13 +67,18 @@ def _load_configuration(settings: ClusterSettings) -> client.Configuration:
             ) from error
         source = f"kubeconfig {kubeconfig}"
     if not settings.verify_tls:
-        logger.warning(
-            "KUBERNETES_VERIFY_TLS=0: the API server's certificate is NOT verified; anyone on the network "
-            "path can impersonate %s and read the service account token",
-            configuration.host,
-        )
         configuration.verify_ssl = False
         configuration.assert_hostname = False
+    if not configuration.verify_ssl:  # KUBERNETES_VERIFY_TLS=0, or the kubeconfig's insecure-skip-tls-verify
+        why = "KUBERNETES_VERIFY_TLS=0" if not settings.verify_tls else f"insecure-skip-tls-verify in {source}"
+        logger.warning(
+            "%s: the API server's certificate is NOT verified; anyone on the network "
+            "path can impersonate %s and read the service account token",
+            why,
+            configuration.host,
+        )
+        # Said once, loudly, above; urllib3 would repeat it as an InsecureRequestWarning on every request.
+        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
     configuration.connection_pool_maxsize = max(settings.workers, 1) + 1
     logger.info("Cluster API %s (credentials from %s)", configuration.host, source)
     return configuration

@@ -1,0 +1,690 @@
+"""Scheduling on a cluster, end to end: the CLI against FakeKube reached through a generated kubeconfig.
+
+Templates come from ``infra``, Jobs go to ``middletier``, never twice. Every test reads the run report
+and checks the accounting invariant; nothing really sleeps (the ``sleep`` seam records the waits).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import Result
+
+import graph_refresh.kube
+import graph_refresh.scheduler
+from graph_refresh.config import ClusterSettings
+from graph_refresh.items import ANALYZER, SOLVER, Candidate, WorkItem
+
+from .conftest import EXAMPLE_TEMPLATES, PYPI, ROOT, version
+from .fakes.kube import FakeKube, Request, status_body
+from .test_cli import assert_balanced, env_of, manifests
+
+RunCli = Callable[..., Result]
+Obj = dict[str, Any]
+
+INFRA, MIDDLETIER = "infra", "middletier"
+SOLVERS = ("solver-fedora-34-py39", "solver-ubi-8-py38", "solver-rhel-9-py311")  # the example Template's order
+JOBS_PATH = rf"^/apis/batch/v1/namespaces/{MIDDLETIER}/jobs$"
+WRITES = ("POST", "PUT", "PATCH", "DELETE")
+JOB_NAME = re.compile(r"(solver-[a-z0-9.-]+-py[0-9]+|package-analyzer)-[0-9a-f]{10}")
+MANAGED = {"app.kubernetes.io/managed-by": "graph-refresh"}
+
+
+def solver_item(solver: str, package: str, ver: str = "1.0") -> WorkItem:
+    return WorkItem(SOLVER, solver, Candidate(package, ver, PYPI))
+
+
+def analyzer_item(package: str, ver: str = "1.0") -> WorkItem:
+    return WorkItem(ANALYZER, None, Candidate(package, ver, PYPI))
+
+
+def all_items(packages: list[str]) -> list[WorkItem]:
+    return [solver_item(s, p) for p in packages for s in SOLVERS] + [analyzer_item(p) for p in packages]
+
+
+def template_documents() -> list[Obj]:
+    """The example Templates as they would be stored in infra."""
+    documents = []
+    for path in sorted(EXAMPLE_TEMPLATES.glob("*.yaml")):
+        document = yaml.safe_load(path.read_text())
+        document["metadata"]["namespace"] = INFRA
+        documents.append(document)
+    return documents
+
+
+def owned_job(name: str, kind: str = SOLVER, labels: dict[str, str] | None = None) -> Obj:
+    """A Job in middletier labelled as graph-refresh's, without status (live)."""
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": MIDDLETIER,
+            "labels": {**MANAGED, "thoth-station.ninja/kind": kind} if labels is None else labels,
+        },
+        "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "x", "image": "x"}]}}},
+    }
+
+
+class Harness:
+    """The fake cluster with the example Templates in infra, a kubeconfig for it, and a CLI runner."""
+
+    def __init__(self, fake: FakeKube, run_cli: RunCli, tmp_path: Path, write_graph: Callable[[Obj], Path]) -> None:
+        self.fake = fake
+        self._run_cli = run_cli
+        self._tmp_path = tmp_path
+        self._write_graph = write_graph
+        self._runs = itertools.count()
+        self.sleeps: list[float] = []
+        self.kubeconfig = fake.kubeconfig(tmp_path / "kubeconfig", token=fake.tls != "mtls")
+        self.env = {
+            "KUBECONFIG": str(self.kubeconfig),
+            "THOTH_INFRA_NAMESPACE": INFRA,
+            "THOTH_MIDDLETIER_NAMESPACE": MIDDLETIER,
+            "THOTH_GRAPH_REFRESH_QPS": "0",  # no client-side rate limit, unless a test sets one
+        }
+        for document in template_documents():
+            fake.add(document)
+
+    def graph(self, packages: list[str]) -> list[str]:
+        """Import package versions ``<package>==1.0`` from PyPI into the embedded store."""
+        path = self._write_graph({"package_versions": [version(p, "1.0") for p in packages]})
+        result = self._run_cli(["import-graph", str(path)])
+        assert result.exit_code == 0, result.output
+        return packages
+
+    def run(self, *args: str, env: dict[str, str] | None = None, **obj: Any) -> tuple[Result, Obj]:
+        """One run of the CLI; returns its result and its report (checked for balance), {} if none."""
+        report = self._tmp_path / f"report-{next(self._runs)}.json"
+        obj.setdefault("sleep", self.sleeps.append)
+        result = self._run_cli(["--report", str(report), *args], env={**self.env, **(env or {})}, **obj)
+        data: Obj = json.loads(report.read_text()) if report.exists() else {}
+        if data:
+            assert_balanced(data)
+        return result, data
+
+    def jobs(self) -> dict[str, Obj]:
+        return {job["metadata"]["name"]: job for job in self.fake.objects("jobs", MIDDLETIER)}
+
+    def created(self) -> list[str]:
+        """Names in the create requests so far, in order."""
+        return [r.body["metadata"]["name"] for r in self.fake.requests_for("POST", JOBS_PATH)]
+
+    def writes(self) -> list[Request]:
+        return [r for r in self.fake.requests if r.method in WRITES]
+
+
+@pytest.fixture
+def fake(request: pytest.FixtureRequest) -> Iterator[FakeKube]:
+    with FakeKube(tls=getattr(request, "param", "tls")) as server:
+        yield server
+        assert server.server_errors == []
+
+
+@pytest.fixture
+def cluster(fake: FakeKube, run_cli: RunCli, tmp_path: Path, write_graph: Callable[[Obj], Path]) -> Harness:
+    return Harness(fake, run_cli, tmp_path, write_graph)
+
+
+def scheduled(report: Obj) -> dict[str, int]:
+    return {kind: report["totals"][kind]["scheduled"] for kind in report["totals"]}
+
+
+# --- a full run ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fake", ["tls", "mtls"], indirect=True)
+def test_full_run_creates_the_right_jobs_in_middletier_and_writes_nothing_else(cluster: Harness) -> None:
+    fake = cluster.fake
+    analyzer = next(t for t in fake.objects("templates", INFRA) if t["metadata"]["name"] == "package-analyzer")
+    analyzer["objects"][0]["spec"]["ttlSecondsAfterFinished"] = 600  # this Template sets its own TTL
+    fake.add(analyzer)
+    templates_before = fake.objects("templates", INFRA)
+    packages = cluster.graph(["flask", "numpy"])
+
+    result, report = cluster.run(env={"THOTH_GRAPH_REFRESH_JOB_TTL": "3600"})
+
+    assert result.exit_code == 0, result.stderr
+    assert report["exit_code"] == 0 and report["dry_run"] is False and report["failures"] == []
+    assert scheduled(report) == {"solver": 6, "package-analyzer": 2}
+    expected = {item.job_name: item for item in all_items(packages)}
+    jobs = cluster.jobs()
+    assert set(jobs) == set(expected)
+    for name, job in jobs.items():
+        item = expected[name]
+        labels, env = job["metadata"]["labels"], env_of(job)
+        assert JOB_NAME.fullmatch(name) and len(name) <= 57
+        assert job["metadata"]["namespace"] == MIDDLETIER
+        assert labels["app.kubernetes.io/managed-by"] == "graph-refresh"
+        assert labels["thoth-station.ninja/kind"] == item.kind
+        assert labels["thoth-station.ninja/item"] == item.key == name.rsplit("-", 1)[1]
+        assert labels["app"] == "thoth", "the Template's own labels stay"
+        assert env["THOTH_DOCUMENT_ID"] == name
+        assert "${" not in json.dumps(job)
+        package = item.candidate.package_name
+        if item.kind == SOLVER:
+            assert labels["thoth-station.ninja/solver"] == item.solver == env["THOTH_SOLVER"]
+            assert env["THOTH_SOLVER_PACKAGES"] == f"{package}===1.0"
+            assert env["THOTH_SOLVER_INDEXES"] == PYPI
+            assert env["THOTH_SOLVER_OUTPUT"] == "http://result-api/api/v1/solver-result"
+            assert env["THOTH_SOLVER_SUBGRAPH_CHECK_API"] == "http://result-api/api/v1/subgraph-check"
+            assert env["THOTH_SOLVER_NO_TRANSITIVE"] == "0" and env["THOTH_LOG_SOLVER"] == "INFO"
+            assert job["spec"]["activeDeadlineSeconds"] == 3600  # ${{P}} became a number
+            assert job["spec"]["ttlSecondsAfterFinished"] == 3600  # THOTH_GRAPH_REFRESH_JOB_TTL
+        else:
+            assert "thoth-station.ninja/solver" not in labels
+            assert env["THOTH_PACKAGE_ANALYZER_PACKAGE_NAME"] == package
+            assert env["THOTH_PACKAGE_ANALYZER_PACKAGE_VERSION"] == "1.0"
+            assert env["THOTH_PACKAGE_ANALYZER_INDEX_URL"] == PYPI
+            assert env["THOTH_PACKAGE_ANALYZER_OUTPUT"] == "http://result-api/api/v1/package-analysis-result"
+            assert job["spec"]["ttlSecondsAfterFinished"] == 600  # the Template's own TTL is kept
+
+    writes = cluster.writes()
+    assert len(writes) == 8
+    assert all(r.method == "POST" and re.fullmatch(JOBS_PATH, r.path) for r in writes), "writes only Jobs"
+    assert fake.objects("templates", INFRA) == templates_before
+    assert cluster.sleeps == []
+    reads = {(r.method, r.path) for r in fake.requests} - {(r.method, r.path) for r in writes}
+    assert reads == {
+        ("GET", f"/apis/template.openshift.io/v1/namespaces/{INFRA}/templates"),
+        ("GET", f"/apis/batch/v1/namespaces/{MIDDLETIER}/jobs"),
+        ("GET", f"/api/v1/namespaces/{MIDDLETIER}/resourcequotas"),
+    }
+    if fake.tls == "mtls":  # the client certificate alone authenticated every request
+        assert all(r.client_cert_subject and "CN=graph-refresh-test" in r.client_cert_subject for r in fake.requests)
+        assert all("authorization" not in r.headers for r in fake.requests)
+
+
+def test_creates_reuse_connections(cluster: Harness) -> None:
+    """Each create's answer is read, so its connection goes back to the pool instead of a new TLS handshake."""
+    cluster.graph([f"p{i}" for i in range(5)])
+    made: list[graph_refresh.kube.Cluster] = []
+
+    def connect() -> graph_refresh.kube.Cluster:
+        made.append(graph_refresh.kube.Cluster(ClusterSettings(workers=2)))
+        return made[0]
+
+    result, report = cluster.run("--workers", "2", connect=connect)
+    assert result.exit_code == 0 and sum(scheduled(report).values()) == 20
+    (pool,) = made[0]._api.rest_client.pool_manager.pools._container.values()  # urllib3's, for its counters
+    assert pool.num_requests == 23 and pool.num_connections <= 3
+
+
+def test_logs_per_solver_what_was_scheduled_and_skipped_as_the_report_says(cluster: Harness) -> None:
+    packages = cluster.graph(["a", "b", "c"])
+    cluster.fake.add(owned_job(solver_item(SOLVERS[1], packages[0]).job_name))
+    result, report = cluster.run("--max-in-flight", "6")
+    assert result.exit_code == 0
+    streams = [(f"solver {solver}", counts) for solver, counts in report["solvers"].items()]
+    streams.append(("package-analyzer", report["totals"]["package-analyzer"]))
+    for label, counts in streams:
+        skipped = ",".join(f"{reason}={n}" for reason, n in sorted(counts["skipped"].items()))
+        line = (
+            f"{label}: examined={counts['examined']} scheduled={counts['scheduled']} "
+            f"already_scheduled={counts['already_scheduled']} failed={counts['failed']} skipped={{{skipped}}}"
+        )
+        assert re.search(r"INFO .*" + re.escape(line), result.stderr), line
+    assert report["solvers"][SOLVERS[1]]["skipped"]["in-flight"] == 1
+    assert report["totals"]["solver"]["skipped"]["capacity"] >= 1
+    assert "graph-refresh run finished" in result.stderr
+
+
+# --- never twice ---------------------------------------------------------------------------------
+
+
+def test_owned_jobs_are_not_scheduled_again_until_they_are_gone(cluster: Harness) -> None:
+    packages = cluster.graph(["flask", "numpy"])
+    first, report = cluster.run()
+    assert first.exit_code == 0 and sum(scheduled(report).values()) == 8
+
+    second, report = cluster.run()
+    assert second.exit_code == 0 and len(cluster.created()) == 8, "the second run creates nothing"
+    assert report["in_flight"] == {"solver": 6, "package-analyzer": 2}
+    for kind, examined in (("solver", 6), ("package-analyzer", 2)):
+        assert report["totals"][kind]["skipped"] == {"in-flight": examined}
+        assert report["totals"][kind]["examined"] == examined
+
+    failed, complete = solver_item(SOLVERS[0], "flask").job_name, analyzer_item("numpy").job_name
+    cluster.fake.set_job_status(MIDDLETIER, failed, "Failed")
+    cluster.fake.set_job_status(MIDDLETIER, complete, "Complete")
+    third, report = cluster.run()
+    assert third.exit_code == 0 and len(cluster.created()) == 8
+    assert report["in_flight"] == {"solver": 5, "package-analyzer": 1}
+    assert report["solvers"][SOLVERS[0]]["skipped"] == {"in-flight": 1, "failed-recently": 1}
+    assert report["totals"]["package-analyzer"]["skipped"] == {"in-flight": 1, "awaiting-sync": 1}
+    assert report["totals"]["solver"]["scheduled"] == report["totals"]["package-analyzer"]["scheduled"] == 0
+
+    cluster.fake.delete("jobs", MIDDLETIER, failed)
+    cluster.fake.delete("jobs", MIDDLETIER, complete)  # the TTL controller removed them
+    fourth, report = cluster.run()
+    assert fourth.exit_code == 0
+    assert sorted(cluster.created()[8:]) == sorted([failed, complete])
+    assert set(cluster.jobs()) == {item.job_name for item in all_items(packages)}
+
+
+def test_owned_jobs_are_listed_page_by_page(cluster: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    cluster.graph([f"p{i}" for i in range(2)])
+    assert cluster.run()[0].exit_code == 0  # 8 owned Jobs now
+    cluster.fake.clear_requests()
+
+    monkeypatch.setattr(graph_refresh.kube, "LIST_PAGE_SIZE", 3)
+    result, report = cluster.run()
+
+    assert result.exit_code == 0 and cluster.created() == []
+    pages = cluster.fake.requests_for("GET", JOBS_PATH)
+    assert len(pages) == math.ceil(8 / 3)
+    assert all(page.query["limit"] == ["3"] for page in pages)
+    assert all(page.query["labelSelector"] == ["app.kubernetes.io/managed-by=graph-refresh"] for page in pages)
+    assert "continue" not in pages[0].query
+    tokens = [page.query["continue"][0] for page in pages[1:]]
+    assert len(set(tokens)) == len(tokens) == 2, "each page continues where the last one stopped"
+    assert report["in_flight"] == {"solver": 6, "package-analyzer": 2}, "every page was read"
+
+
+def test_list_uses_the_default_page_size(cluster: Harness) -> None:
+    cluster.graph(["a"])
+    cluster.run("--dry-run")
+    (page,) = cluster.fake.requests_for("GET", JOBS_PATH)
+    assert page.query["limit"] == [str(graph_refresh.kube.LIST_PAGE_SIZE)] == ["500"]
+
+
+# --- what the API answers to a create ------------------------------------------------------------
+
+
+def test_409_is_already_scheduled_not_an_error(cluster: Harness) -> None:
+    cluster.graph(["flask"])
+    by_hand = solver_item(SOLVERS[0], "flask").job_name  # same name, but not labelled as ours: not listed
+    cluster.fake.add(owned_job(by_hand, labels={"app": "thoth"}))
+    raced = analyzer_item("flask").job_name  # created by someone else between our list and our create
+    cluster.fake.inject(method="POST", path=JOBS_PATH, status=409, match_name=raced)
+
+    result, report = cluster.run()
+
+    assert result.exit_code == 0 and report["exit_code"] == 0 and report["failures"] == []
+    assert report["solvers"][SOLVERS[0]]["already_scheduled"] == 1
+    assert report["totals"]["package-analyzer"]["already_scheduled"] == 1
+    assert scheduled(report) == {"solver": 2, "package-analyzer": 0}
+    assert cluster.sleeps == [], "a 409 is not retried"
+    assert cluster.created().count(by_hand) == cluster.created().count(raced) == 1
+
+
+def test_429_waits_as_long_as_retry_after_says_then_creates(cluster: Harness) -> None:
+    cluster.graph(["flask"])
+    fault = cluster.fake.inject(method="POST", path=JOBS_PATH, status=429, headers={"Retry-After": "2"})
+    result, report = cluster.run()
+    assert result.exit_code == 0 and fault.hits == 1
+    assert cluster.sleeps == [2]
+    assert len(cluster.jobs()) == 4 and len(cluster.created()) == 5
+    assert scheduled(report) == {"solver": 3, "package-analyzer": 1}
+
+
+def test_creates_keep_to_the_client_side_rate_limit(cluster: Harness) -> None:
+    cluster.graph(["flask", "numpy"])
+    result, _ = cluster.run(env={"THOTH_GRAPH_REFRESH_QPS": "1", "THOTH_GRAPH_REFRESH_BURST": "2"})
+    assert result.exit_code == 0 and len(cluster.jobs()) == 8
+    # Two creates go at once (the burst); each later one waits for its token, one second apart. The run
+    # takes far less than a second of real time, so the waits are about 1, 2, ... 6 seconds.
+    assert len(cluster.sleeps) == 6
+    assert all(abs(wait - expected) < 0.5 for wait, expected in zip(sorted(cluster.sleeps), range(1, 7), strict=True))
+
+
+def test_500_three_times_is_retried_with_backoff_then_creates(cluster: Harness) -> None:
+    cluster.graph(["flask"])
+    fault = cluster.fake.inject(method="POST", path=JOBS_PATH, status=500, times=3)
+    result, report = cluster.run()
+    assert result.exit_code == 0 and fault.hits == 3 and report["failures"] == []
+    assert len(cluster.jobs()) == 4 and len(cluster.created()) == 7
+    assert len(cluster.sleeps) == 3
+    assert all(0 <= wait <= graph_refresh.scheduler.BACKOFF_CAP_SECONDS for wait in cluster.sleeps)
+
+
+def test_persistent_500_on_some_items_is_a_partial_run_listing_exactly_them(cluster: Harness) -> None:
+    packages = cluster.graph(["flask", "numpy"])
+    broken = sorted([solver_item(SOLVERS[2], "numpy").job_name, analyzer_item("flask").job_name])
+    for name in broken:
+        cluster.fake.inject(method="POST", path=JOBS_PATH, status=500, times=None, match_name=name)
+
+    result, report = cluster.run()
+
+    assert result.exit_code == 3 and report["exit_code"] == 3
+    assert sorted(f["job"] for f in report["failures"]) == broken
+    assert {f["status"] for f in report["failures"]} == {500}
+    assert {f["kind"] for f in report["failures"]} == {"solver", "package-analyzer"}
+    assert report["solvers"][SOLVERS[2]]["failed"] == 1 and report["totals"]["package-analyzer"]["failed"] == 1
+    assert set(cluster.jobs()) == {item.job_name for item in all_items(packages)} - set(broken)
+    attempts = graph_refresh.scheduler.MAX_ATTEMPTS
+    assert all(cluster.created().count(name) == attempts for name in broken)
+    assert len(cluster.sleeps) == 2 * (attempts - 1)
+
+
+def test_every_create_failing_fails_the_run(cluster: Harness) -> None:
+    cluster.graph(["flask"])
+    cluster.fake.inject(method="POST", path=JOBS_PATH, status=503, times=None)
+    result, report = cluster.run()
+    assert result.exit_code == 1 and report["exit_code"] == 1
+    assert len(report["failures"]) == 4 and cluster.jobs() == {}
+
+
+@pytest.mark.timeout(30)
+def test_a_timed_out_create_is_retried(cluster: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    cluster.graph(["flask"])
+    monkeypatch.setattr(graph_refresh.kube, "REQUEST_TIMEOUT", (2, 0.2))
+    slow = solver_item(SOLVERS[1], "flask").job_name
+    cluster.fake.inject(method="POST", path=JOBS_PATH, status=503, delay=1.0, match_name=slow)
+
+    result, report = cluster.run()
+
+    assert result.exit_code == 0 and report["failures"] == []
+    assert cluster.created().count(slow) == 2 and slow in cluster.jobs()
+    assert len(cluster.sleeps) == 1
+    assert scheduled(report) == {"solver": 3, "package-analyzer": 1}
+
+
+@pytest.mark.timeout(30)
+def test_a_create_that_always_times_out_counts_as_failed(cluster: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    cluster.graph(["flask"])
+    monkeypatch.setattr(graph_refresh.kube, "REQUEST_TIMEOUT", (2, 0.2))
+    monkeypatch.setattr(graph_refresh.scheduler, "MAX_ATTEMPTS", 2)
+    slow = analyzer_item("flask").job_name
+    cluster.fake.inject(method="POST", path=JOBS_PATH, status=503, delay=1.0, times=None, match_name=slow)
+
+    result, report = cluster.run()
+
+    assert result.exit_code == 3
+    (failure,) = report["failures"]
+    assert failure["job"] == slow and failure["status"] == 0 and "no answer" in failure["reason"]
+    assert cluster.created().count(slow) == 2
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "says"),
+    [
+        ("POST", JOBS_PATH, "create jobs.batch in namespace 'middletier'"),
+        ("GET", r"/templates$", "list templates.template.openshift.io in namespace 'infra'"),
+        ("GET", r"/resourcequotas$", "list resourcequotas in namespace 'middletier'"),
+        ("GET", JOBS_PATH, "list jobs.batch in namespace 'middletier'"),
+    ],
+)
+def test_403_fails_the_run_saying_which_verb_on_which_resource_where(
+    method: str, path: str, says: str, cluster: Harness
+) -> None:
+    cluster.graph(["flask"])
+    message = f'User "system:serviceaccount:frontend:graph-refresh" cannot {method} here'
+    cluster.fake.inject(method=method, path=path, status=403, times=None, body=status_body(403, message, "Forbidden"))
+    result, report = cluster.run()
+    assert result.exit_code == 1 and report["exit_code"] == 1
+    assert says in result.stderr and "403" in result.stderr and "cannot" in result.stderr
+    assert says in report["error"]
+    assert cluster.jobs() == {}
+
+
+def test_403_on_create_stops_submitting(cluster: Harness) -> None:
+    cluster.graph([f"p{i}" for i in range(10)])
+    cluster.fake.inject(method="POST", path=JOBS_PATH, status=403, times=None)
+    result, report = cluster.run("--workers", "1")
+    assert result.exit_code == 1 and report["exit_code"] == 1
+    # One worker keeps two creates in flight; once the first is refused nothing more is planned or sent.
+    assert len(cluster.created()) == 2 and cluster.sleeps == []
+    assert sum(report["totals"][kind]["failed"] for kind in report["totals"]) == 2
+    assert {failure["status"] for failure in report["failures"]} == {403}
+    assert sum(report["totals"][kind]["examined"] for kind in report["totals"]) == 2, "the rest is backlog"
+
+
+def test_wrong_token_is_401_and_fails_the_run(cluster: Harness, tmp_path: Path) -> None:
+    cluster.graph(["flask"])
+    kubeconfig = cluster.fake.kubeconfig(tmp_path / "wrong-token", token="not-the-token")
+    result, report = cluster.run(env={"KUBECONFIG": str(kubeconfig)})
+    assert result.exit_code == 1 and report["exit_code"] == 1
+    assert "401" in result.stderr and "Unauthorized" in result.stderr
+    assert "not-the-token" not in result.stderr + result.output
+    assert cluster.writes() == []
+
+
+# --- capacity -------------------------------------------------------------------------------------
+
+
+def test_max_in_flight_schedules_only_the_free_slots_round_robin(cluster: Harness) -> None:
+    cluster.graph([f"p{i}" for i in range(4)])
+    for i in range(3):
+        cluster.fake.add(owned_job(f"solver-fedora-34-py39-live{i}"))
+    cluster.fake.add(owned_job("package-analyzer-live", kind=ANALYZER))
+    cluster.fake.add(owned_job("not-ours", labels={"app": "thoth"}))  # not ours: does not count
+    done = cluster.fake.add(owned_job("solver-ubi-8-py38-done"))
+    cluster.fake.set_job_status(MIDDLETIER, done["metadata"]["name"], "Complete")  # finished: does not count
+
+    result, report = cluster.run("--max-in-flight", "9")
+
+    assert result.exit_code == 0
+    assert report["in_flight"] == {"solver": 3, "package-analyzer": 1}
+    assert len(cluster.created()) == 5
+    per_solver = {solver: counts["scheduled"] for solver, counts in report["solvers"].items()}
+    assert per_solver == {SOLVERS[0]: 2, SOLVERS[1]: 1, SOLVERS[2]: 1}  # round-robin from the first solver
+    assert report["totals"]["package-analyzer"]["scheduled"] == 1
+    for kind in ("solver", "package-analyzer"):
+        assert report["totals"][kind]["stopped_by"] == "capacity"
+    # Each stream counts its next candidate under the cap that stopped it, the first solver's too.
+    assert report["totals"]["solver"]["skipped"] == {"capacity": 3}
+    assert report["totals"]["package-analyzer"]["skipped"] == {"capacity": 1}
+
+
+def quota(name: str, hard: dict[str, str], used: dict[str, str]) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": name, "namespace": MIDDLETIER},
+        "spec": {"hard": hard},
+        "status": {"hard": hard, "used": used},
+    }
+
+
+@pytest.mark.parametrize(
+    ("resource", "expected"),
+    [
+        ("requests.memory", {"solver": 3, "package-analyzer": 1}),
+        ("memory", {"solver": 3, "package-analyzer": 1}),  # bare: means requests
+        ("limits.memory", {"solver": 3, "package-analyzer": 0}),
+    ],
+)
+def test_every_resource_quota_is_honoured_requests_with_requests_limits_with_limits(
+    resource: str, expected: dict[str, int], cluster: Harness
+) -> None:
+    # Example Templates: a solver requests 1Gi memory, the analyzer 512Mi; both limit 1Gi.
+    cluster.graph([f"p{i}" for i in range(4)])
+    cluster.fake.add(quota("pods", {"pods": "10"}, {"pods": "5"}))  # 5 pods free: alone it admits 5
+    cluster.fake.add(quota("memory", {resource: "8Gi"}, {resource: "4608Mi"}))  # 3.5Gi free
+
+    result, report = cluster.run()
+
+    # Round-robin: three solvers take 3Gi; the analyzer's 512Mi request fits the last 0.5Gi, its 1Gi
+    # limit does not; then nothing fits. Reading only the first quota would schedule 5.
+    assert result.exit_code == 0
+    assert scheduled(report) == expected
+    assert {counts["scheduled"] for counts in report["solvers"].values()} == {1}
+    assert len(cluster.jobs()) == sum(expected.values())
+    for kind in ("solver", "package-analyzer"):
+        assert report["totals"][kind]["stopped_by"] == "capacity"
+        assert report["totals"][kind]["skipped"]["capacity"] >= 1
+
+
+def test_a_job_count_quota_counts_every_job_in_middletier(cluster: Harness) -> None:
+    cluster.graph([f"p{i}" for i in range(4)])
+    for i in range(5):
+        cluster.fake.add(owned_job(f"someone-elses-{i}", labels={"app": "other"}))
+    cluster.fake.add(quota("jobs", {"count/jobs.batch": "7"}, {}))  # the fake keeps status.used current
+    result, report = cluster.run()
+    assert result.exit_code == 0 and sum(scheduled(report).values()) == 2
+    assert len(cluster.created()) == 2, "planned within the quota: no create is refused"
+    assert report["in_flight"] == {"solver": 0, "package-analyzer": 0}
+
+
+def test_a_quota_refusal_at_create_time_is_capacity_and_stops_scheduling(cluster: Harness) -> None:
+    cluster.graph([f"p{i}" for i in range(5)])
+    cluster.fake.add(quota("jobs", {"count/jobs.batch": "3"}, {}))  # the fake enforces count/jobs.batch
+    stale = {"kind": "ResourceQuotaList", "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": []}
+    cluster.fake.inject(method="GET", path=r"/resourcequotas$", status=200, body=stale)  # read before it existed
+
+    result, report = cluster.run("--workers", "1")
+
+    assert result.exit_code == 0 and report["exit_code"] == 0 and report["failures"] == []
+    assert len(cluster.jobs()) == 3 and scheduled(report) == {"solver": 3, "package-analyzer": 0}
+    # One worker keeps two creates in flight: the 4th (the analyzer) and the 5th are refused, then each
+    # stream counts its next candidate under "capacity" and stops; nothing more is sent.
+    assert len(cluster.created()) == 5
+    assert report["totals"]["solver"]["skipped"] == {"capacity": 4}  # 1 refused + 3 streams stopped
+    assert report["totals"]["package-analyzer"]["skipped"] == {"capacity": 2}  # 1 refused + stopped
+    assert report["totals"]["solver"]["failed"] == report["totals"]["package-analyzer"]["failed"] == 0
+    assert report["totals"]["solver"]["stopped_by"] == report["totals"]["package-analyzer"]["stopped_by"] == "capacity"
+    assert cluster.sleeps == [], "a quota refusal is not retried"
+
+
+def test_the_role_grants_reading_resourcequotas_in_middletier() -> None:
+    documents = list(yaml.safe_load_all((ROOT / "openshift" / "rbac.yaml").read_text()))
+    roles = [d for d in documents if d["kind"] == "Role" and d["metadata"]["namespace"] == MIDDLETIER]
+    rules = [rule for role in roles for rule in role["rules"] if "resourcequotas" in rule["resources"]]
+    assert rules and all(rule["apiGroups"] == [""] for rule in rules)
+    verbs = {verb for rule in rules for verb in rule["verbs"]}
+    assert {"get", "list"} <= verbs and not verbs - {"get", "list", "watch"}
+
+
+# --- dry runs --------------------------------------------------------------------------------------
+
+
+def test_a_dry_run_reads_the_cluster_writes_nothing_and_plans_what_the_run_creates(
+    cluster: Harness, tmp_path: Path
+) -> None:
+    packages = cluster.graph([f"p{i}" for i in range(4)])
+    live = [solver_item(SOLVERS[0], packages[0]).job_name, analyzer_item(packages[1]).job_name]
+    cluster.fake.add(owned_job(live[0]))
+    cluster.fake.add(owned_job(live[1], kind=ANALYZER))
+    out = tmp_path / "plan"
+
+    dry, plan_report = cluster.run("--dry-run", "--output-dir", str(out), "--max-in-flight", "9")
+
+    assert dry.exit_code == 0 and plan_report["dry_run"] is True
+    assert cluster.writes() == [], "a dry run writes nothing"
+    paths = {r.path for r in cluster.fake.requests}
+    assert f"/apis/template.openshift.io/v1/namespaces/{INFRA}/templates" in paths
+    assert f"/apis/batch/v1/namespaces/{MIDDLETIER}/jobs" in paths
+    planned = set(manifests(out))
+    assert len(planned) == 7 and not planned & set(live)
+    assert plan_report["in_flight"] == {"solver": 1, "package-analyzer": 1}
+
+    real, report = cluster.run("--max-in-flight", "9")
+
+    assert real.exit_code == 0
+    assert set(cluster.created()) == planned and len(cluster.created()) == 7
+    assert report["totals"] == plan_report["totals"]
+    for name, job in manifests(out).items():  # the manifests are what was sent
+        sent = next(r.body for r in cluster.fake.requests_for("POST", JOBS_PATH) if r.body["metadata"]["name"] == name)
+        assert sent == job
+
+
+def test_a_dry_run_from_a_template_folder_with_middletier_reads_only_middletier(cluster: Harness) -> None:
+    cluster.graph(["flask"])
+    cluster.fake.add(owned_job(analyzer_item("flask").job_name, kind=ANALYZER))
+    folder = str(EXAMPLE_TEMPLATES)
+    result, report = cluster.run("--dry-run", "--template-dir", folder, env={"THOTH_INFRA_NAMESPACE": ""})
+    assert result.exit_code == 0 and report["totals"]["package-analyzer"]["skipped"] == {"in-flight": 1}
+    assert {r.path for r in cluster.fake.requests} == {
+        f"/apis/batch/v1/namespaces/{MIDDLETIER}/jobs",
+        f"/api/v1/namespaces/{MIDDLETIER}/resourcequotas",
+    }
+    assert cluster.writes() == []
+
+    cluster.fake.inject(method="GET", path=JOBS_PATH, status=500)
+    failed, report = cluster.run("--dry-run", "--template-dir", str(EXAMPLE_TEMPLATES))
+    assert failed.exit_code == 1 and report["exit_code"] == 1
+    assert "list jobs.batch in namespace 'middletier'" in failed.stderr
+
+
+def test_a_dry_run_from_a_template_folder_contacts_no_cluster(cluster: Harness) -> None:
+    cluster.graph(["flask"])
+    cluster.fake.clear_requests()
+    env = {"THOTH_MIDDLETIER_NAMESPACE": "", "THOTH_INFRA_NAMESPACE": ""}
+    result, report = cluster.run("--dry-run", "--template-dir", str(EXAMPLE_TEMPLATES), env=env)
+    assert result.exit_code == 0 and sum(scheduled(report).values()) == 4
+    assert cluster.fake.requests == []
+
+
+# --- credentials and TLS ----------------------------------------------------------------------------
+
+
+def test_a_wrong_ca_fails_with_a_tls_error(cluster: Harness, tmp_path: Path) -> None:
+    cluster.graph(["flask"])
+    kubeconfig = cluster.fake.kubeconfig(tmp_path / "wrong-ca", wrong_ca=True)
+    result, report = cluster.run(env={"KUBECONFIG": str(kubeconfig)})
+    assert result.exit_code == 1 and report["exit_code"] == 1
+    assert "TLS" in result.stderr and "list templates.template.openshift.io in namespace 'infra'" in result.stderr
+    assert cluster.fake.requests == [] and cluster.fake.tls_failures
+
+
+def kubeconfig_without_ca(fake: FakeKube, path: Path) -> Path:
+    """A kubeconfig that neither names a CA nor skips verification (the system CAs do not know the fake)."""
+    fake.kubeconfig(path, ca=False)
+    document = yaml.safe_load(path.read_text())
+    del document["clusters"][0]["cluster"]["insecure-skip-tls-verify"]
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def test_without_a_ca_tls_verification_fails(cluster: Harness, tmp_path: Path) -> None:
+    cluster.graph(["flask"])
+    kubeconfig = kubeconfig_without_ca(cluster.fake, tmp_path / "no-ca")
+    result, _ = cluster.run(env={"KUBECONFIG": str(kubeconfig)})
+    assert result.exit_code == 1 and "TLS" in result.stderr
+
+
+def test_verify_tls_off_works_without_a_ca_and_warns_loudly(cluster: Harness, tmp_path: Path) -> None:
+    cluster.graph(["flask"])
+    kubeconfig = kubeconfig_without_ca(cluster.fake, tmp_path / "no-ca")
+    result, report = cluster.run(env={"KUBECONFIG": str(kubeconfig), "KUBERNETES_VERIFY_TLS": "0"})
+    assert result.exit_code == 0, result.stderr
+    assert len(cluster.jobs()) == 4 and report["exit_code"] == 0
+    assert re.search(r"WARNING .*KUBERNETES_VERIFY_TLS=0: the API server's certificate is NOT verified", result.stderr)
+    assert "InsecureRequestWarning" not in result.stderr, "warned once by us, not by urllib3 on every request"
+
+
+def test_a_kubeconfig_that_skips_verification_is_warned_about_too(cluster: Harness, tmp_path: Path) -> None:
+    cluster.graph(["flask"])
+    kubeconfig = cluster.fake.kubeconfig(tmp_path / "insecure", ca=False)  # insecure-skip-tls-verify: true
+    result, _ = cluster.run(env={"KUBECONFIG": str(kubeconfig)})
+    assert result.exit_code == 0, result.stderr
+    assert re.search(r"WARNING .*insecure-skip-tls-verify in kubeconfig .*NOT verified", result.stderr)
+
+
+@pytest.mark.parametrize("fake", ["mtls"], indirect=True)
+def test_mutual_tls_without_a_client_certificate_fails(cluster: Harness, tmp_path: Path) -> None:
+    cluster.graph(["flask"])
+    kubeconfig = cluster.fake.kubeconfig(tmp_path / "no-cert", client_cert=False)
+    result, report = cluster.run(env={"KUBECONFIG": str(kubeconfig)})
+    assert result.exit_code == 1 and report["exit_code"] == 1
+    assert "list templates.template.openshift.io in namespace 'infra'" in result.stderr
+    assert cluster.fake.tls_failures and cluster.jobs() == {}
+
+
+def test_an_unreachable_api_server_fails_the_run(cluster: Harness, tmp_path: Path) -> None:
+    cluster.graph(["flask"])
+    with FakeKube(tls="tls") as gone:
+        port = gone.port
+    kubeconfig = cluster.fake.kubeconfig(tmp_path / "gone", server=f"https://127.0.0.1:{port}")
+    result, report = cluster.run(env={"KUBECONFIG": str(kubeconfig)})
+    assert result.exit_code == 1 and report["exit_code"] == 1
+    assert "list templates.template.openshift.io in namespace 'infra': no answer" in result.stderr
+
+
+@pytest.mark.parametrize("where", ["missing KUBECONFIG file", "no KUBECONFIG and no ~/.kube/config"])
+def test_no_credentials_is_a_configuration_error(where: str, cluster: Harness, tmp_path: Path) -> None:
+    cluster.graph(["flask"])
+    env = {"KUBECONFIG": str(tmp_path / "absent")} if where.startswith("missing") else {"KUBECONFIG": ""}
+    result, report = cluster.run(env=env)
+    assert result.exit_code == 2 and report == {}
+    assert "no cluster credentials" in result.stderr
+    assert cluster.fake.requests == []
