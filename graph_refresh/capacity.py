@@ -97,7 +97,8 @@ class Capacity:
         """Whether one more Job of this cost fits."""
         if self.exhausted or (self.slots is not None and self.slots < 1):
             return False
-        return all(cost.get(name, Decimal(0)) <= free for name, free in self.headroom.items())
+        # Only what the Job uses is compared: an unrelated resource over its quota blocks nothing.
+        return all(cost[name] <= free for name, free in self.headroom.items() if cost.get(name))
 
     def take(self, cost: Cost) -> None:
         """Account for one Job of this cost."""

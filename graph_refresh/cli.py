@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
-from graph_refresh import __version__, config, refresh
+from graph_refresh import __version__, config, metrics, refresh
 from graph_refresh.config import ClusterSettings, MetricsSettings, PlanSettings, Settings, StoreSettings
 from graph_refresh.errors import ConfigError, GraphRefreshError
 from graph_refresh.items import KINDS
@@ -400,6 +400,10 @@ def main(ctx: click.Context, /, **params: Any) -> None:
     _log_per_stream(report)
     if settings.metrics.report_path is not None:
         report.write(settings.metrics.report_path)
+    if settings.metrics.pushgateway_url and settings.plan.dry_run:
+        logger.info("Dry run: metrics are not pushed")
+    elif settings.metrics.pushgateway_url:
+        metrics.push(report, url=settings.metrics.pushgateway_url, deployment_name=settings.metrics.deployment_name)
     ctx.exit(report.exit_code)
 
 

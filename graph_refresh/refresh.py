@@ -137,4 +137,3 @@ def run(
             )
     finally:
         store.close()
-

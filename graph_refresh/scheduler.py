@@ -28,6 +28,7 @@ from graph_refresh.templates import JobTemplate, JobTemplates
 
 logger = logging.getLogger(__name__)
 
+_YamlDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when present: same output, ~4x faster
 _PROBE = Candidate("probe", "0", "https://probe.invalid/simple")  # renders a Template once before planning
 
 
@@ -120,16 +121,16 @@ def dry_run(items: Iterable[WorkItem], *, renderer: Renderer, report: RunReport,
     for item in items:
         job = renderer.render(item)
         if output_dir is not None:
-            text = yaml.safe_dump(job, sort_keys=False, default_flow_style=False, allow_unicode=True)
+            text = yaml.dump(job, Dumper=_YamlDumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
             _write_atomically(output_dir / f"{item.job_name}.yaml", text)
         report.counts(item.kind, item.solver).scheduled += 1
         logger.debug("Would create Job %s (%s %s)", item.job_name, item.kind, item.candidate)
 
 
-
 MAX_ATTEMPTS = 5  # create attempts per Job on 429/5xx/timeouts before it counts as failed
 BACKOFF_BASE_SECONDS = 0.5  # first retry waits about this long, doubling each time
 BACKOFF_CAP_SECONDS = 30.0  # no single wait longer than this
+MAX_RETRY_AFTER_SECONDS = 60.0  # a server asking for longer holds a worker at most a minute per attempt
 QUOTA_MARKER = "exceeded quota"  # how the API says a ResourceQuota refused an object
 
 
@@ -210,7 +211,11 @@ class Submitter:
                     raise
                 last = Outcome("failed", error.status, reason)
                 if error.status == 429:
-                    wait = error.retry_after if error.retry_after is not None else self.backoff(attempt)
+                    wait = (
+                        min(error.retry_after, MAX_RETRY_AFTER_SECONDS)
+                        if error.retry_after is not None
+                        else self.backoff(attempt)
+                    )
                 elif error.status == 0 or error.status >= 500:
                     wait = self.backoff(attempt)
                 else:

@@ -1,0 +1,97 @@
+"""Prometheus metrics of one run (SPEC §9), derived from the run report and pushed once, at the end.
+
+The 2019 metric names are kept. A failed push is logged and never changes the exit code.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlsplit, urlunsplit
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, push_to_gateway
+from prometheus_client.exposition import basic_auth_handler, default_handler
+
+from graph_refresh import __version__
+from graph_refresh.config import redact_url
+from graph_refresh.items import ANALYZER, KINDS, SOLVER
+from graph_refresh.report import RunReport
+
+logger = logging.getLogger(__name__)
+
+JOB = "graph-refresh"  # the Pushgateway grouping key, as in 2019
+PUSH_TIMEOUT_SECONDS = 10  # a slow Pushgateway must not hold the CronJob
+
+
+def registry_from(report: RunReport, *, deployment_name: str) -> CollectorRegistry:
+    """A fresh registry holding this run's metrics."""
+    registry = CollectorRegistry()
+    Gauge("graph_refresh_job_runtime_seconds", "Runtime of graph refresh job in seconds.", registry=registry).set(
+        report.duration_seconds
+    )
+    Gauge(
+        "thoth_graph_refresh_job_info", "Thoth Graph Refresh Job information", ["env", "version"], registry=registry
+    ).labels(deployment_name, __version__).set(1)
+    Counter(
+        "graph_refresh_job_packages_added", "Unsolved or unanalyzed package versions examined.", registry=registry
+    ).inc(sum(report.totals(kind).examined for kind in KINDS))
+    scheduled = Counter(
+        "graph_refresh_job_solvers_scheduled", "Number of Solvers scheduled.", ["solver"], registry=registry
+    )
+    unscheduled = Counter(
+        "graph_refresh_job_solvers_unscheduled", "Number of Solvers failed to schedule.", ["solver"], registry=registry
+    )
+    for solver, counts in report.solvers.items():
+        scheduled.labels(solver).inc(counts.scheduled)
+        unscheduled.labels(solver).inc(counts.failed)
+    Counter(
+        "graph_refresh_job_package_analyzers_scheduled", "Number of Package Analyzers scheduled.", registry=registry
+    ).inc(report.analyzer.scheduled)
+    Counter(
+        "graph_refresh_job_package_analyzers_unscheduled",
+        "Number of Package Analyzers failed to schedule.",
+        registry=registry,
+    ).inc(report.analyzer.failed)
+    skipped = Counter(
+        "graph_refresh_job_items_skipped",
+        "Candidates skipped, by kind, solver and reason.",
+        ["kind", "solver", "reason"],
+        registry=registry,
+    )
+    streams = [(SOLVER, name, counts) for name, counts in report.solvers.items()] + [(ANALYZER, "", report.analyzer)]
+    for kind, solver, counts in streams:
+        for reason, count in counts.skipped.items():
+            skipped.labels(kind, solver, reason).inc(count)
+    in_flight = Gauge("graph_refresh_job_in_flight", "Live Jobs graph-refresh owns.", ["kind"], registry=registry)
+    for kind in KINDS:
+        in_flight.labels(kind).set(report.in_flight.get(kind, 0))
+    return registry
+
+
+def push(report: RunReport, *, url: str, deployment_name: str) -> bool:
+    """Push the run's metrics to the Pushgateway at ``url``; log and return False when that fails.
+
+    Credentials in the URL (``https://user:pass@host``) are sent as basic auth, never logged.
+    """
+    parts = urlsplit(url)
+    handler = default_handler
+    if parts.username is not None:
+        username, password = parts.username, parts.password or ""
+
+        def handler(url, method, timeout, headers, data):  # type: ignore[no-untyped-def]
+            return basic_auth_handler(url, method, timeout, headers, data, username, password)
+
+        netloc = parts.hostname or ""
+        url = urlunsplit(parts._replace(netloc=f"{netloc}:{parts.port}" if parts.port else netloc))
+    try:
+        push_to_gateway(
+            url,
+            job=JOB,
+            registry=registry_from(report, deployment_name=deployment_name),
+            timeout=PUSH_TIMEOUT_SECONDS,
+            handler=handler,
+        )
+    except Exception as error:  # any push failure is only logged (SPEC §9)
+        logger.warning("Could not push metrics to %s: %s", redact_url(url), error)
+        return False
+    logger.info("Pushed metrics to %s", redact_url(url))
+    return True

@@ -1,0 +1,145 @@
+"""Metrics pushed to a real Prometheus Pushgateway (Debian's prometheus-pushgateway, started per test)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import Result
+from prometheus_client.parser import text_string_to_metric_families
+
+from graph_refresh import metrics
+from graph_refresh.report import Counts, RunReport
+
+from .fakes.kube import FakeKube
+from .test_cluster import Harness
+
+PUSHGATEWAY = shutil.which("prometheus-pushgateway") or "/usr/bin/prometheus-pushgateway"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def pushgateway(tmp_path: Path) -> Iterator[str]:
+    """A real Pushgateway on a free loopback port; fails (not skips) when the package is missing."""
+    if not Path(PUSHGATEWAY).exists():
+        pytest.fail("prometheus-pushgateway is not installed: apt-get install prometheus-pushgateway (.ci/run does)")
+    port = free_port()
+    log = (tmp_path / "pushgateway.log").open("w")
+    args = [PUSHGATEWAY, f"--web.listen-address=127.0.0.1:{port}", "--persistence.file="]  # memory only
+    proc = subprocess.Popen(args, stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/-/ready", timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
+
+
+@pytest.fixture
+def cluster(
+    run_cli: Callable[..., Result], tmp_path: Path, write_graph: Callable[[dict[str, Any]], Path]
+) -> Iterator[Harness]:
+    """The fake cluster of test_cluster.py, over TLS."""
+    with FakeKube(tls="tls") as fake:
+        yield Harness(fake, run_cli, tmp_path, write_graph)
+
+
+def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Samples the Pushgateway holds for job graph-refresh, keyed by (name, labels without job/instance)."""
+    text = urllib.request.urlopen(f"{url}/metrics", timeout=5).read().decode()
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.labels.get("job") != "graph-refresh":
+                continue
+            labels = tuple(sorted((k, v) for k, v in sample.labels.items() if k not in ("job", "instance")))
+            samples[(sample.name, labels)] = sample.value
+    return samples
+
+
+def a_report() -> RunReport:
+    report = RunReport(dry_run=False, store="sqlite", duration_seconds=12.5)
+    report.solvers["solver-ubi-8-py38"] = Counts(examined=10, scheduled=6, failed=1)
+    report.solvers["solver-ubi-8-py38"].skipped.update({"in-flight": 2, "invalid": 1})
+    report.analyzer = Counts(examined=4, scheduled=3, already_scheduled=1)
+    report.in_flight.update({"solver": 7, "package-analyzer": 2})
+    return report
+
+
+def test_every_metric_of_the_run_reaches_the_pushgateway(pushgateway: str) -> None:
+    assert metrics.push(a_report(), url=pushgateway, deployment_name="thoth-prod")
+    samples = scrape(pushgateway)
+    expected = {
+        ("graph_refresh_job_runtime_seconds", ()): 12.5,
+        ("thoth_graph_refresh_job_info", (("env", "thoth-prod"), ("version", metrics.__version__))): 1,
+        ("graph_refresh_job_packages_added_total", ()): 14,
+        ("graph_refresh_job_solvers_scheduled_total", (("solver", "solver-ubi-8-py38"),)): 6,
+        ("graph_refresh_job_solvers_unscheduled_total", (("solver", "solver-ubi-8-py38"),)): 1,
+        ("graph_refresh_job_package_analyzers_scheduled_total", ()): 3,
+        ("graph_refresh_job_package_analyzers_unscheduled_total", ()): 0,
+        (
+            "graph_refresh_job_items_skipped_total",
+            (("kind", "solver"), ("reason", "in-flight"), ("solver", "solver-ubi-8-py38")),
+        ): 2,
+        (
+            "graph_refresh_job_items_skipped_total",
+            (("kind", "solver"), ("reason", "invalid"), ("solver", "solver-ubi-8-py38")),
+        ): 1,
+        ("graph_refresh_job_in_flight", (("kind", "solver"),)): 7,
+        ("graph_refresh_job_in_flight", (("kind", "package-analyzer"),)): 2,
+    }
+    for key, value in expected.items():
+        assert samples.get(key) == value, key
+
+
+def test_a_failed_push_is_logged_and_returns_false(caplog: pytest.LogCaptureFixture) -> None:
+    url = f"http://user:topsecret@127.0.0.1:{free_port()}"
+    assert metrics.push(a_report(), url=url, deployment_name="x") is False
+    assert "Could not push metrics" in caplog.text and "topsecret" not in caplog.text
+
+
+def test_a_real_run_pushes_its_metrics_and_a_dead_gateway_changes_no_exit_code(
+    cluster: Harness, pushgateway: str
+) -> None:
+    cluster.graph(["flask", "numpy"])
+    result, report = cluster.run(env={"PROMETHEUS_PUSHGATEWAY_URL": pushgateway})
+    assert result.exit_code == 0, result.stderr
+    samples = scrape(pushgateway)
+    for solver, counts in report["solvers"].items():
+        assert samples[("graph_refresh_job_solvers_scheduled_total", (("solver", solver),))] == counts["scheduled"]
+    assert samples[("graph_refresh_job_package_analyzers_scheduled_total", ())] == 2
+
+    cluster.graph(["pytz"])
+    dead = f"http://127.0.0.1:{free_port()}"
+    result, report = cluster.run(env={"PROMETHEUS_PUSHGATEWAY_URL": dead})
+    assert result.exit_code == 0 and report["exit_code"] == 0
+    assert "Could not push metrics" in result.stderr
+
+
+def test_a_dry_run_pushes_nothing(cluster: Harness, pushgateway: str) -> None:
+    cluster.graph(["flask"])
+    result, _ = cluster.run("--dry-run", env={"PROMETHEUS_PUSHGATEWAY_URL": pushgateway})
+    assert result.exit_code == 0
+    assert not any(name == "graph_refresh_job_runtime_seconds" for name, _ in scrape(pushgateway))
