@@ -1,0 +1,61 @@
+"""The README is part of the interface: its configuration table and quick start are checked against the code."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+
+from graph_refresh import cli
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+
+
+def section(title: str) -> str:
+    start = README.index(f"\n## {title}\n")
+    end = README.find("\n## ", start + 1)
+    return README[start : end if end > 0 else None]
+
+
+def table_rows() -> dict[str, tuple[str, str]]:
+    """Environment variable → (flag cell, default cell) from the configuration table."""
+    rows = {}
+    for line in section("Configuration").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[1].startswith("`"):
+            rows[cells[1].strip("`")] = (cells[0], cells[2])
+    return rows
+
+
+def expected_default(option: click.Option) -> str:
+    if isinstance(option.default, bool) or option.is_flag:
+        return "`1`" if option.default else "`0`"
+    unset = option.default is None or option.default is getattr(click.core, "UNSET", None)
+    return "—" if unset else f"`{option.default}`"
+
+
+def test_configuration_table_matches_the_options() -> None:
+    rows = table_rows()
+    options = [p for p in cli.main.params if isinstance(p, click.Option) and p.envvar]
+    assert set(rows) == {o.envvar for o in options}
+    for option in options:
+        flag, default = rows[str(option.envvar)]
+        assert option.opts[0] in flag, option.envvar
+        assert default == expected_default(option), option.envvar
+
+
+def test_quick_start_is_exactly_two_commands() -> None:
+    block = re.search(r"```[a-z]*\n(.*?)```", section("Quick start"), re.S)
+    assert block is not None
+    commands = [line for line in block.group(1).splitlines() if line.strip() and not line.startswith("#")]
+    assert len(commands) == 2
+    assert "app.py import-graph data/sample-graph.json" in commands[0] and "--dry-run" in commands[0]
+    assert "scripts/check.sh" in commands[1]
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    ci = (Path(__file__).resolve().parent.parent / ".ci" / "run").read_text()
+    block = re.search(r"```[a-z]*\n(.*?)```", section("Quick start"), re.S)
+    assert block is not None
+    assert block.group(1).strip().splitlines()[1] in ci
