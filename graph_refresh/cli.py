@@ -8,7 +8,7 @@ import logging
 import re
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -336,9 +336,15 @@ class _Progress:
 
     @staticmethod
     def wrap(items: Iterable[T], label: str) -> Iterable[T]:
+        """``items`` with a progress bar on stderr while they are consumed, when stderr is a terminal."""
         if not sys.stderr.isatty():
             return items
-        return click.progressbar(list(items), label=label, file=sys.stderr)
+        return _Progress._bar(list(items), label)
+
+    @staticmethod
+    def _bar(items: list[T], label: str) -> Iterator[T]:
+        with click.progressbar(items, label=label, file=sys.stderr) as bar:
+            yield from bar
 
 
 def _init_logging() -> None:
