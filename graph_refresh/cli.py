@@ -302,17 +302,8 @@ def _log_per_stream(report: RunReport) -> None:
     streams = [(f"solver {name}", counts) for name, counts in sorted(report.solvers.items())]
     if report.analyzer.examined:
         streams.append(("package-analyzer", report.analyzer))
-    for label, c in streams:
-        skipped = ",".join(f"{reason}={c.skipped[reason]}" for reason in sorted(c.skipped) if c.skipped[reason])
-        logger.info(
-            "%s: examined=%d scheduled=%d already_scheduled=%d failed=%d skipped={%s}",
-            label,
-            c.examined,
-            c.scheduled,
-            c.already_scheduled,
-            c.failed,
-            skipped,
-        )
+    for label, counts in streams:
+        logger.info("%s: %s", label, counts.describe())
 
 
 class _Progress:

@@ -42,6 +42,16 @@ class Counts:
         outcomes = self.scheduled + self.already_scheduled + self.failed + sum(self.skipped.values())
         return self.examined == outcomes
 
+    def describe(self) -> str:
+        """``examined=… scheduled=… already_scheduled=… failed=… skipped={reason=n,…}`` for a log line."""
+        skipped = ",".join(
+            f"{reason}={self.skipped[reason]}" for reason in sorted(self.skipped) if self.skipped[reason]
+        )
+        return (
+            f"examined={self.examined} scheduled={self.scheduled} already_scheduled={self.already_scheduled} "
+            f"failed={self.failed} skipped={{{skipped}}}"
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "examined": self.examined,
@@ -130,13 +140,8 @@ class RunReport:
         """One line for the log: per kind, what was examined, scheduled and skipped, and the exit code."""
         parts = []
         for kind in KINDS:
-            t = self.totals(kind)
-            skipped = ",".join(f"{reason}={t.skipped[reason]}" for reason in sorted(t.skipped) if t.skipped[reason])
             stop = f" stopped_by={self.stopped_by[kind]}" if self.stopped_by[kind] else ""
-            parts.append(
-                f"{kind}: examined={t.examined} scheduled={t.scheduled} already_scheduled={t.already_scheduled} "
-                f"failed={t.failed} skipped={{{skipped}}}{stop}"
-            )
+            parts.append(f"{kind}: {self.totals(kind).describe()}{stop}")
         mode = "dry run" if self.dry_run else "run"
         return f"graph-refresh {mode} finished in {self.duration_seconds:.2f}s, exit {self.exit_code}; " + "; ".join(
             parts

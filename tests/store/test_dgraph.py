@@ -38,6 +38,8 @@ from graph_refresh.store.dgraph import (
 )
 from tests.fakes.dgraph import FakeDgraph, TlsFiles, make_tls_files
 
+from .conftest import LIVE_SCHEMA
+
 ROOT = Path(__file__).resolve().parents[2]
 PYPI = "https://pypi.org/simple"
 AICOE = "https://tensorflow.pypi.thoth-station.ninja/index/manylinux2010/AVX2/simple"
@@ -609,24 +611,7 @@ def test_fake_runs_as_a_program(tmp_path: Path) -> None:
 # -- opt-in: a real Dgraph ------------------------------------------------------------------------
 
 LIVE_URL = os.environ.get("DGRAPH_TEST_URL", "")
-SCHEMA = """
-python_package_version_entity_label: string @index(exact) .
-python_package_version_label: string @index(exact) .
-python_package_index_label: string @index(exact) .
-package_analyzer_run_label: string @index(exact) .
-ecosystem: string @index(exact) .
-package_name: string @index(exact) .
-package_version: string @index(exact) .
-index_url: string @index(exact) .
-os_name: string @index(exact) .
-os_version: string @index(exact) .
-python_version: string @index(exact) .
-url: string @index(exact) .
-solver_error: bool @index(bool) .
-installed_from: [uid] @reverse @count .
-package_analyzer_input: [uid] @reverse @count .
-provided_by: [uid] @reverse @count .
-"""
+SCHEMA = LIVE_SCHEMA  # the DGRAPH.md minimal schema
 PREDICATES = re.findall(r"^(\w+):", SCHEMA, re.MULTILINE)
 
 
