@@ -135,8 +135,10 @@ def redacted(settings: Settings) -> dict[str, dict[str, Any]]:
         values: dict[str, Any] = {}
         for f in fields(section):
             value = getattr(section, f.name)
-            if value is not None and not f.repr:
-                value = redact_url(value) if f.name.endswith("_url") else "***"
+            if isinstance(value, str) and "://" in value:
+                value = redact_url(value)  # any URL may carry user:password@
+            elif value is not None and not f.repr:
+                value = "***"
             values[f.name] = str(value) if isinstance(value, Path) else value
         out[group.name] = values
     return out

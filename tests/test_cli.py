@@ -166,12 +166,14 @@ def test_secrets_never_reach_the_log(run_cli: RunCli, sample_store: None) -> Non
         "GRAPH_REFRESH_DGRAPH_PASSWORD": "hunter2-secret",
         "GRAPH_REFRESH_DGRAPH_USER": "groot",
         "PROMETHEUS_PUSHGATEWAY_URL": "https://bob:pushpass@pg.example:9091",
+        "THOTH_SOLVER_OUTPUT": "https://svc:outputpass@result-api.example/api/v1/solver-result",
     }
     result = run_cli(
         ["--dry-run", "--template-dir", str(EXAMPLE_TEMPLATES), "--no-solvers", "--no-package-analyzers"], env=env
     )
     assert "hunter2-secret" not in result.output + result.stderr
     assert "pushpass" not in result.output + result.stderr
+    assert "outputpass" not in result.stderr
     assert "pg.example" in result.stderr, "the effective configuration is logged, redacted"
 
 
