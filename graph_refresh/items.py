@@ -72,6 +72,14 @@ def parse_solver_name(name: str, *, template: str) -> SolverEnvironment:
     return SolverEnvironment(name, os_name, os_version, f"{py[0]}.{py[1:]}")
 
 
+JOB_NAME_RE = re.compile(rf"(?:{_SOLVER_RE.pattern}|{ANALYZER})-[0-9a-f]{{{KEY_LENGTH}}}")
+
+
+def is_job_name(name: str) -> bool:
+    """Whether ``name`` has the shape of a Job name graph-refresh gives."""
+    return JOB_NAME_RE.fullmatch(name) is not None
+
+
 def normalize_name(name: str) -> str:
     """PEP 503 normal form; the only spelling of a package name graph-refresh compares."""
     return str(canonicalize_name(name))

@@ -22,7 +22,7 @@ from graph_refresh import kube
 from graph_refresh.capacity import Capacity, job_cost
 from graph_refresh.config import ClusterSettings, PlanSettings
 from graph_refresh.errors import ClusterError, TemplateError, truncate
-from graph_refresh.items import ANALYZER, Candidate, Kind, WorkItem
+from graph_refresh.items import ANALYZER, Candidate, Kind, WorkItem, is_job_name
 from graph_refresh.report import Failure, RunReport
 from graph_refresh.templates import JobTemplate, JobTemplates
 
@@ -115,9 +115,13 @@ def dry_run(items: Iterable[WorkItem], *, renderer: Renderer, report: RunReport,
     """Render every planned item and count it as scheduled; write one YAML manifest per Job when asked.
 
     Each manifest is written atomically under its Job name, so a re-run rewrites the same bytes.
+    Manifests of an earlier plan (files named like our Jobs) are removed first; other files stay.
     """
     if output_dir is not None:
         output_dir.mkdir(parents=True, exist_ok=True)
+        for stale in output_dir.glob("*.yaml"):
+            if is_job_name(stale.stem):
+                stale.unlink()
     for item in items:
         job = renderer.render(item)
         if output_dir is not None:

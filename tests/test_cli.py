@@ -240,6 +240,22 @@ def test_dry_run_is_deterministic_to_the_byte(run_cli: RunCli, tmp_path: Path, s
     assert all((out1 / f).read_bytes() == (out2 / f).read_bytes() for f in files1)
 
 
+def test_a_dry_run_replaces_the_manifests_of_an_earlier_plan_and_keeps_other_files(
+    run_cli: RunCli, tmp_path: Path, write_graph: Callable[[dict[str, Any]], Path]
+) -> None:
+    run_cli(["import-graph", str(write_graph({"package_versions": [version("a", "1")]}))])
+    _, _, out = dry_run(run_cli, tmp_path)
+    first = set(manifests(out))
+    (out / "kustomization.yaml").write_text("resources: []\n")
+    solved = [{**version("a", "1"), "solver": s} for s in ("solver-fedora-34-py39", "solver-ubi-8-py38")]
+    run_cli(["import-graph", str(write_graph({"package_versions": [version("b", "1")], "solved": solved}))])
+    _, report, out = dry_run(run_cli, tmp_path)
+    now = set(manifests(out)) - {"kustomization"}
+    assert len(now) == sum(report["totals"][kind]["scheduled"] for kind in report["totals"]) == 6
+    assert len(first - now) == 2, "the two Jobs no longer planned are gone"
+    assert (out / "kustomization.yaml").exists()
+
+
 def test_hostile_records_are_skipped_as_invalid_and_reach_no_manifest(
     run_cli: RunCli, tmp_path: Path, write_graph: Callable[[dict[str, Any]], Path]
 ) -> None:

@@ -13,6 +13,7 @@ from graph_refresh.items import (
     Candidate,
     WorkItem,
     invalid_reason,
+    is_job_name,
     normalize_name,
     parse_solver_name,
 )
@@ -59,12 +60,14 @@ def test_job_names_are_stable_short_dns_names_from_which_the_solver_is_recovered
     assert len(solver) == 46
     item = WorkItem(SOLVER, solver, Candidate("flask", "1.1.2", PYPI))
     assert item.job_name == WorkItem(SOLVER, solver, Candidate("flask", "1.1.2", PYPI)).job_name
-    assert len(item.job_name) == 57 and DNS_SUBDOMAIN.fullmatch(item.job_name)
+    assert len(item.job_name) == 57 and DNS_SUBDOMAIN.fullmatch(item.job_name) and is_job_name(item.job_name)
     # The result API takes the pod hostname minus its last part, then rsplit("-", 1)[0].
     hostname = (item.job_name + "-x7k2p")[:63]
     assert hostname.rsplit("-", 1)[0].rsplit("-", 1)[0] == solver
     analyzer = WorkItem(ANALYZER, None, Candidate("flask", "1.1.2", PYPI))
     assert analyzer.job_name.startswith("package-analyzer-") and len(analyzer.job_name) == 27
+    assert is_job_name(analyzer.job_name)
+    assert not is_job_name("kustomization") and not is_job_name(f"{solver}-nothex0000")
 
 
 def test_keys_differ_per_solver_kind_version_and_index() -> None:
