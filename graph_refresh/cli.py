@@ -385,7 +385,7 @@ def main(ctx: click.Context, /, **params: Any) -> None:
         report.exit_code = exit_code(report)
     except ConfigError as error:
         raise ConfigFailure(str(error)) from error
-    except GraphRefreshError as error:
+    except (GraphRefreshError, OSError) as error:  # OSError: a manifest or a file that cannot be written
         logger.error("Run failed: %s", error)
         report.error = str(error)
         report.exit_code = EXIT_FAILED

@@ -467,6 +467,23 @@ def test_a_bad_record_late_in_a_file_rolls_back_everything(run_cli: RunCli, tmp_
     assert report["totals"]["package-analyzer"]["examined"] == 0
 
 
+def test_an_unusable_store_path_fails_the_import_without_a_traceback(run_cli: RunCli, tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    store = tmp_path / "a-file" / "graph.sqlite3"
+    result = run_cli(["import-graph", str(SAMPLE_GRAPH)], env={"GRAPH_REFRESH_SQLITE_PATH": str(store)})
+    assert result.exit_code == 1 and "graph.sqlite3" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_unwritable_output_dir_fails_the_run_with_a_report(
+    run_cli: RunCli, tmp_path: Path, sample_store: None
+) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    args = ["--dry-run", "--template-dir", str(EXAMPLE_TEMPLATES), "--output-dir", str(tmp_path / "a-file" / "out")]
+    result = run_cli([*args, "--report", str(tmp_path / "r.json")])
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
+    assert json.loads((tmp_path / "r.json").read_text())["exit_code"] == 1
+
+
 def test_import_refuses_the_production_graph(run_cli: RunCli) -> None:
     result = run_cli(["import-graph", str(SAMPLE_GRAPH)], env={"GRAPH_SERVICE_HOST": "alpha:9080"})
     assert result.exit_code == 2 and "GRAPH_SERVICE_HOST" in result.stderr

@@ -120,9 +120,13 @@ class SQLiteStore:
                     self._key(candidate),
                 )
             db.execute("COMMIT")
-        except BaseException:
+        except BaseException as error:
             if db.in_transaction:
                 db.execute("ROLLBACK")
+            if isinstance(error, sqlite3.Error):
+                raise StoreError(
+                    f"import into SQLite store {str(self._path)!r} failed, nothing imported: {error}"
+                ) from error
             raise
         after = self._counts()
         return {table: after[table] - before[table] for table in after}
