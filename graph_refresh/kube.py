@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -32,6 +33,9 @@ logger = logging.getLogger(__name__)
 REQUEST_TIMEOUT = (10, 60)  # (connect, read) seconds; kubernetes 11 only honours ints or a tuple
 LIST_PAGE_SIZE = 500  # objects per list call; the API server's continue token carries us on
 TEMPLATE_SELECTOR = "template in (solver,package-analyzer)"
+READ_ATTEMPTS = 3  # a list is retried on 429/5xx/no answer: a blip must not cost the hourly run
+READ_BACKOFF_SECONDS = 0.5  # then 1 s
+MAX_READ_RETRY_AFTER_SECONDS = 30.0
 
 T = TypeVar("T")
 
@@ -103,18 +107,48 @@ def _retry_after(error: ApiException) -> float | None:
 class Cluster:
     """The cluster as graph-refresh sees it: Templates in infra, owned Jobs and quotas in middletier."""
 
-    def __init__(self, settings: ClusterSettings) -> None:
+    def __init__(self, settings: ClusterSettings, *, sleep: Callable[[float], None] = time.sleep) -> None:
         self._configuration = _load_configuration(settings)
         self._api = client.ApiClient(self._configuration)
+        # urllib3 would otherwise retry on its own (3 times, sleeping out a 429's Retry-After unseen):
+        # every retry is decided here and in the scheduler, and waits through the sleep seam.
+        self._api.rest_client.pool_manager.connection_pool_kw["retries"] = False
         self._batch = client.BatchV1Api(self._api)
         self._core = client.CoreV1Api(self._api)
         self._custom = client.CustomObjectsApi(self._api)
+        self._sleep = sleep
 
     def _call(self, verb: str, resource: str, namespace: str, request: Callable[[], T]) -> T:
+        """Send one request, wrapping failures in ClusterError.
+
+        Reads (``list``) are retried on 429, 5xx and no answer, ``READ_ATTEMPTS`` times in all; creates are
+        sent once here, their retry policy is the scheduler's.
+        """
+        attempts = READ_ATTEMPTS if verb == "list" else 1
+        for attempt in range(attempts):
+            try:
+                return self._send(verb, resource, namespace, request)
+            except ClusterError as error:
+                transient = error.status in (0, 429) or error.status >= 500
+                if attempt + 1 >= attempts or not transient or "TLS verification failed" in str(error):
+                    raise
+                wait = READ_BACKOFF_SECONDS * 2**attempt
+                if error.status == 429 and error.retry_after is not None:
+                    wait = min(error.retry_after, MAX_READ_RETRY_AFTER_SECONDS)
+                logger.info("%s; retrying in %.1fs", error, wait)
+                self._sleep(wait)
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    def _send(self, verb: str, resource: str, namespace: str, request: Callable[[], T]) -> T:
         try:
             return request()
         except ApiException as error:
             status = int(error.status or 0)
+            if status == 0:  # kubernetes 11 turns a bare urllib3 SSLError into ApiException(status=0)
+                raise ClusterError(
+                    f"{verb} {resource} in namespace {namespace!r}: TLS verification failed with "
+                    f"{self._configuration.host}: {truncate(str(error.reason))}"
+                ) from error
             raise ClusterError(
                 f"{verb} {resource} in namespace {namespace!r} was refused ({status} {error.reason}): "
                 f"{truncate(_message(error))}",

@@ -4,6 +4,7 @@ create (or write) → report. The CLI calls :func:`run` once and decides the exi
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -101,7 +102,9 @@ def run(
     Nothing is created before the store, the Templates and the cluster view have all been read.
     ``connect`` builds the cluster client (only called when the run needs the cluster).
     """
-    cluster = (connect or (lambda: kube.Cluster(settings.cluster)))() if needs_cluster(settings) else None
+    if connect is None:
+        connect = lambda: kube.Cluster(settings.cluster, sleep=sleep or time.sleep)  # noqa: E731
+    cluster = connect() if needs_cluster(settings) else None
     store = open_store(settings.store)
     try:
         templates = load_templates(settings, cluster)

@@ -599,10 +599,22 @@ def test_a_dry_run_from_a_template_folder_with_middletier_reads_only_middletier(
     }
     assert cluster.writes() == []
 
-    cluster.fake.inject(method="GET", path=JOBS_PATH, status=500)
+    cluster.fake.inject(method="GET", path=JOBS_PATH, status=500, times=None)
     failed, report = cluster.run("--dry-run", "--template-dir", str(EXAMPLE_TEMPLATES))
     assert failed.exit_code == 1 and report["exit_code"] == 1
     assert "list jobs.batch in namespace 'middletier'" in failed.stderr
+    assert len(cluster.fake.requests_for("GET", JOBS_PATH)) == 1 + graph_refresh.kube.READ_ATTEMPTS
+
+
+def test_a_blip_while_reading_the_cluster_is_retried(cluster: Harness) -> None:
+    cluster.graph(["flask"])
+    cluster.fake.inject(method="GET", path=JOBS_PATH, status=500)
+    cluster.fake.inject(method="GET", path=r"/resourcequotas$", status=429, headers={"Retry-After": "3"})
+    cluster.fake.inject(method="GET", path=r"/templates$", status=503)
+    result, report = cluster.run()
+    assert result.exit_code == 0, result.stderr
+    assert scheduled(report) == {"solver": 3, "package-analyzer": 1}
+    assert sorted(cluster.sleeps) == [0.5, 0.5, 3.0]
 
 
 def test_a_dry_run_from_a_template_folder_contacts_no_cluster(cluster: Harness) -> None:
