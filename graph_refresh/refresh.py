@@ -102,9 +102,11 @@ def run(
     Nothing is created before the store, the Templates and the cluster view have all been read.
     ``connect`` builds the cluster client (only called when the run needs the cluster).
     """
-    if connect is None:
-        connect = lambda: kube.Cluster(settings.cluster, sleep=sleep or time.sleep)  # noqa: E731
-    cluster = connect() if needs_cluster(settings) else None
+
+    def default_connect() -> kube.Cluster:
+        return kube.Cluster(settings.cluster, sleep=sleep or time.sleep)
+
+    cluster = (connect or default_connect)() if needs_cluster(settings) else None
     store = open_store(settings.store)
     try:
         templates = load_templates(settings, cluster)
