@@ -34,10 +34,12 @@ LABEL_ITEM = "thoth-station.ninja/item"
 MANAGER = "graph-refresh"
 OWNED_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGER}"
 
-# PEP 508 names: letters, digits, and . _ - inside.
-_NAME_RE = re.compile(r"[A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9]", re.IGNORECASE)
+# PEP 508 names: ASCII letters, digits, and . _ - inside. Spelled out rather than re.IGNORECASE, which
+# would also let through the Kelvin sign and the long s (they case-fold to k and s).
+_NAME_RE = re.compile(r"[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9]")
 _VERSION_RE = re.compile(r"[A-Za-z0-9.+!_-]{1,128}")
-_INDEX_RE = re.compile(r"https?://[^\s\"'`]+")
+# http(s), then printable ASCII without whitespace, quotes or backticks (no control characters either).
+_INDEX_RE = re.compile(r"https?://[!#-&(-_a-~]+")
 # solver-<os_name>-<os_version>-py<digits>; every part is DNS-safe so the Job name is too.
 _SOLVER_RE = re.compile(r"solver-([a-z0-9]+)-([a-z0-9]+(?:\.[a-z0-9]+)*)-py([0-9]{2,})")
 
@@ -81,8 +83,12 @@ def is_job_name(name: str) -> bool:
 
 
 def normalize_name(name: str) -> str:
-    """PEP 503 normal form; the only spelling of a package name graph-refresh compares."""
-    return str(canonicalize_name(name))
+    """PEP 503 normal form; the only spelling of a package name graph-refresh compares.
+
+    A name that is not a PEP 508 name stays as given, so that it is still skipped as invalid: lower-casing
+    would otherwise turn a hostile "\u212aeras" (Kelvin sign) into a plausible "keras".
+    """
+    return str(canonicalize_name(name)) if _NAME_RE.fullmatch(name) else name
 
 
 def invalid_reason(candidate: Candidate) -> str | None:

@@ -264,16 +264,17 @@ def test_hostile_records_are_skipped_as_invalid_and_reach_no_manifest(
         version("inject${THOTH_SOLVER_OUTPUT}", "1.0"),
         version("spacey", "1.0 ; rm -rf /"),
         version("ftp-only", "0.1", "ftp://mirror.example.com/simple"),
+        version("\u212aeras", "2.0"),  # a Kelvin sign, not a K: must not become "keras"
     ]
     graph = write_graph({"package_versions": [*hostile, version("good", "1.0")]})
     assert run_cli(["import-graph", str(graph)]).exit_code == 0
     result, report, out = dry_run(run_cli, tmp_path)
     assert result.exit_code == 0
-    assert report["totals"]["package-analyzer"]["skipped"] == {"invalid": 4}
+    assert report["totals"]["package-analyzer"]["skipped"] == {"invalid": 5}
     for counts in report["solvers"].values():
-        assert counts["skipped"] == {"invalid": 4} and counts["scheduled"] == 1
+        assert counts["skipped"] == {"invalid": 5} and counts["scheduled"] == 1
     text = "".join(p.read_text() for p in out.iterdir())
-    for marker in ("evil", "inject", "spacey", "rm -rf", "ftp-only", "ftp://"):
+    for marker in ("evil", "inject", "spacey", "rm -rf", "ftp-only", "ftp://", "eras"):
         assert marker not in text
 
 

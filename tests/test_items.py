@@ -98,6 +98,11 @@ def test_names_are_compared_in_pep503_form() -> None:
     assert normalize_name("Zope.Interface") == normalize_name("zope_interface") == "zope-interface"
 
 
+def test_names_that_are_not_pep508_names_stay_as_given() -> None:
+    assert normalize_name("\u212aeras") == "\u212aeras"  # not "keras"
+    assert normalize_name("Evil\nName") == "Evil\nName"
+
+
 @pytest.mark.parametrize(
     "candidate",
     [
@@ -115,6 +120,13 @@ def test_names_are_compared_in_pep503_form() -> None:
         Candidate("ok", "1.0", 'https://example.com/"q'),
         Candidate("ok", "1.0", "https://example.com/ a"),
         Candidate("ok", "1.0", "https://" + "a" * 2048),
+        Candidate("\u212aeras", "1.0", PYPI),  # Kelvin sign: case-folds to k
+        Candidate("flask\u017f", "1.0", PYPI),  # long s: case-folds to s
+        Candidate("ok", "\u0661.0", PYPI),  # Arabic-Indic digit one
+        Candidate("ok", "1.0", "https://pypi.org/sim\x00ple"),
+        Candidate("ok", "1.0", "https://pypi.org/simple\x7f"),
+        Candidate("ok", "1.0", "https://pypi.org/s\u00efmple"),
+        Candidate("ok", "1.0", "https://pypi.org/simple`id`"),
     ],
 )
 def test_hostile_candidates_are_invalid(candidate: Candidate) -> None:
@@ -128,6 +140,7 @@ def test_hostile_candidates_are_invalid(candidate: Candidate) -> None:
         Candidate("zope.interface", "7.2", PYPI),
         Candidate("pytz", "2004d", "http://internal.example:8080/simple"),
         Candidate("torch", "2.1.0+cpu", "https://download.pytorch.org/whl/cpu"),
+        Candidate("private", "1.0", "https://user@pypi.internal:8443/simple/?x=1&y=%20#frag"),
         Candidate("x" * 200, "1!2.0.post1-dev_3", PYPI),
     ],
 )
