@@ -44,7 +44,9 @@ def read_template_dir(folder: Path) -> list[Object]:
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
             raise TemplateError(f"cannot read Template file {str(path)!r}: {error}") from error
         for document in documents:
-            if isinstance(document, dict) and (document.get("apiVersion"), document.get("kind")) in TEMPLATE_KINDS:
+            if isinstance(document, dict) and str(document.get("kind", "")).endswith("List"):
+                documents.extend(document.get("items") or [])  # `oc get templates -o yaml` writes a List
+            elif isinstance(document, dict) and (document.get("apiVersion"), document.get("kind")) in TEMPLATE_KINDS:
                 found.append(document)
     return found
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from graph_refresh.errors import TemplateError
 from graph_refresh.templates import load_job_templates, process, read_template_dir, select_template
@@ -120,6 +121,13 @@ def test_non_job_objects_are_rejected() -> None:
     analyzer["objects"][0]["kind"] = "Pod"
     with pytest.raises(TemplateError, match="not a batch/v1 Job"):
         load_job_templates(documents, where="examples")
+
+
+def test_a_list_as_oc_get_writes_it_is_read(tmp_path: Path) -> None:
+    items = [yaml.safe_load(p.read_text()) for p in sorted(EXAMPLE_TEMPLATES.glob("*.yaml"))]
+    (tmp_path / "dump.yaml").write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": items}))
+    templates = load_job_templates(read_template_dir(tmp_path), where="dump")
+    assert len(templates.solvers) == 3
 
 
 def test_unreadable_yaml_is_a_template_error_naming_the_file(tmp_path: Path) -> None:
