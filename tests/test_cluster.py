@@ -24,6 +24,7 @@ from graph_refresh.config import ClusterSettings
 from graph_refresh.items import ANALYZER, SOLVER, Candidate, WorkItem
 
 from .conftest import EXAMPLE_TEMPLATES, PYPI, ROOT, version
+from .fakes.dgraph import FakeDgraph, make_tls_files
 from .fakes.kube import FakeKube, Request, status_body
 from .test_cli import assert_balanced, env_of, manifests
 
@@ -700,3 +701,21 @@ def test_no_credentials_is_a_configuration_error(where: str, cluster: Harness, t
     assert result.exit_code == 2 and report == {}
     assert "no cluster credentials" in result.stderr
     assert cluster.fake.requests == []
+
+
+def test_the_2019_one_liner_runs_against_dgraph_and_the_cluster(cluster: Harness, tmp_path: Path) -> None:
+    """KUBERNETES_VERIFY_TLS=0 THOTH_INFRA_NAMESPACE=... GRAPH_SERVICE_HOST=... GRAPH_TLS_PATH=... app.py"""
+    tls = make_tls_files(tmp_path / "tls-test")
+    graph = {"package_versions": [version("flask", "1.1.2"), version("numpy", "1.19.0")]}
+    with FakeDgraph(graph, tls=tls.server_tls(mutual=True)) as dgraph:
+        env = {
+            "KUBECONFIG": str(kubeconfig_without_ca(cluster.fake, tmp_path / "kubeconfig-no-ca")),
+            "KUBERNETES_VERIFY_TLS": "0",
+            "GRAPH_SERVICE_HOST": dgraph.host,
+            "GRAPH_TLS_PATH": str(tls.directory),
+        }
+        result, report = cluster.run(env=env)
+    assert result.exit_code == 0, result.stderr
+    assert report["store"] == "dgraph" and scheduled(report) == {"solver": 6, "package-analyzer": 2}
+    assert len(cluster.jobs()) == 8
+    assert "KUBERNETES_VERIFY_TLS=0" in result.stderr and "mutual TLS" in result.stderr
