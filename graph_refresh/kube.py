@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
+from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import urllib3
@@ -24,7 +27,7 @@ from kubernetes.config.config_exception import ConfigException
 from kubernetes.config.incluster_config import SERVICE_CERT_FILENAME, SERVICE_TOKEN_FILENAME, InClusterConfigLoader
 from kubernetes.utils.quantity import parse_quantity as _parse_quantity
 
-from graph_refresh.config import ClusterSettings
+from graph_refresh.config import ClusterSettings, redact_url
 from graph_refresh.errors import ClusterError, ConfigError, truncate
 from graph_refresh.items import OWNED_SELECTOR
 
@@ -79,12 +82,12 @@ def _load_configuration(settings: ClusterSettings) -> client.Configuration:
             "%s: the API server's certificate is NOT verified; anyone on the network "
             "path can impersonate %s and read the service account token",
             why,
-            configuration.host,
+            redact_url(configuration.host),
         )
         # Said once, loudly, above; urllib3 would repeat it as an InsecureRequestWarning on every request.
         urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
     configuration.connection_pool_maxsize = max(settings.workers, 1) + 1
-    logger.info("Cluster API %s (credentials from %s)", configuration.host, source)
+    logger.info("Cluster API %s (credentials from %s)", redact_url(configuration.host), source)
     return configuration
 
 
@@ -97,11 +100,29 @@ def _message(error: ApiException) -> str:
 
 
 def _retry_after(error: ApiException) -> float | None:
+    """Retry-After in seconds, from delta-seconds or an HTTP date; None when absent or unusable."""
     value = (error.headers or {}).get("Retry-After")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
+    if value is None:
         return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds()
+        except (TypeError, ValueError):
+            return None
+    return max(seconds, 0.0) if math.isfinite(seconds) else None
+
+
+def _json_object(response: Any, what: str) -> dict[str, Any]:
+    """The JSON object of a response read in full; a torn or foreign body is a ClusterError (no answer)."""
+    try:
+        body = json.loads(response.data)
+    except (ValueError, TypeError) as error:
+        raise ClusterError(f"{what}: the answer is not JSON: {truncate(str(error))}") from error
+    if not isinstance(body, dict):
+        raise ClusterError(f"{what}: the answer is not a JSON object")
+    return body
 
 
 class Cluster:
@@ -117,6 +138,7 @@ class Cluster:
         self._core = client.CoreV1Api(self._api)
         self._custom = client.CustomObjectsApi(self._api)
         self._sleep = sleep
+        self._host = redact_url(self._configuration.host)  # a server URL may carry user:password@
 
     def _call(self, verb: str, resource: str, namespace: str, request: Callable[[], T]) -> T:
         """Send one request, wrapping failures in ClusterError.
@@ -147,7 +169,7 @@ class Cluster:
             if status == 0:  # kubernetes 11 turns a bare urllib3 SSLError into ApiException(status=0)
                 raise ClusterError(
                     f"{verb} {resource} in namespace {namespace!r}: TLS verification failed with "
-                    f"{self._configuration.host}: {truncate(str(error.reason))}"
+                    f"{self._host}: {truncate(str(error.reason))}"
                 ) from error
             raise ClusterError(
                 f"{verb} {resource} in namespace {namespace!r} was refused ({status} {error.reason}): "
@@ -159,18 +181,17 @@ class Cluster:
             cause = error.reason if isinstance(error, urllib3.exceptions.MaxRetryError) else error
             kind = "TLS verification failed" if isinstance(cause, urllib3.exceptions.SSLError) else "no answer"
             raise ClusterError(
-                f"{verb} {resource} in namespace {namespace!r}: {kind} from {self._configuration.host}: "
-                f"{truncate(str(cause))}"
+                f"{verb} {resource} in namespace {namespace!r}: {kind} from {self._host}: {truncate(str(cause))}"
             ) from error
 
-    @staticmethod
-    def _json(response: Any) -> Any:
-        return json.loads(response.data)
+    def _list(self, resource: str, namespace: str, request: Callable[[], Any]) -> dict[str, Any]:
+        """One list call, its body read and parsed inside the retried request."""
+        what = f"list {resource} in namespace {namespace!r}"
+        return self._call("list", resource, namespace, lambda: _json_object(request(), what))
 
     def list_templates(self, namespace: str) -> list[dict[str, Any]]:
         """The Templates labelled template=solver or template=package-analyzer in ``namespace``."""
-        body = self._call(
-            "list",
+        body = self._list(
             "templates.template.openshift.io",
             namespace,
             lambda: self._custom.list_namespaced_custom_object(
@@ -179,6 +200,7 @@ class Cluster:
                 namespace,
                 "templates",
                 label_selector=TEMPLATE_SELECTOR,
+                _preload_content=False,
                 _request_timeout=REQUEST_TIMEOUT,
             ),
         )
@@ -191,15 +213,13 @@ class Cluster:
             kwargs: dict[str, Any] = {"label_selector": OWNED_SELECTOR, "limit": LIST_PAGE_SIZE}
             if token:
                 kwargs["_continue"] = token
-            response = self._call(
-                "list",
+            body = self._list(
                 "jobs.batch",
                 namespace,
                 lambda kwargs=kwargs: self._batch.list_namespaced_job(  # type: ignore[misc]
                     namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT, **kwargs
                 ),
             )
-            body = self._json(response)
             yield from body.get("items") or []
             token = (body.get("metadata") or {}).get("continue")
             if not token:
@@ -207,15 +227,14 @@ class Cluster:
 
     def list_quotas(self, namespace: str) -> list[dict[str, Any]]:
         """Every ResourceQuota in ``namespace``, as the API returns them."""
-        response = self._call(
-            "list",
+        body = self._list(
             "resourcequotas",
             namespace,
             lambda: self._core.list_namespaced_resource_quota(
                 namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
             ),
         )
-        return list(self._json(response).get("items") or [])
+        return list(body.get("items") or [])
 
     def create_job(self, namespace: str, job: dict[str, Any]) -> None:
         """Create one Job; raises ClusterError (409 when it exists, 403 when refused, ...)."""

@@ -136,6 +136,7 @@ BACKOFF_BASE_SECONDS = 0.5  # first retry waits about this long, doubling each t
 BACKOFF_CAP_SECONDS = 30.0  # no single wait longer than this
 MAX_RETRY_AFTER_SECONDS = 60.0  # a server asking for longer holds a worker at most a minute per attempt
 QUOTA_MARKER = "exceeded quota"  # how the API says a ResourceQuota refused an object
+QUOTA_UNKNOWN_MARKER = "status unknown for quota"  # a quota the controller has not calculated yet
 
 
 class RateLimiter:
@@ -198,7 +199,11 @@ class Submitter:
         return self._rng.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt))
 
     def create(self, job: dict[str, Any]) -> Outcome:
-        """Create one Job: 409 is ``already``, a quota 403 ``capacity``, 429/5xx/timeouts are retried."""
+        """Create one Job: 409 is ``already``, a quota 403 ``capacity``, 429/5xx/timeouts are retried.
+
+        A 409 after an attempt whose answer was lost (no answer or 5xx) is this run's own create
+        arriving late, so it counts as ``created``.
+        """
         last = Outcome("failed")
         for attempt in range(MAX_ATTEMPTS):
             self._limiter.acquire()
@@ -208,22 +213,24 @@ class Submitter:
             except ClusterError as error:
                 reason = truncate(str(error), 200)
                 if error.status == 409:
-                    return Outcome("already", 409, reason)
-                if error.status == 403 and QUOTA_MARKER in str(error):
+                    maybe_ours = last.status == 0 or last.status >= 500 if attempt else False
+                    return Outcome("created") if maybe_ours else Outcome("already", 409, reason)
+                if error.status == 403 and QUOTA_UNKNOWN_MARKER in str(error):
+                    wait = self.backoff(attempt)  # a new quota not yet calculated: it settles within seconds
+                elif error.status == 403 and QUOTA_MARKER in str(error):
                     return Outcome("capacity", 403, reason)
-                if error.status in (401, 403):
+                elif error.status in (401, 403):
                     raise
-                last = Outcome("failed", error.status, reason)
-                if error.status == 429:
+                elif error.status == 429:
+                    retry_after = error.retry_after
                     wait = (
-                        min(error.retry_after, MAX_RETRY_AFTER_SECONDS)
-                        if error.retry_after is not None
-                        else self.backoff(attempt)
+                        min(retry_after, MAX_RETRY_AFTER_SECONDS) if retry_after is not None else self.backoff(attempt)
                     )
                 elif error.status == 0 or error.status >= 500:
                     wait = self.backoff(attempt)
                 else:
-                    return last  # the API rejected this Job (e.g. 422): retrying cannot help
+                    return Outcome("failed", error.status, reason)  # rejected (e.g. 422): retrying cannot help
+                last = Outcome("failed", error.status, reason)
                 if attempt + 1 < MAX_ATTEMPTS:
                     logger.info("Create of %s got %s, retrying in %.1fs", job["metadata"]["name"], error.status, wait)
                     self._sleep(wait)
@@ -270,18 +277,23 @@ def submit(
             except ClusterError as error:
                 systemic = systemic or error
                 outcome = Outcome("failed", error.status, truncate(str(error), 200))
+            except Exception as error:  # a bug in a worker must not lose the count of its item
+                logger.exception("Create of %s crashed", item.job_name)
+                outcome = Outcome("failed", 0, truncate(f"{type(error).__name__}: {error}", 200))
             _count(item, outcome, report, capacity)
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="create") as pool:
-        for item in items:
-            job = renderer.render(item)
-            pending[pool.submit(submitter.create, job)] = item
-            if len(pending) >= 2 * workers:  # bounded: memory does not grow with the backlog
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                settle(done)
-            if systemic is not None:
-                break
-        settle(list(pending))
+        try:
+            for item in items:
+                job = renderer.render(item)
+                pending[pool.submit(submitter.create, job)] = item
+                if len(pending) >= 2 * workers:  # bounded: memory does not grow with the backlog
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    settle(done)
+                if systemic is not None:
+                    break
+        finally:  # also when the store fails mid-stream: every item handed to a worker is counted
+            settle(list(pending))
     if systemic is not None:
         raise systemic
 
