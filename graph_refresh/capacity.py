@@ -1,9 +1,9 @@
 """How many more Jobs the cluster admits (SPEC §4, capacity). Pure: quotas and Jobs come in as data.
 
 Two limits apply together: ``--max-in-flight`` minus the live owned Jobs, and every
-ResourceQuota in middletier. A quota is compared per resource name: ``requests.*`` (and the bare
-``cpu``/``memory``/``ephemeral-storage``, which mean requests) with the Job's requests,
-``limits.*`` with its limits, ``pods`` and ``count/jobs.batch`` with one each.
+ResourceQuota in middletier whose scope covers the Job's pod. A quota is compared per resource
+name: ``requests.*`` (and the bare ``cpu``/``memory``/``ephemeral-storage``, which mean requests)
+with the Job's requests, ``limits.*`` with its limits, ``pods`` and ``count/jobs.batch`` with one each.
 """
 
 from __future__ import annotations
@@ -15,29 +15,71 @@ from typing import Any
 
 from graph_refresh.kube import parse_quantity
 
-Cost = Mapping[str, Decimal]
 _BARE_MEANS_REQUESTS = ("cpu", "memory", "ephemeral-storage")
+_COMPUTE = ("cpu", "memory")  # a pod with no requests or limits of these is BestEffort
+
+
+@dataclass(frozen=True)
+class JobCost:
+    """What one Job takes from a quota while it runs, and what its pod is, for quota scopes."""
+
+    resources: Mapping[str, Decimal]
+    best_effort: bool = False
+    terminating: bool = False  # the pod spec has activeDeadlineSeconds
+    priority_class: str | None = None
 
 
 @dataclass(frozen=True)
 class Quota:
-    """One ResourceQuota: its hard limits and what is used of them, parsed."""
+    """One ResourceQuota: hard limits, what is used of them, and which pods it covers (its scopes)."""
 
     name: str
     hard: Mapping[str, Decimal]
     used: Mapping[str, Decimal]
+    scopes: tuple[tuple[str, str, tuple[str, ...]], ...] = ()  # (scope name, operator, values)
 
     @classmethod
     def from_object(cls, quota: Mapping[str, Any]) -> Quota:
         """Parse a ResourceQuota object; ``status.hard`` is what is enforced, ``spec.hard`` until it is set."""
+        spec = quota.get("spec") or {}
         status = quota.get("status") or {}
-        hard = status.get("hard") or (quota.get("spec") or {}).get("hard") or {}
+        hard = status.get("hard") or spec.get("hard") or {}
         used = status.get("used") or {}
+        scopes: list[tuple[str, str, tuple[str, ...]]] = [
+            (str(name), "Exists", ()) for name in spec.get("scopes") or []
+        ]
+        for expression in (spec.get("scopeSelector") or {}).get("matchExpressions") or []:
+            values = tuple(str(v) for v in expression.get("values") or [])
+            scopes.append((str(expression.get("scopeName")), str(expression.get("operator")), values))
         return cls(
             name=str((quota.get("metadata") or {}).get("name", "")),
             hard={name: parse_quantity(value) for name, value in hard.items()},
             used={name: parse_quantity(value) for name, value in used.items()},
+            scopes=tuple(scopes),
         )
+
+    def covers(self, cost: JobCost) -> bool:
+        """Whether this quota counts the Job's pod: every scope must match (an unknown scope does)."""
+        return all(_scope_matches(name, operator, values, cost) for name, operator, values in self.scopes)
+
+
+def _scope_matches(name: str, operator: str, values: tuple[str, ...], cost: JobCost) -> bool:
+    if name == "PriorityClass":
+        present = cost.priority_class is not None
+        return {
+            "Exists": present,
+            "DoesNotExist": not present,
+            "In": cost.priority_class in values,
+            "NotIn": cost.priority_class not in values,
+        }.get(operator, True)
+    matched = {
+        "BestEffort": cost.best_effort,
+        "NotBestEffort": not cost.best_effort,
+        "Terminating": cost.terminating,
+        "NotTerminating": not cost.terminating,
+        "CrossNamespacePodAffinity": False,  # our pods have no affinity terms
+    }.get(name, True)  # a scope this code does not know: count the quota, to be safe
+    return not matched if operator == "DoesNotExist" else matched
 
 
 def _pod_resources(pod_spec: Mapping[str, Any], section: str) -> dict[str, Decimal]:
@@ -62,50 +104,68 @@ def _pod_resources(pod_spec: Mapping[str, Any], section: str) -> dict[str, Decim
     return total
 
 
-def job_cost(job: Mapping[str, Any]) -> dict[str, Decimal]:
-    """What one rendered Job takes from a ResourceQuota while it runs (one pod at a time)."""
-    pod_spec = ((job.get("spec") or {}).get("template") or {}).get("spec") or {}
-    cost = {"count/jobs.batch": Decimal(1), "pods": Decimal(1), "count/pods": Decimal(1)}
+def job_cost(job: Mapping[str, Any]) -> JobCost:
+    """What one rendered Job takes from a ResourceQuota while it runs (``parallelism`` pods at a time)."""
+    spec = job.get("spec") or {}
+    pod_spec = (spec.get("template") or {}).get("spec") or {}
+    pods = Decimal(int(spec.get("parallelism", 1) or 1))
+    resources = {"count/jobs.batch": Decimal(1), "pods": pods, "count/pods": pods}
+    compute = False
     for section in ("requests", "limits"):
         for name, value in _pod_resources(pod_spec, section).items():
-            cost[f"{section}.{name}"] = value
+            resources[f"{section}.{name}"] = value * pods
             if section == "requests" and name in _BARE_MEANS_REQUESTS:
-                cost[name] = value
-    return cost
+                resources[name] = value * pods
+            compute = compute or name in _COMPUTE
+    return JobCost(
+        resources=resources,
+        best_effort=not compute,
+        terminating=pod_spec.get("activeDeadlineSeconds") is not None,
+        priority_class=pod_spec.get("priorityClassName"),
+    )
 
 
 @dataclass
 class Capacity:
-    """Free room for new Jobs: slots under ``--max-in-flight`` (None = no cap) and quota headroom."""
+    """Free room for new Jobs: slots under ``--max-in-flight`` (None = no cap) and each quota's headroom."""
 
     slots: int | None = None
-    headroom: dict[str, Decimal] = field(default_factory=dict)
+    quotas: list[tuple[Quota, dict[str, Decimal]]] = field(default_factory=list)
     exhausted: bool = False
 
     @classmethod
     def from_cluster(cls, *, max_in_flight: int, live_jobs: int, quotas: Iterable[Quota]) -> Capacity:
-        """Combine the in-flight cap and every quota: per resource, the tightest quota wins."""
-        headroom: dict[str, Decimal] = {}
-        for quota in quotas:
-            for name, hard in quota.hard.items():
-                free = hard - quota.used.get(name, Decimal(0))
-                headroom[name] = min(free, headroom.get(name, free))
+        """Combine the in-flight cap and every quota."""
+        rooms = [
+            (quota, {name: hard - quota.used.get(name, Decimal(0)) for name, hard in quota.hard.items()})
+            for quota in quotas
+        ]
         slots = max(max_in_flight - live_jobs, 0) if max_in_flight else None
-        return cls(slots, headroom)
+        return cls(slots, rooms)
 
-    def admits(self, cost: Cost) -> bool:
-        """Whether one more Job of this cost fits."""
+    def admits(self, cost: JobCost) -> bool:
+        """Whether one more Job of this cost fits under the cap and every quota that covers it.
+
+        Only what the Job uses is compared: an unrelated resource over its quota blocks nothing.
+        """
         if self.exhausted or (self.slots is not None and self.slots < 1):
             return False
-        # Only what the Job uses is compared: an unrelated resource over its quota blocks nothing.
-        return all(cost[name] <= free for name, free in self.headroom.items() if cost.get(name))
+        return all(
+            cost.resources[name] <= free
+            for quota, room in self.quotas
+            if quota.covers(cost)
+            for name, free in room.items()
+            if cost.resources.get(name)
+        )
 
-    def take(self, cost: Cost) -> None:
+    def take(self, cost: JobCost) -> None:
         """Account for one Job of this cost."""
         if self.slots is not None:
             self.slots -= 1
-        for name in self.headroom:
-            self.headroom[name] -= cost.get(name, Decimal(0))
+        for quota, room in self.quotas:
+            if quota.covers(cost):
+                for name in room:
+                    room[name] -= cost.resources.get(name, Decimal(0))
 
     def exhaust(self) -> None:
         """The API refused a create for quota: admit nothing more this run."""

@@ -15,7 +15,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
-from graph_refresh.capacity import Capacity, Cost
+from graph_refresh.capacity import Capacity, JobCost
 from graph_refresh.items import Candidate, Kind, WorkItem, invalid_reason
 from graph_refresh.report import RunReport
 
@@ -37,7 +37,7 @@ class Stream:
     kind: Kind
     solver: str | None
     candidates: Iterator[Candidate]
-    cost: Cost
+    cost: JobCost
 
 
 def plan(

@@ -13,7 +13,7 @@ from typing import Any
 from graph_refresh import kube
 from graph_refresh.capacity import Capacity, Quota
 from graph_refresh.config import Settings
-from graph_refresh.items import ANALYZER, KINDS, LABEL_KIND, SOLVER
+from graph_refresh.items import ANALYZER, KINDS, LABEL_KIND, LABEL_SOLVER, SOLVER
 from graph_refresh.planner import JobState, Stream, plan
 from graph_refresh.report import RunReport
 from graph_refresh.scheduler import Renderer, dry_run, submit
@@ -30,6 +30,9 @@ class ClusterView:
 
     owned: dict[str, JobState] = field(default_factory=dict)
     live: Counter[str] = field(default_factory=Counter)
+    """Live owned Jobs per kind."""
+    per_stream: Counter[str] = field(default_factory=Counter)
+    """Owned Jobs in any state per solver name, or per "package-analyzer": how much each stream got lately."""
     quotas: list[Quota] = field(default_factory=list)
 
 
@@ -50,8 +53,11 @@ def read_cluster_view(cluster: kube.Cluster, namespace: str) -> ClusterView:
         metadata = job.get("metadata") or {}
         state = job_state(job)
         view.owned[metadata.get("name", "")] = state
+        labels = metadata.get("labels") or {}
+        kind = labels.get(LABEL_KIND, SOLVER)
+        view.per_stream[labels.get(LABEL_SOLVER) or kind] += 1
         if state is JobState.IN_FLIGHT:
-            view.live[(metadata.get("labels") or {}).get(LABEL_KIND, SOLVER)] += 1
+            view.live[kind] += 1
     logger.info(
         "middletier %r: %d owned Jobs (%d live), %d ResourceQuotas",
         namespace,
@@ -72,7 +78,15 @@ def load_templates(settings: Settings, cluster: kube.Cluster | None) -> JobTempl
     return load_job_templates(cluster.list_templates(namespace), where=f"namespace {namespace!r}")
 
 
-def _streams(store: GraphStore, templates: JobTemplates, renderer: Renderer, settings: Settings) -> list[Stream]:
+def _streams(
+    store: GraphStore, templates: JobTemplates, renderer: Renderer, settings: Settings, view: ClusterView
+) -> list[Stream]:
+    """One stream per solver and one for the analyzer, in round-robin order.
+
+    The order starts with the streams that own the fewest Jobs in middletier (ties in Template order), so
+    when caps leave few slots, the solvers that got none last time go first this time: nobody starves
+    from run to run. It depends only on the cluster's state, so a dry run plans what the real run creates.
+    """
     streams = []
     if not settings.plan.no_solvers:
         for environment in templates.solver_environments():
@@ -80,7 +94,7 @@ def _streams(store: GraphStore, templates: JobTemplates, renderer: Renderer, set
             streams.append(Stream(SOLVER, environment.name, store.solver_candidates(environment), cost))
     if not settings.plan.no_package_analyzers:
         streams.append(Stream(ANALYZER, None, store.analyzer_candidates(), renderer.probe_cost(ANALYZER, None)))
-    return streams
+    return sorted(streams, key=lambda stream: view.per_stream[stream.solver or ANALYZER])
 
 
 def needs_cluster(settings: Settings) -> bool:
@@ -119,7 +133,7 @@ def run(
             max_in_flight=settings.plan.max_in_flight, live_jobs=sum(view.live.values()), quotas=view.quotas
         )
         items = plan(
-            _streams(store, templates, renderer, settings),
+            _streams(store, templates, renderer, settings, view),
             report=report,
             owned=view.owned,
             capacity=capacity,

@@ -12,14 +12,13 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from graph_refresh import kube
-from graph_refresh.capacity import Capacity, job_cost
+from graph_refresh.capacity import Capacity, JobCost, job_cost
 from graph_refresh.config import ClusterSettings, PlanSettings
 from graph_refresh.errors import ClusterError, TemplateError, truncate
 from graph_refresh.items import ANALYZER, Candidate, Kind, WorkItem, is_job_name
@@ -87,7 +86,7 @@ class Renderer:
         job.pop("status", None)
         return job
 
-    def probe_cost(self, kind: Kind, solver: str | None) -> dict[str, Decimal]:
+    def probe_cost(self, kind: Kind, solver: str | None) -> JobCost:
         """Render a stand-in item to check the Template early and learn what one Job costs."""
         probe = WorkItem(kind, solver, _PROBE)
         template = self._template(probe)

@@ -6,14 +6,17 @@ and checks the accounting invariant; nothing really sleeps (the ``sleep`` seam r
 
 from __future__ import annotations
 
+import email.utils
 import itertools
 import json
 import math
 import re
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 import yaml
 from click.testing import Result
@@ -719,3 +722,88 @@ def test_the_2019_one_liner_runs_against_dgraph_and_the_cluster(cluster: Harness
     assert report["store"] == "dgraph" and scheduled(report) == {"solver": 6, "package-analyzer": 2}
     assert len(cluster.jobs()) == 8
     assert "KUBERNETES_VERIFY_TLS=0" in result.stderr and "mutual TLS" in result.stderr
+
+
+# --- found by review: fairness across runs, quota scopes, odd answers ------------------------------
+
+
+def test_streams_that_got_no_slot_last_run_go_first_next_run(cluster: Harness) -> None:
+    cluster.graph(["a", "b"])
+    _, first = cluster.run("--max-in-flight", "2")
+    assert sorted(first["solvers"][s]["scheduled"] for s in SOLVERS[:2]) == [1, 1]
+    for name in cluster.jobs():
+        cluster.fake.set_job_status(MIDDLETIER, name, "Complete")  # done; graph sync has not caught up yet
+
+    _, second = cluster.run("--max-in-flight", "2")
+
+    assert second["solvers"][SOLVERS[2]]["scheduled"] == 1
+    assert second["totals"]["package-analyzer"]["scheduled"] == 1
+    assert {cluster.jobs()[n]["metadata"]["labels"]["thoth-station.ninja/kind"] for n in cluster.created()[2:]} == {
+        SOLVER,
+        ANALYZER,
+    }
+
+
+@pytest.mark.parametrize(("scope", "created"), [("BestEffort", 8), ("NotBestEffort", 0)])
+def test_a_quota_counts_only_the_pods_its_scope_covers(cluster: Harness, scope: str, created: int) -> None:
+    cluster.graph(["flask", "numpy"])
+    scoped = quota("no-pods", {"pods": "0"}, {"pods": "0"})
+    scoped["spec"]["scopes"] = [scope]  # the example Templates' pods have requests: NotBestEffort
+    cluster.fake.add(scoped)
+    result, report = cluster.run()
+    assert result.exit_code == 0 and len(cluster.created()) == created
+    assert report["totals"]["solver"]["stopped_by"] == (None if created else "capacity")
+
+
+def test_retry_after_as_an_http_date_is_honoured_and_a_negative_one_is_not_slept(cluster: Harness) -> None:
+    cluster.graph(["flask"])
+    soon = email.utils.format_datetime(datetime.now(UTC) + timedelta(seconds=20), usegmt=True)
+    cluster.fake.inject(method="POST", path=JOBS_PATH, status=429, headers={"Retry-After": soon})
+    cluster.fake.inject(method="GET", path=JOBS_PATH, status=429, headers={"Retry-After": "-5"})
+    result, report = cluster.run()
+    assert result.exit_code == 0, result.stderr
+    assert sum(scheduled(report).values()) == 4
+    assert 0.0 in cluster.sleeps and any(15 < s <= 20 for s in cluster.sleeps), cluster.sleeps
+
+
+def test_an_answer_that_is_not_json_is_retried_like_no_answer(cluster: Harness) -> None:
+    cluster.graph(["flask"])
+    cluster.fake.inject(method="GET", path=JOBS_PATH, status=200, body="<html>proxy error</html>")
+    cluster.fake.inject(method="GET", path=r"/templates$", status=200, body='["not", "an", "object"]')
+    result, report = cluster.run()
+    assert result.exit_code == 0, result.stderr
+    assert sum(scheduled(report).values()) == 4 and "Traceback" not in result.stderr
+
+
+def test_a_quota_not_yet_calculated_is_retried(cluster: Harness) -> None:
+    cluster.graph(["flask"])
+    body = status_body(403, 'jobs.batch "x" is forbidden: status unknown for quota: new-quota', "Forbidden")
+    cluster.fake.inject(method="POST", path=JOBS_PATH, status=403, body=body)
+    result, report = cluster.run()
+    assert result.exit_code == 0 and sum(scheduled(report).values()) == 4
+
+
+def test_a_409_after_a_lost_answer_is_this_runs_own_create(cluster: Harness) -> None:
+    cluster.graph(["flask"])
+    name = solver_item(SOLVERS[0], "flask").job_name
+    cluster.fake.add(owned_job(name, labels={"app": "thoth"}))  # as if the first create had gone through
+    cluster.fake.inject(method="POST", path=JOBS_PATH, status=503, match_name=name)  # ... and its answer lost
+    result, report = cluster.run()
+    assert result.exit_code == 0
+    assert report["solvers"][SOLVERS[0]] == {
+        "examined": 1,
+        "scheduled": 1,
+        "already_scheduled": 0,
+        "failed": 0,
+        "skipped": {},
+    }
+
+
+def test_a_store_failing_mid_run_still_counts_every_create_it_started(cluster: Harness, tmp_path: Path) -> None:
+    graph = {"package_versions": [version(f"p{i}", "1.0") for i in range(4)]}
+    with FakeDgraph(graph) as dgraph:
+        dgraph.inject(grpc.StatusCode.INTERNAL, details="disk on fire", after=4)  # first pages fine, then fails
+        result, report = cluster.run("--workers", "2", env={"GRAPH_SERVICE_HOST": dgraph.host})
+    assert result.exit_code == 1 and "disk on fire" in result.stderr
+    assert report["exit_code"] == 1  # the report is balanced (checked by the harness) and complete:
+    assert sum(scheduled(report).values()) == len(cluster.jobs()) > 0
