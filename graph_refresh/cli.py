@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import os
 import re
 import sys
 import time
@@ -48,6 +50,19 @@ def _url(ctx: click.Context, param: click.Parameter, value: str | None) -> str |
     if value is not None and value != "" and not re.fullmatch(r"https?://\S+", value):
         raise click.BadParameter(f"{config.redact_url(value)!r} is not an http(s) URL")
     return value or None
+
+
+def _pushgateway(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A URL, or ``host[:port]`` as Thoth's ConfigMaps have it (``pushgateway:80``): http is then assumed."""
+    if value and re.fullmatch(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?", value):
+        value = f"http://{value}"
+    return _url(ctx, param, value)
+
+
+def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    if not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number")
+    return value
 
 
 def _empty_is_none(ctx: click.Context, param: click.Parameter, value: T | None) -> T | None:
@@ -165,8 +180,8 @@ OPTIONS = [
     _option(
         "--pushgateway-url",
         env="PROMETHEUS_PUSHGATEWAY_URL",
-        callback=_url,
-        help="Push metrics to this Prometheus Pushgateway at the end of the run; unset means no push.",
+        callback=_pushgateway,
+        help="Push metrics to this Prometheus Pushgateway (URL or host:port) at the end of the run; unset: no push.",
     ),
     _option(
         "--deployment-name",
@@ -207,6 +222,7 @@ OPTIONS = [
         env="THOTH_GRAPH_REFRESH_QPS",
         default=config.DEFAULT_QPS,
         type=click.FloatRange(min=0),
+        callback=_finite,
         help="Client-side API request rate limit, requests per second; 0 means no limit.",
     ),
     _option(
@@ -338,9 +354,26 @@ class _Progress:
             yield from bar
 
 
+def _check_log_levels() -> None:
+    """thoth-common reads every ``THOTH_LOG_<NAME>`` as a log level (THOTH_LOG_SOLVER too) and crashes on a bad one.
+
+    Empty means unset; any case is accepted (upper-cased here); anything else is a usage error naming it.
+    """
+    for name, value in list(os.environ.items()):
+        if not name.startswith("THOTH_LOG_"):
+            continue
+        if not value.strip():
+            del os.environ[name]
+        elif value.strip().upper() in LOG_LEVELS:
+            os.environ[name] = value.strip().upper()
+        else:
+            raise ConfigFailure(f"{name}={value!r} is not a log level ({', '.join(LOG_LEVELS)})")
+
+
 def _init_logging() -> None:
     from thoth.common import init_logging
 
+    _check_log_levels()
     init_logging()
     # daiquiri binds sys.stderr as it was at import; log to the stderr of now (tests, redirections).
     for handler in logging.getLogger().handlers:
@@ -388,6 +421,10 @@ def main(ctx: click.Context, /, **params: Any) -> None:
     except (GraphRefreshError, OSError) as error:  # OSError: a manifest or a file that cannot be written
         logger.error("Run failed: %s", error)
         report.error = str(error)
+        report.exit_code = EXIT_FAILED
+    except Exception as error:  # a bug: say so with its traceback, and still report how far the run got
+        logger.exception("Run failed unexpectedly")
+        report.error = f"unexpected {type(error).__name__}: {error}"
         report.exit_code = EXIT_FAILED
     finally:
         progress.done()

@@ -23,7 +23,7 @@ from graph_refresh.config import ClusterSettings, PlanSettings
 from graph_refresh.errors import ClusterError, TemplateError, truncate
 from graph_refresh.items import ANALYZER, Candidate, Kind, WorkItem, is_job_name
 from graph_refresh.report import Failure, RunReport
-from graph_refresh.templates import JobTemplate, JobTemplates
+from graph_refresh.templates import JobTemplate, JobTemplates, as_mapping
 
 logger = logging.getLogger(__name__)
 
@@ -75,14 +75,17 @@ class Renderer:
 
     def render(self, item: WorkItem) -> dict[str, Any]:
         """The Job for ``item``: the processed Template object with our name, labels and TTL."""
-        job = self._template(item).render(self.parameters(item))
-        metadata = job.setdefault("metadata", {})
+        template = self._template(item)
+        job = template.render(self.parameters(item))
+        what = f"Template {template.template_name!r}: the Job of {item.solver or item.kind}"
+        metadata = job["metadata"] = as_mapping(job.get("metadata"), f"{what}: metadata")
         metadata["name"] = item.job_name
         if self.namespace:
             metadata["namespace"] = self.namespace
-        metadata["labels"] = {**(metadata.get("labels") or {}), **item.labels}
-        spec = job.setdefault("spec", {})
-        spec.setdefault("ttlSecondsAfterFinished", self.plan.job_ttl_seconds)
+        metadata["labels"] = {**as_mapping(metadata.get("labels"), f"{what}: metadata.labels"), **item.labels}
+        spec = job["spec"] = as_mapping(job.get("spec"), f"{what}: spec")
+        if spec.get("ttlSecondsAfterFinished") is None:  # absent, or null in the Template
+            spec["ttlSecondsAfterFinished"] = self.plan.job_ttl_seconds
         job.pop("status", None)
         return job
 

@@ -30,8 +30,23 @@ _JSON_PARAM_RE = re.compile(r"\$\{\{([A-Za-z0-9_]+)\}\}")
 Object = dict[str, Any]
 
 
+def as_mapping(value: Any, what: str) -> dict[str, Any]:
+    """``value`` when it is a mapping (None counts as empty); a TemplateError saying ``what`` otherwise."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise TemplateError(f"{what} must be a mapping, not {type(value).__name__}")
+    return value
+
+
 def _name(template: Mapping[str, Any]) -> str:
-    return str((template.get("metadata") or {}).get("name", "<unnamed>"))
+    metadata = template.get("metadata")
+    return str(metadata.get("name", "<unnamed>")) if isinstance(metadata, dict) else "<unnamed>"
+
+
+def _labels(obj: Mapping[str, Any], what: str) -> dict[str, Any]:
+    metadata = as_mapping(obj.get("metadata"), f"{what}: metadata")
+    return as_mapping(metadata.get("labels"), f"{what}: metadata.labels")
 
 
 def read_template_dir(folder: Path) -> list[Object]:
@@ -53,7 +68,7 @@ def read_template_dir(folder: Path) -> list[Object]:
 
 def select_template(templates: list[Object], label: str, *, where: str) -> Object:
     """The one Template with ``metadata.labels.template == label``; TemplateError when zero or several."""
-    matching = [t for t in templates if ((t.get("metadata") or {}).get("labels") or {}).get("template") == label]
+    matching = [t for t in templates if _labels(t, f"Template {_name(t)!r} in {where}").get("template") == label]
     if len(matching) != 1:
         names = ", ".join(sorted(_name(t) for t in matching)) or "none"
         everything = ", ".join(sorted(_name(t) for t in templates)) or "none"
@@ -64,6 +79,10 @@ def select_template(templates: list[Object], label: str, *, where: str) -> Objec
     return matching[0]
 
 
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")  # Python's json reads NaN/Infinity; Go's (oc's) does not
+
+
 def _substitute(value: Any, values: Mapping[str, str]) -> Any:
     """Replace parameters in every string of a JSON-like structure, once."""
     if isinstance(value, str):
@@ -71,12 +90,15 @@ def _substitute(value: Any, values: Mapping[str, str]) -> Any:
         if whole and whole.group(1) in values:
             raw = values[whole.group(1)]
             try:
-                return json.loads(raw)
+                return json.loads(raw, parse_constant=_not_json)
             except ValueError:
                 return raw
         return _PARAM_RE.sub(lambda m: values.get(m.group(1), m.group(0)), value)
-    if isinstance(value, dict):
-        return {key: _substitute(item, values) for key, item in value.items()}
+    if isinstance(value, dict):  # oc process replaces ${P} in keys too
+        return {
+            _substitute(key, values) if isinstance(key, str) else key: _substitute(item, values)
+            for key, item in value.items()
+        }
     if isinstance(value, list):
         return [_substitute(item, values) for item in value]
     return value
@@ -98,7 +120,7 @@ def parameter_values(template: Mapping[str, Any], given: Mapping[str, str]) -> d
                 )
             if parameter.get("required"):
                 raise TemplateError(f"Template {_name(template)!r}: parameter {name} is required and has no value")
-        values[name] = "" if value is None else str(value)
+        values[name] = "" if value is None else value if isinstance(value, str) else json.dumps(value)
     return values
 
 
@@ -108,13 +130,15 @@ def process(template: Mapping[str, Any], objects: list[Object], given: Mapping[s
     Values for parameters the Template does not declare are ignored.
     """
     values = parameter_values(template, given)
-    extra_labels = _substitute(template.get("labels") or {}, values)
+    extra_labels = _substitute(as_mapping(template.get("labels"), f"Template {_name(template)!r}: labels"), values)
     processed = []
-    for obj in objects:
-        result = _substitute(copy.deepcopy(obj), values)
+    for index, obj in enumerate(objects):
+        result = _substitute(copy.deepcopy(as_mapping(obj, f"Template {_name(template)!r}: objects[{index}]")), values)
         if extra_labels:
-            metadata = result.setdefault("metadata", {})
-            metadata["labels"] = {**(metadata.get("labels") or {}), **extra_labels}
+            what = f"Template {_name(template)!r}: objects[{index}]"
+            metadata = as_mapping(result.get("metadata"), f"{what}: metadata")
+            metadata["labels"] = {**_labels(result, what), **extra_labels}
+            result["metadata"] = metadata
         processed.append(result)
     return processed
 
@@ -163,7 +187,7 @@ def load_job_templates(templates: list[Object], *, where: str) -> JobTemplates:
     analyzer_template = select_template(templates, "package-analyzer", where=where)
     solvers: dict[str, tuple[SolverEnvironment, JobTemplate]] = {}
     for index, job in enumerate(_job_objects(solver_template, where=where)):
-        labels = (job.get("metadata") or {}).get("labels") or {}
+        labels = _labels(job, f"Template {_name(solver_template)!r} in {where}: objects[{index}]")
         name = next((labels[key] for key in SOLVER_NAME_LABELS if labels.get(key)), None)
         if not isinstance(name, str):
             raise TemplateError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from graph_refresh.items import ANALYZER, SOLVER, Candidate, WorkItem
 from graph_refresh.scheduler import Renderer
 from graph_refresh.templates import load_job_templates, read_template_dir
 
-from .conftest import EXAMPLE_TEMPLATES, ROOT
+from .conftest import EXAMPLE_TEMPLATES, ROOT, SHARED_2019
 
 OPENSHIFT = ROOT / "openshift"
 KUBERNETES_VERSION = "1.30.0"  # OpenShift 4.17's Kubernetes; CronJob batch/v1 has been GA since 1.21
@@ -46,12 +47,25 @@ def test_cronjob_keeps_the_deployment_contract() -> None:
     assert container["resources"]["limits"]["memory"] == "256Mi"
     env = {e["name"]: e for e in container["env"]}
     assert env["GRAPH_SERVICE_HOST"]["valueFrom"]["configMapKeyRef"] == {"name": "thoth", "key": "graph-service-host"}
+    pushgateway = env["PROMETHEUS_PUSHGATEWAY_URL"]["valueFrom"]["configMapKeyRef"]
+    assert pushgateway == {"name": "thoth", "key": "metrics-pushgateway-url"}
     assert env["KUBERNETES_VERIFY_TLS"]["value"] == "1"
     tls_path = env["GRAPH_TLS_PATH"]["value"]
     (mount,) = container["volumeMounts"]
     assert mount["mountPath"] == tls_path and mount["readOnly"] is True
     (volume,) = pod["volumes"]
     assert volume["name"] == mount["name"] and volume["secret"]["secretName"] == "dgraph-tls"
+
+
+def test_cronjob_reads_only_configmap_keys_the_2019_deployment_had() -> None:
+    source = SHARED_2019 / "deployment" / "cronJob-template.yaml"
+    if not source.is_file():
+        pytest.skip(f"{source} is absent: the 2019 deployment lives in the shared folder beside the repository")
+    known = set(re.findall(r"key: ([a-z0-9-]+)", source.read_text()))
+    (cronjob,) = documents(OPENSHIFT / "cronjob.yaml")
+    (container,) = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    refs = [e["valueFrom"]["configMapKeyRef"] for e in container["env"] if "configMapKeyRef" in e.get("valueFrom", {})]
+    assert refs and {ref["key"] for ref in refs} <= known
 
 
 def test_rbac_grants_exactly_what_the_job_needs() -> None:

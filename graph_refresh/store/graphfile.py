@@ -49,6 +49,10 @@ def _string(record: dict[str, Any], key: str, where: str) -> str:
     value = record[key]
     if not isinstance(value, str):
         raise ConfigError(f"{where}: field {key!r} must be a string, not {type(value).__name__}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:  # a lone surrogate escaped in the JSON ("\ud800")
+        raise ConfigError(f"{where}: field {key!r} is not valid Unicode text: {error.reason}") from error
     return value
 
 
@@ -92,8 +96,7 @@ def parse_graph(document: Any, *, source: str) -> GraphFile:
 def load_graph_file(path: Path) -> GraphFile:
     """Read a graph file; any problem (unreadable, not JSON, bad record) is a ConfigError naming it."""
     try:
-        with path.open("rb") as stream:
-            document = json.load(stream)
+        document = json.loads(path.read_bytes().decode("utf-8-sig"))  # UTF-8 only (a BOM is tolerated)
     except OSError as error:
         raise ConfigError(f"cannot read graph file {str(path)!r}: {error.strerror}") from error
     except (UnicodeDecodeError, json.JSONDecodeError) as error:

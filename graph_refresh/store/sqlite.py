@@ -38,7 +38,7 @@ CREATE TABLE IF NOT EXISTS analyzed (
 
 _PAGE = """
 SELECT package_name, package_version, index_url FROM package_version AS pv
-WHERE (package_name, package_version, index_url) > (?, ?, ?) AND NOT EXISTS ({done})
+WHERE (package_name, package_version, index_url) {after} (?, ?, ?) AND NOT EXISTS ({done})
 ORDER BY package_name, package_version, index_url
 LIMIT ?
 """
@@ -62,8 +62,10 @@ class SQLiteStore:
             raise StoreError(f"cannot open SQLite store {str(path)!r}: {error}") from error
 
     def _pages(self, done: str, params: tuple[Any, ...]) -> Iterator[Candidate]:
+        # The first page starts at the smallest key, inclusive (a record of three empty strings is a row
+        # too); each later page strictly after the last row of the one before.
         cursor: tuple[str, str, str] = ("", "", "")
-        query = _PAGE.format(done=done)
+        query = _PAGE.format(after=">=", done=done)
         while True:
             try:
                 rows = self._db.execute(query, (*cursor, *params, self._page_size)).fetchall()
@@ -74,6 +76,7 @@ class SQLiteStore:
             if len(rows) < self._page_size:
                 return
             cursor = rows[-1]
+            query = _PAGE.format(after=">", done=done)
 
     def solver_candidates(self, solver: SolverEnvironment) -> Iterator[Candidate]:
         """Versions with no solved record (error or not) by this solver, by (name, version, index)."""

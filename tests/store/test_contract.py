@@ -92,3 +92,9 @@ def test_index_urls(make_store: MakeStore) -> None:
 def test_empty_graph(make_store: MakeStore) -> None:
     store = make_store({})
     assert list(store.analyzer_candidates()) == [] and list(store.solver_candidates(F31)) == []
+
+
+def test_a_record_of_empty_strings_is_a_candidate_too(make_store: MakeStore) -> None:
+    store = make_store({"package_versions": [version("", "", ""), version("a", "1")]})
+    assert Candidate("", "", "") in set(store.analyzer_candidates())
+    assert len(list(store.analyzer_candidates())) == 2
