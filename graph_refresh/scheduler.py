@@ -195,6 +195,11 @@ class Submitter:
         self._limiter = limiter
         self._sleep = sleep
         self._rng = rng
+        self._stopped: Outcome | None = None  # set once: what every create not yet sent becomes
+
+    def stop(self, outcome: Outcome) -> None:
+        """Send no more creates: the quota is full, or the API refused us. Creates already sent finish."""
+        self._stopped = self._stopped or outcome
 
     def backoff(self, attempt: int) -> float:
         """Capped exponential backoff with full jitter: uniform in [0, min(cap, base * 2**attempt)]."""
@@ -209,6 +214,8 @@ class Submitter:
         last = Outcome("failed")
         for attempt in range(MAX_ATTEMPTS):
             self._limiter.acquire()
+            if self._stopped is not None:
+                return self._stopped
             try:
                 self._cluster.create_job(self._namespace, job)
                 return Outcome("created")
@@ -220,8 +227,10 @@ class Submitter:
                 if error.status == 403 and QUOTA_UNKNOWN_MARKER in str(error):
                     wait = self.backoff(attempt)  # a new quota not yet calculated: it settles within seconds
                 elif error.status == 403 and QUOTA_MARKER in str(error):
+                    self.stop(Outcome("capacity", 403, "not sent: a ResourceQuota refused an earlier create"))
                     return Outcome("capacity", 403, reason)
                 elif error.status in (401, 403):
+                    self.stop(Outcome("failed", error.status, "not sent: the API refused an earlier create"))
                     raise
                 elif error.status == 429:
                     retry_after = error.retry_after

@@ -435,8 +435,9 @@ def test_403_on_create_stops_submitting(cluster: Harness) -> None:
     cluster.fake.inject(method="POST", path=JOBS_PATH, status=403, times=None)
     result, report = cluster.run("--workers", "1")
     assert result.exit_code == 1 and report["exit_code"] == 1
-    # One worker keeps two creates in flight; once the first is refused nothing more is planned or sent.
-    assert len(cluster.created()) == 2 and cluster.sleeps == []
+    # One worker keeps two items in hand; once the first create is refused the second is not even sent,
+    # and nothing more is planned.
+    assert len(cluster.created()) == 1 and cluster.sleeps == []
     assert sum(report["totals"][kind]["failed"] for kind in report["totals"]) == 2
     assert {failure["status"] for failure in report["failures"]} == {403}
     assert sum(report["totals"][kind]["examined"] for kind in report["totals"]) == 2, "the rest is backlog"
@@ -539,9 +540,9 @@ def test_a_quota_refusal_at_create_time_is_capacity_and_stops_scheduling(cluster
 
     assert result.exit_code == 0 and report["exit_code"] == 0 and report["failures"] == []
     assert len(cluster.jobs()) == 3 and scheduled(report) == {"solver": 3, "package-analyzer": 0}
-    # One worker keeps two creates in flight: the 4th (the analyzer) and the 5th are refused, then each
-    # stream counts its next candidate under "capacity" and stops; nothing more is sent.
-    assert len(cluster.created()) == 5
+    # One worker keeps two items in hand: the 4th create (the analyzer) is refused, the 5th is then not
+    # sent (capacity too), and each stream counts its next candidate under "capacity" and stops.
+    assert len(cluster.created()) == 4
     assert report["totals"]["solver"]["skipped"] == {"capacity": 4}  # 1 refused + 3 streams stopped
     assert report["totals"]["package-analyzer"]["skipped"] == {"capacity": 2}  # 1 refused + stopped
     assert report["totals"]["solver"]["failed"] == report["totals"]["package-analyzer"]["failed"] == 0
