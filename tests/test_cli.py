@@ -505,3 +505,103 @@ def test_unknown_keys_are_ignored_and_error_defaults_to_false(
     assert report["solvers"]["solver-ubi-8-py38"]["examined"] == 0
     assert report["solvers"]["solver-fedora-34-py39"]["scheduled"] == 1
     assert PYPI
+
+
+# --- found by review ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["debug", "Info", "warning"])
+def test_log_levels_in_any_case_reach_thoth_common_safely(value: str, run_cli: RunCli, tmp_path: Path) -> None:
+    result, report, _ = dry_run(run_cli_env(run_cli, {"THOTH_LOG_SOLVER": value}), tmp_path, "--eager-stop", "1")
+    assert result.exit_code == 0 and "Traceback" not in result.stderr and report["exit_code"] == 0
+
+
+def run_cli_env(run_cli: RunCli, env: dict[str, str]) -> RunCli:
+    def invoke(args: list[str], **kwargs: Any) -> Result:
+        return run_cli(args, env={**env, **kwargs.pop("env", {})}, **kwargs)
+
+    return invoke
+
+
+@pytest.mark.parametrize(("variable", "value"), [("THOTH_LOG_SOLVER", "LOUDLY"), ("THOTH_LOG_GRAPH_REFRESH", "chatty")])
+def test_a_bad_log_level_exits_2_naming_the_variable(variable: str, value: str, run_cli: RunCli) -> None:
+    result = run_cli(["--dry-run", "--template-dir", str(EXAMPLE_TEMPLATES)], env={variable: value})
+    assert result.exit_code == 2 and variable in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_empty_log_level_means_unset(run_cli: RunCli, tmp_path: Path, sample_store: None) -> None:
+    result, _, out = dry_run(run_cli_env(run_cli, {"THOTH_LOG_SOLVER": ""}), tmp_path, "--eager-stop", "1")
+    assert result.exit_code == 0
+    solver_job = next(job for name, job in manifests(out).items() if name.startswith("solver-"))
+    assert env_of(solver_job)["THOTH_LOG_SOLVER"] == "INFO"  # the Template's default
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("pushgateway:80", "http://pushgateway:80"), ("https://pg:9091", "https://pg:9091")]
+)
+def test_pushgateway_as_host_port_like_thoths_configmaps(
+    value: str, expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert settings_from([], {"PROMETHEUS_PUSHGATEWAY_URL": value}, monkeypatch).metrics.pushgateway_url == expected
+
+
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_qps_must_be_finite(value: str, run_cli: RunCli) -> None:
+    result = run_cli([], env={**BASE_ENV, "THOTH_DRY_RUN": "1", "THOTH_GRAPH_REFRESH_QPS": value})
+    assert result.exit_code == 2 and "THOTH_GRAPH_REFRESH_QPS" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "where"),
+    [
+        (
+            '{"package_versions": [{"package_name": "a\\ud800", "package_version": "1", "index_url": "https://x/"}]}',
+            "package_versions[0]: field 'package_name' is not valid Unicode",
+        ),
+    ],
+)
+def test_text_that_is_not_unicode_exits_2_naming_the_record(
+    content: str, where: str, run_cli: RunCli, tmp_path: Path
+) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    result = run_cli(["import-graph", str(path)])
+    assert result.exit_code == 2 and where in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_graph_file_that_is_not_utf8_exits_2(run_cli: RunCli, tmp_path: Path) -> None:
+    path = tmp_path / "utf16.json"
+    path.write_text(json.dumps({"package_versions": [version("a", "1")]}), encoding="utf-16")
+    result = run_cli(["import-graph", str(path)])
+    assert result.exit_code == 2 and "UTF-8" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "break_it",
+    [
+        lambda docs: docs["solver.yaml"]["metadata"].__setitem__("labels", ["template", "solver"]),
+        lambda docs: docs["solver.yaml"].__setitem__("labels", ["team"]),
+        lambda docs: docs["package-analyzer.yaml"]["objects"][0].__setitem__("spec", ["not", "a", "mapping"]),
+        lambda docs: docs["solver.yaml"]["objects"][0]["metadata"].__setitem__("labels", "solver-type"),
+    ],
+)
+def test_malformed_templates_exit_1_with_a_message_and_a_report(
+    break_it: Callable[[dict[str, Any]], None],
+    run_cli: RunCli,
+    tmp_path: Path,
+    template_dir: Callable[..., Path],
+    sample_store: None,
+) -> None:
+    result, report, _ = dry_run(run_cli, tmp_path, templates=template_dir(break_it))
+    assert result.exit_code == 1 and report["exit_code"] == 1
+    assert "Traceback" not in result.stderr and "must be a mapping" in result.stderr
+
+
+def test_a_null_ttl_in_the_template_gets_the_configured_one(
+    run_cli: RunCli, tmp_path: Path, template_dir: Callable[..., Path], sample_store: None
+) -> None:
+    def null_ttl(docs: dict[str, dict[str, Any]]) -> None:
+        docs["package-analyzer.yaml"]["objects"][0]["spec"]["ttlSecondsAfterFinished"] = None
+
+    _, _, out = dry_run(run_cli, tmp_path, "--no-solvers", "--job-ttl", "77", templates=template_dir(null_ttl))
+    assert {job["spec"]["ttlSecondsAfterFinished"] for job in manifests(out).values()} == {77}

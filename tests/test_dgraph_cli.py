@@ -401,3 +401,26 @@ def test_readme_recipe_runs_the_app_against_the_standalone_fake(tmp_path: Path) 
     assert {solver: planned[("solver", solver)] > 0 for solver in SOLVERS} == dict.fromkeys(SOLVERS, True)
     assert planned[("package-analyzer", "-")] > 0
     assert fake.returncode == 0, fake_stderr
+
+
+def test_spellings_that_are_not_neighbours_in_uid_order_are_planned_once(
+    run_cli: Callable[..., Result], tmp_path: Path
+) -> None:
+    """Thoth's writers store PEP 503 names; should a graph hold two spellings anyway, one Job is planned."""
+    pypi = "https://pypi.org/simple"
+    graph = {
+        "package_versions": [
+            {"package_name": name, "package_version": "1.0", "index_url": pypi} for name in ("Flask", "zzz", "flask")
+        ]
+    }
+    report_path, out = tmp_path / "report.json", tmp_path / "out"
+    with FakeDgraph(graph, normalize_names=False) as fake:
+        args = ["--dry-run", "--template-dir", str(EXAMPLE_TEMPLATES), "--no-solvers"]
+        result = run_cli(
+            [*args, "--output-dir", str(out), "--report", str(report_path)], env={"GRAPH_SERVICE_HOST": fake.host}
+        )
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(report_path.read_text())
+    assert_balanced(report)
+    assert report["totals"]["package-analyzer"]["examined"] == report["totals"]["package-analyzer"]["scheduled"] == 2
+    assert len(list(out.iterdir())) == 2

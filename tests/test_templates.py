@@ -144,3 +144,18 @@ def test_thoth_2019_templates_are_selected(snapshot: str) -> None:
     templates = load_job_templates(read_template_dir(folder), where=snapshot)
     assert templates.solvers
     assert templates.analyzer.template_name == "package-analyzer"
+
+
+def test_parameters_are_replaced_in_keys_too() -> None:
+    t = template([{"name": "K", "value": "team"}], [{"metadata": {"annotations": {"thoth/${K}": "${K}"}}}])
+    assert process(t, t["objects"], {}) == [{"metadata": {"annotations": {"thoth/team": "team"}}}]
+
+
+def test_nan_and_infinity_are_not_json_and_stay_strings() -> None:
+    t = template([{"name": "N", "value": "NaN"}, {"name": "I", "value": "Infinity"}], [{"n": "${{N}}", "i": "${{I}}"}])
+    assert process(t, t["objects"], {}) == [{"n": "NaN", "i": "Infinity"}]
+
+
+def test_non_string_defaults_read_as_their_json_text() -> None:
+    t = template([{"name": "B", "value": False}, {"name": "N", "value": 3}], [{"b": "${B}", "n": "${{N}}"}])
+    assert process(t, t["objects"], {}) == [{"b": "false", "n": 3}]
