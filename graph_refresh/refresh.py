@@ -3,17 +3,18 @@ create (or write) → report. The CLI calls :func:`run` once and decides the exi
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from graph_refresh import kube
 from graph_refresh.capacity import Capacity, Quota
 from graph_refresh.config import Settings
-from graph_refresh.items import ANALYZER, KINDS, LABEL_KIND, LABEL_SOLVER, SOLVER
+from graph_refresh.items import ANALYZER, KINDS, LABEL_KIND, LABEL_SOLVER, SOLVER, Candidate
 from graph_refresh.planner import JobState, Stream, plan
 from graph_refresh.report import RunReport
 from graph_refresh.scheduler import Renderer, dry_run, submit
@@ -78,6 +79,12 @@ def load_templates(settings: Settings, cluster: kube.Cluster | None) -> JobTempl
     return load_job_templates(cluster.list_templates(namespace), where=f"namespace {namespace!r}")
 
 
+def _primed(candidates: Iterator[Candidate]) -> Iterator[Candidate]:
+    """Read a stream's first page now: a store that cannot be read fails the run before anything is created."""
+    first = next(candidates, None)
+    return candidates if first is None else itertools.chain([first], candidates)
+
+
 def _streams(
     store: GraphStore, templates: JobTemplates, renderer: Renderer, settings: Settings, view: ClusterView
 ) -> list[Stream]:
@@ -91,9 +98,10 @@ def _streams(
     if not settings.plan.no_solvers:
         for environment in templates.solver_environments():
             cost = renderer.probe_cost(SOLVER, environment.name)
-            streams.append(Stream(SOLVER, environment.name, store.solver_candidates(environment), cost))
+            streams.append(Stream(SOLVER, environment.name, _primed(store.solver_candidates(environment)), cost))
     if not settings.plan.no_package_analyzers:
-        streams.append(Stream(ANALYZER, None, store.analyzer_candidates(), renderer.probe_cost(ANALYZER, None)))
+        cost = renderer.probe_cost(ANALYZER, None)
+        streams.append(Stream(ANALYZER, None, _primed(store.analyzer_candidates()), cost))
     return sorted(streams, key=lambda stream: view.per_stream[stream.solver or ANALYZER])
 
 
@@ -113,7 +121,8 @@ def run(
 ) -> None:
     """Do one run, filling ``report`` as it goes; raise a GraphRefreshError on a systemic failure.
 
-    Nothing is created before the store, the Templates and the cluster view have all been read.
+    Nothing is created before the Templates, the cluster view and the first page of every candidate
+    stream have been read; a store failure on a later page stops the run with what was created counted.
     ``connect`` builds the cluster client (only called when the run needs the cluster).
     """
 

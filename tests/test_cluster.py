@@ -808,3 +808,12 @@ def test_a_store_failing_mid_run_still_counts_every_create_it_started(cluster: H
     assert result.exit_code == 1 and "disk on fire" in result.stderr
     assert report["exit_code"] == 1  # the report is balanced (checked by the harness) and complete:
     assert sum(scheduled(report).values()) == len(cluster.jobs()) > 0
+
+
+def test_a_store_failing_on_any_streams_first_page_creates_nothing(cluster: Harness) -> None:
+    graph = {"package_versions": [version(f"p{i}", "1.0") for i in range(4)]}
+    with FakeDgraph(graph) as dgraph:
+        dgraph.inject(grpc.StatusCode.INTERNAL, details="index corrupt", after=2)  # the third stream's first page
+        result, report = cluster.run(env={"GRAPH_SERVICE_HOST": dgraph.host})
+    assert result.exit_code == 1 and "index corrupt" in result.stderr
+    assert cluster.created() == [] and report["exit_code"] == 1

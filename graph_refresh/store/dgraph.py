@@ -13,8 +13,10 @@ retried a bounded number of times with exponential backoff, resuming from the sa
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
+import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -39,6 +41,8 @@ RETRY_ATTEMPTS = 3  # tries per read in all; reads are idempotent, three ride ou
 RETRY_BASE_DELAY_SECONDS = 0.5  # first back-off; doubles per retry (0.5 s, then 1 s)
 RECONNECT_BACKOFF_MS = 250  # gRPC's first reconnect back-off (default 1 s) so a retry finds the channel up
 FIRST_CURSOR = "0x0"  # below every uid Dgraph assigns
+MAX_ANSWER_BYTES = 64 * 2**20  # one page's answer; gRPC's default 4 MiB is 8 KiB a row at 500 rows
+
 
 _ENTITY_FIELDS = "uid package_name package_version index_url"
 
@@ -75,6 +79,10 @@ _READ_ERRORS = (
 )
 
 
+class _TooLarge(StoreError):
+    """An answer over the gRPC receive limit (giant values in the graph): a smaller page may do."""
+
+
 @dataclass(frozen=True)
 class _Failure:
     """A classified read failure: ``kind`` is what the StoreError says, ``retry`` whether to try again."""
@@ -92,12 +100,18 @@ def dgraph_address(host: str) -> str:
     if value.startswith("["):  # [v6]:port or [v6]; anything else after "]" is a bad port
         name, _, rest = value.partition("]")
         name, port = f"{name}]", (rest[1:] if rest.startswith(":") else rest or None)
-    elif value.count(":") > 1:  # a bare IPv6 address
+    elif value.count(":") > 1:  # a bare IPv6 address, or garbage with colons
+        try:
+            ipaddress.IPv6Address(value)
+        except ValueError:
+            raise ConfigError(
+                f"GRAPH_SERVICE_HOST {host!r} is not host[:port] (an IPv6 address goes in brackets)"
+            ) from None
         name, port = f"[{value}]", None
     else:
         name, _, port_text = value.partition(":")
         port = port_text if ":" in value else None
-    bad_port = port is not None and not (port.isdigit() and 0 < int(port) < 65536)
+    bad_port = port is not None and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536)
     if not name.strip("[]") or bad_port or any(c.isspace() or c in "/@" for c in name):
         raise ConfigError(f"GRAPH_SERVICE_HOST {host!r} is not host[:port] with a port from 1 to 65535")
     return f"{name}:{port or DEFAULT_DGRAPH_PORT}"
@@ -128,9 +142,26 @@ def channel_credentials(tls_path: Path | None, address: str) -> tuple[Any, str]:
     root = _read(ca)
     chain = _read(cert) if mutual else None
     private_key = _read(key) if mutual else None
+    _check_pem(ca, cert if mutual else None, key if mutual else None)
     transport = "mutual TLS" if mutual else "TLS"
     logger.info("Dgraph at %s: %s", address, transport)
     return grpc.ssl_channel_credentials(root, private_key, chain), transport
+
+
+def _check_pem(ca: Path, cert: Path | None, key: Path | None) -> None:
+    """Load the files as TLS would, so a garbled or mismatched file is a ConfigError naming it, not a handshake."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        context.load_verify_locations(cafile=str(ca))
+    except (ssl.SSLError, ValueError) as error:
+        raise ConfigError(f"GRAPH_TLS_PATH: {str(ca)!r} is not a PEM CA certificate: {error}") from error
+    if cert is not None and key is not None:
+        try:
+            context.load_cert_chain(certfile=str(cert), keyfile=str(key))
+        except (ssl.SSLError, ValueError) as error:
+            raise ConfigError(
+                f"GRAPH_TLS_PATH: {str(cert)!r} and {str(key)!r} are not a PEM certificate and its key: {error}"
+            ) from error
 
 
 def _read(path: Path) -> bytes:
@@ -217,7 +248,10 @@ class DgraphStore:
         self._attempts = attempts
         self._secret = settings.dgraph_password or None
         credentials, self.transport = channel_credentials(settings.graph_tls_path, self.address)
-        options = [("grpc.initial_reconnect_backoff_ms", RECONNECT_BACKOFF_MS)]
+        options = [
+            ("grpc.initial_reconnect_backoff_ms", RECONNECT_BACKOFF_MS),
+            ("grpc.max_receive_message_length", MAX_ANSWER_BYTES),
+        ]
         self._stub: Any = pydgraph.DgraphClientStub(self.address, credentials=credentials, options=options)
         self._client: Any = pydgraph.DgraphClient(self._stub)
         if settings.dgraph_user:
@@ -260,10 +294,12 @@ class DgraphStore:
     def _candidates(self, query: str, variables: Mapping[str, str], what: str) -> Iterator[Candidate]:
         last: Candidate | None = None
         for row in self._pages(query, variables, what):
-            name, version, index_url = (row.get(key) for key in ("package_name", "package_version", "index_url"))
-            if not (isinstance(name, str) and isinstance(version, str) and isinstance(index_url, str)):
-                logger.debug("Dgraph node %s lacks package_name, package_version or index_url; skipped", row.get("uid"))
-                continue
+            # A missing or non-string predicate becomes "": the planner then skips the node as invalid and
+            # counts it, rather than the node vanishing from the run's numbers.
+            name, version, index_url = (
+                value if isinstance(value := row.get(key), str) else ""
+                for key in ("package_name", "package_version", "index_url")
+            )
             candidate = Candidate(normalize_name(name), version, index_url)
             if candidate != last:  # names are normalised in the graph; this only catches neighbours
                 yield candidate
@@ -277,9 +313,21 @@ class DgraphStore:
         """
         after = FIRST_CURSOR
         pages = 0
+        size = self._page_size
         while True:
-            page_vars = {**variables, "$first": str(self._page_size), "$after": after}
-            rows = self._page(query, page_vars, what)
+            page_vars = {**variables, "$first": str(size), "$after": after}
+            try:
+                rows = self._page(query, page_vars, what)
+            except _TooLarge as error:
+                if size == 1:
+                    raise StoreError(
+                        f"{error}; one node after uid {after} is larger than {MAX_ANSWER_BYTES} bytes"
+                    ) from error
+                size = max(size // 2, 1)  # hostile giant values: smaller pages, same cursor
+                logger.warning(
+                    "Dgraph at %s: a page of %s was too large; reading %d rows a page", self.address, what, size
+                )
+                continue
             pages += 1
             if not rows:
                 logger.debug("Dgraph %s: %d pages read, done", what, pages)
@@ -327,6 +375,8 @@ class DgraphStore:
                 return call()
             except _READ_ERRORS as error:
                 failure = classify(error, timeout=self._timeout, transport=self.transport)
+                if getattr(error, "code", None) and error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                    raise _TooLarge(self._redact(f"Dgraph at {self.address}: {action}: {failure.kind}")) from error
                 if not failure.retry or attempt >= self._attempts:
                     tries = f" after {attempt} attempts" if attempt > 1 else ""
                     message = f"Dgraph at {self.address}: {action} failed{tries}: {failure.kind}"

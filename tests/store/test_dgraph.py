@@ -26,7 +26,7 @@ import pytest
 
 from graph_refresh.config import StoreSettings
 from graph_refresh.errors import ConfigError, StoreError
-from graph_refresh.items import Candidate, SolverEnvironment, parse_solver_name
+from graph_refresh.items import Candidate, SolverEnvironment, invalid_reason, parse_solver_name
 from graph_refresh.store import open_store
 from graph_refresh.store.base import GraphStore
 from graph_refresh.store.dgraph import (
@@ -237,9 +237,7 @@ def test_unanalyzed_and_index_urls(open_dgraph: Callable[..., DgraphStore]) -> N
         assert store.index_urls() == sorted([PYPI, AICOE, "https://example.org/simple"])
 
 
-def test_names_are_normalised_and_incomplete_nodes_skipped(
-    open_dgraph: Callable[..., DgraphStore], caplog: pytest.LogCaptureFixture
-) -> None:
+def test_names_are_normalised_and_incomplete_nodes_come_out_invalid(open_dgraph: Callable[..., DgraphStore]) -> None:
     graph = {
         "package_versions": [
             {"package_name": "Flask_Login", "package_version": "0.5.0", "index_url": PYPI},
@@ -251,12 +249,36 @@ def test_names_are_normalised_and_incomplete_nodes_skipped(
         broken = next(uid for uid, node in server.graph.nodes.items() if node.get("package_name") == "broken")
         del server.graph.nodes[broken]["index_url"]  # a node may lack predicates
         store = open_dgraph(server.settings())
-        with caplog.at_level(logging.DEBUG, logger="graph_refresh.store.dgraph"):
-            assert list(store.analyzer_candidates()) == [
-                Candidate("flask-login", "0.5.0", PYPI),
-                Candidate("zope-interface", "5.1", PYPI),
-            ]
-    assert hex(broken) in caplog.text
+        candidates = list(store.analyzer_candidates())
+    # The incomplete node is not dropped silently: it comes out with an empty index, which the planner
+    # skips as invalid and counts.
+    assert candidates == [
+        Candidate("flask-login", "0.5.0", PYPI),
+        Candidate("broken", "1", ""),
+        Candidate("zope-interface", "5.1", PYPI),
+    ]
+    assert invalid_reason(candidates[1])
+
+
+def test_a_page_too_large_for_grpc_is_read_in_smaller_pages(open_dgraph: Callable[..., DgraphStore]) -> None:
+    graph = {
+        "package_versions": [{"package_name": f"p{i}", "package_version": "1", "index_url": PYPI} for i in range(6)]
+    }
+    with FakeDgraph(graph) as server:
+        server.inject(grpc.StatusCode.RESOURCE_EXHAUSTED, details="Received message larger than max", times=2)
+        store = open_dgraph(server.settings(), page_size=4)
+        assert len(list(store.analyzer_candidates())) == 6
+        firsts = [request.vars["$first"] for request in server.calls()]
+    assert firsts[:3] == ["4", "2", "1"] and set(firsts[3:]) == {"1"}
+
+
+def test_a_single_node_too_large_for_grpc_is_a_store_error(open_dgraph: Callable[..., DgraphStore]) -> None:
+    graph = {"package_versions": [{"package_name": "p", "package_version": "1", "index_url": PYPI}]}
+    with FakeDgraph(graph) as server:
+        server.inject(grpc.StatusCode.RESOURCE_EXHAUSTED, details="Received message larger than max", times=10)
+        store = open_dgraph(server.settings(), page_size=4)
+        with pytest.raises(StoreError, match="larger than"):
+            list(store.analyzer_candidates())
 
 
 def test_closed_store_refuses_to_read(fake: FakeDgraph) -> None:
@@ -281,7 +303,10 @@ def test_address_defaults_to_port_9080(host: str, address: str) -> None:
     assert dgraph_address(host) == address
 
 
-@pytest.mark.parametrize("host", ["http://dgraph:9080", "dgraph:port", "dgraph:0", "dgraph:70000", ":9080", "a b"])
+@pytest.mark.parametrize(
+    "host",
+    ["http://dgraph:9080", "dgraph:port", "dgraph:0", "dgraph:70000", ":9080", "a b", "dgraph:\u0663", "h:9080:9080"],
+)
 def test_bad_host_is_a_configuration_error(host: str) -> None:
     with pytest.raises(ConfigError, match="GRAPH_SERVICE_HOST"):
         DgraphStore(StoreSettings(graph_service_host=host))
@@ -388,6 +413,20 @@ def test_missing_tls_directory_or_ca_is_a_configuration_error(certs: SimpleNames
     (path / "ca.crt").unlink()
     with pytest.raises(ConfigError, match=r"ca\.crt"):
         DgraphStore(StoreSettings(graph_service_host="localhost", graph_tls_path=path))
+
+
+@pytest.mark.parametrize("broken", ["ca.crt", "swapped"])
+def test_garbled_or_mismatched_tls_files_are_a_configuration_error_naming_them(
+    certs: SimpleNamespace, tmp_path: Path, broken: str
+) -> None:
+    path = tls_dir(tmp_path / "tls", certs.mine, client=True)
+    if broken == "ca.crt":
+        (path / "ca.crt").write_text("this is not a certificate\n")
+    else:  # the client certificate and key of two different pairs
+        (path / "client.user.key").write_bytes((certs.other.directory / "client.user.key").read_bytes())
+    with pytest.raises(ConfigError, match="GRAPH_TLS_PATH") as error:
+        DgraphStore(StoreSettings(graph_service_host="localhost", graph_tls_path=path))
+    assert ("ca.crt" if broken == "ca.crt" else "client.user.crt") in str(error.value)
 
 
 # -- faults -------------------------------------------------------------------------------------
