@@ -70,8 +70,13 @@ def _empty_is_none(ctx: click.Context, param: click.Parameter, value: T | None) 
 
 
 def _option(*decls: str, env: str, help: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """A click option that always has its environment variable, shown with its default in --help."""
-    return click.option(*decls, envvar=env, show_envvar=True, show_default=True, help=help, **kwargs)
+    """A click option that always has its environment variable, shown with its default in --help.
+
+    A boolean's default shows as the environment variable's value, 0 or 1.
+    """
+    default = kwargs.get("default")
+    show_default: bool | str = ("1" if default else "0") if isinstance(default, bool) else True
+    return click.option(*decls, envvar=env, show_envvar=True, show_default=show_default, help=help, **kwargs)
 
 
 OPTIONS = [
@@ -443,8 +448,15 @@ def main(ctx: click.Context, /, **params: Any) -> None:
 
 @main.command("import-graph")
 @click.argument("graph_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--sqlite-path",
+    "import_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Embedded graph store file to load into (default: the main command's --sqlite-path, "
+    "GRAPH_REFRESH_SQLITE_PATH, or graph-refresh.sqlite3).",
+)
 @click.pass_context
-def import_graph(ctx: click.Context, graph_file: Path) -> None:
+def import_graph(ctx: click.Context, graph_file: Path, import_path: Path | None) -> None:
     """Load GRAPH_FILE (JSON, see README) into the embedded SQLite store, idempotently, in one transaction."""
     params = ctx.obj["params"]
     if params["graph_service_host"]:
@@ -453,7 +465,7 @@ def import_graph(ctx: click.Context, graph_file: Path) -> None:
             "(graph-refresh never writes to the production graph); unset it to import"
         )
     _init_logging()
-    path: Path = params["sqlite_path"]
+    path: Path = import_path or params["sqlite_path"]
     try:
         graph = load_graph_file(graph_file)
         store = SQLiteStore(path)

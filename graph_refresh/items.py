@@ -22,8 +22,7 @@ ANALYZER: Kind = "package-analyzer"
 KINDS: tuple[Kind, ...] = (SOLVER, ANALYZER)
 
 KEY_LENGTH = 10  # hex chars of the item hash in names and labels: 40 bits, collisions negligible
-MAX_SOLVER_NAME = 46  # so that "<solver>-<key>" fits the 57 characters of SPEC §4
-MAX_JOB_NAME = 57  # the kubelet cuts pod hostnames at 63: 57 + "-xxxxx"
+MAX_SOLVER_NAME = 46  # "<solver>-<key>" fits 57: the kubelet cuts a pod hostname (name + "-xxxxx") at 63
 MAX_PACKAGE_NAME = 200
 MAX_INDEX_URL = 2048
 

@@ -14,6 +14,7 @@ import logging
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from graph_refresh.capacity import Capacity, JobCost
 from graph_refresh.items import Candidate, Kind, WorkItem, invalid_reason
@@ -28,6 +29,16 @@ class JobState(enum.Enum):
     IN_FLIGHT = "in-flight"
     FAILED = "failed-recently"
     COMPLETE = "awaiting-sync"
+
+
+def job_state(job: Mapping[str, Any]) -> JobState:
+    """In flight until a ``Complete`` or ``Failed`` condition is true (a Job without status is in flight)."""
+    for condition in (job.get("status") or {}).get("conditions") or []:
+        if condition.get("status") == "True" and condition.get("type") == "Failed":
+            return JobState.FAILED
+        if condition.get("status") == "True" and condition.get("type") == "Complete":
+            return JobState.COMPLETE
+    return JobState.IN_FLIGHT
 
 
 @dataclass

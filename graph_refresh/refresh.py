@@ -7,15 +7,14 @@ import itertools
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from graph_refresh import kube
 from graph_refresh.capacity import Capacity, Quota
 from graph_refresh.config import Settings
 from graph_refresh.items import ANALYZER, KINDS, LABEL_KIND, LABEL_SOLVER, SOLVER, Candidate
-from graph_refresh.planner import JobState, Stream, plan
+from graph_refresh.planner import JobState, Stream, job_state, plan
 from graph_refresh.report import RunReport
 from graph_refresh.scheduler import Renderer, dry_run, submit
 from graph_refresh.store import open_store
@@ -35,16 +34,6 @@ class ClusterView:
     per_stream: Counter[str] = field(default_factory=Counter)
     """Owned Jobs in any state per solver name, or per "package-analyzer": how much each stream got lately."""
     quotas: list[Quota] = field(default_factory=list)
-
-
-def job_state(job: Mapping[str, Any]) -> JobState:
-    """In flight until a ``Complete`` or ``Failed`` condition is true (a Job without status is in flight)."""
-    for condition in (job.get("status") or {}).get("conditions") or []:
-        if condition.get("status") == "True" and condition.get("type") == "Failed":
-            return JobState.FAILED
-        if condition.get("status") == "True" and condition.get("type") == "Complete":
-            return JobState.COMPLETE
-    return JobState.IN_FLIGHT
 
 
 def read_cluster_view(cluster: kube.Cluster, namespace: str) -> ClusterView:

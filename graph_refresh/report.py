@@ -15,7 +15,6 @@ from graph_refresh import __version__
 from graph_refresh.items import ANALYZER, KINDS, SOLVER, Kind
 
 SKIP_REASONS = ("invalid", "in-flight", "failed-recently", "awaiting-sync", "eager-stop", "capacity")
-CAP_REASONS = ("eager-stop", "capacity")
 
 
 @dataclass

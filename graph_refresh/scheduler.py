@@ -57,7 +57,7 @@ class Renderer:
                 "THOTH_PACKAGE_ANALYZER_INDEX_URL": index_url,
                 "THOTH_PACKAGE_ANALYZER_OUTPUT": plan.package_analyzer_output,
             }
-            if plan.log_solver and plan.log_solver.upper() == "DEBUG":
+            if plan.log_solver == "DEBUG":
                 values["THOTH_PACKAGE_ANALYZER_DEBUG"] = "1"
         else:
             values = {
@@ -222,7 +222,7 @@ class Submitter:
             except ClusterError as error:
                 reason = truncate(str(error), 200)
                 if error.status == 409:
-                    maybe_ours = last.status == 0 or last.status >= 500 if attempt else False
+                    maybe_ours = attempt > 0 and (last.status == 0 or last.status >= 500)
                     return Outcome("created") if maybe_ours else Outcome("already", 409, reason)
                 if error.status == 403 and QUOTA_UNKNOWN_MARKER in str(error):
                     wait = self.backoff(attempt)  # a new quota not yet calculated: it settles within seconds

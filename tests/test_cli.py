@@ -605,3 +605,9 @@ def test_a_null_ttl_in_the_template_gets_the_configured_one(
 
     _, _, out = dry_run(run_cli, tmp_path, "--no-solvers", "--job-ttl", "77", templates=template_dir(null_ttl))
     assert {job["spec"]["ttlSecondsAfterFinished"] for job in manifests(out).values()} == {77}
+
+
+def test_import_graph_takes_the_store_path_after_the_subcommand_too(run_cli: RunCli, tmp_path: Path) -> None:
+    store = tmp_path / "elsewhere.sqlite3"
+    assert run_cli(["import-graph", "--sqlite-path", str(store), str(SAMPLE_GRAPH)]).exit_code == 0
+    assert store.exists() and not (tmp_path / "graph.sqlite3").exists()
