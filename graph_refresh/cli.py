@@ -131,6 +131,13 @@ OPTIONS = [
         help="Dgraph ACL password (secret; prefer the environment variable).",
     ),
     _option(
+        "--dgraph-timeout",
+        env="GRAPH_REFRESH_DGRAPH_TIMEOUT",
+        default=config.DEFAULT_STORE_TIMEOUT_SECONDS,
+        type=click.IntRange(min=1),
+        help="Seconds one Dgraph query may take (the unsolved query's first page grows with the graph).",
+    ),
+    _option(
         "--sqlite-path",
         env="GRAPH_REFRESH_SQLITE_PATH",
         default=config.DEFAULT_SQLITE_PATH,
@@ -278,6 +285,7 @@ def build_settings(params: dict[str, Any]) -> Settings:
             dgraph_user=p["dgraph_user"],
             dgraph_password=p["dgraph_password"],
             sqlite_path=p["sqlite_path"],
+            timeout_seconds=p["dgraph_timeout"],
         ),
         cluster=ClusterSettings(
             infra_namespace=p["infra_namespace"],

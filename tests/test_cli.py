@@ -45,6 +45,7 @@ PARITY: list[tuple[list[str], dict[str, str], str, Any]] = [
         "p",
     ),
     (["--sqlite-path", "/x.db"], {"GRAPH_REFRESH_SQLITE_PATH": "/x.db"}, "store.sqlite_path", Path("/x.db")),
+    (["--dgraph-timeout", "90"], {"GRAPH_REFRESH_DGRAPH_TIMEOUT": "90"}, "store.timeout_seconds", 90),
     (["--eager-stop", "3"], {"THOTH_GRAPH_REFRESH_EAGER_STOP": "3"}, "plan.eager_stop", 3),
     (["--no-solvers"], {"GRAPH_REFRESH_NO_SOLVERS": "1"}, "plan.no_solvers", True),
     (["--no-package-analyzers"], {"GRAPH_REFRESH_NO_PACKAGE_ANALYZERS": "1"}, "plan.no_package_analyzers", True),

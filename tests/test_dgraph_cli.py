@@ -424,3 +424,15 @@ def test_spellings_that_are_not_neighbours_in_uid_order_are_planned_once(
     assert_balanced(report)
     assert report["totals"]["package-analyzer"]["examined"] == report["totals"]["package-analyzer"]["scheduled"] == 2
     assert len(list(out.iterdir())) == 2
+
+
+def test_the_query_deadline_is_configurable(run_cli: Callable[..., Result]) -> None:
+    graph = {
+        "package_versions": [{"package_name": "a", "package_version": "1", "index_url": "https://pypi.org/simple"}]
+    }
+    with FakeDgraph(graph) as fake:
+        env = {"GRAPH_SERVICE_HOST": fake.host, "GRAPH_REFRESH_DGRAPH_TIMEOUT": "7"}
+        result = run_cli(["--dry-run", "--template-dir", str(EXAMPLE_TEMPLATES)], env=env)
+        deadlines = [request.time_remaining for request in fake.calls()]
+    assert result.exit_code == 0, result.stderr
+    assert deadlines and all(d is not None and 5 < d <= 7.1 for d in deadlines), deadlines
