@@ -67,15 +67,11 @@ def plan(
     item yielded and may be exhausted from outside (a quota refusal at create time).
     """
     planned: Counter[str] = Counter()
-    yielded: set[str] = set()  # Job names planned this run: as many as the caps allow, not the backlog
     queue = deque(streams)
     while queue:
         stream = queue.popleft()
         counts = report.counts(stream.kind, stream.solver)
         for candidate in stream.candidates:
-            item = WorkItem(stream.kind, stream.solver, candidate)
-            if item.job_name in yielded:
-                continue  # another spelling of an item already planned (a store may repeat one): not examined
             counts.examined += 1
             on_examined()
             stop = _cap_reached(stream, planned, capacity, eager_stop)
@@ -88,13 +84,13 @@ def plan(
                 logger.debug("Skipping invalid %s candidate %r: %s", stream.kind, candidate, reason)
                 counts.skipped["invalid"] += 1
                 continue
+            item = WorkItem(stream.kind, stream.solver, candidate)
             state = owned.get(item.job_name)
             if state is not None:
                 counts.skipped[state.value] += 1
                 continue
             capacity.take(stream.cost)
             planned[stream.kind] += 1
-            yielded.add(item.job_name)
             yield item
             queue.append(stream)
             break

@@ -292,6 +292,14 @@ class DgraphStore:
     # -- internals ----------------------------------------------------------------------------
 
     def _candidates(self, query: str, variables: Mapping[str, str], what: str) -> Iterator[Candidate]:
+        """Candidates of the rows, names normalised, each (name, version, index) once as far as memory allows.
+
+        Thoth's writers store PEP 503 names, so a spelling that is not normalised is rare: those are
+        remembered (a small set), and a later row with the same normalised key is dropped. A
+        normalised row followed later by another spelling is not caught: remembering every row would
+        grow with the backlog.
+        """
+        respelled: set[Candidate] = set()
         last: Candidate | None = None
         for row in self._pages(query, variables, what):
             # A missing or non-string predicate becomes "": the planner then skips the node as invalid and
@@ -301,9 +309,12 @@ class DgraphStore:
                 for key in ("package_name", "package_version", "index_url")
             )
             candidate = Candidate(normalize_name(name), version, index_url)
-            if candidate != last:  # names are normalised in the graph; this only catches neighbours
-                yield candidate
+            if candidate == last or candidate in respelled:
+                continue
+            if candidate.package_name != name:
+                respelled.add(candidate)
             last = candidate
+            yield candidate
 
     def _pages(self, query: str, variables: Mapping[str, str], what: str) -> Iterator[dict[str, Any]]:
         """Yield the rows of every page: from uid 0x0, each page after the last uid of the one before.
