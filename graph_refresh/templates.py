@@ -8,7 +8,6 @@ added to every object. Pure code: Templates come in as data, from a folder or fr
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -84,8 +83,10 @@ def _not_json(constant: str) -> Any:
 
 
 def _substitute(value: Any, values: Mapping[str, str]) -> Any:
-    """Replace parameters in every string of a JSON-like structure, once."""
+    """A copy of a JSON-like structure with parameters replaced in every string, once."""
     if isinstance(value, str):
+        if "${" not in value:
+            return value
         whole = _JSON_PARAM_RE.fullmatch(value)
         if whole and whole.group(1) in values:
             raw = values[whole.group(1)]
@@ -133,7 +134,7 @@ def process(template: Mapping[str, Any], objects: list[Object], given: Mapping[s
     extra_labels = _substitute(as_mapping(template.get("labels"), f"Template {_name(template)!r}: labels"), values)
     processed = []
     for index, obj in enumerate(objects):
-        result = _substitute(copy.deepcopy(as_mapping(obj, f"Template {_name(template)!r}: objects[{index}]")), values)
+        result = _substitute(as_mapping(obj, f"Template {_name(template)!r}: objects[{index}]"), values)  # a copy
         if extra_labels:
             what = f"Template {_name(template)!r}: objects[{index}]"
             metadata = as_mapping(result.get("metadata"), f"{what}: metadata")
