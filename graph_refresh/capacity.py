@@ -121,7 +121,7 @@ def job_cost(job: Mapping[str, Any]) -> JobCost:
         resources=resources,
         best_effort=not compute,
         terminating=pod_spec.get("activeDeadlineSeconds") is not None,
-        priority_class=pod_spec.get("priorityClassName"),
+        priority_class=pod_spec.get("priorityClassName") or None,  # "" means no class, as in Kubernetes
     )
 
 

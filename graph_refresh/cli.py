@@ -54,7 +54,10 @@ def _url(ctx: click.Context, param: click.Parameter, value: str | None) -> str |
 
 def _pushgateway(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """A URL, or ``host[:port]`` as Thoth's ConfigMaps have it (``pushgateway:80``): http is then assumed."""
-    if value and re.fullmatch(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?", value):
+    match = re.fullmatch(r"[A-Za-z0-9.-]+(?::([0-9]{1,5}))?", value or "")
+    if match:
+        if match.group(1) and not 0 < int(match.group(1)) < 65536:
+            raise click.BadParameter(f"{value!r}: the port must be 1 to 65535")
         value = f"http://{value}"
     return _url(ctx, param, value)
 
@@ -377,7 +380,7 @@ def _check_log_levels() -> None:
             continue
         if not value.strip():
             del os.environ[name]
-        elif value.strip().upper() in LOG_LEVELS:
+        elif value.strip().upper() in logging.getLevelNamesMapping():
             os.environ[name] = value.strip().upper()
         else:
             raise ConfigFailure(f"{name}={value!r} is not a log level ({', '.join(LOG_LEVELS)})")

@@ -125,7 +125,7 @@ def dry_run(items: Iterable[WorkItem], *, renderer: Renderer, report: RunReport,
             if is_job_name(stale.stem):
                 stale.unlink()
     for item in items:
-        job = renderer.render(item)
+        job = _render(item, renderer, report)
         if output_dir is not None:
             text = yaml.dump(job, Dumper=_YamlDumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
             _write_atomically(output_dir / f"{item.job_name}.yaml", text)
@@ -209,21 +209,27 @@ class Submitter:
         """Create one Job: 409 is ``already``, a quota 403 ``capacity``, 429/5xx/timeouts are retried.
 
         A 409 after an attempt whose answer was lost (no answer or 5xx) is this run's own create
-        arriving late, so it counts as ``created``.
+        arriving late, so it counts as ``created``. Once the run has stopped sending (see :meth:`stop`),
+        a Job not sent yet gets the stop's outcome; one that may have been sent is asked about once more.
         """
         last = Outcome("failed")
+        maybe_sent = False  # an earlier attempt's answer was lost: the Job may exist
+        final_ask = False
         for attempt in range(MAX_ATTEMPTS):
             self._limiter.acquire()
             if self._stopped is not None:
-                return self._stopped
+                if not maybe_sent:
+                    return self._stopped
+                if final_ask:
+                    return last
+                final_ask = True
             try:
                 self._cluster.create_job(self._namespace, job)
                 return Outcome("created")
             except ClusterError as error:
                 reason = truncate(str(error), 200)
                 if error.status == 409:
-                    maybe_ours = attempt > 0 and (last.status == 0 or last.status >= 500)
-                    return Outcome("created") if maybe_ours else Outcome("already", 409, reason)
+                    return Outcome("created") if maybe_sent else Outcome("already", 409, reason)
                 if error.status == 403 and QUOTA_UNKNOWN_MARKER in str(error):
                     wait = self.backoff(attempt)  # a new quota not yet calculated: it settles within seconds
                 elif error.status == 403 and QUOTA_MARKER in str(error):
@@ -239,6 +245,7 @@ class Submitter:
                     )
                 elif error.status == 0 or error.status >= 500:
                     wait = self.backoff(attempt)
+                    maybe_sent = True
                 else:
                     return Outcome("failed", error.status, reason)  # rejected (e.g. 422): retrying cannot help
                 last = Outcome("failed", error.status, reason)
@@ -296,7 +303,7 @@ def submit(
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="create") as pool:
         try:
             for item in items:
-                job = renderer.render(item)
+                job = _render(item, renderer, report)
                 pending[pool.submit(submitter.create, job)] = item
                 if len(pending) >= 2 * workers:  # bounded: memory does not grow with the backlog
                     done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -307,6 +314,16 @@ def submit(
             settle(list(pending))
     if systemic is not None:
         raise systemic
+
+
+def _render(item: WorkItem, renderer: Renderer, report: RunReport) -> dict[str, Any]:
+    """Render one item; should its own values break the Template, count it as failed, then stop the run."""
+    try:
+        return renderer.render(item)
+    except TemplateError as error:
+        report.counts(item.kind, item.solver).failed += 1
+        report.failures.append(Failure(item.job_name, item.kind, 0, truncate(str(error), 200)))
+        raise
 
 
 def _count(item: WorkItem, outcome: Outcome, report: RunReport, capacity: Capacity) -> None:

@@ -95,11 +95,14 @@ def _substitute(value: Any, values: Mapping[str, str]) -> Any:
             except ValueError:
                 return raw
         return _PARAM_RE.sub(lambda m: values.get(m.group(1), m.group(0)), value)
-    if isinstance(value, dict):  # oc process replaces ${P} in keys too
-        return {
-            _substitute(key, values) if isinstance(key, str) else key: _substitute(item, values)
-            for key, item in value.items()
-        }
+    if isinstance(value, dict):  # oc process replaces ${P} in keys too (not ${{P}}: a key stays a string)
+        result: dict[Any, Any] = {}
+        for key, item in value.items():
+            new_key = _PARAM_RE.sub(lambda m: values.get(m.group(1), m.group(0)), key) if isinstance(key, str) else key
+            if new_key in result:
+                raise TemplateError(f"two keys become {new_key!r} once parameters are replaced")
+            result[new_key] = _substitute(item, values)
+        return result
     if isinstance(value, list):
         return [_substitute(item, values) for item in value]
     return value

@@ -125,3 +125,9 @@ def test_a_quota_that_does_not_cover_the_job_does_not_block_it() -> None:
     assert capacity.admits(cost)
     capacity = Capacity.from_cluster(max_in_flight=0, live_jobs=0, quotas=[scoped(["NotBestEffort"])])
     assert not capacity.admits(cost)
+
+
+def test_an_empty_priority_class_is_none() -> None:
+    spec = job([container({"cpu": "1"})])
+    spec["spec"]["template"]["spec"]["priorityClassName"] = ""
+    assert job_cost(spec).priority_class is None

@@ -18,6 +18,7 @@ from graph_refresh.config import Settings
 from .conftest import EXAMPLE_TEMPLATES, PYPI, SAMPLE_GRAPH, SHARED_2019, version
 
 RunCli = Callable[..., Result]
+ANALYZER_KIND = "package-analyzer"
 BASE_ENV = {"THOTH_INFRA_NAMESPACE": "base-infra", "THOTH_MIDDLETIER_NAMESPACE": "base-mid"}
 
 # (flag arguments, environment, attribute path in Settings, expected value)
@@ -524,10 +525,33 @@ def run_cli_env(run_cli: RunCli, env: dict[str, str]) -> RunCli:
     return invoke
 
 
-@pytest.mark.parametrize(("variable", "value"), [("THOTH_LOG_SOLVER", "LOUDLY"), ("THOTH_LOG_GRAPH_REFRESH", "chatty")])
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("THOTH_LOG_SOLVER", "LOUDLY"), ("THOTH_LOG_GRAPH_REFRESH", "chatty"), ("PROMETHEUS_PUSHGATEWAY_URL", "pg:99999")],
+)
 def test_a_bad_log_level_exits_2_naming_the_variable(variable: str, value: str, run_cli: RunCli) -> None:
     result = run_cli(["--dry-run", "--template-dir", str(EXAMPLE_TEMPLATES)], env={variable: value})
     assert result.exit_code == 2 and variable in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("value", ["WARN", "notset", "fatal"])
+def test_every_python_log_level_name_is_accepted_for_other_modules(value: str, run_cli: RunCli, tmp_path: Path) -> None:
+    result, _, _ = dry_run(run_cli_env(run_cli, {"THOTH_LOG_ADVISER": value}), tmp_path, "--eager-stop", "1")
+    assert result.exit_code == 0, result.stderr
+
+
+def test_an_item_whose_own_values_break_the_template_is_counted_and_fails_the_run(
+    run_cli: RunCli, tmp_path: Path, template_dir: Callable[..., Path], write_graph: Callable[[dict[str, Any]], Path]
+) -> None:
+    def clash_on_flask(docs: dict[str, dict[str, Any]]) -> None:
+        job = docs["package-analyzer.yaml"]["objects"][0]
+        job["metadata"]["annotations"] = {"${THOTH_PACKAGE_ANALYZER_PACKAGE_NAME}": "a", "flask": "b"}
+
+    run_cli(["import-graph", str(write_graph({"package_versions": [version("flask", "1.0")]}))])
+    result, report, _ = dry_run(run_cli, tmp_path, "--no-solvers", templates=template_dir(clash_on_flask))
+    assert result.exit_code == 1 and "flask" in result.stderr
+    assert_balanced(report)
+    assert report["totals"]["package-analyzer"]["failed"] == 1 and report["failures"][0]["kind"] == ANALYZER_KIND
 
 
 def test_an_empty_log_level_means_unset(run_cli: RunCli, tmp_path: Path, sample_store: None) -> None:

@@ -403,15 +403,14 @@ def test_readme_recipe_runs_the_app_against_the_standalone_fake(tmp_path: Path) 
     assert fake.returncode == 0, fake_stderr
 
 
+@pytest.mark.parametrize("names", [("Flask", "zzz", "flask"), ("flask", "zzz", "Flask"), ("FLASK", "zzz", "Flask")])
 def test_spellings_that_are_not_neighbours_in_uid_order_are_planned_once(
-    run_cli: Callable[..., Result], tmp_path: Path
+    names: tuple[str, ...], run_cli: Callable[..., Result], tmp_path: Path
 ) -> None:
     """Thoth's writers store PEP 503 names; should a graph hold two spellings anyway, one Job is planned."""
     pypi = "https://pypi.org/simple"
     graph = {
-        "package_versions": [
-            {"package_name": name, "package_version": "1.0", "index_url": pypi} for name in ("Flask", "zzz", "flask")
-        ]
+        "package_versions": [{"package_name": name, "package_version": "1.0", "index_url": pypi} for name in names]
     }
     report_path, out = tmp_path / "report.json", tmp_path / "out"
     with FakeDgraph(graph, normalize_names=False) as fake:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from graph_refresh.errors import ClusterError
-from graph_refresh.scheduler import MAX_ATTEMPTS, MAX_RETRY_AFTER_SECONDS, RateLimiter, Submitter
+from graph_refresh.scheduler import MAX_ATTEMPTS, MAX_RETRY_AFTER_SECONDS, Outcome, RateLimiter, Submitter
 
 JOB = {"metadata": {"name": "solver-ubi-8-py38-0123456789"}}
 
@@ -77,3 +77,28 @@ def test_token_bucket_allows_a_burst_then_paces_requests() -> None:
     for _ in range(7):
         limiter.acquire()
     assert sleeps == [0.5, 0.5, 0.5, 0.5]  # 3 at once, then one every 1/qps seconds
+
+
+def test_a_409_after_any_lost_answer_is_our_own_create() -> None:
+    cluster = Answers(ClusterError("boom", status=503), ClusterError("wait", status=429), ClusterError("x", status=409))
+    assert submitter(cluster, []).create(JOB).result == "created"
+
+
+def test_after_a_stop_a_job_that_may_exist_is_asked_about_once_more() -> None:
+    sleeps: list[float] = []
+    cluster = Answers(ClusterError("boom", status=503), ClusterError("exists", status=409))
+    s = submitter(cluster, sleeps)
+    original = cluster.create_job
+
+    def create_then_stop(namespace: str, job: dict[str, Any]) -> None:
+        try:
+            original(namespace, job)
+        finally:
+            s.stop(Outcome("capacity", 403, "not sent"))  # another worker hit the quota meanwhile
+
+    cluster.create_job = create_then_stop  # type: ignore[method-assign]
+    assert s.create(JOB).result == "created" and cluster.calls == 2
+    assert submitter(Answers(), []).create(JOB).result == "created"
+    stopped = submitter(Answers(), [])
+    stopped.stop(Outcome("capacity", 403, "not sent"))
+    assert stopped.create(JOB).result == "capacity"

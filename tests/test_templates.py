@@ -159,3 +159,11 @@ def test_nan_and_infinity_are_not_json_and_stay_strings() -> None:
 def test_non_string_defaults_read_as_their_json_text() -> None:
     t = template([{"name": "B", "value": False}, {"name": "N", "value": 3}], [{"b": "${B}", "n": "${{N}}"}])
     assert process(t, t["objects"], {}) == [{"b": "false", "n": 3}]
+
+
+def test_keys_take_plain_substitution_and_may_not_collide() -> None:
+    t = template([{"name": "N", "value": "3"}, {"name": "K", "value": "b"}], [{"${{N}}": 1, "a-${K}": 2}])
+    assert process(t, t["objects"], {}) == [{"${{N}}": 1, "a-b": 2}]
+    clash = template([{"name": "K", "value": "b"}], [{"a-${K}": 1, "a-b": 2}])
+    with pytest.raises(TemplateError, match="a-b"):
+        process(clash, clash["objects"], {})

@@ -64,6 +64,15 @@ ANALYZER_QUERY = f"""query unanalyzed($first: int, $after: string) {{
   }}
 }}"""
 
+# A point lookup, only for the rare row whose name is not in PEP 503 form: is the normalised spelling
+# there too (then that one is the item)?
+TWIN_QUERY = """query twin($name: string, $version: string, $index: string) {
+  twin(func: eq(package_name, $name)) @filter(eq(package_version, $version) AND eq(index_url, $index)
+      AND has(python_package_version_entity_label)) {
+    uid
+  }
+}"""
+
 INDEX_QUERY = """query indexes($first: int, $after: string) {
   page(func: has(python_package_index_label), first: $first, after: $after) {
     uid url
@@ -156,11 +165,12 @@ def _check_pem(ca: Path, cert: Path | None, key: Path | None) -> None:
     except (ssl.SSLError, ValueError) as error:
         raise ConfigError(f"GRAPH_TLS_PATH: {str(ca)!r} is not a PEM CA certificate: {error}") from error
     if cert is not None and key is not None:
-        try:
-            context.load_cert_chain(certfile=str(cert), keyfile=str(key))
-        except (ssl.SSLError, ValueError) as error:
+        try:  # an empty password: an encrypted key fails here instead of prompting on the terminal
+            context.load_cert_chain(certfile=str(cert), keyfile=str(key), password=lambda: b"")
+        except (ssl.SSLError, ValueError, OSError) as error:
             raise ConfigError(
-                f"GRAPH_TLS_PATH: {str(cert)!r} and {str(key)!r} are not a PEM certificate and its key: {error}"
+                f"GRAPH_TLS_PATH: {str(cert)!r} and {str(key)!r} are not a PEM certificate and its unencrypted "
+                f"key: {error}"
             ) from error
 
 
@@ -292,12 +302,12 @@ class DgraphStore:
     # -- internals ----------------------------------------------------------------------------
 
     def _candidates(self, query: str, variables: Mapping[str, str], what: str) -> Iterator[Candidate]:
-        """Candidates of the rows, names normalised, each (name, version, index) once as far as memory allows.
+        """Candidates of the rows, names normalised, each (normalised name, version, index) once.
 
-        Thoth's writers store PEP 503 names, so a spelling that is not normalised is rare: those are
-        remembered (a small set), and a later row with the same normalised key is dropped. A
-        normalised row followed later by another spelling is not caught: remembering every row would
-        grow with the backlog.
+        Thoth's writers store PEP 503 names, so a row with another spelling is rare. Such a row is
+        dropped when an entity with the normalised spelling exists (one point lookup): that entity is
+        the item, listed here or already done. Spellings met are remembered (a small set), so a second
+        unnormalised spelling is dropped too. Normalised rows need no memory at all.
         """
         respelled: set[Candidate] = set()
         last: Candidate | None = None
@@ -309,12 +319,22 @@ class DgraphStore:
                 for key in ("package_name", "package_version", "index_url")
             )
             candidate = Candidate(normalize_name(name), version, index_url)
-            if candidate == last or candidate in respelled:
+            if candidate == last:  # the same item on two neighbouring nodes
                 continue
-            if candidate.package_name != name:
-                respelled.add(candidate)
             last = candidate
+            if candidate.package_name != name:
+                if candidate in respelled or self._has_twin(candidate):
+                    continue
+                respelled.add(candidate)
             yield candidate
+
+    def _has_twin(self, candidate: Candidate) -> bool:
+        """Whether an entity with exactly this (normalised) name, version and index exists."""
+        name, version, index_url = candidate
+        variables = {"$name": name, "$version": version, "$index": index_url}
+        document = self._read(lambda: self._query(TWIN_QUERY, variables), action=f"looking up {name}")
+        twins = document.get("twin") if isinstance(document, dict) else None
+        return bool(twins)
 
     def _pages(self, query: str, variables: Mapping[str, str], what: str) -> Iterator[dict[str, Any]]:
         """Yield the rows of every page: from uid 0x0, each page after the last uid of the one before.
@@ -340,6 +360,7 @@ class DgraphStore:
                 )
                 continue
             pages += 1
+            size = min(size * 2, self._page_size)  # back towards the full page after a giant one
             if not rows:
                 logger.debug("Dgraph %s: %d pages read, done", what, pages)
                 return

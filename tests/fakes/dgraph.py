@@ -187,6 +187,16 @@ _BODY = re.compile(rf"\A\s*(?:{_VAR_BLOCK}\s*)?{_PAGE_BLOCK}\s*\Z", re.DOTALL)
 _VARIABLE = re.compile(r"\$(\w+)")
 
 
+_TWIN = re.compile(
+    r"\A\s*query\s+twin\s*\(\s*\$name\s*:\s*string\s*,\s*\$version\s*:\s*string\s*,\s*\$index\s*:\s*string\s*\)\s*"
+    r"\{\s*twin\s*\(\s*func\s*:\s*eq\s*\(\s*package_name\s*,\s*\$name\s*\)\s*\)\s*"
+    r"@filter\s*\(\s*eq\s*\(\s*package_version\s*,\s*\$version\s*\)\s+AND\s+eq\s*\(\s*index_url\s*,\s*\$index\s*\)"
+    r"\s+AND\s+has\s*\(\s*python_package_version_entity_label\s*\)\s*\)\s*\{\s*uid\s*\}\s*\}\s*\Z",
+    re.DOTALL,
+)
+"""graph-refresh's one point lookup: entities with exactly this name, version and index (all variables)."""
+
+
 @dataclass(frozen=True)
 class _PageQuery:
     alias: str
@@ -319,6 +329,15 @@ class FakeGraph:
             self.nodes[uid]["provided_by"] = [self._indexes[candidate.index_url]]
             self._entities[key] = uid
         return self._entities[key]
+
+    def twins(self, name: str, version: str, index: str) -> list[dict[str, Any]]:
+        """Entities whose stored (not normalised) name, version and index are exactly these, in uid order."""
+        return [
+            {"uid": hex(uid)}
+            for uid, node in sorted(self.nodes.items())
+            if _has(node, ENTITY)
+            and (node.get("package_name"), node.get("package_version"), node.get("index_url")) == (name, version, index)
+        ]
 
     def answer(self, query: _PageQuery, short: bool) -> list[dict[str, Any]]:
         """One page: root ``has`` in uid order, filter, ``after`` exclusive, ``first`` rows (or fewer)."""
@@ -549,6 +568,15 @@ class FakeDgraph:
                 grpc.StatusCode.PERMISSION_DENIED,
                 "graph-refresh never writes: the fake serves read-only queries",
             )
+        if _TWIN.match(request.query):
+            given = {key.removeprefix("$"): value for key, value in request.vars.items()}
+            if set(given) != {"name", "version", "index"}:
+                raise _Refused(grpc.StatusCode.INVALID_ARGUMENT, "twin: pass exactly $name, $version and $index")
+            with self._lock:
+                rows = self.graph.twins(given["name"], given["version"], given["index"])
+                start_ts = request.start_ts or next(self._ts)
+            record.uids = [row["uid"] for row in rows]
+            return api_pb2.Response(json=json.dumps({"twin": rows}).encode(), txn=api_pb2.TxnContext(start_ts=start_ts))
         query = _parse_query(request.query, request.vars)
         with self._lock:
             short = self.short_pages and self._succeeded.get("Query", 0) % 2 == 0
