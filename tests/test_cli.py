@@ -447,6 +447,10 @@ def test_import_twice_changes_nothing(run_cli: RunCli, tmp_path: Path) -> None:
             '{"analyzed": [{"package_name": 1, "package_version": "1", "index_url": "https://x/simple"}]}',
             "analyzed[0]: field 'package_name' must be a string",
         ),
+        (
+            '{"package_versions": [{"package_name": "a\\ud800", "package_version": "1", "index_url": "https://x/"}]}',
+            "package_versions[0]: field 'package_name' is not valid Unicode",
+        ),
     ],
 )
 def test_malformed_graph_file_exits_2_naming_the_record_and_imports_nothing(
@@ -455,7 +459,7 @@ def test_malformed_graph_file_exits_2_naming_the_record_and_imports_nothing(
     path = tmp_path / "bad.json"
     path.write_text(content)
     result = run_cli(["import-graph", str(path)])
-    assert result.exit_code == 2 and where in result.stderr
+    assert result.exit_code == 2 and where in result.stderr and "Traceback" not in result.stderr
     _, report, _ = dry_run(run_cli, tmp_path)
     assert report["totals"]["package-analyzer"]["examined"] == 0, "nothing was imported"
 
@@ -574,24 +578,6 @@ def test_pushgateway_as_host_port_like_thoths_configmaps(
 def test_qps_must_be_finite(value: str, run_cli: RunCli) -> None:
     result = run_cli([], env={**BASE_ENV, "THOTH_DRY_RUN": "1", "THOTH_GRAPH_REFRESH_QPS": value})
     assert result.exit_code == 2 and "THOTH_GRAPH_REFRESH_QPS" in result.stderr
-
-
-@pytest.mark.parametrize(
-    ("content", "where"),
-    [
-        (
-            '{"package_versions": [{"package_name": "a\\ud800", "package_version": "1", "index_url": "https://x/"}]}',
-            "package_versions[0]: field 'package_name' is not valid Unicode",
-        ),
-    ],
-)
-def test_text_that_is_not_unicode_exits_2_naming_the_record(
-    content: str, where: str, run_cli: RunCli, tmp_path: Path
-) -> None:
-    path = tmp_path / "bad.json"
-    path.write_text(content)
-    result = run_cli(["import-graph", str(path)])
-    assert result.exit_code == 2 and where in result.stderr and "Traceback" not in result.stderr
 
 
 def test_a_graph_file_that_is_not_utf8_exits_2(run_cli: RunCli, tmp_path: Path) -> None:
