@@ -31,10 +31,14 @@ class ClusterError(GraphRefreshError):
     """The Kubernetes API refused or failed a request.
 
     ``status`` is the HTTP status (0 when no answer arrived); ``retry_after`` is the server's
-    Retry-After in seconds, when it sent one.
+    Retry-After in seconds, when it sent one; ``reached`` is False when the request surely never got to
+    the server (no connection, TLS refused), so a create cannot have happened.
     """
 
-    def __init__(self, message: str, *, status: int = 0, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, status: int = 0, retry_after: float | None = None, reached: bool = True
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
+        self.reached = reached

@@ -41,6 +41,12 @@ READ_BACKOFF_SECONDS = 0.5  # then 1 s
 MAX_READ_RETRY_AFTER_SECONDS = 30.0
 
 T = TypeVar("T")
+# Failures that happen before a request leaves: a create cannot have taken place.
+_NEVER_SENT = (
+    urllib3.exceptions.SSLError,
+    urllib3.exceptions.NewConnectionError,
+    urllib3.exceptions.ConnectTimeoutError,
+)
 
 
 def parse_quantity(value: str | int | float) -> Decimal:
@@ -169,7 +175,8 @@ class Cluster:
             if status == 0:  # kubernetes 11 turns a bare urllib3 SSLError into ApiException(status=0)
                 raise ClusterError(
                     f"{verb} {resource} in namespace {namespace!r}: TLS verification failed with "
-                    f"{self._host}: {truncate(str(error.reason))}"
+                    f"{self._host}: {truncate(str(error.reason))}",
+                    reached=False,
                 ) from error
             raise ClusterError(
                 f"{verb} {resource} in namespace {namespace!r} was refused ({status} {error.reason}): "
@@ -181,7 +188,8 @@ class Cluster:
             cause = error.reason if isinstance(error, urllib3.exceptions.MaxRetryError) else error
             kind = "TLS verification failed" if isinstance(cause, urllib3.exceptions.SSLError) else "no answer"
             raise ClusterError(
-                f"{verb} {resource} in namespace {namespace!r}: {kind} from {self._host}: {truncate(str(cause))}"
+                f"{verb} {resource} in namespace {namespace!r}: {kind} from {self._host}: {truncate(str(cause))}",
+                reached=not isinstance(cause, _NEVER_SENT),
             ) from error
 
     def _list(self, resource: str, namespace: str, request: Callable[[], Any]) -> dict[str, Any]:

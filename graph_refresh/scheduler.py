@@ -216,12 +216,12 @@ class Submitter:
         maybe_sent = False  # an earlier attempt's answer was lost: the Job may exist
         final_ask = False
         for attempt in range(MAX_ATTEMPTS):
+            if self._stopped is not None and not maybe_sent:
+                return self._stopped  # before waiting for a token that would not be used
             self._limiter.acquire()
             if self._stopped is not None:
                 if not maybe_sent:
                     return self._stopped
-                if final_ask:
-                    return last
                 final_ask = True
             try:
                 self._cluster.create_job(self._namespace, job)
@@ -234,6 +234,8 @@ class Submitter:
                     wait = self.backoff(attempt)  # a new quota not yet calculated: it settles within seconds
                 elif error.status == 403 and QUOTA_MARKER in str(error):
                     self.stop(Outcome("capacity", 403, "not sent: a ResourceQuota refused an earlier create"))
+                    if maybe_sent:  # the quota may be full of this very Job, created by the lost attempt
+                        return Outcome("failed", 403, f"may exist (an earlier answer was lost): {reason}")
                     return Outcome("capacity", 403, reason)
                 elif error.status in (401, 403):
                     self.stop(Outcome("failed", error.status, "not sent: the API refused an earlier create"))
@@ -245,10 +247,14 @@ class Submitter:
                     )
                 elif error.status == 0 or error.status >= 500:
                     wait = self.backoff(attempt)
-                    maybe_sent = True
+                    maybe_sent = maybe_sent or error.reached
                 else:
                     return Outcome("failed", error.status, reason)  # rejected (e.g. 422): retrying cannot help
                 last = Outcome("failed", error.status, reason)
+                if final_ask:
+                    return last  # asked once more after the stop: that was the last word
+                if self._stopped is not None and not maybe_sent:
+                    return self._stopped  # stopped while this attempt was out: no waiting for a retry
                 if attempt + 1 < MAX_ATTEMPTS:
                     logger.info("Create of %s got %s, retrying in %.1fs", job["metadata"]["name"], error.status, wait)
                     self._sleep(wait)

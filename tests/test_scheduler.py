@@ -102,3 +102,30 @@ def test_after_a_stop_a_job_that_may_exist_is_asked_about_once_more() -> None:
     stopped = submitter(Answers(), [])
     stopped.stop(Outcome("capacity", 403, "not sent"))
     assert stopped.create(JOB).result == "capacity"
+
+
+def test_a_quota_refusal_after_a_lost_answer_is_not_reported_as_not_sent() -> None:
+    cluster = Answers(ClusterError("boom", status=503), ClusterError("exceeded quota: jobs", status=403))
+    outcome = submitter(cluster, []).create(JOB)
+    assert outcome.result == "failed" and "may exist" in outcome.reason
+
+
+def test_a_connection_that_never_opened_means_the_job_was_not_sent() -> None:
+    cluster = Answers(ClusterError("refused", status=0, reached=False), ClusterError("exists", status=409))
+    assert submitter(cluster, []).create(JOB).result == "already"
+
+
+def test_no_waiting_once_the_run_has_stopped() -> None:
+    sleeps: list[float] = []
+    cluster = Answers(ClusterError("slow down", status=429, retry_after=30))
+    s = submitter(cluster, sleeps)
+    original = cluster.create_job
+
+    def create_then_stop(namespace: str, job: dict[str, Any]) -> None:
+        try:
+            original(namespace, job)
+        finally:
+            s.stop(Outcome("capacity", 403, "not sent"))
+
+    cluster.create_job = create_then_stop  # type: ignore[method-assign]
+    assert s.create(JOB).result == "capacity" and sleeps == []

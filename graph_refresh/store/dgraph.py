@@ -28,7 +28,7 @@ import pydgraph
 
 from graph_refresh.config import DEFAULT_DGRAPH_PORT, StoreSettings
 from graph_refresh.errors import ConfigError, StoreError, truncate
-from graph_refresh.items import Candidate, SolverEnvironment, normalize_name
+from graph_refresh.items import Candidate, SolverEnvironment, invalid_reason, normalize_name
 from graph_refresh.store.base import PAGE_SIZE
 
 logger = logging.getLogger(__name__)
@@ -302,7 +302,7 @@ class DgraphStore:
     # -- internals ----------------------------------------------------------------------------
 
     def _candidates(self, query: str, variables: Mapping[str, str], what: str) -> Iterator[Candidate]:
-        """Candidates of the rows, names normalised, each (normalised name, version, index) once.
+        """Candidates of the rows, names normalised; each spelling of an item counts once.
 
         Thoth's writers store PEP 503 names, so a row with another spelling is rare. Such a row is
         dropped when an entity with the normalised spelling exists (one point lookup): that entity is
@@ -321,11 +321,11 @@ class DgraphStore:
             candidate = Candidate(normalize_name(name), version, index_url)
             if candidate == last:  # the same item on two neighbouring nodes
                 continue
-            last = candidate
-            if candidate.package_name != name:
+            if candidate.package_name != name and invalid_reason(candidate) is None:
                 if candidate in respelled or self._has_twin(candidate):
                     continue
                 respelled.add(candidate)
+            last = candidate
             yield candidate
 
     def _has_twin(self, candidate: Candidate) -> bool:

@@ -749,3 +749,20 @@ def test_an_encrypted_client_key_is_a_configuration_error_not_a_prompt(certs: Si
     (path / "client.user.key").write_bytes(encrypted)
     with pytest.raises(ConfigError, match="unencrypted"):
         DgraphStore(StoreSettings(graph_service_host="localhost", graph_tls_path=path))
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ("Flask_Login", "flask-login"),
+        ("zzz", "Flask_Login", "flask-login"),
+        ("Flask.Login", "Flask_Login", "flask-login"),
+    ],
+)
+def test_every_order_of_spellings_yields_the_item_exactly_once(
+    names: tuple[str, ...], open_dgraph: Callable[..., DgraphStore]
+) -> None:
+    graph = {"package_versions": [{"package_name": n, "package_version": "1", "index_url": PYPI} for n in names]}
+    with FakeDgraph(graph, normalize_names=False) as server:
+        store = open_dgraph(server.settings(), page_size=1)  # neighbours across page boundaries too
+        assert [c.package_name for c in store.analyzer_candidates()].count("flask-login") == 1
