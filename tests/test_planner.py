@@ -1,0 +1,70 @@
+"""The planner alone: pure round-robin over candidate streams, skip reasons and caps (SPEC §4)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from graph_refresh.capacity import Capacity, JobCost
+from graph_refresh.items import ANALYZER, SOLVER, Candidate, WorkItem
+from graph_refresh.planner import JobState, Stream, job_state, plan
+from graph_refresh.report import RunReport
+
+PYPI = "https://pypi.org/simple"
+COST = JobCost(resources={"pods": 1})  # type: ignore[dict-item]
+
+
+def candidates(*names: str) -> Iterator[Candidate]:
+    return iter([Candidate(name, "1", PYPI) for name in names])
+
+
+def streams(**per_stream: tuple[str, ...]) -> list[Stream]:
+    out = []
+    for key, names in per_stream.items():
+        solver = None if key == "analyzer" else f"solver-{key}-1-py38"
+        out.append(Stream(ANALYZER if solver is None else SOLVER, solver, candidates(*names), COST))
+    return out
+
+
+def run(report: RunReport, streams: list[Stream], **kwargs: object) -> list[tuple[str | None, str]]:
+    kwargs.setdefault("owned", {})
+    kwargs.setdefault("capacity", Capacity())
+    return [(item.solver, item.candidate.package_name) for item in plan(streams, report=report, **kwargs)]  # type: ignore[arg-type]
+
+
+def test_streams_take_turns_and_a_skip_does_not_use_a_turn() -> None:
+    report = RunReport(dry_run=True, store="test")
+    owned = {WorkItem(SOLVER, "solver-a-1-py38", Candidate("p1", "1", PYPI)).job_name: JobState.IN_FLIGHT}
+    order = run(report, streams(a=("p1", "p2", "p3"), b=("q1",), analyzer=("r1", "bad name")), owned=owned)
+    assert order == [("solver-a-1-py38", "p2"), ("solver-b-1-py38", "q1"), (None, "r1"), ("solver-a-1-py38", "p3")]
+    assert report.solvers["solver-a-1-py38"].skipped == {"in-flight": 1}
+    assert report.analyzer.skipped == {"invalid": 1}
+
+
+def test_a_cap_counts_each_streams_next_candidate_and_stops_it() -> None:
+    report = RunReport(dry_run=True, store="test")
+    order = run(report, streams(a=("p1", "p2", "p3"), b=("q1", "q2")), capacity=Capacity(slots=2))
+    assert order == [("solver-a-1-py38", "p1"), ("solver-b-1-py38", "q1")]
+    for counts in report.solvers.values():
+        assert counts.skipped == {"capacity": 1} and counts.examined == 2
+    assert report.stopped_by[SOLVER] == "capacity"
+
+
+def test_eager_stop_caps_a_kind_not_the_other() -> None:
+    report = RunReport(dry_run=True, store="test")
+    order = run(report, streams(a=("p1", "p2"), b=("q1", "q2"), analyzer=("r1", "r2")), eager_stop=1)
+    assert order == [("solver-a-1-py38", "p1"), (None, "r1")]
+    assert report.stopped_by == {SOLVER: "eager-stop", ANALYZER: "eager-stop"}
+    # Every examined candidate was planned or skipped (the scheduler counts what became of the planned).
+    examined = sum(c.examined for c in [*report.solvers.values(), report.analyzer])
+    skipped = sum(sum(c.skipped.values()) for c in [*report.solvers.values(), report.analyzer])
+    assert examined == len(order) + skipped == 5
+
+
+def test_job_states_from_conditions() -> None:
+    def job(*conditions: tuple[str, str]) -> dict[str, object]:
+        return {"status": {"conditions": [{"type": t, "status": s} for t, s in conditions]}}
+
+    assert job_state({}) is JobState.IN_FLIGHT
+    assert job_state(job(("Failed", "False"))) is JobState.IN_FLIGHT
+    assert job_state(job(("Complete", "True"))) is JobState.COMPLETE
+    assert job_state(job(("Failed", "True"))) is JobState.FAILED
