@@ -429,6 +429,7 @@ def main(ctx: click.Context, /, **params: Any) -> None:
             report=report,
             connect=ctx.obj.get("connect"),
             sleep=ctx.obj.get("sleep"),
+            now=ctx.obj.get("now", time.time),
             on_examined=progress.tick,
         )
         report.exit_code = exit_code(report)

@@ -74,14 +74,23 @@ def _primed(candidates: Iterator[Candidate]) -> Iterator[Candidate]:
     return candidates if first is None else itertools.chain([first], candidates)
 
 
+ROTATION_SECONDS = 3600  # ties in the stream order rotate once an hour: the CronJob's period
+
+
 def _streams(
-    store: GraphStore, templates: JobTemplates, renderer: Renderer, settings: Settings, view: ClusterView
+    store: GraphStore,
+    templates: JobTemplates,
+    renderer: Renderer,
+    settings: Settings,
+    view: ClusterView,
+    hour: int,
 ) -> list[Stream]:
     """One stream per solver and one for the analyzer, in round-robin order.
 
-    The order starts with the streams that own the fewest Jobs in middletier (ties in Template order), so
-    when caps leave few slots, the solvers that got none last time go first this time: nobody starves
-    from run to run. It depends only on the cluster's state, so a dry run plans what the real run creates.
+    The order starts with the streams that own the fewest Jobs in middletier, so when caps leave few
+    slots, the solvers that got none last time go first this time. Ties (as when finished Jobs are
+    already gone) rotate with the ``hour``: nobody starves from run to run. Within an hour the order
+    depends only on the cluster's state, so a dry run plans what the real run then creates.
     """
     streams = []
     if not settings.plan.no_solvers:
@@ -91,7 +100,8 @@ def _streams(
     if not settings.plan.no_package_analyzers:
         cost = renderer.probe_cost(ANALYZER, None)
         streams.append(Stream(ANALYZER, None, _primed(store.analyzer_candidates()), cost))
-    return sorted(streams, key=lambda stream: view.per_stream[stream.solver or ANALYZER])
+    rotated = streams[hour % len(streams) :] + streams[: hour % len(streams)] if streams else streams
+    return sorted(rotated, key=lambda stream: view.per_stream[stream.solver or ANALYZER])
 
 
 def needs_cluster(settings: Settings) -> bool:
@@ -106,13 +116,15 @@ def run(
     report: RunReport,
     connect: Callable[[], kube.Cluster] | None = None,
     sleep: Callable[[float], None] | None = None,
+    now: Callable[[], float] = time.time,
     on_examined: Callable[[], None] = lambda: None,
 ) -> None:
     """Do one run, filling ``report`` as it goes; raise a GraphRefreshError on a systemic failure.
 
     Nothing is created before the Templates, the cluster view and the first page of every candidate
     stream have been read; a store failure on a later page stops the run with what was created counted.
-    ``connect`` builds the cluster client (only called when the run needs the cluster).
+    ``connect`` builds the cluster client (only called when the run needs the cluster); ``sleep`` and
+    ``now`` are the time seams.
     """
 
     def default_connect() -> kube.Cluster:
@@ -131,7 +143,7 @@ def run(
             max_in_flight=settings.plan.max_in_flight, live_jobs=sum(view.live.values()), quotas=view.quotas
         )
         items = plan(
-            _streams(store, templates, renderer, settings, view),
+            _streams(store, templates, renderer, settings, view, hour=int(now() // ROTATION_SECONDS)),
             report=report,
             owned=view.owned,
             capacity=capacity,

@@ -80,9 +80,10 @@ def template_dir(tmp_path: Path) -> Callable[..., Path]:
 
 @pytest.fixture
 def run_cli() -> Callable[..., Result]:
-    """Invoke the CLI in-process; ``obj`` carries the test seams (sleep, connect)."""
+    """Invoke the CLI in-process; ``obj`` carries the test seams (sleep, now, connect)."""
 
     def invoke(args: list[str], env: dict[str, str] | None = None, **obj: Any) -> Result:
+        obj.setdefault("now", lambda: 0.0)  # the first hour of 1970: the stream order does not rotate under a test
         return CliRunner().invoke(cli.main, args, env=env, obj=dict(obj), catch_exceptions=False)
 
     return invoke

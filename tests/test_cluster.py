@@ -817,3 +817,15 @@ def test_a_store_failing_on_any_streams_first_page_creates_nothing(cluster: Harn
         result, report = cluster.run(env={"GRAPH_SERVICE_HOST": dgraph.host})
     assert result.exit_code == 1 and "index corrupt" in result.stderr
     assert cluster.created() == [] and report["exit_code"] == 1
+
+
+def test_without_jobs_left_from_earlier_runs_the_order_rotates_hourly(cluster: Harness) -> None:
+    cluster.graph(["a", "b", "c"])
+    served: set[str] = set()
+    for hour in range(3):
+        _, report = cluster.run("--max-in-flight", "2", now=lambda hour=hour: hour * 3600.0 + 59)
+        served |= {s for s, c in report["solvers"].items() if c["scheduled"]}
+        served |= {ANALYZER} if report["totals"]["package-analyzer"]["scheduled"] else set()
+        for name in cluster.jobs():  # finished and removed before the next run (a short TTL)
+            cluster.fake.delete("jobs", MIDDLETIER, name)
+    assert served == {*SOLVERS, ANALYZER}
