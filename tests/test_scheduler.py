@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,16 +15,23 @@ JOB = {"metadata": {"name": "solver-ubi-8-py38-0123456789"}}
 
 
 class Answers:
-    """Answers create_job with the given errors in turn, then succeeds."""
+    """Answers create_job with the given errors in turn, then succeeds; ``after`` runs after each answer."""
 
     def __init__(self, *errors: ClusterError) -> None:
         self.errors = list(errors)
         self.calls = 0
+        self.after: Callable[[], None] = lambda: None
 
     def create_job(self, namespace: str, job: dict[str, Any]) -> None:
         self.calls += 1
-        if self.errors:
-            raise self.errors.pop(0)
+        try:
+            if self.errors:
+                raise self.errors.pop(0)
+        finally:
+            self.after()
+
+
+NOT_SENT = Outcome("capacity", 403, "not sent")
 
 
 def submitter(cluster: Answers, sleeps: list[float]) -> Submitter:
@@ -88,19 +96,11 @@ def test_after_a_stop_a_job_that_may_exist_is_asked_about_once_more() -> None:
     sleeps: list[float] = []
     cluster = Answers(ClusterError("boom", status=503), ClusterError("exists", status=409))
     s = submitter(cluster, sleeps)
-    original = cluster.create_job
-
-    def create_then_stop(namespace: str, job: dict[str, Any]) -> None:
-        try:
-            original(namespace, job)
-        finally:
-            s.stop(Outcome("capacity", 403, "not sent"))  # another worker hit the quota meanwhile
-
-    cluster.create_job = create_then_stop  # type: ignore[method-assign]
+    cluster.after = lambda: s.stop(NOT_SENT)  # another worker hit the quota meanwhile
     assert s.create(JOB).result == "created" and cluster.calls == 2
     assert submitter(Answers(), []).create(JOB).result == "created"
     stopped = submitter(Answers(), [])
-    stopped.stop(Outcome("capacity", 403, "not sent"))
+    stopped.stop(NOT_SENT)
     assert stopped.create(JOB).result == "capacity"
 
 
@@ -119,13 +119,5 @@ def test_no_waiting_once_the_run_has_stopped() -> None:
     sleeps: list[float] = []
     cluster = Answers(ClusterError("slow down", status=429, retry_after=30))
     s = submitter(cluster, sleeps)
-    original = cluster.create_job
-
-    def create_then_stop(namespace: str, job: dict[str, Any]) -> None:
-        try:
-            original(namespace, job)
-        finally:
-            s.stop(Outcome("capacity", 403, "not sent"))
-
-    cluster.create_job = create_then_stop  # type: ignore[method-assign]
+    cluster.after = lambda: s.stop(NOT_SENT)
     assert s.create(JOB).result == "capacity" and sleeps == []
