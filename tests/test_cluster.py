@@ -640,7 +640,7 @@ def test_a_wrong_ca_fails_with_a_tls_error(cluster: Harness, tmp_path: Path) -> 
     result, report = cluster.run(env={"KUBECONFIG": str(kubeconfig)})
     assert result.exit_code == 1 and report["exit_code"] == 1
     assert "TLS" in result.stderr and "list templates.template.openshift.io in namespace 'infra'" in result.stderr
-    assert cluster.fake.requests == [] and cluster.fake.tls_failures
+    assert cluster.fake.wait_for_tls_failure() and cluster.fake.requests == []
 
 
 def kubeconfig_without_ca(fake: FakeKube, path: Path) -> Path:
@@ -684,7 +684,7 @@ def test_mutual_tls_without_a_client_certificate_fails(cluster: Harness, tmp_pat
     result, report = cluster.run(env={"KUBECONFIG": str(kubeconfig)})
     assert result.exit_code == 1 and report["exit_code"] == 1
     assert "list templates.template.openshift.io in namespace 'infra'" in result.stderr
-    assert cluster.fake.tls_failures and cluster.jobs() == {}
+    assert cluster.fake.wait_for_tls_failure() and cluster.jobs() == {}
 
 
 def test_an_unreachable_api_server_fails_the_run(cluster: Harness, tmp_path: Path) -> None:

@@ -596,7 +596,12 @@ class FakeKube:
         self.requests: list[Request] = []
         """Every request received, in arrival order."""
         self.tls_failures: list[str] = []
-        """Server-side TLS handshake failures (wrong CA, missing client certificate, ...)."""
+        """Server-side TLS handshake failures (wrong CA, missing client certificate, ...).
+
+        The server notes a failure in its own thread, possibly after the client has already given up;
+        use ``wait_for_tls_failure`` rather than reading this right after a failed call.
+        """
+        self._tls_failed = threading.Event()
         self.server_errors: list[str] = []
         """Tracebacks of bugs in the fake itself; a test may assert this stays empty."""
         self._lock = threading.RLock()
@@ -802,6 +807,11 @@ class FakeKube:
     def _note_tls_failure(self, exc: BaseException) -> None:
         with self._lock:
             self.tls_failures.append(f"{type(exc).__name__}: {exc}")
+        self._tls_failed.set()
+
+    def wait_for_tls_failure(self, timeout: float = 5.0) -> bool:
+        """Whether the server noted a TLS handshake failure within ``timeout`` seconds."""
+        return self._tls_failed.wait(timeout)
 
     def _note_server_error(self, text: str) -> None:
         with self._lock:

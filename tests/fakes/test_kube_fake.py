@@ -361,7 +361,7 @@ def test_tls_with_wrong_ca_fails_fast(fake: FakeKube, tmp_path: Path) -> None:
     assert isinstance(exc.value.reason, urllib3.exceptions.SSLError)
     assert "CERTIFICATE_VERIFY_FAILED" in str(exc.value.reason)
     assert time.monotonic() - started < 2
-    assert fake.tls_failures
+    assert fake.wait_for_tls_failure()
 
 
 def test_mtls_requires_client_certificate(tmp_path: Path) -> None:
@@ -369,7 +369,7 @@ def test_mtls_requires_client_certificate(tmp_path: Path) -> None:
         without = k8s.BatchV1Api(api_client(server, tmp_path, client_cert=False))
         with pytest.raises(urllib3.exceptions.HTTPError):
             without.list_namespaced_job(NS, _request_timeout=5)
-        assert server.tls_failures
+        assert server.wait_for_tls_failure()
         assert server.requests == []
 
         with_cert = k8s.BatchV1Api(api_client(server, tmp_path, client_cert=True, token=False))
