@@ -262,7 +262,7 @@ def test_delayed_create_times_out_on_the_client_but_lands(fake: FakeKube, api: k
     fake.inject("POST", r"/jobs$", status=None, delay=0.15)
     with pytest.raises(urllib3.exceptions.ReadTimeoutError):  # POST is not retried by urllib3
         k8s.BatchV1Api(api).create_namespaced_job(NS, job("slow"), _request_timeout=(1, 0.1))
-    deadline = time.monotonic() + 2
+    deadline = time.monotonic() + 10
     while fake.get("jobs", NS, "slow") is None and time.monotonic() < deadline:
         time.sleep(0.02)
     assert fake.get("jobs", NS, "slow") is not None  # the ambiguous outcome a real client must handle
@@ -351,16 +351,14 @@ def test_insecure_skip_tls_verify_works_and_warns(fake: FakeKube, tmp_path: Path
         assert batch.list_namespaced_job(NS).items == []
 
 
-def test_tls_with_wrong_ca_fails_fast(fake: FakeKube, tmp_path: Path) -> None:
+def test_tls_with_wrong_ca_fails_verification(fake: FakeKube, tmp_path: Path) -> None:
     batch = k8s.BatchV1Api(api_client(fake, tmp_path, wrong_ca=True))
-    started = time.monotonic()
     # urllib3 retries the handshake 3 times, then raises MaxRetryError; kubernetes 11 only turns a
     # bare urllib3 SSLError (retries disabled) into ApiException(status=0).
     with pytest.raises(urllib3.exceptions.MaxRetryError) as exc:
         batch.list_namespaced_job(NS, _request_timeout=5)
     assert isinstance(exc.value.reason, urllib3.exceptions.SSLError)
     assert "CERTIFICATE_VERIFY_FAILED" in str(exc.value.reason)
-    assert time.monotonic() - started < 2
     assert fake.wait_for_tls_failure()
 
 
