@@ -155,13 +155,16 @@ OPTIONS = [
         help="Max Jobs scheduled per kind per run; 0 means no cap.",
     ),
     _option(
-        "--no-solvers/--solvers", env="GRAPH_REFRESH_NO_SOLVERS", default=False, help="Do not schedule solver Jobs."
+        "--no-solvers/--solvers",
+        env="GRAPH_REFRESH_NO_SOLVERS",
+        default=False,
+        help="Do not schedule solver Jobs (no solver Template is needed).",
     ),
     _option(
         "--no-package-analyzers/--package-analyzers",
         env="GRAPH_REFRESH_NO_PACKAGE_ANALYZERS",
         default=False,
-        help="Do not schedule package-analyzer Jobs.",
+        help="Do not schedule package-analyzer Jobs (no package-analyzer Template is needed).",
     ),
     _option(
         "--solver-output",

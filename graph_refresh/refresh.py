@@ -59,13 +59,17 @@ def read_cluster_view(cluster: kube.Cluster, namespace: str) -> ClusterView:
 
 
 def load_templates(settings: Settings, cluster: kube.Cluster | None) -> JobTemplates:
-    """Both Templates, from ``--template-dir`` or from the infra namespace."""
+    """The Templates of the kinds turned on, from ``--template-dir`` or from the infra namespace."""
     folder = settings.cluster.template_dir
     if folder is not None:
-        return load_job_templates(read_template_dir(folder), where=f"folder {str(folder)!r}")
-    namespace = settings.cluster.infra_namespace
-    assert cluster is not None and namespace is not None, "checked by the CLI"
-    return load_job_templates(cluster.list_templates(namespace), where=f"namespace {namespace!r}")
+        found, where = read_template_dir(folder), f"folder {str(folder)!r}"
+    else:
+        namespace = settings.cluster.infra_namespace
+        assert cluster is not None and namespace is not None, "checked by the CLI"
+        found, where = cluster.list_templates(namespace), f"namespace {namespace!r}"
+    return load_job_templates(
+        found, where=where, solvers=not settings.plan.no_solvers, analyzer=not settings.plan.no_package_analyzers
+    )
 
 
 def _primed(candidates: Iterator[Candidate]) -> Iterator[Candidate]:

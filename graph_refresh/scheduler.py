@@ -41,6 +41,7 @@ class Renderer:
 
     def _template(self, item: WorkItem) -> JobTemplate:
         if item.kind == ANALYZER:
+            assert self.templates.analyzer is not None, "no analyzer items when the analyzer is turned off"
             return self.templates.analyzer
         assert item.solver is not None
         return self.templates.solvers[item.solver][1]

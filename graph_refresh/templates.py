@@ -165,10 +165,10 @@ class JobTemplate:
 
 @dataclass(frozen=True)
 class JobTemplates:
-    """The selected solver Jobs (by solver name) and the package-analyzer Job."""
+    """The selected solver Jobs (by solver name) and the package-analyzer Job; a kind turned off has none."""
 
     solvers: dict[str, tuple[SolverEnvironment, JobTemplate]]
-    analyzer: JobTemplate
+    analyzer: JobTemplate | None
 
     def solver_environments(self) -> Iterator[SolverEnvironment]:
         """Solvers in Template order."""
@@ -185,10 +185,19 @@ def _job_objects(template: Object, *, where: str) -> list[Object]:
     return objects
 
 
-def load_job_templates(templates: list[Object], *, where: str) -> JobTemplates:
-    """Select and check both Templates from what was found in ``where`` (a namespace or a folder)."""
+def load_job_templates(
+    templates: list[Object], *, where: str, solvers: bool = True, analyzer: bool = True
+) -> JobTemplates:
+    """Select and check the Templates of the kinds turned on from what was found in ``where`` (a namespace
+    or a folder). A kind turned off needs no Template: its Template is not looked for."""
+    return JobTemplates(
+        _solver_jobs(templates, where=where) if solvers else {},
+        _analyzer_job(templates, where=where) if analyzer else None,
+    )
+
+
+def _solver_jobs(templates: list[Object], *, where: str) -> dict[str, tuple[SolverEnvironment, JobTemplate]]:
     solver_template = select_template(templates, "solver", where=where)
-    analyzer_template = select_template(templates, "package-analyzer", where=where)
     solvers: dict[str, tuple[SolverEnvironment, JobTemplate]] = {}
     for index, job in enumerate(_job_objects(solver_template, where=where)):
         labels = _labels(job, f"Template {_name(solver_template)!r} in {where}: objects[{index}]")
@@ -202,9 +211,14 @@ def load_job_templates(templates: list[Object], *, where: str) -> JobTemplates:
             raise TemplateError(f"Template {_name(solver_template)!r} in {where}: solver {name!r} appears twice")
         environment = parse_solver_name(name, template=_name(solver_template))
         solvers[name] = (environment, JobTemplate(solver_template, job))
+    return solvers
+
+
+def _analyzer_job(templates: list[Object], *, where: str) -> JobTemplate:
+    analyzer_template = select_template(templates, "package-analyzer", where=where)
     analyzer_jobs = _job_objects(analyzer_template, where=where)
     if len(analyzer_jobs) != 1:
         raise TemplateError(
             f"Template {_name(analyzer_template)!r} in {where} must hold one Job, it holds {len(analyzer_jobs)}"
         )
-    return JobTemplates(solvers, JobTemplate(analyzer_template, analyzer_jobs[0]))
+    return JobTemplate(analyzer_template, analyzer_jobs[0])

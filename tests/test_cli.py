@@ -363,6 +363,29 @@ def test_missing_template_exits_1(
     assert result.exit_code == 1 and "template=package-analyzer" in result.stderr and "found 0" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("kept", "turned_off", "planned"),
+    [
+        ("package-analyzer.yaml", "--no-solvers", "package-analyzer"),
+        ("solver.yaml", "--no-package-analyzers", "solver"),
+    ],
+)
+def test_a_kind_turned_off_needs_no_template(
+    run_cli: RunCli,
+    tmp_path: Path,
+    template_dir: Callable[..., Path],
+    sample_store: None,
+    kept: str,
+    turned_off: str,
+    planned: str,
+) -> None:
+    folder = template_dir(lambda docs: [docs.pop(name) for name in list(docs) if name != kept])
+    result, report, out = dry_run(run_cli, tmp_path, turned_off, templates=folder)
+    assert result.exit_code == 0, result.stderr
+    totals = {kind: counts["scheduled"] for kind, counts in report["totals"].items()}
+    assert totals[planned] > 0 and sum(totals.values()) == totals[planned] == len(manifests(out))
+
+
 def test_badly_named_solver_exits_1_naming_it(
     run_cli: RunCli, tmp_path: Path, template_dir: Callable[..., Path], sample_store: None
 ) -> None:
