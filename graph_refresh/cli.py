@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import click
 
@@ -72,13 +72,32 @@ def _empty_is_none(ctx: click.Context, param: click.Parameter, value: T | None) 
     return value or None
 
 
+class _StrictBool(click.types.BoolParamType):
+    """click's boolean, except that a blank value is an error rather than false.
+
+    (A ConfigMap value of " " must not quietly turn ``KUBERNETES_VERIFY_TLS`` off; an empty variable is
+    unset and keeps the default.)
+    """
+
+    bool_states: ClassVar[dict[str, bool]] = {  # as listed in the error message
+        text: state for text, state in click.types.BoolParamType.bool_states.items() if text
+    }
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> bool:
+        if isinstance(value, str) and not value.strip():
+            self.fail(f"{value!r} is not a boolean; use 1 or 0", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 def _option(*decls: str, env: str, help: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """A click option that always has its environment variable, shown with its default in --help.
 
     A boolean's default shows as the environment variable's value, 0 or 1.
     """
     default = kwargs.get("default")
-    show_default: bool | str = ("1" if default else "0") if isinstance(default, bool) else True
+    show_default: bool | str = True
+    if isinstance(default, bool):
+        show_default, kwargs["type"] = ("1" if default else "0"), _StrictBool()
     return click.option(*decls, envvar=env, show_envvar=True, show_default=show_default, help=help, **kwargs)
 
 

@@ -134,6 +134,8 @@ def test_help_shows_each_flag_with_its_variable_and_default(run_cli: RunCli) -> 
         ("THOTH_GRAPH_REFRESH_JOB_TTL", "a day"),
         ("THOTH_DRY_RUN", "maybe"),
         ("KUBERNETES_VERIFY_TLS", "perhaps"),
+        ("KUBERNETES_VERIFY_TLS", " "),
+        ("THOTH_DRY_RUN", "\t"),
         ("GRAPH_REFRESH_NO_SOLVERS", "2"),
         ("THOTH_LOG_SOLVER", "LOUD"),
         ("THOTH_SOLVER_OUTPUT", "result-api/solver"),
