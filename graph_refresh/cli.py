@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 import click
 
@@ -79,14 +79,11 @@ class _StrictBool(click.types.BoolParamType):
     unset and keeps the default.)
     """
 
-    bool_states: ClassVar[dict[str, bool]] = {  # as listed in the error message
-        text: state for text, state in click.types.BoolParamType.bool_states.items() if text
-    }
-
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> bool:
-        if isinstance(value, str) and not value.strip():
-            self.fail(f"{value!r} is not a boolean; use 1 or 0", param, ctx)
-        return super().convert(value, param, ctx)
+        state = None if isinstance(value, str) and not value.strip() else self.str_to_bool(value)
+        if state is None:
+            self.fail(f"{value!r} is not a boolean; use 1 or 0 (or true/false, yes/no, on/off)", param, ctx)
+        return state
 
 
 def _option(*decls: str, env: str, help: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
