@@ -123,8 +123,13 @@ _URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
 
 
 def redact_url(url: str) -> str:
-    """Hide ``user:password@`` in a URL."""
-    return _URL_CREDENTIALS.sub("***@", url)
+    """Hide ``user:password@`` and the values of query parameters (``?token=...``) in a URL."""
+    url = _URL_CREDENTIALS.sub("***@", url)
+    base, mark, query = url.partition("?")
+    if not mark:
+        return url
+    parameters = query.partition("#")[0].split("&")
+    return base + "?" + "&".join(f"{p.partition('=')[0]}=***" if "=" in p else "***" for p in parameters if p)
 
 
 def redacted(settings: Settings) -> dict[str, dict[str, Any]]:

@@ -171,14 +171,16 @@ def test_secrets_never_reach_the_log(run_cli: RunCli, sample_store: None) -> Non
         "GRAPH_REFRESH_DGRAPH_USER": "groot",
         "PROMETHEUS_PUSHGATEWAY_URL": "https://bob:pushpass@pg.example:9091",
         "THOTH_SOLVER_OUTPUT": "https://svc:outputpass@result-api.example/api/v1/solver-result",
+        "THOTH_PACKAGE_ANALYZER_OUTPUT": "https://result-api.example/analysis?access_token=querypass&x=1#frag",
+        "THOTH_SUBGRAPH_CHECK_API": "https://result-api.example/check?barepass",
     }
     result = run_cli(
         ["--dry-run", "--template-dir", str(EXAMPLE_TEMPLATES), "--no-solvers", "--no-package-analyzers"], env=env
     )
-    assert "hunter2-secret" not in result.output + result.stderr
-    assert "pushpass" not in result.output + result.stderr
-    assert "outputpass" not in result.stderr
+    for secret in ("hunter2-secret", "pushpass", "outputpass", "querypass", "barepass"):
+        assert secret not in result.output + result.stderr
     assert "pg.example" in result.stderr, "the effective configuration is logged, redacted"
+    assert "/analysis?access_token=***&x=***" in result.stderr
 
 
 # --- dry run, end to end -------------------------------------------------------------------------
