@@ -3,8 +3,10 @@
 Candidate streams (one per solver, one for the analyzer) are served round-robin: each turn a
 stream examines candidates until one is schedulable, yields it and goes to the back of the queue.
 Candidates that are invalid or already owned are skipped with their reason and do not use a
-slot. When a cap governs a stream (eager stop for its kind, or no free capacity), the stream
-counts its next candidate under that reason and stops; later candidates are backlog, not skips.
+slot. From a store that may repeat an item, a candidate whose Job this run already planned or found
+owned is dropped uncounted; that memory grows with the Jobs planned, not with the backlog.
+When a cap governs a stream (eager stop for its kind, or no free capacity), the stream counts its
+next candidate under that reason and stops; later candidates are backlog, not skips.
 """
 
 from __future__ import annotations
@@ -58,20 +60,30 @@ def plan(
     owned: Mapping[str, JobState],
     capacity: Capacity,
     eager_stop: int = 0,
+    drop_repeats: bool = True,
     on_examined: Callable[[], None] = lambda: None,
 ) -> Iterator[WorkItem]:
     """Yield the items to schedule, round-robin over ``streams``, counting every skip in ``report``.
 
     ``owned`` maps Job names graph-refresh already owns in the cluster to their state.
     ``eager_stop`` caps the items yielded per kind (0 = no cap). ``capacity`` is taken from for each
-    item yielded and may be exhausted from outside (a quota refusal at create time).
+    item yielded and may be exhausted from outside (a quota refusal at create time). ``drop_repeats``
+    remembers the Jobs planned or found owned, to drop a candidate met again; a store that never repeats
+    an item needs no such memory.
     """
     planned: Counter[str] = Counter()
+    seen: set[str] = set()  # Jobs of items examined so far that were planned or owned: at most one per Job
     queue = deque(streams)
     while queue:
         stream = queue.popleft()
         counts = report.counts(stream.kind, stream.solver)
         for candidate in stream.candidates:
+            reason = invalid_reason(candidate)
+            item = None if reason else WorkItem(stream.kind, stream.solver, candidate)
+            if drop_repeats and item is not None and item.job_name in seen:
+                # The same item again (a graph can hold two nodes of it): never examined twice (SPEC §4).
+                logger.debug("Dropping a repeated %s candidate %r", stream.kind, candidate)
+                continue
             counts.examined += 1
             on_examined()
             stop = _cap_reached(stream, planned, capacity, eager_stop)
@@ -79,12 +91,12 @@ def plan(
                 counts.skipped[stop] += 1
                 report.stopped_by[stream.kind] = report.stopped_by[stream.kind] or stop
                 break
-            reason = invalid_reason(candidate)
-            if reason:
+            if item is None:
                 logger.debug("Skipping invalid %s candidate %r: %s", stream.kind, candidate, reason)
                 counts.skipped["invalid"] += 1
                 continue
-            item = WorkItem(stream.kind, stream.solver, candidate)
+            if drop_repeats:
+                seen.add(item.job_name)
             state = owned.get(item.job_name)
             if state is not None:
                 counts.skipped[state.value] += 1

@@ -152,6 +152,7 @@ def run(
             owned=view.owned,
             capacity=capacity,
             eager_stop=settings.plan.eager_stop,
+            drop_repeats=store.may_repeat_items,
             on_examined=on_examined,
         )
         if settings.plan.dry_run:

@@ -24,6 +24,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from graph_refresh import cli
+from graph_refresh.items import Candidate
 from graph_refresh.store import dgraph as dgraph_store
 
 from .conftest import CONFIG_ENV, EXAMPLE_TEMPLATES, ROOT, SAMPLE_GRAPH
@@ -423,6 +424,24 @@ def test_spellings_that_are_not_neighbours_in_uid_order_are_planned_once(
     assert_balanced(report)
     assert report["totals"]["package-analyzer"]["examined"] == report["totals"]["package-analyzer"]["scheduled"] == 2
     assert len(list(out.iterdir())) == 2
+
+
+def test_two_nodes_of_one_item_far_apart_in_uid_order_make_one_job(
+    run_cli: Callable[..., Result], tmp_path: Path
+) -> None:
+    """Dgraph enforces no uniqueness: a second node of an item, far from the first, is not a second Job."""
+    pypi = "https://pypi.org/simple"
+    graph = {"package_versions": [{"package_name": n, "package_version": "1.0", "index_url": pypi} for n in "abc"]}
+    with FakeDgraph(graph) as fake:
+        fake.graph.copy_entity(Candidate("a", "1.0", pypi))
+        result, report, out = plan(run_cli, tmp_path, dgraph_env(fake.host))
+    assert result.exit_code == 0, result.stderr
+    assert report is not None
+    assert_balanced(report)
+    for kind, counts in report["totals"].items():
+        per_stream = 1 if kind == "package-analyzer" else len(report["solvers"])
+        assert counts["examined"] == counts["scheduled"] == 3 * per_stream
+    assert len(list(out.iterdir())) == sum(counts["scheduled"] for counts in report["totals"].values())
 
 
 def test_the_query_deadline_is_configurable(run_cli: Callable[..., Result]) -> None:

@@ -68,3 +68,13 @@ def test_job_states_from_conditions() -> None:
     assert job_state(job(("Failed", "False"))) is JobState.IN_FLIGHT
     assert job_state(job(("Complete", "True"))) is JobState.COMPLETE
     assert job_state(job(("Failed", "True"))) is JobState.FAILED
+
+
+def test_an_item_met_again_is_neither_examined_nor_planned_twice() -> None:
+    report = RunReport(dry_run=True, store="test")
+    owned = {WorkItem(SOLVER, "solver-a-1-py38", Candidate("p1", "1", PYPI)).job_name: JobState.FAILED}
+    order = run(report, streams(a=("p1", "p2", "p1", "p2", "p3"), analyzer=("r1", "r1")), owned=owned)
+    assert order == [("solver-a-1-py38", "p2"), (None, "r1"), ("solver-a-1-py38", "p3")]
+    assert report.solvers["solver-a-1-py38"].examined == 3
+    assert report.solvers["solver-a-1-py38"].skipped == {"failed-recently": 1}
+    assert report.analyzer.examined == 1

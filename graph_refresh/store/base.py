@@ -16,11 +16,14 @@ class GraphStore(Protocol):
 
     Streams are lazy and paged by cursor: a consumer that stops iterating stops the queries, and
     memory does not grow with the backlog. For a given graph the order is deterministic.
-    Each (normalised name, version, index) is yielded once per stream.
+    Each spelling of an item is yielded once per stream.
     """
 
     name: str
     """Short store name for the run report: "sqlite" or "dgraph"."""
+    may_repeat_items: bool
+    """Whether a stream may yield one (normalised name, version, index) twice, far apart: a graph without
+    uniqueness constraints can hold two nodes of one item. The planner then drops the repeats."""
 
     def solver_candidates(self, solver: SolverEnvironment) -> Iterator[Candidate]:
         """Package versions no solved record of ``solver``'s environment exists for (error records count as solved)."""

@@ -238,6 +238,7 @@ class DgraphStore:
     """
 
     name: str = "dgraph"
+    may_repeat_items: bool = True  # Dgraph enforces no uniqueness: racing writers can leave two nodes of an item
 
     def __init__(
         self,

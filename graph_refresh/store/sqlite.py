@@ -51,6 +51,7 @@ class SQLiteStore:
     """GraphStore over one SQLite file; also the target of ``import-graph``."""
 
     name = "sqlite"
+    may_repeat_items = False  # one row per item: the import merges spellings under a unique key
 
     def __init__(self, path: Path, *, page_size: int = PAGE_SIZE) -> None:
         self._path = path

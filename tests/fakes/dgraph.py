@@ -316,6 +316,12 @@ class FakeGraph:
             "ecosystem": "python",
         }
 
+    def copy_entity(self, candidate: Candidate) -> int:
+        """Add a second entity node of ``candidate`` (same predicates and edges), as two racing writers could;
+        return its uid, the highest so far."""
+        entity = self.nodes[self.entity(candidate)]
+        return self._add({key: list(value) if isinstance(value, list) else value for key, value in entity.items()})
+
     def entity(self, candidate: Candidate) -> int:
         """uid of the entity node of (normalised name, version, index); created (with its index) if new."""
         fields = self._package_fields(candidate)
