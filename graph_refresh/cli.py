@@ -72,6 +72,18 @@ def _empty_is_none(ctx: click.Context, param: click.Parameter, value: T | None) 
     return value or None
 
 
+def _writable_file(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """A file that can be written at the end of the run: checked now, before any work is done."""
+    if not value:
+        return None
+    folder = value.absolute().parent
+    while not folder.exists():  # missing folders are created when the file is written
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise click.BadParameter(f"{str(value)!r} cannot be written: {str(folder)!r} is not a writable folder")
+    return value
+
+
 class _StrictBool(click.types.BoolParamType):
     """click's boolean, except that a blank value is an error rather than false.
 
@@ -240,7 +252,7 @@ OPTIONS = [
         "--report",
         "report_path",
         env="THOTH_GRAPH_REFRESH_REPORT",
-        callback=_empty_is_none,
+        callback=_writable_file,
         type=click.Path(dir_okay=False, path_type=Path),
         help="Write the JSON run report to this file.",
     ),
@@ -469,7 +481,11 @@ def main(ctx: click.Context, /, **params: Any) -> None:
     logger.info("%s", report.summary_line())
     _log_per_stream(report)
     if settings.metrics.report_path is not None:
-        report.write(settings.metrics.report_path)
+        try:
+            report.write(settings.metrics.report_path)
+        except OSError as error:
+            logger.error("Could not write the run report to %s: %s", settings.metrics.report_path, error)
+            report.exit_code = report.exit_code or EXIT_FAILED
     if settings.metrics.pushgateway_url and settings.plan.dry_run:
         logger.info("Dry run: metrics are not pushed")
     elif settings.metrics.pushgateway_url:

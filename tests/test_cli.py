@@ -183,6 +183,36 @@ def test_secrets_never_reach_the_log(run_cli: RunCli, sample_store: None) -> Non
     assert "/analysis?access_token=***&x=***" in result.stderr
 
 
+def test_a_report_path_that_cannot_be_written_exits_2_before_any_work(
+    run_cli: RunCli, tmp_path: Path, sample_store: None
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result, _, out = dry_run(run_cli, tmp_path, "--report", str(blocker / "sub" / "report.json"))
+    assert result.exit_code == 2 and "THOTH_GRAPH_REFRESH_REPORT" in result.stderr
+    assert "a-file" in result.stderr and not out.exists()
+
+
+def test_a_report_that_fails_to_write_at_the_end_is_logged_and_fails_the_run(
+    run_cli: RunCli, tmp_path: Path, sample_store: None
+) -> None:
+    folder = tmp_path / "reports"
+    folder.mkdir()
+
+    def now() -> float:  # the run has started: the report folder turns into a file under its feet
+        if folder.is_dir():
+            folder.rmdir()
+            folder.write_text("")
+        return 0.0
+
+    args = ["--dry-run", "--template-dir", str(EXAMPLE_TEMPLATES), "--output-dir", str(tmp_path / "out")]
+    result = run_cli([*args, "--report", str(folder / "report.json")], now=now)
+    assert result.exit_code == 1
+    assert re.search(r"ERROR .*Could not write the run report to .*reports/report\.json", result.stderr)
+    assert "Traceback" not in result.stderr and "(all solvers)" in result.stdout, "the plan is still printed"
+    assert len(list((tmp_path / "out").glob("*.yaml"))) > 0
+
+
 # --- dry run, end to end -------------------------------------------------------------------------
 
 
