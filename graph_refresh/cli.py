@@ -417,16 +417,28 @@ def _check_log_levels() -> None:
             raise ConfigFailure(f"{name}={value!r} is not a log level ({', '.join(LOG_LEVELS)})")
 
 
+_OUR_LOG_VARIABLE = "THOTH_LOG_GRAPH_REFRESH"
+
+
 def _init_logging() -> None:
+    """thoth-common's logging. Our loggers log at INFO; ``THOTH_LOG_GRAPH_REFRESH=DEBUG`` (all of them) or
+    ``THOTH_LOG_GRAPH_REFRESH__PLANNER=DEBUG`` (one module) change that, as ``THOTH_ADJUST_LOGGING`` does.
+
+    (thoth-common maps ``THOTH_LOG_<X>`` to the logger ``thoth.<x>``; ours are ``graph_refresh.*``.)
+    """
     from thoth.common import init_logging
 
     _check_log_levels()
-    init_logging()
+    levels = {"graph_refresh": "INFO"}  # and its modules inherit it, unless set below
+    levels.update((name, "NOTSET") for name in logging.root.manager.loggerDict if name.startswith("graph_refresh."))
+    for name, value in sorted(os.environ.items()):
+        if name == _OUR_LOG_VARIABLE or name.startswith(f"{_OUR_LOG_VARIABLE}__"):
+            levels["graph_refresh" + name[len(_OUR_LOG_VARIABLE) :].lower().replace("__", ".")] = value
+    init_logging(levels)
     # daiquiri binds sys.stderr as it was at import; log to the stderr of now (tests, redirections).
     for handler in logging.getLogger().handlers:
         if type(handler) is not logging.FileHandler and isinstance(handler, logging.StreamHandler):
             handler.setStream(sys.stderr)
-    logging.getLogger("graph_refresh").setLevel(logging.INFO)
 
 
 @click.group(

@@ -14,6 +14,7 @@ from typing import Literal, NamedTuple
 
 from packaging.utils import canonicalize_name
 
+from graph_refresh.config import redact_url
 from graph_refresh.errors import TemplateError
 
 Kind = Literal["solver", "package-analyzer"]
@@ -49,6 +50,10 @@ class Candidate(NamedTuple):
     package_name: str
     package_version: str
     index_url: str
+
+    def __repr__(self) -> str:
+        """As a log shows it: an index URL's credentials (``user:password@``, ``?token=``) hidden."""
+        return f"Candidate({self.package_name!r}, {self.package_version!r}, {redact_url(self.index_url)!r})"
 
 
 @dataclass(frozen=True)

@@ -213,15 +213,48 @@ def test_a_report_that_fails_to_write_at_the_end_is_logged_and_fails_the_run(
     assert len(list((tmp_path / "out").glob("*.yaml"))) > 0
 
 
+@pytest.mark.parametrize(
+    ("variable", "debug_from"),
+    [
+        ("THOTH_LOG_GRAPH_REFRESH", {"graph_refresh.planner", "graph_refresh.scheduler"}),
+        ("THOTH_LOG_GRAPH_REFRESH__PLANNER", {"graph_refresh.planner"}),
+        ("THOTH_ADJUST_LOGGING", {"graph_refresh.planner", "graph_refresh.scheduler"}),
+    ],
+)
+def test_debug_logging_is_switched_on_by_environment_without_showing_index_credentials(
+    run_cli: RunCli,
+    tmp_path: Path,
+    write_graph: Callable[[dict[str, Any]], Path],
+    variable: str,
+    debug_from: set[str],
+) -> None:
+    private = "https://reader:idx-s3cret@pypi.example/simple?token=tok-s3cret"
+    graph = {"package_versions": [version("flask", "1.0", private), version("bad name", "1.0", private)]}
+    run_cli(["import-graph", str(write_graph(graph))])
+    value = "graph_refresh:DEBUG" if variable == "THOTH_ADJUST_LOGGING" else "debug"
+    result, _, _ = dry_run(run_cli, tmp_path, "--no-solvers", env={variable: value})
+    assert result.exit_code == 0, result.stderr
+    assert set(re.findall(r"DEBUG +(graph_refresh\.\w+):", result.stderr)) == debug_from
+    assert "s3cret" not in result.stderr and "pypi.example" in result.stderr
+    quiet, _, _ = dry_run(run_cli, tmp_path, "--no-solvers", name="quiet")
+    assert "DEBUG" not in quiet.stderr, "levels come from this run's environment only"
+
+
 # --- dry run, end to end -------------------------------------------------------------------------
 
 
 def dry_run(
-    run_cli: RunCli, tmp_path: Path, *args: str, templates: Path = EXAMPLE_TEMPLATES, name: str = "out"
+    run_cli: RunCli,
+    tmp_path: Path,
+    *args: str,
+    templates: Path = EXAMPLE_TEMPLATES,
+    name: str = "out",
+    env: dict[str, str] | None = None,
 ) -> tuple[Result, dict[str, Any], Path]:
     out, report = tmp_path / name, tmp_path / f"{name}.json"
     result = run_cli(
-        ["--dry-run", "--template-dir", str(templates), "--output-dir", str(out), "--report", str(report), *args]
+        ["--dry-run", "--template-dir", str(templates), "--output-dir", str(out), "--report", str(report), *args],
+        env=env,
     )
     data = json.loads(report.read_text()) if report.exists() else {}
     return result, data, out
@@ -575,15 +608,8 @@ def test_unknown_keys_are_ignored_and_error_defaults_to_false(
 
 @pytest.mark.parametrize("value", ["debug", "Info", "warning"])
 def test_log_levels_in_any_case_reach_thoth_common_safely(value: str, run_cli: RunCli, tmp_path: Path) -> None:
-    result, report, _ = dry_run(run_cli_env(run_cli, {"THOTH_LOG_SOLVER": value}), tmp_path, "--eager-stop", "1")
+    result, report, _ = dry_run(run_cli, tmp_path, "--eager-stop", "1", env={"THOTH_LOG_SOLVER": value})
     assert result.exit_code == 0 and "Traceback" not in result.stderr and report["exit_code"] == 0
-
-
-def run_cli_env(run_cli: RunCli, env: dict[str, str]) -> RunCli:
-    def invoke(args: list[str], **kwargs: Any) -> Result:
-        return run_cli(args, env={**env, **kwargs.pop("env", {})}, **kwargs)
-
-    return invoke
 
 
 @pytest.mark.parametrize(
@@ -597,7 +623,7 @@ def test_a_bad_log_level_exits_2_naming_the_variable(variable: str, value: str, 
 
 @pytest.mark.parametrize("value", ["WARN", "notset", "fatal"])
 def test_every_python_log_level_name_is_accepted_for_other_modules(value: str, run_cli: RunCli, tmp_path: Path) -> None:
-    result, _, _ = dry_run(run_cli_env(run_cli, {"THOTH_LOG_ADVISER": value}), tmp_path, "--eager-stop", "1")
+    result, _, _ = dry_run(run_cli, tmp_path, "--eager-stop", "1", env={"THOTH_LOG_ADVISER": value})
     assert result.exit_code == 0, result.stderr
 
 
@@ -616,7 +642,7 @@ def test_an_item_whose_own_values_break_the_template_is_counted_and_fails_the_ru
 
 
 def test_an_empty_log_level_means_unset(run_cli: RunCli, tmp_path: Path, sample_store: None) -> None:
-    result, _, out = dry_run(run_cli_env(run_cli, {"THOTH_LOG_SOLVER": ""}), tmp_path, "--eager-stop", "1")
+    result, _, out = dry_run(run_cli, tmp_path, "--eager-stop", "1", env={"THOTH_LOG_SOLVER": ""})
     assert result.exit_code == 0
     solver_job = next(job for name, job in manifests(out).items() if name.startswith("solver-"))
     assert env_of(solver_job)["THOTH_LOG_SOLVER"] == "INFO"  # the Template's default
