@@ -586,19 +586,25 @@ def test_import_refuses_the_production_graph(run_cli: RunCli) -> None:
     assert result.exit_code == 2 and "GRAPH_SERVICE_HOST" in result.stderr
 
 
-def test_unknown_keys_are_ignored_and_error_defaults_to_false(
+def test_unknown_keys_are_ignored_and_missing_or_null_optional_fields_take_their_defaults(
     run_cli: RunCli, tmp_path: Path, write_graph: Callable[[dict[str, Any]], Path]
 ) -> None:
     graph = write_graph(
         {
             "comment": "x",
             "package_versions": [{**version("a", "1"), "extra": True}],
-            "solved": [{**version("a", "1"), "solver": "solver-ubi-8-py38"}],
+            "solved": [
+                {**version("a", "1"), "solver": "solver-ubi-8-py38"},
+                {**version("a", "1"), "solver": "solver-rhel-9-py311", "error": None},
+            ],
+            "analyzed": None,
         }
     )
     assert run_cli(["import-graph", str(graph)]).exit_code == 0
     _, report, _ = dry_run(run_cli, tmp_path)
     assert report["solvers"]["solver-ubi-8-py38"]["examined"] == 0
+    assert report["solvers"]["solver-rhel-9-py311"]["examined"] == 0
+    assert report["totals"]["package-analyzer"]["scheduled"] == 1
     assert report["solvers"]["solver-fedora-34-py39"]["scheduled"] == 1
     assert PYPI
 

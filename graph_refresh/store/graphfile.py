@@ -64,7 +64,9 @@ def _candidate(record: Any, where: str) -> Candidate:
 
 
 def _records(document: dict[str, Any], key: str, where: str) -> list[Any]:
-    records = document.get(key, [])
+    records = document.get(key)
+    if records is None:  # missing or null: none
+        return []
     if not isinstance(records, list):
         raise ConfigError(f"{where}: {key!r} must be a list, not {type(records).__name__}")
     return records
@@ -82,7 +84,8 @@ def parse_graph(document: Any, *, source: str) -> GraphFile:
     for i, record in enumerate(_records(document, "solved", source)):
         where = f"{source}: solved[{i}]"
         candidate = _candidate(record, where)
-        error = record.get("error", False)
+        error = record.get("error")
+        error = False if error is None else error  # missing or null: false
         if not isinstance(error, bool):
             raise ConfigError(f"{where}: field 'error' must be true or false, not {error!r}")
         solved.append(SolvedRecord(candidate, _string(record, "solver", where), error))
