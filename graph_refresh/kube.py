@@ -75,8 +75,10 @@ def _load_configuration(settings: ClusterSettings) -> client.Configuration:
         try:
             config.load_kube_config(config_file=kubeconfig, client_configuration=configuration, persist_config=False)
         except (ConfigException, OSError, TypeError, ValueError) as error:
+            # kubernetes 11 reads a context naming a missing cluster or user as None: a TypeError.
+            why = f"its context, cluster or user is incomplete ({error})" if isinstance(error, TypeError) else error
             raise ConfigError(
-                f"no cluster credentials: not in a cluster, and no usable kubeconfig ({kubeconfig}): {error}"
+                f"no cluster credentials: not in a cluster, and no usable kubeconfig ({kubeconfig}): {why}"
             ) from error
         source = f"kubeconfig {kubeconfig}"
     if not settings.verify_tls:

@@ -707,6 +707,18 @@ def test_no_credentials_is_a_configuration_error(where: str, cluster: Harness, t
     assert cluster.fake.requests == []
 
 
+def test_a_kubeconfig_whose_context_names_a_missing_user_says_so(cluster: Harness, tmp_path: Path) -> None:
+    cluster.graph(["flask"])
+    kubeconfig = cluster.fake.kubeconfig(tmp_path / "kubeconfig")
+    document = yaml.safe_load(kubeconfig.read_text())
+    document["contexts"][0]["context"]["user"] = "nobody"
+    kubeconfig.write_text(yaml.safe_dump(document))
+    result, report = cluster.run(env={"KUBECONFIG": str(kubeconfig)})
+    assert result.exit_code == 2 and report == {}
+    assert f"no usable kubeconfig ({kubeconfig}): its context, cluster or user is incomplete" in result.stderr
+    assert "Traceback" not in result.stderr and cluster.fake.requests == []
+
+
 def test_the_2019_one_liner_runs_against_dgraph_and_the_cluster(cluster: Harness, tmp_path: Path) -> None:
     """KUBERNETES_VERIFY_TLS=0 THOTH_INFRA_NAMESPACE=... GRAPH_SERVICE_HOST=... GRAPH_TLS_PATH=... app.py"""
     tls = make_tls_files(tmp_path / "tls-test")
