@@ -83,6 +83,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import trustme
 import yaml
+from kubernetes.utils.quantity import parse_quantity
 
 Obj = dict[str, Any]
 TlsMode = Literal["none", "tls", "mtls"]
@@ -332,35 +333,6 @@ def _decode_continue(token: str) -> str:
     except (ValueError, KeyError, TypeError) as exc:
         raise _bad_request(f"continue key is not valid: {exc}") from None
     return after
-
-
-_QUANTITY_RE = re.compile(r"([+-]?[0-9.]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?")
-_SUFFIX = {
-    None: 1,
-    "m": 1e-3,
-    "k": 1e3,
-    "M": 1e6,
-    "G": 1e9,
-    "T": 1e12,
-    "P": 1e15,
-    "E": 1e18,
-    "Ki": 2**10,
-    "Mi": 2**20,
-    "Gi": 2**30,
-    "Ti": 2**40,
-    "Pi": 2**50,
-    "Ei": 2**60,
-}
-
-
-def parse_quantity(value: str | int | float) -> float:
-    """A Kubernetes quantity (``5``, ``1k``, ``2Gi``, ``500m``) as a number."""
-    if isinstance(value, (int, float)):
-        return float(value)
-    match = _QUANTITY_RE.fullmatch(value.strip())
-    if match is None:
-        raise ValueError(f"not a quantity: {value!r}")
-    return float(match[1]) * _SUFFIX[match[2]]
 
 
 # -------------------------------------------------------------------------------------- template process

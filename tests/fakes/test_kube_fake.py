@@ -34,7 +34,7 @@ def job(name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
     }
 
 
-def quota(name: str, jobs: int) -> dict[str, Any]:
+def quota(name: str, jobs: int | str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "ResourceQuota",
@@ -217,8 +217,9 @@ def test_resource_quota_reports_job_count(fake: FakeKube, api: k8s.ApiClient) ->
     assert quotas[0].status.used == {"count/jobs.batch": "1"}
 
 
-def test_quota_forbids_job_create(fake: FakeKube, api: k8s.ApiClient) -> None:
-    fake.add(quota("jobs-quota", 2))
+@pytest.mark.parametrize("hard", ["2", "2e0", "2000m"])
+def test_quota_forbids_job_create(hard: str, fake: FakeKube, api: k8s.ApiClient) -> None:
+    fake.add(quota("jobs-quota", hard))
     batch = k8s.BatchV1Api(api)
     batch.create_namespaced_job(NS, job("j1"))
     batch.create_namespaced_job(NS, job("j2"))
@@ -229,7 +230,7 @@ def test_quota_forbids_job_create(fake: FakeKube, api: k8s.ApiClient) -> None:
     assert status["reason"] == "Forbidden"
     assert status["message"] == (
         'jobs.batch "j3" is forbidden: exceeded quota: jobs-quota, requested: count/jobs.batch=1, '
-        "used: count/jobs.batch=2, limited: count/jobs.batch=2"
+        f"used: count/jobs.batch=2, limited: count/jobs.batch={hard}"
     )
     assert [j["metadata"]["name"] for j in fake.objects("jobs", NS)] == ["j1", "j2"]
 
