@@ -3,12 +3,15 @@ and decide the exit code (SPEC §7) — the only place that does."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
 import re
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -441,6 +444,32 @@ def _init_logging() -> None:
             handler.setStream(sys.stderr)
 
 
+@contextlib.contextmanager
+def _interrupted_by_signals(received: list[str]) -> Iterator[threading.Event]:
+    """While the run lasts, SIGTERM (the CronJob's deadline, a pod deletion) or SIGINT sets the Event it
+    yields instead of killing the process: the run stops creating, counts what it did, reports and pushes.
+    A second signal ends the process at once. The names of the signals received are added to ``received``.
+    """
+    interrupt = threading.Event()
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield interrupt
+        return
+
+    def handle(signum: int, frame: object) -> None:
+        name = signal.Signals(signum).name
+        signal.signal(signum, signal.SIG_DFL)
+        received.append(name)
+        interrupt.set()
+        logger.warning("%s received: no more Jobs are created; finishing the creates in flight, then reporting", name)
+
+    previous = {number: signal.signal(number, handle) for number in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield interrupt
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
 @click.group(
     invoke_without_command=True,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120, "terminal_width": 120},
@@ -466,16 +495,22 @@ def main(ctx: click.Context, /, **params: Any) -> None:
     report = RunReport(dry_run=settings.plan.dry_run, store=settings.store.kind)
     progress = _Progress("candidates examined")
     started = time.monotonic()
+    signals: list[str] = []
     try:
-        refresh.run(
-            settings=settings,
-            report=report,
-            connect=ctx.obj.get("connect"),
-            sleep=ctx.obj.get("sleep"),
-            now=ctx.obj.get("now", time.time),
-            on_examined=progress.tick,
-        )
+        with _interrupted_by_signals(signals) as interrupt:
+            refresh.run(
+                settings=settings,
+                report=report,
+                connect=ctx.obj.get("connect"),
+                sleep=ctx.obj.get("sleep"),
+                now=ctx.obj.get("now", time.time),
+                on_examined=progress.tick,
+                interrupt=interrupt,
+            )
         report.exit_code = exit_code(report)
+        if signals:
+            report.error = f"interrupted by {signals[0]}: the Jobs not created yet are left for the next run"
+            report.exit_code = EXIT_FAILED
     except ConfigError as error:
         raise ConfigFailure(str(error)) from error
     except (GraphRefreshError, OSError) as error:  # OSError: a manifest or a file that cannot be written

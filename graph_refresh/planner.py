@@ -62,6 +62,7 @@ def plan(
     eager_stop: int = 0,
     drop_repeats: bool = True,
     on_examined: Callable[[], None] = lambda: None,
+    stopping: Callable[[], bool] = lambda: False,
 ) -> Iterator[WorkItem]:
     """Yield the items to schedule, round-robin over ``streams``, counting every skip in ``report``.
 
@@ -69,7 +70,8 @@ def plan(
     ``eager_stop`` caps the items yielded per kind (0 = no cap). ``capacity`` is taken from for each
     item yielded and may be exhausted from outside (a quota refusal at create time). ``drop_repeats``
     remembers the Jobs planned or found owned, to drop a candidate met again; a store that never repeats
-    an item needs no such memory.
+    an item needs no such memory. Once ``stopping()`` is true (the run was interrupted), nothing more
+    is examined: what is left is backlog.
     """
     planned: Counter[str] = Counter()
     seen: set[str] = set()  # Jobs of items examined so far that were planned or owned: at most one per Job
@@ -78,6 +80,8 @@ def plan(
         stream = queue.popleft()
         counts = report.counts(stream.kind, stream.solver)
         for candidate in stream.candidates:
+            if stopping():
+                return
             reason = invalid_reason(candidate)
             item = None if reason else WorkItem(stream.kind, stream.solver, candidate)
             if drop_repeats and item is not None and item.job_name in seen:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -122,14 +123,17 @@ def run(
     sleep: Callable[[float], None] | None = None,
     now: Callable[[], float] = time.time,
     on_examined: Callable[[], None] = lambda: None,
+    interrupt: threading.Event | None = None,
 ) -> None:
     """Do one run, filling ``report`` as it goes; raise a GraphRefreshError on a systemic failure.
 
     Nothing is created before the Templates, the cluster view and the first page of every candidate
     stream have been read; a store failure on a later page stops the run with what was created counted.
     ``connect`` builds the cluster client (only called when the run needs the cluster); ``sleep`` and
-    ``now`` are the time seams.
+    ``now`` are the time seams. Once ``interrupt`` is set, no more candidates are examined and no more
+    creates are sent; the run then ends with what it did counted.
     """
+    interrupt = interrupt or threading.Event()
 
     def default_connect() -> kube.Cluster:
         return kube.Cluster(settings.cluster, sleep=sleep or time.sleep)
@@ -154,6 +158,7 @@ def run(
             eager_stop=settings.plan.eager_stop,
             drop_repeats=store.may_repeat_items,
             on_examined=on_examined,
+            stopping=interrupt.is_set,
         )
         if settings.plan.dry_run:
             dry_run(items, renderer=renderer, report=report, output_dir=settings.plan.output_dir)
@@ -168,6 +173,7 @@ def run(
                 capacity=capacity,
                 settings=settings.cluster,
                 sleep=sleep,
+                interrupt=interrupt,
             )
     finally:
         store.close()

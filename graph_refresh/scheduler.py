@@ -179,6 +179,9 @@ class Outcome:
     reason: str = ""
 
 
+INTERRUPTED = Outcome("failed", 0, "not sent: the run was interrupted")  # a create a SIGTERM kept from going out
+
+
 class Submitter:
     """Creates Jobs with retries; raises ClusterError for systemic refusals (401, 403 other than quota)."""
 
@@ -188,13 +191,15 @@ class Submitter:
         namespace: str,
         *,
         limiter: RateLimiter,
-        sleep: Callable[[float], None],
+        sleep: Callable[[float], None] | None,
         rng: random.Random,
+        interrupt: threading.Event | None = None,
     ) -> None:
         self._cluster = cluster
         self._namespace = namespace
         self._limiter = limiter
-        self._sleep = sleep
+        self._interrupt = interrupt or threading.Event()
+        self._sleep = sleep or self._interrupt.wait  # a retry wait ends early when the run is interrupted
         self._rng = rng
         self._stopped: Outcome | None = None  # set once: what every create not yet sent becomes
 
@@ -217,6 +222,8 @@ class Submitter:
         maybe_sent = False  # an earlier attempt's answer was lost: the Job may exist
         final_ask = False
         for attempt in range(MAX_ATTEMPTS):
+            if self._interrupt.is_set():
+                self.stop(INTERRUPTED)
             if self._stopped is not None and not maybe_sent:
                 return self._stopped  # before waiting for a token that would not be used
             self._limiter.acquire()
@@ -254,6 +261,8 @@ class Submitter:
                 last = Outcome("failed", error.status, reason)
                 if final_ask:
                     return last  # asked once more after the stop: that was the last word
+                if self._interrupt.is_set():
+                    self.stop(INTERRUPTED)
                 if self._stopped is not None and not maybe_sent:
                     return self._stopped  # stopped while this attempt was out: no waiting for a retry
                 if attempt + 1 < MAX_ATTEMPTS:
@@ -274,20 +283,23 @@ def submit(
     sleep: Callable[[float], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
     rng: random.Random | None = None,
+    interrupt: threading.Event | None = None,
 ) -> None:
     """Create the Job of every item, ``settings.workers`` at a time, and count each outcome.
 
     Order of effects per item: render, create, then count; a crash after a create is deduplicated
     by the 409 on the next run. A systemic refusal stops submitting new items, waits for those in
-    flight, counts them, and re-raises.
+    flight, counts them, and re-raises. ``interrupt`` (set on SIGTERM) stops submitting too: retry
+    waits end at once, and a create not sent yet counts as failed ("not sent: the run was interrupted").
     """
-    sleep = sleep or time.sleep
+    interrupt = interrupt or threading.Event()
     submitter = Submitter(
         cluster,
         namespace,
-        limiter=RateLimiter(settings.qps, settings.burst, clock=clock, sleep=sleep),
+        limiter=RateLimiter(settings.qps, settings.burst, clock=clock, sleep=sleep or time.sleep),
         sleep=sleep,
         rng=rng or random.Random(),  # noqa: S311 - jitter, not cryptography
+        interrupt=interrupt,
     )
     workers = max(settings.workers, 1)
     pending: dict[Future[Outcome], WorkItem] = {}
@@ -315,7 +327,7 @@ def submit(
                 if len(pending) >= 2 * workers:  # bounded: memory does not grow with the backlog
                     done, _ = wait(pending, return_when=FIRST_COMPLETED)
                     settle(done)
-                if systemic is not None:
+                if systemic is not None or interrupt.is_set():
                     break
         finally:  # also when the store fails mid-stream: every item handed to a worker is counted
             settle(list(pending))

@@ -10,7 +10,12 @@ import email.utils
 import itertools
 import json
 import math
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -841,3 +846,39 @@ def test_without_jobs_left_from_earlier_runs_the_order_rotates_hourly(cluster: H
         for name in cluster.jobs():  # finished and removed before the next run (a short TTL)
             cluster.fake.delete("jobs", MIDDLETIER, name)
     assert served == {*SOLVERS, ANALYZER}
+
+
+# --- interruption ---------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_ends_the_run_early_with_what_was_done_counted_and_reported(
+    signal_number: signal.Signals, cluster: Harness, tmp_path: Path
+) -> None:
+    """The CronJob's deadline or a pod deletion sends SIGTERM: stop creating, count, report, exit 1."""
+    cluster.graph([f"pkg{i}" for i in range(40)])  # 160 Jobs: far more than the run gets to
+    held = cluster.fake.inject(method="POST", path=JOBS_PATH, status=429, headers={"Retry-After": "50"})
+    cluster.fake.inject(method="POST", path=JOBS_PATH, status=None, delay=0.2, times=None)
+    report_path = tmp_path / "report.json"
+    command = [sys.executable, str(ROOT / "app.py"), "--report", str(report_path)]
+    with subprocess.Popen(command, env={**os.environ, **cluster.env}, stderr=subprocess.PIPE, text=True) as process:
+        try:
+            while len(cluster.jobs()) < 3 and process.poll() is None:
+                time.sleep(0.05)
+            process.send_signal(signal_number)
+            _, stderr = process.communicate(timeout=30)  # well before the held create's Retry-After of 50 s
+        except BaseException:
+            process.kill()
+            raise
+    assert process.returncode == 1, stderr
+    assert f"{signal_number.name} received: no more Jobs are created" in stderr
+    report = json.loads(report_path.read_text())
+    assert_balanced(report)
+    assert report["exit_code"] == 1 and f"interrupted by {signal_number.name}" in report["error"]
+    assert held.hits == 1, "one create waited out a Retry-After of 50 s: it gave up at once"
+    assert report["failures"] and {failure["reason"] for failure in report["failures"]} == {
+        "not sent: the run was interrupted"
+    }
+    assert not {failure["job"] for failure in report["failures"]} & set(cluster.jobs())
+    assert sum(scheduled(report).values()) == len(cluster.jobs()) < 160
