@@ -3,8 +3,8 @@
 Candidate streams (one per solver, one for the analyzer) are served round-robin: each turn a
 stream examines candidates until one is schedulable, yields it and goes to the back of the queue.
 Candidates that are invalid or already owned are skipped with their reason and do not use a
-slot. From a store that may repeat an item, a candidate whose Job this run already planned or found
-owned is dropped uncounted; that memory grows with the Jobs planned, not with the backlog.
+slot. From a store that may repeat an item, a candidate met again in its stream is dropped uncounted
+(a bounded memory of fingerprints).
 When a cap governs a stream (eager stop for its kind, or no free capacity), the stream counts its
 next candidate under that reason and stops; later candidates are backlog, not skips.
 """
@@ -69,12 +69,12 @@ def plan(
     ``owned`` maps Job names graph-refresh already owns in the cluster to their state.
     ``eager_stop`` caps the items yielded per kind (0 = no cap). ``capacity`` is taken from for each
     item yielded and may be exhausted from outside (a quota refusal at create time). ``drop_repeats``
-    remembers the Jobs planned or found owned, to drop a candidate met again; a store that never repeats
-    an item needs no such memory. Once ``stopping()`` is true (the run was interrupted), nothing more
-    is examined: what is left is backlog.
+    drops a candidate met again in its stream (see :class:`_Repeats`); a store that never repeats an item
+    needs no such memory. Once ``stopping()`` is true (the run was interrupted), nothing more is
+    examined: what is left is backlog.
     """
     planned: Counter[str] = Counter()
-    seen: set[str] = set()  # Jobs of items examined so far that were planned or owned: at most one per Job
+    repeats = _Repeats() if drop_repeats else None
     queue = deque(streams)
     while queue:
         stream = queue.popleft()
@@ -82,12 +82,9 @@ def plan(
         for candidate in stream.candidates:
             if stopping():
                 return
-            reason = invalid_reason(candidate)
-            item = None if reason else WorkItem(stream.kind, stream.solver, candidate)
-            if drop_repeats and item is not None and item.job_name in seen:
-                # The same item again (a graph can hold two nodes of it): never examined twice (SPEC §4).
+            if repeats is not None and repeats.met_before(stream, candidate):
                 logger.debug("Dropping a repeated %s candidate %r", stream.kind, candidate)
-                continue
+                continue  # the same item again (a graph can hold two nodes of it): never examined twice
             counts.examined += 1
             on_examined()
             stop = _cap_reached(stream, planned, capacity, eager_stop)
@@ -95,12 +92,12 @@ def plan(
                 counts.skipped[stop] += 1
                 report.stopped_by[stream.kind] = report.stopped_by[stream.kind] or stop
                 break
-            if item is None:
+            reason = invalid_reason(candidate)
+            if reason:
                 logger.debug("Skipping invalid %s candidate %r: %s", stream.kind, candidate, reason)
                 counts.skipped["invalid"] += 1
                 continue
-            if drop_repeats:
-                seen.add(item.job_name)
+            item = WorkItem(stream.kind, stream.solver, candidate)
             state = owned.get(item.job_name)
             if state is not None:
                 counts.skipped[state.value] += 1
@@ -110,6 +107,31 @@ def plan(
             yield item
             queue.append(stream)
             break
+
+
+MAX_REMEMBERED = 100_000  # candidates remembered to drop repeats: a few MiB, whatever the backlog
+
+
+class _Repeats:
+    """The candidates examined so far, per stream, to drop one met again.
+
+    Only a fingerprint of each is kept (Python's 64-bit hash of the stream and the candidate: a false
+    match among 100,000 is about one chance in a billion), and at most ``MAX_REMEMBERED`` of them, so
+    memory stays bounded. Past that, a repeat is examined again; were it planned twice, the second
+    create would be answered 409 and counted as already scheduled.
+    """
+
+    def __init__(self) -> None:
+        self._seen: set[int] = set()
+
+    def met_before(self, stream: Stream, candidate: Candidate) -> bool:
+        """Whether ``candidate`` was met before in ``stream``; remembers it if not."""
+        fingerprint = hash((stream.kind, stream.solver, candidate))
+        if fingerprint in self._seen:
+            return True
+        if len(self._seen) < MAX_REMEMBERED:
+            self._seen.add(fingerprint)
+        return False
 
 
 def _cap_reached(stream: Stream, planned: Counter[str], capacity: Capacity, eager_stop: int) -> str | None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import pytest
+
+import graph_refresh.planner
 from graph_refresh.capacity import Capacity, JobCost
 from graph_refresh.items import ANALYZER, SOLVER, Candidate, WorkItem
 from graph_refresh.planner import JobState, Stream, job_state, plan
@@ -73,8 +76,26 @@ def test_job_states_from_conditions() -> None:
 def test_an_item_met_again_is_neither_examined_nor_planned_twice() -> None:
     report = RunReport(dry_run=True, store="test")
     owned = {WorkItem(SOLVER, "solver-a-1-py38", Candidate("p1", "1", PYPI)).job_name: JobState.FAILED}
-    order = run(report, streams(a=("p1", "p2", "p1", "p2", "p3"), analyzer=("r1", "r1")), owned=owned)
+    order = run(
+        report,
+        streams(a=("p1", "p2", "p1", "p2", "p3"), analyzer=("r1", "bad name", "r1", "bad name")),
+        owned=owned,
+    )
     assert order == [("solver-a-1-py38", "p2"), (None, "r1"), ("solver-a-1-py38", "p3")]
     assert report.solvers["solver-a-1-py38"].examined == 3
     assert report.solvers["solver-a-1-py38"].skipped == {"failed-recently": 1}
-    assert report.analyzer.examined == 1
+    assert report.analyzer.examined == 2 and report.analyzer.skipped == {"invalid": 1}
+
+
+def test_the_memory_of_repeats_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(graph_refresh.planner, "MAX_REMEMBERED", 2)
+    report = RunReport(dry_run=True, store="test")
+    order = run(report, streams(a=("p1", "p2", "p3", "p1", "p3")))
+    assert [name for _, name in order] == ["p1", "p2", "p3", "p3"], "p3 came past the memory's bound"
+    assert report.solvers["solver-a-1-py38"].examined == 4
+
+
+def test_a_store_that_never_repeats_needs_no_memory() -> None:
+    report = RunReport(dry_run=True, store="test")
+    order = run(report, streams(a=("p1", "p1")), drop_repeats=False)
+    assert order == [("solver-a-1-py38", "p1"), ("solver-a-1-py38", "p1")]
