@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -73,18 +74,6 @@ def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
 
 def _empty_is_none(ctx: click.Context, param: click.Parameter, value: T | None) -> T | None:
     return value or None
-
-
-def _writable_file(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
-    """A file that can be written at the end of the run: checked now, before any work is done."""
-    if not value:
-        return None
-    folder = value.absolute().parent
-    while not folder.exists():  # missing folders are created when the file is written
-        folder = folder.parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise click.BadParameter(f"{str(value)!r} cannot be written: {str(folder)!r} is not a writable folder")
-    return value
 
 
 class _StrictBool(click.types.BoolParamType):
@@ -255,7 +244,7 @@ OPTIONS = [
         "--report",
         "report_path",
         env="THOTH_GRAPH_REFRESH_REPORT",
-        callback=_writable_file,
+        callback=_empty_is_none,
         type=click.Path(dir_okay=False, path_type=Path),
         help="Write the JSON run report to this file.",
     ),
@@ -304,6 +293,17 @@ def _with_options(function: Callable[..., Any]) -> Callable[..., Any]:
     return function
 
 
+def _check_writable(path: Path, variable: str) -> None:
+    """A file the run writes at its end must be writable now, before any work is done."""
+    if path.is_dir():
+        raise ConfigError(f"{variable}: {str(path)!r} is a folder, not a file")
+    folder = path.absolute().parent
+    while not folder.exists():  # missing folders are created when the file is written
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"{variable}: {str(path)!r} cannot be written: {str(folder)!r} is not a writable folder")
+
+
 def build_settings(params: dict[str, Any]) -> Settings:
     """Settings from parsed parameters; cross-field checks raise ConfigError naming the variable."""
     p = params
@@ -313,6 +313,8 @@ def build_settings(params: dict[str, Any]) -> Settings:
         raise ConfigError("THOTH_MIDDLETIER_NAMESPACE (--middletier-namespace) is required unless --dry-run")
     if bool(p["dgraph_user"]) != bool(p["dgraph_password"]):
         raise ConfigError("GRAPH_REFRESH_DGRAPH_USER and GRAPH_REFRESH_DGRAPH_PASSWORD must be set together")
+    if p["report_path"] is not None:
+        _check_writable(p["report_path"], "THOTH_GRAPH_REFRESH_REPORT (--report)")
     if p["graph_tls_path"] is not None and not p["graph_service_host"]:
         logger.warning("GRAPH_TLS_PATH is set but GRAPH_SERVICE_HOST is not: using the embedded SQLite store")
     return Settings(
@@ -444,27 +446,38 @@ def _init_logging() -> None:
             handler.setStream(sys.stderr)
 
 
+@dataclass
+class _Signals:
+    """SIGTERM and SIGINT while graph-refresh runs: the first sets ``event``; ``received`` names them."""
+
+    event: threading.Event = field(default_factory=threading.Event)
+    received: list[str] = field(default_factory=list)
+
+
 @contextlib.contextmanager
-def _interrupted_by_signals(received: list[str]) -> Iterator[threading.Event]:
-    """While the run lasts, SIGTERM (the CronJob's deadline, a pod deletion) or SIGINT sets the Event it
-    yields instead of killing the process: the run stops creating, counts what it did, reports and pushes.
-    A second signal ends the process at once. The names of the signals received are added to ``received``.
+def _handled_signals() -> Iterator[_Signals]:
+    """Until the process exits, SIGTERM (the CronJob's deadline, a pod deletion) or SIGINT sets an Event
+    instead of killing the process: the run stops creating, counts what it did, reports and pushes.
+    A second signal of either kind ends the process at once.
     """
-    interrupt = threading.Event()
+    signals = _Signals()
     if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
-        yield interrupt
+        yield signals
         return
 
     def handle(signum: int, frame: object) -> None:
-        name = signal.Signals(signum).name
-        signal.signal(signum, signal.SIG_DFL)
-        received.append(name)
-        interrupt.set()
-        logger.warning("%s received: no more Jobs are created; finishing the creates in flight, then reporting", name)
+        for number in previous:
+            signal.signal(number, signal.SIG_DFL)
+        signals.received.append(signal.Signals(signum).name)
+        signals.event.set()
+        logger.warning(
+            "%s received: no more Jobs are created; finishing the creates in flight, then reporting",
+            signals.received[-1],
+        )
 
     previous = {number: signal.signal(number, handle) for number in (signal.SIGTERM, signal.SIGINT)}
     try:
-        yield interrupt
+        yield signals
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
@@ -492,25 +505,27 @@ def main(ctx: click.Context, /, **params: Any) -> None:
     except ConfigError as error:
         raise ConfigFailure(str(error)) from error
     logger.info("graph-refresh %s starting with %s", __version__, json.dumps(config.redacted(settings)))
+    with _handled_signals() as signals:
+        code = _run_once(ctx.obj, settings, signals)
+    ctx.exit(code)
+
+
+def _run_once(seams: dict[str, Any], settings: Settings, signals: _Signals) -> int:
+    """One refresh, then its report, summary, metrics; returns the exit code."""
     report = RunReport(dry_run=settings.plan.dry_run, store=settings.store.kind)
     progress = _Progress("candidates examined")
     started = time.monotonic()
-    signals: list[str] = []
     try:
-        with _interrupted_by_signals(signals) as interrupt:
-            refresh.run(
-                settings=settings,
-                report=report,
-                connect=ctx.obj.get("connect"),
-                sleep=ctx.obj.get("sleep"),
-                now=ctx.obj.get("now", time.time),
-                on_examined=progress.tick,
-                interrupt=interrupt,
-            )
+        refresh.run(
+            settings=settings,
+            report=report,
+            connect=seams.get("connect"),
+            sleep=seams.get("sleep"),
+            now=seams.get("now", time.time),
+            on_examined=progress.tick,
+            interrupt=signals.event,
+        )
         report.exit_code = exit_code(report)
-        if signals:
-            report.error = f"interrupted by {signals[0]}: the Jobs not created yet are left for the next run"
-            report.exit_code = EXIT_FAILED
     except ConfigError as error:
         raise ConfigFailure(str(error)) from error
     except (GraphRefreshError, OSError) as error:  # OSError: a manifest or a file that cannot be written
@@ -523,6 +538,9 @@ def main(ctx: click.Context, /, **params: Any) -> None:
         report.exit_code = EXIT_FAILED
     finally:
         progress.done()
+    if signals.received:  # the run stopped early; what it did is counted
+        report.error = f"interrupted by {signals.received[0]}: " + (report.error or "the run stopped early")
+        report.exit_code = EXIT_FAILED
     report.duration_seconds = time.monotonic() - started
     click.echo(report.plan_table())
     logger.info("%s", report.summary_line())
@@ -537,7 +555,7 @@ def main(ctx: click.Context, /, **params: Any) -> None:
         logger.info("Dry run: metrics are not pushed")
     elif settings.metrics.pushgateway_url:
         metrics.push(report, url=settings.metrics.pushgateway_url, deployment_name=settings.metrics.deployment_name)
-    ctx.exit(report.exit_code)
+    return report.exit_code
 
 
 @main.command("import-graph")

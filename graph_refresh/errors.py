@@ -23,6 +23,10 @@ class StoreError(GraphRefreshError):
     """The graph store could not be read: exit 1."""
 
 
+class Interrupted(GraphRefreshError):
+    """A signal (SIGTERM, SIGINT) interrupted the run while it waited to retry a read: exit 1."""
+
+
 class TemplateError(GraphRefreshError):
     """Job Templates are missing, ambiguous or invalid: exit 1."""
 

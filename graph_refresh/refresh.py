@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from graph_refresh import kube
 from graph_refresh.capacity import Capacity, Quota
 from graph_refresh.config import Settings
+from graph_refresh.errors import Interrupted
 from graph_refresh.items import ANALYZER, KINDS, LABEL_KIND, LABEL_SOLVER, SOLVER, Candidate
 from graph_refresh.planner import JobState, Stream, job_state, plan
 from graph_refresh.report import RunReport
@@ -135,11 +136,17 @@ def run(
     """
     interrupt = interrupt or threading.Event()
 
+    def pause(seconds: float) -> None:
+        """A read's wait before its retry: cut short by an interrupt, which then ends the run."""
+        (sleep or interrupt.wait)(seconds)
+        if interrupt.is_set():
+            raise Interrupted("the run was interrupted while it waited to retry a read")
+
     def default_connect() -> kube.Cluster:
-        return kube.Cluster(settings.cluster, sleep=sleep or time.sleep)
+        return kube.Cluster(settings.cluster, sleep=pause)
 
     cluster = (connect or default_connect)() if needs_cluster(settings) else None
-    store = open_store(settings.store)
+    store = open_store(settings.store, sleep=pause)
     try:
         templates = load_templates(settings, cluster)
         namespace = settings.cluster.middletier_namespace

@@ -149,7 +149,7 @@ class RateLimiter:
     same with a real clock and with a test's fake sleep. ``qps`` 0 means no limit.
     """
 
-    def __init__(self, qps: float, burst: int, *, clock: Callable[[], float], sleep: Callable[[float], None]):
+    def __init__(self, qps: float, burst: int, *, clock: Callable[[], float], sleep: Callable[[float], object]):
         self._qps = qps
         self._burst = max(burst, 1)
         self._tokens = float(self._burst)
@@ -227,6 +227,8 @@ class Submitter:
             if self._stopped is not None and not maybe_sent:
                 return self._stopped  # before waiting for a token that would not be used
             self._limiter.acquire()
+            if self._interrupt.is_set():
+                self.stop(INTERRUPTED)
             if self._stopped is not None:
                 if not maybe_sent:
                     return self._stopped
@@ -296,7 +298,7 @@ def submit(
     submitter = Submitter(
         cluster,
         namespace,
-        limiter=RateLimiter(settings.qps, settings.burst, clock=clock, sleep=sleep or time.sleep),
+        limiter=RateLimiter(settings.qps, settings.burst, clock=clock, sleep=sleep or interrupt.wait),
         sleep=sleep,
         rng=rng or random.Random(),  # noqa: S311 - jitter, not cryptography
         interrupt=interrupt,

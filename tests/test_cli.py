@@ -191,6 +191,11 @@ def test_a_report_path_that_cannot_be_written_exits_2_before_any_work(
     result, _, out = dry_run(run_cli, tmp_path, "--report", str(blocker / "sub" / "report.json"))
     assert result.exit_code == 2 and "THOTH_GRAPH_REFRESH_REPORT" in result.stderr
     assert "a-file" in result.stderr and not out.exists()
+    result, _, out = dry_run(run_cli, tmp_path, "--report", "")
+    assert result.exit_code == 2 and "is a folder, not a file" in result.stderr and not out.exists()
+    # import-graph writes no report: the setting does not concern it
+    imported = run_cli(["import-graph", str(SAMPLE_GRAPH)], env={"THOTH_GRAPH_REFRESH_REPORT": str(blocker / "r")})
+    assert imported.exit_code == 0, imported.stderr
 
 
 def test_a_report_that_fails_to_write_at_the_end_is_logged_and_fails_the_run(
