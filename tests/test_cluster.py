@@ -851,6 +851,27 @@ def test_without_jobs_left_from_earlier_runs_the_order_rotates_hourly(cluster: H
 # --- interruption ---------------------------------------------------------------------------------
 
 
+def signal_run(
+    cluster: Harness, tmp_path: Path, ready: Callable[[], bool], *signals: signal.Signals
+) -> tuple[int, str, Obj]:
+    """Run app.py in a child process, send ``signals`` once ``ready()``; return its code, stderr and report."""
+    report_path = tmp_path / "report.json"
+    command = [sys.executable, str(ROOT / "app.py"), "--report", str(report_path)]
+    with subprocess.Popen(command, env={**os.environ, **cluster.env}, stderr=subprocess.PIPE, text=True) as process:
+        try:
+            while not ready() and process.poll() is None:
+                time.sleep(0.05)
+            for number in signals:
+                process.send_signal(number)
+                time.sleep(1)  # the child's handler runs before the next signal arrives
+            _, stderr = process.communicate(timeout=30)  # well before any Retry-After below runs out
+        except BaseException:
+            process.kill()
+            raise
+    report = json.loads(report_path.read_text()) if report_path.exists() else {}
+    return process.returncode, stderr, report
+
+
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_ends_the_run_early_with_what_was_done_counted_and_reported(
@@ -860,20 +881,11 @@ def test_a_signal_ends_the_run_early_with_what_was_done_counted_and_reported(
     cluster.graph([f"pkg{i}" for i in range(40)])  # 160 Jobs: far more than the run gets to
     held = cluster.fake.inject(method="POST", path=JOBS_PATH, status=429, headers={"Retry-After": "50"})
     cluster.fake.inject(method="POST", path=JOBS_PATH, status=None, delay=0.2, times=None)
-    report_path = tmp_path / "report.json"
-    command = [sys.executable, str(ROOT / "app.py"), "--report", str(report_path)]
-    with subprocess.Popen(command, env={**os.environ, **cluster.env}, stderr=subprocess.PIPE, text=True) as process:
-        try:
-            while len(cluster.jobs()) < 3 and process.poll() is None:
-                time.sleep(0.05)
-            process.send_signal(signal_number)
-            _, stderr = process.communicate(timeout=30)  # well before the held create's Retry-After of 50 s
-        except BaseException:
-            process.kill()
-            raise
-    assert process.returncode == 1, stderr
+
+    code, stderr, report = signal_run(cluster, tmp_path, lambda: len(cluster.jobs()) >= 3, signal_number)
+
+    assert code == 1, stderr
     assert f"{signal_number.name} received: no more Jobs are created" in stderr
-    report = json.loads(report_path.read_text())
     assert_balanced(report)
     assert report["exit_code"] == 1 and f"interrupted by {signal_number.name}" in report["error"]
     assert held.hits == 1, "one create waited out a Retry-After of 50 s: it gave up at once"
@@ -882,3 +894,26 @@ def test_a_signal_ends_the_run_early_with_what_was_done_counted_and_reported(
     }
     assert not {failure["job"] for failure in report["failures"]} & set(cluster.jobs())
     assert sum(scheduled(report).values()) == len(cluster.jobs()) < 160
+
+
+@pytest.mark.timeout(90)
+def test_a_signal_during_a_read_retry_ends_the_run_without_another_request(cluster: Harness, tmp_path: Path) -> None:
+    cluster.graph(["flask"])
+    cluster.fake.inject(method="GET", path=JOBS_PATH, status=429, headers={"Retry-After": "50"}, times=None)
+    listed = lambda: len(cluster.fake.requests_for("GET", JOBS_PATH))  # noqa: E731
+
+    code, stderr, report = signal_run(cluster, tmp_path, lambda: listed() >= 1, signal.SIGTERM)
+
+    assert code == 1, stderr
+    assert report["error"] == "interrupted by SIGTERM: the run was interrupted while it waited to retry a read"
+    assert listed() == 1 and cluster.created() == []
+
+
+@pytest.mark.timeout(90)
+def test_a_second_signal_of_another_kind_ends_the_process_at_once(cluster: Harness, tmp_path: Path) -> None:
+    cluster.graph(["flask"])
+    cluster.fake.inject(method="POST", path=JOBS_PATH, status=None, delay=40, times=None)  # a create hangs
+
+    code, _, report = signal_run(cluster, tmp_path, lambda: bool(cluster.created()), signal.SIGINT, signal.SIGTERM)
+
+    assert code == -signal.SIGTERM and report == {}
