@@ -465,8 +465,10 @@ def _handled_signals() -> Iterator[_Signals]:
         yield signals
         return
 
+    numbers = (signal.SIGTERM, signal.SIGINT)
+
     def handle(signum: int, frame: object) -> None:
-        for number in previous:
+        for number in numbers:
             signal.signal(number, signal.SIG_DFL)
         signals.received.append(signal.Signals(signum).name)
         signals.event.set()
@@ -475,7 +477,7 @@ def _handled_signals() -> Iterator[_Signals]:
             signals.received[-1],
         )
 
-    previous = {number: signal.signal(number, handle) for number in (signal.SIGTERM, signal.SIGINT)}
+    previous = {number: signal.signal(number, handle) for number in numbers}
     try:
         yield signals
     finally:
