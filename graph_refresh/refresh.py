@@ -151,6 +151,11 @@ def run(
         templates = load_templates(settings, cluster)
         namespace = settings.cluster.middletier_namespace
         view = read_cluster_view(cluster, namespace) if cluster is not None and namespace else ClusterView()
+        if cluster is not None and not namespace:
+            logger.warning(
+                "Dry run without THOTH_MIDDLETIER_NAMESPACE: Jobs in flight, quotas and --max-in-flight are not "
+                "read, so this plan may hold more than a real run would create"
+            )
         for kind in KINDS:
             report.in_flight[kind] = view.live[kind]
         renderer = Renderer(templates, settings.plan, namespace)

@@ -627,6 +627,14 @@ def test_a_blip_while_reading_the_cluster_is_retried(cluster: Harness) -> None:
     assert sorted(cluster.sleeps) == [0.5, 0.5, 3.0]
 
 
+def test_a_dry_run_without_middletier_says_its_plan_ignores_the_cluster_state(cluster: Harness) -> None:
+    cluster.graph(["flask"])
+    cluster.run()  # every item now has a live Job
+    result, report = cluster.run("--dry-run", env={"THOTH_MIDDLETIER_NAMESPACE": ""})
+    assert result.exit_code == 0 and sum(scheduled(report).values()) == 4, "nothing in flight was read"
+    assert re.search(r"WARNING .*Dry run without THOTH_MIDDLETIER_NAMESPACE: Jobs in flight", result.stderr)
+
+
 def test_a_dry_run_from_a_template_folder_contacts_no_cluster(cluster: Harness) -> None:
     cluster.graph(["flask"])
     cluster.fake.clear_requests()
