@@ -315,6 +315,8 @@ def build_settings(params: dict[str, Any]) -> Settings:
         raise ConfigError("GRAPH_REFRESH_DGRAPH_USER and GRAPH_REFRESH_DGRAPH_PASSWORD must be set together")
     if p["report_path"] is not None:
         _check_writable(p["report_path"], "THOTH_GRAPH_REFRESH_REPORT (--report)")
+    if p["output_dir"] is not None and not p["dry_run"]:
+        logger.warning("THOTH_GRAPH_REFRESH_OUTPUT_DIR (--output-dir) is for a dry run: no manifests are written")
     if p["graph_tls_path"] is not None and not p["graph_service_host"]:
         logger.warning("GRAPH_TLS_PATH is set but GRAPH_SERVICE_HOST is not: using the embedded SQLite store")
     return Settings(

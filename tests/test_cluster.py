@@ -627,6 +627,14 @@ def test_a_blip_while_reading_the_cluster_is_retried(cluster: Harness) -> None:
     assert sorted(cluster.sleeps) == [0.5, 0.5, 3.0]
 
 
+def test_an_output_folder_on_a_real_run_is_ignored_with_a_warning(cluster: Harness, tmp_path: Path) -> None:
+    cluster.graph(["flask"])
+    result, report = cluster.run("--output-dir", str(tmp_path / "out"))
+    assert result.exit_code == 0 and sum(scheduled(report).values()) == len(cluster.jobs()) == 4
+    assert "(--output-dir) is for a dry run: no manifests are written" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_dry_run_without_middletier_says_its_plan_ignores_the_cluster_state(cluster: Harness) -> None:
     cluster.graph(["flask"])
     cluster.run()  # every item now has a live Job
