@@ -28,7 +28,7 @@ from kubernetes.config.incluster_config import SERVICE_CERT_FILENAME, SERVICE_TO
 from kubernetes.utils.quantity import parse_quantity as _parse_quantity
 
 from graph_refresh.config import ClusterSettings, redact_url
-from graph_refresh.errors import ClusterError, ConfigError, truncate
+from graph_refresh.errors import ClusterError, truncate
 from graph_refresh.items import OWNED_SELECTOR
 
 logger = logging.getLogger(__name__)
@@ -77,8 +77,9 @@ def _load_configuration(settings: ClusterSettings) -> client.Configuration:
         except (ConfigException, OSError, TypeError, ValueError) as error:
             # kubernetes 11 reads a context naming a missing cluster or user as None: a TypeError.
             why = f"its context, cluster or user is incomplete ({error})" if isinstance(error, TypeError) else error
-            raise ConfigError(
-                f"no cluster credentials: not in a cluster, and no usable kubeconfig ({kubeconfig}): {why}"
+            raise ClusterError(  # a cluster failure (SPEC §7: exit 1, with a report), not a bad option value
+                f"no cluster credentials: not in a cluster, and no usable kubeconfig ({kubeconfig}): {why}",
+                reached=False,
             ) from error
         source = f"kubeconfig {kubeconfig}"
     if not settings.verify_tls:

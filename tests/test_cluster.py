@@ -719,12 +719,12 @@ def test_an_unreachable_api_server_fails_the_run(cluster: Harness, tmp_path: Pat
 
 
 @pytest.mark.parametrize("where", ["missing KUBECONFIG file", "no KUBECONFIG and no ~/.kube/config"])
-def test_no_credentials_is_a_configuration_error(where: str, cluster: Harness, tmp_path: Path) -> None:
+def test_no_credentials_fails_the_run_with_a_report(where: str, cluster: Harness, tmp_path: Path) -> None:
     cluster.graph(["flask"])
     env = {"KUBECONFIG": str(tmp_path / "absent")} if where.startswith("missing") else {"KUBECONFIG": ""}
     result, report = cluster.run(env=env)
-    assert result.exit_code == 2 and report == {}
-    assert "no cluster credentials" in result.stderr
+    assert result.exit_code == 1 and report["exit_code"] == 1
+    assert "no cluster credentials" in result.stderr and "no cluster credentials" in report["error"]
     assert cluster.fake.requests == []
 
 
@@ -735,7 +735,7 @@ def test_a_kubeconfig_whose_context_names_a_missing_user_says_so(cluster: Harnes
     document["contexts"][0]["context"]["user"] = "nobody"
     kubeconfig.write_text(yaml.safe_dump(document))
     result, report = cluster.run(env={"KUBECONFIG": str(kubeconfig)})
-    assert result.exit_code == 2 and report == {}
+    assert result.exit_code == 1 and report["exit_code"] == 1
     assert f"no usable kubeconfig ({kubeconfig}): its context, cluster or user is incomplete" in result.stderr
     assert "Traceback" not in result.stderr and cluster.fake.requests == []
 
