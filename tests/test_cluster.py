@@ -545,10 +545,11 @@ def test_a_quota_refusal_at_create_time_is_capacity_and_stops_scheduling(cluster
 
     assert result.exit_code == 0 and report["exit_code"] == 0 and report["failures"] == []
     assert len(cluster.jobs()) == 3 and scheduled(report) == {"solver": 3, "package-analyzer": 0}
-    # One worker keeps two items in hand: the 4th create (the analyzer) is refused, the 5th is then not
-    # sent (capacity too), and each stream counts its next candidate under "capacity" and stops.
+    # The 4th create (the analyzer's) is refused, and each stream counts its next candidate under
+    # "capacity" and stops. One worker keeps two items in hand, so a 5th item may already be planned when
+    # the refusal is counted (then it is not sent, and counts as capacity too) or not: threads decide.
     assert len(cluster.created()) == 4
-    assert report["totals"]["solver"]["skipped"] == {"capacity": 4}  # 1 refused + 3 streams stopped
+    assert report["totals"]["solver"]["skipped"]["capacity"] in (3, 4)  # 3 streams stopped (+ 1 not sent)
     assert report["totals"]["package-analyzer"]["skipped"] == {"capacity": 2}  # 1 refused + stopped
     assert report["totals"]["solver"]["failed"] == report["totals"]["package-analyzer"]["failed"] == 0
     assert report["totals"]["solver"]["stopped_by"] == report["totals"]["package-analyzer"]["stopped_by"] == "capacity"
