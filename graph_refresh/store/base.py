@@ -16,7 +16,7 @@ class GraphStore(Protocol):
 
     Streams are lazy and paged by cursor: a consumer that stops iterating stops the queries, and
     memory does not grow with the backlog. For a given graph the order is deterministic.
-    Each spelling of an item is yielded once per stream.
+    Each (normalised name, version, index) is yielded once per stream, unless ``may_repeat_items``.
     """
 
     name: str
