@@ -3,7 +3,8 @@
 Two limits apply together: ``--max-in-flight`` minus the live owned Jobs, and every
 ResourceQuota in middletier whose scope covers the Job's pod. A quota is compared per resource
 name: ``requests.*`` (and the bare ``cpu``/``memory``/``ephemeral-storage``, which mean requests)
-with the Job's requests, ``limits.*`` with its limits, ``pods`` and ``count/jobs.batch`` with one each.
+with the Job's requests, ``limits.*`` with its limits, ``count/jobs.batch`` with one, ``pods`` and
+``count/pods`` with the Job's ``parallelism`` (its resources are multiplied by it too).
 """
 
 from __future__ import annotations

@@ -358,8 +358,10 @@ def build_settings(params: dict[str, Any]) -> Settings:
     )
 
 
-def exit_code(report: RunReport) -> int:
-    """0 all created or present, 3 some creates failed, 1 every create failed (SPEC §7)."""
+def _exit_code_from_counts(report: RunReport) -> int:
+    """For a run that went through (SPEC §7): 0 nothing failed (or nothing to do), 3 some creates failed,
+    1 every create failed. Systemic failures, interrupts and an unwritable report are decided in
+    ``_run_once``."""
     failed = sum(report.totals(kind).failed for kind in KINDS)
     done = sum(report.totals(kind).scheduled + report.totals(kind).already_scheduled for kind in KINDS)
     if failed and not done:
@@ -395,17 +397,17 @@ class _Progress:
         if self.enabled and self.count >= self.EVERY:
             click.echo(f"\r{self.label}: {self.count}", err=True)
 
-    @staticmethod
-    def wrap(items: Iterable[T], label: str) -> Iterable[T]:
-        """``items`` with a progress bar on stderr while they are consumed, when stderr is a terminal."""
-        if not sys.stderr.isatty():
-            return items
-        return _Progress._bar(list(items), label)
 
-    @staticmethod
-    def _bar(items: list[T], label: str) -> Iterator[T]:
-        with click.progressbar(items, label=label, file=sys.stderr) as bar:
-            yield from bar
+def _progress_bar(items: Iterable[T], label: str) -> Iterable[T]:
+    """``items`` with a progress bar on stderr while they are consumed, when stderr is a terminal."""
+    if not sys.stderr.isatty():
+        return items
+    return _bar(list(items), label)
+
+
+def _bar(items: list[T], label: str) -> Iterator[T]:
+    with click.progressbar(items, label=label, file=sys.stderr) as bar:
+        yield from bar
 
 
 def _check_log_levels() -> None:
@@ -529,7 +531,7 @@ def _run_once(seams: dict[str, Any], settings: Settings, signals: _Signals) -> i
             on_examined=progress.tick,
             interrupt=signals.event,
         )
-        report.exit_code = exit_code(report)
+        report.exit_code = _exit_code_from_counts(report)
     except ConfigError as error:
         raise ConfigFailure(str(error)) from error
     except (GraphRefreshError, OSError) as error:  # OSError: a manifest or a file that cannot be written
@@ -586,7 +588,7 @@ def import_graph(ctx: click.Context, graph_file: Path, import_path: Path | None)
         graph = load_graph_file(graph_file)
         store = SQLiteStore(path)
         try:
-            added = store.import_graph(graph, progress=lambda items: _Progress.wrap(items, "Importing"))
+            added = store.import_graph(graph, progress=lambda items: _progress_bar(items, "Importing"))
         finally:
             store.close()
     except ConfigError as error:

@@ -13,7 +13,7 @@ from typing import Any
 
 DEFAULT_SQLITE_PATH = Path("graph-refresh.sqlite3")  # beside the caller, like the 2019 job's local runs
 DEFAULT_DGRAPH_PORT = 9080  # Dgraph alpha's gRPC port
-DEFAULT_STORE_TIMEOUT_SECONDS = 30  # one store query; a page of 500 rows answers in well under a second
+DEFAULT_STORE_TIMEOUT_SECONDS = 30  # one Dgraph query; a page of 500 rows answers in well under a second
 DEFAULT_EAGER_STOP = 0  # 0 = no per-kind cap, as in 2019
 DEFAULT_MAX_IN_FLIGHT = 1000  # live owned Jobs in middletier; keeps a backlog from flooding the cluster
 DEFAULT_QPS = 5.0  # client-go's default request rate
@@ -41,7 +41,7 @@ class StoreSettings:
     sqlite_path: Path = DEFAULT_SQLITE_PATH
     """The embedded store's file, created on first use."""
     timeout_seconds: int = DEFAULT_STORE_TIMEOUT_SECONDS
-    """Deadline of one store query, in seconds."""
+    """Deadline of one Dgraph query or login, in seconds (the SQLite store has none)."""
 
     @property
     def kind(self) -> str:
@@ -94,7 +94,8 @@ class PlanSettings:
     subgraph_check_api: str = DEFAULT_SUBGRAPH_CHECK_API
     """The solver's subgraph check endpoint."""
     log_solver: str | None = None
-    """Solver log level passed to the Template; None keeps the Template's default."""
+    """Solver log level passed to the Template; None keeps the Template's default. DEBUG also turns on
+    package-analyzer debug (``THOTH_PACKAGE_ANALYZER_DEBUG=1``)."""
 
 
 @dataclass(frozen=True)

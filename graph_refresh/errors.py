@@ -32,7 +32,7 @@ class TemplateError(GraphRefreshError):
 
 
 class ClusterError(GraphRefreshError):
-    """The Kubernetes API refused or failed a request.
+    """The Kubernetes API refused or failed a request, or no credentials to reach it were found.
 
     ``status`` is the HTTP status (0 when no answer arrived); ``retry_after`` is the server's
     Retry-After in seconds, when it sent one; ``reached`` is False when the request surely never got to

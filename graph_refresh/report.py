@@ -35,12 +35,6 @@ class Counts:
         self.skipped.update(other.skipped)
         return self
 
-    @property
-    def balanced(self) -> bool:
-        """The accounting invariant: every examined candidate has exactly one outcome."""
-        outcomes = self.scheduled + self.already_scheduled + self.failed + sum(self.skipped.values())
-        return self.examined == outcomes
-
     def describe(self) -> str:
         """``examined=… scheduled=… already_scheduled=… failed=… skipped={reason=n,…}`` for a log line."""
         skipped = ",".join(
@@ -63,7 +57,9 @@ class Counts:
 
 @dataclass(frozen=True)
 class Failure:
-    """A Job that could not be created after retries."""
+    """One item counted as failed: its create was refused (after retries when the error was transient),
+    never sent because the run stopped, or its Job could not be rendered; ``status`` is 0 when no HTTP
+    answer applies."""
 
     job: str
     kind: Kind

@@ -134,6 +134,7 @@ def dry_run(items: Iterable[WorkItem], *, renderer: Renderer, report: RunReport,
         logger.debug("Would create Job %s (%s %s)", item.job_name, item.kind, item.candidate)
 
 
+REASON_CHARS = 200  # a failure's reason in the run report: enough for the API's message, not its whole body
 MAX_ATTEMPTS = 5  # create attempts per Job on 429/5xx/timeouts before it counts as failed
 BACKOFF_BASE_SECONDS = 0.5  # first retry waits about this long, doubling each time
 BACKOFF_CAP_SECONDS = 30.0  # no single wait longer than this
@@ -237,7 +238,7 @@ class Submitter:
                 self._cluster.create_job(self._namespace, job)
                 return Outcome("created")
             except ClusterError as error:
-                reason = truncate(str(error), 200)
+                reason = truncate(str(error), REASON_CHARS)
                 if error.status == 409:
                     return Outcome("created") if maybe_sent else Outcome("already", 409, reason)
                 if error.status == 403 and QUOTA_UNKNOWN_MARKER in str(error):
@@ -315,10 +316,10 @@ def submit(
                 outcome = future.result()
             except ClusterError as error:
                 systemic = systemic or error
-                outcome = Outcome("failed", error.status, truncate(str(error), 200))
+                outcome = Outcome("failed", error.status, truncate(str(error), REASON_CHARS))
             except Exception as error:  # a bug in a worker must not lose the count of its item
                 logger.exception("Create of %s crashed", item.job_name)
-                outcome = Outcome("failed", 0, truncate(f"{type(error).__name__}: {error}", 200))
+                outcome = Outcome("failed", 0, truncate(f"{type(error).__name__}: {error}", REASON_CHARS))
             _count(item, outcome, report, capacity)
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="create") as pool:
@@ -343,7 +344,7 @@ def _render(item: WorkItem, renderer: Renderer, report: RunReport) -> dict[str, 
         return renderer.render(item)
     except TemplateError as error:
         report.counts(item.kind, item.solver).failed += 1
-        report.failures.append(Failure(item.job_name, item.kind, 0, truncate(str(error), 200)))
+        report.failures.append(Failure(item.job_name, item.kind, 0, truncate(str(error), REASON_CHARS)))
         raise
 
 

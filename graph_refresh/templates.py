@@ -3,7 +3,8 @@
 Processing follows ``oc process``: ``${P}`` is replaced inside strings, a string that is exactly
 ``${{P}}`` becomes the value parsed as JSON (or the plain string when it is not JSON), undeclared
 ``${X}`` stays literal, values are substituted once, and the Template's top-level ``labels`` are
-added to every object. Pure code: Templates come in as data, from a folder or from the cluster.
+added to every object. Pure code except ``read_template_dir``, which reads the ``--template-dir``
+folder; Templates from the cluster arrive as data from ``kube``.
 """
 
 from __future__ import annotations

@@ -246,17 +246,16 @@ class DgraphStore:
         *,
         page_size: int = PAGE_SIZE,
         sleep: Callable[[float], None] = time.sleep,
-        attempts: int = RETRY_ATTEMPTS,
     ) -> None:
         if not settings.graph_service_host:
             raise ConfigError("GRAPH_SERVICE_HOST is not set: no Dgraph alpha to read from")
-        if page_size < 1 or attempts < 1:
-            raise ValueError("page_size and attempts must be at least 1")
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
         self.address = dgraph_address(settings.graph_service_host)
         self._timeout = float(settings.timeout_seconds)
         self._page_size = page_size
         self._sleep = sleep
-        self._attempts = attempts
+        self._attempts = RETRY_ATTEMPTS
         self._secret = settings.dgraph_password or None
         credentials, self.transport = channel_credentials(settings.graph_tls_path, self.address)
         options = [
