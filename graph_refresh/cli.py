@@ -51,9 +51,12 @@ def _namespace(ctx: click.Context, param: click.Parameter, value: str | None) ->
 
 
 def _url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    if value is not None and value != "" and not re.fullmatch(r"https?://\S+", value):
+    """An http(s) URL; empty means the option's default (a result URL) or unset (the Pushgateway)."""
+    if not value:
+        return param.default if isinstance(param.default, str) else None
+    if not re.fullmatch(r"https?://\S+", value):
         raise click.BadParameter(f"{config.redact_url(value)!r} is not an http(s) URL")
-    return value or None
+    return value
 
 
 def _pushgateway(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:

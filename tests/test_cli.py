@@ -165,6 +165,13 @@ def test_missing_required_settings_exit_2_naming_the_variable(
     assert not (tmp_path / "r.json").exists(), "no report for a configuration error"
 
 
+def test_an_empty_result_url_flag_means_its_default(run_cli: RunCli, tmp_path: Path, sample_store: None) -> None:
+    result, _, out = dry_run(run_cli, tmp_path, "--solver-output", "", "--no-package-analyzers", "--eager-stop", "1")
+    assert result.exit_code == 0, result.stderr
+    (job,) = manifests(out).values()
+    assert env_of(job)["THOTH_SOLVER_OUTPUT"] == "http://result-api/api/v1/solver-result"
+
+
 def test_secrets_never_reach_the_log(run_cli: RunCli, sample_store: None) -> None:
     env = {
         "GRAPH_REFRESH_DGRAPH_PASSWORD": "hunter2-secret",
