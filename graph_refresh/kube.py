@@ -232,9 +232,13 @@ class Cluster:
                 ),
             )
             yield from body.get("items") or []
-            token = (body.get("metadata") or {}).get("continue")
+            previous, token = token, (body.get("metadata") or {}).get("continue")
             if not token:
                 return
+            if token == previous:  # a proxy that drops ?continue= would have us list the first page forever
+                raise ClusterError(
+                    f"list jobs.batch in namespace {namespace!r}: the API answered the same continue token twice"
+                )
 
     def list_quotas(self, namespace: str) -> list[dict[str, Any]]:
         """Every ResourceQuota in ``namespace``, as the API returns them."""

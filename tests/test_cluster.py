@@ -636,6 +636,15 @@ def test_an_output_folder_on_a_real_run_is_ignored_with_a_warning(cluster: Harne
     assert not (tmp_path / "out").exists()
 
 
+def test_a_continue_token_that_never_changes_fails_the_run_instead_of_looping(cluster: Harness) -> None:
+    cluster.graph(["flask"])
+    stuck = {"kind": "JobList", "apiVersion": "batch/v1", "metadata": {"continue": "abc"}, "items": []}
+    cluster.fake.inject(method="GET", path=JOBS_PATH, status=200, body=stuck, times=None)
+    result, report = cluster.run()
+    assert result.exit_code == 1 and "the same continue token twice" in report["error"]
+    assert len(cluster.fake.requests_for("GET", JOBS_PATH)) == 2 and cluster.created() == []
+
+
 def test_a_dry_run_without_middletier_says_its_plan_ignores_the_cluster_state(cluster: Harness) -> None:
     cluster.graph(["flask"])
     cluster.run()  # every item now has a live Job
