@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from graph_refresh.errors import ClusterError
 from graph_refresh.kube import parse_quantity
 
 _BARE_MEANS_REQUESTS = ("cpu", "memory", "ephemeral-storage")
@@ -52,10 +53,11 @@ class Quota:
         for expression in (spec.get("scopeSelector") or {}).get("matchExpressions") or []:
             values = tuple(str(v) for v in expression.get("values") or [])
             scopes.append((str(expression.get("scopeName")), str(expression.get("operator")), values))
+        name = str((quota.get("metadata") or {}).get("name", ""))
         return cls(
-            name=str((quota.get("metadata") or {}).get("name", "")),
-            hard={name: parse_quantity(value) for name, value in hard.items()},
-            used={name: parse_quantity(value) for name, value in used.items()},
+            name=name,
+            hard={resource: _quantity(name, resource, value) for resource, value in hard.items()},
+            used={resource: _quantity(name, resource, value) for resource, value in used.items()},
             scopes=tuple(scopes),
         )
 
@@ -171,3 +173,10 @@ class Capacity:
     def exhaust(self) -> None:
         """The API refused a create for quota: admit nothing more this run."""
         self.exhausted = True
+
+
+def _quantity(quota: str, resource: str, value: Any) -> Decimal:
+    try:
+        return parse_quantity(value)
+    except (ValueError, ArithmeticError, TypeError) as error:
+        raise ClusterError(f"ResourceQuota {quota!r}: {resource}={value!r} is not a quantity") from error

@@ -35,7 +35,11 @@ class JobState(enum.Enum):
 
 def job_state(job: Mapping[str, Any]) -> JobState:
     """In flight until a ``Complete`` or ``Failed`` condition is true (a Job without status is in flight)."""
-    for condition in (job.get("status") or {}).get("conditions") or []:
+    status = job.get("status")
+    conditions = status.get("conditions") if isinstance(status, dict) else None
+    for condition in conditions if isinstance(conditions, list) else []:
+        if not isinstance(condition, dict):
+            continue
         if condition.get("status") == "True" and condition.get("type") == "Failed":
             return JobState.FAILED
         if condition.get("status") == "True" and condition.get("type") == "Complete":

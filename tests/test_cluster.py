@@ -524,6 +524,14 @@ def test_every_resource_quota_is_honoured_requests_with_requests_limits_with_lim
         assert report["totals"][kind]["skipped"]["capacity"] >= 1
 
 
+def test_a_quota_quantity_that_cannot_be_read_fails_the_run_naming_it(cluster: Harness) -> None:
+    cluster.graph(["flask"])
+    cluster.fake.add(quota("odd", {"pods": "lots"}, {}))
+    result, report = cluster.run()
+    assert result.exit_code == 1 and report["error"] == "ResourceQuota 'odd': pods='lots' is not a quantity"
+    assert "Traceback" not in result.stderr and cluster.created() == []
+
+
 def test_a_job_count_quota_counts_every_job_in_middletier(cluster: Harness) -> None:
     cluster.graph([f"p{i}" for i in range(4)])
     for i in range(5):

@@ -68,6 +68,7 @@ def test_job_states_from_conditions() -> None:
         return {"status": {"conditions": [{"type": t, "status": s} for t, s in conditions]}}
 
     assert job_state({}) is JobState.IN_FLIGHT
+    assert job_state({"status": "x"}) is job_state({"status": {"conditions": ["x"]}}) is JobState.IN_FLIGHT
     assert job_state(job(("Failed", "False"))) is JobState.IN_FLIGHT
     assert job_state(job(("Complete", "True"))) is JobState.COMPLETE
     assert job_state(job(("Failed", "True"))) is JobState.FAILED
