@@ -41,7 +41,9 @@ RETRY_ATTEMPTS = 3  # tries per read in all; reads are idempotent, three ride ou
 RETRY_BASE_DELAY_SECONDS = 0.5  # first back-off; doubles per retry (0.5 s, then 1 s)
 RECONNECT_BACKOFF_MS = 250  # gRPC's first reconnect back-off (default 1 s) so a retry finds the channel up
 FIRST_CURSOR = "0x0"  # below every uid Dgraph assigns
-MAX_ANSWER_BYTES = 64 * 2**20  # one page's answer; gRPC's default 4 MiB is 8 KiB a row at 500 rows
+# One page's answer (gRPC's default): 8 KiB a row at 500 rows. Every stream's first page is held at once,
+# so a bigger bound would let hostile giant values push the run past the CronJob's 256Mi.
+MAX_ANSWER_BYTES = 4 * 2**20
 
 
 _ENTITY_FIELDS = "uid package_name package_version index_url"
