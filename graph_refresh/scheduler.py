@@ -99,7 +99,8 @@ class Renderer:
             return job_cost(job)
         except (ValueError, ArithmeticError, TypeError) as error:
             raise TemplateError(
-                f"Template {template.template_name!r}: a container resource quantity cannot be read: {error}"
+                f"Template {template.template_name!r}: the Job's spec.parallelism or a container resource "
+                f"quantity cannot be read: {error}"
             ) from error
 
 
