@@ -121,15 +121,7 @@ class RunReport:
     def write(self, path: Path) -> None:
         """Write the JSON report atomically: a reader sees the old file or the whole new one."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as stream:
-                json.dump(self.to_dict(), stream, indent=2, sort_keys=False)
-                stream.write("\n")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomically(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     def summary_line(self) -> str:
         """One line for the log: per kind, what was examined, scheduled and skipped, and the exit code."""
@@ -164,3 +156,15 @@ class RunReport:
             ]
             lines.append("  ".join(cells).rstrip())
         return "\n".join(lines)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file beside it: a reader sees the old file or the new one."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -4,9 +4,7 @@ run, write them out; count every outcome in the run report (SPEC §2 steps 6-7).
 from __future__ import annotations
 
 import logging
-import os
 import random
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -22,7 +20,7 @@ from graph_refresh.capacity import Capacity, JobCost, job_cost
 from graph_refresh.config import ClusterSettings, PlanSettings
 from graph_refresh.errors import ClusterError, TemplateError, truncate
 from graph_refresh.items import ANALYZER, Candidate, Kind, WorkItem, is_job_name
-from graph_refresh.report import Failure, RunReport
+from graph_refresh.report import Failure, RunReport, write_atomically
 from graph_refresh.templates import JobTemplate, JobTemplates, as_mapping
 
 logger = logging.getLogger(__name__)
@@ -104,17 +102,6 @@ class Renderer:
             ) from error
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def dry_run(items: Iterable[WorkItem], *, renderer: Renderer, report: RunReport, output_dir: Path | None) -> None:
     """Render every planned item and count it as scheduled; write one YAML manifest per Job when asked.
 
@@ -130,7 +117,7 @@ def dry_run(items: Iterable[WorkItem], *, renderer: Renderer, report: RunReport,
         job = _render(item, renderer, report)
         if output_dir is not None:
             text = yaml.dump(job, Dumper=_YamlDumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
-            _write_atomically(output_dir / f"{item.job_name}.yaml", text)
+            write_atomically(output_dir / f"{item.job_name}.yaml", text)
         report.counts(item.kind, item.solver).scheduled += 1
         logger.debug("Would create Job %s (%s %s)", item.job_name, item.kind, item.candidate)
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import copy
 import json
 import os
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -14,6 +16,8 @@ import yaml
 from click.testing import CliRunner, Result
 
 from graph_refresh import cli
+
+from .fakes.dgraph import make_tls_files
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_GRAPH = ROOT / "data" / "sample-graph.json"
@@ -38,6 +42,20 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/.kube/config of the developer's
     monkeypatch.setenv("GRAPH_REFRESH_SQLITE_PATH", str(tmp_path / "graph.sqlite3"))
+
+
+def free_port() -> int:
+    """A loopback port free at the time of asking."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """Two unrelated CAs, each with a server and a client pair: ``mine`` (the fake's) and ``other``."""
+    base = tmp_path_factory.mktemp("tls")
+    return SimpleNamespace(mine=make_tls_files(base / "mine"), other=make_tls_files(base / "other"))
 
 
 def version(name: str, ver: str, index: str = PYPI) -> dict[str, str]:

@@ -11,7 +11,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -27,8 +26,8 @@ from graph_refresh import cli
 from graph_refresh.items import Candidate
 from graph_refresh.store import dgraph as dgraph_store
 
-from .conftest import CONFIG_ENV, EXAMPLE_TEMPLATES, ROOT, SAMPLE_GRAPH
-from .fakes.dgraph import FakeDgraph, make_tls_files
+from .conftest import CONFIG_ENV, EXAMPLE_TEMPLATES, ROOT, SAMPLE_GRAPH, free_port
+from .fakes.dgraph import FakeDgraph
 from .test_cli import assert_balanced
 
 pytestmark = pytest.mark.timeout(30)
@@ -39,13 +38,6 @@ SOLVERS = {"solver-fedora-34-py39", "solver-ubi-8-py38", "solver-rhel-9-py311"}
 
 
 # -- fixtures and helpers ---------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
-    """Two unrelated CAs, each with a server and a client pair: ``mine`` (the fake's) and ``other``."""
-    base = tmp_path_factory.mktemp("tls")
-    return SimpleNamespace(mine=make_tls_files(base / "mine"), other=make_tls_files(base / "other"))
 
 
 def assert_read_only(fake: FakeDgraph) -> None:
@@ -124,12 +116,6 @@ def assert_failed(result: Result, report: dict[str, Any] | None, code: int, *fra
     else:
         assert report is None, "no report for a configuration error"
     return text
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("localhost", 0))
-        return int(sock.getsockname()[1])
 
 
 def tls_dir(path: Path, source: Path, *names: str) -> Path:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 import urllib.request
@@ -18,16 +17,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from graph_refresh import metrics
 from graph_refresh.report import Counts, RunReport
 
+from .conftest import free_port
 from .fakes.kube import FakeKube
 from .test_cluster import Harness
 
 PUSHGATEWAY = shutil.which("prometheus-pushgateway") or "/usr/bin/prometheus-pushgateway"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

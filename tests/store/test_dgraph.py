@@ -36,8 +36,9 @@ from graph_refresh.store.dgraph import (
     DgraphStore,
     dgraph_address,
 )
-from tests.fakes.dgraph import FakeDgraph, TlsFiles, make_tls_files
+from tests.fakes.dgraph import FakeDgraph, TlsFiles
 
+from ..conftest import free_port
 from .conftest import LIVE_SCHEMA
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,14 +100,6 @@ def open_dgraph(sleeps: list[float]) -> Iterator[Callable[..., DgraphStore]]:
 def fake() -> Iterator[FakeDgraph]:
     with FakeDgraph(BIG_GRAPH) as server:
         yield server
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("localhost", 0))
-        return int(sock.getsockname()[1])
 
 
 # -- interface and paging -----------------------------------------------------------------------
@@ -313,13 +306,6 @@ def test_bad_host_is_a_configuration_error(host: str) -> None:
 
 
 # -- TLS ------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
-    """Two unrelated CAs: ``mine`` (the fake's) and ``other``."""
-    base = tmp_path_factory.mktemp("tls")
-    return SimpleNamespace(mine=make_tls_files(base / "mine"), other=make_tls_files(base / "other"))
 
 
 def tls_dir(path: Path, files: TlsFiles, *, client: bool) -> Path:
