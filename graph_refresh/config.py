@@ -6,7 +6,6 @@ Secrets are held in fields marked ``repr=False`` and :func:`redacted` never show
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,11 @@ DEFAULT_SOLVER_OUTPUT = "http://result-api/api/v1/solver-result"
 DEFAULT_PACKAGE_ANALYZER_OUTPUT = "http://result-api/api/v1/package-analysis-result"
 DEFAULT_SUBGRAPH_CHECK_API = "http://result-api/api/v1/subgraph-check"
 DEFAULT_DEPLOYMENT_NAME = "thoth-test-core"
+DEFAULT_MAX_MEMORY = "8Gi"  # an OOM-killed Job's memory doubles up to this (SPEC §11)
+DEFAULT_MAX_DEADLINE_SECONDS = 86_400  # a deadline-killed Job's activeDeadlineSeconds doubles up to a day
+DEFAULT_RETRY_BACKOFF_SECONDS = 3_600  # a failing item waits an hour, then 2 h, 4 h, ... (one CronJob period first)
+DEFAULT_MAX_ATTEMPTS = 3  # charged failures before an item is quarantined
+DEFAULT_QUARANTINE_SECONDS = 2_592_000  # 30 days: long enough for a fix to land, short enough to try again
 
 
 @dataclass(frozen=True)
@@ -31,17 +35,18 @@ class StoreSettings:
     """Where the knowledge graph is read from."""
 
     graph_service_host: str | None = None
-    """Dgraph alpha ``host[:port]``; None selects the embedded SQLite store."""
+    """Dgraph alpha host[:port] (port 9080 by default); unset selects the embedded SQLite store."""
     graph_tls_path: Path | None = None
-    """Directory with ca.crt (and client.user.crt + client.user.key for mutual TLS); None = plaintext."""
+    """Folder with ca.crt, client.user.crt and client.user.key for Dgraph (both client files: mutual TLS);
+    unset means plaintext."""
     dgraph_user: str | None = None
-    """Dgraph ACL user; None = no login."""
+    """Dgraph ACL user to log in as; unset means no login."""
     dgraph_password: str | None = field(default=None, repr=False)
-    """Dgraph ACL password (secret)."""
+    """Dgraph ACL password (secret; prefer the environment variable)."""
     sqlite_path: Path = DEFAULT_SQLITE_PATH
-    """The embedded store's file, created on first use."""
+    """Embedded graph store file (only import-graph creates it)."""
     timeout_seconds: int = DEFAULT_STORE_TIMEOUT_SECONDS
-    """Deadline of one Dgraph query or login, in seconds (the SQLite store has none)."""
+    """Seconds one Dgraph query or login may take (the unsolved query's first page grows with the graph)."""
 
     @property
     def kind(self) -> str:
@@ -54,19 +59,19 @@ class ClusterSettings:
     """Where Templates come from and where Jobs go."""
 
     infra_namespace: str | None = None
-    """Namespace holding the solver and package-analyzer Templates."""
+    """Namespace holding the solver and package-analyzer Templates (required unless --template-dir)."""
     middletier_namespace: str | None = None
-    """Namespace the Jobs are created in."""
+    """Namespace where Jobs are created (required unless --dry-run)."""
     verify_tls: bool = True
-    """Verify the API server's certificate; off only with a loud warning."""
+    """Verify the Kubernetes API server's certificate (0 disables it, with a warning)."""
     template_dir: Path | None = None
-    """Read Templates from YAML files here instead of the infra namespace."""
+    """Read Templates from the YAML files of this folder instead of the infra namespace."""
     qps: float = DEFAULT_QPS
-    """Client-side request rate limit toward the API, requests per second (0 = unlimited)."""
+    """Client-side API request rate limit, requests per second; 0 means no limit."""
     burst: int = DEFAULT_BURST
-    """Requests allowed at once before the rate limit applies."""
+    """API requests allowed in a burst above --qps."""
     workers: int = DEFAULT_WORKERS
-    """Create requests in flight at once."""
+    """Concurrent Job create requests."""
 
 
 @dataclass(frozen=True)
@@ -74,28 +79,49 @@ class PlanSettings:
     """What to schedule and how much."""
 
     eager_stop: int = DEFAULT_EAGER_STOP
-    """Max Jobs scheduled per kind per run; 0 = no cap."""
+    """Max Jobs scheduled per kind per run; 0 means no cap."""
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
-    """Cap on live owned Jobs in middletier; 0 = no cap."""
+    """Cap on live owned Jobs in middletier; 0 means no cap."""
     no_solvers: bool = False
-    """Do not schedule solver Jobs."""
+    """Do not schedule solver Jobs (no solver Template is needed)."""
     no_package_analyzers: bool = False
-    """Do not schedule package-analyzer Jobs."""
+    """Do not schedule package-analyzer Jobs (no package-analyzer Template is needed)."""
     dry_run: bool = False
-    """Plan and render, create nothing."""
+    """Plan and render, print the plan, create nothing."""
+    server_dry_run: bool = False
+    """Send a real run's creates with dryRun=All: the API server validates, admits and quota-checks every Job
+    and stores none (counted as a dry run; no ledger write, no metrics push)."""
     output_dir: Path | None = None
-    """Dry run: write one YAML manifest per planned Job here."""
+    """Dry run: write one YAML manifest per planned Job into this folder."""
     job_ttl_seconds: int = DEFAULT_JOB_TTL_SECONDS
-    """ttlSecondsAfterFinished for Jobs whose Template sets none; also the failure back-off."""
+    """Seconds: ttlSecondsAfterFinished for Jobs whose Template has none; failures are learned from the failed
+    Jobs a run sees, so keep it above the CronJob's period (an hour)."""
     solver_output: str = DEFAULT_SOLVER_OUTPUT
     """Where solvers post their results."""
     package_analyzer_output: str = DEFAULT_PACKAGE_ANALYZER_OUTPUT
     """Where package-analyzers post their results."""
     subgraph_check_api: str = DEFAULT_SUBGRAPH_CHECK_API
-    """The solver's subgraph check endpoint."""
+    """The solvers' subgraph check endpoint."""
     log_solver: str | None = None
-    """Solver log level passed to the Template; None keeps the Template's default. DEBUG also turns on
-    package-analyzer debug (``THOTH_PACKAGE_ANALYZER_DEBUG=1``)."""
+    """Solver log level passed to the Template (DEBUG also turns on package-analyzer debug); unset keeps the
+    Template's default."""
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    """How failed items come back (SPEC §11): escalation by cause, back-off and quarantine."""
+
+    max_memory: str = DEFAULT_MAX_MEMORY
+    """An OOM-killed Job comes back with every container's memory request and limit doubled, up to this
+    Kubernetes quantity."""
+    max_deadline_seconds: int = DEFAULT_MAX_DEADLINE_SECONDS
+    """Seconds: a Job killed by its deadline comes back with activeDeadlineSeconds doubled, up to this."""
+    retry_backoff_seconds: int = DEFAULT_RETRY_BACKOFF_SECONDS
+    """Seconds a failing item waits after its first failure, doubled after each further one."""
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    """Charged failures (oom, deadline, error) before an item is quarantined; 0 means never."""
+    quarantine_seconds: int = DEFAULT_QUARANTINE_SECONDS
+    """Seconds a quarantined item is left alone after its last failure; then it starts again at attempt 1."""
 
 
 @dataclass(frozen=True)
@@ -103,11 +129,12 @@ class MetricsSettings:
     """Where the run's metrics and report go."""
 
     pushgateway_url: str | None = field(default=None, repr=False)
-    """Prometheus Pushgateway URL (may embed credentials); None = no push."""
+    """Push metrics to this Prometheus Pushgateway (http(s) URL, or host:port) at the end of a real run;
+    unset: no push."""
     deployment_name: str = DEFAULT_DEPLOYMENT_NAME
-    """``env`` label of the info metric."""
+    """Deployment name, the env label of the info metric."""
     report_path: Path | None = None
-    """Write the JSON run report here."""
+    """Write the JSON run report to this file (- for standard output)."""
 
 
 @dataclass(frozen=True)
@@ -117,15 +144,17 @@ class Settings:
     store: StoreSettings = field(default_factory=StoreSettings)
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
     plan: PlanSettings = field(default_factory=PlanSettings)
+    retry: RetrySettings = field(default_factory=RetrySettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
 
-_URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
-
-
 def redact_url(url: str) -> str:
-    """Hide ``user:password@`` and the values of query parameters (``?token=...``) in a URL."""
-    url = _URL_CREDENTIALS.sub("***@", url)
+    """Hide ``user:password@`` (a password may hold ``@``) and the values of query parameters in a URL."""
+    scheme, separator, rest = url.partition("://")
+    if separator:
+        end = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
+        if "@" in rest[:end]:
+            url = f"{scheme}://***@{rest[:end].rpartition('@')[2]}{rest[end:]}"
     base, mark, query = url.partition("?")
     if not mark:
         return url
