@@ -26,6 +26,18 @@ from graph_refresh.templates import JobTemplates, load_job_templates, read_templ
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Seams:
+    """What a test replaces: how the cluster client is built, how a wait is slept, and the wall clock."""
+
+    connect: Callable[[], kube.Cluster] | None = None
+    """Build the cluster client (only called when the run needs the cluster); None: from the settings."""
+    sleep: Callable[[float], None] | None = None
+    """Wait before a retry; None: a wait that a signal cuts short."""
+    now: Callable[[], float] = time.time
+    """Seconds since the epoch."""
+
+
 @dataclass
 class ClusterView:
     """What middletier holds that graph-refresh owns, and its quotas."""
@@ -120,9 +132,7 @@ def run(
     *,
     settings: Settings,
     report: RunReport,
-    connect: Callable[[], kube.Cluster] | None = None,
-    sleep: Callable[[float], None] | None = None,
-    now: Callable[[], float] = time.time,
+    seams: Seams = Seams(),
     on_examined: Callable[[], None] = lambda: None,
     interrupt: threading.Event | None = None,
 ) -> None:
@@ -130,11 +140,11 @@ def run(
 
     Nothing is created before the Templates, the cluster view and the first page of every candidate
     stream have been read; a store failure on a later page stops the run with what was created counted.
-    ``connect`` builds the cluster client (only called when the run needs the cluster); ``sleep`` and
-    ``now`` are the time seams. Once ``interrupt`` is set, no more candidates are examined and no more
-    creates are sent; the run then ends with what it did counted.
+    ``seams`` are what tests replace (the cluster client, sleeping, the clock). Once ``interrupt`` is set,
+    no more candidates are examined and no more creates are sent; the run then ends with what it did counted.
     """
     interrupt = interrupt or threading.Event()
+    sleep, now = seams.sleep, seams.now
 
     def pause(seconds: float) -> None:
         """A read's wait before its retry: cut short by an interrupt, which then ends the run."""
@@ -145,7 +155,7 @@ def run(
     def default_connect() -> kube.Cluster:
         return kube.Cluster(settings.cluster, sleep=pause)
 
-    cluster = (connect or default_connect)() if needs_cluster(settings) else None
+    cluster = (seams.connect or default_connect)() if needs_cluster(settings) else None
     store = open_store(settings.store, sleep=pause)
     try:
         templates = load_templates(settings, cluster)

@@ -109,7 +109,7 @@ def dry_run(items: Iterable[WorkItem], *, renderer: Renderer, report: RunReport,
     Manifests of an earlier plan (files named like our Jobs) are removed first; other files stay.
     """
     if output_dir is not None:
-        output_dir.mkdir(parents=True, exist_ok=True)
+        output_dir.mkdir(exist_ok=True)  # its parent exists: checked at start
         for stale in output_dir.glob("*.yaml"):
             if is_job_name(stale.stem):
                 stale.unlink()

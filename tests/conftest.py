@@ -16,6 +16,7 @@ import yaml
 from click.testing import CliRunner, Result
 
 from graph_refresh import cli
+from graph_refresh.refresh import Seams
 
 from .fakes.dgraph import make_tls_files
 
@@ -100,9 +101,9 @@ def template_dir(tmp_path: Path) -> Callable[..., Path]:
 def run_cli() -> Callable[..., Result]:
     """Invoke the CLI in-process; ``obj`` carries the test seams (sleep, now, connect)."""
 
-    def invoke(args: list[str], env: dict[str, str] | None = None, **obj: Any) -> Result:
-        obj.setdefault("now", lambda: 0.0)  # the first hour of 1970: the stream order does not rotate under a test
-        return CliRunner().invoke(cli.main, args, env=env, obj=dict(obj), catch_exceptions=False)
+    def invoke(args: list[str], env: dict[str, str] | None = None, **seams: Any) -> Result:
+        seams.setdefault("now", lambda: 0.0)  # the first hour of 1970: the stream order does not rotate under a test
+        return CliRunner().invoke(cli.main, args, env=env, obj=Seams(**seams), catch_exceptions=False)
 
     return invoke
 

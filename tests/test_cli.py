@@ -12,7 +12,7 @@ import pytest
 import yaml
 from click.testing import Result
 
-from graph_refresh import cli
+from graph_refresh import cli, options
 from graph_refresh.config import Settings
 
 from .conftest import EXAMPLE_TEMPLATES, SAMPLE_GRAPH, SHARED_2019, version
@@ -21,65 +21,42 @@ RunCli = Callable[..., Result]
 ANALYZER_KIND = "package-analyzer"
 BASE_ENV = {"THOTH_INFRA_NAMESPACE": "base-infra", "THOTH_MIDDLETIER_NAMESPACE": "base-mid"}
 
-# (flag arguments, environment, attribute path in Settings, expected value)
-PARITY: list[tuple[list[str], dict[str, str], str, Any]] = [
-    (["--infra-namespace", "infra"], {"THOTH_INFRA_NAMESPACE": "infra"}, "cluster.infra_namespace", "infra"),
-    (["--middletier-namespace", "mt"], {"THOTH_MIDDLETIER_NAMESPACE": "mt"}, "cluster.middletier_namespace", "mt"),
-    (["--no-verify-tls"], {"KUBERNETES_VERIFY_TLS": "0"}, "cluster.verify_tls", False),
-    (
-        ["--template-dir", str(EXAMPLE_TEMPLATES)],
-        {"THOTH_GRAPH_REFRESH_TEMPLATE_DIR": str(EXAMPLE_TEMPLATES)},
-        "cluster.template_dir",
-        EXAMPLE_TEMPLATES,
-    ),
-    (
-        ["--graph-service-host", "alpha:9080"],
-        {"GRAPH_SERVICE_HOST": "alpha:9080"},
-        "store.graph_service_host",
-        "alpha:9080",
-    ),
-    (["--graph-tls-path", "/tls"], {"GRAPH_TLS_PATH": "/tls"}, "store.graph_tls_path", Path("/tls")),
-    (
-        ["--dgraph-user", "u", "--dgraph-password", "p"],
-        {"GRAPH_REFRESH_DGRAPH_USER": "u", "GRAPH_REFRESH_DGRAPH_PASSWORD": "p"},
-        "store.dgraph_password",
-        "p",
-    ),
-    (["--sqlite-path", "/x.db"], {"GRAPH_REFRESH_SQLITE_PATH": "/x.db"}, "store.sqlite_path", Path("/x.db")),
-    (["--dgraph-timeout", "90"], {"GRAPH_REFRESH_DGRAPH_TIMEOUT": "90"}, "store.timeout_seconds", 90),
-    (["--eager-stop", "3"], {"THOTH_GRAPH_REFRESH_EAGER_STOP": "3"}, "plan.eager_stop", 3),
-    (["--no-solvers"], {"GRAPH_REFRESH_NO_SOLVERS": "1"}, "plan.no_solvers", True),
-    (["--no-package-analyzers"], {"GRAPH_REFRESH_NO_PACKAGE_ANALYZERS": "1"}, "plan.no_package_analyzers", True),
-    (["--solver-output", "http://s/x"], {"THOTH_SOLVER_OUTPUT": "http://s/x"}, "plan.solver_output", "http://s/x"),
-    (
-        ["--package-analyzer-output", "https://a/x"],
-        {"THOTH_PACKAGE_ANALYZER_OUTPUT": "https://a/x"},
-        "plan.package_analyzer_output",
-        "https://a/x",
-    ),
-    (
-        ["--subgraph-check-api", "http://c/x"],
-        {"THOTH_SUBGRAPH_CHECK_API": "http://c/x"},
-        "plan.subgraph_check_api",
-        "http://c/x",
-    ),
-    (["--log-solver", "debug"], {"THOTH_LOG_SOLVER": "debug"}, "plan.log_solver", "DEBUG"),
-    (
-        ["--pushgateway-url", "http://pg:9091"],
-        {"PROMETHEUS_PUSHGATEWAY_URL": "http://pg:9091"},
-        "metrics.pushgateway_url",
-        "http://pg:9091",
-    ),
-    (["--deployment-name", "thoth-prod"], {"NAMESPACE": "thoth-prod"}, "metrics.deployment_name", "thoth-prod"),
-    (["--dry-run"], {"THOTH_DRY_RUN": "1"}, "plan.dry_run", True),
-    (["--output-dir", "/out"], {"THOTH_GRAPH_REFRESH_OUTPUT_DIR": "/out"}, "plan.output_dir", Path("/out")),
-    (["--report", "/r.json"], {"THOTH_GRAPH_REFRESH_REPORT": "/r.json"}, "metrics.report_path", Path("/r.json")),
-    (["--max-in-flight", "7"], {"THOTH_GRAPH_REFRESH_MAX_IN_FLIGHT": "7"}, "plan.max_in_flight", 7),
-    (["--qps", "2.5"], {"THOTH_GRAPH_REFRESH_QPS": "2.5"}, "cluster.qps", 2.5),
-    (["--burst", "3"], {"THOTH_GRAPH_REFRESH_BURST": "3"}, "cluster.burst", 3),
-    (["--workers", "9"], {"THOTH_GRAPH_REFRESH_WORKERS": "9"}, "cluster.workers", 9),
-    (["--job-ttl", "60"], {"THOTH_GRAPH_REFRESH_JOB_TTL": "60"}, "plan.job_ttl_seconds", 60),
-]
+# One value per environment variable, and the setting it must give (flags and settings paths come from
+# graph_refresh.options.OPTIONS, where each is declared once).
+PARITY: dict[str, tuple[str, Any]] = {
+    "THOTH_INFRA_NAMESPACE": ("infra", "infra"),
+    "THOTH_MIDDLETIER_NAMESPACE": ("mt", "mt"),
+    "KUBERNETES_VERIFY_TLS": ("0", False),
+    "THOTH_GRAPH_REFRESH_TEMPLATE_DIR": (str(EXAMPLE_TEMPLATES), EXAMPLE_TEMPLATES),
+    "GRAPH_SERVICE_HOST": ("alpha:9080", "alpha:9080"),
+    "GRAPH_TLS_PATH": ("/tls", Path("/tls")),
+    "GRAPH_REFRESH_DGRAPH_USER": ("u", "u"),
+    "GRAPH_REFRESH_DGRAPH_PASSWORD": ("p", "p"),
+    "GRAPH_REFRESH_SQLITE_PATH": ("/x.db", Path("/x.db")),
+    "GRAPH_REFRESH_DGRAPH_TIMEOUT": ("90", 90),
+    "THOTH_GRAPH_REFRESH_EAGER_STOP": ("3", 3),
+    "GRAPH_REFRESH_NO_SOLVERS": ("1", True),
+    "GRAPH_REFRESH_NO_PACKAGE_ANALYZERS": ("1", True),
+    "THOTH_SOLVER_OUTPUT": ("http://s/x", "http://s/x"),
+    "THOTH_PACKAGE_ANALYZER_OUTPUT": ("https://a/x", "https://a/x"),
+    "THOTH_SUBGRAPH_CHECK_API": ("http://c/x", "http://c/x"),
+    "THOTH_LOG_SOLVER": ("debug", "DEBUG"),
+    "PROMETHEUS_PUSHGATEWAY_URL": ("http://pg:9091", "http://pg:9091"),
+    "NAMESPACE": ("thoth-prod", "thoth-prod"),
+    "THOTH_DRY_RUN": ("1", True),
+    "THOTH_GRAPH_REFRESH_OUTPUT_DIR": ("/out", Path("/out")),
+    "THOTH_GRAPH_REFRESH_REPORT": ("/r.json", Path("/r.json")),
+    "THOTH_GRAPH_REFRESH_MAX_IN_FLIGHT": ("7", 7),
+    "THOTH_GRAPH_REFRESH_QPS": ("2.5", 2.5),
+    "THOTH_GRAPH_REFRESH_BURST": ("3", 3),
+    "THOTH_GRAPH_REFRESH_WORKERS": ("9", 9),
+    "THOTH_GRAPH_REFRESH_JOB_TTL": ("7200", 7200),
+}
+# Settings that only work in pairs or that exclude the default of another: what else the case sets.
+PAIRED = {
+    "GRAPH_REFRESH_DGRAPH_USER": {"GRAPH_REFRESH_DGRAPH_PASSWORD": "p"},
+    "GRAPH_REFRESH_DGRAPH_PASSWORD": {"GRAPH_REFRESH_DGRAPH_USER": "u"},
+}
 
 
 def settings_from(args: list[str], env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
@@ -94,23 +71,38 @@ def attribute(settings: Settings, path: str) -> Any:
     return getattr(getattr(settings, group), name)
 
 
-@pytest.mark.parametrize(("args", "env", "path", "expected"), PARITY, ids=[case[2] for case in PARITY])
+def flag_arguments(option: options.Option, value: str) -> list[str]:
+    on, _, off = option.flag.partition("/")
+    if off:  # a boolean: --x/--no-x
+        return [on if value == "1" else off]
+    return [on, value]
+
+
+@pytest.mark.parametrize("option", options.OPTIONS, ids=[o.env for o in options.OPTIONS])
 def test_flag_and_environment_variable_set_the_same_setting(
-    args: list[str], env: dict[str, str], path: str, expected: Any, monkeypatch: pytest.MonkeyPatch
+    option: options.Option, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    default = attribute(settings_from([], {}, monkeypatch), path)
+    value, expected = PARITY[option.env]
+    paired = PAIRED.get(option.env, {})
+    paired_args = [
+        a for env, v in paired.items() for a in flag_arguments(next(o for o in options.OPTIONS if o.env == env), v)
+    ]
+    default = attribute(settings_from([], {}, monkeypatch), option.setting)
     assert default != expected, "the case must change the default"
-    assert attribute(settings_from(args, {}, monkeypatch), path) == expected
-    assert attribute(settings_from([], env, monkeypatch), path) == expected
+    assert (
+        attribute(settings_from(flag_arguments(option, value) + paired_args, {}, monkeypatch), option.setting)
+        == expected
+    )
+    assert attribute(settings_from([], {option.env: value, **paired}, monkeypatch), option.setting) == expected
 
 
-def test_every_option_has_an_environment_variable_and_a_parity_case() -> None:
-    variables = {name for _, env, _, _ in PARITY for name in env}
-    for option in cli.main.params:
-        if option.name in ("version", "help"):
-            continue
-        assert isinstance(option.envvar, str), option.name
-        assert option.envvar in variables, f"{option.envvar} has no parity case"
+def test_every_option_is_declared_once_and_has_a_parity_case() -> None:
+    declared = [o.env for o in options.OPTIONS]
+    assert len(declared) == len(set(declared)) and set(declared) == set(PARITY)
+    params = [p for p in cli.main.params if p.name not in ("version", "help")]
+    assert [p.envvar for p in params] == declared
+    for param in params:
+        assert param.help == options.field_docs()[next(o.setting for o in options.OPTIONS if o.env == param.envvar)]
 
 
 def test_help_shows_each_flag_with_its_variable_and_default(run_cli: RunCli) -> None:
@@ -583,14 +575,24 @@ def test_an_unusable_store_path_fails_the_import_without_a_traceback(run_cli: Ru
     assert result.exit_code == 1 and "graph.sqlite3" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_an_unwritable_output_dir_fails_the_run_with_a_report(
-    run_cli: RunCli, tmp_path: Path, sample_store: None
+@pytest.mark.parametrize("where", ["a-file/out", "missing/missing/out"])
+def test_an_output_dir_that_cannot_be_made_exits_2_before_any_work(
+    where: str, run_cli: RunCli, tmp_path: Path, sample_store: None
 ) -> None:
     (tmp_path / "a-file").write_text("not a folder")
-    args = ["--dry-run", "--template-dir", str(EXAMPLE_TEMPLATES), "--output-dir", str(tmp_path / "a-file" / "out")]
+    args = ["--dry-run", "--template-dir", str(EXAMPLE_TEMPLATES), "--output-dir", str(tmp_path / where)]
     result = run_cli([*args, "--report", str(tmp_path / "r.json")])
-    assert result.exit_code == 1 and "Traceback" not in result.stderr
-    assert json.loads((tmp_path / "r.json").read_text())["exit_code"] == 1
+    assert result.exit_code == 2 and "THOTH_GRAPH_REFRESH_OUTPUT_DIR" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "r.json").exists()
+    assert not (tmp_path / "missing").exists(), "no folder tree is invented"
+
+
+def test_an_output_dir_is_created_below_a_folder_that_exists(
+    run_cli: RunCli, tmp_path: Path, sample_store: None
+) -> None:
+    args = ["--dry-run", "--template-dir", str(EXAMPLE_TEMPLATES), "--output-dir", str(tmp_path / "new")]
+    assert run_cli([*args, "--eager-stop", "1"]).exit_code == 0
+    assert len(list((tmp_path / "new").glob("*.yaml"))) == 2
 
 
 def test_import_refuses_the_production_graph(run_cli: RunCli) -> None:
