@@ -133,6 +133,21 @@ def test_help_shows_each_flag_with_its_variable_and_default(run_cli: RunCli) -> 
         ("THOTH_SOLVER_OUTPUT", "result-api/solver"),
         ("THOTH_INFRA_NAMESPACE", "Bad_Namespace"),
         ("THOTH_GRAPH_REFRESH_TEMPLATE_DIR", "/does/not/exist"),
+        ("THOTH_GRAPH_REFRESH_WORKERS", "100000000"),
+        ("THOTH_GRAPH_REFRESH_JOB_TTL", "2147483648"),
+        ("GRAPH_REFRESH_DGRAPH_TIMEOUT", "99999999"),
+        ("GRAPH_REFRESH_DGRAPH_TIMEOUT", "0"),
+        ("PROMETHEUS_PUSHGATEWAY_URL", "-1"),
+        ("PROMETHEUS_PUSHGATEWAY_URL", "NaN"),
+        ("PROMETHEUS_PUSHGATEWAY_URL", "pushgateway"),
+        ("PROMETHEUS_PUSHGATEWAY_URL", "http://"),
+        ("PROMETHEUS_PUSHGATEWAY_URL", "ftp://pg:21"),
+        ("PROMETHEUS_PUSHGATEWAY_URL", "http://pg:99999"),
+        ("THOTH_SOLVER_OUTPUT", "http:///path-only"),
+        ("THOTH_GRAPH_REFRESH_EAGER_STOP", "１２"),
+        ("THOTH_GRAPH_REFRESH_MAX_IN_FLIGHT", "٣"),
+        ("THOTH_GRAPH_REFRESH_QPS", "１.5"),
+        ("THOTH_GRAPH_REFRESH_QPS", "1e999"),
     ],
 )
 def test_invalid_values_exit_2_naming_the_variable(variable: str, value: str, run_cli: RunCli) -> None:
@@ -155,6 +170,28 @@ def test_missing_required_settings_exit_2_naming_the_variable(
     result = run_cli(["--report", str(tmp_path / "r.json")], env=env)
     assert result.exit_code == 2 and variable in result.stderr
     assert not (tmp_path / "r.json").exists(), "no report for a configuration error"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "password"),
+    [
+        ("PROMETHEUS_PUSHGATEWAY_URL", "https://bob:p@ss word@pg.example:9091", "p@ss word"),
+        ("PROMETHEUS_PUSHGATEWAY_URL", "https://bob:s3cr3t@pg.example:0", "s3cr3t"),
+        ("THOTH_SOLVER_OUTPUT", "https://svc:hunter22@ solver", "hunter22"),
+    ],
+)
+def test_a_rejected_url_never_shows_its_password(variable: str, value: str, password: str, run_cli: RunCli) -> None:
+    result = run_cli([], env={**BASE_ENV, "THOTH_DRY_RUN": "1", variable: value})
+    assert result.exit_code == 2 and variable in result.stderr
+    assert password not in result.output + result.stderr
+    assert password.split()[0] not in result.output + result.stderr
+
+
+def test_a_password_holding_an_at_sign_is_masked_whole(run_cli: RunCli, sample_store: None) -> None:
+    env = {"PROMETHEUS_PUSHGATEWAY_URL": "https://bob:pa@ss@pg.example:9091"}
+    result = run_cli(["--dry-run", "--template-dir", str(EXAMPLE_TEMPLATES), "--eager-stop", "1"], env=env)
+    assert result.exit_code == 0
+    assert "pa@ss" not in result.stderr and "ss@pg" not in result.stderr and "***@pg.example:9091" in result.stderr
 
 
 def test_an_empty_result_url_flag_means_its_default(run_cli: RunCli, tmp_path: Path, sample_store: None) -> None:
