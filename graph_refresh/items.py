@@ -10,6 +10,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal, NamedTuple
 
 from packaging.utils import canonicalize_name
@@ -115,13 +116,16 @@ class WorkItem:
     solver: str | None
     candidate: Candidate
 
-    @property
+    @cached_property
     def key(self) -> str:
-        """Stable hash of the canonical item: the same item always gets the same key."""
+        """Stable hash of the canonical item: the same item always gets the same key.
+
+        Computed once per item (a run asks for it several times per item: name, labels, parameters).
+        """
         canonical = json.dumps([self.kind, self.solver or "", *self.candidate], ensure_ascii=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:KEY_LENGTH]
 
-    @property
+    @cached_property
     def job_name(self) -> str:
         """``<solver>-<key>`` or ``package-analyzer-<key>``: a DNS-1123 name of at most 57 characters."""
         return f"{self.solver or ANALYZER}-{self.key}"
