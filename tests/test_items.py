@@ -158,6 +158,7 @@ def test_ordinary_candidates_are_valid(candidate: Candidate) -> None:
             "199d8c2391",
         ),
         (WorkItem(ANALYZER, None, Candidate("\u212aeras", "1.0", PYPI)), "6b90230dc5"),
+        (WorkItem(ANALYZER, None, Candidate('evil"\\\n\x7f\u00e9\U0001f600', "1.0", PYPI)), "4d9db146bb"),  # escapes
     ],
 )
 def test_keys_and_job_names_are_the_golden_values_of_the_first_release(item: WorkItem, key: str) -> None:
