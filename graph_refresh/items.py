@@ -7,9 +7,9 @@ here, so the planner, the scheduler and the cluster view agree on it.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii
 from typing import Literal, NamedTuple
 
 from packaging.utils import canonicalize_name
@@ -115,16 +115,19 @@ class WorkItem:
     solver: str | None
     candidate: Candidate
 
-    @property
-    def key(self) -> str:
-        """Stable hash of the canonical item: the same item always gets the same key."""
-        canonical = json.dumps([self.kind, self.solver or "", *self.candidate], ensure_ascii=True)
-        return hashlib.sha256(canonical.encode()).hexdigest()[:KEY_LENGTH]
+    key: str = field(init=False, repr=False, compare=False)
+    """Stable hash of the canonical item: the same item always gets the same key."""
+    job_name: str = field(init=False, repr=False, compare=False)
+    """``<solver>-<key>`` or ``package-analyzer-<key>``: a DNS-1123 name of at most 57 characters."""
 
-    @property
-    def job_name(self) -> str:
-        """``<solver>-<key>`` or ``package-analyzer-<key>``: a DNS-1123 name of at most 57 characters."""
-        return f"{self.solver or ANALYZER}-{self.key}"
+    def __post_init__(self) -> None:
+        """Compute the key and Job name once per item: a run reads them several times per item."""
+        parts = (self.kind, self.solver or "", *self.candidate)
+        # The bytes json.dumps(list(parts), ensure_ascii=True) gives, without its encoder's overhead per call.
+        canonical = "[" + ", ".join(map(encode_basestring_ascii, parts)) + "]"
+        key = hashlib.sha256(canonical.encode()).hexdigest()[:KEY_LENGTH]
+        object.__setattr__(self, "key", key)
+        object.__setattr__(self, "job_name", f"{self.solver or ANALYZER}-{key}")
 
     @property
     def labels(self) -> dict[str, str]:

@@ -17,8 +17,9 @@ from graph_refresh.config import Settings
 from graph_refresh.errors import Interrupted
 from graph_refresh.items import ANALYZER, KINDS, LABEL_KIND, LABEL_SOLVER, SOLVER, Candidate
 from graph_refresh.planner import JobState, Stream, job_state, plan
+from graph_refresh.render import Renderer
 from graph_refresh.report import RunReport
-from graph_refresh.scheduler import Renderer, dry_run, submit
+from graph_refresh.scheduler import dry_run, submit
 from graph_refresh.store import open_store
 from graph_refresh.store.base import GraphStore
 from graph_refresh.templates import JobTemplates, load_job_templates, read_template_dir

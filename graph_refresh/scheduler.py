@@ -16,90 +16,16 @@ from typing import Any
 import yaml
 
 from graph_refresh import kube
-from graph_refresh.capacity import Capacity, JobCost, job_cost
-from graph_refresh.config import ClusterSettings, PlanSettings
+from graph_refresh.capacity import Capacity
+from graph_refresh.config import ClusterSettings
 from graph_refresh.errors import ClusterError, TemplateError, truncate
-from graph_refresh.items import ANALYZER, Candidate, Kind, WorkItem, is_job_name
+from graph_refresh.items import WorkItem, is_job_name
+from graph_refresh.render import Renderer
 from graph_refresh.report import Failure, RunReport, write_atomically
-from graph_refresh.templates import JobTemplate, JobTemplates, as_mapping
 
 logger = logging.getLogger(__name__)
 
 _YamlDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when present: same output, ~4x faster
-_PROBE = Candidate("probe", "0", "https://probe.invalid/simple")  # renders a Template once before planning
-
-
-@dataclass(frozen=True)
-class Renderer:
-    """Turns a work item into the batch/v1 Job to create in ``namespace``."""
-
-    templates: JobTemplates
-    plan: PlanSettings
-    namespace: str | None = None
-
-    def _template(self, item: WorkItem) -> JobTemplate:
-        if item.kind == ANALYZER:
-            assert self.templates.analyzer is not None, "no analyzer items when the analyzer is turned off"
-            return self.templates.analyzer
-        assert item.solver is not None
-        return self.templates.solvers[item.solver][1]
-
-    def parameters(self, item: WorkItem) -> dict[str, str]:
-        """Template parameter values for one item (undeclared ones are ignored by processing)."""
-        name, version, index_url = item.candidate
-        plan = self.plan
-        if item.kind == ANALYZER:
-            values = {
-                "THOTH_PACKAGE_ANALYZER_JOB_ID": item.job_name,
-                "THOTH_PACKAGE_ANALYZER_PACKAGE_NAME": name,
-                "THOTH_PACKAGE_ANALYZER_PACKAGE_VERSION": version,
-                "THOTH_PACKAGE_ANALYZER_INDEX_URL": index_url,
-                "THOTH_PACKAGE_ANALYZER_OUTPUT": plan.package_analyzer_output,
-            }
-            if plan.log_solver == "DEBUG":
-                values["THOTH_PACKAGE_ANALYZER_DEBUG"] = "1"
-        else:
-            values = {
-                "THOTH_SOLVER_JOB_ID": item.job_name,
-                "THOTH_SOLVER_PACKAGES": item.requirement,
-                "THOTH_SOLVER_INDEXES": index_url,
-                "THOTH_SOLVER_OUTPUT": plan.solver_output,
-                "THOTH_SOLVER_NO_TRANSITIVE": "0",
-                "THOTH_SOLVER_SUBGRAPH_CHECK_API": plan.subgraph_check_api,
-            }
-            if plan.log_solver:
-                values["THOTH_LOG_SOLVER"] = plan.log_solver
-        values["THOTH_DOCUMENT_ID"] = item.job_name
-        return values
-
-    def render(self, item: WorkItem) -> dict[str, Any]:
-        """The Job for ``item``: the processed Template object with our name, labels and TTL."""
-        template = self._template(item)
-        job = template.render(self.parameters(item))
-        what = f"Template {template.template_name!r}: the Job of {item.solver or item.kind}"
-        metadata = job["metadata"] = as_mapping(job.get("metadata"), f"{what}: metadata")
-        metadata["name"] = item.job_name
-        if self.namespace:
-            metadata["namespace"] = self.namespace
-        metadata["labels"] = {**as_mapping(metadata.get("labels"), f"{what}: metadata.labels"), **item.labels}
-        spec = job["spec"] = as_mapping(job.get("spec"), f"{what}: spec")
-        if spec.get("ttlSecondsAfterFinished") is None:  # absent, or null in the Template
-            spec["ttlSecondsAfterFinished"] = self.plan.job_ttl_seconds
-        job.pop("status", None)
-        return job
-
-    def probe_cost(self, kind: Kind, solver: str | None) -> JobCost:
-        """Render a stand-in item to check the Template early and learn what one Job costs."""
-        probe = WorkItem(kind, solver, _PROBE)
-        template = self._template(probe)
-        job = self.render(probe)
-        try:
-            return job_cost(job)
-        except (ValueError, ArithmeticError, TypeError) as error:
-            raise TemplateError(
-                f"Template {template.template_name!r}: the Job's spec.parallelism or a container resource "
-                f"quantity cannot be read: {error}"
-            ) from error
 
 
 def dry_run(items: Iterable[WorkItem], *, renderer: Renderer, report: RunReport, output_dir: Path | None) -> None:

@@ -146,3 +146,30 @@ def test_hostile_candidates_are_invalid(candidate: Candidate) -> None:
 )
 def test_ordinary_candidates_are_valid(candidate: Candidate) -> None:
     assert invalid_reason(candidate) is None
+
+
+@pytest.mark.parametrize(
+    ("item", "key"),
+    [
+        (WorkItem(SOLVER, "solver-fedora-31-py38", Candidate("flask", "1.1.2", PYPI)), "1089589296"),
+        (WorkItem(ANALYZER, None, Candidate("flask", "1.1.2", PYPI)), "4d93bd18c6"),
+        (
+            WorkItem(SOLVER, "solver-ubi-9-py311", Candidate("zope-interface", "7.2", "https://u@pypi.internal/s?x=1")),
+            "199d8c2391",
+        ),
+        (WorkItem(ANALYZER, None, Candidate("\u212aeras", "1.0", PYPI)), "6b90230dc5"),
+        (WorkItem(ANALYZER, None, Candidate('evil"\\\n\x7f\u00e9\U0001f600', "1.0", PYPI)), "4d9db146bb"),  # escapes
+    ],
+)
+def test_keys_and_job_names_are_the_golden_values_of_the_first_release(item: WorkItem, key: str) -> None:
+    """Jobs already in the cluster carry these names: a change here would schedule every item again."""
+    assert item.key == key
+    assert item.job_name == f"{item.solver or ANALYZER}-{key}"
+    assert item.labels["thoth-station.ninja/item"] == key
+
+
+def test_a_key_is_computed_once_and_equal_items_stay_equal() -> None:
+    item = WorkItem(SOLVER, "solver-fedora-31-py38", Candidate("flask", "1.1.2", PYPI))
+    assert item.key is item.key and item.job_name is item.job_name
+    twin = WorkItem(SOLVER, "solver-fedora-31-py38", Candidate("flask", "1.1.2", PYPI))
+    assert item == twin and hash(item) == hash(twin) and {item, twin} == {twin}

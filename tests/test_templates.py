@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from graph_refresh.errors import TemplateError
 from graph_refresh.templates import load_job_templates, process, read_template_dir, select_template
 
 from .conftest import EXAMPLE_TEMPLATES, SHARED_2019
+from .fakes.kube import FakeKube
 
 
 def template(parameters: list[dict[str, Any]], objects: list[Any], **extra: Any) -> dict[str, Any]:
@@ -167,3 +169,121 @@ def test_keys_take_plain_substitution_and_may_not_collide() -> None:
     clash = template([{"name": "K", "value": "b"}], [{"a-${K}": 1, "a-b": 2}])
     with pytest.raises(TemplateError, match="a-b"):
         process(clash, clash["objects"], {})
+
+
+# --- Template files and values are data from outside (SPEC §13) -----------------------------------
+
+
+def hostile_run(run_cli: Any, tmp_path: Path, files: dict[str, str]) -> Any:
+    """A dry run over the example Templates plus ``files`` (name -> text): exit 1 expected, no traceback."""
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    for path in EXAMPLE_TEMPLATES.glob("*.yaml"):
+        (folder / path.name).write_text(path.read_text())
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    result = run_cli(["--dry-run", "--template-dir", str(folder), "--report", str(tmp_path / "report.json")])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.stderr
+    assert json.loads((tmp_path / "report.json").read_text())["exit_code"] == 1
+    return result
+
+
+def billion_laughs(levels: int = 9, width: int = 10) -> str:
+    """YAML of a few hundred bytes that expands to ``width ** levels`` strings (10^9 by default)."""
+    lines = [f"a0: &a0 [{', '.join(['lol'] * width)}]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * width)}]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+def test_a_yaml_alias_bomb_is_a_template_error_naming_the_file(
+    run_cli: Any, tmp_path: Path, sample_store: None
+) -> None:
+    result = hostile_run(run_cli, tmp_path, {"laughs.yaml": billion_laughs()})
+    assert "laughs.yaml" in result.stderr and "aliases expand to more than" in result.stderr
+
+
+def test_a_few_aliases_are_fine(tmp_path: Path) -> None:
+    (tmp_path / "shared.yaml").write_text(billion_laughs(levels=3, width=4))  # 84 nodes once expanded
+    assert read_template_dir(tmp_path) == []  # read without complaint; it holds no Template
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("&l {apiVersion: v1, kind: List, items: [*l]}\n", "a structure inside itself"),
+        (
+            "apiVersion: v1\nkind: Template\nmetadata: {name: loop, labels: {template: other}}\n"
+            "objects: [&o {apiVersion: batch/v1, kind: Job, spec: {again: *o}}]\n",
+            "a structure inside itself",
+        ),
+        ("x: " + "[" * 150 + "]" * 150 + "\n", "nested deeper than 100 levels"),
+        ("x: " + "[" * 100_000 + "]" * 100_000 + "\n", "exceeded maximum nesting depth"),  # libyaml's own bound
+        ("apiVersion: v1\nkind: List\nitems: {not: a list}\n", "must be a list"),
+    ],
+    ids=["list-holding-itself", "object-holding-itself", "deep", "very-deep", "items-not-a-list"],
+)
+def test_a_recursive_or_deep_file_is_a_template_error_naming_the_file(
+    text: str, message: str, run_cli: Any, tmp_path: Path, sample_store: None
+) -> None:
+    result = hostile_run(run_cli, tmp_path, {"hostile.yaml": text})
+    assert "hostile.yaml" in result.stderr and message in result.stderr
+
+
+@pytest.mark.parametrize("depth", [150, 100_000])
+def test_a_deeply_nested_json_value_is_a_template_error_naming_parameter_and_template(
+    depth: int, run_cli: Any, tmp_path: Path, sample_store: None
+) -> None:
+    analyzer = yaml.safe_load((EXAMPLE_TEMPLATES / "package-analyzer.yaml").read_text())
+    analyzer["parameters"].append({"name": "DEEP", "value": "[" * depth + "]" * depth})
+    analyzer["objects"][0]["metadata"]["annotations"] = {"deep": "${{DEEP}}"}
+    result = hostile_run(run_cli, tmp_path, {"package-analyzer.yaml": yaml.safe_dump(analyzer)})
+    assert "parameter DEEP" in result.stderr and "'package-analyzer'" in result.stderr
+    assert "nested deeper than 100 levels" in result.stderr
+
+
+def nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(depth - 1):
+        value = {"x": value}
+    return value
+
+
+def test_a_template_nested_too_deep_from_anywhere_is_a_template_error() -> None:
+    """Templates from the cluster arrive parsed, so the bound is checked on the objects too."""
+    documents = read_template_dir(EXAMPLE_TEMPLATES)
+    analyzer = next(d for d in documents if d["metadata"]["name"] == "package-analyzer")
+    analyzer["objects"][0]["metadata"]["annotations"] = {"deep": nested(100)}
+    with pytest.raises(TemplateError, match=r"Template 'package-analyzer' in ns is nested deeper than 100"):
+        load_job_templates(documents, where="ns")
+    analyzer["objects"][0]["metadata"]["annotations"] = {"deep": nested(90)}
+    assert load_job_templates(documents, where="ns").analyzer is not None
+    loop: dict[str, Any] = {}
+    loop["self"] = loop
+    analyzer["objects"][0]["metadata"]["annotations"] = loop
+    with pytest.raises(TemplateError, match="or holds itself"):
+        load_job_templates(documents, where="ns")
+
+
+def test_a_template_nested_too_deep_in_the_cluster_exits_1(run_cli: Any, tmp_path: Path) -> None:
+    with FakeKube() as fake:
+        for path in sorted(EXAMPLE_TEMPLATES.glob("*.yaml")):
+            document = yaml.safe_load(path.read_text())
+            document["metadata"]["namespace"] = "infra"
+            if document["metadata"]["name"] == "solver":
+                document["objects"][0]["metadata"]["annotations"] = {"deep": nested(150)}
+            fake.add(document)
+        env = {
+            "KUBECONFIG": str(fake.kubeconfig(tmp_path / "kubeconfig")),
+            "THOTH_INFRA_NAMESPACE": "infra",
+            "THOTH_MIDDLETIER_NAMESPACE": "middletier",
+        }
+        result = run_cli(["--dry-run"], env=env)
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
+    assert "Template 'solver' in namespace 'infra' is nested deeper than 100 levels" in result.stderr
+
+
+def test_process_bounds_json_values_too() -> None:
+    t = template([{"name": "J", "value": "[" * 5000 + "]" * 5000}], [{"j": "${{J}}"}])
+    with pytest.raises(TemplateError, match="parameter J is nested deeper"):
+        process(t, t["objects"], {})
