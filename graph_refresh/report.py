@@ -7,42 +7,86 @@ import json
 import os
 import tempfile
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from graph_refresh import __version__
 from graph_refresh.items import ANALYZER, KINDS, SOLVER, Kind
 
-SKIP_REASONS = ("invalid", "in-flight", "failed-recently", "awaiting-sync", "eager-stop", "capacity")
+SKIP_REASONS = (
+    "invalid",
+    "in-flight",
+    "failed-recently",
+    "quarantined",
+    "awaiting-sync",
+    "eager-stop",
+    "capacity",
+)
+RETRY_CAUSES = ("disrupted", "oom", "deadline", "error")  # why the Job an item retries failed (SPEC §11)
+CAP_CAUSES = ("oom", "deadline")  # the causes whose retry escalates a resource up to a cap
+QUARANTINED_LISTED = 100  # quarantined items named in the report; "quarantined_total" counts them all
 
 
 @dataclass
 class Counts:
-    """Outcomes of one candidate stream (a solver, or the analyzer), or a sum of them."""
+    """Outcomes of one candidate stream (a solver, or the analyzer), or a sum of them.
+
+    ``examined == scheduled + already_scheduled + failed + sum(skipped)``; ``retried`` and ``at_cap``
+    break ``scheduled`` down, and ``backlog`` and ``quarantined`` describe the stream, not this run's items.
+    """
 
     examined: int = 0
     scheduled: int = 0
     already_scheduled: int = 0
     failed: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
+    backlog: int | None = None
+    """Candidates the store holds for the stream; None when not counted or the count failed."""
+    retried: Counter[str] = field(default_factory=Counter)
+    """Of ``scheduled``, the retries, by the cause of the failure they retry (RETRY_CAUSES)."""
+    at_cap: Counter[str] = field(default_factory=Counter)
+    """Of ``retried``, those whose memory (oom) or deadline (deadline) reached its cap (CAP_CAUSES)."""
+    quarantined: int = 0
+    """Items of the stream in quarantine per the ledger, examined this run or not."""
 
     def __iadd__(self, other: Counts) -> Counts:
+        """Add ``other`` in; the backlog is a sum only while both are known."""
         self.examined += other.examined
         self.scheduled += other.scheduled
         self.already_scheduled += other.already_scheduled
         self.failed += other.failed
         self.skipped.update(other.skipped)
+        self.backlog = None if self.backlog is None or other.backlog is None else self.backlog + other.backlog
+        self.retried.update(other.retried)
+        self.at_cap.update(other.at_cap)
+        self.quarantined += other.quarantined
         return self
 
+    @classmethod
+    def sum_of(cls, streams: Iterable[Counts]) -> Counts:
+        """The streams added up; the backlog is None when any stream's is, or when there is no stream."""
+        total = cls(backlog=0)
+        empty = True
+        for counts in streams:
+            total += counts
+            empty = False
+        if empty:
+            total.backlog = None
+        return total
+
     def describe(self) -> str:
-        """``examined=… scheduled=… already_scheduled=… failed=… skipped={reason=n,…}`` for a log line."""
+        """``examined=… scheduled=… already_scheduled=… failed=… skipped={reason=n,…} backlog=n|? retried={…}``
+        for a log line."""
         skipped = ",".join(
             f"{reason}={self.skipped[reason]}" for reason in sorted(self.skipped) if self.skipped[reason]
         )
+        retried = ",".join(f"{cause}={self.retried[cause]}" for cause in RETRY_CAUSES if self.retried[cause])
+        backlog = "?" if self.backlog is None else str(self.backlog)
         return (
             f"examined={self.examined} scheduled={self.scheduled} already_scheduled={self.already_scheduled} "
-            f"failed={self.failed} skipped={{{skipped}}}"
+            f"failed={self.failed} skipped={{{skipped}}} backlog={backlog} retried={{{retried}}}"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -52,6 +96,10 @@ class Counts:
             "already_scheduled": self.already_scheduled,
             "failed": self.failed,
             "skipped": {reason: self.skipped[reason] for reason in sorted(self.skipped) if self.skipped[reason]},
+            "backlog": self.backlog,
+            "retried": {cause: self.retried[cause] for cause in RETRY_CAUSES},
+            "retries_at_cap": {cause: self.at_cap[cause] for cause in CAP_CAUSES},
+            "quarantined": self.quarantined,
         }
 
 
@@ -65,6 +113,22 @@ class Failure:
     kind: Kind
     status: int
     reason: str
+
+
+@dataclass(frozen=True)
+class QuarantinedItem:
+    """An item the ledger holds in quarantine: it failed ``failures`` times (charged) and is skipped until
+    ``until`` (RFC 3339, UTC); ``solver`` is None for the analyzer."""
+
+    item: str
+    kind: Kind
+    solver: str | None
+    package: str
+    version: str
+    index: str
+    failures: int
+    last_cause: str
+    until: str
 
 
 @dataclass
@@ -81,6 +145,8 @@ class RunReport:
     analyzer: Counts = field(default_factory=Counts)
     stopped_by: dict[str, str | None] = field(default_factory=lambda: dict.fromkeys(KINDS, None))
     failures: list[Failure] = field(default_factory=list)
+    quarantined: list[QuarantinedItem] = field(default_factory=list)
+    """Every item in quarantine (the report lists the first QUARANTINED_LISTED by end of quarantine)."""
     error: str | None = None
 
     def counts(self, kind: Kind, solver: str | None) -> Counts:
@@ -93,18 +159,14 @@ class RunReport:
     def totals(self, kind: Kind) -> Counts:
         """All streams of one kind added up."""
         if kind == ANALYZER:
-            total = Counts()
-            total += self.analyzer
-            return total
-        total = Counts()
-        for counts in self.solvers.values():
-            total += counts
-        return total
+            return Counts.sum_of([self.analyzer])
+        return Counts.sum_of(self.solvers.values())
 
     def to_dict(self) -> dict[str, Any]:
         totals = {}
         for kind in KINDS:
             totals[kind] = {**self.totals(kind).to_dict(), "stopped_by": self.stopped_by[kind]}
+        quarantined = sorted(self.quarantined, key=lambda q: (q.until, q.item))[:QUARANTINED_LISTED]
         return {
             "version": self.version,
             "dry_run": self.dry_run,
@@ -114,7 +176,9 @@ class RunReport:
             "in_flight": dict(self.in_flight),
             "totals": totals,
             "solvers": {name: counts.to_dict() for name, counts in sorted(self.solvers.items())},
-            "failures": [vars(failure) for failure in self.failures],
+            "failures": [asdict(failure) for failure in self.failures],
+            "quarantined": [asdict(item) for item in quarantined],
+            "quarantined_total": len(self.quarantined),
             "error": self.error,
         }
 
@@ -135,14 +199,24 @@ class RunReport:
         )
 
     def plan_table(self) -> str:
-        """A fixed-width table: one row per solver and the analyzer, and a total per kind."""
-        verb = "planned" if self.dry_run else "scheduled"
-        header = ["kind", "solver", "examined", verb, "already", "failed", *SKIP_REASONS]
+        """A fixed-width table: one row per solver and the analyzer, and a total per kind.
+
+        ``scheduled`` counts the Jobs created, or in a dry run those that would be; ``retries`` is the part of
+        them that retries a failed Job; ``backlog`` is ``?`` when it was not counted.
+        """
+        header = ["kind", "solver", "examined", "scheduled", "retries", "already", "failed", *SKIP_REASONS, "backlog"]
         rows: list[list[str]] = []
 
         def row(kind: str, solver: str, c: Counts) -> list[str]:
-            numbers = [c.examined, c.scheduled, c.already_scheduled, c.failed, *(c.skipped[r] for r in SKIP_REASONS)]
-            return [kind, solver, *map(str, numbers)]
+            numbers = [
+                c.examined,
+                c.scheduled,
+                sum(c.retried.values()),
+                c.already_scheduled,
+                c.failed,
+                *(c.skipped[r] for r in SKIP_REASONS),
+            ]
+            return [kind, solver, *map(str, numbers), "?" if c.backlog is None else str(c.backlog)]
 
         for name, counts in sorted(self.solvers.items()):
             rows.append(row(SOLVER, name, counts))
