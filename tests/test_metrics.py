@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
 import time
@@ -106,6 +107,20 @@ def test_every_metric_of_the_run_reaches_the_pushgateway(pushgateway: str) -> No
     }
     for key, value in expected.items():
         assert samples.get(key) == value, key
+
+
+def test_a_successful_push_is_logged_once(pushgateway: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    assert metrics.push(a_report(), url=pushgateway, deployment_name="thoth-prod")
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [(logging.INFO, f"Pushed metrics to {pushgateway}")]
+
+
+def test_a_run_logs_its_push_once(cluster: Harness, pushgateway: str) -> None:
+    cluster.graph(["flask"])
+    for _ in range(2):  # a second run in the same process logs no more than the first
+        result, _ = cluster.run(env={"PROMETHEUS_PUSHGATEWAY_URL": pushgateway})
+        assert result.exit_code == 0, result.stderr
+        assert result.stderr.count("Pushed metrics") == 1, result.stderr
 
 
 def test_a_failed_push_is_logged_and_returns_false(caplog: pytest.LogCaptureFixture) -> None:
