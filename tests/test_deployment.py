@@ -75,17 +75,30 @@ def test_rbac_grants_exactly_what_the_job_needs() -> None:
         if d["kind"] == "Role"
     }
     grants = {
-        (namespace, group, resource): sorted(rule["verbs"])
+        (namespace, group, resource, name): sorted(rule["verbs"])
         for (namespace, _), role in roles.items()
         for rule in role["rules"]
         for group in rule["apiGroups"]
         for resource in rule["resources"]
+        for name in rule.get("resourceNames", ["*"])
     }
+    rule_count = sum(
+        len(rule["apiGroups"]) * len(rule["resources"]) * len(rule.get("resourceNames", ["*"]))
+        for role in roles.values()
+        for rule in role["rules"]
+    )
+    assert rule_count == len(grants), "no grant is given twice"
     assert grants == {
-        ("infra", "template.openshift.io", "templates"): ["get", "list"],
-        ("middletier", "batch", "jobs"): ["create", "get", "list"],
-        ("middletier", "", "resourcequotas"): ["get", "list"],
+        ("infra", "template.openshift.io", "templates", "*"): ["get", "list"],
+        ("middletier", "batch", "jobs", "*"): ["create", "get", "list"],
+        ("middletier", "", "resourcequotas", "*"): ["get", "list"],
+        ("middletier", "", "pods", "*"): ["list"],
+        ("middletier", "", "configmaps", "*"): ["create", "get"],
+        ("middletier", "", "configmaps", "graph-refresh-ledger"): ["update"],
     }
+    assert all(
+        set(rule) <= {"apiGroups", "resources", "resourceNames", "verbs"} for r in roles.values() for rule in r["rules"]
+    )
     bindings = [d for d in documents(OPENSHIFT / "rbac.yaml") if d["kind"] == "RoleBinding"]
     assert {(b["metadata"]["namespace"], b["roleRef"]["name"]) for b in bindings} == set(roles)
     (cronjob,) = documents(OPENSHIFT / "cronjob.yaml")
