@@ -65,7 +65,28 @@ def test_cronjob_reads_only_configmap_keys_the_2019_deployment_had() -> None:
     (cronjob,) = documents(OPENSHIFT / "cronjob.yaml")
     (container,) = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
     refs = [e["valueFrom"]["configMapKeyRef"] for e in container["env"] if "configMapKeyRef" in e.get("valueFrom", {})]
-    assert refs and {ref["key"] for ref in refs} <= known
+    required = {ref["key"] for ref in refs if not ref.get("optional")}
+    assert required and required <= known, "a key the 2019 ConfigMap lacks must be optional"
+
+
+RETRY_SETTINGS = {
+    "THOTH_GRAPH_REFRESH_MAX_MEMORY": "graph-refresh-max-memory",
+    "THOTH_GRAPH_REFRESH_MAX_DEADLINE": "graph-refresh-max-deadline",
+    "THOTH_GRAPH_REFRESH_RETRY_BACKOFF": "graph-refresh-retry-backoff",
+    "THOTH_GRAPH_REFRESH_MAX_ATTEMPTS": "graph-refresh-max-attempts",
+    "THOTH_GRAPH_REFRESH_QUARANTINE": "graph-refresh-quarantine",
+}
+
+
+def test_cronjob_takes_the_retry_settings_from_optional_configmap_keys() -> None:
+    (cronjob,) = documents(OPENSHIFT / "cronjob.yaml")
+    (container,) = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    for variable, key in RETRY_SETTINGS.items():
+        assert env[variable] == {
+            "name": variable,
+            "valueFrom": {"configMapKeyRef": {"name": "thoth", "key": key, "optional": True}},
+        }
 
 
 def test_rbac_grants_exactly_what_the_job_needs() -> None:
