@@ -6,6 +6,7 @@ The 2019 metric names are kept. A failed push is logged and never changes the ex
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, push_to_gateway
@@ -14,7 +15,7 @@ from prometheus_client.exposition import basic_auth_handler, default_handler
 from graph_refresh import __version__
 from graph_refresh.config import redact_url
 from graph_refresh.items import ANALYZER, KINDS, SOLVER
-from graph_refresh.report import RunReport
+from graph_refresh.report import CAP_CAUSES, RETRY_CAUSES, Counts, RunReport
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +65,40 @@ def registry_from(report: RunReport, *, deployment_name: str) -> CollectorRegist
     in_flight = Gauge("graph_refresh_job_in_flight", "Live Jobs graph-refresh owns.", ["kind"], registry=registry)
     for kind in KINDS:
         in_flight.labels(kind).set(report.in_flight.get(kind, 0))
+    _add_outcome_metrics(registry, streams)
     return registry
+
+
+def _add_outcome_metrics(registry: CollectorRegistry, streams: Sequence[tuple[str, str, Counts]]) -> None:
+    """Backlog, retries and quarantine per stream (SPEC §11, §12). A backlog that was not counted is not set,
+    so an alert never mistakes a failed count for an empty backlog."""
+    labels = ["kind", "solver"]
+    backlog = Gauge(
+        "graph_refresh_job_backlog", "Candidates waiting in the graph store, per stream.", labels, registry=registry
+    )
+    retries = Counter(
+        "graph_refresh_job_retries",
+        "Jobs scheduled that retry a failed one, by the cause of that failure.",
+        [*labels, "cause"],
+        registry=registry,
+    )
+    at_cap = Counter(
+        "graph_refresh_job_retries_at_cap",
+        "Retries scheduled with memory (oom) or activeDeadlineSeconds (deadline) at its cap.",
+        [*labels, "cause"],
+        registry=registry,
+    )
+    quarantined = Gauge(
+        "graph_refresh_job_quarantined", "Items in quarantine per the ledger, per stream.", labels, registry=registry
+    )
+    for kind, solver, counts in streams:
+        if counts.backlog is not None:
+            backlog.labels(kind, solver).set(counts.backlog)
+        for cause in RETRY_CAUSES:
+            retries.labels(kind, solver, cause).inc(counts.retried[cause])
+        for cause in CAP_CAUSES:
+            at_cap.labels(kind, solver, cause).inc(counts.at_cap[cause])
+        quarantined.labels(kind, solver).set(counts.quarantined)
 
 
 def push(report: RunReport, *, url: str, deployment_name: str) -> bool:

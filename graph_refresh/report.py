@@ -3,46 +3,96 @@ metrics are all derived from it."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
-import tempfile
+import stat
+import sys
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from graph_refresh import __version__
 from graph_refresh.items import ANALYZER, KINDS, SOLVER, Kind
+from graph_refresh.secrets import mask
 
-SKIP_REASONS = ("invalid", "in-flight", "failed-recently", "awaiting-sync", "eager-stop", "capacity")
+SKIP_REASONS = (
+    "invalid",
+    "in-flight",
+    "failed-recently",
+    "quarantined",
+    "awaiting-sync",
+    "eager-stop",
+    "capacity",
+)
+RETRY_CAUSES = ("disrupted", "oom", "deadline", "error")  # why the Job an item retries failed (SPEC §11)
+CAP_CAUSES = ("oom", "deadline")  # the causes whose retry escalates a resource up to a cap
+QUARANTINED_LISTED = 100  # quarantined items named in the report; "quarantined_total" counts them all
+STDOUT = "-"  # the report path that means standard output
+NEW_FILE_MODE = 0o666  # before the umask, as open() and shells create files (0644 under umask 022)
+TEMP_NAME_ATTEMPTS = 100  # temporary file names tried before giving up (a clash is already unlikely)
 
 
 @dataclass
 class Counts:
-    """Outcomes of one candidate stream (a solver, or the analyzer), or a sum of them."""
+    """Outcomes of one candidate stream (a solver, or the analyzer), or a sum of them.
+
+    ``examined == scheduled + already_scheduled + failed + sum(skipped)``; ``retried`` and ``at_cap``
+    break ``scheduled`` down, and ``backlog`` and ``quarantined`` describe the stream, not this run's items.
+    """
 
     examined: int = 0
     scheduled: int = 0
     already_scheduled: int = 0
     failed: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
+    backlog: int | None = None
+    """Candidates the store holds for the stream; None when not counted or the count failed."""
+    retried: Counter[str] = field(default_factory=Counter)
+    """Of ``scheduled``, the retries, by the cause of the failure they retry (RETRY_CAUSES)."""
+    at_cap: Counter[str] = field(default_factory=Counter)
+    """Of ``retried``, those whose memory (oom) or deadline (deadline) reached its cap (CAP_CAUSES)."""
+    quarantined: int = 0
+    """Items of the stream in quarantine per the ledger, examined this run or not."""
 
     def __iadd__(self, other: Counts) -> Counts:
+        """Add ``other`` in; the backlog is a sum only while both are known."""
         self.examined += other.examined
         self.scheduled += other.scheduled
         self.already_scheduled += other.already_scheduled
         self.failed += other.failed
         self.skipped.update(other.skipped)
+        self.backlog = None if self.backlog is None or other.backlog is None else self.backlog + other.backlog
+        self.retried.update(other.retried)
+        self.at_cap.update(other.at_cap)
+        self.quarantined += other.quarantined
         return self
 
+    @classmethod
+    def sum_of(cls, streams: Iterable[Counts]) -> Counts:
+        """The streams added up; the backlog is None when any stream's is, or when there is no stream."""
+        total = cls(backlog=0)
+        empty = True
+        for counts in streams:
+            total += counts
+            empty = False
+        if empty:
+            total.backlog = None
+        return total
+
     def describe(self) -> str:
-        """``examined=… scheduled=… already_scheduled=… failed=… skipped={reason=n,…}`` for a log line."""
+        """``examined=… scheduled=… already_scheduled=… failed=… skipped={reason=n,…} backlog=n|? retried={…}``
+        for a log line."""
         skipped = ",".join(
             f"{reason}={self.skipped[reason]}" for reason in sorted(self.skipped) if self.skipped[reason]
         )
+        retried = ",".join(f"{cause}={self.retried[cause]}" for cause in RETRY_CAUSES if self.retried[cause])
+        backlog = "?" if self.backlog is None else str(self.backlog)
         return (
             f"examined={self.examined} scheduled={self.scheduled} already_scheduled={self.already_scheduled} "
-            f"failed={self.failed} skipped={{{skipped}}}"
+            f"failed={self.failed} skipped={{{skipped}}} backlog={backlog} retried={{{retried}}}"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -52,6 +102,10 @@ class Counts:
             "already_scheduled": self.already_scheduled,
             "failed": self.failed,
             "skipped": {reason: self.skipped[reason] for reason in sorted(self.skipped) if self.skipped[reason]},
+            "backlog": self.backlog,
+            "retried": {cause: self.retried[cause] for cause in RETRY_CAUSES},
+            "retries_at_cap": {cause: self.at_cap[cause] for cause in CAP_CAUSES},
+            "quarantined": self.quarantined,
         }
 
 
@@ -65,6 +119,22 @@ class Failure:
     kind: Kind
     status: int
     reason: str
+
+
+@dataclass(frozen=True)
+class QuarantinedItem:
+    """An item the ledger holds in quarantine: it failed ``failures`` times (charged) and is skipped until
+    ``until`` (RFC 3339, UTC); ``solver`` is None for the analyzer."""
+
+    item: str
+    kind: Kind
+    solver: str | None
+    package: str
+    version: str
+    index: str
+    failures: int
+    last_cause: str
+    until: str
 
 
 @dataclass
@@ -81,6 +151,8 @@ class RunReport:
     analyzer: Counts = field(default_factory=Counts)
     stopped_by: dict[str, str | None] = field(default_factory=lambda: dict.fromkeys(KINDS, None))
     failures: list[Failure] = field(default_factory=list)
+    quarantined: list[QuarantinedItem] = field(default_factory=list)
+    """Every item in quarantine (the report lists the first QUARANTINED_LISTED by end of quarantine)."""
     error: str | None = None
 
     def counts(self, kind: Kind, solver: str | None) -> Counts:
@@ -93,18 +165,14 @@ class RunReport:
     def totals(self, kind: Kind) -> Counts:
         """All streams of one kind added up."""
         if kind == ANALYZER:
-            total = Counts()
-            total += self.analyzer
-            return total
-        total = Counts()
-        for counts in self.solvers.values():
-            total += counts
-        return total
+            return Counts.sum_of([self.analyzer])
+        return Counts.sum_of(self.solvers.values())
 
     def to_dict(self) -> dict[str, Any]:
         totals = {}
         for kind in KINDS:
             totals[kind] = {**self.totals(kind).to_dict(), "stopped_by": self.stopped_by[kind]}
+        quarantined = sorted(self.quarantined, key=lambda q: (q.until, q.item))[:QUARANTINED_LISTED]
         return {
             "version": self.version,
             "dry_run": self.dry_run,
@@ -114,14 +182,36 @@ class RunReport:
             "in_flight": dict(self.in_flight),
             "totals": totals,
             "solvers": {name: counts.to_dict() for name, counts in sorted(self.solvers.items())},
-            "failures": [vars(failure) for failure in self.failures],
+            "failures": [asdict(failure) for failure in self.failures],
+            "quarantined": [asdict(item) for item in quarantined],
+            "quarantined_total": len(self.quarantined),
             "error": self.error,
         }
 
+    def to_json(self) -> str:
+        """The report as JSON text, every secret the process knows masked (a server may echo a token into
+        a failure reason)."""
+        return mask(json.dumps(_masked(self.to_dict()), indent=2)) + "\n"
+
     def write(self, path: Path) -> None:
-        """Write the JSON report atomically: a reader sees the old file or the whole new one."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(path, json.dumps(self.to_dict(), indent=2) + "\n")
+        """Write the JSON report to ``path`` (see :func:`write_atomically`), or to stdout when ``path`` is ``-``.
+
+        A missing folder is created when its own parent exists; a longer missing tree is an error
+        (FileNotFoundError), as a mistyped path should be.
+        """
+        text = self.to_json()
+        if str(path) == STDOUT:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+            return
+        folder = path.parent
+        if not folder.exists():
+            if not folder.parent.is_dir():
+                raise FileNotFoundError(
+                    errno.ENOENT, "no such folder (only the report's own folder is created)", str(folder.parent)
+                )
+            folder.mkdir(exist_ok=True)
+        write_atomically(path, text)
 
     def summary_line(self) -> str:
         """One line for the log: per kind, what was examined, scheduled and skipped, and the exit code."""
@@ -135,14 +225,24 @@ class RunReport:
         )
 
     def plan_table(self) -> str:
-        """A fixed-width table: one row per solver and the analyzer, and a total per kind."""
-        verb = "planned" if self.dry_run else "scheduled"
-        header = ["kind", "solver", "examined", verb, "already", "failed", *SKIP_REASONS]
+        """A fixed-width table: one row per solver and the analyzer, and a total per kind.
+
+        ``scheduled`` counts the Jobs created, or in a dry run those that would be; ``retries`` is the part of
+        them that retries a failed Job; ``backlog`` is ``?`` when it was not counted.
+        """
+        header = ["kind", "solver", "examined", "scheduled", "retries", "already", "failed", *SKIP_REASONS, "backlog"]
         rows: list[list[str]] = []
 
         def row(kind: str, solver: str, c: Counts) -> list[str]:
-            numbers = [c.examined, c.scheduled, c.already_scheduled, c.failed, *(c.skipped[r] for r in SKIP_REASONS)]
-            return [kind, solver, *map(str, numbers)]
+            numbers = [
+                c.examined,
+                c.scheduled,
+                sum(c.retried.values()),
+                c.already_scheduled,
+                c.failed,
+                *(c.skipped[r] for r in SKIP_REASONS),
+            ]
+            return [kind, solver, *map(str, numbers), "?" if c.backlog is None else str(c.backlog)]
 
         for name, counts in sorted(self.solvers.items()):
             rows.append(row(SOLVER, name, counts))
@@ -158,13 +258,47 @@ class RunReport:
         return "\n".join(lines)
 
 
+def _masked(value: Any) -> Any:
+    """``value`` (JSON-shaped) with every string masked, keys included, before JSON escapes could split a secret."""
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, dict):
+        return {_masked(key): _masked(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_masked(item) for item in value]
+    return value
+
+
 def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file beside it: a reader sees the old file or the new one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write ``text`` to ``path`` without ever damaging what ``path`` is (SPEC §13).
+
+    A new path or a regular file is replaced atomically through a temporary file beside it, so a reader sees
+    the old file or the whole new one. Anything else (a symlink, a device such as /dev/stdout, a FIFO) is
+    opened and written through, never replaced: a symlink stays a link and its target gets the text. New
+    files get ``0666 & ~umask`` (0644 under umask 022). On failure the temporary file is removed.
+    """
+    data = text.encode("utf-8")
+    if path.is_symlink() or (path.exists() and not stat.S_ISREG(path.stat().st_mode)):
+        with open(path, "wb") as stream:  # O_TRUNC is ignored by devices and FIFOs
+            stream.write(data)
+        return
+    fd, tmp = _create_beside(path)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as stream:
-            stream.write(text)
+        with os.fdopen(fd, "wb") as stream:
+            stream.write(data)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def _create_beside(path: Path) -> tuple[int, Path]:
+    """A new, empty hidden file in ``path``'s folder, opened for writing; the kernel applies the umask to its
+    mode (tempfile.mkstemp would give 0600 whatever the umask)."""
+    for _ in range(TEMP_NAME_ATTEMPTS):
+        tmp = path.with_name(f".{path.name}.{os.urandom(4).hex()}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, NEW_FILE_MODE), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary file name beside it", str(path))

@@ -65,7 +65,28 @@ def test_cronjob_reads_only_configmap_keys_the_2019_deployment_had() -> None:
     (cronjob,) = documents(OPENSHIFT / "cronjob.yaml")
     (container,) = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
     refs = [e["valueFrom"]["configMapKeyRef"] for e in container["env"] if "configMapKeyRef" in e.get("valueFrom", {})]
-    assert refs and {ref["key"] for ref in refs} <= known
+    required = {ref["key"] for ref in refs if not ref.get("optional")}
+    assert required and required <= known, "a key the 2019 ConfigMap lacks must be optional"
+
+
+RETRY_SETTINGS = {
+    "THOTH_GRAPH_REFRESH_MAX_MEMORY": "graph-refresh-max-memory",
+    "THOTH_GRAPH_REFRESH_MAX_DEADLINE": "graph-refresh-max-deadline",
+    "THOTH_GRAPH_REFRESH_RETRY_BACKOFF": "graph-refresh-retry-backoff",
+    "THOTH_GRAPH_REFRESH_MAX_ATTEMPTS": "graph-refresh-max-attempts",
+    "THOTH_GRAPH_REFRESH_QUARANTINE": "graph-refresh-quarantine",
+}
+
+
+def test_cronjob_takes_the_retry_settings_from_optional_configmap_keys() -> None:
+    (cronjob,) = documents(OPENSHIFT / "cronjob.yaml")
+    (container,) = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    for variable, key in RETRY_SETTINGS.items():
+        assert env[variable] == {
+            "name": variable,
+            "valueFrom": {"configMapKeyRef": {"name": "thoth", "key": key, "optional": True}},
+        }
 
 
 def test_rbac_grants_exactly_what_the_job_needs() -> None:
@@ -75,17 +96,30 @@ def test_rbac_grants_exactly_what_the_job_needs() -> None:
         if d["kind"] == "Role"
     }
     grants = {
-        (namespace, group, resource): sorted(rule["verbs"])
+        (namespace, group, resource, name): sorted(rule["verbs"])
         for (namespace, _), role in roles.items()
         for rule in role["rules"]
         for group in rule["apiGroups"]
         for resource in rule["resources"]
+        for name in rule.get("resourceNames", ["*"])
     }
+    rule_count = sum(
+        len(rule["apiGroups"]) * len(rule["resources"]) * len(rule.get("resourceNames", ["*"]))
+        for role in roles.values()
+        for rule in role["rules"]
+    )
+    assert rule_count == len(grants), "no grant is given twice"
     assert grants == {
-        ("infra", "template.openshift.io", "templates"): ["get", "list"],
-        ("middletier", "batch", "jobs"): ["create", "get", "list"],
-        ("middletier", "", "resourcequotas"): ["get", "list"],
+        ("infra", "template.openshift.io", "templates", "*"): ["get", "list"],
+        ("middletier", "batch", "jobs", "*"): ["create", "get", "list"],
+        ("middletier", "", "resourcequotas", "*"): ["get", "list"],
+        ("middletier", "", "pods", "*"): ["list"],
+        ("middletier", "", "configmaps", "*"): ["create", "get"],
+        ("middletier", "", "configmaps", "graph-refresh-ledger"): ["update"],
     }
+    assert all(
+        set(rule) <= {"apiGroups", "resources", "resourceNames", "verbs"} for r in roles.values() for rule in r["rules"]
+    )
     bindings = [d for d in documents(OPENSHIFT / "rbac.yaml") if d["kind"] == "RoleBinding"]
     assert {(b["metadata"]["namespace"], b["roleRef"]["name"]) for b in bindings} == set(roles)
     (cronjob,) = documents(OPENSHIFT / "cronjob.yaml")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
 import time
@@ -106,6 +107,53 @@ def test_every_metric_of_the_run_reaches_the_pushgateway(pushgateway: str) -> No
     }
     for key, value in expected.items():
         assert samples.get(key) == value, key
+
+
+def test_backlog_retries_and_quarantine_reach_the_pushgateway(pushgateway: str) -> None:
+    report = a_report()
+    ubi = report.solvers["solver-ubi-8-py38"]
+    ubi.backlog, ubi.quarantined = 900, 4
+    ubi.retried.update({"oom": 2, "disrupted": 1})
+    ubi.at_cap["oom"] = 1
+    report.solvers["solver-fedora-34-py39"] = Counts(examined=1, scheduled=1, backlog=None)
+    report.analyzer.backlog = 0
+    assert metrics.push(report, url=pushgateway, deployment_name="thoth-prod")
+    samples = scrape(pushgateway)
+
+    def stream(kind: str, solver: str, **more: str) -> tuple[tuple[str, str], ...]:
+        return tuple(sorted({"kind": kind, "solver": solver, **more}.items()))
+
+    ubi_labels, analyzer = stream("solver", "solver-ubi-8-py38"), stream("package-analyzer", "")
+    assert samples[("graph_refresh_job_backlog", ubi_labels)] == 900
+    assert samples[("graph_refresh_job_backlog", analyzer)] == 0, "an empty backlog is a value"
+    assert ("graph_refresh_job_backlog", stream("solver", "solver-fedora-34-py39")) not in samples, "not counted"
+    retries = {
+        cause: samples[("graph_refresh_job_retries_total", stream("solver", "solver-ubi-8-py38", cause=cause))]
+        for cause in ("disrupted", "oom", "deadline", "error")
+    }
+    assert retries == {"disrupted": 1, "oom": 2, "deadline": 0, "error": 0}
+    at_cap = {
+        cause: samples[("graph_refresh_job_retries_at_cap_total", stream("solver", "solver-ubi-8-py38", cause=cause))]
+        for cause in ("oom", "deadline")
+    }
+    assert at_cap == {"oom": 1, "deadline": 0}
+    assert samples[("graph_refresh_job_retries_total", stream("package-analyzer", "", cause="oom"))] == 0
+    assert samples[("graph_refresh_job_quarantined", ubi_labels)] == 4
+    assert samples[("graph_refresh_job_quarantined", analyzer)] == 0
+
+
+def test_a_successful_push_is_logged_once(pushgateway: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    assert metrics.push(a_report(), url=pushgateway, deployment_name="thoth-prod")
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [(logging.INFO, f"Pushed metrics to {pushgateway}")]
+
+
+def test_a_run_logs_its_push_once(cluster: Harness, pushgateway: str) -> None:
+    cluster.graph(["flask"])
+    for _ in range(2):  # a second run in the same process logs no more than the first
+        result, _ = cluster.run(env={"PROMETHEUS_PUSHGATEWAY_URL": pushgateway})
+        assert result.exit_code == 0, result.stderr
+        assert result.stderr.count("Pushed metrics") == 1, result.stderr
 
 
 def test_a_failed_push_is_logged_and_returns_false(caplog: pytest.LogCaptureFixture) -> None:

@@ -60,3 +60,11 @@ def test_ci_runs_both_readme_commands_verbatim() -> None:
     assert block is not None
     demo, tests = block.group(1).strip().splitlines()
     assert demo in ci and tests in ci and ci.index(demo) < ci.index(tests)
+
+
+def test_every_file_the_readme_points_to_is_in_the_repository() -> None:
+    root = Path(__file__).resolve().parent.parent
+    links = re.findall(r"\]\(([^)#:]+)\)", README)
+    assert "docs/dgraph.md" in links and "docs/contract-2019.md" in links
+    assert all((root / link).is_file() for link in links), links
+    assert "../" not in README, "a clone has nothing beside it"
