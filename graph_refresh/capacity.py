@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from graph_refresh.errors import ClusterError
-from graph_refresh.kube import parse_quantity
+from graph_refresh.quantity import parse_quantity
 
 _BARE_MEANS_REQUESTS = ("cpu", "memory", "ephemeral-storage")
 _COMPUTE = ("cpu", "memory")  # a pod with no requests or limits of these is BestEffort

@@ -31,6 +31,12 @@ LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_KIND = "thoth-station.ninja/kind"
 LABEL_SOLVER = "thoth-station.ninja/solver"
 LABEL_ITEM = "thoth-station.ninja/item"
+LABEL_ATTEMPT = "thoth-station.ninja/attempt"
+# The item itself, on every Job we create: a failed Job is learned from (SPEC §11) even when its item is
+# not met again before the Job's TTL removes it.
+ANNOTATION_PACKAGE = "thoth-station.ninja/package"
+ANNOTATION_VERSION = "thoth-station.ninja/version"
+ANNOTATION_INDEX = "thoth-station.ninja/index"
 MANAGER = "graph-refresh"
 OWNED_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGER}"
 
@@ -114,11 +120,14 @@ class WorkItem:
     kind: Kind
     solver: str | None
     candidate: Candidate
+    attempt: int = 1
+    """1 for an item's first Job; n >= 2 for its n-th, a retry after failures (SPEC §11)."""
 
     key: str = field(init=False, repr=False, compare=False)
-    """Stable hash of the canonical item: the same item always gets the same key."""
+    """Stable hash of the canonical item: the same item always gets the same key, whatever the attempt."""
     job_name: str = field(init=False, repr=False, compare=False)
-    """``<solver>-<key>`` or ``package-analyzer-<key>``: a DNS-1123 name of at most 57 characters."""
+    """``<solver>-<key>`` or ``package-analyzer-<key>``: a DNS-1123 name of at most 57 characters. A retry's
+    key is taken from the canonical item and its attempt number, in the same shape."""
 
     def __post_init__(self) -> None:
         """Compute the key and Job name once per item: a run reads them several times per item."""
@@ -126,16 +135,30 @@ class WorkItem:
         # The bytes json.dumps(list(parts), ensure_ascii=True) gives, without its encoder's overhead per call.
         canonical = "[" + ", ".join(map(encode_basestring_ascii, parts)) + "]"
         key = hashlib.sha256(canonical.encode()).hexdigest()[:KEY_LENGTH]
+        name_key = key
+        if self.attempt != 1:
+            name_key = hashlib.sha256(f"{canonical[:-1]}, {self.attempt}]".encode()).hexdigest()[:KEY_LENGTH]
         object.__setattr__(self, "key", key)
-        object.__setattr__(self, "job_name", f"{self.solver or ANALYZER}-{key}")
+        object.__setattr__(self, "job_name", f"{self.solver or ANALYZER}-{name_key}")
 
     @property
     def labels(self) -> dict[str, str]:
-        """Labels graph-refresh adds to every Job it creates."""
-        labels = {LABEL_MANAGED_BY: MANAGER, LABEL_KIND: self.kind, LABEL_ITEM: self.key}
+        """Labels graph-refresh adds to every Job it creates, and to its pod template."""
+        labels = {
+            LABEL_MANAGED_BY: MANAGER,
+            LABEL_KIND: self.kind,
+            LABEL_ITEM: self.key,
+            LABEL_ATTEMPT: str(self.attempt),
+        }
         if self.solver:
             labels[LABEL_SOLVER] = self.solver
         return labels
+
+    @property
+    def annotations(self) -> dict[str, str]:
+        """The item on the Job: what a later run learns a failure of, after the candidate stream moved on."""
+        name, version, index_url = self.candidate
+        return {ANNOTATION_PACKAGE: name, ANNOTATION_VERSION: version, ANNOTATION_INDEX: index_url}
 
     @property
     def requirement(self) -> str:

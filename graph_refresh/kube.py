@@ -240,6 +240,17 @@ class Cluster:
                     f"list jobs.batch in namespace {namespace!r}: the API answered the same continue token twice"
                 )
 
+    def list_owned_pods(self, namespace: str) -> Iterator[dict[str, Any]]:
+        """Pods of the Jobs graph-refresh created (our labels are on the pod template too)."""
+        body = self._list(
+            "pods",
+            namespace,
+            lambda: self._core.list_namespaced_pod(
+                namespace, label_selector=OWNED_SELECTOR, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
+            ),
+        )
+        yield from body.get("items") or []
+
     def list_quotas(self, namespace: str) -> list[dict[str, Any]]:
         """Every ResourceQuota in ``namespace``, as the API returns them."""
         body = self._list(

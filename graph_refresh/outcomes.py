@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from graph_refresh.items import LABEL_ATTEMPT
 from graph_refresh.ledger import (
     CHARGED,
     AttemptResources,
@@ -56,7 +57,6 @@ __all__ = [
     "resources_of",
 ]
 
-LABEL_ATTEMPT = "thoth-station.ninja/attempt"
 JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")  # the Job controller sets both (1.27+) or the old one
 DISRUPTED_POD_REASONS = frozenset({"Evicted", "Preempted", "Shutdown", "NodeShutdown"})
 OOM_REASON = "OOMKilled"

@@ -7,44 +7,28 @@ slot. From a store that may repeat an item, a candidate met again in its stream 
 (a bounded memory of fingerprints).
 When a cap governs a stream (eager stop for its kind, or no free capacity), the stream counts its
 next candidate under that reason and stops; later candidates are backlog, not skips.
+
+An item whose latest owned Job is in flight or complete is skipped as such; otherwise its history
+(SPEC §11) decides: a first attempt, a retry (with escalated resources, costing what its own Job costs),
+or a skip as ``failed-recently`` or ``quarantined``.
 """
 
 from __future__ import annotations
 
-import enum
 import logging
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from graph_refresh.capacity import Capacity, JobCost
-from graph_refresh.items import Candidate, Kind, WorkItem, invalid_reason
+from graph_refresh.items import ANALYZER, Candidate, Kind, WorkItem, invalid_reason
+from graph_refresh.learning import History
+from graph_refresh.ledger import AttemptResources, Cause
+from graph_refresh.outcomes import Forget, Policy, Skip
 from graph_refresh.report import RunReport
+from graph_refresh.view import ClusterView, JobState
 
 logger = logging.getLogger(__name__)
-
-
-class JobState(enum.Enum):
-    """What the cluster says about an owned Job, and the skip reason it gives its item."""
-
-    IN_FLIGHT = "in-flight"
-    FAILED = "failed-recently"
-    COMPLETE = "awaiting-sync"
-
-
-def job_state(job: Mapping[str, Any]) -> JobState:
-    """In flight until a ``Complete`` or ``Failed`` condition is true (a Job without status is in flight)."""
-    status = job.get("status")
-    conditions = status.get("conditions") if isinstance(status, dict) else None
-    for condition in conditions if isinstance(conditions, list) else []:
-        if not isinstance(condition, dict):
-            continue
-        if condition.get("status") == "True" and condition.get("type") == "Failed":
-            return JobState.FAILED
-        if condition.get("status") == "True" and condition.get("type") == "Complete":
-            return JobState.COMPLETE
-    return JobState.IN_FLIGHT
 
 
 @dataclass
@@ -55,30 +39,67 @@ class Stream:
     solver: str | None
     candidates: Iterator[Candidate]
     cost: JobCost
+    """What one Job of this stream costs as its Template renders (a retry's escalated Job may cost more)."""
+
+
+ROTATION_SECONDS = 3600  # ties in the stream order rotate once an hour: the CronJob's period
+
+
+def order_streams(streams: list[Stream], owned_per_stream: Mapping[str, int], now: float) -> list[Stream]:
+    """The round-robin order: the streams that own the fewest Jobs in middletier first.
+
+    So when caps leave few slots, the solvers that got none last time go first this time. Ties (as when
+    finished Jobs are already gone) rotate every ``ROTATION_SECONDS`` of ``now``: nobody starves from run to
+    run. Within an hour the order depends only on the cluster's state, so a dry run plans what the real run
+    then creates.
+    """
+    turn = int(now // ROTATION_SECONDS) % len(streams) if streams else 0
+    rotated = streams[turn:] + streams[:turn]
+    return sorted(rotated, key=lambda stream: owned_per_stream.get(stream.solver or ANALYZER, 0))
+
+
+@dataclass(frozen=True)
+class Planned:
+    """An item to schedule, and for a retry what it retries and with which resources."""
+
+    item: WorkItem
+    resources: AttemptResources | None = None
+    """What to write over the rendered Job (escalated memory, a longer deadline); None for a first attempt."""
+    retries: Cause | None = None
+    """The cause of the failure this attempt retries; None for a first attempt."""
+    capped: bool = False
+    """The escalation reached its cap (``--max-memory``, ``--max-deadline``)."""
 
 
 def plan(
     streams: list[Stream],
     *,
     report: RunReport,
-    owned: Mapping[str, JobState],
     capacity: Capacity,
+    view: ClusterView | None = None,
+    history: History | None = None,
+    cost: Callable[[WorkItem, AttemptResources], JobCost] | None = None,
     eager_stop: int = 0,
     drop_repeats: bool = True,
+    remember: int | None = None,
     on_examined: Callable[[], None] = lambda: None,
     stopping: Callable[[], bool] = lambda: False,
-) -> Iterator[WorkItem]:
+) -> Iterator[Planned]:
     """Yield the items to schedule, round-robin over ``streams``, counting every skip in ``report``.
 
-    ``owned`` maps Job names graph-refresh already owns in the cluster to their state.
-    ``eager_stop`` caps the items yielded per kind (0 = no cap). ``capacity`` is taken from for each
-    item yielded and may be exhausted from outside (a quota refusal at create time). ``drop_repeats``
-    drops a candidate met again in its stream (see :class:`_Repeats`); a store that never repeats an item
-    needs no such memory. Once ``stopping()`` is true (the run was interrupted), nothing more is
-    examined: what is left is backlog.
+    ``view`` holds the Jobs graph-refresh already owns (none when None); ``history`` decides what an item
+    without a live or complete Job does (a first attempt when None); ``cost`` prices a retry's Job with its
+    resources (default: the stream's cost). ``eager_stop`` caps the items yielded per kind (0 = no cap).
+    ``capacity`` is taken from for each item yielded and may be exhausted from outside (a quota refusal at
+    create time). ``drop_repeats`` drops a candidate met again in its stream (see :class:`_Repeats`); a
+    store that never repeats an item needs no such memory; ``remember`` bounds it (default
+    ``MAX_REMEMBERED``). Once ``stopping()`` is true (the run was interrupted), nothing more is examined:
+    what is left is backlog.
     """
+    view = view or ClusterView()
+    history = history or History({}, Policy(), 0.0)
     planned: Counter[str] = Counter()
-    repeats = _Repeats() if drop_repeats else None
+    repeats = _Repeats(MAX_REMEMBERED if remember is None else remember) if drop_repeats else None
     queue = deque(streams)
     while queue:
         stream = queue.popleft()
@@ -102,13 +123,28 @@ def plan(
                 counts.skipped["invalid"] += 1
                 continue
             item = WorkItem(stream.kind, stream.solver, candidate)
-            state = owned.get(item.job_name)
-            if state is not None:
+            state = view.state(item)
+            if state is JobState.IN_FLIGHT or state is JobState.COMPLETE:
                 counts.skipped[state.value] += 1
                 continue
-            capacity.take(stream.cost)
+            decision = history.decide(item)
+            if isinstance(decision, Forget):
+                decision = decision.schedule
+            if isinstance(decision, Skip):
+                counts.skipped[decision.reason] += 1
+                continue
+            job_cost = stream.cost
+            if decision.attempt != 1:
+                item = WorkItem(stream.kind, stream.solver, candidate, decision.attempt)
+            if decision.resources is not None and cost is not None:
+                job_cost = cost(item, decision.resources)
+                if not capacity.admits(job_cost):  # an escalated retry may not fit where a first attempt does
+                    counts.skipped["capacity"] += 1
+                    report.stopped_by[stream.kind] = report.stopped_by[stream.kind] or "capacity"
+                    break
+            capacity.take(job_cost)
             planned[stream.kind] += 1
-            yield item
+            yield Planned(item, decision.resources, decision.retries, decision.capped)
             queue.append(stream)
             break
 
@@ -125,15 +161,16 @@ class _Repeats:
     create would be answered 409 and counted as already scheduled.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int) -> None:
         self._seen: set[int] = set()
+        self._limit = limit
 
     def met_before(self, stream: Stream, candidate: Candidate) -> bool:
         """Whether ``candidate`` was met before in ``stream``; remembers it if not."""
         fingerprint = hash((stream.kind, stream.solver, candidate))
         if fingerprint in self._seen:
             return True
-        if len(self._seen) < MAX_REMEMBERED:
+        if len(self._seen) < self._limit:
             self._seen.add(fingerprint)
         return False
 

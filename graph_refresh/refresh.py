@@ -7,22 +7,25 @@ import itertools
 import logging
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from graph_refresh import kube
 from graph_refresh.capacity import Capacity, Quota
-from graph_refresh.config import Settings
+from graph_refresh.config import RetrySettings, Settings
 from graph_refresh.errors import Interrupted
-from graph_refresh.items import ANALYZER, KINDS, LABEL_KIND, LABEL_SOLVER, SOLVER, Candidate
-from graph_refresh.planner import JobState, Stream, job_state, plan
+from graph_refresh.items import ANALYZER, KINDS, SOLVER, Candidate
+from graph_refresh.learning import History
+from graph_refresh.outcomes import Policy
+from graph_refresh.planner import Stream, order_streams, plan
+from graph_refresh.quantity import Cap
 from graph_refresh.render import Renderer
 from graph_refresh.report import RunReport
 from graph_refresh.scheduler import dry_run, submit
 from graph_refresh.store import open_store
 from graph_refresh.store.base import GraphStore
 from graph_refresh.templates import JobTemplates, load_job_templates, read_template_dir
+from graph_refresh.view import ClusterView, build_view
 
 logger = logging.getLogger(__name__)
 
@@ -39,35 +42,16 @@ class Seams:
     """Seconds since the epoch."""
 
 
-@dataclass
-class ClusterView:
-    """What middletier holds that graph-refresh owns, and its quotas."""
-
-    owned: dict[str, JobState] = field(default_factory=dict)
-    live: Counter[str] = field(default_factory=Counter)
-    """Live owned Jobs per kind."""
-    per_stream: Counter[str] = field(default_factory=Counter)
-    """Owned Jobs in any state per solver name, or per "package-analyzer": how much each stream got lately."""
-    quotas: list[Quota] = field(default_factory=list)
-
-
-def read_cluster_view(cluster: kube.Cluster, namespace: str) -> ClusterView:
-    """List the owned Jobs (paged) and the ResourceQuotas of ``namespace``."""
-    view = ClusterView(quotas=[Quota.from_object(q) for q in cluster.list_quotas(namespace)])
-    for job in cluster.list_owned_jobs(namespace):
-        metadata = job.get("metadata") or {}
-        state = job_state(job)
-        view.owned[metadata.get("name", "")] = state
-        labels = metadata.get("labels") or {}
-        kind = labels.get(LABEL_KIND, SOLVER)
-        view.per_stream[labels.get(LABEL_SOLVER) or kind] += 1
-        if state is JobState.IN_FLIGHT:
-            view.live[kind] += 1
+def read_cluster_view(cluster: kube.Cluster, namespace: str, now: float) -> ClusterView:
+    """List the ResourceQuotas, the owned Jobs (paged) and, when some failed, the owned pods of ``namespace``."""
+    quotas = [Quota.from_object(q) for q in cluster.list_quotas(namespace)]
+    view = build_view(cluster.list_owned_jobs(namespace), cluster.list_owned_pods(namespace), quotas, now=now)
     logger.info(
-        "middletier %r: %d owned Jobs (%d live), %d ResourceQuotas",
+        "middletier %r: %d items with owned Jobs (%d live, %d failed), %d ResourceQuotas",
         namespace,
-        len(view.owned),
+        len(view.latest),
         sum(view.live.values()),
+        len(view.failures),
         len(view.quotas),
     )
     return view
@@ -93,24 +77,8 @@ def _primed(candidates: Iterator[Candidate]) -> Iterator[Candidate]:
     return candidates if first is None else itertools.chain([first], candidates)
 
 
-ROTATION_SECONDS = 3600  # ties in the stream order rotate once an hour: the CronJob's period
-
-
-def _streams(
-    store: GraphStore,
-    templates: JobTemplates,
-    renderer: Renderer,
-    settings: Settings,
-    view: ClusterView,
-    hour: int,
-) -> list[Stream]:
-    """One stream per solver and one for the analyzer, in round-robin order.
-
-    The order starts with the streams that own the fewest Jobs in middletier, so when caps leave few
-    slots, the solvers that got none last time go first this time. Ties (as when finished Jobs are
-    already gone) rotate with the ``hour``: nobody starves from run to run. Within an hour the order
-    depends only on the cluster's state, so a dry run plans what the real run then creates.
-    """
+def _streams(store: GraphStore, templates: JobTemplates, renderer: Renderer, settings: Settings) -> list[Stream]:
+    """One stream per solver (in Template order) and one for the analyzer, each with its first page read."""
     streams = []
     if not settings.plan.no_solvers:
         for environment in templates.solver_environments():
@@ -119,8 +87,18 @@ def _streams(
     if not settings.plan.no_package_analyzers:
         cost = renderer.probe_cost(ANALYZER, None)
         streams.append(Stream(ANALYZER, None, _primed(store.analyzer_candidates()), cost))
-    rotated = streams[hour % len(streams) :] + streams[: hour % len(streams)] if streams else streams
-    return sorted(rotated, key=lambda stream: view.per_stream[stream.solver or ANALYZER])
+    return streams
+
+
+def policy_of(settings: RetrySettings) -> Policy:
+    """The retry policy of SPEC §11 from the settings (``max_memory`` was checked when it was read)."""
+    return Policy(
+        max_memory=Cap.parse(settings.max_memory),
+        max_deadline_seconds=settings.max_deadline_seconds,
+        retry_backoff_seconds=settings.retry_backoff_seconds,
+        max_attempts=settings.max_attempts,
+        quarantine_seconds=settings.quarantine_seconds,
+    )
 
 
 def needs_cluster(settings: Settings) -> bool:
@@ -161,12 +139,14 @@ def run(
     try:
         templates = load_templates(settings, cluster)
         namespace = settings.cluster.middletier_namespace
-        view = read_cluster_view(cluster, namespace) if cluster is not None and namespace else ClusterView()
-        if cluster is not None and not namespace:
+        view = read_cluster_view(cluster, namespace, now()) if cluster is not None and namespace else ClusterView()
+        if not namespace:
             logger.warning(
-                "Dry run without THOTH_MIDDLETIER_NAMESPACE: Jobs in flight, quotas and --max-in-flight are not "
-                "read, so this plan may hold more than a real run would create"
+                "Dry run without THOTH_MIDDLETIER_NAMESPACE: Jobs in flight, failures, the ledger and ResourceQuotas "
+                "are not read; the plan applies --max-in-flight and --eager-stop only, so it may hold more than a "
+                "real run would create"
             )
+        history = History.of({}, view, policy_of(settings.retry), now())
         for kind in KINDS:
             report.in_flight[kind] = view.live[kind]
         renderer = Renderer(templates, settings.plan, namespace)
@@ -174,9 +154,11 @@ def run(
             max_in_flight=settings.plan.max_in_flight, live_jobs=sum(view.live.values()), quotas=view.quotas
         )
         items = plan(
-            _streams(store, templates, renderer, settings, view, hour=int(now() // ROTATION_SECONDS)),
+            order_streams(_streams(store, templates, renderer, settings), view.per_stream, now()),
             report=report,
-            owned=view.owned,
+            view=view,
+            history=history,
+            cost=renderer.cost,
             capacity=capacity,
             eager_stop=settings.plan.eager_stop,
             drop_repeats=store.may_repeat_items,

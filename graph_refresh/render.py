@@ -14,6 +14,7 @@ from graph_refresh.capacity import JobCost, job_cost
 from graph_refresh.config import PlanSettings
 from graph_refresh.errors import TemplateError
 from graph_refresh.items import ANALYZER, Candidate, Kind, WorkItem
+from graph_refresh.outcomes import AttemptResources, apply
 from graph_refresh.templates import CompiledJob, JobTemplate, JobTemplates, as_mapping
 
 PROBE = Candidate("probe", "0", "https://probe.invalid/simple")  # renders a Template once before planning
@@ -102,8 +103,10 @@ class Renderer:
             )
         return compiled
 
-    def render(self, item: WorkItem) -> dict[str, Any]:
-        """The Job for ``item``: the processed Template object with our name, labels and TTL.
+    def render(self, item: WorkItem, resources: AttemptResources | None = None) -> dict[str, Any]:
+        """The Job for ``item``: the processed Template object with our name, labels (on the pod template too,
+        so its pods can be listed), the item's annotations and the TTL; a retry's ``resources`` (escalated
+        memory, a longer deadline) are written over the Template's.
 
         A new object each time, sharing nothing with other renders: the caller may change it.
         """
@@ -115,17 +118,32 @@ class Renderer:
         if self.namespace:
             metadata["namespace"] = self.namespace
         metadata["labels"] = {**as_mapping(metadata.get("labels"), what + ": metadata.labels"), **item.labels}
+        metadata["annotations"] = {
+            **as_mapping(metadata.get("annotations"), what + ": metadata.annotations"),
+            **item.annotations,
+        }
         spec = job["spec"] = as_mapping(job.get("spec"), what + ": spec")
         if spec.get("ttlSecondsAfterFinished") is None:  # absent, or null in the Template
             spec["ttlSecondsAfterFinished"] = self.plan.job_ttl_seconds
+        pod = spec["template"] = as_mapping(spec.get("template"), what + ": spec.template")
+        pod_metadata = pod["metadata"] = as_mapping(pod.get("metadata"), what + ": spec.template.metadata")
+        pod_metadata["labels"] = {
+            **as_mapping(pod_metadata.get("labels"), what + ": spec.template.metadata.labels"),
+            **item.labels,
+        }
+        if resources is not None:
+            apply(job, resources)
         job.pop("status", None)
         return job
 
     def probe_cost(self, kind: Kind, solver: str | None) -> JobCost:
         """Render a stand-in item to check the Template early and learn what one Job costs."""
-        probe = WorkItem(kind, solver, PROBE)
-        template = self._template(probe)
-        job = self.render(probe)
+        return self.cost(WorkItem(kind, solver, PROBE))
+
+    def cost(self, item: WorkItem, resources: AttemptResources | None = None) -> JobCost:
+        """What the Job of ``item`` (with a retry's ``resources``) takes from a ResourceQuota."""
+        template = self._template(item)
+        job = self.render(item, resources)
         try:
             return job_cost(job)
         except (ValueError, ArithmeticError, TypeError) as error:

@@ -19,7 +19,8 @@ from graph_refresh import kube
 from graph_refresh.capacity import Capacity
 from graph_refresh.config import ClusterSettings
 from graph_refresh.errors import ClusterError, TemplateError, truncate
-from graph_refresh.items import WorkItem, is_job_name
+from graph_refresh.items import is_job_name
+from graph_refresh.planner import Planned
 from graph_refresh.render import Renderer
 from graph_refresh.report import Failure, RunReport, write_atomically
 
@@ -28,7 +29,7 @@ logger = logging.getLogger(__name__)
 _YamlDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when present: same output, ~4x faster
 
 
-def dry_run(items: Iterable[WorkItem], *, renderer: Renderer, report: RunReport, output_dir: Path | None) -> None:
+def dry_run(items: Iterable[Planned], *, renderer: Renderer, report: RunReport, output_dir: Path | None) -> None:
     """Render every planned item and count it as scheduled; write one YAML manifest per Job when asked.
 
     Each manifest is written atomically under its Job name, so a re-run rewrites the same bytes.
@@ -39,12 +40,13 @@ def dry_run(items: Iterable[WorkItem], *, renderer: Renderer, report: RunReport,
         for stale in output_dir.glob("*.yaml"):
             if is_job_name(stale.stem):
                 stale.unlink()
-    for item in items:
-        job = _render(item, renderer, report)
+    for planned in items:
+        item = planned.item
+        job = _render(planned, renderer, report)
         if output_dir is not None:
             text = yaml.dump(job, Dumper=_YamlDumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
             write_atomically(output_dir / f"{item.job_name}.yaml", text)
-        report.counts(item.kind, item.solver).scheduled += 1
+        count_scheduled(planned, report)
         logger.debug("Would create Job %s (%s %s)", item.job_name, item.kind, item.candidate)
 
 
@@ -189,7 +191,7 @@ class Submitter:
 
 
 def submit(
-    items: Iterable[WorkItem],
+    items: Iterable[Planned],
     *,
     renderer: Renderer,
     report: RunReport,
@@ -219,28 +221,28 @@ def submit(
         interrupt=interrupt,
     )
     workers = max(settings.workers, 1)
-    pending: dict[Future[Outcome], WorkItem] = {}
+    pending: dict[Future[Outcome], Planned] = {}
     systemic: ClusterError | None = None
 
     def settle(done: Iterable[Future[Outcome]]) -> None:
         nonlocal systemic
         for future in done:
-            item = pending.pop(future)
+            planned = pending.pop(future)
             try:
                 outcome = future.result()
             except ClusterError as error:
                 systemic = systemic or error
                 outcome = Outcome("failed", error.status, truncate(str(error), REASON_CHARS))
             except Exception as error:  # a bug in a worker must not lose the count of its item
-                logger.exception("Create of %s crashed", item.job_name)
+                logger.exception("Create of %s crashed", planned.item.job_name)
                 outcome = Outcome("failed", 0, truncate(f"{type(error).__name__}: {error}", REASON_CHARS))
-            _count(item, outcome, report, capacity)
+            _count(planned, outcome, report, capacity)
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="create") as pool:
         try:
-            for item in items:
-                job = _render(item, renderer, report)
-                pending[pool.submit(submitter.create, job)] = item
+            for planned in items:
+                job = _render(planned, renderer, report)
+                pending[pool.submit(submitter.create, job)] = planned
                 if len(pending) >= 2 * workers:  # bounded: memory does not grow with the backlog
                     done, _ = wait(pending, return_when=FIRST_COMPLETED)
                     settle(done)
@@ -252,20 +254,32 @@ def submit(
         raise systemic
 
 
-def _render(item: WorkItem, renderer: Renderer, report: RunReport) -> dict[str, Any]:
+def _render(planned: Planned, renderer: Renderer, report: RunReport) -> dict[str, Any]:
     """Render one item; should its own values break the Template, count it as failed, then stop the run."""
+    item = planned.item
     try:
-        return renderer.render(item)
+        return renderer.render(item, planned.resources)
     except TemplateError as error:
         report.counts(item.kind, item.solver).failed += 1
         report.failures.append(Failure(item.job_name, item.kind, 0, truncate(str(error), REASON_CHARS)))
         raise
 
 
-def _count(item: WorkItem, outcome: Outcome, report: RunReport, capacity: Capacity) -> None:
+def count_scheduled(planned: Planned, report: RunReport) -> None:
+    """Count a Job created (or, in a dry run, that would be): a retry also by the cause it retries."""
+    counts = report.counts(planned.item.kind, planned.item.solver)
+    counts.scheduled += 1
+    if planned.retries is not None:
+        counts.retried[planned.retries] += 1
+        if planned.capped:
+            counts.at_cap[planned.retries] += 1
+
+
+def _count(planned: Planned, outcome: Outcome, report: RunReport, capacity: Capacity) -> None:
+    item = planned.item
     counts = report.counts(item.kind, item.solver)
     if outcome.result == "created":
-        counts.scheduled += 1
+        count_scheduled(planned, report)
         logger.debug("Created Job %s", item.job_name)
     elif outcome.result == "already":
         counts.already_scheduled += 1

@@ -89,9 +89,25 @@ def test_labels_and_requirement() -> None:
         "thoth-station.ninja/kind": "solver",
         "thoth-station.ninja/solver": "solver-ubi-8-py38",
         "thoth-station.ninja/item": item.key,
+        "thoth-station.ninja/attempt": "1",
     }
     assert item.requirement == "pytz===2004d"
     assert "thoth-station.ninja/solver" not in WorkItem(ANALYZER, None, item.candidate).labels
+
+
+def test_a_retry_has_a_name_of_its_own_in_the_same_shape_and_keeps_the_item_key() -> None:
+    first = WorkItem(SOLVER, "solver-fedora-31-py38", Candidate("flask", "1.1.2", PYPI))
+    names = {WorkItem(SOLVER, first.solver, first.candidate, attempt=n).job_name for n in range(1, 6)}
+    assert len(names) == 5 and first.job_name in names
+    for n in range(2, 6):
+        retry = WorkItem(SOLVER, first.solver, first.candidate, attempt=n)
+        assert retry.key == first.key and retry.labels["thoth-station.ninja/item"] == first.key
+        assert retry.labels["thoth-station.ninja/attempt"] == str(n)
+        assert is_job_name(retry.job_name) and len(retry.job_name) == len(first.job_name)
+        pod_hostname = (retry.job_name + "-abcde")[:63]  # the kubelet's cut
+        assert pod_hostname.rsplit("-", 1)[0].rsplit("-", 1)[0] == "solver-fedora-31-py38"  # result-api's rule
+    again = WorkItem(SOLVER, first.solver, first.candidate, attempt=3)
+    assert again.job_name == WorkItem(SOLVER, first.solver, first.candidate, attempt=3).job_name  # a re-run: 409
 
 
 def test_names_are_compared_in_pep503_form() -> None:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import pytest
-
-import graph_refresh.planner
 from graph_refresh.capacity import Capacity, JobCost
 from graph_refresh.items import ANALYZER, SOLVER, Candidate, WorkItem
-from graph_refresh.planner import JobState, Stream, job_state, plan
+from graph_refresh.planner import Stream, plan
 from graph_refresh.report import RunReport
+from graph_refresh.view import ClusterView, JobState, job_state
 
 PYPI = "https://pypi.org/simple"
 COST = JobCost(resources={"pods": 1})  # type: ignore[dict-item]
@@ -29,15 +27,20 @@ def streams(**per_stream: tuple[str, ...]) -> list[Stream]:
 
 
 def run(report: RunReport, streams: list[Stream], **kwargs: object) -> list[tuple[str | None, str]]:
-    kwargs.setdefault("owned", {})
     kwargs.setdefault("capacity", Capacity())
-    return [(item.solver, item.candidate.package_name) for item in plan(streams, report=report, **kwargs)]  # type: ignore[arg-type]
+    planned = plan(streams, report=report, **kwargs)  # type: ignore[arg-type]
+    return [(p.item.solver, p.item.candidate.package_name) for p in planned]
+
+
+def owning(state: JobState, *items: WorkItem) -> ClusterView:
+    """A cluster view in which each item's latest Job (attempt 1) is in ``state``."""
+    return ClusterView(latest={item.key: (1, state) for item in items})
 
 
 def test_streams_take_turns_and_a_skip_does_not_use_a_turn() -> None:
     report = RunReport(dry_run=True, store="test")
-    owned = {WorkItem(SOLVER, "solver-a-1-py38", Candidate("p1", "1", PYPI)).job_name: JobState.IN_FLIGHT}
-    order = run(report, streams(a=("p1", "p2", "p3"), b=("q1",), analyzer=("r1", "bad name")), owned=owned)
+    view = owning(JobState.IN_FLIGHT, WorkItem(SOLVER, "solver-a-1-py38", Candidate("p1", "1", PYPI)))
+    order = run(report, streams(a=("p1", "p2", "p3"), b=("q1",), analyzer=("r1", "bad name")), view=view)
     assert order == [("solver-a-1-py38", "p2"), ("solver-b-1-py38", "q1"), (None, "r1"), ("solver-a-1-py38", "p3")]
     assert report.solvers["solver-a-1-py38"].skipped == {"in-flight": 1}
     assert report.analyzer.skipped == {"invalid": 1}
@@ -76,22 +79,21 @@ def test_job_states_from_conditions() -> None:
 
 def test_an_item_met_again_is_neither_examined_nor_planned_twice() -> None:
     report = RunReport(dry_run=True, store="test")
-    owned = {WorkItem(SOLVER, "solver-a-1-py38", Candidate("p1", "1", PYPI)).job_name: JobState.FAILED}
+    view = owning(JobState.COMPLETE, WorkItem(SOLVER, "solver-a-1-py38", Candidate("p1", "1", PYPI)))
     order = run(
         report,
         streams(a=("p1", "p2", "p1", "p2", "p3"), analyzer=("r1", "bad name", "r1", "bad name")),
-        owned=owned,
+        view=view,
     )
     assert order == [("solver-a-1-py38", "p2"), (None, "r1"), ("solver-a-1-py38", "p3")]
     assert report.solvers["solver-a-1-py38"].examined == 3
-    assert report.solvers["solver-a-1-py38"].skipped == {"failed-recently": 1}
+    assert report.solvers["solver-a-1-py38"].skipped == {"awaiting-sync": 1}
     assert report.analyzer.examined == 2 and report.analyzer.skipped == {"invalid": 1}
 
 
-def test_the_memory_of_repeats_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(graph_refresh.planner, "MAX_REMEMBERED", 2)
+def test_the_memory_of_repeats_is_bounded() -> None:
     report = RunReport(dry_run=True, store="test")
-    order = run(report, streams(a=("p1", "p2", "p3", "p1", "p3")))
+    order = run(report, streams(a=("p1", "p2", "p3", "p1", "p3")), remember=2)
     assert [name for _, name in order] == ["p1", "p2", "p3", "p3"], "p3 came past the memory's bound"
     assert report.solvers["solver-a-1-py38"].examined == 4
 

@@ -178,7 +178,8 @@ def templates_of(folder: Path) -> JobTemplates:
 
 
 def reference_render(renderer: Renderer, templates: JobTemplates, item: WorkItem) -> dict[str, Any]:
-    """The first release's rendering: process the Template for the item, then name, label and TTL the Job."""
+    """The first release's rendering (process the Template for the item, then name, label and TTL the Job),
+    with what SPEC §11 adds: our labels on the pod template too, and the item in annotations."""
     template = templates.analyzer if item.kind == ANALYZER else templates.solvers[str(item.solver)][1]
     assert template is not None
     job = template.render(renderer.parameters(item))
@@ -186,6 +187,9 @@ def reference_render(renderer: Renderer, templates: JobTemplates, item: WorkItem
     if renderer.namespace:
         job["metadata"]["namespace"] = renderer.namespace
     job["metadata"]["labels"] = {**(job["metadata"].get("labels") or {}), **item.labels}
+    job["metadata"]["annotations"] = {**(job["metadata"].get("annotations") or {}), **item.annotations}
+    pod_metadata = job["spec"]["template"].setdefault("metadata", {})
+    pod_metadata["labels"] = {**(pod_metadata.get("labels") or {}), **item.labels}
     if job["spec"].get("ttlSecondsAfterFinished") is None:
         job["spec"]["ttlSecondsAfterFinished"] = renderer.plan.job_ttl_seconds
     job.pop("status", None)
