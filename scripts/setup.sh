@@ -33,8 +33,15 @@ die() {
   say "$*"
   exit 1
 }
-# Runs a command with its output in the log; on failure shows the end of the log and stops.
+# Runs a command with its output in the log (begun afresh by the run's first command); on failure shows the
+# end of the log and stops.
+log_begun=0
 quietly() {
+  if [ "$log_begun" -eq 0 ]; then
+    mkdir -p "$TOOLS"
+    : >"$LOG"
+    log_begun=1
+  fi
   if ! "$@" >>"$LOG" 2>&1; then
     tail -n 40 "$LOG" >&2
     die "failed: $* (whole output in $LOG)"
@@ -49,8 +56,6 @@ case "$version." in
   "$required".*) ;;
   *) die "python3 on PATH is Python $version (${python% *}); this project needs Python $required (Pipfile): put one first on PATH" ;;
 esac
-mkdir -p "$TOOLS"
-: >"$LOG"
 
 # True when the venv in $1 runs and was made by the same Python as python3 on PATH.
 made_by_python3() { [ "$("$1/bin/python3" -c "$IDENTITY" 2>/dev/null)" = "$python" ]; }
