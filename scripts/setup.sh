@@ -57,8 +57,11 @@ case "$version." in
   *) die "python3 on PATH is Python $version (${python% *}); this project needs Python $required (Pipfile): put one first on PATH" ;;
 esac
 
-# True when the venv in $1 runs and was made by the same Python as python3 on PATH.
-made_by_python3() { [ "$("$1/bin/python3" -c "$IDENTITY" 2>/dev/null)" = "$python" ]; }
+# True when $1 is a venv whose python (the one its scripts start with) runs and was made by the same Python
+# as python3 on PATH.
+made_by_python3() {
+  [ -f "$1/pyvenv.cfg" ] && [ "$("$1/bin/python" -c "$IDENTITY" 2>/dev/null)" = "$python" ]
+}
 
 make_venv() {
   rm -rf "$1"
@@ -79,7 +82,7 @@ if [ ! -x "$PIPENV_VENV/bin/pipenv" ] || ! made_by_python3 "$PIPENV_VENV" ||
   [ "$(cat "$PIPENV_VENV/.requirement" 2>/dev/null)" != "$PIPENV_REQUIREMENT" ]; then
   say "installing $PIPENV_REQUIREMENT into $PIPENV_VENV"
   make_venv "$PIPENV_VENV"
-  quietly "$PIPENV_VENV/bin/python3" -m pip install --quiet "$PIPENV_REQUIREMENT"
+  quietly "$PIPENV_VENV/bin/python" -m pip install --quiet "$PIPENV_REQUIREMENT"
   echo "$PIPENV_REQUIREMENT" >"$PIPENV_VENV/.requirement"
 fi
 
