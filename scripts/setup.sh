@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-readonly PIPENV_REQUIREMENT="pipenv==2026.10.3" # known to sync this lock; a new release is a deliberate change
+readonly PIPENV_REQUIREMENTS=scripts/pipenv-requirements.txt # the pipenv release, shared with the Dockerfile
 readonly VENV=.venv TOOLS=.tools
 readonly PIPENV_VENV="$TOOLS/pipenv" LOG="$TOOLS/setup.log"
 readonly STAMP="$VENV/.graph-refresh-setup" # what the last complete sync was: Python, lock hash, dev or not
@@ -79,11 +79,11 @@ make_venv() {
 }
 
 if [ ! -x "$PIPENV_VENV/bin/pipenv" ] || ! made_by_python3 "$PIPENV_VENV" ||
-  [ "$(cat "$PIPENV_VENV/.requirement" 2>/dev/null)" != "$PIPENV_REQUIREMENT" ]; then
-  say "installing $PIPENV_REQUIREMENT into $PIPENV_VENV"
+  ! cmp -s "$PIPENV_REQUIREMENTS" "$PIPENV_VENV/.requirements"; then
+  say "installing $(grep -v '^#' "$PIPENV_REQUIREMENTS") into $PIPENV_VENV"
   make_venv "$PIPENV_VENV"
-  quietly "$PIPENV_VENV/bin/python" -m pip install --quiet "$PIPENV_REQUIREMENT"
-  echo "$PIPENV_REQUIREMENT" >"$PIPENV_VENV/.requirement"
+  quietly "$PIPENV_VENV/bin/python" -m pip install --quiet --requirement "$PIPENV_REQUIREMENTS"
+  cp "$PIPENV_REQUIREMENTS" "$PIPENV_VENV/.requirements"
 fi
 
 if ! made_by_python3 "$VENV"; then
