@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 export GRPC_VERBOSITY="${GRPC_VERBOSITY:-NONE}"
 
 if [ ! -x .venv/bin/pytest ] || [ ! -x .venv/bin/ruff ] || [ ! -x .venv/bin/mypy ]; then
-  echo "check: .venv has no dev packages: run scripts/setup.sh --dev first" >&2
+  echo "check: no .venv with the dev packages: run scripts/setup.sh --dev first" >&2
   exit 1
 fi
 export VIRTUAL_ENV="$PWD/.venv" PATH="$PWD/.venv/bin:$PATH"
