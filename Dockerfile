@@ -4,8 +4,9 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 GRPC_VERBOSITY=ERROR
 WORKDIR /opt/graph-refresh
 
-COPY Pipfile Pipfile.lock ./
-RUN pip install pipenv && pipenv install --system --deploy && pip uninstall -y pipenv
+COPY Pipfile Pipfile.lock scripts/pipenv-requirements.txt ./
+RUN pip install --requirement pipenv-requirements.txt && pipenv install --system --deploy \
+    && pip uninstall -y pipenv && rm pipenv-requirements.txt
 
 COPY app.py ./
 COPY graph_refresh ./graph_refresh

@@ -1,6 +1,8 @@
 .PHONY: check demo
 check:
-	python3 -m pipenv run scripts/check.sh
+	scripts/setup.sh --dev
+	scripts/check.sh
 demo:
-	python3 -m pipenv run python3 app.py import-graph data/sample-graph.json
-	python3 -m pipenv run python3 app.py --dry-run --template-dir openshift/templates --output-dir manifests
+	scripts/setup.sh
+	.venv/bin/python3 app.py import-graph data/sample-graph.json
+	.venv/bin/python3 app.py --dry-run --template-dir openshift/templates --output-dir manifests

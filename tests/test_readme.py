@@ -54,11 +54,19 @@ def test_quick_start_is_exactly_two_commands() -> None:
     assert "scripts/check.sh" in commands[1]
 
 
-def test_ci_runs_both_readme_commands_verbatim() -> None:
-    ci = (Path(__file__).resolve().parent.parent / ".ci" / "run").read_text().splitlines()
+CI = (Path(__file__).resolve().parent.parent / ".ci" / "run").read_text(encoding="utf-8")
+
+
+def quick_start() -> tuple[str, str]:
     block = re.search(r"```[a-z]*\n(.*?)```", section("Quick start"), re.S)
     assert block is not None
     demo, tests = block.group(1).strip().splitlines()
+    return demo, tests
+
+
+def test_ci_runs_both_readme_commands_verbatim() -> None:
+    ci = CI.splitlines()
+    demo, tests = quick_start()
     assert demo in ci and tests in ci and ci.index(demo) < ci.index(tests)
 
 
@@ -68,3 +76,16 @@ def test_every_file_the_readme_points_to_is_in_the_repository() -> None:
     assert "docs/dgraph.md" in links and "docs/contract-2019.md" in links
     assert all((root / link).is_file() for link in links), links
     assert "../" not in README, "a clone has nothing beside it"
+
+
+def test_ci_runs_the_demo_again_with_debians_python_first_on_path() -> None:
+    ci = [line.strip() for line in CI.splitlines()]
+    demo, tests = quick_start()
+    again = [i for i, line in enumerate(ci) if line == demo][1:]
+    debian = ci.index('PATH="/usr/bin:$PATH"')
+    assert again and ci.index(tests) < debian < again[0]
+
+
+def test_ci_sets_no_variable_a_user_would_not_have() -> None:
+    assigned = re.findall(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=", CI, re.M)
+    assert {name for name in assigned if name.isupper()} <= {"PATH"}
