@@ -41,7 +41,6 @@ _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _ASCII_INT = re.compile(r"[+]?[0-9]+")
 _ASCII_FLOAT = re.compile(r"[+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")
 _HOST_PORT = re.compile(r"([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?):([0-9]{1,5})")
-_QUANTITY = re.compile(r"([0-9]+(\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?")
 
 
 class Number(click.ParamType[Any]):
@@ -146,10 +145,14 @@ def _log_level(ctx: click.Context, param: click.Parameter, value: str | None) ->
 
 
 def _quantity(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    match = _QUANTITY.fullmatch(value.strip())
-    if match is None or not float(match.group(1)):
-        raise click.BadParameter(f"{value!r} is not a positive Kubernetes memory quantity (such as 8Gi or 1500Mi)")
-    return value.strip()
+    from graph_refresh.quantity import Cap
+
+    try:
+        return Cap.parse(value.strip()).text
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a positive Kubernetes memory quantity (such as 8Gi or 1500Mi)"
+        ) from None
 
 
 def check_output_path(path: Path, *, folder: bool, variable: str) -> None:
@@ -256,6 +259,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("cluster.burst", "--burst", "THOTH_GRAPH_REFRESH_BURST", _count(MAX_BURST, 1)),
     Option("cluster.workers", "--workers", "THOTH_GRAPH_REFRESH_WORKERS", _count(MAX_WORKERS, 1)),
     Option("plan.job_ttl_seconds", "--job-ttl", "THOTH_GRAPH_REFRESH_JOB_TTL", _count()),
+    Option("retry.max_memory", "--max-memory", "THOTH_GRAPH_REFRESH_MAX_MEMORY", check=_quantity),
+    Option("retry.max_deadline_seconds", "--max-deadline", "THOTH_GRAPH_REFRESH_MAX_DEADLINE", _count(low=1)),
+    Option("retry.retry_backoff_seconds", "--retry-backoff", "THOTH_GRAPH_REFRESH_RETRY_BACKOFF", _count()),
+    Option("retry.max_attempts", "--max-attempts", "THOTH_GRAPH_REFRESH_MAX_ATTEMPTS", _count(1000)),
+    Option("retry.quarantine_seconds", "--quarantine", "THOTH_GRAPH_REFRESH_QUARANTINE", _count()),
 )
 
 

@@ -12,15 +12,16 @@ from dataclasses import dataclass
 
 from graph_refresh import kube
 from graph_refresh.capacity import Capacity, Quota
-from graph_refresh.config import RetrySettings, Settings
+from graph_refresh.config import RetrySettings, Settings, redact_url
 from graph_refresh.errors import Interrupted
 from graph_refresh.items import ANALYZER, KINDS, SOLVER, Candidate
 from graph_refresh.learning import History
+from graph_refresh.ledger import format_time
 from graph_refresh.outcomes import Policy
 from graph_refresh.planner import Stream, order_streams, plan
 from graph_refresh.quantity import Cap
 from graph_refresh.render import Renderer
-from graph_refresh.report import RunReport
+from graph_refresh.report import QuarantinedItem, RunReport
 from graph_refresh.scheduler import dry_run, submit
 from graph_refresh.store import open_store
 from graph_refresh.store.base import GraphStore
@@ -90,6 +91,30 @@ def _streams(store: GraphStore, templates: JobTemplates, renderer: Renderer, set
     return streams
 
 
+def _report_quarantine(history: History, report: RunReport, streams: list[Stream]) -> None:
+    """The items in quarantine now, of the streams of this run, per stream and listed (index URLs redacted)."""
+    running = {(stream.kind, stream.solver) for stream in streams}
+    for entry in history.quarantined():
+        item = entry.item
+        if (item.kind, item.solver) not in running:
+            continue
+        report.counts(item.kind, item.solver).quarantined += 1
+        until = entry.failed_at + history.policy.quarantine_seconds
+        report.quarantined.append(
+            QuarantinedItem(
+                item.key,
+                item.kind,
+                item.solver,
+                item.package,
+                item.version,
+                redact_url(item.index),
+                entry.failures,
+                str(entry.cause),
+                format_time(until),
+            )
+        )
+
+
 def policy_of(settings: RetrySettings) -> Policy:
     """The retry policy of SPEC §11 from the settings (``max_memory`` was checked when it was read)."""
     return Policy(
@@ -153,8 +178,9 @@ def run(
         capacity = Capacity.from_cluster(
             max_in_flight=settings.plan.max_in_flight, live_jobs=sum(view.live.values()), quotas=view.quotas
         )
+        streams = _streams(store, templates, renderer, settings)
         items = plan(
-            order_streams(_streams(store, templates, renderer, settings), view.per_stream, now()),
+            order_streams(streams, view.per_stream, now()),
             report=report,
             view=view,
             history=history,
@@ -180,5 +206,6 @@ def run(
                 sleep=sleep,
                 interrupt=interrupt,
             )
+        _report_quarantine(history, report, streams)
     finally:
         store.close()

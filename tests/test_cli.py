@@ -51,6 +51,11 @@ PARITY: dict[str, tuple[str, Any]] = {
     "THOTH_GRAPH_REFRESH_BURST": ("3", 3),
     "THOTH_GRAPH_REFRESH_WORKERS": ("9", 9),
     "THOTH_GRAPH_REFRESH_JOB_TTL": ("7200", 7200),
+    "THOTH_GRAPH_REFRESH_MAX_MEMORY": ("16Gi", "16Gi"),
+    "THOTH_GRAPH_REFRESH_MAX_DEADLINE": ("600", 600),
+    "THOTH_GRAPH_REFRESH_RETRY_BACKOFF": ("60", 60),
+    "THOTH_GRAPH_REFRESH_MAX_ATTEMPTS": ("0", 0),
+    "THOTH_GRAPH_REFRESH_QUARANTINE": ("86400", 86400),
 }
 # Settings that only work in pairs or that exclude the default of another: what else the case sets.
 PAIRED = {
@@ -148,6 +153,12 @@ def test_help_shows_each_flag_with_its_variable_and_default(run_cli: RunCli) -> 
         ("THOTH_GRAPH_REFRESH_MAX_IN_FLIGHT", "٣"),
         ("THOTH_GRAPH_REFRESH_QPS", "１.5"),
         ("THOTH_GRAPH_REFRESH_QPS", "1e999"),
+        ("THOTH_GRAPH_REFRESH_MAX_MEMORY", "lots"),
+        ("THOTH_GRAPH_REFRESH_MAX_MEMORY", "0Gi"),
+        ("THOTH_GRAPH_REFRESH_MAX_MEMORY", "NaN"),
+        ("THOTH_GRAPH_REFRESH_MAX_DEADLINE", "0"),
+        ("THOTH_GRAPH_REFRESH_MAX_ATTEMPTS", "-1"),
+        ("THOTH_GRAPH_REFRESH_QUARANTINE", "30d"),
     ],
 )
 def test_invalid_values_exit_2_naming_the_variable(variable: str, value: str, run_cli: RunCli) -> None:
