@@ -1,0 +1,182 @@
+"""Learning from how Jobs end (SPEC §11), end to end: the CLI against FakeKube, hourly runs one after another.
+
+A first run creates the Jobs; the test then ends some of them as the Job controller and the kubelet
+would (a Failed condition, pods with OOMKilled containers, an eviction, a deadline), and the next runs
+must come back with the right attempt, name and resources, or leave the item alone.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import Result
+
+from graph_refresh.items import SOLVER, Candidate, WorkItem
+
+from .conftest import EXAMPLE_TEMPLATES, PYPI, version
+from .fakes.kube import FakeKube
+from .test_cli import assert_balanced
+
+Obj = dict[str, Any]
+RunCli = Callable[..., Result]
+INFRA, MIDDLETIER = "infra", "middletier"
+SOLVER_NAME = "solver-fedora-34-py39"  # the first solver of the example Template
+HOUR = 3600.0
+
+
+class Cluster:
+    """FakeKube with the example Templates, one package in the graph, and runs at a chosen time."""
+
+    def __init__(self, fake: FakeKube, run_cli: RunCli, tmp_path: Path, write_graph: Callable[[Obj], Path]) -> None:
+        self.fake, self._run_cli, self._tmp = fake, run_cli, tmp_path
+        for path in sorted(EXAMPLE_TEMPLATES.glob("*.yaml")):
+            document = yaml.safe_load(path.read_text())
+            document["metadata"]["namespace"] = INFRA
+            fake.add(document)
+        graph = write_graph({"package_versions": [version("flask", "1.0")]})
+        assert run_cli(["import-graph", str(graph)]).exit_code == 0
+        self.env = {
+            "KUBECONFIG": str(fake.kubeconfig(tmp_path / "kubeconfig")),
+            "THOTH_INFRA_NAMESPACE": INFRA,
+            "THOTH_MIDDLETIER_NAMESPACE": MIDDLETIER,
+            "THOTH_GRAPH_REFRESH_QPS": "0",
+            "GRAPH_REFRESH_NO_PACKAGE_ANALYZERS": "1",
+        }
+        self.runs = 0
+
+    def run(self, at: float, *args: str, env: dict[str, str] | None = None) -> tuple[Result, Obj]:
+        self.runs += 1
+        path = self._tmp / f"report-{self.runs}.json"
+        result = self._run_cli(
+            ["--report", str(path), *args],
+            env={**self.env, **(env or {})},
+            now=lambda: at,
+            sleep=lambda seconds: None,
+        )
+        report: Obj = json.loads(path.read_text())
+        assert_balanced(report)
+        return result, report
+
+    def job(self, attempt: int) -> Obj:
+        item = WorkItem(SOLVER, SOLVER_NAME, Candidate("flask", "1.0", PYPI), attempt)
+        job = self.fake.get("jobs", MIDDLETIER, item.job_name)
+        assert job is not None, f"attempt {attempt} ({item.job_name}) was not created"
+        return job
+
+    def fail(self, job: Obj, *, at: float, reason: str = "BackoffLimitExceeded", pod_status: Obj | None = None) -> None:
+        """End ``job`` as failed at time ``at``, with one pod of ``pod_status`` (none when None)."""
+        name = job["metadata"]["name"]
+        self.fake.set_job_status(MIDDLETIER, name, "Failed")
+        stored = self.fake.get("jobs", MIDDLETIER, name)
+        assert stored is not None
+        condition = stored["status"]["conditions"][0]
+        condition.update(reason=reason, lastTransitionTime=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at)))
+        self.fake.add(stored)
+        if pod_status is not None:
+            labels = {**job["spec"]["template"]["metadata"]["labels"], "job-name": name}
+            pod = {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": f"{name}-abcde", "namespace": MIDDLETIER, "labels": labels},
+                "spec": {"containers": [{"name": "solver", "image": "x"}]},
+                "status": pod_status,
+            }
+            self.fake.add(pod)
+
+
+def oom(container: str = "solver") -> Obj:
+    terminated = {"terminated": {"reason": "OOMKilled", "exitCode": 137}}
+    return {"phase": "Failed", "containerStatuses": [{"name": container, "state": terminated}]}
+
+
+def memory(job: Obj) -> tuple[str, str]:
+    resources = job["spec"]["template"]["spec"]["containers"][0]["resources"]
+    return resources["requests"]["memory"], resources["limits"]["memory"]
+
+
+@pytest.fixture
+def cluster(run_cli: RunCli, tmp_path: Path, write_graph: Callable[[Obj], Path]) -> Iterator[Cluster]:
+    with FakeKube(tls="tls") as fake:
+        yield Cluster(fake, run_cli, tmp_path, write_graph)
+
+
+T0 = 1_800_000_000.0  # a fixed hour, so the stream order does not rotate between runs
+
+
+def test_an_item_oom_killed_twice_comes_back_with_four_times_the_memory(cluster: Cluster) -> None:
+    result, report = cluster.run(T0)
+    assert result.exit_code == 0, result.stderr
+    first = cluster.job(1)
+    assert memory(first) == ("1Gi", "1Gi")
+    assert first["metadata"]["labels"]["thoth-station.ninja/attempt"] == "1"
+    assert (
+        first["spec"]["template"]["metadata"]["labels"]["thoth-station.ninja/item"]
+        == first["metadata"]["labels"]["thoth-station.ninja/item"]
+    ), "the pods carry our labels"
+
+    cluster.fail(first, at=T0 + 600, pod_status=oom())
+    result, report = cluster.run(T0 + HOUR)
+    assert result.exit_code == 0, result.stderr
+    second = cluster.job(2)
+    assert memory(second) == ("2Gi", "2Gi")
+    assert second["metadata"]["labels"]["thoth-station.ninja/attempt"] == "2"
+    assert (
+        second["metadata"]["labels"]["thoth-station.ninja/item"]
+        == first["metadata"]["labels"]["thoth-station.ninja/item"]
+    )
+    assert report["solvers"][SOLVER_NAME]["retried"]["oom"] == 1
+
+    cluster.fail(second, at=T0 + HOUR + 600, pod_status=oom())
+    result, report = cluster.run(T0 + 2 * HOUR)
+    assert memory(cluster.job(3)) == ("4Gi", "4Gi")
+    assert report["solvers"][SOLVER_NAME]["retried"]["oom"] == 1
+
+    result, report = cluster.run(T0 + 3 * HOUR)  # attempt 3 still runs: nothing new
+    assert report["solvers"][SOLVER_NAME]["skipped"] == {"in-flight": 1}
+
+
+def test_an_oom_retry_stops_at_max_memory_and_says_so(cluster: Cluster) -> None:
+    cluster.run(T0)
+    cluster.fail(cluster.job(1), at=T0 + 600, pod_status=oom())
+    _, report = cluster.run(T0 + HOUR, env={"THOTH_GRAPH_REFRESH_MAX_MEMORY": "1536Mi"})
+    assert memory(cluster.job(2)) == ("1536Mi", "1536Mi")
+    assert report["solvers"][SOLVER_NAME]["retries_at_cap"]["oom"] == 1
+
+
+def test_an_evicted_job_is_retried_at_once_with_the_same_resources_and_not_charged(cluster: Cluster) -> None:
+    cluster.run(T0)
+    cluster.fail(cluster.job(1), at=T0 + 600, pod_status={"phase": "Failed", "reason": "Evicted"})
+    _, report = cluster.run(T0 + HOUR, env={"THOTH_GRAPH_REFRESH_MAX_ATTEMPTS": "1"})
+    assert memory(cluster.job(2)) == ("1Gi", "1Gi")
+    assert report["solvers"][SOLVER_NAME]["retried"]["disrupted"] == 1
+
+
+def test_a_deadline_kill_comes_back_with_a_longer_deadline(cluster: Cluster) -> None:
+    cluster.run(T0)
+    first = cluster.job(1)
+    cluster.fail(first, at=T0 + 600, reason="DeadlineExceeded")
+    cluster.run(T0 + HOUR)
+    assert cluster.job(2)["spec"]["activeDeadlineSeconds"] == 2 * first["spec"]["activeDeadlineSeconds"]
+
+
+def test_an_error_backs_off_then_is_retried_then_quarantined(cluster: Cluster) -> None:
+    env = {"THOTH_GRAPH_REFRESH_MAX_ATTEMPTS": "2", "THOTH_GRAPH_REFRESH_RETRY_BACKOFF": "7200"}
+    cluster.run(T0, env=env)
+    cluster.fail(cluster.job(1), at=T0 + 600)  # pods gone: an error
+    _, report = cluster.run(T0 + HOUR, env=env)
+    assert report["solvers"][SOLVER_NAME]["skipped"] == {"failed-recently": 1}, "inside the back-off"
+    _, report = cluster.run(T0 + 2 * HOUR + 600, env=env)
+    assert report["solvers"][SOLVER_NAME]["retried"]["error"] == 1
+    cluster.fail(cluster.job(2), at=T0 + 2 * HOUR + 900)
+    _, report = cluster.run(T0 + 3 * HOUR, env=env)
+    assert report["solvers"][SOLVER_NAME]["skipped"] == {"quarantined": 1}
+    assert report["quarantined_total"] == 1
+    (entry,) = report["quarantined"]
+    assert entry["package"] == "flask" and entry["failures"] == 2 and entry["last_cause"] == "error"
+    assert entry["solver"] == SOLVER_NAME and entry["until"].endswith("Z")
