@@ -17,13 +17,13 @@ Pure code: no I/O once loaded.
 from __future__ import annotations
 
 import decimal
-import importlib.util
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
+
+from graph_refresh import standalone
 
 _NUMBER = r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
 # sign, number, suffix; an exponent (e3, E-2) is tried before the exa suffix E so that "1E3" is 1000.
@@ -35,16 +35,7 @@ _CONTEXT = decimal.Context(prec=60, Emax=10_000, Emin=-10_000, traps=[decimal.Ov
 
 def _load_kubernetes_parser() -> Callable[[Any], Any]:
     """kubernetes' ``parse_quantity``, loaded from its file without running ``kubernetes/__init__.py``."""
-    package = importlib.util.find_spec("kubernetes")  # a top-level spec is found without executing the package
-    locations = package.submodule_search_locations if package is not None else None
-    if not locations:
-        raise ImportError("the kubernetes package is not installed: cannot read Kubernetes quantities")
-    path = Path(next(iter(locations))) / "utils" / "quantity.py"
-    spec = importlib.util.spec_from_file_location("graph_refresh._kubernetes_quantity", path)
-    if spec is None or spec.loader is None or not path.is_file():
-        raise ImportError(f"kubernetes' quantity parser is not at {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = standalone.load("kubernetes", "utils/quantity.py", "graph_refresh._kubernetes_quantity")
     parser: Callable[[Any], Any] = module.parse_quantity
     return parser
 

@@ -17,6 +17,7 @@ from typing import TypeVar
 
 import click
 
+from graph_refresh import standalone
 from graph_refresh.errors import ConfigError
 from graph_refresh.options import LOG_LEVELS
 from graph_refresh.secrets import MaskingFilter
@@ -51,7 +52,8 @@ def init_logging() -> None:
 
     (thoth-common maps ``THOTH_LOG_<X>`` to the logger ``thoth.<x>``; ours are ``graph_refresh.*``.)
     """
-    from thoth.common import init_logging as thoth_init_logging
+    # thoth-common's own logging setup, without thoth/common/__init__.py (which imports its cluster clients).
+    thoth_init_logging = standalone.load("thoth.common", "logging.py", "graph_refresh._thoth_logging").init_logging
 
     check_log_levels()
     levels = {"graph_refresh": "INFO"}  # and its modules inherit it, unless set below
