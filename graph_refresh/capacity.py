@@ -153,6 +153,8 @@ class Capacity:
         """
         if self.exhausted or (self.slots is not None and self.slots < 1):
             return False
+        if not self.quotas:
+            return True
         return all(
             cost.resources[name] <= free
             for quota, room in self.quotas

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 
 from graph_refresh.items import WorkItem
 from graph_refresh.ledger import ItemId, LedgerEntry
-from graph_refresh.outcomes import Decision, Forget, Policy, decide, learn
+from graph_refresh.outcomes import Decision, Forget, Policy, Schedule, decide, learn
 from graph_refresh.view import ClusterView, Failure, JobState
+
+FIRST_ATTEMPT = Schedule(1, None)
 
 
 @dataclass
@@ -49,6 +51,8 @@ class History:
 
     def decide(self, item: WorkItem) -> Decision:
         """What ``item`` does this run; an entry whose time is over is dropped (the item starts again)."""
+        if item.key not in self.entries and not self.pending:
+            return FIRST_ATTEMPT  # most items: nothing known, nothing to learn
         for failure in self.pending.pop(item.key, []) + self.pending.pop(item.job_name, []):
             self._learn(ItemId.of(item), failure)
         decision = decide(self.entries.get(item.key), self.now, self.policy)

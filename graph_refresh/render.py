@@ -30,6 +30,11 @@ ANALYZER_SLOTS = (
 )
 
 
+def _mapping(value: Any, what: str, field: str) -> dict[str, Any]:
+    """``as_mapping`` without building its message unless it is needed (this runs for every item)."""
+    return value if type(value) is dict else as_mapping(value, f"{what}: {field}")
+
+
 @dataclass(frozen=True)
 class _Compiled:
     job: CompiledJob
@@ -113,23 +118,22 @@ class Renderer:
         compiled = self._compile(item)
         job = compiled.job.render(self.item_parameters(item))
         what = compiled.what
-        metadata = job["metadata"] = as_mapping(job.get("metadata"), what + ": metadata")
+        metadata = job["metadata"] = _mapping(job.get("metadata"), what, "metadata")
         metadata["name"] = item.job_name
         if self.namespace:
             metadata["namespace"] = self.namespace
-        metadata["labels"] = {**as_mapping(metadata.get("labels"), what + ": metadata.labels"), **item.labels}
-        metadata["annotations"] = {
-            **as_mapping(metadata.get("annotations"), what + ": metadata.annotations"),
-            **item.annotations,
-        }
-        spec = job["spec"] = as_mapping(job.get("spec"), what + ": spec")
+        labels = item.labels
+        metadata["labels"] = {**_mapping(metadata.get("labels"), what, "metadata.labels"), **labels}
+        annotations = _mapping(metadata.get("annotations"), what, "metadata.annotations")
+        metadata["annotations"] = {**annotations, **item.annotations}
+        spec = job["spec"] = _mapping(job.get("spec"), what, "spec")
         if spec.get("ttlSecondsAfterFinished") is None:  # absent, or null in the Template
             spec["ttlSecondsAfterFinished"] = self.plan.job_ttl_seconds
-        pod = spec["template"] = as_mapping(spec.get("template"), what + ": spec.template")
-        pod_metadata = pod["metadata"] = as_mapping(pod.get("metadata"), what + ": spec.template.metadata")
+        pod = spec["template"] = _mapping(spec.get("template"), what, "spec.template")
+        pod_metadata = pod["metadata"] = _mapping(pod.get("metadata"), what, "spec.template.metadata")
         pod_metadata["labels"] = {
-            **as_mapping(pod_metadata.get("labels"), what + ": spec.template.metadata.labels"),
-            **item.labels,
+            **_mapping(pod_metadata.get("labels"), what, "spec.template.metadata.labels"),
+            **labels,
         }
         if resources is not None:
             apply(job, resources)

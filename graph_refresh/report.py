@@ -160,7 +160,10 @@ class RunReport:
         if kind == ANALYZER:
             return self.analyzer
         assert solver is not None
-        return self.solvers.setdefault(solver, Counts())
+        counts = self.solvers.get(solver)  # not setdefault: a new Counts per call is costly on the hot path
+        if counts is None:
+            counts = self.solvers[solver] = Counts()
+        return counts
 
     def totals(self, kind: Kind) -> Counts:
         """All streams of one kind added up."""

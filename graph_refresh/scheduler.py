@@ -40,6 +40,7 @@ def dry_run(items: Iterable[Planned], *, renderer: Renderer, report: RunReport, 
         for stale in output_dir.glob("*.yaml"):
             if is_job_name(stale.stem):
                 stale.unlink()
+    debug = logger.isEnabledFor(logging.DEBUG)
     for planned in items:
         item = planned.item
         job = _render(planned, renderer, report)
@@ -47,7 +48,8 @@ def dry_run(items: Iterable[Planned], *, renderer: Renderer, report: RunReport, 
             text = yaml.dump(job, Dumper=_YamlDumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
             write_atomically(output_dir / f"{item.job_name}.yaml", text)
         count_scheduled(planned, report)
-        logger.debug("Would create Job %s (%s %s)", item.job_name, item.kind, item.candidate)
+        if debug:
+            logger.debug("Would create Job %s (%s %s)", item.job_name, item.kind, item.candidate)
 
 
 REASON_CHARS = 200  # a failure's reason in the run report: enough for the API's message, not its whole body

@@ -85,6 +85,8 @@ class ClusterView:
     def state(self, item: WorkItem) -> JobState | None:
         """The state of the item's latest Job (a Job without our item label counts by its name); None when
         it has none."""
+        if not self.latest:
+            return None
         latest = self.latest.get(item.key) or self.latest.get(item.job_name)
         return None if latest is None else latest[1]
 
