@@ -589,7 +589,7 @@ def import_graph(ctx: click.Context, graph_file: Path, import_path: Path | None)
     path: Path = import_path or params["sqlite_path"]
     try:
         graph = load_graph_file(graph_file)
-        store = SQLiteStore(path)
+        store = SQLiteStore(path, create=True)
         try:
             added = store.import_graph(graph, progress=lambda items: _progress_bar(items, "Importing"))
         finally:

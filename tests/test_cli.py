@@ -624,7 +624,9 @@ def test_unknown_keys_are_ignored_and_missing_or_null_optional_fields_take_their
 
 
 @pytest.mark.parametrize("value", ["debug", "Info", "warning"])
-def test_log_levels_in_any_case_reach_thoth_common_safely(value: str, run_cli: RunCli, tmp_path: Path) -> None:
+def test_log_levels_in_any_case_reach_thoth_common_safely(
+    value: str, run_cli: RunCli, tmp_path: Path, sample_store: None
+) -> None:
     result, report, _ = dry_run(run_cli, tmp_path, "--eager-stop", "1", env={"THOTH_LOG_SOLVER": value})
     assert result.exit_code == 0 and "Traceback" not in result.stderr and report["exit_code"] == 0
 
@@ -639,7 +641,9 @@ def test_a_bad_log_level_exits_2_naming_the_variable(variable: str, value: str, 
 
 
 @pytest.mark.parametrize("value", ["WARN", "notset", "fatal"])
-def test_every_python_log_level_name_is_accepted_for_other_modules(value: str, run_cli: RunCli, tmp_path: Path) -> None:
+def test_every_python_log_level_name_is_accepted_for_other_modules(
+    value: str, run_cli: RunCli, tmp_path: Path, sample_store: None
+) -> None:
     result, _, _ = dry_run(run_cli, tmp_path, "--eager-stop", "1", env={"THOTH_LOG_ADVISER": value})
     assert result.exit_code == 0, result.stderr
 
@@ -722,3 +726,22 @@ def test_import_graph_takes_the_store_path_after_the_subcommand_too(run_cli: Run
     store = tmp_path / "elsewhere.sqlite3"
     assert run_cli(["import-graph", "--sqlite-path", str(store), str(SAMPLE_GRAPH)]).exit_code == 0
     assert store.exists() and not (tmp_path / "graph.sqlite3").exists()
+
+
+def test_a_run_whose_sqlite_store_does_not_exist_fails_naming_it(run_cli: RunCli, tmp_path: Path) -> None:
+    # Only import-graph creates a store: a run against a missing one (a ConfigMap's empty
+    # graph-service-host, a mistyped path) must not plan from an empty graph and exit 0.
+    missing = tmp_path / "nowhere" / "missing.sqlite3"
+    result, report, _ = dry_run(run_cli, tmp_path, "--sqlite-path", str(missing))
+    assert result.exit_code == 1 and report["exit_code"] == 1
+    assert str(missing) in result.stderr and "does not exist" in result.stderr and "Traceback" not in result.stderr
+    assert not missing.exists() and not missing.parent.exists()
+
+
+def test_a_run_whose_sqlite_file_is_not_a_store_fails_naming_it(run_cli: RunCli, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.sqlite3"
+    empty.write_bytes(b"")  # SQLite reads an empty file as a database without tables
+    result, report, _ = dry_run(run_cli, tmp_path, "--sqlite-path", str(empty))
+    assert result.exit_code == 1 and report["exit_code"] == 1
+    assert str(empty) in result.stderr and "not a graph-refresh store" in result.stderr
+    assert empty.read_bytes() == b"", "a run writes nothing into the store"

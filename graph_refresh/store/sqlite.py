@@ -1,4 +1,4 @@
-"""The embedded graph store: stdlib sqlite3, one file, created on first use (SPEC §6).
+"""The embedded graph store: stdlib sqlite3, one file, created only by ``import-graph`` (SPEC §6, §13).
 
 Package names are stored PEP 503 normalised, so two spellings of a name are one row. Candidate
 queries page by keyset on (package_name, package_version, index_url), the table's unique key:
@@ -36,6 +36,8 @@ CREATE TABLE IF NOT EXISTS analyzed (
 );
 """
 
+_TABLES = ("package_version", "solved", "analyzed")
+
 _PAGE = """
 SELECT package_name, package_version, index_url FROM package_version AS pv
 WHERE (package_name, package_version, index_url) {after} (?, ?, ?) AND NOT EXISTS ({done})
@@ -53,14 +55,40 @@ class SQLiteStore:
     name = "sqlite"
     may_repeat_items = False  # one row per item: the import merges spellings under a unique key
 
-    def __init__(self, path: Path, *, page_size: int = PAGE_SIZE) -> None:
+    def __init__(self, path: Path, *, page_size: int = PAGE_SIZE, create: bool = False) -> None:
+        """Open the store at ``path``; ``create`` makes the file and its tables when missing (import only).
+
+        Without ``create`` a missing file is a StoreError naming it: a run against a store nobody
+        imported would otherwise plan from an empty graph and report "nothing to do". So is a file
+        that is not a graph-refresh store.
+        """
         self._path = path
         self._page_size = page_size
+        if not create and not path.is_file():
+            what = "does not exist" if not path.exists() else "is not a file"
+            raise StoreError(
+                f"SQLite store {str(path)!r} {what}: import a graph first (import-graph) "
+                "or set GRAPH_SERVICE_HOST to read from Dgraph"
+            )
         try:
-            self._db = sqlite3.connect(path, isolation_level=None)  # explicit transactions only
-            self._db.executescript(_SCHEMA)
+            # mode=rw: a file removed after the check above is an error, never silently recreated.
+            uri = path.absolute().as_uri() + ("?mode=rwc" if create else "?mode=rw")
+            self._db = sqlite3.connect(uri, uri=True, isolation_level=None)  # explicit transactions only
+            if create:
+                self._db.executescript(_SCHEMA)
+            else:
+                self._check_schema()
         except sqlite3.Error as error:
             raise StoreError(f"cannot open SQLite store {str(path)!r}: {error}") from error
+
+    def _check_schema(self) -> None:
+        rows = self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        if missing := sorted(set(_TABLES) - {name for (name,) in rows}):
+            self._db.close()
+            raise StoreError(
+                f"SQLite store {str(self._path)!r} is not a graph-refresh store (no table {missing[0]!r}): "
+                "import a graph into it first (import-graph)"
+            )
 
     def _pages(self, done: str, params: tuple[Any, ...]) -> Iterator[Candidate]:
         # The first page starts at the smallest key, inclusive (a record of three empty strings is a row
@@ -140,7 +168,4 @@ class SQLiteStore:
         return normalize_name(candidate.package_name), candidate.package_version, candidate.index_url
 
     def _counts(self) -> dict[str, int]:
-        return {
-            table: self._db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-            for table in ("package_version", "solved", "analyzed")
-        }
+        return {table: self._db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in _TABLES}
