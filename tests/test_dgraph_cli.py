@@ -287,6 +287,20 @@ def test_persistent_abort_exits_1_after_bounded_attempts(
     assert len(calls) == attempts and all((c.error or "").startswith("ABORTED") for c in calls)
 
 
+@pytest.mark.parametrize(
+    ("answer", "what"),
+    [(b"[]", "is a JSON array, not an object"), (b'{"page": "x"}', "'page' is a JSON string, not a list of nodes")],
+)
+def test_an_answer_of_the_wrong_shape_exits_1_not_nothing_to_do(
+    answer: bytes, what: str, run_cli: RunCli, tmp_path: Path, serve: Serve
+) -> None:
+    fake = serve()
+    fake.inject(answer=answer)
+    result, report, _ = plan(run_cli, tmp_path, dgraph_env(fake.host), write=False)
+    assert_failed(result, report, 1, fake.host, what)
+    assert len(fake.calls()) == 1, "a wrong shape is not retried"
+
+
 # -- plaintext and login --------------------------------------------------------------------------
 
 

@@ -46,7 +46,8 @@ FIRST_CURSOR = "0x0"  # below every uid Dgraph assigns
 MAX_ANSWER_BYTES = 4 * 2**20
 
 
-_ENTITY_FIELDS = "uid package_name package_version index_url"
+_CANDIDATE_FIELDS = ("package_name", "package_version", "index_url")
+_ENTITY_FIELDS = " ".join(("uid", *_CANDIDATE_FIELDS))
 
 # GraphQL variables only: nothing from the graph or the settings is ever formatted into these texts.
 SOLVER_QUERY = f"""query unsolved($first: int, $after: string, $os: string, $osv: string, $py: string) {{
@@ -288,11 +289,10 @@ class DgraphStore:
         """Every index node's ``url``, deduplicated and sorted."""
         urls: set[str] = set()
         for row in self._pages(INDEX_QUERY, {}, "index URLs"):
-            url = row.get("url")
-            if isinstance(url, str) and url:
+            if url := self._string(row, "url", "index URLs"):
                 urls.add(url)
             else:
-                logger.debug("Dgraph index node %s has no url; skipped", row.get("uid"))
+                logger.debug("Dgraph index node %s has no url; skipped", row["uid"])
         return sorted(urls)
 
     def close(self) -> None:
@@ -314,12 +314,10 @@ class DgraphStore:
         respelled: set[Candidate] = set()
         last: Candidate | None = None
         for row in self._pages(query, variables, what):
-            # A missing or non-string predicate becomes "": the planner then skips the node as invalid and
-            # counts it, rather than the node vanishing from the run's numbers.
-            name, version, index_url = (
-                value if isinstance(value := row.get(key), str) else ""
-                for key in ("package_name", "package_version", "index_url")
-            )
+            # A missing predicate becomes "": the planner then skips the node as invalid and counts it,
+            # rather than the node vanishing from the run's numbers. A value of another type is no node
+            # of the DGRAPH.md schema: a store failure, not a candidate.
+            name, version, index_url = (self._string(row, key, what) for key in _CANDIDATE_FIELDS)
             candidate = Candidate(normalize_name(name), version, index_url)
             if candidate == last:  # the same item on two neighbouring nodes
                 continue
@@ -335,8 +333,7 @@ class DgraphStore:
         name, version, index_url = candidate
         variables = {"$name": name, "$version": version, "$index": index_url}
         document = self._read(lambda: self._query(TWIN_QUERY, variables), action=f"looking up {name}")
-        twins = document.get("twin") if isinstance(document, dict) else None
-        return bool(twins)
+        return bool(self._rows(document, "twin", f"looking up {name}"))
 
     def _pages(self, query: str, variables: Mapping[str, str], what: str) -> Iterator[dict[str, Any]]:
         """Yield the rows of every page: from uid 0x0, each page after the last uid of the one before.
@@ -377,12 +374,40 @@ class DgraphStore:
 
     def _page(self, query: str, variables: Mapping[str, str], what: str) -> list[dict[str, Any]]:
         document = self._read(lambda: self._query(query, variables), action=f"reading {what}")
-        rows = document.get("page") if isinstance(document, dict) else None
+        return self._rows(document, "page", f"reading {what}")
+
+    def _rows(self, document: Any, block: str, action: str) -> list[dict[str, Any]]:
+        """The rows of ``block`` in a decoded answer; anything but an object holding a list of nodes
+        with string uids is a StoreError naming the host and what was wrong (never an empty graph).
+
+        A missing or null block is no rows: Dgraph leaves out a block that matched nothing.
+        """
+        problem = f"Dgraph at {self.address}: {action}: the answer"
+        if not isinstance(document, dict):
+            raise StoreError(f"{problem} is a JSON {_json_type(document)}, not an object")
+        rows = document.get(block)
         if rows is None:
             return []
-        if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
-            raise StoreError(f"Dgraph at {self.address}: the answer's 'page' is not a list of objects")
+        if not isinstance(rows, list):
+            raise StoreError(f"{problem}'s {block!r} is a JSON {_json_type(rows)}, not a list of nodes")
+        for i, row in enumerate(rows):
+            if not isinstance(row, dict):
+                raise StoreError(f"{problem}'s {block}[{i}] is a JSON {_json_type(row)}, not a node")
+            if not isinstance(row.get("uid"), str):
+                raise StoreError(f"{problem}'s {block}[{i}] has no string 'uid' (got {truncate(repr(row.get('uid')))})")
         return rows
+
+    def _string(self, row: Mapping[str, Any], key: str, what: str) -> str:
+        """A node's string predicate, "" when the node lacks it; another type is a StoreError."""
+        value = row.get(key)
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            raise StoreError(
+                f"Dgraph at {self.address}: reading {what}: node {row.get('uid')}'s {key!r} is a JSON "
+                f"{_json_type(value)}, not a string (is the schema the one DGRAPH.md describes?)"
+            )
+        return value
 
     def _query(self, query: str, variables: Mapping[str, str]) -> Any:
         if self._client is None or self._stub is None:
@@ -431,6 +456,18 @@ class DgraphStore:
     def _redact(self, text: str) -> str:
         """Never let the password reach a message, whatever a server echoes back."""
         return text.replace(self._secret, "***") if self._secret else text
+
+
+def _json_type(value: Any) -> str:
+    """JSON's name for a decoded value's type, for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    for kind, name in ((dict, "object"), (list, "array"), (str, "string"), ((int, float), "number")):
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
 
 
 def _uid_value(uid: str) -> int:

@@ -145,7 +145,8 @@ class RecordedRequest:
 
 @dataclass
 class Fault:
-    """Injected misbehaviour for one RPC method: wait ``delay`` s, then fail with ``code`` (if set).
+    """Injected misbehaviour for one RPC method: wait ``delay`` s, then fail with ``code`` (if set), or else
+    answer ``answer`` (raw JSON bytes, if set) instead of the real answer.
 
     Applies ``times`` times, once ``after`` calls of that method have succeeded. ``hits`` counts uses.
     """
@@ -156,6 +157,7 @@ class Fault:
     times: int
     delay: float
     after: int
+    answer: bytes | None = None
     hits: int = 0
 
 
@@ -477,12 +479,14 @@ class FakeDgraph:
         delay: float = 0.0,
         after: int = 0,
         method: str = "Query",
+        answer: bytes | None = None,
     ) -> Fault:
         """Fail with ``code`` and/or stall ``delay`` s the next ``times`` calls of ``method``.
 
+        ``answer`` (no ``code``): answer a Query with these raw JSON bytes instead, e.g. a wrong shape.
         The fault starts once ``after`` calls of ``method`` have succeeded (to fail mid-stream).
         """
-        fault = Fault(method, code, details or (code.name.lower() if code else ""), times, delay, after)
+        fault = Fault(method, code, details or (code.name.lower() if code else ""), times, delay, after, answer)
         with self._lock:
             self.faults.append(fault)
         return fault
@@ -511,7 +515,8 @@ class FakeDgraph:
             self.requests.append(record)
         return record
 
-    def _apply_faults(self, method: str, context: grpc.ServicerContext) -> None:
+    def _apply_faults(self, method: str, context: grpc.ServicerContext) -> bytes | None:
+        """Stall and/or refuse as a pending fault says; return the answer it substitutes, if any."""
         with self._lock:
             succeeded = self._succeeded.get(method, 0)
             fault = next(
@@ -521,12 +526,13 @@ class FakeDgraph:
             if fault is not None:
                 fault.hits += 1
         if fault is None:
-            return
+            return None
         deadline = time.monotonic() + fault.delay
         while time.monotonic() < deadline and context.is_active():
             time.sleep(0.01)
         if fault.code is not None:
             raise _Refused(fault.code, fault.details)
+        return fault.answer
 
     def _succeed(self, method: str) -> None:
         with self._lock:
@@ -559,8 +565,11 @@ class FakeDgraph:
         else:
             record = self._record(method, context)
         try:
-            self._apply_faults(method, context)
-            response = getattr(self, f"_rpc_{method}", self._rpc_write)(request, record)
+            substitute = self._apply_faults(method, context)
+            if substitute is not None and method == "Query":
+                response = api_pb2.Response(json=substitute, txn=api_pb2.TxnContext(start_ts=next(self._ts)))
+            else:
+                response = getattr(self, f"_rpc_{method}", self._rpc_write)(request, record)
         except _Refused as refused:
             record.error = f"{refused.code.name}: {refused.details}"
             context.abort(refused.code, refused.details)

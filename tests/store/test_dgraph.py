@@ -505,6 +505,58 @@ def test_a_slow_answer_hits_the_deadline_and_is_retried(
     assert sleeps == [0.5]
 
 
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (b"[]", "the answer is a JSON array, not an object"),
+        (b'"page"', "the answer is a JSON string, not an object"),
+        (b'{"page": "x"}', "the answer's 'page' is a JSON string, not a list of nodes"),
+        (b'{"page": {"uid": "0x1"}}', "the answer's 'page' is a JSON object, not a list of nodes"),
+        (b'{"page": [1, 2]}', r"the answer's page\[0\] is a JSON number, not a node"),
+        (b'{"page": [{"package_name": "a"}]}', r"page\[0\] has no string 'uid'"),
+        (b'{"page": [{"uid": 7}]}', r"page\[0\] has no string 'uid' \(got 7\)"),
+        (
+            b'{"page": [{"uid": "0xfff", "package_name": ["a"], "package_version": "1", "index_url": "u"}]}',
+            "node 0xfff's 'package_name' is a JSON array, not a string",
+        ),
+        (
+            b'{"page": [{"uid": "0xfff", "package_name": "a", "package_version": 1.5, "index_url": "u"}]}',
+            "node 0xfff's 'package_version' is a JSON number, not a string",
+        ),
+        (
+            b'{"page": [{"uid": "0xfff", "package_name": "a", "package_version": "1", "index_url": true}]}',
+            "node 0xfff's 'index_url' is a JSON boolean, not a string",
+        ),
+    ],
+)
+@pytest.mark.parametrize("after", [0, 2], ids=["first-page", "later-page"])
+def test_an_answer_of_the_wrong_shape_is_a_store_error_not_an_empty_graph(
+    answer: bytes, message: str, after: int, fake: FakeDgraph, open_dgraph: Callable[..., DgraphStore]
+) -> None:
+    fake.inject(answer=answer, after=after)
+    store = open_dgraph(fake.settings())
+    seen: list[Candidate] = []
+    with pytest.raises(StoreError, match=rf"Dgraph at {fake.host}: reading unanalyzed: .*{message}"):
+        seen.extend(store.analyzer_candidates())
+    assert seen == UNANALYZED[: after * PAGE]
+    assert len(fake.calls()) == after + 1, "a wrong shape is not retried"
+
+
+def test_an_index_node_whose_url_is_not_a_string_is_a_store_error(
+    fake: FakeDgraph, open_dgraph: Callable[..., DgraphStore]
+) -> None:
+    fake.inject(answer=b'{"page": [{"uid": "0x3", "url": {"href": "x"}}]}')
+    with pytest.raises(StoreError, match=r"reading index URLs: node 0x3's 'url' is a JSON object, not a string"):
+        open_dgraph(fake.settings()).index_urls()
+
+
+def test_a_block_that_matched_nothing_may_be_left_out(
+    fake: FakeDgraph, open_dgraph: Callable[..., DgraphStore]
+) -> None:
+    fake.inject(answer=b"{}")
+    assert list(open_dgraph(fake.settings()).analyzer_candidates()) == []
+
+
 # -- login ----------------------------------------------------------------------------------------
 
 PASSWORD = "correct-horse-battery"
