@@ -67,6 +67,24 @@ ANALYZER_QUERY = f"""query unanalyzed($first: int, $after: string) {{
   }}
 }}"""
 
+# SPEC §12 backlog: the candidate queries' filters, no paging, and a block-level count(uid), which Dgraph
+# answers as [{"n": number of root nodes the block matched}].
+SOLVER_COUNT_QUERY = """query unsolved_backlog($os: string, $osv: string, $py: string) {
+  var(func: eq(os_name, $os)) @filter(eq(os_version, $osv) AND eq(python_version, $py)
+      AND has(python_package_version_label)) {
+    done as ~installed_from
+  }
+  backlog(func: has(python_package_version_entity_label)) @filter(NOT uid(done)) {
+    n: count(uid)
+  }
+}"""
+
+ANALYZER_COUNT_QUERY = """query unanalyzed_backlog {
+  backlog(func: has(python_package_version_entity_label)) @filter(NOT has(package_analyzer_input)) {
+    n: count(uid)
+  }
+}"""
+
 # A point lookup, only for the rare row whose name is not in PEP 503 form: is the normalised spelling
 # there too (then that one is the item)?
 TWIN_QUERY = """query twin($name: string, $version: string, $index: string) {
@@ -285,6 +303,18 @@ class DgraphStore:
         """Entities with no package_analyzer_input edge, uid order."""
         return self._candidates(ANALYZER_QUERY, {}, "unanalyzed")
 
+    def solver_backlog(self, solver: SolverEnvironment) -> int:
+        """Entities with no solved record of ``solver``'s environment: one ``count(uid)`` query (SPEC §12).
+
+        Counts nodes, so two nodes of one item count twice (the stream drops such repeats).
+        """
+        variables = {"$os": solver.os_name, "$osv": solver.os_version, "$py": solver.python_version}
+        return self._count(SOLVER_COUNT_QUERY, variables, f"unsolved for {solver.name}")
+
+    def analyzer_backlog(self) -> int:
+        """Entities with no package_analyzer_input edge: one ``count(uid)`` query (SPEC §12)."""
+        return self._count(ANALYZER_COUNT_QUERY, {}, "unanalyzed")
+
     def index_urls(self) -> list[str]:
         """Every index node's ``url``, deduplicated and sorted."""
         urls: set[str] = set()
@@ -372,6 +402,27 @@ class DgraphStore:
             yield from rows
             after = last_uid
 
+    def _count(self, query: str, variables: Mapping[str, str], what: str) -> int:
+        """Run a count query under the per-query deadline; StoreError when it fails or the answer is no count.
+
+        Retried like any read, except a deadline: the count walks the posting lists and would only time
+        out again (the caller reports no backlog and the run goes on).
+        """
+        action = f"counting the backlog of {what}"
+        document = self._read(lambda: self._query(query, variables), action=action, retry_deadline=False)
+        problem = f"Dgraph at {self.address}: {action}: the answer"
+        if not isinstance(document, dict):
+            raise StoreError(f"{problem} is a JSON {_json_type(document)}, not an object")
+        block = document.get("backlog")
+        if block is None or block == []:  # Dgraph may leave out a block that matched nothing
+            return 0
+        if not (isinstance(block, list) and len(block) == 1 and isinstance(block[0], dict)):
+            raise StoreError(f"{problem}'s 'backlog' is not a list of one object: {truncate(repr(block))}")
+        count = block[0].get("n")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise StoreError(f"{problem}'s count is not a non-negative integer: {truncate(repr(count))}")
+        return count
+
     def _page(self, query: str, variables: Mapping[str, str], what: str) -> list[dict[str, Any]]:
         document = self._read(lambda: self._query(query, variables), action=f"reading {what}")
         return self._rows(document, "page", f"reading {what}")
@@ -426,8 +477,11 @@ class DgraphStore:
         self._read(lambda: self._client.login(user, password, timeout=self._timeout), action=f"login as {user!r}")
         logger.info("Dgraph at %s: logged in as %r", self.address, user)
 
-    def _read(self, call: Callable[[], Any], *, action: str) -> Any:
-        """Run ``call``; retry transient failures with back-off; raise StoreError naming host and kind."""
+    def _read(self, call: Callable[[], Any], *, action: str, retry_deadline: bool = True) -> Any:
+        """Run ``call``; retry transient failures with back-off; raise StoreError naming host and kind.
+
+        ``retry_deadline=False``: a deadline exceeded is final, not retried.
+        """
         attempt = 1
         while True:
             try:
@@ -436,7 +490,8 @@ class DgraphStore:
                 failure = classify(error, timeout=self._timeout, transport=self.transport)
                 if getattr(error, "code", None) and error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
                     raise _TooLarge(self._redact(f"Dgraph at {self.address}: {action}: {failure.kind}")) from error
-                if not failure.retry or attempt >= self._attempts:
+                deadline = getattr(error, "code", None) and error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+                if not failure.retry or attempt >= self._attempts or (deadline and not retry_deadline):
                     tries = f" after {attempt} attempts" if attempt > 1 else ""
                     message = f"Dgraph at {self.address}: {action} failed{tries}: {failure.kind}"
                     raise StoreError(self._redact(message)) from error

@@ -44,6 +44,10 @@ WHERE (package_name, package_version, index_url) {after} (?, ?, ?) AND NOT EXIST
 ORDER BY package_name, package_version, index_url
 LIMIT ?
 """
+# The candidate query's filter without the keyset and the limit: the page queries partition exactly
+# these rows (each row once: the import merges spellings under the unique key), so the count is the
+# number of candidates the stream yields.
+_COUNT = "SELECT count(*) FROM package_version AS pv WHERE NOT EXISTS ({done})"
 _SOLVED = "SELECT 1 FROM solved WHERE package_version_id = pv.id AND solver = ?"
 _ANALYZED = "SELECT 1 FROM analyzed WHERE package_version_id = pv.id"
 _VERSION_ID = "SELECT id FROM package_version WHERE package_name = ? AND package_version = ? AND index_url = ?"
@@ -115,6 +119,21 @@ class SQLiteStore:
     def analyzer_candidates(self) -> Iterator[Candidate]:
         """Versions with no package-analyzer run, by (name, version, index)."""
         return self._pages(_ANALYZED, ())
+
+    def solver_backlog(self, solver: SolverEnvironment) -> int:
+        """Number of versions :meth:`solver_candidates` yields for ``solver``: one ``COUNT`` query."""
+        return self._count(_SOLVED, (solver.name,))
+
+    def analyzer_backlog(self) -> int:
+        """Number of versions :meth:`analyzer_candidates` yields: one ``COUNT`` query."""
+        return self._count(_ANALYZED, ())
+
+    def _count(self, done: str, params: tuple[Any, ...]) -> int:
+        try:
+            (count,) = self._db.execute(_COUNT.format(done=done), params).fetchone()
+        except sqlite3.Error as error:
+            raise StoreError(f"SQLite store {str(self._path)!r}: counting the backlog failed: {error}") from error
+        return int(count)
 
     def index_urls(self) -> list[str]:
         """Distinct index URLs of all stored versions."""

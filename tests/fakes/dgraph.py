@@ -170,7 +170,7 @@ class _Refused(Exception):
 
 # -- the query language graph-refresh speaks ------------------------------------------------------
 
-_HEADER = re.compile(r"\A\s*query(?:\s+\w+)?\s*\((?P<decls>[^)]*)\)\s*\{(?P<body>.*)\}\s*\Z", re.DOTALL)
+_HEADER = re.compile(r"\A\s*query(?:\s+\w+)?\s*(?:\((?P<decls>[^)]*)\))?\s*\{(?P<body>.*)\}\s*\Z", re.DOTALL)
 _DECL = re.compile(r"\s*\$(?P<name>\w+)\s*:\s*(?P<type>\w+)\s*")
 _VAR_BLOCK = (
     r"var\s*\(\s*func\s*:\s*eq\s*\(\s*os_name\s*,\s*\$(?P<os>\w+)\s*\)\s*\)\s*"
@@ -185,7 +185,14 @@ _PAGE_BLOCK = (
     r"(?:@filter\s*\(\s*NOT\s+(?P<neg>uid|has)\s*\(\s*(?P<neg_arg>\w+)\s*\)\s*\)\s*)?"
     r"\{(?P<fields>[\w\s]*)\}"
 )
+_COUNT_BLOCK = (
+    r"(?P<alias>\w+)\s*\(\s*func\s*:\s*has\s*\(\s*(?P<root>\w+)\s*\)\s*\)\s*"
+    r"(?:@filter\s*\(\s*NOT\s+(?P<neg>uid|has)\s*\(\s*(?P<neg_arg>\w+)\s*\)\s*\)\s*)?"
+    r"\{\s*(?P<count>\w+)\s*:\s*count\s*\(\s*uid\s*\)\s*\}"
+)
 _BODY = re.compile(rf"\A\s*(?:{_VAR_BLOCK}\s*)?{_PAGE_BLOCK}\s*\Z", re.DOTALL)
+_COUNT_BODY = re.compile(rf"\A\s*(?:{_VAR_BLOCK}\s*)?{_COUNT_BLOCK}\s*\Z", re.DOTALL)
+"""A block-level ``count(uid)``: Dgraph answers ``[{alias: number of root nodes the block matched}]``."""
 _VARIABLE = re.compile(r"\$(\w+)")
 
 
@@ -203,11 +210,12 @@ _TWIN = re.compile(
 class _PageQuery:
     alias: str
     root: str
-    first: int
+    first: int | None  # None: no paging (a count)
     after: int
     env: tuple[str, str, str] | None  # (os_name, os_version, python_version) of the var block
     negation: tuple[str, str] | None  # ("uid", var) or ("has", predicate)
     fields: tuple[str, ...]
+    count: str | None = None  # the alias of ``count(uid)``: answer the number of matches, not the rows
 
 
 def _parse_query(text: str, variables: Mapping[str, str]) -> _PageQuery:
@@ -219,14 +227,16 @@ def _parse_query(text: str, variables: Mapping[str, str]) -> _PageQuery:
     if header is None:
         raise _Refused(invalid, "unknown query: expected `query name($first: int, $after: string, ...) {...}`")
     declared: dict[str, str] = {}
-    for decl in filter(str.strip, header["decls"].split(",")):
+    for decl in filter(str.strip, (header["decls"] or "").split(",")):
         match = _DECL.fullmatch(decl)
         if match is None:
             raise _Refused(invalid, f"cannot parse variable declaration {decl.strip()!r}")
         declared[match["name"]] = match["type"]
-    body = _BODY.match(header["body"])
+    body = _BODY.match(header["body"]) or _COUNT_BODY.match(header["body"])
     if body is None:
-        raise _Refused(invalid, "unknown query shape (the fake knows graph-refresh's paged queries only)")
+        raise _Refused(invalid, "unknown query shape (the fake knows graph-refresh's paged and count queries only)")
+    groups = body.groupdict()
+    paged = "first" in groups
     used = set(_VARIABLE.findall(header["body"]))
     if unused := sorted(set(declared) - used):
         raise _Refused(invalid, "Variables are not used: " + ", ".join(f"${name}" for name in unused))
@@ -237,18 +247,20 @@ def _parse_query(text: str, variables: Mapping[str, str]) -> _PageQuery:
         raise _Refused(invalid, "Variables passed but not declared: " + ", ".join(f"${n}" for n in extra))
     if missing := sorted(set(declared) - set(given)):
         raise _Refused(invalid, "Variables declared but not passed: " + ", ".join(f"${n}" for n in missing))
-    for name in (body["first"], body["after"], body["os"], body["osv"], body["py"]):
+    for name in (groups.get("first"), groups.get("after"), body["os"], body["osv"], body["py"]):
         if name is not None and not variables.get(f"${name}", "").strip():
             raise _Refused(invalid, f"Variable ${name} is empty")
-    if declared[body["first"]] != "int":
-        raise _Refused(invalid, f"${body['first']} is used as `first` and must be declared int")
-    try:
-        first = int(given[body["first"]])
-        after = int(given[body["after"]], 0)
-    except ValueError as error:
-        raise _Refused(invalid, f"bad first/after value: {error}") from None
-    if first < 0 or after < 0:
-        raise _Refused(invalid, "first and after must not be negative")
+    first, after = None, 0
+    if paged:
+        if declared[body["first"]] != "int":
+            raise _Refused(invalid, f"${body['first']} is used as `first` and must be declared int")
+        try:
+            first = int(given[body["first"]])
+            after = int(given[body["after"]], 0)
+        except ValueError as error:
+            raise _Refused(invalid, f"bad first/after value: {error}") from None
+        if first < 0 or after < 0:
+            raise _Refused(invalid, "first and after must not be negative")
     env = None
     if body["done"] is not None:
         env = (given[body["os"]], given[body["osv"]], given[body["py"]])
@@ -259,6 +271,8 @@ def _parse_query(text: str, variables: Mapping[str, str]) -> _PageQuery:
             raise _Refused(invalid, f"Variable {body['neg_arg']} is not defined")
     elif body["done"] is not None:
         raise _Refused(invalid, f"Variable {body['done']} is defined but not used")
+    if not paged:
+        return _PageQuery(body["alias"], body["root"], None, 0, env, negation, (), count=body["count"])
     fields = tuple(body["fields"].split())
     if not fields:
         raise _Refused(invalid, "empty selection")
@@ -359,10 +373,12 @@ class FakeGraph:
             }
             done = {uid for uid, node in self.nodes.items() if solved.intersection(node.get("installed_from", ()))}
         rows: list[dict[str, Any]] = []
-        limit = max(1, query.first // 2) if short and query.first > 1 else query.first
+        limit = len(self.nodes) if query.first is None else query.first
+        limit = max(1, limit // 2) if short and limit > 1 else limit
+        matched = 0
         for uid in sorted(self.nodes):
             node = self.nodes[uid]
-            if len(rows) >= limit:
+            if query.count is None and len(rows) >= limit:
                 break
             if uid <= query.after or not _has(node, query.root):
                 continue
@@ -370,6 +386,9 @@ class FakeGraph:
                 kind, argument = query.negation
                 if (kind == "uid" and uid in done) or (kind == "has" and _has(node, argument)):
                     continue
+            matched += 1
+            if query.count is not None:
+                continue
             row: dict[str, Any] = {}
             for name in query.fields:
                 if name == "uid":
@@ -377,6 +396,8 @@ class FakeGraph:
                 elif name in node:
                     row[name] = node[name]
             rows.append(row)
+        if query.count is not None:
+            return [{query.count: matched}]
         return rows
 
 

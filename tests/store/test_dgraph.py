@@ -30,8 +30,10 @@ from graph_refresh.items import Candidate, SolverEnvironment, invalid_reason, pa
 from graph_refresh.store import open_store
 from graph_refresh.store.base import GraphStore
 from graph_refresh.store.dgraph import (
+    ANALYZER_COUNT_QUERY,
     ANALYZER_QUERY,
     INDEX_QUERY,
+    SOLVER_COUNT_QUERY,
     SOLVER_QUERY,
     DgraphStore,
     dgraph_address,
@@ -555,6 +557,72 @@ def test_a_block_that_matched_nothing_may_be_left_out(
 ) -> None:
     fake.inject(answer=b"{}")
     assert list(open_dgraph(fake.settings()).analyzer_candidates()) == []
+
+
+# -- backlog counts (SPEC §12) ----------------------------------------------------------------------
+
+
+def test_backlog_is_one_read_only_count_query_per_stream_with_variables(
+    fake: FakeDgraph, open_dgraph: Callable[..., DgraphStore]
+) -> None:
+    store = open_dgraph(fake.settings(timeout_seconds=7))
+    assert store.solver_backlog(FEDORA) == len(UNSOLVED)
+    assert store.analyzer_backlog() == len(UNANALYZED)
+    solver, analyzer = fake.calls()
+    assert solver.query == SOLVER_COUNT_QUERY and analyzer.query == ANALYZER_COUNT_QUERY
+    assert solver.vars == {"$os": "fedora", "$osv": "31", "$py": "3.8"} and analyzer.vars == {}
+    for call in (solver, analyzer):
+        assert call.read_only and call.mutations == 0 and call.error is None
+        assert call.time_remaining is not None and 6 < call.time_remaining < 7.5
+        assert "first" not in call.query and "after" not in call.query and "count(uid)" in call.query
+    assert "fedora" not in solver.query, "values travel as variables, never in the query text"
+
+
+def test_backlog_counts_nodes_so_two_nodes_of_one_item_count_twice(open_dgraph: Callable[..., DgraphStore]) -> None:
+    with FakeDgraph(BIG_GRAPH) as server:
+        server.graph.copy_entity(candidate(1))
+        store = open_dgraph(server.settings())
+        assert store.analyzer_backlog() == len(UNANALYZED) + 1  # what the graph holds; the planner drops repeats
+
+
+def test_a_count_past_the_deadline_is_a_store_error_and_not_retried(
+    fake: FakeDgraph, open_dgraph: Callable[..., DgraphStore], sleeps: list[float]
+) -> None:
+    fake.inject(delay=5.0)
+    store = open_dgraph(fake.settings(timeout_seconds=0.3))  # a float (the field is int) keeps the test fast
+    with pytest.raises(StoreError, match=rf"{fake.host}: counting the backlog of unanalyzed failed: deadline"):
+        store.analyzer_backlog()
+    assert len(fake.calls()) == 1 and sleeps == []
+    assert store.analyzer_backlog() == len(UNANALYZED), "the store stays usable"
+
+
+def test_a_count_that_keeps_failing_is_a_store_error_after_bounded_attempts(
+    fake: FakeDgraph, open_dgraph: Callable[..., DgraphStore], sleeps: list[float]
+) -> None:
+    fake.inject(grpc.StatusCode.UNAVAILABLE, details="connection refused", times=100)
+    store = open_dgraph(fake.settings())
+    with pytest.raises(StoreError, match=rf"{fake.host}: counting the backlog of unsolved for {FEDORA.name} failed "):
+        store.solver_backlog(FEDORA)
+    assert len(fake.calls()) == 3 and sleeps == [0.5, 1.0]
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (b"[]", "the answer is a JSON array, not an object"),
+        (b'{"backlog": {"n": 3}}', "'backlog' is not a list of one object"),
+        (b'{"backlog": [{"n": 3}, {"n": 4}]}', "'backlog' is not a list of one object"),
+        (b'{"backlog": [{"n": "3"}]}', "count is not a non-negative integer: '3'"),
+        (b'{"backlog": [{"n": true}]}', "count is not a non-negative integer: True"),
+        (b'{"backlog": [{"count": 3}]}', "count is not a non-negative integer: None"),
+    ],
+)
+def test_a_count_answer_of_the_wrong_shape_is_a_store_error(
+    answer: bytes, message: str, fake: FakeDgraph, open_dgraph: Callable[..., DgraphStore]
+) -> None:
+    fake.inject(answer=answer)
+    with pytest.raises(StoreError, match=re.escape(message)):
+        open_dgraph(fake.settings()).analyzer_backlog()
 
 
 # -- login ----------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from graph_refresh.errors import StoreError
+from graph_refresh.items import parse_solver_name
 from graph_refresh.store.graphfile import parse_graph
 from graph_refresh.store.sqlite import SQLiteStore
 
@@ -54,3 +55,22 @@ def test_a_version_only_named_by_solved_or_analyzed_is_added(tmp_path: Path) -> 
         )
     )
     assert added == {"package_version": 2, "solved": 1, "analyzed": 1}
+
+
+def test_backlog_is_one_count_query_with_the_candidate_filter(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.sqlite3", page_size=4, create=True)
+    store.import_graph(
+        parse_graph(
+            {
+                "package_versions": [version(f"p{i:03d}", "1") for i in range(10)],
+                "solved": [{**version("p001", "1"), "solver": "solver-x-1-py38", "error": True}],
+                "analyzed": [version("p002", "1"), version("p003", "1")],
+            },
+            source="t",
+        )
+    )
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)
+    assert store.analyzer_backlog() == 8
+    assert len(statements) == 1 and "count(*)" in statements[0] and "LIMIT" not in statements[0]
+    assert store.solver_backlog(parse_solver_name("solver-x-1-py38", template="t")) == 9
