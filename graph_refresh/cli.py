@@ -25,7 +25,7 @@ from graph_refresh.config import ClusterSettings, MetricsSettings, PlanSettings,
 from graph_refresh.errors import ConfigError, GraphRefreshError
 from graph_refresh.items import KINDS
 from graph_refresh.report import RunReport
-from graph_refresh.store.graphfile import load_graph_file
+from graph_refresh.store.graphfile import read_graph_file
 from graph_refresh.store.sqlite import SQLiteStore
 
 logger = logging.getLogger("graph_refresh")
@@ -587,19 +587,27 @@ def import_graph(ctx: click.Context, graph_file: Path, import_path: Path | None)
         )
     _init_logging()
     path: Path = import_path or params["sqlite_path"]
+    new_store = not path.exists()
     try:
-        graph = load_graph_file(graph_file)
         store = SQLiteStore(path, create=True)
         try:
-            added = store.import_graph(graph, progress=lambda items: _progress_bar(items, "Importing"))
+            with contextlib.ExitStack() as stack:
+                on_read = None
+                if sys.stderr.isatty():  # a bar over the bytes read: the file is streamed, never held
+                    bar = click.progressbar(length=graph_file.stat().st_size, label="Importing", file=sys.stderr)
+                    on_read = stack.enter_context(bar).update
+                result = store.import_records(read_graph_file(graph_file, on_read=on_read))
         finally:
             store.close()
-    except ConfigError as error:
-        raise ConfigFailure(str(error)) from error
     except GraphRefreshError as error:
+        if new_store:  # a failed import leaves no empty store behind (a run would plan from nothing)
+            with contextlib.suppress(OSError):
+                path.unlink()
+        if isinstance(error, ConfigError):
+            raise ConfigFailure(str(error)) from error
         logger.error("Import failed: %s", error)
         ctx.exit(EXIT_FAILED)
     click.echo(
-        f"Imported {graph_file} into {path}: {len(graph)} records; new rows: "
-        + ", ".join(f"{table}={count}" for table, count in added.items())
+        f"Imported {graph_file} into {path}: {result.records} records; new rows: "
+        + ", ".join(f"{table}={count}" for table, count in result.added.items())
     )

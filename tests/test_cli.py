@@ -745,3 +745,26 @@ def test_a_run_whose_sqlite_file_is_not_a_store_fails_naming_it(run_cli: RunCli,
     assert result.exit_code == 1 and report["exit_code"] == 1
     assert str(empty) in result.stderr and "not a graph-refresh store" in result.stderr
     assert empty.read_bytes() == b"", "a run writes nothing into the store"
+
+
+def test_import_reads_the_lists_in_any_order_and_counts_as_it_streams(run_cli: RunCli, tmp_path: Path) -> None:
+    path = tmp_path / "reordered.json"
+    solved = [{**version("b", "2"), "solver": "solver-fedora-31-py38"}, {**version("a", "1"), "solver": "s"}]
+    path.write_text(
+        json.dumps({"analyzed": [version("c", "3")], "solved": solved, "package_versions": [version("a", "1")]})
+    )
+    result = run_cli(["import-graph", str(path)])
+    assert result.exit_code == 0, result.stderr
+    assert (
+        f"{path}" in result.output and "4 records; new rows: package_version=3, solved=2, analyzed=1" in result.output
+    )
+    again = run_cli(["import-graph", str(path)])
+    assert "4 records; new rows: package_version=0, solved=0, analyzed=0" in again.output
+
+
+def test_a_failed_import_into_a_new_store_leaves_no_store_behind(run_cli: RunCli, tmp_path: Path) -> None:
+    path = tmp_path / "late.json"
+    path.write_text(json.dumps({"package_versions": [version(f"p{i}", "1") for i in range(30)] + [[]]}))
+    result = run_cli(["import-graph", str(path)])
+    assert result.exit_code == 2 and "package_versions[30]: must be an object, not list" in result.stderr
+    assert not (tmp_path / "graph.sqlite3").exists(), "a later run fails naming the missing store, not 'nothing to do'"

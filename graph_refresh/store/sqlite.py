@@ -8,14 +8,15 @@ each page is an index range scan, and a consumer that stops iterating stops the 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from graph_refresh.errors import StoreError
 from graph_refresh.items import Candidate, SolverEnvironment, normalize_name
 from graph_refresh.store.base import PAGE_SIZE
-from graph_refresh.store.graphfile import GraphFile
+from graph_refresh.store.graphfile import GraphFile, GraphRecord, SolvedRecord
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS package_version (
@@ -37,6 +38,7 @@ CREATE TABLE IF NOT EXISTS analyzed (
 """
 
 _TABLES = ("package_version", "solved", "analyzed")
+IMPORT_BATCH_RECORDS = 10_000  # records per executemany round: amortises the calls, holds ~2 MiB of tuples
 
 _PAGE = """
 SELECT package_name, package_version, index_url FROM package_version AS pv
@@ -51,6 +53,14 @@ _COUNT = "SELECT count(*) FROM package_version AS pv WHERE NOT EXISTS ({done})"
 _SOLVED = "SELECT 1 FROM solved WHERE package_version_id = pv.id AND solver = ?"
 _ANALYZED = "SELECT 1 FROM analyzed WHERE package_version_id = pv.id"
 _VERSION_ID = "SELECT id FROM package_version WHERE package_name = ? AND package_version = ? AND index_url = ?"
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What an import did: records read, and rows added per table (0 everywhere for a repeat import)."""
+
+    records: int
+    added: dict[str, int]
 
 
 class SQLiteStore:
@@ -143,33 +153,44 @@ class SQLiteStore:
     def close(self) -> None:
         self._db.close()
 
-    def import_graph(
-        self, graph: GraphFile, *, progress: Callable[[Iterable[Any]], Iterable[Any]] = iter
-    ) -> dict[str, int]:
-        """Load a checked graph file in one transaction; idempotent. Returns rows added per table.
+    def import_graph(self, graph: GraphFile) -> dict[str, int]:
+        """Load a checked in-memory graph; as :meth:`import_records`. Returns rows added per table."""
+        return self.import_records(graph.records()).added
 
-        Either everything is imported or, on any error, nothing (the transaction is rolled back).
+    def import_records(self, records: Iterable[GraphRecord], *, batch_size: int = IMPORT_BATCH_RECORDS) -> ImportResult:
+        """Load graph records in one transaction, ``batch_size`` at a time; idempotent.
+
+        ``records`` may be a stream (:func:`read_graph_file`): it is consumed once, and memory holds
+        one batch. Either everything is imported or, on any error (a bad record raising ConfigError
+        from the stream included), nothing: the transaction is rolled back and the error re-raised.
+        A solved or analyzed record adds its version when the graph lacks it, whatever the order.
         """
-        before = self._counts()
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
         db = self._db
+        count = 0
         try:
             db.execute("BEGIN IMMEDIATE")
-            for name, version, index_url in progress(graph.all_versions()):
-                db.execute(
-                    "INSERT OR IGNORE INTO package_version (package_name, package_version, index_url) VALUES (?, ?, ?)",
-                    (normalize_name(name), version, index_url),
-                )
-            for record in graph.solved:
-                db.execute(
-                    f"INSERT INTO solved (package_version_id, solver, error) VALUES (({_VERSION_ID}), ?, ?)"
-                    " ON CONFLICT DO UPDATE SET error = excluded.error",
-                    (*self._key(record.candidate), record.solver, int(record.error)),
-                )
-            for candidate in graph.analyzed:
-                db.execute(
-                    f"INSERT OR IGNORE INTO analyzed (package_version_id) VALUES (({_VERSION_ID}))",
-                    self._key(candidate),
-                )
+            before = self._counts()
+            versions: list[tuple[str, str, str]] = []
+            solved: list[tuple[str, str, str, str, int]] = []
+            analyzed: list[tuple[str, str, str]] = []
+            for record in records:
+                count += 1
+                if isinstance(record, Candidate):
+                    versions.append(self._key(record))
+                elif isinstance(record, SolvedRecord):
+                    key = self._key(record.candidate)
+                    versions.append(key)
+                    solved.append((*key, record.solver, int(record.error)))
+                else:
+                    key = self._key(record.candidate)
+                    versions.append(key)
+                    analyzed.append(key)
+                if len(versions) >= batch_size:
+                    self._insert(versions, solved, analyzed)
+            self._insert(versions, solved, analyzed)
+            added = {table: rows - before[table] for table, rows in self._counts().items()}
             db.execute("COMMIT")
         except BaseException as error:
             if db.in_transaction:
@@ -179,8 +200,29 @@ class SQLiteStore:
                     f"import into SQLite store {str(self._path)!r} failed, nothing imported: {error}"
                 ) from error
             raise
-        after = self._counts()
-        return {table: after[table] - before[table] for table in after}
+        return ImportResult(count, added)
+
+    def _insert(
+        self,
+        versions: list[tuple[str, str, str]],
+        solved: list[tuple[str, str, str, str, int]],
+        analyzed: list[tuple[str, str, str]],
+    ) -> None:
+        """Insert one batch (versions first: solved and analyzed rows refer to them), then empty the lists."""
+        db = self._db
+        db.executemany(
+            "INSERT OR IGNORE INTO package_version (package_name, package_version, index_url) VALUES (?, ?, ?)",
+            versions,
+        )
+        db.executemany(
+            f"INSERT INTO solved (package_version_id, solver, error) VALUES (({_VERSION_ID}), ?, ?)"
+            " ON CONFLICT DO UPDATE SET error = excluded.error",
+            solved,
+        )
+        db.executemany(f"INSERT OR IGNORE INTO analyzed (package_version_id) VALUES (({_VERSION_ID}))", analyzed)
+        versions.clear()
+        solved.clear()
+        analyzed.clear()
 
     @staticmethod
     def _key(candidate: Candidate) -> tuple[str, str, str]:
