@@ -7,6 +7,7 @@ each page is an index range scan, and a consumer that stops iterating stops the 
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ CREATE TABLE IF NOT EXISTS analyzed (
 
 _TABLES = ("package_version", "solved", "analyzed")
 IMPORT_BATCH_RECORDS = 10_000  # records per executemany round: amortises the calls, holds ~2 MiB of tuples
+IMPORT_NAME_CACHE_ENTRIES = 4096  # normalised package names remembered during an import (~1 MiB)
 
 _PAGE = """
 SELECT package_name, package_version, index_url FROM package_version AS pv
@@ -175,17 +177,21 @@ class SQLiteStore:
             versions: list[tuple[str, str, str]] = []
             solved: list[tuple[str, str, str, str, int]] = []
             analyzed: list[tuple[str, str, str]] = []
+            # A package has many versions: its name is normalised once while it stays in this cache.
+            normalize = functools.lru_cache(maxsize=IMPORT_NAME_CACHE_ENTRIES)(normalize_name)
             for record in records:
                 count += 1
                 if isinstance(record, Candidate):
-                    versions.append(self._key(record))
-                elif isinstance(record, SolvedRecord):
-                    key = self._key(record.candidate)
-                    versions.append(key)
+                    versions.append((normalize(record.package_name), record.package_version, record.index_url))
+                    if len(versions) >= batch_size:
+                        self._insert(versions, solved, analyzed)
+                    continue
+                candidate = record.candidate
+                key = (normalize(candidate.package_name), candidate.package_version, candidate.index_url)
+                versions.append(key)
+                if isinstance(record, SolvedRecord):
                     solved.append((*key, record.solver, int(record.error)))
                 else:
-                    key = self._key(record.candidate)
-                    versions.append(key)
                     analyzed.append(key)
                 if len(versions) >= batch_size:
                     self._insert(versions, solved, analyzed)
