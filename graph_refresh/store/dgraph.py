@@ -19,6 +19,7 @@ import logging
 import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -267,7 +268,9 @@ class DgraphStore:
         *,
         page_size: int = PAGE_SIZE,
         sleep: Callable[[float], None] = time.sleep,
+        prefetch: bool = True,
     ) -> None:
+        """``prefetch``: read each stream's next page while the current one is consumed (see ``_pages``)."""
         if not settings.graph_service_host:
             raise ConfigError("GRAPH_SERVICE_HOST is not set: no Dgraph alpha to read from")
         if page_size < 1:
@@ -275,6 +278,7 @@ class DgraphStore:
         self.address = dgraph_address(settings.graph_service_host)
         self._timeout = float(settings.timeout_seconds)
         self._page_size = page_size
+        self._prefetch = prefetch
         self._sleep = sleep
         self._attempts = RETRY_ATTEMPTS
         self._secret = settings.dgraph_password or None
@@ -369,11 +373,51 @@ class DgraphStore:
         """Yield the rows of every page: from uid 0x0, each page after the last uid of the one before.
 
         Stops on an empty page only (Dgraph may return short pages). A retried page resumes from
-        the same cursor. Lazy: nothing is sent until the first row is asked for.
+        the same cursor. Lazy: nothing is sent until the first row is asked for, and the first page
+        is read in the caller's thread. While the caller consumes a page, the next one is read in
+        the background (``prefetch``): at most one page ahead per stream. Its failure (StoreError,
+        or whatever the sleep seam raised between retries) surfaces when the caller reaches it; a
+        caller that stops early leaves it to finish or fail unread, and waits for nothing.
         """
+        rows, size = self._fetch_page(query, variables, what, FIRST_CURSOR, self._page_size)
         after = FIRST_CURSOR
-        pages = 0
-        size = self._page_size
+        pages = 1
+        executor: ThreadPoolExecutor | None = None
+        ahead: Future[tuple[list[dict[str, Any]], int]] | None = None
+        try:
+            while rows:
+                last_uid = rows[-1]["uid"]  # a string: checked by _rows
+                if _uid_value(last_uid) <= _uid_value(after):
+                    raise StoreError(
+                        f"Dgraph at {self.address}: page after uid {after} ended at uid {last_uid!r}; "
+                        "the cursor does not advance"
+                    )
+                after = last_uid
+                if self._prefetch:
+                    executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="dgraph-prefetch")
+                    ahead = executor.submit(self._fetch_page, query, variables, what, after, size)
+                yield from rows
+                if ahead is not None:
+                    rows, size = ahead.result()  # bounded: each try has a deadline, the tries are counted
+                    ahead = None
+                else:
+                    rows, size = self._fetch_page(query, variables, what, after, size)
+                pages += 1
+            logger.debug("Dgraph %s: %d pages read, done", what, pages)
+        finally:
+            if ahead is not None:
+                ahead.cancel()  # not started yet: never sent; running: finishes unread
+            if executor is not None:
+                executor.shutdown(wait=False, cancel_futures=True)
+
+    def _fetch_page(
+        self, query: str, variables: Mapping[str, str], what: str, after: str, size: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        """One page after uid ``after`` of up to ``size`` rows, and the size to ask for next.
+
+        An answer too large for gRPC is asked again with half the rows from the same cursor; the
+        size then grows back towards the full page.
+        """
         while True:
             page_vars = {**variables, "$first": str(size), "$after": after}
             try:
@@ -388,19 +432,7 @@ class DgraphStore:
                     "Dgraph at %s: a page of %s was too large; reading %d rows a page", self.address, what, size
                 )
                 continue
-            pages += 1
-            size = min(size * 2, self._page_size)  # back towards the full page after a giant one
-            if not rows:
-                logger.debug("Dgraph %s: %d pages read, done", what, pages)
-                return
-            last_uid = rows[-1].get("uid")
-            if not isinstance(last_uid, str) or _uid_value(last_uid) <= _uid_value(after):
-                raise StoreError(
-                    f"Dgraph at {self.address}: page after uid {after} ended at uid {last_uid!r}; "
-                    "the cursor does not advance"
-                )
-            yield from rows
-            after = last_uid
+            return rows, min(size * 2, self._page_size)
 
     def _count(self, query: str, variables: Mapping[str, str], what: str) -> int:
         """Run a count query under the per-query deadline; StoreError when it fails or the answer is no count.

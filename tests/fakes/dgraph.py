@@ -439,6 +439,7 @@ class FakeDgraph:
         self.faults: list[Fault] = []
         self._requested_port = port
         self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)  # notified whenever a request is recorded
         self._succeeded: dict[str, int] = {}
         self._tokens: set[str] = set()
         self._refresh_tokens: dict[str, str] = {}
@@ -517,6 +518,15 @@ class FakeDgraph:
         with self._lock:
             return [r for r in self.requests if r.method == method]
 
+    def wait_for_calls(self, count: int, method: str = "Query", timeout: float = 10.0) -> list[RecordedRequest]:
+        """Block until ``count`` requests of ``method`` have arrived (or ``timeout`` s passed); return them all.
+
+        For requests a client sends from a background thread (the store's prefetch of the next page).
+        """
+        with self._arrived:
+            self._arrived.wait_for(lambda: sum(r.method == method for r in self.requests) >= count, timeout)
+            return [r for r in self.requests if r.method == method]
+
     def clear(self) -> None:
         """Forget recorded requests and pending faults."""
         with self._lock:
@@ -534,6 +544,7 @@ class FakeDgraph:
         )
         with self._lock:
             self.requests.append(record)
+            self._arrived.notify_all()
         return record
 
     def _apply_faults(self, method: str, context: grpc.ServicerContext) -> bytes | None:

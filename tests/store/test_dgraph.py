@@ -138,7 +138,7 @@ def test_every_candidate_exactly_once_in_uid_order(short_pages: bool, open_dgrap
 
 
 def test_early_stop_sends_only_the_queries_needed(fake: FakeDgraph, open_dgraph: Callable[..., DgraphStore]) -> None:
-    store = open_dgraph(fake.settings())
+    store = open_dgraph(fake.settings(), prefetch=False)
     stream = store.analyzer_candidates()
     assert fake.calls() == []  # lazy: nothing is sent before the first candidate is asked for
     assert list(islice(stream, 2)) == UNANALYZED[:2]
@@ -147,6 +147,86 @@ def test_early_stop_sends_only_the_queries_needed(fake: FakeDgraph, open_dgraph:
     assert len(fake.calls()) == 2
     assert list(islice(store.solver_candidates(FEDORA), PAGE)) == UNSOLVED[:PAGE]
     assert len(fake.calls()) == 3
+
+
+# -- reading ahead -------------------------------------------------------------------------------
+
+
+def test_the_next_page_is_read_while_the_current_one_is_consumed(
+    fake: FakeDgraph, open_dgraph: Callable[..., DgraphStore]
+) -> None:
+    store = open_dgraph(fake.settings())
+    stream = store.analyzer_candidates()
+    assert fake.calls() == []  # still lazy
+    assert next(stream) == UNANALYZED[0]
+    first, ahead = fake.wait_for_calls(2)  # the consumer holds one candidate; page 2 is asked for already
+    assert ahead.vars["$after"] == first.uids[-1]
+    assert list(islice(stream, PAGE - 1)) == UNANALYZED[1:PAGE]
+    assert len(fake.calls()) == 2, "at most one page ahead: page 3 waits until page 2 is reached"
+    assert next(stream) == UNANALYZED[PAGE]
+    assert fake.wait_for_calls(3)[2].vars["$after"] == ahead.uids[-1]
+    assert [*islice(stream, 100)] == UNANALYZED[PAGE + 1 :]
+    calls = fake.calls()
+    assert [c.vars["$after"] for c in calls[1:]] == [c.uids[-1] for c in calls[:-1]] and calls[-1].uids == []
+
+
+def test_a_failure_of_the_page_read_ahead_surfaces_when_the_consumer_reaches_it(
+    fake: FakeDgraph, open_dgraph: Callable[..., DgraphStore], sleeps: list[float]
+) -> None:
+    fake.inject(grpc.StatusCode.INVALID_ARGUMENT, details="while lexing", after=1)
+    store = open_dgraph(fake.settings())
+    stream = store.analyzer_candidates()
+    assert [next(stream) for _ in range(PAGE)] == UNANALYZED[:PAGE]  # the failed page 2 is not seen yet
+    assert fake.wait_for_calls(2)[1].error is not None
+    with pytest.raises(StoreError, match=rf"{fake.host}: reading unanalyzed failed: request failed: INVALID_ARGUMENT"):
+        next(stream)
+    assert sleeps == []
+
+
+def test_a_retry_of_the_page_read_ahead_keeps_its_cursor_and_back_off(
+    fake: FakeDgraph, open_dgraph: Callable[..., DgraphStore], sleeps: list[float]
+) -> None:
+    fake.inject(grpc.StatusCode.UNAVAILABLE, details="Socket closed", times=2, after=1)
+    store = open_dgraph(fake.settings())
+    assert list(store.analyzer_candidates()) == UNANALYZED
+    calls = fake.calls()
+    assert [c.error is None for c in calls[:4]] == [True, False, False, True]
+    assert {c.vars["$after"] for c in calls[1:4]} == {calls[0].uids[-1]}
+    assert sleeps == [0.5, 1.0]
+
+
+class Interrupted(Exception):
+    """What a run's sleep seam raises once it is interrupted."""
+
+
+def test_an_interrupt_during_the_read_ahead_s_back_off_surfaces_to_the_consumer(
+    fake: FakeDgraph, open_dgraph: Callable[..., DgraphStore]
+) -> None:
+    def interrupted(seconds: float) -> None:
+        raise Interrupted(f"interrupted while waiting {seconds} s")
+
+    fake.inject(grpc.StatusCode.UNAVAILABLE, times=100, after=1)
+    store = open_dgraph(fake.settings(), sleep=interrupted)
+    stream = store.analyzer_candidates()
+    assert [next(stream) for _ in range(PAGE)] == UNANALYZED[:PAGE]
+    with pytest.raises(Interrupted, match=r"waiting 0\.5 s"):
+        next(stream)
+    assert len(fake.calls()) == 2, "no retry after the interrupt"
+
+
+def test_a_consumer_that_stops_early_leaves_the_read_ahead_and_close_does_not_wait(
+    fake: FakeDgraph, open_dgraph: Callable[..., DgraphStore]
+) -> None:
+    fault = fake.inject(delay=20.0, after=1)  # page 2 hangs until its caller goes away
+    store = open_dgraph(fake.settings())
+    stream = store.analyzer_candidates()
+    assert next(stream) == UNANALYZED[0]
+    assert len(fake.wait_for_calls(2)) == 2 and fault.hits == 1  # page 2 is in flight
+    stream.close()
+    store.close()  # cancels the RPC in flight: returns at once (the test's timeout would catch a hang)
+    assert len(fake.calls()) == 2
+    with pytest.raises(StoreError, match="the store is closed"):
+        next(store.analyzer_candidates())
 
 
 def test_requests_are_read_only_with_variables_and_a_deadline(
