@@ -415,6 +415,7 @@ class FakeDgraph:
     ``graph``: a GraphFile, a decoded graph document (dict) or a path to a graph file.
     ``tls``: serve TLS (``client_ca`` set ⇒ mutual TLS). ``users``: enable ACL login.
     ``short_pages``: every other page has fewer rows than ``first`` (as Dgraph may do).
+    ``latency``: seconds every Query waits before it is answered (a distant alpha; for benchmarks).
     """
 
     def __init__(
@@ -426,6 +427,7 @@ class FakeDgraph:
         short_pages: bool = False,
         normalize_names: bool = True,
         port: int = 0,
+        latency: float = 0.0,
     ) -> None:
         if isinstance(graph, Path):
             graph = load_graph_file(graph)
@@ -435,6 +437,7 @@ class FakeDgraph:
         self.tls = tls
         self.users = dict(users) if users is not None else None
         self.short_pages = short_pages
+        self.latency = latency
         self.requests: list[RecordedRequest] = []
         self.faults: list[Fault] = []
         self._requested_port = port
@@ -598,6 +601,8 @@ class FakeDgraph:
             record = self._record(method, context)
         try:
             substitute = self._apply_faults(method, context)
+            if self.latency and method == "Query":
+                time.sleep(self.latency)
             if substitute is not None and method == "Query":
                 response = api_pb2.Response(json=substitute, txn=api_pb2.TxnContext(start_ts=next(self._ts)))
             else:
@@ -693,6 +698,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--client-ca", type=Path, help="require client certificates issued by this CA")
     parser.add_argument("--user", action="append", default=[], metavar="NAME:PASSWORD", help="enable ACL login")
     parser.add_argument("--short-pages", action="store_true", help="answer every other page short")
+    parser.add_argument("--latency", type=float, default=0.0, metavar="SECONDS", help="delay every query's answer")
     parser.add_argument(
         "--make-tls",
         type=Path,
@@ -715,7 +721,9 @@ def main(argv: list[str] | None = None) -> int:
         client_ca = args.client_ca.read_bytes() if args.client_ca else None
         tls = ServerTls(args.tls_cert.read_bytes(), args.tls_key.read_bytes(), client_ca)
     users = dict(user.split(":", 1) for user in args.user) if args.user else None
-    fake = FakeDgraph(args.graph, tls=tls, users=users, short_pages=args.short_pages, port=args.port)
+    fake = FakeDgraph(
+        args.graph, tls=tls, users=users, short_pages=args.short_pages, port=args.port, latency=args.latency
+    )
     stopped = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopped.set())
