@@ -33,7 +33,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,7 +148,8 @@ class Fault:
     """Injected misbehaviour for one RPC method: wait ``delay`` s, then fail with ``code`` (if set), or else
     answer ``answer`` (raw JSON bytes, if set) instead of the real answer.
 
-    Applies ``times`` times, once ``after`` calls of that method have succeeded. ``hits`` counts uses.
+    Applies ``times`` times, once ``after`` calls of that method have succeeded. With ``match``, only
+    to requests it accepts, once ``after`` of those went by. ``hits`` counts uses.
     """
 
     method: str
@@ -158,7 +159,9 @@ class Fault:
     delay: float
     after: int
     answer: bytes | None = None
+    match: Callable[[RecordedRequest], bool] | None = None
     hits: int = 0
+    passed: int = 0  # requests ``match`` accepted that went by before the fault applied
 
 
 class _Refused(Exception):
@@ -505,13 +508,17 @@ class FakeDgraph:
         after: int = 0,
         method: str = "Query",
         answer: bytes | None = None,
+        match: Callable[[RecordedRequest], bool] | None = None,
     ) -> Fault:
         """Fail with ``code`` and/or stall ``delay`` s the next ``times`` calls of ``method``.
 
         ``answer`` (no ``code``): answer a Query with these raw JSON bytes instead, e.g. a wrong shape.
-        The fault starts once ``after`` calls of ``method`` have succeeded (to fail mid-stream).
+        The fault starts once ``after`` calls of ``method`` have succeeded (to fail mid-stream). ``match``
+        picks requests by content rather than arrival order (a store reads pages ahead in the background):
+        the fault applies only to requests it accepts, once ``after`` of them went by.
         """
-        fault = Fault(method, code, details or (code.name.lower() if code else ""), times, delay, after, answer)
+        details = details or (code.name.lower() if code else "")
+        fault = Fault(method, code, details, times, delay, after, answer, match)
         with self._lock:
             self.faults.append(fault)
         return fault
@@ -550,14 +557,24 @@ class FakeDgraph:
             self._arrived.notify_all()
         return record
 
-    def _apply_faults(self, method: str, context: grpc.ServicerContext) -> bytes | None:
+    def _apply_faults(self, record: RecordedRequest, context: grpc.ServicerContext) -> bytes | None:
         """Stall and/or refuse as a pending fault says; return the answer it substitutes, if any."""
+        method = record.method
         with self._lock:
             succeeded = self._succeeded.get(method, 0)
-            fault = next(
-                (f for f in self.faults if f.method == method and f.hits < f.times and succeeded >= f.after),
-                None,
-            )
+            fault = None
+            for candidate in self.faults:
+                if candidate.method != method or candidate.hits >= candidate.times:
+                    continue
+                if candidate.match is None:
+                    if succeeded >= candidate.after:
+                        fault = candidate
+                        break
+                elif candidate.match(record):
+                    if candidate.passed >= candidate.after:
+                        fault = candidate
+                        break
+                    candidate.passed += 1
             if fault is not None:
                 fault.hits += 1
         if fault is None:
@@ -600,7 +617,7 @@ class FakeDgraph:
         else:
             record = self._record(method, context)
         try:
-            substitute = self._apply_faults(method, context)
+            substitute = self._apply_faults(record, context)
             if self.latency and method == "Query":
                 time.sleep(self.latency)
             if substitute is not None and method == "Query":
