@@ -24,7 +24,7 @@ from graph_refresh.store.sqlite import SQLiteStore  # noqa: E402
 
 def build(path: Path, n: int) -> None:
     versions = [Candidate(f"package-{i // 10:06d}", f"1.{i % 10}.0", "https://pypi.org/simple") for i in range(n)]
-    store = SQLiteStore(path)
+    store = SQLiteStore(path, create=True)
     store.import_graph(GraphFile(package_versions=versions))
     store.close()
 

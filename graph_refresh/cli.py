@@ -7,6 +7,7 @@ live in :mod:`graph_refresh.runtime`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -163,7 +164,7 @@ def _emit(report: RunReport, settings: Settings) -> None:
 @click.pass_context
 def import_graph(ctx: click.Context, graph_file: Path, import_path: Path | None) -> None:
     """Load GRAPH_FILE (JSON, see README) into the embedded SQLite store, idempotently, in one transaction."""
-    from graph_refresh.store.graphfile import load_graph_file
+    from graph_refresh.store.graphfile import read_graph_file
     from graph_refresh.store.sqlite import SQLiteStore
 
     params = ctx.find_root().params
@@ -177,19 +178,23 @@ def import_graph(ctx: click.Context, graph_file: Path, import_path: Path | None)
     except ConfigError as error:
         raise ConfigFailure(str(error)) from error
     path: Path = import_path or params["sqlite_path"]
+    new_store = not path.exists()
     try:
-        graph = load_graph_file(graph_file)
-        store = SQLiteStore(path)
+        store = SQLiteStore(path, create=True)
         try:
-            added = store.import_graph(graph, progress=lambda items: runtime.progress_bar(items, "Importing"))
+            with runtime.bytes_progress(graph_file.stat().st_size, "Importing") as on_read:
+                result = store.import_records(read_graph_file(graph_file, on_read=on_read))
         finally:
             store.close()
-    except ConfigError as error:
-        raise ConfigFailure(str(error)) from error
     except GraphRefreshError as error:
+        if new_store:  # a failed import leaves no empty store behind (a run would plan from nothing)
+            with contextlib.suppress(OSError):
+                path.unlink()
+        if isinstance(error, ConfigError):
+            raise ConfigFailure(str(error)) from error
         logger.error("Import failed: %s", error)
         ctx.exit(EXIT_FAILED)
     click.echo(
-        f"Imported {graph_file} into {path}: {len(graph)} records; new rows: "
-        + ", ".join(f"{table}={count}" for table, count in added.items())
+        f"Imported {graph_file} into {path}: {result.records} records; new rows: "
+        + ", ".join(f"{table}={count}" for table, count in result.added.items())
     )

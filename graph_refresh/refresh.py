@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from graph_refresh import kube
 from graph_refresh.capacity import Capacity, Quota
 from graph_refresh.config import RetrySettings, Settings, redact_url
-from graph_refresh.errors import Interrupted
+from graph_refresh.errors import Interrupted, StoreError
 from graph_refresh.items import ANALYZER, KINDS, SOLVER, Candidate
 from graph_refresh.learning import History
 from graph_refresh.ledger import format_time
@@ -89,6 +89,21 @@ def _streams(store: GraphStore, templates: JobTemplates, renderer: Renderer, set
         cost = renderer.probe_cost(ANALYZER, None)
         streams.append(Stream(ANALYZER, None, _primed(store.analyzer_candidates()), cost))
     return streams
+
+
+def _count_backlog(store: GraphStore, templates: JobTemplates, streams: list[Stream], report: RunReport) -> None:
+    """Each stream's backlog, counted by the store (SPEC §12); a count that fails is None and a warning."""
+    for stream in streams:
+        what = stream.solver or stream.kind
+        try:
+            if stream.solver is None:
+                backlog: int | None = store.analyzer_backlog()
+            else:
+                backlog = store.solver_backlog(templates.solvers[stream.solver][0])
+        except StoreError as error:
+            logger.warning("The backlog of %s could not be counted: %s", what, error)
+            backlog = None
+        report.counts(stream.kind, stream.solver).backlog = backlog
 
 
 def _report_quarantine(history: History, report: RunReport, streams: list[Stream]) -> None:
@@ -179,6 +194,7 @@ def run(
             max_in_flight=settings.plan.max_in_flight, live_jobs=sum(view.live.values()), quotas=view.quotas
         )
         streams = _streams(store, templates, renderer, settings)
+        _count_backlog(store, templates, streams, report)
         items = plan(
             order_streams(streams, view.per_stream, now()),
             report=report,

@@ -11,9 +11,8 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 import click
 
@@ -24,7 +23,6 @@ from graph_refresh.secrets import MaskingFilter
 
 logger = logging.getLogger("graph_refresh")
 
-T = TypeVar("T")
 OUR_LOG_VARIABLE = "THOTH_LOG_GRAPH_REFRESH"
 
 
@@ -129,13 +127,12 @@ class Progress:
             click.echo(f"\r{self.label}: {self.count}", err=True)
 
 
-def progress_bar(items: Iterable[T], label: str) -> Iterable[T]:
-    """``items`` with a progress bar on stderr while they are consumed, when stderr is a terminal."""
+@contextlib.contextmanager
+def bytes_progress(total: int, label: str) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar over ``total`` bytes on stderr when it is a terminal: yields what to call with each
+    number of bytes read, or None (no terminal, no bar)."""
     if not sys.stderr.isatty():
-        return items
-    return _bar(list(items), label)
-
-
-def _bar(items: list[T], label: str) -> Iterator[T]:
-    with click.progressbar(items, label=label, file=sys.stderr) as bar:
-        yield from bar
+        yield None
+        return
+    with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
+        yield bar.update

@@ -674,7 +674,9 @@ def test_unknown_keys_are_ignored_and_missing_or_null_optional_fields_take_their
 
 
 @pytest.mark.parametrize("value", ["debug", "Info", "warning"])
-def test_log_levels_in_any_case_reach_thoth_common_safely(value: str, run_cli: RunCli, tmp_path: Path) -> None:
+def test_log_levels_in_any_case_reach_thoth_common_safely(
+    value: str, run_cli: RunCli, tmp_path: Path, sample_store: None
+) -> None:
     result, report, _ = dry_run(run_cli, tmp_path, "--eager-stop", "1", env={"THOTH_LOG_SOLVER": value})
     assert result.exit_code == 0 and "Traceback" not in result.stderr and report["exit_code"] == 0
 
@@ -689,7 +691,9 @@ def test_a_bad_log_level_exits_2_naming_the_variable(variable: str, value: str, 
 
 
 @pytest.mark.parametrize("value", ["WARN", "notset", "fatal"])
-def test_every_python_log_level_name_is_accepted_for_other_modules(value: str, run_cli: RunCli, tmp_path: Path) -> None:
+def test_every_python_log_level_name_is_accepted_for_other_modules(
+    value: str, run_cli: RunCli, tmp_path: Path, sample_store: None
+) -> None:
     result, _, _ = dry_run(run_cli, tmp_path, "--eager-stop", "1", env={"THOTH_LOG_ADVISER": value})
     assert result.exit_code == 0, result.stderr
 
@@ -772,3 +776,45 @@ def test_import_graph_takes_the_store_path_after_the_subcommand_too(run_cli: Run
     store = tmp_path / "elsewhere.sqlite3"
     assert run_cli(["import-graph", "--sqlite-path", str(store), str(SAMPLE_GRAPH)]).exit_code == 0
     assert store.exists() and not (tmp_path / "graph.sqlite3").exists()
+
+
+def test_a_run_whose_sqlite_store_does_not_exist_fails_naming_it(run_cli: RunCli, tmp_path: Path) -> None:
+    # Only import-graph creates a store: a run against a missing one (a ConfigMap's empty
+    # graph-service-host, a mistyped path) must not plan from an empty graph and exit 0.
+    missing = tmp_path / "nowhere" / "missing.sqlite3"
+    result, report, _ = dry_run(run_cli, tmp_path, "--sqlite-path", str(missing))
+    assert result.exit_code == 1 and report["exit_code"] == 1
+    assert str(missing) in result.stderr and "does not exist" in result.stderr and "Traceback" not in result.stderr
+    assert not missing.exists() and not missing.parent.exists()
+
+
+def test_a_run_whose_sqlite_file_is_not_a_store_fails_naming_it(run_cli: RunCli, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.sqlite3"
+    empty.write_bytes(b"")  # SQLite reads an empty file as a database without tables
+    result, report, _ = dry_run(run_cli, tmp_path, "--sqlite-path", str(empty))
+    assert result.exit_code == 1 and report["exit_code"] == 1
+    assert str(empty) in result.stderr and "not a graph-refresh store" in result.stderr
+    assert empty.read_bytes() == b"", "a run writes nothing into the store"
+
+
+def test_import_reads_the_lists_in_any_order_and_counts_as_it_streams(run_cli: RunCli, tmp_path: Path) -> None:
+    path = tmp_path / "reordered.json"
+    solved = [{**version("b", "2"), "solver": "solver-fedora-31-py38"}, {**version("a", "1"), "solver": "s"}]
+    path.write_text(
+        json.dumps({"analyzed": [version("c", "3")], "solved": solved, "package_versions": [version("a", "1")]})
+    )
+    result = run_cli(["import-graph", str(path)])
+    assert result.exit_code == 0, result.stderr
+    assert (
+        f"{path}" in result.output and "4 records; new rows: package_version=3, solved=2, analyzed=1" in result.output
+    )
+    again = run_cli(["import-graph", str(path)])
+    assert "4 records; new rows: package_version=0, solved=0, analyzed=0" in again.output
+
+
+def test_a_failed_import_into_a_new_store_leaves_no_store_behind(run_cli: RunCli, tmp_path: Path) -> None:
+    path = tmp_path / "late.json"
+    path.write_text(json.dumps({"package_versions": [version(f"p{i}", "1") for i in range(30)] + [[]]}))
+    result = run_cli(["import-graph", str(path)])
+    assert result.exit_code == 2 and "package_versions[30]: must be an object, not list" in result.stderr
+    assert not (tmp_path / "graph.sqlite3").exists(), "a later run fails naming the missing store, not 'nothing to do'"

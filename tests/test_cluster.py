@@ -855,7 +855,8 @@ def test_a_409_after_a_lost_answer_is_this_runs_own_create(cluster: Harness) -> 
 def test_a_store_failing_mid_run_still_counts_every_create_it_started(cluster: Harness, tmp_path: Path) -> None:
     graph = {"package_versions": [version(f"p{i}", "1.0") for i in range(4)]}
     with FakeDgraph(graph) as dgraph:
-        dgraph.inject(grpc.StatusCode.INTERNAL, details="disk on fire", after=4)  # first pages fine, then fails
+        # First pages fine, then fails (by cursor: the store reads next pages ahead, in the background).
+        dgraph.inject(grpc.StatusCode.INTERNAL, details="disk on fire", match=lambda r: r.vars.get("$after") != "0x0")
         result, report = cluster.run("--workers", "2", env={"GRAPH_SERVICE_HOST": dgraph.host})
     assert result.exit_code == 1 and "disk on fire" in result.stderr
     assert report["exit_code"] == 1  # the report is balanced (checked by the harness) and complete:
@@ -865,7 +866,10 @@ def test_a_store_failing_mid_run_still_counts_every_create_it_started(cluster: H
 def test_a_store_failing_on_any_streams_first_page_creates_nothing(cluster: Harness) -> None:
     graph = {"package_versions": [version(f"p{i}", "1.0") for i in range(4)]}
     with FakeDgraph(graph) as dgraph:
-        dgraph.inject(grpc.StatusCode.INTERNAL, details="index corrupt", after=2)  # the third stream's first page
+        # The third stream's first page (by cursor: the store reads next pages ahead, in the background).
+        dgraph.inject(
+            grpc.StatusCode.INTERNAL, details="index corrupt", after=2, match=lambda r: r.vars.get("$after") == "0x0"
+        )
         result, report = cluster.run(env={"GRAPH_SERVICE_HOST": dgraph.host})
     assert result.exit_code == 1 and "index corrupt" in result.stderr
     assert cluster.created() == [] and report["exit_code"] == 1

@@ -265,7 +265,7 @@ def test_a_template_nested_too_deep_from_anywhere_is_a_template_error() -> None:
         load_job_templates(documents, where="ns")
 
 
-def test_a_template_nested_too_deep_in_the_cluster_exits_1(run_cli: Any, tmp_path: Path) -> None:
+def test_a_template_nested_too_deep_in_the_cluster_exits_1(run_cli: Any, tmp_path: Path, sample_store: None) -> None:
     with FakeKube() as fake:
         for path in sorted(EXAMPLE_TEMPLATES.glob("*.yaml")):
             document = yaml.safe_load(path.read_text())

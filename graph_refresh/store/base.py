@@ -33,6 +33,18 @@ class GraphStore(Protocol):
         """Package versions with no package-analyzer run."""
         ...
 
+    def solver_backlog(self, solver: SolverEnvironment) -> int:
+        """How many candidates :meth:`solver_candidates` has for ``solver`` (SPEC §12): one count query, same filter.
+
+        What the graph lacks, not what a run can schedule: invalid items and items in flight count too.
+        Raise StoreError when the count fails or exceeds the store's per-query timeout.
+        """
+        ...
+
+    def analyzer_backlog(self) -> int:
+        """How many candidates :meth:`analyzer_candidates` has (SPEC §12); as :meth:`solver_backlog`."""
+        ...
+
     def index_urls(self) -> list[str]:
         """Every package index URL the graph knows, sorted."""
         ...

@@ -19,6 +19,7 @@ import logging
 import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,8 @@ FIRST_CURSOR = "0x0"  # below every uid Dgraph assigns
 MAX_ANSWER_BYTES = 4 * 2**20
 
 
-_ENTITY_FIELDS = "uid package_name package_version index_url"
+_CANDIDATE_FIELDS = ("package_name", "package_version", "index_url")
+_ENTITY_FIELDS = " ".join(("uid", *_CANDIDATE_FIELDS))
 
 # GraphQL variables only: nothing from the graph or the settings is ever formatted into these texts.
 SOLVER_QUERY = f"""query unsolved($first: int, $after: string, $os: string, $osv: string, $py: string) {{
@@ -65,6 +67,24 @@ ANALYZER_QUERY = f"""query unanalyzed($first: int, $after: string) {{
     {_ENTITY_FIELDS}
   }}
 }}"""
+
+# SPEC §12 backlog: the candidate queries' filters, no paging, and a block-level count(uid), which Dgraph
+# answers as [{"n": number of root nodes the block matched}].
+SOLVER_COUNT_QUERY = """query unsolved_backlog($os: string, $osv: string, $py: string) {
+  var(func: eq(os_name, $os)) @filter(eq(os_version, $osv) AND eq(python_version, $py)
+      AND has(python_package_version_label)) {
+    done as ~installed_from
+  }
+  backlog(func: has(python_package_version_entity_label)) @filter(NOT uid(done)) {
+    n: count(uid)
+  }
+}"""
+
+ANALYZER_COUNT_QUERY = """query unanalyzed_backlog {
+  backlog(func: has(python_package_version_entity_label)) @filter(NOT has(package_analyzer_input)) {
+    n: count(uid)
+  }
+}"""
 
 # A point lookup, only for the rare row whose name is not in PEP 503 form: is the normalised spelling
 # there too (then that one is the item)?
@@ -248,7 +268,9 @@ class DgraphStore:
         *,
         page_size: int = PAGE_SIZE,
         sleep: Callable[[float], None] = time.sleep,
+        prefetch: bool = True,
     ) -> None:
+        """``prefetch``: read each stream's next page while the current one is consumed (see ``_pages``)."""
         if not settings.graph_service_host:
             raise ConfigError("GRAPH_SERVICE_HOST is not set: no Dgraph alpha to read from")
         if page_size < 1:
@@ -256,6 +278,7 @@ class DgraphStore:
         self.address = dgraph_address(settings.graph_service_host)
         self._timeout = float(settings.timeout_seconds)
         self._page_size = page_size
+        self._prefetch = prefetch
         self._sleep = sleep
         self._attempts = RETRY_ATTEMPTS
         self._secret = settings.dgraph_password or None
@@ -284,15 +307,26 @@ class DgraphStore:
         """Entities with no package_analyzer_input edge, uid order."""
         return self._candidates(ANALYZER_QUERY, {}, "unanalyzed")
 
+    def solver_backlog(self, solver: SolverEnvironment) -> int:
+        """Entities with no solved record of ``solver``'s environment: one ``count(uid)`` query (SPEC §12).
+
+        Counts nodes, so two nodes of one item count twice (the stream drops such repeats).
+        """
+        variables = {"$os": solver.os_name, "$osv": solver.os_version, "$py": solver.python_version}
+        return self._count(SOLVER_COUNT_QUERY, variables, f"unsolved for {solver.name}")
+
+    def analyzer_backlog(self) -> int:
+        """Entities with no package_analyzer_input edge: one ``count(uid)`` query (SPEC §12)."""
+        return self._count(ANALYZER_COUNT_QUERY, {}, "unanalyzed")
+
     def index_urls(self) -> list[str]:
         """Every index node's ``url``, deduplicated and sorted."""
         urls: set[str] = set()
         for row in self._pages(INDEX_QUERY, {}, "index URLs"):
-            url = row.get("url")
-            if isinstance(url, str) and url:
+            if url := self._string(row, "url", "index URLs"):
                 urls.add(url)
             else:
-                logger.debug("Dgraph index node %s has no url; skipped", row.get("uid"))
+                logger.debug("Dgraph index node %s has no url; skipped", row["uid"])
         return sorted(urls)
 
     def close(self) -> None:
@@ -314,12 +348,10 @@ class DgraphStore:
         respelled: set[Candidate] = set()
         last: Candidate | None = None
         for row in self._pages(query, variables, what):
-            # A missing or non-string predicate becomes "": the planner then skips the node as invalid and
-            # counts it, rather than the node vanishing from the run's numbers.
-            name, version, index_url = (
-                value if isinstance(value := row.get(key), str) else ""
-                for key in ("package_name", "package_version", "index_url")
-            )
+            # A missing predicate becomes "": the planner then skips the node as invalid and counts it,
+            # rather than the node vanishing from the run's numbers. A value of another type is no node
+            # of the DGRAPH.md schema: a store failure, not a candidate.
+            name, version, index_url = (self._string(row, key, what) for key in _CANDIDATE_FIELDS)
             candidate = Candidate(normalize_name(name), version, index_url)
             if candidate == last:  # the same item on two neighbouring nodes
                 continue
@@ -335,18 +367,57 @@ class DgraphStore:
         name, version, index_url = candidate
         variables = {"$name": name, "$version": version, "$index": index_url}
         document = self._read(lambda: self._query(TWIN_QUERY, variables), action=f"looking up {name}")
-        twins = document.get("twin") if isinstance(document, dict) else None
-        return bool(twins)
+        return bool(self._rows(document, "twin", f"looking up {name}"))
 
     def _pages(self, query: str, variables: Mapping[str, str], what: str) -> Iterator[dict[str, Any]]:
         """Yield the rows of every page: from uid 0x0, each page after the last uid of the one before.
 
         Stops on an empty page only (Dgraph may return short pages). A retried page resumes from
-        the same cursor. Lazy: nothing is sent until the first row is asked for.
+        the same cursor. Lazy: nothing is sent until the first row is asked for, and the first page
+        is read in the caller's thread. While the caller consumes a page, the next one is read in
+        the background (``prefetch``): at most one page ahead per stream. Its failure (StoreError,
+        or whatever the sleep seam raised between retries) surfaces when the caller reaches it; a
+        caller that stops early leaves it to finish or fail unread, and waits for nothing.
         """
+        rows, size = self._fetch_page(query, variables, what, FIRST_CURSOR, self._page_size)
         after = FIRST_CURSOR
-        pages = 0
-        size = self._page_size
+        pages = 1
+        executor: ThreadPoolExecutor | None = None
+        ahead: Future[tuple[list[dict[str, Any]], int]] | None = None
+        try:
+            while rows:
+                last_uid = rows[-1]["uid"]  # a string: checked by _rows
+                if _uid_value(last_uid) <= _uid_value(after):
+                    raise StoreError(
+                        f"Dgraph at {self.address}: page after uid {after} ended at uid {last_uid!r}; "
+                        "the cursor does not advance"
+                    )
+                after = last_uid
+                if self._prefetch:
+                    executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="dgraph-prefetch")
+                    ahead = executor.submit(self._fetch_page, query, variables, what, after, size)
+                yield from rows
+                if ahead is not None:
+                    rows, size = ahead.result()  # bounded: each try has a deadline, the tries are counted
+                    ahead = None
+                else:
+                    rows, size = self._fetch_page(query, variables, what, after, size)
+                pages += 1
+            logger.debug("Dgraph %s: %d pages read, done", what, pages)
+        finally:
+            if ahead is not None:
+                ahead.cancel()  # not started yet: never sent; running: finishes unread
+            if executor is not None:
+                executor.shutdown(wait=False, cancel_futures=True)
+
+    def _fetch_page(
+        self, query: str, variables: Mapping[str, str], what: str, after: str, size: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        """One page after uid ``after`` of up to ``size`` rows, and the size to ask for next.
+
+        An answer too large for gRPC is asked again with half the rows from the same cursor; the
+        size then grows back towards the full page.
+        """
         while True:
             page_vars = {**variables, "$first": str(size), "$after": after}
             try:
@@ -361,28 +432,65 @@ class DgraphStore:
                     "Dgraph at %s: a page of %s was too large; reading %d rows a page", self.address, what, size
                 )
                 continue
-            pages += 1
-            size = min(size * 2, self._page_size)  # back towards the full page after a giant one
-            if not rows:
-                logger.debug("Dgraph %s: %d pages read, done", what, pages)
-                return
-            last_uid = rows[-1].get("uid")
-            if not isinstance(last_uid, str) or _uid_value(last_uid) <= _uid_value(after):
-                raise StoreError(
-                    f"Dgraph at {self.address}: page after uid {after} ended at uid {last_uid!r}; "
-                    "the cursor does not advance"
-                )
-            yield from rows
-            after = last_uid
+            return rows, min(size * 2, self._page_size)
+
+    def _count(self, query: str, variables: Mapping[str, str], what: str) -> int:
+        """Run a count query under the per-query deadline; StoreError when it fails or the answer is no count.
+
+        Retried like any read, except a deadline: the count walks the posting lists and would only time
+        out again (the caller reports no backlog and the run goes on).
+        """
+        action = f"counting the backlog of {what}"
+        document = self._read(lambda: self._query(query, variables), action=action, retry_deadline=False)
+        problem = f"Dgraph at {self.address}: {action}: the answer"
+        if not isinstance(document, dict):
+            raise StoreError(f"{problem} is a JSON {_json_type(document)}, not an object")
+        block = document.get("backlog")
+        if block is None or block == []:  # Dgraph may leave out a block that matched nothing
+            return 0
+        if not (isinstance(block, list) and len(block) == 1 and isinstance(block[0], dict)):
+            raise StoreError(f"{problem}'s 'backlog' is not a list of one object: {truncate(repr(block))}")
+        count = block[0].get("n")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise StoreError(f"{problem}'s count is not a non-negative integer: {truncate(repr(count))}")
+        return count
 
     def _page(self, query: str, variables: Mapping[str, str], what: str) -> list[dict[str, Any]]:
         document = self._read(lambda: self._query(query, variables), action=f"reading {what}")
-        rows = document.get("page") if isinstance(document, dict) else None
+        return self._rows(document, "page", f"reading {what}")
+
+    def _rows(self, document: Any, block: str, action: str) -> list[dict[str, Any]]:
+        """The rows of ``block`` in a decoded answer; anything but an object holding a list of nodes
+        with string uids is a StoreError naming the host and what was wrong (never an empty graph).
+
+        A missing or null block is no rows: Dgraph leaves out a block that matched nothing.
+        """
+        problem = f"Dgraph at {self.address}: {action}: the answer"
+        if not isinstance(document, dict):
+            raise StoreError(f"{problem} is a JSON {_json_type(document)}, not an object")
+        rows = document.get(block)
         if rows is None:
             return []
-        if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
-            raise StoreError(f"Dgraph at {self.address}: the answer's 'page' is not a list of objects")
+        if not isinstance(rows, list):
+            raise StoreError(f"{problem}'s {block!r} is a JSON {_json_type(rows)}, not a list of nodes")
+        for i, row in enumerate(rows):
+            if not isinstance(row, dict):
+                raise StoreError(f"{problem}'s {block}[{i}] is a JSON {_json_type(row)}, not a node")
+            if not isinstance(row.get("uid"), str):
+                raise StoreError(f"{problem}'s {block}[{i}] has no string 'uid' (got {truncate(repr(row.get('uid')))})")
         return rows
+
+    def _string(self, row: Mapping[str, Any], key: str, what: str) -> str:
+        """A node's string predicate, "" when the node lacks it; another type is a StoreError."""
+        value = row.get(key)
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            raise StoreError(
+                f"Dgraph at {self.address}: reading {what}: node {row.get('uid')}'s {key!r} is a JSON "
+                f"{_json_type(value)}, not a string (is the schema the one DGRAPH.md describes?)"
+            )
+        return value
 
     def _query(self, query: str, variables: Mapping[str, str]) -> Any:
         if self._client is None or self._stub is None:
@@ -401,8 +509,11 @@ class DgraphStore:
         self._read(lambda: self._client.login(user, password, timeout=self._timeout), action=f"login as {user!r}")
         logger.info("Dgraph at %s: logged in as %r", self.address, user)
 
-    def _read(self, call: Callable[[], Any], *, action: str) -> Any:
-        """Run ``call``; retry transient failures with back-off; raise StoreError naming host and kind."""
+    def _read(self, call: Callable[[], Any], *, action: str, retry_deadline: bool = True) -> Any:
+        """Run ``call``; retry transient failures with back-off; raise StoreError naming host and kind.
+
+        ``retry_deadline=False``: a deadline exceeded is final, not retried.
+        """
         attempt = 1
         while True:
             try:
@@ -411,7 +522,8 @@ class DgraphStore:
                 failure = classify(error, timeout=self._timeout, transport=self.transport)
                 if getattr(error, "code", None) and error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
                     raise _TooLarge(self._redact(f"Dgraph at {self.address}: {action}: {failure.kind}")) from error
-                if not failure.retry or attempt >= self._attempts:
+                deadline = getattr(error, "code", None) and error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+                if not failure.retry or attempt >= self._attempts or (deadline and not retry_deadline):
                     tries = f" after {attempt} attempts" if attempt > 1 else ""
                     message = f"Dgraph at {self.address}: {action} failed{tries}: {failure.kind}"
                     raise StoreError(self._redact(message)) from error
@@ -431,6 +543,18 @@ class DgraphStore:
     def _redact(self, text: str) -> str:
         """Never let the password reach a message, whatever a server echoes back."""
         return text.replace(self._secret, "***") if self._secret else text
+
+
+def _json_type(value: Any) -> str:
+    """JSON's name for a decoded value's type, for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    for kind, name in ((dict, "object"), (list, "array"), (str, "string"), ((int, float), "number")):
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
 
 
 def _uid_value(uid: str) -> int:

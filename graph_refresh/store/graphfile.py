@@ -2,26 +2,45 @@
 
 Structure is checked, content is not: a hostile name or version is kept as given, because the
 production graph can hold such data too; the planner skips it later.
+
+:func:`read_graph_file` streams: it yields one checked record at a time while it parses (ijson, with
+its C backend), so memory does not grow with the file. :func:`parse_graph` checks an already decoded
+document (tests and the Dgraph stand-in build graphs that way). Both name the first bad record with the
+same messages.
 """
 
 from __future__ import annotations
 
-import json
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
+
+import ijson  # type: ignore[import-untyped]  # no stubs; used in this module only
 
 from graph_refresh.errors import ConfigError
 from graph_refresh.items import Candidate
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SolvedRecord:
     """A package version resolved by one solver; ``error`` means the solver ran and recorded a failure."""
 
     candidate: Candidate
     solver: str
     error: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AnalyzedRecord:
+    """A package version a package-analyzer ran on."""
+
+    candidate: Candidate
+
+
+GraphRecord = Candidate | SolvedRecord | AnalyzedRecord
+"""One entry of a graph file: of ``package_versions`` (a bare Candidate), ``solved`` or ``analyzed``."""
 
 
 @dataclass(frozen=True)
@@ -36,11 +55,25 @@ class GraphFile:
         """Every version the file names, in file order: listed ones first, then those only solved or analyzed."""
         return [*self.package_versions, *(s.candidate for s in self.solved), *self.analyzed]
 
+    def records(self) -> Iterator[GraphRecord]:
+        """The entries as :func:`read_graph_file` yields them."""
+        yield from self.package_versions
+        yield from self.solved
+        yield from (AnalyzedRecord(candidate) for candidate in self.analyzed)
+
     def __len__(self) -> int:
         return len(self.package_versions) + len(self.solved) + len(self.analyzed)
 
 
+SECTIONS = ("package_versions", "solved", "analyzed")
 _CANDIDATE_FIELDS = ("package_name", "package_version", "index_url")
+READ_CHUNK_BYTES = 256 * 1024  # one read of the graph file: few Python calls per MiB, little memory
+_BOM = b"\xef\xbb\xbf"
+# A \uD800-\uDFFF escape (or a literal backslash before "ud8..", which only costs the slower parser).
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+# -- checks shared by both readers ------------------------------------------------------------------
 
 
 def _string(record: dict[str, Any], key: str, where: str) -> str:
@@ -63,6 +96,41 @@ def _candidate(record: Any, where: str) -> Candidate:
     return Candidate(name, version, index_url)
 
 
+def _solved(record: Any, where: str) -> SolvedRecord:
+    candidate = _candidate(record, where)
+    error = record.get("error")
+    error = False if error is None else error  # missing or null: false
+    if not isinstance(error, bool):
+        raise ConfigError(f"{where}: field 'error' must be true or false, not {error!r}")
+    return SolvedRecord(candidate, _string(record, "solver", where), error)
+
+
+def _record(section: str, record: Any, where: str) -> GraphRecord:
+    if section == "solved":
+        return _solved(record, where)
+    candidate = _candidate(record, where)
+    return candidate if section == "package_versions" else AnalyzedRecord(candidate)
+
+
+def _fast_record(section: str, record: dict[str, Any]) -> GraphRecord | None:
+    """The record when every field is plainly right (ASCII strings, a bool or null error); else None, and
+    the caller runs the full check, which names what is wrong."""
+    name, version, index_url = record.get("package_name"), record.get("package_version"), record.get("index_url")
+    if not (type(name) is str and type(version) is str and type(index_url) is str):
+        return None
+    if not (name.isascii() and version.isascii() and index_url.isascii()):
+        return None  # the full check looks for lone surrogates
+    candidate = Candidate(name, version, index_url)
+    if section == "package_versions":
+        return candidate
+    if section == "analyzed":
+        return AnalyzedRecord(candidate)
+    solver, error = record.get("solver"), record.get("error")
+    if type(solver) is not str or not solver.isascii() or not (error is None or type(error) is bool):
+        return None
+    return SolvedRecord(candidate, solver, bool(error))
+
+
 def _records(document: dict[str, Any], key: str, where: str) -> list[Any]:
     records = document.get(key)
     if records is None:  # missing or null: none
@@ -80,15 +148,9 @@ def parse_graph(document: Any, *, source: str) -> GraphFile:
         _candidate(record, f"{source}: package_versions[{i}]")
         for i, record in enumerate(_records(document, "package_versions", source))
     ]
-    solved = []
-    for i, record in enumerate(_records(document, "solved", source)):
-        where = f"{source}: solved[{i}]"
-        candidate = _candidate(record, where)
-        error = record.get("error")
-        error = False if error is None else error  # missing or null: false
-        if not isinstance(error, bool):
-            raise ConfigError(f"{where}: field 'error' must be true or false, not {error!r}")
-        solved.append(SolvedRecord(candidate, _string(record, "solver", where), error))
+    solved = [
+        _solved(record, f"{source}: solved[{i}]") for i, record in enumerate(_records(document, "solved", source))
+    ]
     analyzed = [
         _candidate(record, f"{source}: analyzed[{i}]")
         for i, record in enumerate(_records(document, "analyzed", source))
@@ -96,12 +158,142 @@ def parse_graph(document: Any, *, source: str) -> GraphFile:
     return GraphFile(versions, solved, analyzed)
 
 
-def load_graph_file(path: Path) -> GraphFile:
-    """Read a graph file; any problem (unreadable, not JSON, bad record) is a ConfigError naming it."""
+# -- the streaming reader -----------------------------------------------------------------------------
+
+_EVENT_TYPES = {"start_map": "dict", "start_array": "list", "string": "str", "boolean": "bool", "null": "NoneType"}
+_END = ("end of file", None)  # what ``next`` gives past the last event; the parser raises before that
+_OPENERS = frozenset(("start_map", "start_array"))
+_CLOSERS = frozenset(("end_map", "end_array"))
+
+
+def _type_name(event: str, value: Any) -> str:
+    """The Python type name ``json.loads`` would have given the value an event starts (for messages)."""
+    return _EVENT_TYPES.get(event) or type(value).__name__
+
+
+def _skip(events: Iterator[tuple[str, Any]]) -> None:
+    """Consume the rest of a map or array whose start event was just read."""
+    depth = 1
+    for event, _ in events:
+        if event in _OPENERS:
+            depth += 1
+        elif event in _CLOSERS:
+            depth -= 1
+            if depth == 0:
+                return
+
+
+def _stream(events: Iterator[tuple[str, Any]], source: str) -> Iterator[GraphRecord]:
+    """Checked records from ijson ``basic_parse`` events of a whole graph file, in file order."""
+    event, value = next(events, _END)
+    if event != "start_map":
+        raise ConfigError(f"{source}: the graph file must hold a JSON object, not {_type_name(event, value)}")
+    seen: set[str] = set()
+    for event, key in events:
+        if event == "end_map":
+            break
+        event, value = next(events, _END)  # the value of top-level ``key``
+        if key not in SECTIONS:  # unknown keys are ignored
+            if event in _OPENERS:
+                _skip(events)
+            continue
+        if key in seen:  # json.loads would keep only the last list: refuse rather than guess
+            raise ConfigError(f"{source}: {key!r} appears twice")
+        seen.add(key)
+        if event == "null":
+            continue
+        if event != "start_array":
+            raise ConfigError(f"{source}: {key!r} must be a list, not {_type_name(event, value)}")
+        for index, (event, value) in enumerate(events):  # the inner loops below read the same events
+            if event == "end_array":
+                break
+            record: Any
+            if event == "start_map":
+                record = {}
+                for event, field_name in events:
+                    if event == "end_map":
+                        break
+                    event, value = next(events, _END)
+                    if event in _OPENERS:  # a nested value: only its type matters (a stand-in), never its size
+                        _skip(events)
+                        value = {} if event == "start_map" else []
+                    record[field_name] = value
+                checked = _fast_record(key, record)
+            else:  # not an object: the full check says so
+                if event in _OPENERS:
+                    _skip(events)
+                record, checked = ({} if event == "start_map" else [] if event == "start_array" else value), None
+            yield checked if checked is not None else _record(key, record, f"{source}: {key}[{index}]")
+    for _ in events:  # the parser reports anything after the object (trailing garbage)
+        pass
+
+
+class _Reader:
+    """A binary file that reports how many bytes were read (progress)."""
+
+    def __init__(self, file: BinaryIO, on_read: Callable[[int], None] | None) -> None:
+        self._file = file
+        self._on_read = on_read
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._file.read(size)
+        if self._on_read is not None and data:
+            self._on_read(len(data))
+        return data
+
+
+def _has_surrogate_escapes(file: BinaryIO) -> bool:
+    """Whether the file holds a \\uD800-\\uDFFF escape. ijson's C backend turns a lone one into "?"
+    silently; such files go through its Python backend, which keeps it so that the check can refuse it."""
+    tail = b""
+    while chunk := file.read(16 * READ_CHUNK_BYTES):
+        if _SURROGATE_ESCAPE.search(tail + chunk):
+            return True
+        tail = chunk[-5:]
+    return False
+
+
+def read_graph_file(path: Path, *, on_read: Callable[[int], None] | None = None) -> Iterator[GraphRecord]:
+    """Yield the checked records of a graph file while parsing it, in file order; memory stays flat.
+
+    ``on_read`` is called with the number of bytes each read took from the file (a progress bar).
+    Any problem (unreadable, not UTF-8 JSON, a bad record) raises ConfigError naming the file and,
+    for a bad record, the record (``solved[3]``): records before it have been yielded already, so
+    a caller that must import all or nothing runs in one transaction. A UTF-8 byte order mark is
+    skipped. JSON integers beyond 64 bits are refused as malformed (the C parser's limit).
+    """
+    source = str(path)
     try:
-        document = json.loads(path.read_bytes().decode("utf-8-sig"))  # UTF-8 only (a BOM is tolerated)
+        with path.open("rb") as file:
+            backend = ijson.get_backend("python") if _has_surrogate_escapes(file) else ijson
+            file.seek(0)
+            if file.read(len(_BOM)) != _BOM:
+                file.seek(0)
+            events = backend.basic_parse(_Reader(file, on_read), buf_size=READ_CHUNK_BYTES, use_float=True)
+            yield from _stream(events, source)
     except OSError as error:
-        raise ConfigError(f"cannot read graph file {str(path)!r}: {error.strerror}") from error
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ConfigError(f"graph file {str(path)!r} is not valid UTF-8 JSON: {error}") from error
-    return parse_graph(document, source=str(path))
+        raise ConfigError(f"cannot read graph file {source!r}: {error.strerror}") from error
+    except ijson.JSONError as error:
+        raise ConfigError(f"graph file {source!r} is not valid UTF-8 JSON: {_first_line(error)}") from error
+
+
+def _first_line(error: Exception) -> str:
+    """The parser's message without the excerpt of the file it adds (the excerpt may be anything)."""
+    text = error.args[0] if error.args else str(error)
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return str(text).strip().splitlines()[0] if str(text).strip() else type(error).__name__
+
+
+def load_graph_file(path: Path) -> GraphFile:
+    """Read a whole graph file into memory (small graphs: tests, the Dgraph stand-in); errors as
+    :func:`read_graph_file`."""
+    graph = GraphFile()
+    for record in read_graph_file(path):
+        if isinstance(record, SolvedRecord):
+            graph.solved.append(record)
+        elif isinstance(record, AnalyzedRecord):
+            graph.analyzed.append(record.candidate)
+        else:
+            graph.package_versions.append(record)
+    return graph

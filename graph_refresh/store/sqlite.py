@@ -1,4 +1,4 @@
-"""The embedded graph store: stdlib sqlite3, one file, created on first use (SPEC §6).
+"""The embedded graph store: stdlib sqlite3, one file, created only by ``import-graph`` (SPEC §6, §13).
 
 Package names are stored PEP 503 normalised, so two spellings of a name are one row. Candidate
 queries page by keyset on (package_name, package_version, index_url), the table's unique key:
@@ -7,15 +7,17 @@ each page is an index range scan, and a consumer that stops iterating stops the 
 
 from __future__ import annotations
 
+import functools
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from graph_refresh.errors import StoreError
 from graph_refresh.items import Candidate, SolverEnvironment, normalize_name
 from graph_refresh.store.base import PAGE_SIZE
-from graph_refresh.store.graphfile import GraphFile
+from graph_refresh.store.graphfile import GraphFile, GraphRecord, SolvedRecord
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS package_version (
@@ -36,15 +38,31 @@ CREATE TABLE IF NOT EXISTS analyzed (
 );
 """
 
+_TABLES = ("package_version", "solved", "analyzed")
+IMPORT_BATCH_RECORDS = 10_000  # records per executemany round: amortises the calls, holds ~2 MiB of tuples
+IMPORT_NAME_CACHE_ENTRIES = 4096  # normalised package names remembered during an import (~1 MiB)
+
 _PAGE = """
 SELECT package_name, package_version, index_url FROM package_version AS pv
 WHERE (package_name, package_version, index_url) {after} (?, ?, ?) AND NOT EXISTS ({done})
 ORDER BY package_name, package_version, index_url
 LIMIT ?
 """
+# The candidate query's filter without the keyset and the limit: the page queries partition exactly
+# these rows (each row once: the import merges spellings under the unique key), so the count is the
+# number of candidates the stream yields.
+_COUNT = "SELECT count(*) FROM package_version AS pv WHERE NOT EXISTS ({done})"
 _SOLVED = "SELECT 1 FROM solved WHERE package_version_id = pv.id AND solver = ?"
 _ANALYZED = "SELECT 1 FROM analyzed WHERE package_version_id = pv.id"
 _VERSION_ID = "SELECT id FROM package_version WHERE package_name = ? AND package_version = ? AND index_url = ?"
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What an import did: records read, and rows added per table (0 everywhere for a repeat import)."""
+
+    records: int
+    added: dict[str, int]
 
 
 class SQLiteStore:
@@ -53,14 +71,40 @@ class SQLiteStore:
     name = "sqlite"
     may_repeat_items = False  # one row per item: the import merges spellings under a unique key
 
-    def __init__(self, path: Path, *, page_size: int = PAGE_SIZE) -> None:
+    def __init__(self, path: Path, *, page_size: int = PAGE_SIZE, create: bool = False) -> None:
+        """Open the store at ``path``; ``create`` makes the file and its tables when missing (import only).
+
+        Without ``create`` a missing file is a StoreError naming it: a run against a store nobody
+        imported would otherwise plan from an empty graph and report "nothing to do". So is a file
+        that is not a graph-refresh store.
+        """
         self._path = path
         self._page_size = page_size
+        if not create and not path.is_file():
+            what = "does not exist" if not path.exists() else "is not a file"
+            raise StoreError(
+                f"SQLite store {str(path)!r} {what}: import a graph first (import-graph) "
+                "or set GRAPH_SERVICE_HOST to read from Dgraph"
+            )
         try:
-            self._db = sqlite3.connect(path, isolation_level=None)  # explicit transactions only
-            self._db.executescript(_SCHEMA)
+            # mode=rw: a file removed after the check above is an error, never silently recreated.
+            uri = path.absolute().as_uri() + ("?mode=rwc" if create else "?mode=rw")
+            self._db = sqlite3.connect(uri, uri=True, isolation_level=None)  # explicit transactions only
+            if create:
+                self._db.executescript(_SCHEMA)
+            else:
+                self._check_schema()
         except sqlite3.Error as error:
             raise StoreError(f"cannot open SQLite store {str(path)!r}: {error}") from error
+
+    def _check_schema(self) -> None:
+        rows = self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        if missing := sorted(set(_TABLES) - {name for (name,) in rows}):
+            self._db.close()
+            raise StoreError(
+                f"SQLite store {str(self._path)!r} is not a graph-refresh store (no table {missing[0]!r}): "
+                "import a graph into it first (import-graph)"
+            )
 
     def _pages(self, done: str, params: tuple[Any, ...]) -> Iterator[Candidate]:
         # The first page starts at the smallest key, inclusive (a record of three empty strings is a row
@@ -88,6 +132,21 @@ class SQLiteStore:
         """Versions with no package-analyzer run, by (name, version, index)."""
         return self._pages(_ANALYZED, ())
 
+    def solver_backlog(self, solver: SolverEnvironment) -> int:
+        """Number of versions :meth:`solver_candidates` yields for ``solver``: one ``COUNT`` query."""
+        return self._count(_SOLVED, (solver.name,))
+
+    def analyzer_backlog(self) -> int:
+        """Number of versions :meth:`analyzer_candidates` yields: one ``COUNT`` query."""
+        return self._count(_ANALYZED, ())
+
+    def _count(self, done: str, params: tuple[Any, ...]) -> int:
+        try:
+            (count,) = self._db.execute(_COUNT.format(done=done), params).fetchone()
+        except sqlite3.Error as error:
+            raise StoreError(f"SQLite store {str(self._path)!r}: counting the backlog failed: {error}") from error
+        return int(count)
+
     def index_urls(self) -> list[str]:
         """Distinct index URLs of all stored versions."""
         rows = self._db.execute("SELECT DISTINCT index_url FROM package_version ORDER BY index_url")
@@ -96,33 +155,48 @@ class SQLiteStore:
     def close(self) -> None:
         self._db.close()
 
-    def import_graph(
-        self, graph: GraphFile, *, progress: Callable[[Iterable[Any]], Iterable[Any]] = iter
-    ) -> dict[str, int]:
-        """Load a checked graph file in one transaction; idempotent. Returns rows added per table.
+    def import_graph(self, graph: GraphFile) -> dict[str, int]:
+        """Load a checked in-memory graph; as :meth:`import_records`. Returns rows added per table."""
+        return self.import_records(graph.records()).added
 
-        Either everything is imported or, on any error, nothing (the transaction is rolled back).
+    def import_records(self, records: Iterable[GraphRecord], *, batch_size: int = IMPORT_BATCH_RECORDS) -> ImportResult:
+        """Load graph records in one transaction, ``batch_size`` at a time; idempotent.
+
+        ``records`` may be a stream (:func:`read_graph_file`): it is consumed once, and memory holds
+        one batch. Either everything is imported or, on any error (a bad record raising ConfigError
+        from the stream included), nothing: the transaction is rolled back and the error re-raised.
+        A solved or analyzed record adds its version when the graph lacks it, whatever the order.
         """
-        before = self._counts()
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
         db = self._db
+        count = 0
         try:
             db.execute("BEGIN IMMEDIATE")
-            for name, version, index_url in progress(graph.all_versions()):
-                db.execute(
-                    "INSERT OR IGNORE INTO package_version (package_name, package_version, index_url) VALUES (?, ?, ?)",
-                    (normalize_name(name), version, index_url),
-                )
-            for record in graph.solved:
-                db.execute(
-                    f"INSERT INTO solved (package_version_id, solver, error) VALUES (({_VERSION_ID}), ?, ?)"
-                    " ON CONFLICT DO UPDATE SET error = excluded.error",
-                    (*self._key(record.candidate), record.solver, int(record.error)),
-                )
-            for candidate in graph.analyzed:
-                db.execute(
-                    f"INSERT OR IGNORE INTO analyzed (package_version_id) VALUES (({_VERSION_ID}))",
-                    self._key(candidate),
-                )
+            before = self._counts()
+            versions: list[tuple[str, str, str]] = []
+            solved: list[tuple[str, str, str, str, int]] = []
+            analyzed: list[tuple[str, str, str]] = []
+            # A package has many versions: its name is normalised once while it stays in this cache.
+            normalize = functools.lru_cache(maxsize=IMPORT_NAME_CACHE_ENTRIES)(normalize_name)
+            for record in records:
+                count += 1
+                if isinstance(record, Candidate):
+                    versions.append((normalize(record.package_name), record.package_version, record.index_url))
+                    if len(versions) >= batch_size:
+                        self._insert(versions, solved, analyzed)
+                    continue
+                candidate = record.candidate
+                key = (normalize(candidate.package_name), candidate.package_version, candidate.index_url)
+                versions.append(key)
+                if isinstance(record, SolvedRecord):
+                    solved.append((*key, record.solver, int(record.error)))
+                else:
+                    analyzed.append(key)
+                if len(versions) >= batch_size:
+                    self._insert(versions, solved, analyzed)
+            self._insert(versions, solved, analyzed)
+            added = {table: rows - before[table] for table, rows in self._counts().items()}
             db.execute("COMMIT")
         except BaseException as error:
             if db.in_transaction:
@@ -132,15 +206,33 @@ class SQLiteStore:
                     f"import into SQLite store {str(self._path)!r} failed, nothing imported: {error}"
                 ) from error
             raise
-        after = self._counts()
-        return {table: after[table] - before[table] for table in after}
+        return ImportResult(count, added)
+
+    def _insert(
+        self,
+        versions: list[tuple[str, str, str]],
+        solved: list[tuple[str, str, str, str, int]],
+        analyzed: list[tuple[str, str, str]],
+    ) -> None:
+        """Insert one batch (versions first: solved and analyzed rows refer to them), then empty the lists."""
+        db = self._db
+        db.executemany(
+            "INSERT OR IGNORE INTO package_version (package_name, package_version, index_url) VALUES (?, ?, ?)",
+            versions,
+        )
+        db.executemany(
+            f"INSERT INTO solved (package_version_id, solver, error) VALUES (({_VERSION_ID}), ?, ?)"
+            " ON CONFLICT DO UPDATE SET error = excluded.error",
+            solved,
+        )
+        db.executemany(f"INSERT OR IGNORE INTO analyzed (package_version_id) VALUES (({_VERSION_ID}))", analyzed)
+        versions.clear()
+        solved.clear()
+        analyzed.clear()
 
     @staticmethod
     def _key(candidate: Candidate) -> tuple[str, str, str]:
         return normalize_name(candidate.package_name), candidate.package_version, candidate.index_url
 
     def _counts(self) -> dict[str, int]:
-        return {
-            table: self._db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-            for table in ("package_version", "solved", "analyzed")
-        }
+        return {table: self._db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in _TABLES}

@@ -33,7 +33,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,9 +145,11 @@ class RecordedRequest:
 
 @dataclass
 class Fault:
-    """Injected misbehaviour for one RPC method: wait ``delay`` s, then fail with ``code`` (if set).
+    """Injected misbehaviour for one RPC method: wait ``delay`` s, then fail with ``code`` (if set), or else
+    answer ``answer`` (raw JSON bytes, if set) instead of the real answer.
 
-    Applies ``times`` times, once ``after`` calls of that method have succeeded. ``hits`` counts uses.
+    Applies ``times`` times, once ``after`` calls of that method have succeeded. With ``match``, only
+    to requests it accepts, once ``after`` of those went by. ``hits`` counts uses.
     """
 
     method: str
@@ -156,7 +158,10 @@ class Fault:
     times: int
     delay: float
     after: int
+    answer: bytes | None = None
+    match: Callable[[RecordedRequest], bool] | None = None
     hits: int = 0
+    passed: int = 0  # requests ``match`` accepted that went by before the fault applied
 
 
 class _Refused(Exception):
@@ -168,7 +173,7 @@ class _Refused(Exception):
 
 # -- the query language graph-refresh speaks ------------------------------------------------------
 
-_HEADER = re.compile(r"\A\s*query(?:\s+\w+)?\s*\((?P<decls>[^)]*)\)\s*\{(?P<body>.*)\}\s*\Z", re.DOTALL)
+_HEADER = re.compile(r"\A\s*query(?:\s+\w+)?\s*(?:\((?P<decls>[^)]*)\))?\s*\{(?P<body>.*)\}\s*\Z", re.DOTALL)
 _DECL = re.compile(r"\s*\$(?P<name>\w+)\s*:\s*(?P<type>\w+)\s*")
 _VAR_BLOCK = (
     r"var\s*\(\s*func\s*:\s*eq\s*\(\s*os_name\s*,\s*\$(?P<os>\w+)\s*\)\s*\)\s*"
@@ -183,7 +188,14 @@ _PAGE_BLOCK = (
     r"(?:@filter\s*\(\s*NOT\s+(?P<neg>uid|has)\s*\(\s*(?P<neg_arg>\w+)\s*\)\s*\)\s*)?"
     r"\{(?P<fields>[\w\s]*)\}"
 )
+_COUNT_BLOCK = (
+    r"(?P<alias>\w+)\s*\(\s*func\s*:\s*has\s*\(\s*(?P<root>\w+)\s*\)\s*\)\s*"
+    r"(?:@filter\s*\(\s*NOT\s+(?P<neg>uid|has)\s*\(\s*(?P<neg_arg>\w+)\s*\)\s*\)\s*)?"
+    r"\{\s*(?P<count>\w+)\s*:\s*count\s*\(\s*uid\s*\)\s*\}"
+)
 _BODY = re.compile(rf"\A\s*(?:{_VAR_BLOCK}\s*)?{_PAGE_BLOCK}\s*\Z", re.DOTALL)
+_COUNT_BODY = re.compile(rf"\A\s*(?:{_VAR_BLOCK}\s*)?{_COUNT_BLOCK}\s*\Z", re.DOTALL)
+"""A block-level ``count(uid)``: Dgraph answers ``[{alias: number of root nodes the block matched}]``."""
 _VARIABLE = re.compile(r"\$(\w+)")
 
 
@@ -201,11 +213,12 @@ _TWIN = re.compile(
 class _PageQuery:
     alias: str
     root: str
-    first: int
+    first: int | None  # None: no paging (a count)
     after: int
     env: tuple[str, str, str] | None  # (os_name, os_version, python_version) of the var block
     negation: tuple[str, str] | None  # ("uid", var) or ("has", predicate)
     fields: tuple[str, ...]
+    count: str | None = None  # the alias of ``count(uid)``: answer the number of matches, not the rows
 
 
 def _parse_query(text: str, variables: Mapping[str, str]) -> _PageQuery:
@@ -217,14 +230,16 @@ def _parse_query(text: str, variables: Mapping[str, str]) -> _PageQuery:
     if header is None:
         raise _Refused(invalid, "unknown query: expected `query name($first: int, $after: string, ...) {...}`")
     declared: dict[str, str] = {}
-    for decl in filter(str.strip, header["decls"].split(",")):
+    for decl in filter(str.strip, (header["decls"] or "").split(",")):
         match = _DECL.fullmatch(decl)
         if match is None:
             raise _Refused(invalid, f"cannot parse variable declaration {decl.strip()!r}")
         declared[match["name"]] = match["type"]
-    body = _BODY.match(header["body"])
+    body = _BODY.match(header["body"]) or _COUNT_BODY.match(header["body"])
     if body is None:
-        raise _Refused(invalid, "unknown query shape (the fake knows graph-refresh's paged queries only)")
+        raise _Refused(invalid, "unknown query shape (the fake knows graph-refresh's paged and count queries only)")
+    groups = body.groupdict()
+    paged = "first" in groups
     used = set(_VARIABLE.findall(header["body"]))
     if unused := sorted(set(declared) - used):
         raise _Refused(invalid, "Variables are not used: " + ", ".join(f"${name}" for name in unused))
@@ -235,18 +250,20 @@ def _parse_query(text: str, variables: Mapping[str, str]) -> _PageQuery:
         raise _Refused(invalid, "Variables passed but not declared: " + ", ".join(f"${n}" for n in extra))
     if missing := sorted(set(declared) - set(given)):
         raise _Refused(invalid, "Variables declared but not passed: " + ", ".join(f"${n}" for n in missing))
-    for name in (body["first"], body["after"], body["os"], body["osv"], body["py"]):
+    for name in (groups.get("first"), groups.get("after"), body["os"], body["osv"], body["py"]):
         if name is not None and not variables.get(f"${name}", "").strip():
             raise _Refused(invalid, f"Variable ${name} is empty")
-    if declared[body["first"]] != "int":
-        raise _Refused(invalid, f"${body['first']} is used as `first` and must be declared int")
-    try:
-        first = int(given[body["first"]])
-        after = int(given[body["after"]], 0)
-    except ValueError as error:
-        raise _Refused(invalid, f"bad first/after value: {error}") from None
-    if first < 0 or after < 0:
-        raise _Refused(invalid, "first and after must not be negative")
+    first, after = None, 0
+    if paged:
+        if declared[body["first"]] != "int":
+            raise _Refused(invalid, f"${body['first']} is used as `first` and must be declared int")
+        try:
+            first = int(given[body["first"]])
+            after = int(given[body["after"]], 0)
+        except ValueError as error:
+            raise _Refused(invalid, f"bad first/after value: {error}") from None
+        if first < 0 or after < 0:
+            raise _Refused(invalid, "first and after must not be negative")
     env = None
     if body["done"] is not None:
         env = (given[body["os"]], given[body["osv"]], given[body["py"]])
@@ -257,6 +274,8 @@ def _parse_query(text: str, variables: Mapping[str, str]) -> _PageQuery:
             raise _Refused(invalid, f"Variable {body['neg_arg']} is not defined")
     elif body["done"] is not None:
         raise _Refused(invalid, f"Variable {body['done']} is defined but not used")
+    if not paged:
+        return _PageQuery(body["alias"], body["root"], None, 0, env, negation, (), count=body["count"])
     fields = tuple(body["fields"].split())
     if not fields:
         raise _Refused(invalid, "empty selection")
@@ -357,10 +376,12 @@ class FakeGraph:
             }
             done = {uid for uid, node in self.nodes.items() if solved.intersection(node.get("installed_from", ()))}
         rows: list[dict[str, Any]] = []
-        limit = max(1, query.first // 2) if short and query.first > 1 else query.first
+        limit = len(self.nodes) if query.first is None else query.first
+        limit = max(1, limit // 2) if short and limit > 1 else limit
+        matched = 0
         for uid in sorted(self.nodes):
             node = self.nodes[uid]
-            if len(rows) >= limit:
+            if query.count is None and len(rows) >= limit:
                 break
             if uid <= query.after or not _has(node, query.root):
                 continue
@@ -368,6 +389,9 @@ class FakeGraph:
                 kind, argument = query.negation
                 if (kind == "uid" and uid in done) or (kind == "has" and _has(node, argument)):
                     continue
+            matched += 1
+            if query.count is not None:
+                continue
             row: dict[str, Any] = {}
             for name in query.fields:
                 if name == "uid":
@@ -375,6 +399,8 @@ class FakeGraph:
                 elif name in node:
                     row[name] = node[name]
             rows.append(row)
+        if query.count is not None:
+            return [{query.count: matched}]
         return rows
 
 
@@ -392,6 +418,7 @@ class FakeDgraph:
     ``graph``: a GraphFile, a decoded graph document (dict) or a path to a graph file.
     ``tls``: serve TLS (``client_ca`` set ⇒ mutual TLS). ``users``: enable ACL login.
     ``short_pages``: every other page has fewer rows than ``first`` (as Dgraph may do).
+    ``latency``: seconds every Query waits before it is answered (a distant alpha; for benchmarks).
     """
 
     def __init__(
@@ -403,6 +430,7 @@ class FakeDgraph:
         short_pages: bool = False,
         normalize_names: bool = True,
         port: int = 0,
+        latency: float = 0.0,
     ) -> None:
         if isinstance(graph, Path):
             graph = load_graph_file(graph)
@@ -412,10 +440,12 @@ class FakeDgraph:
         self.tls = tls
         self.users = dict(users) if users is not None else None
         self.short_pages = short_pages
+        self.latency = latency
         self.requests: list[RecordedRequest] = []
         self.faults: list[Fault] = []
         self._requested_port = port
         self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)  # notified whenever a request is recorded
         self._succeeded: dict[str, int] = {}
         self._tokens: set[str] = set()
         self._refresh_tokens: dict[str, str] = {}
@@ -477,12 +507,18 @@ class FakeDgraph:
         delay: float = 0.0,
         after: int = 0,
         method: str = "Query",
+        answer: bytes | None = None,
+        match: Callable[[RecordedRequest], bool] | None = None,
     ) -> Fault:
         """Fail with ``code`` and/or stall ``delay`` s the next ``times`` calls of ``method``.
 
-        The fault starts once ``after`` calls of ``method`` have succeeded (to fail mid-stream).
+        ``answer`` (no ``code``): answer a Query with these raw JSON bytes instead, e.g. a wrong shape.
+        The fault starts once ``after`` calls of ``method`` have succeeded (to fail mid-stream). ``match``
+        picks requests by content rather than arrival order (a store reads pages ahead in the background):
+        the fault applies only to requests it accepts, once ``after`` of them went by.
         """
-        fault = Fault(method, code, details or (code.name.lower() if code else ""), times, delay, after)
+        details = details or (code.name.lower() if code else "")
+        fault = Fault(method, code, details, times, delay, after, answer, match)
         with self._lock:
             self.faults.append(fault)
         return fault
@@ -490,6 +526,15 @@ class FakeDgraph:
     def calls(self, method: str = "Query") -> list[RecordedRequest]:
         """Recorded requests of one method, in arrival order."""
         with self._lock:
+            return [r for r in self.requests if r.method == method]
+
+    def wait_for_calls(self, count: int, method: str = "Query", timeout: float = 10.0) -> list[RecordedRequest]:
+        """Block until ``count`` requests of ``method`` have arrived (or ``timeout`` s passed); return them all.
+
+        For requests a client sends from a background thread (the store's prefetch of the next page).
+        """
+        with self._arrived:
+            self._arrived.wait_for(lambda: sum(r.method == method for r in self.requests) >= count, timeout)
             return [r for r in self.requests if r.method == method]
 
     def clear(self) -> None:
@@ -509,24 +554,37 @@ class FakeDgraph:
         )
         with self._lock:
             self.requests.append(record)
+            self._arrived.notify_all()
         return record
 
-    def _apply_faults(self, method: str, context: grpc.ServicerContext) -> None:
+    def _apply_faults(self, record: RecordedRequest, context: grpc.ServicerContext) -> bytes | None:
+        """Stall and/or refuse as a pending fault says; return the answer it substitutes, if any."""
+        method = record.method
         with self._lock:
             succeeded = self._succeeded.get(method, 0)
-            fault = next(
-                (f for f in self.faults if f.method == method and f.hits < f.times and succeeded >= f.after),
-                None,
-            )
+            fault = None
+            for candidate in self.faults:
+                if candidate.method != method or candidate.hits >= candidate.times:
+                    continue
+                if candidate.match is None:
+                    if succeeded >= candidate.after:
+                        fault = candidate
+                        break
+                elif candidate.match(record):
+                    if candidate.passed >= candidate.after:
+                        fault = candidate
+                        break
+                    candidate.passed += 1
             if fault is not None:
                 fault.hits += 1
         if fault is None:
-            return
+            return None
         deadline = time.monotonic() + fault.delay
         while time.monotonic() < deadline and context.is_active():
             time.sleep(0.01)
         if fault.code is not None:
             raise _Refused(fault.code, fault.details)
+        return fault.answer
 
     def _succeed(self, method: str) -> None:
         with self._lock:
@@ -559,8 +617,13 @@ class FakeDgraph:
         else:
             record = self._record(method, context)
         try:
-            self._apply_faults(method, context)
-            response = getattr(self, f"_rpc_{method}", self._rpc_write)(request, record)
+            substitute = self._apply_faults(record, context)
+            if self.latency and method == "Query":
+                time.sleep(self.latency)
+            if substitute is not None and method == "Query":
+                response = api_pb2.Response(json=substitute, txn=api_pb2.TxnContext(start_ts=next(self._ts)))
+            else:
+                response = getattr(self, f"_rpc_{method}", self._rpc_write)(request, record)
         except _Refused as refused:
             record.error = f"{refused.code.name}: {refused.details}"
             context.abort(refused.code, refused.details)
@@ -652,6 +715,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--client-ca", type=Path, help="require client certificates issued by this CA")
     parser.add_argument("--user", action="append", default=[], metavar="NAME:PASSWORD", help="enable ACL login")
     parser.add_argument("--short-pages", action="store_true", help="answer every other page short")
+    parser.add_argument("--latency", type=float, default=0.0, metavar="SECONDS", help="delay every query's answer")
     parser.add_argument(
         "--make-tls",
         type=Path,
@@ -674,7 +738,9 @@ def main(argv: list[str] | None = None) -> int:
         client_ca = args.client_ca.read_bytes() if args.client_ca else None
         tls = ServerTls(args.tls_cert.read_bytes(), args.tls_key.read_bytes(), client_ca)
     users = dict(user.split(":", 1) for user in args.user) if args.user else None
-    fake = FakeDgraph(args.graph, tls=tls, users=users, short_pages=args.short_pages, port=args.port)
+    fake = FakeDgraph(
+        args.graph, tls=tls, users=users, short_pages=args.short_pages, port=args.port, latency=args.latency
+    )
     stopped = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopped.set())

@@ -125,7 +125,7 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MakeS
         elif request.param == "dgraph-live":
             store = DgraphStore(load_live(document), page_size=3)
         else:
-            store = SQLiteStore(tmp_path / f"store-{len(stores)}.sqlite3", page_size=3)
+            store = SQLiteStore(tmp_path / f"store-{len(stores)}.sqlite3", page_size=3, create=True)
             store.import_graph(parse_graph(document, source="test"))
         stores.append(store)
         return store

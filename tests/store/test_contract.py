@@ -98,3 +98,30 @@ def test_a_record_of_empty_strings_is_a_candidate_too(make_store: MakeStore) -> 
     store = make_store({"package_versions": [version("", "", ""), version("a", "1")]})
     assert Candidate("", "", "") in set(store.analyzer_candidates())
     assert len(list(store.analyzer_candidates())) == 2
+
+
+def test_backlog_is_the_number_of_candidates_each_stream_yields(make_store: MakeStore) -> None:
+    # Solved (with and without error), analyzed, versions only named by solved/analyzed, two spellings
+    # of one name, a record of empty strings: the count agrees with the stream, one count query each.
+    store = make_store({**GRAPH, "package_versions": [*GRAPH["package_versions"], version("", "", "")]})
+    assert store.analyzer_backlog() == len(list(store.analyzer_candidates())) == len(ALL) + 1 - 2
+    for solver, done in ((F31, 2), (RHEL, 1), (UBI, 1)):
+        assert store.solver_backlog(solver) == len(list(store.solver_candidates(solver))) == len(ALL) + 1 - done
+    unknown = parse_solver_name("solver-debian-12-py312", template="t")
+    assert store.solver_backlog(unknown) == len(list(store.solver_candidates(unknown))) == len(ALL) + 1
+
+
+def test_backlog_of_an_empty_graph_is_zero(make_store: MakeStore) -> None:
+    store = make_store({})
+    assert store.analyzer_backlog() == 0 and store.solver_backlog(F31) == 0
+
+
+def test_backlog_of_a_fully_done_graph_is_zero(make_store: MakeStore) -> None:
+    store = make_store(
+        {
+            "solved": [{**version("a", "1"), "solver": F31.name, "error": True}],
+            "analyzed": [version("a", "1")],
+        }
+    )
+    assert store.analyzer_backlog() == 0 and store.solver_backlog(F31) == 0
+    assert store.solver_backlog(RHEL) == len(list(store.solver_candidates(RHEL))) == 1

@@ -30,8 +30,10 @@ from graph_refresh.items import Candidate, SolverEnvironment, invalid_reason, pa
 from graph_refresh.store import open_store
 from graph_refresh.store.base import GraphStore
 from graph_refresh.store.dgraph import (
+    ANALYZER_COUNT_QUERY,
     ANALYZER_QUERY,
     INDEX_QUERY,
+    SOLVER_COUNT_QUERY,
     SOLVER_QUERY,
     DgraphStore,
     dgraph_address,
@@ -136,7 +138,7 @@ def test_every_candidate_exactly_once_in_uid_order(short_pages: bool, open_dgrap
 
 
 def test_early_stop_sends_only_the_queries_needed(fake: FakeDgraph, open_dgraph: Callable[..., DgraphStore]) -> None:
-    store = open_dgraph(fake.settings())
+    store = open_dgraph(fake.settings(), prefetch=False)
     stream = store.analyzer_candidates()
     assert fake.calls() == []  # lazy: nothing is sent before the first candidate is asked for
     assert list(islice(stream, 2)) == UNANALYZED[:2]
@@ -145,6 +147,86 @@ def test_early_stop_sends_only_the_queries_needed(fake: FakeDgraph, open_dgraph:
     assert len(fake.calls()) == 2
     assert list(islice(store.solver_candidates(FEDORA), PAGE)) == UNSOLVED[:PAGE]
     assert len(fake.calls()) == 3
+
+
+# -- reading ahead -------------------------------------------------------------------------------
+
+
+def test_the_next_page_is_read_while_the_current_one_is_consumed(
+    fake: FakeDgraph, open_dgraph: Callable[..., DgraphStore]
+) -> None:
+    store = open_dgraph(fake.settings())
+    stream = store.analyzer_candidates()
+    assert fake.calls() == []  # still lazy
+    assert next(stream) == UNANALYZED[0]
+    first, ahead = fake.wait_for_calls(2)  # the consumer holds one candidate; page 2 is asked for already
+    assert ahead.vars["$after"] == first.uids[-1]
+    assert list(islice(stream, PAGE - 1)) == UNANALYZED[1:PAGE]
+    assert len(fake.calls()) == 2, "at most one page ahead: page 3 waits until page 2 is reached"
+    assert next(stream) == UNANALYZED[PAGE]
+    assert fake.wait_for_calls(3)[2].vars["$after"] == ahead.uids[-1]
+    assert [*islice(stream, 100)] == UNANALYZED[PAGE + 1 :]
+    calls = fake.calls()
+    assert [c.vars["$after"] for c in calls[1:]] == [c.uids[-1] for c in calls[:-1]] and calls[-1].uids == []
+
+
+def test_a_failure_of_the_page_read_ahead_surfaces_when_the_consumer_reaches_it(
+    fake: FakeDgraph, open_dgraph: Callable[..., DgraphStore], sleeps: list[float]
+) -> None:
+    fake.inject(grpc.StatusCode.INVALID_ARGUMENT, details="while lexing", after=1)
+    store = open_dgraph(fake.settings())
+    stream = store.analyzer_candidates()
+    assert [next(stream) for _ in range(PAGE)] == UNANALYZED[:PAGE]  # the failed page 2 is not seen yet
+    assert fake.wait_for_calls(2)[1].error is not None
+    with pytest.raises(StoreError, match=rf"{fake.host}: reading unanalyzed failed: request failed: INVALID_ARGUMENT"):
+        next(stream)
+    assert sleeps == []
+
+
+def test_a_retry_of_the_page_read_ahead_keeps_its_cursor_and_back_off(
+    fake: FakeDgraph, open_dgraph: Callable[..., DgraphStore], sleeps: list[float]
+) -> None:
+    fake.inject(grpc.StatusCode.UNAVAILABLE, details="Socket closed", times=2, after=1)
+    store = open_dgraph(fake.settings())
+    assert list(store.analyzer_candidates()) == UNANALYZED
+    calls = fake.calls()
+    assert [c.error is None for c in calls[:4]] == [True, False, False, True]
+    assert {c.vars["$after"] for c in calls[1:4]} == {calls[0].uids[-1]}
+    assert sleeps == [0.5, 1.0]
+
+
+class Interrupted(Exception):
+    """What a run's sleep seam raises once it is interrupted."""
+
+
+def test_an_interrupt_during_the_read_ahead_s_back_off_surfaces_to_the_consumer(
+    fake: FakeDgraph, open_dgraph: Callable[..., DgraphStore]
+) -> None:
+    def interrupted(seconds: float) -> None:
+        raise Interrupted(f"interrupted while waiting {seconds} s")
+
+    fake.inject(grpc.StatusCode.UNAVAILABLE, times=100, after=1)
+    store = open_dgraph(fake.settings(), sleep=interrupted)
+    stream = store.analyzer_candidates()
+    assert [next(stream) for _ in range(PAGE)] == UNANALYZED[:PAGE]
+    with pytest.raises(Interrupted, match=r"waiting 0\.5 s"):
+        next(stream)
+    assert len(fake.calls()) == 2, "no retry after the interrupt"
+
+
+def test_a_consumer_that_stops_early_leaves_the_read_ahead_and_close_does_not_wait(
+    fake: FakeDgraph, open_dgraph: Callable[..., DgraphStore]
+) -> None:
+    fault = fake.inject(delay=20.0, after=1)  # page 2 hangs until its caller goes away
+    store = open_dgraph(fake.settings())
+    stream = store.analyzer_candidates()
+    assert next(stream) == UNANALYZED[0]
+    assert len(fake.wait_for_calls(2)) == 2 and fault.hits == 1  # page 2 is in flight
+    stream.close()
+    store.close()  # cancels the RPC in flight: returns at once (the test's timeout would catch a hang)
+    assert len(fake.calls()) == 2
+    with pytest.raises(StoreError, match="the store is closed"):
+        next(store.analyzer_candidates())
 
 
 def test_requests_are_read_only_with_variables_and_a_deadline(
@@ -503,6 +585,124 @@ def test_a_slow_answer_hits_the_deadline_and_is_retried(
     slow = fake.calls()[1]
     assert slow.time_remaining is not None and slow.time_remaining <= 0.35
     assert sleeps == [0.5]
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (b"[]", "the answer is a JSON array, not an object"),
+        (b'"page"', "the answer is a JSON string, not an object"),
+        (b'{"page": "x"}', "the answer's 'page' is a JSON string, not a list of nodes"),
+        (b'{"page": {"uid": "0x1"}}', "the answer's 'page' is a JSON object, not a list of nodes"),
+        (b'{"page": [1, 2]}', r"the answer's page\[0\] is a JSON number, not a node"),
+        (b'{"page": [{"package_name": "a"}]}', r"page\[0\] has no string 'uid'"),
+        (b'{"page": [{"uid": 7}]}', r"page\[0\] has no string 'uid' \(got 7\)"),
+        (
+            b'{"page": [{"uid": "0xfff", "package_name": ["a"], "package_version": "1", "index_url": "u"}]}',
+            "node 0xfff's 'package_name' is a JSON array, not a string",
+        ),
+        (
+            b'{"page": [{"uid": "0xfff", "package_name": "a", "package_version": 1.5, "index_url": "u"}]}',
+            "node 0xfff's 'package_version' is a JSON number, not a string",
+        ),
+        (
+            b'{"page": [{"uid": "0xfff", "package_name": "a", "package_version": "1", "index_url": true}]}',
+            "node 0xfff's 'index_url' is a JSON boolean, not a string",
+        ),
+    ],
+)
+@pytest.mark.parametrize("after", [0, 2], ids=["first-page", "later-page"])
+def test_an_answer_of_the_wrong_shape_is_a_store_error_not_an_empty_graph(
+    answer: bytes, message: str, after: int, fake: FakeDgraph, open_dgraph: Callable[..., DgraphStore]
+) -> None:
+    fake.inject(answer=answer, after=after)
+    store = open_dgraph(fake.settings())
+    seen: list[Candidate] = []
+    with pytest.raises(StoreError, match=rf"Dgraph at {fake.host}: reading unanalyzed: .*{message}"):
+        seen.extend(store.analyzer_candidates())
+    assert seen == UNANALYZED[: after * PAGE]
+    assert len(fake.calls()) == after + 1, "a wrong shape is not retried"
+
+
+def test_an_index_node_whose_url_is_not_a_string_is_a_store_error(
+    fake: FakeDgraph, open_dgraph: Callable[..., DgraphStore]
+) -> None:
+    fake.inject(answer=b'{"page": [{"uid": "0x3", "url": {"href": "x"}}]}')
+    with pytest.raises(StoreError, match=r"reading index URLs: node 0x3's 'url' is a JSON object, not a string"):
+        open_dgraph(fake.settings()).index_urls()
+
+
+def test_a_block_that_matched_nothing_may_be_left_out(
+    fake: FakeDgraph, open_dgraph: Callable[..., DgraphStore]
+) -> None:
+    fake.inject(answer=b"{}")
+    assert list(open_dgraph(fake.settings()).analyzer_candidates()) == []
+
+
+# -- backlog counts (SPEC §12) ----------------------------------------------------------------------
+
+
+def test_backlog_is_one_read_only_count_query_per_stream_with_variables(
+    fake: FakeDgraph, open_dgraph: Callable[..., DgraphStore]
+) -> None:
+    store = open_dgraph(fake.settings(timeout_seconds=7))
+    assert store.solver_backlog(FEDORA) == len(UNSOLVED)
+    assert store.analyzer_backlog() == len(UNANALYZED)
+    solver, analyzer = fake.calls()
+    assert solver.query == SOLVER_COUNT_QUERY and analyzer.query == ANALYZER_COUNT_QUERY
+    assert solver.vars == {"$os": "fedora", "$osv": "31", "$py": "3.8"} and analyzer.vars == {}
+    for call in (solver, analyzer):
+        assert call.read_only and call.mutations == 0 and call.error is None
+        assert call.time_remaining is not None and 6 < call.time_remaining < 7.5
+        assert "first" not in call.query and "after" not in call.query and "count(uid)" in call.query
+    assert "fedora" not in solver.query, "values travel as variables, never in the query text"
+
+
+def test_backlog_counts_nodes_so_two_nodes_of_one_item_count_twice(open_dgraph: Callable[..., DgraphStore]) -> None:
+    with FakeDgraph(BIG_GRAPH) as server:
+        server.graph.copy_entity(candidate(1))
+        store = open_dgraph(server.settings())
+        assert store.analyzer_backlog() == len(UNANALYZED) + 1  # what the graph holds; the planner drops repeats
+
+
+def test_a_count_past_the_deadline_is_a_store_error_and_not_retried(
+    fake: FakeDgraph, open_dgraph: Callable[..., DgraphStore], sleeps: list[float]
+) -> None:
+    fake.inject(delay=5.0)
+    store = open_dgraph(fake.settings(timeout_seconds=0.3))  # a float (the field is int) keeps the test fast
+    with pytest.raises(StoreError, match=rf"{fake.host}: counting the backlog of unanalyzed failed: deadline"):
+        store.analyzer_backlog()
+    assert len(fake.calls()) == 1 and sleeps == []
+    assert store.analyzer_backlog() == len(UNANALYZED), "the store stays usable"
+
+
+def test_a_count_that_keeps_failing_is_a_store_error_after_bounded_attempts(
+    fake: FakeDgraph, open_dgraph: Callable[..., DgraphStore], sleeps: list[float]
+) -> None:
+    fake.inject(grpc.StatusCode.UNAVAILABLE, details="connection refused", times=100)
+    store = open_dgraph(fake.settings())
+    with pytest.raises(StoreError, match=rf"{fake.host}: counting the backlog of unsolved for {FEDORA.name} failed "):
+        store.solver_backlog(FEDORA)
+    assert len(fake.calls()) == 3 and sleeps == [0.5, 1.0]
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (b"[]", "the answer is a JSON array, not an object"),
+        (b'{"backlog": {"n": 3}}', "'backlog' is not a list of one object"),
+        (b'{"backlog": [{"n": 3}, {"n": 4}]}', "'backlog' is not a list of one object"),
+        (b'{"backlog": [{"n": "3"}]}', "count is not a non-negative integer: '3'"),
+        (b'{"backlog": [{"n": true}]}', "count is not a non-negative integer: True"),
+        (b'{"backlog": [{"count": 3}]}', "count is not a non-negative integer: None"),
+    ],
+)
+def test_a_count_answer_of_the_wrong_shape_is_a_store_error(
+    answer: bytes, message: str, fake: FakeDgraph, open_dgraph: Callable[..., DgraphStore]
+) -> None:
+    fake.inject(answer=answer)
+    with pytest.raises(StoreError, match=re.escape(message)):
+        open_dgraph(fake.settings()).analyzer_backlog()
 
 
 # -- login ----------------------------------------------------------------------------------------

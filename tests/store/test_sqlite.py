@@ -6,6 +6,10 @@ import itertools
 import sqlite3
 from pathlib import Path
 
+import pytest
+
+from graph_refresh.errors import StoreError
+from graph_refresh.items import parse_solver_name
 from graph_refresh.store.graphfile import parse_graph
 from graph_refresh.store.sqlite import SQLiteStore
 
@@ -14,13 +18,22 @@ from ..conftest import version
 
 def test_store_file_is_created_on_first_use(tmp_path: Path) -> None:
     path = tmp_path / "new.sqlite3"
-    SQLiteStore(path).close()
+    SQLiteStore(path, create=True).close()
     tables = {row[0] for row in sqlite3.connect(path).execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"package_version", "solved", "analyzed"} <= tables
 
 
+def test_only_create_makes_a_store_a_missing_file_is_a_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "missing.sqlite3"
+    with pytest.raises(StoreError, match=f"{path}.* does not exist: import a graph first"):
+        SQLiteStore(path)
+    assert not path.exists()
+    with pytest.raises(StoreError, match=f"{tmp_path}.* is not a file"):
+        SQLiteStore(tmp_path)
+
+
 def test_pages_by_keyset_without_offset_and_stops_when_the_consumer_stops(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "s.sqlite3", page_size=4)
+    store = SQLiteStore(tmp_path / "s.sqlite3", page_size=4, create=True)
     store.import_graph(parse_graph({"package_versions": [version(f"p{i:03d}", "1") for i in range(10)]}, source="t"))
     statements: list[str] = []
     store._db.set_trace_callback(statements.append)
@@ -34,7 +47,7 @@ def test_pages_by_keyset_without_offset_and_stops_when_the_consumer_stops(tmp_pa
 
 
 def test_a_version_only_named_by_solved_or_analyzed_is_added(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "s.sqlite3")
+    store = SQLiteStore(tmp_path / "s.sqlite3", create=True)
     added = store.import_graph(
         parse_graph(
             {"solved": [{**version("a", "1"), "solver": "solver-x-1-py38"}], "analyzed": [version("b", "2")]},
@@ -42,3 +55,22 @@ def test_a_version_only_named_by_solved_or_analyzed_is_added(tmp_path: Path) -> 
         )
     )
     assert added == {"package_version": 2, "solved": 1, "analyzed": 1}
+
+
+def test_backlog_is_one_count_query_with_the_candidate_filter(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.sqlite3", page_size=4, create=True)
+    store.import_graph(
+        parse_graph(
+            {
+                "package_versions": [version(f"p{i:03d}", "1") for i in range(10)],
+                "solved": [{**version("p001", "1"), "solver": "solver-x-1-py38", "error": True}],
+                "analyzed": [version("p002", "1"), version("p003", "1")],
+            },
+            source="t",
+        )
+    )
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)
+    assert store.analyzer_backlog() == 8
+    assert len(statements) == 1 and "count(*)" in statements[0] and "LIMIT" not in statements[0]
+    assert store.solver_backlog(parse_solver_name("solver-x-1-py38", template="t")) == 9
