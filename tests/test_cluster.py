@@ -26,8 +26,7 @@ import pytest
 import yaml
 from click.testing import Result
 
-import graph_refresh.kube
-import graph_refresh.scheduler
+from graph_refresh import kube, retry, secrets
 from graph_refresh.config import ClusterSettings
 from graph_refresh.items import ANALYZER, SOLVER, Candidate, WorkItem
 
@@ -131,6 +130,13 @@ class Harness:
         return [r for r in self.fake.requests if r.method in WRITES]
 
 
+@pytest.fixture(autouse=True)
+def forget_secrets() -> Iterator[None]:
+    """Each run registers the kubeconfig's token; the next test starts without it."""
+    yield
+    secrets.forget_all()
+
+
 @pytest.fixture
 def fake(request: pytest.FixtureRequest) -> Iterator[FakeKube]:
     with FakeKube(tls=getattr(request, "param", "tls")) as server:
@@ -215,16 +221,11 @@ def test_full_run_creates_the_right_jobs_in_middletier_and_writes_nothing_else(c
 def test_creates_reuse_connections(cluster: Harness) -> None:
     """Each create's answer is read, so its connection goes back to the pool instead of a new TLS handshake."""
     cluster.graph([f"p{i}" for i in range(5)])
-    made: list[graph_refresh.kube.Cluster] = []
-
-    def connect() -> graph_refresh.kube.Cluster:
-        made.append(graph_refresh.kube.Cluster(ClusterSettings(workers=2)))
-        return made[0]
-
+    connect = lambda: kube.Cluster(ClusterSettings(workers=2))  # noqa: E731
     result, report = cluster.run("--workers", "2", connect=connect)
     assert result.exit_code == 0 and sum(scheduled(report).values()) == 20
-    (pool,) = made[0]._api.rest_client.pool_manager.pools._container.values()  # urllib3's, for its counters
-    assert pool.num_requests == 23 and pool.num_connections <= 3
+    assert len(cluster.fake.requests) == 23
+    assert len({r.connection for r in cluster.fake.requests}) <= 3, "one connection per worker, and the reads'"
 
 
 def test_logs_per_solver_what_was_scheduled_and_skipped_as_the_report_says(cluster: Harness) -> None:
@@ -279,13 +280,12 @@ def test_owned_jobs_are_not_scheduled_again_until_they_are_gone(cluster: Harness
     assert set(cluster.jobs()) == {item.job_name for item in all_items(packages)}
 
 
-def test_owned_jobs_are_listed_page_by_page(cluster: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_owned_jobs_are_listed_page_by_page(cluster: Harness) -> None:
     cluster.graph([f"p{i}" for i in range(2)])
     assert cluster.run()[0].exit_code == 0  # 8 owned Jobs now
     cluster.fake.clear_requests()
 
-    monkeypatch.setattr(graph_refresh.kube, "LIST_PAGE_SIZE", 3)
-    result, report = cluster.run()
+    result, report = cluster.run(connect=lambda: kube.Cluster(ClusterSettings(), page_size=3))
 
     assert result.exit_code == 0 and cluster.created() == []
     pages = cluster.fake.requests_for("GET", JOBS_PATH)
@@ -302,7 +302,7 @@ def test_list_uses_the_default_page_size(cluster: Harness) -> None:
     cluster.graph(["a"])
     cluster.run("--dry-run")
     (page,) = cluster.fake.requests_for("GET", JOBS_PATH)
-    assert page.query["limit"] == [str(graph_refresh.kube.LIST_PAGE_SIZE)] == ["500"]
+    assert page.query["limit"] == [str(kube.LIST_PAGE_SIZE)] == ["500"]
 
 
 # --- what the API answers to a create ------------------------------------------------------------
@@ -352,7 +352,7 @@ def test_500_three_times_is_retried_with_backoff_then_creates(cluster: Harness) 
     assert result.exit_code == 0 and fault.hits == 3 and report["failures"] == []
     assert len(cluster.jobs()) == 4 and len(cluster.created()) == 7
     assert len(cluster.sleeps) == 3
-    assert all(0 <= wait <= graph_refresh.scheduler.BACKOFF_CAP_SECONDS for wait in cluster.sleeps)
+    assert all(0 <= wait <= retry.CREATES.cap_seconds for wait in cluster.sleeps)
 
 
 def test_persistent_500_on_some_items_is_a_partial_run_listing_exactly_them(cluster: Harness) -> None:
@@ -369,7 +369,7 @@ def test_persistent_500_on_some_items_is_a_partial_run_listing_exactly_them(clus
     assert {f["kind"] for f in report["failures"]} == {"solver", "package-analyzer"}
     assert report["solvers"][SOLVERS[2]]["failed"] == 1 and report["totals"]["package-analyzer"]["failed"] == 1
     assert set(cluster.jobs()) == {item.job_name for item in all_items(packages)} - set(broken)
-    attempts = graph_refresh.scheduler.MAX_ATTEMPTS
+    attempts = retry.CREATES.attempts
     assert all(cluster.created().count(name) == attempts for name in broken)
     assert len(cluster.sleeps) == 2 * (attempts - 1)
 
@@ -383,13 +383,12 @@ def test_every_create_failing_fails_the_run(cluster: Harness) -> None:
 
 
 @pytest.mark.timeout(30)
-def test_a_timed_out_create_is_retried(cluster: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_timed_out_create_is_retried(cluster: Harness) -> None:
     cluster.graph(["flask"])
-    monkeypatch.setattr(graph_refresh.kube, "REQUEST_TIMEOUT", (2, 0.2))
     slow = solver_item(SOLVERS[1], "flask").job_name
     cluster.fake.inject(method="POST", path=JOBS_PATH, status=503, delay=1.0, match_name=slow)
 
-    result, report = cluster.run()
+    result, report = cluster.run(connect=lambda: kube.Cluster(ClusterSettings(), request_timeout=(2, 0.2)))
 
     assert result.exit_code == 0 and report["failures"] == []
     assert cluster.created().count(slow) == 2 and slow in cluster.jobs()
@@ -398,19 +397,17 @@ def test_a_timed_out_create_is_retried(cluster: Harness, monkeypatch: pytest.Mon
 
 
 @pytest.mark.timeout(30)
-def test_a_create_that_always_times_out_counts_as_failed(cluster: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_create_that_always_times_out_counts_as_failed(cluster: Harness) -> None:
     cluster.graph(["flask"])
-    monkeypatch.setattr(graph_refresh.kube, "REQUEST_TIMEOUT", (2, 0.2))
-    monkeypatch.setattr(graph_refresh.scheduler, "MAX_ATTEMPTS", 2)
     slow = analyzer_item("flask").job_name
     cluster.fake.inject(method="POST", path=JOBS_PATH, status=503, delay=1.0, times=None, match_name=slow)
 
-    result, report = cluster.run()
+    result, report = cluster.run(connect=lambda: kube.Cluster(ClusterSettings(), request_timeout=(2, 0.2)))
 
     assert result.exit_code == 3
     (failure,) = report["failures"]
     assert failure["job"] == slow and failure["status"] == 0 and "no answer" in failure["reason"]
-    assert cluster.created().count(slow) == 2
+    assert cluster.created().count(slow) == retry.CREATES.attempts
 
 
 @pytest.mark.parametrize(
@@ -622,7 +619,7 @@ def test_a_dry_run_from_a_template_folder_with_middletier_reads_only_middletier(
     failed, report = cluster.run("--dry-run", "--template-dir", str(EXAMPLE_TEMPLATES))
     assert failed.exit_code == 1 and report["exit_code"] == 1
     assert "list jobs.batch in namespace 'middletier'" in failed.stderr
-    assert len(cluster.fake.requests_for("GET", JOBS_PATH)) == 1 + graph_refresh.kube.READ_ATTEMPTS
+    assert len(cluster.fake.requests_for("GET", JOBS_PATH)) == 1 + retry.READS.attempts
 
 
 def test_a_blip_while_reading_the_cluster_is_retried(cluster: Harness) -> None:
