@@ -95,6 +95,26 @@ def _register_secrets(configuration: client.Configuration) -> None:
             secrets.register(decoded.partition(":")[2])
 
 
+class _NotAMapping(ValueError):
+    """A kubeconfig file whose YAML is not a mapping."""
+
+
+def _check_yaml(kubeconfig: str) -> None:
+    """Each existing file of ``kubeconfig`` (a KUBECONFIG list) holds a YAML mapping; kubernetes 11 would
+    answer anything else with a traceback from deep inside its loader."""
+    for name in kubeconfig.split(os.pathsep):
+        path = os.path.expanduser(name)
+        if not path or not os.path.exists(path):
+            continue  # kubernetes 11 skips them as well, and says so when none is left
+        with open(path, encoding="utf-8") as file:
+            try:
+                document = yaml.safe_load(file)
+            except yaml.YAMLError as error:
+                raise _NotAMapping(f"{path} is not valid YAML ({error})") from error
+        if not isinstance(document, dict):
+            raise _NotAMapping(f"{path} is not a YAML mapping but {type(document).__name__}")
+
+
 def _load_configuration(settings: ClusterSettings) -> client.Configuration:
     """In-cluster service account first, then ``KUBECONFIG`` / ``~/.kube/config``, like oc and kubectl."""
     configuration = client.Configuration()
@@ -114,10 +134,11 @@ def _load_configuration(settings: ClusterSettings) -> client.Configuration:
         # the path explicitly so the environment of this run is what counts, as the message says.
         kubeconfig = os.environ.get("KUBECONFIG") or "~/.kube/config"
         try:
+            _check_yaml(kubeconfig)
             config.load_kube_config(config_file=kubeconfig, client_configuration=configuration, persist_config=False)
-        except (*_BAD_KUBECONFIG, yaml.YAMLError) as error:
-            if isinstance(error, yaml.YAMLError):
-                why = f"it is not valid YAML ({truncate(str(error))})"
+        except _BAD_KUBECONFIG as error:
+            if isinstance(error, _NotAMapping):
+                why = truncate(str(error))
             elif isinstance(error, TypeError):
                 why = f"its context, cluster or user is incomplete ({error})"
             elif isinstance(error, ConfigException | OSError):
