@@ -26,7 +26,7 @@ import pytest
 import yaml
 from click.testing import Result
 
-from graph_refresh import kube, retry, secrets
+from graph_refresh import errors, kube, retry, secrets
 from graph_refresh.config import ClusterSettings
 from graph_refresh.items import ANALYZER, SOLVER, Candidate, WorkItem
 
@@ -949,3 +949,140 @@ def test_a_second_signal_of_another_kind_ends_the_process_at_once(cluster: Harne
     code, _, report = signal_run(cluster, tmp_path, lambda: bool(cluster.created()), signal.SIGINT, signal.SIGTERM)
 
     assert code == -signal.SIGTERM and report == {}
+
+
+# --- the client's own operations: owned pods, the ledger ConfigMap, server dry run (SPEC §11, §13) -------
+
+LEDGER = "graph-refresh-ledger"
+CONFIGMAP_PATH = rf"^/api/v1/namespaces/{MIDDLETIER}/configmaps"
+
+
+class Client:
+    """kube.Cluster against the fake, built as a run builds it; ``sleeps`` records the waits of its reads."""
+
+    def __init__(self, fake: FakeKube, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("KUBECONFIG", str(fake.kubeconfig(tmp_path / "client-kubeconfig")))
+        self.fake = fake
+        self.sleeps: list[float] = []
+
+    def make(self, **tunables: Any) -> kube.Cluster:
+        return kube.Cluster(ClusterSettings(), sleep=self.sleeps.append, **tunables)
+
+
+@pytest.fixture
+def client(fake: FakeKube, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Client:
+    return Client(fake, tmp_path, monkeypatch)
+
+
+def pod(name: str, labels: dict[str, str]) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": MIDDLETIER, "labels": labels},
+        "spec": {"containers": [{"name": "x", "image": "x"}]},
+    }
+
+
+def test_owned_pods_are_listed_page_by_page_by_our_label(client: Client) -> None:
+    for i in range(7):
+        client.fake.add(pod(f"solver-x-{i}", {**MANAGED, "job-name": f"solver-x-{i}"}))
+    client.fake.add(pod("someone-elses", {"app": "other"}))
+    client.fake.inject(method="GET", path=r"/pods$", status=503)  # a blip on the first page is retried
+
+    names = [p["metadata"]["name"] for p in client.make(page_size=3).list_owned_pods(MIDDLETIER)]
+
+    assert names == [f"solver-x-{i}" for i in range(7)]
+    pages = client.fake.requests_for("GET", rf"^/api/v1/namespaces/{MIDDLETIER}/pods$")
+    assert len(pages) == 1 + math.ceil(7 / 3) and client.sleeps == [0.5]
+    assert all(p.query["labelSelector"] == ["app.kubernetes.io/managed-by=graph-refresh"] for p in pages)
+    assert all(p.query["limit"] == ["3"] for p in pages)
+    assert len({p.query["continue"][0] for p in pages if "continue" in p.query}) == 2
+
+
+def test_the_ledger_configmap_round_trip_with_optimistic_concurrency(client: Client) -> None:
+    cluster = client.make()
+    assert cluster.read_configmap(MIDDLETIER, LEDGER) is None  # 404: no ledger yet
+
+    first = cluster.create_configmap(MIDDLETIER, LEDGER, {"0123456789": "{}"}, MANAGED)
+    with pytest.raises(errors.AlreadyExists) as exists:
+        cluster.create_configmap(MIDDLETIER, LEDGER, {}, MANAGED)  # another run created it meanwhile
+    assert exists.value.status == 409 and "create configmaps 'graph-refresh-ledger'" in str(exists.value)
+
+    read = cluster.read_configmap(MIDDLETIER, LEDGER)
+    assert read == ({"0123456789": "{}"}, first)
+    second = cluster.replace_configmap(MIDDLETIER, LEDGER, {"0123456789": '{"failures":1}'}, first)
+    assert int(second) > int(first)
+    with pytest.raises(errors.Conflict) as conflict:
+        cluster.replace_configmap(MIDDLETIER, LEDGER, {}, first)  # stale: read again, merge, retry
+    assert conflict.value.status == 409
+
+    stored = client.fake.get("configmaps", MIDDLETIER, LEDGER)
+    assert stored is not None and stored["data"] == {"0123456789": '{"failures":1}'}
+    assert stored["metadata"]["labels"] == MANAGED, "a replace keeps our label"
+    puts = client.fake.requests_for("PUT", CONFIGMAP_PATH + f"/{LEDGER}$")
+    assert [r.body["metadata"]["resourceVersion"] for r in puts] == [first, first]
+
+
+def test_reading_the_ledger_is_retried_and_a_refusal_is_typed(client: Client) -> None:
+    client.fake.add({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": LEDGER, "namespace": MIDDLETIER}})
+    client.fake.inject(method="GET", path=CONFIGMAP_PATH, status=500)
+    client.fake.inject(method="GET", path=CONFIGMAP_PATH, status=429, headers={"Retry-After": "4"})
+    cluster = client.make()
+    read = cluster.read_configmap(MIDDLETIER, LEDGER)
+    assert read is not None and read[0] == {} and client.sleeps == [0.5, 4.0]
+
+    client.fake.inject(method="GET", path=CONFIGMAP_PATH, status=403, times=None)
+    with pytest.raises(errors.Forbidden, match="get configmaps 'graph-refresh-ledger' in namespace 'middletier'"):
+        cluster.read_configmap(MIDDLETIER, LEDGER)
+
+
+def test_a_ledger_answer_that_is_not_a_configmap_is_an_error(client: Client) -> None:
+    odd = {"kind": "ConfigMap", "apiVersion": "v1", "metadata": {"name": LEDGER}, "data": {"k": 1}}
+    client.fake.inject(method="GET", path=CONFIGMAP_PATH, status=200, body=odd)
+    with pytest.raises(errors.GarbledAnswer, match="its data is not a map of strings"):
+        client.make().read_configmap(MIDDLETIER, LEDGER)
+
+
+def test_a_server_dry_run_create_sends_dry_run_all_and_stores_nothing(client: Client) -> None:
+    cluster = client.make()
+    cluster.create_job(MIDDLETIER, owned_job("solver-x-0123456789"), dry_run=True)
+    cluster.create_job(MIDDLETIER, owned_job("solver-x-9876543210"))
+    assert [r.query.get("dryRun") for r in client.fake.requests_for("POST", JOBS_PATH)] == [["All"], None]
+    assert list(client.fake.objects("jobs", MIDDLETIER)) == [client.fake.get("jobs", MIDDLETIER, "solver-x-9876543210")]
+    client.fake.add(quota("jobs", {"count/jobs.batch": "1"}, {}))
+    with pytest.raises(errors.QuotaExceeded):  # admission runs in a dry run too
+        cluster.create_job(MIDDLETIER, owned_job("solver-x-0123456789"), dry_run=True)
+
+
+def test_an_answer_nested_too_deep_is_a_clear_error(cluster: Harness) -> None:
+    cluster.graph(["flask"])
+    deep = '{"items": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    cluster.fake.inject(method="GET", path=r"/templates$", status=200, body=deep, times=None)
+    result, report = cluster.run()
+    assert result.exit_code == 1 and report["exit_code"] == 1
+    assert "list templates.template.openshift.io in namespace 'infra': the answer is nested too deep" in report["error"]
+    assert "Traceback" not in result.stderr and "RecursionError" not in result.stderr
+    assert len(cluster.fake.requests_for("GET", r"/templates$")) == retry.READS.attempts  # retried like no answer
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("clusters: [\n  - name: x\n   bad-indent", "is not valid YAML (while parsing a flow node"),
+        ("just a string", "is not a YAML mapping but str"),
+        ("- a\n- list", "is not a YAML mapping but list"),
+        ("", "is not a YAML mapping but NoneType"),
+        ("clusters: [{}]", "Invalid kube-config file"),
+    ],
+)
+def test_a_kubeconfig_that_is_not_a_kubeconfig_fails_the_run_naming_it(
+    text: str, why: str, cluster: Harness, tmp_path: Path
+) -> None:
+    cluster.graph(["flask"])
+    broken = tmp_path / "broken-kubeconfig"
+    broken.write_text(text)
+    result, report = cluster.run(env={"KUBECONFIG": str(broken)})
+    assert result.exit_code == 1 and report["exit_code"] == 1
+    assert f"no cluster credentials: not in a cluster, and no usable kubeconfig ({broken}): " in report["error"]
+    assert why in report["error"] and why in result.stderr
+    assert "Traceback" not in result.stderr + result.output and cluster.fake.requests == []
