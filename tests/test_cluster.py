@@ -1086,3 +1086,57 @@ def test_a_kubeconfig_that_is_not_a_kubeconfig_fails_the_run_naming_it(
     assert f"no cluster credentials: not in a cluster, and no usable kubeconfig ({broken}): " in report["error"]
     assert why in report["error"] and why in result.stderr
     assert "Traceback" not in result.stderr + result.output and cluster.fake.requests == []
+
+
+# --- secrets (SPEC §13, issue 7) ----------------------------------------------------------------------------
+
+ECHOED_TOKEN = "sha256~Qm9vdHN0cmFwLXRva2VuLWVjaG9lZC1iYWNr-9f3Kx"
+
+
+def echo(code: int, padding: int) -> Callable[[Request], Obj]:
+    """A Status whose message repeats the request's Authorization header after ``padding`` characters, so
+    the token straddles where a log line or a report reason would cut it."""
+
+    def body(request: Request) -> Obj:
+        message = "x" * padding + f" request headers: Authorization: {request.headers.get('authorization')}"
+        return status_body(code, message)
+
+    return body
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "code", "padding"),
+    [
+        ("POST", JOBS_PATH, 401, 0),
+        ("POST", JOBS_PATH, 403, 0),
+        ("POST", JOBS_PATH, 500, 0),
+        ("POST", JOBS_PATH, 500, 55),  # straddles the cut of a report's failure reason (200 characters)
+        ("POST", JOBS_PATH, 403, 240),  # straddles the cut of the server's message (300 characters)
+        ("GET", r"/templates$", 403, 0),
+        ("GET", r"/templates$", 403, 240),
+    ],
+)
+def test_a_token_echoed_by_the_server_reaches_no_output(
+    method: str,
+    path: str,
+    code: int,
+    padding: int,
+    run_cli: RunCli,
+    tmp_path: Path,
+    write_graph: Callable[[Obj], Path],
+) -> None:
+    with FakeKube(tls="tls", token=ECHOED_TOKEN) as fake:
+        cluster = Harness(fake, run_cli, tmp_path, write_graph)
+        cluster.graph(["flask"])
+        fault = fake.inject(method=method, path=path, status=code, times=None, body=echo(code, padding))
+        report_path = tmp_path / "report.json"
+        result = run_cli(["--report", str(report_path)], env=cluster.env, sleep=cluster.sleeps.append)
+    report = json.loads(report_path.read_text())
+    assert result.exit_code == 1 and fault.hits >= 1
+    said = [result.stdout, result.stderr, report_path.read_text()]
+    if padding == 0:
+        assert "Authorization: ***" in f"{report['error']} {report['failures']}", "the echo reached the report"
+    credential = ECHOED_TOKEN.split("~")[1]
+    pieces = {credential[i : i + 8] for i in range(len(credential) - 7)}  # a cut token must not leak either
+    for text in said:
+        assert not any(piece in text for piece in pieces), text

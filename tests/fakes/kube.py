@@ -753,7 +753,8 @@ class FakeKube:
         ``method`` None matches any method; ``path`` is a regex searched in the path (no query string);
         ``match_name`` also requires that name in the JSON body's ``metadata.name``. Each match uses one
         of ``times`` (None: forever). The answer has ``headers`` and ``body`` (a dict is sent as JSON,
-        str/bytes as is; default: a Status for ``status``). ``delay`` seconds pass before answering; with
+        str/bytes as is; a callable is called with the Request and its result sent so, as a server that
+        echoes the request back; default: a Status for ``status``). ``delay`` seconds pass before answering; with
         ``status`` None the request is then handled normally. Faults are checked before authentication,
         in order of registration. Returns the Fault, whose ``hits`` counts the requests it answered.
         """
@@ -927,8 +928,9 @@ class FakeKube:
                 body_error = f"the body of the request was in an unknown format: {exc}"
         headers = {key.lower(): value for key, value in handler.headers.items()}
         subject = _subject_of(handler.connection)
+        request = Request(method, path, query, headers, body, subject, handler.connection_number)
         with self._lock:
-            self.requests.append(Request(method, path, query, headers, body, subject, handler.connection_number))
+            self.requests.append(request)
 
         fault = self._take_fault(method, path, body)
         if fault is not None:
@@ -936,7 +938,7 @@ class FakeKube:
                 handler.close_connection = True
                 return
             if fault.status is not None:
-                self._send_fault(handler, fault, method, path)
+                self._send_fault(handler, fault, request)
                 return
 
         code: int
@@ -977,13 +979,14 @@ class FakeKube:
         handler.end_headers()
         handler.wfile.write(data)
 
-    def _send_fault(self, handler: _Handler, fault: Fault, method: str, path: str) -> None:
+    def _send_fault(self, handler: _Handler, fault: Fault, request: Request) -> None:
         assert fault.status is not None
-        if isinstance(fault.body, (str, bytes)):
-            data = fault.body.encode() if isinstance(fault.body, str) else fault.body
+        method, path = request.method, request.path
+        payload = fault.body(request) if callable(fault.body) else fault.body
+        if isinstance(payload, (str, bytes)):
+            data = payload.encode() if isinstance(payload, str) else payload
             self._send_raw(handler, fault.status, data, "text/plain; charset=utf-8", fault.headers)
             return
-        payload = fault.body
         if payload is None:
             details: Obj = {}
             retry_after = {k.lower(): v for k, v in fault.headers.items()}.get("retry-after", "")
