@@ -6,6 +6,7 @@ and checks the accounting invariant; nothing really sleeps (the ``sleep`` seam r
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import itertools
 import json
@@ -1140,3 +1141,27 @@ def test_a_token_echoed_by_the_server_reaches_no_output(
     pieces = {credential[i : i + 8] for i in range(len(credential) - 7)}  # a cut token must not leak either
     for text in said:
         assert not any(piece in text for piece in pieces), text
+
+
+def test_a_kubeconfig_password_echoed_by_the_server_reaches_no_output(
+    run_cli: RunCli, tmp_path: Path, write_graph: Callable[[Obj], Path]
+) -> None:
+    password = "Pa55-w0rd-for-basic-auth"
+    with FakeKube(tls="tls", token=None) as fake:
+        cluster = Harness(fake, run_cli, tmp_path, write_graph)
+        document = yaml.safe_load(cluster.kubeconfig.read_text())
+        document["users"][0]["user"] = {"username": "admin", "password": password}
+        cluster.kubeconfig.write_text(yaml.safe_dump(document))
+        cluster.graph(["flask"])
+
+        def decoded(request: Request) -> Obj:  # a server that says which user and password it refused
+            credentials = base64.b64decode(request.headers["authorization"].split()[1]).decode()
+            return status_body(403, f"Authorization: {request.headers['authorization']} ({credentials})")
+
+        fake.inject(method="GET", path=r"/templates$", status=403, times=None, body=decoded)
+        result, report = cluster.run()
+    assert result.exit_code == 1 and "Authorization: *** (admin:***)" in report["error"]
+    header = fake.requests[0].headers["authorization"]
+    assert header.startswith("Basic ")
+    for text in (result.stdout, result.stderr, json.dumps(report)):
+        assert password not in text and header.split()[1] not in text
