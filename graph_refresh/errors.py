@@ -46,3 +46,66 @@ class ClusterError(GraphRefreshError):
         self.status = status
         self.retry_after = retry_after
         self.reached = reached
+
+
+# What the API answered, classified once in ``kube.py`` where the answer is parsed (callers match on the
+# class, never on a status number or on message text).
+
+
+class NoCredentials(ClusterError):
+    """Not in a cluster, and no usable kubeconfig (missing, not YAML, incomplete): nothing was sent."""
+
+
+class NoAnswer(ClusterError):
+    """No usable answer arrived (connection refused or dropped, timeout, a body that cannot be read).
+
+    ``reached`` says whether the request may have got to the server: a create may then have happened.
+    """
+
+
+class TlsFailure(NoAnswer):
+    """TLS verification failed: the request never left (``reached`` False); retrying a read cannot help."""
+
+
+class GarbledAnswer(NoAnswer):
+    """An answer arrived but is not what the API sends (not JSON, not an object, nested too deep)."""
+
+
+class Throttled(ClusterError):
+    """429 Too Many Requests; ``retry_after`` is the server's Retry-After in seconds, when it sent one."""
+
+
+class ServerError(ClusterError):
+    """5xx: the API server or something in front of it failed; the request may have taken effect."""
+
+
+class AlreadyExists(ClusterError):
+    """409 on a create: an object of that name exists."""
+
+
+class Conflict(ClusterError):
+    """409 on an update: the object changed since it was read (its resourceVersion is stale)."""
+
+
+class QuotaExceeded(ClusterError):
+    """403 from ResourceQuota admission: the object does not fit what a quota still admits."""
+
+
+class QuotaPending(ClusterError):
+    """403 because a new ResourceQuota is not calculated yet; it settles within seconds."""
+
+
+class Unauthorized(ClusterError):
+    """401: the credentials were not accepted."""
+
+
+class Forbidden(ClusterError):
+    """403 for anything but quota: the service account lacks a permission."""
+
+
+class Rejected(ClusterError):
+    """Any other 4xx (400, 404, 422, ...): the request itself is wrong; sending it again cannot help."""
+
+
+class NotFound(Rejected):
+    """404: no such object (or resource)."""

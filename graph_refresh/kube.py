@@ -2,43 +2,67 @@
 
 Objects travel as plain dicts (``_preload_content=False``): graph-refresh never needs the
 generated models, and raw JSON keeps Template and Job bodies exactly as the server has them.
-Every client error is wrapped in :class:`ClusterError` at this boundary, with the HTTP status,
-the server's message (truncated) and which verb on which resource in which namespace failed.
-The loaded Configuration holds the bearer token: it is never logged.
+Every client error is classified here, once, into a subclass of :class:`ClusterError` (already exists,
+quota exceeded, throttled, no answer, ...; see ``errors.py``), with the HTTP status, the server's message
+(secrets masked, then truncated) and which verb on which resource in which namespace failed.
+The loaded Configuration holds the bearer token: it is registered as a secret at once and never logged.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import functools
 import json
 import logging
 import math
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import urllib3
+import yaml
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from kubernetes.config.config_exception import ConfigException
 from kubernetes.config.incluster_config import SERVICE_CERT_FILENAME, SERVICE_TOKEN_FILENAME, InClusterConfigLoader
 from kubernetes.utils.quantity import parse_quantity as _parse_quantity
 
+from graph_refresh import retry, secrets
 from graph_refresh.config import ClusterSettings, redact_url
-from graph_refresh.errors import ClusterError, truncate
-from graph_refresh.items import OWNED_SELECTOR
+from graph_refresh.errors import (
+    AlreadyExists,
+    ClusterError,
+    Conflict,
+    Forbidden,
+    GarbledAnswer,
+    NoAnswer,
+    NoCredentials,
+    NotFound,
+    QuotaExceeded,
+    QuotaPending,
+    Rejected,
+    ServerError,
+    Throttled,
+    TlsFailure,
+    Unauthorized,
+    truncate,
+)
+from graph_refresh.items import LABEL_MANAGED_BY, MANAGER, OWNED_SELECTOR
 
 logger = logging.getLogger(__name__)
 
-REQUEST_TIMEOUT = (10, 60)  # (connect, read) seconds; kubernetes 11 only honours ints or a tuple
+Timeout = tuple[float, float]
+REQUEST_TIMEOUT: Timeout = (10, 60)  # (connect, read) seconds; kubernetes 11 only honours ints or a tuple
 LIST_PAGE_SIZE = 500  # objects per list call; the API server's continue token carries us on
 TEMPLATE_SELECTOR = "template in (solver,package-analyzer)"
-READ_ATTEMPTS = 3  # a list is retried on 429/5xx/no answer: a blip must not cost the hourly run
-READ_BACKOFF_SECONDS = 0.5  # then 1 s
-MAX_READ_RETRY_AFTER_SECONDS = 30.0
+QUOTA_EXCEEDED_MARKER = "exceeded quota"  # how the API says a ResourceQuota refused an object
+QUOTA_PENDING_MARKER = "status unknown for quota"  # a quota the controller has not calculated yet
+OWNED_LABELS: Mapping[str, str] = {LABEL_MANAGED_BY: MANAGER}
 
 T = TypeVar("T")
 # Failures that happen before a request leaves: a create cannot have taken place.
@@ -47,11 +71,48 @@ _NEVER_SENT = (
     urllib3.exceptions.NewConnectionError,
     urllib3.exceptions.ConnectTimeoutError,
 )
+# What kubernetes 11 raises for a kubeconfig it cannot use: a context naming a missing cluster or user is read
+# as None (TypeError); YAML that is not a mapping fails on .get or item assignment.
+_BAD_KUBECONFIG = (ConfigException, OSError, TypeError, ValueError, KeyError, AttributeError, RecursionError)
 
 
 def parse_quantity(value: str | int | float) -> Decimal:
     """A Kubernetes quantity (``500m``, ``3Gi``, ``1``) as a Decimal."""
     return Decimal(_parse_quantity(value))
+
+
+def _register_secrets(configuration: client.Configuration) -> None:
+    """Every credential the Configuration sends, as the masking of logs and reports must know it (SPEC §13)."""
+    secrets.register(configuration.password)
+    for value in (configuration.api_key or {}).values():
+        scheme, _, credential = str(value).strip().partition(" ")
+        secrets.register(str(value), credential)
+        if scheme.lower() == "basic" and credential:  # a kubeconfig's username/password, as "Basic base64"
+            try:
+                decoded = base64.b64decode(credential, validate=True).decode()
+            except (binascii.Error, UnicodeDecodeError):
+                continue
+            secrets.register(decoded.partition(":")[2])
+
+
+class _NotAMapping(ValueError):
+    """A kubeconfig file whose YAML is not a mapping."""
+
+
+def _check_yaml(kubeconfig: str) -> None:
+    """Each existing file of ``kubeconfig`` (a KUBECONFIG list) holds a YAML mapping; kubernetes 11 would
+    answer anything else with a traceback from deep inside its loader."""
+    for name in kubeconfig.split(os.pathsep):
+        path = os.path.expanduser(name)
+        if not path or not os.path.exists(path):
+            continue  # kubernetes 11 skips them as well, and says so when none is left
+        with open(path, encoding="utf-8") as file:
+            try:
+                document = yaml.safe_load(file)
+            except yaml.YAMLError as error:
+                raise _NotAMapping(f"{path} is not valid YAML ({error})") from error
+        if not isinstance(document, dict):
+            raise _NotAMapping(f"{path} is not a YAML mapping but {type(document).__name__}")
 
 
 def _load_configuration(settings: ClusterSettings) -> client.Configuration:
@@ -73,15 +134,23 @@ def _load_configuration(settings: ClusterSettings) -> client.Configuration:
         # the path explicitly so the environment of this run is what counts, as the message says.
         kubeconfig = os.environ.get("KUBECONFIG") or "~/.kube/config"
         try:
+            _check_yaml(kubeconfig)
             config.load_kube_config(config_file=kubeconfig, client_configuration=configuration, persist_config=False)
-        except (ConfigException, OSError, TypeError, ValueError) as error:
-            # kubernetes 11 reads a context naming a missing cluster or user as None: a TypeError.
-            why = f"its context, cluster or user is incomplete ({error})" if isinstance(error, TypeError) else error
-            raise ClusterError(  # a cluster failure (SPEC §7: exit 1, with a report), not a bad option value
+        except _BAD_KUBECONFIG as error:
+            if isinstance(error, _NotAMapping):
+                why = truncate(str(error))
+            elif isinstance(error, TypeError):
+                why = f"its context, cluster or user is incomplete ({error})"
+            elif isinstance(error, ConfigException | OSError):
+                why = str(error)
+            else:
+                why = f"it is not a kubeconfig ({type(error).__name__}: {truncate(str(error))})"
+            raise NoCredentials(  # a cluster failure (SPEC §7: exit 1, with a report), not a bad option value
                 f"no cluster credentials: not in a cluster, and no usable kubeconfig ({kubeconfig}): {why}",
                 reached=False,
             ) from error
         source = f"kubeconfig {kubeconfig}"
+    _register_secrets(configuration)
     if not settings.verify_tls:
         configuration.verify_ssl = False
         configuration.assert_hostname = False
@@ -104,7 +173,7 @@ def _message(error: ApiException) -> str:
     try:
         body = json.loads(error.body or b"{}")
         return str(body.get("message") or error.reason)
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return str(error.reason or error.body)
 
 
@@ -123,21 +192,63 @@ def _retry_after(error: ApiException) -> float | None:
     return max(seconds, 0.0) if math.isfinite(seconds) else None
 
 
+def classify(verb: str, status: int, message: str) -> type[ClusterError]:
+    """The error class of an HTTP answer ``status`` with the server's ``message`` to ``verb``."""
+    if status == 401:
+        return Unauthorized
+    if status == 403:
+        if QUOTA_PENDING_MARKER in message:
+            return QuotaPending
+        return QuotaExceeded if QUOTA_EXCEEDED_MARKER in message else Forbidden
+    if status == 404:
+        return NotFound
+    if status == 409:
+        return Conflict if verb == "update" else AlreadyExists
+    if status == 429:
+        return Throttled
+    if status >= 500:
+        return ServerError
+    return Rejected
+
+
 def _json_object(response: Any, what: str) -> dict[str, Any]:
-    """The JSON object of a response read in full; a torn or foreign body is a ClusterError (no answer)."""
+    """The JSON object of a response read in full; a torn or foreign body is a GarbledAnswer (no answer)."""
     try:
         body = json.loads(response.data)
+    except RecursionError as error:
+        raise GarbledAnswer(f"{what}: the answer is nested too deep to read") from error
     except (ValueError, TypeError) as error:
-        raise ClusterError(f"{what}: the answer is not JSON: {truncate(str(error))}") from error
+        raise GarbledAnswer(f"{what}: the answer is not JSON: {truncate(str(error))}") from error
     if not isinstance(body, dict):
-        raise ClusterError(f"{what}: the answer is not a JSON object")
+        raise GarbledAnswer(f"{what}: the answer is not a JSON object")
     return body
 
 
-class Cluster:
-    """The cluster as graph-refresh sees it: Templates in infra, owned Jobs and quotas in middletier."""
+def _drained(response: Any) -> Any:
+    """Read the (small) answer in full so its connection goes back to the pool; with ``_preload_content=False``
+    an unread response keeps the connection checked out, and every write would open a new TLS connection."""
+    response.drain_conn()
+    response.release_conn()
+    return response
 
-    def __init__(self, settings: ClusterSettings, *, sleep: Callable[[float], None] = time.sleep) -> None:
+
+class Cluster:
+    """The cluster as graph-refresh sees it: Templates in infra; owned Jobs and pods, quotas and the ledger
+    ConfigMap in middletier.
+
+    ``page_size`` (objects per list call), ``request_timeout`` ((connect, read) seconds per request) and
+    ``reads`` (how lists and gets are retried) default to production values; tests pass smaller ones.
+    """
+
+    def __init__(
+        self,
+        settings: ClusterSettings,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        page_size: int = LIST_PAGE_SIZE,
+        request_timeout: Timeout = REQUEST_TIMEOUT,
+        reads: retry.Backoff = retry.READS,
+    ) -> None:
         self._configuration = _load_configuration(settings)
         self._api = client.ApiClient(self._configuration)
         # urllib3 would otherwise retry on its own (3 times, sleeping out a 429's Retry-After unseen):
@@ -147,62 +258,98 @@ class Cluster:
         self._core = client.CoreV1Api(self._api)
         self._custom = client.CustomObjectsApi(self._api)
         self._sleep = sleep
+        self._page_size = page_size
+        self._timeout = request_timeout
+        self._reads = reads
         self._host = redact_url(self._configuration.host)  # a server URL may carry user:password@
 
-    def _call(self, verb: str, resource: str, namespace: str, request: Callable[[], T]) -> T:
-        """Send one request, wrapping failures in ClusterError.
-
-        Reads (``list``) are retried on 429, 5xx and no answer, ``READ_ATTEMPTS`` times in all; creates are
-        sent once here, their retry policy is the scheduler's.
-        """
-        attempts = READ_ATTEMPTS if verb == "list" else 1
-        for attempt in range(attempts):
-            try:
-                return self._send(verb, resource, namespace, request)
-            except ClusterError as error:
-                transient = error.status in (0, 429) or error.status >= 500
-                if attempt + 1 >= attempts or not transient or "TLS verification failed" in str(error):
-                    raise
-                wait = READ_BACKOFF_SECONDS * 2**attempt
-                if error.status == 429 and error.retry_after is not None:
-                    wait = min(error.retry_after, MAX_READ_RETRY_AFTER_SECONDS)
-                logger.info("%s; retrying in %.1fs", error, wait)
-                self._sleep(wait)
-        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+    # --- sending ---------------------------------------------------------------------------------
 
     def _send(self, verb: str, resource: str, namespace: str, request: Callable[[], T]) -> T:
+        """Send one request; turn any failure into the ClusterError subclass that says what happened."""
+        where = f"{verb} {resource} in namespace {namespace!r}"
         try:
             return request()
         except ApiException as error:
             status = int(error.status or 0)
             if status == 0:  # kubernetes 11 turns a bare urllib3 SSLError into ApiException(status=0)
-                raise ClusterError(
-                    f"{verb} {resource} in namespace {namespace!r}: TLS verification failed with "
-                    f"{self._host}: {truncate(str(error.reason))}",
-                    reached=False,
+                reason = truncate(secrets.mask(str(error.reason)))
+                raise TlsFailure(
+                    f"{where}: TLS verification failed with {self._host}: {reason}", reached=False
                 ) from error
-            raise ClusterError(
-                f"{verb} {resource} in namespace {namespace!r} was refused ({status} {error.reason}): "
-                f"{truncate(_message(error))}",
+            message = _message(error)
+            raise classify(verb, status, message)(
+                secrets.mask(f"{where} was refused ({status} {error.reason}): {truncate(secrets.mask(message))}"),
                 status=status,
                 retry_after=_retry_after(error),
             ) from error
         except urllib3.exceptions.HTTPError as error:
             cause = error.reason if isinstance(error, urllib3.exceptions.MaxRetryError) else error
-            kind = "TLS verification failed" if isinstance(cause, urllib3.exceptions.SSLError) else "no answer"
-            raise ClusterError(
-                f"{verb} {resource} in namespace {namespace!r}: {kind} from {self._host}: {truncate(str(cause))}",
-                reached=not isinstance(cause, _NEVER_SENT),
+            text = truncate(secrets.mask(str(cause)))
+            if isinstance(cause, urllib3.exceptions.SSLError):
+                raise TlsFailure(
+                    f"{where}: TLS verification failed from {self._host}: {text}", reached=False
+                ) from error
+            raise NoAnswer(
+                f"{where}: no answer from {self._host}: {text}", reached=not isinstance(cause, _NEVER_SENT)
             ) from error
 
-    def _list(self, resource: str, namespace: str, request: Callable[[], Any]) -> dict[str, Any]:
-        """One list call, its body read and parsed inside the retried request."""
-        what = f"list {resource} in namespace {namespace!r}"
-        return self._call("list", resource, namespace, lambda: _json_object(request(), what))
+    def _read(self, verb: str, resource: str, namespace: str, request: Callable[[], T]) -> T:
+        """Send a read, retried on 429, 5xx and no answer (not on a TLS failure) as ``reads`` says."""
+        attempt = 0
+        while True:
+            try:
+                return self._send(verb, resource, namespace, request)
+            except (Throttled, ServerError, NoAnswer) as error:
+                if isinstance(error, TlsFailure) or not self._reads.retries_left(attempt):
+                    raise
+                wait = self._reads.delay(
+                    attempt, retry_after=error.retry_after if isinstance(error, Throttled) else None
+                )
+                logger.info("%s; retrying in %.1fs", error, wait)
+                self._sleep(wait)
+                attempt += 1
+
+    def _get_object(self, verb: str, resource: str, namespace: str, request: Callable[[], Any]) -> dict[str, Any]:
+        """One read whose body is read and parsed inside the retried request."""
+        what = f"{verb} {resource} in namespace {namespace!r}"
+        return self._read(verb, resource, namespace, lambda: _json_object(request(), what))
+
+    def _list_owned(self, resource: str, namespace: str, list_page: Callable[..., Any]) -> Iterator[dict[str, Any]]:
+        """The objects labelled as graph-refresh's, page by page (``limit``/``continue``); ``list_page`` is the
+        client's list call for ``resource``, taking the namespace and keyword arguments."""
+        token: str | None = None
+        while True:
+            paging: dict[str, Any] = {"_continue": token} if token else {}
+            body = self._get_object(
+                "list",
+                resource,
+                namespace,
+                functools.partial(
+                    list_page,
+                    namespace,
+                    label_selector=OWNED_SELECTOR,
+                    limit=self._page_size,
+                    _preload_content=False,
+                    _request_timeout=self._timeout,
+                    **paging,
+                ),
+            )
+            yield from body.get("items") or []
+            previous, token = token, (body.get("metadata") or {}).get("continue")
+            if not token:
+                return
+            if token == previous:  # a proxy that drops ?continue= would have us list the first page forever
+                raise GarbledAnswer(
+                    f"list {resource} in namespace {namespace!r}: the API answered the same continue token twice"
+                )
+
+    # --- reads -----------------------------------------------------------------------------------
 
     def list_templates(self, namespace: str) -> list[dict[str, Any]]:
         """The Templates labelled template=solver or template=package-analyzer in ``namespace``."""
-        body = self._list(
+        body = self._get_object(
+            "list",
             "templates.template.openshift.io",
             namespace,
             lambda: self._custom.list_namespaced_custom_object(
@@ -212,67 +359,127 @@ class Cluster:
                 "templates",
                 label_selector=TEMPLATE_SELECTOR,
                 _preload_content=False,
-                _request_timeout=REQUEST_TIMEOUT,
+                _request_timeout=self._timeout,
             ),
         )
         return list(body.get("items") or [])
 
     def list_owned_jobs(self, namespace: str) -> Iterator[dict[str, Any]]:
-        """Jobs labelled as created by graph-refresh, paged with ``limit``/``continue``."""
-        token: str | None = None
-        while True:
-            kwargs: dict[str, Any] = {"label_selector": OWNED_SELECTOR, "limit": LIST_PAGE_SIZE}
-            if token:
-                kwargs["_continue"] = token
-            body = self._list(
-                "jobs.batch",
-                namespace,
-                lambda kwargs=kwargs: self._batch.list_namespaced_job(  # type: ignore[misc]
-                    namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT, **kwargs
-                ),
-            )
-            yield from body.get("items") or []
-            previous, token = token, (body.get("metadata") or {}).get("continue")
-            if not token:
-                return
-            if token == previous:  # a proxy that drops ?continue= would have us list the first page forever
-                raise ClusterError(
-                    f"list jobs.batch in namespace {namespace!r}: the API answered the same continue token twice"
-                )
+        """Jobs labelled as created by graph-refresh, paged."""
+        return self._list_owned("jobs.batch", namespace, self._batch.list_namespaced_job)
 
     def list_owned_pods(self, namespace: str) -> Iterator[dict[str, Any]]:
-        """Pods of the Jobs graph-refresh created (our labels are on the pod template too)."""
-        body = self._list(
-            "pods",
-            namespace,
-            lambda: self._core.list_namespaced_pod(
-                namespace, label_selector=OWNED_SELECTOR, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
-            ),
-        )
-        yield from body.get("items") or []
+        """Pods of the Jobs graph-refresh created (their pod templates carry our labels), paged."""
+        return self._list_owned("pods", namespace, self._core.list_namespaced_pod)
 
     def list_quotas(self, namespace: str) -> list[dict[str, Any]]:
         """Every ResourceQuota in ``namespace``, as the API returns them."""
-        body = self._list(
+        body = self._get_object(
+            "list",
             "resourcequotas",
             namespace,
             lambda: self._core.list_namespaced_resource_quota(
-                namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
+                namespace, _preload_content=False, _request_timeout=self._timeout
             ),
         )
         return list(body.get("items") or [])
 
-    def create_job(self, namespace: str, job: dict[str, Any]) -> None:
-        """Create one Job; raises ClusterError (409 when it exists, 403 when refused, ...)."""
-        response = self._call(
+    def read_configmap(self, namespace: str, name: str) -> tuple[dict[str, str], str] | None:
+        """The ``data`` of ConfigMap ``name`` and its ``resourceVersion``; None when it does not exist.
+
+        Retried like every read; any other failure raises. A ConfigMap without data has ``{}``.
+        """
+        what = f"get configmaps {name!r} in namespace {namespace!r}"
+        try:
+            body = self._get_object(
+                "get",
+                f"configmaps {name!r}",
+                namespace,
+                lambda: self._core.read_namespaced_config_map(
+                    name, namespace, _preload_content=False, _request_timeout=self._timeout
+                ),
+            )
+        except NotFound:
+            return None
+        data = body.get("data") or {}
+        version = (body.get("metadata") or {}).get("resourceVersion")
+        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+            raise GarbledAnswer(f"{what}: its data is not a map of strings")
+        if not isinstance(version, str) or not version:
+            raise GarbledAnswer(f"{what}: the answer has no metadata.resourceVersion")
+        return {str(key): value for key, value in data.items()}, version
+
+    # --- writes (sent once: what to do on failure is the caller's decision) ----------------------------
+
+    def create_job(self, namespace: str, job: dict[str, Any], *, dry_run: bool = False) -> None:
+        """Create one Job; raise a ClusterError subclass (AlreadyExists, QuotaExceeded, Throttled, ...).
+
+        ``dry_run``: send ``dryRun=All``, so the API server validates, admits and quota-checks the Job and
+        stores nothing (SPEC §13 ``--server-dry-run``).
+        """
+        extra: dict[str, Any] = {"dry_run": "All"} if dry_run else {}
+        self._send(
             "create",
             "jobs.batch",
             namespace,
-            lambda: self._batch.create_namespaced_job(
-                namespace, job, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
+            lambda: _drained(
+                self._batch.create_namespaced_job(
+                    namespace, job, _preload_content=False, _request_timeout=self._timeout, **extra
+                )
             ),
         )
-        # Drain the (small) answer so its connection goes back to the pool: with _preload_content=False an
-        # unread response keeps the connection checked out, and every create would open a new TLS connection.
-        response.drain_conn()
-        response.release_conn()
+
+    def create_configmap(self, namespace: str, name: str, data: Mapping[str, str], labels: Mapping[str, str]) -> str:
+        """Create ConfigMap ``name`` with ``data`` and ``labels``; return its resourceVersion.
+
+        Raises AlreadyExists (409) when it exists (read it, merge, then replace), or another ClusterError.
+        """
+        body = _configmap(namespace, name, data, labels)
+        return self._write(
+            "create",
+            name,
+            namespace,
+            lambda: self._core.create_namespaced_config_map(
+                namespace, body, _preload_content=False, _request_timeout=self._timeout
+            ),
+        )
+
+    def replace_configmap(
+        self,
+        namespace: str,
+        name: str,
+        data: Mapping[str, str],
+        resource_version: str,
+        *,
+        labels: Mapping[str, str] = OWNED_LABELS,
+    ) -> str:
+        """Replace ConfigMap ``name``'s data, if it is still at ``resource_version``; return the new version.
+
+        Raises Conflict (409) when it changed since it was read (read it again, merge, retry), NotFound when
+        it is gone, or another ClusterError. A replace sets the labels too: ``labels`` are those it keeps.
+        """
+        body = _configmap(namespace, name, data, labels)
+        body["metadata"]["resourceVersion"] = resource_version
+        return self._write(
+            "update",
+            name,
+            namespace,
+            lambda: self._core.replace_namespaced_config_map(
+                name, namespace, body, _preload_content=False, _request_timeout=self._timeout
+            ),
+        )
+
+    def _write(self, verb: str, name: str, namespace: str, request: Callable[[], Any]) -> str:
+        what = f"{verb} configmaps {name!r} in namespace {namespace!r}"
+        body = self._send(verb, f"configmaps {name!r}", namespace, lambda: _json_object(request(), what))
+        version = (body.get("metadata") or {}).get("resourceVersion")
+        return version if isinstance(version, str) else ""
+
+
+def _configmap(namespace: str, name: str, data: Mapping[str, str], labels: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
+        "data": dict(data),
+    }

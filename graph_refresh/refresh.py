@@ -221,6 +221,7 @@ def run(
                 settings=settings.cluster,
                 sleep=sleep,
                 interrupt=interrupt,
+                server_dry_run=settings.plan.server_dry_run,
             )
         _report_quarantine(history, report, streams)
     finally:

@@ -10,19 +10,32 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
-from graph_refresh import kube
 from graph_refresh.capacity import Capacity
 from graph_refresh.config import ClusterSettings
-from graph_refresh.errors import ClusterError, TemplateError, truncate
+from graph_refresh.errors import (
+    AlreadyExists,
+    ClusterError,
+    Forbidden,
+    NoAnswer,
+    QuotaExceeded,
+    QuotaPending,
+    ServerError,
+    TemplateError,
+    Throttled,
+    Unauthorized,
+    truncate,
+)
 from graph_refresh.items import is_job_name
 from graph_refresh.planner import Planned
 from graph_refresh.render import Renderer
 from graph_refresh.report import Failure, RunReport, write_atomically
+from graph_refresh.retry import CREATES, Backoff
 
 logger = logging.getLogger(__name__)
 
@@ -53,12 +66,6 @@ def dry_run(items: Iterable[Planned], *, renderer: Renderer, report: RunReport, 
 
 
 REASON_CHARS = 200  # a failure's reason in the run report: enough for the API's message, not its whole body
-MAX_ATTEMPTS = 5  # create attempts per Job on 429/5xx/timeouts before it counts as failed
-BACKOFF_BASE_SECONDS = 0.5  # first retry waits about this long, doubling each time
-BACKOFF_CAP_SECONDS = 30.0  # no single wait longer than this
-MAX_RETRY_AFTER_SECONDS = 60.0  # a server asking for longer holds a worker at most a minute per attempt
-QUOTA_MARKER = "exceeded quota"  # how the API says a ResourceQuota refused an object
-QUOTA_UNKNOWN_MARKER = "status unknown for quota"  # a quota the controller has not calculated yet
 
 
 class RateLimiter:
@@ -89,16 +96,108 @@ class RateLimiter:
             self._sleep(wait)
 
 
+class Result(StrEnum):
+    """What became of one create."""
+
+    CREATED = "created"
+    ALREADY = "already"
+    """It existed (409): scheduled by an earlier run or by someone else."""
+    CAPACITY = "capacity"
+    """A ResourceQuota refused it, or it was not sent once one had."""
+    FAILED = "failed"
+
+
 @dataclass(frozen=True)
 class Outcome:
-    """What became of one create: ``created``, ``already``, ``capacity`` or ``failed`` (with status and reason)."""
+    """What became of one create, with the HTTP status and the reason when it did not work."""
 
-    result: str
+    result: Result
     status: int = 0
     reason: str = ""
 
 
-INTERRUPTED = Outcome("failed", 0, "not sent: the run was interrupted")  # a create a SIGTERM kept from going out
+CREATED = Outcome(Result.CREATED)
+INTERRUPTED = Outcome(Result.FAILED, 0, "not sent: the run was interrupted")  # a create a SIGTERM kept from going out
+NOT_SENT_FOR_QUOTA = Outcome(Result.CAPACITY, 403, "not sent: a ResourceQuota refused an earlier create")
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Send the create again after the policy's wait; ``retry_after`` is the server's ask, when it made one."""
+
+    maybe_sent: bool
+    """Whether some attempt so far may have created the Job though its answer was lost."""
+    retry_after: float | None = None
+
+
+@dataclass(frozen=True)
+class Done:
+    """The create is over with ``outcome``."""
+
+    outcome: Outcome
+
+
+@dataclass(frozen=True)
+class Stop:
+    """The create is over with ``outcome``, and no more creates are sent: those not sent yet become ``others``.
+
+    ``systemic``: the refusal fails the run (the error is raised once the creates in flight are counted).
+    """
+
+    outcome: Outcome
+    others: Outcome
+    systemic: bool = False
+
+
+Decision = Retry | Done | Stop
+
+
+def decide(
+    error: ClusterError,
+    *,
+    attempt: int,
+    attempts: int,
+    maybe_sent: bool,
+    stopped: Outcome | None,
+    final_ask: bool = False,
+) -> Decision:
+    """What to do after the create attempt ``attempt`` (0 for the first, of ``attempts``) failed with ``error``.
+
+    ``maybe_sent``: an earlier attempt's answer was lost, so the Job may exist; then a 409 is this run's own
+    create arriving late (``created``). ``stopped``: the outcome of creates not sent since the run stopped
+    sending (quota full, API refusal, interrupt), None while it sends. ``final_ask``: this attempt was sent
+    after the stop only to learn whether a maybe-sent Job exists, so it is the last. Pure: no I/O, no clock.
+    """
+    reason = truncate(str(error), REASON_CHARS)
+    if isinstance(error, AlreadyExists):
+        return Done(CREATED if maybe_sent else Outcome(Result.ALREADY, error.status, reason))
+    if isinstance(error, QuotaExceeded):
+        if maybe_sent:  # the quota may be full of this very Job, created by the lost attempt
+            outcome = Outcome(Result.FAILED, error.status, f"may exist (an earlier answer was lost): {reason}")
+        else:
+            outcome = Outcome(Result.CAPACITY, error.status, reason)
+        return Stop(outcome, NOT_SENT_FOR_QUOTA)
+    if isinstance(error, Unauthorized | Forbidden):
+        refused = Outcome(Result.FAILED, error.status, "not sent: the API refused an earlier create")
+        return Stop(Outcome(Result.FAILED, error.status, reason), refused, systemic=True)
+    if not isinstance(error, Throttled | ServerError | NoAnswer | QuotaPending):
+        return Done(Outcome(Result.FAILED, error.status, reason))  # rejected (e.g. 422): retrying cannot help
+    # Worth another attempt: throttled, server error, no answer, or a new quota not yet calculated.
+    maybe_sent = maybe_sent or (isinstance(error, ServerError | NoAnswer) and error.reached)
+    failed = Done(Outcome(Result.FAILED, error.status, reason))
+    if final_ask:
+        return failed  # asked once more after the stop: that was the last word
+    if stopped is not None and not maybe_sent:
+        return Done(stopped)  # stopped while this attempt was out: no waiting for a retry
+    if attempt + 1 >= attempts:
+        return failed
+    return Retry(maybe_sent, error.retry_after if isinstance(error, Throttled) else None)
+
+
+class JobCreator(Protocol):
+    """What the Submitter needs of the cluster: :class:`graph_refresh.kube.Cluster` has it."""
+
+    def create_job(self, namespace: str, job: dict[str, Any], *, dry_run: bool = False) -> None: ...
 
 
 class Submitter:
@@ -106,13 +205,15 @@ class Submitter:
 
     def __init__(
         self,
-        cluster: kube.Cluster,
+        cluster: JobCreator,
         namespace: str,
         *,
         limiter: RateLimiter,
         sleep: Callable[[float], None] | None,
         rng: random.Random,
         interrupt: threading.Event | None = None,
+        policy: Backoff = CREATES,
+        server_dry_run: bool = False,
     ) -> None:
         self._cluster = cluster
         self._namespace = namespace
@@ -120,76 +221,54 @@ class Submitter:
         self._interrupt = interrupt or threading.Event()
         self._sleep = sleep or self._interrupt.wait  # a retry wait ends early when the run is interrupted
         self._rng = rng
+        self._policy = policy
+        self._dry_run = server_dry_run
         self._stopped: Outcome | None = None  # set once: what every create not yet sent becomes
 
     def stop(self, outcome: Outcome) -> None:
         """Send no more creates: the quota is full, or the API refused us. Creates already sent finish."""
         self._stopped = self._stopped or outcome
 
-    def backoff(self, attempt: int) -> float:
-        """Capped exponential backoff with full jitter: uniform in [0, min(cap, base * 2**attempt)]."""
-        return self._rng.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt))
+    def _stopped_now(self) -> Outcome | None:
+        if self._interrupt.is_set():
+            self.stop(INTERRUPTED)
+        return self._stopped
 
     def create(self, job: dict[str, Any]) -> Outcome:
-        """Create one Job: 409 is ``already``, a quota 403 ``capacity``, 429/5xx/timeouts are retried.
-
-        A 409 after an attempt whose answer was lost (no answer or 5xx) is this run's own create
-        arriving late, so it counts as ``created``. Once the run has stopped sending (see :meth:`stop`),
-        a Job not sent yet gets the stop's outcome; one that may have been sent is asked about once more.
-        """
-        last = Outcome("failed")
-        maybe_sent = False  # an earlier attempt's answer was lost: the Job may exist
-        final_ask = False
-        for attempt in range(MAX_ATTEMPTS):
-            if self._interrupt.is_set():
-                self.stop(INTERRUPTED)
-            if self._stopped is not None and not maybe_sent:
-                return self._stopped  # before waiting for a token that would not be used
+        """Create one Job, retrying as :func:`decide` says. Once the run has stopped sending (see :meth:`stop`),
+        a Job not sent yet gets the stop's outcome; one that may have been sent is asked about once more."""
+        maybe_sent = False
+        attempt = 0
+        while True:
+            if (stopped := self._stopped_now()) is not None and not maybe_sent:
+                return stopped  # before waiting for a token that would not be used
             self._limiter.acquire()
-            if self._interrupt.is_set():
-                self.stop(INTERRUPTED)
-            if self._stopped is not None:
-                if not maybe_sent:
-                    return self._stopped
-                final_ask = True
+            if (stopped := self._stopped_now()) is not None and not maybe_sent:
+                return stopped
             try:
-                self._cluster.create_job(self._namespace, job)
-                return Outcome("created")
+                self._cluster.create_job(self._namespace, job, dry_run=self._dry_run)
+                return CREATED
             except ClusterError as error:
-                reason = truncate(str(error), REASON_CHARS)
-                if error.status == 409:
-                    return Outcome("created") if maybe_sent else Outcome("already", 409, reason)
-                if error.status == 403 and QUOTA_UNKNOWN_MARKER in str(error):
-                    wait = self.backoff(attempt)  # a new quota not yet calculated: it settles within seconds
-                elif error.status == 403 and QUOTA_MARKER in str(error):
-                    self.stop(Outcome("capacity", 403, "not sent: a ResourceQuota refused an earlier create"))
-                    if maybe_sent:  # the quota may be full of this very Job, created by the lost attempt
-                        return Outcome("failed", 403, f"may exist (an earlier answer was lost): {reason}")
-                    return Outcome("capacity", 403, reason)
-                elif error.status in (401, 403):
-                    self.stop(Outcome("failed", error.status, "not sent: the API refused an earlier create"))
-                    raise
-                elif error.status == 429:
-                    retry_after = error.retry_after
-                    wait = (
-                        min(retry_after, MAX_RETRY_AFTER_SECONDS) if retry_after is not None else self.backoff(attempt)
-                    )
-                elif error.status == 0 or error.status >= 500:
-                    wait = self.backoff(attempt)
-                    maybe_sent = maybe_sent or error.reached
-                else:
-                    return Outcome("failed", error.status, reason)  # rejected (e.g. 422): retrying cannot help
-                last = Outcome("failed", error.status, reason)
-                if final_ask:
-                    return last  # asked once more after the stop: that was the last word
-                if self._interrupt.is_set():
-                    self.stop(INTERRUPTED)
-                if self._stopped is not None and not maybe_sent:
-                    return self._stopped  # stopped while this attempt was out: no waiting for a retry
-                if attempt + 1 < MAX_ATTEMPTS:
-                    logger.info("Create of %s got %s, retrying in %.1fs", job["metadata"]["name"], error.status, wait)
-                    self._sleep(wait)
-        return last
+                decision = decide(
+                    error,
+                    attempt=attempt,
+                    attempts=self._policy.attempts,
+                    maybe_sent=maybe_sent,
+                    stopped=self._stopped_now(),
+                    final_ask=stopped is not None,
+                )
+                if isinstance(decision, Stop):
+                    self.stop(decision.others)
+                    if decision.systemic:
+                        raise
+                if not isinstance(decision, Retry):
+                    return decision.outcome
+                status = error.status
+            maybe_sent = decision.maybe_sent
+            wait = self._policy.delay(attempt, self._rng, decision.retry_after)
+            logger.info("Create of %s got %s, retrying in %.1fs", job["metadata"]["name"], status, wait)
+            self._sleep(wait)
+            attempt += 1
 
 
 def submit(
@@ -197,7 +276,7 @@ def submit(
     *,
     renderer: Renderer,
     report: RunReport,
-    cluster: kube.Cluster,
+    cluster: JobCreator,
     namespace: str,
     capacity: Capacity,
     settings: ClusterSettings,
@@ -205,6 +284,8 @@ def submit(
     clock: Callable[[], float] = time.monotonic,
     rng: random.Random | None = None,
     interrupt: threading.Event | None = None,
+    policy: Backoff = CREATES,
+    server_dry_run: bool = False,
 ) -> None:
     """Create the Job of every item, ``settings.workers`` at a time, and count each outcome.
 
@@ -212,6 +293,9 @@ def submit(
     by the 409 on the next run. A systemic refusal stops submitting new items, waits for those in
     flight, counts them, and re-raises. ``interrupt`` (set on SIGTERM) stops submitting too: retry
     waits end at once, and a create not sent yet counts as failed ("not sent: the run was interrupted").
+    ``policy`` says how often and how long apart a create is retried. ``server_dry_run`` sends every create
+    with ``dryRun=All``: the API server validates and quota-checks each Job and stores none; outcomes are
+    counted the same way.
     """
     interrupt = interrupt or threading.Event()
     submitter = Submitter(
@@ -221,6 +305,8 @@ def submit(
         sleep=sleep,
         rng=rng or random.Random(),  # noqa: S311 - jitter, not cryptography
         interrupt=interrupt,
+        policy=policy,
+        server_dry_run=server_dry_run,
     )
     workers = max(settings.workers, 1)
     pending: dict[Future[Outcome], Planned] = {}
@@ -234,10 +320,10 @@ def submit(
                 outcome = future.result()
             except ClusterError as error:
                 systemic = systemic or error
-                outcome = Outcome("failed", error.status, truncate(str(error), REASON_CHARS))
+                outcome = Outcome(Result.FAILED, error.status, truncate(str(error), REASON_CHARS))
             except Exception as error:  # a bug in a worker must not lose the count of its item
                 logger.exception("Create of %s crashed", planned.item.job_name)
-                outcome = Outcome("failed", 0, truncate(f"{type(error).__name__}: {error}", REASON_CHARS))
+                outcome = Outcome(Result.FAILED, 0, truncate(f"{type(error).__name__}: {error}", REASON_CHARS))
             _count(planned, outcome, report, capacity)
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="create") as pool:
@@ -280,12 +366,12 @@ def count_scheduled(planned: Planned, report: RunReport) -> None:
 def _count(planned: Planned, outcome: Outcome, report: RunReport, capacity: Capacity) -> None:
     item = planned.item
     counts = report.counts(item.kind, item.solver)
-    if outcome.result == "created":
+    if outcome.result is Result.CREATED:
         count_scheduled(planned, report)
         logger.debug("Created Job %s", item.job_name)
-    elif outcome.result == "already":
+    elif outcome.result is Result.ALREADY:
         counts.already_scheduled += 1
-    elif outcome.result == "capacity":
+    elif outcome.result is Result.CAPACITY:
         counts.skipped["capacity"] += 1
         report.stopped_by[item.kind] = report.stopped_by[item.kind] or "capacity"
         capacity.exhaust()

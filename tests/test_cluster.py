@@ -6,6 +6,7 @@ and checks the accounting invariant; nothing really sleeps (the ``sleep`` seam r
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import itertools
 import json
@@ -26,8 +27,7 @@ import pytest
 import yaml
 from click.testing import Result
 
-import graph_refresh.kube
-import graph_refresh.scheduler
+from graph_refresh import errors, kube, retry, secrets
 from graph_refresh.config import ClusterSettings
 from graph_refresh.items import ANALYZER, SOLVER, Candidate, WorkItem
 
@@ -131,6 +131,13 @@ class Harness:
         return [r for r in self.fake.requests if r.method in WRITES]
 
 
+@pytest.fixture(autouse=True)
+def forget_secrets() -> Iterator[None]:
+    """Each run registers the kubeconfig's token; the next test starts without it."""
+    yield
+    secrets.forget_all()
+
+
 @pytest.fixture
 def fake(request: pytest.FixtureRequest) -> Iterator[FakeKube]:
     with FakeKube(tls=getattr(request, "param", "tls")) as server:
@@ -215,16 +222,11 @@ def test_full_run_creates_the_right_jobs_in_middletier_and_writes_nothing_else(c
 def test_creates_reuse_connections(cluster: Harness) -> None:
     """Each create's answer is read, so its connection goes back to the pool instead of a new TLS handshake."""
     cluster.graph([f"p{i}" for i in range(5)])
-    made: list[graph_refresh.kube.Cluster] = []
-
-    def connect() -> graph_refresh.kube.Cluster:
-        made.append(graph_refresh.kube.Cluster(ClusterSettings(workers=2)))
-        return made[0]
-
+    connect = lambda: kube.Cluster(ClusterSettings(workers=2))  # noqa: E731
     result, report = cluster.run("--workers", "2", connect=connect)
     assert result.exit_code == 0 and sum(scheduled(report).values()) == 20
-    (pool,) = made[0]._api.rest_client.pool_manager.pools._container.values()  # urllib3's, for its counters
-    assert pool.num_requests == 23 and pool.num_connections <= 3
+    assert len(cluster.fake.requests) == 23
+    assert len({r.connection for r in cluster.fake.requests}) <= 3, "one connection per worker, and the reads'"
 
 
 def test_logs_per_solver_what_was_scheduled_and_skipped_as_the_report_says(cluster: Harness) -> None:
@@ -279,13 +281,12 @@ def test_owned_jobs_are_not_scheduled_again_until_they_are_gone(cluster: Harness
     assert set(cluster.jobs()) == {item.job_name for item in all_items(packages)}
 
 
-def test_owned_jobs_are_listed_page_by_page(cluster: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_owned_jobs_are_listed_page_by_page(cluster: Harness) -> None:
     cluster.graph([f"p{i}" for i in range(2)])
     assert cluster.run()[0].exit_code == 0  # 8 owned Jobs now
     cluster.fake.clear_requests()
 
-    monkeypatch.setattr(graph_refresh.kube, "LIST_PAGE_SIZE", 3)
-    result, report = cluster.run()
+    result, report = cluster.run(connect=lambda: kube.Cluster(ClusterSettings(), page_size=3))
 
     assert result.exit_code == 0 and cluster.created() == []
     pages = cluster.fake.requests_for("GET", JOBS_PATH)
@@ -302,7 +303,7 @@ def test_list_uses_the_default_page_size(cluster: Harness) -> None:
     cluster.graph(["a"])
     cluster.run("--dry-run")
     (page,) = cluster.fake.requests_for("GET", JOBS_PATH)
-    assert page.query["limit"] == [str(graph_refresh.kube.LIST_PAGE_SIZE)] == ["500"]
+    assert page.query["limit"] == [str(kube.LIST_PAGE_SIZE)] == ["500"]
 
 
 # --- what the API answers to a create ------------------------------------------------------------
@@ -352,7 +353,7 @@ def test_500_three_times_is_retried_with_backoff_then_creates(cluster: Harness) 
     assert result.exit_code == 0 and fault.hits == 3 and report["failures"] == []
     assert len(cluster.jobs()) == 4 and len(cluster.created()) == 7
     assert len(cluster.sleeps) == 3
-    assert all(0 <= wait <= graph_refresh.scheduler.BACKOFF_CAP_SECONDS for wait in cluster.sleeps)
+    assert all(0 <= wait <= retry.CREATES.cap_seconds for wait in cluster.sleeps)
 
 
 def test_persistent_500_on_some_items_is_a_partial_run_listing_exactly_them(cluster: Harness) -> None:
@@ -369,7 +370,7 @@ def test_persistent_500_on_some_items_is_a_partial_run_listing_exactly_them(clus
     assert {f["kind"] for f in report["failures"]} == {"solver", "package-analyzer"}
     assert report["solvers"][SOLVERS[2]]["failed"] == 1 and report["totals"]["package-analyzer"]["failed"] == 1
     assert set(cluster.jobs()) == {item.job_name for item in all_items(packages)} - set(broken)
-    attempts = graph_refresh.scheduler.MAX_ATTEMPTS
+    attempts = retry.CREATES.attempts
     assert all(cluster.created().count(name) == attempts for name in broken)
     assert len(cluster.sleeps) == 2 * (attempts - 1)
 
@@ -383,13 +384,12 @@ def test_every_create_failing_fails_the_run(cluster: Harness) -> None:
 
 
 @pytest.mark.timeout(30)
-def test_a_timed_out_create_is_retried(cluster: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_timed_out_create_is_retried(cluster: Harness) -> None:
     cluster.graph(["flask"])
-    monkeypatch.setattr(graph_refresh.kube, "REQUEST_TIMEOUT", (2, 0.2))
     slow = solver_item(SOLVERS[1], "flask").job_name
     cluster.fake.inject(method="POST", path=JOBS_PATH, status=503, delay=1.0, match_name=slow)
 
-    result, report = cluster.run()
+    result, report = cluster.run(connect=lambda: kube.Cluster(ClusterSettings(), request_timeout=(2, 0.2)))
 
     assert result.exit_code == 0 and report["failures"] == []
     assert cluster.created().count(slow) == 2 and slow in cluster.jobs()
@@ -398,19 +398,17 @@ def test_a_timed_out_create_is_retried(cluster: Harness, monkeypatch: pytest.Mon
 
 
 @pytest.mark.timeout(30)
-def test_a_create_that_always_times_out_counts_as_failed(cluster: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_create_that_always_times_out_counts_as_failed(cluster: Harness) -> None:
     cluster.graph(["flask"])
-    monkeypatch.setattr(graph_refresh.kube, "REQUEST_TIMEOUT", (2, 0.2))
-    monkeypatch.setattr(graph_refresh.scheduler, "MAX_ATTEMPTS", 2)
     slow = analyzer_item("flask").job_name
     cluster.fake.inject(method="POST", path=JOBS_PATH, status=503, delay=1.0, times=None, match_name=slow)
 
-    result, report = cluster.run()
+    result, report = cluster.run(connect=lambda: kube.Cluster(ClusterSettings(), request_timeout=(2, 0.2)))
 
     assert result.exit_code == 3
     (failure,) = report["failures"]
     assert failure["job"] == slow and failure["status"] == 0 and "no answer" in failure["reason"]
-    assert cluster.created().count(slow) == 2
+    assert cluster.created().count(slow) == retry.CREATES.attempts
 
 
 @pytest.mark.parametrize(
@@ -622,7 +620,7 @@ def test_a_dry_run_from_a_template_folder_with_middletier_reads_only_middletier(
     failed, report = cluster.run("--dry-run", "--template-dir", str(EXAMPLE_TEMPLATES))
     assert failed.exit_code == 1 and report["exit_code"] == 1
     assert "list jobs.batch in namespace 'middletier'" in failed.stderr
-    assert len(cluster.fake.requests_for("GET", JOBS_PATH)) == 1 + graph_refresh.kube.READ_ATTEMPTS
+    assert len(cluster.fake.requests_for("GET", JOBS_PATH)) == 1 + retry.READS.attempts
 
 
 def test_a_blip_while_reading_the_cluster_is_retried(cluster: Harness) -> None:
@@ -956,3 +954,218 @@ def test_a_second_signal_of_another_kind_ends_the_process_at_once(cluster: Harne
     code, _, report = signal_run(cluster, tmp_path, lambda: bool(cluster.created()), signal.SIGINT, signal.SIGTERM)
 
     assert code == -signal.SIGTERM and report == {}
+
+
+# --- the client's own operations: owned pods, the ledger ConfigMap, server dry run (SPEC §11, §13) -------
+
+LEDGER = "graph-refresh-ledger"
+CONFIGMAP_PATH = rf"^/api/v1/namespaces/{MIDDLETIER}/configmaps"
+
+
+class Client:
+    """kube.Cluster against the fake, built as a run builds it; ``sleeps`` records the waits of its reads."""
+
+    def __init__(self, fake: FakeKube, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("KUBECONFIG", str(fake.kubeconfig(tmp_path / "client-kubeconfig")))
+        self.fake = fake
+        self.sleeps: list[float] = []
+
+    def make(self, **tunables: Any) -> kube.Cluster:
+        return kube.Cluster(ClusterSettings(), sleep=self.sleeps.append, **tunables)
+
+
+@pytest.fixture
+def client(fake: FakeKube, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Client:
+    return Client(fake, tmp_path, monkeypatch)
+
+
+def pod(name: str, labels: dict[str, str]) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": MIDDLETIER, "labels": labels},
+        "spec": {"containers": [{"name": "x", "image": "x"}]},
+    }
+
+
+def test_owned_pods_are_listed_page_by_page_by_our_label(client: Client) -> None:
+    for i in range(7):
+        client.fake.add(pod(f"solver-x-{i}", {**MANAGED, "job-name": f"solver-x-{i}"}))
+    client.fake.add(pod("someone-elses", {"app": "other"}))
+    client.fake.inject(method="GET", path=r"/pods$", status=503)  # a blip on the first page is retried
+
+    names = [p["metadata"]["name"] for p in client.make(page_size=3).list_owned_pods(MIDDLETIER)]
+
+    assert names == [f"solver-x-{i}" for i in range(7)]
+    pages = client.fake.requests_for("GET", rf"^/api/v1/namespaces/{MIDDLETIER}/pods$")
+    assert len(pages) == 1 + math.ceil(7 / 3) and client.sleeps == [0.5]
+    assert all(p.query["labelSelector"] == ["app.kubernetes.io/managed-by=graph-refresh"] for p in pages)
+    assert all(p.query["limit"] == ["3"] for p in pages)
+    assert len({p.query["continue"][0] for p in pages if "continue" in p.query}) == 2
+
+
+def test_the_ledger_configmap_round_trip_with_optimistic_concurrency(client: Client) -> None:
+    cluster = client.make()
+    assert cluster.read_configmap(MIDDLETIER, LEDGER) is None  # 404: no ledger yet
+
+    first = cluster.create_configmap(MIDDLETIER, LEDGER, {"0123456789": "{}"}, MANAGED)
+    with pytest.raises(errors.AlreadyExists) as exists:
+        cluster.create_configmap(MIDDLETIER, LEDGER, {}, MANAGED)  # another run created it meanwhile
+    assert exists.value.status == 409 and "create configmaps 'graph-refresh-ledger'" in str(exists.value)
+
+    read = cluster.read_configmap(MIDDLETIER, LEDGER)
+    assert read == ({"0123456789": "{}"}, first)
+    second = cluster.replace_configmap(MIDDLETIER, LEDGER, {"0123456789": '{"failures":1}'}, first)
+    assert int(second) > int(first)
+    with pytest.raises(errors.Conflict) as conflict:
+        cluster.replace_configmap(MIDDLETIER, LEDGER, {}, first)  # stale: read again, merge, retry
+    assert conflict.value.status == 409
+
+    stored = client.fake.get("configmaps", MIDDLETIER, LEDGER)
+    assert stored is not None and stored["data"] == {"0123456789": '{"failures":1}'}
+    assert stored["metadata"]["labels"] == MANAGED, "a replace keeps our label"
+    puts = client.fake.requests_for("PUT", CONFIGMAP_PATH + f"/{LEDGER}$")
+    assert [r.body["metadata"]["resourceVersion"] for r in puts] == [first, first]
+
+
+def test_reading_the_ledger_is_retried_and_a_refusal_is_typed(client: Client) -> None:
+    client.fake.add({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": LEDGER, "namespace": MIDDLETIER}})
+    client.fake.inject(method="GET", path=CONFIGMAP_PATH, status=500)
+    client.fake.inject(method="GET", path=CONFIGMAP_PATH, status=429, headers={"Retry-After": "4"})
+    cluster = client.make()
+    read = cluster.read_configmap(MIDDLETIER, LEDGER)
+    assert read is not None and read[0] == {} and client.sleeps == [0.5, 4.0]
+
+    client.fake.inject(method="GET", path=CONFIGMAP_PATH, status=403, times=None)
+    with pytest.raises(errors.Forbidden, match="get configmaps 'graph-refresh-ledger' in namespace 'middletier'"):
+        cluster.read_configmap(MIDDLETIER, LEDGER)
+
+
+def test_a_ledger_answer_that_is_not_a_configmap_is_an_error(client: Client) -> None:
+    odd = {"kind": "ConfigMap", "apiVersion": "v1", "metadata": {"name": LEDGER}, "data": {"k": 1}}
+    client.fake.inject(method="GET", path=CONFIGMAP_PATH, status=200, body=odd)
+    with pytest.raises(errors.GarbledAnswer, match="its data is not a map of strings"):
+        client.make().read_configmap(MIDDLETIER, LEDGER)
+
+
+def test_a_server_dry_run_create_sends_dry_run_all_and_stores_nothing(client: Client) -> None:
+    cluster = client.make()
+    cluster.create_job(MIDDLETIER, owned_job("solver-x-0123456789"), dry_run=True)
+    cluster.create_job(MIDDLETIER, owned_job("solver-x-9876543210"))
+    assert [r.query.get("dryRun") for r in client.fake.requests_for("POST", JOBS_PATH)] == [["All"], None]
+    assert list(client.fake.objects("jobs", MIDDLETIER)) == [client.fake.get("jobs", MIDDLETIER, "solver-x-9876543210")]
+    client.fake.add(quota("jobs", {"count/jobs.batch": "1"}, {}))
+    with pytest.raises(errors.QuotaExceeded):  # admission runs in a dry run too
+        cluster.create_job(MIDDLETIER, owned_job("solver-x-0123456789"), dry_run=True)
+
+
+def test_an_answer_nested_too_deep_is_a_clear_error(cluster: Harness) -> None:
+    cluster.graph(["flask"])
+    deep = '{"items": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    cluster.fake.inject(method="GET", path=r"/templates$", status=200, body=deep, times=None)
+    result, report = cluster.run()
+    assert result.exit_code == 1 and report["exit_code"] == 1
+    assert "list templates.template.openshift.io in namespace 'infra': the answer is nested too deep" in report["error"]
+    assert "Traceback" not in result.stderr and "RecursionError" not in result.stderr
+    assert len(cluster.fake.requests_for("GET", r"/templates$")) == retry.READS.attempts  # retried like no answer
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("clusters: [\n  - name: x\n   bad-indent", "is not valid YAML (while parsing a flow node"),
+        ("just a string", "is not a YAML mapping but str"),
+        ("- a\n- list", "is not a YAML mapping but list"),
+        ("", "is not a YAML mapping but NoneType"),
+        ("clusters: [{}]", "Invalid kube-config file"),
+    ],
+)
+def test_a_kubeconfig_that_is_not_a_kubeconfig_fails_the_run_naming_it(
+    text: str, why: str, cluster: Harness, tmp_path: Path
+) -> None:
+    cluster.graph(["flask"])
+    broken = tmp_path / "broken-kubeconfig"
+    broken.write_text(text)
+    result, report = cluster.run(env={"KUBECONFIG": str(broken)})
+    assert result.exit_code == 1 and report["exit_code"] == 1
+    assert f"no cluster credentials: not in a cluster, and no usable kubeconfig ({broken}): " in report["error"]
+    assert why in report["error"] and why in result.stderr
+    assert "Traceback" not in result.stderr + result.output and cluster.fake.requests == []
+
+
+# --- secrets (SPEC §13, issue 7) ----------------------------------------------------------------------------
+
+ECHOED_TOKEN = "sha256~Qm9vdHN0cmFwLXRva2VuLWVjaG9lZC1iYWNr-9f3Kx"
+
+
+def echo(code: int, padding: int) -> Callable[[Request], Obj]:
+    """A Status whose message repeats the request's Authorization header after ``padding`` characters, so
+    the token straddles where a log line or a report reason would cut it."""
+
+    def body(request: Request) -> Obj:
+        message = "x" * padding + f" request headers: Authorization: {request.headers.get('authorization')}"
+        return status_body(code, message)
+
+    return body
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "code", "padding"),
+    [
+        ("POST", JOBS_PATH, 401, 0),
+        ("POST", JOBS_PATH, 403, 0),
+        ("POST", JOBS_PATH, 500, 0),
+        ("POST", JOBS_PATH, 500, 55),  # straddles the cut of a report's failure reason (200 characters)
+        ("POST", JOBS_PATH, 403, 240),  # straddles the cut of the server's message (300 characters)
+        ("GET", r"/templates$", 403, 0),
+        ("GET", r"/templates$", 403, 240),
+    ],
+)
+def test_a_token_echoed_by_the_server_reaches_no_output(
+    method: str,
+    path: str,
+    code: int,
+    padding: int,
+    run_cli: RunCli,
+    tmp_path: Path,
+    write_graph: Callable[[Obj], Path],
+) -> None:
+    with FakeKube(tls="tls", token=ECHOED_TOKEN) as fake:
+        cluster = Harness(fake, run_cli, tmp_path, write_graph)
+        cluster.graph(["flask"])
+        fault = fake.inject(method=method, path=path, status=code, times=None, body=echo(code, padding))
+        report_path = tmp_path / "report.json"
+        result = run_cli(["--report", str(report_path)], env=cluster.env, sleep=cluster.sleeps.append)
+    report = json.loads(report_path.read_text())
+    assert result.exit_code == 1 and fault.hits >= 1
+    said = [result.stdout, result.stderr, report_path.read_text()]
+    if padding == 0:
+        assert "Authorization: ***" in f"{report['error']} {report['failures']}", "the echo reached the report"
+    credential = ECHOED_TOKEN.split("~")[1]
+    pieces = {credential[i : i + 8] for i in range(len(credential) - 7)}  # a cut token must not leak either
+    for text in said:
+        assert not any(piece in text for piece in pieces), text
+
+
+def test_a_kubeconfig_password_echoed_by_the_server_reaches_no_output(
+    run_cli: RunCli, tmp_path: Path, write_graph: Callable[[Obj], Path]
+) -> None:
+    password = "Pa55-w0rd-for-basic-auth"
+    with FakeKube(tls="tls", token=None) as fake:
+        cluster = Harness(fake, run_cli, tmp_path, write_graph)
+        document = yaml.safe_load(cluster.kubeconfig.read_text())
+        document["users"][0]["user"] = {"username": "admin", "password": password}
+        cluster.kubeconfig.write_text(yaml.safe_dump(document))
+        cluster.graph(["flask"])
+
+        def decoded(request: Request) -> Obj:  # a server that says which user and password it refused
+            credentials = base64.b64decode(request.headers["authorization"].split()[1]).decode()
+            return status_body(403, f"Authorization: {request.headers['authorization']} ({credentials})")
+
+        fake.inject(method="GET", path=r"/templates$", status=403, times=None, body=decoded)
+        result, report = cluster.run()
+    assert result.exit_code == 1 and "Authorization: *** (admin:***)" in report["error"]
+    header = fake.requests[0].headers["authorization"]
+    assert header.startswith("Basic ")
+    for text in (result.stdout, result.stderr, json.dumps(report)):
+        assert password not in text and header.split()[1] not in text

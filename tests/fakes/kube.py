@@ -27,7 +27,13 @@ Faithful to Kubernetes (what a client can observe):
   selector was given (both as the real server does, so clients see ``None``, not ``""``).
 - Items of a list carry no ``kind``/``apiVersion``; only the list itself has them (the API server strips
   them from items, and code that relies on them breaks against a real cluster).
-- ``?dryRun=All`` on create and delete runs validation and admission (quota included) and stores nothing.
+- ``?dryRun=All`` on create, update and delete runs validation and admission (quota included) and stores
+  nothing.
+- Update (PUT) with optimistic concurrency: a ``metadata.resourceVersion`` in the body that is not the
+  stored one answers 409 Conflict with the API server's words; none means an unconditional update. The
+  name in the body must be the URL's (400 otherwise), the object must exist (404), and ``uid``,
+  ``creationTimestamp`` and a Job's or quota's ``status`` are kept from the stored object.
+- A ConfigMap whose ``data`` and ``binaryData`` exceed 1 MiB is refused (422), as the real validation does.
 - ResourceQuota admission for ``count/jobs.batch`` with the real 403 message; a quota's ``status.hard``
   mirrors ``spec.hard`` and ``status.used["count/jobs.batch"]`` is kept current, as the quota controller
   would.
@@ -41,7 +47,7 @@ Faithful to Kubernetes (what a client can observe):
 
 Simplified or absent:
 
-- Only the resources in ``RESOURCES``. No watch, no PUT/PATCH, no deletecollection, no subresources, no
+- Only the resources in ``RESOURCES``. No watch, no PATCH, no deletecollection, no subresources, no
   controllers: Jobs never start Pods or finish on their own (use ``set_job_status``). Deleting a Job with
   ``propagationPolicy`` Background/Foreground removes Pods whose ownerReferences name it, at once.
 - Namespaces always exist: GET of any namespace answers an Active Namespace, and creating into any
@@ -92,6 +98,7 @@ IDLE_TIMEOUT_SECONDS = 30.0  # an idle keep-alive connection is closed after thi
 HANDSHAKE_TIMEOUT_SECONDS = 5.0  # a client that stalls the TLS handshake is dropped after this long
 POLL_INTERVAL_SECONDS = 0.05  # how quickly close() stops the accept loop
 JOB_COUNT_QUOTA = "count/jobs.batch"
+CONFIGMAP_MAX_BYTES = 1024 * 1024  # the API server's limit on a ConfigMap's data + binaryData
 
 KUBE_VERSION: Obj = {
     "major": "1",
@@ -120,7 +127,7 @@ class ResourceType:
     """API group, ``""`` for the core group."""
     version: str
     namespaced: bool = True
-    verbs: tuple[str, ...] = ("create", "delete", "get", "list")
+    verbs: tuple[str, ...] = ("create", "delete", "get", "list", "update")
     short_names: tuple[str, ...] = ()
     stored: bool = True
     """False for virtual resources (namespaces, processedtemplates) that hold nothing."""
@@ -411,6 +418,8 @@ class Request:
     """Parsed JSON, or None when there was no (JSON) body."""
     client_cert_subject: str | None
     """``O=...,OU=...,CN=...`` of a verified client certificate (mtls mode), else None."""
+    connection: int = 0
+    """Serial number of the (keep-alive) connection it came on: 1 for the first the server accepted."""
 
 
 @dataclass
@@ -464,6 +473,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     server_version = "FakeKube/1.0"
     sys_version = ""
     server: _Server
+    connection_number = 0
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection_number = self.server.number_connection()
 
     def _serve(self) -> None:
         try:
@@ -487,7 +501,14 @@ class _Server(http.server.ThreadingHTTPServer):
         self.ssl_context = ssl_context
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
+        self._accepted = 0
         super().__init__(("127.0.0.1", 0), _Handler)
+
+    def number_connection(self) -> int:
+        """The serial number of a new connection."""
+        with self._connections_lock:
+            self._accepted += 1
+            return self._accepted
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         # The TLS handshake runs here, in the connection's own thread, so that one slow or failing
@@ -732,7 +753,8 @@ class FakeKube:
         ``method`` None matches any method; ``path`` is a regex searched in the path (no query string);
         ``match_name`` also requires that name in the JSON body's ``metadata.name``. Each match uses one
         of ``times`` (None: forever). The answer has ``headers`` and ``body`` (a dict is sent as JSON,
-        str/bytes as is; default: a Status for ``status``). ``delay`` seconds pass before answering; with
+        str/bytes as is; a callable is called with the Request and its result sent so, as a server that
+        echoes the request back; default: a Status for ``status``). ``delay`` seconds pass before answering; with
         ``status`` None the request is then handled normally. Faults are checked before authentication,
         in order of registration. Returns the Fault, whose ``hits`` counts the requests it answered.
         """
@@ -906,8 +928,9 @@ class FakeKube:
                 body_error = f"the body of the request was in an unknown format: {exc}"
         headers = {key.lower(): value for key, value in handler.headers.items()}
         subject = _subject_of(handler.connection)
+        request = Request(method, path, query, headers, body, subject, handler.connection_number)
         with self._lock:
-            self.requests.append(Request(method, path, query, headers, body, subject))
+            self.requests.append(request)
 
         fault = self._take_fault(method, path, body)
         if fault is not None:
@@ -915,7 +938,7 @@ class FakeKube:
                 handler.close_connection = True
                 return
             if fault.status is not None:
-                self._send_fault(handler, fault, method, path)
+                self._send_fault(handler, fault, request)
                 return
 
         code: int
@@ -956,13 +979,14 @@ class FakeKube:
         handler.end_headers()
         handler.wfile.write(data)
 
-    def _send_fault(self, handler: _Handler, fault: Fault, method: str, path: str) -> None:
+    def _send_fault(self, handler: _Handler, fault: Fault, request: Request) -> None:
         assert fault.status is not None
-        if isinstance(fault.body, (str, bytes)):
-            data = fault.body.encode() if isinstance(fault.body, str) else fault.body
+        method, path = request.method, request.path
+        payload = fault.body(request) if callable(fault.body) else fault.body
+        if isinstance(payload, (str, bytes)):
+            data = payload.encode() if isinstance(payload, str) else payload
             self._send_raw(handler, fault.status, data, "text/plain; charset=utf-8", fault.headers)
             return
-        payload = fault.body
         if payload is None:
             details: Obj = {}
             retry_after = {k.lower(): v for k, v in fault.headers.items()}.get("retry-after", "")
@@ -1000,6 +1024,8 @@ class FakeKube:
             verb = "create"
         elif method == "DELETE" and name is not None:
             verb = "delete"
+        elif method == "PUT" and name is not None:
+            verb = "update"
         else:
             verb = ""
         if verb not in rt.verbs or (rt.namespaced and namespace is None and verb != "list"):
@@ -1019,6 +1045,9 @@ class FakeKube:
         if verb == "delete":
             assert name is not None
             return 200, self._delete_one(rt, namespace, name, query, body)
+        if verb == "update":
+            assert name is not None
+            return 200, self._update(rt, namespace, name, body, query)
         return 201, self._create(rt, namespace, body, query)
 
     def _discovery(self, path: str) -> Obj | None:
@@ -1197,6 +1226,41 @@ class FakeKube:
             bucket[name] = obj
             return self._present(rt, obj)
 
+    def _update(self, rt: ResourceType, namespace: str, name: str, body: Any, query: dict[str, list[str]]) -> Obj:
+        dry_run = _dry_run(query, None)
+        obj = self._admit_body(rt, namespace, body)
+        meta = obj["metadata"]
+        if meta.get("name") != name:
+            raise _bad_request(
+                f"the name of the object ({meta.get('name') or ''}) does not match the name on the URL ({name})"
+            )
+        self._validate_name(rt, name)
+        with self._lock:
+            bucket = self._store[rt.name].setdefault(namespace, {})
+            stored = bucket.get(name)
+            if stored is None:
+                raise ApiError(404, f'{rt.qualified_name} "{name}" not found', details=rt.details(name))
+            current = stored["metadata"].get("resourceVersion")
+            if meta.get("resourceVersion") not in (None, "", current):
+                raise ApiError(
+                    409,
+                    f'Operation cannot be fulfilled on {rt.qualified_name} "{name}": the object has been modified; '
+                    "please apply your changes to the latest version and try again",
+                    "Conflict",
+                    rt.details(name),
+                )
+            meta["namespace"] = namespace
+            for kept in ("uid", "creationTimestamp"):
+                meta[kept] = stored["metadata"].get(kept)
+            if rt.name in ("jobs", "resourcequotas", "pods"):  # status is a subresource: a PUT leaves it
+                obj["status"] = copy.deepcopy(stored.get("status") or {})
+            if dry_run:
+                meta["resourceVersion"] = current
+                return self._present(rt, obj)
+            meta["resourceVersion"] = self._next_resource_version()
+            bucket[name] = obj
+            return self._present(rt, obj)
+
     @staticmethod
     def _admit_body(rt: ResourceType, namespace: str, body: Any) -> Obj:
         """Check kind, apiVersion and namespace of a create body; return a copy with them filled in."""
@@ -1216,6 +1280,19 @@ class FakeKube:
             raise _bad_request("the body of the request was in an unknown format: metadata is not an object")
         if meta.get("namespace") not in (None, "", namespace):
             raise _bad_request("the namespace of the provided object does not match the namespace sent on the request")
+        if rt.name == "configmaps":
+            size = sum(len(str(k).encode()) + len(str(v).encode()) for k, v in (obj.get("data") or {}).items())
+            size += sum(len(str(k)) + len(str(v)) * 3 // 4 for k, v in (obj.get("binaryData") or {}).items())
+            if size > CONFIGMAP_MAX_BYTES:
+                name = meta.get("name") or ""
+                message = f"Too long: must have at most {CONFIGMAP_MAX_BYTES} bytes"
+                cause = {"reason": "FieldValueTooLong", "message": message, "field": "[]"}
+                raise ApiError(
+                    422,
+                    f'ConfigMap "{name}" is invalid: []: {message}',
+                    "Invalid",
+                    rt.details(name, kind=rt.kind, causes=[cause]),
+                )
         return obj
 
     @staticmethod

@@ -81,10 +81,8 @@ def fake() -> Iterator[FakeKube]:
 
 
 @pytest.fixture
-def api(fake: FakeKube, tmp_path: Path) -> Iterator[k8s.ApiClient]:
-    client = api_client(fake, tmp_path)
-    yield client
-    client.rest_client.pool_manager.clear()
+def api(fake: FakeKube, tmp_path: Path) -> k8s.ApiClient:
+    return api_client(fake, tmp_path)  # its connections end when the fake closes them
 
 
 def names(items: list[Any]) -> list[str]:
@@ -375,3 +373,82 @@ def test_mtls_requires_client_certificate(tmp_path: Path) -> None:
         assert with_cert.list_namespaced_job(NS, _request_timeout=5).items == []
         assert server.requests[-1].client_cert_subject == "O=graph-refresh-tests,OU=tests,CN=graph-refresh-test"
         assert "authorization" not in server.requests[-1].headers
+
+
+def configmap(name: str, data: dict[str, str], resource_version: str | None = None) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"name": name, "namespace": NS}
+    if resource_version is not None:
+        metadata["resourceVersion"] = resource_version
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data}
+
+
+def test_update_with_a_stale_resource_version_is_409_and_changes_nothing(fake: FakeKube, api: k8s.ApiClient) -> None:
+    core = k8s.CoreV1Api(api)
+    created = core.create_namespaced_config_map(NS, configmap("ledger", {"a": "1"}))
+    first = created.metadata.resource_version
+    updated = core.replace_namespaced_config_map("ledger", NS, configmap("ledger", {"a": "2"}, first))
+    assert updated.data == {"a": "2"} and int(updated.metadata.resource_version) > int(first)
+    assert updated.metadata.uid == created.metadata.uid
+
+    with pytest.raises(ApiException) as exc:
+        core.replace_namespaced_config_map("ledger", NS, configmap("ledger", {"a": "3"}, first))
+    assert exc.value.status == 409
+    body = json.loads(exc.value.body)
+    assert body["reason"] == "Conflict" and "the object has been modified" in body["message"]
+    assert (fake.get("configmaps", NS, "ledger") or {}).get("data") == {"a": "2"}
+
+    unconditional = core.replace_namespaced_config_map("ledger", NS, configmap("ledger", {"a": "4"}))
+    assert unconditional.data == {"a": "4"}
+
+
+def test_update_of_a_missing_object_or_under_another_name_fails(api: k8s.ApiClient) -> None:
+    core = k8s.CoreV1Api(api)
+    with pytest.raises(ApiException) as missing:
+        core.replace_namespaced_config_map("gone", NS, configmap("gone", {}))
+    assert missing.value.status == 404
+    core.create_namespaced_config_map(NS, configmap("mine", {}))
+    with pytest.raises(ApiException) as renamed:
+        core.replace_namespaced_config_map("mine", NS, configmap("other", {}))
+    assert renamed.value.status == 400
+
+
+def test_update_keeps_a_jobs_status_and_a_dry_run_update_stores_nothing(fake: FakeKube, api: k8s.ApiClient) -> None:
+    batch, core = k8s.BatchV1Api(api), k8s.CoreV1Api(api)
+    batch.create_namespaced_job(NS, job("done"))
+    fake.set_job_status(NS, "done", "Complete")
+    batch.replace_namespaced_job("done", NS, job("done", {"edited": "yes"}))
+    stored = fake.get("jobs", NS, "done")
+    assert stored is not None and stored["metadata"]["labels"] == {"edited": "yes"}
+    assert stored["status"]["conditions"][0]["type"] == "Complete"
+
+    core.create_namespaced_config_map(NS, configmap("ledger", {"a": "1"}))
+    core.replace_namespaced_config_map("ledger", NS, configmap("ledger", {"a": "2"}), dry_run="All")
+    assert (fake.get("configmaps", NS, "ledger") or {}).get("data") == {"a": "1"}
+
+
+def test_a_configmap_over_one_mebibyte_is_invalid(fake: FakeKube, api: k8s.ApiClient) -> None:
+    core = k8s.CoreV1Api(api)
+    with pytest.raises(ApiException) as exc:
+        core.create_namespaced_config_map(NS, configmap("big", {"k": "x" * (1024 * 1024)}))
+    assert exc.value.status == 422 and "must have at most 1048576 bytes" in json.loads(exc.value.body)["message"]
+    core.create_namespaced_config_map(NS, configmap("fits", {"k": "x" * (1024 * 1024 - 1)}))
+    assert fake.get("configmaps", NS, "big") is None
+
+
+def test_a_dry_run_create_is_quota_checked_and_stores_nothing(fake: FakeKube, api: k8s.ApiClient) -> None:
+    fake.add(quota("jobs", 1))
+    batch = k8s.BatchV1Api(api)
+    assert batch.create_namespaced_job(NS, job("first"), dry_run="All").metadata.name == "first"
+    assert fake.objects("jobs", NS) == []
+    batch.create_namespaced_job(NS, job("first"))
+    with pytest.raises(ApiException) as exc:
+        batch.create_namespaced_job(NS, job("second"), dry_run="All")
+    assert exc.value.status == 403 and "exceeded quota" in json.loads(exc.value.body)["message"]
+
+
+def test_requests_record_the_connection_they_came_on(fake: FakeKube, api: k8s.ApiClient, tmp_path: Path) -> None:
+    batch = k8s.BatchV1Api(api)
+    for _ in range(3):
+        batch.list_namespaced_job(NS)  # keep-alive: one connection
+    k8s.BatchV1Api(api_client(fake, tmp_path)).list_namespaced_job(NS)  # another client: another connection
+    assert [r.connection for r in fake.requests] == [1, 1, 1, 2]
