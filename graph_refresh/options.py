@@ -240,6 +240,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("metrics.pushgateway_url", "--pushgateway-url", "PROMETHEUS_PUSHGATEWAY_URL", check=_pushgateway),
     Option("metrics.deployment_name", "--deployment-name", "NAMESPACE"),
     Option("plan.dry_run", "--dry-run/--no-dry-run", "THOTH_DRY_RUN"),
+    Option("plan.server_dry_run", "--server-dry-run/--no-server-dry-run", "THOTH_GRAPH_REFRESH_SERVER_DRY_RUN"),
     Option(
         "plan.output_dir",
         "--output-dir",
@@ -337,6 +338,11 @@ def build_settings(params: dict[str, Any]) -> Settings:
         raise ConfigError(f"{described('THOTH_MIDDLETIER_NAMESPACE')} is required unless --dry-run")
     if bool(p["dgraph_user"]) != bool(p["dgraph_password"]):
         raise ConfigError("GRAPH_REFRESH_DGRAPH_USER and GRAPH_REFRESH_DGRAPH_PASSWORD must be set together")
+    if p["dry_run"] and p["server_dry_run"]:
+        raise ConfigError(
+            f"{described('THOTH_DRY_RUN')} and {described('THOTH_GRAPH_REFRESH_SERVER_DRY_RUN')} exclude each other: "
+            "a dry run sends nothing, a server dry run sends every create with dryRun=All"
+        )
     if p["report_path"] is not None:
         check_output_path(p["report_path"], folder=False, variable="THOTH_GRAPH_REFRESH_REPORT")
     if p["output_dir"] is not None and p["dry_run"]:

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from graph_refresh import kube
+from graph_refresh import kube, memory
 from graph_refresh.capacity import Capacity, Quota
 from graph_refresh.config import RetrySettings, Settings, redact_url
 from graph_refresh.errors import Interrupted, StoreError
@@ -179,14 +179,17 @@ def run(
     try:
         templates = load_templates(settings, cluster)
         namespace = settings.cluster.middletier_namespace
-        view = read_cluster_view(cluster, namespace, now()) if cluster is not None and namespace else ClusterView()
+        view, ledger = ClusterView(), memory.Ledger()
+        if cluster is not None and namespace:
+            view, ledger = read_cluster_view(cluster, namespace, now()), memory.read(cluster, namespace)
         if not namespace:
             logger.warning(
                 "Dry run without THOTH_MIDDLETIER_NAMESPACE: Jobs in flight, failures, the ledger and ResourceQuotas "
                 "are not read; the plan applies --max-in-flight and --eager-stop only, so it may hold more than a "
                 "real run would create"
             )
-        history = History.of({}, view, policy_of(settings.retry), now())
+        policy = policy_of(settings.retry)
+        history = History.of(ledger.entries, view, policy, now())
         for kind in KINDS:
             report.in_flight[kind] = view.live[kind]
         renderer = Renderer(templates, settings.plan, namespace)
@@ -211,18 +214,24 @@ def run(
             dry_run(items, renderer=renderer, report=report, output_dir=settings.plan.output_dir)
         else:
             assert cluster is not None and namespace is not None, "checked by the CLI"
-            submit(
-                items,
-                renderer=renderer,
-                report=report,
-                cluster=cluster,
-                namespace=namespace,
-                capacity=capacity,
-                settings=settings.cluster,
-                sleep=sleep,
-                interrupt=interrupt,
-                server_dry_run=settings.plan.server_dry_run,
-            )
+            try:
+                submit(
+                    items,
+                    renderer=renderer,
+                    report=report,
+                    cluster=cluster,
+                    namespace=namespace,
+                    capacity=capacity,
+                    settings=settings.cluster,
+                    sleep=sleep,
+                    interrupt=interrupt,
+                    server_dry_run=settings.plan.server_dry_run,
+                )
+            finally:  # what was learned is kept however the run ends; a server dry run stores nothing
+                if not settings.plan.server_dry_run:
+                    memory.write(
+                        cluster, namespace, ledger, history.entries, now=now(), expire_after=policy.quarantine_seconds
+                    )
         _report_quarantine(history, report, streams)
     finally:
         store.close()

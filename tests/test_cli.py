@@ -44,6 +44,7 @@ PARITY: dict[str, tuple[str, Any]] = {
     "PROMETHEUS_PUSHGATEWAY_URL": ("http://pg:9091", "http://pg:9091"),
     "NAMESPACE": ("thoth-prod", "thoth-prod"),
     "THOTH_DRY_RUN": ("1", True),
+    "THOTH_GRAPH_REFRESH_SERVER_DRY_RUN": ("1", True),
     "THOTH_GRAPH_REFRESH_OUTPUT_DIR": ("/out", Path("/out")),
     "THOTH_GRAPH_REFRESH_REPORT": ("/r.json", Path("/r.json")),
     "THOTH_GRAPH_REFRESH_MAX_IN_FLIGHT": ("7", 7),
@@ -61,6 +62,7 @@ PARITY: dict[str, tuple[str, Any]] = {
 PAIRED = {
     "GRAPH_REFRESH_DGRAPH_USER": {"GRAPH_REFRESH_DGRAPH_PASSWORD": "p"},
     "GRAPH_REFRESH_DGRAPH_PASSWORD": {"GRAPH_REFRESH_DGRAPH_USER": "u"},
+    "THOTH_GRAPH_REFRESH_SERVER_DRY_RUN": {"THOTH_DRY_RUN": "0"},
 }
 
 
@@ -173,6 +175,10 @@ def test_invalid_values_exit_2_naming_the_variable(variable: str, value: str, ru
         ({"THOTH_DRY_RUN": "0", "THOTH_INFRA_NAMESPACE": "infra"}, "THOTH_MIDDLETIER_NAMESPACE"),
         ({"THOTH_DRY_RUN": "1"}, "THOTH_INFRA_NAMESPACE"),
         ({**BASE_ENV, "GRAPH_REFRESH_DGRAPH_USER": "u"}, "GRAPH_REFRESH_DGRAPH_PASSWORD"),
+        (
+            {**BASE_ENV, "THOTH_DRY_RUN": "1", "THOTH_GRAPH_REFRESH_SERVER_DRY_RUN": "1"},
+            "THOTH_GRAPH_REFRESH_SERVER_DRY_RUN",
+        ),
     ],
 )
 def test_missing_required_settings_exit_2_naming_the_variable(

@@ -213,6 +213,7 @@ def test_full_run_creates_the_right_jobs_in_middletier_and_writes_nothing_else(c
         ("GET", f"/apis/template.openshift.io/v1/namespaces/{INFRA}/templates"),
         ("GET", f"/apis/batch/v1/namespaces/{MIDDLETIER}/jobs"),
         ("GET", f"/api/v1/namespaces/{MIDDLETIER}/resourcequotas"),
+        ("GET", f"/api/v1/namespaces/{MIDDLETIER}/configmaps/graph-refresh-ledger"),  # nothing failed: no pods listed
     }
     if fake.tls == "mtls":  # the client certificate alone authenticated every request
         assert all(r.client_cert_subject and "CN=graph-refresh-test" in r.client_cert_subject for r in fake.requests)
@@ -225,7 +226,7 @@ def test_creates_reuse_connections(cluster: Harness) -> None:
     connect = lambda: kube.Cluster(ClusterSettings(workers=2))  # noqa: E731
     result, report = cluster.run("--workers", "2", connect=connect)
     assert result.exit_code == 0 and sum(scheduled(report).values()) == 20
-    assert len(cluster.fake.requests) == 23
+    assert len(cluster.fake.requests) == 24  # Templates, Jobs, quotas, the ledger, 20 creates
     assert len({r.connection for r in cluster.fake.requests}) <= 3, "one connection per worker, and the reads'"
 
 
@@ -276,9 +277,15 @@ def test_owned_jobs_are_not_scheduled_again_until_they_are_gone(cluster: Harness
     cluster.fake.delete("jobs", MIDDLETIER, failed)
     cluster.fake.delete("jobs", MIDDLETIER, complete)  # the TTL controller removed them
     fourth, report = cluster.run()
-    assert fourth.exit_code == 0
-    assert sorted(cluster.created()[8:]) == sorted([failed, complete])
-    assert set(cluster.jobs()) == {item.job_name for item in all_items(packages)}
+    assert fourth.exit_code == 0 and len(cluster.created()) == 9, "the ledger remembers the failure's back-off"
+    assert report["solvers"][SOLVERS[0]]["skipped"] == {"in-flight": 1, "failed-recently": 1}
+
+    after_backoff = time.time() + 2 * 3600  # the error back-off (an hour) is over
+    fifth, report = cluster.run(now=lambda: after_backoff)
+    assert fifth.exit_code == 0
+    retry_of_failed = WorkItem(SOLVER, SOLVERS[0], Candidate("flask", "1.0", PYPI), attempt=2).job_name
+    assert sorted(cluster.created()[8:]) == sorted([complete, retry_of_failed])
+    assert report["solvers"][SOLVERS[0]]["retried"]["error"] == 1
 
 
 def test_owned_jobs_are_listed_page_by_page(cluster: Harness) -> None:
@@ -613,8 +620,9 @@ def test_a_dry_run_from_a_template_folder_with_middletier_reads_only_middletier(
     assert {r.path for r in cluster.fake.requests} == {
         f"/apis/batch/v1/namespaces/{MIDDLETIER}/jobs",
         f"/api/v1/namespaces/{MIDDLETIER}/resourcequotas",
+        f"/api/v1/namespaces/{MIDDLETIER}/configmaps/graph-refresh-ledger",
     }
-    assert cluster.writes() == []
+    assert cluster.writes() == [], "a dry run writes no Job and no ledger"
 
     cluster.fake.inject(method="GET", path=JOBS_PATH, status=500, times=None)
     failed, report = cluster.run("--dry-run", "--template-dir", str(EXAMPLE_TEMPLATES))

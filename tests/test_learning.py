@@ -180,3 +180,111 @@ def test_an_error_backs_off_then_is_retried_then_quarantined(cluster: Cluster) -
     (entry,) = report["quarantined"]
     assert entry["package"] == "flask" and entry["failures"] == 2 and entry["last_cause"] == "error"
     assert entry["solver"] == SOLVER_NAME and entry["until"].endswith("Z")
+
+
+LEDGER_PATH = f"/api/v1/namespaces/{MIDDLETIER}/configmaps/graph-refresh-ledger"
+
+
+def ledger(cluster: Cluster) -> dict[str, Obj]:
+    configmap = cluster.fake.get("configmaps", MIDDLETIER, "graph-refresh-ledger")
+    assert configmap is not None, "the ledger was not written"
+    return {key: json.loads(value) for key, value in (configmap.get("data") or {}).items()}
+
+
+def test_the_ledger_remembers_failures_after_the_ttl_removed_the_jobs(cluster: Cluster) -> None:
+    env = {"THOTH_GRAPH_REFRESH_MAX_ATTEMPTS": "2", "THOTH_GRAPH_REFRESH_RETRY_BACKOFF": "60"}
+    cluster.run(T0, env=env)
+    first = cluster.job(1)
+    cluster.fail(first, at=T0 + 600)
+    cluster.run(T0 + HOUR, env=env)  # learns, retries (the back-off was a minute)
+    cluster.fake.delete("jobs", MIDDLETIER, first["metadata"]["name"])  # the TTL controller removed it
+    (entry,) = ledger(cluster).values()
+    assert entry["failures"] == 1 and entry["attempt"] == 1 and entry["cause"] == "error"
+    assert entry["package"] == "flask" and entry["solver"] == SOLVER_NAME
+
+    second = cluster.job(2)
+    cluster.fail(second, at=T0 + HOUR + 600)
+    cluster.run(T0 + 2 * HOUR, env=env)
+    cluster.fake.delete("jobs", MIDDLETIER, second["metadata"]["name"])
+    _, report = cluster.run(T0 + 3 * HOUR, env=env)  # no failed Job left in the cluster
+    assert report["solvers"][SOLVER_NAME]["skipped"] == {"quarantined": 1}
+    assert report["quarantined_total"] == 1
+
+    key = first["metadata"]["labels"]["thoth-station.ninja/item"]
+    configmap = cluster.fake.get("configmaps", MIDDLETIER, "graph-refresh-ledger")
+    assert configmap is not None
+    del configmap["data"][key]  # an operator clears the item (oc patch ... remove /data/<key>)
+    cluster.fake.add(configmap)
+    _, report = cluster.run(T0 + 4 * HOUR, env=env)
+    assert report["solvers"][SOLVER_NAME]["scheduled"] == 1, "a cleared item starts again at attempt 1"
+
+
+def test_a_dry_run_and_a_server_dry_run_write_no_ledger(cluster: Cluster) -> None:
+    cluster.run(T0)
+    cluster.fail(cluster.job(1), at=T0 + 600, pod_status=oom())
+    for mode in ("--dry-run", "--server-dry-run"):
+        result, report = cluster.run(T0 + HOUR, mode)
+        assert result.exit_code == 0, result.stderr
+        assert report["dry_run"] is True and report["solvers"][SOLVER_NAME]["retried"]["oom"] == 1
+    assert cluster.fake.get("configmaps", MIDDLETIER, "graph-refresh-ledger") is None
+    posts = cluster.fake.requests_for("POST", r"/jobs$")
+    assert posts[-1].query.get("dryRun") == ["All"], "the server dry run sent the retry with dryRun=All"
+    assert posts[-1].body["metadata"]["labels"]["thoth-station.ninja/attempt"] == "2"
+    assert len(cluster.fake.objects("jobs", MIDDLETIER)) == 3, "and nothing was stored"
+
+
+def test_an_unreadable_ledger_is_a_warning_and_is_replaced(cluster: Cluster) -> None:
+    cluster.fake.add(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "graph-refresh-ledger", "namespace": MIDDLETIER},
+            "data": {"0123456789": "{not json", "zz": "[]"},
+        }
+    )
+    result, _ = cluster.run(T0)
+    assert result.exit_code == 0 and "Traceback" not in result.stderr
+    assert "0123456789" in result.stderr and "'zz'" in result.stderr, "each unreadable entry is named"
+    assert ledger(cluster) == {}, "replaced at the end"
+    cluster.fail(cluster.job(1), at=T0 + 600, pod_status=oom())
+    cluster.run(T0 + HOUR)
+    assert set(ledger(cluster)) == {WorkItem(SOLVER, SOLVER_NAME, Candidate("flask", "1.0", PYPI)).key}
+
+    cluster.fake.inject(method="GET", path=LEDGER_PATH, status=403, times=None)
+    result, _ = cluster.run(T0 + 2 * HOUR)
+    assert result.exit_code == 0 and "could not be read" in result.stderr
+
+
+def test_two_overlapping_runs_lose_no_entry(cluster: Cluster) -> None:
+    cluster.run(T0)
+    cluster.fail(cluster.job(1), at=T0 + 600, pod_status=oom())
+    other_key = "abcdef0123"
+    other = {
+        "kind": "package-analyzer",
+        "solver": None,
+        "package": "numpy",
+        "version": "1.0",
+        "index": PYPI,
+        "failures": 1,
+        "attempt": 1,
+        "cause": "error",
+        "failed": "2027-01-15T08:00:00Z",
+    }
+
+    def another_run_wrote_first(request: Any) -> Obj:
+        """The PUT arrives after another run wrote the ledger: that write lands, this one gets 409."""
+        configmap = cluster.fake.get("configmaps", MIDDLETIER, "graph-refresh-ledger")
+        assert configmap is not None
+        configmap["data"] = {**(configmap.get("data") or {}), other_key: json.dumps(other)}
+        cluster.fake.add(configmap)
+        return {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Conflict", "code": 409}
+
+    cluster.run(T0 + HOUR)  # creates the ledger
+    cluster.fail(cluster.job(2), at=T0 + HOUR + 600, pod_status=oom())
+    cluster.fake.inject(method="PUT", path=LEDGER_PATH, status=409, times=1, body=another_run_wrote_first)
+    result, _ = cluster.run(T0 + 2 * HOUR)
+    assert result.exit_code == 0, result.stderr
+    entries = ledger(cluster)
+    assert entries[other_key]["package"] == "numpy", "the other run's entry is kept"
+    mine = WorkItem(SOLVER, SOLVER_NAME, Candidate("flask", "1.0", PYPI)).key
+    assert entries[mine]["attempt"] == 2 and entries[mine]["failures"] == 2, "and this run's learning too"
