@@ -253,7 +253,7 @@ def test_logs_per_solver_what_was_scheduled_and_skipped_as_the_report_says(clust
 
 
 def test_owned_jobs_are_not_scheduled_again_until_they_are_gone(cluster: Harness) -> None:
-    packages = cluster.graph(["flask", "numpy"])
+    cluster.graph(["flask", "numpy"])
     first, report = cluster.run()
     assert first.exit_code == 0 and sum(scheduled(report).values()) == 8
 
