@@ -25,7 +25,7 @@ from click.testing import CliRunner, Result
 
 from graph_refresh import cli
 from graph_refresh.items import Candidate
-from graph_refresh.store import dgraph as dgraph_store
+from graph_refresh.retry import STORE_READS
 
 from .conftest import CONFIG_ENV, EXAMPLE_TEMPLATES, ROOT, SAMPLE_GRAPH, free_port
 from .fakes.dgraph import FakeDgraph
@@ -66,12 +66,6 @@ def serve() -> Iterator[Serve]:
 
 
 @pytest.fixture
-def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The CLI builds the store with time.sleep; shrink its back-off (0.5 s, then 1 s) to milliseconds."""
-    monkeypatch.setattr(dgraph_store, "RETRY_BASE_DELAY_SECONDS", 0.001)
-
-
-@pytest.fixture
 def mutual(serve: Serve, certs: SimpleNamespace) -> FakeDgraph:
     """A fake that requires a client certificate from ``certs.mine``'s CA."""
     return serve(tls=certs.mine.server_tls(mutual=True))
@@ -93,7 +87,9 @@ def plan(
     out, report = tmp_path / name, tmp_path / f"{name}.json"
     output = ["--output-dir", str(out)] if write else []
     result = run_cli(
-        ["--dry-run", "--template-dir", str(EXAMPLE_TEMPLATES), *output, "--report", str(report), *args], env=env
+        ["--dry-run", "--template-dir", str(EXAMPLE_TEMPLATES), *output, "--report", str(report), *args],
+        env=env,
+        sleep=lambda seconds: None,  # a retry's back-off passes at once
     )
     data = json.loads(report.read_text()) if report.exists() else None
     return result, data, out
@@ -196,18 +192,16 @@ def test_nothing_is_ever_written_to_the_graph(
 # -- faults ---------------------------------------------------------------------------------------
 
 
-def test_server_down_exits_1_naming_the_host(
-    run_cli: RunCli, tmp_path: Path, certs: SimpleNamespace, fast_retries: None
-) -> None:
+def test_server_down_exits_1_naming_the_host(run_cli: RunCli, tmp_path: Path, certs: SimpleNamespace) -> None:
     host = f"localhost:{free_port()}"
     result, report, out = plan(run_cli, tmp_path, dgraph_env(host, certs.mine.directory))
-    assert_failed(result, report, 1, host, "unavailable", f"after {dgraph_store.RETRY_ATTEMPTS} attempts")
+    assert_failed(result, report, 1, host, "unavailable", f"after {STORE_READS.attempts} attempts")
     assert report is not None and "UNKNOWN" not in report["error"]  # gRPC's subchannel status is noise here
     assert not list(out.glob("*.yaml"))
 
 
 def test_wrong_ca_exits_1_saying_tls(
-    run_cli: RunCli, tmp_path: Path, mutual: FakeDgraph, certs: SimpleNamespace, fast_retries: None
+    run_cli: RunCli, tmp_path: Path, mutual: FakeDgraph, certs: SimpleNamespace
 ) -> None:
     result, report, _ = plan(run_cli, tmp_path, dgraph_env(mutual.host, certs.other.directory))
     assert_failed(result, report, 1, mutual.host, "TLS")
@@ -215,7 +209,7 @@ def test_wrong_ca_exits_1_saying_tls(
 
 
 def test_missing_client_certificate_under_mutual_tls_exits_1(
-    run_cli: RunCli, tmp_path: Path, mutual: FakeDgraph, certs: SimpleNamespace, fast_retries: None
+    run_cli: RunCli, tmp_path: Path, mutual: FakeDgraph, certs: SimpleNamespace
 ) -> None:
     path = tls_dir(tmp_path / "tls", certs.mine.directory, "ca.crt")
     result, report, _ = plan(run_cli, tmp_path, dgraph_env(mutual.host, path))
@@ -243,7 +237,7 @@ def test_missing_tls_directory_exits_2_naming_it(run_cli: RunCli, tmp_path: Path
 
 
 def test_deadline_exceeded_mid_stream_exits_1(
-    run_cli: RunCli, tmp_path: Path, mutual: FakeDgraph, certs: SimpleNamespace, fast_retries: None
+    run_cli: RunCli, tmp_path: Path, mutual: FakeDgraph, certs: SimpleNamespace
 ) -> None:
     # A real deadline (a slow answer past StoreSettings.timeout_seconds) is tested at the store level;
     # here the server answers DEADLINE_EXCEEDED after one good page, as an overloaded alpha does.
@@ -253,9 +247,9 @@ def test_deadline_exceeded_mid_stream_exits_1(
     calls = mutual.calls()
     assert calls[0].error is None and all(call.error is not None for call in calls[1:])
     # The next page of the first stream (read ahead) and the first page of the second fail alike: each
-    # request is tried RETRY_ATTEMPTS times at most, every retry from the same cursor.
+    # request is tried STORE_READS.attempts times at most, every retry from the same cursor.
     tries = Counter((call.query, tuple(sorted(call.vars.items()))) for call in calls[1:])
-    assert max(tries.values()) == dgraph_store.RETRY_ATTEMPTS and len(tries) <= 2
+    assert max(tries.values()) == STORE_READS.attempts and len(tries) <= 2
 
 
 def test_aborted_once_then_success_plans_everything(
@@ -263,7 +257,6 @@ def test_aborted_once_then_success_plans_everything(
     tmp_path: Path,
     mutual: FakeDgraph,
     certs: SimpleNamespace,
-    fast_retries: None,
     sqlite_plan: SimpleNamespace,
 ) -> None:
     fault = mutual.inject(grpc.StatusCode.ABORTED, after=1)
@@ -281,11 +274,11 @@ def test_aborted_once_then_success_plans_everything(
 
 
 def test_persistent_abort_exits_1_after_bounded_attempts(
-    run_cli: RunCli, tmp_path: Path, mutual: FakeDgraph, certs: SimpleNamespace, fast_retries: None
+    run_cli: RunCli, tmp_path: Path, mutual: FakeDgraph, certs: SimpleNamespace
 ) -> None:
     mutual.inject(grpc.StatusCode.ABORTED, times=100)
     result, report, _ = plan(run_cli, tmp_path, dgraph_env(mutual.host, certs.mine.directory))
-    attempts = dgraph_store.RETRY_ATTEMPTS
+    attempts = STORE_READS.attempts
     assert attempts == 3
     assert_failed(result, report, 1, mutual.host, f"after {attempts} attempts: aborted")
     calls = mutual.calls()

@@ -30,6 +30,7 @@ import pydgraph
 from graph_refresh.config import DEFAULT_DGRAPH_PORT, StoreSettings
 from graph_refresh.errors import ConfigError, StoreError, truncate
 from graph_refresh.items import Candidate, SolverEnvironment, invalid_reason, normalize_name
+from graph_refresh.retry import STORE_READS, Backoff
 from graph_refresh.store.base import PAGE_SIZE
 
 logger = logging.getLogger(__name__)
@@ -38,8 +39,6 @@ CA_FILE = "ca.crt"  # names `dgraph cert -c user` writes, read from GRAPH_TLS_PA
 CLIENT_CERT_FILE = "client.user.crt"
 CLIENT_KEY_FILE = "client.user.key"
 
-RETRY_ATTEMPTS = 3  # tries per read in all; reads are idempotent, three ride out an alpha restart
-RETRY_BASE_DELAY_SECONDS = 0.5  # first back-off; doubles per retry (0.5 s, then 1 s)
 RECONNECT_BACKOFF_MS = 250  # gRPC's first reconnect back-off (default 1 s) so a retry finds the channel up
 FIRST_CURSOR = "0x0"  # below every uid Dgraph assigns
 # One page's answer (gRPC's default): 8 KiB a row at 500 rows. Every stream's first page is held at once,
@@ -269,8 +268,10 @@ class DgraphStore:
         page_size: int = PAGE_SIZE,
         sleep: Callable[[float], None] = time.sleep,
         prefetch: bool = True,
+        reads: Backoff = STORE_READS,
     ) -> None:
-        """``prefetch``: read each stream's next page while the current one is consumed (see ``_pages``)."""
+        """``prefetch``: read each stream's next page while the current one is consumed (see ``_pages``);
+        ``reads``: how often and after which waits a failed read is tried again."""
         if not settings.graph_service_host:
             raise ConfigError("GRAPH_SERVICE_HOST is not set: no Dgraph alpha to read from")
         if page_size < 1:
@@ -280,7 +281,7 @@ class DgraphStore:
         self._page_size = page_size
         self._prefetch = prefetch
         self._sleep = sleep
-        self._attempts = RETRY_ATTEMPTS
+        self._reads = reads
         self._secret = settings.dgraph_password or None
         credentials, self.transport = channel_credentials(settings.graph_tls_path, self.address)
         options = [
@@ -523,11 +524,11 @@ class DgraphStore:
                 if getattr(error, "code", None) and error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
                     raise _TooLarge(self._redact(f"Dgraph at {self.address}: {action}: {failure.kind}")) from error
                 deadline = getattr(error, "code", None) and error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-                if not failure.retry or attempt >= self._attempts or (deadline and not retry_deadline):
+                if not failure.retry or attempt >= self._reads.attempts or (deadline and not retry_deadline):
                     tries = f" after {attempt} attempts" if attempt > 1 else ""
                     message = f"Dgraph at {self.address}: {action} failed{tries}: {failure.kind}"
                     raise StoreError(self._redact(message)) from error
-            delay = RETRY_BASE_DELAY_SECONDS * 2 ** (attempt - 1)
+            delay = self._reads.delay(attempt - 1)
             attempt += 1
             logger.warning(
                 "Dgraph at %s: %s failed (%s); attempt %d of %d in %.1f s",
@@ -535,7 +536,7 @@ class DgraphStore:
                 action,
                 self._redact(failure.kind),
                 attempt,
-                self._attempts,
+                self._reads.attempts,
                 delay,
             )
             self._sleep(delay)
