@@ -9,8 +9,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from graph_refresh import kube, memory
+from graph_refresh import memory
 from graph_refresh.capacity import Capacity, Quota
 from graph_refresh.config import RetrySettings, Settings, redact_url
 from graph_refresh.errors import Interrupted, StoreError
@@ -27,6 +28,9 @@ from graph_refresh.store import open_store
 from graph_refresh.store.base import GraphStore
 from graph_refresh.templates import JobTemplates, load_job_templates, read_template_dir
 from graph_refresh.view import ClusterView, build_view
+
+if TYPE_CHECKING:  # the Kubernetes client loads only when a run needs the cluster
+    from graph_refresh import kube
 
 logger = logging.getLogger(__name__)
 
@@ -172,6 +176,8 @@ def run(
             raise Interrupted("the run was interrupted while it waited to retry a read")
 
     def default_connect() -> kube.Cluster:
+        from graph_refresh import kube
+
         return kube.Cluster(settings.cluster, sleep=pause)
 
     cluster = (seams.connect or default_connect)() if needs_cluster(settings) else None
@@ -197,7 +203,6 @@ def run(
             max_in_flight=settings.plan.max_in_flight, live_jobs=sum(view.live.values()), quotas=view.quotas
         )
         streams = _streams(store, templates, renderer, settings)
-        _count_backlog(store, templates, streams, report)
         items = plan(
             order_streams(streams, view.per_stream, now()),
             report=report,
@@ -232,6 +237,7 @@ def run(
                     memory.write(
                         cluster, namespace, ledger, history.entries, now=now(), expire_after=policy.quarantine_seconds
                     )
+        _count_backlog(store, templates, streams, report)  # after the creates: the first Job is not kept waiting
         _report_quarantine(history, report, streams)
     finally:
         store.close()
