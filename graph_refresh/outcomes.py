@@ -24,6 +24,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from graph_refresh.config import (
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_MAX_DEADLINE_SECONDS,
+    DEFAULT_MAX_MEMORY,
+    DEFAULT_QUARANTINE_SECONDS,
+    DEFAULT_RETRY_BACKOFF_SECONDS,
+    RetrySettings,
+)
 from graph_refresh.items import LABEL_ATTEMPT
 from graph_refresh.ledger import (
     CHARGED,
@@ -62,11 +70,6 @@ DISRUPTED_POD_REASONS = frozenset({"Evicted", "Preempted", "Shutdown", "NodeShut
 OOM_REASON = "OOMKilled"
 DEADLINE_REASON = "DeadlineExceeded"
 
-DEFAULT_MAX_MEMORY = "8Gi"  # a solver of a large dependency tree fits; more is better asked of an operator
-DEFAULT_MAX_DEADLINE_SECONDS = 86_400  # a day: a Job longer than that is stuck, not slow
-DEFAULT_RETRY_BACKOFF_SECONDS = 3_600  # one hourly run skipped after the first error, doubling after each
-DEFAULT_MAX_ATTEMPTS = 3  # three charged failures: 1x, 2x and 4x memory for an OOM-killed item
-DEFAULT_QUARANTINE_SECONDS = 2_592_000  # 30 days: long enough for a fixed solver image or index to ship
 _MAX_BACKOFF_EXPONENT = 64  # 2^64 back-offs outlast any quarantine; the cap only keeps floats finite
 
 
@@ -84,6 +87,17 @@ class Policy:
     """Charged failures after which the item is quarantined; 0 never quarantines."""
     quarantine_seconds: int = DEFAULT_QUARANTINE_SECONDS
     """How long after its last failure an entry is kept: then the item starts again at attempt 1."""
+
+    @classmethod
+    def of(cls, settings: RetrySettings) -> Policy:
+        """The policy of the run's settings (``max_memory`` was checked when it was read)."""
+        return cls(
+            max_memory=Cap.parse(settings.max_memory),
+            max_deadline_seconds=settings.max_deadline_seconds,
+            retry_backoff_seconds=settings.retry_backoff_seconds,
+            max_attempts=settings.max_attempts,
+            quarantine_seconds=settings.quarantine_seconds,
+        )
 
 
 @dataclass(frozen=True)

@@ -13,14 +13,13 @@ from typing import TYPE_CHECKING
 
 from graph_refresh import memory
 from graph_refresh.capacity import Capacity, Quota
-from graph_refresh.config import RetrySettings, Settings, redact_url
+from graph_refresh.config import Settings, redact_url
 from graph_refresh.errors import Interrupted, StoreError
 from graph_refresh.items import ANALYZER, KINDS, SOLVER, Candidate
 from graph_refresh.learning import History
 from graph_refresh.ledger import format_time
 from graph_refresh.outcomes import Policy
 from graph_refresh.planner import Stream, order_streams, plan
-from graph_refresh.quantity import Cap
 from graph_refresh.render import Renderer
 from graph_refresh.report import QuarantinedItem, RunReport
 from graph_refresh.scheduler import dry_run, submit
@@ -134,17 +133,6 @@ def _report_quarantine(history: History, report: RunReport, streams: list[Stream
         )
 
 
-def policy_of(settings: RetrySettings) -> Policy:
-    """The retry policy of SPEC §11 from the settings (``max_memory`` was checked when it was read)."""
-    return Policy(
-        max_memory=Cap.parse(settings.max_memory),
-        max_deadline_seconds=settings.max_deadline_seconds,
-        retry_backoff_seconds=settings.retry_backoff_seconds,
-        max_attempts=settings.max_attempts,
-        quarantine_seconds=settings.quarantine_seconds,
-    )
-
-
 def needs_cluster(settings: Settings) -> bool:
     """A dry run from a template folder stays off the cluster unless middletier is named (SPEC §2.4)."""
     c = settings.cluster
@@ -194,7 +182,7 @@ def run(
                 "are not read; the plan applies --max-in-flight and --eager-stop only, so it may hold more than a "
                 "real run would create"
             )
-        policy = policy_of(settings.retry)
+        policy = Policy.of(settings.retry)
         history = History.of(ledger.entries, view, policy, now())
         for kind in KINDS:
             report.in_flight[kind] = view.live[kind]
