@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +18,7 @@ from click.testing import Result
 from graph_refresh import cli, options
 from graph_refresh.config import Settings
 
-from .conftest import EXAMPLE_TEMPLATES, SAMPLE_GRAPH, SHARED_2019, version
+from .conftest import EXAMPLE_TEMPLATES, ROOT, SAMPLE_GRAPH, SHARED_2019, version
 
 RunCli = Callable[..., Result]
 ANALYZER_KIND = "package-analyzer"
@@ -824,3 +827,18 @@ def test_a_failed_import_into_a_new_store_leaves_no_store_behind(run_cli: RunCli
     result = run_cli(["import-graph", str(path)])
     assert result.exit_code == 2 and "package_versions[30]: must be an object, not list" in result.stderr
     assert not (tmp_path / "graph.sqlite3").exists(), "a later run fails naming the missing store, not 'nothing to do'"
+
+
+def test_report_dash_puts_the_json_alone_on_stdout_and_the_plan_table_on_stderr(tmp_path: Path) -> None:
+    """Through a real process: ``--report -`` makes stdout one JSON document a pipe can read."""
+    store = tmp_path / "store.sqlite3"
+    env = {**os.environ, "GRAPH_REFRESH_SQLITE_PATH": str(store), "GRPC_VERBOSITY": "NONE"}
+    subprocess.run([sys.executable, "app.py", "import-graph", str(SAMPLE_GRAPH)], cwd=ROOT, env=env, check=True)
+    args = ["--dry-run", "--template-dir", str(EXAMPLE_TEMPLATES), "--eager-stop", "2", "--report", "-"]
+    done = subprocess.run([sys.executable, "app.py", *args], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["totals"]["solver"]["scheduled"] == 2 and report["exit_code"] == 0
+    header = next(line for line in done.stderr.splitlines() if line.startswith("kind "))
+    assert "examined" in header and "scheduled" in header and "planned" not in header
+    assert not (ROOT / "-").exists()
