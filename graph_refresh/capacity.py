@@ -147,21 +147,25 @@ class Capacity:
         return cls(slots, rooms)
 
     def admits(self, cost: JobCost) -> bool:
-        """Whether one more Job of this cost fits under the cap and every quota that covers it.
+        """Whether one more Job of this cost fits under the cap and every quota that covers it."""
+        return self.refusal(cost) is None
+
+    def refusal(self, cost: JobCost) -> str | None:
+        """Which limit refuses one more Job of this cost (``--max-in-flight``, or a quota and the resource it
+        has too little of), or None when the Job fits.
 
         Only what the Job uses is compared: an unrelated resource over its quota blocks nothing.
         """
-        if self.exhausted or (self.slots is not None and self.slots < 1):
-            return False
-        if not self.quotas:
-            return True
-        return all(
-            cost.resources[name] <= free
-            for quota, room in self.quotas
-            if quota.covers(cost)
-            for name, free in room.items()
-            if cost.resources.get(name)
-        )
+        if self.exhausted:
+            return "a ResourceQuota refused a create"
+        if self.slots is not None and self.slots < 1:
+            return "--max-in-flight"
+        for quota, room in self.quotas:
+            if quota.covers(cost):
+                for name, free in room.items():
+                    if cost.resources.get(name) and cost.resources[name] > free:
+                        return f"ResourceQuota {quota.name!r}: {name}"
+        return None
 
     def take(self, cost: JobCost) -> None:
         """Account for one Job of this cost."""

@@ -112,7 +112,7 @@ def plan(
                 continue  # the same item again (a graph can hold two nodes of it): never examined twice
             counts.examined += 1
             on_examined()
-            stop = _cap_reached(stream, planned, capacity, eager_stop)
+            stop = _cap_reached(stream, planned, capacity, eager_stop, report)
             if stop:
                 counts.skipped[stop] += 1
                 report.stopped_by[stream.kind] = report.stopped_by[stream.kind] or stop
@@ -138,9 +138,11 @@ def plan(
                 item = WorkItem(stream.kind, stream.solver, candidate, decision.attempt)
             if decision.resources is not None and cost is not None:
                 job_cost = cost(item, decision.resources)
-                if not capacity.admits(job_cost):  # an escalated retry may not fit where a first attempt does
+                limit = capacity.refusal(job_cost)
+                if limit is not None:  # an escalated retry may not fit where a first attempt does
                     counts.skipped["capacity"] += 1
                     report.stopped_by[stream.kind] = report.stopped_by[stream.kind] or "capacity"
+                    report.stopped_by_limit[stream.kind] = report.stopped_by_limit[stream.kind] or limit
                     break
             capacity.take(job_cost)
             planned[stream.kind] += 1
@@ -175,9 +177,15 @@ class _Repeats:
         return False
 
 
-def _cap_reached(stream: Stream, planned: Counter[str], capacity: Capacity, eager_stop: int) -> str | None:
+def _cap_reached(
+    stream: Stream, planned: Counter[str], capacity: Capacity, eager_stop: int, report: RunReport
+) -> str | None:
+    """The cap that stops ``stream`` now, if any; the limit behind a capacity stop goes into ``report``."""
     if eager_stop and planned[stream.kind] >= eager_stop:
+        report.stopped_by_limit[stream.kind] = report.stopped_by_limit[stream.kind] or "--eager-stop"
         return "eager-stop"
-    if not capacity.admits(stream.cost):
+    limit = capacity.refusal(stream.cost)
+    if limit is not None:
+        report.stopped_by_limit[stream.kind] = report.stopped_by_limit[stream.kind] or limit
         return "capacity"
     return None

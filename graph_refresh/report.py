@@ -150,6 +150,8 @@ class RunReport:
     solvers: dict[str, Counts] = field(default_factory=dict)
     analyzer: Counts = field(default_factory=Counts)
     stopped_by: dict[str, str | None] = field(default_factory=lambda: dict.fromkeys(KINDS, None))
+    stopped_by_limit: dict[str, str | None] = field(default_factory=lambda: dict.fromkeys(KINDS, None))
+    """Which limit stopped a kind: ``--eager-stop``, ``--max-in-flight`` or ``ResourceQuota 'q': resource``."""
     failures: list[Failure] = field(default_factory=list)
     quarantined: list[QuarantinedItem] = field(default_factory=list)
     """Every item in quarantine (the report lists the first QUARANTINED_LISTED by end of quarantine)."""
@@ -174,7 +176,11 @@ class RunReport:
     def to_dict(self) -> dict[str, Any]:
         totals = {}
         for kind in KINDS:
-            totals[kind] = {**self.totals(kind).to_dict(), "stopped_by": self.stopped_by[kind]}
+            totals[kind] = {
+                **self.totals(kind).to_dict(),
+                "stopped_by": self.stopped_by[kind],
+                "stopped_by_limit": self.stopped_by_limit[kind],
+            }
         quarantined = sorted(self.quarantined, key=lambda q: (q.until, q.item))[:QUARANTINED_LISTED]
         return {
             "version": self.version,
@@ -220,7 +226,9 @@ class RunReport:
         """One line for the log: per kind, what was examined, scheduled and skipped, and the exit code."""
         parts = []
         for kind in KINDS:
-            stop = f" stopped_by={self.stopped_by[kind]}" if self.stopped_by[kind] else ""
+            stop = (
+                f" stopped_by={self.stopped_by[kind]} ({self.stopped_by_limit[kind]})" if self.stopped_by[kind] else ""
+            )
             parts.append(f"{kind}: {self.totals(kind).describe()}{stop}")
         mode = "dry run" if self.dry_run else "run"
         return f"graph-refresh {mode} finished in {self.duration_seconds:.2f}s, exit {self.exit_code}; " + "; ".join(

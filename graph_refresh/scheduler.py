@@ -374,6 +374,7 @@ def _count(planned: Planned, outcome: Outcome, report: RunReport, capacity: Capa
     elif outcome.result is Result.CAPACITY:
         counts.skipped["capacity"] += 1
         report.stopped_by[item.kind] = report.stopped_by[item.kind] or "capacity"
+        report.stopped_by_limit[item.kind] = report.stopped_by_limit[item.kind] or f"ResourceQuota: {outcome.reason}"
         capacity.exhaust()
     else:
         counts.failed += 1

@@ -485,6 +485,7 @@ def test_max_in_flight_schedules_only_the_free_slots_round_robin(cluster: Harnes
     assert report["totals"]["package-analyzer"]["scheduled"] == 1
     for kind in ("solver", "package-analyzer"):
         assert report["totals"][kind]["stopped_by"] == "capacity"
+        assert report["totals"][kind]["stopped_by_limit"] == "--max-in-flight"
     # Each stream counts its next candidate under the cap that stopped it, the first solver's too.
     assert report["totals"]["solver"]["skipped"] == {"capacity": 3}
     assert report["totals"]["package-analyzer"]["skipped"] == {"capacity": 1}
@@ -526,6 +527,7 @@ def test_every_resource_quota_is_honoured_requests_with_requests_limits_with_lim
     assert len(cluster.jobs()) == sum(expected.values())
     for kind in ("solver", "package-analyzer"):
         assert report["totals"][kind]["stopped_by"] == "capacity"
+        assert report["totals"][kind]["stopped_by_limit"] == f"ResourceQuota 'memory': {resource}"
         assert report["totals"][kind]["skipped"]["capacity"] >= 1
 
 
