@@ -452,3 +452,24 @@ def test_the_query_deadline_is_configurable(run_cli: Callable[..., Result]) -> N
         deadlines = [request.time_remaining for request in fake.calls()]
     assert result.exit_code == 0, result.stderr
     assert deadlines and all(d is not None and 5 < d <= 7.1 for d in deadlines), deadlines
+
+
+def test_a_backlog_count_that_times_out_is_null_and_the_run_goes_on(
+    run_cli: RunCli, tmp_path: Path, serve: Serve
+) -> None:
+    fake = serve()
+    fake.inject(grpc.StatusCode.DEADLINE_EXCEEDED, times=100, match=lambda request: "count(uid)" in request.query)
+    result, report, _ = plan(run_cli, tmp_path, dgraph_env(fake.host), write=False)
+    assert result.exit_code == 0 and report is not None and report["exit_code"] == 0
+    assert report["totals"]["package-analyzer"]["backlog"] is None
+    assert all(counts["backlog"] is None for counts in report["solvers"].values())
+    assert report["totals"]["solver"]["scheduled"] > 0, "the plan is whole"
+    assert "could not be counted" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_backlog_is_what_the_graph_lacks_per_stream(run_cli: RunCli, tmp_path: Path, serve: Serve) -> None:
+    fake = serve()
+    result, report, _ = plan(run_cli, tmp_path, dgraph_env(fake.host), write=False)
+    assert result.exit_code == 0 and report is not None
+    for counts in [*report["solvers"].values(), report["totals"]["package-analyzer"]]:
+        assert counts["backlog"] == counts["examined"], "nothing capped: every candidate was examined"
