@@ -30,9 +30,13 @@ ANALYZER_SLOTS = (
 )
 
 
-def _mapping(value: Any, what: str, field: str) -> dict[str, Any]:
-    """``as_mapping`` without building its message unless it is needed (this runs for every item)."""
-    return value if type(value) is dict else as_mapping(value, f"{what}: {field}")
+def _section(parent: dict[str, Any], key: str, what: str, path: str = "") -> dict[str, Any]:
+    """``parent[key]`` as a mapping (None becomes an empty one, put in place); a TemplateError naming
+    ``path + key`` when it is something else. Cheap when it is already a mapping: this runs for every item."""
+    value = parent.get(key)
+    if type(value) is not dict:
+        value = parent[key] = as_mapping(value, f"{what}: {path}{key}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -117,24 +121,19 @@ class Renderer:
         """
         compiled = self._compile(item)
         job = compiled.job.render(self.item_parameters(item))
-        what = compiled.what
-        metadata = job["metadata"] = _mapping(job.get("metadata"), what, "metadata")
+        what = compiled.what  # the render is new throughout: its sections are changed in place
+        metadata = _section(job, "metadata", what)
         metadata["name"] = item.job_name
         if self.namespace:
             metadata["namespace"] = self.namespace
         labels = item.labels
-        metadata["labels"] = {**_mapping(metadata.get("labels"), what, "metadata.labels"), **labels}
-        annotations = _mapping(metadata.get("annotations"), what, "metadata.annotations")
-        metadata["annotations"] = {**annotations, **item.annotations}
-        spec = job["spec"] = _mapping(job.get("spec"), what, "spec")
+        _section(metadata, "labels", what, "metadata.").update(labels)
+        _section(metadata, "annotations", what, "metadata.").update(item.annotations)
+        spec = _section(job, "spec", what)
         if spec.get("ttlSecondsAfterFinished") is None:  # absent, or null in the Template
             spec["ttlSecondsAfterFinished"] = self.plan.job_ttl_seconds
-        pod = spec["template"] = _mapping(spec.get("template"), what, "spec.template")
-        pod_metadata = pod["metadata"] = _mapping(pod.get("metadata"), what, "spec.template.metadata")
-        pod_metadata["labels"] = {
-            **_mapping(pod_metadata.get("labels"), what, "spec.template.metadata.labels"),
-            **labels,
-        }
+        pod_metadata = _section(_section(spec, "template", what, "spec."), "metadata", what, "spec.template.")
+        _section(pod_metadata, "labels", what, "spec.template.metadata.").update(labels)
         if resources is not None:
             apply(job, resources)
         job.pop("status", None)
