@@ -8,6 +8,7 @@ live in :mod:`graph_refresh.runtime`.
 from __future__ import annotations
 
 import contextlib
+import enum
 import json
 import logging
 import time
@@ -27,7 +28,20 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("graph_refresh")
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+
+class ExitCode(enum.IntEnum):
+    """What the CronJob and monitoring act on (SPEC §7)."""
+
+    OK = 0
+    """Every planned Job was created or already present, or there was nothing to do."""
+    FAILED = 1
+    """Store unreachable, cluster refusal, Templates missing or invalid, every create failed, interrupted."""
+    USAGE = 2
+    """Usage or configuration error: nothing was done."""
+    PARTIAL = 3
+    """Some creates failed after retries; they are retried next run."""
+
+
 MIN_LEARNING_TTL_SECONDS = 3_600  # a failed Job must outlive one CronJob period to be learned from (SPEC §11)
 build_settings = options.build_settings
 
@@ -35,7 +49,7 @@ build_settings = options.build_settings
 class ConfigFailure(click.ClickException):
     """A configuration error found after parsing: ``Error: ...`` on stderr and exit 2, secrets masked."""
 
-    exit_code = EXIT_USAGE
+    exit_code = ExitCode.USAGE
 
     def __init__(self, message: str) -> None:
         super().__init__(secrets.mask(message))
@@ -48,8 +62,8 @@ def _exit_code_from_counts(report: RunReport) -> int:
     failed = sum(report.totals(kind).failed for kind in KINDS)
     done = sum(report.totals(kind).scheduled + report.totals(kind).already_scheduled for kind in KINDS)
     if failed and not done:
-        return EXIT_FAILED
-    return EXIT_PARTIAL if failed else EXIT_OK
+        return ExitCode.FAILED
+    return ExitCode.PARTIAL if failed else ExitCode.OK
 
 
 def _warn_about(settings: Settings) -> None:
@@ -111,16 +125,16 @@ def _run_once(seams: Seams, settings: Settings, signals: runtime.Signals) -> int
     except (GraphRefreshError, OSError) as error:  # OSError: a manifest or a file that cannot be written
         logger.error("Run failed: %s", error)
         report.error = secrets.mask(str(error))
-        report.exit_code = EXIT_FAILED
+        report.exit_code = ExitCode.FAILED
     except Exception as error:  # a bug: say so with its traceback, and still report how far the run got
         logger.exception("Run failed unexpectedly")
         report.error = secrets.mask(f"unexpected {type(error).__name__}: {error}")
-        report.exit_code = EXIT_FAILED
+        report.exit_code = ExitCode.FAILED
     finally:
         progress.done()
     if signals.received:  # the run stopped early; what it did is counted
         report.error = f"interrupted by {signals.received[0]}: " + (report.error or "the run stopped early")
-        report.exit_code = EXIT_FAILED
+        report.exit_code = ExitCode.FAILED
     report.duration_seconds = time.monotonic() - started
     _emit(report, settings)
     return report.exit_code
@@ -142,7 +156,7 @@ def _emit(report: RunReport, settings: Settings) -> None:
             report.write(report_path)
         except OSError as error:
             logger.error("Could not write the run report to %s: %s", report_path, error)
-            report.exit_code = report.exit_code or EXIT_FAILED
+            report.exit_code = report.exit_code or ExitCode.FAILED
     url = settings.metrics.pushgateway_url
     if url and report.dry_run:
         logger.info("Dry run: metrics are not pushed")
@@ -193,7 +207,7 @@ def import_graph(ctx: click.Context, graph_file: Path, import_path: Path | None)
         if isinstance(error, ConfigError):
             raise ConfigFailure(str(error)) from error
         logger.error("Import failed: %s", error)
-        ctx.exit(EXIT_FAILED)
+        ctx.exit(ExitCode.FAILED)
     click.echo(
         f"Imported {graph_file} into {path}: {result.records} records; new rows: "
         + ", ".join(f"{table}={count}" for table, count in result.added.items())
