@@ -51,6 +51,8 @@ QUICK_CREATES = 12  # --quick: Jobs per create benchmark, one injected delay onl
 SIZE_SUFFIXES = {"k": 1_000, "M": 1_000_000}
 
 THIS, PREVIOUS, LOOP_2019 = "this checkout", "previous", "2019 loop"
+FULL, MANIFESTS = "full dry run", "full dry run, manifests written"
+FULL_ARGS = ("--dry-run", "--template-dir", str(TEMPLATES), "--eager-stop", "0", "--max-in-flight", "0")
 
 # Other engineers' scripts: (arguments at full size, arguments for --quick; None = skipped in --quick).
 OTHER_SCRIPTS: dict[str, tuple[list[str], list[str] | None]] = {
@@ -230,19 +232,19 @@ class Bench:
 
     # --- the dry-run benchmarks
 
-    def full_pass(self, store: Path, label: str, *, with_references: bool) -> None:
+    def full_pass(self, store: Path, label: str, *, previous: bool, loop: bool) -> None:
+        """The full dry run with this checkout; with the previous code and the 2019 loop when asked."""
         env = child_env(self.work / "home", GRAPH_REFRESH_SQLITE_PATH=str(store))
-        args = ("--dry-run", "--template-dir", str(TEMPLATES), "--eager-stop", "0", "--max-in-flight", "0")
-        for code in self.codes if with_references else self.codes[:1]:
+        for code in self.codes if previous else self.codes[:1]:
             log(f"full dry run, {label}, {code.label}")
-            self.measure_app(Row("full dry run", label, code.label), code, *args, env=env)
-        if with_references:
+            self.measure_app(Row(FULL, label, code.label), code, *FULL_ARGS, env=env)
+        if loop:
             log(f"full dry run, {label}, {LOOP_2019}")
-            row = Row("full dry run", label, LOOP_2019)
-            loop = [sys.executable, str(ROOT / "bench" / "legacy2019.py"), "plan"]
+            row = Row(FULL, label, LOOP_2019)
+            command = [sys.executable, str(ROOT / "bench" / "legacy2019.py"), "plan"]
             for _ in range(self.repeat):
                 sample, out = run_child(
-                    [*loop, "--sqlite-path", str(store), "--template-dir", str(TEMPLATES)], cwd=ROOT, env=self.env
+                    [*command, "--sqlite-path", str(store), "--template-dir", str(TEMPLATES)], cwd=ROOT, env=self.env
                 )
                 row.samples.append(sample)
                 row.count = json.loads(out)["examined"]
@@ -265,19 +267,18 @@ class Bench:
             self.rows.append(row)
 
     def manifests(self, store: Path, label: str) -> None:
+        """The full dry run writing manifests (compared with the full dry run of the same graph)."""
         env = child_env(self.work / "home", GRAPH_REFRESH_SQLITE_PATH=str(store))
-        args = ("--dry-run", "--template-dir", str(TEMPLATES), "--eager-stop", "0", "--max-in-flight", "0")
         output = self.work / "manifests"
         for code in self.codes:
             log(f"manifests, {label}, {code.label}")
-            self.measure_app(Row("dry run, plan only", label, code.label), code, *args, env=env)
-            row = Row("dry run, manifests written", label, code.label)
+            row = Row(MANIFESTS, label, code.label)
             for _ in range(self.repeat):
                 shutil.rmtree(output, ignore_errors=True)
                 output.mkdir()
                 report = self.work / "report.json"
                 sample, _ = run_child(
-                    code.app(*args, "--output-dir", str(output), "--report", str(report)), cwd=code.root, env=env
+                    code.app(*FULL_ARGS, "--output-dir", str(output), "--report", str(report)), cwd=code.root, env=env
                 )
                 row.samples.append(sample)
                 row.count = examined(report)
@@ -410,7 +411,7 @@ def targets(rows: Sequence[Row]) -> list[str]:
         lines.append(f"- {target}: {measured} — {'met' if met else 'NOT met'}")
 
     for row in mine:
-        if row.benchmark == "full dry run" and row.count:
+        if row.benchmark == FULL and row.count:
             per_us = row.median("cpu") / row.count * 1e6
             rate = row.count / row.median("wall")
             rss = row.median("rss_mib")
@@ -427,8 +428,8 @@ def targets(rows: Sequence[Row]) -> list[str]:
                 f"{wall:.2f} s wall, {cpu:.2f} s CPU",
                 max(wall, cpu) <= limit,
             )
-        elif row.benchmark == "dry run, manifests written":
-            plan = next(r for r in mine if r.benchmark == "dry run, plan only" and r.graph == row.graph)
+        elif row.benchmark == MANIFESTS:
+            plan = next(r for r in mine if r.benchmark == FULL and r.graph == row.graph)
             factor = row.median("cpu") / plan.median("cpu")
             line(f"writing manifests ({row.graph}): < 3× planning alone", f"{factor:.2f}× CPU", factor < 3)
         elif row.benchmark.startswith("creates"):
@@ -516,7 +517,14 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         "--reference-max-pairs",
         type=size,
         default=1_000_000,
-        help="run the previous code and the 2019 loop over full graphs up to this size (they are slow)",
+        help="run the previous code's full dry run over graphs up to this size (it is slow; default 1M)",
+    )
+    parser.add_argument(
+        "--loop-max-pairs",
+        type=size,
+        default=100_000,
+        help="run the 2019 loop over graphs up to this size besides the reference graph (≈ 270 µs a "
+        "candidate; default 100k)",
     )
     parser.add_argument(
         "--json-max-pairs",
@@ -525,7 +533,14 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         help="graphs up to this size go through a streamed JSON file and app.py import-graph; larger ones "
         "are written into SQLite directly",
     )
-    parser.add_argument("--manifest-pairs", type=size, help="graph size for the manifests benchmark (100k)")
+    parser.add_argument(
+        "--reference-pairs",
+        type=size,
+        help="the reference graph: every code's full dry run and the 2019 loop (default 100k)",
+    )
+    parser.add_argument(
+        "--manifest-pairs", type=size, help="graph of the manifests benchmark, with and without them (default 20k)"
+    )
     parser.add_argument("--creates", type=size, help="Jobs per create benchmark (1000)")
     parser.add_argument("--no-others", action="store_true", help="do not run the other bench/*.py scripts")
     parser.add_argument("--work-dir", type=Path, help="where the graphs go (default: a temporary folder)")
@@ -534,7 +549,8 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     quick = args.quick
     args.pairs = args.pairs or ([QUICK_PAIRS] if quick else [1_000_000, 10_000_000])
     args.repeat = args.repeat or (1 if quick else 3)
-    args.manifest_pairs = args.manifest_pairs or (QUICK_PAIRS if quick else 100_000)
+    args.reference_pairs = args.reference_pairs or (QUICK_PAIRS if quick else 100_000)
+    args.manifest_pairs = args.manifest_pairs or (QUICK_PAIRS if quick else 20_000)
     args.creates = args.creates or (QUICK_CREATES if quick else 1_000)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
@@ -551,13 +567,22 @@ def measure_all(args: argparse.Namespace, work: Path) -> list[Row]:
         for code in codes:  # compile the bytecode once, outside any measurement
             run_child(code.app("--version"), cwd=code.root, env=bench.env)
         bench.help()
+        # The reference graph first (small enough for the slow 2019 loop), then writing manifests.
+        store, label = bench.build_graph(args.reference_pairs, json_max_pairs=args.json_max_pairs)
+        bench.full_pass(store, label, previous=True, loop=True)
+        store, label = bench.build_graph(args.manifest_pairs, json_max_pairs=args.json_max_pairs)
+        if args.manifest_pairs != args.reference_pairs:
+            bench.full_pass(store, label, previous=True, loop=False)
+        bench.manifests(store, label)
         for position, pairs in enumerate(args.pairs):
             store, label = bench.build_graph(pairs, json_max_pairs=args.json_max_pairs)
             if position == 0:
                 bench.first_job(store, label)
-            bench.full_pass(store, label, with_references=pairs <= args.reference_max_pairs)
-        store, label = bench.build_graph(args.manifest_pairs, json_max_pairs=args.json_max_pairs)
-        bench.manifests(store, label)
+            if pairs not in (args.reference_pairs, args.manifest_pairs):
+                bench.full_pass(
+                    store, label, previous=pairs <= args.reference_max_pairs, loop=pairs <= args.loop_max_pairs
+                )
+            store.unlink()  # the 10M store is about 1 GiB
         bench.creates(args.creates, (CREATE_DELAY_SECONDS,) if args.quick else (0.0, CREATE_DELAY_SECONDS))
     return bench.rows
 
