@@ -185,6 +185,8 @@ class Bench:
     codes: list[Code]
     repeat: int
     rows: list[Row] = field(default_factory=list)
+    builds: list[str] = field(default_factory=list)
+    """How each graph was built, for the report."""
 
     @property
     def env(self) -> dict[str, str]:
@@ -221,13 +223,14 @@ class Bench:
                 env=self.env,
             )
             document.unlink()
-            log(
-                f"graph {label}: JSON streamed in {written:.1f} s, imported by app.py import-graph in "
+            self.builds.append(
+                f"{label}: graph file streamed in {written:.1f} s, loaded by `app.py import-graph` in "
                 f"{sample.wall:.1f} s wall, {sample.cpu:.1f} s CPU, {sample.rss_mib:.0f} MiB peak"
             )
         else:  # too big to import from one JSON document today: the store is written directly
             graphs.build_sqlite(store, n, solvers)
-            log(f"graph {label}: SQLite store written directly in {time.perf_counter() - started:.1f} s")
+            self.builds.append(f"{label}: SQLite store written directly in {time.perf_counter() - started:.1f} s")
+        log(f"graph {self.builds[-1]}")
         return store, label
 
     # --- the dry-run benchmarks
@@ -557,7 +560,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def measure_all(args: argparse.Namespace, work: Path) -> list[Row]:
+def measure_all(args: argparse.Namespace, work: Path) -> Bench:
     short = git("rev-parse", "--short", "HEAD").stdout.strip() or "?"
     dirty = "+changes" if git("status", "--porcelain", "--untracked-files=no").stdout.strip() else ""
     with baseline_checkout(args.baseline) as previous:
@@ -584,7 +587,7 @@ def measure_all(args: argparse.Namespace, work: Path) -> list[Row]:
                 )
             store.unlink()  # the 10M store is about 1 GiB
         bench.creates(args.creates, (CREATE_DELAY_SECONDS,) if args.quick else (0.0, CREATE_DELAY_SECONDS))
-    return bench.rows
+    return bench
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -598,11 +601,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.ExitStack() as stack:
             work = args.work_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="graph-refresh-")))
             work.mkdir(parents=True, exist_ok=True)
-            rows = measure_all(args, work)
+            bench = measure_all(args, work)
             others, others_ok = ([], True) if args.no_others else run_others(quick=args.quick, env=child_env(work))
     except BenchError as error:
         print(f"benchmark failed: {error}", file=sys.stderr)
         return 1
+    rows = bench.rows
     creates = [row for row in rows if row.benchmark.startswith("creates")]
     lines = [
         *header,
@@ -614,6 +618,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "Targets of issue 10 (this checkout):",
         "",
         *targets(rows),
+        "",
+        "Graphs built:",
+        "",
+        *(f"- {line}" for line in bench.builds),
         *others,
         "",
         f"Total time of the command: {time.perf_counter() - started:.0f} s.",

@@ -76,6 +76,9 @@ def test_quick_run_prints_every_table_with_numbers(tmp_path: Path) -> None:
             assert NUMBER.match(row[column]), (row, column)
 
     assert re.search(r"^- full dry run, [0-9,]+ candidates: .* — (met|NOT met)$", done.stdout, re.MULTILINE)
+    assert re.search(
+        r"^- [0-9,]+ versions: graph file streamed in .* loaded by `app.py import-graph`", done.stdout, re.M
+    )
     assert "### `bench/bench_render.py 300`" in done.stdout  # the other scripts present ran too
 
 
