@@ -45,6 +45,7 @@ JOBS_PATH = rf"^/apis/batch/v1/namespaces/{MIDDLETIER}/jobs$"
 CREATE_DELAY_SECONDS = 0.02  # injected per create: a busy API server's latency, which concurrency hides
 CREATE_WORKERS = "16"
 EAGER_STOP_FIRST_JOB = "200"
+TARGET_MIN_PAIRS = 1_000_000  # the dry-run targets of issue 10 are for graphs of at least this size
 EXTRA_TIMEOUT_SECONDS = 1_800  # one other bench script at full size
 QUICK_PAIRS = 400  # --quick: one small graph serves every dry-run benchmark
 QUICK_CREATES = 12  # --quick: Jobs per create benchmark, one injected delay only
@@ -413,13 +414,17 @@ def targets(rows: Sequence[Row]) -> list[str]:
     def line(target: str, measured: str, met: bool) -> None:
         lines.append(f"- {target}: {measured} — {'met' if met else 'NOT met'}")
 
+    full = [row for row in mine if row.benchmark == FULL and row.count]
+    largest = max((row.count or 0 for row in full), default=0)
     for row in mine:
-        if row.benchmark == FULL and row.count:
-            per_us = row.median("cpu") / row.count * 1e6
-            rate = row.count / row.median("wall")
+        # The dry-run target is about graphs of 1M candidates and more (the largest, when all are smaller).
+        count = row.count or 0
+        if row in full and count >= min(largest, TARGET_MIN_PAIRS):
+            per_us = row.median("cpu") / count * 1e6
+            rate = count / row.median("wall")
             rss = row.median("rss_mib")
             line(
-                f"full dry run, {row.count:,} candidates: ≤ 10 µs CPU per candidate, ≥ 100k candidates/s, ≤ 128 MiB",
+                f"full dry run, {count:,} candidates: ≤ 10 µs CPU per candidate, ≥ 100k candidates/s, ≤ 128 MiB",
                 f"{per_us:.1f} µs, {rate:,.0f}/s, {rss:.0f} MiB",
                 per_us <= 10 and rate >= 100_000 and rss <= 128,
             )
