@@ -1,0 +1,141 @@
+"""The benchmark harness (bench/run.py) still runs: a --quick smoke run, the graph builders, the baseline
+checkout. Speeds are never asserted here; bench/README.md holds the measured figures."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+
+from bench import graphs, run
+
+from .conftest import EXAMPLE_TEMPLATES, ROOT
+
+NUMBER = re.compile(r"^[0-9][0-9,]*(\.[0-9]+)?$")
+
+
+def table_rows(text: str, first_header: str) -> list[dict[str, str]]:
+    """The rows of the Markdown table whose header starts with ``| first_header |``, as dicts."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_header} |"))
+    header = [cell.strip() for cell in lines[start].strip("|").split("|")]
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append(dict(zip(header, (cell.strip() for cell in line.strip("|").split("|")), strict=True)))
+    return rows
+
+
+def test_quick_run_prints_every_table_with_numbers(tmp_path: Path) -> None:
+    out = tmp_path / "report.md"
+    done = subprocess.run(
+        [sys.executable, "bench/run.py", "--quick", "--baseline", "", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=50,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert out.read_text() == done.stdout
+    assert "baseline '' is not available here: measuring without it" in done.stderr
+
+    rows = table_rows(done.stdout, "benchmark")
+    by_name = {(row["benchmark"], row["code"].split(" (")[0]): row for row in rows}
+    assert set(by_name) == {
+        ("--help", run.THIS),
+        (run.FULL, run.THIS),
+        (run.FULL, run.LOOP_2019),
+        (run.MANIFESTS, run.THIS),
+        (f"dry run --eager-stop {run.EAGER_STOP_FIRST_JOB}", run.THIS),
+    }
+    for row in rows:
+        for column in ("wall s", "CPU s", "peak RSS MiB"):
+            assert NUMBER.match(row[column]), (row, column)
+    full, loop = by_name[(run.FULL, run.THIS)], by_name[(run.FULL, run.LOOP_2019)]
+    # Both read the same graph; the count comes from this checkout's run report and the loop's own count.
+    assert full["candidates examined"] == loop["candidates examined"]
+    assert int(full["candidates examined"].replace(",", "")) > 0
+    assert NUMBER.match(full["µs CPU / candidate"])
+    assert re.match(r"^[0-9.]+× \([0-9.]+×\)$", full["2019 loop ÷ this, CPU (wall)"])
+
+    creates = table_rows(done.stdout, "benchmark | planned")
+    assert [row["code"].split(" (")[0] for row in creates] == [run.THIS, run.LOOP_2019]
+    for row in creates:
+        planned = row["planned"].removesuffix(" Jobs")
+        assert row["Jobs in the fake"] == planned, row  # every planned Job was counted in the fake
+        assert (row["duplicates"], row["lost"]) == ("0", "0"), row
+        for column in ("wall s", "creates / s", "client CPU ms / create"):
+            assert NUMBER.match(row[column]), (row, column)
+
+    assert re.search(r"^- full dry run, [0-9,]+ candidates: .* — (met|NOT met)$", done.stdout, re.MULTILINE)
+    assert re.search(
+        r"^- [0-9,]+ versions: graph file streamed in .* loaded by `app.py import-graph`", done.stdout, re.M
+    )
+    assert "### `bench/bench_render.py 300`" in done.stdout  # the other scripts present ran too
+
+
+def test_direct_store_equals_what_import_graph_makes(tmp_path: Path, run_cli: Callable[..., Result]) -> None:
+    """The 10M graph is written into SQLite directly: it must be the store import-graph makes of the same
+    graph file, schema included (a schema change in the store fails here, not in a long benchmark)."""
+    solvers = graphs.solver_names(EXAMPLE_TEMPLATES)
+    versions = 2 * graphs.INVALID_EVERY + 3  # past two invalid versions, packages on two indexes
+    document = tmp_path / "graph.json"
+    graphs.write_graph_json(document, versions, solvers)
+    imported, direct = tmp_path / "imported.sqlite3", tmp_path / "direct.sqlite3"
+    result = run_cli(["import-graph", "--sqlite-path", str(imported), str(document)])
+    assert result.exit_code == 0, result.output
+    graphs.build_sqlite(direct, versions, solvers)
+
+    def dump(path: Path) -> dict[str, list[tuple[object, ...]]]:
+        db = sqlite3.connect(path)
+        try:
+            schema = db.execute("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name").fetchall()
+            tables = {t: sorted(db.execute(f"SELECT * FROM {t}")) for t in ("solved", "analyzed")}
+            versions = db.execute("SELECT * FROM package_version ORDER BY id").fetchall()
+            normalised = [
+                (kind, name, table, (sql or "").replace(" IF NOT EXISTS", "")) for kind, name, table, sql in schema
+            ]
+            return {"schema": normalised, "package_version": versions, **tables}
+        finally:
+            db.close()
+
+    left, right = dump(imported), dump(direct)
+    assert left == right
+    assert len(left["package_version"]) == versions
+    assert {row[3] for row in left["package_version"]} == {graphs.PYPI, graphs.SECOND_INDEX}
+    assert sum(row[2] == graphs.INVALID_VERSION for row in left["package_version"]) == 2
+    assert {row[1] for row in left["solved"]} == set(solvers)
+    assert {row[2] for row in left["solved"]} == {0, 1}  # solver errors too
+    assert left["analyzed"]
+
+
+def test_baseline_is_a_temporary_worktree_removed_afterwards() -> None:
+    with run.baseline_checkout("HEAD") as code:
+        assert code is not None
+        assert (code.root / "app.py").is_file()
+        assert str(code.root) in run.git("worktree", "list").stdout
+    assert not code.root.exists()
+    assert str(code.root) not in run.git("worktree", "list").stdout
+    with run.baseline_checkout("no-such-rev-anywhere") as missing:
+        assert missing is None
+
+
+@pytest.mark.parametrize(("text", "value"), [("1M", 1_000_000), ("250k", 250_000), ("1_000", 1_000), ("7", 7)])
+def test_sizes_are_read_with_suffixes(text: str, value: int) -> None:
+    assert run.size(text) == value
+
+
+@pytest.mark.parametrize("text", ["1X", "M", "0", "-5"])
+def test_a_bad_size_is_a_usage_error_naming_it(text: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        run.parse(["--pairs", text])
+    assert exited.value.code == 2
+    assert repr(text) in capsys.readouterr().err
