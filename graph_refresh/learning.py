@@ -31,11 +31,25 @@ class History:
     """Failed Jobs whose item is not on the Job (an earlier release made them): learned when met."""
 
     @classmethod
-    def of(cls, ledger: Mapping[str, LedgerEntry], view: ClusterView, policy: Policy, now: float) -> History:
-        """The ledger as read, with the view's failed Jobs learned and the items that completed forgotten."""
+    def of(
+        cls,
+        ledger: Mapping[str, LedgerEntry],
+        view: ClusterView,
+        policy: Policy,
+        now: float,
+        *,
+        learned_until: float | None = None,
+    ) -> History:
+        """The ledger as read, with the view's failed Jobs learned and the items that completed forgotten.
+
+        Failed Jobs that ended by ``learned_until`` were learned by an earlier run (their entries are in the
+        ledger, or an operator cleared them): they are not learned again.
+        """
         history = cls(dict(ledger), policy, now)
         for key, failures in view.failures.items():
             for failure in failures:
+                if learned_until is not None and failure.failed.failed_at <= learned_until:
+                    continue
                 if failure.item is None:
                     history.pending.setdefault(key, []).append(failure)
                 else:

@@ -17,11 +17,12 @@ from typing import Protocol
 
 from graph_refresh.errors import AlreadyExists, ClusterError, Conflict
 from graph_refresh.items import LABEL_MANAGED_BY, MANAGER
-from graph_refresh.ledger import LEDGER_NAME, LedgerEntry, bound, from_data, merge, to_data
+from graph_refresh.ledger import LEDGER_NAME, LedgerEntry, bound, format_time, from_data, merge, parse_time, to_data
 
 logger = logging.getLogger(__name__)
 
 LEDGER_LABELS = {LABEL_MANAGED_BY: MANAGER}
+LEARNED_UNTIL_KEY = "learned-until"  # failed Jobs that ended by then are in the entries, or were cleared from them
 WRITE_ATTEMPTS = 5  # writes that lost a race to another run, then give up until the next run
 
 
@@ -52,24 +53,37 @@ class Ledger:
     entries: dict[str, LedgerEntry] = field(default_factory=dict)
     resource_version: str | None = None
     """None when there was no ConfigMap (or it could not be read): the write creates it."""
+    learned_until: float | None = None
+    """Failed Jobs that ended by then were learned by an earlier run: learning them again would undo an
+    operator's clearing of an item (or of everything). None: learn from every failed Job."""
 
 
-def read(cluster: ConfigMaps, namespace: str) -> Ledger:
-    """The ledger of ``namespace``; empty, with a warning, when it cannot be read. Entries that cannot be
-    read are dropped, each with a warning naming its key."""
+def read(cluster: ConfigMaps, namespace: str, *, now: float) -> Ledger:
+    """The ledger of ``namespace`` as the run at time ``now`` finds it.
+
+    No ConfigMap means no memory (an operator deleting it clears everything): the failed Jobs that ended
+    before ``now`` are not learned again. A ledger that cannot be read is a warning, and the run learns
+    from every failed Job it sees. Entries that cannot be read are dropped, each with a warning naming it.
+    """
     try:
         found = cluster.read_configmap(namespace, LEDGER_NAME)
     except ClusterError as error:
         logger.warning("The ledger %s could not be read, the run goes on without it: %s", LEDGER_NAME, error)
         return Ledger()
     if found is None:
-        return Ledger()
-    data, resource_version = found
+        return Ledger(learned_until=now)
+    ledger = _parsed(*found, warn=True)
+    logger.info("Ledger %s: %d items with failures", LEDGER_NAME, len(ledger.entries))
+    return ledger
+
+
+def _parsed(data: Mapping[str, str], resource_version: str, *, warn: bool) -> Ledger:
+    data = dict(data) if isinstance(data, Mapping) else {}
+    learned_until = parse_time(data.pop(LEARNED_UNTIL_KEY, None))
     entries, problems = from_data(data)
-    for problem in problems:
+    for problem in problems if warn else ():
         logger.warning("Ledger %s: %s", LEDGER_NAME, problem)
-    logger.info("Ledger %s: %d items with failures", LEDGER_NAME, len(entries))
-    return Ledger(entries, resource_version)
+    return Ledger(entries, resource_version, learned_until)
 
 
 def write(
@@ -80,18 +94,18 @@ def write(
     *,
     now: float,
     expire_after: float,
+    learned_until: float,
 ) -> bool:
-    """Write ``entries`` (the read ledger with this run's changes), merging with whatever another run wrote
-    meanwhile; returns whether the ledger was written. Entries past their quarantine are dropped first,
-    then the oldest (with a warning) to stay under the ConfigMap limit."""
+    """Write ``entries`` (the read ledger with this run's changes) and ``learned_until`` (this run saw every
+    failed Job that ended by then), merging with whatever another run wrote meanwhile; returns whether the
+    ledger was written. Entries past their quarantine are dropped first, then the oldest (with a warning)
+    to stay under the ConfigMap limit."""
     ours, base, version = dict(entries), dict(read_at_start.entries), read_at_start.resource_version
     for _ in range(WRITE_ATTEMPTS):
         kept, _expired, oldest = bound(ours, now, expire_after=expire_after)
         if oldest:
             logger.warning("Ledger %s is full: the %d oldest entries were dropped", LEDGER_NAME, len(oldest))
-        if version is None and not kept:
-            return True  # nothing learned, nothing to keep: no ConfigMap is needed
-        data = to_data(kept.values())
+        data = {**to_data(kept.values()), LEARNED_UNTIL_KEY: format_time(learned_until)}
         try:
             if version is None:
                 cluster.create_configmap(namespace, LEDGER_NAME, data, LEDGER_LABELS)
@@ -111,6 +125,7 @@ def write(
             return False
         ours = merge(ours, again.entries, base=base)
         base, version = again.entries, again.resource_version
+        learned_until = max(learned_until, again.learned_until or learned_until)
     logger.warning("The ledger %s kept changing under this run: not written this time", LEDGER_NAME)
     return False
 
@@ -118,7 +133,4 @@ def write(
 def _reread(cluster: ConfigMaps, namespace: str) -> Ledger:
     """Read the ledger again after a conflict; a read failure propagates (the write then gives up)."""
     found = cluster.read_configmap(namespace, LEDGER_NAME)
-    if found is None:
-        return Ledger()
-    entries, _ = from_data(found[0])
-    return Ledger(entries, found[1])
+    return Ledger() if found is None else _parsed(*found, warn=False)

@@ -134,8 +134,13 @@ def plan(
                 counts.skipped[decision.reason] += 1
                 continue
             job_cost = stream.cost
-            if decision.attempt != 1:
-                item = WorkItem(stream.kind, stream.solver, candidate, decision.attempt)
+            # A fresh start (quarantine over, memory cleared) takes a number past every Job the item still has:
+            # the name of a failed Job that the TTL has not removed yet would only meet a 409.
+            attempt = (
+                max(decision.attempt, view.latest_attempt(item) + 1) if state is JobState.FAILED else decision.attempt
+            )
+            if attempt != 1:
+                item = WorkItem(stream.kind, stream.solver, candidate, attempt)
             if decision.resources is not None and cost is not None:
                 job_cost = cost(item, decision.resources)
                 limit = capacity.refusal(job_cost)

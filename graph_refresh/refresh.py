@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -174,8 +175,10 @@ def run(
         templates = load_templates(settings, cluster)
         namespace = settings.cluster.middletier_namespace
         view, ledger = ClusterView(), memory.Ledger()
+        listed_at = math.floor(now()) - 1  # a Job that failed in the second of the listing may be missing from it
         if cluster is not None and namespace:
-            view, ledger = read_cluster_view(cluster, namespace, now()), memory.read(cluster, namespace)
+            view = read_cluster_view(cluster, namespace, now())
+            ledger = memory.read(cluster, namespace, now=listed_at)
         if not namespace:
             logger.warning(
                 "Dry run without THOTH_MIDDLETIER_NAMESPACE: Jobs in flight, failures, the ledger and ResourceQuotas "
@@ -183,7 +186,7 @@ def run(
                 "real run would create"
             )
         policy = Policy.of(settings.retry)
-        history = History.of(ledger.entries, view, policy, now())
+        history = History.of(ledger.entries, view, policy, now(), learned_until=ledger.learned_until)
         for kind in KINDS:
             report.in_flight[kind] = view.live[kind]
         renderer = Renderer(templates, settings.plan, namespace)
@@ -223,7 +226,13 @@ def run(
             finally:  # what was learned is kept however the run ends; a server dry run stores nothing
                 if not settings.plan.server_dry_run:
                     memory.write(
-                        cluster, namespace, ledger, history.entries, now=now(), expire_after=policy.quarantine_seconds
+                        cluster,
+                        namespace,
+                        ledger,
+                        history.entries,
+                        now=now(),
+                        expire_after=policy.quarantine_seconds,
+                        learned_until=listed_at,
                     )
         _count_backlog(store, templates, streams, report)  # after the creates: the first Job is not kept waiting
         _report_quarantine(history, report, streams)

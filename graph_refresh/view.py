@@ -82,6 +82,11 @@ class ClusterView:
     """Owned Jobs in any state per solver name, or per "package-analyzer": how much each stream got lately."""
     quotas: list[Quota] = field(default_factory=list)
 
+    def latest_attempt(self, item: WorkItem) -> int:
+        """The attempt number of the item's latest Job; 0 when it has none."""
+        latest = self.latest.get(item.key) or self.latest.get(item.job_name)
+        return 0 if latest is None else latest[0]
+
     def state(self, item: WorkItem) -> JobState | None:
         """The state of the item's latest Job (a Job without our item label counts by its name); None when
         it has none."""

@@ -188,7 +188,9 @@ LEDGER_PATH = f"/api/v1/namespaces/{MIDDLETIER}/configmaps/graph-refresh-ledger"
 def ledger(cluster: Cluster) -> dict[str, Obj]:
     configmap = cluster.fake.get("configmaps", MIDDLETIER, "graph-refresh-ledger")
     assert configmap is not None, "the ledger was not written"
-    return {key: json.loads(value) for key, value in (configmap.get("data") or {}).items()}
+    data = dict(configmap.get("data") or {})
+    assert data.pop("learned-until", "").endswith("Z"), "a real run says until when it learned"
+    return {key: json.loads(value) for key, value in data.items()}
 
 
 def test_the_ledger_remembers_failures_after_the_ttl_removed_the_jobs(cluster: Cluster) -> None:
@@ -222,11 +224,14 @@ def test_the_ledger_remembers_failures_after_the_ttl_removed_the_jobs(cluster: C
 def test_a_dry_run_and_a_server_dry_run_write_no_ledger(cluster: Cluster) -> None:
     cluster.run(T0)
     cluster.fail(cluster.job(1), at=T0 + 600, pod_status=oom())
+    before = ledger(cluster)
+    writes = len([r for r in cluster.fake.requests if "configmaps" in r.path and r.method != "GET"])
     for mode in ("--dry-run", "--server-dry-run"):
         result, report = cluster.run(T0 + HOUR, mode)
         assert result.exit_code == 0, result.stderr
         assert report["dry_run"] is True and report["solvers"][SOLVER_NAME]["retried"]["oom"] == 1
-    assert cluster.fake.get("configmaps", MIDDLETIER, "graph-refresh-ledger") is None
+    assert ledger(cluster) == before == {}
+    assert len([r for r in cluster.fake.requests if "configmaps" in r.path and r.method != "GET"]) == writes
     posts = cluster.fake.requests_for("POST", r"/jobs$")
     assert posts[-1].query.get("dryRun") == ["All"], "the server dry run sent the retry with dryRun=All"
     assert posts[-1].body["metadata"]["labels"]["thoth-station.ninja/attempt"] == "2"
@@ -288,3 +293,43 @@ def test_two_overlapping_runs_lose_no_entry(cluster: Cluster) -> None:
     assert entries[other_key]["package"] == "numpy", "the other run's entry is kept"
     mine = WorkItem(SOLVER, SOLVER_NAME, Candidate("flask", "1.0", PYPI)).key
     assert entries[mine]["attempt"] == 2 and entries[mine]["failures"] == 2, "and this run's learning too"
+
+
+def quarantined_after_two_ooms(cluster: Cluster, env: dict[str, str]) -> None:
+    """Run until the item is quarantined, its two failed Jobs still in the cluster."""
+    cluster.run(T0, env=env)
+    cluster.fail(cluster.job(1), at=T0 + 600, pod_status=oom())
+    cluster.run(T0 + HOUR, env=env)
+    cluster.fail(cluster.job(2), at=T0 + HOUR + 600, pod_status=oom())
+    _, report = cluster.run(T0 + 2 * HOUR, env=env)
+    assert report["solvers"][SOLVER_NAME]["skipped"] == {"quarantined": 1}
+
+
+@pytest.mark.parametrize("how", ["remove the entry", "delete the ConfigMap"])
+def test_clearing_the_ledger_clears_the_item_even_while_its_failed_jobs_remain(cluster: Cluster, how: str) -> None:
+    env = {"THOTH_GRAPH_REFRESH_MAX_ATTEMPTS": "2"}
+    quarantined_after_two_ooms(cluster, env)
+    if how == "delete the ConfigMap":
+        assert cluster.fake.delete("configmaps", MIDDLETIER, "graph-refresh-ledger")
+    else:
+        configmap = cluster.fake.get("configmaps", MIDDLETIER, "graph-refresh-ledger")
+        assert configmap is not None
+        del configmap["data"][WorkItem(SOLVER, SOLVER_NAME, Candidate("flask", "1.0", PYPI)).key]
+        cluster.fake.add(configmap)
+    result, report = cluster.run(T0 + 3 * HOUR, env=env)
+    assert result.exit_code == 0 and report["quarantined_total"] == 0
+    counts = report["solvers"][SOLVER_NAME]
+    assert counts["scheduled"] == 1 and counts["already_scheduled"] == 0 and sum(counts["retried"].values()) == 0
+    fresh = cluster.job(3)  # past the failed Jobs' names, so no 409 against a Job the TTL has not removed
+    assert memory(fresh) == ("1Gi", "1Gi"), "a fresh start: the Template's resources"
+    assert ledger(cluster) == {}
+
+
+def test_an_item_out_of_quarantine_starts_again_past_its_failed_jobs(cluster: Cluster) -> None:
+    env = {"THOTH_GRAPH_REFRESH_MAX_ATTEMPTS": "2", "THOTH_GRAPH_REFRESH_QUARANTINE": str(int(2 * HOUR))}
+    quarantined_after_two_ooms(cluster, env)
+    result, report = cluster.run(T0 + 4 * HOUR, env=env)  # two hours after the last failure
+    assert result.exit_code == 0
+    counts = report["solvers"][SOLVER_NAME]
+    assert counts["scheduled"] == 1 and counts["already_scheduled"] == 0
+    assert memory(cluster.job(3)) == ("1Gi", "1Gi") and ledger(cluster) == {}
