@@ -149,12 +149,13 @@ class Settings:
 
 
 def redact_url(url: str) -> str:
-    """Hide ``user:password@`` (a password may hold ``@``) and the values of query parameters in a URL."""
+    """Hide ``user:password@`` and the values of query parameters in a URL.
+
+    Everything up to the last ``@`` is hidden: a password may hold ``@``, ``/``, ``?`` or ``#`` unencoded.
+    """
     scheme, separator, rest = url.partition("://")
-    if separator:
-        end = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
-        if "@" in rest[:end]:
-            url = f"{scheme}://***@{rest[:end].rpartition('@')[2]}{rest[end:]}"
+    if separator and "@" in rest:  # up to the last "@": a password may hold "/", "?", "#" or "@" unencoded
+        url = f"{scheme}://***@{rest.rpartition('@')[2]}"
     base, mark, query = url.partition("?")
     if not mark:
         return url
@@ -177,3 +178,12 @@ def redacted(settings: Settings) -> dict[str, dict[str, Any]]:
             values[f.name] = str(value) if isinstance(value, Path) else value
         out[group.name] = values
     return out
+
+
+def url_password(url: str) -> str | None:
+    """The password of ``user:password@`` in a URL, read as :func:`redact_url` reads it (up to the last ``@``),
+    so that it can be masked even in a URL that cannot be parsed."""
+    rest = url.partition("://")[2]
+    if "@" not in rest:
+        return None
+    return rest.rpartition("@")[0].partition(":")[2] or None

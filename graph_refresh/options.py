@@ -104,12 +104,15 @@ def _secret(ctx: click.Context, param: click.Parameter, value: str | None) -> st
 
 def _checked_url(value: str) -> str:
     """An http(s) URL with a host; its password is registered as a secret before anything is said of it."""
+    secrets.register(config.url_password(value))
     try:
         parts = urlsplit(value)
         secrets.register(parts.password)
         port = parts.port
-    except ValueError as error:  # a port that is not a number or out of range
-        raise click.BadParameter(f"{secrets.mask(config.redact_url(value))!r} is not a usable URL: {error}") from None
+    except ValueError:  # a port that is not a number or out of range (its message quotes the URL's parts)
+        raise click.BadParameter(
+            f"{secrets.mask(config.redact_url(value))!r} is not a usable URL (its host or port cannot be read)"
+        ) from None
     if parts.scheme not in ("http", "https") or not parts.hostname or re.search(r"\s", value):
         raise click.BadParameter(
             f"{secrets.mask(config.redact_url(value))!r} is not an http(s) URL with a host and no whitespace"
