@@ -144,7 +144,8 @@ def _emit(report: RunReport, settings: Settings) -> None:
     """The plan table, the summary and per-stream log lines, the report file and the metrics push."""
     report_path = settings.metrics.report_path
     to_stdout = report_path is not None and str(report_path) == "-"
-    click.echo(report.plan_table(), err=to_stdout)  # stdout carries the JSON report alone when asked
+    if report.error is None or any(report.totals(kind).examined for kind in KINDS):  # no table of zeros
+        click.echo(report.plan_table(), err=to_stdout)  # stdout carries the JSON report alone when asked
     logger.info("%s", report.summary_line())
     streams = [(f"solver {name}", counts) for name, counts in sorted(report.solvers.items())]
     if report.analyzer.examined:
