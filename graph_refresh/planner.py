@@ -25,7 +25,7 @@ from graph_refresh.items import ANALYZER, Candidate, Kind, WorkItem, invalid_rea
 from graph_refresh.learning import History
 from graph_refresh.ledger import AttemptResources, Cause
 from graph_refresh.outcomes import Forget, Policy, Skip
-from graph_refresh.report import RunReport
+from graph_refresh.report import RunReport, SkipReason
 from graph_refresh.view import ClusterView, JobState
 
 logger = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ def plan(
             reason = invalid_reason(candidate)
             if reason:
                 logger.debug("Skipping invalid %s candidate %r: %s", stream.kind, candidate, reason)
-                counts.skipped["invalid"] += 1
+                counts.skipped[SkipReason.INVALID] += 1
                 continue
             item = WorkItem(stream.kind, stream.solver, candidate)
             state = view.state(item)
@@ -145,8 +145,8 @@ def plan(
                 job_cost = cost(item, decision.resources)
                 limit = capacity.refusal(job_cost)
                 if limit is not None:  # an escalated retry may not fit where a first attempt does
-                    counts.skipped["capacity"] += 1
-                    report.stopped_by[stream.kind] = report.stopped_by[stream.kind] or "capacity"
+                    counts.skipped[SkipReason.CAPACITY] += 1
+                    report.stopped_by[stream.kind] = report.stopped_by[stream.kind] or SkipReason.CAPACITY
                     report.stopped_by_limit[stream.kind] = report.stopped_by_limit[stream.kind] or limit
                     break
             capacity.take(job_cost)
@@ -188,9 +188,9 @@ def _cap_reached(
     """The cap that stops ``stream`` now, if any; the limit behind a capacity stop goes into ``report``."""
     if eager_stop and planned[stream.kind] >= eager_stop:
         report.stopped_by_limit[stream.kind] = report.stopped_by_limit[stream.kind] or "--eager-stop"
-        return "eager-stop"
+        return SkipReason.EAGER_STOP
     limit = capacity.refusal(stream.cost)
     if limit is not None:
         report.stopped_by_limit[stream.kind] = report.stopped_by_limit[stream.kind] or limit
-        return "capacity"
+        return SkipReason.CAPACITY
     return None

@@ -3,6 +3,7 @@ metrics are all derived from it."""
 
 from __future__ import annotations
 
+import enum
 import errno
 import json
 import os
@@ -18,15 +19,20 @@ from graph_refresh import __version__
 from graph_refresh.items import ANALYZER, KINDS, SOLVER, Kind
 from graph_refresh.secrets import mask
 
-SKIP_REASONS = (
-    "invalid",
-    "in-flight",
-    "failed-recently",
-    "quarantined",
-    "awaiting-sync",
-    "eager-stop",
-    "capacity",
-)
+
+class SkipReason(enum.StrEnum):
+    """Why a candidate examined was not scheduled (SPEC §4, §11), in the plan table's order."""
+
+    INVALID = "invalid"
+    IN_FLIGHT = "in-flight"
+    FAILED_RECENTLY = "failed-recently"
+    QUARANTINED = "quarantined"
+    AWAITING_SYNC = "awaiting-sync"
+    EAGER_STOP = "eager-stop"
+    CAPACITY = "capacity"
+
+
+SKIP_REASONS = tuple(SkipReason)
 RETRY_CAUSES = ("disrupted", "oom", "deadline", "error")  # why the Job an item retries failed (SPEC §11)
 CAP_CAUSES = ("oom", "deadline")  # the causes whose retry escalates a resource up to a cap
 QUARANTINED_LISTED = 100  # quarantined items named in the report; "quarantined_total" counts them all

@@ -34,7 +34,7 @@ from graph_refresh.errors import (
 from graph_refresh.items import is_job_name
 from graph_refresh.planner import Planned
 from graph_refresh.render import Renderer
-from graph_refresh.report import Failure, RunReport, write_atomically
+from graph_refresh.report import Failure, RunReport, SkipReason, write_atomically
 from graph_refresh.retry import CREATES, Backoff
 
 logger = logging.getLogger(__name__)
@@ -372,8 +372,8 @@ def _count(planned: Planned, outcome: Outcome, report: RunReport, capacity: Capa
     elif outcome.result is Result.ALREADY:
         counts.already_scheduled += 1
     elif outcome.result is Result.CAPACITY:
-        counts.skipped["capacity"] += 1
-        report.stopped_by[item.kind] = report.stopped_by[item.kind] or "capacity"
+        counts.skipped[SkipReason.CAPACITY] += 1
+        report.stopped_by[item.kind] = report.stopped_by[item.kind] or SkipReason.CAPACITY
         report.stopped_by_limit[item.kind] = report.stopped_by_limit[item.kind] or f"ResourceQuota: {outcome.reason}"
         capacity.exhaust()
     else:
