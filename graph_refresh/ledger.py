@@ -243,6 +243,8 @@ def _memory(value: object) -> dict[str, ContainerMemory]:
             raise _Unreadable(f"memory of container {name!r} is not an object of request and limit")
         for part, text in container.items():
             try:
+                if not isinstance(text, str):
+                    raise ValueError("not a string")
                 parse_quantity(text)
             except ValueError:
                 raise _Unreadable(f"memory {part} of container {name!r} is not a quantity: {text!r}") from None

@@ -247,3 +247,11 @@ def test_a_large_ledger_is_bounded_under_one_mebibyte_deterministically() -> Non
     # A different order of the same entries gives the same result.
     rng.shuffle(entries)
     assert bound(ledger(*entries), now, expire_after=QUARANTINE) == (kept, dropped_expired, dropped_oldest)
+
+
+def test_a_memory_value_that_is_not_a_string_is_unreadable_not_a_crash() -> None:
+    good = to_data([entry()])["0123456789"]
+    bad = json.loads(good)
+    bad["memory"] = {"solver": {"limit": 1073741824}}
+    entries, warnings = from_data({"0123456789": json.dumps(bad)})
+    assert entries == {} and len(warnings) == 1 and "0123456789" in warnings[0]
