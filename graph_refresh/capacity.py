@@ -43,17 +43,14 @@ class Quota:
     @classmethod
     def from_object(cls, quota: Mapping[str, Any]) -> Quota:
         """Parse a ResourceQuota object; ``status.hard`` is what is enforced, ``spec.hard`` until it is set."""
-        spec = quota.get("spec") or {}
-        status = quota.get("status") or {}
-        hard = status.get("hard") or spec.get("hard") or {}
-        used = status.get("used") or {}
-        scopes: list[tuple[str, str, tuple[str, ...]]] = [
-            (str(name), "Exists", ()) for name in spec.get("scopes") or []
-        ]
-        for expression in (spec.get("scopeSelector") or {}).get("matchExpressions") or []:
-            values = tuple(str(v) for v in expression.get("values") or [])
+        name = str(_object(quota.get("metadata")).get("name", ""))
+        spec, status = _object(quota.get("spec")), _object(quota.get("status"))
+        hard = _object(status.get("hard")) or _object(spec.get("hard"))
+        used = _object(status.get("used"))
+        scopes: list[tuple[str, str, tuple[str, ...]]] = [(str(s), "Exists", ()) for s in _list(spec.get("scopes"))]
+        for expression in map(_object, _list(_object(spec.get("scopeSelector")).get("matchExpressions"))):
+            values = tuple(str(v) for v in _list(expression.get("values")))
             scopes.append((str(expression.get("scopeName")), str(expression.get("operator")), values))
-        name = str((quota.get("metadata") or {}).get("name", ""))
         return cls(
             name=name,
             hard={resource: _quantity(name, resource, value) for resource, value in hard.items()},
@@ -179,6 +176,15 @@ class Capacity:
     def exhaust(self) -> None:
         """The API refused a create for quota: admit nothing more this run."""
         self.exhausted = True
+
+
+def _object(value: Any) -> Mapping[str, Any]:
+    """A field of an API object that should be an object; anything else reads as empty."""
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _quantity(quota: str, resource: str, value: Any) -> Decimal:

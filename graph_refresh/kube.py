@@ -20,7 +20,6 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
-from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
@@ -30,7 +29,6 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from kubernetes.config.config_exception import ConfigException
 from kubernetes.config.incluster_config import SERVICE_CERT_FILENAME, SERVICE_TOKEN_FILENAME, InClusterConfigLoader
-from kubernetes.utils.quantity import parse_quantity as _parse_quantity
 
 from graph_refresh import retry, secrets
 from graph_refresh.config import ClusterSettings, redact_url
@@ -76,9 +74,12 @@ _NEVER_SENT = (
 _BAD_KUBECONFIG = (ConfigException, OSError, TypeError, ValueError, KeyError, AttributeError, RecursionError)
 
 
-def parse_quantity(value: str | int | float) -> Decimal:
-    """A Kubernetes quantity (``500m``, ``3Gi``, ``1``) as a Decimal."""
-    return Decimal(_parse_quantity(value))
+def _objects(body: dict[str, Any], what: str) -> list[dict[str, Any]]:
+    """The ``items`` of a list answer; an item that is not an object makes the answer garbled."""
+    items = body.get("items") or []
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise GarbledAnswer(f"{what}: the answer's items are not a list of objects")
+    return items
 
 
 def _register_secrets(configuration: client.Configuration) -> None:
@@ -335,7 +336,7 @@ class Cluster:
                     **paging,
                 ),
             )
-            yield from body.get("items") or []
+            yield from _objects(body, f"list {resource} in namespace {namespace!r}")
             previous, token = token, (body.get("metadata") or {}).get("continue")
             if not token:
                 return
@@ -362,7 +363,7 @@ class Cluster:
                 _request_timeout=self._timeout,
             ),
         )
-        return list(body.get("items") or [])
+        return _objects(body, f"list templates.template.openshift.io in namespace {namespace!r}")
 
     def list_owned_jobs(self, namespace: str) -> Iterator[dict[str, Any]]:
         """Jobs labelled as created by graph-refresh, paged."""
@@ -382,7 +383,7 @@ class Cluster:
                 namespace, _preload_content=False, _request_timeout=self._timeout
             ),
         )
-        return list(body.get("items") or [])
+        return _objects(body, f"list resourcequotas in namespace {namespace!r}")
 
     def read_configmap(self, namespace: str, name: str) -> tuple[dict[str, str], str] | None:
         """The ``data`` of ConfigMap ``name`` and its ``resourceVersion``; None when it does not exist.

@@ -1183,3 +1183,36 @@ def test_a_kubeconfig_password_echoed_by_the_server_reaches_no_output(
     assert header.startswith("Basic ")
     for text in (result.stdout, result.stderr, json.dumps(report)):
         assert password not in text and header.split()[1] not in text
+
+
+@pytest.mark.parametrize(
+    ("path", "items"),
+    [
+        (JOBS_PATH, [None]),
+        (JOBS_PATH, ["a-job"]),
+        (rf"^/api/v1/namespaces/{MIDDLETIER}/resourcequotas$", [{"spec": "x"}, 7]),
+        (rf"^/apis/template.openshift.io/v1/namespaces/{INFRA}/templates$", {"not": "a list"}),
+    ],
+)
+def test_a_list_whose_items_are_not_objects_is_a_clear_failure(cluster: Harness, path: str, items: Any) -> None:
+    cluster.graph(["flask"])
+    body = {"kind": "List", "apiVersion": "v1", "metadata": {}, "items": items}
+    cluster.fake.inject(method="GET", path=path, status=200, body=body, times=None)
+    result, report = cluster.run()
+    assert result.exit_code == 1 and report["exit_code"] == 1
+    assert "Traceback" not in result.stderr and "not a list of objects" in report["error"]
+    assert cluster.created() == []
+
+
+def test_a_quota_with_odd_fields_reads_as_empty_where_they_are_odd(cluster: Harness) -> None:
+    cluster.graph(["flask"])
+    odd = {"metadata": {"name": "odd"}, "spec": {"hard": "x", "scopes": "y", "scopeSelector": 3}, "status": None}
+    cluster.fake.inject(
+        method="GET",
+        path=rf"^/api/v1/namespaces/{MIDDLETIER}/resourcequotas$",
+        status=200,
+        body={"kind": "List", "apiVersion": "v1", "metadata": {}, "items": [odd]},
+        times=None,
+    )
+    result, report = cluster.run()
+    assert result.exit_code == 0 and sum(scheduled(report).values()) == 4
