@@ -43,12 +43,13 @@ class History:
         """The ledger as read, with the view's failed Jobs learned and the items that completed forgotten.
 
         Failed Jobs that ended by ``learned_until`` were learned by an earlier run (their entries are in the
-        ledger, or an operator cleared them): they are not learned again.
+        ledger, or an operator cleared them): they are not learned again, except those the first release made,
+        which no run learned before.
         """
         history = cls(dict(ledger), policy, now)
         for key, failures in view.failures.items():
             for failure in failures:
-                if learned_until is not None and failure.failed.failed_at <= learned_until:
+                if learned_until is not None and not failure.legacy and failure.failed.failed_at <= learned_until:
                     continue
                 if failure.item is None:
                     history.pending.setdefault(key, []).append(failure)
@@ -67,12 +68,19 @@ class History:
         """What ``item`` does this run; an entry whose time is over is dropped (the item starts again)."""
         if item.key not in self.entries and not self.pending:
             return FIRST_ATTEMPT  # most items: nothing known, nothing to learn
-        for failure in self.pending.pop(item.key, []) + self.pending.pop(item.job_name, []):
+        found = self.pending.pop(item.key, []) + self.pending.pop(item.job_name, [])
+        for failure in sorted(found, key=lambda failure: failure.attempt):
             self._learn(ItemId.of(item), failure)
         decision = decide(self.entries.get(item.key), self.now, self.policy)
         if isinstance(decision, Forget):
             self.entries.pop(item.key, None)
         return decision
+
+    def learned_until(self, listed_at: float) -> float:
+        """Until when this run learned every failed Job: when the Jobs were listed, but before any failure
+        still waiting for its item to be met (it is learned by a later run)."""
+        waiting = [failure.failed.failed_at for failures in self.pending.values() for failure in failures]
+        return min([listed_at, *(at - 1 for at in waiting)])
 
     def quarantined(self) -> Iterator[LedgerEntry]:
         """The entries whose items are in quarantine now."""

@@ -47,6 +47,11 @@ class Seams:
     """Seconds since the epoch."""
 
 
+# Failure times come from the Job controller's clock and reach the API a little after it: a Job that failed
+# this long before the listing may still be missing from it. Learning again is harmless (it is idempotent).
+LEARNING_MARGIN_SECONDS = 300
+
+
 def read_cluster_view(cluster: kube.Cluster, namespace: str, now: float) -> ClusterView:
     """List the ResourceQuotas, the owned Jobs (paged) and, when some failed, the owned pods of ``namespace``."""
     quotas = [Quota.from_object(q) for q in cluster.list_quotas(namespace)]
@@ -175,7 +180,7 @@ def run(
         templates = load_templates(settings, cluster)
         namespace = settings.cluster.middletier_namespace
         view, ledger = ClusterView(), memory.Ledger()
-        listed_at = math.floor(now()) - 1  # a Job that failed in the second of the listing may be missing from it
+        listed_at = math.floor(now()) - LEARNING_MARGIN_SECONDS
         if cluster is not None and namespace:
             view = read_cluster_view(cluster, namespace, now())
             ledger = memory.read(cluster, namespace, now=listed_at)
@@ -232,7 +237,7 @@ def run(
                         history.entries,
                         now=now(),
                         expire_after=policy.quarantine_seconds,
-                        learned_until=listed_at,
+                        learned_until=history.learned_until(listed_at),
                     )
         _count_backlog(store, templates, streams, report)  # after the creates: the first Job is not kept waiting
         _report_quarantine(history, report, streams)

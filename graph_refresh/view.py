@@ -20,6 +20,7 @@ from graph_refresh.items import (
     ANNOTATION_PACKAGE,
     ANNOTATION_VERSION,
     KINDS,
+    LABEL_ATTEMPT,
     LABEL_ITEM,
     LABEL_KIND,
     LABEL_SOLVER,
@@ -66,6 +67,8 @@ class Failure:
     item: ItemId | None
     """Who failed, from the Job's labels and annotations; None for a Job that lacks them (made by an earlier
     release): it is learned when the item's candidate is met."""
+    legacy: bool
+    """Made by the first release (no attempt label): never learned by a run before, whatever the ledger says."""
 
 
 @dataclass
@@ -141,7 +144,8 @@ def build_view(
             metadata = _mapping(job.get("metadata"))
             failed = classify(job, grouped.get(str(metadata.get("name", "")), []), now=now)
             assert failed is not None, "a FAILED Job has a true Failed condition"
-            failure = Failure(failed, attempt_of(job), resources_of(job), _item_of(metadata, key))
+            legacy = LABEL_ATTEMPT not in _mapping(metadata.get("labels"))
+            failure = Failure(failed, attempt_of(job), resources_of(job), _item_of(metadata, key), legacy)
             view.failures.setdefault(key, []).append(failure)
             logger.debug("Job %s failed (%s): %s", failed.name, failed.cause, failed.detail)
     return view

@@ -333,3 +333,36 @@ def test_an_item_out_of_quarantine_starts_again_past_its_failed_jobs(cluster: Cl
     counts = report["solvers"][SOLVER_NAME]
     assert counts["scheduled"] == 1 and counts["already_scheduled"] == 0
     assert memory(cluster.job(3)) == ("1Gi", "1Gi") and ledger(cluster) == {}
+
+
+def first_release_failed_job(cluster: Cluster, *, at: float) -> Obj:
+    """A Job as the first release made it (no attempt label, no annotations, pods unlabelled), failed at ``at``."""
+    item = WorkItem(SOLVER, SOLVER_NAME, Candidate("flask", "1.0", PYPI))
+    labels = {
+        "app.kubernetes.io/managed-by": "graph-refresh",
+        "thoth-station.ninja/kind": "solver",
+        "thoth-station.ninja/solver": SOLVER_NAME,
+        "thoth-station.ninja/item": item.key,
+    }
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": item.job_name, "namespace": MIDDLETIER, "labels": labels},
+        "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "solver", "image": "x"}]}}},
+    }
+    cluster.fake.add(job)
+    cluster.fail(job, at=at)
+    return job
+
+
+@pytest.mark.parametrize("first_run", ["meets the item", "does not meet the item"])
+def test_after_the_upgrade_the_first_releases_failed_jobs_are_learned(cluster: Cluster, first_run: str) -> None:
+    first_release_failed_job(cluster, at=T0 - 600)
+    if first_run == "does not meet the item":  # its failure waits for the item: the ledger must not skip it
+        result, _ = cluster.run(T0, env={"GRAPH_REFRESH_NO_SOLVERS": "1"})
+        assert result.exit_code == 0
+    _, report = cluster.run(T0 + 60)
+    assert report["solvers"][SOLVER_NAME]["skipped"] == {"failed-recently": 1}, "an error backs off first"
+    assert report["solvers"][SOLVER_NAME]["scheduled"] == 0
+    (entry,) = ledger(cluster).values()
+    assert entry["failures"] == 1 and entry["cause"] == "error"
