@@ -146,6 +146,8 @@ def plan(
                 limit = capacity.refusal(job_cost)
                 if limit is not None:  # an escalated retry may not fit where a first attempt does
                     counts.skipped[SkipReason.CAPACITY] += 1
+                    if capacity.refusal(stream.cost) is None:
+                        continue  # only the escalation is too big: the stream's first attempts still fit
                     report.stopped_by[stream.kind] = report.stopped_by[stream.kind] or SkipReason.CAPACITY
                     report.stopped_by_limit[stream.kind] = report.stopped_by_limit[stream.kind] or limit
                     break

@@ -102,3 +102,36 @@ def test_a_store_that_never_repeats_needs_no_memory() -> None:
     report = RunReport(dry_run=True, store="test")
     order = run(report, streams(a=("p1", "p1")), drop_repeats=False)
     assert order == [("solver-a-1-py38", "p1"), ("solver-a-1-py38", "p1")]
+
+
+def test_a_retry_too_big_for_the_quota_is_skipped_and_the_stream_goes_on() -> None:
+    from decimal import Decimal
+
+    from graph_refresh.capacity import Quota
+    from graph_refresh.learning import History
+    from graph_refresh.ledger import AttemptResources, Cause, ContainerMemory, ItemId, LedgerEntry
+    from graph_refresh.outcomes import Policy
+
+    report = RunReport(dry_run=True, store="test")
+    small = JobCost(resources={"limits.memory": Decimal(2**30)})
+    big = JobCost(resources={"limits.memory": Decimal(6 * 2**30)})
+    quota = Quota("q", hard={"limits.memory": Decimal(4 * 2**30)}, used={})
+    failed = WorkItem(SOLVER, "solver-a-1-py38", Candidate("p1", "1", PYPI))
+    entry = LedgerEntry(
+        ItemId.of(failed),
+        failures=1,
+        attempt=1,
+        cause=Cause.OOM,
+        failed_at=0.0,
+        resources=AttemptResources({"c": ContainerMemory("3Gi", "3Gi")}),
+    )
+    streams = [Stream(SOLVER, "solver-a-1-py38", candidates("p1", "p2", "p3"), small)]
+    order = run(
+        report,
+        streams,
+        capacity=Capacity.from_cluster(max_in_flight=0, live_jobs=0, quotas=[quota]),
+        history=History({failed.key: entry}, Policy(), 60.0),
+        cost=lambda item, resources: big,
+    )
+    assert order == [("solver-a-1-py38", "p2"), ("solver-a-1-py38", "p3")], "the retry did not block the stream"
+    assert report.solvers["solver-a-1-py38"].skipped == {"capacity": 1}
