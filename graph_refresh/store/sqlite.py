@@ -230,9 +230,5 @@ class SQLiteStore:
         solved.clear()
         analyzed.clear()
 
-    @staticmethod
-    def _key(candidate: Candidate) -> tuple[str, str, str]:
-        return normalize_name(candidate.package_name), candidate.package_version, candidate.index_url
-
     def _counts(self) -> dict[str, int]:
         return {table: self._db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in _TABLES}
