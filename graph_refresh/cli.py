@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from graph_refresh import __version__, config, options, runtime, secrets
+from graph_refresh import __version__, config, options, output, runtime, secrets
 from graph_refresh.config import Settings
 from graph_refresh.errors import ConfigError, GraphRefreshError
 from graph_refresh.items import KINDS
@@ -154,7 +154,7 @@ def _emit(report: RunReport, settings: Settings) -> None:
         logger.info("%s: %s", label, counts.describe())
     if report_path is not None:
         try:
-            report.write(report_path)
+            output.write_output(report_path, report.to_json())
         except OSError as error:
             logger.error("Could not write the run report to %s: %s", report_path, error)
             report.exit_code = report.exit_code or ExitCode.FAILED

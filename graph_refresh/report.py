@@ -4,15 +4,10 @@ metrics are all derived from it."""
 from __future__ import annotations
 
 import enum
-import errno
 import json
-import os
-import stat
-import sys
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from graph_refresh import __version__
@@ -36,9 +31,6 @@ SKIP_REASONS = tuple(SkipReason)
 RETRY_CAUSES = ("disrupted", "oom", "deadline", "error")  # why the Job an item retries failed (SPEC §11)
 CAP_CAUSES = ("oom", "deadline")  # the causes whose retry escalates a resource up to a cap
 QUARANTINED_LISTED = 100  # quarantined items named in the report; "quarantined_total" counts them all
-STDOUT = "-"  # the report path that means standard output
-NEW_FILE_MODE = 0o666  # before the umask, as open() and shells create files (0644 under umask 022)
-TEMP_NAME_ATTEMPTS = 100  # temporary file names tried before giving up (a clash is already unlikely)
 
 
 @dataclass
@@ -208,26 +200,6 @@ class RunReport:
         a failure reason)."""
         return mask(json.dumps(_masked(self.to_dict()), indent=2)) + "\n"
 
-    def write(self, path: Path) -> None:
-        """Write the JSON report to ``path`` (see :func:`write_atomically`), or to stdout when ``path`` is ``-``.
-
-        A missing folder is created when its own parent exists; a longer missing tree is an error
-        (FileNotFoundError), as a mistyped path should be.
-        """
-        text = self.to_json()
-        if str(path) == STDOUT:
-            sys.stdout.write(text)
-            sys.stdout.flush()
-            return
-        folder = path.parent
-        if not folder.exists():
-            if not folder.parent.is_dir():
-                raise FileNotFoundError(
-                    errno.ENOENT, "no such folder (only the report's own folder is created)", str(folder.parent)
-                )
-            folder.mkdir(exist_ok=True)
-        write_atomically(path, text)
-
     def summary_line(self) -> str:
         """One line for the log: per kind, what was examined, scheduled and skipped, and the exit code."""
         parts = []
@@ -284,38 +256,3 @@ def _masked(value: Any) -> Any:
     if isinstance(value, list):
         return [_masked(item) for item in value]
     return value
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` without ever damaging what ``path`` is (SPEC §13).
-
-    A new path or a regular file is replaced atomically through a temporary file beside it, so a reader sees
-    the old file or the whole new one. Anything else (a symlink, a device such as /dev/stdout, a FIFO) is
-    opened and written through, never replaced: a symlink stays a link and its target gets the text. New
-    files get ``0666 & ~umask`` (0644 under umask 022). On failure the temporary file is removed.
-    """
-    data = text.encode("utf-8")
-    if path.is_symlink() or (path.exists() and not stat.S_ISREG(path.stat().st_mode)):
-        with open(path, "wb") as stream:  # O_TRUNC is ignored by devices and FIFOs
-            stream.write(data)
-        return
-    fd, tmp = _create_beside(path)
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            stream.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _create_beside(path: Path) -> tuple[int, Path]:
-    """A new, empty hidden file in ``path``'s folder, opened for writing; the kernel applies the umask to its
-    mode (tempfile.mkstemp would give 0600 whatever the umask)."""
-    for _ in range(TEMP_NAME_ATTEMPTS):
-        tmp = path.with_name(f".{path.name}.{os.urandom(4).hex()}.tmp")
-        try:
-            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, NEW_FILE_MODE), tmp
-        except FileExistsError:
-            continue
-    raise FileExistsError(errno.EEXIST, "no free temporary file name beside it", str(path))

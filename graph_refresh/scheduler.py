@@ -32,9 +32,10 @@ from graph_refresh.errors import (
     truncate,
 )
 from graph_refresh.items import is_job_name
+from graph_refresh.output import write_atomically
 from graph_refresh.planner import Planned
 from graph_refresh.render import Renderer
-from graph_refresh.report import Failure, RunReport, SkipReason, write_atomically
+from graph_refresh.report import Failure, RunReport, SkipReason
 from graph_refresh.retry import CREATES, Backoff
 
 logger = logging.getLogger(__name__)

@@ -30,8 +30,15 @@ PURE = [
     "config",
     "errors",
     "secrets",
+    "report",
 ]
-IO_MODULES = {"graph_refresh.kube", "graph_refresh.store", "graph_refresh.metrics", "graph_refresh.memory"}
+IO_MODULES = {
+    "graph_refresh.kube",
+    "graph_refresh.store",
+    "graph_refresh.metrics",
+    "graph_refresh.memory",
+    "graph_refresh.output",
+}
 ONLY_IN = {
     "kubernetes": {"graph_refresh/kube.py"},
     "openshift": {"graph_refresh/kube.py"},

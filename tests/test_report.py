@@ -15,6 +15,7 @@ import pytest
 from click.testing import Result
 
 from graph_refresh import secrets
+from graph_refresh.output import write_atomically, write_output
 from graph_refresh.report import (
     QUARANTINED_LISTED,
     SKIP_REASONS,
@@ -22,7 +23,6 @@ from graph_refresh.report import (
     Failure,
     QuarantinedItem,
     RunReport,
-    write_atomically,
 )
 
 from .conftest import EXAMPLE_TEMPLATES
@@ -172,7 +172,7 @@ def test_a_secret_echoed_into_a_failure_reason_never_reaches_the_report(tmp_path
     report = a_report()
     report.failures.append(Failure("solver-ubi-8-py38-0a1b2c3d4e", "solver", 400, f"bad header: Bearer {known_secret}"))
     report.error = f"the server said {known_secret}"
-    report.write(tmp_path / "report.json")
+    write_output(tmp_path / "report.json", report.to_json())
     text = (tmp_path / "report.json").read_text()
     assert "tOk" not in text
     data = json.loads(text)
@@ -184,7 +184,7 @@ def test_a_secret_echoed_into_a_failure_reason_never_reaches_the_report(tmp_path
 
 def test_dash_writes_the_report_to_stdout(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     os.chdir(tmp_path)
-    a_report().write(Path("-"))
+    write_output(Path("-"), a_report().to_json())
     out, _ = capfd.readouterr()
     assert json.loads(out)["solvers"]["solver-ubi-8-py38"]["scheduled"] == 2
     assert not (tmp_path / "-").exists()
@@ -196,7 +196,7 @@ def test_a_symlink_stays_a_link_and_its_target_gets_the_report(tmp_path: Path) -
     target.write_text("old")
     link = tmp_path / "report.json"
     link.symlink_to(target)
-    a_report().write(link)
+    write_output(link, a_report().to_json())
     assert link.is_symlink() and link.resolve() == target
     assert read_report(target)["store"] == "sqlite"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", "report.json"], "no temporary file left"
@@ -205,7 +205,7 @@ def test_a_symlink_stays_a_link_and_its_target_gets_the_report(tmp_path: Path) -
 def test_a_dangling_symlink_creates_its_target(tmp_path: Path) -> None:
     link = tmp_path / "report.json"
     link.symlink_to(tmp_path / "target.json")
-    a_report().write(link)
+    write_output(link, a_report().to_json())
     assert link.is_symlink() and read_report(tmp_path / "target.json")["dry_run"] is True
 
 
@@ -220,7 +220,7 @@ def test_a_fifo_is_written_through_not_replaced(tmp_path: Path) -> None:
 
     reader = threading.Thread(target=read)
     reader.start()
-    a_report().write(fifo)
+    write_output(fifo, a_report().to_json())
     reader.join(timeout=10)
     assert not reader.is_alive()
     assert json.loads(received[0])["store"] == "sqlite"
@@ -243,7 +243,7 @@ def test_a_regular_file_is_replaced_atomically(tmp_path: Path) -> None:
     path.write_text("old")
     other_name = tmp_path / "hard-link.json"
     os.link(path, other_name)  # a reader holding the old file keeps it whole
-    a_report().write(path)
+    write_output(path, a_report().to_json())
     assert read_report(path)["store"] == "sqlite" and other_name.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hard-link.json", "report.json"]
 
@@ -256,17 +256,17 @@ def test_new_and_replaced_files_get_the_usual_permissions(
     new, replaced = tmp_path / "new.json", tmp_path / "replaced.yaml"
     replaced.write_text("old")
     replaced.chmod(0o600)
-    a_report().write(new)
+    write_output(new, a_report().to_json())
     write_atomically(replaced, "kind: Job\n")
     assert stat.S_IMODE(new.stat().st_mode) == mode
     assert stat.S_IMODE(replaced.stat().st_mode) == mode and replaced.read_text() == "kind: Job\n"
 
 
 def test_the_report_folder_is_created_but_not_a_whole_invented_tree(tmp_path: Path) -> None:
-    a_report().write(tmp_path / "reports" / "report.json")
+    write_output(tmp_path / "reports" / "report.json", a_report().to_json())
     assert read_report(tmp_path / "reports" / "report.json")["store"] == "sqlite"
     with pytest.raises(FileNotFoundError, match="no such folder") as error:
-        a_report().write(tmp_path / "typo" / "reports" / "report.json")
+        write_output(tmp_path / "typo" / "reports" / "report.json", a_report().to_json())
     assert str(tmp_path / "typo") in str(error.value)
     assert not (tmp_path / "typo").exists()
 
