@@ -116,8 +116,7 @@ class SQLiteStore:
                 rows = self._db.execute(query, (*cursor, *params, self._page_size)).fetchall()
             except sqlite3.Error as error:
                 raise StoreError(f"SQLite store {str(self._path)!r}: {error}") from error
-            for row in rows:
-                yield Candidate(*row)
+            yield from map(Candidate._make, rows)
             if len(rows) < self._page_size:
                 return
             cursor = rows[-1]
