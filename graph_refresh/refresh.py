@@ -211,35 +211,38 @@ def run(
             on_examined=on_examined,
             stopping=interrupt.is_set,
         )
-        if settings.plan.dry_run:
-            dry_run(items, renderer=renderer, report=report, output_dir=settings.plan.output_dir)
-        else:
-            assert cluster is not None and namespace is not None, "checked by the CLI"
-            try:
-                submit(
-                    items,
-                    renderer=renderer,
-                    report=report,
-                    cluster=cluster,
-                    namespace=namespace,
-                    capacity=capacity,
-                    settings=settings.cluster,
-                    sleep=sleep,
-                    interrupt=interrupt,
-                    server_dry_run=settings.plan.server_dry_run,
-                )
-            finally:  # what was learned is kept however the run ends; a server dry run stores nothing
-                if not settings.plan.server_dry_run:
-                    memory.write(
-                        cluster,
-                        namespace,
-                        ledger,
-                        history.entries,
-                        now=now(),
-                        expire_after=policy.quarantine_seconds,
-                        learned_until=history.learned_until(listed_at),
+        try:
+            if settings.plan.dry_run:
+                dry_run(items, renderer=renderer, report=report, output_dir=settings.plan.output_dir)
+            else:
+                assert cluster is not None and namespace is not None, "checked by the CLI"
+                try:
+                    submit(
+                        items,
+                        renderer=renderer,
+                        report=report,
+                        cluster=cluster,
+                        namespace=namespace,
+                        capacity=capacity,
+                        settings=settings.cluster,
+                        sleep=sleep,
+                        interrupt=interrupt,
+                        server_dry_run=settings.plan.server_dry_run,
                     )
-        _count_backlog(store, templates, streams, report)  # after the creates: the first Job is not kept waiting
-        _report_quarantine(history, report, streams)
+                finally:  # what was learned is kept however the run ends; a server dry run stores nothing
+                    if not settings.plan.server_dry_run:
+                        memory.write(
+                            cluster,
+                            namespace,
+                            ledger,
+                            history.entries,
+                            now=now(),
+                            expire_after=policy.quarantine_seconds,
+                            learned_until=history.learned_until(listed_at),
+                        )
+        finally:  # the report holds both however far the run got; the first Job never waits for the counts
+            _report_quarantine(history, report, streams)
+            if not interrupt.is_set():
+                _count_backlog(store, templates, streams, report)
     finally:
         store.close()

@@ -873,6 +873,7 @@ def test_a_store_failing_mid_run_still_counts_every_create_it_started(cluster: H
     assert result.exit_code == 1 and "disk on fire" in result.stderr
     assert report["exit_code"] == 1  # the report is balanced (checked by the harness) and complete:
     assert sum(scheduled(report).values()) == len(cluster.jobs()) > 0
+    assert report["totals"]["solver"]["backlog"] == 12, "the backlog is counted however far the run got"
 
 
 def test_a_store_failing_on_any_streams_first_page_creates_nothing(cluster: Harness) -> None:
