@@ -114,7 +114,10 @@ def _run_once(seams: Seams, settings: Settings, signals: runtime.Signals) -> int
     """One refresh, then its report, summary, metrics; returns the exit code."""
     from graph_refresh import refresh
 
-    report = RunReport(dry_run=settings.plan.dry_run or settings.plan.server_dry_run, store=settings.store.kind)
+    plan = settings.plan
+    report = RunReport(
+        dry_run=plan.dry_run or plan.server_dry_run, server_dry_run=plan.server_dry_run, store=settings.store.kind
+    )
     progress = runtime.Progress("candidates examined")
     started = time.monotonic()
     try:

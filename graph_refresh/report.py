@@ -140,7 +140,10 @@ class RunReport:
     """What one run did; filled in as the run goes, so a failed run still reports how far it got."""
 
     dry_run: bool
+    """Nothing was stored: a dry run, or a server dry run (see ``server_dry_run``)."""
     store: str
+    server_dry_run: bool = False
+    """The creates were sent with dryRun=All: validated and admitted by the API server, stored nowhere."""
     version: str = __version__
     exit_code: int = 0
     duration_seconds: float = 0.0
@@ -183,6 +186,7 @@ class RunReport:
         return {
             "version": self.version,
             "dry_run": self.dry_run,
+            "server_dry_run": self.server_dry_run,
             "exit_code": self.exit_code,
             "duration_seconds": round(self.duration_seconds, 3),
             "store": self.store,
@@ -208,7 +212,7 @@ class RunReport:
                 f" stopped_by={self.stopped_by[kind]} ({self.stopped_by_limit[kind]})" if self.stopped_by[kind] else ""
             )
             parts.append(f"{kind}: {self.totals(kind).describe()}{stop}")
-        mode = "dry run" if self.dry_run else "run"
+        mode = "server dry run" if self.server_dry_run else "dry run" if self.dry_run else "run"
         return f"graph-refresh {mode} finished in {self.duration_seconds:.2f}s, exit {self.exit_code}; " + "; ".join(
             parts
         )

@@ -230,6 +230,8 @@ def test_a_dry_run_and_a_server_dry_run_write_no_ledger(cluster: Cluster) -> Non
         result, report = cluster.run(T0 + HOUR, mode)
         assert result.exit_code == 0, result.stderr
         assert report["dry_run"] is True and report["solvers"][SOLVER_NAME]["retried"]["oom"] == 1
+        assert report["server_dry_run"] is (mode == "--server-dry-run")
+        assert f"graph-refresh {mode[2:].replace('-', ' ')} finished" in result.stderr
     assert ledger(cluster) == before == {}
     assert len([r for r in cluster.fake.requests if "configmaps" in r.path and r.method != "GET"]) == writes
     posts = cluster.fake.requests_for("POST", r"/jobs$")
