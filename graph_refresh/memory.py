@@ -17,7 +17,17 @@ from typing import Protocol
 
 from graph_refresh.errors import AlreadyExists, ClusterError, Conflict
 from graph_refresh.items import LABEL_MANAGED_BY, MANAGER
-from graph_refresh.ledger import LEDGER_NAME, LedgerEntry, bound, format_time, from_data, merge, parse_time, to_data
+from graph_refresh.ledger import (
+    LEDGER_NAME,
+    MAX_DATA_BYTES,
+    LedgerEntry,
+    bound,
+    format_time,
+    from_data,
+    merge,
+    parse_time,
+    to_data,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +105,7 @@ def write(
     now: float,
     expire_after: float,
     learned_until: float,
+    max_bytes: int = MAX_DATA_BYTES,
 ) -> bool:
     """Write ``entries`` (the read ledger with this run's changes) and ``learned_until`` (this run saw every
     failed Job that ended by then), merging with whatever another run wrote meanwhile; returns whether the
@@ -102,9 +113,18 @@ def write(
     to stay under the ConfigMap limit."""
     ours, base, version = dict(entries), dict(read_at_start.entries), read_at_start.resource_version
     for _ in range(WRITE_ATTEMPTS):
-        kept, _expired, oldest = bound(ours, now, expire_after=expire_after)
+        kept, _expired, oldest = bound(ours, now, expire_after=expire_after, max_bytes=max_bytes)
         if oldest:
-            logger.warning("Ledger %s is full: the %d oldest entries were dropped", LEDGER_NAME, len(oldest))
+            named = ", ".join(
+                f"{e.key} ({e.item.package} {e.item.version}, {e.failures} failures)" for e in oldest[:10]
+            )
+            logger.warning(
+                "Ledger %s is full: the %d oldest entries were dropped (their items start again): %s%s",
+                LEDGER_NAME,
+                len(oldest),
+                named,
+                ", ..." if len(oldest) > 10 else "",
+            )
         data = {**to_data(kept.values()), LEARNED_UNTIL_KEY: format_time(learned_until)}
         try:
             if version is None:

@@ -368,3 +368,28 @@ def test_after_the_upgrade_the_first_releases_failed_jobs_are_learned(cluster: C
     assert report["solvers"][SOLVER_NAME]["scheduled"] == 0
     (entry,) = ledger(cluster).values()
     assert entry["failures"] == 1 and entry["cause"] == "error"
+
+
+def test_a_full_ledger_drops_its_oldest_entries_naming_them(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from dataclasses import replace
+
+    from graph_refresh import kube, memory
+    from graph_refresh.config import ClusterSettings
+    from graph_refresh.ledger import AttemptResources, Cause, ItemId, LedgerEntry
+
+    monkeypatch.setenv("KUBECONFIG", cluster.env["KUBECONFIG"])
+    client = kube.Cluster(ClusterSettings())
+    base = ItemId.of(WorkItem(SOLVER, SOLVER_NAME, Candidate("flask", "1.0", PYPI)))
+    entries = {
+        f"{i:010x}": LedgerEntry(replace(base, key=f"{i:010x}"), 1, 1, Cause.ERROR, T0 + i, AttemptResources())
+        for i in range(40)
+    }
+    written = memory.write(
+        client, MIDDLETIER, memory.Ledger(), entries, now=T0, expire_after=HOUR, learned_until=T0, max_bytes=2000
+    )
+    assert written
+    kept = ledger(cluster)
+    assert 0 < len(kept) < 40 and min(kept) > "0000000000", "the oldest went first"
+    assert "0000000000 (flask 1.0, 1 failures)" in caplog.text and "oldest entries were dropped" in caplog.text
