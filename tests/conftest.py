@@ -15,7 +15,7 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
-from graph_refresh import cli
+from graph_refresh import cli, secrets
 from graph_refresh.refresh import Seams
 
 from .fakes.dgraph import make_tls_files
@@ -34,6 +34,13 @@ CONFIG_ENV = [option.envvar for option in cli.main.params if isinstance(option.e
     "KUBERNETES_SERVICE_HOST",
     "KUBERNETES_SERVICE_PORT",
 ]
+
+
+@pytest.fixture(autouse=True)
+def forget_secrets() -> Iterator[None]:
+    """A run registers the secrets it reads (a kubeconfig's token, passwords); the next test starts without."""
+    yield
+    secrets.forget_all()
 
 
 @pytest.fixture(autouse=True)

@@ -27,7 +27,7 @@ import pytest
 import yaml
 from click.testing import Result
 
-from graph_refresh import errors, kube, retry, secrets
+from graph_refresh import errors, kube, retry
 from graph_refresh.config import ClusterSettings
 from graph_refresh.items import ANALYZER, SOLVER, Candidate, WorkItem
 
@@ -129,13 +129,6 @@ class Harness:
 
     def writes(self) -> list[Request]:
         return [r for r in self.fake.requests if r.method in WRITES]
-
-
-@pytest.fixture(autouse=True)
-def forget_secrets() -> Iterator[None]:
-    """Each run registers the kubeconfig's token; the next test starts without it."""
-    yield
-    secrets.forget_all()
 
 
 @pytest.fixture
