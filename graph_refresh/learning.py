@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from graph_refresh.items import WorkItem
-from graph_refresh.ledger import ItemId, LedgerEntry
+from graph_refresh.ledger import ItemId, LedgerEntry, expires_at
 from graph_refresh.outcomes import Decision, Forget, Policy, Schedule, decide, learn
 from graph_refresh.view import ClusterView, Failure, JobState
 
@@ -86,5 +86,5 @@ class History:
         """The entries whose items are in quarantine now."""
         limit = self.policy.max_attempts
         for entry in self.entries.values():
-            if limit and entry.failures >= limit and self.now < entry.failed_at + self.policy.quarantine_seconds:
+            if limit and entry.failures >= limit and self.now < expires_at(entry, self.policy.quarantine_seconds):
                 yield entry

@@ -40,6 +40,7 @@ from graph_refresh.ledger import (
     ContainerMemory,
     ItemId,
     LedgerEntry,
+    expires_at,
     parse_time,
 )
 from graph_refresh.quantity import Cap, double_quantity, parse_quantity
@@ -402,7 +403,7 @@ def learn(
     An ``oom`` failure that no memory escalation can help (at ``max_memory``, or no memory set), and a
     ``deadline`` failure at ``max_deadline_seconds`` (or without a Job deadline), are recorded as ``error``.
     """
-    if entry is not None and failed.failed_at >= entry.failed_at + policy.quarantine_seconds:
+    if entry is not None and failed.failed_at >= expires_at(entry, policy.quarantine_seconds):
         entry = None
     if entry is not None and attempt <= entry.attempt:
         return entry
@@ -425,10 +426,10 @@ def decide(entry: LedgerEntry | None, now: float, policy: Policy) -> Decision:
     """
     if entry is None:
         return Schedule(1, None)
-    if now >= entry.failed_at + policy.quarantine_seconds:
+    if now >= expires_at(entry, policy.quarantine_seconds):
         return Forget()
     if policy.max_attempts and entry.failures >= policy.max_attempts:
-        return Skip("quarantined", entry.failed_at + policy.quarantine_seconds)
+        return Skip("quarantined", expires_at(entry, policy.quarantine_seconds))
     following = entry.attempt + 1
     if entry.cause is Cause.DISRUPTED:
         return Schedule(following, entry.resources, Cause.DISRUPTED)

@@ -18,7 +18,7 @@ from graph_refresh.config import Settings, redact_url
 from graph_refresh.errors import Interrupted, StoreError
 from graph_refresh.items import ANALYZER, KINDS, SOLVER, Candidate
 from graph_refresh.learning import History
-from graph_refresh.ledger import format_time
+from graph_refresh.ledger import expires_at, format_time
 from graph_refresh.outcomes import Policy
 from graph_refresh.planner import Stream, order_streams, plan
 from graph_refresh.render import Renderer
@@ -123,7 +123,7 @@ def _report_quarantine(history: History, report: RunReport, streams: list[Stream
         if (item.kind, item.solver) not in running:
             continue
         report.counts(item.kind, item.solver).quarantined += 1
-        until = entry.failed_at + history.policy.quarantine_seconds
+        until = expires_at(entry, history.policy.quarantine_seconds)
         report.quarantined.append(
             QuarantinedItem(
                 item.key,
