@@ -111,6 +111,8 @@ class FailedJob:
     """The Failed condition's lastTransitionTime (else the run's time), epoch seconds, whole."""
     detail: str
     """What decided the cause, for a log line: the pod and container, or the condition's reason."""
+    container: str | None = None
+    """For ``oom``: the container that was OOM-killed (its memory is what must grow)."""
 
 
 @dataclass(frozen=True)
@@ -223,7 +225,10 @@ def classify(job: Mapping[str, Any], pods: Sequence[object], *, now: float) -> F
                 for state in ("state", "lastState"):
                     if _get(status, state, "terminated", "reason") == OOM_REASON:
                         container = status.get("name")
-                        return FailedJob(name, Cause.OOM, when, f"pod {_name(pod)} container {container} {OOM_REASON}")
+                        detail = f"pod {_name(pod)} container {container} {OOM_REASON}"
+                        return FailedJob(
+                            name, Cause.OOM, when, detail, container if isinstance(container, str) else None
+                        )
     reason = failed.get("reason")
     if reason == DEADLINE_REASON:
         return FailedJob(name, Cause.DEADLINE, when, DEADLINE_REASON)
@@ -340,6 +345,14 @@ def _grow(text: str | None, cap: Cap) -> str | None:
         return None
 
 
+def _grows(container: ContainerMemory, cap: Cap) -> bool:
+    """Whether doubling gives the container more memory where the kernel OOM-kills: its limit, or its
+    request when it has no limit."""
+    if container.limit is not None:
+        return _grow(container.limit, cap) is not None
+    return _grow(container.request, cap) is not None
+
+
 def _escalate_memory(resources: AttemptResources, cap: Cap) -> _Escalation | None:
     """Every container's memory request and limit doubled, up to ``cap``; None when no container can grow.
 
@@ -347,12 +360,10 @@ def _escalate_memory(resources: AttemptResources, cap: Cap) -> _Escalation | Non
     kernel OOM-kills at): raising only a request under a limit at the cap would retry the same failure.
     """
     memory: dict[str, ContainerMemory] = {}
-    grew = False
     for name, container in resources.memory.items():
         request, limit = _grow(container.request, cap), _grow(container.limit, cap)
-        grew = grew or (limit is not None if container.limit is not None else request is not None)
         memory[name] = ContainerMemory(request or container.request, limit or container.limit)
-    if not grew:
+    if not any(_grows(container, cap) for container in resources.memory.values()):
         return None
     capped = any(
         text is not None and parse_quantity(text) >= cap.value
@@ -410,6 +421,9 @@ def learn(
     cause = failed.cause
     if cause in (Cause.OOM, Cause.DEADLINE) and _escalate(cause, resources, policy) is None:
         cause = Cause.ERROR
+    killed = resources.memory.get(failed.container) if cause is Cause.OOM and failed.container else None
+    if killed is not None and not _grows(killed, policy.max_memory):
+        cause = Cause.ERROR  # the container that ran out is at the cap: doubling the others cannot help
     failures = (entry.failures if entry is not None else 0) + int(cause in CHARGED)
     return LedgerEntry(item, failures, attempt, cause, failed.failed_at, resources)
 

@@ -167,7 +167,7 @@ def test_classify_finds_the_cause_first_match_wins(
 
 def test_classify_says_what_decided() -> None:
     oom = classify(job(conditions=failed()), [pod(last_state=terminated("OOMKilled"))], now=NOW)
-    assert oom == FailedJob(JOB, Cause.OOM, T0, f"pod {JOB}-x7k2p container solver OOMKilled")
+    assert oom == FailedJob(JOB, Cause.OOM, T0, f"pod {JOB}-x7k2p container solver OOMKilled", "solver")
     gone = classify(job(conditions=failed()), [], now=NOW)
     assert gone == FailedJob(JOB, Cause.ERROR, T0, "Failed: BackoffLimitExceeded (pods gone)")
 
@@ -569,3 +569,19 @@ def test_the_pure_modules_import_no_client() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_an_oom_of_a_container_already_at_the_cap_is_an_error_whatever_the_others_have() -> None:
+    policy = Policy(max_memory=Cap.parse("2Gi"))
+    resources = AttemptResources(
+        {"solver": ContainerMemory("2Gi", "2Gi"), "sidecar": ContainerMemory("64Mi", "128Mi")}, 3600
+    )
+    item = ItemId("0123456789", "solver", "solver-fedora-31-py38", "flask", "1.1.2", "https://pypi.org/simple")
+    killed = FailedJob(JOB, Cause.OOM, T0, "pod x container solver OOMKilled", "solver")
+    assert learn(None, item, killed, 1, resources, policy).cause is Cause.ERROR
+    sidecar = FailedJob(JOB, Cause.OOM, T0, "pod x container sidecar OOMKilled", "sidecar")
+    entry = learn(None, item, sidecar, 1, resources, policy)
+    assert entry.cause is Cause.OOM
+    decision = decide(entry, T0 + 60, policy)
+    assert isinstance(decision, Schedule) and decision.resources is not None
+    assert decision.resources.memory["sidecar"] == ContainerMemory("128Mi", "256Mi")
