@@ -12,7 +12,7 @@ same messages.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -54,6 +54,19 @@ class GraphFile:
     def all_versions(self) -> list[Candidate]:
         """Every version the file names, in file order: listed ones first, then those only solved or analyzed."""
         return [*self.package_versions, *(s.candidate for s in self.solved), *self.analyzed]
+
+    @classmethod
+    def of(cls, records: Iterable[GraphRecord]) -> GraphFile:
+        """The records (checked already) sorted into their three lists."""
+        graph = cls()
+        for record in records:
+            if isinstance(record, SolvedRecord):
+                graph.solved.append(record)
+            elif isinstance(record, AnalyzedRecord):
+                graph.analyzed.append(record.candidate)
+            else:
+                graph.package_versions.append(record)
+        return graph
 
     def records(self) -> Iterator[GraphRecord]:
         """The entries as :func:`read_graph_file` yields them."""
@@ -144,18 +157,11 @@ def parse_graph(document: Any, *, source: str) -> GraphFile:
     """Check a decoded graph document; raise ConfigError naming the first bad record."""
     if not isinstance(document, dict):
         raise ConfigError(f"{source}: the graph file must hold a JSON object, not {type(document).__name__}")
-    versions = [
-        _candidate(record, f"{source}: package_versions[{i}]")
-        for i, record in enumerate(_records(document, "package_versions", source))
-    ]
-    solved = [
-        _solved(record, f"{source}: solved[{i}]") for i, record in enumerate(_records(document, "solved", source))
-    ]
-    analyzed = [
-        _candidate(record, f"{source}: analyzed[{i}]")
-        for i, record in enumerate(_records(document, "analyzed", source))
-    ]
-    return GraphFile(versions, solved, analyzed)
+    return GraphFile.of(
+        _record(key, record, f"{source}: {key}[{i}]")
+        for key in SECTIONS
+        for i, record in enumerate(_records(document, key, source))
+    )
 
 
 # -- the streaming reader -----------------------------------------------------------------------------
@@ -288,12 +294,4 @@ def _first_line(error: Exception) -> str:
 def load_graph_file(path: Path) -> GraphFile:
     """Read a whole graph file into memory (small graphs: tests, the Dgraph stand-in); errors as
     :func:`read_graph_file`."""
-    graph = GraphFile()
-    for record in read_graph_file(path):
-        if isinstance(record, SolvedRecord):
-            graph.solved.append(record)
-        elif isinstance(record, AnalyzedRecord):
-            graph.analyzed.append(record.candidate)
-        else:
-            graph.package_versions.append(record)
-    return graph
+    return GraphFile.of(read_graph_file(path))
