@@ -39,6 +39,7 @@ ANNOTATION_VERSION = "thoth-station.ninja/version"
 ANNOTATION_INDEX = "thoth-station.ninja/index"
 MANAGER = "graph-refresh"
 OWNED_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGER}"
+OWNED_LABELS = {LABEL_MANAGED_BY: MANAGER}  # on everything graph-refresh creates
 
 # PEP 508 names: ASCII letters, digits, and . _ - inside. Spelled out rather than re.IGNORECASE, which
 # would also let through the Kelvin sign and the long s (they case-fold to k and s).

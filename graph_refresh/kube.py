@@ -50,7 +50,7 @@ from graph_refresh.errors import (
     Unauthorized,
     truncate,
 )
-from graph_refresh.items import LABEL_MANAGED_BY, MANAGER, OWNED_SELECTOR
+from graph_refresh.items import OWNED_LABELS, OWNED_SELECTOR
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,6 @@ LIST_PAGE_SIZE = 500  # objects per list call; the API server's continue token c
 TEMPLATE_SELECTOR = "template in (solver,package-analyzer)"
 QUOTA_EXCEEDED_MARKER = "exceeded quota"  # how the API says a ResourceQuota refused an object
 QUOTA_PENDING_MARKER = "status unknown for quota"  # a quota the controller has not calculated yet
-OWNED_LABELS: Mapping[str, str] = {LABEL_MANAGED_BY: MANAGER}
 
 T = TypeVar("T")
 # Failures that happen before a request leaves: a create cannot have taken place.

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from graph_refresh.errors import AlreadyExists, ClusterError, Conflict
-from graph_refresh.items import LABEL_MANAGED_BY, MANAGER
+from graph_refresh.items import OWNED_LABELS
 from graph_refresh.ledger import (
     LEDGER_NAME,
     MAX_DATA_BYTES,
@@ -31,7 +31,6 @@ from graph_refresh.ledger import (
 
 logger = logging.getLogger(__name__)
 
-LEDGER_LABELS = {LABEL_MANAGED_BY: MANAGER}
 LEARNED_UNTIL_KEY = "learned-until"  # failed Jobs that ended by then are in the entries, or were cleared from them
 WRITE_ATTEMPTS = 5  # writes that lost a race to another run, then give up until the next run
 
@@ -128,9 +127,9 @@ def write(
         data = {**to_data(kept.values()), LEARNED_UNTIL_KEY: format_time(learned_until)}
         try:
             if version is None:
-                cluster.create_configmap(namespace, LEDGER_NAME, data, LEDGER_LABELS)
+                cluster.create_configmap(namespace, LEDGER_NAME, data, OWNED_LABELS)
             else:
-                cluster.replace_configmap(namespace, LEDGER_NAME, data, version, labels=LEDGER_LABELS)
+                cluster.replace_configmap(namespace, LEDGER_NAME, data, version, labels=OWNED_LABELS)
             logger.info("Ledger %s written: %d items with failures", LEDGER_NAME, len(kept))
             return True
         except (AlreadyExists, Conflict):
