@@ -164,6 +164,16 @@ class Capacity:
                         return f"ResourceQuota {quota.name!r}: {name}"
         return None
 
+    def never_admits(self, cost: JobCost) -> str | None:
+        """The quota and resource whose hard limit is below what one Job of this cost takes, so no amount of
+        waiting lets it run; None when every quota could admit it once its room is free."""
+        for quota, _ in self.quotas:
+            if quota.covers(cost):
+                for name, hard in quota.hard.items():
+                    if cost.resources.get(name) and cost.resources[name] > hard:
+                        return f"ResourceQuota {quota.name!r}: {name} (hard limit {hard})"
+        return None
+
     def take(self, cost: JobCost) -> None:
         """Account for one Job of this cost."""
         if self.slots is not None:

@@ -11,6 +11,7 @@ import contextlib
 import enum
 import json
 import logging
+import math
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ from graph_refresh.items import KINDS
 from graph_refresh.report import RunReport
 
 if TYPE_CHECKING:
+    from graph_refresh import kube
     from graph_refresh.refresh import Seams
 
 logger = logging.getLogger("graph_refresh")
@@ -216,3 +218,129 @@ def import_graph(ctx: click.Context, graph_file: Path, import_path: Path | None)
         f"Imported {graph_file} into {path}: {result.records} records; new rows: "
         + ", ".join(f"{table}={count}" for table, count in result.added.items())
     )
+
+
+@main.group("ledger")
+def ledger_group() -> None:
+    """Read or change the failure ledger (ConfigMap graph-refresh-ledger in THOTH_MIDDLETIER_NAMESPACE).
+
+    It uses the run's cluster settings (KUBECONFIG or the service account, THOTH_MIDDLETIER_NAMESPACE).
+    """
+
+
+def _ledger_settings(ctx: click.Context) -> Settings:
+    try:
+        runtime.init_logging()
+        return build_settings(ctx.find_root().params, run=False)
+    except ConfigError as error:
+        raise ConfigFailure(str(error)) from error
+
+
+def _connect(ctx: click.Context, settings: Settings) -> kube.Cluster:
+    from graph_refresh import kube
+    from graph_refresh.refresh import Seams
+
+    seams = ctx.find_root().obj
+    if isinstance(seams, Seams) and seams.connect is not None:
+        return seams.connect()
+    return kube.Cluster(settings.cluster)
+
+
+def _now(ctx: click.Context) -> float:
+    from graph_refresh.refresh import Seams
+
+    seams = ctx.find_root().obj
+    return seams.now() if isinstance(seams, Seams) else time.time()
+
+
+@ledger_group.command("show")
+@click.option("--json", "as_json", is_flag=True, help="Print the entries as a JSON list instead of a table.")
+@click.pass_context
+def ledger_show(ctx: click.Context, as_json: bool) -> None:
+    """List the ledger's entries with what each means for its item's next run."""
+    from graph_refresh import memory
+    from graph_refresh.learning import entry_state
+    from graph_refresh.ledger import LEDGER_NAME, encode, format_time
+    from graph_refresh.outcomes import Policy
+
+    settings = _ledger_settings(ctx)
+    namespace = settings.cluster.middletier_namespace
+    assert namespace is not None, "checked by build_settings"
+    try:
+        ledger = memory.read(_connect(ctx, settings), namespace, now=math.floor(_now(ctx)), strict=True)
+    except GraphRefreshError as error:
+        logger.error("Could not read the ledger %s in namespace %r: %s", LEDGER_NAME, namespace, error)
+        ctx.exit(ExitCode.FAILED)
+    now, policy = math.floor(_now(ctx)), Policy.of(settings.retry)
+    rows = []
+    for key, entry in sorted(ledger.entries.items(), key=lambda pair: (pair[1].failed_at, pair[0])):
+        state, until = entry_state(entry, now, policy)
+        value = json.loads(encode(entry))
+        rows.append({"key": key, **value, "state": state, "until": None if until is None else format_time(until)})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    if not rows:
+        click.echo(f"The ledger {LEDGER_NAME} in namespace {namespace!r} has no entries.")
+        return
+    table = [["ITEM", "STREAM", "PACKAGE", "FAILURES", "ATTEMPT", "CAUSE", "FAILED", "STATE"]]
+    for row in rows:
+        state = row["state"] if row["until"] is None else f"{row['state']} {row['until']}"
+        stream = row.get("solver") or row["kind"]
+        package = f"{row['package']}=={row['version']}"
+        table.append(
+            [
+                row["key"],
+                stream,
+                package,
+                str(row["failures"]),
+                str(row["attempt"]),
+                row["cause"] or "-",
+                row["failed"],
+                state,
+            ]
+        )
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]) - 1)]
+    for line in table:
+        click.echo("  ".join([*(cell.ljust(width) for cell, width in zip(line, widths, strict=False)), line[-1]]))
+
+
+@ledger_group.command("forget")
+@click.argument("target", required=False, metavar="[ITEM-KEY | PKG==VER | PKG]")
+@click.option("--index", "index_url", help="Only the entries of this index URL (with PKG==VER or PKG).")
+@click.option("--solver", "solver", help="Only the entries of this solver (alone: all of its entries).")
+@click.option("--analyzer", is_flag=True, help="Only the package-analyzer's entries (alone: all of them).")
+@click.option("--all", "everything", is_flag=True, help="Every entry.")
+@click.pass_context
+def ledger_forget(
+    ctx: click.Context, target: str | None, index_url: str | None, solver: str | None, analyzer: bool, everything: bool
+) -> None:
+    """Forget the failures of the matching entries: their items start again from the Template's resources.
+
+    The highest attempt learned is kept, so failed Jobs still in the cluster are not learned again; the next
+    attempt takes the next number. Deleting the ConfigMap instead forgets everything, and the failed Jobs still
+    present are then learned again.
+    """
+    from graph_refresh import memory
+    from graph_refresh.learning import forget_matcher
+    from graph_refresh.ledger import LEDGER_NAME
+
+    try:
+        matches = forget_matcher(target, index=index_url, solver=solver, analyzer=analyzer, everything=everything)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from error
+    settings = _ledger_settings(ctx)
+    namespace = settings.cluster.middletier_namespace
+    assert namespace is not None, "checked by build_settings"
+    try:
+        changed, unreadable = memory.forget(_connect(ctx, settings), namespace, matches)
+    except GraphRefreshError as error:
+        logger.error("Could not change the ledger %s in namespace %r: %s", LEDGER_NAME, namespace, error)
+        ctx.exit(ExitCode.FAILED)
+    for entry in changed[:20]:
+        item = entry.item
+        click.echo(f"forgot {entry.key}: {item.solver or item.kind} {item.package}=={item.version} {item.index}")
+    more = f" ({len(changed) - 20} not listed)" if len(changed) > 20 else ""
+    click.echo(f"{len(changed)} entries of {LEDGER_NAME} in namespace {namespace!r} forgotten{more}.")
+    if unreadable:
+        logger.warning("%d unreadable values were left as they are; the next real run drops them", unreadable)

@@ -157,9 +157,10 @@ class WorkItem:
 
     @property
     def annotations(self) -> dict[str, str]:
-        """The item on the Job: what a later run learns a failure of, after the candidate stream moved on."""
+        """The item on the Job: what a later run learns a failure of, after the candidate stream moved on (the
+        index URL with its credentials masked: the Job's parameters carry it whole, its annotations never)."""
         name, version, index_url = self.candidate
-        return {ANNOTATION_PACKAGE: name, ANNOTATION_VERSION: version, ANNOTATION_INDEX: index_url}
+        return {ANNOTATION_PACKAGE: name, ANNOTATION_VERSION: version, ANNOTATION_INDEX: redact_url(index_url)}
 
     @property
     def requirement(self) -> str:

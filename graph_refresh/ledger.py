@@ -1,4 +1,4 @@
-"""The failure ledger: what runs learned about failed Jobs, kept after the Jobs are gone (SPEC §11).
+"""The failure ledger: what runs learned about failed Jobs, kept after the Jobs are gone (docs/learning.md).
 
 Pure code: the data of the ``graph-refresh-ledger`` ConfigMap in middletier, its format, the merge of two
 writers and the size bound. Reading and writing the ConfigMap belong to ``kube.py``; deciding what an entry
@@ -15,17 +15,22 @@ label of its Jobs). The value is one compact JSON object::
 
 - ``kind``, ``solver`` (absent for the package-analyzer), ``package``, ``version``, ``index``: the item;
 - ``failures``: charged failures so far (``oom``, ``deadline``, ``error``; ``disrupted`` is not charged);
-- ``attempt``: the number of the last attempt seen failing (its Job's ``thoth-station.ninja/attempt``);
-- ``cause``: why that attempt failed: ``disrupted``, ``oom``, ``deadline`` or ``error``;
+- ``attempt``: the highest attempt number learned (its Job's ``thoth-station.ninja/attempt``): a failed Job is
+  charged only when its attempt is above it, so the ~24 hourly runs that see one failed Job charge it once,
+  whatever the clocks of the Job controller and of the runs say;
+- ``cause``: why that attempt failed: ``disrupted``, ``oom``, ``deadline`` or ``error``; ``null`` once an
+  operator forgot the entry (``app.py ledger forget``): the item starts again from its Template's resources,
+  with the next attempt number;
+- ``container``: for ``oom``, the container that was OOM-killed, when known;
 - ``failed``: when it failed, RFC 3339 in UTC, whole seconds;
 - the resources that attempt ran with: ``memory`` per container name (init containers included) with its
   ``request`` and ``limit`` when set, ``deadline`` (the Job's ``spec.activeDeadlineSeconds``) and
   ``pod_deadline`` (the pod template's ``spec.activeDeadlineSeconds``) when set.
 
-Clearing: remove one item's memory with
-``oc patch configmap graph-refresh-ledger -n middletier --type=json -p '[{"op":"remove","path":"/data/<key>"}]'``;
-delete the ConfigMap to clear all. A value that cannot be read is dropped with a warning naming its key, and
-the next real run writes the ledger without it.
+Values come from outside (anyone allowed to update the ConfigMap may write one), so reading is bounded: a
+time outside the years 1970-9999, a count or attempt number above ``MAX_NUMBER``, a quantity or deadline out
+of range, or anything else that cannot be read drops the entry with a warning naming its key (the warning
+shows at most ``SHOWN_CHARACTERS`` of any value), and the next real run writes the ledger without it.
 
 Size: a ConfigMap holds at most 1 MiB of data. ``bound`` drops entries whose last failure is older than the
 quarantine period first, then the oldest failures, until the data fits under ``MAX_DATA_BYTES``.
@@ -36,11 +41,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from graph_refresh.config import redact_url
 from graph_refresh.items import KINDS, SOLVER, Kind, WorkItem
 from graph_refresh.quantity import parse_quantity
 
@@ -50,6 +56,13 @@ HEADROOM_BYTES = 32 * 1024  # left for metadata and for entries learned by a con
 MAX_DATA_BYTES = CONFIGMAP_LIMIT_BYTES - HEADROOM_BYTES
 
 _KEY_RE = re.compile(r"[0-9a-f]{10}")
+MAX_NUMBER = 1_000_000  # the largest attempt number or failure count read: more is not a history, it is noise
+MAX_SECONDS = 2**31 - 1  # the largest deadline read (Kubernetes keeps activeDeadlineSeconds as an int64)
+MAX_MEMORY_BYTES = 2**63 - 1  # the largest memory quantity read: what Kubernetes can hold
+SHOWN_CHARACTERS = 60  # of a value quoted in a warning: a 500 kB value is not a log line
+# Keys of the ledger ConfigMap that are not item entries: "learned-until" was written by the learning release
+# (learning now goes by attempt number) and is read as nothing.
+OTHER_KEYS = frozenset({"learned-until"})
 
 
 class Cause(StrEnum):
@@ -98,9 +111,15 @@ class ItemId:
 
     @classmethod
     def of(cls, item: WorkItem) -> ItemId:
-        """The identity of a planned work item."""
+        """The identity of a planned work item (its index URL with credentials masked: the key comes from the
+        whole URL, and a ledger, a report or a log keeps no password)."""
         package, version, index = item.candidate
-        return cls(item.key, item.kind, item.solver, package, version, index)
+        return cls(item.key, item.kind, item.solver, package, version, redact_url(index))
+
+
+def is_item_key(text: object) -> bool:
+    """Whether ``text`` is an item key: 10 lower-case hex characters."""
+    return isinstance(text, str) and _KEY_RE.fullmatch(text) is not None
 
 
 @dataclass(frozen=True)
@@ -111,13 +130,21 @@ class LedgerEntry:
     failures: int
     """Charged failures so far (oom, deadline, error)."""
     attempt: int
-    """Number of the last attempt seen failing (1 for the first Job)."""
-    cause: Cause
-    """Cause of that attempt's failure."""
+    """The highest attempt number learned (1 for the first Job): a failed Job of no higher attempt is not
+    charged again."""
+    cause: Cause | None
+    """Cause of that attempt's failure; None once an operator forgot the entry (nothing to act on)."""
     failed_at: float
     """When that attempt failed, epoch seconds (whole seconds: that is what the ledger keeps)."""
     resources: AttemptResources
-    """What that attempt ran with."""
+    """What that attempt ran with (nothing once forgotten: the Template's resources)."""
+    container: str | None = None
+    """For ``oom``: the container that was OOM-killed, when known."""
+
+    def forgotten(self) -> LedgerEntry:
+        """This entry as an operator's ``ledger forget`` leaves it: no failures, no cause, no resources, and
+        the same highest attempt, so the failed Jobs still present are not learned again."""
+        return LedgerEntry(self.item, 0, self.attempt, None, self.failed_at, AttemptResources())
 
     @property
     def key(self) -> str:
@@ -130,12 +157,17 @@ def format_time(epoch: float) -> str:
     return datetime.fromtimestamp(int(epoch), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC).timestamp()
+LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
+
+
 def parse_time(text: object) -> float | None:
     """Epoch seconds of an RFC 3339 time (``Z`` or an offset; a time without offset is taken as UTC).
 
-    None for anything else: not a string, not a date, out of range.
+    None for anything else: not a string, not a date, or outside the years 1970-9999 in UTC (so that every
+    time read can be written back, and added to, without overflowing).
     """
-    if not isinstance(text, str):
+    if not isinstance(text, str) or len(text) > 64:
         return None
     try:
         moment = datetime.fromisoformat(text.strip())
@@ -144,9 +176,16 @@ def parse_time(text: object) -> float | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     try:
-        return moment.timestamp()
+        epoch = moment.timestamp()
     except (OverflowError, ValueError):
         return None
+    return epoch if EARLIEST <= epoch <= LATEST else None
+
+
+def shown(value: object) -> str:
+    """``repr(value)`` cut to ``SHOWN_CHARACTERS`` for a warning (the rest as ``...``)."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARACTERS else text[: SHOWN_CHARACTERS - 3] + "..."
 
 
 def encode(entry: LedgerEntry) -> str:
@@ -161,9 +200,11 @@ def encode(entry: LedgerEntry) -> str:
         "index": item.index,
         "failures": entry.failures,
         "attempt": entry.attempt,
-        "cause": str(entry.cause),
-        "failed": format_time(entry.failed_at),
+        "cause": None if entry.cause is None else str(entry.cause),
     }
+    if entry.container is not None:
+        value["container"] = entry.container
+    value["failed"] = format_time(entry.failed_at)
     resources = entry.resources
     memory = {}
     for name in sorted(resources.memory):
@@ -186,51 +227,58 @@ class _Unreadable(ValueError):
 
 def decode(key: str, text: str) -> LedgerEntry:
     """The entry stored under ``key``; ValueError saying which field is wrong when it is not one."""
-    if not _KEY_RE.fullmatch(key):
+    if not is_item_key(key):
         raise _Unreadable("the key is not an item key (10 lower-case hex characters)")
     try:
         value = json.loads(text)
     except (ValueError, RecursionError) as error:
-        raise _Unreadable(f"not JSON ({error})") from None
+        raise _Unreadable(f"not JSON ({str(error)[:SHOWN_CHARACTERS]})") from None
     if not isinstance(value, dict):
         raise _Unreadable("not a JSON object")
     kind = value.get("kind")
     if kind not in KINDS:
-        raise _Unreadable(f"kind {kind!r} is not one of {', '.join(KINDS)}")
+        raise _Unreadable(f"kind {shown(kind)} is not one of {', '.join(KINDS)}")
     solver = value.get("solver")
     if (kind == SOLVER) != isinstance(solver, str):
         raise _Unreadable("solver must be a name for a solver item and absent otherwise")
     package, version, index = (_string(value, name) for name in ("package", "version", "index"))
-    failures = _whole(value, "failures", minimum=0)
-    attempt = _whole(value, "attempt", minimum=1)
-    try:
-        cause = Cause(str(value.get("cause")))
-    except ValueError:
-        raise _Unreadable(f"cause {value.get('cause')!r} is not one of {', '.join(Cause)}") from None
+    failures = _whole(value, "failures", minimum=0, maximum=MAX_NUMBER)
+    attempt = _whole(value, "attempt", minimum=1, maximum=MAX_NUMBER)
+    cause: Cause | None = None
+    if value.get("cause") is not None or failures:
+        try:
+            cause = Cause(str(value.get("cause")))
+        except ValueError:
+            raise _Unreadable(f"cause {shown(value.get('cause'))} is not one of {', '.join(Cause)}") from None
+    container = value.get("container")
+    if container is not None and not (isinstance(container, str) and 0 < len(container) <= 253):
+        raise _Unreadable(f"container {shown(container)} is not a container name")
     failed_at = parse_time(value.get("failed"))
     if failed_at is None:
-        raise _Unreadable(f"failed {value.get('failed')!r} is not an RFC 3339 time")
+        raise _Unreadable(f"failed {shown(value.get('failed'))} is not an RFC 3339 time in the years 1970-9999")
     resources = AttemptResources(
         memory=_memory(value.get("memory", {})),
-        deadline_seconds=_whole(value, "deadline", minimum=1) if "deadline" in value else None,
-        pod_deadline_seconds=_whole(value, "pod_deadline", minimum=1) if "pod_deadline" in value else None,
+        deadline_seconds=_whole(value, "deadline", minimum=1, maximum=MAX_SECONDS) if "deadline" in value else None,
+        pod_deadline_seconds=(
+            _whole(value, "pod_deadline", minimum=1, maximum=MAX_SECONDS) if "pod_deadline" in value else None
+        ),
     )
     return LedgerEntry(
-        ItemId(key, kind, solver, package, version, index), failures, attempt, cause, failed_at, resources
+        ItemId(key, kind, solver, package, version, index), failures, attempt, cause, failed_at, resources, container
     )
 
 
 def _string(value: Mapping[str, Any], name: str) -> str:
     text = value.get(name)
-    if not isinstance(text, str) or not text:
-        raise _Unreadable(f"{name} is not a non-empty string")
+    if not isinstance(text, str) or not text or len(text) > 4096:
+        raise _Unreadable(f"{name} is not a string of 1 to 4096 characters")
     return text
 
 
-def _whole(value: Mapping[str, Any], name: str, *, minimum: int) -> int:
+def _whole(value: Mapping[str, Any], name: str, *, minimum: int, maximum: int) -> int:
     number = value.get(name)
-    if isinstance(number, bool) or not isinstance(number, int) or number < minimum:
-        raise _Unreadable(f"{name} {number!r} is not a whole number of at least {minimum}")
+    if isinstance(number, bool) or not isinstance(number, int) or not minimum <= number <= maximum:
+        raise _Unreadable(f"{name} {shown(number)} is not a whole number from {minimum} to {maximum}")
     return number
 
 
@@ -240,14 +288,15 @@ def _memory(value: object) -> dict[str, ContainerMemory]:
     memory = {}
     for name, container in value.items():
         if not isinstance(container, dict) or set(container) - {"request", "limit"}:
-            raise _Unreadable(f"memory of container {name!r} is not an object of request and limit")
+            raise _Unreadable(f"memory of container {shown(name)} is not an object of request and limit")
         for part, text in container.items():
             try:
-                if not isinstance(text, str):
-                    raise ValueError("not a string")
-                parse_quantity(text)
+                if not isinstance(text, str) or len(text) > 64 or not 0 <= parse_quantity(text) <= MAX_MEMORY_BYTES:
+                    raise ValueError("not a quantity")
             except ValueError:
-                raise _Unreadable(f"memory {part} of container {name!r} is not a quantity: {text!r}") from None
+                raise _Unreadable(
+                    f"memory {part} of container {shown(name)} is not a quantity of at most 8Ei: {shown(text)}"
+                ) from None
         memory[name] = ContainerMemory(container.get("request"), container.get("limit"))
     return memory
 
@@ -273,12 +322,14 @@ def from_data(data: object) -> tuple[dict[str, LedgerEntry], list[str]]:
     warnings: list[str] = []
     for key in sorted(data, key=str):
         text = data[key]
+        if key in OTHER_KEYS:
+            continue
         try:
             if not isinstance(key, str) or not isinstance(text, str):
                 raise _Unreadable("not a string")
             entries[key] = decode(key, text)
         except _Unreadable as error:
-            warnings.append(f"ledger entry {str(key)[:64]!r} dropped: {error}")
+            warnings.append(f"ledger entry {shown(key)} dropped: {error}")
     return entries, warnings
 
 
@@ -365,3 +416,11 @@ def bound(
         total -= sizes[key]
         oldest.append(kept.pop(key))
     return kept, expired, oldest
+
+
+def clamp_future(entries: Mapping[str, LedgerEntry], now: float) -> tuple[dict[str, LedgerEntry], list[str]]:
+    """Entries whose failure time is later than ``now`` (a clock ahead wrote them) taken as failing at ``now``;
+    returns the entries and the keys so changed."""
+    changed = sorted(key for key, entry in entries.items() if entry.failed_at > now)
+    late = set(changed)
+    return {key: replace(entry, failed_at=now) if key in late else entry for key, entry in entries.items()}, changed

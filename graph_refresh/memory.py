@@ -1,17 +1,18 @@
-"""The ledger ConfigMap in middletier: read once at the start of a run, written once at its end (SPEC §11).
+"""The ledger ConfigMap in middletier: read once at the start of a run, written once at its end, and changed
+by an operator's ``ledger forget`` (docs/learning.md).
 
 Writes use optimistic concurrency: the update carries the ``resourceVersion`` that was read; when another
-run wrote in between (409), the ledger is read again, the two are merged against what this run first read
-(:func:`graph_refresh.ledger.merge`), and the write is tried again. Neither a ledger that cannot be read nor
-one that cannot be written fails the run: the first is a warning and the run goes on as if it were empty
-(and replaces it at the end); the second is a warning, and the failed Jobs still in the cluster are learned
-from again by the next run.
+writer changed it in between (409), the ledger is read again, the two are merged against what this run first
+read (:func:`graph_refresh.ledger.merge`), and the write is tried again. Neither a ledger that cannot be read
+nor one that cannot be written fails the run: the first is a warning and the run goes on as if it were empty
+(and replaces it at the end); the second is one warning and a report entry, and the failed Jobs still in the
+cluster are learned from again by the next run.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -22,17 +23,25 @@ from graph_refresh.ledger import (
     MAX_DATA_BYTES,
     LedgerEntry,
     bound,
-    format_time,
+    clamp_future,
+    encode,
     from_data,
     merge,
-    parse_time,
     to_data,
 )
 
 logger = logging.getLogger(__name__)
 
-LEARNED_UNTIL_KEY = "learned-until"  # failed Jobs that ended by then are in the entries, or were cleared from them
-WRITE_ATTEMPTS = 5  # writes that lost a race to another run, then give up until the next run
+WRITE_ATTEMPTS = 5  # writes that lost a race to another writer, then give up until the next run
+NAMED_WARNINGS = 20  # warnings about one source named one by one; the rest are counted
+
+
+def warn_each(problems: list[str], source: str, *, limit: int = NAMED_WARNINGS) -> None:
+    """One warning per problem about ``source``, the first ``limit`` of them, then one that counts the rest."""
+    for problem in problems[:limit]:
+        logger.warning("%s: %s", source, problem)
+    if len(problems) > limit:
+        logger.warning("%s: %d more problems like these, not shown", source, len(problems) - limit)
 
 
 class ConfigMaps(Protocol):
@@ -62,37 +71,41 @@ class Ledger:
     entries: dict[str, LedgerEntry] = field(default_factory=dict)
     resource_version: str | None = None
     """None when there was no ConfigMap (or it could not be read): the write creates it."""
-    learned_until: float | None = None
-    """Failed Jobs that ended by then were learned by an earlier run: learning them again would undo an
-    operator's clearing of an item (or of everything). None: learn from every failed Job."""
 
 
-def read(cluster: ConfigMaps, namespace: str, *, now: float) -> Ledger:
+@dataclass(frozen=True)
+class Written:
+    """Whether the run wrote the ledger, and why not."""
+
+    written: bool
+    reason: str | None = None
+
+
+def read(cluster: ConfigMaps, namespace: str, *, now: float, strict: bool = False) -> Ledger:
     """The ledger of ``namespace`` as the run at time ``now`` finds it.
 
-    No ConfigMap means no memory (an operator deleting it clears everything): the failed Jobs that ended
-    before ``now`` are not learned again. A ledger that cannot be read is a warning, and the run learns
-    from every failed Job it sees. Entries that cannot be read are dropped, each with a warning naming it.
+    No ConfigMap means no memory (an operator deleting it clears everything): the failed Jobs still present
+    are learned again. A ledger that cannot be read is a warning, and the run goes on as if it were empty
+    (``strict``: the ClusterError is raised).
+    Entries that cannot be read are dropped, and failure times later than ``now`` are taken as ``now``, with
+    warnings naming the keys (the first few; the rest are counted).
     """
     try:
         found = cluster.read_configmap(namespace, LEDGER_NAME)
     except ClusterError as error:
+        if strict:
+            raise
         logger.warning("The ledger %s could not be read, the run goes on without it: %s", LEDGER_NAME, error)
         return Ledger()
     if found is None:
-        return Ledger(learned_until=now)
-    ledger = _parsed(*found, warn=True)
-    logger.info("Ledger %s: %d items with failures", LEDGER_NAME, len(ledger.entries))
-    return ledger
-
-
-def _parsed(data: Mapping[str, str], resource_version: str, *, warn: bool) -> Ledger:
-    data = dict(data) if isinstance(data, Mapping) else {}
-    learned_until = parse_time(data.pop(LEARNED_UNTIL_KEY, None))
+        return Ledger()
+    data, version = found
     entries, problems = from_data(data)
-    for problem in problems if warn else ():
-        logger.warning("Ledger %s: %s", LEDGER_NAME, problem)
-    return Ledger(entries, resource_version, learned_until)
+    entries, future = clamp_future(entries, now)
+    problems += [f"ledger entry {key!r} failed later than this run's clock: taken as failing now" for key in future]
+    warn_each(problems, f"Ledger {LEDGER_NAME}")
+    logger.info("Ledger %s: %d items with failures", LEDGER_NAME, len(entries))
+    return Ledger(entries, version)
 
 
 def write(
@@ -103,13 +116,11 @@ def write(
     *,
     now: float,
     expire_after: float,
-    learned_until: float,
     max_bytes: int = MAX_DATA_BYTES,
-) -> bool:
-    """Write ``entries`` (the read ledger with this run's changes) and ``learned_until`` (this run saw every
-    failed Job that ended by then), merging with whatever another run wrote meanwhile; returns whether the
-    ledger was written. Entries past their quarantine are dropped first, then the oldest (with a warning)
-    to stay under the ConfigMap limit."""
+) -> Written:
+    """Write ``entries`` (the read ledger with this run's changes), merging with whatever another writer stored
+    meanwhile. Entries past their quarantine are dropped first, then the oldest (with a warning) to stay under
+    the ConfigMap limit. A ledger that cannot be written is one warning, and the reason is returned."""
     ours, base, version = dict(entries), dict(read_at_start.entries), read_at_start.resource_version
     for _ in range(WRITE_ATTEMPTS):
         kept, _expired, oldest = bound(ours, now, expire_after=expire_after, max_bytes=max_bytes)
@@ -124,32 +135,66 @@ def write(
                 named,
                 ", ..." if len(oldest) > 10 else "",
             )
-        data = {**to_data(kept.values()), LEARNED_UNTIL_KEY: format_time(learned_until)}
+        data = to_data(kept.values())
         try:
             if version is None:
                 cluster.create_configmap(namespace, LEDGER_NAME, data, OWNED_LABELS)
             else:
                 cluster.replace_configmap(namespace, LEDGER_NAME, data, version, labels=OWNED_LABELS)
             logger.info("Ledger %s written: %d items with failures", LEDGER_NAME, len(kept))
-            return True
+            return Written(True)
         except (AlreadyExists, Conflict):
             logger.info("Ledger %s changed since it was read: merging", LEDGER_NAME)
         except ClusterError as error:
-            logger.warning("The ledger %s could not be written: %s", LEDGER_NAME, error)
-            return False
+            return _not_written(str(error))
         try:
             again = _reread(cluster, namespace)
         except ClusterError as error:
-            logger.warning("The ledger %s could not be read again: %s", LEDGER_NAME, error)
-            return False
+            return _not_written(f"it changed and could not be read again: {error}")
         ours = merge(ours, again.entries, base=base)
         base, version = again.entries, again.resource_version
-        learned_until = max(learned_until, again.learned_until or learned_until)
-    logger.warning("The ledger %s kept changing under this run: not written this time", LEDGER_NAME)
-    return False
+    return _not_written(f"it kept changing under this run ({WRITE_ATTEMPTS} conflicts)")
+
+
+def _not_written(reason: str) -> Written:
+    logger.warning(
+        "The ledger %s could not be written: %s. What this run learned is learned again from the failed Jobs "
+        "still present, until a run can write it",
+        LEDGER_NAME,
+        reason,
+    )
+    return Written(False, reason)
 
 
 def _reread(cluster: ConfigMaps, namespace: str) -> Ledger:
     """Read the ledger again after a conflict; a read failure propagates (the write then gives up)."""
     found = cluster.read_configmap(namespace, LEDGER_NAME)
-    return Ledger() if found is None else _parsed(*found, warn=False)
+    return Ledger() if found is None else Ledger(from_data(found[0])[0], found[1])
+
+
+def forget(
+    cluster: ConfigMaps, namespace: str, matches: Callable[[LedgerEntry], bool]
+) -> tuple[list[LedgerEntry], int]:
+    """Reset the failures and resources of the entries that ``matches`` (keeping their highest attempt, so the
+    failed Jobs still present are not learned again); returns the entries changed and the unreadable values
+    left as they were. Every other value is written back exactly as it was read; a concurrent writer's change
+    is never lost (the update carries the resourceVersion; on a conflict the ledger is read again). Raises
+    ClusterError when the ledger cannot be read or written."""
+    for _ in range(WRITE_ATTEMPTS):
+        found = cluster.read_configmap(namespace, LEDGER_NAME)
+        if found is None:
+            return [], 0
+        data, version = found
+        entries, problems = from_data(data)
+        changed = [entry for entry in entries.values() if entry.cause is not None and matches(entry)]
+        if not changed:
+            return [], len(problems)
+        updated = dict(data)
+        for entry in changed:
+            updated[entry.key] = encode(entry.forgotten())
+        try:
+            cluster.replace_configmap(namespace, LEDGER_NAME, updated, version, labels=OWNED_LABELS)
+        except Conflict:
+            continue
+        return changed, len(problems)
+    raise Conflict(f"the ConfigMap {LEDGER_NAME} kept changing ({WRITE_ATTEMPTS} conflicts): try again")

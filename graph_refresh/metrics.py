@@ -66,6 +66,12 @@ def registry_from(report: RunReport, *, deployment_name: str) -> CollectorRegist
     for kind in KINDS:
         in_flight.labels(kind).set(report.in_flight.get(kind, 0))
     _add_outcome_metrics(registry, streams)
+    if report.ledger_written is not None:
+        Gauge(
+            "graph_refresh_job_ledger_written",
+            "1 when the run wrote the failure ledger ConfigMap, 0 when it could not.",
+            registry=registry,
+        ).set(int(report.ledger_written))
     return registry
 
 

@@ -332,13 +332,17 @@ def described(env: str) -> str:
     return f"{option.env} ({option.flag.partition('/')[0]})"
 
 
-def build_settings(params: dict[str, Any]) -> Settings:
-    """Settings from parsed parameters; cross-field checks raise ConfigError naming the variable."""
+def build_settings(params: dict[str, Any], *, run: bool = True) -> Settings:
+    """Settings from parsed parameters; cross-field checks raise ConfigError naming the variable.
+
+    ``run`` False: for a command that only reads or changes middletier (``ledger``), which needs no Templates.
+    """
     p = params
-    if p["template_dir"] is None and p["infra_namespace"] is None:
+    if run and p["template_dir"] is None and p["infra_namespace"] is None:
         raise ConfigError(f"{described('THOTH_INFRA_NAMESPACE')} is required unless --template-dir is given")
-    if not p["dry_run"] and p["middletier_namespace"] is None:
-        raise ConfigError(f"{described('THOTH_MIDDLETIER_NAMESPACE')} is required unless --dry-run")
+    if (not run or not p["dry_run"]) and p["middletier_namespace"] is None:
+        required = "required unless --dry-run" if run else "required: the ledger is kept there"
+        raise ConfigError(f"{described('THOTH_MIDDLETIER_NAMESPACE')} is {required}")
     if bool(p["dgraph_user"]) != bool(p["dgraph_password"]):
         raise ConfigError("GRAPH_REFRESH_DGRAPH_USER and GRAPH_REFRESH_DGRAPH_PASSWORD must be set together")
     if p["dry_run"] and p["server_dry_run"]:

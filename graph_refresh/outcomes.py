@@ -35,6 +35,7 @@ from graph_refresh.config import (
 from graph_refresh.items import LABEL_ATTEMPT
 from graph_refresh.ledger import (
     CHARGED,
+    MAX_NUMBER,
     AttemptResources,
     Cause,
     ContainerMemory,
@@ -58,6 +59,7 @@ __all__ = [
     "Schedule",
     "Skip",
     "apply",
+    "at_cap",
     "attempt_of",
     "classify",
     "decide",
@@ -126,7 +128,8 @@ class Schedule:
     retries: Cause | None = None
     """The cause of the failure this attempt retries (the report's ``retried`` counts); None for attempt 1."""
     capped: bool = False
-    """The escalation reached the cap (``--max-memory`` for an OOM retry, ``--max-deadline`` for a deadline)."""
+    """The escalation reached the cap: ``--max-memory`` for the OOM-killed container (any container when it is
+    not known), ``--max-deadline`` for a deadline."""
 
 
 @dataclass(frozen=True)
@@ -193,10 +196,12 @@ def pods_by_job(pods: Iterable[object]) -> dict[str, list[Mapping[str, Any]]]:
 
 
 def attempt_of(job: object) -> int:
-    """The Job's attempt number from its ``thoth-station.ninja/attempt`` label; 1 when absent or not a number >= 1."""
+    """The Job's attempt number from its ``thoth-station.ninja/attempt`` label; 1 when absent or not a number
+    from 1 to ``MAX_NUMBER``."""
     text = _get(job, "metadata", "labels", LABEL_ATTEMPT)
-    if isinstance(text, str) and text.isascii() and text.isdigit() and int(text) >= 1:
-        return int(text)
+    if isinstance(text, str) and 0 < len(text) <= 16 and text.isascii() and text.isdigit():
+        number = int(text)
+        return number if 1 <= number <= MAX_NUMBER else 1
     return 1
 
 
@@ -353,11 +358,13 @@ def _grows(container: ContainerMemory, cap: Cap) -> bool:
     return _grow(container.request, cap) is not None
 
 
-def _escalate_memory(resources: AttemptResources, cap: Cap) -> _Escalation | None:
+def _escalate_memory(resources: AttemptResources, cap: Cap, killed: str | None = None) -> _Escalation | None:
     """Every container's memory request and limit doubled, up to ``cap``; None when no container can grow.
 
     A container "grows" when its limit does, or its request when it has no limit (the limit is what the
     kernel OOM-kills at): raising only a request under a limit at the cap would retry the same failure.
+    The escalation is capped when the OOM-killed container (``killed``; any container when None or unknown)
+    now has the cap: a sidecar already at the cap beside a growing container does not make it so.
     """
     memory: dict[str, ContainerMemory] = {}
     for name, container in resources.memory.items():
@@ -365,9 +372,10 @@ def _escalate_memory(resources: AttemptResources, cap: Cap) -> _Escalation | Non
         memory[name] = ContainerMemory(request or container.request, limit or container.limit)
     if not any(_grows(container, cap) for container in resources.memory.values()):
         return None
+    watched = [memory[killed]] if killed in memory else list(memory.values())
     capped = any(
         text is not None and parse_quantity(text) >= cap.value
-        for container in memory.values()
+        for container in watched
         for text in (container.request, container.limit)
     )
     return _Escalation(replace(resources, memory=memory), capped)
@@ -387,9 +395,11 @@ def _escalate_deadline(resources: AttemptResources, maximum: int) -> _Escalation
     return _Escalation(escalated, escalated.deadline_seconds == maximum)
 
 
-def _escalate(cause: Cause, resources: AttemptResources, policy: Policy) -> _Escalation | None:
+def _escalate(
+    cause: Cause | None, resources: AttemptResources, policy: Policy, killed: str | None = None
+) -> _Escalation | None:
     if cause is Cause.OOM:
-        return _escalate_memory(resources, policy.max_memory)
+        return _escalate_memory(resources, policy.max_memory, killed)
     if cause is Cause.DEADLINE:
         return _escalate_deadline(resources, policy.max_deadline_seconds)
     return None
@@ -408,8 +418,9 @@ def learn(
 ) -> LedgerEntry:
     """Fold one failed Job (attempt number ``attempt``, run with ``resources``) into the item's entry.
 
-    Idempotent: a failed Job of the attempt the entry already knows (the same Job, seen again by a later run
-    before its TTL removes it), or of an older attempt, returns ``entry`` unchanged. An entry whose time was
+    Learned once, by attempt number and never by clock: a failed Job of the attempt the entry already knows
+    (the same Job, seen again by a later run before its TTL removes it), or of an older attempt (an operator
+    forgot the entry after it failed), returns ``entry`` unchanged. An entry whose time was
     over when this failure happened (``quarantine_seconds`` after its last failure) is replaced, not added to.
     An ``oom`` failure that no memory escalation can help (at ``max_memory``, or no memory set), and a
     ``deadline`` failure at ``max_deadline_seconds`` (or without a Job deadline), are recorded as ``error``.
@@ -425,7 +436,14 @@ def learn(
     if killed is not None and not _grows(killed, policy.max_memory):
         cause = Cause.ERROR  # the container that ran out is at the cap: doubling the others cannot help
     failures = (entry.failures if entry is not None else 0) + int(cause in CHARGED)
-    return LedgerEntry(item, failures, attempt, cause, failed.failed_at, resources)
+    container = failed.container if cause is Cause.OOM else None
+    return LedgerEntry(item, failures, attempt, cause, failed.failed_at, resources, container)
+
+
+def at_cap(entry: LedgerEntry) -> LedgerEntry:
+    """The entry with its last failure counted as an ``error``: its escalation can never run (it is above what
+    a ResourceQuota can ever admit), so it is retried as it was, after the back-off, towards quarantine."""
+    return replace(entry, cause=Cause.ERROR, container=None)
 
 
 def decide(entry: LedgerEntry | None, now: float, policy: Policy) -> Decision:
@@ -433,7 +451,8 @@ def decide(entry: LedgerEntry | None, now: float, policy: Policy) -> Decision:
 
     In order: no entry → attempt 1 as rendered; entry older than the quarantine period → ``Forget``;
     ``max_attempts`` charged failures → ``Skip("quarantined")`` until the quarantine ends; then by the last
-    cause: ``disrupted`` → next attempt, same resources; ``oom``/``deadline`` → next attempt escalated
+    cause: none (an operator forgot the entry) → next attempt as rendered; ``disrupted`` → next attempt, same
+    resources; ``oom``/``deadline`` → next attempt escalated
     (when the cap leaves no room, e.g. after ``--max-memory`` was lowered, as ``error``); ``error`` →
     ``Skip("failed-recently")`` until retry_backoff × 2^(f−1) after the failure, then the next attempt with
     the same resources.
@@ -445,9 +464,11 @@ def decide(entry: LedgerEntry | None, now: float, policy: Policy) -> Decision:
     if policy.max_attempts and entry.failures >= policy.max_attempts:
         return Skip("quarantined", expires_at(entry, policy.quarantine_seconds))
     following = entry.attempt + 1
+    if entry.cause is None:
+        return Schedule(following, None)
     if entry.cause is Cause.DISRUPTED:
         return Schedule(following, entry.resources, Cause.DISRUPTED)
-    escalation = _escalate(entry.cause, entry.resources, policy)
+    escalation = _escalate(entry.cause, entry.resources, policy, entry.container)
     if escalation is not None:
         return Schedule(following, escalation.resources, entry.cause, escalation.capped)
     exponent = min(max(entry.failures, 1) - 1, _MAX_BACKOFF_EXPONENT)

@@ -24,7 +24,7 @@ from graph_refresh.capacity import Capacity, JobCost
 from graph_refresh.items import ANALYZER, Candidate, Kind, WorkItem, invalid_reason
 from graph_refresh.learning import History
 from graph_refresh.ledger import AttemptResources, Cause
-from graph_refresh.outcomes import Forget, Policy, Skip
+from graph_refresh.outcomes import Policy, Skip
 from graph_refresh.report import RunReport, SkipReason
 from graph_refresh.view import ClusterView, JobState
 
@@ -128,8 +128,6 @@ def plan(
                 counts.skipped[state.value] += 1
                 continue
             decision = history.decide(item)
-            if isinstance(decision, Forget):
-                decision = decision.schedule
             if isinstance(decision, Skip):
                 counts.skipped[decision.reason] += 1
                 continue
@@ -143,6 +141,23 @@ def plan(
                 item = WorkItem(stream.kind, stream.solver, candidate, attempt)
             if decision.resources is not None and cost is not None:
                 job_cost = cost(item, decision.resources)
+                never = capacity.never_admits(job_cost)
+                if never is not None and decision.retries in (Cause.OOM, Cause.DEADLINE):
+                    logger.warning(
+                        "%s %s %s: the %s retry (attempt %d) would need more than %s can ever admit; its "
+                        "failure counts as at the cap (an error): it is retried as it ran, after the back-off",
+                        stream.solver or stream.kind,
+                        candidate.package_name,
+                        candidate.package_version,
+                        decision.retries,
+                        attempt,
+                        never,
+                    )
+                    decision = history.at_cap(item)
+                    if isinstance(decision, Skip):
+                        counts.skipped[decision.reason] += 1
+                        continue
+                    job_cost = stream.cost if decision.resources is None else cost(item, decision.resources)
                 limit = capacity.refusal(job_cost)
                 if limit is not None:  # an escalated retry may not fit where a first attempt does
                     counts.skipped[SkipReason.CAPACITY] += 1

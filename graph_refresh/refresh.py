@@ -47,11 +47,6 @@ class Seams:
     """Seconds since the epoch."""
 
 
-# Failure times come from the Job controller's clock and reach the API a little after it: a Job that failed
-# this long before the listing may still be missing from it. Learning again is harmless (it is idempotent).
-LEARNING_MARGIN_SECONDS = 300
-
-
 def read_cluster_view(cluster: kube.Cluster, namespace: str, now: float) -> ClusterView:
     """List the ResourceQuotas, the owned Jobs (paged) and, when some failed, the owned pods of ``namespace``."""
     quotas = [Quota.from_object(q) for q in cluster.list_quotas(namespace)]
@@ -113,6 +108,28 @@ def _count_backlog(store: GraphStore, templates: JobTemplates, streams: list[Str
             logger.warning("The backlog of %s could not be counted: %s", what, error)
             backlog = None
         report.counts(stream.kind, stream.solver).backlog = backlog
+
+
+def _say_learned(history: History) -> None:
+    """Log what this run's learning decided that an operator must hear of: items put into quarantine, and failed
+    Jobs whose failure time was later than the run's clock."""
+    quarantine = history.policy.quarantine_seconds
+    for entry in history.quarantined_now:
+        item = entry.item
+        logger.warning(
+            "Quarantined %s%s %s %s after %d failures (last: %s) until %s",
+            item.kind,
+            f" {item.solver}" if item.solver else "",
+            item.package,
+            item.version,
+            entry.failures,
+            entry.cause,
+            format_time(expires_at(entry, quarantine)),
+        )
+    memory.warn_each(
+        [f"Job {name} failed later than this run's clock: taken as failing now" for name in history.future],
+        "Clock skew",
+    )
 
 
 def _report_quarantine(history: History, report: RunReport, streams: list[Stream]) -> None:
@@ -180,10 +197,10 @@ def run(
         templates = load_templates(settings, cluster)
         namespace = settings.cluster.middletier_namespace
         view, ledger = ClusterView(), memory.Ledger()
-        listed_at = math.floor(now()) - LEARNING_MARGIN_SECONDS
+        started = math.floor(now())  # the run's one clock reading for learning, back-off and quarantine
         if cluster is not None and namespace:
-            view = read_cluster_view(cluster, namespace, now())
-            ledger = memory.read(cluster, namespace, now=listed_at)
+            view = read_cluster_view(cluster, namespace, started)
+            ledger = memory.read(cluster, namespace, now=started)
         if not namespace:
             logger.warning(
                 "Dry run without THOTH_MIDDLETIER_NAMESPACE: Jobs in flight, failures, the ledger and ResourceQuotas "
@@ -191,7 +208,7 @@ def run(
                 "real run would create"
             )
         policy = Policy.of(settings.retry)
-        history = History.of(ledger.entries, view, policy, now(), learned_until=ledger.learned_until)
+        history = History.of(ledger.entries, view, policy, started)
         for kind in KINDS:
             report.in_flight[kind] = view.live[kind]
         renderer = Renderer(templates, settings.plan, namespace)
@@ -200,7 +217,7 @@ def run(
         )
         streams = _streams(store, templates, renderer, settings)
         items = plan(
-            order_streams(streams, view.per_stream, now()),
+            order_streams(streams, view.per_stream, started),
             report=report,
             view=view,
             history=history,
@@ -231,16 +248,17 @@ def run(
                     )
                 finally:  # what was learned is kept however the run ends; a server dry run stores nothing
                     if not settings.plan.server_dry_run:
-                        memory.write(
+                        written = memory.write(
                             cluster,
                             namespace,
                             ledger,
                             history.entries,
-                            now=now(),
+                            now=started,
                             expire_after=policy.quarantine_seconds,
-                            learned_until=history.learned_until(listed_at),
                         )
+                        report.ledger_written, report.ledger_reason = written.written, written.reason
         finally:  # the report holds both however far the run got; the first Job never waits for the counts
+            _say_learned(history)
             _report_quarantine(history, report, streams)
             if not interrupt.is_set():
                 _count_backlog(store, templates, streams, report)

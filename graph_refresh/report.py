@@ -156,6 +156,10 @@ class RunReport:
     failures: list[Failure] = field(default_factory=list)
     quarantined: list[QuarantinedItem] = field(default_factory=list)
     """Every item in quarantine (the report lists the first QUARANTINED_LISTED by end of quarantine)."""
+    ledger_written: bool | None = None
+    """Whether the run wrote the ledger ConfigMap; None when it does not write it (a dry run, no middletier)."""
+    ledger_reason: str | None = None
+    """Why the ledger could not be written."""
     error: str | None = None
 
     def counts(self, kind: Kind, solver: str | None) -> Counts:
@@ -196,6 +200,11 @@ class RunReport:
             "failures": [asdict(failure) for failure in self.failures],
             "quarantined": [asdict(item) for item in quarantined],
             "quarantined_total": len(self.quarantined),
+            "ledger": None
+            if self.ledger_written is None
+            else {"written": True}
+            if self.ledger_written
+            else {"written": False, "reason": self.ledger_reason},
             "error": self.error,
         }
 

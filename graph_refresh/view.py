@@ -20,14 +20,13 @@ from graph_refresh.items import (
     ANNOTATION_PACKAGE,
     ANNOTATION_VERSION,
     KINDS,
-    LABEL_ATTEMPT,
     LABEL_ITEM,
     LABEL_KIND,
     LABEL_SOLVER,
     SOLVER,
     WorkItem,
 )
-from graph_refresh.ledger import AttemptResources, ItemId
+from graph_refresh.ledger import AttemptResources, ItemId, is_item_key
 from graph_refresh.outcomes import FailedJob, attempt_of, classify, pods_by_job, resources_of
 
 logger = logging.getLogger(__name__)
@@ -66,9 +65,7 @@ class Failure:
     resources: AttemptResources
     item: ItemId | None
     """Who failed, from the Job's labels and annotations; None for a Job that lacks them (made by an earlier
-    release): it is learned when the item's candidate is met."""
-    legacy: bool
-    """Made by the first release (no attempt label): never learned by a run before, whatever the ledger says."""
+    release, or its item label was removed by hand): it is learned when the item's candidate is met."""
 
 
 @dataclass
@@ -109,7 +106,10 @@ def _text(mapping: Any, key: str) -> str | None:
 
 
 def _item_of(metadata: Mapping[str, Any], key: str) -> ItemId | None:
-    """The item a Job was made for, from its labels and annotations; None when they are incomplete."""
+    """The item a Job was made for, from its labels and annotations; None when they are incomplete or ``key``
+    (its item label, else its name) is not an item key."""
+    if not is_item_key(key):
+        return None
     labels, annotations = metadata.get("labels"), metadata.get("annotations")
     kind = next((k for k in KINDS if k == _text(labels, LABEL_KIND)), None)
     solver = _text(labels, LABEL_SOLVER)
@@ -144,8 +144,7 @@ def build_view(
             metadata = _mapping(job.get("metadata"))
             failed = classify(job, grouped.get(str(metadata.get("name", "")), []), now=now)
             assert failed is not None, "a FAILED Job has a true Failed condition"
-            legacy = LABEL_ATTEMPT not in _mapping(metadata.get("labels"))
-            failure = Failure(failed, attempt_of(job), resources_of(job), _item_of(metadata, key), legacy)
+            failure = Failure(failed, attempt_of(job), resources_of(job), _item_of(metadata, key))
             view.failures.setdefault(key, []).append(failure)
             logger.debug("Job %s failed (%s): %s", failed.name, failed.cause, failed.detail)
     return view

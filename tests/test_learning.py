@@ -63,6 +63,10 @@ class Cluster:
         assert_balanced(report)
         return result, report
 
+    def cli(self, *args: str, at: float = 0.0, env: dict[str, str] | None = None) -> Result:
+        """Another command of the CLI (``ledger ...``) with the run's cluster settings."""
+        return self._run_cli(list(args), env={**self.env, **(env or {})}, now=lambda: at)
+
     def job(self, attempt: int) -> Obj:
         item = WorkItem(SOLVER, SOLVER_NAME, Candidate("flask", "1.0", PYPI), attempt)
         job = self.fake.get("jobs", MIDDLETIER, item.job_name)
@@ -189,7 +193,7 @@ def ledger(cluster: Cluster) -> dict[str, Obj]:
     configmap = cluster.fake.get("configmaps", MIDDLETIER, "graph-refresh-ledger")
     assert configmap is not None, "the ledger was not written"
     data = dict(configmap.get("data") or {})
-    assert data.pop("learned-until", "").endswith("Z"), "a real run says until when it learned"
+    assert "learned-until" not in data, "learning goes by attempt number, not by a time"
     return {key: json.loads(value) for key, value in data.items()}
 
 
@@ -307,24 +311,108 @@ def quarantined_after_two_ooms(cluster: Cluster, env: dict[str, str]) -> None:
     assert report["solvers"][SOLVER_NAME]["skipped"] == {"quarantined": 1}
 
 
-@pytest.mark.parametrize("how", ["remove the entry", "delete the ConfigMap"])
-def test_clearing_the_ledger_clears_the_item_even_while_its_failed_jobs_remain(cluster: Cluster, how: str) -> None:
+def test_ledger_forget_clears_the_item_for_good_while_its_failed_jobs_remain(cluster: Cluster) -> None:
     env = {"THOTH_GRAPH_REFRESH_MAX_ATTEMPTS": "2"}
     quarantined_after_two_ooms(cluster, env)
-    if how == "delete the ConfigMap":
-        assert cluster.fake.delete("configmaps", MIDDLETIER, "graph-refresh-ledger")
-    else:
-        configmap = cluster.fake.get("configmaps", MIDDLETIER, "graph-refresh-ledger")
-        assert configmap is not None
-        del configmap["data"][WorkItem(SOLVER, SOLVER_NAME, Candidate("flask", "1.0", PYPI)).key]
-        cluster.fake.add(configmap)
-    result, report = cluster.run(T0 + 3 * HOUR, env=env)
-    assert result.exit_code == 0 and report["quarantined_total"] == 0
+    forgot = cluster.cli("ledger", "forget", "Flask==1.0", "--solver", SOLVER_NAME, at=T0 + 2 * HOUR + 60)
+    assert forgot.exit_code == 0, forgot.stderr
+    assert "1 entries of graph-refresh-ledger in namespace 'middletier' forgotten" in forgot.stdout
+    for hour in (3, 4):  # it sticks: the failed Jobs still present are not learned again
+        result, report = cluster.run(T0 + hour * HOUR, env=env)
+        assert result.exit_code == 0 and report["quarantined_total"] == 0
     counts = report["solvers"][SOLVER_NAME]
-    assert counts["scheduled"] == 1 and counts["already_scheduled"] == 0 and sum(counts["retried"].values()) == 0
+    assert counts["skipped"] == {"in-flight": 1}
     fresh = cluster.job(3)  # past the failed Jobs' names, so no 409 against a Job the TTL has not removed
     assert memory(fresh) == ("1Gi", "1Gi"), "a fresh start: the Template's resources"
-    assert ledger(cluster) == {}
+    (entry,) = ledger(cluster).values()
+    assert (entry["failures"], entry["attempt"], entry["cause"]) == (0, 2, None)
+    assert "memory" not in entry
+
+    cluster.fail(fresh, at=T0 + 4 * HOUR + 60, pod_status=oom())  # and learning goes on from there
+    cluster.run(T0 + 5 * HOUR, env=env)
+    assert memory(cluster.job(4)) == ("2Gi", "2Gi")
+
+
+def test_deleting_the_ledger_forgets_everything_and_the_failed_jobs_present_are_learned_again(
+    cluster: Cluster,
+) -> None:
+    env = {"THOTH_GRAPH_REFRESH_MAX_ATTEMPTS": "2"}
+    quarantined_after_two_ooms(cluster, env)
+    assert cluster.fake.delete("configmaps", MIDDLETIER, "graph-refresh-ledger")
+    result, report = cluster.run(T0 + 3 * HOUR, env=env)
+    assert result.exit_code == 0
+    assert report["solvers"][SOLVER_NAME]["skipped"] == {"quarantined": 1}
+    (entry,) = ledger(cluster).values()
+    assert (entry["failures"], entry["attempt"]) == (2, 2)
+
+
+def oom_ladder(cluster: Cluster, runs: list[float], failures: list[float]) -> list[tuple[str, str]]:
+    """Run at each time of ``runs``; after each run but the last, OOM-kill the newest Job with the failure time
+    of ``failures``. Returns the memory each attempt was created with."""
+    created = []
+    for number, at in enumerate(runs, start=1):
+        result, _ = cluster.run(at)
+        assert result.exit_code == 0, result.stderr
+        assert "Traceback" not in result.stderr
+        job = cluster.job(number)
+        created.append(memory(job))
+        if number < len(runs):
+            cluster.fail(job, at=failures[number - 1], pod_status=oom())
+    return created
+
+
+def test_a_job_controller_behind_the_runs_clock_loses_no_charge(cluster: Cluster) -> None:
+    """Each Job fails a minute after it was created, as the controller's clock (6 minutes behind) says."""
+    runs = [T0 + n * HOUR for n in range(3)]
+    behind = [at - 360 + 60 for at in runs]
+    assert oom_ladder(cluster, runs, behind) == [("1Gi", "1Gi"), ("2Gi", "2Gi"), ("4Gi", "4Gi")]
+    cluster.fail(cluster.job(3), at=runs[2] - 300, pod_status=oom())
+    _, report = cluster.run(T0 + 3 * HOUR)
+    assert report["solvers"][SOLVER_NAME]["skipped"] == {"quarantined": 1}, "three charged failures"
+    (entry,) = ledger(cluster).values()
+    assert (entry["failures"], entry["attempt"]) == (3, 3)
+
+
+def test_a_run_whose_clock_is_a_day_ahead_loses_and_doubles_no_charge(cluster: Cluster) -> None:
+    runs = [T0, T0 + HOUR + 86_400, T0 + 2 * HOUR]  # the second run's clock is a day ahead
+    failures = [T0 + 600, T0 + HOUR + 600]
+    assert oom_ladder(cluster, runs, failures) == [("1Gi", "1Gi"), ("2Gi", "2Gi"), ("4Gi", "4Gi")]
+    cluster.fail(cluster.job(3), at=T0 + 2 * HOUR + 600, pod_status=oom())
+    _, report = cluster.run(T0 + 3 * HOUR)
+    assert report["solvers"][SOLVER_NAME]["skipped"] == {"quarantined": 1}, "three charged failures"
+    (entry,) = ledger(cluster).values()
+    assert (entry["failures"], entry["attempt"]) == (3, 3)
+
+
+def test_a_failure_later_than_the_runs_clock_counts_as_the_runs_time_with_a_warning(cluster: Cluster) -> None:
+    cluster.run(T0)
+    cluster.fail(cluster.job(1), at=T0 + 3 * HOUR, pod_status=oom())  # the controller is hours ahead
+    result, _ = cluster.run(T0 + HOUR)
+    assert memory(cluster.job(2)) == ("2Gi", "2Gi")
+    assert "failed later than this run's clock: taken as failing now" in result.stderr
+    (entry,) = ledger(cluster).values()
+    assert entry["failed"] == "2027-01-15T09:00:00Z", "the run's time"
+    result, _ = cluster.run(T0 + 2 * HOUR)
+    assert "later than this run's clock" not in result.stderr, "said once, when learned"
+
+
+def test_a_clear_right_after_a_failure_sticks(cluster: Cluster) -> None:
+    cluster.run(T0)
+    cluster.fail(cluster.job(1), at=T0 + HOUR - 30, pod_status=oom())
+    cluster.run(T0 + HOUR)  # learns it (2Gi)
+    cluster.fail(cluster.job(2), at=T0 + 2 * HOUR - 10, pod_status=oom())
+    cluster.run(T0 + 2 * HOUR)  # learns it (4Gi): the failure was ten seconds before this run
+    key = WorkItem(SOLVER, SOLVER_NAME, Candidate("flask", "1.0", PYPI)).key
+    assert cluster.cli("ledger", "forget", key, at=T0 + 2 * HOUR + 5).exit_code == 0
+    result, _ = cluster.run(T0 + 2 * HOUR + 600)  # a run by hand, minutes after the failure and the clear
+    assert result.exit_code == 0
+    (entry,) = ledger(cluster).values()
+    assert (entry["failures"], entry["attempt"], entry["cause"]) == (0, 2, None), "the clear sticks"
+    cluster.fail(cluster.job(3), at=T0 + 2 * HOUR + 900, pod_status=oom())
+    cluster.run(T0 + 3 * HOUR)
+    assert memory(cluster.job(4)) == ("8Gi", "8Gi"), "attempt 3 ran with 4Gi: doubled from its own"
+    (entry,) = ledger(cluster).values()
+    assert (entry["failures"], entry["attempt"]) == (1, 3), "the forgotten failures do not come back"
 
 
 def test_an_item_out_of_quarantine_starts_again_past_its_failed_jobs(cluster: Cluster) -> None:
@@ -386,10 +474,8 @@ def test_a_full_ledger_drops_its_oldest_entries_naming_them(
         f"{i:010x}": LedgerEntry(replace(base, key=f"{i:010x}"), 1, 1, Cause.ERROR, T0 + i, AttemptResources())
         for i in range(40)
     }
-    written = memory.write(
-        client, MIDDLETIER, memory.Ledger(), entries, now=T0, expire_after=HOUR, learned_until=T0, max_bytes=2000
-    )
-    assert written
+    written = memory.write(client, MIDDLETIER, memory.Ledger(), entries, now=T0, expire_after=HOUR, max_bytes=2000)
+    assert written.written and written.reason is None
     kept = ledger(cluster)
     assert 0 < len(kept) < 40 and min(kept) > "0000000000", "the oldest went first"
     assert "0000000000 (flask 1.0, 1 failures)" in caplog.text and "oldest entries were dropped" in caplog.text

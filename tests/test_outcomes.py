@@ -552,7 +552,7 @@ def test_an_item_oom_killed_twice_is_solved_with_four_times_the_memory() -> None
         decision = decide(history, T0 + hour * HOUR, POLICY)
         rendered = job(memory="1Gi")
     assert memory_by_attempt == ["1Gi", "2Gi"]
-    assert history == LedgerEntry(ITEM, 2, 2, Cause.OOM, T0 + 2 * HOUR - 600, memory("2Gi"))
+    assert history == LedgerEntry(ITEM, 2, 2, Cause.OOM, T0 + 2 * HOUR - 600, memory("2Gi"), "solver")
     assert decision == Schedule(3, memory("4Gi"), Cause.OOM)
     assert isinstance(decision, Schedule) and decision.resources is not None
     apply(rendered, decision.resources)

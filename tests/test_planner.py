@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import pytest
+
 from graph_refresh.capacity import Capacity, JobCost
 from graph_refresh.items import ANALYZER, SOLVER, Candidate, WorkItem
 from graph_refresh.planner import Stream, plan
@@ -115,7 +117,7 @@ def test_a_retry_too_big_for_the_quota_is_skipped_and_the_stream_goes_on() -> No
     report = RunReport(dry_run=True, store="test")
     small = JobCost(resources={"limits.memory": Decimal(2**30)})
     big = JobCost(resources={"limits.memory": Decimal(6 * 2**30)})
-    quota = Quota("q", hard={"limits.memory": Decimal(4 * 2**30)}, used={})
+    quota = Quota("q", hard={"limits.memory": Decimal(8 * 2**30)}, used={"limits.memory": Decimal(4 * 2**30)})
     failed = WorkItem(SOLVER, "solver-a-1-py38", Candidate("p1", "1", PYPI))
     entry = LedgerEntry(
         ItemId.of(failed),
@@ -135,3 +137,35 @@ def test_a_retry_too_big_for_the_quota_is_skipped_and_the_stream_goes_on() -> No
     )
     assert order == [("solver-a-1-py38", "p2"), ("solver-a-1-py38", "p3")], "the retry did not block the stream"
     assert report.solvers["solver-a-1-py38"].skipped == {"capacity": 1}
+
+
+def test_a_retry_above_a_quotas_hard_limit_counts_as_at_the_cap(caplog: pytest.LogCaptureFixture) -> None:
+    from decimal import Decimal
+
+    from graph_refresh.capacity import Quota
+    from graph_refresh.learning import History
+    from graph_refresh.ledger import AttemptResources, Cause, ContainerMemory, ItemId, LedgerEntry
+    from graph_refresh.outcomes import Policy
+
+    report = RunReport(dry_run=True, store="test")
+    small = JobCost(resources={"limits.memory": Decimal(2**30)})
+    big = JobCost(resources={"limits.memory": Decimal(6 * 2**30)})
+    quota = Quota("q", hard={"limits.memory": Decimal(4 * 2**30)}, used={})
+    failed = WorkItem(SOLVER, "solver-a-1-py38", Candidate("p1", "1", PYPI))
+    resources = AttemptResources({"c": ContainerMemory("3Gi", "3Gi")})
+    entry = LedgerEntry(ItemId.of(failed), 1, 1, Cause.OOM, 0.0, resources, "c")
+    history = History({failed.key: entry}, Policy(retry_backoff_seconds=3600), 60.0)
+    streams = [Stream(SOLVER, "solver-a-1-py38", candidates("p1", "p2"), small)]
+    capacity = Capacity.from_cluster(max_in_flight=0, live_jobs=0, quotas=[quota])
+    order = run(report, streams, capacity=capacity, history=history, cost=lambda item, resources: big)
+    assert order == [("solver-a-1-py38", "p2")]
+    assert report.solvers["solver-a-1-py38"].skipped == {"failed-recently": 1}, "an error backs off, then retries"
+    assert history.entries[failed.key].cause is Cause.ERROR and history.entries[failed.key].failures == 1
+    assert "ResourceQuota 'q': limits.memory (hard limit" in caplog.text and "at the cap" in caplog.text
+
+    later = History(dict(history.entries), Policy(retry_backoff_seconds=3600), 7200.0)
+    report = RunReport(dry_run=True, store="test")
+    streams = [Stream(SOLVER, "solver-a-1-py38", candidates("p1"), small)]
+    capacity = Capacity.from_cluster(max_in_flight=0, live_jobs=0, quotas=[quota])
+    planned = list(plan(streams, report=report, capacity=capacity, history=later, cost=lambda item, res: small))
+    assert [(p.item.attempt, p.resources, p.retries) for p in planned] == [(2, resources, Cause.ERROR)]
