@@ -180,6 +180,19 @@ def test_a_real_run_pushes_its_metrics_and_a_dead_gateway_changes_no_exit_code(
     assert "Could not push metrics" in result.stderr
 
 
+def test_a_run_that_cannot_write_its_ledger_pushes_a_zero_gauge(cluster: Harness, pushgateway: str) -> None:
+    cluster.graph(["flask"])
+    env = {"PROMETHEUS_PUSHGATEWAY_URL": pushgateway}
+    result, report = cluster.run(env=env)
+    assert result.exit_code == 0 and report["ledger"] == {"written": True}
+    assert scrape(pushgateway)[("graph_refresh_job_ledger_written", ())] == 1
+    cluster.fake.inject(method="PUT", path=r"/configmaps/graph-refresh-ledger$", status=403, times=None)
+    result, report = cluster.run(env=env)
+    assert result.exit_code == 0 and report["ledger"]["written"] is False
+    assert "403" in report["ledger"]["reason"]
+    assert scrape(pushgateway)[("graph_refresh_job_ledger_written", ())] == 0
+
+
 def test_a_dry_run_pushes_nothing(cluster: Harness, pushgateway: str) -> None:
     cluster.graph(["flask"])
     result, _ = cluster.run("--dry-run", env={"PROMETHEUS_PUSHGATEWAY_URL": pushgateway})
