@@ -152,11 +152,6 @@ class LedgerEntry:
         return self.item.key
 
 
-def format_time(epoch: float) -> str:
-    """RFC 3339 UTC with whole seconds (a fraction is dropped): ``2024-05-01T10:00:00Z``."""
-    return datetime.fromtimestamp(int(epoch), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC).timestamp()
 LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
 
@@ -180,6 +175,12 @@ def parse_time(text: object) -> float | None:
     except (OverflowError, ValueError):
         return None
     return epoch if EARLIEST <= epoch <= LATEST else None
+
+
+def format_time(epoch: float) -> str:
+    """RFC 3339 UTC with whole seconds (a fraction is dropped): ``2024-05-01T10:00:00Z``; a time past the year
+    9999 (a quarantine end of a far-future failure) is written as the last second of 9999."""
+    return datetime.fromtimestamp(int(min(max(epoch, EARLIEST), LATEST)), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def shown(value: object) -> str:

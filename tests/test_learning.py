@@ -479,3 +479,208 @@ def test_a_full_ledger_drops_its_oldest_entries_naming_them(
     kept = ledger(cluster)
     assert 0 < len(kept) < 40 and min(kept) > "0000000000", "the oldest went first"
     assert "0000000000 (flask 1.0, 1 failures)" in caplog.text and "oldest entries were dropped" in caplog.text
+
+
+# --- a ledger written by someone else -------------------------------------------------------------------------
+
+ITEM_KEY = WorkItem(SOLVER, SOLVER_NAME, Candidate("flask", "1.0", PYPI)).key
+
+
+def ledger_configmap(cluster: Cluster, data: dict[str, str]) -> None:
+    cluster.fake.add(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "graph-refresh-ledger", "namespace": MIDDLETIER},
+            "data": data,
+        }
+    )
+
+
+def entry_value(**fields: Any) -> str:
+    value = {
+        "kind": "solver",
+        "solver": SOLVER_NAME,
+        "package": "flask",
+        "version": "1.0",
+        "index": PYPI,
+        "failures": 3,
+        "attempt": 3,
+        "cause": "error",
+        "failed": "2027-01-15T08:00:00Z",
+    }
+    return json.dumps({**value, **fields})
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"failed": "9999-12-31T23:59:59Z"}, "failed later than this run's clock"),
+        ({"failed": "9999-12-31T23:00:00-14:00"}, "is not an RFC 3339 time in the years 1970-9999"),
+        ({"failed": "1969-12-31T23:59:59Z"}, "is not an RFC 3339 time in the years 1970-9999"),
+        ({"attempt": 10**70}, "attempt " + "1" + "0" * 56 + "... is not a whole number from 1 to 1000000"),
+        ({"failures": -1}, "failures -1 is not a whole number from 0 to 1000000"),
+        ({"failures": 10**9}, "failures 1000000000 is not a whole number from 0 to 1000000"),
+        ({"deadline": 2**40}, "deadline 1099511627776 is not a whole number"),
+        ({"memory": {"solver": {"limit": "1e400"}}}, "is not a quantity of at most 8Ei"),
+        ({"cause": ["oom"]}, "cause ['oom'] is not one of"),
+        ({"cause": None}, "cause None is not one of"),
+    ],
+)
+def test_a_hostile_ledger_value_never_stops_a_run(cluster: Cluster, fields: Obj, expected: str) -> None:
+    ledger_configmap(cluster, {ITEM_KEY: entry_value(**fields)})
+    result, report = cluster.run(T0)
+    assert result.exit_code == 0, result.stderr
+    assert "Traceback" not in result.stderr and expected in result.stderr
+    assert ITEM_KEY in result.stderr, "the warning names the key"
+    assert report["ledger"] == {"written": True}
+    for entry in ledger(cluster).values():  # what is written back can be read back
+        assert entry["failed"] <= "2027-01-15T09:00:00Z" and entry["attempt"] <= 1_000_000
+    result, _ = cluster.run(T0 + HOUR)
+    assert result.exit_code == 0 and "Traceback" not in result.stderr
+
+
+def test_a_far_future_failure_is_taken_as_now_and_its_quarantine_can_be_listed(cluster: Cluster) -> None:
+    ledger_configmap(cluster, {ITEM_KEY: entry_value(failed="9999-12-31T23:59:59Z")})
+    result, report = cluster.run(T0)
+    assert result.exit_code == 0, result.stderr
+    assert report["solvers"][SOLVER_NAME]["skipped"] == {"quarantined": 1}
+    (quarantined,) = report["quarantined"]
+    assert quarantined["until"] == "2027-02-14T08:00:00Z", "30 days after the run's time"
+    assert ledger(cluster)[ITEM_KEY]["failed"] == "2027-01-15T08:00:00Z"
+
+
+def test_many_unreadable_entries_make_a_few_short_warnings(cluster: Cluster) -> None:
+    data = {f"{n:010x}": "{not json" for n in range(10_000)}
+    data["abcdefabcd"] = entry_value(cause="x" * 500_000)
+    ledger_configmap(cluster, data)
+    result, _ = cluster.run(T0)
+    assert result.exit_code == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "graph-refresh-ledger" in line and "dropped" in line]
+    assert len(warnings) == 20, "the first 20 are named"
+    assert "9981 more problems like these" in result.stderr
+    assert max(len(line) for line in warnings) < 300
+    assert ledger(cluster) == {}
+
+
+def test_a_job_whose_item_label_was_removed_by_hand_writes_no_unreadable_key(cluster: Cluster) -> None:
+    cluster.run(T0)
+    job = cluster.job(1)
+    del job["metadata"]["labels"]["thoth-station.ninja/item"]
+    cluster.fake.add(job)
+    cluster.fail(cluster.fake.get("jobs", MIDDLETIER, job["metadata"]["name"]) or {}, at=T0 + 600, pod_status=oom())
+    result, _ = cluster.run(T0 + HOUR)
+    assert result.exit_code == 0
+    assert set(ledger(cluster)) == {ITEM_KEY}, "learned under the item's key when its candidate was met"
+    result, _ = cluster.run(T0 + 2 * HOUR)
+    assert "dropped" not in result.stderr
+
+
+# --- a ledger that cannot be written ----------------------------------------------------------------------------
+
+
+def test_a_ledger_that_cannot_be_written_is_loud_and_learning_still_charges(cluster: Cluster) -> None:
+    cluster.fake.inject(method="POST", path=r"/configmaps$", status=403, times=None)
+    result, report = cluster.run(T0)
+    assert result.exit_code == 0
+    assert report["ledger"]["written"] is False and "403" in report["ledger"]["reason"]
+    assert "The ledger graph-refresh-ledger could not be written" in result.stderr
+    cluster.fail(cluster.job(1), at=T0 + 600, pod_status=oom())
+    cluster.run(T0 + HOUR)
+    assert memory(cluster.job(2)) == ("2Gi", "2Gi"), "learned from the failed Job present"
+    cluster.fail(cluster.job(2), at=T0 + HOUR + 600, pod_status=oom())
+    _, report = cluster.run(T0 + 2 * HOUR)
+    assert memory(cluster.job(3)) == ("4Gi", "4Gi"), "both failed Jobs still charge"
+    cluster.fail(cluster.job(3), at=T0 + 2 * HOUR + 600, pod_status=oom())
+    _, report = cluster.run(T0 + 3 * HOUR)
+    assert report["solvers"][SOLVER_NAME]["skipped"] == {"quarantined": 1}, "no retrying forever at 1Gi"
+    assert report["ledger"]["written"] is False
+
+
+# --- an escalation that can never fit -----------------------------------------------------------------------------
+
+
+def test_an_escalation_above_a_quotas_hard_limit_is_said_once_and_ends(cluster: Cluster) -> None:
+    hard = {"limits.memory": "3Gi"}
+    cluster.fake.add(
+        {
+            "apiVersion": "v1",
+            "kind": "ResourceQuota",
+            "metadata": {"name": "memory", "namespace": MIDDLETIER},
+            "spec": {"hard": hard},
+            "status": {"hard": hard, "used": {"limits.memory": "0"}},
+        }
+    )
+    cluster.run(T0)
+    cluster.fail(cluster.job(1), at=T0 + 600, pod_status=oom())
+    cluster.run(T0 + HOUR)
+    assert memory(cluster.job(2)) == ("2Gi", "2Gi")
+    cluster.fail(cluster.job(2), at=T0 + HOUR + 600, pod_status=oom())
+    result, report = cluster.run(T0 + 2 * HOUR)  # 4Gi can never run under a 3Gi hard limit
+    assert "ResourceQuota 'memory': limits.memory (hard limit" in result.stderr
+    assert report["solvers"][SOLVER_NAME]["skipped"] == {"failed-recently": 1}
+    assert ledger(cluster)[ITEM_KEY]["cause"] == "error"
+    result, report = cluster.run(T0 + 3 * HOUR)
+    assert "hard limit" not in result.stderr, "said once"
+    assert report["solvers"][SOLVER_NAME]["skipped"] == {"failed-recently": 1}, "backing off (2 h after 2 failures)"
+    _, report = cluster.run(T0 + 4 * HOUR)
+    assert memory(cluster.job(3)) == ("2Gi", "2Gi"), "retried as it ran"
+    assert report["solvers"][SOLVER_NAME]["retried"]["error"] == 1
+    cluster.fail(cluster.job(3), at=T0 + 4 * HOUR + 600, pod_status=oom())
+    result, report = cluster.run(T0 + 5 * HOUR)
+    assert report["solvers"][SOLVER_NAME]["skipped"] == {"quarantined": 1}, "it ends"
+    assert "Quarantined solver solver-fedora-34-py39 flask 1.0 after 3 failures" in result.stderr
+
+
+def test_retries_at_cap_count_only_the_oom_killed_containers_memory(cluster: Cluster) -> None:
+    template = next(
+        t for t in cluster.fake.objects("templates", INFRA) if t["metadata"]["labels"]["template"] == "solver"
+    )
+    for job in template["objects"]:
+        sidecar = {
+            "name": "sidecar",
+            "image": "x",
+            "resources": {"requests": {"memory": "8Gi"}, "limits": {"memory": "8Gi"}},
+        }
+        job["spec"]["template"]["spec"]["containers"].append(sidecar)
+    cluster.fake.add(template)
+    cluster.run(T0)
+    cluster.fail(cluster.job(1), at=T0 + 600, pod_status=oom("solver"))
+    _, report = cluster.run(T0 + HOUR)
+    assert memory(cluster.job(2)) == ("2Gi", "2Gi")
+    assert report["solvers"][SOLVER_NAME]["retries_at_cap"]["oom"] == 0, "the sidecar's 8Gi is not the solver's"
+    for attempt, at in ((2, 2), (3, 3)):
+        cluster.fail(cluster.job(attempt), at=T0 + at * HOUR - 600, pod_status=oom("solver"))
+        _, report = cluster.run(T0 + at * HOUR, env={"THOTH_GRAPH_REFRESH_MAX_ATTEMPTS": "0"})
+    assert memory(cluster.job(4)) == ("8Gi", "8Gi")
+    assert report["solvers"][SOLVER_NAME]["retries_at_cap"]["oom"] == 1, "now the solver itself has the cap"
+
+
+# --- no credentials at rest ------------------------------------------------------------------------------------
+
+
+def test_index_credentials_are_masked_in_annotations_ledger_and_report(
+    run_cli: RunCli, tmp_path: Path, write_graph: Callable[[Obj], Path]
+) -> None:
+    index = "https://user:s3cret@private.example/simple?token=t0ken"
+    with FakeKube(tls="tls") as fake:
+        cluster = Cluster(fake, run_cli, tmp_path, write_graph)
+        graph = write_graph({"package_versions": [version("flask", "1.0", index)]})
+        assert run_cli(["import-graph", str(graph)]).exit_code == 0
+        env = {"THOTH_GRAPH_REFRESH_MAX_ATTEMPTS": "1"}
+        cluster.run(T0, env=env)
+        item = WorkItem(SOLVER, SOLVER_NAME, Candidate("flask", "1.0", index))
+        job = fake.get("jobs", MIDDLETIER, item.job_name)
+        assert job is not None
+        assert (
+            job["metadata"]["annotations"]["thoth-station.ninja/index"]
+            == "https://***@private.example/simple?token=***"
+        )
+        assert "s3cret" in json.dumps(job["spec"]), "the solver itself gets the whole URL"
+        cluster.fail(job, at=T0 + 600)
+        _, report = cluster.run(T0 + HOUR, env=env)
+        assert report["quarantined_total"] == 1
+        configmap = fake.get("configmaps", MIDDLETIER, "graph-refresh-ledger")
+        stored = json.dumps(configmap) + json.dumps(report)
+        assert "s3cret" not in stored and "t0ken" not in stored
+        assert item.key in configmap["data"] if configmap else False, "the key comes from the whole URL"
