@@ -283,22 +283,12 @@ def ledger_show(ctx: click.Context, as_json: bool) -> None:
     if not rows:
         click.echo(f"The ledger {LEDGER_NAME} in namespace {namespace!r} has no entries.")
         return
-    table = [["ITEM", "STREAM", "PACKAGE", "FAILURES", "ATTEMPT", "CAUSE", "FAILED", "STATE"]]
+    table = [["ITEM", "STREAM", "PACKAGE", "FAILS", "CAUSE", "STATE"]]
     for row in rows:
         state = row["state"] if row["until"] is None else f"{row['state']} {row['until']}"
-        stream = row.get("solver") or row["kind"]
         package = f"{row['package']}=={row['version']}"
         table.append(
-            [
-                row["key"],
-                stream,
-                package,
-                str(row["failures"]),
-                str(row["attempt"]),
-                row["cause"] or "-",
-                row["failed"],
-                state,
-            ]
+            [row["key"], row.get("solver") or row["kind"], package, str(row["failures"]), row["cause"] or "-", state]
         )
     widths = [max(len(line[i]) for line in table) for i in range(len(table[0]) - 1)]
     for line in table:

@@ -120,10 +120,10 @@ def forget_matcher(
         return lambda entry: True
     if solver and analyzer:
         raise ValueError("--solver and --analyzer exclude each other")
-    if target is None and not (solver or analyzer):
-        raise ValueError("say what to forget: ITEM-KEY, PKG==VER, PKG, --solver NAME, --analyzer or --all")
     if index and not target:
         raise ValueError("--index narrows PKG==VER or PKG: give one")
+    if target is None and not (solver or analyzer):
+        raise ValueError("say what to forget: ITEM-KEY, PKG==VER, PKG, --solver NAME, --analyzer or --all")
     if target is not None and is_item_key(target):
         if index or solver or analyzer:
             raise ValueError(f"{target} is an item key, which names one item: give it alone")

@@ -684,3 +684,149 @@ def test_index_credentials_are_masked_in_annotations_ledger_and_report(
         stored = json.dumps(configmap) + json.dumps(report)
         assert "s3cret" not in stored and "t0ken" not in stored
         assert item.key in configmap["data"] if configmap else False, "the key comes from the whole URL"
+
+
+# --- ledger show / ledger forget --------------------------------------------------------------------------------
+
+
+def two_entries(cluster: Cluster) -> None:
+    """Flask 1.0 (solver) OOM-killed once; numpy 2.0 (analyzer) failed three times."""
+    ledger_configmap(
+        cluster,
+        {
+            ITEM_KEY: entry_value(failures=1, attempt=1, cause="oom", memory={"solver": {"limit": "1Gi"}}),
+            "abcdef0123": json.dumps(
+                {
+                    "kind": "package-analyzer",
+                    "package": "numpy",
+                    "version": "2.0",
+                    "index": PYPI,
+                    "failures": 3,
+                    "attempt": 3,
+                    "cause": "error",
+                    "failed": "2027-01-15T07:00:00Z",
+                }
+            ),
+            "learned-until": "2027-01-15T07:00:00Z",
+        },
+    )
+
+
+def test_ledger_show_lists_each_entry_with_its_state(cluster: Cluster) -> None:
+    two_entries(cluster)
+    shown = cluster.cli("ledger", "show", at=T0)
+    assert shown.exit_code == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0].split() == ["ITEM", "STREAM", "PACKAGE", "FAILS", "CAUSE", "STATE"]
+    assert lines[1].split() == [
+        "abcdef0123",
+        "package-analyzer",
+        "numpy==2.0",
+        "3",
+        "error",
+        "quarantined",
+        "until",
+        "2027-02-14T07:00:00Z",
+    ]
+    assert lines[2].split() == [
+        ITEM_KEY,
+        SOLVER_NAME,
+        "flask==1.0",
+        "1",
+        "oom",
+        *["retry", "next", "run:", "attempt", "2"],
+    ]
+    assert len(lines) == 3 and max(map(len, lines)) <= 100
+
+    as_json = cluster.cli("ledger", "show", "--json", at=T0)
+    entries = json.loads(as_json.stdout)
+    assert [(e["key"], e["state"], e["until"]) for e in entries] == [
+        ("abcdef0123", "quarantined until", "2027-02-14T07:00:00Z"),
+        (ITEM_KEY, "retry next run: attempt 2", None),
+    ]
+    assert entries[1]["memory"] == {"solver": {"limit": "1Gi"}} and entries[1]["index"] == PYPI
+
+    env = {"THOTH_GRAPH_REFRESH_MAX_ATTEMPTS": "0"}  # the run's tunables decide the state
+    assert "backing off until 2027-01-15T11:00:00Z" in cluster.cli("ledger", "show", at=T0, env=env).stdout
+
+
+def test_ledger_show_without_a_ledger_and_against_a_refusing_cluster(cluster: Cluster) -> None:
+    shown = cluster.cli("ledger", "show", at=T0)
+    assert shown.exit_code == 0 and "has no entries" in shown.stdout
+    assert json.loads(cluster.cli("ledger", "show", "--json").stdout) == []
+    cluster.fake.inject(method="GET", path=LEDGER_PATH, status=403, times=None)
+    for command in (["show"], ["forget", "--all"]):
+        refused = cluster.cli("ledger", *command)
+        assert refused.exit_code == 1 and "403" in refused.stderr and "Traceback" not in refused.stderr
+    unset = cluster.cli("ledger", "show", env={"THOTH_MIDDLETIER_NAMESPACE": ""})
+    assert unset.exit_code == 2 and "THOTH_MIDDLETIER_NAMESPACE" in unset.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "forgotten"),
+    [
+        ([ITEM_KEY], {ITEM_KEY}),
+        (["FLASK==1.0"], {ITEM_KEY}),
+        (["flask"], {ITEM_KEY}),
+        (["flask==1.0", "--index", PYPI, "--solver", SOLVER_NAME], {ITEM_KEY}),
+        (["flask==1.0", "--index", "https://other.example/simple"], set()),
+        (["flask==1.0", "--analyzer"], set()),
+        (["--solver", SOLVER_NAME], {ITEM_KEY}),
+        (["--analyzer"], {"abcdef0123"}),
+        (["numpy==2.0"], {"abcdef0123"}),
+        (["--all"], {ITEM_KEY, "abcdef0123"}),
+    ],
+)
+def test_ledger_forget_resets_the_matching_entries_and_keeps_the_rest(
+    cluster: Cluster, args: list[str], forgotten: set[str]
+) -> None:
+    two_entries(cluster)
+    before = cluster.fake.get("configmaps", MIDDLETIER, "graph-refresh-ledger")
+    assert before is not None
+    result = cluster.cli("ledger", "forget", *args, at=T0)
+    assert result.exit_code == 0, result.stderr
+    assert f"{len(forgotten)} entries of graph-refresh-ledger in namespace 'middletier' forgotten" in result.stdout
+    after = cluster.fake.get("configmaps", MIDDLETIER, "graph-refresh-ledger")
+    assert after is not None
+    for key, value in before["data"].items():
+        if key in forgotten:
+            entry = json.loads(after["data"][key])
+            old = json.loads(value)
+            assert (entry["failures"], entry["cause"], entry["attempt"]) == (0, None, old["attempt"])
+            assert "memory" not in entry
+        else:
+            assert after["data"][key] == value, "every other value is kept exactly"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "say what to forget"),
+        (["--all", "flask"], "--all forgets every entry: give it alone"),
+        (["--solver", "x", "--analyzer"], "exclude each other"),
+        ([ITEM_KEY, "--analyzer"], "is an item key"),
+        (["--index", PYPI], "--index narrows PKG==VER or PKG"),
+        (["flask=="], "neither an item key"),
+    ],
+)
+def test_ledger_forget_refuses_a_request_it_cannot_read(cluster: Cluster, args: list[str], message: str) -> None:
+    result = cluster.cli("ledger", "forget", *args)
+    assert result.exit_code == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_ledger_forget_loses_no_concurrent_write(cluster: Cluster) -> None:
+    two_entries(cluster)
+
+    def another_run_wrote_first(request: Any) -> Obj:
+        configmap = cluster.fake.get("configmaps", MIDDLETIER, "graph-refresh-ledger")
+        assert configmap is not None
+        configmap["data"]["0000000001"] = entry_value(package="pytz")
+        cluster.fake.add(configmap)
+        return {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Conflict", "code": 409}
+
+    cluster.fake.inject(method="PUT", path=LEDGER_PATH, status=409, times=1, body=another_run_wrote_first)
+    result = cluster.cli("ledger", "forget", "--all")
+    assert result.exit_code == 0, result.stderr
+    assert "3 entries" in result.stdout, "the other writer's entry is read again, and forgotten too"
+    configmap = cluster.fake.get("configmaps", MIDDLETIER, "graph-refresh-ledger")
+    assert configmap is not None and len(configmap["data"]) == 4, "three entries and the old learned-until"
