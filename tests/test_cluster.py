@@ -264,7 +264,7 @@ def test_owned_jobs_are_not_scheduled_again_until_they_are_gone(cluster: Harness
     failed, complete = solver_item(SOLVERS[0], "flask").job_name, analyzer_item("numpy").job_name
     cluster.fake.set_job_status(MIDDLETIER, failed, "Failed")
     cluster.fake.set_job_status(MIDDLETIER, complete, "Complete")
-    third, report = cluster.run()
+    third, report = cluster.run(now=time.time)  # the clock the fake Job controller stamps failures with
     assert third.exit_code == 0 and len(cluster.created()) == 8
     assert report["in_flight"] == {"solver": 5, "package-analyzer": 1}
     assert report["solvers"][SOLVERS[0]]["skipped"] == {"in-flight": 1, "failed-recently": 1}
@@ -273,7 +273,7 @@ def test_owned_jobs_are_not_scheduled_again_until_they_are_gone(cluster: Harness
 
     cluster.fake.delete("jobs", MIDDLETIER, failed)
     cluster.fake.delete("jobs", MIDDLETIER, complete)  # the TTL controller removed them
-    fourth, report = cluster.run()
+    fourth, report = cluster.run(now=time.time)
     assert fourth.exit_code == 0 and len(cluster.created()) == 9, "the ledger remembers the failure's back-off"
     assert report["solvers"][SOLVERS[0]]["skipped"] == {"in-flight": 1, "failed-recently": 1}
 
