@@ -28,6 +28,9 @@ DEFAULT_MAX_DEADLINE_SECONDS = 86_400  # a deadline-killed Job's activeDeadlineS
 DEFAULT_RETRY_BACKOFF_SECONDS = 3_600  # a failing item waits an hour, then 2 h, 4 h, ... (one CronJob period first)
 DEFAULT_MAX_ATTEMPTS = 3  # charged failures before an item is quarantined
 DEFAULT_QUARANTINE_SECONDS = 2_592_000  # 30 days: long enough for a fix to land, short enough to try again
+DEFAULT_REQUEST_TTL_SECONDS = 604_800  # 7 days: a request not done by then is dropped with a warning
+DEFAULT_FRESH_SHARE = 0.5  # of the slots left after requests, what new releases may take
+DEFAULT_MAX_AWAITING_SYNC = 0  # 0 = no pacing against the graph sync
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,20 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True)
+class LaneSettings:
+    """Who waiting comes first: requests, fresh releases, pacing against the graph sync (docs/lanes.md)."""
+
+    request_ttl_seconds: int = DEFAULT_REQUEST_TTL_SECONDS
+    """Seconds a request (ConfigMap graph-refresh-requests) stays open; then a run drops it with a warning."""
+    fresh_share: float = DEFAULT_FRESH_SHARE
+    """Share (0 to 1) of the free slots left after requests that versions new since the previous real run may
+    take; the rest drains the backlog."""
+    max_awaiting_sync: int = DEFAULT_MAX_AWAITING_SYNC
+    """When this many owned Jobs have completed while the graph still lists their items, schedule requests
+    only (stopped_by sync-lag); 0 means off."""
+
+
+@dataclass(frozen=True)
 class Settings:
     """All settings of one run."""
 
@@ -146,6 +163,7 @@ class Settings:
     plan: PlanSettings = field(default_factory=PlanSettings)
     retry: RetrySettings = field(default_factory=RetrySettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    lanes: LaneSettings = field(default_factory=LaneSettings)
 
 
 def redact_url(url: str) -> str:

@@ -29,6 +29,8 @@ from graph_refresh.ledger import (
     merge,
     to_data,
 )
+from graph_refresh.requested import REQUESTS_NAME, Request
+from graph_refresh.requested import from_data as requests_from_data
 
 logger = logging.getLogger(__name__)
 
@@ -198,3 +200,49 @@ def forget(
             continue
         return changed, len(problems)
     raise Conflict(f"the ConfigMap {LEDGER_NAME} kept changing ({WRITE_ATTEMPTS} conflicts): try again")
+
+
+# --- the requests ConfigMap -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Requests:
+    """The open requests as read, and what a change must be guarded with."""
+
+    requests: list[Request] = field(default_factory=list)
+    data: dict[str, str] = field(default_factory=dict)
+    """The ConfigMap's data as read (unreadable values included: a change writes them back untouched)."""
+    resource_version: str | None = None
+    """None when there is no ConfigMap."""
+
+
+def read_requests(cluster: ConfigMaps, namespace: str, *, warn: bool = True) -> Requests:
+    """The requests of ``namespace``; unreadable values are warnings naming their keys. Raises ClusterError."""
+    found = cluster.read_configmap(namespace, REQUESTS_NAME)
+    if found is None:
+        return Requests()
+    data, version = found
+    requests, problems = requests_from_data(data)
+    if warn:
+        warn_each(problems, f"Requests {REQUESTS_NAME}")
+    return Requests(requests, dict(data), version)
+
+
+def change_requests(cluster: ConfigMaps, namespace: str, edit: Callable[[Requests], dict[str, str] | None]) -> Requests:
+    """Apply ``edit`` (the requests as read → the new data, or None for no change) under the resourceVersion;
+    on a conflict read again and apply it again, so another writer's change is never lost. Returns what was
+    read last. Raises ClusterError."""
+    for attempt in range(WRITE_ATTEMPTS):
+        current = read_requests(cluster, namespace, warn=attempt == 0)
+        data = edit(current)
+        if data is None:
+            return current
+        try:
+            if current.resource_version is None:
+                cluster.create_configmap(namespace, REQUESTS_NAME, data, OWNED_LABELS)
+            else:
+                cluster.replace_configmap(namespace, REQUESTS_NAME, data, current.resource_version, labels=OWNED_LABELS)
+            return current
+        except (AlreadyExists, Conflict):
+            continue
+    raise Conflict(f"the ConfigMap {REQUESTS_NAME} kept changing ({WRITE_ATTEMPTS} conflicts): try again")

@@ -15,7 +15,7 @@ from prometheus_client.exposition import basic_auth_handler, default_handler
 from graph_refresh import __version__
 from graph_refresh.config import redact_url
 from graph_refresh.items import ANALYZER, KINDS, SOLVER
-from graph_refresh.report import CAP_CAUSES, RETRY_CAUSES, Counts, RunReport
+from graph_refresh.report import CAP_CAUSES, LANES, RETRY_CAUSES, Counts, RequestCounts, RunReport
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +66,8 @@ def registry_from(report: RunReport, *, deployment_name: str) -> CollectorRegist
     for kind in KINDS:
         in_flight.labels(kind).set(report.in_flight.get(kind, 0))
     _add_outcome_metrics(registry, streams)
+    if report.requests is not None:
+        _add_request_metrics(registry, report.requests)
     if report.ledger_written is not None:
         Gauge(
             "graph_refresh_job_ledger_written",
@@ -105,6 +107,27 @@ def _add_outcome_metrics(registry: CollectorRegistry, streams: Sequence[tuple[st
         for cause in CAP_CAUSES:
             at_cap.labels(kind, solver, cause).inc(counts.at_cap[cause])
         quarantined.labels(kind, solver).set(counts.quarantined)
+    by_lane = Counter(
+        "graph_refresh_job_scheduled_by_lane",
+        "Jobs scheduled, by the lane their slot came from: requested, fresh, backlog.",
+        [*labels, "lane"],
+        registry=registry,
+    )
+    for kind, solver, counts in streams:
+        for lane in LANES:
+            by_lane.labels(kind, solver, lane).inc(counts.lanes[lane])
+
+
+def _add_request_metrics(registry: CollectorRegistry, requests: RequestCounts) -> None:
+    """The requests still open and how long the oldest has waited (0 when none is open)."""
+    Gauge("graph_refresh_job_requests_open", "Requests not yet solved and analyzed everywhere.", registry=registry).set(
+        requests.open
+    )
+    Gauge(
+        "graph_refresh_job_request_oldest_age_seconds",
+        "Seconds the oldest open request has waited; 0 when none is open.",
+        registry=registry,
+    ).set(requests.oldest_age_seconds or 0)
 
 
 def push(report: RunReport, *, url: str, deployment_name: str) -> bool:

@@ -268,6 +268,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("retry.retry_backoff_seconds", "--retry-backoff", "THOTH_GRAPH_REFRESH_RETRY_BACKOFF", _count()),
     Option("retry.max_attempts", "--max-attempts", "THOTH_GRAPH_REFRESH_MAX_ATTEMPTS", _count(1000)),
     Option("retry.quarantine_seconds", "--quarantine", "THOTH_GRAPH_REFRESH_QUARANTINE", _count()),
+    Option("lanes.request_ttl_seconds", "--request-ttl", "THOTH_GRAPH_REFRESH_REQUEST_TTL", _count(low=1)),
+    Option("lanes.fresh_share", "--fresh-share", "THOTH_GRAPH_REFRESH_FRESH_SHARE", Number(0, 1, whole=False)),
+    Option("lanes.max_awaiting_sync", "--max-awaiting-sync", "THOTH_GRAPH_REFRESH_MAX_AWAITING_SYNC", _count()),
 )
 
 

@@ -19,27 +19,62 @@ import logging
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 
 from graph_refresh.capacity import Capacity, JobCost
 from graph_refresh.items import ANALYZER, Candidate, Kind, WorkItem, invalid_reason
 from graph_refresh.learning import History
 from graph_refresh.ledger import AttemptResources, Cause
 from graph_refresh.outcomes import Policy, Skip
-from graph_refresh.report import RunReport, SkipReason
+from graph_refresh.report import Counts, RunReport, SkipReason
 from graph_refresh.view import ClusterView, JobState
 
 logger = logging.getLogger(__name__)
 
 
+class Lane(StrEnum):
+    """Where a Job's slot came from (docs/lanes.md), in the order lanes are filled."""
+
+    REQUESTED = "requested"
+    FRESH = "fresh"
+    BACKLOG = "backlog"
+
+
+LANES = tuple(Lane)
+
+
+class Arrivals:
+    """A fresh lane's candidates, (arrival, candidate) in arrival order, and how far the lane got.
+
+    ``passed`` is the arrival position of the last candidate the lane settled (planned or skipped for a reason
+    of its own); a candidate counted under a cap, or left unexamined, stays fresh for the next run."""
+
+    def __init__(self, pairs: Iterator[tuple[int, Candidate]], start: int) -> None:
+        self._pairs = pairs
+        self.passed = self._last = start
+
+    def __iter__(self) -> Iterator[Candidate]:
+        for arrival, candidate in self._pairs:
+            self.passed, self._last = self._last, arrival
+            yield candidate
+        self.passed = self._last
+
+    def settle(self) -> None:
+        """The candidate last yielded was settled too (the lane moves past it)."""
+        self.passed = self._last
+
+
 @dataclass
 class Stream:
-    """The candidates of one solver, or of the analyzer (``solver`` None), and the cost of one of its Jobs."""
+    """The candidates of one solver, or of the analyzer (``solver`` None), in one lane, and the cost of one of
+    its Jobs."""
 
     kind: Kind
     solver: str | None
-    candidates: Iterator[Candidate]
+    candidates: Iterator[Candidate] | Arrivals
     cost: JobCost
     """What one Job of this stream costs as its Template renders (a retry's escalated Job may cost more)."""
+    lane: Lane = Lane.BACKLOG
 
 
 ROTATION_SECONDS = 3600  # ties in the stream order rotate once an hour: the CronJob's period
@@ -60,7 +95,7 @@ def order_streams(streams: list[Stream], owned_per_stream: Mapping[str, int], no
 
 @dataclass(frozen=True)
 class Planned:
-    """An item to schedule, and for a retry what it retries and with which resources."""
+    """An item to schedule, the lane it came from, and for a retry what it retries and with which resources."""
 
     item: WorkItem
     resources: AttemptResources | None = None
@@ -69,6 +104,7 @@ class Planned:
     """The cause of the failure this attempt retries; None for a first attempt."""
     capped: bool = False
     """The escalation reached its cap (``--max-memory``, ``--max-deadline``)."""
+    lane: Lane = Lane.BACKLOG
 
 
 def plan(
@@ -85,93 +121,167 @@ def plan(
     on_examined: Callable[[], None] = lambda: None,
     stopping: Callable[[], bool] = lambda: False,
 ) -> Iterator[Planned]:
-    """Yield the items to schedule, round-robin over ``streams``, counting every skip in ``report``.
+    """Yield the items to schedule from one set of ``streams`` (one lane), round-robin, counting every skip.
+
+    See :class:`Planner`, which this builds, for the arguments; :meth:`Planner.lanes` fills several lanes.
+    """
+    planner = Planner(
+        report=report,
+        capacity=capacity,
+        view=view,
+        history=history,
+        cost=cost,
+        eager_stop=eager_stop,
+        drop_repeats=drop_repeats,
+        remember=remember,
+        on_examined=on_examined,
+        stopping=stopping,
+    )
+    return planner.lane(streams)
+
+
+class Planner:
+    """Decides which candidates become Jobs, lane after lane, within one run's caps.
 
     ``view`` holds the Jobs graph-refresh already owns (none when None); ``history`` decides what an item
     without a live or complete Job does (a first attempt when None); ``cost`` prices a retry's Job with its
-    resources (default: the stream's cost). ``eager_stop`` caps the items yielded per kind (0 = no cap).
-    ``capacity`` is taken from for each item yielded and may be exhausted from outside (a quota refusal at
-    create time). ``drop_repeats`` drops a candidate met again in its stream (see :class:`_Repeats`); a
+    resources (default: the stream's cost). ``eager_stop`` caps the items yielded per kind (0 = no cap), across
+    lanes. ``capacity`` is taken from for each item yielded and may be exhausted from outside (a quota refusal
+    at create time). ``drop_repeats`` drops a candidate met again in its stream (see :class:`_Repeats`); a
     store that never repeats an item needs no such memory; ``remember`` bounds it (default
     ``MAX_REMEMBERED``). Once ``stopping()`` is true (the run was interrupted), nothing more is examined:
-    what is left is backlog.
+    what is left is backlog. An item planned by one lane is passed over, uncounted, by the lanes after it.
     """
-    view = view or ClusterView()
-    history = history or History({}, Policy(), 0.0)
-    planned: Counter[str] = Counter()
-    repeats = _Repeats(MAX_REMEMBERED if remember is None else remember) if drop_repeats else None
-    queue = deque(streams)
-    while queue:
-        stream = queue.popleft()
-        counts = report.counts(stream.kind, stream.solver)
+
+    def __init__(
+        self,
+        *,
+        report: RunReport,
+        capacity: Capacity,
+        view: ClusterView | None = None,
+        history: History | None = None,
+        cost: Callable[[WorkItem, AttemptResources], JobCost] | None = None,
+        eager_stop: int = 0,
+        drop_repeats: bool = True,
+        remember: int | None = None,
+        on_examined: Callable[[], None] = lambda: None,
+        stopping: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.report, self.capacity = report, capacity
+        self.view = view or ClusterView()
+        self.history = history or History({}, Policy(), 0.0)
+        self.cost, self.eager_stop = cost, eager_stop
+        self.on_examined, self.stopping = on_examined, stopping
+        self.planned: Counter[str] = Counter()
+        self.requested: set[tuple[str, str | None, Candidate]] = set()
+        self._drop_repeats, self._remember = drop_repeats, MAX_REMEMBERED if remember is None else remember
+
+    def lane(self, streams: list[Stream], *, limit: int | None = None) -> Iterator[Planned]:
+        """Yield the items to schedule from ``streams``, round-robin, at most ``limit`` of them (None: no
+        limit of the lane's own; reaching it stops the lane without counting anything)."""
+        repeats = _Repeats(self._remember) if self._drop_repeats else None
+        queue = deque(streams)
+        yielded = 0
+        while queue and (limit is None or yielded < limit):
+            stream = queue.popleft()
+            planned = self._next(stream, repeats)
+            if planned is not None:
+                yielded += 1
+                yield planned
+                queue.append(stream)
+
+    def _next(self, stream: Stream, repeats: _Repeats | None) -> Planned | None:
+        """Examine ``stream``'s candidates until one is schedulable and return it; None when the stream ends,
+        stops at a cap or the run is interrupted."""
+        report, counts = self.report, self.report.counts(stream.kind, stream.solver)
+        arrivals = stream.candidates if isinstance(stream.candidates, Arrivals) else None
         for candidate in stream.candidates:
-            if stopping():
-                return
+            if self.stopping():
+                return None
             if repeats is not None and repeats.met_before(stream, candidate):
                 logger.debug("Dropping a repeated %s candidate %r", stream.kind, candidate)
                 continue  # the same item again (a graph can hold two nodes of it): never examined twice
+            if stream.lane is not Lane.REQUESTED and (stream.kind, stream.solver, candidate) in self.requested:
+                if arrivals is not None:
+                    arrivals.settle()
+                continue  # planned by the requested lane already
             counts.examined += 1
-            on_examined()
-            stop = _cap_reached(stream, planned, capacity, eager_stop, report)
+            self.on_examined()
+            stop = _cap_reached(stream, self.planned, self.capacity, self.eager_stop, report)
             if stop:
                 counts.skipped[stop] += 1
                 report.stopped_by[stream.kind] = report.stopped_by[stream.kind] or stop
-                break
-            reason = invalid_reason(candidate)
-            if reason:
-                logger.debug("Skipping invalid %s candidate %r: %s", stream.kind, candidate, reason)
-                counts.skipped[SkipReason.INVALID] += 1
-                continue
-            item = WorkItem(stream.kind, stream.solver, candidate)
-            state = view.state(item)
-            if state is JobState.IN_FLIGHT or state is JobState.COMPLETE:
-                counts.skipped[state.value] += 1
-                continue
-            decision = history.decide(item)
-            if isinstance(decision, Skip):
-                counts.skipped[decision.reason] += 1
-                continue
-            job_cost = stream.cost
-            # A fresh start (quarantine over, memory cleared) takes a number past every Job the item still has:
-            # the name of a failed Job that the TTL has not removed yet would only meet a 409.
-            attempt = (
-                max(decision.attempt, view.latest_attempt(item) + 1) if state is JobState.FAILED else decision.attempt
-            )
-            if attempt != 1:
-                item = WorkItem(stream.kind, stream.solver, candidate, attempt)
-            if decision.resources is not None and cost is not None:
-                job_cost = cost(item, decision.resources)
-                never = capacity.never_admits(job_cost)
-                if never is not None and decision.retries in (Cause.OOM, Cause.DEADLINE):
-                    logger.warning(
-                        "%s %s %s: the %s retry (attempt %d) would need more than %s can ever admit; its "
-                        "failure counts as at the cap (an error): it is retried as it ran, after the back-off",
-                        stream.solver or stream.kind,
-                        candidate.package_name,
-                        candidate.package_version,
-                        decision.retries,
-                        attempt,
-                        never,
-                    )
-                    decision = history.at_cap(item)
-                    if isinstance(decision, Skip):
-                        counts.skipped[decision.reason] += 1
-                        continue
-                    job_cost = stream.cost if decision.resources is None else cost(item, decision.resources)
-                limit = capacity.refusal(job_cost)
-                if limit is not None:  # an escalated retry may not fit where a first attempt does
-                    counts.skipped[SkipReason.CAPACITY] += 1
-                    if capacity.refusal(stream.cost) is None:
-                        continue  # only the escalation is too big: the stream's first attempts still fit
-                    report.stopped_by[stream.kind] = report.stopped_by[stream.kind] or SkipReason.CAPACITY
-                    report.stopped_by_limit[stream.kind] = report.stopped_by_limit[stream.kind] or limit
-                    break
-            capacity.take(job_cost)
-            planned[stream.kind] += 1
-            yield Planned(item, decision.resources, decision.retries, decision.capped)
-            queue.append(stream)
-            break
+                return None
+            if arrivals is not None:
+                arrivals.settle()
+            planned = self._decide(stream, candidate, counts)
+            if planned is _STOP:
+                return None
+            if isinstance(planned, Planned):
+                if stream.lane is Lane.REQUESTED:
+                    self.requested.add((stream.kind, stream.solver, candidate))
+                return planned
+        return None
 
+    def _decide(self, stream: Stream, candidate: Candidate, counts: Counts) -> Planned | object | None:
+        """What one examined candidate becomes: a Planned item, None (skipped, counted) or ``_STOP`` (the
+        stream stops: its first attempts no longer fit)."""
+        report, capacity, history = self.report, self.capacity, self.history
+        reason = invalid_reason(candidate)
+        if reason:
+            logger.debug("Skipping invalid %s candidate %r: %s", stream.kind, candidate, reason)
+            counts.skipped[SkipReason.INVALID] += 1
+            return None
+        item = WorkItem(stream.kind, stream.solver, candidate)
+        state = self.view.state(item)
+        if state is JobState.IN_FLIGHT or state is JobState.COMPLETE:
+            counts.skipped[state.value] += 1
+            return None
+        decision = history.decide(item)
+        if isinstance(decision, Skip):
+            counts.skipped[decision.reason] += 1
+            return None
+        job_cost = stream.cost
+        # A fresh start (quarantine over, memory cleared) takes a number past every Job the item still has:
+        # the name of a failed Job that the TTL has not removed yet would only meet a 409.
+        attempt = (
+            max(decision.attempt, self.view.latest_attempt(item) + 1) if state is JobState.FAILED else decision.attempt
+        )
+        if attempt != 1:
+            item = WorkItem(stream.kind, stream.solver, candidate, attempt)
+        if decision.resources is not None and self.cost is not None:
+            job_cost = self.cost(item, decision.resources)
+            never = capacity.never_admits(job_cost)
+            if never is not None and decision.retries in (Cause.OOM, Cause.DEADLINE):
+                logger.warning(
+                    "%s %s %s: the %s retry (attempt %d) would need more than %s can ever admit; its "
+                    "failure counts as at the cap (an error): it is retried as it ran, after the back-off",
+                    stream.solver or stream.kind,
+                    candidate.package_name,
+                    candidate.package_version,
+                    decision.retries,
+                    attempt,
+                    never,
+                )
+                decision = history.at_cap(item)
+                if isinstance(decision, Skip):
+                    counts.skipped[decision.reason] += 1
+                    return None
+                job_cost = stream.cost if decision.resources is None else self.cost(item, decision.resources)
+            limit = capacity.refusal(job_cost)
+            if limit is not None:  # an escalated retry may not fit where a first attempt does
+                counts.skipped[SkipReason.CAPACITY] += 1
+                if capacity.refusal(stream.cost) is None:
+                    return None  # only the escalation is too big: the stream's first attempts still fit
+                report.stopped_by[stream.kind] = report.stopped_by[stream.kind] or SkipReason.CAPACITY
+                report.stopped_by_limit[stream.kind] = report.stopped_by_limit[stream.kind] or limit
+                return _STOP
+        capacity.take(job_cost)
+        self.planned[stream.kind] += 1
+        return Planned(item, decision.resources, decision.retries, decision.capped, stream.lane)
+
+
+_STOP = object()  # what Planner._decide returns when the stream stops
 
 MAX_REMEMBERED = 100_000  # candidates remembered to drop repeats: a few MiB, whatever the backlog
 

@@ -28,6 +28,8 @@ class SkipReason(enum.StrEnum):
 
 
 SKIP_REASONS = tuple(SkipReason)
+LANES = ("requested", "fresh", "backlog")  # where a scheduled Job's slot came from, in the order lanes are filled
+SYNC_LAG = "sync-lag"  # stopped_by when pacing against the graph sync left only the requested lane
 RETRY_CAUSES = ("disrupted", "oom", "deadline", "error")  # why the Job an item retries failed (SPEC §11)
 CAP_CAUSES = ("oom", "deadline")  # the causes whose retry escalates a resource up to a cap
 QUARANTINED_LISTED = 100  # quarantined items named in the report; "quarantined_total" counts them all
@@ -54,6 +56,8 @@ class Counts:
     """Of ``retried``, those whose memory (oom) or deadline (deadline) reached its cap (CAP_CAUSES)."""
     quarantined: int = 0
     """Items of the stream in quarantine per the ledger, examined this run or not."""
+    lanes: Counter[str] = field(default_factory=Counter)
+    """Of ``scheduled``, how many each lane gave (LANES)."""
 
     def __iadd__(self, other: Counts) -> Counts:
         """Add ``other`` in; the backlog is a sum only while both are known."""
@@ -66,6 +70,7 @@ class Counts:
         self.retried.update(other.retried)
         self.at_cap.update(other.at_cap)
         self.quarantined += other.quarantined
+        self.lanes.update(other.lanes)
         return self
 
     @classmethod
@@ -104,6 +109,7 @@ class Counts:
             "retried": {cause: self.retried[cause] for cause in RETRY_CAUSES},
             "retries_at_cap": {cause: self.at_cap[cause] for cause in CAP_CAUSES},
             "quarantined": self.quarantined,
+            "lanes": {lane: self.lanes[lane] for lane in LANES},
         }
 
 
@@ -117,6 +123,17 @@ class Failure:
     kind: Kind
     status: int
     reason: str
+
+
+@dataclass
+class RequestCounts:
+    """The requests a run read: still open (and the oldest one's age), done (removed: solved and analyzed
+    everywhere) and expired (dropped after --request-ttl)."""
+
+    open: int = 0
+    oldest_age_seconds: float | None = None
+    done: int = 0
+    expired: int = 0
 
 
 @dataclass(frozen=True)
@@ -156,6 +173,8 @@ class RunReport:
     failures: list[Failure] = field(default_factory=list)
     quarantined: list[QuarantinedItem] = field(default_factory=list)
     """Every item in quarantine (the report lists the first QUARANTINED_LISTED by end of quarantine)."""
+    requests: RequestCounts | None = None
+    """What became of the open requests; None when they were not read (no middletier)."""
     ledger_written: bool | None = None
     """Whether the run wrote the ledger ConfigMap; None when it does not write it (a dry run, no middletier)."""
     ledger_reason: str | None = None
@@ -200,6 +219,7 @@ class RunReport:
             "failures": [asdict(failure) for failure in self.failures],
             "quarantined": [asdict(item) for item in quarantined],
             "quarantined_total": len(self.quarantined),
+            "requests": None if self.requests is None else asdict(self.requests),
             "ledger": None
             if self.ledger_written is None
             else {"written": True}

@@ -358,6 +358,7 @@ def count_scheduled(planned: Planned, report: RunReport) -> None:
     """Count a Job created (or, in a dry run, that would be): a retry also by the cause it retries."""
     counts = report.counts(planned.item.kind, planned.item.solver)
     counts.scheduled += 1
+    counts.lanes[planned.lane] += 1
     if planned.retries is not None:
         counts.retried[planned.retries] += 1
         if planned.capped:
