@@ -60,9 +60,13 @@ MAX_NUMBER = 1_000_000  # the largest attempt number or failure count read: more
 MAX_SECONDS = 2**31 - 1  # the largest deadline read (Kubernetes keeps activeDeadlineSeconds as an int64)
 MAX_MEMORY_BYTES = 2**63 - 1  # the largest memory quantity read: what Kubernetes can hold
 SHOWN_CHARACTERS = 60  # of a value quoted in a warning: a 500 kB value is not a log line
+CURSORS_KEY = "fresh-cursors"  # per stream, the arrival position the fresh lane has passed (docs/lanes.md)
+RUNS_KEY = "runs"  # the last RUNS_KEPT real runs: when, and what each stream scheduled per lane
+RUNS_KEPT = 48
+MAX_POSITION = 2**63 - 1  # an arrival position: SQLite's rowid and Dgraph's uid are 64-bit
 # Keys of the ledger ConfigMap that are not item entries: "learned-until" was written by the learning release
 # (learning now goes by attempt number) and is read as nothing.
-OTHER_KEYS = frozenset({"learned-until"})
+OTHER_KEYS = frozenset({"learned-until", CURSORS_KEY, RUNS_KEY})
 
 
 class Cause(StrEnum):
@@ -425,3 +429,73 @@ def clamp_future(entries: Mapping[str, LedgerEntry], now: float) -> tuple[dict[s
     changed = sorted(key for key, entry in entries.items() if entry.failed_at > now)
     late = set(changed)
     return {key: replace(entry, failed_at=now) if key in late else entry for key, entry in entries.items()}, changed
+
+
+# --- the lanes' keys: fresh cursors and recent runs --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One real run as the ledger remembers it: when, and per stream how many Jobs each lane scheduled."""
+
+    at: float
+    scheduled: Mapping[str, Mapping[str, int]]
+
+
+def decode_cursors(text: object) -> tuple[dict[str, int], list[str]]:
+    """The fresh lane's cursors (stream name → arrival position) and a warning for each value dropped."""
+    if text is None:
+        return {}, []
+    try:
+        value = json.loads(text) if isinstance(text, str) else None
+    except (ValueError, RecursionError):
+        value = None
+    if not isinstance(value, dict):
+        return {}, [f"{CURSORS_KEY} is not a JSON object: every stream starts at the store's end"]
+    cursors, problems = {}, []
+    for stream, position in value.items():
+        if isinstance(position, int) and not isinstance(position, bool) and 0 <= position <= MAX_POSITION:
+            cursors[str(stream)] = position
+        else:
+            problems.append(f"{CURSORS_KEY} of {shown(stream)} is {shown(position)}, not a position: it starts anew")
+    return cursors, problems
+
+
+def encode_cursors(cursors: Mapping[str, int]) -> str:
+    return json.dumps(dict(sorted(cursors.items())), separators=(",", ":"))
+
+
+def decode_runs(text: object) -> tuple[list[RunRecord], list[str]]:
+    """The recent runs, oldest first (at most RUNS_KEPT), and a warning when some could not be read."""
+    if text is None:
+        return [], []
+    try:
+        value = json.loads(text) if isinstance(text, str) else None
+    except (ValueError, RecursionError):
+        value = None
+    if not isinstance(value, list):
+        return [], [f"{RUNS_KEY} is not a JSON list: the throughput of recent runs is not known"]
+    runs, dropped = [], 0
+    for record in value:
+        at = parse_time(record.get("at")) if isinstance(record, dict) else None
+        scheduled = record.get("scheduled") if isinstance(record, dict) else None
+        if at is None or not isinstance(scheduled, dict) or not all(_lane_counts(v) for v in scheduled.values()):
+            dropped += 1
+            continue
+        runs.append(RunRecord(at, {str(k): dict(v) for k, v in scheduled.items()}))
+    problems = [f"{RUNS_KEY}: {dropped} records could not be read and were dropped"] if dropped else []
+    return sorted(runs, key=lambda run: run.at)[-RUNS_KEPT:], problems
+
+
+def _lane_counts(value: object) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= MAX_NUMBER for n in value.values()
+    )
+
+
+def encode_runs(runs: Iterable[RunRecord]) -> str:
+    records = [
+        {"at": format_time(run.at), "scheduled": {k: dict(v) for k, v in sorted(run.scheduled.items())}}
+        for run in sorted(runs, key=lambda run: run.at)[-RUNS_KEPT:]
+    ]
+    return json.dumps(records, separators=(",", ":"))

@@ -13,18 +13,26 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from graph_refresh.errors import AlreadyExists, ClusterError, Conflict
 from graph_refresh.items import OWNED_LABELS
 from graph_refresh.ledger import (
+    CURSORS_KEY,
     LEDGER_NAME,
     MAX_DATA_BYTES,
+    RUNS_KEY,
     LedgerEntry,
+    RunRecord,
     bound,
     clamp_future,
+    data_size,
+    decode_cursors,
+    decode_runs,
     encode,
+    encode_cursors,
+    encode_runs,
     from_data,
     merge,
     to_data,
@@ -73,6 +81,10 @@ class Ledger:
     entries: dict[str, LedgerEntry] = field(default_factory=dict)
     resource_version: str | None = None
     """None when there was no ConfigMap (or it could not be read): the write creates it."""
+    cursors: dict[str, int] = field(default_factory=dict)
+    """The fresh lane's cursor per stream (solver name, or "package-analyzer")."""
+    runs: list[RunRecord] = field(default_factory=list)
+    """The recent real runs, oldest first."""
 
 
 @dataclass(frozen=True)
@@ -101,13 +113,19 @@ def read(cluster: ConfigMaps, namespace: str, *, now: float, strict: bool = Fals
         return Ledger()
     if found is None:
         return Ledger()
-    data, version = found
-    entries, problems = from_data(data)
-    entries, future = clamp_future(entries, now)
+    ledger, problems = _parsed(*found)
+    entries, future = clamp_future(ledger.entries, now)
     problems += [f"ledger entry {key!r} failed later than this run's clock: taken as failing now" for key in future]
     warn_each(problems, f"Ledger {LEDGER_NAME}")
     logger.info("Ledger %s: %d items with failures", LEDGER_NAME, len(entries))
-    return Ledger(entries, version)
+    return replace(ledger, entries=entries)
+
+
+def _parsed(data: Mapping[str, str], version: str) -> tuple[Ledger, list[str]]:
+    entries, problems = from_data(data)
+    cursors, cursor_problems = decode_cursors(data.get(CURSORS_KEY))
+    runs, run_problems = decode_runs(data.get(RUNS_KEY))
+    return Ledger(entries, version, cursors, runs), problems + cursor_problems + run_problems
 
 
 def write(
@@ -118,14 +136,24 @@ def write(
     *,
     now: float,
     expire_after: float,
+    cursors: Mapping[str, int] | None = None,
+    run: RunRecord | None = None,
     max_bytes: int = MAX_DATA_BYTES,
 ) -> Written:
-    """Write ``entries`` (the read ledger with this run's changes), merging with whatever another writer stored
-    meanwhile. Entries past their quarantine are dropped first, then the oldest (with a warning) to stay under
-    the ConfigMap limit. A ledger that cannot be written is one warning, and the reason is returned."""
+    """Write ``entries`` (the read ledger with this run's changes), the fresh lane's ``cursors`` and this
+    ``run``'s record (None: those as read), merging with whatever another writer stored meanwhile (cursors
+    never go back; runs are kept by time). Entries past their quarantine are dropped first, then the oldest
+    (with a warning) to stay under the ConfigMap limit. A ledger that cannot be written is one warning, and the
+    reason is returned."""
     ours, base, version = dict(entries), dict(read_at_start.entries), read_at_start.resource_version
+    new_cursors = {**read_at_start.cursors, **(cursors or {})}
+    runs = read_at_start.runs + ([run] if run is not None else [])
     for _ in range(WRITE_ATTEMPTS):
-        kept, _expired, oldest = bound(ours, now, expire_after=expire_after, max_bytes=max_bytes)
+        extra = {CURSORS_KEY: encode_cursors(new_cursors)} if new_cursors else {}
+        if runs:
+            extra[RUNS_KEY] = encode_runs(runs)
+        room = max_bytes - data_size(extra)
+        kept, _expired, oldest = bound(ours, now, expire_after=expire_after, max_bytes=room)
         if oldest:
             named = ", ".join(
                 f"{e.key} ({e.item.package} {e.item.version}, {e.failures} failures)" for e in oldest[:10]
@@ -137,7 +165,7 @@ def write(
                 named,
                 ", ..." if len(oldest) > 10 else "",
             )
-        data = to_data(kept.values())
+        data = {**to_data(kept.values()), **extra}
         try:
             if version is None:
                 cluster.create_configmap(namespace, LEDGER_NAME, data, OWNED_LABELS)
@@ -155,6 +183,11 @@ def write(
             return _not_written(f"it changed and could not be read again: {error}")
         ours = merge(ours, again.entries, base=base)
         base, version = again.entries, again.resource_version
+        new_cursors = {
+            stream: max(new_cursors.get(stream, 0), again.cursors.get(stream, 0))
+            for stream in set(new_cursors) | set(again.cursors)
+        }
+        runs = list({record.at: record for record in [*again.runs, *runs]}.values())
     return _not_written(f"it kept changing under this run ({WRITE_ATTEMPTS} conflicts)")
 
 
@@ -171,7 +204,7 @@ def _not_written(reason: str) -> Written:
 def _reread(cluster: ConfigMaps, namespace: str) -> Ledger:
     """Read the ledger again after a conflict; a read failure propagates (the write then gives up)."""
     found = cluster.read_configmap(namespace, LEDGER_NAME)
-    return Ledger() if found is None else Ledger(from_data(found[0])[0], found[1])
+    return Ledger() if found is None else _parsed(*found)[0]
 
 
 def forget(
