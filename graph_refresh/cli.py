@@ -334,3 +334,107 @@ def ledger_forget(
     click.echo(f"{len(changed)} entries of {LEDGER_NAME} in namespace {namespace!r} forgotten{more}.")
     if unreadable:
         logger.warning("%d unreadable values were left as they are; the next real run drops them", unreadable)
+
+
+@main.command("request")
+@click.argument("requirement", required=False, metavar="PKG==VER")
+@click.option("--index", "index_url", help="Package index URL of the version (default: https://pypi.org/simple).")
+@click.option("--by", help="Who asks (free text, kept with the request).")
+@click.option("--list", "listing", is_flag=True, help="List the open requests instead of adding one.")
+@click.option("--json", "as_json", is_flag=True, help="With --list: print a JSON list.")
+@click.pass_context
+def request(
+    ctx: click.Context, requirement: str | None, index_url: str | None, by: str | None, listing: bool, as_json: bool
+) -> None:
+    """Ask for PKG==VER to be solved by every solver and analyzed, ahead of the backlog, by the next run.
+
+    The request is kept in the ConfigMap graph-refresh-requests in THOTH_MIDDLETIER_NAMESPACE until the graph
+    has the version solved and analyzed everywhere (or --request-ttl passes). Asking again changes nothing.
+    """
+    from graph_refresh import memory
+    from graph_refresh.ledger import format_time
+    from graph_refresh.requested import REQUESTS_NAME, encode, expired, new_request
+
+    if listing and (requirement or index_url or by):
+        raise click.UsageError("--list lists the requests: give it without PKG==VER, --index or --by")
+    if as_json and not listing:
+        raise click.UsageError("--json goes with --list")
+    if not listing:
+        package, separator, version = (requirement or "").partition("==")
+        if not separator or not package.strip() or not version.strip():
+            raise click.UsageError("say what to request as PKG==VER (for example flask==1.1.2), or --list")
+    settings = _ledger_settings(ctx)
+    namespace = settings.cluster.middletier_namespace
+    assert namespace is not None, "checked by build_settings"
+    now = math.floor(_now(ctx))
+    try:
+        cluster = _connect(ctx, settings)
+        if listing:
+            requests = memory.read_requests(cluster, namespace).requests
+        else:
+            try:
+                wanted = new_request(package, version, index_url, now=now, by=by)
+            except ValueError as error:
+                raise click.UsageError(str(error)) from error
+
+            def add(current: memory.Requests) -> dict[str, str] | None:
+                if any(r.candidate == wanted.candidate for r in current.requests):
+                    return None
+                return {**current.data, wanted.key: encode(wanted)}
+
+            current = memory.change_requests(cluster, namespace, add)
+    except GraphRefreshError as error:
+        logger.error(
+            "Could not %s the requests %s in namespace %r: %s",
+            "read" if listing else "change",
+            REQUESTS_NAME,
+            namespace,
+            error,
+        )
+        ctx.exit(ExitCode.FAILED)
+    if not listing:
+        known = next((r for r in current.requests if r.candidate == wanted.candidate), None)
+        if known is not None:
+            click.echo(
+                f"{wanted.package}=={wanted.version} was already requested at {format_time(known.requested_at)}"
+                f"{f' by {known.by}' if known.by else ''}: nothing changed."
+            )
+        else:
+            click.echo(
+                f"Requested {wanted.package}=={wanted.version} ({config.redact_url(wanted.candidate.index_url)}): "
+                "the next run schedules it for every solver that lacks it, ahead of the backlog."
+            )
+        return
+    ttl = settings.lanes.request_ttl_seconds
+    rows = [
+        {
+            "key": r.key,
+            "package": r.package,
+            "version": r.version,
+            "index": config.redact_url(r.candidate.index_url),
+            "requested_at": format_time(r.requested_at),
+            "by": r.by,
+            "age_seconds": max(0, int(now - r.requested_at)),
+            "state": "expired: the next run drops it" if expired(r, now, ttl) else "open",
+            "expires_at": format_time(r.requested_at + ttl),
+        }
+        for r in requests
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+    elif not rows:
+        click.echo(f"No open requests in {REQUESTS_NAME} (namespace {namespace!r}).")
+    else:
+        table = [["PACKAGE", "REQUESTED", "BY", "STATE"]]
+        table += [
+            [
+                f"{r['package']}=={r['version']}",
+                str(r["requested_at"]),
+                str(r["by"] or "-"),
+                f"{r['state']} (until {r['expires_at']})" if r["state"] == "open" else str(r["state"]),
+            ]
+            for r in rows
+        ]
+        widths = [max(len(line[i]) for line in table) for i in range(3)]
+        for line in table:
+            click.echo("  ".join([*(cell.ljust(width) for cell, width in zip(line, widths, strict=False)), line[3]]))
