@@ -174,6 +174,21 @@ class Capacity:
                         return f"ResourceQuota {quota.name!r}: {name} (hard limit {hard})"
         return None
 
+    def count_admitted(self, costs: list[JobCost], *, at_most: int = 1_000_000) -> int | None:
+        """How many more Jobs fit, taking ``costs`` in turn; None when nothing limits them (no --max-in-flight,
+        no quota covering them). Nothing is taken from this capacity."""
+        if not costs:
+            return 0
+        trial = Capacity(self.slots, [(quota, dict(room)) for quota, room in self.quotas], self.exhausted)
+        limited = self.slots is not None or any(quota.covers(cost) for quota, _ in self.quotas for cost in costs)
+        if not limited:
+            return None
+        admitted = 0
+        while admitted < at_most and trial.admits(costs[admitted % len(costs)]):
+            trial.take(costs[admitted % len(costs)])
+            admitted += 1
+        return admitted
+
     def take(self, cost: JobCost) -> None:
         """Account for one Job of this cost."""
         if self.slots is not None:

@@ -16,6 +16,7 @@ or a skip as ``failed-recently`` or ``quarantined``.
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from graph_refresh.items import ANALYZER, Candidate, Kind, WorkItem, invalid_rea
 from graph_refresh.learning import History
 from graph_refresh.ledger import AttemptResources, Cause
 from graph_refresh.outcomes import Policy, Skip
-from graph_refresh.report import Counts, RunReport, SkipReason
+from graph_refresh.report import SYNC_LAG, Counts, RunReport, SkipReason
 from graph_refresh.view import ClusterView, JobState
 
 logger = logging.getLogger(__name__)
@@ -189,6 +190,27 @@ class Planner:
                 yielded += 1
                 yield planned
                 queue.append(stream)
+
+    def fill(
+        self,
+        *,
+        requested: list[Stream],
+        fresh: list[Stream],
+        backlog: list[Stream],
+        fresh_share: float = 1.0,
+        sync_lag: bool = False,
+    ) -> Iterator[Planned]:
+        """Fill the run's capacity lane by lane: every requested item first; then fresh candidates, at most
+        ``fresh_share`` of the Jobs that still fit; then the backlog. With ``sync_lag`` (the graph sync is the
+        bottleneck) only the requested lane runs, and the kinds of the other lanes say ``sync-lag``."""
+        yield from self.lane(requested)
+        if sync_lag:
+            for stream in [*fresh, *backlog]:
+                self.report.stopped_by[stream.kind] = self.report.stopped_by[stream.kind] or SYNC_LAG
+            return
+        slots = self.capacity.count_admitted([stream.cost for stream in fresh])
+        yield from self.lane(fresh, limit=None if slots is None else math.floor(fresh_share * slots))
+        yield from self.lane(backlog)
 
     def _next(self, stream: Stream, repeats: _Repeats | None) -> Planned | None:
         """Examine ``stream``'s candidates until one is schedulable and return it; None when the stream ends,

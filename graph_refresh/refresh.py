@@ -8,21 +8,23 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from graph_refresh import memory
 from graph_refresh.capacity import Capacity, Quota
 from graph_refresh.config import Settings, redact_url
-from graph_refresh.errors import Interrupted, StoreError
-from graph_refresh.items import ANALYZER, KINDS, SOLVER, Candidate
+from graph_refresh.errors import ClusterError, Interrupted, StoreError
+from graph_refresh.items import ANALYZER, KINDS, SOLVER, Candidate, Kind, SolverEnvironment
+from graph_refresh.lanes import RequestOutcome, awaiting_sync, sort_requests, stream_name
 from graph_refresh.learning import History
-from graph_refresh.ledger import expires_at, format_time
+from graph_refresh.ledger import RunRecord, expires_at, format_time
 from graph_refresh.outcomes import Policy
-from graph_refresh.planner import Stream, order_streams, plan
+from graph_refresh.planner import Arrivals, Lane, Planner, Stream, order_streams
 from graph_refresh.render import Renderer
-from graph_refresh.report import QuarantinedItem, RunReport
+from graph_refresh.report import LANES, QuarantinedItem, RequestCounts, RunReport
+from graph_refresh.requested import REQUESTS_NAME
 from graph_refresh.scheduler import dry_run, submit
 from graph_refresh.store import open_store
 from graph_refresh.store.base import GraphStore
@@ -33,6 +35,7 @@ if TYPE_CHECKING:  # the Kubernetes client loads only when a run needs the clust
     from graph_refresh import kube
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -76,23 +79,150 @@ def load_templates(settings: Settings, cluster: kube.Cluster | None) -> JobTempl
     )
 
 
-def _primed(candidates: Iterator[Candidate]) -> Iterator[Candidate]:
+def _primed(candidates: Iterator[T]) -> Iterator[T]:
     """Read a stream's first page now: a store that cannot be read fails the run before anything is created."""
     first = next(candidates, None)
     return candidates if first is None else itertools.chain([first], candidates)
 
 
-def _streams(store: GraphStore, templates: JobTemplates, renderer: Renderer, settings: Settings) -> list[Stream]:
-    """One stream per solver (in Template order) and one for the analyzer, each with its first page read."""
-    streams = []
+@dataclass
+class Lanes:
+    """The run's candidate streams, lane by lane, and where each fresh stream started."""
+
+    requested: list[Stream]
+    fresh: list[Stream]
+    backlog: list[Stream]
+    arrivals: dict[str, Arrivals]
+    """Stream name → the fresh lane's candidates: how far the lane got is the stream's next cursor."""
+
+
+def _lanes(
+    store: GraphStore,
+    templates: JobTemplates,
+    renderer: Renderer,
+    settings: Settings,
+    *,
+    cursors: Mapping[str, int],
+    requests: RequestOutcome,
+) -> Lanes:
+    """Per lane, one stream per solver (in Template order) and one for the analyzer; the first page of each
+    fresh and backlog stream is read now. A stream without a cursor (the first run after the upgrade, a new
+    solver) starts at the store's end: what it holds already is backlog, not fresh."""
+    kinds: list[tuple[Kind, SolverEnvironment | None]] = []
     if not settings.plan.no_solvers:
-        for environment in templates.solver_environments():
-            cost = renderer.probe_cost(SOLVER, environment.name)
-            streams.append(Stream(SOLVER, environment.name, _primed(store.solver_candidates(environment)), cost))
+        kinds += [(SOLVER, environment) for environment in templates.solver_environments()]
     if not settings.plan.no_package_analyzers:
-        cost = renderer.probe_cost(ANALYZER, None)
-        streams.append(Stream(ANALYZER, None, _primed(store.analyzer_candidates()), cost))
-    return streams
+        kinds.append((ANALYZER, None))
+    end: int | None = None
+    lanes = Lanes([], [], [], {})
+    for kind, environment in kinds:
+        solver = None if environment is None else environment.name
+        name, cost = stream_name(kind, solver), renderer.probe_cost(kind, solver)
+        if name not in cursors and end is None:
+            end = store.arrival_end()
+        cursor = cursors.get(name, end or 0)
+        wanted = [request.candidate for request, lacking in requests.open if name in lacking]
+        lanes.requested.append(Stream(kind, solver, iter(wanted), cost, Lane.REQUESTED))
+        if environment is None:
+            fresh, backlog = store.fresh_analyzer_candidates(after=cursor), store.analyzer_candidates(up_to=cursor)
+        else:
+            fresh = store.fresh_solver_candidates(environment, after=cursor)
+            backlog = store.solver_candidates(environment, up_to=cursor)
+        lanes.arrivals[name] = arrivals = Arrivals(_primed(fresh), cursor)
+        lanes.fresh.append(Stream(kind, solver, arrivals, cost, Lane.FRESH))
+        lanes.backlog.append(Stream(kind, solver, _primed(backlog), cost, Lane.BACKLOG))
+    return lanes
+
+
+def _read_requests(cluster: kube.Cluster | None, namespace: str | None) -> memory.Requests | None:
+    """The requests ConfigMap; None without middletier, or (with a warning) when it cannot be read."""
+    if cluster is None or not namespace:
+        return None
+    try:
+        return memory.read_requests(cluster, namespace)
+    except ClusterError as error:
+        logger.warning("The requests %s could not be read, the run goes on without them: %s", REQUESTS_NAME, error)
+        return None
+
+
+def _sorted_requests(
+    read: memory.Requests | None, store: GraphStore, templates: JobTemplates, settings: Settings, now: float
+) -> RequestOutcome:
+    """Which streams lack each open request; the expired ones are warned about."""
+    if read is None:
+        return RequestOutcome()
+    environments = templates.solver_environments() if not settings.plan.no_solvers else []
+    streams: list[tuple[Kind, str | None]] = [(SOLVER, environment.name) for environment in environments]
+    if not settings.plan.no_package_analyzers:
+        streams.append((ANALYZER, None))
+    outcome = sort_requests(
+        read.requests,
+        lambda request: store.status(request.candidate, environments),
+        streams,
+        now=now,
+        ttl_seconds=settings.lanes.request_ttl_seconds,
+    )
+    memory.warn_each(
+        [
+            f"request {r.key!r} for {r.package}=={r.version} expired after --request-ttl: dropped, not done"
+            for r in outcome.expired
+        ],
+        f"Requests {REQUESTS_NAME}",
+    )
+    return outcome
+
+
+def _sync_lag(view: ClusterView, store: GraphStore, settings: Settings, templates: JobTemplates) -> bool:
+    """Whether --max-awaiting-sync owned Jobs or more have completed while the store still lists their items."""
+    enough = settings.lanes.max_awaiting_sync
+    if not enough or len(view.completed) < enough:
+        return False
+    environments = {e.name: e for e in templates.solver_environments()} if not settings.plan.no_solvers else {}
+    completed = (
+        (
+            item.kind,
+            item.solver,
+            store.status(Candidate(item.package, item.version, item.index), list(environments.values())),
+        )
+        for item in view.completed
+        if item.solver is None or item.solver in environments
+    )
+    found = awaiting_sync(completed, enough)
+    if found >= enough:
+        logger.warning(
+            "%d owned Jobs or more have completed while the graph still lists their items (--max-awaiting-sync "
+            "%d): the graph sync is behind, so this run schedules requests only",
+            found,
+            enough,
+        )
+    return found >= enough
+
+
+def _settle_requests(cluster: kube.Cluster, namespace: str, outcome: RequestOutcome, read: memory.Requests) -> None:
+    """Remove the requests a real run found done or expired, and the values that cannot be read."""
+    readable = {request.key for request in read.requests}
+    gone = {r.key for r in [*outcome.done, *outcome.expired]} | {key for key in read.data if key not in readable}
+    if not gone:
+        return
+
+    def remove(current: memory.Requests) -> dict[str, str] | None:
+        kept = {key: value for key, value in current.data.items() if key not in gone}
+        return None if len(kept) == len(current.data) else kept
+
+    try:
+        memory.change_requests(cluster, namespace, remove)
+    except ClusterError as error:
+        logger.warning("The requests %s could not be updated: %s", REQUESTS_NAME, error)
+
+
+def _request_counts(outcome: RequestOutcome, now: float) -> RequestCounts:
+    oldest = min((request.requested_at for request, _ in outcome.open), default=None)
+    return RequestCounts(
+        open=len(outcome.open),
+        oldest_age_seconds=None if oldest is None else max(0.0, now - oldest),
+        done=len(outcome.done),
+        expired=len(outcome.expired),
+    )
 
 
 def _count_backlog(store: GraphStore, templates: JobTemplates, streams: list[Stream], report: RunReport) -> None:
@@ -156,6 +286,15 @@ def _report_quarantine(history: History, report: RunReport, streams: list[Stream
         )
 
 
+def _run_record(report: RunReport, at: float) -> RunRecord:
+    """What this run scheduled per stream and lane, for the ledger's recent runs (explain's throughput)."""
+    streams = [(SOLVER, name, counts) for name, counts in report.solvers.items()] + [(ANALYZER, None, report.analyzer)]
+    return RunRecord(
+        at,
+        {stream_name(kind, solver): {lane: counts.lanes[lane] for lane in LANES} for kind, solver, counts in streams},
+    )
+
+
 def needs_cluster(settings: Settings) -> bool:
     """A dry run from a template folder stays off the cluster unless middletier is named (SPEC §2.4)."""
     c = settings.cluster
@@ -215,9 +354,13 @@ def run(
         capacity = Capacity.from_cluster(
             max_in_flight=settings.plan.max_in_flight, live_jobs=sum(view.live.values()), quotas=view.quotas
         )
-        streams = _streams(store, templates, renderer, settings)
-        items = plan(
-            order_streams(streams, view.per_stream, started),
+        read_requests = _read_requests(cluster, namespace)
+        requests = _sorted_requests(read_requests, store, templates, settings, started)
+        if read_requests is not None:
+            report.requests = _request_counts(requests, started)
+        lanes = _lanes(store, templates, renderer, settings, cursors=ledger.cursors, requests=requests)
+        streams = lanes.backlog
+        planner = Planner(
             report=report,
             view=view,
             history=history,
@@ -227,6 +370,13 @@ def run(
             drop_repeats=store.may_repeat_items,
             on_examined=on_examined,
             stopping=interrupt.is_set,
+        )
+        items = planner.fill(
+            requested=order_streams(lanes.requested, view.per_stream, started),
+            fresh=order_streams(lanes.fresh, view.per_stream, started),
+            backlog=order_streams(lanes.backlog, view.per_stream, started),
+            fresh_share=settings.lanes.fresh_share,
+            sync_lag=_sync_lag(view, store, settings, templates),
         )
         try:
             if settings.plan.dry_run:
@@ -255,8 +405,12 @@ def run(
                             history.entries,
                             now=started,
                             expire_after=policy.quarantine_seconds,
+                            cursors={name: arrivals.passed for name, arrivals in lanes.arrivals.items()},
+                            run=_run_record(report, started),
                         )
                         report.ledger_written, report.ledger_reason = written.written, written.reason
+                        if read_requests is not None:
+                            _settle_requests(cluster, namespace, requests, read_requests)
         finally:  # the report holds both however far the run got; the first Job never waits for the counts
             _say_learned(history)
             _report_quarantine(history, report, streams)

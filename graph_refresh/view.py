@@ -81,6 +81,8 @@ class ClusterView:
     per_stream: Counter[str] = field(default_factory=Counter)
     """Owned Jobs in any state per solver name, or per "package-analyzer": how much each stream got lately."""
     quotas: list[Quota] = field(default_factory=list)
+    completed: list[ItemId] = field(default_factory=list)
+    """The items of the owned Jobs that completed, when asked for (pacing against the graph sync)."""
 
     def latest_attempt(self, item: WorkItem) -> int:
         """The attempt number of the item's latest Job; 0 when it has none."""
@@ -120,9 +122,15 @@ def _item_of(metadata: Mapping[str, Any], key: str) -> ItemId | None:
 
 
 def build_view(
-    jobs: Iterable[Mapping[str, Any]], pods: Iterable[Mapping[str, Any]], quotas: Iterable[Quota], *, now: float
+    jobs: Iterable[Mapping[str, Any]],
+    pods: Iterable[Mapping[str, Any]],
+    quotas: Iterable[Quota],
+    *,
+    now: float,
+    keep_completed: bool = False,
 ) -> ClusterView:
-    """The view of ``jobs`` (every owned Job), their ``pods`` and the namespace's ``quotas``, at time ``now``."""
+    """The view of ``jobs`` (every owned Job), their ``pods`` and the namespace's ``quotas``, at time ``now``;
+    ``keep_completed`` keeps the items of the Jobs that completed."""
     view = ClusterView(quotas=list(quotas))
     failed_jobs: list[tuple[str, Mapping[str, Any]]] = []
     for job in jobs:
@@ -138,6 +146,8 @@ def build_view(
             view.latest[key] = (attempt, state)
         if state is JobState.FAILED:
             failed_jobs.append((key, job))
+        elif state is JobState.COMPLETE and keep_completed and (item := _item_of(metadata, key)) is not None:
+            view.completed.append(item)
     if failed_jobs:
         grouped = pods_by_job(pods)
         for key, job in sorted(failed_jobs, key=lambda pair: attempt_of(pair[1])):
