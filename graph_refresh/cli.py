@@ -231,7 +231,7 @@ def ledger_group() -> None:
 def _ledger_settings(ctx: click.Context) -> Settings:
     try:
         runtime.init_logging()
-        return build_settings(ctx.find_root().params, run=False)
+        return build_settings(ctx.find_root().params, purpose="middletier")
     except ConfigError as error:
         raise ConfigFailure(str(error)) from error
 
@@ -438,3 +438,47 @@ def request(
         widths = [max(len(line[i]) for line in table) for i in range(3)]
         for line in table:
             click.echo("  ".join([*(cell.ljust(width) for cell, width in zip(line, widths, strict=False)), line[3]]))
+
+
+@main.command("explain")
+@click.argument("requirement", metavar="PKG==VER")
+@click.option("--index", "index_url", help="Package index URL of the version (default: https://pypi.org/simple).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per solver and the analyzer.")
+@click.pass_context
+def explain_command(ctx: click.Context, requirement: str, index_url: str | None, as_json: bool) -> None:
+    """Say where PKG==VER stands for every solver and the analyzer, and when it is likely to be scheduled.
+
+    It reads the graph, the Templates and (with THOTH_MIDDLETIER_NAMESPACE) the item's Jobs, the ledger and the
+    requests, as a run would; it never writes.
+    """
+    from graph_refresh.items import Candidate, normalize_name
+    from graph_refresh.refresh import Seams, explain_item
+    from graph_refresh.requested import DEFAULT_INDEX
+
+    package, separator, version = requirement.partition("==")
+    if not separator or not package.strip() or not version.strip():
+        raise click.UsageError(f"{requirement!r} is not PKG==VER (for example flask==1.1.2)")
+    candidate = Candidate(normalize_name(package.strip()), version.strip(), (index_url or DEFAULT_INDEX).strip())
+    try:
+        runtime.init_logging()
+        settings = build_settings(ctx.find_root().params, purpose="explain")
+    except ConfigError as error:
+        raise ConfigFailure(str(error)) from error
+    seams = ctx.find_root().obj if isinstance(ctx.find_root().obj, Seams) else Seams()
+    try:
+        rows = explain_item(settings, seams, candidate)
+    except GraphRefreshError as error:
+        logger.error("Could not explain %s==%s: %s", candidate.package_name, candidate.package_version, error)
+        ctx.exit(ExitCode.FAILED)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    click.echo(f"{candidate.package_name}=={candidate.package_version} ({config.redact_url(candidate.index_url)})")
+    width = max(len(row["stream"]) for row in rows) if rows else 0
+    for row in rows:
+        details = ", ".join(
+            f"{key}={value}"
+            for key, value in row.items()
+            if key not in ("stream", "kind", "state") and value is not None
+        )
+        click.echo(f"  {row['stream'].ljust(width)}  {row['state']}{': ' + details if details else ''}")

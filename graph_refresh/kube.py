@@ -18,7 +18,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
@@ -50,7 +50,7 @@ from graph_refresh.errors import (
     Unauthorized,
     truncate,
 )
-from graph_refresh.items import OWNED_LABELS, OWNED_SELECTOR
+from graph_refresh.items import LABEL_ITEM, OWNED_LABELS, OWNED_SELECTOR
 
 logger = logging.getLogger(__name__)
 
@@ -371,6 +371,19 @@ class Cluster:
     def list_owned_pods(self, namespace: str) -> Iterator[dict[str, Any]]:
         """Pods of the Jobs graph-refresh created (their pod templates carry our labels), paged."""
         return self._list_owned("pods", namespace, self._core.list_namespaced_pod)
+
+    def list_item_jobs(self, namespace: str, keys: Sequence[str]) -> list[dict[str, Any]]:
+        """The owned Jobs of the items ``keys`` (their ``thoth-station.ninja/item`` labels): a few, one request."""
+        selector = f"{OWNED_SELECTOR},{LABEL_ITEM} in ({','.join(sorted(set(keys)))})"
+        body = self._get_object(
+            "list",
+            "jobs.batch",
+            namespace,
+            lambda: self._batch.list_namespaced_job(
+                namespace, label_selector=selector, _preload_content=False, _request_timeout=self._timeout
+            ),
+        )
+        return _objects(body, f"list jobs.batch in namespace {namespace!r}")
 
     def list_quotas(self, namespace: str) -> list[dict[str, Any]]:
         """Every ResourceQuota in ``namespace``, as the API returns them."""

@@ -23,7 +23,7 @@ import re
 from collections.abc import Callable
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import click
@@ -335,17 +335,19 @@ def described(env: str) -> str:
     return f"{option.env} ({option.flag.partition('/')[0]})"
 
 
-def build_settings(params: dict[str, Any], *, run: bool = True) -> Settings:
+def build_settings(params: dict[str, Any], *, purpose: Literal["run", "middletier", "explain"] = "run") -> Settings:
     """Settings from parsed parameters; cross-field checks raise ConfigError naming the variable.
 
-    ``run`` False: for a command that only reads or changes middletier (``ledger``), which needs no Templates.
+    ``purpose``: a run; a command that only reads or changes middletier (``ledger``, ``request``), which needs
+    no Templates; or ``explain``, which needs the Templates (to know the solvers) and reads middletier if named.
     """
     p = params
-    if run and p["template_dir"] is None and p["infra_namespace"] is None:
+    if purpose != "middletier" and p["template_dir"] is None and p["infra_namespace"] is None:
         raise ConfigError(f"{described('THOTH_INFRA_NAMESPACE')} is required unless --template-dir is given")
-    if (not run or not p["dry_run"]) and p["middletier_namespace"] is None:
-        required = "required unless --dry-run" if run else "required: the ledger is kept there"
-        raise ConfigError(f"{described('THOTH_MIDDLETIER_NAMESPACE')} is {required}")
+    if purpose == "run" and not p["dry_run"] and p["middletier_namespace"] is None:
+        raise ConfigError(f"{described('THOTH_MIDDLETIER_NAMESPACE')} is required unless --dry-run")
+    if purpose == "middletier" and p["middletier_namespace"] is None:
+        raise ConfigError(f"{described('THOTH_MIDDLETIER_NAMESPACE')} is required: ledger and requests are kept there")
     if bool(p["dgraph_user"]) != bool(p["dgraph_password"]):
         raise ConfigError("GRAPH_REFRESH_DGRAPH_USER and GRAPH_REFRESH_DGRAPH_PASSWORD must be set together")
     if p["dry_run"] and p["server_dry_run"]:

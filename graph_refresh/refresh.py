@@ -10,13 +10,23 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from graph_refresh import memory
 from graph_refresh.capacity import Capacity, Quota
 from graph_refresh.config import Settings, redact_url
 from graph_refresh.errors import ClusterError, Interrupted, StoreError
-from graph_refresh.items import ANALYZER, KINDS, SOLVER, Candidate, Kind, SolverEnvironment
+from graph_refresh.items import (
+    ANALYZER,
+    KINDS,
+    LABEL_ITEM,
+    SOLVER,
+    Candidate,
+    Kind,
+    SolverEnvironment,
+    WorkItem,
+    invalid_reason,
+)
 from graph_refresh.lanes import RequestOutcome, awaiting_sync, sort_requests, stream_name
 from graph_refresh.learning import History
 from graph_refresh.ledger import RunRecord, expires_at, format_time
@@ -418,3 +428,101 @@ def run(
                 _count_backlog(store, templates, streams, report)
     finally:
         store.close()
+
+
+def explain_item(settings: Settings, seams: Seams, candidate: Candidate) -> list[dict[str, Any]]:
+    """Where ``candidate`` stands in every stream of the run ``settings`` describe (``app.py explain``). Reads
+    the store, the Templates and, when middletier is named, the item's Jobs, the ledger and the requests;
+    writes nothing. Raises GraphRefreshError when one cannot be read."""
+    from graph_refresh.explain import JobSeen, StreamFacts, explain
+
+    namespace = settings.cluster.middletier_namespace
+    cluster = (seams.connect or (lambda: _connect(settings)))() if needs_cluster(settings) else None
+    now = math.floor(seams.now())
+    store = open_store(settings.store)
+    try:
+        templates = load_templates(settings, cluster)
+        environments = templates.solver_environments() if not settings.plan.no_solvers else []
+        streams: list[tuple[Kind, SolverEnvironment | None]] = [(SOLVER, e) for e in environments]
+        if not settings.plan.no_package_analyzers:
+            streams.append((ANALYZER, None))
+        items = {stream_name(k, _name(e)): WorkItem(k, _name(e), candidate) for k, e in streams}
+        jobs: dict[str, JobSeen] = {}
+        ledger, request = memory.Ledger(), None
+        if cluster is not None and namespace:
+            jobs = _latest_jobs(cluster.list_item_jobs(namespace, [item.key for item in items.values()]))
+            ledger = memory.read(cluster, namespace, now=now)
+            read = _read_requests(cluster, namespace)
+            request = next((r for r in read.requests if r.candidate == candidate), None) if read else None
+        status = store.status(candidate, environments)
+        end = store.arrival_end() if any(name not in ledger.cursors for name in items) else 0
+        facts = []
+        for kind, environment in streams:
+            name = stream_name(kind, _name(environment))
+            item = items[name]
+            done = status.analyzed if environment is None else name in status.solved_by
+            cursor = ledger.cursors.get(name, end)
+            lane, ahead = None, None
+            if status.arrival is not None and not done:
+                lane = "fresh" if status.arrival > cursor else "backlog"
+                ahead = _ahead(store, environment, lane, cursor, status.arrival, candidate)
+            facts.append(
+                StreamFacts(kind, item.solver, done, jobs.get(item.key), ledger.entries.get(item.key), lane, ahead)
+            )
+        policy = Policy.of(settings.retry)
+        return explain(
+            facts, invalid=invalid_reason(candidate), request=request, runs=ledger.runs, now=now, policy=policy
+        )
+    finally:
+        store.close()
+
+
+def _name(environment: SolverEnvironment | None) -> str | None:
+    return None if environment is None else environment.name
+
+
+def _connect(settings: Settings) -> kube.Cluster:
+    from graph_refresh import kube
+
+    return kube.Cluster(settings.cluster)
+
+
+def _latest_jobs(jobs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Item key → the latest (highest attempt) of its Jobs, as explain shows it."""
+    from graph_refresh.explain import JobSeen
+    from graph_refresh.outcomes import attempt_of
+    from graph_refresh.view import job_state
+
+    latest: dict[str, tuple[int, JobSeen]] = {}
+    for job in jobs:
+        metadata = job.get("metadata") or {}
+        key = (metadata.get("labels") or {}).get(LABEL_ITEM)
+        attempt = attempt_of(job)
+        if isinstance(key, str) and (key not in latest or latest[key][0] < attempt):
+            created = metadata.get("creationTimestamp")
+            seen = JobSeen(str(metadata.get("name")), job_state(job), created if isinstance(created, str) else None)
+            latest[key] = (attempt, seen)
+    return {key: seen for key, (_, seen) in latest.items()}
+
+
+def _ahead(
+    store: GraphStore,
+    environment: SolverEnvironment | None,
+    lane: str,
+    cursor: int,
+    arrival: int,
+    candidate: Candidate,
+) -> int | None:
+    """How many candidates of the stream's lane come before the item; None (with a warning) when the count
+    fails."""
+    try:
+        if lane == "fresh":
+            if environment is None:
+                return store.analyzer_fresh_ahead(after=cursor, before=arrival)
+            return store.solver_fresh_ahead(environment, after=cursor, before=arrival)
+        if environment is None:
+            return store.analyzer_backlog(up_to=cursor, before=(arrival, candidate))
+        return store.solver_backlog(environment, up_to=cursor, before=(arrival, candidate))
+    except StoreError as error:
+        logger.warning("Could not count what comes before it in the %s lane: %s", lane, error)
+        return None
