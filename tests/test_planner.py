@@ -8,7 +8,7 @@ import pytest
 
 from graph_refresh.capacity import Capacity, JobCost
 from graph_refresh.items import ANALYZER, SOLVER, Candidate, WorkItem
-from graph_refresh.planner import Stream, plan
+from graph_refresh.planner import Arrivals, Lane, Planner, Stream, plan
 from graph_refresh.report import RunReport
 from graph_refresh.view import ClusterView, JobState, job_state
 
@@ -169,3 +169,108 @@ def test_a_retry_above_a_quotas_hard_limit_counts_as_at_the_cap(caplog: pytest.L
     capacity = Capacity.from_cluster(max_in_flight=0, live_jobs=0, quotas=[quota])
     planned = list(plan(streams, report=report, capacity=capacity, history=later, cost=lambda item, res: small))
     assert [(p.item.attempt, p.resources, p.retries) for p in planned] == [(2, resources, Cause.ERROR)]
+
+
+# --- lanes ----------------------------------------------------------------------------------------------------
+
+
+def lane_streams(lane: Lane, **per_stream: tuple[str, ...]) -> list[Stream]:
+    out = streams(**per_stream)
+    for stream in out:
+        stream.lane = lane
+        if lane is Lane.FRESH:
+            names = [c.package_name for c in stream.candidates]
+            pairs = iter([(100 + n, Candidate(name, "1", PYPI)) for n, name in enumerate(names)])
+            stream.candidates = Arrivals(pairs, 99)
+    return out
+
+
+def fill(report: RunReport, capacity: Capacity, **lanes: object) -> list[tuple[str, str]]:
+    planner = Planner(report=report, capacity=capacity)
+    planned = planner.fill(**lanes)  # type: ignore[arg-type]
+    return [(str(p.lane), p.item.candidate.package_name) for p in planned]
+
+
+def test_requested_items_come_first_even_when_capacity_fits_only_them() -> None:
+    report = RunReport(dry_run=True, store="test")
+    order = fill(
+        report,
+        Capacity(slots=2),
+        requested=lane_streams(Lane.REQUESTED, a=("wanted",), analyzer=("wanted",)),
+        fresh=lane_streams(Lane.FRESH, a=("new1", "new2")),
+        backlog=lane_streams(Lane.BACKLOG, a=("old1", "old2"), analyzer=("old3",)),
+    )
+    assert order == [("requested", "wanted"), ("requested", "wanted")]
+    assert report.stopped_by[SOLVER] == "capacity"
+
+
+def test_fresh_takes_its_share_of_what_is_left_and_the_backlog_the_rest() -> None:
+    report = RunReport(dry_run=True, store="test")
+    fresh = lane_streams(Lane.FRESH, a=("new1", "new2", "new3", "new4"))
+    order = fill(
+        report,
+        Capacity(slots=5),
+        requested=lane_streams(Lane.REQUESTED, a=("wanted",)),
+        fresh=fresh,
+        backlog=lane_streams(Lane.BACKLOG, a=("old1", "old2", "old3", "old4")),
+        fresh_share=0.5,
+    )
+    assert order == [
+        ("requested", "wanted"),
+        ("fresh", "new1"),
+        ("fresh", "new2"),
+        ("backlog", "old1"),
+        ("backlog", "old2"),
+    ]
+    arrivals = fresh[0].candidates
+    assert isinstance(arrivals, Arrivals) and arrivals.passed == 101, "new3 and new4 stay fresh for the next run"
+
+
+def test_a_lane_with_nothing_to_do_leaves_its_slots_to_the_next() -> None:
+    report = RunReport(dry_run=True, store="test")
+    order = fill(
+        report,
+        Capacity(slots=3),
+        requested=[],
+        fresh=lane_streams(Lane.FRESH, a=()),
+        backlog=lane_streams(Lane.BACKLOG, a=("old1", "old2", "old3", "old4")),
+    )
+    assert order == [("backlog", "old1"), ("backlog", "old2"), ("backlog", "old3")]
+
+
+def test_an_item_is_planned_once_whichever_lanes_meet_it() -> None:
+    report = RunReport(dry_run=True, store="test")
+    order = fill(
+        report,
+        Capacity(),
+        requested=lane_streams(Lane.REQUESTED, a=("p1",)),
+        fresh=lane_streams(Lane.FRESH, a=("p1", "p2")),
+        backlog=lane_streams(Lane.BACKLOG, a=("p0", "p1")),
+    )
+    assert order == [("requested", "p1"), ("fresh", "p2"), ("backlog", "p0")]
+    counts = report.solvers["solver-a-1-py38"]
+    assert counts.examined == 3, "the repeats are passed over uncounted"
+
+
+def test_a_cap_counted_in_the_fresh_lane_leaves_that_candidate_fresh() -> None:
+    report = RunReport(dry_run=True, store="test")
+    fresh = lane_streams(Lane.FRESH, a=("new1", "new2", "new3"))
+    planner = Planner(report=report, capacity=Capacity(), eager_stop=1)
+    order = [p.item.candidate.package_name for p in planner.fill(requested=[], fresh=fresh, backlog=[])]
+    assert order == ["new1"] and report.solvers["solver-a-1-py38"].skipped == {"eager-stop": 1}
+    arrivals = fresh[0].candidates
+    assert isinstance(arrivals, Arrivals) and arrivals.passed == 100, "new2 was counted, not passed"
+
+
+def test_sync_lag_leaves_only_the_requested_lane() -> None:
+    report = RunReport(dry_run=True, store="test")
+    order = fill(
+        report,
+        Capacity(),
+        requested=lane_streams(Lane.REQUESTED, a=("wanted",)),
+        fresh=lane_streams(Lane.FRESH, a=("new1",)),
+        backlog=lane_streams(Lane.BACKLOG, a=("old1",), analyzer=("old2",)),
+        sync_lag=True,
+    )
+    assert order == [("requested", "wanted")]
+    assert report.stopped_by == {SOLVER: "sync-lag", ANALYZER: "sync-lag"}
