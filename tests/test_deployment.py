@@ -116,6 +116,7 @@ def test_rbac_grants_exactly_what_the_job_needs() -> None:
         ("middletier", "", "pods", "*"): ["list"],
         ("middletier", "", "configmaps", "*"): ["create", "get"],
         ("middletier", "", "configmaps", "graph-refresh-ledger"): ["update"],
+        ("middletier", "", "configmaps", "graph-refresh-requests"): ["update"],
     }
     assert all(
         set(rule) <= {"apiGroups", "resources", "resourceNames", "verbs"} for r in roles.values() for rule in r["rules"]
