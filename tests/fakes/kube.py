@@ -1694,7 +1694,13 @@ class FakeKube:
         content_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
         with self._lock:  # read, patch and write as one step
             current = self._get_one(rt, namespace, name)
-            patched = apply_patch(current, body, content_type)
+            try:
+                patched = apply_patch(current, body, content_type)
+            except ApiError as exc:
+                if exc.code != 422:
+                    raise
+                cause = {"reason": "FieldValueInvalid", "message": str(exc), "field": "patch"}
+                raise ApiError(422, str(exc), "Invalid", rt.details(name, causes=[cause])) from None
             obj = self._admit_body(rt, namespace, patched)
             return self._write(rt, namespace, name, obj, query, status=status)
 
