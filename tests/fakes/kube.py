@@ -7,11 +7,29 @@ client call and the socket (serialisation, TLS, auth headers, timeouts, retries,
 production code path. Tests arrange state with ``add``/``set_job_status``, break things with ``inject``,
 and check what was sent with ``requests``/``requests_for``.
 
+Run on its own, to drive it with kubectl (see the README's "Rehearse learning against the stand-in")::
+
+    python -m tests.fakes.kube --make-tls DIR      # a CA, a server and a client pair; keys 0600; then exits
+    python -m tests.fakes.kube [--tls-dir DIR] [--tls tls|mtls|none] [--port N] [--token T]
+        [--namespace NS] [--load FILE ...] [--kubeconfig PATH [--context-namespace NS]]
+
+prints ``listening on URL`` as its first line, then writes the kubeconfig (whole, at once: a script waits
+for the file) and serves until SIGINT/SIGTERM. Bad arguments and files get one line on stderr, exit 2.
+
 Faithful to Kubernetes (what a client can observe):
 
 - URL layout of the core group (``/api/v1``) and named groups (``/apis/GROUP/VERSION``), namespaced and
   all-namespaces collections, and the discovery documents (``/version``, ``/api``, ``/api/v1``, ``/apis``,
-  ``/apis/GROUP``, ``/apis/GROUP/VERSION``) in the shapes kubernetes-client and ``openshift.dynamic`` read.
+  ``/apis/GROUP``, ``/apis/GROUP/VERSION``) in the shapes kubernetes-client, ``openshift.dynamic`` and
+  kubectl read: resources sorted by name, each ``status`` subresource listed (kubectl maps a kind to the
+  last resource listed with it). A client asking for aggregated discovery gets the plain documents, as
+  from an older server, and kubectl falls back to them.
+- ``PATCH`` with a JSON patch, a JSON merge patch or a strategic merge patch (other types: 415), written
+  like an update (a ``resourceVersion`` in the patch is a precondition). The ``status`` subresource of
+  Jobs, Pods and ResourceQuotas: GET, PUT and PATCH write only ``status``; writes of the object keep it.
+- A client asking for a ``meta.k8s.io/v1`` Table (``kubectl get``) gets one, with a row object of the
+  item's metadata and columns like the API server's (Jobs: status and completions, Pods: status as
+  kubectl shows it, ConfigMaps: data count, quotas: used/hard).
 - Errors are ``Status`` objects with the real ``reason``, ``code`` and ``details`` and messages worded like
   the API server's: NotFound, AlreadyExists, Invalid, Forbidden (with the exact quota-exceeded text),
   Unauthorized, BadRequest, MethodNotAllowed.
@@ -47,9 +65,17 @@ Faithful to Kubernetes (what a client can observe):
 
 Simplified or absent:
 
-- Only the resources in ``RESOURCES``. No watch, no PATCH, no deletecollection, no subresources, no
-  controllers: Jobs never start Pods or finish on their own (use ``set_job_status``). Deleting a Job with
-  ``propagationPolicy`` Background/Foreground removes Pods whose ownerReferences name it, at once.
+- Only the resources in ``RESOURCES``. No watch, no deletecollection, no server-side apply, no
+  subresource but ``status``, no controllers: Jobs never start Pods or finish on their own (use
+  ``set_job_status``, or write the Job's status). Deleting a Job with ``propagationPolicy``
+  Background/Foreground removes Pods whose ownerReferences name it, at once.
+- A Pod created with a ``status`` keeps it (the real server resets it to Pending), so a pod that ended
+  (OOM-killed, evicted) can be staged with ``kubectl create``; a Pod without one is Pending.
+- A strategic merge patch merges by key the lists named in ``MERGE_KEYS`` (wherever they are) and
+  honours ``$patch: replace``/``delete``; other directives are ignored and other lists replaced.
+- Bodies are JSON: a protobuf body (which kubectl's typed commands such as ``create configmap`` send)
+  answers 415. ``/openapi/v2`` describes no type, so kubectl validates nothing before sending; there is
+  no ``/openapi/v3``.
 - Namespaces always exist: GET of any namespace answers an Active Namespace, and creating into any
   namespace works.
 - Validation covers metadata only (name required, DNS-1123 shape, at most 63 characters for Jobs because
@@ -1323,7 +1349,7 @@ class FakeKube:
         body_error: ApiError | None = None
         headers = {key.lower(): value for key, value in handler.headers.items()}
         if raw and "protobuf" in headers.get("content-type", ""):
-            # Only JSON is understood; clients that try protobuf first (kubectl's typed commands) fall back.
+            # Only JSON is understood: kubectl's typed commands (`create configmap`) send protobuf and get 415.
             body_error = _unsupported_media_type(JSON_TYPES)
         elif raw:
             try:
