@@ -81,9 +81,13 @@ def ledger(data: dict[str, str]) -> Obj:
 
 def test_get_templates_by_their_qualified_name_lists_the_templates(fake: FakeKube, kubeconfig: Path) -> None:
     for path in sorted(EXAMPLE_TEMPLATES.glob("*.yaml")):
-        fake.add({**yaml.safe_load(path.read_text()), "metadata": {"name": path.stem, "namespace": "infra"}})
+        document = yaml.safe_load(path.read_text())
+        document["metadata"]["namespace"] = "infra"
+        fake.add(document)
     output = kubectl(kubeconfig, "get", "templates.template.openshift.io", "-n", "infra").stdout
     assert [row[0] for row in rows(output)] == ["NAME", "package-analyzer", "solver"]
+    assert rows(output)[0] == ["NAME", "DESCRIPTION", "PARAMETERS", "OBJECTS"]
+    assert rows(output)[2][-2:] == ["13 (7 blank)", "3"]  # the solver Template: graph-refresh sets those seven
     assert fake.requests_for("GET", r"^/apis/template.openshift.io/v1/namespaces/infra/templates$")
     assert not fake.requests_for(None, "processedtemplates")  # what discovery resolved it to before
     names = kubectl(kubeconfig, "get", "templates", "-n", "infra", "-o", "name").stdout.split()

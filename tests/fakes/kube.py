@@ -664,6 +664,13 @@ def _quota_usage(quota: Obj, prefix: str) -> str:
     return ", ".join(f"{n}: {used.get(n, '0')}/{hard[n]}" for n in names)
 
 
+def _template_parameters(template: Obj) -> str:
+    """``13 (5 blank)`` as ``oc get templates`` shows it: how many parameters, and how many have no value."""
+    parameters = template.get("parameters") or []
+    blank = sum(1 for p in parameters if not p.get("value") and not p.get("generate"))
+    return f"{len(parameters)} ({f'{blank} blank' if blank else 'all set'})"
+
+
 _NAME: Column = ("Name", "string", lambda o: o["metadata"].get("name", ""))
 _AGE: Column = ("Age", "string", _age)
 COLUMNS: dict[str, list[Column]] = {
@@ -701,7 +708,7 @@ COLUMNS: dict[str, list[Column]] = {
     "templates": [
         _NAME,
         ("Description", "string", lambda o: ((o["metadata"].get("annotations") or {}).get("description") or "")[:60]),
-        ("Parameters", "string", lambda o: f"{len(o.get('parameters') or [])} (all set)"),
+        ("Parameters", "string", _template_parameters),
         ("Objects", "integer", lambda o: len(o.get("objects") or [])),
     ],
     "namespaces": [_NAME, ("Status", "string", lambda o: (o.get("status") or {}).get("phase", "")), _AGE],
