@@ -185,10 +185,14 @@ def test_the_walkthrough_runs_verbatim_and_does_what_it_says(folder: Path, shell
     entry = json.loads(output.strip().splitlines()[-1])  # the ledger's value for the item, as kubectl printed it
     assert (entry["failures"], entry["attempt"], entry["cause"]) == (2, 2, "oom")
 
-    _, state = shell.run(forget)
-    assert item not in (json.loads(kubectl(folder, "get", "configmap", "graph-refresh-ledger", "-o", "json"))["data"])
+    output, state = shell.run(forget)
+    assert re.search(rf"^{item}\s+\S+\s+\S+\s+2\s+oom\s+quarantined until ", output, re.M), "ledger show"
+    assert f"forgot {item}" in output and "1 entries of graph-refresh-ledger" in output
+    data = json.loads(kubectl(folder, "get", "configmap", "graph-refresh-ledger", "-o", "json"))["data"]
+    assert (json.loads(data[item])["failures"], json.loads(data[item])["attempt"]) == (0, 2)
     assert report(folder, 4)["quarantined"] == []
-    (again,) = jobs_of(folder, item)  # scheduled again, from the Template's resources
+    *_, again = jobs_of(folder, item)  # scheduled again, from the Template's resources
+    assert again["metadata"]["labels"]["thoth-station.ninja/attempt"] == "3"
     assert failed_reason(again) is None and memory(again) == "1Gi"
 
     port = int(re.findall(r"server: https://127.0.0.1:(\d+)", (folder / "rehearsal" / "kubeconfig").read_text())[0])
