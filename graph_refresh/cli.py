@@ -147,14 +147,15 @@ def _emit(report: RunReport, settings: Settings) -> None:
     """The plan table, the summary and per-stream log lines, the report file and the metrics push."""
     report_path = settings.metrics.report_path
     to_stdout = report_path is not None and str(report_path) == "-"
-    if report.error is None or any(report.totals(kind).examined for kind in KINDS):  # no table of zeros
+    # A run that failed before examining anything has no plan: no table and no summary of zeros after the error.
+    if report.error is None or any(report.totals(kind).examined for kind in KINDS):
         click.echo(report.plan_table(), err=to_stdout)  # stdout carries the JSON report alone when asked
-    logger.info("%s", report.summary_line())
-    streams = [(f"solver {name}", counts) for name, counts in sorted(report.solvers.items())]
-    if report.analyzer.examined:
-        streams.append(("package-analyzer", report.analyzer))
-    for label, counts in streams:
-        logger.info("%s: %s", label, counts.describe())
+        logger.info("%s", report.summary_line())
+        streams = [(f"solver {name}", counts) for name, counts in sorted(report.solvers.items())]
+        if report.analyzer.examined:
+            streams.append(("package-analyzer", report.analyzer))
+        for label, counts in streams:
+            logger.info("%s: %s", label, counts.describe())
     if report_path is not None:
         try:
             output.write_output(report_path, report.to_json())

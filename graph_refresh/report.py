@@ -110,12 +110,12 @@ class Counts:
 @dataclass(frozen=True)
 class Failure:
     """One item counted as failed: its create was refused (after retries when the error was transient),
-    never sent because the run stopped, or its Job could not be rendered; ``status`` is 0 when no HTTP
-    answer applies."""
+    never sent because the run stopped, or its Job could not be rendered; ``status`` is None (``null`` in
+    the report) when no HTTP answer applies."""
 
     job: str
     kind: Kind
-    status: int
+    status: int | None
     reason: str
 
 

@@ -411,7 +411,7 @@ def test_a_create_that_always_times_out_counts_as_failed(cluster: Harness) -> No
 
     assert result.exit_code == 3
     (failure,) = report["failures"]
-    assert failure["job"] == slow and failure["status"] == 0 and "no answer" in failure["reason"]
+    assert failure["job"] == slow and failure["status"] is None and "no answer" in failure["reason"]
     assert cluster.created().count(slow) == retry.CREATES.attempts
 
 
@@ -458,6 +458,18 @@ def test_wrong_token_is_401_and_fails_the_run(cluster: Harness, tmp_path: Path) 
     assert "401" in result.stderr and "Unauthorized" in result.stderr
     assert "not-the-token" not in result.stderr + result.output
     assert cluster.writes() == []
+
+
+def test_a_run_that_fails_before_examining_anything_ends_with_its_error_not_a_summary_of_zeros(
+    cluster: Harness, tmp_path: Path
+) -> None:
+    cluster.graph(["flask"])
+    kubeconfig = cluster.fake.kubeconfig(tmp_path / "wrong-token", token="not-the-token")
+    result, report = cluster.run(env={"KUBECONFIG": str(kubeconfig)})
+    assert result.exit_code == 1 and report["exit_code"] == 1 and report["error"]
+    assert "Run failed" in result.stderr
+    assert "finished in" not in result.stderr and "backlog=?" not in result.stderr
+    assert "examined" not in result.stdout + result.stderr, "no plan table and no per-stream lines either"
 
 
 # --- capacity -------------------------------------------------------------------------------------
@@ -934,9 +946,10 @@ def test_a_signal_ends_the_run_early_with_what_was_done_counted_and_reported(
     assert_balanced(report)
     assert report["exit_code"] == 1 and f"interrupted by {signal_number.name}" in report["error"]
     assert held.hits == 1, "one create waited out a Retry-After of 50 s: it gave up at once"
-    assert report["failures"] and {failure["reason"] for failure in report["failures"]} == {
-        "not sent: the run was interrupted"
+    assert report["failures"] and {(failure["status"], failure["reason"]) for failure in report["failures"]} == {
+        (None, "not sent (interrupted)")
     }
+    assert re.search(r"Could not create Job \S+: not sent \(interrupted\)\n", stderr), stderr
     assert not {failure["job"] for failure in report["failures"]} & set(cluster.jobs())
     assert sum(scheduled(report).values()) == len(cluster.jobs()) < 160
 
