@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from graph_refresh.refresh import Seams
 
 logger = logging.getLogger("graph_refresh")
+summary_logger = logging.getLogger(runtime.SUMMARY_LOGGER)  # still logs with --quiet
 
 
 class ExitCode(enum.IntEnum):
@@ -100,6 +101,8 @@ def main(ctx: click.Context, /, **params: Any) -> None:
         settings = build_settings(params)
     except ConfigError as error:
         raise ConfigFailure(str(error)) from error
+    if settings.metrics.quiet:
+        runtime.quiet_logging()
     _warn_about(settings)
     logger.info("graph-refresh %s starting with %s", __version__, json.dumps(config.redacted(settings)))
     from graph_refresh.refresh import Seams  # the core and its clients load only for a run, not for --help
@@ -118,10 +121,22 @@ def _run_once(seams: Seams, settings: Settings, signals: runtime.Signals) -> int
     report = RunReport(
         dry_run=plan.dry_run or plan.server_dry_run, server_dry_run=plan.server_dry_run, store=settings.store.kind
     )
-    progress = runtime.Progress("candidates examined")
+    mode = "server dry run" if plan.server_dry_run else "dry run" if plan.dry_run else "run"
+    progress = runtime.Progress(
+        mode=mode, every=seams.progress_every, clock=seams.clock, enabled=not settings.metrics.quiet
+    )
     started = time.monotonic()
+    progress.start()
     try:
-        refresh.run(settings=settings, report=report, seams=seams, on_examined=progress.tick, interrupt=signals.event)
+        refresh.run(
+            settings=settings,
+            report=report,
+            seams=seams,
+            on_examined=progress.examined,
+            on_planned=progress.planned,
+            on_answered=progress.answered,
+            interrupt=signals.event,
+        )
         report.exit_code = _exit_code_from_counts(report)
     except ConfigError as error:
         raise ConfigFailure(str(error)) from error
@@ -149,8 +164,9 @@ def _emit(report: RunReport, settings: Settings) -> None:
     to_stdout = report_path is not None and str(report_path) == "-"
     # A run that failed before examining anything has no plan: no table and no summary of zeros after the error.
     if report.error is None or any(report.totals(kind).examined for kind in KINDS):
-        click.echo(report.plan_table(), err=to_stdout)  # stdout carries the JSON report alone when asked
-        logger.info("%s", report.summary_line())
+        if not settings.metrics.quiet:
+            click.echo(report.plan_table(), err=to_stdout)  # stdout carries the JSON report alone when asked
+        summary_logger.info("%s", report.summary_line())
         streams = [(f"solver {name}", counts) for name, counts in sorted(report.solvers.items())]
         if report.analyzer.examined:
             streams.append(("package-analyzer", report.analyzer))
@@ -196,12 +212,14 @@ def import_graph(ctx: click.Context, graph_file: Path, import_path: Path | None)
         runtime.init_logging()
     except ConfigError as error:
         raise ConfigFailure(str(error)) from error
+    if params["quiet"]:
+        runtime.quiet_logging()
     path: Path = import_path or params["sqlite_path"]
     new_store = not path.exists()
     try:
         store = SQLiteStore(path, create=True)
         try:
-            with runtime.bytes_progress(graph_file.stat().st_size, "Importing") as on_read:
+            with runtime.bytes_progress(graph_file.stat().st_size, "Importing", quiet=params["quiet"]) as on_read:
                 result = store.import_records(read_graph_file(graph_file, on_read=on_read))
         finally:
             store.close()

@@ -43,8 +43,16 @@ logger = logging.getLogger(__name__)
 _YamlDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when present: same output, ~4x faster
 
 
-def dry_run(items: Iterable[Planned], *, renderer: Renderer, report: RunReport, output_dir: Path | None) -> None:
+def dry_run(
+    items: Iterable[Planned],
+    *,
+    renderer: Renderer,
+    report: RunReport,
+    output_dir: Path | None,
+    on_planned: Callable[[], None] = lambda: None,
+) -> None:
     """Render every planned item and count it as scheduled; write one YAML manifest per Job when asked.
+    ``on_planned`` is called for each item counted.
 
     Each manifest is written atomically under its Job name, so a re-run rewrites the same bytes.
     Manifests of an earlier plan (files named like our Jobs) are removed first; other files stay.
@@ -62,6 +70,7 @@ def dry_run(items: Iterable[Planned], *, renderer: Renderer, report: RunReport, 
             text = yaml.dump(job, Dumper=_YamlDumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
             write_atomically(output_dir / f"{item.job_name}.yaml", text)
         count_scheduled(planned, report)
+        on_planned()
         if debug:
             logger.debug("Would create Job %s (%s %s)", item.job_name, item.kind, item.candidate)
 
@@ -289,8 +298,11 @@ def submit(
     interrupt: threading.Event | None = None,
     policy: Backoff = CREATES,
     server_dry_run: bool = False,
+    on_planned: Callable[[], None] = lambda: None,
+    on_answered: Callable[[Result], None] = lambda result: None,
 ) -> None:
     """Create the Job of every item, ``settings.workers`` at a time, and count each outcome.
+    ``on_planned`` is called as each item is handed to a worker, ``on_answered`` with each outcome counted.
 
     Order of effects per item: render, create, then count; a crash after a create is deduplicated
     by the 409 on the next run. A systemic refusal stops submitting new items, waits for those in
@@ -328,12 +340,14 @@ def submit(
                 logger.exception("Create of %s crashed", planned.item.job_name)
                 outcome = Outcome(Result.FAILED, None, truncate(f"{type(error).__name__}: {error}", REASON_CHARS))
             _count(planned, outcome, report, capacity)
+            on_answered(outcome.result)
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="create") as pool:
         try:
             for planned in items:
                 job = _render(planned, renderer, report)
                 pending[pool.submit(submitter.create, job)] = planned
+                on_planned()
                 if len(pending) >= 2 * workers:  # bounded: memory does not grow with the backlog
                     done, _ = wait(pending, return_when=FIRST_COMPLETED)
                     settle(done)

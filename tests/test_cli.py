@@ -50,6 +50,7 @@ PARITY: dict[str, tuple[str, Any]] = {
     "THOTH_GRAPH_REFRESH_SERVER_DRY_RUN": ("1", True),
     "THOTH_GRAPH_REFRESH_OUTPUT_DIR": ("/out", Path("/out")),
     "THOTH_GRAPH_REFRESH_REPORT": ("/r.json", Path("/r.json")),
+    "THOTH_GRAPH_REFRESH_QUIET": ("1", True),
     "THOTH_GRAPH_REFRESH_MAX_IN_FLIGHT": ("7", 7),
     "THOTH_GRAPH_REFRESH_QPS": ("2.5", 2.5),
     "THOTH_GRAPH_REFRESH_BURST": ("3", 3),
