@@ -7,7 +7,6 @@ live in :mod:`graph_refresh.runtime`.
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import json
 import logging
@@ -19,7 +18,7 @@ import click
 
 from graph_refresh import __version__, config, options, output, runtime, secrets
 from graph_refresh.config import Settings
-from graph_refresh.errors import ConfigError, GraphRefreshError
+from graph_refresh.errors import ConfigError, GraphRefreshError, Interrupted
 from graph_refresh.items import KINDS
 from graph_refresh.report import RunReport
 
@@ -198,7 +197,8 @@ def _emit(report: RunReport, settings: Settings) -> None:
 )
 @click.pass_context
 def import_graph(ctx: click.Context, graph_file: Path, import_path: Path | None) -> None:
-    """Load GRAPH_FILE (JSON, see README) into the embedded SQLite store, idempotently, in one transaction."""
+    """Load GRAPH_FILE (JSON, see README) into the embedded SQLite store, idempotently, in one transaction: the
+    store is complete or as it was, even when the import is interrupted."""
     from graph_refresh.store.graphfile import read_graph_file
     from graph_refresh.store.sqlite import SQLiteStore
 
@@ -215,21 +215,21 @@ def import_graph(ctx: click.Context, graph_file: Path, import_path: Path | None)
     if params["quiet"]:
         runtime.quiet_logging()
     path: Path = import_path or params["sqlite_path"]
-    new_store = not path.exists()
+    existed = path.exists()
     try:
-        store = SQLiteStore(path, create=True)
-        try:
-            with runtime.bytes_progress(graph_file.stat().st_size, "Importing", quiet=params["quiet"]) as on_read:
-                result = store.import_records(read_graph_file(graph_file, on_read=on_read))
-        finally:
-            store.close()
+        with (
+            runtime.signals_interrupt(),
+            runtime.bytes_progress(graph_file.stat().st_size, "Importing", quiet=params["quiet"]) as on_read,
+        ):
+            result = SQLiteStore.import_into(path, read_graph_file(graph_file, on_read=on_read))
     except GraphRefreshError as error:
-        if new_store:  # a failed import leaves no empty store behind (a run would plan from nothing)
-            with contextlib.suppress(OSError):
-                path.unlink()
         if isinstance(error, ConfigError):
             raise ConfigFailure(str(error)) from error
-        logger.error("Import failed: %s", error)
+        unchanged = f"{str(path)!r} is unchanged" if existed else f"{str(path)!r} was not created"
+        if isinstance(error, Interrupted):
+            logger.error("Import interrupted (%s): nothing was imported, %s", error, unchanged)
+        else:
+            logger.error("Import failed: %s", error)
         ctx.exit(ExitCode.FAILED)
     click.echo(
         f"Imported {graph_file} into {path}: {result.records} records; new rows: "

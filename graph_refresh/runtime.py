@@ -22,7 +22,7 @@ import click
 
 from graph_refresh import standalone
 from graph_refresh.config import DEFAULT_PROGRESS_EVERY_SECONDS
-from graph_refresh.errors import ConfigError
+from graph_refresh.errors import ConfigError, Interrupted
 from graph_refresh.options import LOG_LEVELS
 from graph_refresh.secrets import MaskingFilter
 
@@ -113,6 +113,30 @@ def handled_signals() -> Iterator[Signals]:
 
 
 REDRAW_SECONDS = 0.2  # on a terminal, the live line is redrawn this often
+
+
+@contextlib.contextmanager
+def signals_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM or SIGINT raises :class:`Interrupted` in the main thread, so that the work in
+    hand is undone on the way out (an import rolls back). A second signal ends the process at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    numbers = (signal.SIGTERM, signal.SIGINT)
+
+    def handle(signum: int, frame: object) -> None:
+        for number in numbers:
+            signal.signal(number, signal.SIG_DFL)
+        raise Interrupted(f"{signal.Signals(signum).name} received")
+
+    previous = {number: signal.signal(number, handle) for number in numbers}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
 ANSWERS = ("created", "already", "capacity", "failed")  # how a create can end
 SUMMARY_LOGGER = "graph_refresh.summary"  # the run's summary line: logged even with --quiet
 _CLEAR_LINE = "\r\x1b[K"  # back to the start of the line, and erase it
