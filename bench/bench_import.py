@@ -1,6 +1,6 @@
 """Benchmark ``app.py import-graph``: records per second, peak RSS and CPU for generated graph files.
 
-    python3 -m pipenv run python bench/bench_import.py [--runs 3] [--dir DIR] 1000000 8000000
+    .venv/bin/python3 bench/bench_import.py [--runs 3] [--dir DIR] 1000000 8000000
 
 For each size N it writes a synthetic graph file of N records (streamed to disk: 70 % package_versions,
 20 % solved, 10 % analyzed, the solved and analyzed ones naming versions of the first list and a few
