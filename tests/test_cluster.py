@@ -1053,18 +1053,23 @@ def test_without_a_terminal_a_run_waiting_for_answers_is_never_silent_longer_tha
 @pytest.mark.timeout(90)
 def test_on_a_terminal_creating_shows_a_live_line_erased_at_the_end(cluster: Harness) -> None:
     cluster.graph([f"pkg{i}" for i in range(5)])  # 20 Jobs, one at a time, each answered after 0.15 s
+    rejected = analyzer_item("pkg4").job_name  # among the last: its warning comes while the live line shows
+    cluster.fake.inject(method="POST", path=JOBS_PATH, status=422, delay=0.15, match_name=rejected)
     cluster.fake.inject(method="POST", path=JOBS_PATH, status=None, delay=0.15, times=None)
 
-    shown = run_app(["--workers", "1"], {**cluster.env, "COLUMNS": "200"}, terminal=True)
+    shown = run_app(["--workers", "1"], {**cluster.env, "COLUMNS": "200"}, terminal=True, code=3)
 
     pattern = (
-        r"\r\x1b\[K\[\d+s\] created (\d+), present 0, failed 0, \d+ of \d+ planned unanswered, [\d.]+/s \| examined"
+        r"\r\x1b\[K\[\d+s\] created (\d+), present 0, failed [01], \d+ of \d+ planned unanswered, [\d.]+/s \| examined"
     )
     live = re.findall(pattern, shown)
     assert len(live) >= 3 and [int(n) for n in live] == sorted(int(n) for n in live), shown
     summary = shown.index("run finished")
     assert shown.rindex("\r\x1b[K", 0, summary) > shown.rindex("| examined", 0, summary), "erased before the summary"
-    assert "Progress after" not in shown and len(cluster.jobs()) == 20
+    assert "Progress after" not in shown and len(cluster.jobs()) == 19
+    warning = shown.index(f"Could not create Job {rejected}: 422")
+    assert shown.rindex("| examined", 0, warning) < shown.rindex("\r\x1b[K", 0, warning), "the log line is not glued on"
+    assert re.search(r"\| examined [^\r\n]*\d{4}-\d\d-\d\d \d\d:", shown) is None, "no log line after a live line"
 
 
 # --- the client's own operations: owned pods, the ledger ConfigMap, server dry run (SPEC §11, §13) -------
