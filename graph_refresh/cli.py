@@ -120,7 +120,7 @@ def _run_once(seams: Seams, settings: Settings, signals: runtime.Signals) -> int
     report = RunReport(
         dry_run=plan.dry_run or plan.server_dry_run, server_dry_run=plan.server_dry_run, store=settings.store.kind
     )
-    mode = "server dry run" if plan.server_dry_run else "dry run" if plan.dry_run else "run"
+    mode: runtime.Mode = "server dry run" if plan.server_dry_run else "dry run" if plan.dry_run else "run"
     progress = runtime.Progress(
         mode=mode, every=seams.progress_every, clock=seams.clock, enabled=not settings.metrics.quiet
     )

@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Literal, TextIO
 
 import click
 
@@ -137,6 +137,7 @@ def signals_interrupt() -> Iterator[None]:
             signal.signal(number, handler)
 
 
+Mode = Literal["run", "server dry run", "dry run"]  # what a run's progress counts
 ANSWERS = ("created", "already", "capacity", "failed")  # how a create can end
 SUMMARY_LOGGER = "graph_refresh.summary"  # the run's summary line: logged even with --quiet
 _CLEAR_LINE = "\r\x1b[K"  # back to the start of the line, and erase it
@@ -164,14 +165,13 @@ class Progress:
     def __init__(
         self,
         *,
-        mode: str,
+        mode: Mode,
         every: float = DEFAULT_PROGRESS_EVERY_SECONDS,
         clock: Callable[[], float] = time.monotonic,
         enabled: bool = True,
         stream: TextIO | None = None,
     ) -> None:
         self.mode = mode
-        """``run``, ``server dry run`` or ``dry run``: what the line counts."""
         self.every = every
         self.clock = clock
         self.stream = stream or sys.stderr
