@@ -237,7 +237,8 @@ class Progress:
     def describe(self, now: float, *, short: bool = False) -> str:
         """``created …, already present …, failed …, n of m planned so far not answered yet (answered r/s) |
         examined N (r/s)``; a dry run: ``examined N (r/s) | n Jobs planned``. ``short`` for a terminal line."""
-        examined = f"examined {self.examined_count:,}{_rate(self.examined_count, self._first_examined, now)}"
+        examining = _per_second(self.examined_count, self._first_examined, now)
+        examined = f"examined {self.examined_count:,}" + (f" ({examining})" if examining else "")
         if self.mode == "dry run":
             return f"{examined} | {self.planned_count:,} Jobs planned"
         a = self.answers
@@ -245,12 +246,12 @@ class Progress:
         waiting = f"{self.planned_count - answered:,} of {self.planned_count:,} planned"
         created = f"{'admitted' if self.mode == 'server dry run' else 'created'} {a['created']:,}"
         refused = f", refused by a quota {a['capacity']:,}" if a["capacity"] else ""
-        rate = _rate(answered, self._first_planned, now)
+        rate = _per_second(answered, self._first_planned, now)
         if short:
             done = f"{created}, present {a['already']:,}, failed {a['failed']:,}{refused}, {waiting} unanswered"
-            return f"{done}{rate.replace(' (', ', ').rstrip(')')} | {examined}"
+            return f"{done}{f', {rate}' if rate else ''} | {examined}"
         done = f"{created}, already present {a['already']:,}, failed {a['failed']:,}{refused}"
-        return f"{done}, {waiting} so far not answered yet{rate.replace('(', '(answered ')} | {examined}"
+        return f"{done}, {waiting} so far not answered yet{f' (answered {rate})' if rate else ''} | {examined}"
 
     def erase(self) -> None:
         """Erase the live line, if it is shown."""
@@ -308,12 +309,12 @@ def _writes_to(handler: logging.Handler, stream: TextIO) -> bool:
     return isinstance(handler, logging.StreamHandler) and getattr(handler, "stream", None) is stream
 
 
-def _rate(count: int, since: float | None, now: float) -> str:
-    """`` (12.3/s)``: ``count`` over the seconds from ``since`` to ``now``; empty before there is one."""
+def _per_second(count: int, since: float | None, now: float) -> str | None:
+    """``12.3/s``: ``count`` over the seconds from ``since`` to ``now``; None before there is a rate."""
     if since is None or now - since <= 0:
-        return ""
-    per_second = count / (now - since)
-    return f" ({per_second:.1f}/s)" if per_second < 100 else f" ({per_second:,.0f}/s)"
+        return None
+    rate = count / (now - since)
+    return f"{rate:.1f}/s" if rate < 100 else f"{rate:,.0f}/s"
 
 
 @contextlib.contextmanager
