@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 import signal
 import sys
 import threading
@@ -272,11 +271,23 @@ class Progress:
     def _draw(self) -> None:
         now = self.clock()
         text = f"[{now - self.started:.0f}s] {self.describe(now, short=True)}"
-        width = shutil.get_terminal_size().columns - 1  # a line as wide as the terminal would wrap
+        width = self._columns() - 1  # a line as wide as the terminal would wrap, and then not be erased
         with self._lock:
             self.stream.write(_CLEAR_LINE + text[:width])
             self.stream.flush()
             self._shown = True
+
+    def _columns(self) -> int:
+        """The terminal's width: ``COLUMNS`` when set, else the size of the terminal on our stream (standard
+        output may go to a file), else 80."""
+        variable = os.environ.get("COLUMNS", "")
+        if variable.isdigit() and int(variable) > 1:
+            return int(variable)
+        try:
+            columns = os.get_terminal_size(self.stream.fileno()).columns
+        except (OSError, ValueError):
+            return 80
+        return columns if columns > 1 else 80  # 0: the terminal does not say
 
     def _log_when_due(self) -> None:
         """Without a terminal: the progress line, when ``every`` seconds have passed since the last one (or
