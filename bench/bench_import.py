@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             graph, store = Path(folder) / f"graph-{size}.json", Path(folder) / f"store-{size}.sqlite3"
             write_graph(graph, size)
             runs = [run_import(graph, store) for _ in range(args.runs)]
-            wall, cpu, rss = (statistics.median(run[k] for run in runs) for k in range(3))
+            wall, cpu, rss = (statistics.median(run[:3][k] for run in runs) for k in range(3))
             megabytes = graph.stat().st_size / 2**20
             figures = f"{size / wall:,.0f} | {wall:.1f} | {cpu:.1f} | {rss:.0f}"
             print(f"| {size:,} | {megabytes:,.0f} | {args.runs} | {figures} |", flush=True)
