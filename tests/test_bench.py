@@ -103,7 +103,8 @@ def test_direct_store_equals_what_import_graph_makes(tmp_path: Path, run_cli: Ca
             normalised = [
                 (kind, name, table, (sql or "").replace(" IF NOT EXISTS", "")) for kind, name, table, sql in schema
             ]
-            return {"schema": normalised, "package_version": versions, **tables}
+            (user_version,) = db.execute("PRAGMA user_version").fetchone()
+            return {"schema": normalised, "package_version": versions, **tables, "user_version": [(user_version,)]}
         finally:
             db.close()
 

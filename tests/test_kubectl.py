@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import shlex
 import ssl
 import subprocess
 import urllib.request
@@ -161,22 +162,25 @@ def test_configmaps_get_replace_and_patch_of_every_type(fake: FakeKube, kubeconf
     assert (fake.get("configmaps", NS, "led") or {})["data"] == {"c": "3", "d": "5"}
 
 
-def test_the_readmes_recipe_forgets_one_ledger_item(fake: FakeKube, kubeconfig: Path) -> None:
-    recipe = re.search(
-        r"^oc -n middletier patch configmap graph-refresh-ledger --type=json \\\n\s+-p '(.*?)'", README, re.M
-    )
-    assert recipe is not None
-    key = json.loads(recipe[1])[0]["path"].removeprefix("/data/")
+def readme_recipe(command: str) -> list[str]:
+    """The README's ``oc -n middletier ... graph-refresh-ledger`` line that starts with ``command``, as kubectl
+    arguments (the same client syntax)."""
+    found = re.search(rf"^oc -n middletier {command} configmap graph-refresh-ledger (.*)$", README, re.M)
+    assert found is not None, f"the README has no {command} recipe"
+    return ["-n", NS, *command.split(), "configmap", "graph-refresh-ledger", *shlex.split(found[1])]
+
+
+def test_the_readmes_recipes_read_the_ledger_and_drop_one_item(fake: FakeKube, kubeconfig: Path) -> None:
+    drop = readme_recipe("patch")
+    key = json.loads(drop[-1])[0]["path"].removeprefix("/data/")
+    entry = '{"kind":"package-analyzer","package":"flask","version":"1.0","failures":1,"attempt":1}'
     fake.add(
-        {
-            **ledger({key: "{}", "learned-until": "2026-01-01T00:00:00Z"}),
-            "metadata": {"name": "graph-refresh-ledger", "namespace": NS},
-        }
+        {**ledger({key: entry, "abcdefabcd": "{}"}), "metadata": {"name": "graph-refresh-ledger", "namespace": NS}}
     )
-    kubectl(kubeconfig, "-n", NS, "patch", "configmap", "graph-refresh-ledger", "--type=json", "-p", recipe[1])
-    assert (fake.get("configmaps", NS, "graph-refresh-ledger") or {})["data"] == {
-        "learned-until": "2026-01-01T00:00:00Z"
-    }
+    listed = kubectl(kubeconfig, *readme_recipe("get")).stdout
+    assert listed.splitlines() == [f"{key} {entry}", "abcdefabcd {}"], "one item key and its JSON a line"
+    kubectl(kubeconfig, *drop)
+    assert (fake.get("configmaps", NS, "graph-refresh-ledger") or {})["data"] == {"abcdefabcd": "{}"}
 
 
 FAILED_STATUS = {
