@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 import click
@@ -89,3 +90,13 @@ def test_ci_runs_the_demo_again_with_debians_python_first_on_path() -> None:
 def test_ci_sets_no_variable_a_user_would_not_have() -> None:
     assigned = re.findall(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=", CI, re.M)
     assert {name for name in assigned if name.isupper()} <= {"PATH"}
+
+
+def test_the_check_command_type_checks_every_package_tests_included() -> None:
+    root = Path(__file__).resolve().parent.parent
+    mypy = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["mypy"]
+    packages = {init.parent.name for init in root.glob("*/__init__.py")}
+    assert {"graph_refresh", "tests"} <= packages
+    assert mypy["strict"] is True and set(mypy["packages"]) == packages
+    # A bare `mypy` reads those packages from pyproject.toml; arguments would replace them.
+    assert re.search(r"^mypy \|\| exit 1$", (root / "scripts" / "check.sh").read_text(encoding="utf-8"), re.M)
