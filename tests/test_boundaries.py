@@ -250,3 +250,38 @@ def test_log_lines_are_those_the_modules_thoth_common_imports_write(
         assert "Would create Job" in lean or exit_code  # the debug lines are there
         assert ("\033[" in lean) == tty  # colours on a terminal only
         assert ("Sentry" in lean) == (env.get("SENTRY_DSN") is not None)  # said only when configured
+
+
+GCP_KUBECONFIG = {
+    "apiVersion": "v1",
+    "kind": "Config",
+    "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:9"}}],
+    "users": [{"name": "u", "user": {"auth-provider": {"name": "gcp", "config": {}}}}],
+    "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+    "current-context": "x",
+}
+KUBECONFIG_LOG_INS = "google.auth,google.auth.transport.requests,oauthlib.oauth2,requests_oauthlib"
+
+
+@pytest.mark.timeout(60)
+def test_a_google_cloud_kubeconfig_still_gets_its_token_from_google_auth(
+    tmp_path: Path, small_store: dict[str, str]
+) -> None:
+    """google-auth is not imported at start any more: the kubeconfig's log-in imports it when it needs it."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(json.dumps(GCP_KUBECONFIG))
+    env = {
+        **small_store,
+        "KUBECONFIG": str(kubeconfig),
+        "GOOGLE_APPLICATION_CREDENTIALS": str(tmp_path / "absent-credentials.json"),
+        "THOTH_INFRA_NAMESPACE": INFRA,
+        "THOTH_MIDDLETIER_NAMESPACE": MIDDLETIER,
+    }
+    errors: list[str] = []
+    for imported_first in ("", KUBECONFIG_LOG_INS):
+        report = tmp_path / f"report-{len(errors)}.json"
+        code, stderr, _ = app_listing_modules(["--report", str(report)], env, imported_first=imported_first)
+        assert code == 1, stderr[-2000:]
+        errors.append(json.loads(report.read_text())["error"])
+    assert errors[0] == errors[1]
+    assert "DefaultCredentialsError" in errors[0] and "absent-credentials.json was not found" in errors[0]
