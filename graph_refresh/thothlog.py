@@ -1,7 +1,7 @@
 """thoth-common's logging set-up, run unchanged, without importing what the run's set-up does not use.
 
 thoth-common's ``logging.py`` imports sentry_sdk, jsonformatter and daiquiri at its top whatever the set-up
-(about a quarter of a second of CPU in a new process: most of a short dry run), though each serves one case:
+(about 0.2 s of CPU in a new process: most of the time to a short dry run's first Job), though each serves one case:
 
 - sentry_sdk: only with ``SENTRY_DSN`` (or ``THOTH_SENTRY_IGNORE_LOGGER``) set;
 - jsonformatter: only for JSON log lines (in an s2i image: ``STI_SCRIPTS_PATH`` set);
@@ -57,7 +57,7 @@ class ColorFormatter(logging.Formatter):
             del record.__dict__["color"], record.__dict__["color_stop"]
 
 
-class TerminalAwareHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class TerminalAwareHandler(logging.StreamHandler[IO[str]]):
     """A stream handler that tells its formatter whether the stream is a terminal."""
 
     def format(self, record: logging.LogRecord) -> str:
