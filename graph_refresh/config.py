@@ -88,7 +88,7 @@ class PlanSettings:
     no_package_analyzers: bool = False
     """Do not schedule package-analyzer Jobs (no package-analyzer Template is needed)."""
     dry_run: bool = False
-    """Plan and render, print the plan, create nothing."""
+    """Plan, print the plan, create nothing (with an output folder, render each Job and write it there)."""
     server_dry_run: bool = False
     """Send a real run's creates with dryRun=All: the API server validates, admits and quota-checks every Job
     and stores none (counted as a dry run; no ledger write, no metrics push)."""

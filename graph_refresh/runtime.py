@@ -19,7 +19,7 @@ from typing import Literal, TextIO
 
 import click
 
-from graph_refresh import standalone
+from graph_refresh import thothlog
 from graph_refresh.config import DEFAULT_PROGRESS_EVERY_SECONDS
 from graph_refresh.errors import ConfigError, Interrupted
 from graph_refresh.options import LOG_LEVELS
@@ -54,16 +54,13 @@ def init_logging() -> None:
 
     (thoth-common maps ``THOTH_LOG_<X>`` to the logger ``thoth.<x>``; ours are ``graph_refresh.*``.)
     """
-    # thoth-common's own logging setup, without thoth/common/__init__.py (which imports its cluster clients).
-    thoth_init_logging = standalone.load("thoth.common", "logging.py", "graph_refresh._thoth_logging").init_logging
-
     check_log_levels()
     levels = {"graph_refresh": "INFO"}  # and its modules inherit it, unless set below
     levels.update((name, "NOTSET") for name in logging.root.manager.loggerDict if name.startswith("graph_refresh."))
     for name, value in sorted(os.environ.items()):
         if name == OUR_LOG_VARIABLE or name.startswith(f"{OUR_LOG_VARIABLE}__"):
             levels["graph_refresh" + name[len(OUR_LOG_VARIABLE) :].lower().replace("__", ".")] = value
-    thoth_init_logging(levels)
+    thothlog.init_logging(levels)  # thoth-common's, without the modules its set-up does not use
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, MaskingFilter) for f in handler.filters):
             handler.addFilter(MaskingFilter())

@@ -51,9 +51,11 @@ def dry_run(
     output_dir: Path | None,
     on_planned: Callable[[], None] = lambda: None,
 ) -> None:
-    """Render every planned item and count it as scheduled; write one YAML manifest per Job when asked.
+    """Count every planned item as scheduled; with ``output_dir``, render it and write its Job's YAML manifest.
     ``on_planned`` is called for each item counted.
 
+    Without ``output_dir`` nothing is rendered: what the plan shows needs no Job (each stream's Template was
+    rendered once before planning, to price its Jobs, and a retry's Job is priced as the planner goes).
     Each manifest is written atomically under its Job name, so a re-run rewrites the same bytes.
     Manifests of an earlier plan (files named like our Jobs) are removed first; other files stay.
     """
@@ -65,8 +67,8 @@ def dry_run(
     debug = logger.isEnabledFor(logging.DEBUG)
     for planned in items:
         item = planned.item
-        job = _render(planned, renderer, report)
         if output_dir is not None:
+            job = _render(planned, renderer, report)
             text = yaml.dump(job, Dumper=_YamlDumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
             write_atomically(output_dir / f"{item.job_name}.yaml", text)
         count_scheduled(planned, report)

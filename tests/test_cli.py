@@ -863,3 +863,21 @@ def test_report_dash_puts_the_json_alone_on_stdout_and_the_plan_table_on_stderr(
     header = next(line for line in done.stderr.splitlines() if line.startswith("stream "))
     assert "examined" in header and "scheduled" in header and "planned" not in header
     assert not (ROOT / "-").exists()
+
+
+def test_a_usage_error_is_one_line_on_stderr_without_a_word_about_sentry(run_cli: RunCli) -> None:
+    result = run_cli(["--dry-run"])  # neither --template-dir nor the infra namespace: a configuration error
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "Error: THOTH_INFRA_NAMESPACE (--infra-namespace) is required unless --template-dir is given"
+    ]
+
+
+def test_a_run_error_is_one_line_on_stderr_without_a_word_about_sentry(run_cli: RunCli) -> None:
+    # No store imported: the run fails. Only our INFO lines are turned off.
+    result = run_cli(
+        ["--dry-run", "--template-dir", str(EXAMPLE_TEMPLATES)], env={"THOTH_LOG_GRAPH_REFRESH": "WARNING"}
+    )
+    assert result.exit_code == 1
+    [line] = result.stderr.splitlines()
+    assert re.search(r" ERROR +graph_refresh:\d+: Run failed: SQLite store '.*' does not exist", line), line

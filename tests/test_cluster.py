@@ -960,7 +960,9 @@ def test_a_signal_ends_the_run_early_with_what_was_done_counted_and_reported(
 def test_a_signal_during_a_read_retry_ends_the_run_without_another_request(cluster: Harness, tmp_path: Path) -> None:
     cluster.graph(["flask"])
     cluster.fake.inject(method="GET", path=JOBS_PATH, status=429, headers={"Retry-After": "50"}, times=None)
-    listed = lambda: len(cluster.fake.requests_for("GET", JOBS_PATH))  # noqa: E731
+
+    def listed() -> int:
+        return len(cluster.fake.requests_for("GET", JOBS_PATH))
 
     code, stderr, report = signal_run(cluster, tmp_path, lambda: listed() >= 1, signal.SIGTERM)
 

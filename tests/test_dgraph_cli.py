@@ -402,6 +402,35 @@ def test_readme_recipe_runs_the_app_against_the_standalone_fake(tmp_path: Path) 
     assert fake.returncode == 0, fake_stderr
 
 
+@pytest.mark.timeout(30)
+def test_make_tls_writes_private_keys_readable_by_their_owner_alone(tmp_path: Path) -> None:
+    tls = tmp_path / "dgraph-tls"
+    tls.mkdir()
+    (tls / "node.key").write_text("an older key, world-readable")
+    (tls / "node.key").chmod(0o644)
+    for _ in range(2):  # into a folder with an older key, then over its own files
+        made = subprocess.run(
+            [sys.executable, "-m", "tests.fakes.dgraph", "--make-tls", str(tls)],
+            cwd=ROOT,
+            env={**os.environ, "GRPC_VERBOSITY": "NONE"},
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+            umask=0o022,
+        )
+        assert made.returncode == 0, made.stderr
+        modes = {path.name: path.stat().st_mode & 0o777 for path in tls.iterdir()}
+        assert modes == {
+            "ca.crt": 0o644,
+            "node.crt": 0o644,
+            "client.user.crt": 0o644,
+            "node.key": 0o600,
+            "client.user.key": 0o600,
+        }
+        assert (tls / "node.key").read_text().startswith("-----BEGIN")
+
+
 @pytest.mark.parametrize("names", [("Flask", "zzz", "flask"), ("flask", "zzz", "Flask"), ("FLASK", "zzz", "Flask")])
 def test_spellings_that_are_not_neighbours_in_uid_order_are_planned_once(
     names: tuple[str, ...], run_cli: Callable[..., Result], tmp_path: Path

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import tomllib
 from pathlib import Path
 
 import click
@@ -198,3 +199,13 @@ def test_the_command_rule_catches_what_fails_after_the_quick_start() -> None:
     assert unrunnable("scripts/nothing.sh", for_a_cluster=False) is not None
     assert RUNS_OUR_PYTHON.match("python3 app.py --help") and RUNS_OUR_PYTHON.match("python -m tests.fakes.kube")
     assert not RUNS_OUR_PYTHON.match("python3 -m venv")
+
+
+def test_the_check_command_type_checks_every_package_tests_included() -> None:
+    root = Path(__file__).resolve().parent.parent
+    mypy = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["mypy"]
+    packages = {init.parent.name for init in root.glob("*/__init__.py")}
+    assert {"graph_refresh", "tests"} <= packages
+    assert mypy["strict"] is True and set(mypy["packages"]) == packages
+    # A bare `mypy` reads those packages from pyproject.toml; arguments would replace them.
+    assert re.search(r"^mypy \|\| exit 1$", (root / "scripts" / "check.sh").read_text(encoding="utf-8"), re.M)

@@ -31,7 +31,7 @@ RunCli = Callable[..., Result]
 
 
 @pytest.fixture
-def umask() -> Iterator[Callable[[int], None]]:
+def umask() -> Iterator[Callable[[int], int]]:
     """Set the process umask for one test; the old one comes back afterwards."""
     old = os.umask(0o022)
     try:
@@ -263,7 +263,7 @@ def test_a_regular_file_is_replaced_atomically(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("mask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
 def test_new_and_replaced_files_get_the_usual_permissions(
-    tmp_path: Path, umask: Callable[[int], None], mask: int, mode: int
+    tmp_path: Path, umask: Callable[[int], int], mask: int, mode: int
 ) -> None:
     umask(mask)
     new, replaced = tmp_path / "new.json", tmp_path / "replaced.yaml"
@@ -285,7 +285,7 @@ def test_the_report_folder_is_created_but_not_a_whole_invented_tree(tmp_path: Pa
 
 
 def test_a_dry_run_writes_its_report_through_a_symlink(
-    run_cli: RunCli, tmp_path: Path, sample_store: None, umask: Callable[[int], None]
+    run_cli: RunCli, tmp_path: Path, sample_store: None, umask: Callable[[int], int]
 ) -> None:
     target = tmp_path / "kept" / "report.json"
     target.parent.mkdir()
