@@ -1,6 +1,6 @@
 """Benchmark the candidate streams: Dgraph (the gRPC stand-in, with a simulated latency) beside SQLite.
 
-    python3 -m pipenv run python bench/bench_dgraph.py [--versions 20000] [--latency-ms 0 5 20] [--work-us 20]
+    .venv/bin/python3 bench/bench_dgraph.py [--versions 20000] [--latency-ms 0 5 20] [--work-us 20]
 
 Builds one graph of N package versions (a third solved by one solver, a quarter analyzed), imports it
 into a SQLite store and serves it from ``tests/fakes/dgraph.py`` in its own process, answering each

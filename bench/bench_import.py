@@ -1,6 +1,6 @@
 """Benchmark ``app.py import-graph``: records per second, peak RSS and CPU for generated graph files.
 
-    python3 -m pipenv run python bench/bench_import.py [--runs 3] [--dir DIR] 1000000 8000000
+    .venv/bin/python3 bench/bench_import.py [--runs 3] [--dir DIR] 1000000 8000000
 
 For each size N it writes a synthetic graph file of N records (streamed to disk: 70 % package_versions,
 20 % solved, 10 % analyzed, the solved and analyzed ones naming versions of the first list and a few
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             graph, store = Path(folder) / f"graph-{size}.json", Path(folder) / f"store-{size}.sqlite3"
             write_graph(graph, size)
             runs = [run_import(graph, store) for _ in range(args.runs)]
-            wall, cpu, rss = (statistics.median(run[k] for run in runs) for k in range(3))
+            wall, cpu, rss = (statistics.median(run[:3][k] for run in runs) for k in range(3))
             megabytes = graph.stat().st_size / 2**20
             figures = f"{size / wall:,.0f} | {wall:.1f} | {cpu:.1f} | {rss:.0f}"
             print(f"| {size:,} | {megabytes:,.0f} | {args.runs} | {figures} |", flush=True)

@@ -35,6 +35,7 @@ ANALYZED_EVERY = 5  # versions: the analyzer has seen one in five
 INVALID_EVERY = 1_000  # versions: one in a thousand has a version the planner skips as invalid
 INVALID_VERSION = "1.0 ; echo"  # a space and a semicolon: fails the version pattern (SPEC §4)
 CANDIDATES_PER_VERSION_3_SOLVERS = 3 * (1 - 1 / SOLVED_EVERY) + (1 - 1 / ANALYZED_EVERY)  # 3.5
+STORE_COMPLETE = 1  # PRAGMA user_version a committed import gives a store (COMPLETE in graph_refresh/store/sqlite.py)
 INSERT_BATCH_ROWS = 50_000  # rows per executemany: bounded memory while building the store directly
 
 # The store's schema, kept equal to graph_refresh/store/sqlite.py (tests/test_bench.py compares the two
@@ -180,6 +181,7 @@ def build_sqlite(path: Path, n: int, solvers: Sequence[str]) -> None:
         analyzed = ((v.number + 1,) for v in versions(n) if is_analyzed(v))
         for batch in _batches(analyzed):
             db.executemany("INSERT INTO analyzed (package_version_id) VALUES (?)", batch)
+        db.execute(f"PRAGMA user_version = {STORE_COMPLETE}")  # what a committed import marks a store with
         db.execute("COMMIT")
     finally:
         db.close()

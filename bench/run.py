@@ -53,6 +53,13 @@ SIZE_SUFFIXES = {"k": 1_000, "M": 1_000_000}
 
 THIS, PREVIOUS, LOOP_2019 = "this checkout", "previous", "2019 loop"
 FULL, MANIFESTS = "full dry run", "full dry run, manifests written"
+EAGER_STOP = f"dry run --eager-stop {EAGER_STOP_FIRST_JOB}"
+FIRST_JOB = f"first Job of a dry run --eager-stop {EAGER_STOP_FIRST_JOB}"
+FIRST_JOB_LINE = b"Would create Job "  # the scheduler's debug line for each Job a dry run plans
+FIRST_JOB_TARGET_SECONDS = 0.4
+# What --only selects from: --help; the full dry runs of the reference graph (with the 2019 loop); manifests
+# written; the time to the first Job; the full dry runs of the --pairs graphs; creates against the fake.
+BENCHMARKS = ("help", "reference", "manifests", "first-job", "full", "creates")
 FULL_ARGS = ("--dry-run", "--template-dir", str(TEMPLATES), "--eager-stop", "0", "--max-in-flight", "0")
 
 # Other engineers' scripts: (arguments at full size, arguments for --quick; None = skipped in --quick).
@@ -111,6 +118,34 @@ def run_child(cmd: Sequence[str], *, cwd: Path, env: dict[str, str], ok: Sequenc
         raise BenchError(f"{shlex.join(cmd)} exited {proc.returncode} (cwd {cwd}):\n{tail}")
     # ru_maxrss is in KiB on Linux.
     return Sample(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024), stdout
+
+
+def cpu_seconds_so_far(pid: int) -> float:
+    """User + system CPU time a running process has used (Linux /proc; clock ticks, 10 ms here)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_to_first_job(cmd: Sequence[str], *, cwd: Path, env: dict[str, str]) -> Sample:
+    """Run a dry run whose scheduler logs each planned Job at DEBUG; its wall and CPU time when the first of those
+    lines arrives on stderr (the peak RSS is the whole run's). Raise BenchError on failure or without such a line."""
+    env = {**env, "THOTH_LOG_GRAPH_REFRESH__SCHEDULER": "DEBUG"}
+    first: tuple[float, float] | None = None
+    tail: list[bytes] = []
+    with tempfile.TemporaryFile() as out:
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.PIPE)
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if first is None and FIRST_JOB_LINE in line:
+                first = (time.perf_counter() - started, cpu_seconds_so_far(proc.pid))
+            tail = [*tail[-14:], line]
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0 or first is None:
+        said = b"".join(tail).decode(errors="replace")
+        raise BenchError(f"{shlex.join(cmd)} exited {proc.returncode} (cwd {cwd}), first Job {first}:\n{said}")
+    return Sample(first[0], first[1], usage.ru_maxrss / 1024)
 
 
 def child_env(home: Path, **extra: str) -> dict[str, str]:
@@ -255,12 +290,18 @@ class Bench:
             self.rows.append(row)
 
     def first_job(self, store: Path, label: str) -> None:
+        """The whole dry run with ``--eager-stop``, then the same runs timed to their first planned Job."""
         env = child_env(self.work / "home", GRAPH_REFRESH_SQLITE_PATH=str(store))
         args = ("--dry-run", "--template-dir", str(TEMPLATES), "--eager-stop", EAGER_STOP_FIRST_JOB)
         for code in self.codes:
             log(f"first Jobs (--eager-stop {EAGER_STOP_FIRST_JOB}), {label}, {code.label}")
-            row = Row(f"dry run --eager-stop {EAGER_STOP_FIRST_JOB}", label, code.label)
-            self.measure_app(row, code, *args, "--max-in-flight", "0", env=env)
+            self.measure_app(Row(EAGER_STOP, label, code.label), code, *args, "--max-in-flight", "0", env=env)
+        for code in self.codes:
+            log(f"time to the first Job (--eager-stop {EAGER_STOP_FIRST_JOB}), {label}, {code.label}")
+            row = Row(FIRST_JOB, label, code.label)
+            for _ in range(self.repeat):
+                row.samples.append(run_to_first_job(code.app(*args, "--max-in-flight", "0"), cwd=code.root, env=env))
+            self.rows.append(row)
 
     def help(self) -> None:
         for code in self.codes:
@@ -428,8 +469,8 @@ def targets(rows: Sequence[Row]) -> list[str]:
                 f"{per_us:.1f} µs, {rate:,.0f}/s, {rss:.0f} MiB",
                 per_us <= 10 and rate >= 100_000 and rss <= 128,
             )
-        elif row.benchmark.startswith("dry run --eager-stop") or row.benchmark == "--help":
-            limit = 0.25 if row.benchmark == "--help" else 0.4
+        elif row.benchmark in (FIRST_JOB, "--help"):  # the whole --eager-stop run also counts its backlog
+            limit = 0.25 if row.benchmark == "--help" else FIRST_JOB_TARGET_SECONDS
             wall, cpu = row.median("wall"), row.median("cpu")
             line(
                 f"{row.benchmark} ({row.graph}): ≤ {limit} s",
@@ -550,6 +591,12 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         "--manifest-pairs", type=size, help="graph of the manifests benchmark, with and without them (default 20k)"
     )
     parser.add_argument("--creates", type=size, help="Jobs per create benchmark (1000)")
+    parser.add_argument(
+        "--only",
+        type=lambda text: [part.strip() for part in text.split(",") if part.strip()],
+        default=list(BENCHMARKS),
+        help=f"run only these benchmarks, comma-separated, of {','.join(BENCHMARKS)} (default: all)",
+    )
     parser.add_argument("--no-others", action="store_true", help="do not run the other bench/*.py scripts")
     parser.add_argument("--work-dir", type=Path, help="where the graphs go (default: a temporary folder)")
     parser.add_argument("--out", type=Path, help="also write the Markdown report to this file")
@@ -562,6 +609,8 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     args.creates = args.creates or (QUICK_CREATES if quick else 1_000)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    if unknown := set(args.only) - set(BENCHMARKS):
+        parser.error(f"--only: unknown benchmark(s) {', '.join(sorted(unknown))} (known: {', '.join(BENCHMARKS)})")
     return args
 
 
@@ -574,24 +623,35 @@ def measure_all(args: argparse.Namespace, work: Path) -> Bench:
         (work / "home").mkdir(exist_ok=True)
         for code in codes:  # compile the bytecode once, outside any measurement
             run_child(code.app("--version"), cwd=code.root, env=bench.env)
-        bench.help()
+        only = set(args.only)
+        if "help" in only:
+            bench.help()
         # The reference graph first (small enough for the slow 2019 loop), then writing manifests.
-        store, label = bench.build_graph(args.reference_pairs, json_max_pairs=args.json_max_pairs)
-        bench.full_pass(store, label, previous=True, loop=True)
-        store, label = bench.build_graph(args.manifest_pairs, json_max_pairs=args.json_max_pairs)
-        if args.manifest_pairs != args.reference_pairs:
-            bench.full_pass(store, label, previous=True, loop=False)
-        bench.manifests(store, label)
+        measured = set()  # graph sizes whose full dry run is in the tables
+        if "reference" in only:
+            store, label = bench.build_graph(args.reference_pairs, json_max_pairs=args.json_max_pairs)
+            bench.full_pass(store, label, previous=True, loop=True)
+            measured.add(args.reference_pairs)
+        if "manifests" in only:
+            store, label = bench.build_graph(args.manifest_pairs, json_max_pairs=args.json_max_pairs)
+            if args.manifest_pairs not in measured:
+                bench.full_pass(store, label, previous=True, loop=False)
+                measured.add(args.manifest_pairs)
+            bench.manifests(store, label)
         for position, pairs in enumerate(args.pairs):
+            full = "full" in only and pairs not in measured
+            if not full and not (position == 0 and "first-job" in only):
+                continue
             store, label = bench.build_graph(pairs, json_max_pairs=args.json_max_pairs)
-            if position == 0:
+            if position == 0 and "first-job" in only:
                 bench.first_job(store, label)
-            if pairs not in (args.reference_pairs, args.manifest_pairs):
+            if full:
                 bench.full_pass(
                     store, label, previous=pairs <= args.reference_max_pairs, loop=pairs <= args.loop_max_pairs
                 )
             store.unlink()  # the 10M store is about 1 GiB
-        bench.creates(args.creates, (CREATE_DELAY_SECONDS,) if args.quick else (0.0, CREATE_DELAY_SECONDS))
+        if "creates" in only:
+            bench.creates(args.creates, (CREATE_DELAY_SECONDS,) if args.quick else (0.0, CREATE_DELAY_SECONDS))
     return bench
 
 

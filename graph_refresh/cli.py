@@ -7,7 +7,6 @@ live in :mod:`graph_refresh.runtime`.
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import json
 import logging
@@ -20,7 +19,7 @@ import click
 
 from graph_refresh import __version__, config, options, output, runtime, secrets
 from graph_refresh.config import Settings
-from graph_refresh.errors import ConfigError, GraphRefreshError
+from graph_refresh.errors import ConfigError, GraphRefreshError, Interrupted
 from graph_refresh.items import KINDS
 from graph_refresh.report import RunReport
 
@@ -29,6 +28,7 @@ if TYPE_CHECKING:
     from graph_refresh.refresh import Seams
 
 logger = logging.getLogger("graph_refresh")
+summary_logger = logging.getLogger(runtime.SUMMARY_LOGGER)  # still logs with --quiet
 
 
 class ExitCode(enum.IntEnum):
@@ -102,6 +102,8 @@ def main(ctx: click.Context, /, **params: Any) -> None:
         settings = build_settings(params)
     except ConfigError as error:
         raise ConfigFailure(str(error)) from error
+    if settings.metrics.quiet:
+        runtime.quiet_logging()
     _warn_about(settings)
     logger.info("graph-refresh %s starting with %s", __version__, json.dumps(config.redacted(settings)))
     from graph_refresh.refresh import Seams  # the core and its clients load only for a run, not for --help
@@ -120,10 +122,22 @@ def _run_once(seams: Seams, settings: Settings, signals: runtime.Signals) -> int
     report = RunReport(
         dry_run=plan.dry_run or plan.server_dry_run, server_dry_run=plan.server_dry_run, store=settings.store.kind
     )
-    progress = runtime.Progress("candidates examined")
+    mode: runtime.Mode = "server dry run" if plan.server_dry_run else "dry run" if plan.dry_run else "run"
+    progress = runtime.Progress(
+        mode=mode, every=seams.progress_every, clock=seams.clock, enabled=not settings.metrics.quiet
+    )
     started = time.monotonic()
+    progress.start()
     try:
-        refresh.run(settings=settings, report=report, seams=seams, on_examined=progress.tick, interrupt=signals.event)
+        refresh.run(
+            settings=settings,
+            report=report,
+            seams=seams,
+            on_examined=progress.examined,
+            on_planned=progress.planned,
+            on_answered=progress.answered,
+            interrupt=signals.event,
+        )
         report.exit_code = _exit_code_from_counts(report)
     except ConfigError as error:
         raise ConfigFailure(str(error)) from error
@@ -149,14 +163,16 @@ def _emit(report: RunReport, settings: Settings) -> None:
     """The plan table, the summary and per-stream log lines, the report file and the metrics push."""
     report_path = settings.metrics.report_path
     to_stdout = report_path is not None and str(report_path) == "-"
-    if report.error is None or any(report.totals(kind).examined for kind in KINDS):  # no table of zeros
-        click.echo(report.plan_table(), err=to_stdout)  # stdout carries the JSON report alone when asked
-    logger.info("%s", report.summary_line())
-    streams = [(f"solver {name}", counts) for name, counts in sorted(report.solvers.items())]
-    if report.analyzer.examined:
-        streams.append(("package-analyzer", report.analyzer))
-    for label, counts in streams:
-        logger.info("%s: %s", label, counts.describe())
+    # A run that failed before examining anything has no plan: no table and no summary of zeros after the error.
+    if report.error is None or any(report.totals(kind).examined for kind in KINDS):
+        if not settings.metrics.quiet:
+            click.echo(report.plan_table(), err=to_stdout)  # stdout carries the JSON report alone when asked
+        summary_logger.info("%s", report.summary_line())
+        streams = [(f"solver {name}", counts) for name, counts in sorted(report.solvers.items())]
+        if report.analyzer.examined:
+            streams.append(("package-analyzer", report.analyzer))
+        for label, counts in streams:
+            logger.info("%s: %s", label, counts.describe())
     if report_path is not None:
         try:
             output.write_output(report_path, report.to_json())
@@ -183,7 +199,8 @@ def _emit(report: RunReport, settings: Settings) -> None:
 )
 @click.pass_context
 def import_graph(ctx: click.Context, graph_file: Path, import_path: Path | None) -> None:
-    """Load GRAPH_FILE (JSON, see README) into the embedded SQLite store, idempotently, in one transaction."""
+    """Load GRAPH_FILE (JSON, see README) into the embedded SQLite store, idempotently, in one transaction: the
+    store is complete or as it was, even when the import is interrupted."""
     from graph_refresh.store.graphfile import read_graph_file
     from graph_refresh.store.sqlite import SQLiteStore
 
@@ -197,22 +214,24 @@ def import_graph(ctx: click.Context, graph_file: Path, import_path: Path | None)
         runtime.init_logging()
     except ConfigError as error:
         raise ConfigFailure(str(error)) from error
+    if params["quiet"]:
+        runtime.quiet_logging()
     path: Path = import_path or params["sqlite_path"]
-    new_store = not path.exists()
+    existed = path.exists()
     try:
-        store = SQLiteStore(path, create=True)
-        try:
-            with runtime.bytes_progress(graph_file.stat().st_size, "Importing") as on_read:
-                result = store.import_records(read_graph_file(graph_file, on_read=on_read))
-        finally:
-            store.close()
+        with (
+            runtime.signals_interrupt(),
+            runtime.bytes_progress(graph_file.stat().st_size, "Importing", quiet=params["quiet"]) as on_read,
+        ):
+            result = SQLiteStore.import_into(path, read_graph_file(graph_file, on_read=on_read))
     except GraphRefreshError as error:
-        if new_store:  # a failed import leaves no empty store behind (a run would plan from nothing)
-            with contextlib.suppress(OSError):
-                path.unlink()
         if isinstance(error, ConfigError):
             raise ConfigFailure(str(error)) from error
-        logger.error("Import failed: %s", error)
+        unchanged = f"{str(path)!r} is unchanged" if existed else f"{str(path)!r} was not created"
+        if isinstance(error, Interrupted):
+            logger.error("Import interrupted (%s): nothing was imported, %s", error, unchanged)
+        else:
+            logger.error("Import failed: %s", error)
         ctx.exit(ExitCode.FAILED)
     click.echo(
         f"Imported {graph_file} into {path}: {result.records} records; new rows: "

@@ -27,6 +27,7 @@ DEFAULT_MAX_MEMORY = "8Gi"  # an OOM-killed Job's memory doubles up to this (SPE
 DEFAULT_MAX_DEADLINE_SECONDS = 86_400  # a deadline-killed Job's activeDeadlineSeconds doubles up to a day
 DEFAULT_RETRY_BACKOFF_SECONDS = 3_600  # a failing item waits an hour, then 2 h, 4 h, ... (one CronJob period first)
 DEFAULT_MAX_ATTEMPTS = 3  # charged failures before an item is quarantined
+DEFAULT_PROGRESS_EVERY_SECONDS = 30.0  # without a terminal, a run logs its progress this often while it works
 DEFAULT_QUARANTINE_SECONDS = 2_592_000  # 30 days: long enough for a fix to land, short enough to try again
 DEFAULT_REQUEST_TTL_SECONDS = 604_800  # 7 days: a request not done by then is dropped with a warning
 DEFAULT_FRESH_SHARE = 0.5  # of the slots left after requests, what new releases may take
@@ -90,7 +91,7 @@ class PlanSettings:
     no_package_analyzers: bool = False
     """Do not schedule package-analyzer Jobs (no package-analyzer Template is needed)."""
     dry_run: bool = False
-    """Plan and render, print the plan, create nothing."""
+    """Plan, print the plan, create nothing (with an output folder, render each Job and write it there)."""
     server_dry_run: bool = False
     """Send a real run's creates with dryRun=All: the API server validates, admits and quota-checks every Job
     and stores none (counted as a dry run; no ledger write, no metrics push)."""
@@ -129,7 +130,7 @@ class RetrySettings:
 
 @dataclass(frozen=True)
 class MetricsSettings:
-    """Where the run's metrics and report go."""
+    """Where the run's metrics and report go, and how much it says while it works."""
 
     pushgateway_url: str | None = field(default=None, repr=False)
     """Push metrics to this Prometheus Pushgateway (http(s) URL, or host:port) at the end of a real run;
@@ -138,6 +139,8 @@ class MetricsSettings:
     """Deployment name, the env label of the info metric."""
     report_path: Path | None = None
     """Write the JSON run report to this file (- for standard output)."""
+    quiet: bool = False
+    """Log only warnings, errors and the summary line: no progress, no plan table, no per-stream lines."""
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ class StoreError(GraphRefreshError):
 
 
 class Interrupted(GraphRefreshError):
-    """A signal (SIGTERM, SIGINT) interrupted the run while it waited to retry a read: exit 1."""
+    """A signal (SIGTERM, SIGINT) interrupted the run while it waited to retry a read, or an import: exit 1."""
 
 
 class TemplateError(GraphRefreshError):

@@ -25,12 +25,8 @@ from typing import Any, TypeVar
 
 import urllib3
 import yaml
-from kubernetes import client, config
-from kubernetes.client.rest import ApiException
-from kubernetes.config.config_exception import ConfigException
-from kubernetes.config.incluster_config import SERVICE_CERT_FILENAME, SERVICE_TOKEN_FILENAME, InClusterConfigLoader
 
-from graph_refresh import retry, secrets
+from graph_refresh import retry, secrets, standalone
 from graph_refresh.config import ClusterSettings, redact_url
 from graph_refresh.errors import (
     AlreadyExists,
@@ -51,6 +47,29 @@ from graph_refresh.errors import (
     truncate,
 )
 from graph_refresh.items import LABEL_ITEM, OWNED_LABELS, OWNED_SELECTOR
+
+# kubernetes 11 imports these on `import kubernetes` though graph-refresh never uses them: the dynamic client
+# (with kubernetes-validate and jsonschema), the websocket client of `stream`, and the Google Cloud and OIDC
+# log-ins of kubeconfig users (google-auth, oauthlib, requests). They are imported if a kubeconfig needs them.
+UNUSED_BY_A_RUN = (
+    "kubernetes.dynamic",
+    "kubernetes.stream",
+    "google.auth",
+    "google.auth.transport",
+    "google.auth.transport.requests",
+    "oauthlib",
+    "oauthlib.oauth2",
+    "requests_oauthlib",
+)
+with standalone.standing_in(UNUSED_BY_A_RUN):
+    from kubernetes import client, config
+    from kubernetes.client.rest import ApiException
+    from kubernetes.config.config_exception import ConfigException
+    from kubernetes.config.incluster_config import (
+        SERVICE_CERT_FILENAME,
+        SERVICE_TOKEN_FILENAME,
+        InClusterConfigLoader,
+    )
 
 logger = logging.getLogger(__name__)
 

@@ -258,6 +258,7 @@ OPTIONS: tuple[Option, ...] = (
         click.Path(dir_okay=False, allow_dash=True, path_type=Path),
         _empty_is_none,
     ),
+    Option("metrics.quiet", "--quiet/--no-quiet", "THOTH_GRAPH_REFRESH_QUIET"),
     Option("plan.max_in_flight", "--max-in-flight", "THOTH_GRAPH_REFRESH_MAX_IN_FLIGHT", _count()),
     Option("cluster.qps", "--qps", "THOTH_GRAPH_REFRESH_QPS", Number(0, 100_000, whole=False)),
     Option("cluster.burst", "--burst", "THOTH_GRAPH_REFRESH_BURST", _count(MAX_BURST, 1)),

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from graph_refresh import memory
 from graph_refresh.capacity import Capacity, Quota
-from graph_refresh.config import Settings, redact_url
+from graph_refresh.config import DEFAULT_PROGRESS_EVERY_SECONDS, Settings, redact_url
 from graph_refresh.errors import ClusterError, Interrupted, StoreError
 from graph_refresh.items import (
     ANALYZER,
@@ -58,6 +58,10 @@ class Seams:
     """Wait before a retry; None: a wait that a signal cuts short."""
     now: Callable[[], float] = time.time
     """Seconds since the epoch."""
+    clock: Callable[[], float] = time.monotonic
+    """Monotonic seconds: the create rate limit and the progress shown while a run works."""
+    progress_every: float = DEFAULT_PROGRESS_EVERY_SECONDS
+    """Seconds between progress lines when standard error is not a terminal."""
 
 
 def read_cluster_view(cluster: kube.Cluster, namespace: str, now: float) -> ClusterView:
@@ -317,6 +321,8 @@ def run(
     report: RunReport,
     seams: Seams = Seams(),
     on_examined: Callable[[], None] = lambda: None,
+    on_planned: Callable[[], None] = lambda: None,
+    on_answered: Callable[[str], None] = lambda result: None,
     interrupt: threading.Event | None = None,
 ) -> None:
     """Do one run, filling ``report`` as it goes; raise a GraphRefreshError on a systemic failure.
@@ -325,6 +331,7 @@ def run(
     stream have been read; a store failure on a later page stops the run with what was created counted.
     ``seams`` are what tests replace (the cluster client, sleeping, the clock). Once ``interrupt`` is set,
     no more candidates are examined and no more creates are sent; the run then ends with what it did counted.
+    ``on_examined``, ``on_planned`` and ``on_answered`` follow its progress (see :func:`submit`).
     """
     interrupt = interrupt or threading.Event()
     sleep, now = seams.sleep, seams.now
@@ -390,7 +397,13 @@ def run(
         )
         try:
             if settings.plan.dry_run:
-                dry_run(items, renderer=renderer, report=report, output_dir=settings.plan.output_dir)
+                dry_run(
+                    items,
+                    renderer=renderer,
+                    report=report,
+                    output_dir=settings.plan.output_dir,
+                    on_planned=on_planned,
+                )
             else:
                 assert cluster is not None and namespace is not None, "checked by the CLI"
                 try:
@@ -403,8 +416,11 @@ def run(
                         capacity=capacity,
                         settings=settings.cluster,
                         sleep=sleep,
+                        clock=seams.clock,
                         interrupt=interrupt,
                         server_dry_run=settings.plan.server_dry_run,
+                        on_planned=on_planned,
+                        on_answered=on_answered,
                     )
                 finally:  # what was learned is kept however the run ends; a server dry run stores nothing
                     if not settings.plan.server_dry_run:

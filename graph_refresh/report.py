@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import enum
 import json
+import textwrap
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -32,6 +33,8 @@ LANES = ("requested", "fresh", "backlog")  # where a scheduled Job's slot came f
 SYNC_LAG = "sync-lag"  # stopped_by when pacing against the graph sync left only the requested lane
 RETRY_CAUSES = ("disrupted", "oom", "deadline", "error")  # why the Job an item retries failed (SPEC §11)
 CAP_CAUSES = ("oom", "deadline")  # the causes whose retry escalates a resource up to a cap
+PLAN_TABLE_COLUMNS = 100  # the plan table fits a terminal this wide
+_COLUMNS = ("examined", "scheduled", "retries", "already", "failed", "skipped", "backlog")  # of the plan table
 QUARANTINED_LISTED = 100  # quarantined items named in the report; "quarantined_total" counts them all
 
 
@@ -116,12 +119,12 @@ class Counts:
 @dataclass(frozen=True)
 class Failure:
     """One item counted as failed: its create was refused (after retries when the error was transient),
-    never sent because the run stopped, or its Job could not be rendered; ``status`` is 0 when no HTTP
-    answer applies."""
+    never sent because the run stopped, or its Job could not be rendered; ``status`` is None (``null`` in
+    the report) when no HTTP answer applies."""
 
     job: str
     kind: Kind
-    status: int
+    status: int | None
     reason: str
 
 
@@ -246,38 +249,62 @@ class RunReport:
             parts
         )
 
-    def plan_table(self) -> str:
-        """A fixed-width table: one row per solver and the analyzer, and a total per kind.
+    def plan_table(self, width: int = PLAN_TABLE_COLUMNS) -> str:
+        """A fixed-width table no wider than ``width`` columns: one row per solver, one for all solvers, one for
+        the analyzer.
 
         ``scheduled`` counts the Jobs created, or in a dry run those that would be; ``retries`` is the part of
-        them that retries a failed Job; ``backlog`` is ``?`` when it was not counted.
+        them that retries a failed Job; ``skipped`` is broken down by reason on the line below the row;
+        ``backlog`` is ``?`` when it was not counted. Numbers from a million on are abbreviated (``1.23M``: the
+        report has them in full), and a stream name too long for its column gets a line of its own.
         """
-        header = ["kind", "solver", "examined", "scheduled", "retries", "already", "failed", *SKIP_REASONS, "backlog"]
-        rows: list[list[str]] = []
+        rows = [(name, counts) for name, counts in sorted(self.solvers.items())]
+        rows += [("(all solvers)", self.totals(SOLVER)), (ANALYZER, self.analyzer)]
+        figures = [_figures(counts) for _, counts in rows]
+        widths = [max(len(cell) for cell in [header, *(f[i] for f in figures)]) for i, header in enumerate(_COLUMNS)]
+        numbers_width = sum(widths) + 2 * len(widths)
+        name_width = max(len("stream"), min(max(len(name) for name, _ in rows), width - numbers_width))
 
-        def row(kind: str, solver: str, c: Counts) -> list[str]:
-            numbers = [
-                c.examined,
-                c.scheduled,
-                sum(c.retried.values()),
-                c.already_scheduled,
-                c.failed,
-                *(c.skipped[r] for r in SKIP_REASONS),
-            ]
-            return [kind, solver, *map(str, numbers), "?" if c.backlog is None else str(c.backlog)]
+        def line(name: str, cells: list[str]) -> str:
+            return name.ljust(name_width) + "".join("  " + cell.rjust(w) for cell, w in zip(cells, widths, strict=True))
 
-        for name, counts in sorted(self.solvers.items()):
-            rows.append(row(SOLVER, name, counts))
-        rows.append(row(SOLVER, "(all solvers)", self.totals(SOLVER)))
-        rows.append(row(ANALYZER, "-", self.analyzer))
-        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-        lines = []
-        for r in [header, *rows]:
-            cells = [
-                cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths, strict=True))
+        lines = [line("stream", list(_COLUMNS))]
+        for (name, counts), cells in zip(rows, figures, strict=True):
+            if len(name) > name_width:  # stacked: the name, then its figures
+                lines.append(name)
+                name = ""
+            lines.append(line(name, cells))
+            skipped = [
+                f"{reason} {_abbreviated(counts.skipped[reason])}" for reason in SKIP_REASONS if counts.skipped[reason]
             ]
-            lines.append("  ".join(cells).rstrip())
-        return "\n".join(lines)
+            if skipped:
+                lines += textwrap.wrap(
+                    "skipped: " + ", ".join(skipped),
+                    width,
+                    initial_indent="  ",
+                    subsequent_indent="    ",
+                    break_on_hyphens=False,
+                )
+        return "\n".join(text.rstrip() for text in lines)
+
+
+def _figures(c: Counts) -> list[str]:
+    """One plan table row's numbers, in the order of _COLUMNS."""
+    numbers = [c.examined, c.scheduled, sum(c.retried.values()), c.already_scheduled, c.failed, sum(c.skipped.values())]
+    return [*map(_abbreviated, numbers), "?" if c.backlog is None else _abbreviated(c.backlog)]
+
+
+def _abbreviated(number: int) -> str:
+    """``number`` in at most five characters from a million on: three significant digits and a unit (``1.23M``,
+    ``45.6G``, ``999T``); in full below."""
+    if number < 1_000_000:
+        return str(number)
+    value = float(number)
+    for unit in "MGTPE":
+        value = number / 1000 ** ("MGTPE".index(unit) + 2)
+        if value < 999.5:
+            break
+    return f"{value:.3g}{unit}"
 
 
 def _masked(value: Any) -> Any:

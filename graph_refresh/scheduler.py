@@ -43,9 +43,19 @@ logger = logging.getLogger(__name__)
 _YamlDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when present: same output, ~4x faster
 
 
-def dry_run(items: Iterable[Planned], *, renderer: Renderer, report: RunReport, output_dir: Path | None) -> None:
-    """Render every planned item and count it as scheduled; write one YAML manifest per Job when asked.
+def dry_run(
+    items: Iterable[Planned],
+    *,
+    renderer: Renderer,
+    report: RunReport,
+    output_dir: Path | None,
+    on_planned: Callable[[], None] = lambda: None,
+) -> None:
+    """Count every planned item as scheduled; with ``output_dir``, render it and write its Job's YAML manifest.
+    ``on_planned`` is called for each item counted.
 
+    Without ``output_dir`` nothing is rendered: what the plan shows needs no Job (each stream's Template was
+    rendered once before planning, to price its Jobs, and a retry's Job is priced as the planner goes).
     Each manifest is written atomically under its Job name, so a re-run rewrites the same bytes.
     Manifests of an earlier plan (files named like our Jobs) are removed first; other files stay.
     """
@@ -57,11 +67,12 @@ def dry_run(items: Iterable[Planned], *, renderer: Renderer, report: RunReport, 
     debug = logger.isEnabledFor(logging.DEBUG)
     for planned in items:
         item = planned.item
-        job = _render(planned, renderer, report)
         if output_dir is not None:
+            job = _render(planned, renderer, report)
             text = yaml.dump(job, Dumper=_YamlDumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
             write_atomically(output_dir / f"{item.job_name}.yaml", text)
         count_scheduled(planned, report)
+        on_planned()
         if debug:
             logger.debug("Would create Job %s (%s %s)", item.job_name, item.kind, item.candidate)
 
@@ -113,12 +124,13 @@ class Outcome:
     """What became of one create, with the HTTP status and the reason when it did not work."""
 
     result: Result
-    status: int = 0
+    status: int | None = None
+    """The HTTP status of the answer; None when no answer applies (never sent, no answer, not rendered)."""
     reason: str = ""
 
 
 CREATED = Outcome(Result.CREATED)
-INTERRUPTED = Outcome(Result.FAILED, 0, "not sent: the run was interrupted")  # a create a SIGTERM kept from going out
+INTERRUPTED = Outcome(Result.FAILED, None, "not sent (interrupted)")  # a create a SIGTERM kept from going out
 NOT_SENT_FOR_QUOTA = Outcome(Result.CAPACITY, 403, "not sent: a ResourceQuota refused an earlier create")
 
 
@@ -170,22 +182,23 @@ def decide(
     after the stop only to learn whether a maybe-sent Job exists, so it is the last. Pure: no I/O, no clock.
     """
     reason = truncate(str(error), REASON_CHARS)
+    status = error.status or None  # 0: no answer arrived
     if isinstance(error, AlreadyExists):
-        return Done(CREATED if maybe_sent else Outcome(Result.ALREADY, error.status, reason))
+        return Done(CREATED if maybe_sent else Outcome(Result.ALREADY, status, reason))
     if isinstance(error, QuotaExceeded):
         if maybe_sent:  # the quota may be full of this very Job, created by the lost attempt
-            outcome = Outcome(Result.FAILED, error.status, f"may exist (an earlier answer was lost): {reason}")
+            outcome = Outcome(Result.FAILED, status, f"may exist (an earlier answer was lost): {reason}")
         else:
-            outcome = Outcome(Result.CAPACITY, error.status, reason)
+            outcome = Outcome(Result.CAPACITY, status, reason)
         return Stop(outcome, NOT_SENT_FOR_QUOTA)
     if isinstance(error, Unauthorized | Forbidden):
-        refused = Outcome(Result.FAILED, error.status, "not sent: the API refused an earlier create")
-        return Stop(Outcome(Result.FAILED, error.status, reason), refused, systemic=True)
+        refused = Outcome(Result.FAILED, status, "not sent: the API refused an earlier create")
+        return Stop(Outcome(Result.FAILED, status, reason), refused, systemic=True)
     if not isinstance(error, Throttled | ServerError | NoAnswer | QuotaPending):
-        return Done(Outcome(Result.FAILED, error.status, reason))  # rejected (e.g. 422): retrying cannot help
+        return Done(Outcome(Result.FAILED, status, reason))  # rejected (e.g. 422): retrying cannot help
     # Worth another attempt: throttled, server error, no answer, or a new quota not yet calculated.
     maybe_sent = maybe_sent or (isinstance(error, ServerError | NoAnswer) and error.reached)
-    failed = Done(Outcome(Result.FAILED, error.status, reason))
+    failed = Done(Outcome(Result.FAILED, status, reason))
     if final_ask:
         return failed  # asked once more after the stop: that was the last word
     if stopped is not None and not maybe_sent:
@@ -264,10 +277,10 @@ class Submitter:
                         raise
                 if not isinstance(decision, Retry):
                     return decision.outcome
-                status = error.status
+                answer = str(error.status) if error.status else "no answer"
             maybe_sent = decision.maybe_sent
             wait = self._policy.delay(attempt, self._rng, decision.retry_after)
-            logger.info("Create of %s got %s, retrying in %.1fs", job["metadata"]["name"], status, wait)
+            logger.info("Create of %s got %s, retrying in %.1fs", job["metadata"]["name"], answer, wait)
             self._sleep(wait)
             attempt += 1
 
@@ -287,13 +300,16 @@ def submit(
     interrupt: threading.Event | None = None,
     policy: Backoff = CREATES,
     server_dry_run: bool = False,
+    on_planned: Callable[[], None] = lambda: None,
+    on_answered: Callable[[Result], None] = lambda result: None,
 ) -> None:
     """Create the Job of every item, ``settings.workers`` at a time, and count each outcome.
+    ``on_planned`` is called as each item is handed to a worker, ``on_answered`` with each outcome counted.
 
     Order of effects per item: render, create, then count; a crash after a create is deduplicated
     by the 409 on the next run. A systemic refusal stops submitting new items, waits for those in
     flight, counts them, and re-raises. ``interrupt`` (set on SIGTERM) stops submitting too: retry
-    waits end at once, and a create not sent yet counts as failed ("not sent: the run was interrupted").
+    waits end at once, and a create not sent yet counts as failed ("not sent (interrupted)").
     ``policy`` says how often and how long apart a create is retried. ``server_dry_run`` sends every create
     with ``dryRun=All``: the API server validates and quota-checks each Job and stores none; outcomes are
     counted the same way.
@@ -321,17 +337,19 @@ def submit(
                 outcome = future.result()
             except ClusterError as error:
                 systemic = systemic or error
-                outcome = Outcome(Result.FAILED, error.status, truncate(str(error), REASON_CHARS))
+                outcome = Outcome(Result.FAILED, error.status or None, truncate(str(error), REASON_CHARS))
             except Exception as error:  # a bug in a worker must not lose the count of its item
                 logger.exception("Create of %s crashed", planned.item.job_name)
-                outcome = Outcome(Result.FAILED, 0, truncate(f"{type(error).__name__}: {error}", REASON_CHARS))
+                outcome = Outcome(Result.FAILED, None, truncate(f"{type(error).__name__}: {error}", REASON_CHARS))
             _count(planned, outcome, report, capacity)
+            on_answered(outcome.result)
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="create") as pool:
         try:
             for planned in items:
                 job = _render(planned, renderer, report)
                 pending[pool.submit(submitter.create, job)] = planned
+                on_planned()
                 if len(pending) >= 2 * workers:  # bounded: memory does not grow with the backlog
                     done, _ = wait(pending, return_when=FIRST_COMPLETED)
                     settle(done)
@@ -350,7 +368,7 @@ def _render(planned: Planned, renderer: Renderer, report: RunReport) -> dict[str
         return renderer.render(item, planned.resources)
     except TemplateError as error:
         report.counts(item.kind, item.solver).failed += 1
-        report.failures.append(Failure(item.job_name, item.kind, 0, truncate(str(error), REASON_CHARS)))
+        report.failures.append(Failure(item.job_name, item.kind, None, truncate(str(error), REASON_CHARS)))
         raise
 
 
@@ -381,4 +399,5 @@ def _count(planned: Planned, outcome: Outcome, report: RunReport, capacity: Capa
     else:
         counts.failed += 1
         report.failures.append(Failure(item.job_name, item.kind, outcome.status, outcome.reason))
-        logger.warning("Could not create Job %s: %s %s", item.job_name, outcome.status, outcome.reason)
+        answer = "" if outcome.status is None else f"{outcome.status} "
+        logger.warning("Could not create Job %s: %s%s", item.job_name, answer, outcome.reason)

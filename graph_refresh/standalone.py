@@ -1,17 +1,27 @@
-"""Load one module file of an installed package without running the package's ``__init__.py``.
+"""Load installed modules without the parts of them a run does not use.
 
-Two packages graph-refresh uses import far more on ``import`` than the one self-contained file it needs:
-``kubernetes`` (its ``__init__`` imports the whole generated client, ~0.3 s) for the quantity parser, and
-``thoth.common`` (its ``__init__`` imports openshift, kubernetes and argo, ~0.8 s) for ``init_logging``. A
-``--template-dir`` dry run and ``--help`` need neither client. The files loaded this way import only the
-standard library or other packages, never their own package.
+Two packages graph-refresh uses import far more on ``import`` than what it needs of them:
+
+- ``kubernetes`` (its ``__init__`` imports the whole generated client, ~0.3 s) for the quantity parser, and
+  ``thoth.common`` (its ``__init__`` imports openshift, kubernetes and argo, ~0.8 s) for ``init_logging``:
+  :func:`load` executes the one self-contained file needed without its package's ``__init__.py``. A
+  ``--template-dir`` dry run and ``--help`` need neither client. The files loaded this way import only the
+  standard library or other packages, never their own package.
+- Modules imported at the top of a module but used in one case only (Sentry with a DSN, JSON logs, a
+  Google Cloud or OIDC kubeconfig, the dynamic client): :func:`standing_in` puts a light :class:`StandIn`
+  in their place while that module is imported, and the real module is imported if the case comes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import importlib.util
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 
 def load(package: str, relative_path: str, name: str) -> ModuleType:
@@ -29,3 +39,70 @@ def load(package: str, relative_path: str, name: str) -> ModuleType:
             module_spec.loader.exec_module(module)
             return module
     raise ImportError(f"{package}/{relative_path} is not installed")
+
+
+class StandIn(ModuleType):
+    """Takes the place of a module not imported yet, while another module's imports run (:func:`standing_in`).
+
+    During those imports, a name taken from it (``from sentry_sdk import init``) is a function that imports
+    the real module when it is first called and calls the real ``init``: a module whose functions are never
+    called is never imported. Afterwards any attribute read from it (``google.auth.default``, an exception
+    class in an ``except`` clause) is the real module's, which is imported then.
+    """
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name, f"stands in for {name} until it is used")
+        self.__dict__["_graph_refresh_importing"] = True
+
+    def __getattr__(self, attribute: str) -> Any:
+        if attribute.startswith("__"):  # the import system's own questions (__path__, __spec__, ...)
+            raise AttributeError(attribute)
+        if not self.__dict__["_graph_refresh_importing"]:
+            return getattr(importlib.import_module(self.__name__), attribute)
+        return _imported_when_called(self.__name__, attribute)
+
+
+def _imported_when_called(module: str, attribute: str) -> Callable[..., Any]:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module), attribute)(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = attribute
+    call.__doc__ = f"{module}.{attribute}, imported when first called"
+    return call
+
+
+@contextlib.contextmanager
+def standing_in(names: Iterable[str], replacements: Mapping[str, ModuleType] | None = None) -> Iterator[None]:
+    """While the block runs, each module of ``names`` that is not imported yet is a :class:`StandIn` in
+    ``sys.modules``, and each of ``replacements`` (not imported yet either) is the module given: the imports
+    of the block bind those and load nothing. Afterwards they leave ``sys.modules``, so a later ``import``
+    anywhere loads the real module; what the block bound keeps working (see :class:`StandIn`).
+
+    A module already imported is left as it is: it costs nothing more.
+    """
+    placed: dict[str, ModuleType] = {}
+    for name in names:
+        if name not in sys.modules:
+            placed[name] = StandIn(name)
+    for name, module in (replacements or {}).items():
+        if name not in sys.modules:
+            placed[name] = module
+    for name, module in placed.items():
+        parent, _, child = name.rpartition(".")
+        if parent in placed:  # ``import a.b`` binds ``a``; ``a.b`` is then read from it
+            setattr(placed[parent], child, module)
+    sys.modules.update(placed)
+    try:
+        yield
+    finally:
+        for name, module in placed.items():
+            if sys.modules.get(name) is module:
+                del sys.modules[name]
+            if isinstance(module, StandIn):
+                module.__dict__["_graph_refresh_importing"] = False
+            parent, _, child = name.rpartition(".")
+            real_parent = sys.modules.get(parent) if parent and parent not in placed else None
+            if real_parent is not None and child not in real_parent.__dict__:
+                # ``import google.auth`` bound the real ``google``: ``google.auth`` is read from it later. The
+                # import system replaces this attribute with the real module if that is ever imported.
+                setattr(real_parent, child, module)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every check, as CI runs it: the Prometheus tools the tests need, then lint, format, types, tests, all with
+# Every check, as CI runs it: the Prometheus tools and kubectl the tests need, then lint, format, types, tests, all with
 # the project's .venv (made by `scripts/setup.sh --dev`). Arguments go to pytest. pytest's exit code 5 (no
 # tests ran) is a failure.
 set -uo pipefail
@@ -13,6 +13,7 @@ fi
 export VIRTUAL_ENV="$PWD/.venv" PATH="$PWD/.venv/bin:$PATH"
 
 scripts/prometheus-tools.sh || exit 1
+scripts/kubectl.sh || exit 1
 ruff check . || exit 1
 ruff format --check . || exit 1
 mypy || exit 1

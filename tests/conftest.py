@@ -33,6 +33,8 @@ CONFIG_ENV = [option.envvar for option in cli.main.params if isinstance(option.e
     "KUBECONFIG",
     "KUBERNETES_SERVICE_HOST",
     "KUBERNETES_SERVICE_PORT",
+    "SENTRY_DSN",  # thoth-common's logging set-ups: plain lines unless a test sets another
+    "STI_SCRIPTS_PATH",
 ]
 
 

@@ -54,7 +54,8 @@ def test_quick_run_prints_every_table_with_numbers(tmp_path: Path) -> None:
         (run.FULL, run.THIS),
         (run.FULL, run.LOOP_2019),
         (run.MANIFESTS, run.THIS),
-        (f"dry run --eager-stop {run.EAGER_STOP_FIRST_JOB}", run.THIS),
+        (run.EAGER_STOP, run.THIS),
+        (run.FIRST_JOB, run.THIS),
     }
     for row in rows:
         for column in ("wall s", "CPU s", "peak RSS MiB"):
@@ -76,6 +77,7 @@ def test_quick_run_prints_every_table_with_numbers(tmp_path: Path) -> None:
             assert NUMBER.match(row[column]), (row, column)
 
     assert re.search(r"^- full dry run, [0-9,]+ candidates: .* — (met|NOT met)$", done.stdout, re.MULTILINE)
+    assert re.search(rf"^- {run.FIRST_JOB} \(.*\): ≤ 0.4 s: .* s wall, .* s CPU — (met|NOT met)$", done.stdout, re.M)
     assert re.search(
         r"^- [0-9,]+ versions: graph file streamed in .* loaded by `app.py import-graph`", done.stdout, re.M
     )
@@ -103,7 +105,8 @@ def test_direct_store_equals_what_import_graph_makes(tmp_path: Path, run_cli: Ca
             normalised = [
                 (kind, name, table, (sql or "").replace(" IF NOT EXISTS", "")) for kind, name, table, sql in schema
             ]
-            return {"schema": normalised, "package_version": versions, **tables}
+            (user_version,) = db.execute("PRAGMA user_version").fetchone()
+            return {"schema": normalised, "package_version": versions, **tables, "user_version": [(user_version,)]}
         finally:
             db.close()
 

@@ -5,13 +5,21 @@ statements (ast), so an import hidden in a function counts too."""
 from __future__ import annotations
 
 import ast
+import json
+import os
+import pty
+import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from .conftest import ROOT
+from .conftest import ROOT, version
+from .fakes.kube import FakeKube
+from .test_cluster import INFRA, MIDDLETIER, template_documents
 
 PACKAGE = ROOT / "graph_refresh"
 # Planning and rendering: no network, no files, no clock of their own.
@@ -100,3 +108,182 @@ def test_help_and_a_template_folder_dry_run_load_no_cluster_client(tmp_path: Pat
             [sys.executable, "-c", probe, *args], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
         )
         assert "LOADED []" in done.stdout, (args, done.stdout[-300:], done.stderr[-500:])
+
+
+# Imported by the libraries we use though a run uses them in one set-up only, or never: thoth-common's logging
+# (Sentry, JSON log lines, daiquiri's plain ones), the dynamic client, the Google Cloud and OIDC kubeconfig log-ins.
+NOT_USED_BY_DEFAULT = ("sentry_sdk", "daiquiri", "jsonformatter", "kubernetes_validate", "jsonschema", "requests")
+RUN_AND_LIST_MODULES = (
+    "import importlib, runpy, sys\n"
+    "for name in filter(None, sys.argv[1].split(',')):\n    importlib.import_module(name)\n"
+    "sys.argv = ['app.py', *sys.argv[2:]]\n"
+    "try:\n    runpy.run_path('app.py', run_name='__main__')\n"
+    "except SystemExit as exit:\n    code = exit.code\n"
+    f"print('LOADED', sorted({{m for m in sys.modules if m.split('.')[0] in {NOT_USED_BY_DEFAULT!r}}}))\n"
+    "sys.exit(code)"
+)
+
+
+def app_listing_modules(
+    args: list[str], env: dict[str, str], *, imported_first: str = "", tty: bool = False
+) -> tuple[int, str, set[str]]:
+    """Run app.py in a new process, having imported the modules ``imported_first`` (comma-separated) before;
+    its exit code, its stderr (on a terminal when ``tty``) and which of NOT_USED_BY_DEFAULT it had loaded at exit."""
+    command = [sys.executable, "-c", RUN_AND_LIST_MODULES, imported_first, *args]
+    logging_set_up = ("SENTRY_", "THOTH_SENTRY_", "THOTH_LOG", "THOTH_ADJUST_LOGGING", "STI_SCRIPTS_PATH")
+    full_env = {name: value for name, value in os.environ.items() if not name.startswith(logging_set_up)}
+    full_env.update(env)  # the set-up is the test's alone, whatever the shell that runs the tests has
+    if not tty:
+        done = subprocess.run(command, cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=60, check=False)
+        code, stdout, stderr = done.returncode, done.stdout, done.stderr
+    else:
+        reader, writer = pty.openpty()
+        chunks: list[bytes] = []
+
+        def read() -> None:
+            while True:
+                try:
+                    chunk = os.read(reader, 65536)
+                except OSError:  # the child's side closed
+                    return
+                if not chunk:
+                    return
+                chunks.append(chunk)
+
+        thread = threading.Thread(target=read)
+        thread.start()
+        try:
+            with subprocess.Popen(command, cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=writer) as child:
+                os.close(writer)
+                stdout = child.stdout.read().decode() if child.stdout else ""
+                code = child.wait(timeout=60)
+        finally:
+            thread.join(timeout=10)
+            os.close(reader)
+        stderr = b"".join(chunks).decode().replace("\r\n", "\n")
+    loaded = re.search(r"^LOADED (\[.*\])$", stdout, re.MULTILINE)
+    assert loaded, (stdout[-500:], stderr[-2000:])
+    return code, stderr, {name.split(".")[0] for name in ast.literal_eval(loaded.group(1))}
+
+
+@pytest.fixture
+def small_store(tmp_path: Path) -> dict[str, str]:
+    """An embedded store of three package versions; the environment that names it."""
+    graph = tmp_path / "graph.json"
+    graph.write_text(json.dumps({"package_versions": [version(name, "1.0") for name in ("a", "b", "c")]}))
+    env = {"GRAPH_REFRESH_SQLITE_PATH": str(tmp_path / "graph.sqlite3"), "GRPC_VERBOSITY": "NONE"}
+    subprocess.run(
+        [sys.executable, "app.py", "import-graph", str(graph)],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        check=True,
+        capture_output=True,
+    )
+    return env
+
+
+@pytest.mark.timeout(120)
+def test_a_run_loads_no_module_that_its_set_up_does_not_use(tmp_path: Path, small_store: dict[str, str]) -> None:
+    dry = ["--dry-run", "--template-dir", "openshift/templates"]
+    code, stderr, loaded = app_listing_modules(dry, small_store)
+    assert code == 0 and not loaded, (loaded, stderr[-2000:])
+
+    with FakeKube(tls="tls") as fake:
+        for document in template_documents():
+            fake.add(document)
+        cluster = {
+            "KUBECONFIG": str(fake.kubeconfig(tmp_path / "kubeconfig")),
+            "THOTH_INFRA_NAMESPACE": INFRA,
+            "THOTH_MIDDLETIER_NAMESPACE": MIDDLETIER,
+        }
+        code, stderr, loaded = app_listing_modules([], {**small_store, **cluster})
+        assert code == 0 and not loaded, (loaded, stderr[-2000:])
+        assert len(fake.objects("jobs", MIDDLETIER)) == 12  # three versions: three solvers and the analyzer each
+
+
+SENTRY = {"SENTRY_DSN": "http://public@127.0.0.1:9/1", "SENTRY_ENVIRONMENT": "graph-refresh-test"}
+S2I = {"STI_SCRIPTS_PATH": "/usr/libexec/s2i"}  # thoth-common logs JSON in an s2i image
+THOTH_COMMON_IMPORTS = "sentry_sdk,daiquiri,jsonformatter"
+
+
+def comparable(stderr: str) -> list[Any]:
+    """Log lines without what differs from one process to the next: time, process id, durations."""
+    lines: list[Any] = []
+    for line in stderr.splitlines():
+        if " urllib3.connectionpool:" in line:  # Sentry's transport retrying the dead DSN in its own thread
+            continue
+        line = re.sub(r"\b\d+\.\d+s\b", "<seconds>", line)
+        if line.startswith("{"):
+            record = json.loads(line)
+            for key in ("created", "asctime", "msecs", "relative_created", "process"):
+                assert key in record, record
+                del record[key]
+            lines.append(record)
+        else:
+            lines.append(re.sub(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} +\d+ ", "<time> <pid> ", line))
+    return lines
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(
+    ("set_up", "env", "tty", "expected"),
+    [
+        pytest.param("plain", {}, False, set(), id="plain"),
+        pytest.param("plain, on a terminal", {}, True, set(), id="terminal"),
+        pytest.param("with Sentry", SENTRY, False, {"sentry_sdk"}, id="sentry"),
+        pytest.param("JSON", S2I, False, {"jsonformatter"}, id="json"),
+    ],
+)
+def test_log_lines_are_those_the_modules_thoth_common_imports_write(
+    set_up: str, env: dict[str, str], tty: bool, expected: set[str], small_store: dict[str, str], tmp_path: Path
+) -> None:
+    """The same lines as with sentry_sdk, daiquiri and jsonformatter imported, while loading only what the set-up
+    uses. Debug lines too, a warning, and a failing run (whose error line is red on a terminal)."""
+    env = {**small_store, **env, "THOTH_LOG_GRAPH_REFRESH": "DEBUG"}
+    for args, exit_code in (
+        (["--dry-run", "--template-dir", "openshift/templates"], 0),
+        (["--dry-run", "--template-dir", "openshift/templates", "--sqlite-path", str(tmp_path / "absent")], 1),
+    ):
+        code, lean, loaded = app_listing_modules(args, env, tty=tty)
+        assert code == exit_code and loaded == expected, (set_up, loaded, lean[-2000:])
+        code, full, loaded = app_listing_modules(args, env, tty=tty, imported_first=THOTH_COMMON_IMPORTS)
+        assert code == exit_code and loaded >= {"sentry_sdk", "daiquiri", "jsonformatter"}, (set_up, loaded)
+        assert comparable(lean) == comparable(full)
+        assert "Would create Job" in lean or exit_code  # the debug lines are there
+        assert ("\033[" in lean) == tty  # colours on a terminal only
+        assert ("Sentry" in lean) == (env.get("SENTRY_DSN") is not None)  # said only when configured
+
+
+GCP_KUBECONFIG = {
+    "apiVersion": "v1",
+    "kind": "Config",
+    "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:9"}}],
+    "users": [{"name": "u", "user": {"auth-provider": {"name": "gcp", "config": {}}}}],
+    "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+    "current-context": "x",
+}
+KUBECONFIG_LOG_INS = "google.auth,google.auth.transport.requests,oauthlib.oauth2,requests_oauthlib"
+
+
+@pytest.mark.timeout(60)
+def test_a_google_cloud_kubeconfig_still_gets_its_token_from_google_auth(
+    tmp_path: Path, small_store: dict[str, str]
+) -> None:
+    """google-auth is not imported at start any more: the kubeconfig's log-in imports it when it needs it."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(json.dumps(GCP_KUBECONFIG))
+    env = {
+        **small_store,
+        "KUBECONFIG": str(kubeconfig),
+        "GOOGLE_APPLICATION_CREDENTIALS": str(tmp_path / "absent-credentials.json"),
+        "THOTH_INFRA_NAMESPACE": INFRA,
+        "THOTH_MIDDLETIER_NAMESPACE": MIDDLETIER,
+    }
+    errors: list[str] = []
+    for imported_first in ("", KUBECONFIG_LOG_INS):
+        report = tmp_path / f"report-{len(errors)}.json"
+        code, stderr, _ = app_listing_modules(["--report", str(report)], env, imported_first=imported_first)
+        assert code == 1, stderr[-2000:]
+        errors.append(json.loads(report.read_text())["error"])
+    assert errors[0] == errors[1]
+    assert "DefaultCredentialsError" in errors[0] and "absent-credentials.json was not found" in errors[0]

@@ -50,6 +50,7 @@ PARITY: dict[str, tuple[str, Any]] = {
     "THOTH_GRAPH_REFRESH_SERVER_DRY_RUN": ("1", True),
     "THOTH_GRAPH_REFRESH_OUTPUT_DIR": ("/out", Path("/out")),
     "THOTH_GRAPH_REFRESH_REPORT": ("/r.json", Path("/r.json")),
+    "THOTH_GRAPH_REFRESH_QUIET": ("1", True),
     "THOTH_GRAPH_REFRESH_MAX_IN_FLIGHT": ("7", 7),
     "THOTH_GRAPH_REFRESH_QPS": ("2.5", 2.5),
     "THOTH_GRAPH_REFRESH_BURST": ("3", 3),
@@ -527,6 +528,23 @@ def test_badly_named_solver_exits_1_naming_it(
     assert result.exit_code == 1 and "solver-rhel9-python3" in result.stderr and "'solver'" in result.stderr
 
 
+def test_the_plan_table_of_solvers_with_46_character_names_fits_100_columns(
+    run_cli: RunCli, tmp_path: Path, template_dir: Callable[..., Path], sample_store: None
+) -> None:
+    names = [f"solver-{os_name * 29}-{n}.{n}-py311" for n, os_name in enumerate("abc")]  # 46 characters each
+
+    def rename(docs: dict[str, dict[str, Any]]) -> None:
+        for solver, name in zip(docs["solver.yaml"]["objects"], names, strict=True):
+            solver["metadata"]["labels"]["solver-type"] = name
+
+    result, report, _ = dry_run(run_cli, tmp_path, templates=template_dir(rename))
+    assert result.exit_code == 0, result.stderr
+    assert {len(name) for name in names} == {46} and sorted(report["solvers"]) == names
+    table = result.stdout.splitlines()
+    assert table[0].startswith("stream ") and all(name in result.stdout for name in names)
+    assert max(map(len, table)) <= 100, result.stdout
+
+
 @pytest.mark.parametrize("snapshot", ["2019-09", "2019-11"])
 def test_thoth_2019_templates_render_every_solver_and_the_analyzer(
     snapshot: str, run_cli: RunCli, tmp_path: Path, sample_store: None
@@ -842,6 +860,24 @@ def test_report_dash_puts_the_json_alone_on_stdout_and_the_plan_table_on_stderr(
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["totals"]["solver"]["scheduled"] == 2 and report["exit_code"] == 0
-    header = next(line for line in done.stderr.splitlines() if line.startswith("kind "))
+    header = next(line for line in done.stderr.splitlines() if line.startswith("stream "))
     assert "examined" in header and "scheduled" in header and "planned" not in header
     assert not (ROOT / "-").exists()
+
+
+def test_a_usage_error_is_one_line_on_stderr_without_a_word_about_sentry(run_cli: RunCli) -> None:
+    result = run_cli(["--dry-run"])  # neither --template-dir nor the infra namespace: a configuration error
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "Error: THOTH_INFRA_NAMESPACE (--infra-namespace) is required unless --template-dir is given"
+    ]
+
+
+def test_a_run_error_is_one_line_on_stderr_without_a_word_about_sentry(run_cli: RunCli) -> None:
+    # No store imported: the run fails. Only our INFO lines are turned off.
+    result = run_cli(
+        ["--dry-run", "--template-dir", str(EXAMPLE_TEMPLATES)], env={"THOTH_LOG_GRAPH_REFRESH": "WARNING"}
+    )
+    assert result.exit_code == 1
+    [line] = result.stderr.splitlines()
+    assert re.search(r" ERROR +graph_refresh:\d+: Run failed: SQLite store '.*' does not exist", line), line

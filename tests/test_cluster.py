@@ -16,6 +16,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -35,6 +36,7 @@ from .conftest import EXAMPLE_TEMPLATES, PYPI, ROOT, version
 from .fakes.dgraph import FakeDgraph, make_tls_files
 from .fakes.kube import FakeKube, Request, status_body
 from .test_cli import assert_balanced, env_of, manifests
+from .test_progress import run_app
 
 RunCli = Callable[..., Result]
 Obj = dict[str, Any]
@@ -411,7 +413,7 @@ def test_a_create_that_always_times_out_counts_as_failed(cluster: Harness) -> No
 
     assert result.exit_code == 3
     (failure,) = report["failures"]
-    assert failure["job"] == slow and failure["status"] == 0 and "no answer" in failure["reason"]
+    assert failure["job"] == slow and failure["status"] is None and "no answer" in failure["reason"]
     assert cluster.created().count(slow) == retry.CREATES.attempts
 
 
@@ -458,6 +460,18 @@ def test_wrong_token_is_401_and_fails_the_run(cluster: Harness, tmp_path: Path) 
     assert "401" in result.stderr and "Unauthorized" in result.stderr
     assert "not-the-token" not in result.stderr + result.output
     assert cluster.writes() == []
+
+
+def test_a_run_that_fails_before_examining_anything_ends_with_its_error_not_a_summary_of_zeros(
+    cluster: Harness, tmp_path: Path
+) -> None:
+    cluster.graph(["flask"])
+    kubeconfig = cluster.fake.kubeconfig(tmp_path / "wrong-token", token="not-the-token")
+    result, report = cluster.run(env={"KUBECONFIG": str(kubeconfig)})
+    assert result.exit_code == 1 and report["exit_code"] == 1 and report["error"]
+    assert "Run failed" in result.stderr
+    assert "finished in" not in result.stderr and "backlog=?" not in result.stderr
+    assert "examined" not in result.stdout + result.stderr, "no plan table and no per-stream lines either"
 
 
 # --- capacity -------------------------------------------------------------------------------------
@@ -934,9 +948,10 @@ def test_a_signal_ends_the_run_early_with_what_was_done_counted_and_reported(
     assert_balanced(report)
     assert report["exit_code"] == 1 and f"interrupted by {signal_number.name}" in report["error"]
     assert held.hits == 1, "one create waited out a Retry-After of 50 s: it gave up at once"
-    assert report["failures"] and {failure["reason"] for failure in report["failures"]} == {
-        "not sent: the run was interrupted"
+    assert report["failures"] and {(failure["status"], failure["reason"]) for failure in report["failures"]} == {
+        (None, "not sent (interrupted)")
     }
+    assert re.search(r"Could not create Job \S+: not sent \(interrupted\)\n", stderr), stderr
     assert not {failure["job"] for failure in report["failures"]} & set(cluster.jobs())
     assert sum(scheduled(report).values()) == len(cluster.jobs()) < 160
 
@@ -945,7 +960,9 @@ def test_a_signal_ends_the_run_early_with_what_was_done_counted_and_reported(
 def test_a_signal_during_a_read_retry_ends_the_run_without_another_request(cluster: Harness, tmp_path: Path) -> None:
     cluster.graph(["flask"])
     cluster.fake.inject(method="GET", path=JOBS_PATH, status=429, headers={"Retry-After": "50"}, times=None)
-    listed = lambda: len(cluster.fake.requests_for("GET", JOBS_PATH))  # noqa: E731
+
+    def listed() -> int:
+        return len(cluster.fake.requests_for("GET", JOBS_PATH))
 
     code, stderr, report = signal_run(cluster, tmp_path, lambda: listed() >= 1, signal.SIGTERM)
 
@@ -962,6 +979,99 @@ def test_a_second_signal_of_another_kind_ends_the_process_at_once(cluster: Harne
     code, _, report = signal_run(cluster, tmp_path, lambda: bool(cluster.created()), signal.SIGINT, signal.SIGTERM)
 
     assert code == -signal.SIGTERM and report == {}
+
+
+# --- progress while creating ---------------------------------------------------------------------
+
+
+class FakeTime:
+    """A monotonic clock that moves only when the run waits (the rate limit's and the retries' sleeps)."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+        self._lock = threading.Lock()
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.now += seconds
+
+
+PROGRESS = re.compile(r"Progress after ([\d.]+)s: (.*)")
+
+
+@pytest.mark.parametrize(("mode", "created"), [("--no-server-dry-run", "created"), ("--server-dry-run", "admitted")])
+def test_without_a_terminal_creating_at_5_qps_logs_progress_every_interval(
+    mode: str, created: str, cluster: Harness
+) -> None:
+    """547 Jobs at the default 5 requests per second take 107 s: a line every interval says how far it is."""
+    cluster.graph([f"pkg{i:03d}" for i in range(137)])  # 548 Jobs: 3 solvers and the analyzer
+    time_ = FakeTime()
+    env = {"THOTH_GRAPH_REFRESH_QPS": "5"}
+    result, report = cluster.run(
+        mode, "--workers", "1", env=env, sleep=time_.sleep, clock=time_.clock, progress_every=10.0
+    )
+
+    assert result.exit_code == 0, result.stderr
+    assert sum(scheduled(report).values()) == 548
+    lines = PROGRESS.findall(result.stderr)
+    after = [float(seconds) for seconds, _ in lines]
+    assert 107 < time_.now - 1_000 < 108  # (548 - a burst of 10) creates, 0.2 s apart
+    assert len(lines) == 10 and 10 <= after[0] < 10.3
+    assert all(10 <= b - a < 10.3 for a, b in itertools.pairwise(after)), "never silent longer, never more often"
+    counts = [
+        re.search(rf"{created} (\d+), already present 0, failed 0, (\d+) of (\d+) planned", text) for _, text in lines
+    ]
+    assert all(counts), lines
+    done = [int(match.group(1)) for match in counts if match]
+    assert done == sorted(done) and done[0] > 0 and done[-1] < 548
+    assert all(int(m.group(2)) <= 2 and int(m.group(3)) - int(m.group(1)) == int(m.group(2)) for m in counts if m)
+    rate = re.search(r"\(answered ([\d.]+)/s\)", lines[-1][1])
+    assert rate is not None and 4.9 <= float(rate.group(1)) <= 5.5, lines[-1]
+    assert re.search(r"examined [\d,]+ \([\d.,]+/s\)", lines[-1][1]), lines[-1]
+
+
+@pytest.mark.timeout(60)
+def test_without_a_terminal_a_run_waiting_for_answers_is_never_silent_longer_than_the_interval(
+    cluster: Harness,
+) -> None:
+    cluster.graph(["flask", "numpy"])  # 8 Jobs, 4 at a time, each answered after 1.5 s
+    cluster.fake.inject(method="POST", path=JOBS_PATH, status=None, delay=1.5, times=None)
+
+    result, report = cluster.run(progress_every=0.4)
+
+    assert result.exit_code == 0 and sum(scheduled(report).values()) == 8
+    after = [float(seconds) for seconds, _ in PROGRESS.findall(result.stderr)]
+    assert len(after) >= 5, result.stderr
+    gaps = [b - a for a, b in itertools.pairwise([0.0, *after])]
+    assert all(0.35 <= gap < 1.2 for gap in gaps), gaps
+    assert "of 8 planned so far not answered yet" in result.stderr
+    quiet, _ = cluster.run("--quiet", progress_every=0.4)
+    assert quiet.exit_code == 0 and "Progress after" not in quiet.stderr and "INFO" in quiet.stderr
+
+
+@pytest.mark.timeout(90)
+def test_on_a_terminal_creating_shows_a_live_line_erased_at_the_end(cluster: Harness) -> None:
+    cluster.graph([f"pkg{i}" for i in range(5)])  # 20 Jobs, one at a time, each answered after 0.15 s
+    rejected = analyzer_item("pkg4").job_name  # among the last: its warning comes while the live line shows
+    cluster.fake.inject(method="POST", path=JOBS_PATH, status=422, delay=0.15, match_name=rejected)
+    cluster.fake.inject(method="POST", path=JOBS_PATH, status=None, delay=0.15, times=None)
+
+    shown = run_app(["--workers", "1"], {**cluster.env, "COLUMNS": "200"}, terminal=True, code=3)
+
+    pattern = (
+        r"\r\x1b\[K\[\d+s\] created (\d+), present 0, failed [01], \d+ of \d+ planned unanswered, [\d.]+/s \| examined"
+    )
+    live = re.findall(pattern, shown)
+    assert len(live) >= 3 and [int(n) for n in live] == sorted(int(n) for n in live), shown
+    summary = shown.index("run finished")
+    assert shown.rindex("\r\x1b[K", 0, summary) > shown.rindex("| examined", 0, summary), "erased before the summary"
+    assert "Progress after" not in shown and len(cluster.jobs()) == 19
+    warning = shown.index(f"Could not create Job {rejected}: 422")
+    assert shown.rindex("| examined", 0, warning) < shown.rindex("\r\x1b[K", 0, warning), "the log line is not glued on"
+    assert re.search(r"\| examined [^\r\n]*\d{4}-\d\d-\d\d \d\d:", shown) is None, "no log line after a live line"
 
 
 # --- the client's own operations: owned pods, the ledger ConfigMap, server dry run (SPEC §11, §13) -------

@@ -12,7 +12,7 @@ import yaml
 
 from graph_refresh.config import PlanSettings
 from graph_refresh.items import ANALYZER, SOLVER, Candidate, WorkItem
-from graph_refresh.scheduler import Renderer
+from graph_refresh.render import Renderer
 from graph_refresh.templates import load_job_templates, read_template_dir
 
 from .conftest import EXAMPLE_TEMPLATES, ROOT, SHARED_2019

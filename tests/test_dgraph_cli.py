@@ -393,13 +393,42 @@ def test_readme_recipe_runs_the_app_against_the_standalone_fake(tmp_path: Path) 
     assert app.returncode == 0, app.stderr
     assert "mutual TLS" in app.stderr and "Traceback" not in app.stderr
     planned = {
-        (cells[0], cells[1]): int(cells[3])
+        cells[0]: int(cells[2])
         for cells in map(str.split, app.stdout.splitlines())
-        if len(cells) > 3 and cells[3].isdigit()
-    }  # the plan table: kind, solver, examined, planned, ...
-    assert {solver: planned[("solver", solver)] > 0 for solver in SOLVERS} == dict.fromkeys(SOLVERS, True)
-    assert planned[("package-analyzer", "-")] > 0
+        if len(cells) == 8 and cells[2].isdigit()
+    }  # the plan table: stream, examined, scheduled, ...
+    assert {solver: planned[solver] > 0 for solver in SOLVERS} == dict.fromkeys(SOLVERS, True)
+    assert planned["package-analyzer"] > 0
     assert fake.returncode == 0, fake_stderr
+
+
+@pytest.mark.timeout(30)
+def test_make_tls_writes_private_keys_readable_by_their_owner_alone(tmp_path: Path) -> None:
+    tls = tmp_path / "dgraph-tls"
+    tls.mkdir()
+    (tls / "node.key").write_text("an older key, world-readable")
+    (tls / "node.key").chmod(0o644)
+    for _ in range(2):  # into a folder with an older key, then over its own files
+        made = subprocess.run(
+            [sys.executable, "-m", "tests.fakes.dgraph", "--make-tls", str(tls)],
+            cwd=ROOT,
+            env={**os.environ, "GRPC_VERBOSITY": "NONE"},
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+            umask=0o022,
+        )
+        assert made.returncode == 0, made.stderr
+        modes = {path.name: path.stat().st_mode & 0o777 for path in tls.iterdir()}
+        assert modes == {
+            "ca.crt": 0o644,
+            "node.crt": 0o644,
+            "client.user.crt": 0o644,
+            "node.key": 0o600,
+            "client.user.key": 0o600,
+        }
+        assert (tls / "node.key").read_text().startswith("-----BEGIN")
 
 
 @pytest.mark.parametrize("names", [("Flask", "zzz", "flask"), ("flask", "zzz", "Flask"), ("FLASK", "zzz", "Flask")])

@@ -15,7 +15,7 @@ import pytest
 from click.testing import Result
 from prometheus_client.parser import text_string_to_metric_families
 
-from graph_refresh import metrics
+from graph_refresh import __version__, metrics
 from graph_refresh.report import Counts, RunReport
 
 from .conftest import free_port
@@ -88,7 +88,7 @@ def test_every_metric_of_the_run_reaches_the_pushgateway(pushgateway: str) -> No
     samples = scrape(pushgateway)
     expected = {
         ("graph_refresh_job_runtime_seconds", ()): 12.5,
-        ("thoth_graph_refresh_job_info", (("env", "thoth-prod"), ("version", metrics.__version__))): 1,
+        ("thoth_graph_refresh_job_info", (("env", "thoth-prod"), ("version", __version__))): 1,
         ("graph_refresh_job_packages_added_total", ()): 14,
         ("graph_refresh_job_solvers_scheduled_total", (("solver", "solver-ubi-8-py38"),)): 6,
         ("graph_refresh_job_solvers_unscheduled_total", (("solver", "solver-ubi-8-py38"),)): 1,

@@ -1,23 +1,34 @@
-"""Progress shows on a terminal only: never in logs, pipes or CI output."""
+"""What a run says while it works: a live line on a terminal, a progress log line every interval otherwise,
+and with --quiet only warnings, errors and the summary. (Creating against the cluster: tests/test_cluster.py.)"""
 
 from __future__ import annotations
 
 import json
 import os
 import pty
+import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
+from click.testing import Result
 
 from .conftest import EXAMPLE_TEMPLATES, PYPI, ROOT, SAMPLE_GRAPH
 
+RunCli = Callable[..., Result]
+ERASE = "\r\x1b[K"  # back to the start of the line, and erase it
+LIVE_LINE = re.compile(r"\r\x1b\[K\[\d+s\] examined ")
 
-def run_app(args: list[str], store: Path, *, terminal: bool) -> str:
+
+def run_app(args: list[str], env: dict[str, str], *, terminal: bool, code: int = 0) -> str:
     """Run app.py with stderr on a pseudo-terminal or a pipe; return what it wrote to stderr."""
-    env = {**os.environ, "GRAPH_REFRESH_SQLITE_PATH": str(store)}
+    env = {**os.environ, **env}
     cmd = [sys.executable, "app.py", *args]
     if not terminal:
-        done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=True)
+        done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == code, done.stderr
         return done.stderr
     primary, secondary = pty.openpty()
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=secondary)
@@ -32,12 +43,13 @@ def run_app(args: list[str], store: Path, *, terminal: bool) -> str:
             break
         chunks.append(chunk)
     os.close(primary)
-    assert proc.wait(timeout=60) == 0
+    assert proc.wait(timeout=120) == code
     return b"".join(chunks).decode(errors="replace")
 
 
 def run_import(tmp_path: Path, *, terminal: bool) -> str:
-    return run_app(["import-graph", str(SAMPLE_GRAPH)], tmp_path / f"{terminal}.sqlite3", terminal=terminal)
+    store = {"GRAPH_REFRESH_SQLITE_PATH": str(tmp_path / f"{terminal}.sqlite3")}
+    return run_app(["import-graph", str(SAMPLE_GRAPH)], store, terminal=terminal)
 
 
 def test_import_shows_a_progress_bar_on_a_terminal(tmp_path: Path) -> None:
@@ -48,12 +60,46 @@ def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path: Path) -> None:
     assert "Importing" not in run_import(tmp_path, terminal=False)
 
 
-def test_planning_counts_examined_candidates_on_a_terminal_only(tmp_path: Path) -> None:
-    store = tmp_path / "big.sqlite3"
-    versions = [{"package_name": f"p{i}", "package_version": "1", "index_url": PYPI} for i in range(300)]
+def test_planning_shows_a_live_line_with_a_rate_on_a_terminal_only(tmp_path: Path) -> None:
+    env = {"GRAPH_REFRESH_SQLITE_PATH": str(tmp_path / "big.sqlite3")}
+    versions = [{"package_name": f"p{i}", "package_version": "1", "index_url": PYPI} for i in range(20_000)]
     graph = tmp_path / "big.json"
     graph.write_text(json.dumps({"package_versions": versions}))
-    run_app(["import-graph", str(graph)], store, terminal=False)
+    run_app(["import-graph", str(graph)], env, terminal=False)
     args = ["--dry-run", "--template-dir", str(EXAMPLE_TEMPLATES), "--max-in-flight", "0"]
-    assert "candidates examined: 1200" in run_app(args, store, terminal=True)  # 3 solvers + the analyzer
-    assert "candidates examined" not in run_app(args, store, terminal=False)
+
+    shown = run_app(args, env, terminal=True)  # 80,000 candidates: 3 solvers and the analyzer
+
+    live = re.findall(r"\r\x1b\[K\[(\d+)s\] examined ([\d,]+) \(([\d,.]+)/s\) \| ([\d,]+) Jobs planned", shown)
+    assert live, shown
+    assert all(0 < int(examined.replace(",", "")) <= 80_000 for _, examined, _, _ in live)
+    summary = shown.index("dry run finished")
+    assert shown.rindex(ERASE, 0, summary) > shown.rindex("examined", 0, summary), "erased before the summary"
+    assert "Progress after" not in shown, "no log lines on a terminal: the live line says it"
+    narrow = run_app(args, {**env, "COLUMNS": "30"}, terminal=True)
+    assert max(len(line) for line in narrow.split(ERASE)[1:-1]) == 29, "a live line never wraps: it would not erase"
+    logged = run_app(args, env, terminal=False)
+    assert "\r" not in logged and "examined 8" not in logged and "Progress after" not in logged, "a short run"
+
+
+@pytest.mark.parametrize("how", ["--quiet", "THOTH_GRAPH_REFRESH_QUIET=1"])
+def test_quiet_leaves_only_warnings_errors_and_the_summary(how: str, run_cli: RunCli, sample_store: None) -> None:
+    args = ["--dry-run", "--template-dir", str(EXAMPLE_TEMPLATES)]
+    name, _, value = how.partition("=")
+    flag, env = ([how], None) if how.startswith("--") else ([], {name: value})
+
+    result = run_cli([*args, *flag], env=env)
+
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "", "no plan table"
+    lines = result.stderr.splitlines()
+    assert any("WARNING" in line and "Dry run without THOTH_MIDDLETIER_NAMESPACE" in line for line in lines)
+    (info,) = [line for line in lines if " INFO " in line]
+    assert "graph-refresh dry run finished in" in info and "examined=411" in info
+    loud = run_cli(args)
+    assert "starting with" in loud.stderr and "(all solvers)" in loud.stdout
+
+
+def test_a_quiet_import_shows_no_progress_bar_on_a_terminal(tmp_path: Path) -> None:
+    env = {"GRAPH_REFRESH_SQLITE_PATH": str(tmp_path / "q.sqlite3")}
+    assert "Importing" not in run_app(["--quiet", "import-graph", str(SAMPLE_GRAPH)], env, terminal=True)

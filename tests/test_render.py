@@ -23,7 +23,7 @@ from .conftest import EXAMPLE_TEMPLATES, PYPI, SHARED_2019
 SLOTS = ("ID", "PKG", "IDX", "DOC", "NEVER_DECLARED")
 
 # A Template that uses every processing rule at once, with per-item slots where they are hardest.
-HOSTILE = {
+HOSTILE: dict[str, Any] = {
     "apiVersion": "template.openshift.io/v1",
     "kind": "Template",
     "metadata": {"name": "hostile", "labels": {"template": "package-analyzer"}},

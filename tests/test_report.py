@@ -31,7 +31,7 @@ RunCli = Callable[..., Result]
 
 
 @pytest.fixture
-def umask() -> Iterator[Callable[[int], None]]:
+def umask() -> Iterator[Callable[[int], int]]:
     """Set the process umask for one test; the old one comes back afterwards."""
     old = os.umask(0o022)
     try:
@@ -141,23 +141,36 @@ def test_quarantined_is_a_skip_reason_after_failed_recently() -> None:
 def test_the_plan_table_says_scheduled_as_the_report_does(dry_run: bool) -> None:
     report = a_report()
     report.dry_run = dry_run
-    header, *rows = (line.split() for line in report.plan_table().splitlines())
-    assert header == [
-        "kind",
-        "solver",
-        "examined",
-        "scheduled",
-        "retries",
-        "already",
-        "failed",
-        *SKIP_REASONS,
-        "backlog",
-    ]
-    table = {(row[0], row[1]): dict(zip(header[2:], row[2:], strict=True)) for row in rows if row[1] != "(all"}
-    ubi = table[("solver", "solver-ubi-8-py38")]
-    assert (ubi["scheduled"], ubi["retries"], ubi["quarantined"], ubi["backlog"]) == ("2", "2", "1", "40")
-    assert table[("solver", "solver-fedora-34-py39")]["backlog"] == "?"
-    assert table[("package-analyzer", "-")]["capacity"] == "1"
+    lines = report.plan_table().splitlines()
+    header = lines[0].split()
+    assert header == ["stream", "examined", "scheduled", "retries", "already", "failed", "skipped", "backlog"]
+    table = {row[0]: dict(zip(header[1:], row[1:], strict=True)) for row in map(str.split, lines[1:]) if len(row) == 8}
+    ubi = table["solver-ubi-8-py38"]
+    assert (ubi["scheduled"], ubi["retries"], ubi["skipped"], ubi["backlog"]) == ("2", "2", "1", "40")
+    assert lines[lines.index(next(line for line in lines if line.startswith("solver-ubi-8-py38"))) + 1] == (
+        "  skipped: quarantined 1"
+    )
+    assert table["solver-fedora-34-py39"]["backlog"] == "?"
+    assert table["package-analyzer"]["skipped"] == "1" and "  skipped: capacity 1" in lines
+
+
+def test_the_plan_table_fits_100_columns_with_long_names_and_large_numbers() -> None:
+    report = RunReport(dry_run=False, store="dgraph")
+    long_names = [f"solver-{os_name}-9-py311" for os_name in ("a" * 34, "b" * 35, "c" * 36)]  # 45 to 47 characters
+    for n, name in enumerate([*long_names, "solver-ubi-8-py38"]):
+        counts = report.counts("solver", name)
+        counts.examined, counts.scheduled, counts.already_scheduled = 987_654_321_012 + n, 123_456_789, 999_999
+        counts.failed, counts.backlog = 1_000_000, 45_678_901_234_567
+        counts.retried["oom"] = 12_345_678
+        counts.skipped.update({reason: 10**9 + i for i, reason in enumerate(SKIP_REASONS)})
+    table = report.plan_table()
+    lines = table.splitlines()
+    assert max(map(len, lines)) <= 100, table
+    assert len(max(long_names, key=len)) > 46 and all(name in lines for name in long_names), "stacked on their own line"
+    ubi = next(line for line in lines if line.startswith("solver-ubi-8-py38")).split()
+    assert ubi[1:] == ["988G", "123M", "12.3M", "999999", "1M", "7G", "45.7T"]
+    skipped = " ".join(line.strip() for line in lines if "skipped:" in line or line.startswith("    "))
+    assert all(f"{reason} 1G" in skipped for reason in SKIP_REASONS)
 
 
 def test_the_summary_line_gives_backlog_and_retries() -> None:
@@ -250,7 +263,7 @@ def test_a_regular_file_is_replaced_atomically(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("mask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
 def test_new_and_replaced_files_get_the_usual_permissions(
-    tmp_path: Path, umask: Callable[[int], None], mask: int, mode: int
+    tmp_path: Path, umask: Callable[[int], int], mask: int, mode: int
 ) -> None:
     umask(mask)
     new, replaced = tmp_path / "new.json", tmp_path / "replaced.yaml"
@@ -272,7 +285,7 @@ def test_the_report_folder_is_created_but_not_a_whole_invented_tree(tmp_path: Pa
 
 
 def test_a_dry_run_writes_its_report_through_a_symlink(
-    run_cli: RunCli, tmp_path: Path, sample_store: None, umask: Callable[[int], None]
+    run_cli: RunCli, tmp_path: Path, sample_store: None, umask: Callable[[int], int]
 ) -> None:
     target = tmp_path / "kept" / "report.json"
     target.parent.mkdir()

@@ -144,7 +144,7 @@ def test_thoth_2019_templates_are_selected(snapshot: str) -> None:
     if not folder.is_dir():
         pytest.skip(f"{folder} is absent: the 2019 Templates live in the shared folder beside the repository")
     templates = load_job_templates(read_template_dir(folder), where=snapshot)
-    assert templates.solvers
+    assert templates.solvers and templates.analyzer is not None
     assert templates.analyzer.template_name == "package-analyzer"
 
 

@@ -7,7 +7,9 @@ each page is an index range scan, and a consumer that stops iterating stops the 
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -39,6 +41,7 @@ CREATE TABLE IF NOT EXISTS analyzed (
 """
 
 _TABLES = ("package_version", "solved", "analyzed")
+COMPLETE = 1  # PRAGMA user_version of a store an import has committed into, set in that import's transaction
 IMPORT_BATCH_RECORDS = 10_000  # records per executemany round: amortises the calls, holds ~2 MiB of tuples
 IMPORT_NAME_CACHE_ENTRIES = 4096  # normalised package names remembered during an import (~1 MiB)
 
@@ -105,6 +108,13 @@ class SQLiteStore:
                 f"SQLite store {str(self._path)!r} is not a graph-refresh store (no table {missing[0]!r}): "
                 "import a graph into it first (import-graph)"
             )
+        (version,) = self._db.execute("PRAGMA user_version").fetchone()
+        if version != COMPLETE:  # made before any import committed into it: an empty graph is not "nothing to do"
+            self._db.close()
+            raise StoreError(
+                f"SQLite store {str(self._path)!r} is not complete: no import into it has finished (one was "
+                "interrupted, or the file comes from an older graph-refresh); import the graph again (import-graph)"
+            )
 
     def _pages(self, done: str, params: tuple[Any, ...]) -> Iterator[Candidate]:
         # The first page starts at the smallest key, inclusive (a record of three empty strings is a row
@@ -154,6 +164,41 @@ class SQLiteStore:
     def close(self) -> None:
         self._db.close()
 
+    @classmethod
+    def import_into(
+        cls, path: Path, records: Iterable[GraphRecord], *, batch_size: int = IMPORT_BATCH_RECORDS
+    ) -> ImportResult:
+        """Import ``records`` into the store at ``path`` so that it is complete or as it was (see
+        :meth:`import_records`), whatever stops the import (an error, a signal raised as an exception, a
+        crash).
+
+        An existing store is imported into in place, in one transaction: SQLite's journal undoes an
+        unfinished one, even after a crash, and nothing is copied. A new store is built beside ``path``
+        under a hidden temporary name and renamed to ``path`` once its import has committed: until then
+        ``path`` does not exist, and on failure the temporary file is removed (after a crash it stays,
+        hidden, and ``path`` is still absent).
+        """
+        if path.exists():
+            store = cls(path, create=True)
+            try:
+                return store.import_records(records, batch_size=batch_size)
+            finally:
+                store.close()
+        building = path.with_name(f".{path.name}.{os.urandom(4).hex()}.tmp")
+        try:
+            store = cls(building, create=True)
+            try:
+                result = store.import_records(records, batch_size=batch_size)
+            finally:
+                store.close()
+            os.replace(building, path)
+        except BaseException:
+            for leftover in (building, building.with_name(building.name + "-journal")):
+                with contextlib.suppress(OSError):  # never there, or its folder is not one (the error says so)
+                    leftover.unlink()
+            raise
+        return result
+
     def import_graph(self, graph: GraphFile) -> dict[str, int]:
         """Load a checked in-memory graph; as :meth:`import_records`. Returns rows added per table."""
         return self.import_records(graph.records()).added
@@ -196,6 +241,7 @@ class SQLiteStore:
                     self._insert(versions, solved, analyzed)
             self._insert(versions, solved, analyzed)
             added = {table: rows - before[table] for table, rows in self._counts().items()}
+            db.execute(f"PRAGMA user_version = {COMPLETE}")  # in the transaction: complete once it commits
             db.execute("COMMIT")
         except BaseException as error:
             if db.in_transaction:

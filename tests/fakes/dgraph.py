@@ -114,12 +114,20 @@ def make_tls_files(
     server.cert_chain_pems[0].write_to_path(str(files.server_cert))
     for pem in server.cert_chain_pems[1:]:
         pem.write_to_path(str(files.server_cert), append=True)
-    server.private_key_pem.write_to_path(str(files.server_key))
+    _write_private(files.server_key, server.private_key_pem.bytes())
     if client:
         user = ca.issue_cert("user", common_name="user")
         user.cert_chain_pems[0].write_to_path(str(files.client_cert))
-        user.private_key_pem.write_to_path(str(files.client_key))
+        _write_private(files.client_key, user.private_key_pem.bytes())
     return files
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write a private key readable by its owner alone (0600) from the moment it exists, whatever the umask."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as file:
+        os.fchmod(file.fileno(), 0o600)  # a file that was already there keeps its old mode through O_CREAT
+        file.write(data)
 
 
 # -- recording and faults -----------------------------------------------------------------------

@@ -7,11 +7,29 @@ client call and the socket (serialisation, TLS, auth headers, timeouts, retries,
 production code path. Tests arrange state with ``add``/``set_job_status``, break things with ``inject``,
 and check what was sent with ``requests``/``requests_for``.
 
+Run on its own, to drive it with kubectl (see the README's "Rehearse learning against the stand-in")::
+
+    python -m tests.fakes.kube --make-tls DIR      # a CA, a server and a client pair; keys 0600; then exits
+    python -m tests.fakes.kube [--tls-dir DIR] [--tls tls|mtls|none] [--port N] [--token T]
+        [--namespace NS] [--load FILE ...] [--kubeconfig PATH [--context-namespace NS]]
+
+prints ``listening on URL`` as its first line, then writes the kubeconfig (whole, at once: a script waits
+for the file) and serves until SIGINT/SIGTERM. Bad arguments and files get one line on stderr, exit 2.
+
 Faithful to Kubernetes (what a client can observe):
 
 - URL layout of the core group (``/api/v1``) and named groups (``/apis/GROUP/VERSION``), namespaced and
   all-namespaces collections, and the discovery documents (``/version``, ``/api``, ``/api/v1``, ``/apis``,
-  ``/apis/GROUP``, ``/apis/GROUP/VERSION``) in the shapes kubernetes-client and ``openshift.dynamic`` read.
+  ``/apis/GROUP``, ``/apis/GROUP/VERSION``) in the shapes kubernetes-client, ``openshift.dynamic`` and
+  kubectl read: resources sorted by name, each ``status`` subresource listed (kubectl maps a kind to the
+  last resource listed with it). A client asking for aggregated discovery gets the plain documents, as
+  from an older server, and kubectl falls back to them.
+- ``PATCH`` with a JSON patch, a JSON merge patch or a strategic merge patch (other types: 415), written
+  like an update (a ``resourceVersion`` in the patch is a precondition). The ``status`` subresource of
+  Jobs, Pods and ResourceQuotas: GET, PUT and PATCH write only ``status``; writes of the object keep it.
+- A client asking for a ``meta.k8s.io/v1`` Table (``kubectl get``) gets one, with a row object of the
+  item's metadata and columns like the API server's (Jobs: status and completions, Pods: status as
+  kubectl shows it, ConfigMaps: data count, quotas: used/hard).
 - Errors are ``Status`` objects with the real ``reason``, ``code`` and ``details`` and messages worded like
   the API server's: NotFound, AlreadyExists, Invalid, Forbidden (with the exact quota-exceeded text),
   Unauthorized, BadRequest, MethodNotAllowed.
@@ -47,9 +65,17 @@ Faithful to Kubernetes (what a client can observe):
 
 Simplified or absent:
 
-- Only the resources in ``RESOURCES``. No watch, no PATCH, no deletecollection, no subresources, no
-  controllers: Jobs never start Pods or finish on their own (use ``set_job_status``). Deleting a Job with
-  ``propagationPolicy`` Background/Foreground removes Pods whose ownerReferences name it, at once.
+- Only the resources in ``RESOURCES``. No watch, no deletecollection, no server-side apply, no
+  subresource but ``status``, no controllers: Jobs never start Pods or finish on their own (use
+  ``set_job_status``, or write the Job's status). Deleting a Job with ``propagationPolicy``
+  Background/Foreground removes Pods whose ownerReferences name it, at once.
+- A Pod created with a ``status`` keeps it (the real server resets it to Pending), so a pod that ended
+  (OOM-killed, evicted) can be staged with ``kubectl create``; a Pod without one is Pending.
+- A strategic merge patch merges by key the lists named in ``MERGE_KEYS`` (wherever they are) and
+  honours ``$patch: replace``/``delete``; other directives are ignored and other lists replaced.
+- Bodies are JSON: a protobuf body (which kubectl's typed commands such as ``create configmap`` send)
+  answers 415. ``/openapi/v2`` describes no type, so kubectl validates nothing before sending; there is
+  no ``/openapi/v3``.
 - Namespaces always exist: GET of any namespace answers an Active Namespace, and creating into any
   namespace works.
 - Validation covers metadata only (name required, DNS-1123 shape, at most 63 characters for Jobs because
@@ -65,16 +91,20 @@ Simplified or absent:
 
 from __future__ import annotations
 
+import argparse
 import base64
 import contextlib
 import copy
 import http.server
 import json
+import os
 import re
 import secrets
 import shutil
+import signal
 import socket
 import ssl
+import sys
 import tempfile
 import threading
 import traceback
@@ -127,10 +157,12 @@ class ResourceType:
     """API group, ``""`` for the core group."""
     version: str
     namespaced: bool = True
-    verbs: tuple[str, ...] = ("create", "delete", "get", "list", "update")
+    verbs: tuple[str, ...] = ("create", "delete", "get", "list", "patch", "update")
     short_names: tuple[str, ...] = ()
     stored: bool = True
     """False for virtual resources (namespaces, processedtemplates) that hold nothing."""
+    has_status: bool = False
+    """Whether ``status`` is a subresource (``NAME/status``): written only there, kept by create and update."""
 
     @property
     def api_version(self) -> str:
@@ -161,9 +193,9 @@ RESOURCES: dict[str, ResourceType] = {
     for rt in (
         ResourceType("namespaces", "Namespace", "", "v1", namespaced=False, verbs=("get", "list"), stored=False),
         ResourceType("configmaps", "ConfigMap", "", "v1", short_names=("cm",)),
-        ResourceType("pods", "Pod", "", "v1", short_names=("po",)),
-        ResourceType("resourcequotas", "ResourceQuota", "", "v1", short_names=("quota",)),
-        ResourceType("jobs", "Job", "batch", "v1"),
+        ResourceType("pods", "Pod", "", "v1", short_names=("po",), has_status=True),
+        ResourceType("resourcequotas", "ResourceQuota", "", "v1", short_names=("quota",), has_status=True),
+        ResourceType("jobs", "Job", "batch", "v1", has_status=True),
         ResourceType("templates", "Template", "template.openshift.io", "v1"),
         ResourceType("processedtemplates", "Template", "template.openshift.io", "v1", verbs=("create",), stored=False),
     )
@@ -401,6 +433,342 @@ def process_template(template: Obj) -> Obj:
     return result
 
 
+# ----------------------------------------------------------------------------------------------- patches
+
+JSON_PATCH = "application/json-patch+json"
+JSON_TYPES = ("application/json", "application/yaml")
+MERGE_PATCH = "application/merge-patch+json"
+STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
+PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH)
+# Lists that a strategic merge patch merges element by element, by the field that names an element. The real
+# server takes these from each type's Go struct tags; here the field's name decides, whatever its parent.
+MERGE_KEYS = {
+    "conditions": "type",
+    "containers": "name",
+    "initContainers": "name",
+    "env": "name",
+    "volumes": "name",
+    "volumeMounts": "mountPath",
+    "ownerReferences": "uid",
+}
+
+
+def _unsupported_media_type(accepted: tuple[str, ...]) -> ApiError:
+    message = "the body of the request was in an unknown format - accepted media types include: "
+    return ApiError(415, message + ", ".join(accepted), "UnsupportedMediaType")
+
+
+def apply_patch(obj: Obj, patch: Any, content_type: str) -> Obj:
+    """``obj`` with ``patch`` applied as ``content_type`` says: a JSON patch (RFC 6902), a JSON merge patch
+    (RFC 7386) or a strategic merge patch (a merge patch that merges the ``MERGE_KEYS`` lists by key and
+    honours ``$patch: replace|delete``). Raises ApiError: 415 for another type, 422 when a JSON patch's
+    operation cannot apply."""
+    if content_type not in PATCH_TYPES:
+        raise _unsupported_media_type(PATCH_TYPES)
+    if content_type == JSON_PATCH:
+        if not isinstance(patch, list):
+            raise _bad_request("the body of the request was in an unknown format: a JSON patch is a list")
+        return _json_patch(obj, patch)
+    if not isinstance(patch, dict):
+        raise _bad_request("the body of the request was in an unknown format: a merge patch is an object")
+    merged = _merge_patch(obj, patch, strategic=content_type == STRATEGIC_MERGE_PATCH)
+    assert isinstance(merged, dict)
+    return merged
+
+
+def _merge_patch(target: Any, patch: Any, *, strategic: bool) -> Any:
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    if strategic and patch.get("$patch") == "replace":
+        return {k: copy.deepcopy(v) for k, v in patch.items() if k != "$patch"}
+    if strategic and patch.get("$patch") == "delete":
+        return None
+    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if strategic and key.startswith("$"):
+            continue
+        if value is None:
+            result.pop(key, None)
+        elif strategic and key in MERGE_KEYS and isinstance(value, list) and isinstance(result.get(key), list):
+            result[key] = _merge_list(result[key], value, MERGE_KEYS[key])
+        else:
+            merged = _merge_patch(result.get(key), value, strategic=strategic)
+            if merged is None:
+                result.pop(key, None)
+            else:
+                result[key] = merged
+    return result
+
+
+def _merge_list(current: list[Any], patch: list[Any], key: str) -> list[Any]:
+    """Strategic merge of a list of objects by ``key``: patched elements merge into the one with their key (or
+    are appended), ``$patch: delete`` removes one, ``{"$patch": "replace"}`` in the list replaces the whole list."""
+    if any(isinstance(item, dict) and item.get("$patch") == "replace" and key not in item for item in patch):
+        return [copy.deepcopy(i) for i in patch if not (isinstance(i, dict) and i.get("$patch") == "replace")]
+    result = copy.deepcopy(current)
+    for item in patch:
+        if not isinstance(item, dict) or key not in item:
+            raise _bad_request(f"map: {item!r} does not contain declared merge key: {key}")
+        index = next((i for i, old in enumerate(result) if isinstance(old, dict) and old.get(key) == item[key]), None)
+        if item.get("$patch") == "delete":
+            if index is not None:
+                del result[index]
+        elif index is None:
+            result.append(_merge_patch({}, item, strategic=True))
+        else:
+            result[index] = _merge_patch(result[index], item, strategic=True)
+    return result
+
+
+def _pointer(path: Any) -> list[str]:
+    if not isinstance(path, str) or (path and not path.startswith("/")):
+        raise ApiError(422, f"the server rejected our request due to an error in our request: bad path {path!r}")
+    return [part.replace("~1", "/").replace("~0", "~") for part in path.split("/")[1:]] if path else []
+
+
+def _json_patch(obj: Obj, operations: list[Any]) -> Obj:
+    document: Any = copy.deepcopy(obj)
+
+    def fail(message: str) -> ApiError:
+        return ApiError(422, f"the server rejected our request due to an error in our request: {message}")
+
+    def parent(parts: list[str], path: Any) -> tuple[Any, str]:
+        node = document
+        for part in parts[:-1]:
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            else:
+                raise fail(f"doc is missing path: {path!r}")
+        return node, parts[-1]
+
+    def get(path: Any) -> Any:
+        parts = _pointer(path)
+        if not parts:
+            return document
+        node, last = parent(parts, path)
+        if isinstance(node, dict) and last in node:
+            return node[last]
+        if isinstance(node, list) and last.isdigit() and int(last) < len(node):
+            return node[int(last)]
+        raise fail(f"doc is missing path: {path!r}")
+
+    def remove(path: Any) -> Any:
+        node, last = parent(_pointer(path) or [""], path)
+        if isinstance(node, dict) and last in node:
+            return node.pop(last)
+        if isinstance(node, list) and last.isdigit() and int(last) < len(node):
+            return node.pop(int(last))
+        raise fail(f"unable to remove nonexistent key: {last}: missing value")
+
+    def add(path: Any, value: Any, *, replace: bool) -> None:
+        nonlocal document
+        parts = _pointer(path)
+        if not parts:
+            document = value
+            return
+        node, last = parent(parts, path)
+        if isinstance(node, dict):
+            if replace and last not in node:
+                raise fail(f"replace operation does not apply: doc is missing key: {path}")
+            node[last] = value
+        elif isinstance(node, list):
+            if last == "-" and not replace:
+                node.append(value)
+            elif last.isdigit() and int(last) <= len(node) - (1 if replace else 0):
+                if replace:
+                    node[int(last)] = value
+                else:
+                    node.insert(int(last), value)
+            else:
+                raise fail(f"index out of range: {path}")
+        else:
+            raise fail(f"doc is missing path: {path!r}")
+
+    for operation in operations:
+        if not isinstance(operation, dict) or not isinstance(operation.get("op"), str):
+            raise _bad_request(f"the body of the request was in an unknown format: bad operation {operation!r}")
+        op, path = operation["op"], operation.get("path")
+        if op in ("add", "replace", "test") and "value" not in operation:
+            raise fail(f"{op} operation needs a value")
+        if op == "add":
+            add(path, copy.deepcopy(operation["value"]), replace=False)
+        elif op == "replace":
+            add(path, copy.deepcopy(operation["value"]), replace=True)
+        elif op == "remove":
+            remove(path)
+        elif op == "move":
+            add(path, remove(operation.get("from")), replace=False)
+        elif op == "copy":
+            add(path, copy.deepcopy(get(operation.get("from"))), replace=False)
+        elif op == "test":
+            if get(path) != operation["value"]:
+                raise fail(f"testing value {path} failed")
+        else:
+            raise _bad_request(f"Unexpected kind: {op}")
+    if not isinstance(document, dict):
+        raise fail("the patched document is not an object")
+    return document
+
+
+# ------------------------------------------------------------------------------------------------ tables
+
+Column = tuple[str, str, Callable[[Obj], Any]]  # name, type, cell of one object
+
+
+def _wants_table(accept: str) -> bool:
+    """Whether the client asked for a ``meta.k8s.io`` Table (as ``kubectl get`` does for its columns)."""
+    return any("as=table" in part.replace(" ", "").lower() for part in accept.split(","))
+
+
+def _age(obj: Obj) -> str:
+    """Time since creation the way kubectl columns show it: ``42s``, ``7m``, ``5h``, ``3d``."""
+    created = (obj.get("metadata") or {}).get("creationTimestamp")
+    if not isinstance(created, str):
+        return "<unknown>"
+    try:
+        seconds = int(
+            (datetime.now(UTC) - datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)).total_seconds()
+        )
+    except ValueError:
+        return "<unknown>"
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds >= size * 2 or (unit == "m" and seconds >= size):
+            return f"{seconds // size}{unit}"
+    return f"{max(seconds, 0)}s"
+
+
+def _job_status(job: Obj) -> str:
+    for condition in (job.get("status") or {}).get("conditions") or []:
+        if condition.get("status") == "True" and condition.get("type") in ("Complete", "Failed", "Suspended"):
+            return str(condition["type"])
+    return "Running"
+
+
+def _pod_status(pod: Obj) -> str:
+    status = pod.get("status") or {}
+    for container in status.get("containerStatuses") or []:
+        state = container.get("state") or {}
+        for key in ("terminated", "waiting"):
+            reason = (state.get(key) or {}).get("reason")
+            if reason:
+                return str(reason)
+    return str(status.get("reason") or status.get("phase") or "Unknown")
+
+
+def _quota_usage(quota: Obj, prefix: str) -> str:
+    status = quota.get("status") or {}
+    hard, used = status.get("hard") or {}, status.get("used") or {}
+    names = sorted(n for n in hard if n.startswith("limits.") == (prefix == "limits."))
+    return ", ".join(f"{n}: {used.get(n, '0')}/{hard[n]}" for n in names)
+
+
+def _template_parameters(template: Obj) -> str:
+    """``13 (5 blank)`` as ``oc get templates`` shows it: how many parameters, and how many have no value."""
+    parameters = template.get("parameters") or []
+    blank = sum(1 for p in parameters if not p.get("value") and not p.get("generate"))
+    return f"{len(parameters)} ({f'{blank} blank' if blank else 'all set'})"
+
+
+_NAME: Column = ("Name", "string", lambda o: o["metadata"].get("name", ""))
+_AGE: Column = ("Age", "string", _age)
+COLUMNS: dict[str, list[Column]] = {
+    "jobs": [
+        _NAME,
+        ("Status", "string", _job_status),
+        (
+            "Completions",
+            "string",
+            lambda o: f"{(o.get('status') or {}).get('succeeded', 0)}/{(o.get('spec') or {}).get('completions', 1)}",
+        ),
+        _AGE,
+    ],
+    "pods": [
+        _NAME,
+        ("Status", "string", _pod_status),
+        (
+            "Restarts",
+            "integer",
+            lambda o: sum(c.get("restartCount", 0) for c in (o.get("status") or {}).get("containerStatuses") or []),
+        ),
+        _AGE,
+    ],
+    "configmaps": [
+        _NAME,
+        ("Data", "integer", lambda o: len(o.get("data") or {}) + len(o.get("binaryData") or {})),
+        _AGE,
+    ],
+    "resourcequotas": [
+        _NAME,
+        _AGE,
+        ("Request", "string", lambda o: _quota_usage(o, "")),
+        ("Limit", "string", lambda o: _quota_usage(o, "limits.")),
+    ],
+    "templates": [
+        _NAME,
+        ("Description", "string", lambda o: ((o["metadata"].get("annotations") or {}).get("description") or "")[:60]),
+        ("Parameters", "string", _template_parameters),
+        ("Objects", "integer", lambda o: len(o.get("objects") or [])),
+    ],
+    "namespaces": [_NAME, ("Status", "string", lambda o: (o.get("status") or {}).get("phase", "")), _AGE],
+}
+
+
+def make_table(resource: str, objects: list[Obj], resource_version: str) -> Obj:
+    """A ``meta.k8s.io/v1`` Table of ``objects`` with the columns kubectl shows for ``resource``."""
+    columns = COLUMNS.get(resource, [_NAME, _AGE])
+    return {
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"resourceVersion": resource_version},
+        "columnDefinitions": [
+            {"name": name, "type": kind, "format": "name" if name == "Name" else "", "description": "", "priority": 0}
+            for name, kind, _ in columns
+        ],
+        "rows": [
+            {
+                "cells": [cell(obj) for _, _, cell in columns],
+                "object": {
+                    "kind": "PartialObjectMetadata",
+                    "apiVersion": "meta.k8s.io/v1",
+                    "metadata": obj["metadata"],
+                },
+            }
+            for obj in objects
+        ],
+    }
+
+
+# ----------------------------------------------------------------------------------------------- openapi
+
+OPENAPI_V2_PROTOBUF = (
+    "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"  # the type the API server answers with
+)
+
+
+def _protobuf_field(number: int, payload: bytes) -> bytes:
+    """One length-delimited protobuf field (lengths here stay under 128, so the length is one byte)."""
+    assert len(payload) < 128
+    return bytes([number << 3 | 2, len(payload)]) + payload
+
+
+def _openapi_v2(accept: str) -> tuple[bytes, str]:
+    """An OpenAPI v2 document that describes no type, in protobuf (what kubectl asks for) or JSON.
+
+    kubectl downloads it before ``create -f`` to validate the manifest on the client; with no schema for a
+    kind it validates nothing, so the stand-in checks what it stores itself (see the module doc). Fields of
+    the protobuf ``openapi.v2.Document``: 1 swagger, 2 info (1 title, 2 version), 8 paths.
+    """
+    title, version = b"FakeKube", KUBE_VERSION["gitVersion"].encode()
+    if "protobuf" in accept:
+        info = _protobuf_field(1, title) + _protobuf_field(2, version)
+        document = _protobuf_field(1, b"2.0") + _protobuf_field(2, info) + _protobuf_field(8, b"")
+        return document, OPENAPI_V2_PROTOBUF
+    text = {"swagger": "2.0", "info": {"title": title.decode(), "version": version.decode()}, "paths": {}}
+    return json.dumps(text).encode(), "application/json"
+
+
 # ------------------------------------------------------------------------------------ requests and faults
 
 
@@ -496,13 +864,13 @@ class _Server(http.server.ThreadingHTTPServer):
     block_on_close = False  # keep-alive handler threads must not block close()
     allow_reuse_address = True
 
-    def __init__(self, fake: FakeKube, ssl_context: ssl.SSLContext | None) -> None:
+    def __init__(self, fake: FakeKube, ssl_context: ssl.SSLContext | None, port: int = 0) -> None:
         self.fake = fake
         self.ssl_context = ssl_context
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         self._accepted = 0
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(("127.0.0.1", port), _Handler)
 
     def number_connection(self) -> int:
         """The serial number of a new connection."""
@@ -564,10 +932,76 @@ def _read_body(handler: _Handler) -> bytes:
 
 _CORE_PATH_RE = re.compile(
     r"/(?:api/(?P<core_version>[^/]+)|apis/(?P<group>[^/]+)/(?P<version>[^/]+))"
-    r"(?:/namespaces/(?P<namespace>[^/]+))?/(?P<resource>[^/]+)(?:/(?P<name>[^/]+))?"
+    r"(?:/namespaces/(?P<namespace>[^/]+))?/(?P<resource>[^/]+)(?:/(?P<name>[^/]+)(?:/(?P<subresource>[^/]+))?)?"
 )
 _NOT_FOUND = "the server could not find the requested resource"
 _GENERATE_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # the API server's alphabet for generateName
+
+
+# ---------------------------------------------------------------------------------------------- TLS files
+
+
+@dataclass(frozen=True)
+class KubeTlsFiles:
+    """A cluster CA with a server pair (for ``127.0.0.1`` and ``localhost``) and a client pair, as PEM files."""
+
+    directory: Path
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+
+    @classmethod
+    def in_directory(cls, directory: Path) -> KubeTlsFiles:
+        """The file names ``make_kube_tls_files`` writes in ``directory``."""
+        return cls(
+            directory,
+            directory / "ca.crt",
+            directory / "server.crt",
+            directory / "server.key",
+            directory / "client.crt",
+            directory / "client.key",
+        )
+
+    def missing(self) -> list[Path]:
+        return [
+            p
+            for p in (self.ca, self.server_cert, self.server_key, self.client_cert, self.client_key)
+            if not p.is_file()
+        ]
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write a private key readable by its owner only (0600), also when the file existed with wider rights."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as file:
+        os.fchmod(file.fileno(), 0o600)
+        file.write(data)
+
+
+def make_kube_tls_files(directory: Path) -> KubeTlsFiles:
+    """Write a new CA, a server pair and a client pair into ``directory``; private keys are mode 0600.
+
+    Each call makes a new CA, so two directories never trust each other. The client certificate's subject is
+    ``O=graph-refresh-tests,OU=tests,CN=graph-refresh-test``.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    files = KubeTlsFiles.in_directory(directory)
+    ca = trustme.CA()
+    files.ca.write_bytes(ca.cert_pem.bytes())
+    server = ca.issue_cert("127.0.0.1", "localhost")
+    files.server_cert.write_bytes(b"".join(pem.bytes() for pem in server.cert_chain_pems))
+    _write_private(files.server_key, server.private_key_pem.bytes())
+    client = ca.issue_cert(
+        "graph-refresh-test",
+        common_name="graph-refresh-test",
+        organization_name="graph-refresh-tests",
+        organization_unit_name="tests",
+    )
+    files.client_cert.write_bytes(client.cert_chain_pems[0].bytes())
+    _write_private(files.client_key, client.private_key_pem.bytes())
+    return files
 
 
 # ---------------------------------------------------------------------------------------------- FakeKube
@@ -581,9 +1015,18 @@ class FakeKube:
     request must carry (None: no token check). In mtls mode a verified client certificate is enough.
     """
 
-    def __init__(self, tls: TlsMode = "none", token: str | None = "test-token") -> None:
+    def __init__(
+        self,
+        tls: TlsMode = "none",
+        token: str | None = "test-token",
+        *,
+        port: int = 0,
+        tls_files: KubeTlsFiles | None = None,
+    ) -> None:
         if tls not in ("none", "tls", "mtls"):
             raise ValueError(f"tls must be 'none', 'tls' or 'mtls', not {tls!r}")
+        if tls_files is not None and tls == "none":
+            raise ValueError("tls_files need tls='tls' or 'mtls'")
         self.tls: TlsMode = tls
         self.token = token
         self.requests: list[Request] = []
@@ -615,26 +1058,16 @@ class FakeKube:
         self._wrong_ca_pem: Path | None = None
         ssl_context: ssl.SSLContext | None = None
         if tls != "none":
-            ca = trustme.CA()
-            self.ca_pem = self._tmp / "ca.pem"
-            ca.cert_pem.write_to_path(str(self.ca_pem))
+            files = tls_files or make_kube_tls_files(self._tmp)
+            self.ca_pem = files.ca
             ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            ca.issue_cert("127.0.0.1", "localhost").configure_cert(ssl_context)
+            ssl_context.load_cert_chain(files.server_cert, files.server_key)
             if tls == "mtls":
-                client = ca.issue_cert(
-                    "graph-refresh-test",
-                    common_name="graph-refresh-test",
-                    organization_name="graph-refresh-tests",
-                    organization_unit_name="tests",
-                )
-                self.client_cert_pem = self._tmp / "client.pem"
-                self.client_key_pem = self._tmp / "client-key.pem"
-                client.cert_chain_pems[0].write_to_path(str(self.client_cert_pem))
-                client.private_key_pem.write_to_path(str(self.client_key_pem))
+                self.client_cert_pem, self.client_key_pem = files.client_cert, files.client_key
                 ssl_context.verify_mode = ssl.CERT_REQUIRED
-                ca.configure_trust(ssl_context)
+                ssl_context.load_verify_locations(cafile=files.ca)
 
-        self._server = _Server(self, ssl_context)
+        self._server = _Server(self, ssl_context, port)
         self.port: int = self._server.server_address[1]
         self.url = f"{'http' if tls == 'none' else 'https'}://127.0.0.1:{self.port}"
         self._thread = threading.Thread(
@@ -920,13 +1353,16 @@ class FakeKube:
             self._send(handler, 400, status_body(400, "malformed request body framing"))
             return
         body: Any = None
-        body_error: str | None = None
-        if raw:
+        body_error: ApiError | None = None
+        headers = {key.lower(): value for key, value in handler.headers.items()}
+        if raw and "protobuf" in headers.get("content-type", ""):
+            # Only JSON is understood: kubectl's typed commands (`create configmap`) send protobuf and get 415.
+            body_error = _unsupported_media_type(JSON_TYPES)
+        elif raw:
             try:
                 body = json.loads(raw)
             except ValueError as exc:
-                body_error = f"the body of the request was in an unknown format: {exc}"
-        headers = {key.lower(): value for key, value in handler.headers.items()}
+                body_error = _bad_request(f"the body of the request was in an unknown format: {exc}")
         subject = _subject_of(handler.connection)
         request = Request(method, path, query, headers, body, subject, handler.connection_number)
         with self._lock:
@@ -947,8 +1383,11 @@ class FakeKube:
             if not self._authenticated(headers, subject):
                 raise ApiError(401, "Unauthorized")
             if body_error is not None:
-                raise _bad_request(body_error)
-            code, payload = self._route(method, path, query, body)
+                raise body_error
+            if method == "GET" and path == "/openapi/v2":
+                self._send_raw(handler, 200, *_openapi_v2(headers.get("accept", "")))
+                return
+            code, payload = self._route(method, path, query, body, headers)
         except ApiError as exc:
             code, payload = exc.code, exc.body
         except Exception:
@@ -999,7 +1438,27 @@ class FakeKube:
 
     # ------------------------------------------------------------------------------------------- routing
 
-    def _route(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> tuple[int, Obj]:
+    def _route(
+        self, method: str, path: str, query: dict[str, list[str]], body: Any, headers: dict[str, str]
+    ) -> tuple[int, Obj]:
+        code, payload = self._answer(method, path, query, body, headers)
+        if method != "GET" or not _wants_table(headers.get("accept", "")):
+            return code, payload
+        kind, api_version = str(payload.get("kind", "")), str(payload.get("apiVersion", ""))
+        listed = kind.endswith("List") and isinstance(payload.get("items"), list)
+        kind = kind.removesuffix("List") if listed else kind
+        resource = next(
+            (rt.name for rt in RESOURCES.values() if (rt.kind, rt.api_version) == (kind, api_version)), None
+        )
+        if resource is None:  # discovery and the like: no Table
+            return code, payload
+        objects = payload["items"] if listed else [payload]
+        version = str((payload.get("metadata") or {}).get("resourceVersion", ""))
+        return code, make_table(resource, objects, version)
+
+    def _answer(
+        self, method: str, path: str, query: dict[str, list[str]], body: Any, headers: dict[str, str]
+    ) -> tuple[int, Obj]:
         discovery = self._discovery(path)
         if discovery is not None:
             if method != "GET":
@@ -1012,8 +1471,10 @@ class FakeKube:
         rt = RESOURCES.get(match["resource"])
         if rt is None or (rt.group, rt.version) != (group, version):
             raise ApiError(404, _NOT_FOUND)
-        namespace, name = match["namespace"], match["name"]
+        namespace, name, subresource = match["namespace"], match["name"], match["subresource"]
         if namespace is not None and not rt.namespaced:
+            raise ApiError(404, _NOT_FOUND)
+        if subresource is not None and (subresource != "status" or not rt.has_status):
             raise ApiError(404, _NOT_FOUND)
         if "true" in query.get("watch", []):
             raise _bad_request("FakeKube does not support watch")
@@ -1022,10 +1483,12 @@ class FakeKube:
             verb = "get" if name is not None else "list"
         elif method == "POST" and name is None:
             verb = "create"
-        elif method == "DELETE" and name is not None:
+        elif method == "DELETE" and name is not None and subresource is None:
             verb = "delete"
         elif method == "PUT" and name is not None:
             verb = "update"
+        elif method == "PATCH" and name is not None:
+            verb = "patch"
         else:
             verb = ""
         if verb not in rt.verbs or (rt.namespaced and namespace is None and verb != "list"):
@@ -1047,7 +1510,12 @@ class FakeKube:
             return 200, self._delete_one(rt, namespace, name, query, body)
         if verb == "update":
             assert name is not None
+            if subresource == "status":
+                return 200, self._update_status(rt, namespace, name, body, query)
             return 200, self._update(rt, namespace, name, body, query)
+        if verb == "patch":
+            assert name is not None
+            return 200, self._patch(rt, namespace, name, body, query, headers, status=subresource == "status")
         return 201, self._create(rt, namespace, body, query)
 
     def _discovery(self, path: str) -> Obj | None:
@@ -1081,13 +1549,15 @@ class FakeKube:
 
     @staticmethod
     def _resource_list(group: str, version: str) -> Obj:
+        # Sorted by name, as the API server lists them. Order matters to clients: kubectl maps a kind to the
+        # last resource listed with it, so Template must map to templates, not to processedtemplates.
         resources = []
-        for rt in RESOURCES.values():
+        for rt in sorted(RESOURCES.values(), key=lambda rt: rt.name):
             if (rt.group, rt.version) != (group, version):
                 continue
             entry: Obj = {
                 "name": rt.name,
-                "singularName": "",
+                "singularName": rt.kind.lower() if rt.stored else "",
                 "namespaced": rt.namespaced,
                 "kind": rt.kind,
                 "verbs": list(rt.verbs),
@@ -1095,6 +1565,9 @@ class FakeKube:
             if rt.short_names:
                 entry["shortNames"] = list(rt.short_names)
             resources.append(entry)
+            if rt.has_status:
+                status: Obj = {"name": f"{rt.name}/status", "singularName": "", "namespaced": rt.namespaced}
+                resources.append({**status, "kind": rt.kind, "verbs": ["get", "patch", "update"]})
         group_version = f"{group}/{version}" if group else version
         return {
             "kind": "APIResourceList",
@@ -1217,8 +1690,8 @@ class FakeKube:
                 meta.pop(server_owned, None)
             if rt.name in ("jobs", "resourcequotas"):
                 obj["status"] = {}
-            elif rt.name == "pods":
-                obj["status"] = {"phase": "Pending"}
+            elif rt.name == "pods":  # kept when given, so that a pod that ended can be staged (see module doc)
+                obj["status"] = obj.get("status") or {"phase": "Pending"}
             if dry_run:
                 meta.pop("resourceVersion", None)
                 return self._present(rt, obj)
@@ -1227,8 +1700,49 @@ class FakeKube:
             return self._present(rt, obj)
 
     def _update(self, rt: ResourceType, namespace: str, name: str, body: Any, query: dict[str, list[str]]) -> Obj:
+        return self._write(rt, namespace, name, self._admit_body(rt, namespace, body), query, status=False)
+
+    def _update_status(
+        self, rt: ResourceType, namespace: str, name: str, body: Any, query: dict[str, list[str]]
+    ) -> Obj:
+        """PUT of ``NAME/status``: only the body's ``status`` is taken; the rest stays as stored."""
+        return self._write(rt, namespace, name, self._admit_body(rt, namespace, body), query, status=True)
+
+    def _patch(
+        self,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        body: Any,
+        query: dict[str, list[str]],
+        headers: dict[str, str],
+        *,
+        status: bool,
+    ) -> Obj:
+        """PATCH of ``NAME`` or ``NAME/status``: apply the patch to the stored object, then write it as an update.
+
+        The patched object carries the stored ``resourceVersion`` unless the patch sets one, so a patch is
+        unconditional unless it asks for a precondition, as on the API server.
+        """
+        content_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        with self._lock:  # read, patch and write as one step
+            current = self._get_one(rt, namespace, name)
+            try:
+                patched = apply_patch(current, body, content_type)
+            except ApiError as exc:
+                if exc.code != 422:
+                    raise
+                cause = {"reason": "FieldValueInvalid", "message": str(exc), "field": "patch"}
+                raise ApiError(422, str(exc), "Invalid", rt.details(name, causes=[cause])) from None
+            obj = self._admit_body(rt, namespace, patched)
+            return self._write(rt, namespace, name, obj, query, status=status)
+
+    def _write(
+        self, rt: ResourceType, namespace: str, name: str, obj: Obj, query: dict[str, list[str]], *, status: bool
+    ) -> Obj:
+        """Store an admitted object over the stored one of ``name``: the whole object but a status subresource's
+        ``status`` (``status`` False), or only ``status`` (True). ``uid`` and ``creationTimestamp`` are kept."""
         dry_run = _dry_run(query, None)
-        obj = self._admit_body(rt, namespace, body)
         meta = obj["metadata"]
         if meta.get("name") != name:
             raise _bad_request(
@@ -1249,11 +1763,17 @@ class FakeKube:
                     "Conflict",
                     rt.details(name),
                 )
-            meta["namespace"] = namespace
-            for kept in ("uid", "creationTimestamp"):
-                meta[kept] = stored["metadata"].get(kept)
-            if rt.name in ("jobs", "resourcequotas", "pods"):  # status is a subresource: a PUT leaves it
-                obj["status"] = copy.deepcopy(stored.get("status") or {})
+            if status:
+                new_status = obj.get("status") or {}
+                obj = copy.deepcopy(stored)
+                obj["status"] = copy.deepcopy(new_status)
+                meta = obj["metadata"]
+            else:
+                meta["namespace"] = namespace
+                for kept in ("uid", "creationTimestamp"):
+                    meta[kept] = stored["metadata"].get(kept)
+                if rt.has_status:  # status is a subresource: a write of the object leaves it
+                    obj["status"] = copy.deepcopy(stored.get("status") or {})
             if dry_run:
                 meta["resourceVersion"] = current
                 return self._present(rt, obj)
@@ -1389,3 +1909,167 @@ def _dry_run(query: dict[str, list[str]], body: Any) -> bool:
         if value != "All":
             raise _bad_request(f'dryRun: Unsupported value: "{value}": supported values: "All"')
     return bool(values)
+
+
+# ------------------------------------------------------------------------------------------ command line
+
+PROG = "python -m tests.fakes.kube"
+
+
+class LoadError(Exception):
+    """A file given to ``--load`` that cannot be read or stored; the message names the file."""
+
+
+def load_objects(fake: FakeKube, path: Path, namespace: str) -> list[str]:
+    """Create every object in ``path`` (YAML documents or JSON; a ``...List`` is unpacked) as a client's create
+    would; objects that name no namespace go to ``namespace``. Returns ``resource namespace/name`` per object."""
+    try:
+        documents = [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc is not None]
+    except OSError as exc:
+        raise LoadError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise LoadError(f"{path}: not YAML or JSON: {problem}") from None
+    objects: list[Any] = []
+    for document in documents:
+        if isinstance(document, dict) and str(document.get("kind", "")).endswith("List") and "items" in document:
+            objects.extend(document["items"] or [])
+        else:
+            objects.append(document)
+    loaded: list[str] = []
+    for obj in objects:
+        if not isinstance(obj, dict):
+            raise LoadError(f"{path}: an object is a {type(obj).__name__}, not a mapping")
+        resource = _KIND_TO_RESOURCE.get((obj.get("apiVersion", ""), obj.get("kind", "")))
+        if resource is None:
+            known = ", ".join(f"{kind} ({api_version})" for api_version, kind in _KIND_TO_RESOURCE)
+            raise LoadError(f"{path}: cannot load {obj.get('kind')} ({obj.get('apiVersion')}); known: {known}")
+        rt = RESOURCES[resource]
+        target = (obj.get("metadata") or {}).get("namespace") or namespace
+        try:
+            created = fake._create(rt, target, obj, {})
+        except ApiError as exc:
+            raise LoadError(f"{path}: {exc}") from None
+        loaded.append(f"{rt.qualified_name} {target}/{created['metadata']['name']}")
+    return loaded
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve until SIGINT/SIGTERM; the first stdout line is ``listening on URL``, then the kubeconfig is written."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="A stand-in for the Kubernetes API server (Jobs, Pods, ConfigMaps, ResourceQuotas, OpenShift "
+        "Templates) on 127.0.0.1, for rehearsing runs with kubectl and graph-refresh. See the module doc.",
+    )
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1; 0 (default) picks a free one")
+    parser.add_argument(
+        "--tls",
+        choices=("tls", "mtls", "none"),
+        default="tls",
+        help="serve HTTPS (default), HTTPS requiring a client certificate from the CA, or plain HTTP",
+    )
+    parser.add_argument(
+        "--tls-dir",
+        type=Path,
+        metavar="DIR",
+        help="serve with the files --make-tls wrote in DIR (default: a new CA that lives as long as the server)",
+    )
+    parser.add_argument(
+        "--make-tls",
+        type=Path,
+        metavar="DIR",
+        help="write a new CA (ca.crt), a server pair (server.crt, server.key) and a client pair (client.crt, "
+        "client.key) into DIR, private keys mode 0600, then exit",
+    )
+    parser.add_argument("--token", help="bearer token every request must carry (default: a new random one)")
+    parser.add_argument(
+        "--load",
+        type=Path,
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="FILE",
+        help="create the objects in these YAML or JSON files at start (Templates, ResourceQuotas, Jobs, Pods, "
+        "ConfigMaps; a List is unpacked)",
+    )
+    parser.add_argument(
+        "--namespace",
+        default="default",
+        help="namespace of loaded objects that name none (default: default)",
+    )
+    parser.add_argument(
+        "--kubeconfig",
+        type=Path,
+        metavar="PATH",
+        help="write a kubeconfig for this server to PATH once it listens (mode 0600; written whole at once, so "
+        "a script can wait for the file)",
+    )
+    parser.add_argument("--context-namespace", metavar="NS", help="the kubeconfig context's namespace")
+    args = parser.parse_args(argv)
+
+    def fail(message: str) -> int:
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        return 2
+
+    if args.make_tls:
+        if args.load or args.kubeconfig or args.tls_dir or args.token or args.port:
+            return fail("--make-tls writes the TLS files and exits; serve in a second command")
+        try:
+            files = make_kube_tls_files(args.make_tls)
+        except OSError as exc:
+            return fail(f"--make-tls {args.make_tls}: {exc.strerror or exc}")
+        print(f"wrote {files.ca}, {files.server_cert}, {files.server_key}, {files.client_cert}, {files.client_key}")
+        print(f"serve with: {PROG} --tls-dir {files.directory}")
+        return 0
+    if not 0 <= args.port <= 65535:
+        return fail(f"--port {args.port}: not a port (0 to 65535)")
+    tls_files = None
+    if args.tls_dir:
+        if args.tls == "none":
+            return fail("--tls-dir needs --tls tls or mtls")
+        tls_files = KubeTlsFiles.in_directory(args.tls_dir.resolve())
+        if missing := tls_files.missing():
+            names = ", ".join(p.name for p in missing)
+            return fail(f"--tls-dir {args.tls_dir}: missing {names} (write them with --make-tls {args.tls_dir})")
+    if args.context_namespace and not args.kubeconfig:
+        return fail("--context-namespace needs --kubeconfig")
+    for path in args.load:
+        if not path.is_file():
+            return fail(f"--load {path}: no such file")
+    token = args.token if args.token is not None else secrets.token_urlsafe(24)
+    if not token or any(c.isspace() for c in token):
+        return fail("--token must be non-empty and without spaces")
+    try:
+        fake = FakeKube(args.tls, token, port=args.port, tls_files=tls_files)
+    except OSError as exc:
+        return fail(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}")
+    except ssl.SSLError as exc:
+        return fail(f"--tls-dir {args.tls_dir}: unusable certificate or key: {exc}")
+    stopped = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopped.set())
+    with fake:
+        loaded: list[str] = []
+        try:
+            for path in args.load:
+                loaded += load_objects(fake, path, args.namespace)
+        except LoadError as exc:
+            return fail(str(exc))
+        print(f"listening on {fake.url}", flush=True)
+        for line in loaded:
+            print(f"loaded {line}", flush=True)
+        if args.kubeconfig:
+            partial = args.kubeconfig.with_name(f".{args.kubeconfig.name}.partial")
+            try:
+                fake.kubeconfig(partial, namespace=args.context_namespace)
+                partial.chmod(0o600)
+                partial.replace(args.kubeconfig)
+            except OSError as exc:
+                return fail(f"--kubeconfig {args.kubeconfig}: {exc.strerror or exc}")
+            print(f"kubeconfig written: export KUBECONFIG={args.kubeconfig.resolve()}", flush=True)
+        stopped.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

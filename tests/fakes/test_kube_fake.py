@@ -16,7 +16,7 @@ from kubernetes.client.rest import ApiException
 from kubernetes.config import new_client_from_config
 from openshift.dynamic import DynamicClient
 
-from .kube import FakeKube
+from .kube import JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, ApiError, FakeKube, apply_patch
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -452,3 +452,88 @@ def test_requests_record_the_connection_they_came_on(fake: FakeKube, api: k8s.Ap
         batch.list_namespaced_job(NS)  # keep-alive: one connection
     k8s.BatchV1Api(api_client(fake, tmp_path)).list_namespaced_job(NS)  # another client: another connection
     assert [r.connection for r in fake.requests] == [1, 1, 1, 2]
+
+
+BASE: dict[str, Any] = {
+    "metadata": {"name": "x", "labels": {"a": "1"}},
+    "data": {"k": "v", "path/with~": "p"},
+    "status": {"conditions": [{"type": "Failed", "status": "True"}], "list": [1, 2]},
+}
+
+
+@pytest.mark.parametrize(
+    ("content_type", "patch", "changed"),
+    [
+        (
+            JSON_PATCH,
+            [{"op": "add", "path": "/data/new", "value": "n"}],
+            {"data": {"k": "v", "path/with~": "p", "new": "n"}},
+        ),
+        (JSON_PATCH, [{"op": "remove", "path": "/data/path~1with~0"}], {"data": {"k": "v"}}),
+        (JSON_PATCH, [{"op": "replace", "path": "/status/list/0", "value": 9}], {"status.list": [9, 2]}),
+        (JSON_PATCH, [{"op": "add", "path": "/status/list/-", "value": 3}], {"status.list": [1, 2, 3]}),
+        (JSON_PATCH, [{"op": "move", "from": "/data/k", "path": "/data/m"}], {"data": {"path/with~": "p", "m": "v"}}),
+        (
+            JSON_PATCH,
+            [{"op": "copy", "from": "/data/k", "path": "/data/c"}],
+            {"data": {"k": "v", "path/with~": "p", "c": "v"}},
+        ),
+        (
+            JSON_PATCH,
+            [{"op": "test", "path": "/data/k", "value": "v"}, {"op": "remove", "path": "/data/k"}],
+            {"data": {"path/with~": "p"}},
+        ),
+        (
+            MERGE_PATCH,
+            {"data": {"k": None}, "status": {"list": [5]}},
+            {"data": {"path/with~": "p"}, "status.list": [5]},
+        ),
+        (
+            MERGE_PATCH,
+            {"status": {"conditions": [{"type": "Complete"}]}},
+            {"status.conditions": [{"type": "Complete"}]},
+        ),
+        (
+            STRATEGIC_MERGE_PATCH,
+            {"status": {"conditions": [{"type": "Complete", "status": "True"}, {"type": "Failed", "status": "False"}]}},
+            {"status.conditions": [{"type": "Failed", "status": "False"}, {"type": "Complete", "status": "True"}]},
+        ),
+        (
+            STRATEGIC_MERGE_PATCH,
+            {"status": {"conditions": [{"type": "Failed", "$patch": "delete"}]}},
+            {"status.conditions": []},
+        ),
+        (STRATEGIC_MERGE_PATCH, {"data": {"$patch": "replace", "only": "o"}}, {"data": {"only": "o"}}),
+    ],
+)
+def test_patch_types(content_type: str, patch: Any, changed: dict[str, Any]) -> None:
+    expected = json.loads(json.dumps(BASE))
+    for path, value in changed.items():
+        *parents, last = path.split(".")
+        node = expected
+        for part in parents:
+            node = node[part]
+        node[last] = value
+    assert apply_patch(BASE, patch, content_type) == expected
+
+
+@pytest.mark.parametrize(
+    ("content_type", "patch", "status"),
+    [
+        (JSON_PATCH, [{"op": "remove", "path": "/data/missing"}], 422),
+        (JSON_PATCH, [{"op": "replace", "path": "/data/missing", "value": 1}], 422),
+        (JSON_PATCH, [{"op": "test", "path": "/data/k", "value": "other"}], 422),
+        (JSON_PATCH, [{"op": "add", "path": "/status/list/7", "value": 1}], 422),
+        (JSON_PATCH, [{"op": "frobnicate", "path": "/data"}], 400),
+        (JSON_PATCH, {"op": "add"}, 400),
+        (MERGE_PATCH, [1], 400),
+        (STRATEGIC_MERGE_PATCH, {"status": {"conditions": [{"status": "True"}]}}, 400),
+        ("application/apply-patch+yaml", {}, 415),
+    ],
+)
+def test_patches_that_cannot_apply_change_nothing(content_type: str, patch: Any, status: int) -> None:
+    before = json.dumps(BASE)
+    with pytest.raises(ApiError) as exc:
+        apply_patch(BASE, patch, content_type)
+    assert exc.value.code == status
+    assert json.dumps(BASE) == before

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 from graph_refresh.items import Candidate, parse_solver_name
 from graph_refresh.store.base import GraphStore
@@ -15,7 +16,7 @@ F31 = parse_solver_name("solver-fedora-31-py38", template="t")
 RHEL = parse_solver_name("solver-rhel-8.6-py38", template="t")
 UBI = parse_solver_name("solver-ubi-9-py311", template="t")
 
-GRAPH = {
+GRAPH: dict[str, list[dict[str, Any]]] = {
     "package_versions": [
         version("flask", "1.1.2"),
         version("Flask", "1.1.2"),  # second spelling: one item

@@ -14,7 +14,7 @@ import secrets
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from itertools import islice, pairwise
 from pathlib import Path
 from types import SimpleNamespace
@@ -220,6 +220,7 @@ def test_a_consumer_that_stops_early_leaves_the_read_ahead_and_close_does_not_wa
     fault = fake.inject(delay=20.0, after=1)  # page 2 hangs until its caller goes away
     store = open_dgraph(fake.settings())
     stream = store.analyzer_candidates()
+    assert isinstance(stream, Generator)  # so that the consumer can close it
     assert next(stream) == UNANALYZED[0]
     assert len(fake.wait_for_calls(2)) == 2 and fault.hits == 1  # page 2 is in flight
     stream.close()
