@@ -409,6 +409,46 @@ class FakeGraph:
             self.nodes[run]["package_analysis_document_id"] = f"package-analyzer-{run:x}"
             self.nodes[entity].setdefault("package_analyzer_input", []).append(run)
 
+    def add(self, graph: GraphFile) -> None:
+        """Write a later graph on top, as Thoth's writers sync new results: new versions get new entity nodes
+        (higher uids), a solved record already there for an entity's environment is updated in place, an
+        entity already analyzed gets no second run. Writing the same graph again changes nothing."""
+        for candidate in graph.all_versions():
+            self.entity(candidate)
+        for record in graph.solved:
+            try:
+                env = parse_solver_name(record.solver, template="graph file")
+                os_fields = (env.os_name, env.os_version, env.python_version)
+            except TemplateError:
+                os_fields = (UNPARSED, UNPARSED, UNPARSED)
+            entity = self.nodes[self.entity(record.candidate)]
+            existing = [
+                uid
+                for uid in entity.get("installed_from", ())
+                if (self.nodes[uid]["os_name"], self.nodes[uid]["os_version"], self.nodes[uid]["python_version"])
+                == os_fields
+            ]
+            if existing:
+                self.nodes[existing[0]]["solver_error"] = record.error
+                continue
+            solved = self._add(
+                {
+                    SOLVED: "python_package_version",
+                    **self._package_fields(record.candidate),
+                    "os_name": os_fields[0],
+                    "os_version": os_fields[1],
+                    "python_version": os_fields[2],
+                    "solver_error": record.error,
+                }
+            )
+            entity.setdefault("installed_from", []).append(solved)
+        for candidate in graph.analyzed:
+            entity = self.nodes[self.entity(candidate)]
+            if not _has(entity, "package_analyzer_input"):
+                run = self._add({ANALYZER_RUN: "package_analyzer_run", "package_analysis_document_id": ""})
+                self.nodes[run]["package_analysis_document_id"] = f"package-analyzer-{run:x}"
+                entity["package_analyzer_input"] = [run]
+
     def _add(self, predicates: dict[str, Any]) -> int:
         uid = len(self.nodes) + 1
         self.nodes[uid] = predicates
@@ -640,6 +680,13 @@ class FakeDgraph:
         with self._lock:
             self.faults.append(fault)
         return fault
+
+    def add_graph(self, graph: GraphFile | Mapping[str, Any]) -> None:
+        """Write a later graph (a GraphFile or a decoded graph document) into the served one: see FakeGraph.add."""
+        if isinstance(graph, Mapping):
+            graph = parse_graph(dict(graph), source="fake graph")
+        with self._lock:
+            self.graph.add(graph)
 
     def calls(self, method: str = "Query") -> list[RecordedRequest]:
         """Recorded requests of one method, in arrival order."""
