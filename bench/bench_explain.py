@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
                     cpus.append(time.process_time() - cpu)
                 ahead = ", ".join(f"{n:,}" for n in counts)
                 wall_ms, cpu_ms = statistics.median(walls) * 1000, statistics.median(cpus) * 1000
-                print(f"| {label} | {ahead} | {wall_ms:.0f} | {cpu_ms:.0f} |")
+                print(f"| {label} | {ahead} | {wall_ms:.1f} | {cpu_ms:.1f} |")
         finally:
             store.close()
     return 0
