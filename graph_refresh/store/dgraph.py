@@ -393,7 +393,9 @@ class DgraphStore:
         """One query on the exact indexes of name, version and index (the name PEP 503 normalised).
 
         With two nodes of the item, its arrival is the lower uid, and a solved record or an analyzer run
-        on either counts: the solver or the analyzer did run for the item.
+        on either counts: the solver or the analyzer did run for the item. A node whose stored name is not
+        in PEP 503 form is not found here (an exact index cannot match every spelling); the streams still
+        yield it, normalised. Thoth's writers store normalised names.
         """
         name = normalize_name(candidate.package_name)
         variables = {"$name": name, "$version": candidate.package_version, "$index": candidate.index_url}
