@@ -165,7 +165,7 @@ def _sorted_requests(
     """Which streams lack each open request; the expired ones are warned about."""
     if read is None:
         return RequestOutcome()
-    environments = templates.solver_environments() if not settings.plan.no_solvers else []
+    environments = list(templates.solver_environments()) if not settings.plan.no_solvers else []
     streams: list[tuple[Kind, str | None]] = [(SOLVER, environment.name) for environment in environments]
     if not settings.plan.no_package_analyzers:
         streams.append((ANALYZER, None))
@@ -458,7 +458,7 @@ def explain_item(settings: Settings, seams: Seams, candidate: Candidate) -> list
     store = open_store(settings.store)
     try:
         templates = load_templates(settings, cluster)
-        environments = templates.solver_environments() if not settings.plan.no_solvers else []
+        environments = list(templates.solver_environments()) if not settings.plan.no_solvers else []
         streams: list[tuple[Kind, SolverEnvironment | None]] = [(SOLVER, e) for e in environments]
         if not settings.plan.no_package_analyzers:
             streams.append((ANALYZER, None))

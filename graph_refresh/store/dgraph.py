@@ -18,7 +18,7 @@ import json
 import logging
 import ssl
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +31,7 @@ from graph_refresh.config import DEFAULT_DGRAPH_PORT, StoreSettings
 from graph_refresh.errors import ConfigError, StoreError, truncate
 from graph_refresh.items import Candidate, SolverEnvironment, invalid_reason, normalize_name
 from graph_refresh.retry import STORE_READS, Backoff
-from graph_refresh.store.base import PAGE_SIZE
+from graph_refresh.store.base import PAGE_SIZE, ItemStatus
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +82,63 @@ SOLVER_COUNT_QUERY = """query unsolved_backlog($os: string, $osv: string, $py: s
 ANALYZER_COUNT_QUERY = """query unanalyzed_backlog {
   backlog(func: has(python_package_version_entity_label)) @filter(NOT has(package_analyzer_input)) {
     n: count(uid)
+  }
+}"""
+
+# Counts over an arrival window (after < uid <= last): the backlog's filters plus two uid bounds. The lower
+# bound is ``after`` on the root ``has``, the form the page queries use: Dgraph's ``has`` starts its
+# iteration past that uid, and a block-level count(uid) counts the root nodes left after the filters. The
+# upper bound is a set difference: the ``late`` block collects every entity above ``$last`` (the same
+# ``has`` with ``after`` and no ``first``: all of them, not a page), and ``NOT uid(late)`` removes them.
+# Neither needs a sort, a uid(var) root with ``after`` or a root @cascade, the forms docs/dgraph.md rules out.
+SOLVER_WINDOW_COUNT_QUERY = """query unsolved_window($os: string, $osv: string, $py: string, $after: string,
+    $last: string) {
+  var(func: eq(os_name, $os)) @filter(eq(os_version, $osv) AND eq(python_version, $py)
+      AND has(python_package_version_label)) {
+    done as ~installed_from
+  }
+  var(func: has(python_package_version_entity_label), after: $last) {
+    late as uid
+  }
+  backlog(func: has(python_package_version_entity_label), after: $after) @filter(NOT uid(done) AND NOT uid(late)) {
+    n: count(uid)
+  }
+}"""
+
+ANALYZER_WINDOW_COUNT_QUERY = """query unanalyzed_window($after: string, $last: string) {
+  var(func: has(python_package_version_entity_label), after: $last) {
+    late as uid
+  }
+  backlog(func: has(python_package_version_entity_label), after: $after)
+      @filter(NOT has(package_analyzer_input) AND NOT uid(late)) {
+    n: count(uid)
+  }
+}"""
+
+# The highest entity uid. ``first: -1`` (the last one) is applied where the block's pagination runs, on a
+# uid(var) root; on a ``has`` root without filters Dgraph hands ``first`` to its ``has`` handler, which
+# stops after |first| uids from the front, so it would answer the lowest uid instead.
+ARRIVAL_END_QUERY = """query arrival_end {
+  var(func: has(python_package_version_entity_label)) {
+    entities as uid
+  }
+  end(func: uid(entities), first: -1) {
+    uid
+  }
+}"""
+
+# One item's entity nodes (one, unless racing writers made two), each with the environments of its solved
+# records and its number of analyzer runs: point lookups on the exact indexes, never a scan.
+STATUS_QUERY = """query status($name: string, $version: string, $index: string) {
+  item(func: eq(package_name, $name)) @filter(eq(package_version, $version) AND eq(index_url, $index)
+      AND has(python_package_version_entity_label)) {
+    uid
+    installed_from @filter(has(python_package_version_label)) {
+      os_name
+      os_version
+      python_version
+    }
+    analyzed: count(package_analyzer_input)
   }
 }"""
 
@@ -299,26 +356,114 @@ class DgraphStore:
 
     # -- GraphStore ---------------------------------------------------------------------------
 
-    def solver_candidates(self, solver: SolverEnvironment) -> Iterator[Candidate]:
-        """Entities with no solved record of ``solver``'s (os_name, os_version, python_version), uid order."""
-        variables = {"$os": solver.os_name, "$osv": solver.os_version, "$py": solver.python_version}
-        return self._candidates(SOLVER_QUERY, variables, f"unsolved for {solver.name}")
+    def arrival_end(self) -> int:
+        """The highest entity uid (an entity's arrival position is its uid: Dgraph leases uids in increasing
+        blocks, so a node written later has a higher one); 0 when the graph holds no entity."""
+        action = "reading the arrival end"
+        document = self._read(lambda: self._query(ARRIVAL_END_QUERY, {}), action=action)
+        rows = self._rows(document, "end", action)
+        if not rows:
+            return 0
+        end = _uid_value(rows[-1]["uid"])
+        if end < 1:
+            raise StoreError(f"Dgraph at {self.address}: {action}: the answer's uid {rows[-1]['uid']!r} is no uid")
+        return end
 
-    def analyzer_candidates(self) -> Iterator[Candidate]:
-        """Entities with no package_analyzer_input edge, uid order."""
-        return self._candidates(ANALYZER_QUERY, {}, "unanalyzed")
+    def solver_candidates(self, solver: SolverEnvironment, *, up_to: int | None = None) -> Iterator[Candidate]:
+        """Entities with no solved record of ``solver``'s (os_name, os_version, python_version), uid order;
+        ``up_to``: the stream stops at the first uid above it."""
+        variables = _environment(solver)
+        return _until(self._entities(SOLVER_QUERY, variables, f"unsolved for {solver.name}"), up_to)
 
-    def solver_backlog(self, solver: SolverEnvironment) -> int:
+    def analyzer_candidates(self, *, up_to: int | None = None) -> Iterator[Candidate]:
+        """Entities with no package_analyzer_input edge, uid order; ``up_to`` as in :meth:`solver_candidates`."""
+        return _until(self._entities(ANALYZER_QUERY, {}, "unanalyzed"), up_to)
+
+    def fresh_solver_candidates(self, solver: SolverEnvironment, *, after: int) -> Iterator[tuple[int, Candidate]]:
+        """:meth:`solver_candidates` from the first uid above ``after`` on, with their uids: uid order is
+        arrival order, so the same query simply starts its pages at that cursor."""
+        variables = _environment(solver)
+        return self._entities(SOLVER_QUERY, variables, f"fresh unsolved for {solver.name}", after=_cursor(after))
+
+    def fresh_analyzer_candidates(self, *, after: int) -> Iterator[tuple[int, Candidate]]:
+        """:meth:`analyzer_candidates` above uid ``after``, with their uids."""
+        return self._entities(ANALYZER_QUERY, {}, "fresh unanalyzed", after=_cursor(after))
+
+    def status(self, candidate: Candidate, solvers: Sequence[SolverEnvironment]) -> ItemStatus:
+        """One query on the exact indexes of name, version and index (the name PEP 503 normalised).
+
+        With two nodes of the item, its arrival is the lower uid, and a solved record or an analyzer run
+        on either counts: the solver or the analyzer did run for the item. A node whose stored name is not
+        in PEP 503 form is not found here (an exact index cannot match every spelling); the streams still
+        yield it, normalised. Thoth's writers store normalised names.
+        """
+        name = normalize_name(candidate.package_name)
+        variables = {"$name": name, "$version": candidate.package_version, "$index": candidate.index_url}
+        action = f"looking up {name}"
+        document = self._read(lambda: self._query(STATUS_QUERY, variables), action=action)
+        rows = self._rows(document, "item", action)
+        if not rows:
+            return ItemStatus(None, frozenset(), analyzed=False)
+        problem = f"Dgraph at {self.address}: {action}: the answer"
+        environments: set[tuple[str, str, str]] = set()
+        analyzed = False
+        for row in rows:
+            records = row.get("installed_from") or []
+            if not isinstance(records, list) or not all(isinstance(record, dict) for record in records):
+                raise StoreError(f"{problem}'s installed_from is not a list of nodes: {truncate(repr(records))}")
+            for record in records:
+                environments.add(
+                    (
+                        self._string(record, "os_name", action),
+                        self._string(record, "os_version", action),
+                        self._string(record, "python_version", action),
+                    )
+                )
+            runs = row.get("analyzed", 0)
+            if isinstance(runs, bool) or not isinstance(runs, int) or runs < 0:
+                raise StoreError(
+                    f"{problem}'s analyzer run count is not a non-negative integer: {truncate(repr(runs))}"
+                )
+            analyzed = analyzed or runs > 0
+        arrival = min(_uid_value(row["uid"]) for row in rows)
+        if arrival < 1:
+            raise StoreError(f"{problem} holds a uid that is no uid: {truncate(repr([row['uid'] for row in rows]))}")
+        solved_by = frozenset(s.name for s in solvers if (s.os_name, s.os_version, s.python_version) in environments)
+        return ItemStatus(arrival, solved_by, analyzed)
+
+    def solver_backlog(
+        self,
+        solver: SolverEnvironment,
+        *,
+        up_to: int | None = None,
+        before: tuple[int, Candidate] | None = None,
+    ) -> int:
         """Entities with no solved record of ``solver``'s environment: one ``count(uid)`` query (SPEC §12).
 
-        Counts nodes, so two nodes of one item count twice (the stream drops such repeats).
+        Counts nodes, so two nodes of one item count twice (the stream drops such repeats). The stream's
+        order is uid order, so ``before`` bounds the uids like ``up_to`` does: below the item's uid.
         """
-        variables = {"$os": solver.os_name, "$osv": solver.os_version, "$py": solver.python_version}
-        return self._count(SOLVER_COUNT_QUERY, variables, f"unsolved for {solver.name}")
+        what = f"unsolved for {solver.name}"
+        last = _last_before(up_to, before)
+        if last is None:
+            return self._count(SOLVER_COUNT_QUERY, _environment(solver), what)
+        return self._window_count(SOLVER_WINDOW_COUNT_QUERY, _environment(solver), what, 0, last)
 
-    def analyzer_backlog(self) -> int:
-        """Entities with no package_analyzer_input edge: one ``count(uid)`` query (SPEC §12)."""
-        return self._count(ANALYZER_COUNT_QUERY, {}, "unanalyzed")
+    def analyzer_backlog(self, *, up_to: int | None = None, before: tuple[int, Candidate] | None = None) -> int:
+        """Entities with no package_analyzer_input edge: one ``count(uid)`` query; as :meth:`solver_backlog`."""
+        last = _last_before(up_to, before)
+        if last is None:
+            return self._count(ANALYZER_COUNT_QUERY, {}, "unanalyzed")
+        return self._window_count(ANALYZER_WINDOW_COUNT_QUERY, {}, "unanalyzed", 0, last)
+
+    def solver_fresh_ahead(self, solver: SolverEnvironment, *, after: int, before: int) -> int:
+        """Unsolved entities with ``after < uid < before``: one ``count(uid)`` query over that window."""
+        what = f"fresh unsolved for {solver.name}"
+        return self._window_count(SOLVER_WINDOW_COUNT_QUERY, _environment(solver), what, after, before - 1)
+
+    def analyzer_fresh_ahead(self, *, after: int, before: int) -> int:
+        """Unanalyzed entities with ``after < uid < before``: one ``count(uid)`` query over that window."""
+        return self._window_count(ANALYZER_WINDOW_COUNT_QUERY, {}, "fresh unanalyzed", after, before - 1)
 
     def index_urls(self) -> list[str]:
         """Every index node's ``url``, deduplicated and sorted."""
@@ -338,8 +483,10 @@ class DgraphStore:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _candidates(self, query: str, variables: Mapping[str, str], what: str) -> Iterator[Candidate]:
-        """Candidates of the rows, names normalised; each spelling of an item counts once.
+    def _entities(
+        self, query: str, variables: Mapping[str, str], what: str, *, after: str = FIRST_CURSOR
+    ) -> Iterator[tuple[int, Candidate]]:
+        """(uid, candidate) of the rows above uid ``after``, names normalised; each spelling of an item counts once.
 
         Thoth's writers store PEP 503 names, so a row with another spelling is rare. Such a row is
         dropped when an entity with the normalised spelling exists (one point lookup): that entity is
@@ -348,7 +495,7 @@ class DgraphStore:
         """
         respelled: set[Candidate] = set()
         last: Candidate | None = None
-        for row in self._pages(query, variables, what):
+        for row in self._pages(query, variables, what, after=after):
             # A missing predicate becomes "": the planner then skips the node as invalid and counts it,
             # rather than the node vanishing from the run's numbers. A value of another type is no node
             # of the DGRAPH.md schema: a store failure, not a candidate.
@@ -361,7 +508,7 @@ class DgraphStore:
                     continue
                 respelled.add(candidate)
             last = candidate
-            yield candidate
+            yield _uid_value(row["uid"]), candidate
 
     def _has_twin(self, candidate: Candidate) -> bool:
         """Whether an entity with exactly this (normalised) name, version and index exists."""
@@ -370,8 +517,10 @@ class DgraphStore:
         document = self._read(lambda: self._query(TWIN_QUERY, variables), action=f"looking up {name}")
         return bool(self._rows(document, "twin", f"looking up {name}"))
 
-    def _pages(self, query: str, variables: Mapping[str, str], what: str) -> Iterator[dict[str, Any]]:
-        """Yield the rows of every page: from uid 0x0, each page after the last uid of the one before.
+    def _pages(
+        self, query: str, variables: Mapping[str, str], what: str, *, after: str = FIRST_CURSOR
+    ) -> Iterator[dict[str, Any]]:
+        """Yield the rows of every page: from uid ``after`` (0x0: all), each page after the last uid of the one before.
 
         Stops on an empty page only (Dgraph may return short pages). A retried page resumes from
         the same cursor. Lazy: nothing is sent until the first row is asked for, and the first page
@@ -380,8 +529,7 @@ class DgraphStore:
         or whatever the sleep seam raised between retries) surfaces when the caller reaches it; a
         caller that stops early leaves it to finish or fail unread, and waits for nothing.
         """
-        rows, size = self._fetch_page(query, variables, what, FIRST_CURSOR, self._page_size)
-        after = FIRST_CURSOR
+        rows, size = self._fetch_page(query, variables, what, after, self._page_size)
         pages = 1
         executor: ThreadPoolExecutor | None = None
         ahead: Future[tuple[list[dict[str, Any]], int]] | None = None
@@ -455,6 +603,13 @@ class DgraphStore:
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise StoreError(f"{problem}'s count is not a non-negative integer: {truncate(repr(count))}")
         return count
+
+    def _window_count(self, query: str, variables: Mapping[str, str], what: str, after: int, last: int) -> int:
+        """Count the candidates with ``after < uid <= last``; an empty window needs no query."""
+        if last <= after:
+            return 0
+        window = {**variables, "$after": _cursor(after), "$last": _cursor(last)}
+        return self._count(query, window, what)
 
     def _page(self, query: str, variables: Mapping[str, str], what: str) -> list[dict[str, Any]]:
         document = self._read(lambda: self._query(query, variables), action=f"reading {what}")
@@ -563,3 +718,34 @@ def _uid_value(uid: str) -> int:
         return int(uid, 0)
     except ValueError:
         return -1
+
+
+def _environment(solver: SolverEnvironment) -> dict[str, str]:
+    """The GraphQL variables of a solver's environment, as the solver queries declare them."""
+    return {"$os": solver.os_name, "$osv": solver.os_version, "$py": solver.python_version}
+
+
+def _cursor(position: int) -> str:
+    """An arrival position as a uid cursor; a negative position is a caller's bug."""
+    if position < 0:
+        raise ValueError(f"an arrival position is not negative, got {position}")
+    return hex(position)
+
+
+def _last_before(up_to: int | None, before: tuple[int, Candidate] | None) -> int | None:
+    """The highest uid a backlog count covers: at most ``up_to``, below ``before``'s uid; None: no bound."""
+    bounds = [bound for bound in (up_to, None if before is None else before[0] - 1) if bound is not None]
+    return min(bounds) if bounds else None
+
+
+def _until(entities: Iterator[tuple[int, Candidate]], up_to: int | None) -> Iterator[Candidate]:
+    """The candidates of a uid-ordered stream up to uid ``up_to`` (all when None); stops reading past it."""
+    try:
+        for position, candidate in entities:
+            if up_to is not None and position > up_to:
+                return
+            yield candidate
+    finally:
+        close = getattr(entities, "close", None)
+        if close is not None:
+            close()

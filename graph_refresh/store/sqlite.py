@@ -3,6 +3,12 @@
 Package names are stored PEP 503 normalised, so two spellings of a name are one row. Candidate
 queries page by keyset on (package_name, package_version, index_url), the table's unique key:
 each page is an index range scan, and a consumer that stops iterating stops the queries.
+
+A version's arrival position is its ``package_version.id``. The column is the table's INTEGER PRIMARY
+KEY, so SQLite gives each new row one more than the largest id in the table; rows are never deleted,
+so ids only grow and are never reused, and ``INSERT OR IGNORE`` of a row already there gives none.
+Arrival-order queries page by keyset on the id, a range of the table's own b-tree; the unique index
+holds the id too, so a window on it costs no table lookup in the (name, version, index) order.
 """
 
 from __future__ import annotations
@@ -11,14 +17,14 @@ import contextlib
 import functools
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from graph_refresh.errors import StoreError
 from graph_refresh.items import Candidate, SolverEnvironment, normalize_name
-from graph_refresh.store.base import PAGE_SIZE
+from graph_refresh.store.base import PAGE_SIZE, ItemStatus
 from graph_refresh.store.graphfile import GraphFile, GraphRecord, SolvedRecord
 
 _SCHEMA = """
@@ -47,17 +53,34 @@ IMPORT_NAME_CACHE_ENTRIES = 4096  # normalised package names remembered during a
 
 _PAGE = """
 SELECT package_name, package_version, index_url FROM package_version AS pv
-WHERE (package_name, package_version, index_url) {after} (?, ?, ?) AND NOT EXISTS ({done})
+WHERE (package_name, package_version, index_url) {after} (?, ?, ?) {window} AND NOT EXISTS ({done})
 ORDER BY package_name, package_version, index_url
+LIMIT ?
+"""
+_UP_TO = "AND id <= ?"  # the backlog lane: versions arrived at or before a cursor
+# Arrival order: keyset on the id, each page a range of the table's b-tree.
+_FRESH_PAGE = """
+SELECT id, package_name, package_version, index_url FROM package_version AS pv
+WHERE id > ? AND NOT EXISTS ({done})
+ORDER BY id
 LIMIT ?
 """
 # The candidate query's filter without the keyset and the limit: the page queries partition exactly
 # these rows (each row once: the import merges spellings under the unique key), so the count is the
-# number of candidates the stream yields.
-_COUNT = "SELECT count(*) FROM package_version AS pv WHERE NOT EXISTS ({done})"
+# number of candidates the stream yields. ``{window}`` narrows it to an arrival range and/or to the
+# rows before a key in the stream's order, each a range of an index.
+_COUNT = "SELECT count(*) FROM package_version AS pv WHERE {window} NOT EXISTS ({done})"
+_BEFORE_KEY = "(package_name, package_version, index_url) < (?, ?, ?) AND "
+_ARRIVED_UP_TO = "id <= ? AND "
+_ARRIVED_BETWEEN = "id > ? AND id < ? AND "
 _SOLVED = "SELECT 1 FROM solved WHERE package_version_id = pv.id AND solver = ?"
 _ANALYZED = "SELECT 1 FROM analyzed WHERE package_version_id = pv.id"
 _VERSION_ID = "SELECT id FROM package_version WHERE package_name = ? AND package_version = ? AND index_url = ?"
+_STATUS = (
+    "SELECT id, EXISTS (SELECT 1 FROM analyzed WHERE package_version_id = package_version.id) FROM package_version"
+    " WHERE package_name = ? AND package_version = ? AND index_url = ?"
+)
+_SOLVERS_OF = "SELECT solver FROM solved WHERE package_version_id = ?"
 
 
 @dataclass(frozen=True)
@@ -116,44 +139,93 @@ class SQLiteStore:
                 "interrupted, or the file comes from an older graph-refresh); import the graph again (import-graph)"
             )
 
-    def _pages(self, done: str, params: tuple[Any, ...]) -> Iterator[Candidate]:
+    def _pages(self, done: str, params: tuple[Any, ...], up_to: int | None) -> Iterator[Candidate]:
         # The first page starts at the smallest key, inclusive (a record of three empty strings is a row
         # too); each later page strictly after the last row of the one before.
         cursor: tuple[str, str, str] = ("", "", "")
-        query = _PAGE.format(after=">=", done=done)
+        window, window_params = ("", ()) if up_to is None else (_UP_TO, (up_to,))
+        query = _PAGE.format(after=">=", window=window, done=done)
         while True:
-            try:
-                rows = self._db.execute(query, (*cursor, *params, self._page_size)).fetchall()
-            except sqlite3.Error as error:
-                raise StoreError(f"SQLite store {str(self._path)!r}: {error}") from error
+            rows = self._read(query, (*cursor, *window_params, *params, self._page_size), "reading candidates")
             yield from map(Candidate._make, rows)
             if len(rows) < self._page_size:
                 return
             cursor = rows[-1]
-            query = _PAGE.format(after=">", done=done)
+            query = _PAGE.format(after=">", window=window, done=done)
 
-    def solver_candidates(self, solver: SolverEnvironment) -> Iterator[Candidate]:
-        """Versions with no solved record (error or not) by this solver, by (name, version, index)."""
-        # Parameters go in the order they appear in the SQL text: cursor, solver, limit.
-        return self._pages(_SOLVED, (solver.name,))
+    def _fresh_pages(self, done: str, params: tuple[Any, ...], after: int) -> Iterator[tuple[int, Candidate]]:
+        query = _FRESH_PAGE.format(done=done)
+        while True:
+            rows = self._read(query, (after, *params, self._page_size), "reading fresh candidates")
+            for position, *key in rows:
+                yield position, Candidate._make(key)
+            if len(rows) < self._page_size:
+                return
+            after = rows[-1][0]
 
-    def analyzer_candidates(self) -> Iterator[Candidate]:
-        """Versions with no package-analyzer run, by (name, version, index)."""
-        return self._pages(_ANALYZED, ())
-
-    def solver_backlog(self, solver: SolverEnvironment) -> int:
-        """Number of versions :meth:`solver_candidates` yields for ``solver``: one ``COUNT`` query."""
-        return self._count(_SOLVED, (solver.name,))
-
-    def analyzer_backlog(self) -> int:
-        """Number of versions :meth:`analyzer_candidates` yields: one ``COUNT`` query."""
-        return self._count(_ANALYZED, ())
-
-    def _count(self, done: str, params: tuple[Any, ...]) -> int:
+    def _read(self, query: str, params: tuple[Any, ...], action: str) -> list[Any]:
         try:
-            (count,) = self._db.execute(_COUNT.format(done=done), params).fetchone()
+            return self._db.execute(query, params).fetchall()
         except sqlite3.Error as error:
-            raise StoreError(f"SQLite store {str(self._path)!r}: counting the backlog failed: {error}") from error
+            raise StoreError(f"SQLite store {str(self._path)!r}: {action} failed: {error}") from error
+
+    def arrival_end(self) -> int:
+        """The largest ``package_version.id``: the rowid b-tree's last entry, no scan."""
+        ((end,),) = self._read("SELECT coalesce(max(id), 0) FROM package_version", (), "reading the arrival end")
+        return int(end)
+
+    def solver_candidates(self, solver: SolverEnvironment, *, up_to: int | None = None) -> Iterator[Candidate]:
+        """Versions with no solved record (error or not) by this solver, by (name, version, index)."""
+        # Parameters go in the order they appear in the SQL text: cursor, window, solver, limit.
+        return self._pages(_SOLVED, (solver.name,), up_to)
+
+    def analyzer_candidates(self, *, up_to: int | None = None) -> Iterator[Candidate]:
+        """Versions with no package-analyzer run, by (name, version, index)."""
+        return self._pages(_ANALYZED, (), up_to)
+
+    def fresh_solver_candidates(self, solver: SolverEnvironment, *, after: int) -> Iterator[tuple[int, Candidate]]:
+        """Versions with an id above ``after`` not solved by this solver, by id."""
+        return self._fresh_pages(_SOLVED, (solver.name,), after)
+
+    def fresh_analyzer_candidates(self, *, after: int) -> Iterator[tuple[int, Candidate]]:
+        """Versions with an id above ``after`` and no package-analyzer run, by id."""
+        return self._fresh_pages(_ANALYZED, (), after)
+
+    def status(self, candidate: Candidate, solvers: Sequence[SolverEnvironment]) -> ItemStatus:
+        """Two point lookups: the row by its unique key (with whether it is analyzed), then its solved rows."""
+        key = (normalize_name(candidate.package_name), candidate.package_version, candidate.index_url)
+        rows = self._read(_STATUS, key, "looking up an item")
+        if not rows:
+            return ItemStatus(None, frozenset(), analyzed=False)
+        ((position, analyzed),) = rows
+        names = {name for (name,) in self._read(_SOLVERS_OF, (position,), "looking up an item")}
+        return ItemStatus(int(position), frozenset(s.name for s in solvers if s.name in names), bool(analyzed))
+
+    def solver_backlog(
+        self,
+        solver: SolverEnvironment,
+        *,
+        up_to: int | None = None,
+        before: tuple[int, Candidate] | None = None,
+    ) -> int:
+        """Number of versions :meth:`solver_candidates` yields for ``solver``: one ``COUNT`` query."""
+        return self._count(_SOLVED, (solver.name,), *_backlog_window(up_to, before))
+
+    def analyzer_backlog(self, *, up_to: int | None = None, before: tuple[int, Candidate] | None = None) -> int:
+        """Number of versions :meth:`analyzer_candidates` yields: one ``COUNT`` query."""
+        return self._count(_ANALYZED, (), *_backlog_window(up_to, before))
+
+    def solver_fresh_ahead(self, solver: SolverEnvironment, *, after: int, before: int) -> int:
+        """Versions with ``after < id < before`` not solved by this solver: one ``COUNT`` over an id range."""
+        return self._count(_SOLVED, (solver.name,), _ARRIVED_BETWEEN, (after, before))
+
+    def analyzer_fresh_ahead(self, *, after: int, before: int) -> int:
+        """Versions with ``after < id < before`` and no package-analyzer run: one ``COUNT`` over an id range."""
+        return self._count(_ANALYZED, (), _ARRIVED_BETWEEN, (after, before))
+
+    def _count(self, done: str, params: tuple[Any, ...], window: str = "", window_params: tuple[Any, ...] = ()) -> int:
+        query = _COUNT.format(window=window, done=done)
+        ((count,),) = self._read(query, (*window_params, *params), "counting the backlog")
         return int(count)
 
     def index_urls(self) -> list[str]:
@@ -277,3 +349,16 @@ class SQLiteStore:
 
     def _counts(self) -> dict[str, int]:
         return {table: self._db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in _TABLES}
+
+
+def _backlog_window(up_to: int | None, before: tuple[int, Candidate] | None) -> tuple[str, tuple[Any, ...]]:
+    """The count's window: arrived at or before ``up_to``, and ahead of ``before``'s key in the stream's order."""
+    params: tuple[Any, ...]
+    window, params = "", ()
+    if up_to is not None:
+        window, params = _ARRIVED_UP_TO, (up_to,)
+    if before is not None:
+        _, key = before
+        window += _BEFORE_KEY
+        params = (*params, normalize_name(key.package_name), key.package_version, key.index_url)
+    return window, params

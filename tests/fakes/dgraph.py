@@ -183,27 +183,45 @@ class _Refused(Exception):
 
 _HEADER = re.compile(r"\A\s*query(?:\s+\w+)?\s*(?:\((?P<decls>[^)]*)\))?\s*\{(?P<body>.*)\}\s*\Z", re.DOTALL)
 _DECL = re.compile(r"\s*\$(?P<name>\w+)\s*:\s*(?P<type>\w+)\s*")
-_VAR_BLOCK = (
-    r"var\s*\(\s*func\s*:\s*eq\s*\(\s*os_name\s*,\s*\$(?P<os>\w+)\s*\)\s*\)\s*"
+_VAR_BLOCK = re.compile(
+    r"\s*var\s*\(\s*func\s*:\s*eq\s*\(\s*os_name\s*,\s*\$(?P<os>\w+)\s*\)\s*\)\s*"
     r"@filter\s*\(\s*eq\s*\(\s*os_version\s*,\s*\$(?P<osv>\w+)\s*\)\s+AND\s+"
     r"eq\s*\(\s*python_version\s*,\s*\$(?P<py>\w+)\s*\)\s+AND\s+"
     r"has\s*\(\s*python_package_version_label\s*\)\s*\)\s*"
-    r"\{\s*(?P<done>\w+)\s+as\s+~installed_from\s*\}"
+    r"\{\s*(?P<done>\w+)\s+as\s+~installed_from\s*\}",
+    re.DOTALL,
 )
-_PAGE_BLOCK = (
-    r"(?P<alias>\w+)\s*\(\s*func\s*:\s*has\s*\(\s*(?P<root>\w+)\s*\)\s*,\s*"
+"""Entities with a solved record of one environment (through the reverse edge)."""
+_UID_VAR_BLOCK = re.compile(
+    r"\s*var\s*\(\s*func\s*:\s*has\s*\(\s*(?P<root>\w+)\s*\)\s*(?:,\s*after\s*:\s*\$(?P<after>\w+)\s*)?\)\s*"
+    r"\{\s*(?P<name>\w+)\s+as\s+uid\s*\}",
+    re.DOTALL,
+)
+"""Nodes holding a predicate, above a uid when ``after`` is given: the worker's ``has`` handler starts its
+iteration past that uid whether or not ``first`` is given, so no ``first`` means every node above it."""
+_TERM = r"NOT\s+(?:uid|has)\s*\(\s*\w+\s*\)"  # the filters graph-refresh sends: negations, ANDed
+_FILTER = rf"(?:@filter\s*\(\s*(?P<filter>{_TERM}(?:\s+AND\s+{_TERM})*)\s*\)\s*)?"
+_NEGATION = re.compile(r"NOT\s+(uid|has)\s*\(\s*(\w+)\s*\)")
+_PAGE_BLOCK = re.compile(
+    r"\s*(?P<alias>\w+)\s*\(\s*func\s*:\s*has\s*\(\s*(?P<root>\w+)\s*\)\s*,\s*"
     r"first\s*:\s*\$(?P<first>\w+)\s*,\s*after\s*:\s*\$(?P<after>\w+)\s*\)\s*"
-    r"(?:@filter\s*\(\s*NOT\s+(?P<neg>uid|has)\s*\(\s*(?P<neg_arg>\w+)\s*\)\s*\)\s*)?"
-    r"\{(?P<fields>[\w\s]*)\}"
+    rf"{_FILTER}\{{(?P<fields>[\w\s]*)\}}\s*\Z",
+    re.DOTALL,
 )
-_COUNT_BLOCK = (
-    r"(?P<alias>\w+)\s*\(\s*func\s*:\s*has\s*\(\s*(?P<root>\w+)\s*\)\s*\)\s*"
-    r"(?:@filter\s*\(\s*NOT\s+(?P<neg>uid|has)\s*\(\s*(?P<neg_arg>\w+)\s*\)\s*\)\s*)?"
-    r"\{\s*(?P<count>\w+)\s*:\s*count\s*\(\s*uid\s*\)\s*\}"
+_COUNT_BLOCK = re.compile(
+    r"\s*(?P<alias>\w+)\s*\(\s*func\s*:\s*has\s*\(\s*(?P<root>\w+)\s*\)\s*(?:,\s*after\s*:\s*\$(?P<after>\w+)\s*)?\)\s*"
+    rf"{_FILTER}\{{\s*(?P<count>\w+)\s*:\s*count\s*\(\s*uid\s*\)\s*\}}\s*\Z",
+    re.DOTALL,
 )
-_BODY = re.compile(rf"\A\s*(?:{_VAR_BLOCK}\s*)?{_PAGE_BLOCK}\s*\Z", re.DOTALL)
-_COUNT_BODY = re.compile(rf"\A\s*(?:{_VAR_BLOCK}\s*)?{_COUNT_BLOCK}\s*\Z", re.DOTALL)
-"""A block-level ``count(uid)``: Dgraph answers ``[{alias: number of root nodes the block matched}]``."""
+"""A block-level ``count(uid)``: Dgraph answers ``[{alias: number of root nodes the block matched}]``, counted
+after the filters (and ``after``, which the root function applies)."""
+_LAST_BLOCK = re.compile(
+    r"\s*(?P<alias>\w+)\s*\(\s*func\s*:\s*uid\s*\(\s*(?P<var>\w+)\s*\)\s*,\s*first\s*:\s*(?P<first>-?\d+)\s*\)\s*"
+    r"\{\s*uid\s*\}\s*\Z",
+    re.DOTALL,
+)
+"""A ``uid(var)`` root with ``first`` and no ``after`` (Dgraph ignored ``after`` there until late 2020): the
+block's pagination takes the first N uids of the variable, or the last N when N is negative."""
 _VARIABLE = re.compile(r"\$(\w+)")
 
 
@@ -216,17 +234,40 @@ _TWIN = re.compile(
 )
 """graph-refresh's one point lookup: entities with exactly this name, version and index (all variables)."""
 
+_STATUS = re.compile(
+    r"\A\s*query\s+status\s*\(\s*\$name\s*:\s*string\s*,\s*\$version\s*:\s*string\s*,\s*\$index\s*:\s*string\s*\)\s*"
+    r"\{\s*item\s*\(\s*func\s*:\s*eq\s*\(\s*package_name\s*,\s*\$name\s*\)\s*\)\s*"
+    r"@filter\s*\(\s*eq\s*\(\s*package_version\s*,\s*\$version\s*\)\s+AND\s+eq\s*\(\s*index_url\s*,\s*\$index\s*\)"
+    r"\s+AND\s+has\s*\(\s*python_package_version_entity_label\s*\)\s*\)\s*\{\s*uid\s+"
+    r"installed_from\s*@filter\s*\(\s*has\s*\(\s*python_package_version_label\s*\)\s*\)\s*"
+    r"\{\s*os_name\s+os_version\s+python_version\s*\}\s*"
+    r"analyzed\s*:\s*count\s*\(\s*package_analyzer_input\s*\)\s*\}\s*\}\s*\Z",
+    re.DOTALL,
+)
+"""One item's entities with their solved records' environments and their number of analyzer runs."""
+
+
+@dataclass(frozen=True)
+class _UidVariable:
+    """A ``var`` block: ``env`` set ⇒ entities solved in that environment; else nodes with ``root``, above ``after``."""
+
+    name: str
+    env: tuple[str, str, str] | None
+    root: str = ""
+    after: int = 0
+
 
 @dataclass(frozen=True)
 class _PageQuery:
     alias: str
-    root: str
-    first: int | None  # None: no paging (a count)
+    root: str  # has(root) at the root; "" for a uid(var) root
+    first: int | None  # None: no paging (a count, or every node)
     after: int
-    env: tuple[str, str, str] | None  # (os_name, os_version, python_version) of the var block
-    negation: tuple[str, str] | None  # ("uid", var) or ("has", predicate)
+    variables: tuple[_UidVariable, ...]
+    negations: tuple[tuple[str, str], ...]  # ("uid", var) or ("has", predicate), all ANDed
     fields: tuple[str, ...]
     count: str | None = None  # the alias of ``count(uid)``: answer the number of matches, not the rows
+    uid_root: str | None = None  # the variable of a uid(var) root
 
 
 def _parse_query(text: str, variables: Mapping[str, str]) -> _PageQuery:
@@ -243,12 +284,21 @@ def _parse_query(text: str, variables: Mapping[str, str]) -> _PageQuery:
         if match is None:
             raise _Refused(invalid, f"cannot parse variable declaration {decl.strip()!r}")
         declared[match["name"]] = match["type"]
-    body = _BODY.match(header["body"]) or _COUNT_BODY.match(header["body"])
+    text_body = header["body"]
+    var_blocks: list[re.Match[str]] = []
+    position = 0
+    while block := _VAR_BLOCK.match(text_body, position) or _UID_VAR_BLOCK.match(text_body, position):
+        var_blocks.append(block)
+        position = block.end()
+    body = (
+        _PAGE_BLOCK.match(text_body, position)
+        or _COUNT_BLOCK.match(text_body, position)
+        or _LAST_BLOCK.match(text_body, position)
+    )
     if body is None:
         raise _Refused(invalid, "unknown query shape (the fake knows graph-refresh's paged and count queries only)")
     groups = body.groupdict()
-    paged = "first" in groups
-    used = set(_VARIABLE.findall(header["body"]))
+    used = set(_VARIABLE.findall(text_body))
     if unused := sorted(set(declared) - used):
         raise _Refused(invalid, "Variables are not used: " + ", ".join(f"${name}" for name in unused))
     if undeclared := sorted(used - set(declared)):
@@ -258,38 +308,76 @@ def _parse_query(text: str, variables: Mapping[str, str]) -> _PageQuery:
         raise _Refused(invalid, "Variables passed but not declared: " + ", ".join(f"${n}" for n in extra))
     if missing := sorted(set(declared) - set(given)):
         raise _Refused(invalid, "Variables declared but not passed: " + ", ".join(f"${n}" for n in missing))
-    for name in (groups.get("first"), groups.get("after"), body["os"], body["osv"], body["py"]):
-        if name is not None and not variables.get(f"${name}", "").strip():
+    for block in var_blocks:
+        for name in (block.groupdict().get(key) for key in ("os", "osv", "py")):
+            if name is not None and not given[name].strip():
+                raise _Refused(invalid, f"Variable ${name} is empty")
+
+    def uid_value(name: str | None) -> int:
+        if name is None:
+            return 0
+        if not given[name].strip():
             raise _Refused(invalid, f"Variable ${name} is empty")
-    first, after = None, 0
-    if paged:
-        if declared[body["first"]] != "int":
-            raise _Refused(invalid, f"${body['first']} is used as `first` and must be declared int")
         try:
-            first = int(given[body["first"]])
-            after = int(given[body["after"]], 0)
+            value = int(given[name], 0)
         except ValueError as error:
-            raise _Refused(invalid, f"bad first/after value: {error}") from None
-        if first < 0 or after < 0:
-            raise _Refused(invalid, "first and after must not be negative")
-    env = None
-    if body["done"] is not None:
-        env = (given[body["os"]], given[body["osv"]], given[body["py"]])
-    negation = None
-    if body["neg"] is not None:
-        negation = (body["neg"], body["neg_arg"])
-        if body["neg"] == "uid" and body["neg_arg"] != body["done"]:
-            raise _Refused(invalid, f"Variable {body['neg_arg']} is not defined")
-    elif body["done"] is not None:
-        raise _Refused(invalid, f"Variable {body['done']} is defined but not used")
-    if not paged:
-        return _PageQuery(body["alias"], body["root"], None, 0, env, negation, (), count=body["count"])
+            raise _Refused(invalid, f"bad after value: {error}") from None
+        if value < 0:
+            raise _Refused(invalid, "after must not be negative")
+        return value
+
+    uid_variables: list[_UidVariable] = []
+    for block in var_blocks:
+        parts = block.groupdict()
+        if "done" in parts:
+            env = (given[parts["os"]], given[parts["osv"]], given[parts["py"]])
+            uid_variables.append(_UidVariable(parts["done"], env))
+        else:
+            uid_variables.append(_UidVariable(parts["name"], None, parts["root"], uid_value(parts["after"])))
+    defined = [variable.name for variable in uid_variables]
+    if len(set(defined)) != len(defined):
+        raise _Refused(invalid, "a variable is defined twice")
+    negations = tuple(_NEGATION.findall(groups.get("filter") or ""))
+    wanted = [argument for kind, argument in negations if kind == "uid"]
+    if groups.get("var") is not None:
+        wanted.append(groups["var"])
+    if undefined := sorted(set(wanted) - set(defined)):
+        raise _Refused(invalid, f"Variable {undefined[0]} is not defined")
+    if unused_vars := sorted(set(defined) - set(wanted)):
+        raise _Refused(invalid, f"Variable {unused_vars[0]} is defined but not used")
+    if groups.get("var") is not None:
+        return _PageQuery(
+            body["alias"], "", int(body["first"]), 0, tuple(uid_variables), (), ("uid",), None, body["var"]
+        )
+    if groups.get("count") is not None:
+        return _PageQuery(
+            body["alias"],
+            body["root"],
+            None,
+            uid_value(body["after"]),
+            tuple(uid_variables),
+            negations,
+            (),
+            count=body["count"],
+        )
+    if declared[body["first"]] != "int":
+        raise _Refused(invalid, f"${body['first']} is used as `first` and must be declared int")
+    if not given[body["first"]].strip():
+        raise _Refused(invalid, f"Variable ${body['first']} is empty")
+    try:
+        first = int(given[body["first"]])
+    except ValueError as error:
+        raise _Refused(invalid, f"bad first value: {error}") from None
+    if first < 0:
+        raise _Refused(invalid, "first and after must not be negative")
     fields = tuple(body["fields"].split())
     if not fields:
         raise _Refused(invalid, "empty selection")
     if bad := [f for f in fields if f in EDGES]:
         raise _Refused(invalid, f"edge predicates need a sub-selection: {bad}")
-    return _PageQuery(body["alias"], body["root"], first, after, env, negation, fields)
+    return _PageQuery(
+        body["alias"], body["root"], first, uid_value(body["after"]), tuple(uid_variables), negations, fields
+    )
 
 
 # -- the graph --------------------------------------------------------------------------------
@@ -328,6 +416,46 @@ class FakeGraph:
             run = self._add({ANALYZER_RUN: "package_analyzer_run", "package_analysis_document_id": ""})
             self.nodes[run]["package_analysis_document_id"] = f"package-analyzer-{run:x}"
             self.nodes[entity].setdefault("package_analyzer_input", []).append(run)
+
+    def add(self, graph: GraphFile) -> None:
+        """Write a later graph on top, as Thoth's writers sync new results: new versions get new entity nodes
+        (higher uids), a solved record already there for an entity's environment is updated in place, an
+        entity already analyzed gets no second run. Writing the same graph again changes nothing."""
+        for candidate in graph.all_versions():
+            self.entity(candidate)
+        for record in graph.solved:
+            try:
+                env = parse_solver_name(record.solver, template="graph file")
+                os_fields = (env.os_name, env.os_version, env.python_version)
+            except TemplateError:
+                os_fields = (UNPARSED, UNPARSED, UNPARSED)
+            entity = self.nodes[self.entity(record.candidate)]
+            existing = [
+                uid
+                for uid in entity.get("installed_from", ())
+                if (self.nodes[uid]["os_name"], self.nodes[uid]["os_version"], self.nodes[uid]["python_version"])
+                == os_fields
+            ]
+            if existing:
+                self.nodes[existing[0]]["solver_error"] = record.error
+                continue
+            solved = self._add(
+                {
+                    SOLVED: "python_package_version",
+                    **self._package_fields(record.candidate),
+                    "os_name": os_fields[0],
+                    "os_version": os_fields[1],
+                    "python_version": os_fields[2],
+                    "solver_error": record.error,
+                }
+            )
+            entity.setdefault("installed_from", []).append(solved)
+        for candidate in graph.analyzed:
+            entity = self.nodes[self.entity(candidate)]
+            if not _has(entity, "package_analyzer_input"):
+                run = self._add({ANALYZER_RUN: "package_analyzer_run", "package_analysis_document_id": ""})
+                self.nodes[run]["package_analysis_document_id"] = f"package-analyzer-{run:x}"
+                entity["package_analyzer_input"] = [run]
 
     def _add(self, predicates: dict[str, Any]) -> int:
         uid = len(self.nodes) + 1
@@ -373,16 +501,16 @@ class FakeGraph:
         ]
 
     def answer(self, query: _PageQuery, short: bool) -> list[dict[str, Any]]:
-        """One page: root ``has`` in uid order, filter, ``after`` exclusive, ``first`` rows (or fewer)."""
-        done: set[int] = set()
-        if query.env is not None:
-            solved = {
-                uid
-                for uid, node in self.nodes.items()
-                if SOLVED in node
-                and (node.get("os_name"), node.get("os_version"), node.get("python_version")) == query.env
-            }
-            done = {uid for uid, node in self.nodes.items() if solved.intersection(node.get("installed_from", ()))}
+        """One page: root ``has`` in uid order, filter, ``after`` exclusive, ``first`` rows (or fewer).
+
+        A uid(var) root answers the variable's uids in uid order, its first N (the last N when N < 0).
+        """
+        uid_sets = {variable.name: self._uid_variable(variable) for variable in query.variables}
+        if query.uid_root is not None:
+            uids = sorted(uid_sets[query.uid_root])
+            first = query.first or 0
+            chosen = uids[first:] if first < 0 else uids[:first] if first > 0 else uids
+            return [{"uid": hex(uid)} for uid in chosen]
         rows: list[dict[str, Any]] = []
         limit = len(self.nodes) if query.first is None else query.first
         limit = max(1, limit // 2) if short and limit > 1 else limit
@@ -393,10 +521,11 @@ class FakeGraph:
                 break
             if uid <= query.after or not _has(node, query.root):
                 continue
-            if query.negation is not None:
-                kind, argument = query.negation
-                if (kind == "uid" and uid in done) or (kind == "has" and _has(node, argument)):
-                    continue
+            if any(
+                (kind == "uid" and uid in uid_sets[argument]) or (kind == "has" and _has(node, argument))
+                for kind, argument in query.negations
+            ):
+                continue
             matched += 1
             if query.count is not None:
                 continue
@@ -409,6 +538,35 @@ class FakeGraph:
             rows.append(row)
         if query.count is not None:
             return [{query.count: matched}]
+        return rows
+
+    def _uid_variable(self, variable: _UidVariable) -> set[int]:
+        if variable.env is None:
+            return {uid for uid, node in self.nodes.items() if uid > variable.after and _has(node, variable.root)}
+        solved = {
+            uid
+            for uid, node in self.nodes.items()
+            if SOLVED in node
+            and (node.get("os_name"), node.get("os_version"), node.get("python_version")) == variable.env
+        }
+        return {uid for uid, node in self.nodes.items() if solved.intersection(node.get("installed_from", ()))}
+
+    def status(self, name: str, version: str, index: str) -> list[dict[str, Any]]:
+        """The status query's answer: entities of exactly this name, version and index, in uid order, each with
+        the environments of its solved records (left out when none, as Dgraph does) and its analyzer runs' count."""
+        rows = []
+        for entity in self.twins(name, version, index):
+            node = self.nodes[int(entity["uid"], 16)]
+            environments = [
+                {key: self.nodes[solved][key] for key in ("os_name", "os_version", "python_version")}
+                for solved in node.get("installed_from", ())
+                if SOLVED in self.nodes[solved]
+            ]
+            row: dict[str, Any] = {"uid": entity["uid"]}
+            if environments:
+                row["installed_from"] = environments
+            row["analyzed"] = len(node.get("package_analyzer_input", ()))
+            rows.append(row)
         return rows
 
 
@@ -530,6 +688,13 @@ class FakeDgraph:
         with self._lock:
             self.faults.append(fault)
         return fault
+
+    def add_graph(self, graph: GraphFile | Mapping[str, Any]) -> None:
+        """Write a later graph (a GraphFile or a decoded graph document) into the served one: see FakeGraph.add."""
+        if isinstance(graph, Mapping):
+            graph = parse_graph(dict(graph), source="fake graph")
+        with self._lock:
+            self.graph.add(graph)
 
     def calls(self, method: str = "Query") -> list[RecordedRequest]:
         """Recorded requests of one method, in arrival order."""
@@ -654,6 +819,15 @@ class FakeDgraph:
                 start_ts = request.start_ts or next(self._ts)
             record.uids = [row["uid"] for row in rows]
             return api_pb2.Response(json=json.dumps({"twin": rows}).encode(), txn=api_pb2.TxnContext(start_ts=start_ts))
+        if _STATUS.match(request.query):
+            given = {key.removeprefix("$"): value for key, value in request.vars.items()}
+            if set(given) != {"name", "version", "index"}:
+                raise _Refused(grpc.StatusCode.INVALID_ARGUMENT, "status: pass exactly $name, $version and $index")
+            with self._lock:
+                rows = self.graph.status(given["name"], given["version"], given["index"])
+                start_ts = request.start_ts or next(self._ts)
+            record.uids = [row["uid"] for row in rows]
+            return api_pb2.Response(json=json.dumps({"item": rows}).encode(), txn=api_pb2.TxnContext(start_ts=start_ts))
         query = _parse_query(request.query, request.vars)
         with self._lock:
             short = self.short_pages and self._succeeded.get("Query", 0) % 2 == 0

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
-from graph_refresh.items import Candidate, parse_solver_name
-from graph_refresh.store.base import GraphStore
+from graph_refresh.items import Candidate, SolverEnvironment, parse_solver_name
+from graph_refresh.store.base import GraphStore, ItemStatus
 
 from ..conftest import PYPI, version
 from .conftest import MakeStore
@@ -126,3 +128,197 @@ def test_backlog_of_a_fully_done_graph_is_zero(make_store: MakeStore) -> None:
     )
     assert store.analyzer_backlog() == 0 and store.solver_backlog(F31) == 0
     assert store.solver_backlog(RHEL) == len(list(store.solver_candidates(RHEL))) == 1
+
+
+# -- arrival order: the fresh lane reads after a cursor, the backlog lane up to it --------------------
+
+LATER: dict[str, list[dict[str, Any]]] = {
+    "package_versions": [
+        version("flask", "2.0.0"),  # already there: no new arrival
+        version("aaa-first-by-name", "0.1"),  # sorts first by name, arrives last
+        version("Zope.Interface", "5.0"),
+        *(version(f"new-{i:02d}", "1.0") for i in range(5)),
+    ],
+    "solved": [
+        {**version("pkg-03", "1.0"), "solver": F31.name},  # an old version solved later
+        {**version("solved-later", "1.0"), "solver": RHEL.name},  # a new version named only here
+    ],
+    "analyzed": [version("analyzed-later", "2.0", OTHER)],
+}
+NEW = {
+    Candidate("aaa-first-by-name", "0.1", PYPI),
+    Candidate("zope-interface", "5.0", PYPI),
+    *(Candidate(f"new-{i:02d}", "1.0", PYPI) for i in range(5)),
+    Candidate("solved-later", "1.0", PYPI),
+    Candidate("analyzed-later", "2.0", OTHER),
+}
+UNKNOWN_SOLVER = parse_solver_name("solver-debian-12-py312", template="t")
+SOLVERS = (F31, RHEL, UBI)
+
+
+@dataclass(frozen=True)
+class Stream:
+    """One candidate stream of a store, called the same way for a solver and for the analyzer."""
+
+    store: GraphStore
+    solver: SolverEnvironment | None
+
+    def all(self, up_to: int | None = None) -> list[Candidate]:
+        if self.solver is None:
+            return list(self.store.analyzer_candidates(up_to=up_to))
+        return list(self.store.solver_candidates(self.solver, up_to=up_to))
+
+    def fresh(self, after: int) -> list[tuple[int, Candidate]]:
+        if self.solver is None:
+            return list(self.store.fresh_analyzer_candidates(after=after))
+        return list(self.store.fresh_solver_candidates(self.solver, after=after))
+
+    def backlog(self, up_to: int | None = None, before: tuple[int, Candidate] | None = None) -> int:
+        if self.solver is None:
+            return self.store.analyzer_backlog(up_to=up_to, before=before)
+        return self.store.solver_backlog(self.solver, up_to=up_to, before=before)
+
+    def fresh_ahead(self, after: int, before: int) -> int:
+        if self.solver is None:
+            return self.store.analyzer_fresh_ahead(after=after, before=before)
+        return self.store.solver_fresh_ahead(self.solver, after=after, before=before)
+
+
+def streams(store: GraphStore) -> list[Stream]:
+    return [Stream(store, solver) for solver in (*SOLVERS, UNKNOWN_SOLVER, None)]
+
+
+def arrivals(store: GraphStore, items: Iterable[Candidate]) -> dict[Candidate, int | None]:
+    return {item: store.status(item, SOLVERS).arrival for item in items}
+
+
+def grown(make_store: MakeStore) -> tuple[GraphStore, int]:
+    """A store holding GRAPH, then LATER imported on top; and the arrival end between the two imports."""
+    store = make_store(GRAPH)
+    cursor = store.arrival_end()
+    make_store.add(store, LATER)
+    return store, cursor
+
+
+def test_an_empty_store_ends_at_zero(make_store: MakeStore) -> None:
+    store = make_store({})
+    assert store.arrival_end() == 0
+    assert list(store.fresh_analyzer_candidates(after=0)) == []
+    assert store.analyzer_fresh_ahead(after=0, before=1) == 0 and store.analyzer_backlog(up_to=0) == 0
+
+
+def test_a_later_import_arrives_later_and_a_repeat_changes_nothing(make_store: MakeStore) -> None:
+    store = make_store(GRAPH)
+    first_end = store.arrival_end()
+    before = arrivals(store, ALL)
+    positions = list(before.values())
+    assert all(isinstance(p, int) and 0 < p <= first_end for p in positions)
+    assert len(set(positions)) == len(positions) and first_end in positions
+
+    make_store.add(store, LATER)
+    end = store.arrival_end()
+    after = arrivals(store, ALL | NEW)
+    assert {item: after[item] for item in ALL} == before  # old versions keep their positions
+    new_positions = [after[item] for item in NEW]
+    # every new version arrives after every old one, whichever record named it first
+    assert all(isinstance(p, int) and first_end < p <= end for p in new_positions)
+    assert len(set(new_positions)) == len(NEW) and end in new_positions
+
+    snapshot = [(s.fresh(0), s.all()) for s in streams(store)]
+    make_store.add(store, LATER)
+    make_store.add(store, GRAPH)
+    assert store.arrival_end() == end
+    assert arrivals(store, ALL | NEW) == after
+    assert [(s.fresh(0), s.all()) for s in streams(store)] == snapshot
+
+
+def test_fresh_streams_are_in_arrival_order_with_each_position(make_store: MakeStore) -> None:
+    store, _ = grown(make_store)
+    for stream in streams(store):
+        fresh = stream.fresh(0)
+        positions = [p for p, _ in fresh]
+        assert positions == sorted(positions) and len(set(positions)) == len(positions)
+        assert {c: p for p, c in fresh} == arrivals(store, (c for _, c in fresh))
+        assert sorted(c for _, c in fresh) == sorted(stream.all())  # from 0: the whole stream, once
+
+
+def test_fresh_after_a_cursor_and_backlog_up_to_it_partition_every_stream(make_store: MakeStore) -> None:
+    store, between = grown(make_store)
+    end = store.arrival_end()
+    for stream in streams(store):
+        everything = stream.all()
+        positions = [p for p, _ in stream.fresh(0)]
+        for cursor in sorted({0, 1, positions[2], positions[len(positions) // 2], between, end - 1, end}):
+            fresh = stream.fresh(cursor)
+            backlog = stream.all(up_to=cursor)
+            assert all(p > cursor for p, _ in fresh)
+            assert set(backlog).isdisjoint(c for _, c in fresh)
+            assert len(fresh) + len(backlog) == len(everything)
+            assert set(backlog) | {c for _, c in fresh} == set(everything)
+            assert backlog == [c for c in everything if c in set(backlog)]  # the stream's usual order
+        assert {c for _, c in stream.fresh(between)} == NEW & set(everything)
+        assert stream.fresh(end) == [] and stream.all(up_to=end) == everything
+
+
+def test_counts_equal_what_the_windows_yield(make_store: MakeStore) -> None:
+    store, between = grown(make_store)
+    end = store.arrival_end()
+    for stream in streams(store):
+        assert stream.backlog() == len(stream.all())
+        for cursor in (0, between, end):
+            backlog = stream.all(up_to=cursor)
+            assert stream.backlog(up_to=cursor) == len(backlog)
+            # ahead of each item in the backlog lane: the candidates the lane yields before it
+            for ahead, item in enumerate(backlog):
+                arrival = store.status(item, SOLVERS).arrival
+                assert arrival is not None
+                assert stream.backlog(up_to=cursor, before=(arrival, item)) == ahead
+            fresh = stream.fresh(cursor)
+            for ahead, (position, _) in enumerate(fresh):
+                assert stream.fresh_ahead(after=cursor, before=position) == ahead
+            assert stream.fresh_ahead(after=cursor, before=end + 1) == len(fresh)
+        everything = stream.all()
+        last = everything[-1]
+        arrival = store.status(last, SOLVERS).arrival
+        assert arrival is not None
+        assert stream.backlog(before=(arrival, last)) == len(everything) - 1
+        assert stream.fresh_ahead(after=end, before=end + 1) == 0 == stream.fresh_ahead(after=5, before=3)
+
+
+def test_fresh_streams_page_across_page_boundaries(make_store: MakeStore) -> None:
+    document = {"package_versions": [version(f"p{i:02d}", "1") for i in range(7)]}
+    expected = [c for _, c in make_store(document, page_size=100).fresh_analyzer_candidates(after=0)]
+    assert len(expected) == 7
+    for page_size in (1, 2, 3, 7):
+        store = make_store(document, page_size=page_size)
+        assert [c for _, c in store.fresh_analyzer_candidates(after=0)] == expected
+        after = store.status(expected[1], SOLVERS).arrival
+        assert after is not None
+        assert [c for _, c in store.fresh_solver_candidates(F31, after=after)] == expected[2:]
+        assert list(store.analyzer_candidates(up_to=after)) == sorted(
+            expected[:2], key=list(store.analyzer_candidates()).index
+        )
+        first_three = list(itertools.islice(store.fresh_analyzer_candidates(after=0), 3))
+        assert [c for _, c in first_three] == expected[:3]
+
+
+def test_status_of_known_unknown_and_respelled_items(make_store: MakeStore) -> None:
+    store = make_store(GRAPH)
+    flask = store.status(Candidate("flask", "1.1.2", PYPI), SOLVERS)
+    assert flask.solved_by == frozenset({F31.name}) and not flask.analyzed and flask.arrival is not None
+    assert store.status(Candidate("FlAsK", "1.1.2", PYPI), SOLVERS) == flask  # found by its normalised name
+    assert store.status(Candidate("numpy", "1.19.0", PYPI), SOLVERS).solved_by == {F31.name}  # an error record
+    assert store.status(Candidate("numpy", "1.19.0", OTHER), SOLVERS).solved_by == frozenset()
+    analyzed = store.status(Candidate("flask", "2.0.0", PYPI), SOLVERS)
+    assert analyzed.analyzed and analyzed.solved_by == frozenset()
+    solved_only = Candidate("solved-only", "0.1", PYPI)
+    assert store.status(solved_only, SOLVERS).solved_by == {UBI.name}
+    assert store.status(solved_only, [F31]).solved_by == frozenset()  # only the solvers asked about
+    analyzed_only = store.status(Candidate("analyzed-only", "3.0", OTHER), [])
+    assert analyzed_only.analyzed and analyzed_only.arrival is not None
+    for unknown in (
+        Candidate("nope", "1.0", PYPI),
+        Candidate("flask", "1.1.2", OTHER),  # a known version, not on this index
+        Candidate("flask", "9.9", PYPI),
+    ):
+        assert store.status(unknown, SOLVERS) == ItemStatus(None, frozenset(), analyzed=False)

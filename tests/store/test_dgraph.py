@@ -32,9 +32,13 @@ from graph_refresh.store.base import GraphStore
 from graph_refresh.store.dgraph import (
     ANALYZER_COUNT_QUERY,
     ANALYZER_QUERY,
+    ANALYZER_WINDOW_COUNT_QUERY,
+    ARRIVAL_END_QUERY,
     INDEX_QUERY,
     SOLVER_COUNT_QUERY,
     SOLVER_QUERY,
+    SOLVER_WINDOW_COUNT_QUERY,
+    STATUS_QUERY,
     DgraphStore,
     dgraph_address,
 )
@@ -706,6 +710,95 @@ def test_a_count_answer_of_the_wrong_shape_is_a_store_error(
         open_dgraph(fake.settings()).analyzer_backlog()
 
 
+# -- arrival order: uid order, read after a cursor or up to it -------------------------------------
+
+
+def test_arrival_reads_are_one_read_only_query_each_with_variables(
+    fake: FakeDgraph, open_dgraph: Callable[..., DgraphStore]
+) -> None:
+    store = open_dgraph(fake.settings(timeout_seconds=7))
+    end = store.arrival_end()
+    item = candidate(4)
+    status = store.status(Candidate("Package_04", item.package_version, item.index_url), [FEDORA])
+    assert status.arrival is not None and 0 < status.arrival < end
+    assert store.solver_backlog(FEDORA, up_to=status.arrival) == sum(c in UNSOLVED for c in map(candidate, range(5)))
+    assert store.analyzer_fresh_ahead(after=status.arrival, before=end + 1) == sum(i % 4 != 0 for i in range(5, N))
+    calls = fake.calls()
+    assert [call.query for call in calls] == [
+        ARRIVAL_END_QUERY,
+        STATUS_QUERY,
+        SOLVER_WINDOW_COUNT_QUERY,
+        ANALYZER_WINDOW_COUNT_QUERY,
+    ]
+    assert calls[0].vars == {} and calls[0].uids == [hex(end)]
+    assert calls[1].vars == {"$name": "package-04", "$version": item.package_version, "$index": item.index_url}
+    assert calls[2].vars == {"$os": "fedora", "$osv": "31", "$py": "3.8", "$after": "0x0", "$last": hex(status.arrival)}
+    assert calls[3].vars == {"$after": hex(status.arrival), "$last": hex(end)}
+    for call in calls:
+        assert call.read_only and call.mutations == 0 and call.error is None
+        assert call.time_remaining is not None and 6 < call.time_remaining < 7.5
+        assert not any(word in call.query for word in ("offset", "orderasc", "orderdesc", "@cascade", '"'))
+    fake.clear()
+    assert store.analyzer_fresh_ahead(after=5, before=6) == 0 and store.solver_backlog(FEDORA, up_to=0) == 0
+    assert fake.calls() == [], "an empty window needs no query"
+
+
+def test_the_fresh_lane_pages_from_the_cursor_and_the_backlog_lane_stops_past_it(
+    fake: FakeDgraph, open_dgraph: Callable[..., DgraphStore]
+) -> None:
+    store = open_dgraph(fake.settings(), prefetch=False)
+    positions = [position for position, _ in store.fresh_analyzer_candidates(after=0)]
+    cursor = positions[6]
+    fake.clear()
+    fresh = list(store.fresh_analyzer_candidates(after=cursor))
+    assert [c for _, c in fresh] == UNANALYZED[7:] and [p for p, _ in fresh] == positions[7:]
+    pages = fake.calls()
+    assert pages[0].vars["$after"] == hex(cursor) and pages[0].query == ANALYZER_QUERY
+    assert [page.vars["$after"] for page in pages[1:]] == [page.uids[-1] for page in pages[:-1]]
+    fake.clear()
+    assert list(store.analyzer_candidates(up_to=cursor)) == UNANALYZED[:7]
+    assert len(fake.calls()) == 3, "pages of 3: the third holds the first uid past the cursor, and reading stops"
+
+
+def test_status_of_an_item_on_two_nodes(open_dgraph: Callable[..., DgraphStore]) -> None:
+    with FakeDgraph(BIG_GRAPH) as server:
+        store = open_dgraph(server.settings())
+        first = store.status(candidate(3), [FEDORA])
+        copy = server.graph.copy_entity(candidate(3))
+        server.graph.nodes[copy]["package_analyzer_input"] = server.graph.nodes[server.graph.entity(candidate(4))][
+            "package_analyzer_input"
+        ]
+        both = store.status(candidate(3), [FEDORA])
+        assert both.arrival == first.arrival and both.arrival is not None and both.arrival < copy  # the earlier node
+        assert both.solved_by == {FEDORA.name} and both.analyzed and not first.analyzed  # a run on either node
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (b'{"item": {"uid": "0x1"}}', "'item' is a JSON object, not a list of nodes"),
+        (b'{"item": [{"uid": "0x1", "analyzed": "1"}]}', "analyzer run count is not a non-negative integer: '1'"),
+        (b'{"item": [{"uid": "0x1", "installed_from": {"os_name": "x"}}]}', "installed_from is not a list of nodes"),
+        (b'{"item": [{"uid": "0x1", "installed_from": [{"os_name": 3}]}]}', "'os_name' is a JSON number"),
+        (b'{"item": [{"uid": "zz"}]}', "a uid that is no uid"),
+    ],
+)
+def test_a_status_answer_of_the_wrong_shape_is_a_store_error(
+    answer: bytes, message: str, fake: FakeDgraph, open_dgraph: Callable[..., DgraphStore]
+) -> None:
+    fake.inject(answer=answer)
+    with pytest.raises(StoreError, match=re.escape(message)):
+        open_dgraph(fake.settings()).status(candidate(1), [FEDORA])
+
+
+def test_an_arrival_end_answer_that_is_no_uid_is_a_store_error(
+    fake: FakeDgraph, open_dgraph: Callable[..., DgraphStore]
+) -> None:
+    fake.inject(answer=b'{"end": [{"uid": "last"}]}')
+    with pytest.raises(StoreError, match="reading the arrival end: the answer's uid 'last' is no uid"):
+        open_dgraph(fake.settings()).arrival_end()
+
+
 # -- login ----------------------------------------------------------------------------------------
 
 PASSWORD = "correct-horse-battery"
@@ -771,8 +864,27 @@ def raw_query(server: FakeDgraph, query: str, variables: dict[str, str], *, read
             "literal",
         ),
         (ANALYZER_QUERY, {"$first": "3"}, "not passed"),
+        (
+            ARRIVAL_END_QUERY.replace("arrival_end {", "arrival_end($after: string) {").replace(
+                "first: -1)", "first: -1, after: $after)"
+            ),
+            {"$after": "0x1"},
+            "unknown query shape",
+        ),
+        (
+            ANALYZER_WINDOW_COUNT_QUERY.replace(" AND NOT uid(late)", ""),
+            {"$after": "0x0", "$last": "0x5"},
+            "defined but not used",
+        ),
     ],
-    ids=["unused-variable", "unknown-shape", "literal-in-text", "missing-variable"],
+    ids=[
+        "unused-variable",
+        "unknown-shape",
+        "literal-in-text",
+        "missing-variable",
+        "after-on-a-uid-var-root",
+        "unused-uid-variable",
+    ],
 )
 def test_fake_rejects_what_dgraph_rejects(
     fake: FakeDgraph, query: str, variables: dict[str, str], message: str

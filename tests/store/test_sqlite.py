@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from graph_refresh.errors import StoreError
-from graph_refresh.items import parse_solver_name
+from graph_refresh.items import Candidate, parse_solver_name
 from graph_refresh.store.graphfile import parse_graph
 from graph_refresh.store.sqlite import SQLiteStore
 
@@ -74,3 +74,26 @@ def test_backlog_is_one_count_query_with_the_candidate_filter(tmp_path: Path) ->
     assert store.analyzer_backlog() == 8
     assert len(statements) == 1 and "count(*)" in statements[0] and "LIMIT" not in statements[0]
     assert store.solver_backlog(parse_solver_name("solver-x-1-py38", template="t")) == 9
+
+
+def test_arrival_windows_are_keyset_pages_and_index_ranges(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.sqlite3", page_size=4, create=True)
+    store.import_graph(parse_graph({"package_versions": [version(f"p{i:03d}", "1") for i in range(10)]}, source="t"))
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)
+    fresh = list(store.fresh_analyzer_candidates(after=2))
+    assert [position for position, _ in fresh] == list(range(3, 11))
+    assert len(statements) == 3 and not any("OFFSET" in s.upper() for s in statements)  # 4 + 4 + an empty page
+    solver = parse_solver_name("solver-x-1-py38", template="t")
+    key = Candidate("p005", "1", "https://pypi.org/simple")
+    statements.clear()
+    store.status(key, [solver])
+    store.solver_backlog(solver, up_to=8, before=(6, key))
+    store.analyzer_backlog(up_to=8)
+    store.solver_fresh_ahead(solver, after=2, before=9)
+    list(store.analyzer_candidates(up_to=5))
+    list(store.fresh_solver_candidates(solver, after=4))
+    store._db.set_trace_callback(None)
+    for statement in statements:  # every read is a search of an index or of the id b-tree, never a scan
+        plan = [row[-1] for row in store._db.execute(f"EXPLAIN QUERY PLAN {statement}")]
+        assert not [step for step in plan if step.startswith("SCAN")], (statement, plan)
