@@ -1,6 +1,6 @@
 """Benchmark what ``explain`` asks the SQLite store: one item's status and, per stream, its place in a lane.
 
-    python3 bench/bench_explain.py [--pairs 1000000] [--runs 5] [--store PATH]
+    .venv/bin/python3 bench/bench_explain.py [--pairs 1000000] [--runs 5] [--store PATH]
 
 Builds the synthetic graph of bench/graphs.py for about ``--pairs`` candidates (three solvers and the
 analyzer) straight into a SQLite store (or opens ``--store`` when it exists), then times, for a few

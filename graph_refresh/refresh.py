@@ -127,20 +127,22 @@ def _lanes(
         kinds += [(SOLVER, environment) for environment in templates.solver_environments()]
     if not settings.plan.no_package_analyzers:
         kinds.append((ANALYZER, None))
-    end: int | None = None
+    end = store.arrival_end() if kinds else 0  # nothing arrived past it: a fresh lane there is not queried
     lanes = Lanes([], [], [], {})
     for kind, environment in kinds:
         solver = None if environment is None else environment.name
         name, cost = stream_name(kind, solver), renderer.probe_cost(kind, solver)
-        if name not in cursors and end is None:
-            end = store.arrival_end()
-        cursor = cursors.get(name, end or 0)
+        cursor = min(cursors.get(name, end), end)
         wanted = [request.candidate for request, lacking in requests.open if name in lacking]
         lanes.requested.append(Stream(kind, solver, iter(wanted), cost, Lane.REQUESTED))
+        fresh: Iterator[tuple[int, Candidate]] = iter(())
         if environment is None:
-            fresh, backlog = store.fresh_analyzer_candidates(after=cursor), store.analyzer_candidates(up_to=cursor)
+            if cursor < end:
+                fresh = store.fresh_analyzer_candidates(after=cursor)
+            backlog = store.analyzer_candidates(up_to=cursor)
         else:
-            fresh = store.fresh_solver_candidates(environment, after=cursor)
+            if cursor < end:
+                fresh = store.fresh_solver_candidates(environment, after=cursor)
             backlog = store.solver_candidates(environment, up_to=cursor)
         lanes.arrivals[name] = arrivals = Arrivals(_primed(fresh), cursor)
         lanes.fresh.append(Stream(kind, solver, arrivals, cost, Lane.FRESH))

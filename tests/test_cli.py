@@ -61,6 +61,9 @@ PARITY: dict[str, tuple[str, Any]] = {
     "THOTH_GRAPH_REFRESH_RETRY_BACKOFF": ("60", 60),
     "THOTH_GRAPH_REFRESH_MAX_ATTEMPTS": ("0", 0),
     "THOTH_GRAPH_REFRESH_QUARANTINE": ("86400", 86400),
+    "THOTH_GRAPH_REFRESH_REQUEST_TTL": ("3600", 3600),
+    "THOTH_GRAPH_REFRESH_FRESH_SHARE": ("0.25", 0.25),
+    "THOTH_GRAPH_REFRESH_MAX_AWAITING_SYNC": ("50", 50),
 }
 # Settings that only work in pairs or that exclude the default of another: what else the case sets.
 PAIRED = {
@@ -165,6 +168,10 @@ def test_help_shows_each_flag_with_its_variable_and_default(run_cli: RunCli) -> 
         ("THOTH_GRAPH_REFRESH_MAX_DEADLINE", "0"),
         ("THOTH_GRAPH_REFRESH_MAX_ATTEMPTS", "-1"),
         ("THOTH_GRAPH_REFRESH_QUARANTINE", "30d"),
+        ("THOTH_GRAPH_REFRESH_REQUEST_TTL", "0"),
+        ("THOTH_GRAPH_REFRESH_FRESH_SHARE", "1.5"),
+        ("THOTH_GRAPH_REFRESH_FRESH_SHARE", "-0.1"),
+        ("THOTH_GRAPH_REFRESH_MAX_AWAITING_SYNC", "many"),
     ],
 )
 def test_invalid_values_exit_2_naming_the_variable(variable: str, value: str, run_cli: RunCli) -> None:

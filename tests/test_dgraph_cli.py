@@ -293,10 +293,10 @@ def test_an_answer_of_the_wrong_shape_exits_1_not_nothing_to_do(
     answer: bytes, what: str, run_cli: RunCli, tmp_path: Path, serve: Serve
 ) -> None:
     fake = serve()
-    fake.inject(answer=answer)
+    fake.inject(answer=answer, match=lambda request: "page(" in request.query)
     result, report, _ = plan(run_cli, tmp_path, dgraph_env(fake.host), write=False)
     assert_failed(result, report, 1, fake.host, what)
-    assert len(fake.calls()) == 1, "a wrong shape is not retried"
+    assert len([call for call in fake.calls() if "page(" in call.query]) == 1, "a wrong shape is not retried"
 
 
 # -- plaintext and login --------------------------------------------------------------------------
