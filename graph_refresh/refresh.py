@@ -64,10 +64,14 @@ class Seams:
     """Seconds between progress lines when standard error is not a terminal."""
 
 
-def read_cluster_view(cluster: kube.Cluster, namespace: str, now: float) -> ClusterView:
-    """List the ResourceQuotas, the owned Jobs (paged) and, when some failed, the owned pods of ``namespace``."""
+def read_cluster_view(
+    cluster: kube.Cluster, namespace: str, now: float, *, keep_completed: bool = False
+) -> ClusterView:
+    """List the ResourceQuotas, the owned Jobs (paged) and, when some failed, the owned pods of ``namespace``;
+    ``keep_completed`` keeps the items of the completed Jobs (to pace against the graph sync)."""
     quotas = [Quota.from_object(q) for q in cluster.list_quotas(namespace)]
-    view = build_view(cluster.list_owned_jobs(namespace), cluster.list_owned_pods(namespace), quotas, now=now)
+    jobs, pods = cluster.list_owned_jobs(namespace), cluster.list_owned_pods(namespace)
+    view = build_view(jobs, pods, quotas, now=now, keep_completed=keep_completed)
     logger.info(
         "middletier %r: %d items with owned Jobs (%d live, %d failed), %d ResourceQuotas",
         namespace,
@@ -357,7 +361,8 @@ def run(
         view, ledger = ClusterView(), memory.Ledger()
         started = math.floor(now())  # the run's one clock reading for learning, back-off and quarantine
         if cluster is not None and namespace:
-            view = read_cluster_view(cluster, namespace, started)
+            pacing = settings.lanes.max_awaiting_sync > 0
+            view = read_cluster_view(cluster, namespace, started, keep_completed=pacing)
             ledger = memory.read(cluster, namespace, now=started)
         if not namespace:
             logger.warning(

@@ -122,6 +122,10 @@ class Harness:
             assert_balanced(data)
         return result, data
 
+    def cli(self, *args: str, at: float = 0.0, env: dict[str, str] | None = None) -> Result:
+        """Another command of the CLI (``request``, ``explain``, ``ledger``) with the run's settings."""
+        return self._run_cli(list(args), env={**self.env, **(env or {})}, now=lambda: at)
+
     def jobs(self) -> dict[str, Obj]:
         return {job["metadata"]["name"]: job for job in self.fake.objects("jobs", MIDDLETIER)}
 

@@ -1,0 +1,265 @@
+"""Who waits comes first: requests, the fresh lane, pacing and explain, run after run through the CLI against
+the Kubernetes stand-in, with the embedded store and with the Dgraph stand-in."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from graph_refresh.items import ANALYZER, SOLVER, Candidate, WorkItem
+
+from .conftest import PYPI, version
+from .fakes.dgraph import FakeDgraph
+from .fakes.kube import FakeKube
+from .test_cluster import MIDDLETIER, SOLVERS, Harness, RunCli
+
+Obj = dict[str, Any]
+HOUR = 3600.0
+T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z
+STREAMS = [*SOLVERS, ANALYZER]
+
+
+@pytest.fixture
+def cluster(run_cli: RunCli, tmp_path: Path, write_graph: Callable[[Obj], Path]) -> Iterator[Harness]:
+    with FakeKube(tls="tls") as fake:
+        yield Harness(fake, run_cli, tmp_path, write_graph)
+
+
+def names(count: int, prefix: str = "p") -> list[str]:
+    return [f"{prefix}{n:06d}" for n in range(count)]
+
+
+def lanes(report: Obj, kind: str = "solver") -> Obj:
+    return dict(report["totals"][kind]["lanes"])
+
+
+def item_jobs(cluster: Harness, package: str, version_: str = "1.0") -> set[str]:
+    """The streams whose Job for ``package==version_`` exists."""
+    found = set()
+    for job in cluster.jobs().values():
+        annotations = job["metadata"].get("annotations") or {}
+        if (annotations.get("thoth-station.ninja/package"), annotations.get("thoth-station.ninja/version")) == (
+            package,
+            version_,
+        ):
+            labels = job["metadata"]["labels"]
+            found.add(labels.get("thoth-station.ninja/solver") or ANALYZER)
+    return found
+
+
+def requests_data(cluster: Harness) -> dict[str, str]:
+    configmap = cluster.fake.get("configmaps", MIDDLETIER, "graph-refresh-requests")
+    assert configmap is not None
+    return dict(configmap.get("data") or {})
+
+
+def complete_and_sync(cluster: Harness, write_graph: Callable[[Obj], Path], run_cli: RunCli) -> None:
+    """Every Job completes, graph sync records the results, and the TTL removes the Jobs."""
+    solved, analyzed = [], []
+    for name, job in cluster.jobs().items():
+        annotations = job["metadata"]["annotations"]
+        record = version(annotations["thoth-station.ninja/package"], annotations["thoth-station.ninja/version"])
+        solver = job["metadata"]["labels"].get("thoth-station.ninja/solver")
+        if solver:
+            solved.append({**record, "solver": solver})
+        else:
+            analyzed.append(record)
+        cluster.fake.delete("jobs", MIDDLETIER, name)
+    assert run_cli(["import-graph", str(write_graph({"solved": solved, "analyzed": analyzed}))]).exit_code == 0
+
+
+def test_a_request_comes_first_even_behind_100k_candidates_a_stream_with_room_for_10(
+    cluster: Harness, run_cli: RunCli, write_graph: Callable[[Obj], Path]
+) -> None:
+    cluster.graph(names(100_000))
+    for wanted in ("p099999==1.0", "brand-new==2.0"):
+        filed = cluster.cli("request", wanted, "--by", "adviser", at=T0 - 60)
+        assert filed.exit_code == 0, filed.stderr
+    result, report = cluster.run("--max-in-flight", "10", now=lambda: T0)
+    assert result.exit_code == 0, result.stderr
+    assert item_jobs(cluster, "p099999") == set(STREAMS)
+    assert item_jobs(cluster, "brand-new", "2.0") == set(STREAMS), "a version the graph does not know yet"
+    assert lanes(report) == {"requested": 6, "fresh": 0, "backlog": 2}
+    assert lanes(report, ANALYZER) == {"requested": 2, "fresh": 0, "backlog": 0}
+    assert report["requests"] == {"open": 2, "oldest_age_seconds": 60.0, "done": 0, "expired": 0}
+
+    complete_and_sync(cluster, write_graph, run_cli)
+    _, report = cluster.run("--max-in-flight", "10", now=lambda: T0 + HOUR)
+    assert report["requests"]["done"] == 2 and report["requests"]["open"] == 0
+    assert lanes(report)["requested"] == 0
+    assert requests_data(cluster) == {}, "removed when done"
+
+
+def ledger_key(cluster: Harness, key: str) -> Any:
+    configmap = cluster.fake.get("configmaps", MIDDLETIER, "graph-refresh-ledger")
+    assert configmap is not None
+    return json.loads(configmap["data"][key])
+
+
+def scheduled_packages(report: Obj, cluster: Harness, before: set[str]) -> set[str]:
+    return {
+        job["metadata"]["annotations"]["thoth-station.ninja/package"]
+        for n, job in cluster.jobs().items()
+        if n not in before
+    }
+
+
+def test_fresh_releases_take_their_share_in_arrival_order_and_the_backlog_the_rest(cluster: Harness) -> None:
+    cluster.graph(names(50, "old"))
+    env = {"GRAPH_REFRESH_NO_PACKAGE_ANALYZERS": "1", "GRAPH_REFRESH_NO_SOLVERS": ""}
+    result, report = cluster.run("--eager-stop", "0", "--max-in-flight", "6", now=lambda: T0, env=env)
+    assert result.exit_code == 0, result.stderr
+    assert lanes(report) == {"requested": 0, "fresh": 0, "backlog": 6}, "the first run: nothing is fresh"
+    cursors = ledger_key(cluster, "fresh-cursors")
+    assert set(cursors) == set(SOLVERS) and len(set(cursors.values())) == 1
+
+    for name in list(cluster.jobs()):
+        cluster.fake.delete("jobs", MIDDLETIER, name)  # done and gone: room again
+    cluster.graph(["zz-new3", "aa-new1", "mm-new2"])  # arrive in this order, whatever their names
+    cluster.graph(["new4", "new5"])
+    _, report = cluster.run("--max-in-flight", "6", now=lambda: T0 + HOUR, env=env)
+    assert lanes(report) == {"requested": 0, "fresh": 3, "backlog": 3}, "half of the 6 slots"
+    fresh = sorted(
+        (
+            job["metadata"]["labels"]["thoth-station.ninja/solver"],
+            job["metadata"]["annotations"]["thoth-station.ninja/package"],
+        )
+        for job in cluster.jobs().values()
+        if "new" in job["metadata"]["annotations"]["thoth-station.ninja/package"]
+    )
+    assert [package for _, package in fresh] == ["zz-new3"] * 3, "the oldest arrival first, in every stream"
+
+    for name in list(cluster.jobs()):
+        cluster.fake.delete("jobs", MIDDLETIER, name)
+    _, report = cluster.run("--max-in-flight", "6", "--fresh-share", "1", now=lambda: T0 + 2 * HOUR, env=env)
+    assert lanes(report) == {"requested": 0, "fresh": 6, "backlog": 0}
+    packages = sorted(job["metadata"]["annotations"]["thoth-station.ninja/package"] for job in cluster.jobs().values())
+    assert packages == ["aa-new1"] * 3 + ["mm-new2"] * 3, "the next ones in arrival order; none twice"
+
+
+def test_requests_that_expire_or_cannot_be_read_are_dropped_by_a_real_run_with_a_warning(cluster: Harness) -> None:
+    cluster.graph(["flask"])
+    cluster.cli("request", "flask==1.0", at=T0 - 8 * 24 * HOUR)
+    cluster.fake.add(
+        {
+            **(cluster.fake.get("configmaps", MIDDLETIER, "graph-refresh-requests") or {}),
+        }
+    )
+    configmap = cluster.fake.get("configmaps", MIDDLETIER, "graph-refresh-requests")
+    assert configmap is not None
+    configmap["data"]["broken"] = '{"package": "flask"'
+    configmap["data"]["hostile"] = json.dumps(
+        {"package": "x", "version": "1 2", "requested_at": "2027-01-15T07:00:00Z"}
+    )
+    cluster.fake.add(configmap)
+    result, report = cluster.run("--dry-run", now=lambda: T0)
+    assert result.exit_code == 0 and "Traceback" not in result.stderr
+    assert "request 'broken' dropped: not JSON" in result.stderr and "request 'hostile' dropped" in result.stderr
+    assert "expired after --request-ttl" in result.stderr
+    assert report["requests"] == {"open": 0, "oldest_age_seconds": None, "done": 0, "expired": 1}
+    assert len(requests_data(cluster)) == 3, "a dry run changes nothing"
+    result, report = cluster.run(now=lambda: T0)
+    assert requests_data(cluster) == {}, "a real run removes them"
+    assert lanes(report)["requested"] == 0
+
+
+def test_a_request_added_while_a_run_removes_others_is_kept(cluster: Harness) -> None:
+    cluster.graph(["flask"])
+    cluster.cli("request", "flask==1.0", at=T0 - 8 * 24 * HOUR)  # expired by the run
+
+    def someone_asked_meanwhile(request: Any) -> Obj:
+        configmap = cluster.fake.get("configmaps", MIDDLETIER, "graph-refresh-requests")
+        assert configmap is not None
+        value = {"package": "numpy", "version": "2.0", "requested_at": "2027-01-15T07:59:00Z"}
+        configmap["data"]["adviser-7"] = json.dumps(value)
+        cluster.fake.add(configmap)
+        return {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Conflict", "code": 409}
+
+    path = f"/api/v1/namespaces/{MIDDLETIER}/configmaps/graph-refresh-requests"
+    cluster.fake.inject(method="PUT", path=path, status=409, times=1, body=someone_asked_meanwhile)
+    result, _ = cluster.run(now=lambda: T0)
+    assert result.exit_code == 0, result.stderr
+    assert set(requests_data(cluster)) == {"adviser-7"}
+
+
+def test_with_the_graph_sync_behind_a_run_schedules_requests_only(cluster: Harness) -> None:
+    cluster.graph(["a", "b", "c"])
+    env = {"THOTH_GRAPH_REFRESH_MAX_AWAITING_SYNC": "2"}
+    cluster.run("--max-in-flight", "2", now=lambda: T0, env=env)
+    for name in cluster.jobs():
+        cluster.fake.set_job_status(MIDDLETIER, name, "Complete")  # completed; the graph has not caught up
+    cluster.cli("request", "d==1.0", at=T0)
+    result, report = cluster.run(now=lambda: T0 + HOUR, env=env)
+    assert "the graph sync is behind" in result.stderr
+    assert report["totals"]["solver"]["stopped_by"] == "sync-lag" == report["totals"][ANALYZER]["stopped_by"]
+    assert lanes(report) == {"requested": 3, "fresh": 0, "backlog": 0}
+    _, report = cluster.run(now=lambda: T0 + HOUR, env={"THOTH_GRAPH_REFRESH_MAX_AWAITING_SYNC": "3"})
+    assert report["totals"]["solver"]["stopped_by"] != "sync-lag", "under the threshold: every lane"
+    assert lanes(report)["backlog"] > 0
+
+
+def explained(cluster: Harness, requirement: str, at: float, env: dict[str, str] | None = None) -> dict[str, Obj]:
+    result = cluster.cli("explain", requirement, "--json", at=at, env=env)
+    assert result.exit_code == 0, result.stderr
+    return {row["stream"]: row for row in json.loads(result.stdout)}
+
+
+@pytest.mark.parametrize("store", ["sqlite", "dgraph"])
+def test_explain_says_where_an_item_stands_in_every_stream(
+    cluster: Harness, run_cli: RunCli, write_graph: Callable[[Obj], Path], store: str
+) -> None:
+    graph = {"package_versions": [version(name, "1.0") for name in names(10)]}
+    graph["solved"] = [{**version("p000001", "1.0"), "solver": SOLVERS[0]}]
+    with FakeDgraph(graph) as dgraph:
+        env = {"GRAPH_SERVICE_HOST": dgraph.host} if store == "dgraph" else {}
+        if store == "sqlite":
+            assert run_cli(["import-graph", str(write_graph(graph))]).exit_code == 0
+        cluster.run("--max-in-flight", "4", now=lambda: T0, env=env)
+        cluster.cli("request", "p000009==1.0", "--by", "alice", at=T0 + 60)
+
+        in_flight = explained(cluster, "p000000==1.0", T0 + 120, env)
+        assert set(in_flight) == set(STREAMS) and {row["state"] for row in in_flight.values()} == {"in-flight"}
+        job = WorkItem(SOLVER, SOLVERS[1], Candidate("p000000", "1.0", PYPI)).job_name
+        assert in_flight[SOLVERS[1]]["job"] == job and in_flight[SOLVERS[1]]["since"]
+
+        solved = explained(cluster, "p000001==1.0", T0 + 120, env)
+        assert solved[SOLVERS[0]]["state"] == "solved"
+        waiting = solved[SOLVERS[1]]
+        assert (waiting["state"], waiting["lane"]) == ("waiting", "backlog")
+        assert waiting["ahead"] == 1, "p000000 comes before it"
+        assert waiting["per_run"] == 1.0 and waiting["likely_at"] == "2027-01-15T10:00:00Z"
+
+        requested = explained(cluster, "P000009==1.0", T0 + 120, env)
+        assert {row["state"] for row in requested.values()} == {"requested"}
+        assert requested[ANALYZER]["since"] == "2027-01-15T08:01:00Z" and requested[ANALYZER]["by"] == "alice"
+
+        unknown = explained(cluster, "nothing==1.0", T0 + 120, env)
+        assert {row["state"] for row in unknown.values()} == {"unknown"}
+        invalid = explained(cluster, "p000002==1 ; rm -rf", T0 + 120, env)
+        assert {row["state"] for row in invalid.values()} == {"invalid"}
+
+        table = cluster.cli("explain", "p000001==1.0", at=T0 + 120, env=env)
+        assert table.exit_code == 0 and table.stdout.startswith("p000001==1.0 (https://pypi.org/simple)\n")
+        assert f"  {SOLVERS[0]}" in table.stdout and "solved" in table.stdout
+        assert max(map(len, table.stdout.splitlines())) <= 120
+
+
+def test_explain_refuses_what_it_cannot_read(cluster: Harness) -> None:
+    cluster.graph(["flask"])
+    bad = cluster.cli("explain", "flask")
+    assert bad.exit_code == 2 and "is not PKG==VER" in bad.stderr
+    cluster.fake.inject(method="GET", path=r"/jobs$", status=403, times=None)
+    refused = cluster.cli("explain", "flask==1.0")
+    assert refused.exit_code == 1 and "403" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_explain_writes_nothing(cluster: Harness) -> None:
+    cluster.graph(["flask"])
+    cluster.run(now=lambda: T0)
+    before = len(cluster.writes())
+    cluster.cli("explain", "flask==1.0", at=T0)
+    assert len(cluster.writes()) == before
