@@ -112,6 +112,11 @@ class Harness:
         assert result.exit_code == 0, result.output
         return packages
 
+    def import_graph(self, document: Obj) -> None:
+        """Import a graph document into the embedded store."""
+        result = self._run_cli(["import-graph", str(self._write_graph(document))])
+        assert result.exit_code == 0, result.output
+
     def run(self, *args: str, env: dict[str, str] | None = None, **obj: Any) -> tuple[Result, Obj]:
         """One run of the CLI; returns its result and its report (checked for balance), {} if none."""
         report = self._tmp_path / f"report-{next(self._runs)}.json"

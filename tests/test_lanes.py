@@ -57,8 +57,8 @@ def requests_data(cluster: Harness) -> dict[str, str]:
     return dict(configmap.get("data") or {})
 
 
-def complete_and_sync(cluster: Harness, write_graph: Callable[[Obj], Path], run_cli: RunCli) -> None:
-    """Every Job completes, graph sync records the results, and the TTL removes the Jobs."""
+def complete_and_sync(cluster: Harness) -> Obj:
+    """Every Job completes and the TTL removes it; returns what graph sync records of them (a graph file)."""
     solved, analyzed = [], []
     for name, job in cluster.jobs().items():
         annotations = job["metadata"]["annotations"]
@@ -69,29 +69,50 @@ def complete_and_sync(cluster: Harness, write_graph: Callable[[Obj], Path], run_
         else:
             analyzed.append(record)
         cluster.fake.delete("jobs", MIDDLETIER, name)
-    assert run_cli(["import-graph", str(write_graph({"solved": solved, "analyzed": analyzed}))]).exit_code == 0
+    return {"solved": solved, "analyzed": analyzed}
 
 
+class Graph:
+    """The graph a run reads: the embedded store (imports) or the Dgraph stand-in (later graphs added)."""
+
+    def __init__(self, store: str, cluster: Harness, dgraph: FakeDgraph) -> None:
+        self.store, self.cluster, self.dgraph = store, cluster, dgraph
+        self.env = {"GRAPH_SERVICE_HOST": dgraph.host} if store == "dgraph" else {}
+
+    def add(self, packages: list[str]) -> None:
+        self.add_graph({"package_versions": [version(p, "1.0") for p in packages]})
+
+    def add_graph(self, document: Obj) -> None:
+        """New versions or results enter the graph (a result of a version not in it adds the version)."""
+        if self.store == "dgraph":
+            self.dgraph.add_graph(document)
+        else:
+            self.cluster.import_graph(document)
+
+
+@pytest.mark.parametrize(("store", "backlog"), [("sqlite", 100_000), ("dgraph", 2_000)])
 def test_a_request_comes_first_even_behind_100k_candidates_a_stream_with_room_for_10(
-    cluster: Harness, run_cli: RunCli, write_graph: Callable[[Obj], Path]
+    cluster: Harness, run_cli: RunCli, write_graph: Callable[[Obj], Path], store: str, backlog: int
 ) -> None:
-    cluster.graph(names(100_000))
-    for wanted in ("p099999==1.0", "brand-new==2.0"):
-        filed = cluster.cli("request", wanted, "--by", "adviser", at=T0 - 60)
-        assert filed.exit_code == 0, filed.stderr
-    result, report = cluster.run("--max-in-flight", "10", now=lambda: T0)
-    assert result.exit_code == 0, result.stderr
-    assert item_jobs(cluster, "p099999") == set(STREAMS)
-    assert item_jobs(cluster, "brand-new", "2.0") == set(STREAMS), "a version the graph does not know yet"
-    assert lanes(report) == {"requested": 6, "fresh": 0, "backlog": 2}
-    assert lanes(report, ANALYZER) == {"requested": 2, "fresh": 0, "backlog": 0}
-    assert report["requests"] == {"open": 2, "oldest_age_seconds": 60.0, "done": 0, "expired": 0}
+    last = f"p{backlog - 1:06d}"
+    with FakeDgraph({}) as dgraph:
+        graph = Graph(store, cluster, dgraph)
+        graph.add(names(backlog))
+        for wanted in (f"{last}==1.0", "brand-new==2.0"):
+            filed = cluster.cli("request", wanted, "--by", "adviser", at=T0 - 60)
+            assert filed.exit_code == 0, filed.stderr
+        result, report = cluster.run("--max-in-flight", "10", now=lambda: T0, env=graph.env)
+        assert result.exit_code == 0, result.stderr
+        assert item_jobs(cluster, last) == set(STREAMS)
+        assert item_jobs(cluster, "brand-new", "2.0") == set(STREAMS), "a version the graph does not know yet"
+        assert lanes(report) == {"requested": 6, "fresh": 0, "backlog": 2}
+        assert lanes(report, ANALYZER) == {"requested": 2, "fresh": 0, "backlog": 0}
+        assert report["requests"] == {"open": 2, "oldest_age_seconds": 60.0, "done": 0, "expired": 0}
 
-    complete_and_sync(cluster, write_graph, run_cli)
-    _, report = cluster.run("--max-in-flight", "10", now=lambda: T0 + HOUR)
-    assert report["requests"]["done"] == 2 and report["requests"]["open"] == 0
-    assert lanes(report)["requested"] == 0
-    assert requests_data(cluster) == {}, "removed when done"
+        graph.add_graph(complete_and_sync(cluster))  # graph sync records the results
+        _, report = cluster.run("--max-in-flight", "10", now=lambda: T0 + HOUR, env=graph.env)
+        assert report["requests"] == {"open": 0, "oldest_age_seconds": None, "done": 2, "expired": 0}
+        assert lanes(report)["requested"] == 0 and requests_data(cluster) == {}, "removed once done"
 
 
 def ledger_key(cluster: Harness, key: str) -> Any:
@@ -108,37 +129,44 @@ def scheduled_packages(report: Obj, cluster: Harness, before: set[str]) -> set[s
     }
 
 
-def test_fresh_releases_take_their_share_in_arrival_order_and_the_backlog_the_rest(cluster: Harness) -> None:
-    cluster.graph(names(50, "old"))
-    env = {"GRAPH_REFRESH_NO_PACKAGE_ANALYZERS": "1", "GRAPH_REFRESH_NO_SOLVERS": ""}
-    result, report = cluster.run("--eager-stop", "0", "--max-in-flight", "6", now=lambda: T0, env=env)
-    assert result.exit_code == 0, result.stderr
-    assert lanes(report) == {"requested": 0, "fresh": 0, "backlog": 6}, "the first run: nothing is fresh"
-    cursors = ledger_key(cluster, "fresh-cursors")
-    assert set(cursors) == set(SOLVERS) and len(set(cursors.values())) == 1
+@pytest.mark.parametrize("store", ["sqlite", "dgraph"])
+def test_fresh_releases_take_their_share_in_arrival_order_and_the_backlog_the_rest(
+    cluster: Harness, store: str
+) -> None:
+    with FakeDgraph({}) as dgraph:
+        graph = Graph(store, cluster, dgraph)
+        graph.add(names(50, "old"))
+        env = {**graph.env, "GRAPH_REFRESH_NO_PACKAGE_ANALYZERS": "1"}
+        result, report = cluster.run("--max-in-flight", "6", now=lambda: T0, env=env)
+        assert result.exit_code == 0, result.stderr
+        assert lanes(report) == {"requested": 0, "fresh": 0, "backlog": 6}, "the first run: nothing is fresh"
+        cursors = ledger_key(cluster, "fresh-cursors")
+        assert set(cursors) == set(SOLVERS) and len(set(cursors.values())) == 1
 
-    for name in list(cluster.jobs()):
-        cluster.fake.delete("jobs", MIDDLETIER, name)  # done and gone: room again
-    cluster.graph(["zz-new3", "aa-new1", "mm-new2"])  # arrive in this order, whatever their names
-    cluster.graph(["new4", "new5"])
-    _, report = cluster.run("--max-in-flight", "6", now=lambda: T0 + HOUR, env=env)
-    assert lanes(report) == {"requested": 0, "fresh": 3, "backlog": 3}, "half of the 6 slots"
-    fresh = sorted(
-        (
-            job["metadata"]["labels"]["thoth-station.ninja/solver"],
-            job["metadata"]["annotations"]["thoth-station.ninja/package"],
+        for name in list(cluster.jobs()):
+            cluster.fake.delete("jobs", MIDDLETIER, name)  # done and gone: room again
+        graph.add(["zz-new3", "aa-new1", "mm-new2"])  # they arrive in this order, whatever their names
+        graph.add(["new4", "new5"])
+        _, report = cluster.run("--max-in-flight", "6", now=lambda: T0 + HOUR, env=env)
+        assert lanes(report) == {"requested": 0, "fresh": 3, "backlog": 3}, "half of the 6 slots"
+        packages = [job["metadata"]["annotations"]["thoth-station.ninja/package"] for job in cluster.jobs().values()]
+        assert sorted(p for p in packages if "new" in p) == ["zz-new3"] * 3, "the oldest arrival first, every stream"
+        assert sorted(p for p in packages if "new" not in p) == ["old000000"] * 3, "gone, not synced: again first"
+
+        for name in list(cluster.jobs()):
+            cluster.fake.delete("jobs", MIDDLETIER, name)
+        _, report = cluster.run("--max-in-flight", "6", "--fresh-share", "1", now=lambda: T0 + 2 * HOUR, env=env)
+        assert lanes(report) == {"requested": 0, "fresh": 6, "backlog": 0}
+        packages = sorted(
+            job["metadata"]["annotations"]["thoth-station.ninja/package"] for job in cluster.jobs().values()
         )
-        for job in cluster.jobs().values()
-        if "new" in job["metadata"]["annotations"]["thoth-station.ninja/package"]
-    )
-    assert [package for _, package in fresh] == ["zz-new3"] * 3, "the oldest arrival first, in every stream"
-
-    for name in list(cluster.jobs()):
-        cluster.fake.delete("jobs", MIDDLETIER, name)
-    _, report = cluster.run("--max-in-flight", "6", "--fresh-share", "1", now=lambda: T0 + 2 * HOUR, env=env)
-    assert lanes(report) == {"requested": 0, "fresh": 6, "backlog": 0}
-    packages = sorted(job["metadata"]["annotations"]["thoth-station.ninja/package"] for job in cluster.jobs().values())
-    assert packages == ["aa-new1"] * 3 + ["mm-new2"] * 3, "the next ones in arrival order; none twice"
+        assert packages == ["aa-new1"] * 3 + ["mm-new2"] * 3, "the next ones in arrival order; none twice"
+        runs = ledger_key(cluster, "runs")
+        assert [run["scheduled"][SOLVERS[0]] for run in runs] == [
+            {"requested": 0, "fresh": 0, "backlog": 2},
+            {"requested": 0, "fresh": 1, "backlog": 1},
+            {"requested": 0, "fresh": 2, "backlog": 0},
+        ]
 
 
 def test_requests_that_expire_or_cannot_be_read_are_dropped_by_a_real_run_with_a_warning(cluster: Harness) -> None:
