@@ -291,3 +291,33 @@ def test_explain_writes_nothing(cluster: Harness) -> None:
     before = len(cluster.writes())
     cluster.cli("explain", "flask==1.0", at=T0)
     assert len(cluster.writes()) == before
+
+
+def test_explain_tells_failed_quarantined_and_awaiting_sync_apart(cluster: Harness) -> None:
+    cluster.graph(["flask", "numpy", "pytz"])
+    cluster.run(now=lambda: T0)
+    flask_solver = WorkItem(SOLVER, SOLVERS[0], Candidate("flask", "1.0", PYPI))
+    cluster.fake.set_job_status(MIDDLETIER, flask_solver.job_name, "Complete")
+    numpy_analyzer = WorkItem(ANALYZER, None, Candidate("numpy", "1.0", PYPI))
+    entry = {"kind": ANALYZER, "package": "numpy", "version": "1.0", "index": PYPI, "failures": 3, "attempt": 3}
+    failed_entry = {**entry, "cause": "error", "failed": "2027-01-15T07:00:00Z"}
+    pytz_solver = WorkItem(SOLVER, SOLVERS[1], Candidate("pytz", "1.0", PYPI))
+    pytz_entry = {**entry, "kind": SOLVER, "solver": SOLVERS[1], "package": "pytz", "failures": 1, "attempt": 1}
+    configmap = cluster.fake.get("configmaps", MIDDLETIER, "graph-refresh-ledger")
+    assert configmap is not None
+    configmap["data"][numpy_analyzer.key] = json.dumps(failed_entry)
+    configmap["data"][pytz_solver.key] = json.dumps({**pytz_entry, "cause": "error", "failed": "2027-01-15T08:30:00Z"})
+    cluster.fake.add(configmap)
+    for name in (numpy_analyzer.job_name, pytz_solver.job_name):
+        cluster.fake.delete("jobs", MIDDLETIER, name)  # the TTL removed the failed Jobs; the ledger remembers
+
+    assert explained(cluster, "flask==1.0", T0 + HOUR)[SOLVERS[0]] == {
+        "stream": SOLVERS[0],
+        "kind": SOLVER,
+        "state": "awaiting-sync",
+        "job": flask_solver.job_name,
+    }
+    numpy = explained(cluster, "numpy==1.0", T0 + HOUR)[ANALYZER]
+    assert (numpy["state"], numpy["until"], numpy["failures"]) == ("quarantined", "2027-02-14T07:00:00Z", 3)
+    pytz = explained(cluster, "pytz==1.0", T0 + HOUR)[SOLVERS[1]]
+    assert (pytz["state"], pytz["cause"], pytz["retry_at"]) == ("failed", "error", "2027-01-15T09:30:00Z")
