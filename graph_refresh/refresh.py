@@ -460,7 +460,8 @@ def explain_item(settings: Settings, seams: Seams, candidate: Candidate) -> list
     from graph_refresh.explain import JobSeen, StreamFacts, explain
 
     namespace = settings.cluster.middletier_namespace
-    cluster = (seams.connect or (lambda: _connect(settings)))() if needs_cluster(settings) else None
+    reads_cluster = settings.cluster.template_dir is None or namespace is not None
+    cluster = (seams.connect or (lambda: _connect(settings)))() if reads_cluster else None
     now = math.floor(seams.now())
     store = open_store(settings.store)
     try:
