@@ -12,7 +12,7 @@ import pytest
 
 from graph_refresh.items import ANALYZER, SOLVER, Candidate, WorkItem
 
-from .conftest import PYPI, version
+from .conftest import EXAMPLE_TEMPLATES, PYPI, version
 from .fakes.dgraph import FakeDgraph
 from .fakes.kube import FakeKube
 from .test_cluster import MIDDLETIER, SOLVERS, Harness, RunCli
@@ -321,3 +321,13 @@ def test_explain_tells_failed_quarantined_and_awaiting_sync_apart(cluster: Harne
     assert (numpy["state"], numpy["until"], numpy["failures"]) == ("quarantined", "2027-02-14T07:00:00Z", 3)
     pytz = explained(cluster, "pytz==1.0", T0 + HOUR)[SOLVERS[1]]
     assert (pytz["state"], pytz["cause"], pytz["retry_at"]) == ("failed", "error", "2027-01-15T09:30:00Z")
+
+
+def test_explain_from_a_template_folder_without_middletier_reads_no_cluster(
+    run_cli: RunCli, write_graph: Callable[[Obj], Path]
+) -> None:
+    assert run_cli(["import-graph", str(write_graph({"package_versions": [version("flask", "1.0")]}))]).exit_code == 0
+    result = run_cli(["--template-dir", str(EXAMPLE_TEMPLATES), "explain", "flask==1.0", "--json"])
+    assert result.exit_code == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert {row["state"] for row in rows} == {"waiting"} and {row["lane"] for row in rows} == {"backlog"}
