@@ -12,17 +12,21 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import functools
+import gc
 import json
 import logging
 import math
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
+import ijson  # type: ignore[import-untyped]  # no stubs
 import urllib3
 import yaml
 from kubernetes import client, config
@@ -232,6 +236,136 @@ def _drained(response: Any) -> Any:
     return response
 
 
+Reduce = Callable[[dict[str, Any]], dict[str, Any]]
+"""What a listing keeps of each object it parses (``compact.job``, say)."""
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off, then as it was, however the block ends.
+
+    Parsing a page allocates thousands of containers that live for one object: each burst would start a
+    collection, and every third one walks all the records the run keeps. Nothing parsed here is cyclic
+    (JSON cannot be), so reference counting frees it all the same."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+class _ListHead:
+    """What a list answer says outside its items, read from the parser's events as the answer streams in:
+    whether it is an object, whether its ``items`` are a list (or empty), and its ``metadata``.
+
+    Fed until it has seen the start of ``items`` and the whole ``metadata`` (the API server writes
+    ``metadata`` first, so that is a few dozen events); an answer in another order is read to the end."""
+
+    def __init__(self) -> None:
+        self.is_object: bool | None = None
+        self.items_ok: bool | None = None
+        """True: a list, or empty (null, {}, "", 0, false: what a lenient reader takes for none); False: not."""
+        self.metadata: Any = None
+        self._metadata_done = False
+        self._builder: Any = None
+        self._items_opened = False
+
+    @property
+    def done(self) -> bool:
+        return self.items_ok is not None and self._metadata_done
+
+    def events(self) -> Generator[None, tuple[str, str, Any], None]:
+        """The coroutine the parser sends ``(prefix, event, value)`` to."""
+        while True:
+            prefix, event, value = yield
+            if self.is_object is None:
+                self.is_object = prefix == "" and event == "start_map"
+            if self._items_opened:  # "items" opened an object: only an empty one reads as no items
+                self._items_opened = False
+                self.items_ok = prefix == "items" and event == "end_map"
+            elif prefix == "items" and self.items_ok is None and event != "map_key":
+                if event == "start_map":
+                    self._items_opened = True
+                else:
+                    self.items_ok = event in ("start_array", "null") or (event != "end_map" and not value)
+            elif prefix == "metadata" or prefix.startswith("metadata."):
+                if self._builder is None:
+                    self._builder = ijson.ObjectBuilder()
+                self._builder.event(event, value)
+                if prefix == "metadata" and event in _VALUE_END:
+                    self.metadata, self._metadata_done = self._builder.value, True
+
+
+_VALUE_END = frozenset({"end_map", "end_array", "null", "boolean", "integer", "double", "number", "string"})
+
+
+class _Tee:
+    """A file over a streamed response for the item parser, that also sends each chunk to a second parser
+    (the list's head) until that one has what it needs."""
+
+    def __init__(self, response: Any, head: _ListHead) -> None:
+        self._response = response
+        self._head = head
+        target = head.events()
+        next(target)
+        self._parser: Any = ijson.parse_coro(target)
+
+    def read(self, size: int = -1) -> bytes:
+        chunk: bytes = self._response.read(size)
+        if chunk and self._parser is not None:
+            self._parser.send(chunk)
+            if self._head.done:
+                self._parser = None
+        return chunk
+
+    def finish(self) -> None:
+        """The answer ended: let the head parser see the end too."""
+        if self._parser is not None:
+            self._parser.close()
+            self._parser = None
+
+
+@dataclass(frozen=True)
+class _Page:
+    objects: list[dict[str, Any]]
+    token: Any
+    """``metadata.continue``: where the next page starts; None (or empty) on the last page."""
+
+
+def _streamed_page(request: Callable[[], Any], what: str, reduce: Reduce | None) -> _Page:
+    """One page of a list (the answer to ``request``), parsed as it streams in (ijson), each item reduced
+    as soon as it is parsed.
+
+    The same answers fail as with a whole-body parse: not JSON, not an object, ``items`` not a list of
+    objects; each is a GarbledAnswer (no answer: the read is retried). The connection goes back to the pool
+    however it ends."""
+    response = request()
+    head = _ListHead()
+    objects: list[dict[str, Any]] = []
+    try:
+        with _gc_paused():
+            stream = _Tee(response, head)
+            for obj in ijson.items(stream, "items.item", use_float=True):
+                if not isinstance(obj, dict):
+                    raise GarbledAnswer(f"{what}: the answer's items are not a list of objects")
+                objects.append(reduce(obj) if reduce is not None else obj)
+            stream.finish()
+    except RecursionError as error:
+        raise GarbledAnswer(f"{what}: the answer is nested too deep to read") from error
+    except ijson.JSONError as error:
+        raise GarbledAnswer(f"{what}: the answer is not JSON: {truncate(str(error))}") from error
+    finally:
+        _drained(response)
+    if not head.is_object:
+        raise GarbledAnswer(f"{what}: the answer is not a JSON object")
+    if head.items_ok is False:
+        raise GarbledAnswer(f"{what}: the answer's items are not a list of objects")
+    metadata = head.metadata
+    return _Page(objects, metadata.get("continue") if isinstance(metadata, dict) else None)
+
+
 class Cluster:
     """The cluster as graph-refresh sees it: Templates in infra; owned Jobs and pods, quotas and the ledger
     ConfigMap in middletier.
@@ -315,34 +449,43 @@ class Cluster:
         what = f"{verb} {resource} in namespace {namespace!r}"
         return self._read(verb, resource, namespace, lambda: _json_object(request(), what))
 
-    def _list_owned(self, resource: str, namespace: str, list_page: Callable[..., Any]) -> Iterator[dict[str, Any]]:
+    def _list_owned(
+        self,
+        resource: str,
+        namespace: str,
+        list_page: Callable[..., Any],
+        *,
+        field_selector: str | None = None,
+        reduce: Reduce | None = None,
+    ) -> Iterator[dict[str, Any]]:
         """The objects labelled as graph-refresh's, page by page (``limit``/``continue``); ``list_page`` is the
-        client's list call for ``resource``, taking the namespace and keyword arguments."""
-        token: str | None = None
+        client's list call for ``resource``, taking the namespace and keyword arguments.
+
+        Each page is parsed as it streams in and each object is passed through ``reduce`` (when given) as soon
+        as it is parsed, so a page is never held whole; a page is read in full (and retried as a whole) before
+        its objects are yielded."""
+        what = f"list {resource} in namespace {namespace!r}"
+        selectors: dict[str, Any] = {"field_selector": field_selector} if field_selector else {}
+        token: Any = None
         while True:
             paging: dict[str, Any] = {"_continue": token} if token else {}
-            body = self._get_object(
-                "list",
-                resource,
+            request = functools.partial(
+                list_page,
                 namespace,
-                functools.partial(
-                    list_page,
-                    namespace,
-                    label_selector=OWNED_SELECTOR,
-                    limit=self._page_size,
-                    _preload_content=False,
-                    _request_timeout=self._timeout,
-                    **paging,
-                ),
+                label_selector=OWNED_SELECTOR,
+                limit=self._page_size,
+                _preload_content=False,
+                _request_timeout=self._timeout,
+                **selectors,
+                **paging,
             )
-            yield from _objects(body, f"list {resource} in namespace {namespace!r}")
-            previous, token = token, (body.get("metadata") or {}).get("continue")
+            page = self._read("list", resource, namespace, functools.partial(_streamed_page, request, what, reduce))
+            yield from page.objects
+            previous, token = token, page.token
             if not token:
                 return
             if token == previous:  # a proxy that drops ?continue= would have us list the first page forever
-                raise GarbledAnswer(
-                    f"list {resource} in namespace {namespace!r}: the API answered the same continue token twice"
-                )
+                raise GarbledAnswer(f"{what}: the API answered the same continue token twice")
 
     # --- reads -----------------------------------------------------------------------------------
 
@@ -364,13 +507,18 @@ class Cluster:
         )
         return _objects(body, f"list templates.template.openshift.io in namespace {namespace!r}")
 
-    def list_owned_jobs(self, namespace: str) -> Iterator[dict[str, Any]]:
-        """Jobs labelled as created by graph-refresh, paged."""
-        return self._list_owned("jobs.batch", namespace, self._batch.list_namespaced_job)
+    def list_owned_jobs(self, namespace: str, *, reduce: Reduce | None = None) -> Iterator[dict[str, Any]]:
+        """Jobs labelled as created by graph-refresh, paged; each passed through ``reduce`` as it is parsed."""
+        return self._list_owned("jobs.batch", namespace, self._batch.list_namespaced_job, reduce=reduce)
 
-    def list_owned_pods(self, namespace: str) -> Iterator[dict[str, Any]]:
-        """Pods of the Jobs graph-refresh created (their pod templates carry our labels), paged."""
-        return self._list_owned("pods", namespace, self._core.list_namespaced_pod)
+    def list_owned_pods(
+        self, namespace: str, *, field_selector: str | None = None, reduce: Reduce | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Pods of the Jobs graph-refresh created (their pod templates carry our labels), paged, only those
+        ``field_selector`` selects (``status.phase=Failed``, say); each passed through ``reduce``."""
+        return self._list_owned(
+            "pods", namespace, self._core.list_namespaced_pod, field_selector=field_selector, reduce=reduce
+        )
 
     def list_quotas(self, namespace: str) -> list[dict[str, Any]]:
         """Every ResourceQuota in ``namespace``, as the API returns them."""

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from graph_refresh import memory
+from graph_refresh import compact, memory
 from graph_refresh.capacity import Capacity, Quota
 from graph_refresh.config import Settings, redact_url
 from graph_refresh.errors import Interrupted, StoreError
@@ -55,7 +55,12 @@ LEARNING_MARGIN_SECONDS = 300
 def read_cluster_view(cluster: kube.Cluster, namespace: str, now: float) -> ClusterView:
     """List the ResourceQuotas, the owned Jobs (paged) and, when some failed, the owned pods of ``namespace``."""
     quotas = [Quota.from_object(q) for q in cluster.list_quotas(namespace)]
-    view = build_view(cluster.list_owned_jobs(namespace), cluster.list_owned_pods(namespace), quotas, now=now)
+    view = build_view(
+        cluster.list_owned_jobs(namespace, reduce=compact.job),
+        lambda selector: cluster.list_owned_pods(namespace, field_selector=selector, reduce=compact.pod),
+        quotas,
+        now=now,
+    )
     logger.info(
         "middletier %r: %d items with owned Jobs (%d live, %d failed), %d ResourceQuotas",
         namespace,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,6 +108,11 @@ def _text(mapping: Any, key: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _conditions(job: Mapping[str, Any]) -> Any:
+    status = job.get("status")
+    return status.get("conditions") if isinstance(status, dict) else None
+
+
 def _item_of(metadata: Mapping[str, Any], key: str) -> ItemId | None:
     """The item a Job was made for, from its labels and annotations; None when they are incomplete."""
     labels, annotations = metadata.get("labels"), metadata.get("annotations")
@@ -119,12 +124,51 @@ def _item_of(metadata: Mapping[str, Any], key: str) -> ItemId | None:
     return ItemId(key, kind, solver, package, version, index)
 
 
+FAILED_PODS = "status.phase=Failed"
+"""The pods of failed Jobs whose pods never restart (``restartPolicy: Never``, the Templates' own): a
+container that fails or is OOM-killed, and an eviction, fail its pod for good."""
+UNSUCCESSFUL_PODS = "status.phase!=Succeeded"
+"""The pods of failed Jobs when one of them restarts its containers in place (``OnFailure``): such a pod is
+still Running (its ``lastState`` holding the OOM kill) when the Job controller gives up and deletes it, so
+only pods that succeeded are known to say nothing about a failure."""
+
+
+def pod_selector(restart_policies: Iterable[object]) -> str:
+    """The field selector that lists every pod that can tell why a Job failed, given the failed Jobs' pod
+    restart policies: the failed pods when all of them are ``Never``, else every pod that did not succeed.
+    Either way the pods of completed Jobs, most of the namespace, stay on the server."""
+    return FAILED_PODS if all(policy == "Never" for policy in restart_policies) else UNSUCCESSFUL_PODS
+
+
+@dataclass(frozen=True)
+class _FailedJob:
+    """What the view keeps of a failed Job until its pods are read: all it learns from, not the Job."""
+
+    key: str
+    name: str
+    attempt: int
+    stub: Mapping[str, Any]
+    """The Job reduced to its name and conditions: what ``classify`` reads of it."""
+    resources: AttemptResources
+    item: ItemId | None
+    legacy: bool
+    restart_policy: object
+
+
 def build_view(
-    jobs: Iterable[Mapping[str, Any]], pods: Iterable[Mapping[str, Any]], quotas: Iterable[Quota], *, now: float
+    jobs: Iterable[Mapping[str, Any]],
+    pods: Callable[[str], Iterable[Mapping[str, Any]]],
+    quotas: Iterable[Quota],
+    *,
+    now: float,
 ) -> ClusterView:
-    """The view of ``jobs`` (every owned Job), their ``pods`` and the namespace's ``quotas``, at time ``now``."""
+    """The view of ``jobs`` (every owned Job), their pods and the namespace's ``quotas``, at time ``now``.
+
+    ``pods(field_selector)`` lists the owned pods that selector selects; it is called once, after the
+    Jobs, and only when some Job failed. Only the pods of failed Jobs are kept, and of a failed Job only
+    what the run learns from."""
     view = ClusterView(quotas=list(quotas))
-    failed_jobs: list[tuple[str, Mapping[str, Any]]] = []
+    failed_jobs: list[_FailedJob] = []
     for job in jobs:
         metadata = _mapping(job.get("metadata"))
         labels = _mapping(metadata.get("labels"))
@@ -137,15 +181,21 @@ def build_view(
         if key not in view.latest or view.latest[key][0] < attempt:
             view.latest[key] = (attempt, state)
         if state is JobState.FAILED:
-            failed_jobs.append((key, job))
+            name = str(metadata.get("name", ""))
+            stub = {"metadata": {"name": metadata.get("name")}, "status": {"conditions": _conditions(job)}}
+            legacy = LABEL_ATTEMPT not in labels
+            restart = _mapping(_mapping(_mapping(job.get("spec")).get("template")).get("spec")).get("restartPolicy")
+            failed_jobs.append(
+                _FailedJob(key, name, attempt, stub, resources_of(job), _item_of(metadata, key), legacy, restart)
+            )
     if failed_jobs:
-        grouped = pods_by_job(pods)
-        for key, job in sorted(failed_jobs, key=lambda pair: attempt_of(pair[1])):
-            metadata = _mapping(job.get("metadata"))
-            failed = classify(job, grouped.get(str(metadata.get("name", "")), []), now=now)
+        names = {record.name for record in failed_jobs}
+        selector = pod_selector(record.restart_policy for record in failed_jobs)
+        grouped = pods_by_job(pods(selector), only=names)
+        for record in sorted(failed_jobs, key=lambda record: record.attempt):
+            failed = classify(record.stub, grouped.get(record.name, []), now=now)
             assert failed is not None, "a FAILED Job has a true Failed condition"
-            legacy = LABEL_ATTEMPT not in _mapping(metadata.get("labels"))
-            failure = Failure(failed, attempt_of(job), resources_of(job), _item_of(metadata, key), legacy)
-            view.failures.setdefault(key, []).append(failure)
+            failure = Failure(failed, record.attempt, record.resources, record.item, record.legacy)
+            view.failures.setdefault(record.key, []).append(failure)
             logger.debug("Job %s failed (%s): %s", failed.name, failed.cause, failed.detail)
     return view

@@ -23,6 +23,7 @@ PURE = [
     "render",
     "templates",
     "outcomes",
+    "compact",
     "ledger",
     "learning",
     "view",
