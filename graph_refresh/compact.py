@@ -16,7 +16,7 @@ same way.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import sys
 from typing import Any, TypeAlias
 
 from graph_refresh.items import (
@@ -30,47 +30,49 @@ from graph_refresh.items import (
 )
 from graph_refresh.outcomes import JOB_NAME_LABELS
 
-KEEP = True
+KEEP = "keep"
 """A leaf of a field tree: the value is kept as it is."""
-Fields: TypeAlias = "bool | Mapping[str, Fields] | list[Fields]"
-"""Which fields to keep: ``KEEP``; a mapping (an object, keeping only these keys, each cut by its tree);
-or a one-element list (a list, each element cut by that tree)."""
+SHARED = "shared"
+"""A leaf whose text thousands of objects repeat (a reason, a solver name, a memory size): kept as one
+shared string (``sys.intern``) rather than one copy per object."""
+Fields: TypeAlias = "str | dict[str, Fields] | list[Fields]"
+"""Which fields to keep: a leaf (``KEEP``, ``SHARED``); a mapping (an object, keeping only these keys, each
+cut by its tree); or a one-element list (a list, each element cut by that tree)."""
 
-_CONDITION: Fields = {"type": KEEP, "status": KEEP, "reason": KEEP, "lastTransitionTime": KEEP}
-_MEMORY: Fields = {"memory": KEEP}
-_CONTAINER: Fields = {"name": KEEP, "resources": {"requests": _MEMORY, "limits": _MEMORY}}
+_CONDITIONS: Fields = [{"type": SHARED, "status": SHARED, "reason": SHARED, "lastTransitionTime": SHARED}]
+_MEMORY: Fields = {"memory": SHARED}
+_CONTAINER: Fields = {"name": SHARED, "resources": {"requests": _MEMORY, "limits": _MEMORY}}
 
 JOB_FIELDS: Fields = {
     "metadata": {
         "name": KEEP,
-        "labels": {label: KEEP for label in (LABEL_ITEM, LABEL_KIND, LABEL_SOLVER, LABEL_ATTEMPT)},
-        "annotations": {name: KEEP for name in (ANNOTATION_PACKAGE, ANNOTATION_VERSION, ANNOTATION_INDEX)},
+        "labels": {LABEL_ITEM: KEEP, LABEL_KIND: SHARED, LABEL_SOLVER: SHARED, LABEL_ATTEMPT: SHARED},
+        "annotations": {ANNOTATION_PACKAGE: KEEP, ANNOTATION_VERSION: SHARED, ANNOTATION_INDEX: SHARED},
     },
     "spec": {
         "activeDeadlineSeconds": KEEP,
         "template": {
             "spec": {
                 "activeDeadlineSeconds": KEEP,
-                "restartPolicy": KEEP,
+                "restartPolicy": SHARED,
                 "initContainers": [_CONTAINER],
                 "containers": [_CONTAINER],
             }
         },
     },
-    "status": {"conditions": [_CONDITION]},
-}
+}  # and status.conditions, cut apart: only those a reader looks at (JOB_CONDITIONS)
 """What ``view.build_view`` and ``outcomes`` (``classify``, ``attempt_of``, ``resources_of``) read of a Job:
 its name, our labels and annotations, its conditions, each container's memory, its deadlines, and the
 pods' restart policy (which pods to list)."""
 
-_TERMINATED: Fields = {"terminated": {"reason": KEEP}}
-_CONTAINER_STATUS: Fields = {"name": KEEP, "state": _TERMINATED, "lastState": _TERMINATED}
+_TERMINATED: Fields = {"terminated": {"reason": SHARED}}
+_CONTAINER_STATUS: Fields = {"name": SHARED, "state": _TERMINATED, "lastState": _TERMINATED}
 
 POD_FIELDS: Fields = {
     "metadata": {"name": KEEP, "labels": {label: KEEP for label in JOB_NAME_LABELS}},
     "status": {
-        "reason": KEEP,
-        "conditions": [{"type": KEEP, "status": KEEP}],
+        "reason": SHARED,
+        # and conditions, cut apart: only those a reader looks at (POD_CONDITIONS)
         "initContainerStatuses": [_CONTAINER_STATUS],
         "containerStatuses": [_CONTAINER_STATUS],
         "ephemeralContainerStatuses": [_CONTAINER_STATUS],
@@ -93,35 +95,48 @@ def _emptied(value: Any) -> Any:
 
 
 def cut(value: Any, fields: Fields) -> Any:
-    """``value`` (parsed JSON) with only the ``fields`` of its tree."""
-    if isinstance(fields, bool):
-        return value
-    if isinstance(fields, Mapping):
+    """``value`` (parsed JSON) with only the ``fields`` of its tree. A key whose value is cut down to an
+    empty object or list is left out: every reader takes a missing object or list for an empty one."""
+    if isinstance(fields, str):
+        return sys.intern(value) if fields is SHARED and isinstance(value, str) else value
+    if isinstance(fields, dict):
         if not isinstance(value, dict):
             return _emptied(value)
-        return {name: cut(value[name], inner) for name, inner in fields.items() if name in value}
+        kept = {}
+        for name, inner in fields.items():  # a tree has a few names, an object may have many
+            if name in value:
+                found = cut(value[name], inner)
+                if found or not isinstance(found, dict | list):
+                    kept[name] = found
+        return kept
     if not isinstance(value, list):
         return _emptied(value)
     (inner,) = fields
     return [cut(element, inner) for element in value]
 
 
-def _only(obj: dict[str, Any], types: frozenset[str]) -> dict[str, Any]:
-    """``obj`` without the status conditions whose type no reader looks at (nor those that are not objects,
-    which every reader skips)."""
+def _with_conditions(obj: dict[str, Any], fields: Fields, types: frozenset[str]) -> dict[str, Any]:
+    """``obj`` cut to ``fields``, keeping of its status conditions only those of ``types`` (a reader skips
+    the others, and those that are not objects, alike)."""
+    kept: dict[str, Any] = cut(obj, fields)
     status = obj.get("status")
-    if isinstance(status, dict) and isinstance(status.get("conditions"), list):
-        status["conditions"] = [c for c in status["conditions"] if isinstance(c, dict) and c.get("type") in types]
-    return obj
+    if isinstance(status, dict) and "conditions" in status:
+        conditions = status["conditions"]
+        if isinstance(conditions, list):
+            conditions = [c for c in conditions if isinstance(c, dict) and c.get("type") in types]
+        kept_conditions = cut(conditions, _CONDITIONS)
+        if kept_conditions or not isinstance(kept_conditions, list):
+            kept.setdefault("status", {})["conditions"] = kept_conditions
+    return kept
 
 
 def job(obj: dict[str, Any]) -> dict[str, Any]:
     """A listed Job cut down to what the view reads (``JOB_FIELDS``), with only its ``Complete`` and
     ``Failed`` conditions (in their order: the first true one decides the Job's state)."""
-    return _only(cut(obj, JOB_FIELDS), JOB_CONDITIONS)
+    return _with_conditions(obj, JOB_FIELDS, JOB_CONDITIONS)
 
 
 def pod(obj: dict[str, Any]) -> dict[str, Any]:
     """A listed pod cut down to what the classifier reads (``POD_FIELDS``), with only its
     ``DisruptionTarget`` conditions (the kubelet's five are on every pod)."""
-    return _only(cut(obj, POD_FIELDS), POD_CONDITIONS)
+    return _with_conditions(obj, POD_FIELDS, POD_CONDITIONS)

@@ -298,6 +298,7 @@ class _ListHead:
                     self.metadata, self._metadata_done = self._builder.value, True
 
 
+_HEAD_SLICE = 512  # bytes the head parser is sent at a time
 _VALUE_END = frozenset({"end_map", "end_array", "null", "boolean", "integer", "double", "number", "string"})
 
 
@@ -314,10 +315,13 @@ class _Tee:
 
     def read(self, size: int = -1) -> bytes:
         chunk: bytes = self._response.read(size)
-        if chunk and self._parser is not None:
-            self._parser.send(chunk)
+        # In small slices: the head is in the first few hundred bytes, and every event the head parser
+        # sees past it is a call into Python.
+        for start in range(0, len(chunk) if self._parser is not None else 0, _HEAD_SLICE):
+            self._parser.send(chunk[start : start + _HEAD_SLICE])
             if self._head.done:
                 self._parser = None
+                break
         return chunk
 
     def finish(self) -> None:

@@ -140,19 +140,21 @@ def pod_selector(restart_policies: Iterable[object]) -> str:
     return FAILED_PODS if all(policy == "Never" for policy in restart_policies) else UNSUCCESSFUL_PODS
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _FailedJob:
     """What the view keeps of a failed Job until its pods are read: all it learns from, not the Job."""
 
     key: str
-    name: str
+    name: Any
+    """``metadata.name`` as listed"""
+    job_name: str
+    """The name its pods name (``str(name)``)"""
+    conditions: Any
+    """``status.conditions`` as listed: with the name, what ``classify`` reads of the Job."""
     attempt: int
-    stub: Mapping[str, Any]
-    """The Job reduced to its name and conditions: what ``classify`` reads of it."""
     resources: AttemptResources
     item: ItemId | None
     legacy: bool
-    restart_policy: object
 
 
 def build_view(
@@ -168,7 +170,7 @@ def build_view(
     Jobs, and only when some Job failed. Only the pods of failed Jobs are kept, and of a failed Job only
     what the run learns from."""
     view = ClusterView(quotas=list(quotas))
-    failed_jobs: list[_FailedJob] = []
+    failed_jobs: list[tuple[_FailedJob, object]] = []  # and its pods' restart policy
     for job in jobs:
         metadata = _mapping(job.get("metadata"))
         labels = _mapping(metadata.get("labels"))
@@ -181,19 +183,27 @@ def build_view(
         if key not in view.latest or view.latest[key][0] < attempt:
             view.latest[key] = (attempt, state)
         if state is JobState.FAILED:
-            name = str(metadata.get("name", ""))
-            stub = {"metadata": {"name": metadata.get("name")}, "status": {"conditions": _conditions(job)}}
             legacy = LABEL_ATTEMPT not in labels
             restart = _mapping(_mapping(_mapping(job.get("spec")).get("template")).get("spec")).get("restartPolicy")
-            failed_jobs.append(
-                _FailedJob(key, name, attempt, stub, resources_of(job), _item_of(metadata, key), legacy, restart)
+            item = _item_of(metadata, key)
+            name = metadata.get("name")
+            record = _FailedJob(
+                key, name, str(metadata.get("name", "")), _conditions(job), attempt, resources_of(job), item, legacy
             )
+            failed_jobs.append((record, restart))
     if failed_jobs:
-        names = {record.name for record in failed_jobs}
-        selector = pod_selector(record.restart_policy for record in failed_jobs)
-        grouped = pods_by_job(pods(selector), only=names)
-        for record in sorted(failed_jobs, key=lambda record: record.attempt):
-            failed = classify(record.stub, grouped.get(record.name, []), now=now)
+        unread = Counter(record.job_name for record, _ in failed_jobs)  # failed Jobs yet to read their pods
+        grouped = pods_by_job(pods(pod_selector(restart for _, restart in failed_jobs)), only=unread)
+        records = sorted((record for record, _ in failed_jobs), key=lambda record: record.attempt)
+        records.reverse()  # popped from the end: lowest attempt first, each let go once learned from
+        del failed_jobs
+        while records:
+            record = records.pop()
+            job = {"metadata": {"name": record.name}, "status": {"conditions": record.conditions}}
+            failed = classify(job, grouped.get(record.job_name, []), now=now)
+            unread[record.job_name] -= 1
+            if not unread[record.job_name]:
+                grouped.pop(record.job_name, None)
             assert failed is not None, "a FAILED Job has a true Failed condition"
             failure = Failure(failed, record.attempt, record.resources, record.item, record.legacy)
             view.failures.setdefault(record.key, []).append(failure)
