@@ -299,6 +299,13 @@ class _ListHead:
 
 
 _HEAD_SLICE = 512  # bytes the head parser is sent at a time
+MAX_NESTING = 10_000  # brackets open at once in a list answer; ijson takes 0.1 s to get there, a minute to 100k
+
+
+class _TooDeep(Exception):
+    """A list answer nested deeper than MAX_NESTING."""
+
+
 _VALUE_END = frozenset({"end_map", "end_array", "null", "boolean", "integer", "double", "number", "string"})
 
 
@@ -309,12 +316,20 @@ class _Tee:
     def __init__(self, response: Any, head: _ListHead) -> None:
         self._response = response
         self._head = head
+        self._depth = 0
         target = head.events()
         next(target)
         self._parser: Any = ijson.parse_coro(target)
 
     def read(self, size: int = -1) -> bytes:
         chunk: bytes = self._response.read(size)
+        # ijson's cost grows with the square of the nesting depth (each event's prefix is the path to it):
+        # an answer nested thousands deep would hold the run for minutes. Brackets are counted without
+        # telling those inside strings apart, which a real answer (a few dozen deep) never brings near.
+        self._depth += chunk.count(b"[") + chunk.count(b"{") - chunk.count(b"]") - chunk.count(b"}")
+        self._depth = max(self._depth, 0)
+        if self._depth > MAX_NESTING:
+            raise _TooDeep
         # In small slices: the head is in the first few hundred bytes, and every event the head parser
         # sees past it is a call into Python.
         for start in range(0, len(chunk) if self._parser is not None else 0, _HEAD_SLICE):
@@ -356,7 +371,7 @@ def _streamed_page(request: Callable[[], Any], what: str, reduce: Reduce | None)
                     raise GarbledAnswer(f"{what}: the answer's items are not a list of objects")
                 objects.append(reduce(obj) if reduce is not None else obj)
             stream.finish()
-    except RecursionError as error:
+    except (RecursionError, _TooDeep) as error:
         raise GarbledAnswer(f"{what}: the answer is nested too deep to read") from error
     except ijson.JSONError as error:
         raise GarbledAnswer(f"{what}: the answer is not JSON: {truncate(str(error))}") from error
