@@ -78,8 +78,11 @@ def _container(name: str, image: str, memory: str, package: str) -> Obj:
     }
 
 
-def base_job(item: WorkItem, *, memory: str = "1Gi", deadline: int = 3600, containers: int = 1) -> Obj:
-    """A Job for ``item`` as graph-refresh creates it (labels, annotations, resources), before the server."""
+def base_job(
+    item: WorkItem, *, memory: str = "1Gi", deadline: int = 3600, containers: int = 1, namespace: str = NAMESPACE
+) -> Obj:
+    """A Job for ``item`` as graph-refresh creates it (labels, annotations, resources), before the server;
+    ``containers`` beyond the first are sidecars with the same memory."""
     solver = item.solver or "package-analyzer"
     image = f"{REGISTRY}/thoth-infra-stage/{solver}:v1.2.3"
     package = item.candidate.package_name
@@ -90,7 +93,7 @@ def base_job(item: WorkItem, *, memory: str = "1Gi", deadline: int = 3600, conta
         "kind": "Job",
         "metadata": {
             "name": item.job_name,
-            "namespace": NAMESPACE,
+            "namespace": namespace,
             "labels": {"app": "thoth", "component": solver, "task": "solver", **item.labels},
             "annotations": {"thoth-station.ninja/template-version": "0.7.3", **item.annotations},
         },
