@@ -104,8 +104,15 @@ def cut(value: Any, fields: Fields) -> Any:
             return _emptied(value)
         kept = {}
         for name, inner in fields.items():  # a tree has a few names, an object may have many
-            if name in value:
-                found = cut(value[name], inner)
+            if name not in value:
+                continue
+            found = value[name]
+            if inner is SHARED:  # the leaves inline: this runs for every field of every listed object
+                kept[name] = sys.intern(found) if isinstance(found, str) else found
+            elif inner is KEEP:
+                kept[name] = found
+            else:
+                found = cut(found, inner)
                 if found or not isinstance(found, dict | list):
                     kept[name] = found
         return kept

@@ -302,6 +302,9 @@ _HEAD_SLICE = 512  # bytes the head parser is sent at a time
 MAX_NESTING = 10_000  # brackets open at once in a list answer; ijson takes 0.1 s to get there, a minute to 100k
 
 
+_ALL_BUT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[]{}")
+
+
 class _TooDeep(Exception):
     """A list answer nested deeper than MAX_NESTING."""
 
@@ -326,8 +329,8 @@ class _Tee:
         # ijson's cost grows with the square of the nesting depth (each event's prefix is the path to it):
         # an answer nested thousands deep would hold the run for minutes. Brackets are counted without
         # telling those inside strings apart, which a real answer (a few dozen deep) never brings near.
-        self._depth += chunk.count(b"[") + chunk.count(b"{") - chunk.count(b"]") - chunk.count(b"}")
-        self._depth = max(self._depth, 0)
+        brackets = chunk.translate(None, _ALL_BUT_BRACKETS)  # one pass; then counts over a few KB
+        self._depth = max(self._depth + 2 * (brackets.count(b"[") + brackets.count(b"{")) - len(brackets), 0)
         if self._depth > MAX_NESTING:
             raise _TooDeep
         # In small slices: the head is in the first few hundred bytes, and every event the head parser
