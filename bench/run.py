@@ -60,6 +60,7 @@ OTHER_SCRIPTS: dict[str, tuple[list[str], list[str] | None]] = {
     "bench_render.py": (["50000"], ["300"]),
     "bench_import.py": (["--runs", "3", "1000000"], ["--runs", "1", "2000"]),
     "bench_dgraph.py": ([], None),
+    "bench_namespace.py": ([], None),  # its --quick run has a test of its own
 }
 
 

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import functools
-import gc
 import json
 import logging
 import math
@@ -55,6 +53,7 @@ from graph_refresh.errors import (
     truncate,
 )
 from graph_refresh.items import OWNED_LABELS, OWNED_SELECTOR
+from graph_refresh.runtime import collector_paused
 
 logger = logging.getLogger(__name__)
 
@@ -240,22 +239,6 @@ Reduce = Callable[[dict[str, Any]], dict[str, Any]]
 """What a listing keeps of each object it parses (``compact.job``, say)."""
 
 
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """The cyclic garbage collector off, then as it was, however the block ends.
-
-    Parsing a page allocates thousands of containers that live for one object: each burst would start a
-    collection, and every third one walks all the records the run keeps. Nothing parsed here is cyclic
-    (JSON cannot be), so reference counting frees it all the same."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 class _ListHead:
     """What a list answer says outside its items, read from the parser's events as the answer streams in:
     whether it is an object, whether its ``items`` are a list (or empty), and its ``metadata``.
@@ -367,7 +350,7 @@ def _streamed_page(request: Callable[[], Any], what: str, reduce: Reduce | None)
     head = _ListHead()
     objects: list[dict[str, Any]] = []
     try:
-        with _gc_paused():
+        with collector_paused():  # nothing parsed is cyclic: reference counting frees it all
             stream = _Tee(response, head)
             for obj in ijson.items(stream, "items.item", use_float=True):
                 if not isinstance(obj, dict):

@@ -23,6 +23,7 @@ from graph_refresh.outcomes import Policy
 from graph_refresh.planner import Stream, order_streams, plan
 from graph_refresh.render import Renderer
 from graph_refresh.report import QuarantinedItem, RunReport
+from graph_refresh.runtime import collector_paused
 from graph_refresh.scheduler import dry_run, submit
 from graph_refresh.store import open_store
 from graph_refresh.store.base import GraphStore
@@ -55,12 +56,13 @@ LEARNING_MARGIN_SECONDS = 300
 def read_cluster_view(cluster: kube.Cluster, namespace: str, now: float) -> ClusterView:
     """List the ResourceQuotas, the owned Jobs (paged) and, when some failed, the owned pods of ``namespace``."""
     quotas = [Quota.from_object(q) for q in cluster.list_quotas(namespace)]
-    view = build_view(
-        cluster.list_owned_jobs(namespace, reduce=compact.job),
-        lambda selector: cluster.list_owned_pods(namespace, field_selector=selector, reduce=compact.pod),
-        quotas,
-        now=now,
-    )
+    with collector_paused():  # not only while a page is parsed, while its records are read into the view
+        view = build_view(
+            cluster.list_owned_jobs(namespace, reduce=compact.job),
+            lambda selector: cluster.list_owned_pods(namespace, field_selector=selector, reduce=compact.pod),
+            quotas,
+            now=now,
+        )
     logger.info(
         "middletier %r: %d items with owned Jobs (%d live, %d failed), %d ResourceQuotas",
         namespace,
