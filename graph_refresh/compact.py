@@ -43,10 +43,12 @@ _CONDITIONS: Fields = [{"type": SHARED, "status": SHARED, "reason": SHARED, "las
 _MEMORY: Fields = {"memory": SHARED}
 _CONTAINER: Fields = {"name": SHARED, "resources": {"requests": _MEMORY, "limits": _MEMORY}}
 
+_JOB_LABELS: Fields = {LABEL_ITEM: KEEP, LABEL_KIND: SHARED, LABEL_SOLVER: SHARED, LABEL_ATTEMPT: SHARED}
+
 JOB_FIELDS: Fields = {
     "metadata": {
         "name": KEEP,
-        "labels": {LABEL_ITEM: KEEP, LABEL_KIND: SHARED, LABEL_SOLVER: SHARED, LABEL_ATTEMPT: SHARED},
+        "labels": _JOB_LABELS,
         "annotations": {ANNOTATION_PACKAGE: KEEP, ANNOTATION_VERSION: SHARED, ANNOTATION_INDEX: SHARED},
     },
     "spec": {
@@ -64,6 +66,10 @@ JOB_FIELDS: Fields = {
 """What ``view.build_view`` and ``outcomes`` (``classify``, ``attempt_of``, ``resources_of``) read of a Job:
 its name, our labels and annotations, its conditions, each container's memory, its deadlines, and the
 pods' restart policy (which pods to list)."""
+
+UNFAILED_JOB_FIELDS: Fields = {"metadata": {"name": KEEP, "labels": _JOB_LABELS}}
+"""What the view reads of a Job that did not fail (most of them): whose it is and its state; what it ran
+with and the item it was made for matter only to learn from a failure."""
 
 _TERMINATED: Fields = {"terminated": {"reason": SHARED}}
 _CONTAINER_STATUS: Fields = {"name": SHARED, "state": _TERMINATED, "lastState": _TERMINATED}
@@ -122,15 +128,21 @@ def cut(value: Any, fields: Fields) -> Any:
     return [cut(element, inner) for element in value]
 
 
-def _with_conditions(obj: dict[str, Any], fields: Fields, types: frozenset[str]) -> dict[str, Any]:
+def _with_conditions(obj: dict[str, Any], fields: Fields | None, types: frozenset[str]) -> dict[str, Any]:
     """``obj`` cut to ``fields``, keeping of its status conditions only those of ``types`` (a reader skips
-    the others, and those that are not objects, alike)."""
-    kept: dict[str, Any] = cut(obj, fields)
+    the others, and those that are not objects, alike). ``fields`` may be a function of the conditions
+    kept: None then picks ``JOB_FIELDS`` or, for a Job without a true ``Failed`` one, ``UNFAILED_JOB_FIELDS``."""
     status = obj.get("status")
+    conditions = status.get("conditions") if isinstance(status, dict) else None
+    if isinstance(conditions, list):
+        conditions = [c for c in conditions if isinstance(c, dict) and c.get("type") in types]
+    if fields is None:
+        failed = isinstance(conditions, list) and any(
+            c.get("type") == "Failed" and c.get("status") == "True" for c in conditions
+        )
+        fields = JOB_FIELDS if failed else UNFAILED_JOB_FIELDS
+    kept: dict[str, Any] = cut(obj, fields)
     if isinstance(status, dict) and "conditions" in status:
-        conditions = status["conditions"]
-        if isinstance(conditions, list):
-            conditions = [c for c in conditions if isinstance(c, dict) and c.get("type") in types]
         kept_conditions = cut(conditions, _CONDITIONS)
         if kept_conditions or not isinstance(kept_conditions, list):
             kept.setdefault("status", {})["conditions"] = kept_conditions
@@ -138,9 +150,10 @@ def _with_conditions(obj: dict[str, Any], fields: Fields, types: frozenset[str])
 
 
 def job(obj: dict[str, Any]) -> dict[str, Any]:
-    """A listed Job cut down to what the view reads (``JOB_FIELDS``), with only its ``Complete`` and
-    ``Failed`` conditions (in their order: the first true one decides the Job's state)."""
-    return _with_conditions(obj, JOB_FIELDS, JOB_CONDITIONS)
+    """A listed Job cut down to what the view reads: ``JOB_FIELDS`` when it has a true ``Failed``
+    condition, ``UNFAILED_JOB_FIELDS`` otherwise; with only its ``Complete`` and ``Failed`` conditions (in
+    their order: the first true one decides the Job's state)."""
+    return _with_conditions(obj, None, JOB_CONDITIONS)
 
 
 def pod(obj: dict[str, Any]) -> dict[str, Any]:
