@@ -1,7 +1,9 @@
 """The only module that talks to the Kubernetes API (kubernetes 11 client).
 
 Objects travel as plain dicts (``_preload_content=False``): graph-refresh never needs the
-generated models, and raw JSON keeps Template and Job bodies exactly as the server has them.
+generated models, and raw JSON keeps Template and Job bodies exactly as the server has them. The owned
+Jobs and pods, the namespace's bulk, are parsed as each page streams in and cut down object by object
+(``reduce``), so a page is never held whole.
 Every client error is classified here, once, into a subclass of :class:`ClusterError` (already exists,
 quota exceeded, throttled, no answer, ...; see ``errors.py``), with the HTTP status, the server's message
 (secrets masked, then truncated) and which verb on which resource in which namespace failed.
@@ -237,6 +239,14 @@ def _drained(response: Any) -> Any:
 
 Reduce = Callable[[dict[str, Any]], dict[str, Any]]
 """What a listing keeps of each object it parses (``compact.job``, say)."""
+MAX_NESTING = 10_000  # brackets open at once in a list answer; ijson takes 0.1 s to get there, a minute to 100k
+_HEAD_SLICE = 512  # bytes the head parser is sent at a time
+_ALL_BUT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[]{}")
+_VALUE_END = frozenset({"end_map", "end_array", "null", "boolean", "integer", "double", "number", "string"})
+
+
+class _TooDeep(Exception):
+    """A list answer nested deeper than MAX_NESTING."""
 
 
 class _ListHead:
@@ -279,20 +289,6 @@ class _ListHead:
                 self._builder.event(event, value)
                 if prefix == "metadata" and event in _VALUE_END:
                     self.metadata, self._metadata_done = self._builder.value, True
-
-
-_HEAD_SLICE = 512  # bytes the head parser is sent at a time
-MAX_NESTING = 10_000  # brackets open at once in a list answer; ijson takes 0.1 s to get there, a minute to 100k
-
-
-_ALL_BUT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[]{}")
-
-
-class _TooDeep(Exception):
-    """A list answer nested deeper than MAX_NESTING."""
-
-
-_VALUE_END = frozenset({"end_map", "end_array", "null", "boolean", "integer", "double", "number", "string"})
 
 
 class _Tee:
