@@ -111,6 +111,7 @@ def test_a_namespace_as_openshift_lists_it_is_learned_from_as_its_jobs_and_pods_
     result, report = cluster.run(now=lambda: NOW)
 
     assert result.exit_code == 0, result.stderr
+    assert gc.isenabled(), "the garbage collector, paused while middletier was read, is on again"
     counts = report["solvers"][SOLVERS[0]]
     assert counts["retried"] == {"oom": 1, "disrupted": 1, "deadline": 1, "error": 0}
     assert counts["skipped"] == {"failed-recently": 2, "in-flight": 1, "awaiting-sync": 1}
