@@ -1,7 +1,9 @@
 """The only module that talks to the Kubernetes API (kubernetes 11 client).
 
 Objects travel as plain dicts (``_preload_content=False``): graph-refresh never needs the
-generated models, and raw JSON keeps Template and Job bodies exactly as the server has them.
+generated models, and raw JSON keeps Template and Job bodies exactly as the server has them. The owned
+Jobs and pods, the namespace's bulk, are parsed as each page streams in and cut down object by object
+(``reduce``), so a page is never held whole.
 Every client error is classified here, once, into a subclass of :class:`ClusterError` (already exists,
 quota exceeded, throttled, no answer, ...; see ``errors.py``), with the HTTP status, the server's message
 (secrets masked, then truncated) and which verb on which resource in which namespace failed.
@@ -18,11 +20,13 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
+import ijson  # type: ignore[import-untyped]  # no stubs
 import urllib3
 import yaml
 
@@ -47,6 +51,7 @@ from graph_refresh.errors import (
     truncate,
 )
 from graph_refresh.items import LABEL_ITEM, OWNED_LABELS, OWNED_SELECTOR
+from graph_refresh.runtime import collector_paused
 
 # kubernetes 11 imports these on `import kubernetes` though graph-refresh never uses them: the dynamic client
 # (with kubernetes-validate and jsonschema), the websocket client of `stream`, and the Google Cloud and OIDC
@@ -251,6 +256,136 @@ def _drained(response: Any) -> Any:
     return response
 
 
+Reduce = Callable[[dict[str, Any]], dict[str, Any]]
+"""What a listing keeps of each object it parses (``compact.job``, say)."""
+MAX_NESTING = 10_000  # brackets open at once in a list answer; ijson takes 0.1 s to get there, a minute to 100k
+_HEAD_SLICE = 512  # bytes the head parser is sent at a time
+_ALL_BUT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[]{}")
+_VALUE_END = frozenset({"end_map", "end_array", "null", "boolean", "integer", "double", "number", "string"})
+
+
+class _TooDeep(Exception):
+    """A list answer nested deeper than MAX_NESTING."""
+
+
+class _ListHead:
+    """What a list answer says outside its items, read from the parser's events as the answer streams in:
+    whether it is an object, whether its ``items`` are a list (or empty), and its ``metadata``.
+
+    Fed until it has seen the start of ``items`` and the whole ``metadata`` (the API server writes
+    ``metadata`` first, so that is a few dozen events); an answer in another order is read to the end."""
+
+    def __init__(self) -> None:
+        self.is_object: bool | None = None
+        self.items_ok: bool | None = None
+        """True: a list, or empty (null, {}, "", 0, false: what a lenient reader takes for none); False: not."""
+        self.metadata: Any = None
+        self._metadata_done = False
+        self._builder: Any = None
+        self._items_opened = False
+
+    @property
+    def done(self) -> bool:
+        return self.items_ok is not None and self._metadata_done
+
+    def events(self) -> Generator[None, tuple[str, str, Any], None]:
+        """The coroutine the parser sends ``(prefix, event, value)`` to."""
+        while True:
+            prefix, event, value = yield
+            if self.is_object is None:
+                self.is_object = prefix == "" and event == "start_map"
+            if self._items_opened:  # "items" opened an object: only an empty one reads as no items
+                self._items_opened = False
+                self.items_ok = prefix == "items" and event == "end_map"
+            elif prefix == "items" and self.items_ok is None and event != "map_key":
+                if event == "start_map":
+                    self._items_opened = True
+                else:
+                    self.items_ok = event in ("start_array", "null") or (event != "end_map" and not value)
+            elif prefix == "metadata" or prefix.startswith("metadata."):
+                if self._builder is None:
+                    self._builder = ijson.ObjectBuilder()
+                self._builder.event(event, value)
+                if prefix == "metadata" and event in _VALUE_END:
+                    self.metadata, self._metadata_done = self._builder.value, True
+
+
+class _Tee:
+    """A file over a streamed response for the item parser, that also sends each chunk to a second parser
+    (the list's head) until that one has what it needs."""
+
+    def __init__(self, response: Any, head: _ListHead) -> None:
+        self._response = response
+        self._head = head
+        self._depth = 0
+        target = head.events()
+        next(target)
+        self._parser: Any = ijson.parse_coro(target)
+
+    def read(self, size: int = -1) -> bytes:
+        chunk: bytes = self._response.read(size)
+        # ijson's cost grows with the square of the nesting depth (each event's prefix is the path to it):
+        # an answer nested thousands deep would hold the run for minutes. Brackets are counted without
+        # telling those inside strings apart, which a real answer (a few dozen deep) never brings near.
+        brackets = chunk.translate(None, _ALL_BUT_BRACKETS)  # one pass; then counts over a few KB
+        self._depth = max(self._depth + 2 * (brackets.count(b"[") + brackets.count(b"{")) - len(brackets), 0)
+        if self._depth > MAX_NESTING:
+            raise _TooDeep
+        # In small slices: the head is in the first few hundred bytes, and every event the head parser
+        # sees past it is a call into Python.
+        for start in range(0, len(chunk) if self._parser is not None else 0, _HEAD_SLICE):
+            self._parser.send(chunk[start : start + _HEAD_SLICE])
+            if self._head.done:
+                self._parser = None
+                break
+        return chunk
+
+    def finish(self) -> None:
+        """The answer ended: let the head parser see the end too."""
+        if self._parser is not None:
+            self._parser.close()
+            self._parser = None
+
+
+@dataclass(frozen=True)
+class _Page:
+    objects: list[dict[str, Any]]
+    token: Any
+    """``metadata.continue``: where the next page starts; None (or empty) on the last page."""
+
+
+def _streamed_page(request: Callable[[], Any], what: str, reduce: Reduce | None) -> _Page:
+    """One page of a list (the answer to ``request``), parsed as it streams in (ijson), each item reduced
+    as soon as it is parsed.
+
+    The same answers fail as with a whole-body parse: not JSON, not an object, ``items`` not a list of
+    objects; each is a GarbledAnswer (no answer: the read is retried). The connection goes back to the pool
+    however it ends."""
+    response = request()
+    head = _ListHead()
+    objects: list[dict[str, Any]] = []
+    try:
+        with collector_paused():  # nothing parsed is cyclic: reference counting frees it all
+            stream = _Tee(response, head)
+            for obj in ijson.items(stream, "items.item", use_float=True):
+                if not isinstance(obj, dict):
+                    raise GarbledAnswer(f"{what}: the answer's items are not a list of objects")
+                objects.append(reduce(obj) if reduce is not None else obj)
+            stream.finish()
+    except (RecursionError, _TooDeep) as error:
+        raise GarbledAnswer(f"{what}: the answer is nested too deep to read") from error
+    except ijson.JSONError as error:
+        raise GarbledAnswer(f"{what}: the answer is not JSON: {truncate(str(error))}") from error
+    finally:
+        _drained(response)
+    if not head.is_object:
+        raise GarbledAnswer(f"{what}: the answer is not a JSON object")
+    if head.items_ok is False:
+        raise GarbledAnswer(f"{what}: the answer's items are not a list of objects")
+    metadata = head.metadata
+    return _Page(objects, metadata.get("continue") if isinstance(metadata, dict) else None)
+
+
 class Cluster:
     """The cluster as graph-refresh sees it: Templates in infra; owned Jobs and pods, quotas and the ledger
     ConfigMap in middletier.
@@ -334,34 +469,43 @@ class Cluster:
         what = f"{verb} {resource} in namespace {namespace!r}"
         return self._read(verb, resource, namespace, lambda: _json_object(request(), what))
 
-    def _list_owned(self, resource: str, namespace: str, list_page: Callable[..., Any]) -> Iterator[dict[str, Any]]:
+    def _list_owned(
+        self,
+        resource: str,
+        namespace: str,
+        list_page: Callable[..., Any],
+        *,
+        field_selector: str | None = None,
+        reduce: Reduce | None = None,
+    ) -> Iterator[dict[str, Any]]:
         """The objects labelled as graph-refresh's, page by page (``limit``/``continue``); ``list_page`` is the
-        client's list call for ``resource``, taking the namespace and keyword arguments."""
-        token: str | None = None
+        client's list call for ``resource``, taking the namespace and keyword arguments.
+
+        Each page is parsed as it streams in and each object is passed through ``reduce`` (when given) as soon
+        as it is parsed, so a page is never held whole; a page is read in full (and retried as a whole) before
+        its objects are yielded."""
+        what = f"list {resource} in namespace {namespace!r}"
+        selectors: dict[str, Any] = {"field_selector": field_selector} if field_selector else {}
+        token: Any = None
         while True:
             paging: dict[str, Any] = {"_continue": token} if token else {}
-            body = self._get_object(
-                "list",
-                resource,
+            request = functools.partial(
+                list_page,
                 namespace,
-                functools.partial(
-                    list_page,
-                    namespace,
-                    label_selector=OWNED_SELECTOR,
-                    limit=self._page_size,
-                    _preload_content=False,
-                    _request_timeout=self._timeout,
-                    **paging,
-                ),
+                label_selector=OWNED_SELECTOR,
+                limit=self._page_size,
+                _preload_content=False,
+                _request_timeout=self._timeout,
+                **selectors,
+                **paging,
             )
-            yield from _objects(body, f"list {resource} in namespace {namespace!r}")
-            previous, token = token, (body.get("metadata") or {}).get("continue")
+            page = self._read("list", resource, namespace, functools.partial(_streamed_page, request, what, reduce))
+            yield from page.objects
+            previous, token = token, page.token
             if not token:
                 return
             if token == previous:  # a proxy that drops ?continue= would have us list the first page forever
-                raise GarbledAnswer(
-                    f"list {resource} in namespace {namespace!r}: the API answered the same continue token twice"
-                )
+                raise GarbledAnswer(f"{what}: the API answered the same continue token twice")
 
     # --- reads -----------------------------------------------------------------------------------
 
@@ -383,13 +527,18 @@ class Cluster:
         )
         return _objects(body, f"list templates.template.openshift.io in namespace {namespace!r}")
 
-    def list_owned_jobs(self, namespace: str) -> Iterator[dict[str, Any]]:
-        """Jobs labelled as created by graph-refresh, paged."""
-        return self._list_owned("jobs.batch", namespace, self._batch.list_namespaced_job)
+    def list_owned_jobs(self, namespace: str, *, reduce: Reduce | None = None) -> Iterator[dict[str, Any]]:
+        """Jobs labelled as created by graph-refresh, paged; each passed through ``reduce`` as it is parsed."""
+        return self._list_owned("jobs.batch", namespace, self._batch.list_namespaced_job, reduce=reduce)
 
-    def list_owned_pods(self, namespace: str) -> Iterator[dict[str, Any]]:
-        """Pods of the Jobs graph-refresh created (their pod templates carry our labels), paged."""
-        return self._list_owned("pods", namespace, self._core.list_namespaced_pod)
+    def list_owned_pods(
+        self, namespace: str, *, field_selector: str | None = None, reduce: Reduce | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Pods of the Jobs graph-refresh created (their pod templates carry our labels), paged, only those
+        ``field_selector`` selects (``status.phase=Failed``, say); each passed through ``reduce``."""
+        return self._list_owned(
+            "pods", namespace, self._core.list_namespaced_pod, field_selector=field_selector, reduce=reduce
+        )
 
     def list_item_jobs(self, namespace: str, keys: Sequence[str]) -> list[dict[str, Any]]:
         """The owned Jobs of the items ``keys`` (their ``thoth-station.ninja/item`` labels): a few, one request."""

@@ -20,7 +20,7 @@ fails only the pod) is kept and doubled alongside when set, so it cannot undo th
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -179,10 +179,11 @@ def _name(obj: object) -> str:
     return name if isinstance(name, str) else "?"
 
 
-def pods_by_job(pods: Iterable[object]) -> dict[str, list[Mapping[str, Any]]]:
+def pods_by_job(pods: Iterable[object], *, only: Container[str] | None = None) -> dict[str, list[Mapping[str, Any]]]:
     """Pods grouped by the name of the Job that made them (label ``batch.kubernetes.io/job-name`` or ``job-name``).
 
-    Pods without either label, or that are not objects, are left out.
+    Pods without either label, or that are not objects, are left out; so are those of Jobs not in ``only``
+    (when given).
     """
     grouped: dict[str, list[Mapping[str, Any]]] = {}
     for pod in pods:
@@ -190,7 +191,7 @@ def pods_by_job(pods: Iterable[object]) -> dict[str, list[Mapping[str, Any]]]:
         if not isinstance(pod, Mapping) or not isinstance(labels, Mapping):
             continue
         job = next((labels[label] for label in JOB_NAME_LABELS if isinstance(labels.get(label), str)), None)
-        if job:
+        if job and (only is None or job in only):
             grouped.setdefault(job, []).append(pod)
     return grouped
 

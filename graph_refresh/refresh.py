@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from graph_refresh import memory
+from graph_refresh import compact, memory
 from graph_refresh.capacity import Capacity, Quota
 from graph_refresh.config import DEFAULT_PROGRESS_EVERY_SECONDS, Settings, redact_url
 from graph_refresh.errors import ClusterError, Interrupted, StoreError
@@ -35,6 +35,7 @@ from graph_refresh.planner import Arrivals, Lane, Planner, Stream, order_streams
 from graph_refresh.render import Renderer
 from graph_refresh.report import LANES, QuarantinedItem, RequestCounts, RunReport
 from graph_refresh.requested import REQUESTS_NAME
+from graph_refresh.runtime import collector_paused
 from graph_refresh.scheduler import dry_run, submit
 from graph_refresh.store import open_store
 from graph_refresh.store.base import GraphStore
@@ -70,8 +71,15 @@ def read_cluster_view(
     """List the ResourceQuotas, the owned Jobs (paged) and, when some failed, the owned pods of ``namespace``;
     ``keep_completed`` keeps the items of the completed Jobs (to pace against the graph sync)."""
     quotas = [Quota.from_object(q) for q in cluster.list_quotas(namespace)]
-    jobs, pods = cluster.list_owned_jobs(namespace), cluster.list_owned_pods(namespace)
-    view = build_view(jobs, pods, quotas, now=now, keep_completed=keep_completed)
+    reduce_job = compact.job_keeping_completed if keep_completed else compact.job
+    with collector_paused():  # not only while a page is parsed, while its records are read into the view
+        view = build_view(
+            cluster.list_owned_jobs(namespace, reduce=reduce_job),
+            lambda selector: cluster.list_owned_pods(namespace, field_selector=selector, reduce=compact.pod),
+            quotas,
+            now=now,
+            keep_completed=keep_completed,
+        )
     logger.info(
         "middletier %r: %d items with owned Jobs (%d live, %d failed), %d ResourceQuotas",
         namespace,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,6 +107,11 @@ def _text(mapping: Any, key: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _conditions(job: Mapping[str, Any]) -> Any:
+    status = job.get("status")
+    return status.get("conditions") if isinstance(status, dict) else None
+
+
 def _item_of(metadata: Mapping[str, Any], key: str) -> ItemId | None:
     """The item a Job was made for, from its labels and annotations; None when they are incomplete or ``key``
     (its item label, else its name) is not an item key."""
@@ -121,18 +126,54 @@ def _item_of(metadata: Mapping[str, Any], key: str) -> ItemId | None:
     return ItemId(key, kind, solver, package, version, index)
 
 
+FAILED_PODS = "status.phase=Failed"
+"""The pods of failed Jobs whose pods never restart (``restartPolicy: Never``, the Templates' own): a
+container that fails or is OOM-killed, and an eviction, fail its pod for good."""
+UNSUCCESSFUL_PODS = "status.phase!=Succeeded"
+"""The pods of failed Jobs when one of them restarts its containers in place (``OnFailure``): such a pod is
+still Running (its ``lastState`` holding the OOM kill) when the Job controller gives up and deletes it, so
+only pods that succeeded are known to say nothing about a failure."""
+
+
+def pod_selector(restart_policies: Iterable[object]) -> str:
+    """The field selector that lists every pod that can tell why a Job failed, given the failed Jobs' pod
+    restart policies: the failed pods when all of them are ``Never``, else every pod that did not succeed.
+    Either way the pods of completed Jobs, most of the namespace, stay on the server."""
+    return FAILED_PODS if all(policy == "Never" for policy in restart_policies) else UNSUCCESSFUL_PODS
+
+
+@dataclass(frozen=True, slots=True)
+class _FailedJob:
+    """What the view keeps of a failed Job until its pods are read: all it learns from, not the Job."""
+
+    key: str
+    name: Any
+    """``metadata.name`` as listed"""
+    job_name: str
+    """The name its pods name (``str(name)``)"""
+    conditions: Any
+    """``status.conditions`` as listed: with the name, what ``classify`` reads of the Job."""
+    attempt: int
+    resources: AttemptResources
+    item: ItemId | None
+
+
 def build_view(
     jobs: Iterable[Mapping[str, Any]],
-    pods: Iterable[Mapping[str, Any]],
+    pods: Callable[[str], Iterable[Mapping[str, Any]]],
     quotas: Iterable[Quota],
     *,
     now: float,
     keep_completed: bool = False,
 ) -> ClusterView:
-    """The view of ``jobs`` (every owned Job), their ``pods`` and the namespace's ``quotas``, at time ``now``;
-    ``keep_completed`` keeps the items of the Jobs that completed."""
+    """The view of ``jobs`` (every owned Job), their pods and the namespace's ``quotas``, at time ``now``;
+    ``keep_completed`` keeps the items of the Jobs that completed (pacing against the graph sync).
+
+    ``pods(field_selector)`` lists the owned pods that selector selects; it is called once, after the
+    Jobs, and only when some Job failed. Only the pods of failed Jobs are kept, and of a failed Job only
+    what the run learns from."""
     view = ClusterView(quotas=list(quotas))
-    failed_jobs: list[tuple[str, Mapping[str, Any]]] = []
+    failed_jobs: list[tuple[_FailedJob, object]] = []  # and its pods' restart policy
     for job in jobs:
         metadata = _mapping(job.get("metadata"))
         labels = _mapping(metadata.get("labels"))
@@ -145,16 +186,30 @@ def build_view(
         if key not in view.latest or view.latest[key][0] < attempt:
             view.latest[key] = (attempt, state)
         if state is JobState.FAILED:
-            failed_jobs.append((key, job))
+            restart = _mapping(_mapping(_mapping(job.get("spec")).get("template")).get("spec")).get("restartPolicy")
+            item = _item_of(metadata, key)
+            name = metadata.get("name")
+            record = _FailedJob(
+                key, name, str(metadata.get("name", "")), _conditions(job), attempt, resources_of(job), item
+            )
+            failed_jobs.append((record, restart))
         elif state is JobState.COMPLETE and keep_completed and (item := _item_of(metadata, key)) is not None:
             view.completed.append(item)
     if failed_jobs:
-        grouped = pods_by_job(pods)
-        for key, job in sorted(failed_jobs, key=lambda pair: attempt_of(pair[1])):
-            metadata = _mapping(job.get("metadata"))
-            failed = classify(job, grouped.get(str(metadata.get("name", "")), []), now=now)
+        unread = Counter(record.job_name for record, _ in failed_jobs)  # failed Jobs yet to read their pods
+        grouped = pods_by_job(pods(pod_selector(restart for _, restart in failed_jobs)), only=unread)
+        records = sorted((record for record, _ in failed_jobs), key=lambda record: record.attempt)
+        records.reverse()  # popped from the end: lowest attempt first, each let go once learned from
+        del failed_jobs
+        while records:
+            record = records.pop()
+            job = {"metadata": {"name": record.name}, "status": {"conditions": record.conditions}}
+            failed = classify(job, grouped.get(record.job_name, []), now=now)
+            unread[record.job_name] -= 1
+            if not unread[record.job_name]:
+                grouped.pop(record.job_name, None)
             assert failed is not None, "a FAILED Job has a true Failed condition"
-            failure = Failure(failed, attempt_of(job), resources_of(job), _item_of(metadata, key))
-            view.failures.setdefault(key, []).append(failure)
+            failure = Failure(failed, record.attempt, record.resources, record.item)
+            view.failures.setdefault(record.key, []).append(failure)
             logger.debug("Job %s failed (%s): %s", failed.name, failed.cause, failed.detail)
     return view

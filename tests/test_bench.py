@@ -142,3 +142,39 @@ def test_a_bad_size_is_a_usage_error_naming_it(text: str, capsys: pytest.Capture
         run.parse(["--pairs", text])
     assert exited.value.code == 2
     assert repr(text) in capsys.readouterr().err
+
+
+def test_namespace_bench_quick_run_reads_every_job_and_only_the_failed_pods() -> None:
+    done = subprocess.run(
+        [sys.executable, "bench/bench_namespace.py", "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = table_rows(done.stdout, "namespace")
+    assert [(row["namespace"], row["code"]) for row in rows] == [
+        ("300 owned Jobs, 5% failed", "this checkout"),
+        ("200 owned Jobs, 20% failed", "this checkout"),
+    ]
+    for row, jobs, failed in zip(rows, (300, 200), (15, 40), strict=True):
+        assert row["Jobs read"] == str(jobs) and row["failed read"] == str(failed), row
+        # One pod per failed Job but those whose pods are gone; none of the Jobs that did not fail.
+        assert 0 < int(row["pods read"]) < failed, row
+        for column in ("wall s", "CPU s", "peak RSS MiB"):
+            assert NUMBER.match(row[column]), (row, column)
+
+
+@pytest.mark.parametrize("text", ["100", "x:5", "10:200", "0:5"])
+def test_a_bad_namespace_size_is_a_usage_error_naming_it(text: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "bench/bench_namespace.py", "--sizes", text],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 2 and repr(text) in done.stderr, done.stderr

@@ -31,6 +31,7 @@ PURE = [
     "render",
     "templates",
     "outcomes",
+    "compact",
     "ledger",
     "learning",
     "view",

@@ -39,7 +39,8 @@ Faithful to Kubernetes (what a client can observe):
 - Order of checks on create: validation (422), quota admission (403), then the store (409).
 - Label selectors with the whole grammar (``=``, ``==``, ``!=``, ``in``, ``notin``, ``key``, ``!key``; a
   comma is AND; ``!=`` and ``notin`` also match objects without the label); field selectors on
-  ``metadata.name`` and ``metadata.namespace``; other fields answer 400 as the real server does.
+  ``metadata.name`` and ``metadata.namespace``, and on a pod's ``status.phase``, ``spec.restartPolicy`` and
+  ``spec.nodeName``; other fields answer 400 as the real server does.
 - ``limit``/``continue`` paging with an opaque token; lists are sorted by (namespace, name) like etcd
   keys; ``metadata.continue`` is absent on the last page and ``remainingItemCount`` is only set when no
   selector was given (both as the real server does, so clients see ``None``, not ``""``).
@@ -264,7 +265,9 @@ _SET_REQ_RE = re.compile(r"(?P<key>[^\s=!(),]+)\s+(?P<op>in|notin)\s*\((?P<value
 _EQ_REQ_RE = re.compile(r"(?P<key>[^\s=!(),]+)\s*(?P<op>==|=|!=)\s*(?P<value>[^\s=!(),]*)")
 _EXISTS_REQ_RE = re.compile(r"(?P<neg>!)?\s*(?P<key>[^\s=!(),]+)")
 _FIELD_REQ_RE = re.compile(r"\s*(?P<field>[^\s=!]+)\s*(?P<op>==|=|!=)\s*(?P<value>[^,]*?)\s*")
-SUPPORTED_FIELDS = ("metadata.name", "metadata.namespace")
+SUPPORTED_FIELDS = ("metadata.name", "metadata.namespace")  # every resource
+# Fields some resources add, as the API server's field label conversions do (pods: a few of spec and status).
+RESOURCE_FIELDS = {"pods": ("status.phase", "spec.restartPolicy", "spec.nodeName")}
 
 
 def _bad_request(message: str) -> ApiError:
@@ -334,8 +337,10 @@ def parse_label_selector(selector: str) -> list[LabelTest]:
     return [_parse_label_requirement(part.strip()) for part in _split_requirements(selector)]
 
 
-def parse_field_selector(selector: str) -> list[ObjectTest]:
-    """Compile a field selector on metadata.name / metadata.namespace; other fields answer 400."""
+def parse_field_selector(selector: str, resource: str = "") -> list[ObjectTest]:
+    """Compile a field selector on metadata.name / metadata.namespace, and on the fields ``resource`` adds
+    (``RESOURCE_FIELDS``: a pod's ``status.phase``, say); other fields answer 400. A field the object lacks
+    reads as "", as on the real server (so ``status.phase!=Succeeded`` selects a pod without status)."""
     if not selector.strip():
         return []
     tests: list[ObjectTest] = []
@@ -344,15 +349,18 @@ def parse_field_selector(selector: str) -> list[ObjectTest]:
         if match is None:
             raise _bad_request(f"invalid selector: '{selector}'; can't understand '{part}'")
         name, op, value = match["field"], match["op"], match["value"]
-        if name not in SUPPORTED_FIELDS:
+        if name not in SUPPORTED_FIELDS + RESOURCE_FIELDS.get(resource, ()):
             raise _bad_request(f"field label not supported: {name}")
-        tests.append(_field_test(name.split(".", 1)[1], value, negate=op == "!="))
+        tests.append(_field_test(name.split("."), value, negate=op == "!="))
     return tests
 
 
-def _field_test(attr: str, value: str, *, negate: bool) -> ObjectTest:
+def _field_test(path: list[str], value: str, *, negate: bool) -> ObjectTest:
     def test(obj: Obj) -> bool:
-        return bool(obj["metadata"].get(attr) == value) != negate
+        found: Any = obj
+        for step in path:
+            found = found.get(step) if isinstance(found, dict) else None
+        return bool((found if found is not None else "") == value) != negate
 
     return test
 
@@ -1610,7 +1618,7 @@ class FakeKube:
         label_selector = _first(query, "labelSelector")
         field_selector = _first(query, "fieldSelector")
         label_tests = parse_label_selector(label_selector)
-        field_tests = parse_field_selector(field_selector)
+        field_tests = parse_field_selector(field_selector, rt.name)
         try:
             limit = int(_first(query, "limit") or 0)
         except ValueError:

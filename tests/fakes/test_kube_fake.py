@@ -165,6 +165,23 @@ def test_label_selectors(fake: FakeKube, api: k8s.ApiClient) -> None:
     assert exc.value.status == 400
 
 
+def test_field_selectors_on_a_pods_phase(fake: FakeKube, api: k8s.ApiClient) -> None:
+    for name, status in [("a", {"phase": "Failed"}), ("b", {"phase": "Succeeded"}), ("c", {"phase": "Running"})]:
+        fake.add({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": NS}, "status": status})
+    fake.add({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "d", "namespace": NS}})  # no status yet
+    core = k8s.CoreV1Api(api)
+
+    def select(selector: str) -> list[str]:
+        return names(core.list_namespaced_pod(NS, field_selector=selector).items)
+
+    assert select("status.phase=Failed") == ["a"]
+    assert select("status.phase!=Succeeded") == ["a", "c", "d"]
+    assert select("status.phase!=Succeeded,metadata.name!=a") == ["c", "d"]
+    with pytest.raises(ApiException) as exc:  # a Job has no such field label
+        k8s.BatchV1Api(api).list_namespaced_job(NS, field_selector="status.phase=Failed")
+    assert exc.value.status == 400 and "field label not supported: status.phase" in exc.value.body
+
+
 def test_paging_returns_every_job_once(fake: FakeKube, api: k8s.ApiClient) -> None:
     batch = k8s.BatchV1Api(api)
     for i in (3, 1, 5, 2, 4):

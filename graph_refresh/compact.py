@@ -1,0 +1,183 @@
+"""What a run keeps of each owned Job and pod it lists: exactly the fields the cluster view reads.
+
+Pure code. A Job as the API server lists it is about 6 KB of JSON (managedFields, defaults, the security
+context constraint's fields), a pod about 10 KB (network annotations, volumes, the kubelet's status); the
+view (``view.py``) and the classifier of failures (``outcomes.py``) read a few dozen bytes of each. A
+listed object is cut down to those fields as it is parsed, before the next one is read, so a run holds a
+compact record per owned Job, never a page of whole objects. Change the readers, change the fields here:
+``tests/test_compact.py`` checks that a compacted object reads exactly as the whole one.
+
+A compacted object keeps the shape of the original (same keys, same nesting), so the readers stay as
+they are, and it keeps their view of a malformed object: a value of the wrong type where an object or a
+list is expected is kept when it is a scalar and replaced by an empty container of its own type when it
+is a container (the readers ignore both alike); an element of a list that is not an object is kept the
+same way.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, TypeAlias
+
+from graph_refresh.items import (
+    ANNOTATION_INDEX,
+    ANNOTATION_PACKAGE,
+    ANNOTATION_VERSION,
+    LABEL_ATTEMPT,
+    LABEL_ITEM,
+    LABEL_KIND,
+    LABEL_SOLVER,
+)
+from graph_refresh.outcomes import JOB_NAME_LABELS
+
+KEEP = "keep"
+"""A leaf of a field tree: the value is kept as it is."""
+SHARED = "shared"
+"""A leaf whose text thousands of objects repeat (a reason, a solver name, a memory size): kept as one
+shared string (``sys.intern``) rather than one copy per object."""
+Fields: TypeAlias = "str | dict[str, Fields] | list[Fields]"
+"""Which fields to keep: a leaf (``KEEP``, ``SHARED``); a mapping (an object, keeping only these keys, each
+cut by its tree); or a one-element list (a list, each element cut by that tree)."""
+
+_CONDITIONS: Fields = [{"type": SHARED, "status": SHARED, "reason": SHARED, "lastTransitionTime": SHARED}]
+_MEMORY: Fields = {"memory": SHARED}
+_CONTAINER: Fields = {"name": SHARED, "resources": {"requests": _MEMORY, "limits": _MEMORY}}
+
+_JOB_LABELS: Fields = {LABEL_ITEM: KEEP, LABEL_KIND: SHARED, LABEL_SOLVER: SHARED, LABEL_ATTEMPT: SHARED}
+
+JOB_FIELDS: Fields = {
+    "metadata": {
+        "name": KEEP,
+        "labels": _JOB_LABELS,
+        "annotations": {ANNOTATION_PACKAGE: KEEP, ANNOTATION_VERSION: SHARED, ANNOTATION_INDEX: SHARED},
+    },
+    "spec": {
+        "activeDeadlineSeconds": KEEP,
+        "template": {
+            "spec": {
+                "activeDeadlineSeconds": KEEP,
+                "restartPolicy": SHARED,
+                "initContainers": [_CONTAINER],
+                "containers": [_CONTAINER],
+            }
+        },
+    },
+}  # and status.conditions, cut apart: only those a reader looks at (JOB_CONDITIONS)
+"""What ``view.build_view`` and ``outcomes`` (``classify``, ``attempt_of``, ``resources_of``) read of a Job:
+its name, our labels and annotations, its conditions, each container's memory, its deadlines, and the
+pods' restart policy (which pods to list)."""
+
+UNFAILED_JOB_FIELDS: Fields = {"metadata": {"name": KEEP, "labels": _JOB_LABELS}}
+
+COMPLETED_JOB_FIELDS: Fields = {
+    "metadata": {
+        "name": KEEP,
+        "labels": _JOB_LABELS,
+        "annotations": {ANNOTATION_PACKAGE: KEEP, ANNOTATION_VERSION: SHARED, ANNOTATION_INDEX: SHARED},
+    }
+}
+"""What the view reads of a completed Job when the run paces against the graph sync: also the item it was
+made for (is the graph still missing its result?)."""
+"""What the view reads of a Job that did not fail (most of them): whose it is and its state; what it ran
+with and the item it was made for matter only to learn from a failure."""
+
+_TERMINATED: Fields = {"terminated": {"reason": SHARED}}
+_CONTAINER_STATUS: Fields = {"name": SHARED, "state": _TERMINATED, "lastState": _TERMINATED}
+
+POD_FIELDS: Fields = {
+    "metadata": {"name": KEEP, "labels": {label: KEEP for label in JOB_NAME_LABELS}},
+    "status": {
+        "reason": SHARED,
+        # and conditions, cut apart: only those a reader looks at (POD_CONDITIONS)
+        "initContainerStatuses": [_CONTAINER_STATUS],
+        "containerStatuses": [_CONTAINER_STATUS],
+        "ephemeralContainerStatuses": [_CONTAINER_STATUS],
+    },
+}
+"""What ``outcomes.pods_by_job`` and ``outcomes.classify`` read of a pod: its name, the Job that made it,
+its status reason, its conditions and why each container terminated."""
+
+JOB_CONDITIONS = frozenset({"Complete", "Failed"})  # the Job conditions the view looks at
+POD_CONDITIONS = frozenset({"DisruptionTarget"})  # the only pod condition the classifier looks at
+
+
+def _emptied(value: Any) -> Any:
+    """A value of the wrong type for its field, as the readers see it: a scalar as it is, a container empty."""
+    if isinstance(value, dict):
+        return {}
+    if isinstance(value, list):
+        return []
+    return value
+
+
+def cut(value: Any, fields: Fields) -> Any:
+    """``value`` (parsed JSON) with only the ``fields`` of its tree. A key whose value is cut down to an
+    empty object or list is left out: every reader takes a missing object or list for an empty one."""
+    if isinstance(fields, str):
+        return sys.intern(value) if fields is SHARED and isinstance(value, str) else value
+    if isinstance(fields, dict):
+        if not isinstance(value, dict):
+            return _emptied(value)
+        kept = {}
+        for name, inner in fields.items():  # a tree has a few names, an object may have many
+            if name not in value:
+                continue
+            found = value[name]
+            if inner is SHARED:  # the leaves inline: this runs for every field of every listed object
+                kept[name] = sys.intern(found) if isinstance(found, str) else found
+            elif inner is KEEP:
+                kept[name] = found
+            else:
+                found = cut(found, inner)
+                if found or not isinstance(found, dict | list):
+                    kept[name] = found
+        return kept
+    if not isinstance(value, list):
+        return _emptied(value)
+    (inner,) = fields
+    return [cut(element, inner) for element in value]
+
+
+def _with_conditions(
+    obj: dict[str, Any], fields: Fields | None, types: frozenset[str], *, completed: Fields = UNFAILED_JOB_FIELDS
+) -> dict[str, Any]:
+    """``obj`` cut to ``fields``, keeping of its status conditions only those of ``types`` (a reader skips
+    the others, and those that are not objects, alike). ``fields`` may be a function of the conditions
+    kept: None then picks ``JOB_FIELDS`` or, for a Job without a true ``Failed`` one, ``UNFAILED_JOB_FIELDS``
+    (``completed`` for one with a true ``Complete`` condition)."""
+    status = obj.get("status")
+    conditions = status.get("conditions") if isinstance(status, dict) else None
+    if isinstance(conditions, list):
+        conditions = [c for c in conditions if isinstance(c, dict) and c.get("type") in types]
+    if fields is None:
+        failed = isinstance(conditions, list) and any(
+            c.get("type") == "Failed" and c.get("status") == "True" for c in conditions
+        )
+        complete = isinstance(conditions, list) and any(
+            c.get("type") == "Complete" and c.get("status") == "True" for c in conditions
+        )
+        fields = JOB_FIELDS if failed else completed if complete else UNFAILED_JOB_FIELDS
+    kept: dict[str, Any] = cut(obj, fields)
+    if isinstance(status, dict) and "conditions" in status:
+        kept_conditions = cut(conditions, _CONDITIONS)
+        if kept_conditions or not isinstance(kept_conditions, list):
+            kept.setdefault("status", {})["conditions"] = kept_conditions
+    return kept
+
+
+def job(obj: dict[str, Any]) -> dict[str, Any]:
+    """A listed Job cut down to what the view reads: ``JOB_FIELDS`` when it has a true ``Failed``
+    condition, ``UNFAILED_JOB_FIELDS`` otherwise; with only its ``Complete`` and ``Failed`` conditions (in
+    their order: the first true one decides the Job's state)."""
+    return _with_conditions(obj, None, JOB_CONDITIONS)
+
+
+def pod(obj: dict[str, Any]) -> dict[str, Any]:
+    """A listed pod cut down to what the classifier reads (``POD_FIELDS``), with only its
+    ``DisruptionTarget`` conditions (the kubelet's five are on every pod)."""
+    return _with_conditions(obj, POD_FIELDS, POD_CONDITIONS)
+
+
+def job_keeping_completed(obj: dict[str, Any]) -> dict[str, Any]:
+    """:func:`job`, keeping of a completed Job its item too (``COMPLETED_JOB_FIELDS``)."""
+    return _with_conditions(obj, None, JOB_CONDITIONS, completed=COMPLETED_JOB_FIELDS)
