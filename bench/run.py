@@ -68,6 +68,7 @@ OTHER_SCRIPTS: dict[str, tuple[list[str], list[str] | None]] = {
     "bench_import.py": (["--runs", "3", "1000000"], ["--runs", "1", "2000"]),
     "bench_dgraph.py": ([], None),
     "bench_explain.py": (["--pairs", "1000000", "--runs", "5"], ["--pairs", "2000", "--runs", "1"]),
+    "simulate_lanes.py": ([], ["--quick"]),
 }
 
 
