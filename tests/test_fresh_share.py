@@ -116,3 +116,13 @@ def test_with_fresh_share_0_explain_puts_a_new_version_in_the_backlog_lane(world
     assert shared.exit_code == 0 and off.exit_code == 0, (shared.stderr, off.stderr)
     assert {row["lane"] for row in json.loads(shared.stdout)} == {"fresh"}
     assert {row["lane"] for row in json.loads(off.stdout)} == {"backlog"}, "no fresh lane with a share of 0"
+
+
+def test_slots_the_backlog_cannot_use_go_to_new_versions_beyond_the_share(world: World) -> None:
+    world.arrive("old")
+    world.run(T0)  # three Jobs of old==1.0, still running at the next run
+    world.arrive("new1", "new2", "new3", "new4")
+    second = world.run(T0 + HOUR, "--max-in-flight", "10")
+    # 7 free slots: the fresh lane's share is 3, the backlog has nothing but old==1.0 in flight.
+    assert lanes(second) == {"requested": 0, "fresh": 7, "backlog": 0}, "no slot is left idle while versions wait"
+    assert second["in_flight"]["solver"] == 3
