@@ -227,7 +227,10 @@ def simulate(
                 for stream in request.streams:
                     key = (stream, request.package, request.version, PYPI)
                     if key in outcome.items:  # the old versions requested are drawn far from the backlog's head
-                        raise SystemExit(f"run {hour}: {key} was scheduled before its request: draw another")
+                        raise SystemExit(
+                            f"run {hour}: {key}, drawn for a request, was scheduled before it: the store is too "
+                            "small for these runs and this capacity (a larger --pairs)"
+                        )
                     outcome.items[key] = Item("requested", hour)
                 if lanes:
                     world.cli(["request", f"{request.package}=={request.version}", "--by", "simulation"], hour)
