@@ -22,8 +22,9 @@ Its wait is the run that created its Job minus the run it became eligible in: it
 requested item (in both histories, filed or not), its arrival's run for a new release, run 1 for the backlog
 the store held at the start. Items not scheduled by the end are counted apart, with the longest wait so far.
 Prints Markdown: the set-up, per lane the waits side by side, the backlog (the sum of the run reports'
-``backlog`` over the streams) every 12 runs, and the wall and CPU time of the whole simulation. With lanes on
-it checks each run's items against the lanes its report counts, and exits 1 when they differ.
+``backlog`` over the streams) every 12 runs, and the wall and CPU time of the whole simulation. It checks each
+run's Jobs against the lanes its report counts, and that the run after a request's items were synced removed the
+request as done; it exits 1 when one does not hold.
 """
 
 from __future__ import annotations
@@ -242,6 +243,7 @@ def simulate(
             report = json.loads(report_path.read_text())
             created = _settle(world, hour, outcome, solvers)
             _check(report, created, lanes=lanes, hour=hour)
+            _check_requests(world, report, filed=1 if lanes and request is not None else 0, hour=hour)
             outcome.scheduled_per_run.append(sum(created.values()))
             backlogs = [report["totals"][kind]["backlog"] for kind in report["totals"]]
             outcome.backlog[hour] = None if None in backlogs else sum(backlogs)
@@ -286,6 +288,16 @@ def _check(report: dict[str, Any], created: Counter[str], *, lanes: bool, hour: 
     expected = +created if lanes else Counter({"backlog": sum(created.values())})
     if +counted != expected:
         raise SystemExit(f"run {hour}: the report counts {dict(counted)} per lane, the Jobs are {dict(created)}")
+
+
+def _check_requests(world: World, report: dict[str, Any], *, filed: int, hour: int) -> None:
+    """A request's items were all synced after the run that filed it, so the next run removes it as done: after
+    each run only the request filed for it is left."""
+    configmap = world.fake.get("configmaps", MIDDLETIER, "graph-refresh-requests")
+    left = len((configmap or {}).get("data") or {})
+    counts = report["requests"] or {"open": 0}
+    if left != filed or counts["open"] != filed:
+        raise SystemExit(f"run {hour}: {left} requests left and {counts['open']} open after it, {filed} expected")
 
 
 def percentile(values: Sequence[int], share: float) -> int:
