@@ -241,7 +241,7 @@ def simulate(
                 ["--report", str(report_path), "--max-in-flight", str(setup.capacity), "--fresh-share", share], hour
             )
             report = json.loads(report_path.read_text())
-            created = _settle(world, hour, outcome, solvers)
+            created = _settle(world, hour, outcome)
             _check(report, created, lanes=lanes, hour=hour)
             _check_requests(world, report, filed=1 if lanes and request is not None else 0, hour=hour)
             outcome.scheduled_per_run.append(sum(created.values()))
@@ -251,7 +251,7 @@ def simulate(
     return outcome
 
 
-def _settle(world: World, hour: int, outcome: Outcome, solvers: Sequence[str]) -> Counter[str]:
+def _settle(world: World, hour: int, outcome: Outcome) -> Counter[str]:
     """Every Job of the run completes, the graph sync imports its result, the Job goes; per lane, how many."""
     created: Counter[str] = Counter()
     solved: list[dict[str, Any]] = []
