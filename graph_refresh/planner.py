@@ -180,7 +180,15 @@ class Planner:
     def lane(self, streams: list[Stream], *, limit: int | None = None) -> Iterator[Planned]:
         """Yield the items to schedule from ``streams``, round-robin, at most ``limit`` of them (None: no
         limit of the lane's own; reaching it stops the lane without counting anything)."""
-        repeats = _Repeats(self._remember) if self._drop_repeats else None
+        return self._lane(streams, limit, self._repeats(), None)
+
+    def _repeats(self) -> _Repeats | None:
+        return _Repeats(self._remember) if self._drop_repeats else None
+
+    def _lane(
+        self, streams: list[Stream], limit: int | None, repeats: _Repeats | None, cut: list[Stream] | None
+    ) -> Iterator[Planned]:
+        """:meth:`lane`; the streams its ``limit`` stopped (they neither ended nor met a cap) go into ``cut``."""
         queue = deque(streams)
         yielded = 0
         while queue and (limit is None or yielded < limit):
@@ -190,6 +198,8 @@ class Planner:
                 yielded += 1
                 yield planned
                 queue.append(stream)
+        if cut is not None:
+            cut.extend(queue)
 
     def fill(
         self,
@@ -201,16 +211,26 @@ class Planner:
         sync_lag: bool = False,
     ) -> Iterator[Planned]:
         """Fill the run's capacity lane by lane: every requested item first; then fresh candidates, at most
-        ``fresh_share`` of the Jobs that still fit; then the backlog. With ``sync_lag`` (the graph sync is the
-        bottleneck) only the requested lane runs, and the kinds of the other lanes say ``sync-lag``."""
+        ``fresh_share`` of the Jobs that still fit; then the backlog; then, if the backlog ended with room left,
+        the fresh candidates beyond the share. With ``sync_lag`` (the graph sync is the bottleneck) only the
+        requested lane runs, and the kinds of the other lanes say ``sync-lag``."""
         yield from self.lane(requested)
         if sync_lag:
             for stream in [*fresh, *backlog]:
                 self.report.stopped_by[stream.kind] = self.report.stopped_by[stream.kind] or SYNC_LAG
             return
         slots = self.capacity.count_admitted([stream.cost for stream in fresh])
-        yield from self.lane(fresh, limit=None if slots is None else math.floor(fresh_share * slots))
+        repeats, beyond = self._repeats(), list[Stream]()
+        yield from self._lane(fresh, None if slots is None else math.floor(fresh_share * slots), repeats, beyond)
         yield from self.lane(backlog)
+        # The share keeps the backlog moving; slots the backlog could not use would otherwise stay idle while
+        # fresh candidates wait. Only streams with room go on, so a backlog stopped by a cap counts nothing more.
+        yield from self._lane([stream for stream in beyond if self._has_room(stream)], None, repeats, None)
+
+    def _has_room(self, stream: Stream) -> bool:
+        """Whether no cap would stop ``stream`` now (nothing is counted)."""
+        eager = self.eager_stop and self.planned[stream.kind] >= self.eager_stop
+        return not eager and self.capacity.refusal(stream.cost) is None
 
     def _next(self, stream: Stream, repeats: _Repeats | None) -> Planned | None:
         """Examine ``stream``'s candidates until one is schedulable and return it; None when the stream ends,

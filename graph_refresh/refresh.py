@@ -133,7 +133,9 @@ def _lanes(
 ) -> Lanes:
     """Per lane, one stream per solver (in Template order) and one for the analyzer; the first page of each
     fresh and backlog stream is read now. A stream without a cursor (the first run after the upgrade, a new
-    solver) starts at the store's end: what it holds already is backlog, not fresh."""
+    solver) starts at the store's end: what it holds already is backlog, not fresh. With ``--fresh-share 0`` the
+    fresh lane is off: every stream's cursor is the store's end, so what arrived since the previous run waits in
+    the store's order with the rest instead of in a lane that never takes anything."""
     kinds: list[tuple[Kind, SolverEnvironment | None]] = []
     if not settings.plan.no_solvers:
         kinds += [(SOLVER, environment) for environment in templates.solver_environments()]
@@ -144,7 +146,7 @@ def _lanes(
     for kind, environment in kinds:
         solver = None if environment is None else environment.name
         name, cost = stream_name(kind, solver), renderer.probe_cost(kind, solver)
-        cursor = min(cursors.get(name, end), end)
+        cursor = end if settings.lanes.fresh_share == 0 else min(cursors.get(name, end), end)
         wanted = [request.candidate for request, lacking in requests.open if name in lacking]
         lanes.requested.append(Stream(kind, solver, iter(wanted), cost, Lane.REQUESTED))
         fresh: Iterator[tuple[int, Candidate]] = iter(())
@@ -487,13 +489,14 @@ def explain_item(settings: Settings, seams: Seams, candidate: Candidate) -> list
             read = _read_requests(cluster, namespace)
             request = next((r for r in read.requests if r.candidate == candidate), None) if read else None
         status = store.status(candidate, environments)
-        end = store.arrival_end() if any(name not in ledger.cursors for name in items) else 0
+        fresh_off = settings.lanes.fresh_share == 0  # every candidate waits in the backlog lane (see _lanes)
+        end = store.arrival_end() if fresh_off or any(name not in ledger.cursors for name in items) else 0
         facts = []
         for kind, environment in streams:
             name = stream_name(kind, _name(environment))
             item = items[name]
             done = status.analyzed if environment is None else name in status.solved_by
-            cursor = ledger.cursors.get(name, end)
+            cursor = end if fresh_off else ledger.cursors.get(name, end)
             lane, ahead = None, None
             if status.arrival is not None and not done:
                 lane = "fresh" if status.arrival > cursor else "backlog"

@@ -178,3 +178,54 @@ def test_a_bad_namespace_size_is_a_usage_error_naming_it(text: str) -> None:
         check=False,
     )
     assert done.returncode == 2 and repr(text) in done.stderr, done.stderr
+
+
+def markdown_rows(text: str, first_header: str) -> list[list[str]]:
+    """The cells of each row of the Markdown table whose header starts with ``| first_header |``."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_header} |"))
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    return rows
+
+
+def simulate_quick() -> str:
+    done = subprocess.run(
+        [sys.executable, "bench/simulate_lanes.py", "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=50,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_the_lanes_simulation_shows_requests_first_and_is_the_same_every_time() -> None:
+    out = simulate_quick()
+    waits = {row[0]: row for row in markdown_rows(out, "lane")}
+    assert list(waits) == ["requested", "fresh", "backlog"]
+    # lane, eligible, then per history: scheduled, median, p95, max, not scheduled
+    requested, fresh, backlog = waits["requested"], waits["fresh"], waits["backlog"]
+    assert int(requested[1]) > 0 and requested[2] == requested[1], "lanes on: every requested item is scheduled"
+    assert int(requested[5]) <= 1, "lanes on: a requested item waits at most one run"
+    assert int(requested[7].replace(",", "")) < int(requested[1]), "lanes off: requests wait behind the backlog"
+    assert int(fresh[2]) > int(fresh[7]), "lanes on schedule more new releases than lanes off"
+    for row in (requested, fresh, backlog):
+        for cell in (row[3], row[4], row[5], row[8], row[9], row[10]):
+            assert cell == "-" or NUMBER.match(cell), row
+    backlog_rows = markdown_rows(out, "after run")
+    assert [row[0] for row in backlog_rows] == ["1", "6"]
+    for _, on, off in backlog_rows:
+        assert NUMBER.match(on) and on == off, "the same capacity drains the same number of items"
+    assert "Jobs created per run: lanes on 12–12, lanes off 12–12." in out
+    assert re.search(r"^Whole simulation: [0-9.]+ s wall, [0-9.]+ s CPU", out, re.MULTILINE)
+
+    def without_times(text: str) -> str:
+        return re.sub(r"^Whole simulation: .*$", "", text, flags=re.MULTILINE)
+
+    assert without_times(simulate_quick()) == without_times(out), "seeded: the same history every time"

@@ -238,6 +238,40 @@ def test_a_lane_with_nothing_to_do_leaves_its_slots_to_the_next() -> None:
     assert order == [("backlog", "old1"), ("backlog", "old2"), ("backlog", "old3")]
 
 
+def test_slots_the_backlog_leaves_go_to_the_fresh_candidates_beyond_the_share() -> None:
+    report = RunReport(dry_run=True, store="test")
+    fresh = lane_streams(Lane.FRESH, a=("new1", "new2", "new3", "new4", "new5"))
+    order = fill(
+        report,
+        Capacity(slots=4),
+        requested=[],
+        fresh=fresh,
+        backlog=lane_streams(Lane.BACKLOG, a=("old1",)),
+        fresh_share=0.5,
+    )
+    assert order == [("fresh", "new1"), ("fresh", "new2"), ("backlog", "old1"), ("fresh", "new3")]
+    arrivals = fresh[0].candidates
+    assert isinstance(arrivals, Arrivals) and arrivals.passed == 102, "new4 was counted under the cap: still fresh"
+    assert report.solvers["solver-a-1-py38"].skipped == {"capacity": 1}
+
+
+def test_a_backlog_stopped_by_capacity_leaves_the_fresh_beyond_the_share_uncounted() -> None:
+    report = RunReport(dry_run=True, store="test")
+    fresh = lane_streams(Lane.FRESH, a=("new1", "new2", "new3"))
+    order = fill(
+        report,
+        Capacity(slots=2),
+        requested=[],
+        fresh=fresh,
+        backlog=lane_streams(Lane.BACKLOG, a=("old1", "old2")),
+        fresh_share=0.5,
+    )
+    assert order == [("fresh", "new1"), ("backlog", "old1")]
+    assert report.solvers["solver-a-1-py38"].skipped == {"capacity": 1}, "the backlog's stop only"
+    arrivals = fresh[0].candidates
+    assert isinstance(arrivals, Arrivals) and arrivals.passed == 100
+
+
 def test_an_item_is_planned_once_whichever_lanes_meet_it() -> None:
     report = RunReport(dry_run=True, store="test")
     order = fill(
