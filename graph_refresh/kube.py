@@ -30,7 +30,7 @@ import ijson  # type: ignore[import-untyped]  # no stubs
 import urllib3
 import yaml
 
-from graph_refresh import retry, secrets, standalone
+from graph_refresh import backoff, secrets, standalone
 from graph_refresh.config import ClusterSettings, redact_url
 from graph_refresh.errors import (
     AlreadyExists,
@@ -401,7 +401,7 @@ class Cluster:
         sleep: Callable[[float], None] = time.sleep,
         page_size: int = LIST_PAGE_SIZE,
         request_timeout: Timeout = REQUEST_TIMEOUT,
-        reads: retry.Backoff = retry.READS,
+        reads: backoff.Backoff = backoff.READS,
     ) -> None:
         self._configuration = _load_configuration(settings)
         self._api = client.ApiClient(self._configuration)

@@ -36,7 +36,7 @@ from graph_refresh.output import write_atomically
 from graph_refresh.planner import Planned
 from graph_refresh.render import Renderer
 from graph_refresh.report import Failure, RunReport, SkipReason
-from graph_refresh.retry import CREATES, Backoff
+from graph_refresh.backoff import CREATES, Backoff
 
 logger = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ PURE = [
     "ledger",
     "learning",
     "view",
-    "retry",
+    "backoff",
     "config",
     "errors",
     "secrets",

@@ -28,7 +28,7 @@ import pytest
 import yaml
 from click.testing import Result
 
-from graph_refresh import errors, kube, retry
+from graph_refresh import backoff, errors, kube
 from graph_refresh.config import ClusterSettings
 from graph_refresh.items import ANALYZER, SOLVER, Candidate, WorkItem
 
@@ -369,7 +369,7 @@ def test_500_three_times_is_retried_with_backoff_then_creates(cluster: Harness) 
     assert result.exit_code == 0 and fault.hits == 3 and report["failures"] == []
     assert len(cluster.jobs()) == 4 and len(cluster.created()) == 7
     assert len(cluster.sleeps) == 3
-    assert all(0 <= wait <= retry.CREATES.cap_seconds for wait in cluster.sleeps)
+    assert all(0 <= wait <= backoff.CREATES.cap_seconds for wait in cluster.sleeps)
 
 
 def test_persistent_500_on_some_items_is_a_partial_run_listing_exactly_them(cluster: Harness) -> None:
@@ -386,7 +386,7 @@ def test_persistent_500_on_some_items_is_a_partial_run_listing_exactly_them(clus
     assert {f["kind"] for f in report["failures"]} == {"solver", "package-analyzer"}
     assert report["solvers"][SOLVERS[2]]["failed"] == 1 and report["totals"]["package-analyzer"]["failed"] == 1
     assert set(cluster.jobs()) == {item.job_name for item in all_items(packages)} - set(broken)
-    attempts = retry.CREATES.attempts
+    attempts = backoff.CREATES.attempts
     assert all(cluster.created().count(name) == attempts for name in broken)
     assert len(cluster.sleeps) == 2 * (attempts - 1)
 
@@ -424,7 +424,7 @@ def test_a_create_that_always_times_out_counts_as_failed(cluster: Harness) -> No
     assert result.exit_code == 3
     (failure,) = report["failures"]
     assert failure["job"] == slow and failure["status"] is None and "no answer" in failure["reason"]
-    assert cluster.created().count(slow) == retry.CREATES.attempts
+    assert cluster.created().count(slow) == backoff.CREATES.attempts
 
 
 @pytest.mark.parametrize(
@@ -652,7 +652,7 @@ def test_a_dry_run_from_a_template_folder_with_middletier_reads_only_middletier(
     failed, report = cluster.run("--dry-run", "--template-dir", str(EXAMPLE_TEMPLATES))
     assert failed.exit_code == 1 and report["exit_code"] == 1
     assert "list jobs.batch in namespace 'middletier'" in failed.stderr
-    assert len(cluster.fake.requests_for("GET", JOBS_PATH)) == 1 + retry.READS.attempts
+    assert len(cluster.fake.requests_for("GET", JOBS_PATH)) == 1 + backoff.READS.attempts
 
 
 def test_a_blip_while_reading_the_cluster_is_retried(cluster: Harness) -> None:
@@ -1198,7 +1198,7 @@ def test_an_answer_nested_too_deep_is_a_clear_error(cluster: Harness) -> None:
     assert result.exit_code == 1 and report["exit_code"] == 1
     assert "list templates.template.openshift.io in namespace 'infra': the answer is nested too deep" in report["error"]
     assert "Traceback" not in result.stderr and "RecursionError" not in result.stderr
-    assert len(cluster.fake.requests_for("GET", r"/templates$")) == retry.READS.attempts  # retried like no answer
+    assert len(cluster.fake.requests_for("GET", r"/templates$")) == backoff.READS.attempts  # retried like no answer
 
 
 @pytest.mark.parametrize(

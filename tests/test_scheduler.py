@@ -25,7 +25,7 @@ from graph_refresh.errors import (
     TlsFailure,
     Unauthorized,
 )
-from graph_refresh.retry import CREATES, Backoff
+from graph_refresh.backoff import CREATES, Backoff
 from graph_refresh.scheduler import (
     CREATED,
     INTERRUPTED,

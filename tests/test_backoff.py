@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from graph_refresh.retry import CREATES, READS, STORE_READS, Backoff
+from graph_refresh.backoff import CREATES, READS, STORE_READS, Backoff
 
 
 def delays(policy: Backoff, rng: random.Random | None = None) -> list[float]:
