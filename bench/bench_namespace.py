@@ -46,7 +46,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.run import Code, baseline_checkout, child_env  # noqa: E402
 from graph_refresh.items import ANALYZER, SOLVER, Candidate, WorkItem  # noqa: E402
-from graph_refresh.ledger import LEDGER_NAME, AttemptResources, Cause, ItemId, LedgerEntry, to_data  # noqa: E402
+from graph_refresh.retry.codec import LEDGER_NAME, to_data  # noqa: E402
+from graph_refresh.retry.model import AttemptResources, Cause, ItemId, LedgerEntry  # noqa: E402
 from tests.fakes import shapes  # noqa: E402
 
 NAMESPACE = "middletier"

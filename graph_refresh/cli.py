@@ -277,16 +277,15 @@ def _now(ctx: click.Context) -> float:
 @click.pass_context
 def ledger_show(ctx: click.Context, as_json: bool) -> None:
     """List the ledger's entries with what each means for its item's next run."""
-    from graph_refresh import memory
-    from graph_refresh.learning import entry_state
-    from graph_refresh.ledger import LEDGER_NAME, encode, format_time
-    from graph_refresh.outcomes import Policy
+    from graph_refresh.retry import store as ledger_store
+    from graph_refresh.retry.codec import LEDGER_NAME, encode, format_time
+    from graph_refresh.retry.policy import Policy, entry_state
 
     settings = _ledger_settings(ctx)
     namespace = settings.cluster.middletier_namespace
     assert namespace is not None, "checked by build_settings"
     try:
-        ledger = memory.read(_connect(ctx, settings), namespace, now=math.floor(_now(ctx)), strict=True)
+        ledger = ledger_store.read(_connect(ctx, settings), namespace, now=math.floor(_now(ctx)), strict=True)
     except GraphRefreshError as error:
         logger.error("Could not read the ledger %s in namespace %r: %s", LEDGER_NAME, namespace, error)
         ctx.exit(ExitCode.FAILED)
@@ -330,9 +329,9 @@ def ledger_forget(
     attempt takes the next number. Deleting the ConfigMap instead forgets everything, and the failed Jobs still
     present are then learned again.
     """
-    from graph_refresh import memory
-    from graph_refresh.learning import forget_matcher
-    from graph_refresh.ledger import LEDGER_NAME
+    from graph_refresh.retry import store as ledger_store
+    from graph_refresh.retry.codec import LEDGER_NAME
+    from graph_refresh.retry.policy import forget_matcher
 
     try:
         matches = forget_matcher(target, index=index_url, solver=solver, analyzer=analyzer, everything=everything)
@@ -342,7 +341,7 @@ def ledger_forget(
     namespace = settings.cluster.middletier_namespace
     assert namespace is not None, "checked by build_settings"
     try:
-        changed, unreadable = memory.forget(_connect(ctx, settings), namespace, matches)
+        changed, unreadable = ledger_store.forget(_connect(ctx, settings), namespace, matches)
     except GraphRefreshError as error:
         logger.error("Could not change the ledger %s in namespace %r: %s", LEDGER_NAME, namespace, error)
         ctx.exit(ExitCode.FAILED)
@@ -370,9 +369,9 @@ def request(
     The request is kept in the ConfigMap graph-refresh-requests in THOTH_MIDDLETIER_NAMESPACE until the graph
     has the version solved and analyzed everywhere (or --request-ttl passes). Asking again changes nothing.
     """
-    from graph_refresh import memory
-    from graph_refresh.ledger import format_time
-    from graph_refresh.requested import REQUESTS_NAME, encode, expired, new_request
+    from graph_refresh.retry.codec import format_time
+    from graph_refresh.waiting import store as requests_store
+    from graph_refresh.waiting.requests import REQUESTS_NAME, encode, expired, new_request
 
     if listing and (requirement or index_url or by):
         raise click.UsageError("--list lists the requests: give it without PKG==VER, --index or --by")
@@ -389,19 +388,19 @@ def request(
     try:
         cluster = _connect(ctx, settings)
         if listing:
-            requests = memory.read_requests(cluster, namespace).requests
+            requests = requests_store.read(cluster, namespace).requests
         else:
             try:
                 wanted = new_request(package, version, index_url, now=now, by=by)
             except ValueError as error:
                 raise click.UsageError(str(error)) from error
 
-            def add(current: memory.Requests) -> dict[str, str] | None:
+            def add(current: requests_store.Requests) -> dict[str, str] | None:
                 if any(r.candidate == wanted.candidate for r in current.requests):
                     return None
                 return {**current.data, wanted.key: encode(wanted)}
 
-            current = memory.change_requests(cluster, namespace, add)
+            current = requests_store.change(cluster, namespace, add)
     except GraphRefreshError as error:
         logger.error(
             "Could not %s the requests %s in namespace %r: %s",
@@ -472,7 +471,7 @@ def explain_command(ctx: click.Context, requirement: str, index_url: str | None,
     """
     from graph_refresh.items import Candidate, normalize_name
     from graph_refresh.refresh import Seams, explain_item
-    from graph_refresh.requested import DEFAULT_INDEX
+    from graph_refresh.waiting.requests import DEFAULT_INDEX
 
     package, separator, version = requirement.partition("==")
     if not separator or not package.strip() or not version.strip():

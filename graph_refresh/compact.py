@@ -28,7 +28,7 @@ from graph_refresh.items import (
     LABEL_KIND,
     LABEL_SOLVER,
 )
-from graph_refresh.outcomes import JOB_NAME_LABELS
+from graph_refresh.retry.failures import JOB_NAME_LABELS
 
 KEEP = "keep"
 """A leaf of a field tree: the value is kept as it is."""

@@ -24,11 +24,10 @@ from enum import StrEnum
 
 from graph_refresh.capacity import Capacity, JobCost
 from graph_refresh.items import ANALYZER, Candidate, Kind, WorkItem, invalid_reason
-from graph_refresh.learning import History
-from graph_refresh.ledger import AttemptResources, Cause
-from graph_refresh.outcomes import Policy, Skip
+from graph_refresh.owned import JobState, OwnedJobs
 from graph_refresh.report import SYNC_LAG, Counts, RunReport, SkipReason
-from graph_refresh.view import ClusterView, JobState
+from graph_refresh.retry.model import AttemptResources, Cause
+from graph_refresh.retry.policy import History, Policy, Skip
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +112,7 @@ def plan(
     *,
     report: RunReport,
     capacity: Capacity,
-    view: ClusterView | None = None,
+    view: OwnedJobs | None = None,
     history: History | None = None,
     cost: Callable[[WorkItem, AttemptResources], JobCost] | None = None,
     eager_stop: int = 0,
@@ -159,7 +158,7 @@ class Planner:
         *,
         report: RunReport,
         capacity: Capacity,
-        view: ClusterView | None = None,
+        view: OwnedJobs | None = None,
         history: History | None = None,
         cost: Callable[[WorkItem, AttemptResources], JobCost] | None = None,
         eager_stop: int = 0,
@@ -169,7 +168,7 @@ class Planner:
         stopping: Callable[[], bool] = lambda: False,
     ) -> None:
         self.report, self.capacity = report, capacity
-        self.view = view or ClusterView()
+        self.view = view or OwnedJobs()
         self.history = history or History({}, Policy(), 0.0)
         self.cost, self.eager_stop = cost, eager_stop
         self.on_examined, self.stopping = on_examined, stopping
@@ -279,7 +278,7 @@ class Planner:
         if state is JobState.IN_FLIGHT or state is JobState.COMPLETE:
             counts.skipped[state.value] += 1
             return None
-        decision = history.decide(item)
+        decision = history.next_for(item)
         if isinstance(decision, Skip):
             counts.skipped[decision.reason] += 1
             return None

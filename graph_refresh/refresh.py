@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from graph_refresh import compact, memory
+from graph_refresh import compact, runtime
 from graph_refresh.capacity import Capacity, Quota
 from graph_refresh.config import DEFAULT_PROGRESS_EVERY_SECONDS, Settings, redact_url
 from graph_refresh.errors import ClusterError, Interrupted, StoreError
@@ -27,20 +27,22 @@ from graph_refresh.items import (
     WorkItem,
     invalid_reason,
 )
-from graph_refresh.lanes import RequestOutcome, awaiting_sync, sort_requests, stream_name
-from graph_refresh.learning import History
-from graph_refresh.ledger import RunRecord, expires_at, format_time
-from graph_refresh.outcomes import Policy
+from graph_refresh.owned import OwnedJobs, build_view
 from graph_refresh.planner import Arrivals, Lane, Planner, Stream, order_streams
 from graph_refresh.render import Renderer
 from graph_refresh.report import LANES, QuarantinedItem, RequestCounts, RunReport
-from graph_refresh.requested import REQUESTS_NAME
+from graph_refresh.retry import store as ledger_store
+from graph_refresh.retry.codec import format_time
+from graph_refresh.retry.model import RunRecord, expires_at
+from graph_refresh.retry.policy import History, Policy
 from graph_refresh.runtime import collector_paused
 from graph_refresh.scheduler import dry_run, submit
 from graph_refresh.store import open_store
 from graph_refresh.store.base import GraphStore
 from graph_refresh.templates import JobTemplates, load_job_templates, read_template_dir
-from graph_refresh.view import ClusterView, build_view
+from graph_refresh.waiting import store as requests_store
+from graph_refresh.waiting.lanes import RequestOutcome, awaiting_sync, sort_requests, stream_name
+from graph_refresh.waiting.requests import REQUESTS_NAME
 
 if TYPE_CHECKING:  # the Kubernetes client loads only when a run needs the cluster
     from graph_refresh import kube
@@ -65,9 +67,7 @@ class Seams:
     """Seconds between progress lines when standard error is not a terminal."""
 
 
-def read_cluster_view(
-    cluster: kube.Cluster, namespace: str, now: float, *, keep_completed: bool = False
-) -> ClusterView:
+def read_cluster_view(cluster: kube.Cluster, namespace: str, now: float, *, keep_completed: bool = False) -> OwnedJobs:
     """List the ResourceQuotas, the owned Jobs (paged) and, when some failed, the owned pods of ``namespace``;
     ``keep_completed`` keeps the items of the completed Jobs (to pace against the graph sync)."""
     quotas = [Quota.from_object(q) for q in cluster.list_quotas(namespace)]
@@ -164,19 +164,19 @@ def _lanes(
     return lanes
 
 
-def _read_requests(cluster: kube.Cluster | None, namespace: str | None) -> memory.Requests | None:
+def _read_requests(cluster: kube.Cluster | None, namespace: str | None) -> requests_store.Requests | None:
     """The requests ConfigMap; None without middletier, or (with a warning) when it cannot be read."""
     if cluster is None or not namespace:
         return None
     try:
-        return memory.read_requests(cluster, namespace)
+        return requests_store.read(cluster, namespace)
     except ClusterError as error:
         logger.warning("The requests %s could not be read, the run goes on without them: %s", REQUESTS_NAME, error)
         return None
 
 
 def _sorted_requests(
-    read: memory.Requests | None, store: GraphStore, templates: JobTemplates, settings: Settings, now: float
+    read: requests_store.Requests | None, store: GraphStore, templates: JobTemplates, settings: Settings, now: float
 ) -> RequestOutcome:
     """Which streams lack each open request; the expired ones are warned about."""
     if read is None:
@@ -192,7 +192,7 @@ def _sorted_requests(
         now=now,
         ttl_seconds=settings.lanes.request_ttl_seconds,
     )
-    memory.warn_each(
+    runtime.warn_each(
         [
             f"request {r.key!r} for {r.package}=={r.version} expired after --request-ttl: dropped, not done"
             for r in outcome.expired
@@ -202,7 +202,7 @@ def _sorted_requests(
     return outcome
 
 
-def _sync_lag(view: ClusterView, store: GraphStore, settings: Settings, templates: JobTemplates) -> bool:
+def _sync_lag(view: OwnedJobs, store: GraphStore, settings: Settings, templates: JobTemplates) -> bool:
     """Whether --max-awaiting-sync owned Jobs or more have completed while the store still lists their items."""
     enough = settings.lanes.max_awaiting_sync
     if not enough or len(view.completed) < enough:
@@ -228,19 +228,21 @@ def _sync_lag(view: ClusterView, store: GraphStore, settings: Settings, template
     return found >= enough
 
 
-def _settle_requests(cluster: kube.Cluster, namespace: str, outcome: RequestOutcome, read: memory.Requests) -> None:
+def _settle_requests(
+    cluster: kube.Cluster, namespace: str, outcome: RequestOutcome, read: requests_store.Requests
+) -> None:
     """Remove the requests a real run found done or expired, and the values that cannot be read."""
     readable = {request.key for request in read.requests}
     gone = {r.key for r in [*outcome.done, *outcome.expired]} | {key for key in read.data if key not in readable}
     if not gone:
         return
 
-    def remove(current: memory.Requests) -> dict[str, str] | None:
+    def remove(current: requests_store.Requests) -> dict[str, str] | None:
         kept = {key: value for key, value in current.data.items() if key not in gone}
         return None if len(kept) == len(current.data) else kept
 
     try:
-        memory.change_requests(cluster, namespace, remove)
+        requests_store.change(cluster, namespace, remove)
     except ClusterError as error:
         logger.warning("The requests %s could not be updated: %s", REQUESTS_NAME, error)
 
@@ -286,7 +288,7 @@ def _say_learned(history: History) -> None:
             entry.cause,
             format_time(expires_at(entry, quarantine)),
         )
-    memory.warn_each(
+    runtime.warn_each(
         [f"Job {name} failed later than this run's clock: taken as failing now" for name in history.future],
         "Clock skew",
     )
@@ -368,12 +370,12 @@ def run(
     try:
         templates = load_templates(settings, cluster)
         namespace = settings.cluster.middletier_namespace
-        view, ledger = ClusterView(), memory.Ledger()
+        view, ledger = OwnedJobs(), ledger_store.Ledger()
         started = math.floor(now())  # the run's one clock reading for learning, back-off and quarantine
         if cluster is not None and namespace:
             pacing = settings.lanes.max_awaiting_sync > 0
             view = read_cluster_view(cluster, namespace, started, keep_completed=pacing)
-            ledger = memory.read(cluster, namespace, now=started)
+            ledger = ledger_store.read(cluster, namespace, now=started)
         if not namespace:
             logger.warning(
                 "Dry run without THOTH_MIDDLETIER_NAMESPACE: Jobs in flight, failures, the ledger and ResourceQuotas "
@@ -441,7 +443,7 @@ def run(
                     )
                 finally:  # what was learned is kept however the run ends; a server dry run stores nothing
                     if not settings.plan.server_dry_run:
-                        written = memory.write(
+                        written = ledger_store.write(
                             cluster,
                             namespace,
                             ledger,
@@ -467,7 +469,7 @@ def explain_item(settings: Settings, seams: Seams, candidate: Candidate) -> list
     """Where ``candidate`` stands in every stream of the run ``settings`` describe (``app.py explain``). Reads
     the store, the Templates and, when middletier is named, the item's Jobs, the ledger and the requests;
     writes nothing. Raises GraphRefreshError when one cannot be read."""
-    from graph_refresh.explain import JobSeen, StreamFacts, explain
+    from graph_refresh.waiting.explain import JobSeen, StreamFacts, explain
 
     namespace = settings.cluster.middletier_namespace
     reads_cluster = settings.cluster.template_dir is None or namespace is not None
@@ -482,10 +484,10 @@ def explain_item(settings: Settings, seams: Seams, candidate: Candidate) -> list
             streams.append((ANALYZER, None))
         items = {stream_name(k, _name(e)): WorkItem(k, _name(e), candidate) for k, e in streams}
         jobs: dict[str, JobSeen] = {}
-        ledger, request = memory.Ledger(), None
+        ledger, request = ledger_store.Ledger(), None
         if cluster is not None and namespace:
             jobs = _latest_jobs(cluster.list_item_jobs(namespace, [item.key for item in items.values()]))
-            ledger = memory.read(cluster, namespace, now=now)
+            ledger = ledger_store.read(cluster, namespace, now=now)
             read = _read_requests(cluster, namespace)
             request = next((r for r in read.requests if r.candidate == candidate), None) if read else None
         status = store.status(candidate, environments)
@@ -524,9 +526,9 @@ def _connect(settings: Settings) -> kube.Cluster:
 
 def _latest_jobs(jobs: list[dict[str, Any]]) -> dict[str, Any]:
     """Item key → the latest (highest attempt) of its Jobs, as explain shows it."""
-    from graph_refresh.explain import JobSeen
-    from graph_refresh.outcomes import attempt_of
-    from graph_refresh.view import job_state
+    from graph_refresh.owned import job_state
+    from graph_refresh.retry.failures import attempt_of
+    from graph_refresh.waiting.explain import JobSeen
 
     latest: dict[str, tuple[int, JobSeen]] = {}
     for job in jobs:

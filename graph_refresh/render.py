@@ -14,7 +14,8 @@ from graph_refresh.capacity import JobCost, job_cost
 from graph_refresh.config import PlanSettings
 from graph_refresh.errors import TemplateError
 from graph_refresh.items import ANALYZER, Candidate, Kind, WorkItem
-from graph_refresh.outcomes import AttemptResources, apply
+from graph_refresh.retry.model import AttemptResources
+from graph_refresh.retry.policy import apply
 from graph_refresh.templates import CompiledJob, JobTemplate, JobTemplates, as_mapping
 
 PROBE = Candidate("probe", "0", "https://probe.invalid/simple")  # renders a Template once before planning

@@ -351,3 +351,14 @@ def collector_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+NAMED_WARNINGS = 20  # warnings about one source named one by one; the rest are counted
+
+
+def warn_each(problems: list[str], source: str, *, limit: int = NAMED_WARNINGS) -> None:
+    """One warning per problem about ``source``, the first ``limit`` of them, then one that counts the rest."""
+    for problem in problems[:limit]:
+        logger.warning("%s: %s", source, problem)
+    if len(problems) > limit:
+        logger.warning("%s: %d more problems like these, not shown", source, len(problems) - limit)

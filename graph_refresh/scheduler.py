@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import yaml
 
+from graph_refresh.backoff import CREATES, Backoff
 from graph_refresh.capacity import Capacity
 from graph_refresh.config import ClusterSettings
 from graph_refresh.errors import (
@@ -36,7 +37,6 @@ from graph_refresh.output import write_atomically
 from graph_refresh.planner import Planned
 from graph_refresh.render import Renderer
 from graph_refresh.report import Failure, RunReport, SkipReason
-from graph_refresh.backoff import CREATES, Backoff
 
 logger = logging.getLogger(__name__)
 

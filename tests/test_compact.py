@@ -12,8 +12,8 @@ import pytest
 
 from graph_refresh import compact
 from graph_refresh.items import ANALYZER, SOLVER, Candidate, WorkItem
-from graph_refresh.outcomes import attempt_of, classify, pods_by_job, resources_of
-from graph_refresh.view import ClusterView, JobState, build_view, job_state
+from graph_refresh.owned import JobState, OwnedJobs, build_view, job_state
+from graph_refresh.retry.failures import attempt_of, cause_of, pods_by_job, resources_of
 
 from .fakes import shapes
 
@@ -93,7 +93,7 @@ MALFORMED_PODS: list[Obj] = [
 ]
 
 
-def view_of(jobs: Iterable[Obj], pods: list[Obj]) -> tuple[ClusterView, list[str]]:
+def view_of(jobs: Iterable[Obj], pods: list[Obj]) -> tuple[OwnedJobs, list[str]]:
     selectors: list[str] = []
 
     def listed(selector: str) -> list[Obj]:
@@ -127,7 +127,7 @@ def test_each_reader_reads_a_compact_job_as_the_whole_one(job: Obj) -> None:
     small = compact.job(job)
     assert job_state(small) == job_state(job)
     assert attempt_of(small) == attempt_of(job)
-    assert classify(small, [], now=NOW) == classify(job, [], now=NOW)
+    assert cause_of(small, [], now=NOW) == cause_of(job, [], now=NOW)
     if job_state(job) is JobState.FAILED:  # what a Job ran with is read only to learn from its failure
         assert resources_of(small) == resources_of(job)
     else:
@@ -140,7 +140,7 @@ def test_each_reader_reads_a_compact_job_as_the_whole_one(job: Obj) -> None:
 def test_each_reader_reads_a_compact_pod_as_the_whole_one(pod: Obj) -> None:
     job = failed_job("any")
     small = compact.pod(pod)
-    assert classify(job, [small], now=NOW) == classify(job, [pod], now=NOW)
+    assert cause_of(job, [small], now=NOW) == cause_of(job, [pod], now=NOW)
     assert pods_by_job([small]).keys() == pods_by_job([pod]).keys()
 
 

@@ -24,8 +24,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from graph_refresh import cli
-from graph_refresh.items import Candidate
 from graph_refresh.backoff import STORE_READS
+from graph_refresh.items import Candidate
 
 from .conftest import CONFIG_ENV, EXAMPLE_TEMPLATES, ROOT, SAMPLE_GRAPH, free_port
 from .fakes.dgraph import FakeDgraph

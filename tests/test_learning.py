@@ -463,9 +463,10 @@ def test_a_full_ledger_drops_its_oldest_entries_naming_them(
 ) -> None:
     from dataclasses import replace
 
-    from graph_refresh import kube, memory
+    from graph_refresh import kube
     from graph_refresh.config import ClusterSettings
-    from graph_refresh.ledger import AttemptResources, Cause, ItemId, LedgerEntry
+    from graph_refresh.retry import store as ledger_store
+    from graph_refresh.retry.model import AttemptResources, Cause, ItemId, LedgerEntry
 
     monkeypatch.setenv("KUBECONFIG", cluster.env["KUBECONFIG"])
     client = kube.Cluster(ClusterSettings())
@@ -474,7 +475,9 @@ def test_a_full_ledger_drops_its_oldest_entries_naming_them(
         f"{i:010x}": LedgerEntry(replace(base, key=f"{i:010x}"), 1, 1, Cause.ERROR, T0 + i, AttemptResources())
         for i in range(40)
     }
-    written = memory.write(client, MIDDLETIER, memory.Ledger(), entries, now=T0, expire_after=HOUR, max_bytes=2000)
+    written = ledger_store.write(
+        client, MIDDLETIER, ledger_store.Ledger(), entries, now=T0, expire_after=HOUR, max_bytes=2000
+    )
     assert written.written and written.reason is None
     kept = ledger(cluster)
     assert 0 < len(kept) < 40 and min(kept) > "0000000000", "the oldest went first"

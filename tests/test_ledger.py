@@ -10,20 +10,8 @@ from dataclasses import replace
 import pytest
 
 from graph_refresh.items import ANALYZER, SOLVER, Candidate, WorkItem
-from graph_refresh.ledger import (
-    CONFIGMAP_LIMIT_BYTES,
-    MAX_DATA_BYTES,
-    AttemptResources,
-    Cause,
-    ContainerMemory,
-    ItemId,
-    LedgerEntry,
-    bound,
-    data_size,
-    from_data,
-    merge,
-    to_data,
-)
+from graph_refresh.retry.codec import CONFIGMAP_LIMIT_BYTES, MAX_DATA_BYTES, bound, data_size, from_data, merge, to_data
+from graph_refresh.retry.model import AttemptResources, Cause, ContainerMemory, ItemId, LedgerEntry
 
 T0 = 1_714_557_600.0  # 2024-05-01T10:00:00Z
 DAY = 86_400.0

@@ -11,25 +11,11 @@ from typing import Any
 import pytest
 
 from graph_refresh.items import SOLVER, Candidate, WorkItem
-from graph_refresh.ledger import ItemId, LedgerEntry
-from graph_refresh.outcomes import (
-    AttemptResources,
-    Cause,
-    ContainerMemory,
-    FailedJob,
-    Forget,
-    Policy,
-    Schedule,
-    Skip,
-    apply,
-    attempt_of,
-    classify,
-    decide,
-    learn,
-    pods_by_job,
-    resources_of,
-)
 from graph_refresh.quantity import Cap
+from graph_refresh.report import SkipReason
+from graph_refresh.retry.failures import FailedJob, attempt_of, cause_of, pods_by_job, resources_of
+from graph_refresh.retry.model import AttemptResources, Cause, ContainerMemory, ItemId, LedgerEntry
+from graph_refresh.retry.policy import Forget, Policy, Schedule, Skip, apply, learn, next_attempt
 
 T0 = 1_714_557_600.0  # 2024-05-01T10:00:00Z
 HOUR = 3_600
@@ -158,7 +144,7 @@ DISRUPTION = [{"type": "DisruptionTarget", "status": "True", "reason": "Preempti
 def test_classify_finds_the_cause_first_match_wins(
     conditions: list[dict[str, Any]] | None, pods: list[dict[str, Any]], cause: Cause | None
 ) -> None:
-    result = classify(job(conditions=conditions), pods, now=NOW)
+    result = cause_of(job(conditions=conditions), pods, now=NOW)
     assert (result.cause if result else None) == cause
     if result is not None:
         assert result.name == JOB
@@ -166,9 +152,9 @@ def test_classify_finds_the_cause_first_match_wins(
 
 
 def test_classify_says_what_decided() -> None:
-    oom = classify(job(conditions=failed()), [pod(last_state=terminated("OOMKilled"))], now=NOW)
+    oom = cause_of(job(conditions=failed()), [pod(last_state=terminated("OOMKilled"))], now=NOW)
     assert oom == FailedJob(JOB, Cause.OOM, T0, f"pod {JOB}-x7k2p container solver OOMKilled", "solver")
-    gone = classify(job(conditions=failed()), [], now=NOW)
+    gone = cause_of(job(conditions=failed()), [], now=NOW)
     assert gone == FailedJob(JOB, Cause.ERROR, T0, "Failed: BackoffLimitExceeded (pods gone)")
 
 
@@ -187,7 +173,7 @@ def test_the_failure_time_is_the_failed_conditions_else_the_runs(at: object, fai
     conditions = failed(at=None)
     if at is not None:
         conditions[0]["lastTransitionTime"] = at
-    result = classify(job(conditions=conditions), [], now=NOW)
+    result = cause_of(job(conditions=conditions), [], now=NOW)
     assert result is not None
     assert result.failed_at == failed_at
 
@@ -215,13 +201,13 @@ MALFORMED_PODS: list[Any] = [
     ],
 )
 def test_classify_never_raises_on_malformed_objects(broken: dict[str, Any]) -> None:
-    result = classify(broken, MALFORMED_PODS, now=NOW)
+    result = cause_of(broken, MALFORMED_PODS, now=NOW)
     assert result is None or result.cause is Cause.ERROR
 
 
 def test_malformed_pods_beside_a_real_one_do_not_hide_its_cause() -> None:
     pods = [*MALFORMED_PODS, pod(state=terminated("OOMKilled"))]
-    result = classify(job(conditions=failed()), pods, now=NOW)
+    result = cause_of(job(conditions=failed()), pods, now=NOW)
     assert result is not None
     assert result.cause is Cause.OOM
 
@@ -382,7 +368,7 @@ def entry(
             entry(Cause.OOM, resources=memory("8Gi")),
             NOW,
             Policy(max_memory=Cap.parse("4Gi")),
-            Skip("failed-recently", T0 + HOUR),
+            Skip(SkipReason.FAILED_RECENTLY, T0 + HOUR),
         ),
         (entry(Cause.DEADLINE), NOW, POLICY, Schedule(2, memory("1Gi", deadline=7200), Cause.DEADLINE)),
         (
@@ -395,12 +381,12 @@ def entry(
             entry(Cause.DEADLINE, resources=memory("1Gi", deadline=86_400)),
             NOW,
             POLICY,
-            Skip("failed-recently", T0 + HOUR),
+            Skip(SkipReason.FAILED_RECENTLY, T0 + HOUR),
         ),
-        (entry(Cause.ERROR), NOW, POLICY, Skip("failed-recently", T0 + HOUR)),
-        (entry(Cause.ERROR), T0 + HOUR - 1, POLICY, Skip("failed-recently", T0 + HOUR)),
+        (entry(Cause.ERROR), NOW, POLICY, Skip(SkipReason.FAILED_RECENTLY, T0 + HOUR)),
+        (entry(Cause.ERROR), T0 + HOUR - 1, POLICY, Skip(SkipReason.FAILED_RECENTLY, T0 + HOUR)),
         (entry(Cause.ERROR), T0 + HOUR, POLICY, Schedule(2, memory("1Gi", deadline=3600), Cause.ERROR)),
-        (entry(Cause.ERROR, failures=2, attempt=2), T0 + HOUR, POLICY, Skip("failed-recently", T0 + 2 * HOUR)),
+        (entry(Cause.ERROR, failures=2, attempt=2), T0 + HOUR, POLICY, Skip(SkipReason.FAILED_RECENTLY, T0 + 2 * HOUR)),
         (
             entry(Cause.ERROR, failures=2, attempt=2),
             T0 + 2 * HOUR,
@@ -414,8 +400,8 @@ def entry(
             POLICY,
             Schedule(4, memory("1Gi", deadline=3600), Cause.DISRUPTED),
         ),
-        (entry(Cause.OOM, failures=3, attempt=3), NOW, POLICY, Skip("quarantined", T0 + 30 * DAY)),
-        (entry(Cause.DISRUPTED, failures=3, attempt=4), NOW, POLICY, Skip("quarantined", T0 + 30 * DAY)),
+        (entry(Cause.OOM, failures=3, attempt=3), NOW, POLICY, Skip(SkipReason.QUARANTINED, T0 + 30 * DAY)),
+        (entry(Cause.DISRUPTED, failures=3, attempt=4), NOW, POLICY, Skip(SkipReason.QUARANTINED, T0 + 30 * DAY)),
         (entry(Cause.OOM, failures=3, attempt=3), T0 + 30 * DAY, POLICY, Forget()),
         (entry(Cause.DISRUPTED, failures=0), T0 + 30 * DAY, POLICY, Forget()),
         # max_attempts 0 never quarantines; the back-off keeps doubling (and stays a finite time).
@@ -423,13 +409,13 @@ def entry(
             entry(Cause.ERROR, failures=10, attempt=10),
             NOW,
             Policy(max_attempts=0),
-            Skip("failed-recently", T0 + HOUR * 2**9),
+            Skip(SkipReason.FAILED_RECENTLY, T0 + HOUR * 2**9),
         ),
         (
             entry(Cause.ERROR, failures=5000, attempt=5000),
             NOW,
             Policy(max_attempts=0),
-            Skip("failed-recently", T0 + HOUR * 2**64),
+            Skip(SkipReason.FAILED_RECENTLY, T0 + HOUR * 2**64),
         ),
         (
             entry(Cause.ERROR, failures=1),
@@ -440,7 +426,7 @@ def entry(
     ],
 )
 def test_decide(history: LedgerEntry | None, now: float, policy: Policy, decision: object) -> None:
-    assert decide(history, now, policy) == decision
+    assert next_attempt(history, now, policy) == decision
 
 
 def test_forget_schedules_a_first_attempt() -> None:
@@ -455,7 +441,7 @@ def test_every_container_is_doubled_and_a_request_under_a_capped_limit_still_gro
             "init": ContainerMemory(None, "8Gi"),
         }
     )
-    decision = decide(entry(Cause.OOM, resources=resources), NOW, POLICY)
+    decision = next_attempt(entry(Cause.OOM, resources=resources), NOW, POLICY)
     assert decision == Schedule(
         2,
         AttemptResources(
@@ -472,7 +458,7 @@ def test_every_container_is_doubled_and_a_request_under_a_capped_limit_still_gro
 
 def test_the_pod_deadline_grows_with_the_jobs() -> None:
     resources = AttemptResources(deadline_seconds=3600, pod_deadline_seconds=3000)
-    decision = decide(entry(Cause.DEADLINE, resources=resources), NOW, POLICY)
+    decision = next_attempt(entry(Cause.DEADLINE, resources=resources), NOW, POLICY)
     assert decision == Schedule(2, AttemptResources(deadline_seconds=7200, pod_deadline_seconds=6000), Cause.DEADLINE)
 
 
@@ -490,8 +476,8 @@ def test_learning_the_same_failed_job_in_every_run_of_its_ttl_charges_it_once() 
     for run in range(24):
         seen = FailedJob(JOB, Cause.ERROR, T0, "Failed")  # its Failed condition's time never changes
         history = learn(history, ITEM, seen, 1, memory("1Gi"), POLICY)
-        assert decide(history, T0 + run * HOUR, POLICY) == (
-            Skip("failed-recently", T0 + HOUR) if run == 0 else Schedule(2, memory("1Gi"), Cause.ERROR)
+        assert next_attempt(history, T0 + run * HOUR, POLICY) == (
+            Skip(SkipReason.FAILED_RECENTLY, T0 + HOUR) if run == 0 else Schedule(2, memory("1Gi"), Cause.ERROR)
         )
     assert history == LedgerEntry(ITEM, 1, 1, Cause.ERROR, T0, memory("1Gi"))
 
@@ -535,7 +521,7 @@ def test_a_failure_after_an_entrys_time_is_over_starts_a_new_history() -> None:
 def test_an_item_oom_killed_twice_is_solved_with_four_times_the_memory() -> None:
     """The README's worked example, run through the real functions."""
     history: LedgerEntry | None = None
-    decision = decide(history, T0, POLICY)
+    decision = next_attempt(history, T0, POLICY)
     assert decision == Schedule(1, None)
     rendered = job(memory="1Gi")
     memory_by_attempt = []
@@ -546,10 +532,10 @@ def test_an_item_oom_killed_twice_is_solved_with_four_times_the_memory() -> None
         rendered["metadata"]["labels"]["thoth-station.ninja/attempt"] = str(decision.attempt)
         memory_by_attempt.append(rendered["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"])
         rendered["status"] = {"conditions": failed(at=None)}
-        seen = classify(rendered, [pod(state=terminated("OOMKilled"))], now=T0 + hour * HOUR - 600)
+        seen = cause_of(rendered, [pod(state=terminated("OOMKilled"))], now=T0 + hour * HOUR - 600)
         assert seen is not None
         history = learn(history, ITEM, seen, attempt_of(rendered), resources_of(rendered), POLICY)
-        decision = decide(history, T0 + hour * HOUR, POLICY)
+        decision = next_attempt(history, T0 + hour * HOUR, POLICY)
         rendered = job(memory="1Gi")
     assert memory_by_attempt == ["1Gi", "2Gi"]
     assert history == LedgerEntry(ITEM, 2, 2, Cause.OOM, T0 + 2 * HOUR - 600, memory("2Gi"), "solver")
@@ -563,7 +549,7 @@ def test_an_item_oom_killed_twice_is_solved_with_four_times_the_memory() -> None
 
 def test_the_pure_modules_import_no_client() -> None:
     code = (
-        "import sys, graph_refresh.outcomes, graph_refresh.ledger, graph_refresh.quantity; "
+        "import sys, graph_refresh.retry.policy, graph_refresh.retry.codec, graph_refresh.quantity; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('kubernetes', 'pydgraph', 'grpc', 'urllib3')"
         " or m == 'graph_refresh.kube'))"
     )
@@ -582,6 +568,6 @@ def test_an_oom_of_a_container_already_at_the_cap_is_an_error_whatever_the_other
     sidecar = FailedJob(JOB, Cause.OOM, T0, "pod x container sidecar OOMKilled", "sidecar")
     entry = learn(None, item, sidecar, 1, resources, policy)
     assert entry.cause is Cause.OOM
-    decision = decide(entry, T0 + 60, policy)
+    decision = next_attempt(entry, T0 + 60, policy)
     assert isinstance(decision, Schedule) and decision.resources is not None
     assert decision.resources.memory["sidecar"] == ContainerMemory("128Mi", "256Mi")

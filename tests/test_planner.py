@@ -8,9 +8,9 @@ import pytest
 
 from graph_refresh.capacity import Capacity, JobCost
 from graph_refresh.items import ANALYZER, SOLVER, Candidate, WorkItem
+from graph_refresh.owned import JobState, OwnedJobs, job_state
 from graph_refresh.planner import Arrivals, Lane, Planner, Stream, plan
 from graph_refresh.report import RunReport
-from graph_refresh.view import ClusterView, JobState, job_state
 
 PYPI = "https://pypi.org/simple"
 COST = JobCost(resources={"pods": 1})  # type: ignore[dict-item]
@@ -34,9 +34,9 @@ def run(report: RunReport, streams: list[Stream], **kwargs: object) -> list[tupl
     return [(p.item.solver, p.item.candidate.package_name) for p in planned]
 
 
-def owning(state: JobState, *items: WorkItem) -> ClusterView:
+def owning(state: JobState, *items: WorkItem) -> OwnedJobs:
     """A cluster view in which each item's latest Job (attempt 1) is in ``state``."""
-    return ClusterView(latest={item.key: (1, state) for item in items})
+    return OwnedJobs(latest={item.key: (1, state) for item in items})
 
 
 def test_streams_take_turns_and_a_skip_does_not_use_a_turn() -> None:
@@ -110,9 +110,8 @@ def test_a_retry_too_big_for_the_quota_is_skipped_and_the_stream_goes_on() -> No
     from decimal import Decimal
 
     from graph_refresh.capacity import Quota
-    from graph_refresh.learning import History
-    from graph_refresh.ledger import AttemptResources, Cause, ContainerMemory, ItemId, LedgerEntry
-    from graph_refresh.outcomes import Policy
+    from graph_refresh.retry.model import AttemptResources, Cause, ContainerMemory, ItemId, LedgerEntry
+    from graph_refresh.retry.policy import History, Policy
 
     report = RunReport(dry_run=True, store="test")
     small = JobCost(resources={"limits.memory": Decimal(2**30)})
@@ -143,9 +142,8 @@ def test_a_retry_above_a_quotas_hard_limit_counts_as_at_the_cap(caplog: pytest.L
     from decimal import Decimal
 
     from graph_refresh.capacity import Quota
-    from graph_refresh.learning import History
-    from graph_refresh.ledger import AttemptResources, Cause, ContainerMemory, ItemId, LedgerEntry
-    from graph_refresh.outcomes import Policy
+    from graph_refresh.retry.model import AttemptResources, Cause, ContainerMemory, ItemId, LedgerEntry
+    from graph_refresh.retry.policy import History, Policy
 
     report = RunReport(dry_run=True, store="test")
     small = JobCost(resources={"limits.memory": Decimal(2**30)})

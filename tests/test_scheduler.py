@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from graph_refresh.backoff import CREATES, Backoff
 from graph_refresh.errors import (
     AlreadyExists,
     ClusterError,
@@ -25,7 +26,6 @@ from graph_refresh.errors import (
     TlsFailure,
     Unauthorized,
 )
-from graph_refresh.backoff import CREATES, Backoff
 from graph_refresh.scheduler import (
     CREATED,
     INTERRUPTED,

@@ -27,10 +27,10 @@ from typing import Any
 import grpc
 import pydgraph
 
+from graph_refresh.backoff import STORE_READS, Backoff
 from graph_refresh.config import DEFAULT_DGRAPH_PORT, StoreSettings
 from graph_refresh.errors import ConfigError, StoreError, truncate
 from graph_refresh.items import Candidate, SolverEnvironment, invalid_reason, normalize_name
-from graph_refresh.backoff import STORE_READS, Backoff
 from graph_refresh.store.base import PAGE_SIZE, ItemStatus
 
 logger = logging.getLogger(__name__)

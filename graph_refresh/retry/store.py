@@ -14,17 +14,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Protocol
 
+from graph_refresh.configmaps import WRITE_ATTEMPTS, ConfigMaps
 from graph_refresh.errors import AlreadyExists, ClusterError, Conflict
 from graph_refresh.items import OWNED_LABELS
-from graph_refresh.ledger import (
+from graph_refresh.retry.codec import (
     CURSORS_KEY,
     LEDGER_NAME,
     MAX_DATA_BYTES,
     RUNS_KEY,
-    LedgerEntry,
-    RunRecord,
     bound,
     clamp_future,
     data_size,
@@ -37,41 +35,10 @@ from graph_refresh.ledger import (
     merge,
     to_data,
 )
-from graph_refresh.requested import REQUESTS_NAME, Request
-from graph_refresh.requested import from_data as requests_from_data
+from graph_refresh.retry.model import LedgerEntry, RunRecord
+from graph_refresh.runtime import warn_each
 
 logger = logging.getLogger(__name__)
-
-WRITE_ATTEMPTS = 5  # writes that lost a race to another writer, then give up until the next run
-NAMED_WARNINGS = 20  # warnings about one source named one by one; the rest are counted
-
-
-def warn_each(problems: list[str], source: str, *, limit: int = NAMED_WARNINGS) -> None:
-    """One warning per problem about ``source``, the first ``limit`` of them, then one that counts the rest."""
-    for problem in problems[:limit]:
-        logger.warning("%s: %s", source, problem)
-    if len(problems) > limit:
-        logger.warning("%s: %d more problems like these, not shown", source, len(problems) - limit)
-
-
-class ConfigMaps(Protocol):
-    """What the ledger needs of the cluster client (``kube.Cluster``)."""
-
-    def read_configmap(self, namespace: str, name: str) -> tuple[dict[str, str], str] | None: ...
-
-    def create_configmap(
-        self, namespace: str, name: str, data: Mapping[str, str], labels: Mapping[str, str]
-    ) -> str: ...
-
-    def replace_configmap(
-        self,
-        namespace: str,
-        name: str,
-        data: Mapping[str, str],
-        resource_version: str,
-        *,
-        labels: Mapping[str, str],
-    ) -> str: ...
 
 
 @dataclass
@@ -233,49 +200,3 @@ def forget(
             continue
         return changed, len(problems)
     raise Conflict(f"the ConfigMap {LEDGER_NAME} kept changing ({WRITE_ATTEMPTS} conflicts): try again")
-
-
-# --- the requests ConfigMap -----------------------------------------------------------------------------------
-
-
-@dataclass
-class Requests:
-    """The open requests as read, and what a change must be guarded with."""
-
-    requests: list[Request] = field(default_factory=list)
-    data: dict[str, str] = field(default_factory=dict)
-    """The ConfigMap's data as read (unreadable values included: a change writes them back untouched)."""
-    resource_version: str | None = None
-    """None when there is no ConfigMap."""
-
-
-def read_requests(cluster: ConfigMaps, namespace: str, *, warn: bool = True) -> Requests:
-    """The requests of ``namespace``; unreadable values are warnings naming their keys. Raises ClusterError."""
-    found = cluster.read_configmap(namespace, REQUESTS_NAME)
-    if found is None:
-        return Requests()
-    data, version = found
-    requests, problems = requests_from_data(data)
-    if warn:
-        warn_each(problems, f"Requests {REQUESTS_NAME}")
-    return Requests(requests, dict(data), version)
-
-
-def change_requests(cluster: ConfigMaps, namespace: str, edit: Callable[[Requests], dict[str, str] | None]) -> Requests:
-    """Apply ``edit`` (the requests as read → the new data, or None for no change) under the resourceVersion;
-    on a conflict read again and apply it again, so another writer's change is never lost. Returns what was
-    read last. Raises ClusterError."""
-    for attempt in range(WRITE_ATTEMPTS):
-        current = read_requests(cluster, namespace, warn=attempt == 0)
-        data = edit(current)
-        if data is None:
-            return current
-        try:
-            if current.resource_version is None:
-                cluster.create_configmap(namespace, REQUESTS_NAME, data, OWNED_LABELS)
-            else:
-                cluster.replace_configmap(namespace, REQUESTS_NAME, data, current.resource_version, labels=OWNED_LABELS)
-            return current
-        except (AlreadyExists, Conflict):
-            continue
-    raise Conflict(f"the ConfigMap {REQUESTS_NAME} kept changing ({WRITE_ATTEMPTS} conflicts): try again")

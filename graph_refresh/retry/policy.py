@@ -1,16 +1,12 @@
-"""Learning from how Jobs end (SPEC §11): why a Job failed, and what the item's next attempt runs with.
+"""What an item does next, from how its Jobs ended (docs/learning.md). Pure: no I/O, no clock (the run's
+time is passed in as epoch seconds).
 
-Pure code: no I/O, no clock (the run's time is passed in as epoch seconds). The inputs are raw JSON objects
-as the API lists them, so every reader here tolerates missing or odd fields instead of raising.
-
-The flow of one run, per item:
-
-1. ``classify(job, pods, now=...)`` for each owned failed Job (its pods grouped by ``pods_by_job``);
-2. ``learn(entry, item, failed, attempt_of(job), resources_of(job), policy)`` folds it into the item's
-   ledger entry; idempotent, so the ~24 hourly runs that see one failed Job before its TTL charge it once;
-3. ``decide(entry, now, policy)`` says whether and how the item runs next: ``Schedule`` (then
-   ``apply(job, decision.resources)`` on the rendered Job), ``Skip`` (``failed-recently``, ``quarantined``)
-   or ``Forget`` (drop the entry and schedule a first attempt).
+A run starts from the ledger (what earlier runs learned) and folds in every failed owned Job it sees
+(:class:`History`). A failed Job is charged only when its attempt number is above the highest attempt its
+item's entry learned (:func:`learn`), so a failed Job seen by several hourly runs is charged once and no clock
+decides what was learned. The planner then asks :meth:`History.next_for` for each candidate: a
+:class:`Schedule` (then :func:`apply` writes its resources into the rendered Job) or a :class:`Skip`
+(``failed-recently``, ``quarantined``).
 
 Deadlines: a Job fails with reason ``DeadlineExceeded`` when its own ``spec.activeDeadlineSeconds`` runs out,
 so that is the deadline read, doubled and written. A pod template's ``spec.activeDeadlineSeconds`` (which
@@ -19,10 +15,9 @@ fails only the pod) is kept and doubled alongside when set, so it cannot undo th
 
 from __future__ import annotations
 
-import math
-from collections.abc import Container, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any
 
 from graph_refresh.config import (
     DEFAULT_MAX_ATTEMPTS,
@@ -31,47 +26,23 @@ from graph_refresh.config import (
     DEFAULT_QUARANTINE_SECONDS,
     DEFAULT_RETRY_BACKOFF_SECONDS,
     RetrySettings,
+    redact_url,
 )
-from graph_refresh.items import LABEL_ATTEMPT
-from graph_refresh.ledger import (
+from graph_refresh.items import ANALYZER, SOLVER, WorkItem, normalize_name
+from graph_refresh.owned import FailedAttempt, JobState, OwnedJobs
+from graph_refresh.quantity import Cap, double_quantity, parse_quantity
+from graph_refresh.report import SkipReason
+from graph_refresh.retry.failures import SECTIONS, FailedJob, containers_of, get, quantity_text, seconds
+from graph_refresh.retry.model import (
     CHARGED,
-    MAX_NUMBER,
     AttemptResources,
     Cause,
     ContainerMemory,
     ItemId,
     LedgerEntry,
     expires_at,
-    parse_time,
+    is_item_key,
 )
-from graph_refresh.quantity import Cap, double_quantity, parse_quantity
-
-__all__ = [
-    "CHARGED",
-    "LABEL_ATTEMPT",
-    "AttemptResources",
-    "Cause",
-    "ContainerMemory",
-    "Decision",
-    "FailedJob",
-    "Forget",
-    "Policy",
-    "Schedule",
-    "Skip",
-    "apply",
-    "at_cap",
-    "attempt_of",
-    "classify",
-    "decide",
-    "learn",
-    "pods_by_job",
-    "resources_of",
-]
-
-JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")  # the Job controller sets both (1.27+) or the old one
-DISRUPTED_POD_REASONS = frozenset({"Evicted", "Preempted", "Shutdown", "NodeShutdown"})
-OOM_REASON = "OOMKilled"
-DEADLINE_REASON = "DeadlineExceeded"
 
 _MAX_BACKOFF_EXPONENT = 64  # 2^64 back-offs outlast any quarantine; the cap only keeps floats finite
 
@@ -104,20 +75,6 @@ class Policy:
 
 
 @dataclass(frozen=True)
-class FailedJob:
-    """A Job with a true ``Failed`` condition, classified."""
-
-    name: str
-    cause: Cause
-    failed_at: float
-    """The Failed condition's lastTransitionTime (else the run's time), epoch seconds, whole."""
-    detail: str
-    """What decided the cause, for a log line: the pod and container, or the condition's reason."""
-    container: str | None = None
-    """For ``oom``: the container that was OOM-killed (its memory is what must grow)."""
-
-
-@dataclass(frozen=True)
 class Schedule:
     """Schedule the item's next attempt."""
 
@@ -136,7 +93,8 @@ class Schedule:
 class Skip:
     """Do not schedule the item before ``until`` (epoch seconds)."""
 
-    reason: Literal["failed-recently", "quarantined"]
+    reason: SkipReason
+    """``failed-recently`` or ``quarantined``."""
     until: float
 
 
@@ -150,145 +108,9 @@ class Forget:
 Decision = Schedule | Skip | Forget
 
 
-# --- reading raw API objects -------------------------------------------------------------------------------
-
-
-def _get(obj: object, *path: str) -> Any:
-    """``obj[path[0]][path[1]]...``, or None when a step is missing or not a mapping."""
-    for name in path:
-        if not isinstance(obj, Mapping):
-            return None
-        obj = obj.get(name)
-    return obj
-
-
-def _mappings(value: object) -> list[Mapping[str, Any]]:
-    """The mappings in ``value`` when it is a list; anything else reads as empty."""
-    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
-
-
-def _true_condition(obj: object, kind: str) -> Mapping[str, Any] | None:
-    for condition in _mappings(_get(obj, "status", "conditions")):
-        if condition.get("type") == kind and condition.get("status") == "True":
-            return condition
-    return None
-
-
-def _name(obj: object) -> str:
-    name = _get(obj, "metadata", "name")
-    return name if isinstance(name, str) else "?"
-
-
-def pods_by_job(pods: Iterable[object], *, only: Container[str] | None = None) -> dict[str, list[Mapping[str, Any]]]:
-    """Pods grouped by the name of the Job that made them (label ``batch.kubernetes.io/job-name`` or ``job-name``).
-
-    Pods without either label, or that are not objects, are left out; so are those of Jobs not in ``only``
-    (when given).
-    """
-    grouped: dict[str, list[Mapping[str, Any]]] = {}
-    for pod in pods:
-        labels = _get(pod, "metadata", "labels")
-        if not isinstance(pod, Mapping) or not isinstance(labels, Mapping):
-            continue
-        job = next((labels[label] for label in JOB_NAME_LABELS if isinstance(labels.get(label), str)), None)
-        if job and (only is None or job in only):
-            grouped.setdefault(job, []).append(pod)
-    return grouped
-
-
-def attempt_of(job: object) -> int:
-    """The Job's attempt number from its ``thoth-station.ninja/attempt`` label; 1 when absent or not a number
-    from 1 to ``MAX_NUMBER``."""
-    text = _get(job, "metadata", "labels", LABEL_ATTEMPT)
-    if isinstance(text, str) and 0 < len(text) <= 16 and text.isascii() and text.isdigit():
-        number = int(text)
-        return number if 1 <= number <= MAX_NUMBER else 1
-    return 1
-
-
-def classify(job: Mapping[str, Any], pods: Sequence[object], *, now: float) -> FailedJob | None:
-    """Why ``job`` failed (SPEC §11, first match wins), or None when it has no true ``Failed`` condition.
-
-    ``pods`` are this Job's pods (see ``pods_by_job``); they may be gone. Never raises on malformed objects:
-    a field that is missing or of the wrong type simply does not match, so an unreadable failed Job is an
-    ``error`` and the failure time falls back to ``now`` when lastTransitionTime is missing or not RFC 3339.
-    """
-    failed = _true_condition(job, "Failed")
-    if failed is None:
-        return None
-    failed_at = parse_time(failed.get("lastTransitionTime"))
-    when = float(math.floor(now if failed_at is None else failed_at))
-    name = _name(job)
-    for pod in pods:
-        reason = _get(pod, "status", "reason")
-        if _true_condition(pod, "DisruptionTarget") is not None:
-            return FailedJob(name, Cause.DISRUPTED, when, f"pod {_name(pod)} has condition DisruptionTarget")
-        if isinstance(reason, str) and reason in DISRUPTED_POD_REASONS:
-            return FailedJob(name, Cause.DISRUPTED, when, f"pod {_name(pod)} {reason}")
-    for pod in pods:
-        for statuses in ("initContainerStatuses", "containerStatuses", "ephemeralContainerStatuses"):
-            for status in _mappings(_get(pod, "status", statuses)):
-                for state in ("state", "lastState"):
-                    if _get(status, state, "terminated", "reason") == OOM_REASON:
-                        container = status.get("name")
-                        detail = f"pod {_name(pod)} container {container} {OOM_REASON}"
-                        return FailedJob(
-                            name, Cause.OOM, when, detail, container if isinstance(container, str) else None
-                        )
-    reason = failed.get("reason")
-    if reason == DEADLINE_REASON:
-        return FailedJob(name, Cause.DEADLINE, when, DEADLINE_REASON)
-    detail = f"Failed: {reason}" if isinstance(reason, str) and reason else "Failed"
-    return FailedJob(name, Cause.ERROR, when, detail if pods else f"{detail} (pods gone)")
-
-
-# --- resources of an attempt ---------------------------------------------------------------------------------
-
-_SECTIONS = (("request", "requests"), ("limit", "limits"))
-
-
-def _quantity_text(value: object) -> str | None:
-    """A memory value as quantity text, or None when it is not a quantity (or a bool, or not finite)."""
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        return None
-    try:
-        parse_quantity(value)
-    except ValueError:
-        return None
-    return value.strip() if isinstance(value, str) else str(value)
-
-
-def _seconds(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
-
-
-def _containers(job: object) -> list[Mapping[str, Any]]:
-    pod_spec = _get(job, "spec", "template", "spec")
-    return _mappings(_get(pod_spec, "initContainers")) + _mappings(_get(pod_spec, "containers"))
-
-
-def resources_of(job: Mapping[str, Any]) -> AttemptResources:
-    """What a rendered or listed Job runs with: memory per container (init containers too) and deadlines.
-
-    A container without a string name, or without any memory request or limit, is left out; a value that is
-    not a quantity, or a deadline that is not a positive whole number, reads as unset.
-    """
-    memory: dict[str, ContainerMemory] = {}
-    for container in _containers(job):
-        name = container.get("name")
-        request, limit = (_quantity_text(_get(container, "resources", section, "memory")) for _, section in _SECTIONS)
-        if isinstance(name, str) and (request or limit):
-            memory[name] = ContainerMemory(request, limit)
-    return AttemptResources(
-        memory=memory,
-        deadline_seconds=_seconds(_get(job, "spec", "activeDeadlineSeconds")),
-        pod_deadline_seconds=_seconds(_get(job, "spec", "template", "spec", "activeDeadlineSeconds")),
-    )
-
-
 def _larger(current: object, learned: str) -> str:
     """``learned`` unless ``current`` is a readable quantity that is larger."""
-    text = _quantity_text(current)
+    text = quantity_text(current)
     return text if text is not None and parse_quantity(text) > parse_quantity(learned) else learned
 
 
@@ -301,14 +123,14 @@ def apply(job: dict[str, Any], resources: AttemptResources) -> None:
     it is kept; a limit below the request is raised to the request. Containers not named keep theirs; a
     Job without the expected structure is left unchanged where the structure is missing.
     """
-    for container in _containers(job):
+    for container in containers_of(job):
         name = container.get("name")
         learned = resources.memory.get(name) if isinstance(name, str) else None
         if learned is None or not isinstance(container, dict):
             continue
         if not isinstance(container.get("resources"), dict):
             container["resources"] = {}
-        for part, section in _SECTIONS:
+        for part, section in SECTIONS:
             value = getattr(learned, part)
             if value is None:
                 continue
@@ -316,19 +138,17 @@ def apply(job: dict[str, Any], resources: AttemptResources) -> None:
                 container["resources"][section] = {}
             memory = container["resources"][section]
             memory["memory"] = _larger(memory.get("memory"), value)
-        request = _quantity_text(_get(container, "resources", "requests", "memory"))
-        limits = _get(container, "resources", "limits")
-        limit = _quantity_text(_get(limits, "memory"))
+        request = quantity_text(get(container, "resources", "requests", "memory"))
+        limits = get(container, "resources", "limits")
+        limit = quantity_text(get(limits, "memory"))
         if request is not None and limit is not None:
             limits["memory"] = _larger(request, limit)
     spec = job.get("spec")
     if isinstance(spec, dict) and resources.deadline_seconds is not None:
-        spec["activeDeadlineSeconds"] = max(
-            _seconds(spec.get("activeDeadlineSeconds")) or 0, resources.deadline_seconds
-        )
-    pod_spec = _get(job, "spec", "template", "spec")
+        spec["activeDeadlineSeconds"] = max(seconds(spec.get("activeDeadlineSeconds")) or 0, resources.deadline_seconds)
+    pod_spec = get(job, "spec", "template", "spec")
     if isinstance(pod_spec, dict) and resources.pod_deadline_seconds is not None:
-        current = _seconds(pod_spec.get("activeDeadlineSeconds")) or 0
+        current = seconds(pod_spec.get("activeDeadlineSeconds")) or 0
         pod_spec["activeDeadlineSeconds"] = max(current, resources.pod_deadline_seconds)
 
 
@@ -447,7 +267,7 @@ def at_cap(entry: LedgerEntry) -> LedgerEntry:
     return replace(entry, cause=Cause.ERROR, container=None)
 
 
-def decide(entry: LedgerEntry | None, now: float, policy: Policy) -> Decision:
+def next_attempt(entry: LedgerEntry | None, now: float, policy: Policy) -> Decision:
     """What the item does this run, given its ledger entry (None: no failure known) and the run's time.
 
     In order: no entry → attempt 1 as rendered; entry older than the quarantine period → ``Forget``;
@@ -463,7 +283,7 @@ def decide(entry: LedgerEntry | None, now: float, policy: Policy) -> Decision:
     if now >= expires_at(entry, policy.quarantine_seconds):
         return Forget()
     if policy.max_attempts and entry.failures >= policy.max_attempts:
-        return Skip("quarantined", expires_at(entry, policy.quarantine_seconds))
+        return Skip(SkipReason.QUARANTINED, expires_at(entry, policy.quarantine_seconds))
     following = entry.attempt + 1
     if entry.cause is None:
         return Schedule(following, None)
@@ -475,5 +295,136 @@ def decide(entry: LedgerEntry | None, now: float, policy: Policy) -> Decision:
     exponent = min(max(entry.failures, 1) - 1, _MAX_BACKOFF_EXPONENT)
     until = entry.failed_at + policy.retry_backoff_seconds * 2**exponent
     if now < until:
-        return Skip("failed-recently", until)
+        return Skip(SkipReason.FAILED_RECENTLY, until)
     return Schedule(following, entry.resources, Cause.ERROR)
+
+
+FIRST_ATTEMPT = Schedule(1, None)
+
+
+@dataclass
+class History:
+    """Every item's failure history for this run, and the policy that turns it into a decision."""
+
+    entries: dict[str, LedgerEntry]
+    """Item key → ledger entry: what the run writes back."""
+    policy: Policy
+    now: float
+    pending: dict[str, list[FailedAttempt]] = field(default_factory=dict)
+    """Failed Jobs whose item is not on the Job (an earlier release made them): learned when met."""
+    future: list[str] = field(default_factory=list)
+    """Failed Jobs learned with a failure time later than the run's clock (taken as the run's time)."""
+    quarantined_now: list[LedgerEntry] = field(default_factory=list)
+    """Entries whose item this run's learning put into quarantine."""
+
+    @classmethod
+    def of(cls, ledger: Mapping[str, LedgerEntry], view: OwnedJobs, policy: Policy, now: float) -> History:
+        """The ledger as read, with the view's failed Jobs learned and the items that completed forgotten."""
+        history = cls(dict(ledger), policy, now)
+        for key, failures in view.failures.items():
+            for failure in failures:
+                if failure.item is None:
+                    history.pending.setdefault(key, []).append(failure)
+                else:
+                    history._learn(failure.item, failure)
+        for key, (_, state) in view.latest.items():
+            if state is JobState.COMPLETE:
+                history.entries.pop(key, None)
+        return history
+
+    def _learn(self, item: ItemId, failure: FailedAttempt) -> None:
+        entry = self.entries.get(item.key)
+        if entry is not None and failure.attempt <= entry.attempt:
+            return  # learned before (or forgotten by an operator after it failed)
+        failed = failure.failed
+        if failed.failed_at > self.now:
+            self.future.append(failed.name)
+            failed = FailedJob(failed.name, failed.cause, self.now, failed.detail, failed.container)
+        learned = learn(entry, item, failed, failure.attempt, failure.resources, self.policy)
+        self.entries[item.key] = learned
+        limit = self.policy.max_attempts
+        if limit and learned.failures >= limit > (entry.failures if entry is not None else 0):
+            self.quarantined_now.append(learned)
+
+    def next_for(self, item: WorkItem) -> Schedule | Skip:
+        """What ``item`` does this run; an entry whose time is over is dropped (the item starts again)."""
+        if item.key not in self.entries and not self.pending:
+            return FIRST_ATTEMPT  # most items: nothing known, nothing to learn
+        found = self.pending.pop(item.key, []) + self.pending.pop(item.job_name, [])
+        for failure in sorted(found, key=lambda failure: failure.attempt):
+            self._learn(ItemId.of(item), failure)
+        return self._decided(item.key, next_attempt(self.entries.get(item.key), self.now, self.policy))
+
+    def _decided(self, key: str, decision: Decision) -> Schedule | Skip:
+        if isinstance(decision, Forget):
+            self.entries.pop(key, None)
+            return decision.schedule
+        return decision
+
+    def at_cap(self, item: WorkItem) -> Schedule | Skip:
+        """Count the item's last failure as an error, its escalation being too big for a ResourceQuota ever to
+        admit; returns what the item does now (a back-off, quarantine, or a retry as it was)."""
+        self.entries[item.key] = capped = at_cap(self.entries[item.key])
+        return self._decided(item.key, next_attempt(capped, self.now, self.policy))
+
+    def quarantined(self) -> Iterator[LedgerEntry]:
+        """The entries whose items are in quarantine now."""
+        limit = self.policy.max_attempts
+        for entry in self.entries.values():
+            if limit and entry.failures >= limit and self.now < expires_at(entry, self.policy.quarantine_seconds):
+                yield entry
+
+
+def entry_state(entry: LedgerEntry, now: float, policy: Policy) -> tuple[str, float | None]:
+    """What an entry means for its item's next run at ``now``, in words, and until when (None: no end)."""
+    decision = next_attempt(entry, now, policy)
+    if isinstance(decision, Forget):
+        return "expired: starts again at attempt 1", None
+    if isinstance(decision, Skip):
+        what = "quarantined" if decision.reason == "quarantined" else "backing off"
+        return f"{what} until", decision.until
+    if decision.resources is None:
+        return f"forgotten: attempt {decision.attempt} from the Template next run", None
+    return f"retry next run: attempt {decision.attempt}", None
+
+
+def forget_matcher(
+    target: str | None, *, index: str | None, solver: str | None, analyzer: bool, everything: bool
+) -> Callable[[LedgerEntry], bool]:
+    """Which entries ``ledger forget`` resets: an item key, ``PKG==VER`` or ``PKG`` (names compared in PEP 503
+    form), narrowed by an index URL, a solver or the analyzer; or every entry. ValueError says what is wrong
+    with a combination."""
+    if everything:
+        if target or index or solver or analyzer:
+            raise ValueError("--all forgets every entry: give it alone")
+        return lambda entry: True
+    if solver and analyzer:
+        raise ValueError("--solver and --analyzer exclude each other")
+    if index and not target:
+        raise ValueError("--index narrows PKG==VER or PKG: give one")
+    if target is None and not (solver or analyzer):
+        raise ValueError("say what to forget: ITEM-KEY, PKG==VER, PKG, --solver NAME, --analyzer or --all")
+    if target is not None and is_item_key(target):
+        if index or solver or analyzer:
+            raise ValueError(f"{target} is an item key, which names one item: give it alone")
+        return lambda entry: entry.key == target
+    package, version = None, None
+    if target is not None:
+        name, separator, version_text = target.partition("==")
+        if not name.strip() or (separator and not version_text.strip()):
+            raise ValueError(f"{target!r} is neither an item key (10 hex characters), PKG==VER nor PKG")
+        package, version = normalize_name(name.strip()), version_text.strip() if separator else None
+    masked = None if index is None else redact_url(index)
+    kind = ANALYZER if analyzer else SOLVER if solver else None
+
+    def matches(entry: LedgerEntry) -> bool:
+        item = entry.item
+        return (
+            (package is None or normalize_name(item.package) == package)
+            and (version is None or item.version == version)
+            and (masked is None or item.index == masked)
+            and (kind is None or item.kind == kind)
+            and (solver is None or item.solver == solver)
+        )
+
+    return matches

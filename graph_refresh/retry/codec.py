@@ -1,8 +1,9 @@
-"""The failure ledger: what runs learned about failed Jobs, kept after the Jobs are gone (docs/learning.md).
+"""The ledger ConfigMap's data: what runs learned about failed Jobs, kept after the Jobs are gone
+(docs/learning.md).
 
 Pure code: the data of the ``graph-refresh-ledger`` ConfigMap in middletier, its format, the merge of two
-writers and the size bound. Reading and writing the ConfigMap belong to ``kube.py``; deciding what an entry
-means for the next attempt belongs to ``outcomes.py``.
+writers and the size bound. Reading and writing the ConfigMap belong to ``retry/store.py``; deciding what an
+entry means for the next attempt belongs to ``retry/policy.py``.
 
 Format (for operators)
 ----------------------
@@ -39,124 +40,53 @@ quarantine period first, then the oldest failures, until the data fits under ``M
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
-from graph_refresh.config import redact_url
-from graph_refresh.items import KINDS, SOLVER, Kind, WorkItem
+from graph_refresh.items import KINDS, SOLVER
 from graph_refresh.quantity import parse_quantity
+from graph_refresh.retry.model import (
+    MAX_NUMBER,
+    AttemptResources,
+    Cause,
+    ContainerMemory,
+    ItemId,
+    LedgerEntry,
+    RunRecord,
+    expires_at,
+    is_item_key,
+)
 
 LEDGER_NAME = "graph-refresh-ledger"
+
 CONFIGMAP_LIMIT_BYTES = 1024 * 1024  # the API server refuses a ConfigMap whose data keys + values exceed 1 MiB
+
 HEADROOM_BYTES = 32 * 1024  # left for metadata and for entries learned by a concurrent run's merge
+
 MAX_DATA_BYTES = CONFIGMAP_LIMIT_BYTES - HEADROOM_BYTES
 
-_KEY_RE = re.compile(r"[0-9a-f]{10}")
-MAX_NUMBER = 1_000_000  # the largest attempt number or failure count read: more is not a history, it is noise
 MAX_SECONDS = 2**31 - 1  # the largest deadline read (Kubernetes keeps activeDeadlineSeconds as an int64)
+
 MAX_MEMORY_BYTES = 2**63 - 1  # the largest memory quantity read: what Kubernetes can hold
+
 SHOWN_CHARACTERS = 60  # of a value quoted in a warning: a 500 kB value is not a log line
+
 CURSORS_KEY = "fresh-cursors"  # per stream, the arrival position the fresh lane has passed (docs/lanes.md)
+
 RUNS_KEY = "runs"  # the last RUNS_KEPT real runs: when, and what each stream scheduled per lane
+
 RUNS_KEPT = 48
+
 MAX_POSITION = 2**63 - 1  # an arrival position: SQLite's rowid and Dgraph's uid are 64-bit
+
 # Keys of the ledger ConfigMap that are not item entries: "learned-until" was written by the learning release
 # (learning now goes by attempt number) and is read as nothing.
 OTHER_KEYS = frozenset({"learned-until", CURSORS_KEY, RUNS_KEY})
 
-
-class Cause(StrEnum):
-    """Why an owned Job failed (SPEC §11), in the order the rules are tried."""
-
-    DISRUPTED = "disrupted"
-    OOM = "oom"
-    DEADLINE = "deadline"
-    ERROR = "error"
-
-
-CHARGED: frozenset[Cause] = frozenset({Cause.OOM, Cause.DEADLINE, Cause.ERROR})
-"""Causes that count against the item; a disruption is not the item's fault."""
-
-
-@dataclass(frozen=True)
-class ContainerMemory:
-    """One container's memory request and limit as Kubernetes quantities (``"2Gi"``); None when unset."""
-
-    request: str | None = None
-    limit: str | None = None
-
-
-@dataclass(frozen=True)
-class AttemptResources:
-    """What one attempt ran with: the part of a Job that a retry may change."""
-
-    memory: Mapping[str, ContainerMemory] = field(default_factory=dict)
-    """Per container name, containers and init containers alike (names are unique across both in a pod)."""
-    deadline_seconds: int | None = None
-    """The Job's ``spec.activeDeadlineSeconds``: the deadline a ``DeadlineExceeded`` failure is about."""
-    pod_deadline_seconds: int | None = None
-    """The pod template's ``spec.activeDeadlineSeconds``, kept so a retry can lengthen it alongside the Job's."""
-
-
-@dataclass(frozen=True)
-class ItemId:
-    """Who an entry is about: an item's key and the fields the report shows for it."""
-
-    key: str
-    kind: Kind
-    solver: str | None
-    package: str
-    version: str
-    index: str
-
-    @classmethod
-    def of(cls, item: WorkItem) -> ItemId:
-        """The identity of a planned work item (its index URL with credentials masked: the key comes from the
-        whole URL, and a ledger, a report or a log keeps no password)."""
-        package, version, index = item.candidate
-        return cls(item.key, item.kind, item.solver, package, version, redact_url(index))
-
-
-def is_item_key(text: object) -> bool:
-    """Whether ``text`` is an item key: 10 lower-case hex characters."""
-    return isinstance(text, str) and _KEY_RE.fullmatch(text) is not None
-
-
-@dataclass(frozen=True)
-class LedgerEntry:
-    """An item's failure history: charged failures, and its last failed attempt with what that ran with."""
-
-    item: ItemId
-    failures: int
-    """Charged failures so far (oom, deadline, error)."""
-    attempt: int
-    """The highest attempt number learned (1 for the first Job): a failed Job of no higher attempt is not
-    charged again."""
-    cause: Cause | None
-    """Cause of that attempt's failure; None once an operator forgot the entry (nothing to act on)."""
-    failed_at: float
-    """When that attempt failed, epoch seconds (whole seconds: that is what the ledger keeps)."""
-    resources: AttemptResources
-    """What that attempt ran with (nothing once forgotten: the Template's resources)."""
-    container: str | None = None
-    """For ``oom``: the container that was OOM-killed, when known."""
-
-    def forgotten(self) -> LedgerEntry:
-        """This entry as an operator's ``ledger forget`` leaves it: no failures, no cause, no resources, and
-        the same highest attempt, so the failed Jobs still present are not learned again."""
-        return LedgerEntry(self.item, 0, self.attempt, None, self.failed_at, AttemptResources())
-
-    @property
-    def key(self) -> str:
-        """The item key, also the entry's ConfigMap data key."""
-        return self.item.key
-
-
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC).timestamp()
+
 LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
 
 
@@ -385,11 +315,6 @@ def merge(
     return merged
 
 
-def expires_at(entry: LedgerEntry, expire_after: float) -> float:
-    """When an entry is forgotten: ``expire_after`` (the quarantine period) after its last failure."""
-    return entry.failed_at + expire_after
-
-
 def bound(
     entries: Mapping[str, LedgerEntry],
     now: float,
@@ -429,17 +354,6 @@ def clamp_future(entries: Mapping[str, LedgerEntry], now: float) -> tuple[dict[s
     changed = sorted(key for key, entry in entries.items() if entry.failed_at > now)
     late = set(changed)
     return {key: replace(entry, failed_at=now) if key in late else entry for key, entry in entries.items()}, changed
-
-
-# --- the lanes' keys: fresh cursors and recent runs --------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """One real run as the ledger remembers it: when, and per stream how many Jobs each lane scheduled."""
-
-    at: float
-    scheduled: Mapping[str, Mapping[str, int]]
 
 
 def decode_cursors(text: object) -> tuple[dict[str, int], list[str]]:

@@ -26,8 +26,8 @@ from graph_refresh.items import (
     SOLVER,
     WorkItem,
 )
-from graph_refresh.ledger import AttemptResources, ItemId, is_item_key
-from graph_refresh.outcomes import FailedJob, attempt_of, classify, pods_by_job, resources_of
+from graph_refresh.retry.failures import FailedJob, attempt_of, cause_of, pods_by_job, resources_of
+from graph_refresh.retry.model import AttemptResources, ItemId, is_item_key
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def job_state(job: Mapping[str, Any]) -> JobState:
 
 
 @dataclass(frozen=True)
-class Failure:
+class FailedAttempt:
     """One failed owned Job, classified: what a run learns from."""
 
     failed: FailedJob
@@ -69,12 +69,12 @@ class Failure:
 
 
 @dataclass
-class ClusterView:
+class OwnedJobs:
     """Owned Jobs by item, their failures, live Jobs per kind, Jobs per stream, and the quotas."""
 
     latest: dict[str, tuple[int, JobState]] = field(default_factory=dict)
     """Item key (the Job's name when it lacks the item label) → attempt and state of its latest Job."""
-    failures: dict[str, list[Failure]] = field(default_factory=dict)
+    failures: dict[str, list[FailedAttempt]] = field(default_factory=dict)
     """Item key → its failed Jobs, lowest attempt first."""
     live: Counter[str] = field(default_factory=Counter)
     """Live owned Jobs per kind."""
@@ -165,14 +165,14 @@ def build_view(
     *,
     now: float,
     keep_completed: bool = False,
-) -> ClusterView:
+) -> OwnedJobs:
     """The view of ``jobs`` (every owned Job), their pods and the namespace's ``quotas``, at time ``now``;
     ``keep_completed`` keeps the items of the Jobs that completed (pacing against the graph sync).
 
     ``pods(field_selector)`` lists the owned pods that selector selects; it is called once, after the
     Jobs, and only when some Job failed. Only the pods of failed Jobs are kept, and of a failed Job only
     what the run learns from."""
-    view = ClusterView(quotas=list(quotas))
+    view = OwnedJobs(quotas=list(quotas))
     failed_jobs: list[tuple[_FailedJob, object]] = []  # and its pods' restart policy
     for job in jobs:
         metadata = _mapping(job.get("metadata"))
@@ -204,12 +204,12 @@ def build_view(
         while records:
             record = records.pop()
             job = {"metadata": {"name": record.name}, "status": {"conditions": record.conditions}}
-            failed = classify(job, grouped.get(record.job_name, []), now=now)
+            failed = cause_of(job, grouped.get(record.job_name, []), now=now)
             unread[record.job_name] -= 1
             if not unread[record.job_name]:
                 grouped.pop(record.job_name, None)
             assert failed is not None, "a FAILED Job has a true Failed condition"
-            failure = Failure(failed, record.attempt, record.resources, record.item)
+            failure = FailedAttempt(failed, record.attempt, record.resources, record.item)
             view.failures.setdefault(record.key, []).append(failure)
             logger.debug("Job %s failed (%s): %s", failed.name, failed.cause, failed.detail)
     return view

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from graph_refresh.items import ANALYZER, Kind
-from graph_refresh.learning import entry_state
-from graph_refresh.ledger import LedgerEntry, RunRecord, format_time
-from graph_refresh.outcomes import Policy
-from graph_refresh.requested import Request
-from graph_refresh.view import JobState
+from graph_refresh.owned import JobState
+from graph_refresh.retry.codec import format_time
+from graph_refresh.retry.model import LedgerEntry, RunRecord
+from graph_refresh.retry.policy import Policy, entry_state
+from graph_refresh.waiting.requests import Request
 
 DEFAULT_PERIOD_SECONDS = 3600  # the CronJob's period, when the recent runs do not tell it
 

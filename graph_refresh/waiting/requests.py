@@ -24,7 +24,7 @@ from typing import Any
 
 from graph_refresh.config import redact_url
 from graph_refresh.items import Candidate, invalid_reason, normalize_name
-from graph_refresh.ledger import format_time, parse_time, shown
+from graph_refresh.retry.codec import format_time, parse_time, shown
 
 REQUESTS_NAME = "graph-refresh-requests"
 DEFAULT_INDEX = "https://pypi.org/simple"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from graph_refresh.items import ANALYZER, Kind
-from graph_refresh.requested import Request, expired
+from graph_refresh.waiting.requests import Request, expired
 
 
 class Status(Protocol):
