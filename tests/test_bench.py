@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-from bench import graphs, run
+from bench import baseline, graphs, run, scenarios
 
 from .conftest import EXAMPLE_TEMPLATES, ROOT
 
@@ -50,17 +50,17 @@ def test_quick_run_prints_every_table_with_numbers(tmp_path: Path) -> None:
     rows = table_rows(done.stdout, "benchmark")
     by_name = {(row["benchmark"], row["code"].split(" (")[0]): row for row in rows}
     assert set(by_name) == {
-        ("--help", run.THIS),
-        (run.FULL, run.THIS),
-        (run.FULL, run.LOOP_2019),
-        (run.MANIFESTS, run.THIS),
-        (run.EAGER_STOP, run.THIS),
-        (run.FIRST_JOB, run.THIS),
+        (scenarios.HELP, baseline.THIS),
+        (scenarios.FULL, baseline.THIS),
+        (scenarios.FULL, baseline.LOOP_2019),
+        (scenarios.MANIFESTS, baseline.THIS),
+        (scenarios.EAGER_STOP, baseline.THIS),
+        (scenarios.FIRST_JOB, baseline.THIS),
     }
     for row in rows:
         for column in ("wall s", "CPU s", "peak RSS MiB"):
             assert NUMBER.match(row[column]), (row, column)
-    full, loop = by_name[(run.FULL, run.THIS)], by_name[(run.FULL, run.LOOP_2019)]
+    full, loop = by_name[(scenarios.FULL, baseline.THIS)], by_name[(scenarios.FULL, baseline.LOOP_2019)]
     # Both read the same graph; the count comes from this checkout's run report and the loop's own count.
     assert full["candidates examined"] == loop["candidates examined"]
     assert int(full["candidates examined"].replace(",", "")) > 0
@@ -68,7 +68,7 @@ def test_quick_run_prints_every_table_with_numbers(tmp_path: Path) -> None:
     assert re.match(r"^[0-9.]+× \([0-9.]+×\)$", full["2019 loop ÷ this, CPU (wall)"])
 
     creates = table_rows(done.stdout, "benchmark | planned")
-    assert [row["code"].split(" (")[0] for row in creates] == [run.THIS, run.LOOP_2019]
+    assert [row["code"].split(" (")[0] for row in creates] == [baseline.THIS, baseline.LOOP_2019]
     for row in creates:
         planned = row["planned"].removesuffix(" Jobs")
         assert row["Jobs in the fake"] == planned, row  # every planned Job was counted in the fake
@@ -77,7 +77,9 @@ def test_quick_run_prints_every_table_with_numbers(tmp_path: Path) -> None:
             assert NUMBER.match(row[column]), (row, column)
 
     assert re.search(r"^- full dry run, [0-9,]+ candidates: .* — (met|NOT met)$", done.stdout, re.MULTILINE)
-    assert re.search(rf"^- {run.FIRST_JOB} \(.*\): ≤ 0.4 s: .* s wall, .* s CPU — (met|NOT met)$", done.stdout, re.M)
+    assert re.search(
+        rf"^- {scenarios.FIRST_JOB} \(.*\): ≤ 0.4 s: .* s wall, .* s CPU — (met|NOT met)$", done.stdout, re.M
+    )
     assert re.search(
         r"^- [0-9,]+ versions: graph file streamed in .* loaded by `app.py import-graph`", done.stdout, re.M
     )
@@ -121,13 +123,13 @@ def test_direct_store_equals_what_import_graph_makes(tmp_path: Path, run_cli: Ca
 
 
 def test_baseline_is_a_temporary_worktree_removed_afterwards() -> None:
-    with run.baseline_checkout("HEAD") as code:
+    with baseline.baseline_checkout("HEAD") as code:
         assert code is not None
         assert (code.root / "app.py").is_file()
-        assert str(code.root) in run.git("worktree", "list").stdout
+        assert str(code.root) in baseline.git("worktree", "list").stdout
     assert not code.root.exists()
-    assert str(code.root) not in run.git("worktree", "list").stdout
-    with run.baseline_checkout("no-such-rev-anywhere") as missing:
+    assert str(code.root) not in baseline.git("worktree", "list").stdout
+    with baseline.baseline_checkout("no-such-rev-anywhere") as missing:
         assert missing is None
 
 
