@@ -1,5 +1,6 @@
 """The benchmark harness (bench/run.py) still runs: a --quick smoke run, the graph builders, the baseline
-checkout. Speeds are never asserted here; bench/README.md holds the measured figures."""
+checkout, the table writer and the targets' comparisons. Speeds are never asserted here; bench/README.md
+holds the measured figures."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-from bench import baseline, graphs, run, scenarios
+from bench import baseline, graphs, run, scenarios, tables, targets
+from bench.measure import Row, Sample
 
 from .conftest import EXAMPLE_TEMPLATES, ROOT
 
@@ -144,3 +146,77 @@ def test_a_bad_size_is_a_usage_error_naming_it(text: str, capsys: pytest.Capture
         run.parse(["--pairs", text])
     assert exited.value.code == 2
     assert repr(text) in capsys.readouterr().err
+
+
+def measured(benchmark: str, code: str, *samples: tuple[float, float, float], count: int | None = None) -> Row:
+    """A row of ``samples`` given as (wall s, CPU s, peak RSS MiB)."""
+    return Row(benchmark, "9 versions", code, [Sample(*sample) for sample in samples], count)
+
+
+def test_one_writer_writes_every_table_with_ratios_on_this_checkout_only() -> None:
+    this = measured(scenarios.FULL, f"{baseline.THIS} (abc)", (2.0, 1.0, 30), (4.0, 3.0, 50), count=1_000)
+    previous = measured(scenarios.FULL, f"{baseline.PREVIOUS} (def)", (12.0, 8.0, 90), count=1_000)
+    start = measured(scenarios.HELP, f"{baseline.THIS} (abc)", (0.25, 0.125, 20))
+    lines = tables.markdown(tables.PROCESSES, [this, previous, start])
+    assert lines[0].startswith("| benchmark | graph | code | runs | candidates examined | wall s | CPU s |")
+    assert lines[1] == "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    # Medians: wall 3.0, CPU 2.0, RSS 40; previous ÷ this: 8 / 2 CPU, 12 / 3 wall.
+    assert lines[2] == (
+        f"| full dry run | 9 versions | {baseline.THIS} (abc) | 2 | 1,000 | 3.00 | 2.00 | 2000.0 | 333 | 40 "
+        "| 4.0× (4.0×) |  |"
+    )
+    assert lines[3].endswith("| 90 |  |  |"), "no ratio on the reference's own row"
+    assert lines[4] == f"| --help | 9 versions | {baseline.THIS} (abc) | 1 |  | 0.25 | 0.12 |  |  | 20 |  |  |"
+
+    created = measured("creates, 0 ms per create", f"{baseline.THIS} (abc)", (20.0, 2.0, 100), count=1_000)
+    created.extra = {"duplicates": 1, "lost": 0}
+    assert tables.markdown(tables.CREATES, [created]) == [
+        "| benchmark | planned | code | runs | Jobs in the fake | wall s | creates / s | client CPU ms / create "
+        "| peak RSS MiB | duplicates | lost | previous ÷ this, CPU (wall) | 2019 loop ÷ this, CPU (wall) |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| creates, 0 ms per create | 9 versions | {baseline.THIS} (abc) | 1 | 1,000 | 20.0 | 50 | 2.00 | 100 "
+        "| 1 | 0 |  |  |",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("compare", "value", "met"),
+    [("≤", 10.0, True), ("≤", 10.5, False), ("<", 10.0, False), ("<", 9.5, True), ("≥", 10.0, True), ("≥", 9.5, False)],
+)
+def test_a_limit_compares_each_of_its_figures(compare: str, value: float, met: bool) -> None:
+    row = measured(scenarios.HELP, baseline.THIS, (value, value, 1))
+    limit = targets.Limit((targets.WALL, targets.CPU), compare, 10, " s")
+    assert limit.met(row, [row]) is met
+    assert limit.text() == f"{compare} 10 s"
+    other = measured(scenarios.HELP, baseline.THIS, (value, 100.0 if compare != "≥" else 0.0, 1))
+    assert not limit.met(other, [other]), "both figures must meet the limit"
+
+
+def test_targets_report_this_checkouts_rows_against_the_limits() -> None:
+    mine = f"{baseline.THIS} (abc)"
+    rows = [
+        measured(scenarios.FULL, mine, (2.0, 2.0, 40), count=100_000),  # below a million: no target
+        measured(scenarios.FULL, mine, (8.0, 9.0, 40), count=1_000_000),
+        measured(scenarios.FULL, f"{baseline.PREVIOUS} (def)", (80.0, 80.0, 90), count=1_000_000),
+        measured(scenarios.FIRST_JOB, mine, (0.3, 0.5, 30)),
+        measured(scenarios.EAGER_STOP, mine, (0.9, 0.9, 30), count=400),  # the whole run: no target
+    ]
+    assert targets.report(rows) == [
+        "- full dry run, 1,000,000 candidates: ≤ 10 µs CPU per candidate, ≥ 100k candidates/s, ≤ 128 MiB: "
+        "9.0 µs, 125,000/s, 40 MiB — met",
+        f"- {scenarios.FIRST_JOB} (9 versions): ≤ 0.4 s: 0.30 s wall, 0.50 s CPU — NOT met",
+    ]
+    # Only smaller graphs measured: the largest one is held to the targets.
+    assert targets.report(rows[:1])[0].startswith("- full dry run, 100,000 candidates:")
+
+
+def test_manifest_and_create_targets_compare_with_planning_and_count_jobs() -> None:
+    mine = f"{baseline.THIS} (abc)"
+    plan = measured(scenarios.FULL, mine, (1.0, 1.0, 40), count=10)
+    written = measured(scenarios.MANIFESTS, mine, (3.0, 3.0, 40), count=10)
+    created = measured("creates, 20 ms per create", mine, (1.0, 1.0, 40), count=12)
+    created.extra = {"duplicates": 0, "lost": 1}
+    assert targets.report([plan, written, created])[1:] == [
+        "- writing manifests (9 versions): < 3× planning alone: 3.00× CPU — NOT met",
+        "- creates, 20 ms per create: 0 duplicates, 0 lost: 0 duplicates, 1 lost, 12 Jobs — NOT met",
+    ]
