@@ -103,7 +103,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     quick = args.quick
     args.pairs = args.pairs or ([QUICK_PAIRS] if quick else [1_000_000, 10_000_000])
-    args.repeat = args.repeat or (1 if quick else 3)
+    args.repeat = (1 if quick else 3) if args.repeat is None else args.repeat
     args.reference_pairs = args.reference_pairs or (QUICK_PAIRS if quick else 100_000)
     args.manifest_pairs = args.manifest_pairs or (QUICK_PAIRS if quick else 20_000)
     args.creates = args.creates or (QUICK_CREATES if quick else 1_000)

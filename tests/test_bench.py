@@ -220,3 +220,11 @@ def test_manifest_and_create_targets_compare_with_planning_and_count_jobs() -> N
         "- writing manifests (9 versions): < 3× planning alone: 3.00× CPU — NOT met",
         "- creates, 20 ms per create: 0 duplicates, 0 lost: 0 duplicates, 1 lost, 12 Jobs — NOT met",
     ]
+
+
+@pytest.mark.parametrize("repeat", ["0", "-1"])
+def test_a_repeat_below_one_is_a_usage_error(repeat: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        run.parse(["--repeat", repeat])
+    assert exited.value.code == 2
+    assert "--repeat must be at least 1" in capsys.readouterr().err
