@@ -126,7 +126,6 @@ def measure_all(args: argparse.Namespace, work: Path) -> scenarios.Bench:
         manifest_pairs=args.manifest_pairs,
         reference_max_pairs=args.reference_max_pairs,
         loop_max_pairs=args.loop_max_pairs,
-        json_max_pairs=args.json_max_pairs,
         creates=args.creates,
         create_delays=(delay,) if args.quick else (0.0, delay),
     )

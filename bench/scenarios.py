@@ -58,7 +58,6 @@ class Plan:
     """The previous code's full dry run only on graphs up to this size."""
     loop_max_pairs: int
     """The 2019 loop's full dry run only on graphs up to this size (besides the reference graph)."""
-    json_max_pairs: int
     creates: int
     create_delays: Sequence[float]
 
@@ -72,6 +71,7 @@ class Bench:
     """This checkout first."""
     repeat: int
     json_max_pairs: int
+    """Graphs up to this size are loaded through a graph file and ``app.py import-graph``."""
     rows: list[Row] = field(default_factory=list)
     builds: list[str] = field(default_factory=list)
     """How each graph was built, for the report."""
