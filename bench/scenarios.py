@@ -204,17 +204,7 @@ def manifests(bench: Bench, store: Path, label: str) -> None:
 def creates(bench: Bench, jobs: int, delays: Sequence[float]) -> None:
     """Real runs against FakeKube over TLS, a new fake per run; the 2019 loop creates the manifests a dry run
     of this checkout planned."""
-    from tests.fakes.kube import FakeKube
-
-    solvers = graphs.solver_names(TEMPLATES)
-    store = bench.work / f"creates-{jobs}.sqlite3"
-    if not store.exists():
-        graphs.build_sqlite(store, graphs.versions_for_pairs(jobs, len(solvers)), solvers)
-    planned = bench.work / "create-manifests"
-    shutil.rmtree(planned, ignore_errors=True)
-    planned.mkdir()
-    plan = ("--dry-run", "--template-dir", str(TEMPLATES), "--max-in-flight", "0", "--output-dir", str(planned))
-    run_child(bench.codes[0].app(*plan), cwd=ROOT, env=bench.store_env(store))
+    store, planned = _plan_jobs(bench, jobs)
     expected = len(list(planned.glob("*.yaml")))
     label = f"{expected:,} Jobs"
     loop = [sys.executable, str(LEGACY_2019), "create", "--manifests", str(planned)]
@@ -224,21 +214,44 @@ def creates(bench: Bench, jobs: int, delays: Sequence[float]) -> None:
             row = Row(benchmark, label, code.label if code else LOOP_2019)
             log(f"{benchmark}, {label}, {row.code}")
             for _ in range(bench.repeat):
-                with FakeKube(tls="tls") as fake:
-                    if delay:
-                        fake.inject("POST", JOBS_PATH, status=None, delay=delay, times=None)
-                    kubeconfig = fake.kubeconfig(bench.work / "kubeconfig")
-                    env = {**bench.store_env(store), "KUBECONFIG": str(kubeconfig)}
-                    env["THOTH_MIDDLETIER_NAMESPACE"] = MIDDLETIER
-                    if code is None:
-                        cmd = [*loop, "--kubeconfig", str(kubeconfig), "--namespace", MIDDLETIER]
-                    else:
-                        cmd = code.app(*CREATE_ARGS)
-                    sample, _ = run_child(cmd, cwd=code.root if code else ROOT, env=env)
-                    row.samples.append(sample)
-                    count_jobs(row, fake.objects("jobs", MIDDLETIER), expected=expected)
+                _against_a_new_fake(bench, row, code or loop, store=store, delay=delay, expected=expected)
             bench.rows.append(row)
     shutil.rmtree(planned, ignore_errors=True)
+
+
+def _plan_jobs(bench: Bench, jobs: int) -> tuple[Path, Path]:
+    """A store of about ``jobs`` candidates and a folder of the manifests a dry run of this checkout plans."""
+    solvers = graphs.solver_names(TEMPLATES)
+    store = bench.work / f"creates-{jobs}.sqlite3"
+    if not store.exists():
+        graphs.build_sqlite(store, graphs.versions_for_pairs(jobs, len(solvers)), solvers)
+    planned = bench.work / "create-manifests"
+    shutil.rmtree(planned, ignore_errors=True)
+    planned.mkdir()
+    plan = ("--dry-run", "--template-dir", str(TEMPLATES), "--max-in-flight", "0", "--output-dir", str(planned))
+    run_child(bench.codes[0].app(*plan), cwd=ROOT, env=bench.store_env(store))
+    return store, planned
+
+
+def _against_a_new_fake(
+    bench: Bench, row: Row, code: Code | list[str], *, store: Path, delay: float, expected: int
+) -> None:
+    """One run of ``code``'s ``app.py`` (or of the 2019 loop's command) against a new FakeKube (``delay`` seconds
+    injected before each Job create), told of it by a kubeconfig; then the Jobs in the fake are counted."""
+    from tests.fakes.kube import FakeKube
+
+    with FakeKube(tls="tls") as fake:
+        if delay:
+            fake.inject("POST", JOBS_PATH, status=None, delay=delay, times=None)
+        kubeconfig = fake.kubeconfig(bench.work / "kubeconfig")
+        env = {**bench.store_env(store), "KUBECONFIG": str(kubeconfig), "THOTH_MIDDLETIER_NAMESPACE": MIDDLETIER}
+        if isinstance(code, Code):
+            sample, _ = run_child(code.app(*CREATE_ARGS), cwd=code.root, env=env)
+        else:
+            loop = [*code, "--kubeconfig", str(kubeconfig), "--namespace", MIDDLETIER]
+            sample, _ = run_child(loop, cwd=ROOT, env=env)
+        row.samples.append(sample)
+        count_jobs(row, fake.objects("jobs", MIDDLETIER), expected=expected)
 
 
 def count_jobs(row: Row, jobs: list[dict[str, Any]], *, expected: int) -> None:
