@@ -44,7 +44,8 @@ from urllib.parse import parse_qs, urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.run import Code, baseline_checkout, child_env  # noqa: E402
+from bench.baseline import Code, baseline_checkout  # noqa: E402
+from bench.measure import child_env  # noqa: E402
 from graph_refresh.items import ANALYZER, SOLVER, Candidate, WorkItem  # noqa: E402
 from graph_refresh.retry.codec import LEDGER_NAME, to_data  # noqa: E402
 from graph_refresh.retry.model import AttemptResources, Cause, ItemId, LedgerEntry  # noqa: E402

@@ -10,7 +10,8 @@ still reports the candidates a run examined from its report, not this estimate.
 Two writers produce the same graph: ``write_graph_json`` streams the graph file of ``app.py import-graph``
 to disk record by record (never holding the graph in memory), and ``build_sqlite`` writes the SQLite store
 directly with the schema of ``graph_refresh/store/sqlite.py`` (for sizes where importing a JSON file that
-the importer reads whole would take too long or too much memory).
+the importer reads whole would take too long or too much memory). ``build_store`` picks one of the two for
+a benchmark and runs the real ``app.py import-graph`` where it takes the graph file.
 """
 
 from __future__ import annotations
@@ -18,12 +19,16 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 import yaml
+
+from bench.baseline import ROOT, Code
+from bench.measure import run_child
 
 PYPI = "https://pypi.org/simple"
 SECOND_INDEX = "https://download.pytorch.org/whl"  # sorts before PYPI, as SQLite orders the rows
@@ -185,3 +190,35 @@ def build_sqlite(path: Path, n: int, solvers: Sequence[str]) -> None:
         db.execute("COMMIT")
     finally:
         db.close()
+
+
+def build_store(
+    folder: Path, pairs: int, *, template_dir: Path, json_max_pairs: int, importer: Code, env: dict[str, str]
+) -> tuple[Path, str, str | None]:
+    """A store in ``folder`` with about ``pairs`` candidates: its path, its label for the tables (its number of
+    versions) and how it was built (None when the store of that size was already there).
+
+    Up to ``json_max_pairs`` the graph file is streamed to disk and loaded with ``importer``'s
+    ``app.py import-graph`` (timed, the file removed afterwards); larger graphs are written into SQLite directly.
+    """
+    solvers = solver_names(template_dir)
+    n = versions_for_pairs(pairs, len(solvers))
+    store = folder / f"graph-{pairs}.sqlite3"
+    label = f"{n:,} versions"
+    if store.exists():
+        return store, label, None
+    started = time.perf_counter()
+    if pairs > json_max_pairs:  # too big to import from one JSON document today: the store is written directly
+        build_sqlite(store, n, solvers)
+        return store, label, f"{label}: SQLite store written directly in {time.perf_counter() - started:.1f} s"
+    document = folder / f"graph-{pairs}.json"
+    write_graph_json(document, n, solvers)
+    written = time.perf_counter() - started
+    sample, _ = run_child(importer.app("--sqlite-path", str(store), "import-graph", str(document)), cwd=ROOT, env=env)
+    document.unlink()
+    return (
+        store,
+        label,
+        f"{label}: graph file streamed in {written:.1f} s, loaded by `app.py import-graph` in "
+        f"{sample.wall:.1f} s wall, {sample.cpu:.1f} s CPU, {sample.rss_mib:.0f} MiB peak",
+    )

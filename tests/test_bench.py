@@ -1,5 +1,6 @@
 """The benchmark harness (bench/run.py) still runs: a --quick smoke run, the graph builders, the baseline
-checkout. Speeds are never asserted here; bench/README.md holds the measured figures."""
+checkout, the table writer and the targets' comparisons. Speeds are never asserted here; bench/README.md
+holds the measured figures."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-from bench import graphs, run
+from bench import baseline, graphs, run, scenarios, tables, targets
+from bench.measure import Row, Sample
 
 from .conftest import EXAMPLE_TEMPLATES, ROOT
 
@@ -50,17 +52,17 @@ def test_quick_run_prints_every_table_with_numbers(tmp_path: Path) -> None:
     rows = table_rows(done.stdout, "benchmark")
     by_name = {(row["benchmark"], row["code"].split(" (")[0]): row for row in rows}
     assert set(by_name) == {
-        ("--help", run.THIS),
-        (run.FULL, run.THIS),
-        (run.FULL, run.LOOP_2019),
-        (run.MANIFESTS, run.THIS),
-        (run.EAGER_STOP, run.THIS),
-        (run.FIRST_JOB, run.THIS),
+        (scenarios.HELP, baseline.THIS),
+        (scenarios.FULL, baseline.THIS),
+        (scenarios.FULL, baseline.LOOP_2019),
+        (scenarios.MANIFESTS, baseline.THIS),
+        (scenarios.EAGER_STOP, baseline.THIS),
+        (scenarios.FIRST_JOB, baseline.THIS),
     }
     for row in rows:
         for column in ("wall s", "CPU s", "peak RSS MiB"):
             assert NUMBER.match(row[column]), (row, column)
-    full, loop = by_name[(run.FULL, run.THIS)], by_name[(run.FULL, run.LOOP_2019)]
+    full, loop = by_name[(scenarios.FULL, baseline.THIS)], by_name[(scenarios.FULL, baseline.LOOP_2019)]
     # Both read the same graph; the count comes from this checkout's run report and the loop's own count.
     assert full["candidates examined"] == loop["candidates examined"]
     assert int(full["candidates examined"].replace(",", "")) > 0
@@ -68,7 +70,7 @@ def test_quick_run_prints_every_table_with_numbers(tmp_path: Path) -> None:
     assert re.match(r"^[0-9.]+× \([0-9.]+×\)$", full["2019 loop ÷ this, CPU (wall)"])
 
     creates = table_rows(done.stdout, "benchmark | planned")
-    assert [row["code"].split(" (")[0] for row in creates] == [run.THIS, run.LOOP_2019]
+    assert [row["code"].split(" (")[0] for row in creates] == [baseline.THIS, baseline.LOOP_2019]
     for row in creates:
         planned = row["planned"].removesuffix(" Jobs")
         assert row["Jobs in the fake"] == planned, row  # every planned Job was counted in the fake
@@ -77,7 +79,9 @@ def test_quick_run_prints_every_table_with_numbers(tmp_path: Path) -> None:
             assert NUMBER.match(row[column]), (row, column)
 
     assert re.search(r"^- full dry run, [0-9,]+ candidates: .* — (met|NOT met)$", done.stdout, re.MULTILINE)
-    assert re.search(rf"^- {run.FIRST_JOB} \(.*\): ≤ 0.4 s: .* s wall, .* s CPU — (met|NOT met)$", done.stdout, re.M)
+    assert re.search(
+        rf"^- {scenarios.FIRST_JOB} \(.*\): ≤ 0.4 s: .* s wall, .* s CPU — (met|NOT met)$", done.stdout, re.M
+    )
     assert re.search(
         r"^- [0-9,]+ versions: graph file streamed in .* loaded by `app.py import-graph`", done.stdout, re.M
     )
@@ -121,13 +125,13 @@ def test_direct_store_equals_what_import_graph_makes(tmp_path: Path, run_cli: Ca
 
 
 def test_baseline_is_a_temporary_worktree_removed_afterwards() -> None:
-    with run.baseline_checkout("HEAD") as code:
+    with baseline.baseline_checkout("HEAD") as code:
         assert code is not None
         assert (code.root / "app.py").is_file()
-        assert str(code.root) in run.git("worktree", "list").stdout
+        assert str(code.root) in baseline.git("worktree", "list").stdout
     assert not code.root.exists()
-    assert str(code.root) not in run.git("worktree", "list").stdout
-    with run.baseline_checkout("no-such-rev-anywhere") as missing:
+    assert str(code.root) not in baseline.git("worktree", "list").stdout
+    with baseline.baseline_checkout("no-such-rev-anywhere") as missing:
         assert missing is None
 
 
@@ -229,3 +233,85 @@ def test_the_lanes_simulation_shows_requests_first_and_is_the_same_every_time() 
         return re.sub(r"^Whole simulation: .*$", "", text, flags=re.MULTILINE)
 
     assert without_times(simulate_quick()) == without_times(out), "seeded: the same history every time"
+
+
+def measured(benchmark: str, code: str, *samples: tuple[float, float, float], count: int | None = None) -> Row:
+    """A row of ``samples`` given as (wall s, CPU s, peak RSS MiB)."""
+    return Row(benchmark, "9 versions", code, [Sample(*sample) for sample in samples], count)
+
+
+def test_one_writer_writes_every_table_with_ratios_on_this_checkout_only() -> None:
+    this = measured(scenarios.FULL, f"{baseline.THIS} (abc)", (2.0, 1.0, 30), (4.0, 3.0, 50), count=1_000)
+    previous = measured(scenarios.FULL, f"{baseline.PREVIOUS} (def)", (12.0, 8.0, 90), count=1_000)
+    start = measured(scenarios.HELP, f"{baseline.THIS} (abc)", (0.25, 0.125, 20))
+    lines = tables.markdown(tables.PROCESSES, [this, previous, start])
+    assert lines[0].startswith("| benchmark | graph | code | runs | candidates examined | wall s | CPU s |")
+    assert lines[1] == "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    # Medians: wall 3.0, CPU 2.0, RSS 40; previous ÷ this: 8 / 2 CPU, 12 / 3 wall.
+    assert lines[2] == (
+        f"| full dry run | 9 versions | {baseline.THIS} (abc) | 2 | 1,000 | 3.00 | 2.00 | 2000.0 | 333 | 40 "
+        "| 4.0× (4.0×) |  |"
+    )
+    assert lines[3].endswith("| 90 |  |  |"), "no ratio on the reference's own row"
+    assert lines[4] == f"| --help | 9 versions | {baseline.THIS} (abc) | 1 |  | 0.25 | 0.12 |  |  | 20 |  |  |"
+
+    created = measured("creates, 0 ms per create", f"{baseline.THIS} (abc)", (20.0, 2.0, 100), count=1_000)
+    created.extra = {"duplicates": 1, "lost": 0}
+    assert tables.markdown(tables.CREATES, [created]) == [
+        "| benchmark | planned | code | runs | Jobs in the fake | wall s | creates / s | client CPU ms / create "
+        "| peak RSS MiB | duplicates | lost | previous ÷ this, CPU (wall) | 2019 loop ÷ this, CPU (wall) |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| creates, 0 ms per create | 9 versions | {baseline.THIS} (abc) | 1 | 1,000 | 20.0 | 50 | 2.00 | 100 "
+        "| 1 | 0 |  |  |",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("compare", "value", "met"),
+    [("≤", 10.0, True), ("≤", 10.5, False), ("<", 10.0, False), ("<", 9.5, True), ("≥", 10.0, True), ("≥", 9.5, False)],
+)
+def test_a_limit_compares_each_of_its_figures(compare: str, value: float, met: bool) -> None:
+    row = measured(scenarios.HELP, baseline.THIS, (value, value, 1))
+    limit = targets.Limit((targets.WALL, targets.CPU), compare, 10, " s")
+    assert limit.met(row, [row]) is met
+    assert limit.text() == f"{compare} 10 s"
+    other = measured(scenarios.HELP, baseline.THIS, (value, 100.0 if compare != "≥" else 0.0, 1))
+    assert not limit.met(other, [other]), "both figures must meet the limit"
+
+
+def test_targets_report_this_checkouts_rows_against_the_limits() -> None:
+    mine = f"{baseline.THIS} (abc)"
+    rows = [
+        measured(scenarios.FULL, mine, (2.0, 2.0, 40), count=100_000),  # below a million: no target
+        measured(scenarios.FULL, mine, (8.0, 9.0, 40), count=1_000_000),
+        measured(scenarios.FULL, f"{baseline.PREVIOUS} (def)", (80.0, 80.0, 90), count=1_000_000),
+        measured(scenarios.FIRST_JOB, mine, (0.3, 0.5, 30)),
+        measured(scenarios.EAGER_STOP, mine, (0.9, 0.9, 30), count=400),  # the whole run: no target
+    ]
+    assert targets.report(rows) == [
+        "- full dry run, 1,000,000 candidates: ≤ 10 µs CPU per candidate, ≥ 100k candidates/s, ≤ 128 MiB: "
+        "9.0 µs, 125,000/s, 40 MiB — met",
+        f"- {scenarios.FIRST_JOB} (9 versions): ≤ 0.4 s: 0.30 s wall, 0.50 s CPU — NOT met",
+    ]
+    # Only smaller graphs measured: the largest one is held to the targets.
+    assert targets.report(rows[:1])[0].startswith("- full dry run, 100,000 candidates:")
+
+
+def test_manifest_and_create_targets_compare_with_planning_and_count_jobs() -> None:
+    mine = f"{baseline.THIS} (abc)"
+    plan = measured(scenarios.FULL, mine, (1.0, 1.0, 40), count=10)
+    written = measured(scenarios.MANIFESTS, mine, (3.0, 3.0, 40), count=10)
+    created = measured("creates, 20 ms per create", mine, (1.0, 1.0, 40), count=12)
+    created.extra = {"duplicates": 0, "lost": 1}
+    assert targets.report([plan, written, created])[1:] == [
+        "- writing manifests (9 versions): < 3× planning alone: 3.00× CPU — NOT met",
+        "- creates, 20 ms per create: 0 duplicates, 0 lost: 0 duplicates, 1 lost, 12 Jobs — NOT met",
+    ]
+
+
+@pytest.mark.parametrize("repeat", ["0", "-1"])
+def test_a_repeat_below_one_is_a_usage_error(repeat: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        run.parse(["--repeat", repeat])
+    assert exited.value.code == 2
+    assert "--repeat must be at least 1" in capsys.readouterr().err
