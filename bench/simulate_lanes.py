@@ -56,7 +56,7 @@ from click.testing import CliRunner, Result  # noqa: E402
 from bench import graphs  # noqa: E402
 from graph_refresh import cli  # noqa: E402
 from graph_refresh.items import ANALYZER, ANNOTATION_INDEX, ANNOTATION_PACKAGE, ANNOTATION_VERSION, LABEL_SOLVER  # noqa: E402
-from graph_refresh.refresh import Seams  # noqa: E402
+from graph_refresh.refresh import Externals  # noqa: E402
 from tests.fakes.kube import FakeKube  # noqa: E402
 
 TEMPLATES = ROOT / "openshift" / "templates"
@@ -182,7 +182,7 @@ class World:
 
     def cli(self, args: list[str], hour: int) -> Result:
         at = T0 + (hour - 1) * HOUR
-        seams = Seams(now=lambda: at, sleep=lambda seconds: None)
+        seams = Externals(now=lambda: at, sleep=lambda seconds: None)
         result = CliRunner().invoke(cli.main, args, env=self.env, obj=seams, catch_exceptions=False)
         if result.exit_code != 0:
             raise SystemExit(f"app.py {' '.join(args)} exited {result.exit_code}:\n{result.stderr[-3000:]}")

@@ -145,9 +145,9 @@ class Capacity:
 
     def admits(self, cost: JobCost) -> bool:
         """Whether one more Job of this cost fits under the cap and every quota that covers it."""
-        return self.refusal(cost) is None
+        return self.blocking_limit(cost) is None
 
-    def refusal(self, cost: JobCost) -> str | None:
+    def blocking_limit(self, cost: JobCost) -> str | None:
         """Which limit refuses one more Job of this cost (``--max-in-flight``, or a quota and the resource it
         has too little of), or None when the Job fits.
 

@@ -25,7 +25,7 @@ from graph_refresh.report import RunReport
 
 if TYPE_CHECKING:
     from graph_refresh import kube
-    from graph_refresh.refresh import Seams
+    from graph_refresh.refresh import Externals
 
 logger = logging.getLogger("graph_refresh")
 summary_logger = logging.getLogger(runtime.SUMMARY_LOGGER)  # still logs with --quiet
@@ -106,15 +106,15 @@ def main(ctx: click.Context, /, **params: Any) -> None:
         runtime.quiet_logging()
     _warn_about(settings)
     logger.info("graph-refresh %s starting with %s", __version__, json.dumps(config.redacted(settings)))
-    from graph_refresh.refresh import Seams  # the core and its clients load only for a run, not for --help
+    from graph_refresh.refresh import Externals  # the core and its clients load only for a run, not for --help
 
-    seams = ctx.obj if isinstance(ctx.obj, Seams) else Seams()
+    seams = ctx.obj if isinstance(ctx.obj, Externals) else Externals()
     with runtime.handled_signals() as signals:
         code = _run_once(seams, settings, signals)
     ctx.exit(code)
 
 
-def _run_once(seams: Seams, settings: Settings, signals: runtime.Signals) -> int:
+def _run_once(seams: Externals, settings: Settings, signals: runtime.Signals) -> int:
     """One refresh, then its report, summary, metrics; returns the exit code."""
     from graph_refresh import refresh
 
@@ -257,19 +257,19 @@ def _ledger_settings(ctx: click.Context) -> Settings:
 
 def _connect(ctx: click.Context, settings: Settings) -> kube.Cluster:
     from graph_refresh import kube
-    from graph_refresh.refresh import Seams
+    from graph_refresh.refresh import Externals
 
     seams = ctx.find_root().obj
-    if isinstance(seams, Seams) and seams.connect is not None:
+    if isinstance(seams, Externals) and seams.connect is not None:
         return seams.connect()
     return kube.Cluster(settings.cluster)
 
 
 def _now(ctx: click.Context) -> float:
-    from graph_refresh.refresh import Seams
+    from graph_refresh.refresh import Externals
 
     seams = ctx.find_root().obj
-    return seams.now() if isinstance(seams, Seams) else time.time()
+    return seams.now() if isinstance(seams, Externals) else time.time()
 
 
 @ledger_group.command("show")
@@ -470,7 +470,7 @@ def explain_command(ctx: click.Context, requirement: str, index_url: str | None,
     requests, as a run would; it never writes.
     """
     from graph_refresh.items import Candidate, normalize_name
-    from graph_refresh.refresh import Seams, explain_item
+    from graph_refresh.refresh import Externals, explain_item
     from graph_refresh.waiting.requests import DEFAULT_INDEX
 
     package, separator, version = requirement.partition("==")
@@ -482,7 +482,7 @@ def explain_command(ctx: click.Context, requirement: str, index_url: str | None,
         settings = build_settings(ctx.find_root().params, purpose="explain")
     except ConfigError as error:
         raise ConfigFailure(str(error)) from error
-    seams = ctx.find_root().obj if isinstance(ctx.find_root().obj, Seams) else Seams()
+    seams = ctx.find_root().obj if isinstance(ctx.find_root().obj, Externals) else Externals()
     try:
         rows = explain_item(settings, seams, candidate)
     except GraphRefreshError as error:

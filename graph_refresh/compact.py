@@ -63,7 +63,7 @@ JOB_FIELDS: Fields = {
         },
     },
 }  # and status.conditions, cut apart: only those a reader looks at (JOB_CONDITIONS)
-"""What ``view.build_view`` and ``outcomes`` (``classify``, ``attempt_of``, ``resources_of``) read of a Job:
+"""What ``owned.build_view`` and ``retry.failures`` (``cause_of``, ``attempt_of``, ``resources_of``) read of a Job:
 its name, our labels and annotations, its conditions, each container's memory, its deadlines, and the
 pods' restart policy (which pods to list)."""
 
@@ -94,7 +94,7 @@ POD_FIELDS: Fields = {
         "ephemeralContainerStatuses": [_CONTAINER_STATUS],
     },
 }
-"""What ``outcomes.pods_by_job`` and ``outcomes.classify`` read of a pod: its name, the Job that made it,
+"""What ``retry.failures.pods_by_job`` and ``cause_of`` read of a pod: its name, the Job that made it,
 its status reason, its conditions and why each container terminated."""
 
 JOB_CONDITIONS = frozenset({"Complete", "Failed"})  # the Job conditions the view looks at

@@ -216,7 +216,7 @@ def _retry_after(error: ApiException) -> float | None:
     return max(seconds, 0.0) if math.isfinite(seconds) else None
 
 
-def classify(verb: str, status: int, message: str) -> type[ClusterError]:
+def error_class(verb: str, status: int, message: str) -> type[ClusterError]:
     """The error class of an HTTP answer ``status`` with the server's ``message`` to ``verb``."""
     if status == 401:
         return Unauthorized
@@ -432,7 +432,7 @@ class Cluster:
                     f"{where}: TLS verification failed with {self._host}: {reason}", reached=False
                 ) from error
             message = _message(error)
-            raise classify(verb, status, message)(
+            raise error_class(verb, status, message)(
                 secrets.mask(f"{where} was refused ({status} {error.reason}): {truncate(secrets.mask(message))}"),
                 status=status,
                 retry_after=_retry_after(error),

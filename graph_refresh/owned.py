@@ -26,6 +26,7 @@ from graph_refresh.items import (
     SOLVER,
     WorkItem,
 )
+from graph_refresh.report import SkipReason
 from graph_refresh.retry.failures import FailedJob, attempt_of, cause_of, pods_by_job, resources_of
 from graph_refresh.retry.model import AttemptResources, ItemId, is_item_key
 
@@ -37,9 +38,9 @@ ITEM_ANNOTATIONS = (ANNOTATION_PACKAGE, ANNOTATION_VERSION, ANNOTATION_INDEX)
 class JobState(enum.Enum):
     """What the cluster says about an owned Job, and the skip reason it gives its item."""
 
-    IN_FLIGHT = "in-flight"
-    FAILED = "failed-recently"
-    COMPLETE = "awaiting-sync"
+    IN_FLIGHT = SkipReason.IN_FLIGHT
+    FAILED = SkipReason.FAILED_RECENTLY
+    COMPLETE = SkipReason.AWAITING_SYNC
 
 
 def job_state(job: Mapping[str, Any]) -> JobState:
@@ -152,7 +153,7 @@ class _FailedJob:
     job_name: str
     """The name its pods name (``str(name)``)"""
     conditions: Any
-    """``status.conditions`` as listed: with the name, what ``classify`` reads of the Job."""
+    """``status.conditions`` as listed: with the name, what ``cause_of`` reads of the Job."""
     attempt: int
     resources: AttemptResources
     item: ItemId | None

@@ -229,7 +229,7 @@ class Planner:
     def _has_room(self, stream: Stream) -> bool:
         """Whether no cap would stop ``stream`` now (nothing is counted)."""
         eager = self.eager_stop and self.planned[stream.kind] >= self.eager_stop
-        return not eager and self.capacity.refusal(stream.cost) is None
+        return not eager and self.capacity.blocking_limit(stream.cost) is None
 
     def _next(self, stream: Stream, repeats: _Repeats | None) -> Planned | None:
         """Examine ``stream``'s candidates until one is schedulable and return it; None when the stream ends,
@@ -309,10 +309,10 @@ class Planner:
                     counts.skipped[decision.reason] += 1
                     return None
                 job_cost = stream.cost if decision.resources is None else self.cost(item, decision.resources)
-            limit = capacity.refusal(job_cost)
+            limit = capacity.blocking_limit(job_cost)
             if limit is not None:  # an escalated retry may not fit where a first attempt does
                 counts.skipped[SkipReason.CAPACITY] += 1
-                if capacity.refusal(stream.cost) is None:
+                if capacity.blocking_limit(stream.cost) is None:
                     return None  # only the escalation is too big: the stream's first attempts still fit
                 report.stopped_by[stream.kind] = report.stopped_by[stream.kind] or SkipReason.CAPACITY
                 report.stopped_by_limit[stream.kind] = report.stopped_by_limit[stream.kind] or limit
@@ -357,7 +357,7 @@ def _cap_reached(
     if eager_stop and planned[stream.kind] >= eager_stop:
         report.stopped_by_limit[stream.kind] = report.stopped_by_limit[stream.kind] or "--eager-stop"
         return SkipReason.EAGER_STOP
-    limit = capacity.refusal(stream.cost)
+    limit = capacity.blocking_limit(stream.cost)
     if limit is not None:
         report.stopped_by_limit[stream.kind] = report.stopped_by_limit[stream.kind] or limit
         return SkipReason.CAPACITY

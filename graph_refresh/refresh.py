@@ -52,8 +52,9 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class Seams:
-    """What a test replaces: how the cluster client is built, how a wait is slept, and the wall clock."""
+class Externals:
+    """What a run takes from outside itself, and a test replaces: how the cluster client is built, how a wait
+    is slept, the wall clock and the monotonic clock, and how often progress is said."""
 
     connect: Callable[[], kube.Cluster] | None = None
     """Build the cluster client (only called when the run needs the cluster); None: from the settings."""
@@ -337,7 +338,7 @@ def run(
     *,
     settings: Settings,
     report: RunReport,
-    seams: Seams = Seams(),
+    seams: Externals = Externals(),
     on_examined: Callable[[], None] = lambda: None,
     on_planned: Callable[[], None] = lambda: None,
     on_answered: Callable[[str], None] = lambda result: None,
@@ -465,7 +466,7 @@ def run(
         store.close()
 
 
-def explain_item(settings: Settings, seams: Seams, candidate: Candidate) -> list[dict[str, Any]]:
+def explain_item(settings: Settings, seams: Externals, candidate: Candidate) -> list[dict[str, Any]]:
     """Where ``candidate`` stands in every stream of the run ``settings`` describe (``app.py explain``). Reads
     the store, the Templates and, when middletier is named, the item's Jobs, the ledger and the requests;
     writes nothing. Raises GraphRefreshError when one cannot be read."""

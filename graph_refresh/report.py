@@ -13,6 +13,7 @@ from typing import Any
 
 from graph_refresh import __version__
 from graph_refresh.items import ANALYZER, KINDS, SOLVER, Kind
+from graph_refresh.retry.model import ESCALATING, Cause
 from graph_refresh.secrets import mask
 
 
@@ -31,8 +32,8 @@ class SkipReason(enum.StrEnum):
 SKIP_REASONS = tuple(SkipReason)
 LANES = ("requested", "fresh", "backlog")  # where a scheduled Job's slot came from, in the order lanes are filled
 SYNC_LAG = "sync-lag"  # stopped_by when pacing against the graph sync left only the requested lane
-RETRY_CAUSES = ("disrupted", "oom", "deadline", "error")  # why the Job an item retries failed (SPEC §11)
-CAP_CAUSES = ("oom", "deadline")  # the causes whose retry escalates a resource up to a cap
+RETRY_CAUSES = tuple(str(cause) for cause in Cause)  # why the Job an item retries failed
+CAP_CAUSES = tuple(str(cause) for cause in ESCALATING)  # the causes whose retry escalates a resource up to a cap
 PLAN_TABLE_COLUMNS = 100  # the plan table fits a terminal this wide
 _COLUMNS = ("examined", "scheduled", "retries", "already", "failed", "skipped", "backlog")  # of the plan table
 QUARANTINED_LISTED = 100  # quarantined items named in the report; "quarantined_total" counts them all
@@ -117,7 +118,7 @@ class Counts:
 
 
 @dataclass(frozen=True)
-class Failure:
+class CreateFailure:
     """One item counted as failed: its create was refused (after retries when the error was transient),
     never sent because the run stopped, or its Job could not be rendered; ``status`` is None (``null`` in
     the report) when no HTTP answer applies."""
@@ -173,7 +174,7 @@ class RunReport:
     stopped_by: dict[str, str | None] = field(default_factory=lambda: dict.fromkeys(KINDS, None))
     stopped_by_limit: dict[str, str | None] = field(default_factory=lambda: dict.fromkeys(KINDS, None))
     """Which limit stopped a kind: ``--eager-stop``, ``--max-in-flight`` or ``ResourceQuota 'q': resource``."""
-    failures: list[Failure] = field(default_factory=list)
+    failures: list[CreateFailure] = field(default_factory=list)
     quarantined: list[QuarantinedItem] = field(default_factory=list)
     """Every item in quarantine (the report lists the first QUARANTINED_LISTED by end of quarantine)."""
     requests: RequestCounts | None = None

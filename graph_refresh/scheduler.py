@@ -36,7 +36,7 @@ from graph_refresh.items import is_job_name
 from graph_refresh.output import write_atomically
 from graph_refresh.planner import Planned
 from graph_refresh.render import Renderer
-from graph_refresh.report import Failure, RunReport, SkipReason
+from graph_refresh.report import CreateFailure, RunReport, SkipReason
 
 logger = logging.getLogger(__name__)
 
@@ -162,10 +162,10 @@ class Stop:
     systemic: bool = False
 
 
-Decision = Retry | Done | Stop
+CreateStep = Retry | Done | Stop
 
 
-def decide(
+def after_attempt(
     error: ClusterError,
     *,
     attempt: int,
@@ -173,7 +173,7 @@ def decide(
     maybe_sent: bool,
     stopped: Outcome | None,
     final_ask: bool = False,
-) -> Decision:
+) -> CreateStep:
     """What to do after the create attempt ``attempt`` (0 for the first, of ``attempts``) failed with ``error``.
 
     ``maybe_sent``: an earlier attempt's answer was lost, so the Job may exist; then a 409 is this run's own
@@ -249,7 +249,7 @@ class Submitter:
         return self._stopped
 
     def create(self, job: dict[str, Any]) -> Outcome:
-        """Create one Job, retrying as :func:`decide` says. Once the run has stopped sending (see :meth:`stop`),
+        """Create one Job, retrying as :func:`after_attempt` says. Once the run has stopped sending (see :meth:`stop`),
         a Job not sent yet gets the stop's outcome; one that may have been sent is asked about once more."""
         maybe_sent = False
         attempt = 0
@@ -263,7 +263,7 @@ class Submitter:
                 self._cluster.create_job(self._namespace, job, dry_run=self._dry_run)
                 return CREATED
             except ClusterError as error:
-                decision = decide(
+                decision = after_attempt(
                     error,
                     attempt=attempt,
                     attempts=self._policy.attempts,
@@ -368,7 +368,7 @@ def _render(planned: Planned, renderer: Renderer, report: RunReport) -> dict[str
         return renderer.render(item, planned.resources)
     except TemplateError as error:
         report.counts(item.kind, item.solver).failed += 1
-        report.failures.append(Failure(item.job_name, item.kind, None, truncate(str(error), REASON_CHARS)))
+        report.failures.append(CreateFailure(item.job_name, item.kind, None, truncate(str(error), REASON_CHARS)))
         raise
 
 
@@ -398,6 +398,6 @@ def _count(planned: Planned, outcome: Outcome, report: RunReport, capacity: Capa
         capacity.exhaust()
     else:
         counts.failed += 1
-        report.failures.append(Failure(item.job_name, item.kind, outcome.status, outcome.reason))
+        report.failures.append(CreateFailure(item.job_name, item.kind, outcome.status, outcome.reason))
         answer = "" if outcome.status is None else f"{outcome.status} "
         logger.warning("Could not create Job %s: %s%s", item.job_name, answer, outcome.reason)

@@ -16,7 +16,7 @@ import yaml
 from click.testing import CliRunner, Result
 
 from graph_refresh import cli, secrets
-from graph_refresh.refresh import Seams
+from graph_refresh.refresh import Externals
 
 from .fakes.dgraph import make_tls_files
 
@@ -112,7 +112,7 @@ def run_cli() -> Callable[..., Result]:
 
     def invoke(args: list[str], env: dict[str, str] | None = None, **seams: Any) -> Result:
         seams.setdefault("now", lambda: 0.0)  # the first hour of 1970: the stream order does not rotate under a test
-        return CliRunner().invoke(cli.main, args, env=env, obj=Seams(**seams), catch_exceptions=False)
+        return CliRunner().invoke(cli.main, args, env=env, obj=Externals(**seams), catch_exceptions=False)
 
     return invoke
 

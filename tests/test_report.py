@@ -20,7 +20,7 @@ from graph_refresh.report import (
     QUARANTINED_LISTED,
     SKIP_REASONS,
     Counts,
-    Failure,
+    CreateFailure,
     QuarantinedItem,
     RunReport,
 )
@@ -183,7 +183,9 @@ def test_the_summary_line_gives_backlog_and_retries() -> None:
 
 def test_a_secret_echoed_into_a_failure_reason_never_reaches_the_report(tmp_path: Path, known_secret: str) -> None:
     report = a_report()
-    report.failures.append(Failure("solver-ubi-8-py38-0a1b2c3d4e", "solver", 400, f"bad header: Bearer {known_secret}"))
+    report.failures.append(
+        CreateFailure("solver-ubi-8-py38-0a1b2c3d4e", "solver", 400, f"bad header: Bearer {known_secret}")
+    )
     report.error = f"the server said {known_secret}"
     write_output(tmp_path / "report.json", report.to_json())
     text = (tmp_path / "report.json").read_text()

@@ -30,7 +30,7 @@ from graph_refresh.scheduler import (
     CREATED,
     INTERRUPTED,
     NOT_SENT_FOR_QUOTA,
-    Decision,
+    CreateStep,
     Done,
     JobCreator,
     Outcome,
@@ -39,7 +39,7 @@ from graph_refresh.scheduler import (
     Retry,
     Stop,
     Submitter,
-    decide,
+    after_attempt,
 )
 
 JOB = {"metadata": {"name": "solver-ubi-8-py38-0123456789"}}
@@ -69,7 +69,7 @@ E404 = NotFound("not found", status=404)
 E409_UPDATE = Conflict("modified", status=409)
 GARBLED = GarbledAnswer("not JSON")
 
-CASES: list[tuple[str, ClusterError, dict[str, Any], Decision]] = [
+CASES: list[tuple[str, ClusterError, dict[str, Any], CreateStep]] = [
     # error, (attempt, maybe_sent, stopped, final_ask) -> decision
     ("409 is already scheduled", E409, {}, Done(Outcome(Result.ALREADY, 409, "exists"))),
     ("409 after a lost answer is ours", E409, {"maybe_sent": True}, Done(CREATED)),
@@ -119,13 +119,13 @@ CASES: list[tuple[str, ClusterError, dict[str, Any], Decision]] = [
 
 
 @pytest.mark.parametrize(("error", "state", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_decision(error: ClusterError, state: dict[str, Any], expected: Decision) -> None:
+def test_decision(error: ClusterError, state: dict[str, Any], expected: CreateStep) -> None:
     arguments: dict[str, Any] = {"attempt": 0, "maybe_sent": False, "stopped": None, "final_ask": False, **state}
-    assert decide(error, attempts=5, **arguments) == expected
+    assert after_attempt(error, attempts=5, **arguments) == expected
 
 
 def test_the_reason_is_truncated_for_the_report() -> None:
-    decision = decide(Rejected("x" * 500, status=422), attempt=0, attempts=5, maybe_sent=False, stopped=None)
+    decision = after_attempt(Rejected("x" * 500, status=422), attempt=0, attempts=5, maybe_sent=False, stopped=None)
     assert isinstance(decision, Done) and len(decision.outcome.reason) == 200
 
 

@@ -49,7 +49,7 @@ _MAX_BACKOFF_EXPONENT = 64  # 2^64 back-offs outlast any quarantine; the cap onl
 
 @dataclass(frozen=True)
 class Policy:
-    """The retry tunables of SPEC §11 (``--max-memory``, ``--max-deadline``, ...)."""
+    """The retry tunables (``--max-memory``, ``--max-deadline``, ...), and when they quarantine an item."""
 
     max_memory: Cap = field(default_factory=lambda: Cap.parse(DEFAULT_MAX_MEMORY))
     """Memory an OOM retry never exceeds; a Job that already had it counts as an error."""
@@ -73,6 +73,11 @@ class Policy:
             quarantine_seconds=settings.quarantine_seconds,
         )
 
+    def quarantines(self, entry: LedgerEntry | None) -> bool:
+        """Whether ``entry``'s charged failures put its item in quarantine (until ``quarantine_seconds`` after
+        its last failure)."""
+        return bool(self.max_attempts) and entry is not None and entry.failures >= self.max_attempts
+
 
 @dataclass(frozen=True)
 class Schedule:
@@ -89,6 +94,10 @@ class Schedule:
     not known), ``--max-deadline`` for a deadline."""
 
 
+FIRST_ATTEMPT = Schedule(1, None)
+"""An item's first attempt: the Template's resources, the usual Job name."""
+
+
 @dataclass(frozen=True)
 class Skip:
     """Do not schedule the item before ``until`` (epoch seconds)."""
@@ -102,7 +111,7 @@ class Skip:
 class Forget:
     """The entry's time is over: drop it from the ledger and schedule a first attempt."""
 
-    schedule: Schedule = field(default_factory=lambda: Schedule(1, None))
+    schedule: Schedule = FIRST_ATTEMPT
 
 
 Decision = Schedule | Skip | Forget
@@ -279,10 +288,10 @@ def next_attempt(entry: LedgerEntry | None, now: float, policy: Policy) -> Decis
     the same resources.
     """
     if entry is None:
-        return Schedule(1, None)
+        return FIRST_ATTEMPT
     if now >= expires_at(entry, policy.quarantine_seconds):
         return Forget()
-    if policy.max_attempts and entry.failures >= policy.max_attempts:
+    if policy.quarantines(entry):
         return Skip(SkipReason.QUARANTINED, expires_at(entry, policy.quarantine_seconds))
     following = entry.attempt + 1
     if entry.cause is None:
@@ -297,9 +306,6 @@ def next_attempt(entry: LedgerEntry | None, now: float, policy: Policy) -> Decis
     if now < until:
         return Skip(SkipReason.FAILED_RECENTLY, until)
     return Schedule(following, entry.resources, Cause.ERROR)
-
-
-FIRST_ATTEMPT = Schedule(1, None)
 
 
 @dataclass
@@ -342,8 +348,7 @@ class History:
             failed = FailedJob(failed.name, failed.cause, self.now, failed.detail, failed.container)
         learned = learn(entry, item, failed, failure.attempt, failure.resources, self.policy)
         self.entries[item.key] = learned
-        limit = self.policy.max_attempts
-        if limit and learned.failures >= limit > (entry.failures if entry is not None else 0):
+        if self.policy.quarantines(learned) and not self.policy.quarantines(entry):
             self.quarantined_now.append(learned)
 
     def next_for(self, item: WorkItem) -> Schedule | Skip:
@@ -369,9 +374,8 @@ class History:
 
     def quarantined(self) -> Iterator[LedgerEntry]:
         """The entries whose items are in quarantine now."""
-        limit = self.policy.max_attempts
         for entry in self.entries.values():
-            if limit and entry.failures >= limit and self.now < expires_at(entry, self.policy.quarantine_seconds):
+            if self.policy.quarantines(entry) and self.now < expires_at(entry, self.policy.quarantine_seconds):
                 yield entry
 
 

@@ -269,7 +269,7 @@ _SOCKET_CLOSED_HINTS = {
 }
 
 
-def classify(error: Exception, *, timeout: float, transport: str = "plaintext") -> _Failure:
+def describe_failure(error: Exception, *, timeout: float, transport: str = "plaintext") -> _Failure:
     """Map a pydgraph/gRPC error to what the StoreError says and whether a read may be retried.
 
     pydgraph wraps only some errors (DGRAPH.md): ABORTED becomes AbortedError, "Please retry"
@@ -675,7 +675,7 @@ class DgraphStore:
             try:
                 return call()
             except _READ_ERRORS as error:
-                failure = classify(error, timeout=self._timeout, transport=self.transport)
+                failure = describe_failure(error, timeout=self._timeout, transport=self.transport)
                 if getattr(error, "code", None) and error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
                     raise _TooLarge(self._redact(f"Dgraph at {self.address}: {action}: {failure.kind}")) from error
                 deadline = getattr(error, "code", None) and error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
