@@ -216,7 +216,7 @@ class Planner:
         yield from self.lane(requested)
         if sync_lag:
             for stream in [*fresh, *backlog]:
-                self.report.stopped_by[stream.kind] = self.report.stopped_by[stream.kind] or SYNC_LAG
+                self.report.stop(stream.kind, SYNC_LAG)
             return
         slots = self.capacity.count_admitted([stream.cost for stream in fresh])
         repeats, beyond = self._repeats(), list[Stream]()
@@ -248,10 +248,11 @@ class Planner:
                 continue  # planned by the requested lane already
             counts.examined += 1
             self.on_examined()
-            stop = _cap_reached(stream, self.planned, self.capacity, self.eager_stop, report)
-            if stop:
-                counts.skipped[stop] += 1
-                report.stopped_by[stream.kind] = report.stopped_by[stream.kind] or stop
+            stop = _cap_reached(stream, self.planned, self.capacity, self.eager_stop)
+            if stop is not None:
+                reason, limit = stop
+                counts.skipped[reason] += 1
+                report.stop(stream.kind, reason, limit)
                 return None
             if arrivals is not None:
                 arrivals.settle()
@@ -314,8 +315,7 @@ class Planner:
                 counts.skipped[SkipReason.CAPACITY] += 1
                 if capacity.blocking_limit(stream.cost) is None:
                     return None  # only the escalation is too big: the stream's first attempts still fit
-                report.stopped_by[stream.kind] = report.stopped_by[stream.kind] or SkipReason.CAPACITY
-                report.stopped_by_limit[stream.kind] = report.stopped_by_limit[stream.kind] or limit
+                report.stop(stream.kind, SkipReason.CAPACITY, limit)
                 return _STOP
         capacity.take(job_cost)
         self.planned[stream.kind] += 1
@@ -351,14 +351,12 @@ class _Repeats:
 
 
 def _cap_reached(
-    stream: Stream, planned: Counter[str], capacity: Capacity, eager_stop: int, report: RunReport
-) -> str | None:
-    """The cap that stops ``stream`` now, if any; the limit behind a capacity stop goes into ``report``."""
+    stream: Stream, planned: Counter[str], capacity: Capacity, eager_stop: int
+) -> tuple[SkipReason, str] | None:
+    """The cap that stops ``stream`` now, and the limit behind it; None when none does."""
     if eager_stop and planned[stream.kind] >= eager_stop:
-        report.stopped_by_limit[stream.kind] = report.stopped_by_limit[stream.kind] or "--eager-stop"
-        return SkipReason.EAGER_STOP
+        return SkipReason.EAGER_STOP, "--eager-stop"
     limit = capacity.blocking_limit(stream.cost)
     if limit is not None:
-        report.stopped_by_limit[stream.kind] = report.stopped_by_limit[stream.kind] or limit
-        return SkipReason.CAPACITY
+        return SkipReason.CAPACITY, limit
     return None

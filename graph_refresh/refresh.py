@@ -433,7 +433,7 @@ def run(
                         report=report,
                         cluster=cluster,
                         namespace=namespace,
-                        capacity=capacity,
+                        on_quota_refused=capacity.exhaust,  # the planner admits nothing more this run
                         settings=settings.cluster,
                         sleep=sleep,
                         clock=seams.clock,

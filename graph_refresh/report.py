@@ -185,6 +185,13 @@ class RunReport:
     """Why the ledger could not be written."""
     error: str | None = None
 
+    def stop(self, kind: Kind, reason: str, limit: str | None = None) -> None:
+        """Record why ``kind``'s streams stopped: the first reason (``eager-stop``, ``capacity``, ``sync-lag``)
+        and the first limit named (``--eager-stop``, ``--max-in-flight``, a ResourceQuota and its resource)
+        stay. The one place either is written."""
+        self.stopped_by[kind] = self.stopped_by[kind] or reason
+        self.stopped_by_limit[kind] = self.stopped_by_limit[kind] or limit
+
     def counts(self, kind: Kind, solver: str | None) -> Counts:
         """The counts of one stream, created on first use."""
         if kind == ANALYZER:

@@ -17,7 +17,6 @@ from typing import Any, Protocol
 import yaml
 
 from graph_refresh.backoff import CREATES, Backoff
-from graph_refresh.capacity import Capacity
 from graph_refresh.config import ClusterSettings
 from graph_refresh.errors import (
     AlreadyExists,
@@ -292,7 +291,7 @@ def submit(
     report: RunReport,
     cluster: JobCreator,
     namespace: str,
-    capacity: Capacity,
+    on_quota_refused: Callable[[], None] = lambda: None,
     settings: ClusterSettings,
     sleep: Callable[[float], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
@@ -341,7 +340,7 @@ def submit(
             except Exception as error:  # a bug in a worker must not lose the count of its item
                 logger.exception("Create of %s crashed", planned.item.job_name)
                 outcome = Outcome(Result.FAILED, None, truncate(f"{type(error).__name__}: {error}", REASON_CHARS))
-            _count(planned, outcome, report, capacity)
+            _count(planned, outcome, report, on_quota_refused)
             on_answered(outcome.result)
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="create") as pool:
@@ -383,7 +382,7 @@ def count_scheduled(planned: Planned, report: RunReport) -> None:
             counts.at_cap[planned.retries] += 1
 
 
-def _count(planned: Planned, outcome: Outcome, report: RunReport, capacity: Capacity) -> None:
+def _count(planned: Planned, outcome: Outcome, report: RunReport, on_quota_refused: Callable[[], None]) -> None:
     item = planned.item
     counts = report.counts(item.kind, item.solver)
     if outcome.result is Result.CREATED:
@@ -393,9 +392,8 @@ def _count(planned: Planned, outcome: Outcome, report: RunReport, capacity: Capa
         counts.already_scheduled += 1
     elif outcome.result is Result.CAPACITY:
         counts.skipped[SkipReason.CAPACITY] += 1
-        report.stopped_by[item.kind] = report.stopped_by[item.kind] or SkipReason.CAPACITY
-        report.stopped_by_limit[item.kind] = report.stopped_by_limit[item.kind] or f"ResourceQuota: {outcome.reason}"
-        capacity.exhaust()
+        report.stop(item.kind, SkipReason.CAPACITY, f"ResourceQuota: {outcome.reason}")
+        on_quota_refused()
     else:
         counts.failed += 1
         report.failures.append(CreateFailure(item.job_name, item.kind, outcome.status, outcome.reason))
