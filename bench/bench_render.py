@@ -23,7 +23,7 @@ from graph_refresh.templates import JobTemplates, load_job_templates, read_templ
 
 
 def first_release(renderer: Renderer, templates: JobTemplates) -> Callable[[WorkItem], dict[str, Any]]:
-    """Rendering as the first release did it (process the whole Template for each item), with what SPEC §11
+    """Rendering as the first release did it (process the whole Template for each item), with what design: Learning
     adds to every Job, so both give the same Job."""
 
     def render(item: WorkItem) -> dict[str, Any]:
@@ -35,7 +35,7 @@ def first_release(renderer: Renderer, templates: JobTemplates) -> Callable[[Work
         job["metadata"]["labels"] = {**(job["metadata"].get("labels") or {}), **item.labels}
         job["metadata"]["annotations"] = {**(job["metadata"].get("annotations") or {}), **item.annotations}
         pod_metadata = job["spec"]["template"].setdefault("metadata", {})
-        pod_metadata["labels"] = {**(pod_metadata.get("labels") or {}), **item.labels}  # SPEC §11: pods listed
+        pod_metadata["labels"] = {**(pod_metadata.get("labels") or {}), **item.labels}  # design: Learning: pods listed
         if job["spec"].get("ttlSecondsAfterFinished") is None:
             job["spec"]["ttlSecondsAfterFinished"] = renderer.plan.job_ttl_seconds
         job.pop("status", None)

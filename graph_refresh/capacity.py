@@ -1,4 +1,4 @@
-"""How many more Jobs the cluster admits (SPEC §4, capacity). Pure: quotas and Jobs come in as data.
+"""How many more Jobs the cluster admits (design: Capacity). Pure: quotas and Jobs come in as data.
 
 Two limits apply together: ``--max-in-flight`` minus the live owned Jobs, and every
 ResourceQuota in middletier whose scope covers the Job's pod. A quota is compared per resource

@@ -1,5 +1,5 @@
 """Command line: parse flags and environment variables, build settings, make one call into the core,
-and decide the exit code (SPEC §7) — the only place that does.
+and decide the exit code (design: Exit codes) — the only place that does.
 
 The options themselves are declared once, in :mod:`graph_refresh.options`; logging, signals and progress
 live in :mod:`graph_refresh.runtime`.
@@ -32,7 +32,7 @@ summary_logger = logging.getLogger(runtime.SUMMARY_LOGGER)  # still logs with --
 
 
 class ExitCode(enum.IntEnum):
-    """What the CronJob and monitoring act on (SPEC §7)."""
+    """What the CronJob and monitoring act on (design: Exit codes)."""
 
     OK = 0
     """Every planned Job was created or already present, or there was nothing to do."""
@@ -44,7 +44,7 @@ class ExitCode(enum.IntEnum):
     """Some creates failed after retries; they are retried next run."""
 
 
-MIN_LEARNING_TTL_SECONDS = 3_600  # a failed Job must outlive one CronJob period to be learned from (SPEC §11)
+MIN_LEARNING_TTL_SECONDS = 3_600  # a failed Job must outlive one CronJob period to be learned from (design: Learning)
 build_settings = options.build_settings
 
 
@@ -58,7 +58,7 @@ class ConfigFailure(click.ClickException):
 
 
 def _exit_code_from_counts(report: RunReport) -> int:
-    """For a run that went through (SPEC §7): 0 nothing failed (or nothing to do), 3 some creates failed,
+    """For a run that went through (design: Exit codes): 0 nothing failed (or nothing to do), 3 some creates failed,
     1 every create failed. Systemic failures, interrupts and an unwritable report are decided in
     ``_run_once``."""
     failed = sum(report.totals(kind).failed for kind in KINDS)

@@ -1,4 +1,4 @@
-"""Settings of one run, grouped by concern (SPEC §3).
+"""Settings of one run, grouped by concern (design: A run).
 
 The CLI builds these from flags and environment variables; everything else receives them ready-made.
 Secrets are held in fields marked ``repr=False`` and :func:`redacted` never shows them.
@@ -23,7 +23,7 @@ DEFAULT_SOLVER_OUTPUT = "http://result-api/api/v1/solver-result"
 DEFAULT_PACKAGE_ANALYZER_OUTPUT = "http://result-api/api/v1/package-analysis-result"
 DEFAULT_SUBGRAPH_CHECK_API = "http://result-api/api/v1/subgraph-check"
 DEFAULT_DEPLOYMENT_NAME = "thoth-test-core"
-DEFAULT_MAX_MEMORY = "8Gi"  # an OOM-killed Job's memory doubles up to this (SPEC §11)
+DEFAULT_MAX_MEMORY = "8Gi"  # an OOM-killed Job's memory doubles up to this (design: Learning)
 DEFAULT_MAX_DEADLINE_SECONDS = 86_400  # a deadline-killed Job's activeDeadlineSeconds doubles up to a day
 DEFAULT_RETRY_BACKOFF_SECONDS = 3_600  # a failing item waits an hour, then 2 h, 4 h, ... (one CronJob period first)
 DEFAULT_MAX_ATTEMPTS = 3  # charged failures before an item is quarantined
@@ -113,7 +113,7 @@ class PlanSettings:
 
 @dataclass(frozen=True)
 class RetrySettings:
-    """How failed items come back (SPEC §11): escalation by cause, back-off and quarantine."""
+    """How failed items come back (design: Learning): escalation by cause, back-off and quarantine."""
 
     max_memory: str = DEFAULT_MAX_MEMORY
     """An OOM-killed Job comes back with every container's memory request and limit doubled, up to this

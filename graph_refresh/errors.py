@@ -1,4 +1,4 @@
-"""One error hierarchy; the CLI maps each class to an exit code (SPEC §7)."""
+"""One error hierarchy; the CLI maps each class to an exit code (design: Exit codes)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Work items: what one Job does, its stable identity, and the checks it must pass (SPEC §4).
+"""Work items: what one Job does, its stable identity, and the checks it must pass (design: Items).
 
 Pure code: no I/O. Everything that becomes a Job name, a label or a Template parameter is derived
 here, so the planner, the scheduler and the cluster view agree on it.
@@ -32,7 +32,7 @@ LABEL_KIND = "thoth-station.ninja/kind"
 LABEL_SOLVER = "thoth-station.ninja/solver"
 LABEL_ITEM = "thoth-station.ninja/item"
 LABEL_ATTEMPT = "thoth-station.ninja/attempt"
-# The item itself, on every Job we create: a failed Job is learned from (SPEC §11) even when its item is
+# The item itself, on every Job we create: a failed Job is learned from (design: Learning) even when its item is
 # not met again before the Job's TTL removes it.
 ANNOTATION_PACKAGE = "thoth-station.ninja/package"
 ANNOTATION_VERSION = "thoth-station.ninja/version"
@@ -122,7 +122,7 @@ class WorkItem:
     solver: str | None
     candidate: Candidate
     attempt: int = 1
-    """1 for an item's first Job; n >= 2 for its n-th, a retry after failures (SPEC §11)."""
+    """1 for an item's first Job; n >= 2 for its n-th, a retry after failures (design: Learning)."""
 
     key: str = field(init=False, repr=False, compare=False)
     """Stable hash of the canonical item: the same item always gets the same key, whatever the attempt."""

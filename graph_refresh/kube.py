@@ -106,7 +106,8 @@ def _objects(body: dict[str, Any], what: str) -> list[dict[str, Any]]:
 
 
 def _register_secrets(configuration: client.Configuration) -> None:
-    """Every credential the Configuration sends, as the masking of logs and reports must know it (SPEC §13)."""
+    """Every credential the Configuration sends, as the masking of logs and reports must know it (design: Outputs
+    and data from outside)."""
     secrets.register(configuration.password)
     for value in (configuration.api_key or {}).values():
         scheme, _, credential = str(value).strip().partition(" ")
@@ -169,7 +170,7 @@ def _load_configuration(settings: ClusterSettings) -> client.Configuration:
                 why = str(error)
             else:
                 why = f"it is not a kubeconfig ({type(error).__name__}: {truncate(str(error))})"
-            raise NoCredentials(  # a cluster failure (SPEC §7: exit 1, with a report), not a bad option value
+            raise NoCredentials(  # a cluster failure (exit 1, with a report; design: Exit codes), not a bad option
                 f"no cluster credentials: not in a cluster, and no usable kubeconfig ({kubeconfig}): {why}",
                 reached=False,
             ) from error
@@ -596,7 +597,7 @@ class Cluster:
         """Create one Job; raise a ClusterError subclass (AlreadyExists, QuotaExceeded, Throttled, ...).
 
         ``dry_run``: send ``dryRun=All``, so the API server validates, admits and quota-checks the Job and
-        stores nothing (SPEC §13 ``--server-dry-run``).
+        stores nothing (``--server-dry-run``, design: A run).
         """
         extra: dict[str, Any] = {"dry_run": "All"} if dry_run else {}
         self._send(

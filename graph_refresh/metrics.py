@@ -1,4 +1,5 @@
-"""Prometheus metrics of one run (SPEC §9), derived from the run report and pushed once, at the end.
+"""Prometheus metrics of one run (design: The report and metrics), derived from the run report and pushed once,
+at the end.
 
 The 2019 metric names are kept. A failed push is logged and never changes the exit code.
 """
@@ -78,8 +79,8 @@ def registry_from(report: RunReport, *, deployment_name: str) -> CollectorRegist
 
 
 def _add_outcome_metrics(registry: CollectorRegistry, streams: Sequence[tuple[str, str, Counts]]) -> None:
-    """Backlog, retries and quarantine per stream (SPEC §11, §12). A backlog that was not counted is not set,
-    so an alert never mistakes a failed count for an empty backlog."""
+    """Backlog, retries and quarantine per stream (design: Learning, Backlog). A backlog that was not counted is
+    not set, so an alert never mistakes a failed count for an empty backlog."""
     labels = ["kind", "solver"]
     backlog = Gauge(
         "graph_refresh_job_backlog", "Candidates waiting in the graph store, per stream.", labels, registry=registry
@@ -153,7 +154,7 @@ def push(report: RunReport, *, url: str, deployment_name: str) -> bool:
             timeout=PUSH_TIMEOUT_SECONDS,
             handler=handler,
         )
-    except Exception as error:  # any push failure is only logged (SPEC §9)
+    except Exception as error:  # any push failure is only logged (design: The report and metrics)
         logger.warning("Could not push metrics to %s: %s", redact_url(url), error)
         return False
     logger.info("Pushed metrics to %s", redact_url(url))

@@ -1,4 +1,4 @@
-"""Every setting's flag and environment variable, declared once (SPEC §3).
+"""Every setting's flag and environment variable, declared once (design: A run).
 
 :data:`OPTIONS` has one row per setting: where it lands in :class:`~graph_refresh.config.Settings`, its
 flag, its environment variable and how its value is read. The default comes from the settings field and

@@ -1,4 +1,5 @@
-"""Writing what a run produces (the report, dry-run manifests) without ever damaging the path (SPEC §13).
+"""Writing what a run produces (the report, dry-run manifests) without ever damaging the path (design: Outputs
+and data from outside).
 
 The only module that writes files a user named; what is written comes ready-made as text.
 """
@@ -37,7 +38,7 @@ def write_output(path: Path, text: str) -> None:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` without ever damaging what ``path`` is (SPEC §13).
+    """Write ``text`` to ``path`` without ever damaging what ``path`` is (design: Outputs and data from outside).
 
     A new path or a regular file is replaced atomically through a temporary file beside it, so a reader sees
     the old file or the whole new one. Anything else (a symlink, a device such as /dev/stdout, a FIFO) is

@@ -1,4 +1,4 @@
-"""What middletier holds that graph-refresh owns, read into what planning needs (SPEC §4, §11).
+"""What middletier holds that graph-refresh owns, read into what planning needs (design: Items, Learning).
 
 Pure: Jobs, pods and ResourceQuotas come in as the API's JSON (``kube.py`` reads them). For every item
 (by its ``thoth-station.ninja/item`` label) the latest Job counts: the one of the highest attempt. Failed

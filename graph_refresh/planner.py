@@ -1,4 +1,4 @@
-"""Decide which candidates become Jobs (SPEC §2 step 5, §4). Pure: no I/O, no clock.
+"""Decide which candidates become Jobs (design: A run, Items). Pure: no I/O, no clock.
 
 Candidate streams (one per solver, one for the analyzer) are served round-robin: each turn a
 stream examines candidates until one is schedulable, yields it and goes to the back of the queue.
@@ -9,7 +9,7 @@ When a cap governs a stream (eager stop for its kind, or no free capacity), the 
 next candidate under that reason and stops; later candidates are backlog, not skips.
 
 An item whose latest owned Job is in flight or complete is skipped as such; otherwise its history
-(SPEC §11) decides: a first attempt, a retry (with escalated resources, costing what its own Job costs),
+(design: Learning) decides: a first attempt, a retry (with escalated resources, costing what its own Job costs),
 or a skip as ``failed-recently`` or ``quarantined``.
 """
 

@@ -1,4 +1,4 @@
-"""One run of graph-refresh, end to end (SPEC §2): store → Templates → cluster view → plan → render →
+"""One run of graph-refresh, end to end (design: A run): store → Templates → cluster view → plan → render →
 create (or write) → report. The CLI calls :func:`run` once and decides the exit code from the report."""
 
 from __future__ import annotations
@@ -259,7 +259,7 @@ def _request_counts(outcome: RequestOutcome, now: float) -> RequestCounts:
 
 
 def _count_backlog(store: GraphStore, templates: JobTemplates, streams: list[Stream], report: RunReport) -> None:
-    """Each stream's backlog, counted by the store (SPEC §12); a count that fails is None and a warning."""
+    """Each stream's backlog, counted by the store (design: Backlog); a count that fails is None and a warning."""
     for stream in streams:
         what = stream.solver or stream.kind
         try:
@@ -329,7 +329,7 @@ def _run_record(report: RunReport, at: float) -> RunRecord:
 
 
 def needs_cluster(settings: Settings) -> bool:
-    """A dry run from a template folder stays off the cluster unless middletier is named (SPEC §2.4)."""
+    """A dry run from a template folder stays off the cluster unless middletier is named (design: A run)."""
     c = settings.cluster
     return c.template_dir is None or not settings.plan.dry_run or c.middletier_namespace is not None
 

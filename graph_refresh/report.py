@@ -1,4 +1,4 @@
-"""The run report (SPEC §8): the one record of a run. The summary line, the plan table and the
+"""The run report (design: The report and metrics): the one record of a run. The summary line, the plan table and the
 metrics are all derived from it."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from graph_refresh.secrets import mask
 
 
 class SkipReason(enum.StrEnum):
-    """Why a candidate examined was not scheduled (SPEC §4, §11), in the plan table's order."""
+    """Why a candidate examined was not scheduled (design: Items, Learning), in the plan table's order."""
 
     INVALID = "invalid"
     IN_FLIGHT = "in-flight"

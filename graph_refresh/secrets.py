@@ -1,4 +1,4 @@
-"""The secrets this process knows, masked wherever text leaves it (SPEC §13).
+"""The secrets this process knows, masked wherever text leaves it (design: Outputs and data from outside).
 
 A secret is registered as soon as it is read (the bearer token of a loaded kubeconfig or service
 account, the Dgraph password, a Pushgateway URL's password). :func:`mask` then replaces every

@@ -1,4 +1,4 @@
-"""Select the solver and package-analyzer Templates and process them client-side (SPEC §5).
+"""Select the solver and package-analyzer Templates and process them client-side (design: Templates).
 
 Processing follows ``oc process``: ``${P}`` is replaced inside strings, a string that is exactly
 ``${{P}}`` becomes the value parsed as JSON (or the plain string when it is not JSON), undeclared
@@ -25,8 +25,9 @@ from graph_refresh.items import SolverEnvironment, parse_solver_name
 
 TEMPLATE_KINDS = {("template.openshift.io/v1", "Template"), ("v1", "Template")}  # v1: legacy form, 2019
 SOLVER_NAME_LABELS = ("solver-type", "component")  # where the solver name is, in order of preference
-# Template files and values are data from outside (SPEC §13). A Job Template is about 12 levels deep and
-# uses no YAML aliases; these bounds leave room for far larger ones yet keep memory and recursion bounded.
+# Template files and values are data from outside (design: Outputs and data from outside). A Job Template is
+# about 12 levels deep and uses no YAML aliases; these bounds leave room for far larger ones yet keep memory
+# and recursion bounded.
 MAX_DEPTH = 100  # levels of nesting of a Template, and of a ${{P}} value parsed as JSON
 MAX_ALIAS_NODES = 10_000  # nodes YAML aliases may add to a file once expanded (a "billion laughs" adds 10^9)
 

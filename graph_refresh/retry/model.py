@@ -18,7 +18,7 @@ MAX_NUMBER = 1_000_000  # the largest attempt number or failure count read: more
 
 
 class Cause(StrEnum):
-    """Why an owned Job failed (SPEC §11), in the order the rules are tried."""
+    """Why an owned Job failed (design: Learning), in the order the rules are tried."""
 
     DISRUPTED = "disrupted"
     OOM = "oom"

@@ -1,4 +1,4 @@
-"""Graph stores: where candidates come from (SPEC §6)."""
+"""Graph stores: where candidates come from (design: The graph store)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The graph store interface both implementations satisfy (SPEC §6)."""
+"""The graph store interface both implementations satisfy (design: The graph store)."""
 
 from __future__ import annotations
 
@@ -81,7 +81,8 @@ class GraphStore(Protocol):
         up_to: int | None = None,
         before: tuple[int, Candidate] | None = None,
     ) -> int:
-        """How many candidates :meth:`solver_candidates` has for ``solver`` (SPEC §12): one count query, same filter.
+        """How many candidates :meth:`solver_candidates` has for ``solver`` (design: Backlog): one count query,
+        same filter.
 
         ``up_to``: only those arrived at or before that position. ``before`` (an item's arrival position
         and its candidate): only those the stream yields before that item, so with ``up_to`` the count
@@ -92,7 +93,7 @@ class GraphStore(Protocol):
         ...
 
     def analyzer_backlog(self, *, up_to: int | None = None, before: tuple[int, Candidate] | None = None) -> int:
-        """How many candidates :meth:`analyzer_candidates` has (SPEC §12); as :meth:`solver_backlog`."""
+        """How many candidates :meth:`analyzer_candidates` has (design: Backlog); as :meth:`solver_backlog`."""
         ...
 
     def solver_fresh_ahead(self, solver: SolverEnvironment, *, after: int, before: int) -> int:

@@ -67,7 +67,7 @@ ANALYZER_QUERY = f"""query unanalyzed($first: int, $after: string) {{
   }}
 }}"""
 
-# SPEC §12 backlog: the candidate queries' filters, no paging, and a block-level count(uid), which Dgraph
+# The backlog (design: Backlog): the candidate queries' filters, no paging, and a block-level count(uid), which Dgraph
 # answers as [{"n": number of root nodes the block matched}].
 SOLVER_COUNT_QUERY = """query unsolved_backlog($os: string, $osv: string, $py: string) {
   var(func: eq(os_name, $os)) @filter(eq(os_version, $osv) AND eq(python_version, $py)
@@ -438,7 +438,7 @@ class DgraphStore:
         up_to: int | None = None,
         before: tuple[int, Candidate] | None = None,
     ) -> int:
-        """Entities with no solved record of ``solver``'s environment: one ``count(uid)`` query (SPEC §12).
+        """Entities with no solved record of ``solver``'s environment: one ``count(uid)`` query (design: Backlog).
 
         Counts nodes, so two nodes of one item count twice (the stream drops such repeats). The stream's
         order is uid order, so ``before`` bounds the uids like ``up_to`` does: below the item's uid.

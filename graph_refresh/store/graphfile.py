@@ -1,4 +1,4 @@
-"""Read and check a graph file (SPEC §6): the JSON form of a small knowledge graph.
+"""Read and check a graph file (design: The graph store): the JSON form of a small knowledge graph.
 
 Structure is checked, content is not: a hostile name or version is kept as given, because the
 production graph can hold such data too; the planner skips it later.

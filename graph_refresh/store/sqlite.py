@@ -1,4 +1,5 @@
-"""The embedded graph store: stdlib sqlite3, one file, created only by ``import-graph`` (SPEC §6, §13).
+"""The embedded graph store: stdlib sqlite3, one file, created only by ``import-graph`` (design: The graph
+store).
 
 Package names are stored PEP 503 normalised, so two spellings of a name are one row. Candidate
 queries page by keyset on (package_name, package_version, index_url), the table's unique key:
