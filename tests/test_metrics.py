@@ -198,3 +198,25 @@ def test_a_dry_run_pushes_nothing(cluster: Harness, pushgateway: str) -> None:
     result, _ = cluster.run("--dry-run", env={"PROMETHEUS_PUSHGATEWAY_URL": pushgateway})
     assert result.exit_code == 0
     assert not any(name == "graph_refresh_job_runtime_seconds" for name, _ in scrape(pushgateway))
+
+
+def test_a_run_with_requests_pushes_lanes_and_requests(cluster: Harness, pushgateway: str) -> None:
+    cluster.graph(["flask", "numpy"])
+    filed = cluster.cli("request", "numpy==1.0", at=1_800_000_000.0 - 600)
+    assert filed.exit_code == 0, filed.stderr
+    env = {"PROMETHEUS_PUSHGATEWAY_URL": pushgateway}
+    result, report = cluster.run("--max-in-flight", "5", env=env, now=lambda: 1_800_000_000.0)
+    assert result.exit_code == 0, result.stderr
+    samples = scrape(pushgateway)
+    assert samples[("graph_refresh_job_requests_open", ())] == report["requests"]["open"] == 1
+    assert samples[("graph_refresh_job_request_oldest_age_seconds", ())] == 600
+    by_lane = {
+        (dict(labels)["solver"], dict(labels)["lane"]): value
+        for (name, labels), value in samples.items()
+        if name == "graph_refresh_job_scheduled_by_lane_total"
+    }
+    assert sum(v for (_, lane), v in by_lane.items() if lane == "requested") == 4, (
+        "numpy for 3 solvers and the analyzer"
+    )
+    assert sum(v for (_, lane), v in by_lane.items() if lane == "backlog") == 1
+    assert by_lane[("", "requested")] == 1 and by_lane[("", "fresh")] == 0
