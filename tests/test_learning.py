@@ -8,6 +8,9 @@ must come back with the right attempt, name and resources, or leave the item alo
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,9 +20,9 @@ import pytest
 import yaml
 from click.testing import Result
 
-from graph_refresh.items import SOLVER, Candidate, WorkItem
+from graph_refresh.items import ANALYZER, SOLVER, Candidate, WorkItem
 
-from .conftest import EXAMPLE_TEMPLATES, PYPI, version
+from .conftest import EXAMPLE_TEMPLATES, PYPI, ROOT, version
 from .fakes.kube import FakeKube
 from .test_cli import assert_balanced
 
@@ -833,3 +836,23 @@ def test_ledger_forget_loses_no_concurrent_write(cluster: Cluster) -> None:
     assert "3 entries" in result.stdout, "the other writer's entry is read again, and forgotten too"
     configmap = cluster.fake.get("configmaps", MIDDLETIER, "graph-refresh-ledger")
     assert configmap is not None and len(configmap["data"]) == 4, "three entries and the old learned-until"
+
+
+def test_the_readmes_ledger_commands_run_as_written_against_the_stand_in(cluster: Cluster) -> None:
+    """Each line of the README's block of ``app.py ledger`` commands, as a user runs it, in a shell."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = next(b for b in re.findall(r"```sh\n(.*?)```", readme, re.S) if "app.py ledger forget --analyzer" in b)
+    item = WorkItem(SOLVER, "solver-fedora-31-py38", Candidate("flask", "1.1.2", PYPI))
+    ledger_configmap(
+        cluster,
+        {
+            item.key: entry_value(solver=item.solver, version="1.1.2"),
+            "0a1b2c3d4e": entry_value(kind=ANALYZER, solver=None, package="numpy", failures=1, attempt=1),
+        },
+    )
+    env = {**os.environ, **cluster.env, "PATH": os.environ["PATH"]}
+    for line in [line for line in block.splitlines() if line.strip()]:
+        done = subprocess.run(["bash", "-c", line], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, (line, done.stderr)
+        assert "Traceback" not in done.stderr
+    assert {(e["failures"], e["cause"]) for e in ledger(cluster).values()} == {(0, None)}, "every entry forgotten"
