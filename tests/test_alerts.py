@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 RULES = ROOT / "openshift" / "prometheus-rules.yaml"

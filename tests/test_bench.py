@@ -17,7 +17,7 @@ from click.testing import Result
 from bench import baseline, graphs, run, scenarios, tables, targets
 from bench.measure import Row, Sample
 
-from .conftest import EXAMPLE_TEMPLATES, ROOT
+from .helpers import EXAMPLE_TEMPLATES, ROOT
 
 NUMBER = re.compile(r"^[0-9][0-9,]*(\.[0-9]+)?$")
 

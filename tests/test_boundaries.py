@@ -17,9 +17,8 @@ from typing import Any
 
 import pytest
 
-from .conftest import ROOT, version
 from .fakes.kube import FakeKube
-from .test_cluster import INFRA, MIDDLETIER, template_documents
+from .helpers import INFRA, MIDDLETIER, ROOT, template_documents, version
 
 PACKAGE = ROOT / "graph_refresh"
 # Planning and rendering: no network, no files, no clock of their own.

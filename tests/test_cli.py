@@ -12,13 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from click.testing import Result
 
 from graph_refresh import cli, options
 from graph_refresh.config import Settings
 
-from .conftest import EXAMPLE_TEMPLATES, ROOT, SAMPLE_GRAPH, SHARED_2019, version
+from .helpers import EXAMPLE_TEMPLATES, ROOT, SAMPLE_GRAPH, SHARED_2019, assert_balanced, env_of, manifests, version
 
 RunCli = Callable[..., Result]
 ANALYZER_KIND = "package-analyzer"
@@ -330,21 +329,6 @@ def dry_run(
     )
     data = json.loads(report.read_text()) if report.exists() else {}
     return result, data, out
-
-
-def manifests(folder: Path) -> dict[str, dict[str, Any]]:
-    return {p.stem: yaml.safe_load(p.read_text()) for p in sorted(folder.glob("*.yaml"))}
-
-
-def env_of(job: dict[str, Any]) -> dict[str, str]:
-    container = job["spec"]["template"]["spec"]["containers"][0]
-    return {e["name"]: e.get("value") for e in container["env"]}
-
-
-def assert_balanced(report: dict[str, Any]) -> None:
-    for counts in [*report["totals"].values(), *report["solvers"].values()]:
-        outcomes = counts["scheduled"] + counts["already_scheduled"] + counts["failed"]
-        assert counts["examined"] == outcomes + sum(counts["skipped"].values()), counts
 
 
 def test_sample_dry_run_plans_every_solver_and_the_analyzer(

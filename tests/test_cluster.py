@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,25 +26,33 @@ from typing import Any
 import grpc
 import pytest
 import yaml
-from click.testing import Result
 
 from graph_refresh import backoff, errors, kube
 from graph_refresh.config import ClusterSettings
 from graph_refresh.items import ANALYZER, SOLVER, Candidate, WorkItem
 
-from .conftest import EXAMPLE_TEMPLATES, PYPI, ROOT, version
 from .fakes.dgraph import FakeDgraph, make_tls_files
 from .fakes.kube import FakeKube, Request, status_body
-from .test_cli import assert_balanced, env_of, manifests
-from .test_progress import run_app
+from .helpers import (
+    EXAMPLE_TEMPLATES,
+    INFRA,
+    JOBS_PATH,
+    MIDDLETIER,
+    PYPI,
+    ROOT,
+    SOLVERS,
+    Harness,
+    RunCli,
+    assert_balanced,
+    env_of,
+    manifests,
+    quota,
+    run_app,
+    version,
+)
 
-RunCli = Callable[..., Result]
 Obj = dict[str, Any]
 
-INFRA, MIDDLETIER = "infra", "middletier"
-SOLVERS = ("solver-fedora-34-py39", "solver-ubi-8-py38", "solver-rhel-9-py311")  # the example Template's order
-JOBS_PATH = rf"^/apis/batch/v1/namespaces/{MIDDLETIER}/jobs$"
-WRITES = ("POST", "PUT", "PATCH", "DELETE")
 JOB_NAME = re.compile(r"(solver-[a-z0-9.-]+-py[0-9]+|package-analyzer)-[0-9a-f]{10}")
 MANAGED = {"app.kubernetes.io/managed-by": "graph-refresh"}
 
@@ -61,16 +69,6 @@ def all_items(packages: list[str]) -> list[WorkItem]:
     return [solver_item(s, p) for p in packages for s in SOLVERS] + [analyzer_item(p) for p in packages]
 
 
-def template_documents() -> list[Obj]:
-    """The example Templates as they would be stored in infra."""
-    documents = []
-    for path in sorted(EXAMPLE_TEMPLATES.glob("*.yaml")):
-        document = yaml.safe_load(path.read_text())
-        document["metadata"]["namespace"] = INFRA
-        documents.append(document)
-    return documents
-
-
 def owned_job(name: str, kind: str = SOLVER, labels: dict[str, str] | None = None) -> Obj:
     """A Job in middletier labelled as graph-refresh's, without status (live)."""
     return {
@@ -83,75 +81,6 @@ def owned_job(name: str, kind: str = SOLVER, labels: dict[str, str] | None = Non
         },
         "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "x", "image": "x"}]}}},
     }
-
-
-class Harness:
-    """The fake cluster with the example Templates in infra, a kubeconfig for it, and a CLI runner."""
-
-    def __init__(self, fake: FakeKube, run_cli: RunCli, tmp_path: Path, write_graph: Callable[[Obj], Path]) -> None:
-        self.fake = fake
-        self._run_cli = run_cli
-        self._tmp_path = tmp_path
-        self._write_graph = write_graph
-        self._runs = itertools.count()
-        self.sleeps: list[float] = []
-        self.kubeconfig = fake.kubeconfig(tmp_path / "kubeconfig", token=fake.tls != "mtls")
-        self.env = {
-            "KUBECONFIG": str(self.kubeconfig),
-            "THOTH_INFRA_NAMESPACE": INFRA,
-            "THOTH_MIDDLETIER_NAMESPACE": MIDDLETIER,
-            "THOTH_GRAPH_REFRESH_QPS": "0",  # no client-side rate limit, unless a test sets one
-        }
-        for document in template_documents():
-            fake.add(document)
-
-    def graph(self, packages: list[str]) -> list[str]:
-        """Import package versions ``<package>==1.0`` from PyPI into the embedded store."""
-        path = self._write_graph({"package_versions": [version(p, "1.0") for p in packages]})
-        result = self._run_cli(["import-graph", str(path)])
-        assert result.exit_code == 0, result.output
-        return packages
-
-    def import_graph(self, document: Obj) -> None:
-        """Import a graph document into the embedded store."""
-        result = self._run_cli(["import-graph", str(self._write_graph(document))])
-        assert result.exit_code == 0, result.output
-
-    def run(self, *args: str, env: dict[str, str] | None = None, **obj: Any) -> tuple[Result, Obj]:
-        """One run of the CLI; returns its result and its report (checked for balance), {} if none."""
-        report = self._tmp_path / f"report-{next(self._runs)}.json"
-        obj.setdefault("sleep", self.sleeps.append)
-        result = self._run_cli(["--report", str(report), *args], env={**self.env, **(env or {})}, **obj)
-        data: Obj = json.loads(report.read_text()) if report.exists() else {}
-        if data:
-            assert_balanced(data)
-        return result, data
-
-    def cli(self, *args: str, at: float = 0.0, env: dict[str, str] | None = None) -> Result:
-        """Another command of the CLI (``request``, ``explain``, ``ledger``) with the run's settings."""
-        return self._run_cli(list(args), env={**self.env, **(env or {})}, now=lambda: at)
-
-    def jobs(self) -> dict[str, Obj]:
-        return {job["metadata"]["name"]: job for job in self.fake.objects("jobs", MIDDLETIER)}
-
-    def created(self) -> list[str]:
-        """Names in the create requests so far, in order."""
-        return [r.body["metadata"]["name"] for r in self.fake.requests_for("POST", JOBS_PATH)]
-
-    def writes(self) -> list[Request]:
-        return [r for r in self.fake.requests if r.method in WRITES]
-
-
-@pytest.fixture
-def fake(request: pytest.FixtureRequest) -> Iterator[FakeKube]:
-    with FakeKube(tls=getattr(request, "param", "tls")) as server:
-        yield server
-        assert server.server_errors == []
-
-
-@pytest.fixture
-def cluster(fake: FakeKube, run_cli: RunCli, tmp_path: Path, write_graph: Callable[[Obj], Path]) -> Harness:
-    return Harness(fake, run_cli, tmp_path, write_graph)
 
 
 def scheduled(report: Obj) -> dict[str, int]:
@@ -510,16 +439,6 @@ def test_max_in_flight_schedules_only_the_free_slots_round_robin(cluster: Harnes
     # Each stream counts its next candidate under the cap that stopped it, the first solver's too.
     assert report["totals"]["solver"]["skipped"] == {"capacity": 3}
     assert report["totals"]["package-analyzer"]["skipped"] == {"capacity": 1}
-
-
-def quota(name: str, hard: dict[str, str], used: dict[str, str]) -> Obj:
-    return {
-        "apiVersion": "v1",
-        "kind": "ResourceQuota",
-        "metadata": {"name": name, "namespace": MIDDLETIER},
-        "spec": {"hard": hard},
-        "status": {"hard": hard, "used": used},
-    }
 
 
 @pytest.mark.parametrize(

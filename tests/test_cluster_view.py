@@ -18,10 +18,9 @@ from graph_refresh import kube
 from graph_refresh.config import ClusterSettings
 from graph_refresh.items import SOLVER, Candidate, WorkItem
 
-from .conftest import PYPI
 from .fakes import shapes
 from .fakes.kube import FakeKube
-from .test_cluster import JOBS_PATH, MIDDLETIER, SOLVERS, Harness
+from .helpers import JOBS_PATH, MIDDLETIER, PYPI, SOLVERS, Harness
 
 Obj = dict[str, Any]
 RunCli = Callable[..., Result]

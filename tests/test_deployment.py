@@ -15,7 +15,7 @@ from graph_refresh.items import ANALYZER, SOLVER, Candidate, WorkItem
 from graph_refresh.render import Renderer
 from graph_refresh.templates import load_job_templates, read_template_dir
 
-from .conftest import EXAMPLE_TEMPLATES, ROOT, SHARED_2019
+from .helpers import EXAMPLE_TEMPLATES, ROOT, SHARED_2019
 
 OPENSHIFT = ROOT / "openshift"
 KUBERNETES_VERSION = "1.30.0"  # OpenShift 4.17's Kubernetes; CronJob batch/v1 has been GA since 1.21

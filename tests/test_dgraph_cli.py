@@ -27,9 +27,8 @@ from graph_refresh import cli
 from graph_refresh.backoff import STORE_READS
 from graph_refresh.items import Candidate
 
-from .conftest import CONFIG_ENV, EXAMPLE_TEMPLATES, ROOT, SAMPLE_GRAPH, free_port
 from .fakes.dgraph import FakeDgraph
-from .test_cli import assert_balanced
+from .helpers import CONFIG_ENV, EXAMPLE_TEMPLATES, ROOT, SAMPLE_GRAPH, assert_balanced, free_port
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -15,11 +15,20 @@ import pytest
 import yaml
 from click.testing import Result
 
-from .conftest import EXAMPLE_TEMPLATES, version
 from .fakes.kube import FakeKube
-from .test_cli import assert_balanced
-from .test_cluster import quota
-from .test_learning import HOUR, MIDDLETIER, SOLVER_NAME, T0, Cluster, memory, oom
+from .helpers import (
+    EXAMPLE_TEMPLATES,
+    HOUR,
+    MIDDLETIER,
+    SOLVER_NAME,
+    T0,
+    Harness,
+    assert_balanced,
+    memory,
+    oom,
+    quota,
+    version,
+)
 
 Obj = dict[str, Any]
 RunCli = Callable[..., Result]
@@ -77,16 +86,16 @@ def test_the_report_is_the_same_with_and_without_an_output_folder(
 
 
 @pytest.fixture
-def cluster(run_cli: RunCli, tmp_path: Path, write_graph: Callable[[Obj], Path]) -> Iterator[Cluster]:
+def cluster(run_cli: RunCli, tmp_path: Path, write_graph: Callable[[Obj], Path]) -> Iterator[Harness]:
     with FakeKube(tls="tls") as fake:
-        yield Cluster(fake, run_cli, tmp_path, write_graph)
+        yield Harness.flask_solvers(fake, run_cli, tmp_path, write_graph)
 
 
 @pytest.mark.parametrize(("free", "scheduled"), [("1536Mi", False), ("2Gi", True)])
 def test_a_retry_is_priced_with_its_escalated_resources_with_or_without_an_output_folder(
-    free: str, scheduled: bool, cluster: Cluster, tmp_path: Path
+    free: str, scheduled: bool, cluster: Harness, tmp_path: Path
 ) -> None:
-    result, _ = cluster.run(T0)  # creates the three solvers' Jobs of flask (1Gi each)
+    result, _ = cluster.run_at(T0)  # creates the three solvers' Jobs of flask (1Gi each)
     assert result.exit_code == 0, result.stderr
     cluster.fail(cluster.job(1), at=T0 + 600, pod_status=oom())  # its retry asks for 2Gi
     used = {"1536Mi": "6656Mi", "2Gi": "6Gi"}[free]
@@ -94,7 +103,7 @@ def test_a_retry_is_priced_with_its_escalated_resources_with_or_without_an_outpu
 
     jobs = len(cluster.fake.objects("jobs", MIDDLETIER))
 
-    lean, written = dry_runs(lambda *args: cluster.run(T0 + HOUR, *args), tmp_path / "out")
+    lean, written = dry_runs(lambda *args: cluster.run_at(T0 + HOUR, *args), tmp_path / "out")
 
     assert without_timing(lean) == without_timing(written)
     counts = lean["solvers"][SOLVER_NAME]

@@ -14,9 +14,8 @@ from click.testing import Result
 
 from graph_refresh.items import SOLVER, Candidate, WorkItem
 
-from .conftest import EXAMPLE_TEMPLATES, PYPI, version
 from .fakes.kube import FakeKube
-from .test_cli import assert_balanced
+from .helpers import EXAMPLE_TEMPLATES, PYPI, assert_balanced, version
 
 Obj = dict[str, Any]
 INFRA, MIDDLETIER = "infra", "middletier"

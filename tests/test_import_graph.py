@@ -18,7 +18,7 @@ import pytest
 from bench.bench_import import write_graph
 from graph_refresh.store.sqlite import SQLiteStore
 
-from .conftest import EXAMPLE_TEMPLATES, ROOT, SAMPLE_GRAPH
+from .helpers import EXAMPLE_TEMPLATES, ROOT, SAMPLE_GRAPH
 
 BIG_GRAPH_RECORDS = 400_000  # several seconds of importing: a signal sent once it has started lands mid-import
 

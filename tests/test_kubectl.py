@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import EXAMPLE_TEMPLATES
 from .fakes.kube import STRATEGIC_MERGE_PATCH, FakeKube
+from .helpers import EXAMPLE_TEMPLATES
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -12,10 +12,9 @@ import pytest
 
 from graph_refresh.items import ANALYZER, SOLVER, Candidate, WorkItem
 
-from .conftest import EXAMPLE_TEMPLATES, PYPI, version
 from .fakes.dgraph import FakeDgraph
 from .fakes.kube import FakeKube
-from .test_cluster import MIDDLETIER, SOLVERS, Harness, RunCli
+from .helpers import EXAMPLE_TEMPLATES, MIDDLETIER, PYPI, SOLVERS, Harness, RunCli, version
 
 Obj = dict[str, Any]
 HOUR = 3600.0

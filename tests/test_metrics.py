@@ -18,9 +18,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from graph_refresh import __version__, metrics
 from graph_refresh.report import Counts, RunReport
 
-from .conftest import free_port
 from .fakes.kube import FakeKube
-from .test_cluster import Harness
+from .helpers import Harness, free_port
 
 PUSHGATEWAY = shutil.which("prometheus-pushgateway") or "/usr/bin/prometheus-pushgateway"
 

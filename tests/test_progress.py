@@ -4,47 +4,18 @@ and with --quiet only warnings, errors and the summary. (Creating against the cl
 from __future__ import annotations
 
 import json
-import os
-import pty
 import re
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from click.testing import Result
 
-from .conftest import EXAMPLE_TEMPLATES, PYPI, ROOT, SAMPLE_GRAPH
+from .helpers import EXAMPLE_TEMPLATES, PYPI, SAMPLE_GRAPH, run_app
 
 RunCli = Callable[..., Result]
 ERASE = "\r\x1b[K"  # back to the start of the line, and erase it
 LIVE_LINE = re.compile(r"\r\x1b\[K\[\d+s\] examined ")
-
-
-def run_app(args: list[str], env: dict[str, str], *, terminal: bool, code: int = 0) -> str:
-    """Run app.py with stderr on a pseudo-terminal or a pipe; return what it wrote to stderr."""
-    env = {**os.environ, **env}
-    cmd = [sys.executable, "app.py", *args]
-    if not terminal:
-        done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-        assert done.returncode == code, done.stderr
-        return done.stderr
-    primary, secondary = pty.openpty()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=secondary)
-    os.close(secondary)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(primary, 4096)
-        except OSError:  # the terminal closes when the child exits
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(primary)
-    assert proc.wait(timeout=120) == code
-    return b"".join(chunks).decode(errors="replace")
 
 
 def run_import(tmp_path: Path, *, terminal: bool) -> str:

@@ -11,7 +11,7 @@ import click
 
 from graph_refresh import cli
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
 

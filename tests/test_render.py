@@ -18,7 +18,7 @@ from graph_refresh.items import ANALYZER, SOLVER, Candidate, WorkItem
 from graph_refresh.render import Renderer
 from graph_refresh.templates import JobTemplate, JobTemplates, load_job_templates, read_template_dir
 
-from .conftest import EXAMPLE_TEMPLATES, PYPI, SHARED_2019
+from .helpers import EXAMPLE_TEMPLATES, PYPI, SHARED_2019
 
 SLOTS = ("ID", "PKG", "IDX", "DOC", "NEVER_DECLARED")
 

@@ -25,7 +25,7 @@ from graph_refresh.report import (
     RunReport,
 )
 
-from .conftest import EXAMPLE_TEMPLATES
+from .helpers import EXAMPLE_TEMPLATES
 
 RunCli = Callable[..., Result]
 

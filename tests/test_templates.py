@@ -12,8 +12,8 @@ import yaml
 from graph_refresh.errors import TemplateError
 from graph_refresh.templates import load_job_templates, process, read_template_dir, select_template
 
-from .conftest import EXAMPLE_TEMPLATES, SHARED_2019
 from .fakes.kube import FakeKube
+from .helpers import EXAMPLE_TEMPLATES, SHARED_2019
 
 
 def template(parameters: list[dict[str, Any]], objects: list[Any], **extra: Any) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 pytestmark = pytest.mark.timeout(180)
 

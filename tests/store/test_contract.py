@@ -10,7 +10,7 @@ from typing import Any
 from graph_refresh.items import Candidate, SolverEnvironment, parse_solver_name
 from graph_refresh.store.base import GraphStore, ItemStatus
 
-from ..conftest import PYPI, version
+from ..helpers import PYPI, version
 from .conftest import MakeStore
 
 OTHER = "https://tensorflow.pypi.thoth-station.ninja/index/manylinux2010/AVX2/simple"

@@ -44,7 +44,7 @@ from graph_refresh.store.dgraph import (
 )
 from tests.fakes.dgraph import FakeDgraph, TlsFiles
 
-from ..conftest import free_port
+from ..helpers import free_port
 from .conftest import LIVE_SCHEMA
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -20,7 +20,7 @@ from graph_refresh.store.graphfile import (
     read_graph_file,
 )
 
-from ..conftest import PYPI, SAMPLE_GRAPH, version
+from ..helpers import PYPI, SAMPLE_GRAPH, version
 
 
 def write(tmp_path: Path, text: str | bytes) -> Path:

@@ -13,7 +13,7 @@ from graph_refresh.items import Candidate, parse_solver_name
 from graph_refresh.store.graphfile import parse_graph
 from graph_refresh.store.sqlite import SQLiteStore
 
-from ..conftest import version
+from ..helpers import version
 
 
 def test_store_file_is_created_on_first_use(tmp_path: Path) -> None:
