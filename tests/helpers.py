@@ -239,3 +239,138 @@ class Harness:
                 "status": pod_status,
             }
             self.fake.add(pod)
+
+
+def scheduled(report: Obj) -> dict[str, int]:
+    return {kind: report["totals"][kind]["scheduled"] for kind in report["totals"]}
+
+
+MANAGED = {"app.kubernetes.io/managed-by": "graph-refresh"}
+
+
+def owned_job(name: str, kind: str = SOLVER, labels: dict[str, str] | None = None) -> Obj:
+    """A Job in middletier labelled as graph-refresh's, without status (live)."""
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": MIDDLETIER,
+            "labels": {**MANAGED, "thoth-station.ninja/kind": kind} if labels is None else labels,
+        },
+        "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "x", "image": "x"}]}}},
+    }
+
+
+def kubeconfig_without_ca(fake: FakeKube, path: Path) -> Path:
+    """A kubeconfig that neither names a CA nor skips verification (the system CAs do not know the fake)."""
+    fake.kubeconfig(path, ca=False)
+    document = yaml.safe_load(path.read_text())
+    del document["clusters"][0]["cluster"]["insecure-skip-tls-verify"]
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+# A solver Job and its pod as the API lists them once the Job failed (the shape of Thoth's 2019 solver Template,
+# rendered), for the tests of how a failure is read and learned from.
+LISTED_JOB = "solver-fedora-31-py38-0123456789"
+
+
+def listed_job(
+    *,
+    conditions: list[dict[str, Any]] | None = None,
+    memory: str | None = "1Gi",
+    deadline: int | None = None,
+    attempt: str | None = None,
+) -> dict[str, Any]:
+    """A batch/v1 Job as the API lists it (shape of Thoth's 2019 solver Template, rendered)."""
+    labels = {"app.kubernetes.io/managed-by": "graph-refresh", "thoth-station.ninja/item": "0123456789"}
+    if attempt is not None:
+        labels["thoth-station.ninja/attempt"] = attempt
+    resources = {"limits": {"cpu": "1"}, "requests": {"cpu": "1"}}
+    if memory is not None:
+        resources["limits"]["memory"] = memory
+        resources["requests"]["memory"] = memory
+    spec: dict[str, Any] = {
+        "backoffLimit": 0,
+        "template": {
+            "metadata": {"labels": dict(labels)},
+            "spec": {
+                "restartPolicy": "Never",
+                "containers": [{"name": "solver", "image": "solver-fedora-31-py38:latest", "resources": resources}],
+            },
+        },
+    }
+    if deadline is not None:
+        spec["activeDeadlineSeconds"] = deadline
+    status: dict[str, Any] = {"startTime": "2024-05-01T09:00:00Z", "failed": 1}
+    if conditions is not None:
+        status["conditions"] = conditions
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": LISTED_JOB, "namespace": "middletier", "labels": labels},
+        "spec": spec,
+        "status": status,
+    }
+
+
+def failed_conditions(
+    reason: str = "BackoffLimitExceeded", at: str | None = "2024-05-01T10:00:00Z"
+) -> list[dict[str, Any]]:
+    condition = {"type": "Failed", "status": "True", "reason": reason, "message": "Job has reached the limit"}
+    if at is not None:
+        condition["lastTransitionTime"] = at
+    return [condition]
+
+
+def terminated_state(reason: str, exit_code: int = 137) -> dict[str, Any]:
+    return {"terminated": {"exitCode": exit_code, "reason": reason, "startedAt": "2024-05-01T09:00:01Z"}}
+
+
+def listed_pod(
+    *,
+    reason: str | None = None,
+    conditions: list[dict[str, Any]] | None = None,
+    state: dict[str, Any] | None = None,
+    last_state: dict[str, Any] | None = None,
+    init_state: dict[str, Any] | None = None,
+    labels: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A Pod of the Job, as the API lists it."""
+    status: dict[str, Any] = {
+        "phase": "Failed",
+        "conditions": conditions or [{"type": "Ready", "status": "False"}],
+        "containerStatuses": [
+            {
+                "name": "solver",
+                "ready": False,
+                "restartCount": 0,
+                "state": state or terminated_state("Error", 1),
+                "lastState": last_state or {},
+            }
+        ],
+    }
+    if init_state is not None:
+        status["initContainerStatuses"] = [{"name": "fetch", "ready": False, "state": init_state, "lastState": {}}]
+    if reason is not None:
+        status["reason"] = reason
+    default_labels = {"job-name": LISTED_JOB, "batch.kubernetes.io/job-name": LISTED_JOB, "controller-uid": "u-1"}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": f"{LISTED_JOB}-x7k2p", "labels": default_labels if labels is None else labels},
+        "status": status,
+    }
+
+
+LEDGER_PATH = f"/api/v1/namespaces/{MIDDLETIER}/configmaps/graph-refresh-ledger"
+
+
+def ledger(cluster: Harness) -> dict[str, Obj]:
+    """The ledger ConfigMap's entries by key, read back from the fake cluster."""
+    configmap = cluster.fake.get("configmaps", MIDDLETIER, "graph-refresh-ledger")
+    assert configmap is not None, "the ledger was not written"
+    data = dict(configmap.get("data") or {})
+    assert "learned-until" not in data, "learning goes by attempt number, not by a time"
+    return {key: json.loads(value) for key, value in data.items() if key not in ("fresh-cursors", "runs")}

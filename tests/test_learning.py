@@ -1,4 +1,4 @@
-"""Learning from how Jobs end (SPEC §11), end to end: the CLI against FakeKube, hourly runs one after another.
+"""Learning from how Jobs end (docs/learning.md), end to end: the CLI against FakeKube, hourly runs one after another.
 
 A first run creates the Jobs; the test then ends some of them as the Job controller and the kubelet
 would (a Failed condition, pods with OOMKilled containers, an eviction, a deadline), and the next runs
@@ -17,7 +17,21 @@ import pytest
 from graph_refresh.items import SOLVER, Candidate, WorkItem
 
 from .fakes.kube import FakeKube
-from .helpers import HOUR, INFRA, MIDDLETIER, PYPI, SOLVER_NAME, T0, Harness, RunCli, memory, oom, version
+from .helpers import (
+    HOUR,
+    INFRA,
+    LEDGER_PATH,
+    MIDDLETIER,
+    PYPI,
+    SOLVER_NAME,
+    T0,
+    Harness,
+    RunCli,
+    ledger,
+    memory,
+    oom,
+    version,
+)
 
 Obj = dict[str, Any]
 
@@ -101,17 +115,6 @@ def test_an_error_backs_off_then_is_retried_then_quarantined(cluster: Harness) -
     assert entry["solver"] == SOLVER_NAME and entry["until"].endswith("Z")
 
 
-LEDGER_PATH = f"/api/v1/namespaces/{MIDDLETIER}/configmaps/graph-refresh-ledger"
-
-
-def ledger(cluster: Harness) -> dict[str, Obj]:
-    configmap = cluster.fake.get("configmaps", MIDDLETIER, "graph-refresh-ledger")
-    assert configmap is not None, "the ledger was not written"
-    data = dict(configmap.get("data") or {})
-    assert "learned-until" not in data, "learning goes by attempt number, not by a time"
-    return {key: json.loads(value) for key, value in data.items() if key not in ("fresh-cursors", "runs")}
-
-
 def test_the_ledger_remembers_failures_after_the_ttl_removed_the_jobs(cluster: Harness) -> None:
     env = {"THOTH_GRAPH_REFRESH_MAX_ATTEMPTS": "2", "THOTH_GRAPH_REFRESH_RETRY_BACKOFF": "60"}
     cluster.run_at(T0, env=env)
@@ -157,63 +160,6 @@ def test_a_dry_run_and_a_server_dry_run_write_no_ledger(cluster: Harness) -> Non
     assert posts[-1].query.get("dryRun") == ["All"], "the server dry run sent the retry with dryRun=All"
     assert posts[-1].body["metadata"]["labels"]["thoth-station.ninja/attempt"] == "2"
     assert len(cluster.fake.objects("jobs", MIDDLETIER)) == 3, "and nothing was stored"
-
-
-def test_an_unreadable_ledger_is_a_warning_and_is_replaced(cluster: Harness) -> None:
-    cluster.fake.add(
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": "graph-refresh-ledger", "namespace": MIDDLETIER},
-            "data": {"0123456789": "{not json", "zz": "[]"},
-        }
-    )
-    result, _ = cluster.run_at(T0)
-    assert result.exit_code == 0 and "Traceback" not in result.stderr
-    assert "0123456789" in result.stderr and "'zz'" in result.stderr, "each unreadable entry is named"
-    assert ledger(cluster) == {}, "replaced at the end"
-    cluster.fail(cluster.job(1), at=T0 + 600, pod_status=oom())
-    cluster.run_at(T0 + HOUR)
-    assert set(ledger(cluster)) == {WorkItem(SOLVER, SOLVER_NAME, Candidate("flask", "1.0", PYPI)).key}
-
-    cluster.fake.inject(method="GET", path=LEDGER_PATH, status=403, times=None)
-    result, _ = cluster.run_at(T0 + 2 * HOUR)
-    assert result.exit_code == 0 and "could not be read" in result.stderr
-
-
-def test_two_overlapping_runs_lose_no_entry(cluster: Harness) -> None:
-    cluster.run_at(T0)
-    cluster.fail(cluster.job(1), at=T0 + 600, pod_status=oom())
-    other_key = "abcdef0123"
-    other = {
-        "kind": "package-analyzer",
-        "solver": None,
-        "package": "numpy",
-        "version": "1.0",
-        "index": PYPI,
-        "failures": 1,
-        "attempt": 1,
-        "cause": "error",
-        "failed": "2027-01-15T08:00:00Z",
-    }
-
-    def another_run_wrote_first(request: Any) -> Obj:
-        """The PUT arrives after another run wrote the ledger: that write lands, this one gets 409."""
-        configmap = cluster.fake.get("configmaps", MIDDLETIER, "graph-refresh-ledger")
-        assert configmap is not None
-        configmap["data"] = {**(configmap.get("data") or {}), other_key: json.dumps(other)}
-        cluster.fake.add(configmap)
-        return {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Conflict", "code": 409}
-
-    cluster.run_at(T0 + HOUR)  # creates the ledger
-    cluster.fail(cluster.job(2), at=T0 + HOUR + 600, pod_status=oom())
-    cluster.fake.inject(method="PUT", path=LEDGER_PATH, status=409, times=1, body=another_run_wrote_first)
-    result, _ = cluster.run_at(T0 + 2 * HOUR)
-    assert result.exit_code == 0, result.stderr
-    entries = ledger(cluster)
-    assert entries[other_key]["package"] == "numpy", "the other run's entry is kept"
-    mine = WorkItem(SOLVER, SOLVER_NAME, Candidate("flask", "1.0", PYPI)).key
-    assert entries[mine]["attempt"] == 2 and entries[mine]["failures"] == 2, "and this run's learning too"
 
 
 def quarantined_after_two_ooms(cluster: Harness, env: dict[str, str]) -> None:
@@ -492,27 +438,6 @@ def test_a_job_whose_item_label_was_removed_by_hand_writes_no_unreadable_key(clu
     assert set(ledger(cluster)) == {ITEM_KEY}, "learned under the item's key when its candidate was met"
     result, _ = cluster.run_at(T0 + 2 * HOUR)
     assert "dropped" not in result.stderr
-
-
-# --- a ledger that cannot be written ----------------------------------------------------------------------------
-
-
-def test_a_ledger_that_cannot_be_written_is_loud_and_learning_still_charges(cluster: Harness) -> None:
-    cluster.fake.inject(method="POST", path=r"/configmaps$", status=403, times=None)
-    result, report = cluster.run_at(T0)
-    assert result.exit_code == 0
-    assert report["ledger"]["written"] is False and "403" in report["ledger"]["reason"]
-    assert "The ledger graph-refresh-ledger could not be written" in result.stderr
-    cluster.fail(cluster.job(1), at=T0 + 600, pod_status=oom())
-    cluster.run_at(T0 + HOUR)
-    assert memory(cluster.job(2)) == ("2Gi", "2Gi"), "learned from the failed Job present"
-    cluster.fail(cluster.job(2), at=T0 + HOUR + 600, pod_status=oom())
-    _, report = cluster.run_at(T0 + 2 * HOUR)
-    assert memory(cluster.job(3)) == ("4Gi", "4Gi"), "both failed Jobs still charge"
-    cluster.fail(cluster.job(3), at=T0 + 2 * HOUR + 600, pod_status=oom())
-    _, report = cluster.run_at(T0 + 3 * HOUR)
-    assert report["solvers"][SOLVER_NAME]["skipped"] == {"quarantined": 1}, "no retrying forever at 1Gi"
-    assert report["ledger"]["written"] is False
 
 
 # --- an escalation that can never fit -----------------------------------------------------------------------------

@@ -55,7 +55,7 @@ def pushgateway(tmp_path: Path) -> Iterator[str]:
 def cluster(
     run_cli: Callable[..., Result], tmp_path: Path, write_graph: Callable[[dict[str, Any]], Path]
 ) -> Iterator[Harness]:
-    """The fake cluster of test_cluster.py, over TLS."""
+    """The example cluster (tests/helpers.py's Harness), over TLS."""
     with FakeKube(tls="tls") as fake:
         yield Harness(fake, run_cli, tmp_path, write_graph)
 

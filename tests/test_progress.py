@@ -1,5 +1,5 @@
 """What a run says while it works: a live line on a terminal, a progress log line every interval otherwise,
-and with --quiet only warnings, errors and the summary. (Creating against the cluster: tests/test_cluster.py.)"""
+and with --quiet only warnings, errors and the summary. (Creating against the cluster: tests/test_refresh.py.)"""
 
 from __future__ import annotations
 

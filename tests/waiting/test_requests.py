@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from click.testing import Result
 
-from .fakes.kube import FakeKube
-from .helpers import PYPI
+from ..fakes.kube import FakeKube
+from ..helpers import PYPI
 
 Obj = dict[str, Any]
 MIDDLETIER = "middletier"
