@@ -311,6 +311,71 @@ def test_debug_logging_is_switched_on_by_environment_without_showing_index_crede
     assert "DEBUG" not in quiet.stderr, "levels come from this run's environment only"
 
 
+@pytest.mark.parametrize("value", ["debug", "Info", "warning"])
+def test_log_levels_in_any_case_reach_thoth_common_safely(
+    value: str, run_cli: RunCli, tmp_path: Path, sample_store: None
+) -> None:
+    result, report, _ = dry_run(run_cli, tmp_path, "--eager-stop", "1", env={"THOTH_LOG_SOLVER": value})
+    assert result.exit_code == 0 and "Traceback" not in result.stderr and report["exit_code"] == 0
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("THOTH_LOG_SOLVER", "LOUDLY"), ("THOTH_LOG_GRAPH_REFRESH", "chatty"), ("PROMETHEUS_PUSHGATEWAY_URL", "pg:99999")],
+)
+def test_a_bad_log_level_exits_2_naming_the_variable(variable: str, value: str, run_cli: RunCli) -> None:
+    result = run_cli(["--dry-run", "--template-dir", str(EXAMPLE_TEMPLATES)], env={variable: value})
+    assert result.exit_code == 2 and variable in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("value", ["WARN", "notset", "fatal"])
+def test_every_python_log_level_name_is_accepted_for_other_modules(
+    value: str, run_cli: RunCli, tmp_path: Path, sample_store: None
+) -> None:
+    result, _, _ = dry_run(run_cli, tmp_path, "--eager-stop", "1", env={"THOTH_LOG_ADVISER": value})
+    assert result.exit_code == 0, result.stderr
+
+
+def test_an_empty_log_level_means_unset(run_cli: RunCli, tmp_path: Path, sample_store: None) -> None:
+    result, _, out = dry_run(run_cli, tmp_path, "--eager-stop", "1", env={"THOTH_LOG_SOLVER": ""})
+    assert result.exit_code == 0
+    solver_job = next(job for name, job in manifests(out).items() if name.startswith("solver-"))
+    assert env_of(solver_job)["THOTH_LOG_SOLVER"] == "INFO"  # the Template's default
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("pushgateway:80", "http://pushgateway:80"), ("https://pg:9091", "https://pg:9091")]
+)
+def test_pushgateway_as_host_port_like_thoths_configmaps(
+    value: str, expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert settings_from([], {"PROMETHEUS_PUSHGATEWAY_URL": value}, monkeypatch).metrics.pushgateway_url == expected
+
+
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_qps_must_be_finite(value: str, run_cli: RunCli) -> None:
+    result = run_cli([], env={**BASE_ENV, "THOTH_DRY_RUN": "1", "THOTH_GRAPH_REFRESH_QPS": value})
+    assert result.exit_code == 2 and "THOTH_GRAPH_REFRESH_QPS" in result.stderr
+
+
+def test_a_usage_error_is_one_line_on_stderr_without_a_word_about_sentry(run_cli: RunCli) -> None:
+    result = run_cli(["--dry-run"])  # neither --template-dir nor the infra namespace: a configuration error
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "Error: THOTH_INFRA_NAMESPACE (--infra-namespace) is required unless --template-dir is given"
+    ]
+
+
+def test_a_run_error_is_one_line_on_stderr_without_a_word_about_sentry(run_cli: RunCli) -> None:
+    # No store imported: the run fails. Only our INFO lines are turned off.
+    result = run_cli(
+        ["--dry-run", "--template-dir", str(EXAMPLE_TEMPLATES)], env={"THOTH_LOG_GRAPH_REFRESH": "WARNING"}
+    )
+    assert result.exit_code == 1
+    [line] = result.stderr.splitlines()
+    assert re.search(r" ERROR +graph_refresh:\d+: Run failed: SQLite store '.*' does not exist", line), line
+
+
 # --- dry run, end to end -------------------------------------------------------------------------
 
 
@@ -572,6 +637,85 @@ def test_log_solver_reaches_the_template(run_cli: RunCli, tmp_path: Path, sample
         assert env_of(job)[key] in ("DEBUG", "1")
 
 
+def test_an_item_whose_own_values_break_the_template_is_counted_and_fails_the_run(
+    run_cli: RunCli, tmp_path: Path, template_dir: Callable[..., Path], write_graph: Callable[[dict[str, Any]], Path]
+) -> None:
+    def clash_on_flask(docs: dict[str, dict[str, Any]]) -> None:
+        job = docs["package-analyzer.yaml"]["objects"][0]
+        job["metadata"]["annotations"] = {"${THOTH_PACKAGE_ANALYZER_PACKAGE_NAME}": "a", "flask": "b"}
+
+    run_cli(["import-graph", str(write_graph({"package_versions": [version("flask", "1.0")]}))])
+    result, report, _ = dry_run(run_cli, tmp_path, "--no-solvers", templates=template_dir(clash_on_flask))
+    assert result.exit_code == 1 and "flask" in result.stderr
+    assert_balanced(report)
+    assert report["totals"]["package-analyzer"]["failed"] == 1 and report["failures"][0]["kind"] == ANALYZER_KIND
+
+
+@pytest.mark.parametrize(
+    "break_it",
+    [
+        lambda docs: docs["solver.yaml"]["metadata"].__setitem__("labels", ["template", "solver"]),
+        lambda docs: docs["solver.yaml"].__setitem__("labels", ["team"]),
+        lambda docs: docs["package-analyzer.yaml"]["objects"][0].__setitem__("spec", ["not", "a", "mapping"]),
+        lambda docs: docs["solver.yaml"]["objects"][0]["metadata"].__setitem__("labels", "solver-type"),
+    ],
+)
+def test_malformed_templates_exit_1_with_a_message_and_a_report(
+    break_it: Callable[[dict[str, Any]], None],
+    run_cli: RunCli,
+    tmp_path: Path,
+    template_dir: Callable[..., Path],
+    sample_store: None,
+) -> None:
+    result, report, _ = dry_run(run_cli, tmp_path, templates=template_dir(break_it))
+    assert result.exit_code == 1 and report["exit_code"] == 1
+    assert "Traceback" not in result.stderr and "must be a mapping" in result.stderr
+
+
+def test_a_null_ttl_in_the_template_gets_the_configured_one(
+    run_cli: RunCli, tmp_path: Path, template_dir: Callable[..., Path], sample_store: None
+) -> None:
+    def null_ttl(docs: dict[str, dict[str, Any]]) -> None:
+        docs["package-analyzer.yaml"]["objects"][0]["spec"]["ttlSecondsAfterFinished"] = None
+
+    _, _, out = dry_run(run_cli, tmp_path, "--no-solvers", "--job-ttl", "77", templates=template_dir(null_ttl))
+    assert {job["spec"]["ttlSecondsAfterFinished"] for job in manifests(out).values()} == {77}
+
+
+def test_a_run_whose_sqlite_store_does_not_exist_fails_naming_it(run_cli: RunCli, tmp_path: Path) -> None:
+    # Only import-graph creates a store: a run against a missing one (a ConfigMap's empty
+    # graph-service-host, a mistyped path) must not plan from an empty graph and exit 0.
+    missing = tmp_path / "nowhere" / "missing.sqlite3"
+    result, report, _ = dry_run(run_cli, tmp_path, "--sqlite-path", str(missing))
+    assert result.exit_code == 1 and report["exit_code"] == 1
+    assert str(missing) in result.stderr and "does not exist" in result.stderr and "Traceback" not in result.stderr
+    assert not missing.exists() and not missing.parent.exists()
+
+
+def test_a_run_whose_sqlite_file_is_not_a_store_fails_naming_it(run_cli: RunCli, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.sqlite3"
+    empty.write_bytes(b"")  # SQLite reads an empty file as a database without tables
+    result, report, _ = dry_run(run_cli, tmp_path, "--sqlite-path", str(empty))
+    assert result.exit_code == 1 and report["exit_code"] == 1
+    assert str(empty) in result.stderr and "not a graph-refresh store" in result.stderr
+    assert empty.read_bytes() == b"", "a run writes nothing into the store"
+
+
+def test_report_dash_puts_the_json_alone_on_stdout_and_the_plan_table_on_stderr(tmp_path: Path) -> None:
+    """Through a real process: ``--report -`` makes stdout one JSON document a pipe can read."""
+    store = tmp_path / "store.sqlite3"
+    env = {**os.environ, "GRAPH_REFRESH_SQLITE_PATH": str(store), "GRPC_VERBOSITY": "NONE"}
+    subprocess.run([sys.executable, "app.py", "import-graph", str(SAMPLE_GRAPH)], cwd=ROOT, env=env, check=True)
+    args = ["--dry-run", "--template-dir", str(EXAMPLE_TEMPLATES), "--eager-stop", "2", "--report", "-"]
+    done = subprocess.run([sys.executable, "app.py", *args], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["totals"]["solver"]["scheduled"] == 2 and report["exit_code"] == 0
+    header = next(line for line in done.stderr.splitlines() if line.startswith("stream "))
+    assert "examined" in header and "scheduled" in header and "planned" not in header
+    assert not (ROOT / "-").exists()
+
+
 # --- import-graph --------------------------------------------------------------------------------
 
 
@@ -691,70 +835,6 @@ def test_unknown_keys_are_ignored_and_missing_or_null_optional_fields_take_their
     assert report["solvers"]["solver-fedora-34-py39"]["scheduled"] == 1
 
 
-# --- found by review ------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("value", ["debug", "Info", "warning"])
-def test_log_levels_in_any_case_reach_thoth_common_safely(
-    value: str, run_cli: RunCli, tmp_path: Path, sample_store: None
-) -> None:
-    result, report, _ = dry_run(run_cli, tmp_path, "--eager-stop", "1", env={"THOTH_LOG_SOLVER": value})
-    assert result.exit_code == 0 and "Traceback" not in result.stderr and report["exit_code"] == 0
-
-
-@pytest.mark.parametrize(
-    ("variable", "value"),
-    [("THOTH_LOG_SOLVER", "LOUDLY"), ("THOTH_LOG_GRAPH_REFRESH", "chatty"), ("PROMETHEUS_PUSHGATEWAY_URL", "pg:99999")],
-)
-def test_a_bad_log_level_exits_2_naming_the_variable(variable: str, value: str, run_cli: RunCli) -> None:
-    result = run_cli(["--dry-run", "--template-dir", str(EXAMPLE_TEMPLATES)], env={variable: value})
-    assert result.exit_code == 2 and variable in result.stderr and "Traceback" not in result.stderr
-
-
-@pytest.mark.parametrize("value", ["WARN", "notset", "fatal"])
-def test_every_python_log_level_name_is_accepted_for_other_modules(
-    value: str, run_cli: RunCli, tmp_path: Path, sample_store: None
-) -> None:
-    result, _, _ = dry_run(run_cli, tmp_path, "--eager-stop", "1", env={"THOTH_LOG_ADVISER": value})
-    assert result.exit_code == 0, result.stderr
-
-
-def test_an_item_whose_own_values_break_the_template_is_counted_and_fails_the_run(
-    run_cli: RunCli, tmp_path: Path, template_dir: Callable[..., Path], write_graph: Callable[[dict[str, Any]], Path]
-) -> None:
-    def clash_on_flask(docs: dict[str, dict[str, Any]]) -> None:
-        job = docs["package-analyzer.yaml"]["objects"][0]
-        job["metadata"]["annotations"] = {"${THOTH_PACKAGE_ANALYZER_PACKAGE_NAME}": "a", "flask": "b"}
-
-    run_cli(["import-graph", str(write_graph({"package_versions": [version("flask", "1.0")]}))])
-    result, report, _ = dry_run(run_cli, tmp_path, "--no-solvers", templates=template_dir(clash_on_flask))
-    assert result.exit_code == 1 and "flask" in result.stderr
-    assert_balanced(report)
-    assert report["totals"]["package-analyzer"]["failed"] == 1 and report["failures"][0]["kind"] == ANALYZER_KIND
-
-
-def test_an_empty_log_level_means_unset(run_cli: RunCli, tmp_path: Path, sample_store: None) -> None:
-    result, _, out = dry_run(run_cli, tmp_path, "--eager-stop", "1", env={"THOTH_LOG_SOLVER": ""})
-    assert result.exit_code == 0
-    solver_job = next(job for name, job in manifests(out).items() if name.startswith("solver-"))
-    assert env_of(solver_job)["THOTH_LOG_SOLVER"] == "INFO"  # the Template's default
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"), [("pushgateway:80", "http://pushgateway:80"), ("https://pg:9091", "https://pg:9091")]
-)
-def test_pushgateway_as_host_port_like_thoths_configmaps(
-    value: str, expected: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    assert settings_from([], {"PROMETHEUS_PUSHGATEWAY_URL": value}, monkeypatch).metrics.pushgateway_url == expected
-
-
-@pytest.mark.parametrize("value", ["nan", "inf"])
-def test_qps_must_be_finite(value: str, run_cli: RunCli) -> None:
-    result = run_cli([], env={**BASE_ENV, "THOTH_DRY_RUN": "1", "THOTH_GRAPH_REFRESH_QPS": value})
-    assert result.exit_code == 2 and "THOTH_GRAPH_REFRESH_QPS" in result.stderr
-
-
 def test_a_graph_file_that_is_not_utf8_exits_2(run_cli: RunCli, tmp_path: Path) -> None:
     path = tmp_path / "utf16.json"
     path.write_text(json.dumps({"package_versions": [version("a", "1")]}), encoding="utf-16")
@@ -762,60 +842,10 @@ def test_a_graph_file_that_is_not_utf8_exits_2(run_cli: RunCli, tmp_path: Path) 
     assert result.exit_code == 2 and "UTF-8" in result.stderr
 
 
-@pytest.mark.parametrize(
-    "break_it",
-    [
-        lambda docs: docs["solver.yaml"]["metadata"].__setitem__("labels", ["template", "solver"]),
-        lambda docs: docs["solver.yaml"].__setitem__("labels", ["team"]),
-        lambda docs: docs["package-analyzer.yaml"]["objects"][0].__setitem__("spec", ["not", "a", "mapping"]),
-        lambda docs: docs["solver.yaml"]["objects"][0]["metadata"].__setitem__("labels", "solver-type"),
-    ],
-)
-def test_malformed_templates_exit_1_with_a_message_and_a_report(
-    break_it: Callable[[dict[str, Any]], None],
-    run_cli: RunCli,
-    tmp_path: Path,
-    template_dir: Callable[..., Path],
-    sample_store: None,
-) -> None:
-    result, report, _ = dry_run(run_cli, tmp_path, templates=template_dir(break_it))
-    assert result.exit_code == 1 and report["exit_code"] == 1
-    assert "Traceback" not in result.stderr and "must be a mapping" in result.stderr
-
-
-def test_a_null_ttl_in_the_template_gets_the_configured_one(
-    run_cli: RunCli, tmp_path: Path, template_dir: Callable[..., Path], sample_store: None
-) -> None:
-    def null_ttl(docs: dict[str, dict[str, Any]]) -> None:
-        docs["package-analyzer.yaml"]["objects"][0]["spec"]["ttlSecondsAfterFinished"] = None
-
-    _, _, out = dry_run(run_cli, tmp_path, "--no-solvers", "--job-ttl", "77", templates=template_dir(null_ttl))
-    assert {job["spec"]["ttlSecondsAfterFinished"] for job in manifests(out).values()} == {77}
-
-
 def test_import_graph_takes_the_store_path_after_the_subcommand_too(run_cli: RunCli, tmp_path: Path) -> None:
     store = tmp_path / "elsewhere.sqlite3"
     assert run_cli(["import-graph", "--sqlite-path", str(store), str(SAMPLE_GRAPH)]).exit_code == 0
     assert store.exists() and not (tmp_path / "graph.sqlite3").exists()
-
-
-def test_a_run_whose_sqlite_store_does_not_exist_fails_naming_it(run_cli: RunCli, tmp_path: Path) -> None:
-    # Only import-graph creates a store: a run against a missing one (a ConfigMap's empty
-    # graph-service-host, a mistyped path) must not plan from an empty graph and exit 0.
-    missing = tmp_path / "nowhere" / "missing.sqlite3"
-    result, report, _ = dry_run(run_cli, tmp_path, "--sqlite-path", str(missing))
-    assert result.exit_code == 1 and report["exit_code"] == 1
-    assert str(missing) in result.stderr and "does not exist" in result.stderr and "Traceback" not in result.stderr
-    assert not missing.exists() and not missing.parent.exists()
-
-
-def test_a_run_whose_sqlite_file_is_not_a_store_fails_naming_it(run_cli: RunCli, tmp_path: Path) -> None:
-    empty = tmp_path / "empty.sqlite3"
-    empty.write_bytes(b"")  # SQLite reads an empty file as a database without tables
-    result, report, _ = dry_run(run_cli, tmp_path, "--sqlite-path", str(empty))
-    assert result.exit_code == 1 and report["exit_code"] == 1
-    assert str(empty) in result.stderr and "not a graph-refresh store" in result.stderr
-    assert empty.read_bytes() == b"", "a run writes nothing into the store"
 
 
 def test_import_reads_the_lists_in_any_order_and_counts_as_it_streams(run_cli: RunCli, tmp_path: Path) -> None:
@@ -839,36 +869,3 @@ def test_a_failed_import_into_a_new_store_leaves_no_store_behind(run_cli: RunCli
     result = run_cli(["import-graph", str(path)])
     assert result.exit_code == 2 and "package_versions[30]: must be an object, not list" in result.stderr
     assert not (tmp_path / "graph.sqlite3").exists(), "a later run fails naming the missing store, not 'nothing to do'"
-
-
-def test_report_dash_puts_the_json_alone_on_stdout_and_the_plan_table_on_stderr(tmp_path: Path) -> None:
-    """Through a real process: ``--report -`` makes stdout one JSON document a pipe can read."""
-    store = tmp_path / "store.sqlite3"
-    env = {**os.environ, "GRAPH_REFRESH_SQLITE_PATH": str(store), "GRPC_VERBOSITY": "NONE"}
-    subprocess.run([sys.executable, "app.py", "import-graph", str(SAMPLE_GRAPH)], cwd=ROOT, env=env, check=True)
-    args = ["--dry-run", "--template-dir", str(EXAMPLE_TEMPLATES), "--eager-stop", "2", "--report", "-"]
-    done = subprocess.run([sys.executable, "app.py", *args], cwd=ROOT, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout)
-    assert report["totals"]["solver"]["scheduled"] == 2 and report["exit_code"] == 0
-    header = next(line for line in done.stderr.splitlines() if line.startswith("stream "))
-    assert "examined" in header and "scheduled" in header and "planned" not in header
-    assert not (ROOT / "-").exists()
-
-
-def test_a_usage_error_is_one_line_on_stderr_without_a_word_about_sentry(run_cli: RunCli) -> None:
-    result = run_cli(["--dry-run"])  # neither --template-dir nor the infra namespace: a configuration error
-    assert result.exit_code == 2
-    assert result.stderr.splitlines() == [
-        "Error: THOTH_INFRA_NAMESPACE (--infra-namespace) is required unless --template-dir is given"
-    ]
-
-
-def test_a_run_error_is_one_line_on_stderr_without_a_word_about_sentry(run_cli: RunCli) -> None:
-    # No store imported: the run fails. Only our INFO lines are turned off.
-    result = run_cli(
-        ["--dry-run", "--template-dir", str(EXAMPLE_TEMPLATES)], env={"THOTH_LOG_GRAPH_REFRESH": "WARNING"}
-    )
-    assert result.exit_code == 1
-    [line] = result.stderr.splitlines()
-    assert re.search(r" ERROR +graph_refresh:\d+: Run failed: SQLite store '.*' does not exist", line), line
