@@ -1,4 +1,4 @@
-"""Module boundaries, enforced (STYLE.md 5 and 19): pure modules import no I/O module, only ``kube.py`` imports
+"""Module boundaries, enforced: pure modules import no I/O module, only ``kube.py`` imports
 the Kubernetes client, only ``store/`` imports sqlite3 and pydgraph. Read from each module's own import
 statements (ast), so an import hidden in a function counts too."""
 

@@ -1,4 +1,4 @@
-"""Quota arithmetic (SPEC §4, capacity): pure functions over quota and Job objects."""
+"""Quota arithmetic (graph_refresh/capacity.py): pure functions over quota and Job objects."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The manifests of openshift/ (SPEC §10), validated against the Kubernetes schemas with kubernetes-validate."""
+"""The manifests of openshift/ (README's "Deployment"), validated against the Kubernetes schemas with
+kubernetes-validate."""
 
 from __future__ import annotations
 

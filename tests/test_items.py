@@ -1,4 +1,4 @@
-"""Work-item identity, names and validation (SPEC §4)."""
+"""Work-item identity, names and validation (graph_refresh/items.py)."""
 
 from __future__ import annotations
 

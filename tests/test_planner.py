@@ -1,4 +1,4 @@
-"""The planner alone: pure round-robin over candidate streams, skip reasons and caps (SPEC §4)."""
+"""The planner alone: pure round-robin over candidate streams, skip reasons and caps (graph_refresh/planner.py)."""
 
 from __future__ import annotations
 

@@ -179,7 +179,8 @@ def templates_of(folder: Path) -> JobTemplates:
 
 def reference_render(renderer: Renderer, templates: JobTemplates, item: WorkItem) -> dict[str, Any]:
     """The first release's rendering (process the Template for the item, then name, label and TTL the Job),
-    with what SPEC §11 adds: our labels on the pod template too, and the item in annotations."""
+    with what learning from failed Jobs needs (docs/learning.md): our labels on the pod template too, and the
+    item in annotations."""
     template = templates.analyzer if item.kind == ANALYZER else templates.solvers[str(item.solver)][1]
     assert template is not None
     job = template.render(renderer.parameters(item))

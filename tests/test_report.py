@@ -1,4 +1,4 @@
-"""The run report (SPEC §8, §11-§13): its fields, its plan table, and how it and the manifests are written."""
+"""The run report (README's "Run report"): its fields, its plan table, and how it and the manifests are written."""
 
 from __future__ import annotations
 

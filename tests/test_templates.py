@@ -1,4 +1,4 @@
-"""Template selection and client-side processing (SPEC §5)."""
+"""Template selection and client-side processing (graph_refresh/templates.py, README's "Templates")."""
 
 from __future__ import annotations
 
@@ -171,7 +171,7 @@ def test_keys_take_plain_substitution_and_may_not_collide() -> None:
         process(clash, clash["objects"], {})
 
 
-# --- Template files and values are data from outside (SPEC §13) -----------------------------------
+# --- Template files and values are data from outside, never trusted -----------------------------------
 
 
 def hostile_run(run_cli: Any, tmp_path: Path, files: dict[str, str]) -> Any:

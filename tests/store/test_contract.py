@@ -1,4 +1,4 @@
-"""The graph store contract (SPEC §6): the same cases and expectations for every implementation."""
+"""The graph store contract (graph_refresh/store/base.py): the same cases and expectations for every implementation."""
 
 from __future__ import annotations
 

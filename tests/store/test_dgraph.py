@@ -644,7 +644,7 @@ def test_a_block_that_matched_nothing_may_be_left_out(
     assert list(open_dgraph(fake.settings()).analyzer_candidates()) == []
 
 
-# -- backlog counts (SPEC §12) ----------------------------------------------------------------------
+# -- backlog counts (README's "Backlog") -------------------------------------------------------------------
 
 
 def test_backlog_is_one_read_only_count_query_per_stream_with_variables(
@@ -949,7 +949,7 @@ def test_fake_runs_as_a_program(tmp_path: Path) -> None:
 # -- opt-in: a real Dgraph ------------------------------------------------------------------------
 
 LIVE_URL = os.environ.get("DGRAPH_TEST_URL", "")
-SCHEMA = LIVE_SCHEMA  # the DGRAPH.md minimal schema
+SCHEMA = LIVE_SCHEMA  # the minimal schema of docs/dgraph.md
 PREDICATES = re.findall(r"^(\w+):", SCHEMA, re.MULTILINE)
 
 

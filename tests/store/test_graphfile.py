@@ -1,4 +1,5 @@
-"""The graph file reader (SPEC §6): streaming, checked, with the same messages as the in-memory check."""
+"""The graph file reader (graph_refresh/store/graphfile.py): streaming, checked, with the same messages as
+the in-memory check."""
 
 from __future__ import annotations
 
