@@ -89,11 +89,10 @@ def run_cli() -> Callable[..., Result]:
 
 
 @pytest.fixture
-def sample_store(run_cli: Callable[..., Result]) -> Iterator[None]:
+def sample_store(run_cli: Callable[..., Result]) -> None:
     """The bundled sample graph imported into the test's SQLite store."""
     result = run_cli(["import-graph", str(SAMPLE_GRAPH)])
     assert result.exit_code == 0, result.output
-    yield
 
 
 @pytest.fixture

@@ -40,10 +40,12 @@ def test_cronjob_keeps_the_deployment_contract() -> None:
     (cronjob,) = documents(OPENSHIFT / "cronjob.yaml")
     assert (cronjob["apiVersion"], cronjob["kind"]) == ("batch/v1", "CronJob")
     spec = cronjob["spec"]
-    assert spec["schedule"] == "0 * * * *" and spec["concurrencyPolicy"] == "Forbid"
+    assert spec["schedule"] == "0 * * * *"
+    assert spec["concurrencyPolicy"] == "Forbid"
     job = spec["jobTemplate"]["spec"]
     pod = job["template"]["spec"]
-    assert job["backoffLimit"] == 0 and pod["restartPolicy"] == "Never"
+    assert job["backoffLimit"] == 0
+    assert pod["restartPolicy"] == "Never"
     (container,) = pod["containers"]
     assert container["resources"]["limits"]["memory"] == "256Mi"
     env = {e["name"]: e for e in container["env"]}
@@ -53,9 +55,11 @@ def test_cronjob_keeps_the_deployment_contract() -> None:
     assert env["KUBERNETES_VERIFY_TLS"]["value"] == "1"
     tls_path = env["GRAPH_TLS_PATH"]["value"]
     (mount,) = container["volumeMounts"]
-    assert mount["mountPath"] == tls_path and mount["readOnly"] is True
+    assert mount["mountPath"] == tls_path
+    assert mount["readOnly"] is True
     (volume,) = pod["volumes"]
-    assert volume["name"] == mount["name"] and volume["secret"]["secretName"] == "dgraph-tls"
+    assert volume["name"] == mount["name"]
+    assert volume["secret"]["secretName"] == "dgraph-tls"
 
 
 def test_cronjob_reads_only_configmap_keys_the_2019_deployment_had() -> None:
@@ -67,7 +71,8 @@ def test_cronjob_reads_only_configmap_keys_the_2019_deployment_had() -> None:
     (container,) = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
     refs = [e["valueFrom"]["configMapKeyRef"] for e in container["env"] if "configMapKeyRef" in e.get("valueFrom", {})]
     required = {ref["key"] for ref in refs if not ref.get("optional")}
-    assert required and required <= known, "a key the 2019 ConfigMap lacks must be optional"
+    assert required
+    assert required <= known, "a key the 2019 ConfigMap lacks must be optional"
 
 
 RETRY_SETTINGS = {

@@ -61,11 +61,13 @@ def test_without_an_output_folder_no_planned_job_is_rendered(
     result = run_cli([*args, "--report", str(report_path)])
     report = json.loads(report_path.read_text())
     assert result.exit_code == 0, result.stderr
-    assert report["totals"]["package-analyzer"]["scheduled"] == 1 and report["failures"] == []
+    assert report["totals"]["package-analyzer"]["scheduled"] == 1
+    assert report["failures"] == []
 
     result = run_cli([*args, "--report", str(report_path), "--output-dir", str(tmp_path / "out")])
     report = json.loads(report_path.read_text())
-    assert result.exit_code == 1 and report["totals"]["package-analyzer"]["failed"] == 1
+    assert result.exit_code == 1
+    assert report["totals"]["package-analyzer"]["failed"] == 1
 
 
 @pytest.mark.parametrize("caps", [["--max-in-flight", "0"], ["--max-in-flight", "7"], ["--eager-stop", "2"]])
@@ -82,7 +84,8 @@ def test_the_report_is_the_same_with_and_without_an_output_folder(
     lean, written = dry_runs(run, tmp_path / "out", *caps)
     assert without_timing(lean) == without_timing(written)
     scheduled = sum(counts["scheduled"] for counts in lean["totals"].values())
-    assert scheduled and scheduled == len(list((tmp_path / "out").glob("*.yaml")))
+    assert scheduled
+    assert scheduled == len(list((tmp_path / "out").glob("*.yaml")))
 
 
 @pytest.fixture
@@ -108,9 +111,11 @@ def test_a_retry_is_priced_with_its_escalated_resources_with_or_without_an_outpu
     assert without_timing(lean) == without_timing(written)
     counts = lean["solvers"][SOLVER_NAME]
     if scheduled:
-        assert counts["scheduled"] == 1 and counts["retried"]["oom"] == 1
+        assert counts["scheduled"] == 1
+        assert counts["retried"]["oom"] == 1
         [manifest] = (tmp_path / "out").glob("*.yaml")
         assert memory(yaml.safe_load(manifest.read_text())) == ("2Gi", "2Gi")
     else:  # the Template's 1Gi would fit; the retry's 2Gi does not
-        assert counts["scheduled"] == 0 and counts["skipped"]["capacity"] == 1
+        assert counts["scheduled"] == 0
+        assert counts["skipped"]["capacity"] == 1
     assert len(cluster.fake.objects("jobs", MIDDLETIER)) == jobs  # a dry run creates nothing

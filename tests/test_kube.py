@@ -48,7 +48,8 @@ def test_creates_reuse_connections(cluster: Harness) -> None:
     cluster.graph([f"p{i}" for i in range(5)])
     connect = lambda: kube.Cluster(ClusterSettings(workers=2))  # noqa: E731
     result, report = cluster.run("--workers", "2", connect=connect)
-    assert result.exit_code == 0 and sum(scheduled(report).values()) == 20
+    assert result.exit_code == 0
+    assert sum(scheduled(report).values()) == 20
     assert len(cluster.fake.requests) == 26  # Templates, Jobs, quotas, ledger and requests reads, 20 creates, a write
     assert len({r.connection for r in cluster.fake.requests}) <= 3, "one connection per worker, and the reads'"
 
@@ -60,7 +61,8 @@ def test_owned_jobs_are_listed_page_by_page(cluster: Harness) -> None:
 
     result, report = cluster.run(connect=lambda: kube.Cluster(ClusterSettings(), page_size=3))
 
-    assert result.exit_code == 0 and cluster.created() == []
+    assert result.exit_code == 0
+    assert cluster.created() == []
     pages = cluster.fake.requests_for("GET", JOBS_PATH)
     assert len(pages) == math.ceil(8 / 3)
     assert all(page.query["limit"] == ["3"] for page in pages)
@@ -83,8 +85,10 @@ def test_a_continue_token_that_never_changes_fails_the_run_instead_of_looping(cl
     stuck = {"kind": "JobList", "apiVersion": "batch/v1", "metadata": {"continue": "abc"}, "items": []}
     cluster.fake.inject(method="GET", path=JOBS_PATH, status=200, body=stuck, times=None)
     result, report = cluster.run()
-    assert result.exit_code == 1 and "the same continue token twice" in report["error"]
-    assert len(cluster.fake.requests_for("GET", JOBS_PATH)) == 2 and cluster.created() == []
+    assert result.exit_code == 1
+    assert "the same continue token twice" in report["error"]
+    assert len(cluster.fake.requests_for("GET", JOBS_PATH)) == 2
+    assert cluster.created() == []
 
 
 # --- retried reads and typed errors ---------------------------------------------------------------------
@@ -107,7 +111,8 @@ def test_an_answer_that_is_not_json_is_retried_like_no_answer(cluster: Harness) 
     cluster.fake.inject(method="GET", path=r"/templates$", status=200, body='["not", "an", "object"]')
     result, report = cluster.run()
     assert result.exit_code == 0, result.stderr
-    assert sum(scheduled(report).values()) == 4 and "Traceback" not in result.stderr
+    assert sum(scheduled(report).values()) == 4
+    assert "Traceback" not in result.stderr
 
 
 def test_retry_after_as_an_http_date_is_honoured_and_a_negative_one_is_not_slept(cluster: Harness) -> None:
@@ -118,7 +123,8 @@ def test_retry_after_as_an_http_date_is_honoured_and_a_negative_one_is_not_slept
     result, report = cluster.run()
     assert result.exit_code == 0, result.stderr
     assert sum(scheduled(report).values()) == 4
-    assert 0.0 in cluster.sleeps and any(15 < s <= 20 for s in cluster.sleeps), cluster.sleeps
+    assert 0.0 in cluster.sleeps, cluster.sleeps
+    assert any(15 < s <= 20 for s in cluster.sleeps), cluster.sleeps
 
 
 @pytest.mark.parametrize(
@@ -137,8 +143,11 @@ def test_403_fails_the_run_saying_which_verb_on_which_resource_where(
     message = f'User "system:serviceaccount:frontend:graph-refresh" cannot {method} here'
     cluster.fake.inject(method=method, path=path, status=403, times=None, body=status_body(403, message, "Forbidden"))
     result, report = cluster.run()
-    assert result.exit_code == 1 and report["exit_code"] == 1
-    assert says in result.stderr and "403" in result.stderr and "cannot" in result.stderr
+    assert result.exit_code == 1
+    assert report["exit_code"] == 1
+    assert says in result.stderr
+    assert "403" in result.stderr
+    assert "cannot" in result.stderr
     assert says in report["error"]
     assert cluster.jobs() == {}
 
@@ -147,8 +156,10 @@ def test_wrong_token_is_401_and_fails_the_run(cluster: Harness, tmp_path: Path) 
     cluster.graph(["flask"])
     kubeconfig = cluster.fake.kubeconfig(tmp_path / "wrong-token", token="not-the-token")
     result, report = cluster.run(env={"KUBECONFIG": str(kubeconfig)})
-    assert result.exit_code == 1 and report["exit_code"] == 1
-    assert "401" in result.stderr and "Unauthorized" in result.stderr
+    assert result.exit_code == 1
+    assert report["exit_code"] == 1
+    assert "401" in result.stderr
+    assert "Unauthorized" in result.stderr
     assert "not-the-token" not in result.stderr + result.output
     assert cluster.writes() == []
 
@@ -158,9 +169,11 @@ def test_an_answer_nested_too_deep_is_a_clear_error(cluster: Harness) -> None:
     deep = '{"items": ' + "[" * 100_000 + "]" * 100_000 + "}"
     cluster.fake.inject(method="GET", path=r"/templates$", status=200, body=deep, times=None)
     result, report = cluster.run()
-    assert result.exit_code == 1 and report["exit_code"] == 1
+    assert result.exit_code == 1
+    assert report["exit_code"] == 1
     assert "list templates.template.openshift.io in namespace 'infra': the answer is nested too deep" in report["error"]
-    assert "Traceback" not in result.stderr and "RecursionError" not in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "RecursionError" not in result.stderr
     assert len(cluster.fake.requests_for("GET", r"/templates$")) == backoff.READS.attempts  # retried like no answer
 
 
@@ -171,16 +184,20 @@ def test_a_wrong_ca_fails_with_a_tls_error(cluster: Harness, tmp_path: Path) -> 
     cluster.graph(["flask"])
     kubeconfig = cluster.fake.kubeconfig(tmp_path / "wrong-ca", wrong_ca=True)
     result, report = cluster.run(env={"KUBECONFIG": str(kubeconfig)})
-    assert result.exit_code == 1 and report["exit_code"] == 1
-    assert "TLS" in result.stderr and "list templates.template.openshift.io in namespace 'infra'" in result.stderr
-    assert cluster.fake.wait_for_tls_failure() and cluster.fake.requests == []
+    assert result.exit_code == 1
+    assert report["exit_code"] == 1
+    assert "TLS" in result.stderr
+    assert "list templates.template.openshift.io in namespace 'infra'" in result.stderr
+    assert cluster.fake.wait_for_tls_failure()
+    assert cluster.fake.requests == []
 
 
 def test_without_a_ca_tls_verification_fails(cluster: Harness, tmp_path: Path) -> None:
     cluster.graph(["flask"])
     kubeconfig = kubeconfig_without_ca(cluster.fake, tmp_path / "no-ca")
     result, _ = cluster.run(env={"KUBECONFIG": str(kubeconfig)})
-    assert result.exit_code == 1 and "TLS" in result.stderr
+    assert result.exit_code == 1
+    assert "TLS" in result.stderr
 
 
 def test_verify_tls_off_works_without_a_ca_and_warns_loudly(cluster: Harness, tmp_path: Path) -> None:
@@ -188,7 +205,8 @@ def test_verify_tls_off_works_without_a_ca_and_warns_loudly(cluster: Harness, tm
     kubeconfig = kubeconfig_without_ca(cluster.fake, tmp_path / "no-ca")
     result, report = cluster.run(env={"KUBECONFIG": str(kubeconfig), "KUBERNETES_VERIFY_TLS": "0"})
     assert result.exit_code == 0, result.stderr
-    assert len(cluster.jobs()) == 4 and report["exit_code"] == 0
+    assert len(cluster.jobs()) == 4
+    assert report["exit_code"] == 0
     assert re.search(r"WARNING .*KUBERNETES_VERIFY_TLS=0: the API server's certificate is NOT verified", result.stderr)
     assert "InsecureRequestWarning" not in result.stderr, "warned once by us, not by urllib3 on every request"
 
@@ -206,9 +224,11 @@ def test_mutual_tls_without_a_client_certificate_fails(cluster: Harness, tmp_pat
     cluster.graph(["flask"])
     kubeconfig = cluster.fake.kubeconfig(tmp_path / "no-cert", client_cert=False)
     result, report = cluster.run(env={"KUBECONFIG": str(kubeconfig)})
-    assert result.exit_code == 1 and report["exit_code"] == 1
+    assert result.exit_code == 1
+    assert report["exit_code"] == 1
     assert "list templates.template.openshift.io in namespace 'infra'" in result.stderr
-    assert cluster.fake.wait_for_tls_failure() and cluster.jobs() == {}
+    assert cluster.fake.wait_for_tls_failure()
+    assert cluster.jobs() == {}
 
 
 def test_an_unreachable_api_server_fails_the_run(cluster: Harness, tmp_path: Path) -> None:
@@ -217,7 +237,8 @@ def test_an_unreachable_api_server_fails_the_run(cluster: Harness, tmp_path: Pat
         port = gone.port
     kubeconfig = cluster.fake.kubeconfig(tmp_path / "gone", server=f"https://127.0.0.1:{port}")
     result, report = cluster.run(env={"KUBECONFIG": str(kubeconfig)})
-    assert result.exit_code == 1 and report["exit_code"] == 1
+    assert result.exit_code == 1
+    assert report["exit_code"] == 1
     assert "list templates.template.openshift.io in namespace 'infra': no answer" in result.stderr
 
 
@@ -226,8 +247,10 @@ def test_no_credentials_fails_the_run_with_a_report(where: str, cluster: Harness
     cluster.graph(["flask"])
     env = {"KUBECONFIG": str(tmp_path / "absent")} if where.startswith("missing") else {"KUBECONFIG": ""}
     result, report = cluster.run(env=env)
-    assert result.exit_code == 1 and report["exit_code"] == 1
-    assert "no cluster credentials" in result.stderr and "no cluster credentials" in report["error"]
+    assert result.exit_code == 1
+    assert report["exit_code"] == 1
+    assert "no cluster credentials" in result.stderr
+    assert "no cluster credentials" in report["error"]
     assert cluster.fake.requests == []
 
 
@@ -238,9 +261,11 @@ def test_a_kubeconfig_whose_context_names_a_missing_user_says_so(cluster: Harnes
     document["contexts"][0]["context"]["user"] = "nobody"
     kubeconfig.write_text(yaml.safe_dump(document))
     result, report = cluster.run(env={"KUBECONFIG": str(kubeconfig)})
-    assert result.exit_code == 1 and report["exit_code"] == 1
+    assert result.exit_code == 1
+    assert report["exit_code"] == 1
     assert f"no usable kubeconfig ({kubeconfig}): its context, cluster or user is incomplete" in result.stderr
-    assert "Traceback" not in result.stderr and cluster.fake.requests == []
+    assert "Traceback" not in result.stderr
+    assert cluster.fake.requests == []
 
 
 @pytest.mark.parametrize(
@@ -260,10 +285,13 @@ def test_a_kubeconfig_that_is_not_a_kubeconfig_fails_the_run_naming_it(
     broken = tmp_path / "broken-kubeconfig"
     broken.write_text(text)
     result, report = cluster.run(env={"KUBECONFIG": str(broken)})
-    assert result.exit_code == 1 and report["exit_code"] == 1
+    assert result.exit_code == 1
+    assert report["exit_code"] == 1
     assert f"no cluster credentials: not in a cluster, and no usable kubeconfig ({broken}): " in report["error"]
-    assert why in report["error"] and why in result.stderr
-    assert "Traceback" not in result.stderr + result.output and cluster.fake.requests == []
+    assert why in report["error"]
+    assert why in result.stderr
+    assert "Traceback" not in result.stderr + result.output
+    assert cluster.fake.requests == []
 
 
 # --- the client's own operations: owned pods, the ledger ConfigMap, server dry run -------------------
@@ -311,7 +339,8 @@ def test_owned_pods_are_listed_page_by_page_by_our_label(client: Client) -> None
 
     assert names == [f"solver-x-{i}" for i in range(7)]
     pages = client.fake.requests_for("GET", rf"^/api/v1/namespaces/{MIDDLETIER}/pods$")
-    assert len(pages) == 1 + math.ceil(7 / 3) and client.sleeps == [0.5]
+    assert len(pages) == 1 + math.ceil(7 / 3)
+    assert client.sleeps == [0.5]
     assert all(p.query["labelSelector"] == ["app.kubernetes.io/managed-by=graph-refresh"] for p in pages)
     assert all(p.query["limit"] == ["3"] for p in pages)
     assert len({p.query["continue"][0] for p in pages if "continue" in p.query}) == 2
@@ -324,7 +353,8 @@ def test_the_ledger_configmap_round_trip_with_optimistic_concurrency(client: Cli
     first = cluster.create_configmap(MIDDLETIER, LEDGER, {"0123456789": "{}"}, MANAGED)
     with pytest.raises(errors.AlreadyExists) as exists:
         cluster.create_configmap(MIDDLETIER, LEDGER, {}, MANAGED)  # another run created it meanwhile
-    assert exists.value.status == 409 and "create configmaps 'graph-refresh-ledger'" in str(exists.value)
+    assert exists.value.status == 409
+    assert "create configmaps 'graph-refresh-ledger'" in str(exists.value)
 
     read = cluster.read_configmap(MIDDLETIER, LEDGER)
     assert read == ({"0123456789": "{}"}, first)
@@ -335,7 +365,8 @@ def test_the_ledger_configmap_round_trip_with_optimistic_concurrency(client: Cli
     assert conflict.value.status == 409
 
     stored = client.fake.get("configmaps", MIDDLETIER, LEDGER)
-    assert stored is not None and stored["data"] == {"0123456789": '{"failures":1}'}
+    assert stored is not None
+    assert stored["data"] == {"0123456789": '{"failures":1}'}
     assert stored["metadata"]["labels"] == MANAGED, "a replace keeps our label"
     puts = client.fake.requests_for("PUT", CONFIGMAP_PATH + f"/{LEDGER}$")
     assert [r.body["metadata"]["resourceVersion"] for r in puts] == [first, first]
@@ -347,7 +378,9 @@ def test_reading_the_ledger_is_retried_and_a_refusal_is_typed(client: Client) ->
     client.fake.inject(method="GET", path=CONFIGMAP_PATH, status=429, headers={"Retry-After": "4"})
     cluster = client.make()
     read = cluster.read_configmap(MIDDLETIER, LEDGER)
-    assert read is not None and read[0] == {} and client.sleeps == [0.5, 4.0]
+    assert read is not None
+    assert read[0] == {}
+    assert client.sleeps == [0.5, 4.0]
 
     client.fake.inject(method="GET", path=CONFIGMAP_PATH, status=403, times=None)
     with pytest.raises(errors.Forbidden, match="get configmaps 'graph-refresh-ledger' in namespace 'middletier'"):
@@ -417,7 +450,8 @@ def test_a_token_echoed_by_the_server_reaches_no_output(
         report_path = tmp_path / "report.json"
         result = run_cli(["--report", str(report_path)], env=cluster.env, sleep=cluster.sleeps.append)
     report = json.loads(report_path.read_text())
-    assert result.exit_code == 1 and fault.hits >= 1
+    assert result.exit_code == 1
+    assert fault.hits >= 1
     said = [result.stdout, result.stderr, report_path.read_text()]
     if padding == 0:
         assert "Authorization: ***" in f"{report['error']} {report['failures']}", "the echo reached the report"
@@ -444,11 +478,13 @@ def test_a_kubeconfig_password_echoed_by_the_server_reaches_no_output(
 
         fake.inject(method="GET", path=r"/templates$", status=403, times=None, body=decoded)
         result, report = cluster.run()
-    assert result.exit_code == 1 and "Authorization: *** (admin:***)" in report["error"]
+    assert result.exit_code == 1
+    assert "Authorization: *** (admin:***)" in report["error"]
     header = fake.requests[0].headers["authorization"]
     assert header.startswith("Basic ")
     for text in (result.stdout, result.stderr, json.dumps(report)):
-        assert password not in text and header.split()[1] not in text
+        assert password not in text
+        assert header.split()[1] not in text
 
 
 @pytest.mark.parametrize(
@@ -465,6 +501,8 @@ def test_a_list_whose_items_are_not_objects_is_a_clear_failure(cluster: Harness,
     body = {"kind": "List", "apiVersion": "v1", "metadata": {}, "items": items}
     cluster.fake.inject(method="GET", path=path, status=200, body=body, times=None)
     result, report = cluster.run()
-    assert result.exit_code == 1 and report["exit_code"] == 1
-    assert "Traceback" not in result.stderr and "not a list of objects" in report["error"]
+    assert result.exit_code == 1
+    assert report["exit_code"] == 1
+    assert "Traceback" not in result.stderr
+    assert "not a list of objects" in report["error"]
     assert cluster.created() == []

@@ -111,7 +111,8 @@ def test_a_request_comes_first_even_behind_100k_candidates_a_stream_with_room_fo
         graph.add_graph(complete_and_sync(cluster))  # graph sync records the results
         _, report = cluster.run("--max-in-flight", "10", now=lambda: T0 + HOUR, env=graph.env)
         assert report["requests"] == {"open": 0, "oldest_age_seconds": None, "done": 2, "expired": 0}
-        assert lanes(report)["requested"] == 0 and requests_data(cluster) == {}, "removed once done"
+        assert lanes(report)["requested"] == 0
+        assert requests_data(cluster) == {}, "removed once done"
 
 
 def ledger_key(cluster: Harness, key: str) -> Any:
@@ -140,7 +141,8 @@ def test_fresh_releases_take_their_share_in_arrival_order_and_the_backlog_the_re
         assert result.exit_code == 0, result.stderr
         assert lanes(report) == {"requested": 0, "fresh": 0, "backlog": 6}, "the first run: nothing is fresh"
         cursors = ledger_key(cluster, "fresh-cursors")
-        assert set(cursors) == set(SOLVERS) and len(set(cursors.values())) == 1
+        assert set(cursors) == set(SOLVERS)
+        assert len(set(cursors.values())) == 1
 
         for name in list(cluster.jobs()):
             cluster.fake.delete("jobs", MIDDLETIER, name)  # done and gone: room again
@@ -184,8 +186,10 @@ def test_requests_that_expire_or_cannot_be_read_are_dropped_by_a_real_run_with_a
     )
     cluster.fake.add(configmap)
     result, report = cluster.run("--dry-run", now=lambda: T0)
-    assert result.exit_code == 0 and "Traceback" not in result.stderr
-    assert "request 'broken' dropped: not JSON" in result.stderr and "request 'hostile' dropped" in result.stderr
+    assert result.exit_code == 0
+    assert "Traceback" not in result.stderr
+    assert "request 'broken' dropped: not JSON" in result.stderr
+    assert "request 'hostile' dropped" in result.stderr
     assert "expired after --request-ttl" in result.stderr
     assert report["requests"] == {"open": 0, "oldest_age_seconds": None, "done": 0, "expired": 1}
     assert len(requests_data(cluster)) == 3, "a dry run changes nothing"
@@ -249,20 +253,24 @@ def test_explain_says_where_an_item_stands_in_every_stream(
         cluster.cli("request", "p000009==1.0", "--by", "alice", at=T0 + 60)
 
         in_flight = explained(cluster, "p000000==1.0", T0 + 120, env)
-        assert set(in_flight) == set(STREAMS) and {row["state"] for row in in_flight.values()} == {"in-flight"}
+        assert set(in_flight) == set(STREAMS)
+        assert {row["state"] for row in in_flight.values()} == {"in-flight"}
         job = WorkItem(SOLVER, SOLVERS[1], Candidate("p000000", "1.0", PYPI)).job_name
-        assert in_flight[SOLVERS[1]]["job"] == job and in_flight[SOLVERS[1]]["since"]
+        assert in_flight[SOLVERS[1]]["job"] == job
+        assert in_flight[SOLVERS[1]]["since"]
 
         solved = explained(cluster, "p000001==1.0", T0 + 120, env)
         assert solved[SOLVERS[0]]["state"] == "solved"
         waiting = solved[SOLVERS[1]]
         assert (waiting["state"], waiting["lane"]) == ("waiting", "backlog")
         assert waiting["ahead"] == 1, "p000000 comes before it"
-        assert waiting["per_run"] == 1.0 and waiting["likely_at"] == "2027-01-15T10:00:00Z"
+        assert waiting["per_run"] == 1.0
+        assert waiting["likely_at"] == "2027-01-15T10:00:00Z"
 
         requested = explained(cluster, "P000009==1.0", T0 + 120, env)
         assert {row["state"] for row in requested.values()} == {"requested"}
-        assert requested[ANALYZER]["since"] == "2027-01-15T08:01:00Z" and requested[ANALYZER]["by"] == "alice"
+        assert requested[ANALYZER]["since"] == "2027-01-15T08:01:00Z"
+        assert requested[ANALYZER]["by"] == "alice"
 
         unknown = explained(cluster, "nothing==1.0", T0 + 120, env)
         assert {row["state"] for row in unknown.values()} == {"unknown"}
@@ -270,18 +278,23 @@ def test_explain_says_where_an_item_stands_in_every_stream(
         assert {row["state"] for row in invalid.values()} == {"invalid"}
 
         table = cluster.cli("explain", "p000001==1.0", at=T0 + 120, env=env)
-        assert table.exit_code == 0 and table.stdout.startswith("p000001==1.0 (https://pypi.org/simple)\n")
-        assert f"  {SOLVERS[0]}" in table.stdout and "solved" in table.stdout
+        assert table.exit_code == 0
+        assert table.stdout.startswith("p000001==1.0 (https://pypi.org/simple)\n")
+        assert f"  {SOLVERS[0]}" in table.stdout
+        assert "solved" in table.stdout
         assert max(map(len, table.stdout.splitlines())) <= 120
 
 
 def test_explain_refuses_what_it_cannot_read(cluster: Harness) -> None:
     cluster.graph(["flask"])
     bad = cluster.cli("explain", "flask")
-    assert bad.exit_code == 2 and "is not PKG==VER" in bad.stderr
+    assert bad.exit_code == 2
+    assert "is not PKG==VER" in bad.stderr
     cluster.fake.inject(method="GET", path=r"/jobs$", status=403, times=None)
     refused = cluster.cli("explain", "flask==1.0")
-    assert refused.exit_code == 1 and "403" in refused.stderr and "Traceback" not in refused.stderr
+    assert refused.exit_code == 1
+    assert "403" in refused.stderr
+    assert "Traceback" not in refused.stderr
 
 
 def test_explain_writes_nothing(cluster: Harness) -> None:
@@ -329,4 +342,5 @@ def test_explain_from_a_template_folder_without_middletier_reads_no_cluster(
     result = run_cli(["--template-dir", str(EXAMPLE_TEMPLATES), "explain", "flask==1.0", "--json"])
     assert result.exit_code == 0, result.stderr
     rows = json.loads(result.stdout)
-    assert {row["state"] for row in rows} == {"waiting"} and {row["lane"] for row in rows} == {"backlog"}
+    assert {row["state"] for row in rows} == {"waiting"}
+    assert {row["lane"] for row in rows} == {"backlog"}

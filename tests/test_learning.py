@@ -111,8 +111,11 @@ def test_an_error_backs_off_then_is_retried_then_quarantined(cluster: Harness) -
     assert report["solvers"][SOLVER_NAME]["skipped"] == {"quarantined": 1}
     assert report["quarantined_total"] == 1
     (entry,) = report["quarantined"]
-    assert entry["package"] == "flask" and entry["failures"] == 2 and entry["last_cause"] == "error"
-    assert entry["solver"] == SOLVER_NAME and entry["until"].endswith("Z")
+    assert entry["package"] == "flask"
+    assert entry["failures"] == 2
+    assert entry["last_cause"] == "error"
+    assert entry["solver"] == SOLVER_NAME
+    assert entry["until"].endswith("Z")
 
 
 def test_the_ledger_remembers_failures_after_the_ttl_removed_the_jobs(cluster: Harness) -> None:
@@ -123,8 +126,11 @@ def test_the_ledger_remembers_failures_after_the_ttl_removed_the_jobs(cluster: H
     cluster.run_at(T0 + HOUR, env=env)  # learns, retries (the back-off was a minute)
     cluster.fake.delete("jobs", MIDDLETIER, first["metadata"]["name"])  # the TTL controller removed it
     (entry,) = ledger(cluster).values()
-    assert entry["failures"] == 1 and entry["attempt"] == 1 and entry["cause"] == "error"
-    assert entry["package"] == "flask" and entry["solver"] == SOLVER_NAME
+    assert entry["failures"] == 1
+    assert entry["attempt"] == 1
+    assert entry["cause"] == "error"
+    assert entry["package"] == "flask"
+    assert entry["solver"] == SOLVER_NAME
 
     second = cluster.job(2)
     cluster.fail(second, at=T0 + HOUR + 600)
@@ -151,7 +157,8 @@ def test_a_dry_run_and_a_server_dry_run_write_no_ledger(cluster: Harness) -> Non
     for mode in ("--dry-run", "--server-dry-run"):
         result, report = cluster.run_at(T0 + HOUR, mode)
         assert result.exit_code == 0, result.stderr
-        assert report["dry_run"] is True and report["solvers"][SOLVER_NAME]["retried"]["oom"] == 1
+        assert report["dry_run"] is True
+        assert report["solvers"][SOLVER_NAME]["retried"]["oom"] == 1
         assert report["server_dry_run"] is (mode == "--server-dry-run")
         assert f"graph-refresh {mode[2:].replace('-', ' ')} finished" in result.stderr
     assert ledger(cluster) == before == {}
@@ -180,7 +187,8 @@ def test_ledger_forget_clears_the_item_for_good_while_its_failed_jobs_remain(clu
     assert "1 entries of graph-refresh-ledger in namespace 'middletier' forgotten" in forgot.stdout
     for hour in (3, 4):  # it sticks: the failed Jobs still present are not learned again
         result, report = cluster.run_at(T0 + hour * HOUR, env=env)
-        assert result.exit_code == 0 and report["quarantined_total"] == 0
+        assert result.exit_code == 0
+        assert report["quarantined_total"] == 0
     counts = report["solvers"][SOLVER_NAME]
     assert counts["skipped"] == {"in-flight": 1}
     fresh = cluster.job(3)  # past the failed Jobs' names, so no 409 against a Job the TTL has not removed
@@ -282,8 +290,10 @@ def test_an_item_out_of_quarantine_starts_again_past_its_failed_jobs(cluster: Ha
     result, report = cluster.run_at(T0 + 4 * HOUR, env=env)  # two hours after the last failure
     assert result.exit_code == 0
     counts = report["solvers"][SOLVER_NAME]
-    assert counts["scheduled"] == 1 and counts["already_scheduled"] == 0
-    assert memory(cluster.job(3)) == ("1Gi", "1Gi") and ledger(cluster) == {}
+    assert counts["scheduled"] == 1
+    assert counts["already_scheduled"] == 0
+    assert memory(cluster.job(3)) == ("1Gi", "1Gi")
+    assert ledger(cluster) == {}
 
 
 def first_release_failed_job(cluster: Harness, *, at: float) -> Obj:
@@ -316,7 +326,8 @@ def test_after_the_upgrade_the_first_releases_failed_jobs_are_learned(cluster: H
     assert report["solvers"][SOLVER_NAME]["skipped"] == {"failed-recently": 1}, "an error backs off first"
     assert report["solvers"][SOLVER_NAME]["scheduled"] == 0
     (entry,) = ledger(cluster).values()
-    assert entry["failures"] == 1 and entry["cause"] == "error"
+    assert entry["failures"] == 1
+    assert entry["cause"] == "error"
 
 
 def test_a_full_ledger_drops_its_oldest_entries_naming_them(
@@ -339,10 +350,13 @@ def test_a_full_ledger_drops_its_oldest_entries_naming_them(
     written = ledger_store.write(
         client, MIDDLETIER, ledger_store.Ledger(), entries, now=T0, expire_after=HOUR, max_bytes=2000
     )
-    assert written.written and written.reason is None
+    assert written.written
+    assert written.reason is None
     kept = ledger(cluster)
-    assert 0 < len(kept) < 40 and min(kept) > "0000000000", "the oldest went first"
-    assert "0000000000 (flask 1.0, 1 failures)" in caplog.text and "oldest entries were dropped" in caplog.text
+    assert 0 < len(kept) < 40
+    assert min(kept) > "0000000000", "the oldest went first"
+    assert "0000000000 (flask 1.0, 1 failures)" in caplog.text
+    assert "oldest entries were dropped" in caplog.text
 
 
 # --- a ledger written by someone else -------------------------------------------------------------------------
@@ -395,13 +409,16 @@ def test_a_hostile_ledger_value_never_stops_a_run(cluster: Harness, fields: Obj,
     ledger_configmap(cluster, {ITEM_KEY: entry_value(**fields)})
     result, report = cluster.run_at(T0)
     assert result.exit_code == 0, result.stderr
-    assert "Traceback" not in result.stderr and expected in result.stderr
+    assert "Traceback" not in result.stderr
+    assert expected in result.stderr
     assert ITEM_KEY in result.stderr, "the warning names the key"
     assert report["ledger"] == {"written": True}
     for entry in ledger(cluster).values():  # what is written back can be read back
-        assert entry["failed"] <= "2027-01-15T09:00:00Z" and entry["attempt"] <= 1_000_000
+        assert entry["failed"] <= "2027-01-15T09:00:00Z"
+        assert entry["attempt"] <= 1_000_000
     result, _ = cluster.run_at(T0 + HOUR)
-    assert result.exit_code == 0 and "Traceback" not in result.stderr
+    assert result.exit_code == 0
+    assert "Traceback" not in result.stderr
 
 
 def test_a_far_future_failure_is_taken_as_now_and_its_quarantine_can_be_listed(cluster: Harness) -> None:
@@ -525,7 +542,8 @@ def test_index_credentials_are_masked_in_annotations_ledger_and_report(
         assert report["quarantined_total"] == 1
         configmap = fake.get("configmaps", MIDDLETIER, "graph-refresh-ledger")
         stored = json.dumps(configmap) + json.dumps(report)
-        assert "s3cret" not in stored and "t0ken" not in stored
+        assert "s3cret" not in stored
+        assert "t0ken" not in stored
         assert item.key in configmap["data"] if configmap else False, "the key comes from the whole URL"
 
 
@@ -579,7 +597,8 @@ def test_ledger_show_lists_each_entry_with_its_state(cluster: Harness) -> None:
         "oom",
         *["retry", "next", "run:", "attempt", "2"],
     ]
-    assert len(lines) == 3 and max(map(len, lines)) <= 100
+    assert len(lines) == 3
+    assert max(map(len, lines)) <= 100
 
     as_json = cluster.cli("ledger", "show", "--json", at=T0)
     entries = json.loads(as_json.stdout)
@@ -587,7 +606,8 @@ def test_ledger_show_lists_each_entry_with_its_state(cluster: Harness) -> None:
         ("abcdef0123", "quarantined until", "2027-02-14T07:00:00Z"),
         (ITEM_KEY, "retry next run: attempt 2", None),
     ]
-    assert entries[1]["memory"] == {"solver": {"limit": "1Gi"}} and entries[1]["index"] == PYPI
+    assert entries[1]["memory"] == {"solver": {"limit": "1Gi"}}
+    assert entries[1]["index"] == PYPI
 
     env = {"THOTH_GRAPH_REFRESH_MAX_ATTEMPTS": "0"}  # the run's tunables decide the state
     assert "backing off until 2027-01-15T11:00:00Z" in cluster.cli("ledger", "show", at=T0, env=env).stdout
@@ -595,14 +615,18 @@ def test_ledger_show_lists_each_entry_with_its_state(cluster: Harness) -> None:
 
 def test_ledger_show_without_a_ledger_and_against_a_refusing_cluster(cluster: Harness) -> None:
     shown = cluster.cli("ledger", "show", at=T0)
-    assert shown.exit_code == 0 and "has no entries" in shown.stdout
+    assert shown.exit_code == 0
+    assert "has no entries" in shown.stdout
     assert json.loads(cluster.cli("ledger", "show", "--json").stdout) == []
     cluster.fake.inject(method="GET", path=LEDGER_PATH, status=403, times=None)
     for command in (["show"], ["forget", "--all"]):
         refused = cluster.cli("ledger", *command)
-        assert refused.exit_code == 1 and "403" in refused.stderr and "Traceback" not in refused.stderr
+        assert refused.exit_code == 1
+        assert "403" in refused.stderr
+        assert "Traceback" not in refused.stderr
     unset = cluster.cli("ledger", "show", env={"THOTH_MIDDLETIER_NAMESPACE": ""})
-    assert unset.exit_code == 2 and "THOTH_MIDDLETIER_NAMESPACE" in unset.stderr
+    assert unset.exit_code == 2
+    assert "THOTH_MIDDLETIER_NAMESPACE" in unset.stderr
 
 
 @pytest.mark.parametrize(
@@ -654,7 +678,9 @@ def test_ledger_forget_resets_the_matching_entries_and_keeps_the_rest(
 )
 def test_ledger_forget_refuses_a_request_it_cannot_read(cluster: Harness, args: list[str], message: str) -> None:
     result = cluster.cli("ledger", "forget", *args)
-    assert result.exit_code == 2 and message in result.stderr and "Traceback" not in result.stderr
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_ledger_forget_loses_no_concurrent_write(cluster: Harness) -> None:
@@ -672,4 +698,5 @@ def test_ledger_forget_loses_no_concurrent_write(cluster: Harness) -> None:
     assert result.exit_code == 0, result.stderr
     assert "3 entries" in result.stdout, "the other writer's entry is read again, and forgotten too"
     configmap = cluster.fake.get("configmaps", MIDDLETIER, "graph-refresh-ledger")
-    assert configmap is not None and len(configmap["data"]) == 4, "three entries and the old learned-until"
+    assert configmap is not None
+    assert len(configmap["data"]) == 4, "three entries and the old learned-until"

@@ -53,7 +53,8 @@ def test_a_cap_counts_each_streams_next_candidate_and_stops_it() -> None:
     order = run(report, streams(a=("p1", "p2", "p3"), b=("q1", "q2")), capacity=Capacity(slots=2))
     assert order == [("solver-a-1-py38", "p1"), ("solver-b-1-py38", "q1")]
     for counts in report.solvers.values():
-        assert counts.skipped == {"capacity": 1} and counts.examined == 2
+        assert counts.skipped == {"capacity": 1}
+        assert counts.examined == 2
     assert report.stopped_by[SOLVER] == "capacity"
 
 
@@ -90,7 +91,8 @@ def test_an_item_met_again_is_neither_examined_nor_planned_twice() -> None:
     assert order == [("solver-a-1-py38", "p2"), (None, "r1"), ("solver-a-1-py38", "p3")]
     assert report.solvers["solver-a-1-py38"].examined == 3
     assert report.solvers["solver-a-1-py38"].skipped == {"awaiting-sync": 1}
-    assert report.analyzer.examined == 2 and report.analyzer.skipped == {"invalid": 1}
+    assert report.analyzer.examined == 2
+    assert report.analyzer.skipped == {"invalid": 1}
 
 
 def test_the_memory_of_repeats_is_bounded() -> None:
@@ -158,8 +160,10 @@ def test_a_retry_above_a_quotas_hard_limit_counts_as_at_the_cap(caplog: pytest.L
     order = run(report, streams, capacity=capacity, history=history, cost=lambda item, resources: big)
     assert order == [("solver-a-1-py38", "p2")]
     assert report.solvers["solver-a-1-py38"].skipped == {"failed-recently": 1}, "an error backs off, then retries"
-    assert history.entries[failed.key].cause is Cause.ERROR and history.entries[failed.key].failures == 1
-    assert "ResourceQuota 'q': limits.memory (hard limit" in caplog.text and "at the cap" in caplog.text
+    assert history.entries[failed.key].cause is Cause.ERROR
+    assert history.entries[failed.key].failures == 1
+    assert "ResourceQuota 'q': limits.memory (hard limit" in caplog.text
+    assert "at the cap" in caplog.text
 
     later = History(dict(history.entries), Policy(retry_backoff_seconds=3600), 7200.0)
     report = RunReport(dry_run=True, store="test")
@@ -221,7 +225,8 @@ def test_fresh_takes_its_share_of_what_is_left_and_the_backlog_the_rest() -> Non
         ("backlog", "old2"),
     ]
     arrivals = fresh[0].candidates
-    assert isinstance(arrivals, Arrivals) and arrivals.passed == 101, "new3 and new4 stay fresh for the next run"
+    assert isinstance(arrivals, Arrivals)
+    assert arrivals.passed == 101, "new3 and new4 stay fresh for the next run"
 
 
 def test_a_lane_with_nothing_to_do_leaves_its_slots_to_the_next() -> None:
@@ -249,7 +254,8 @@ def test_slots_the_backlog_leaves_go_to_the_fresh_candidates_beyond_the_share() 
     )
     assert order == [("fresh", "new1"), ("fresh", "new2"), ("backlog", "old1"), ("fresh", "new3")]
     arrivals = fresh[0].candidates
-    assert isinstance(arrivals, Arrivals) and arrivals.passed == 102, "new4 was counted under the cap: still fresh"
+    assert isinstance(arrivals, Arrivals)
+    assert arrivals.passed == 102, "new4 was counted under the cap: still fresh"
     assert report.solvers["solver-a-1-py38"].skipped == {"capacity": 1}
 
 
@@ -267,7 +273,8 @@ def test_a_backlog_stopped_by_capacity_leaves_the_fresh_beyond_the_share_uncount
     assert order == [("fresh", "new1"), ("backlog", "old1")]
     assert report.solvers["solver-a-1-py38"].skipped == {"capacity": 1}, "the backlog's stop only"
     arrivals = fresh[0].candidates
-    assert isinstance(arrivals, Arrivals) and arrivals.passed == 100
+    assert isinstance(arrivals, Arrivals)
+    assert arrivals.passed == 100
 
 
 def test_an_item_is_planned_once_whichever_lanes_meet_it() -> None:
@@ -289,9 +296,11 @@ def test_a_cap_counted_in_the_fresh_lane_leaves_that_candidate_fresh() -> None:
     fresh = lane_streams(Lane.FRESH, a=("new1", "new2", "new3"))
     planner = Planner(report=report, capacity=Capacity(), eager_stop=1)
     order = [p.item.candidate.package_name for p in planner.fill(requested=[], fresh=fresh, backlog=[])]
-    assert order == ["new1"] and report.solvers["solver-a-1-py38"].skipped == {"eager-stop": 1}
+    assert order == ["new1"]
+    assert report.solvers["solver-a-1-py38"].skipped == {"eager-stop": 1}
     arrivals = fresh[0].candidates
-    assert isinstance(arrivals, Arrivals) and arrivals.passed == 100, "new2 was counted, not passed"
+    assert isinstance(arrivals, Arrivals)
+    assert arrivals.passed == 100, "new2 was counted, not passed"
 
 
 def test_sync_lag_leaves_only_the_requested_lane() -> None:

@@ -82,7 +82,9 @@ def test_full_run_creates_the_right_jobs_in_middletier_and_writes_nothing_else(c
     result, report = cluster.run(env={"THOTH_GRAPH_REFRESH_JOB_TTL": "3600"})
 
     assert result.exit_code == 0, result.stderr
-    assert report["exit_code"] == 0 and report["dry_run"] is False and report["failures"] == []
+    assert report["exit_code"] == 0
+    assert report["dry_run"] is False
+    assert report["failures"] == []
     assert scheduled(report) == {"solver": 6, "package-analyzer": 2}
     expected = {item.job_name: item for item in all_items(packages)}
     jobs = cluster.jobs()
@@ -90,7 +92,8 @@ def test_full_run_creates_the_right_jobs_in_middletier_and_writes_nothing_else(c
     for name, job in jobs.items():
         item = expected[name]
         labels, env = job["metadata"]["labels"], env_of(job)
-        assert JOB_NAME.fullmatch(name) and len(name) <= 57
+        assert JOB_NAME.fullmatch(name)
+        assert len(name) <= 57
         assert job["metadata"]["namespace"] == MIDDLETIER
         assert labels["app.kubernetes.io/managed-by"] == "graph-refresh"
         assert labels["thoth-station.ninja/kind"] == item.kind
@@ -105,7 +108,8 @@ def test_full_run_creates_the_right_jobs_in_middletier_and_writes_nothing_else(c
             assert env["THOTH_SOLVER_INDEXES"] == PYPI
             assert env["THOTH_SOLVER_OUTPUT"] == "http://result-api/api/v1/solver-result"
             assert env["THOTH_SOLVER_SUBGRAPH_CHECK_API"] == "http://result-api/api/v1/subgraph-check"
-            assert env["THOTH_SOLVER_NO_TRANSITIVE"] == "0" and env["THOTH_LOG_SOLVER"] == "INFO"
+            assert env["THOTH_SOLVER_NO_TRANSITIVE"] == "0"
+            assert env["THOTH_LOG_SOLVER"] == "INFO"
             assert job["spec"]["activeDeadlineSeconds"] == 3600  # ${{P}} became a number
             assert job["spec"]["ttlSecondsAfterFinished"] == 3600  # THOTH_GRAPH_REFRESH_JOB_TTL
         else:
@@ -170,9 +174,11 @@ def test_the_2019_one_liner_runs_against_dgraph_and_the_cluster(cluster: Harness
         }
         result, report = cluster.run(env=env)
     assert result.exit_code == 0, result.stderr
-    assert report["store"] == "dgraph" and scheduled(report) == {"solver": 6, "package-analyzer": 2}
+    assert report["store"] == "dgraph"
+    assert scheduled(report) == {"solver": 6, "package-analyzer": 2}
     assert len(cluster.jobs()) == 8
-    assert "KUBERNETES_VERIFY_TLS=0" in result.stderr and "mutual TLS" in result.stderr
+    assert "KUBERNETES_VERIFY_TLS=0" in result.stderr
+    assert "mutual TLS" in result.stderr
 
 
 # --- never twice ---------------------------------------------------------------------------------
@@ -181,10 +187,12 @@ def test_the_2019_one_liner_runs_against_dgraph_and_the_cluster(cluster: Harness
 def test_owned_jobs_are_not_scheduled_again_until_they_are_gone(cluster: Harness) -> None:
     cluster.graph(["flask", "numpy"])
     first, report = cluster.run()
-    assert first.exit_code == 0 and sum(scheduled(report).values()) == 8
+    assert first.exit_code == 0
+    assert sum(scheduled(report).values()) == 8
 
     second, report = cluster.run()
-    assert second.exit_code == 0 and len(cluster.created()) == 8, "the second run creates nothing"
+    assert second.exit_code == 0
+    assert len(cluster.created()) == 8, "the second run creates nothing"
     assert report["in_flight"] == {"solver": 6, "package-analyzer": 2}
     for kind, examined in (("solver", 6), ("package-analyzer", 2)):
         assert report["totals"][kind]["skipped"] == {"in-flight": examined}
@@ -194,7 +202,8 @@ def test_owned_jobs_are_not_scheduled_again_until_they_are_gone(cluster: Harness
     cluster.fake.set_job_status(MIDDLETIER, failed, "Failed")
     cluster.fake.set_job_status(MIDDLETIER, complete, "Complete")
     third, report = cluster.run(now=time.time)  # the clock the fake Job controller stamps failures with
-    assert third.exit_code == 0 and len(cluster.created()) == 8
+    assert third.exit_code == 0
+    assert len(cluster.created()) == 8
     assert report["in_flight"] == {"solver": 5, "package-analyzer": 1}
     assert report["solvers"][SOLVERS[0]]["skipped"] == {"in-flight": 1, "failed-recently": 1}
     assert report["totals"]["package-analyzer"]["skipped"] == {"in-flight": 1, "awaiting-sync": 1}
@@ -203,7 +212,8 @@ def test_owned_jobs_are_not_scheduled_again_until_they_are_gone(cluster: Harness
     cluster.fake.delete("jobs", MIDDLETIER, failed)
     cluster.fake.delete("jobs", MIDDLETIER, complete)  # the TTL controller removed them
     fourth, report = cluster.run(now=time.time)
-    assert fourth.exit_code == 0 and len(cluster.created()) == 9, "the ledger remembers the failure's back-off"
+    assert fourth.exit_code == 0
+    assert len(cluster.created()) == 9, "the ledger remembers the failure's back-off"
     assert report["solvers"][SOLVERS[0]]["skipped"] == {"in-flight": 1, "failed-recently": 1}
 
     after_backoff = time.time() + 2 * 3600  # the error back-off (an hour) is over
@@ -226,7 +236,9 @@ def test_409_is_already_scheduled_not_an_error(cluster: Harness) -> None:
 
     result, report = cluster.run()
 
-    assert result.exit_code == 0 and report["exit_code"] == 0 and report["failures"] == []
+    assert result.exit_code == 0
+    assert report["exit_code"] == 0
+    assert report["failures"] == []
     assert report["solvers"][SOLVERS[0]]["already_scheduled"] == 1
     assert report["totals"]["package-analyzer"]["already_scheduled"] == 1
     assert scheduled(report) == {"solver": 2, "package-analyzer": 0}
@@ -238,16 +250,19 @@ def test_429_waits_as_long_as_retry_after_says_then_creates(cluster: Harness) ->
     cluster.graph(["flask"])
     fault = cluster.fake.inject(method="POST", path=JOBS_PATH, status=429, headers={"Retry-After": "2"})
     result, report = cluster.run()
-    assert result.exit_code == 0 and fault.hits == 1
+    assert result.exit_code == 0
+    assert fault.hits == 1
     assert cluster.sleeps == [2]
-    assert len(cluster.jobs()) == 4 and len(cluster.created()) == 5
+    assert len(cluster.jobs()) == 4
+    assert len(cluster.created()) == 5
     assert scheduled(report) == {"solver": 3, "package-analyzer": 1}
 
 
 def test_creates_keep_to_the_client_side_rate_limit(cluster: Harness) -> None:
     cluster.graph(["flask", "numpy"])
     result, _ = cluster.run(env={"THOTH_GRAPH_REFRESH_QPS": "1", "THOTH_GRAPH_REFRESH_BURST": "2"})
-    assert result.exit_code == 0 and len(cluster.jobs()) == 8
+    assert result.exit_code == 0
+    assert len(cluster.jobs()) == 8
     # Two creates go at once (the burst); each later one waits for its token, one second apart. The run
     # takes far less than a second of real time, so the waits are about 1, 2, ... 6 seconds.
     assert len(cluster.sleeps) == 6
@@ -258,8 +273,11 @@ def test_500_three_times_is_retried_with_backoff_then_creates(cluster: Harness) 
     cluster.graph(["flask"])
     fault = cluster.fake.inject(method="POST", path=JOBS_PATH, status=500, times=3)
     result, report = cluster.run()
-    assert result.exit_code == 0 and fault.hits == 3 and report["failures"] == []
-    assert len(cluster.jobs()) == 4 and len(cluster.created()) == 7
+    assert result.exit_code == 0
+    assert fault.hits == 3
+    assert report["failures"] == []
+    assert len(cluster.jobs()) == 4
+    assert len(cluster.created()) == 7
     assert len(cluster.sleeps) == 3
     assert all(0 <= wait <= backoff.CREATES.cap_seconds for wait in cluster.sleeps)
 
@@ -272,11 +290,13 @@ def test_persistent_500_on_some_items_is_a_partial_run_listing_exactly_them(clus
 
     result, report = cluster.run()
 
-    assert result.exit_code == 3 and report["exit_code"] == 3
+    assert result.exit_code == 3
+    assert report["exit_code"] == 3
     assert sorted(f["job"] for f in report["failures"]) == broken
     assert {f["status"] for f in report["failures"]} == {500}
     assert {f["kind"] for f in report["failures"]} == {"solver", "package-analyzer"}
-    assert report["solvers"][SOLVERS[2]]["failed"] == 1 and report["totals"]["package-analyzer"]["failed"] == 1
+    assert report["solvers"][SOLVERS[2]]["failed"] == 1
+    assert report["totals"]["package-analyzer"]["failed"] == 1
     assert set(cluster.jobs()) == {item.job_name for item in all_items(packages)} - set(broken)
     attempts = backoff.CREATES.attempts
     assert all(cluster.created().count(name) == attempts for name in broken)
@@ -287,8 +307,10 @@ def test_every_create_failing_fails_the_run(cluster: Harness) -> None:
     cluster.graph(["flask"])
     cluster.fake.inject(method="POST", path=JOBS_PATH, status=503, times=None)
     result, report = cluster.run()
-    assert result.exit_code == 1 and report["exit_code"] == 1
-    assert len(report["failures"]) == 4 and cluster.jobs() == {}
+    assert result.exit_code == 1
+    assert report["exit_code"] == 1
+    assert len(report["failures"]) == 4
+    assert cluster.jobs() == {}
 
 
 @pytest.mark.timeout(30)
@@ -299,8 +321,10 @@ def test_a_timed_out_create_is_retried(cluster: Harness) -> None:
 
     result, report = cluster.run(connect=lambda: kube.Cluster(ClusterSettings(), request_timeout=(2, 0.2)))
 
-    assert result.exit_code == 0 and report["failures"] == []
-    assert cluster.created().count(slow) == 2 and slow in cluster.jobs()
+    assert result.exit_code == 0
+    assert report["failures"] == []
+    assert cluster.created().count(slow) == 2
+    assert slow in cluster.jobs()
     assert len(cluster.sleeps) == 1
     assert scheduled(report) == {"solver": 3, "package-analyzer": 1}
 
@@ -315,7 +339,9 @@ def test_a_create_that_always_times_out_counts_as_failed(cluster: Harness) -> No
 
     assert result.exit_code == 3
     (failure,) = report["failures"]
-    assert failure["job"] == slow and failure["status"] is None and "no answer" in failure["reason"]
+    assert failure["job"] == slow
+    assert failure["status"] is None
+    assert "no answer" in failure["reason"]
     assert cluster.created().count(slow) == backoff.CREATES.attempts
 
 
@@ -323,10 +349,12 @@ def test_403_on_create_stops_submitting(cluster: Harness) -> None:
     cluster.graph([f"p{i}" for i in range(10)])
     cluster.fake.inject(method="POST", path=JOBS_PATH, status=403, times=None)
     result, report = cluster.run("--workers", "1")
-    assert result.exit_code == 1 and report["exit_code"] == 1
+    assert result.exit_code == 1
+    assert report["exit_code"] == 1
     # One worker keeps two items in hand; once the first create is refused the second is not even sent,
     # and nothing more is planned.
-    assert len(cluster.created()) == 1 and cluster.sleeps == []
+    assert len(cluster.created()) == 1
+    assert cluster.sleeps == []
     assert sum(report["totals"][kind]["failed"] for kind in report["totals"]) == 2
     assert {failure["status"] for failure in report["failures"]} == {403}
     assert sum(report["totals"][kind]["examined"] for kind in report["totals"]) == 2, "the rest is backlog"
@@ -338,9 +366,12 @@ def test_a_run_that_fails_before_examining_anything_ends_with_its_error_not_a_su
     cluster.graph(["flask"])
     kubeconfig = cluster.fake.kubeconfig(tmp_path / "wrong-token", token="not-the-token")
     result, report = cluster.run(env={"KUBECONFIG": str(kubeconfig)})
-    assert result.exit_code == 1 and report["exit_code"] == 1 and report["error"]
+    assert result.exit_code == 1
+    assert report["exit_code"] == 1
+    assert report["error"]
     assert "Run failed" in result.stderr
-    assert "finished in" not in result.stderr and "backlog=?" not in result.stderr
+    assert "finished in" not in result.stderr
+    assert "backlog=?" not in result.stderr
     assert "examined" not in result.stdout + result.stderr, "no plan table and no per-stream lines either"
 
 
@@ -423,8 +454,10 @@ def test_a_quota_quantity_that_cannot_be_read_fails_the_run_naming_it(cluster: H
     cluster.graph(["flask"])
     cluster.fake.add(quota("odd", {"pods": "lots"}, {}))
     result, report = cluster.run()
-    assert result.exit_code == 1 and report["error"] == "ResourceQuota 'odd': pods='lots' is not a quantity"
-    assert "Traceback" not in result.stderr and cluster.created() == []
+    assert result.exit_code == 1
+    assert report["error"] == "ResourceQuota 'odd': pods='lots' is not a quantity"
+    assert "Traceback" not in result.stderr
+    assert cluster.created() == []
 
 
 def test_a_job_count_quota_counts_every_job_in_middletier(cluster: Harness) -> None:
@@ -433,7 +466,8 @@ def test_a_job_count_quota_counts_every_job_in_middletier(cluster: Harness) -> N
         cluster.fake.add(owned_job(f"someone-elses-{i}", labels={"app": "other"}))
     cluster.fake.add(quota("jobs", {"count/jobs.batch": "7"}, {}))  # the fake keeps status.used current
     result, report = cluster.run()
-    assert result.exit_code == 0 and sum(scheduled(report).values()) == 2
+    assert result.exit_code == 0
+    assert sum(scheduled(report).values()) == 2
     assert len(cluster.created()) == 2, "planned within the quota: no create is refused"
     assert report["in_flight"] == {"solver": 0, "package-analyzer": 0}
 
@@ -446,8 +480,11 @@ def test_a_quota_refusal_at_create_time_is_capacity_and_stops_scheduling(cluster
 
     result, report = cluster.run("--workers", "1")
 
-    assert result.exit_code == 0 and report["exit_code"] == 0 and report["failures"] == []
-    assert len(cluster.jobs()) == 3 and scheduled(report) == {"solver": 3, "package-analyzer": 0}
+    assert result.exit_code == 0
+    assert report["exit_code"] == 0
+    assert report["failures"] == []
+    assert len(cluster.jobs()) == 3
+    assert scheduled(report) == {"solver": 3, "package-analyzer": 0}
     # The 4th create (the analyzer's) is refused, and each stream counts its next candidate under
     # "capacity" and stops. One worker keeps two items in hand, so a 5th item may already be planned when
     # the refusal is counted (then it is not sent, and counts as capacity too) or not: threads decide.
@@ -463,9 +500,11 @@ def test_the_role_grants_reading_resourcequotas_in_middletier() -> None:
     documents = list(yaml.safe_load_all((ROOT / "openshift" / "rbac.yaml").read_text()))
     roles = [d for d in documents if d["kind"] == "Role" and d["metadata"]["namespace"] == MIDDLETIER]
     rules = [rule for role in roles for rule in role["rules"] if "resourcequotas" in rule["resources"]]
-    assert rules and all(rule["apiGroups"] == [""] for rule in rules)
+    assert rules
+    assert all(rule["apiGroups"] == [""] for rule in rules)
     verbs = {verb for rule in rules for verb in rule["verbs"]}
-    assert {"get", "list"} <= verbs and not verbs - {"get", "list", "watch"}
+    assert {"get", "list"} <= verbs
+    assert not verbs - {"get", "list", "watch"}
 
 
 @pytest.mark.parametrize(("scope", "created"), [("BestEffort", 8), ("NotBestEffort", 0)])
@@ -475,7 +514,8 @@ def test_a_quota_counts_only_the_pods_its_scope_covers(cluster: Harness, scope: 
     scoped["spec"]["scopes"] = [scope]  # the example Templates' pods have requests: NotBestEffort
     cluster.fake.add(scoped)
     result, report = cluster.run()
-    assert result.exit_code == 0 and len(cluster.created()) == created
+    assert result.exit_code == 0
+    assert len(cluster.created()) == created
     assert report["totals"]["solver"]["stopped_by"] == (None if created else "capacity")
 
 
@@ -484,7 +524,8 @@ def test_a_quota_not_yet_calculated_is_retried(cluster: Harness) -> None:
     body = status_body(403, 'jobs.batch "x" is forbidden: status unknown for quota: new-quota', "Forbidden")
     cluster.fake.inject(method="POST", path=JOBS_PATH, status=403, body=body)
     result, report = cluster.run()
-    assert result.exit_code == 0 and sum(scheduled(report).values()) == 4
+    assert result.exit_code == 0
+    assert sum(scheduled(report).values()) == 4
 
 
 def test_a_quota_with_odd_fields_reads_as_empty_where_they_are_odd(cluster: Harness) -> None:
@@ -498,7 +539,8 @@ def test_a_quota_with_odd_fields_reads_as_empty_where_they_are_odd(cluster: Harn
         times=None,
     )
     result, report = cluster.run()
-    assert result.exit_code == 0 and sum(scheduled(report).values()) == 4
+    assert result.exit_code == 0
+    assert sum(scheduled(report).values()) == 4
 
 
 # --- dry runs --------------------------------------------------------------------------------------
@@ -515,19 +557,22 @@ def test_a_dry_run_reads_the_cluster_writes_nothing_and_plans_what_the_run_creat
 
     dry, plan_report = cluster.run("--dry-run", "--output-dir", str(out), "--max-in-flight", "9")
 
-    assert dry.exit_code == 0 and plan_report["dry_run"] is True
+    assert dry.exit_code == 0
+    assert plan_report["dry_run"] is True
     assert cluster.writes() == [], "a dry run writes nothing"
     paths = {r.path for r in cluster.fake.requests}
     assert f"/apis/template.openshift.io/v1/namespaces/{INFRA}/templates" in paths
     assert f"/apis/batch/v1/namespaces/{MIDDLETIER}/jobs" in paths
     planned = set(manifests(out))
-    assert len(planned) == 7 and not planned & set(live)
+    assert len(planned) == 7
+    assert not planned & set(live)
     assert plan_report["in_flight"] == {"solver": 1, "package-analyzer": 1}
 
     real, report = cluster.run("--max-in-flight", "9")
 
     assert real.exit_code == 0
-    assert set(cluster.created()) == planned and len(cluster.created()) == 7
+    assert set(cluster.created()) == planned
+    assert len(cluster.created()) == 7
     assert report["totals"] == plan_report["totals"]
     for name, job in manifests(out).items():  # the manifests are what was sent
         sent = next(r.body for r in cluster.fake.requests_for("POST", JOBS_PATH) if r.body["metadata"]["name"] == name)
@@ -539,7 +584,8 @@ def test_a_dry_run_from_a_template_folder_with_middletier_reads_only_middletier(
     cluster.fake.add(owned_job(analyzer_item("flask").job_name, kind=ANALYZER))
     folder = str(EXAMPLE_TEMPLATES)
     result, report = cluster.run("--dry-run", "--template-dir", folder, env={"THOTH_INFRA_NAMESPACE": ""})
-    assert result.exit_code == 0 and report["totals"]["package-analyzer"]["skipped"] == {"in-flight": 1}
+    assert result.exit_code == 0
+    assert report["totals"]["package-analyzer"]["skipped"] == {"in-flight": 1}
     assert {r.path for r in cluster.fake.requests} == {
         f"/apis/batch/v1/namespaces/{MIDDLETIER}/jobs",
         f"/api/v1/namespaces/{MIDDLETIER}/resourcequotas",
@@ -550,7 +596,8 @@ def test_a_dry_run_from_a_template_folder_with_middletier_reads_only_middletier(
 
     cluster.fake.inject(method="GET", path=JOBS_PATH, status=500, times=None)
     failed, report = cluster.run("--dry-run", "--template-dir", str(EXAMPLE_TEMPLATES))
-    assert failed.exit_code == 1 and report["exit_code"] == 1
+    assert failed.exit_code == 1
+    assert report["exit_code"] == 1
     assert "list jobs.batch in namespace 'middletier'" in failed.stderr
     assert len(cluster.fake.requests_for("GET", JOBS_PATH)) == 1 + backoff.READS.attempts
 
@@ -558,7 +605,8 @@ def test_a_dry_run_from_a_template_folder_with_middletier_reads_only_middletier(
 def test_an_output_folder_on_a_real_run_is_ignored_with_a_warning(cluster: Harness, tmp_path: Path) -> None:
     cluster.graph(["flask"])
     result, report = cluster.run("--output-dir", str(tmp_path / "out"))
-    assert result.exit_code == 0 and sum(scheduled(report).values()) == len(cluster.jobs()) == 4
+    assert result.exit_code == 0
+    assert sum(scheduled(report).values()) == len(cluster.jobs()) == 4
     assert "(--output-dir) is for a dry run: no manifests are written" in result.stderr
     assert not (tmp_path / "out").exists()
 
@@ -567,7 +615,8 @@ def test_a_dry_run_without_middletier_says_its_plan_ignores_the_cluster_state(cl
     cluster.graph(["flask"])
     cluster.run()  # every item now has a live Job
     result, report = cluster.run("--dry-run", env={"THOTH_MIDDLETIER_NAMESPACE": ""})
-    assert result.exit_code == 0 and sum(scheduled(report).values()) == 4, "nothing in flight was read"
+    assert result.exit_code == 0
+    assert sum(scheduled(report).values()) == 4, "nothing in flight was read"
     assert re.search(r"WARNING .*Dry run without THOTH_MIDDLETIER_NAMESPACE: Jobs in flight", result.stderr)
 
 
@@ -576,7 +625,8 @@ def test_a_dry_run_from_a_template_folder_contacts_no_cluster(cluster: Harness) 
     cluster.fake.clear_requests()
     env = {"THOTH_MIDDLETIER_NAMESPACE": "", "THOTH_INFRA_NAMESPACE": ""}
     result, report = cluster.run("--dry-run", "--template-dir", str(EXAMPLE_TEMPLATES), env=env)
-    assert result.exit_code == 0 and sum(scheduled(report).values()) == 4
+    assert result.exit_code == 0
+    assert sum(scheduled(report).values()) == 4
     assert cluster.fake.requests == []
 
 
@@ -608,7 +658,8 @@ def test_a_store_failing_mid_run_still_counts_every_create_it_started(cluster: H
             grpc.StatusCode.INTERNAL, details="disk on fire", match=lambda r: r.vars.get("$after") not in (None, "0x0")
         )
         result, report = cluster.run("--workers", "2", env={"GRAPH_SERVICE_HOST": dgraph.host})
-    assert result.exit_code == 1 and "disk on fire" in result.stderr
+    assert result.exit_code == 1
+    assert "disk on fire" in result.stderr
     assert report["exit_code"] == 1  # the report is balanced (checked by the harness) and complete:
     assert sum(scheduled(report).values()) == len(cluster.jobs()) > 0
     assert report["totals"]["solver"]["backlog"] == 12, "the backlog is counted however far the run got"
@@ -622,8 +673,10 @@ def test_a_store_failing_on_any_streams_first_page_creates_nothing(cluster: Harn
             grpc.StatusCode.INTERNAL, details="index corrupt", after=2, match=lambda r: r.vars.get("$after") == "0x0"
         )
         result, report = cluster.run(env={"GRAPH_SERVICE_HOST": dgraph.host})
-    assert result.exit_code == 1 and "index corrupt" in result.stderr
-    assert cluster.created() == [] and report["exit_code"] == 1
+    assert result.exit_code == 1
+    assert "index corrupt" in result.stderr
+    assert cluster.created() == []
+    assert report["exit_code"] == 1
 
 
 def test_without_jobs_left_from_earlier_runs_the_order_rotates_hourly(cluster: Harness) -> None:
@@ -677,9 +730,11 @@ def test_a_signal_ends_the_run_early_with_what_was_done_counted_and_reported(
     assert code == 1, stderr
     assert f"{signal_number.name} received: no more Jobs are created" in stderr
     assert_balanced(report)
-    assert report["exit_code"] == 1 and f"interrupted by {signal_number.name}" in report["error"]
+    assert report["exit_code"] == 1
+    assert f"interrupted by {signal_number.name}" in report["error"]
     assert held.hits == 1, "one create waited out a Retry-After of 50 s: it gave up at once"
-    assert report["failures"] and {(failure["status"], failure["reason"]) for failure in report["failures"]} == {
+    assert report["failures"]
+    assert {(failure["status"], failure["reason"]) for failure in report["failures"]} == {
         (None, "not sent (interrupted)")
     }
     assert re.search(r"Could not create Job \S+: not sent \(interrupted\)\n", stderr), stderr
@@ -699,7 +754,8 @@ def test_a_signal_during_a_read_retry_ends_the_run_without_another_request(clust
 
     assert code == 1, stderr
     assert report["error"] == "interrupted by SIGTERM: the run was interrupted while it waited to retry a read"
-    assert listed() == 1 and cluster.created() == []
+    assert listed() == 1
+    assert cluster.created() == []
 
 
 @pytest.mark.timeout(90)
@@ -709,7 +765,8 @@ def test_a_second_signal_of_another_kind_ends_the_process_at_once(cluster: Harne
 
     code, _, report = signal_run(cluster, tmp_path, lambda: bool(cluster.created()), signal.SIGINT, signal.SIGTERM)
 
-    assert code == -signal.SIGTERM and report == {}
+    assert code == -signal.SIGTERM
+    assert report == {}
 
 
 # --- progress while creating ---------------------------------------------------------------------
@@ -750,17 +807,21 @@ def test_without_a_terminal_creating_at_5_qps_logs_progress_every_interval(
     lines = PROGRESS.findall(result.stderr)
     after = [float(seconds) for seconds, _ in lines]
     assert 107 < time_.now - 1_000 < 108  # (548 - a burst of 10) creates, 0.2 s apart
-    assert len(lines) == 10 and 10 <= after[0] < 10.3
+    assert len(lines) == 10
+    assert 10 <= after[0] < 10.3
     assert all(10 <= b - a < 10.3 for a, b in itertools.pairwise(after)), "never silent longer, never more often"
     counts = [
         re.search(rf"{created} (\d+), already present 0, failed 0, (\d+) of (\d+) planned", text) for _, text in lines
     ]
     assert all(counts), lines
     done = [int(match.group(1)) for match in counts if match]
-    assert done == sorted(done) and done[0] > 0 and done[-1] < 548
+    assert done == sorted(done)
+    assert done[0] > 0
+    assert done[-1] < 548
     assert all(int(m.group(2)) <= 2 and int(m.group(3)) - int(m.group(1)) == int(m.group(2)) for m in counts if m)
     rate = re.search(r"\(answered ([\d.]+)/s\)", lines[-1][1])
-    assert rate is not None and 4.9 <= float(rate.group(1)) <= 5.5, lines[-1]
+    assert rate is not None, lines[-1]
+    assert 4.9 <= float(rate.group(1)) <= 5.5, lines[-1]
     assert re.search(r"examined [\d,]+ \([\d.,]+/s\)", lines[-1][1]), lines[-1]
 
 
@@ -773,14 +834,17 @@ def test_without_a_terminal_a_run_waiting_for_answers_is_never_silent_longer_tha
 
     result, report = cluster.run(progress_every=0.4)
 
-    assert result.exit_code == 0 and sum(scheduled(report).values()) == 8
+    assert result.exit_code == 0
+    assert sum(scheduled(report).values()) == 8
     after = [float(seconds) for seconds, _ in PROGRESS.findall(result.stderr)]
     assert len(after) >= 5, result.stderr
     gaps = [b - a for a, b in itertools.pairwise([0.0, *after])]
     assert all(0.35 <= gap < 1.2 for gap in gaps), gaps
     assert "of 8 planned so far not answered yet" in result.stderr
     quiet, _ = cluster.run("--quiet", progress_every=0.4)
-    assert quiet.exit_code == 0 and "Progress after" not in quiet.stderr and "INFO" in quiet.stderr
+    assert quiet.exit_code == 0
+    assert "Progress after" not in quiet.stderr
+    assert "INFO" in quiet.stderr
 
 
 @pytest.mark.timeout(90)
@@ -796,10 +860,12 @@ def test_on_a_terminal_creating_shows_a_live_line_erased_at_the_end(cluster: Har
         r"\r\x1b\[K\[\d+s\] created (\d+), present 0, failed [01], \d+ of \d+ planned unanswered, [\d.]+/s \| examined"
     )
     live = re.findall(pattern, shown)
-    assert len(live) >= 3 and [int(n) for n in live] == sorted(int(n) for n in live), shown
+    assert len(live) >= 3, shown
+    assert [int(n) for n in live] == sorted(int(n) for n in live), shown
     summary = shown.index("run finished")
     assert shown.rindex("\r\x1b[K", 0, summary) > shown.rindex("| examined", 0, summary), "erased before the summary"
-    assert "Progress after" not in shown and len(cluster.jobs()) == 19
+    assert "Progress after" not in shown
+    assert len(cluster.jobs()) == 19
     warning = shown.index(f"Could not create Job {rejected}: 422")
     assert shown.rindex("| examined", 0, warning) < shown.rindex("\r\x1b[K", 0, warning), "the log line is not glued on"
     assert re.search(r"\| examined [^\r\n]*\d{4}-\d\d-\d\d \d\d:", shown) is None, "no log line after a live line"

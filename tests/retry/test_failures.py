@@ -11,8 +11,7 @@ from graph_refresh.items import SOLVER, Candidate, WorkItem
 from graph_refresh.retry.failures import FailedJob, attempt_of, cause_of, pods_by_job, resources_of
 from graph_refresh.retry.model import AttemptResources, Cause, ContainerMemory, ItemId
 from graph_refresh.retry.policy import Policy
-
-from ..helpers import LISTED_JOB, failed_conditions, listed_job, listed_pod, terminated_state
+from tests.helpers import LISTED_JOB, failed_conditions, listed_job, listed_pod, terminated_state
 
 T0 = 1_714_557_600.0  # 2024-05-01T10:00:00Z
 HOUR = 3_600

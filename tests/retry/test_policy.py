@@ -17,8 +17,7 @@ from graph_refresh.report import SkipReason
 from graph_refresh.retry.failures import FailedJob, attempt_of, cause_of, resources_of
 from graph_refresh.retry.model import AttemptResources, Cause, ContainerMemory, ItemId, LedgerEntry
 from graph_refresh.retry.policy import Forget, Policy, Schedule, Skip, apply, learn, next_attempt
-
-from ..helpers import LISTED_JOB, failed_conditions, listed_job, listed_pod, terminated_state
+from tests.helpers import LISTED_JOB, failed_conditions, listed_job, listed_pod, terminated_state
 
 T0 = 1_714_557_600.0  # 2024-05-01T10:00:00Z
 HOUR = 3_600
@@ -301,7 +300,8 @@ def test_an_item_oom_killed_twice_is_solved_with_four_times_the_memory() -> None
     assert memory_by_attempt == ["1Gi", "2Gi"]
     assert history == LedgerEntry(ITEM, 2, 2, Cause.OOM, T0 + 2 * HOUR - 600, memory("2Gi"), "solver")
     assert decision == Schedule(3, memory("4Gi"), Cause.OOM)
-    assert isinstance(decision, Schedule) and decision.resources is not None
+    assert isinstance(decision, Schedule)
+    assert decision.resources is not None
     apply(rendered, decision.resources)
     limit = rendered["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"]
     assert limit == "4Gi"
@@ -330,5 +330,6 @@ def test_an_oom_of_a_container_already_at_the_cap_is_an_error_whatever_the_other
     entry = learn(None, item, sidecar, 1, resources, policy)
     assert entry.cause is Cause.OOM
     decision = next_attempt(entry, T0 + 60, policy)
-    assert isinstance(decision, Schedule) and decision.resources is not None
+    assert isinstance(decision, Schedule)
+    assert decision.resources is not None
     assert decision.resources.memory["sidecar"] == ContainerMemory("128Mi", "256Mi")

@@ -21,8 +21,7 @@ from graph_refresh.store.base import GraphStore
 from graph_refresh.store.dgraph import DgraphStore
 from graph_refresh.store.graphfile import GraphFile, parse_graph
 from graph_refresh.store.sqlite import SQLiteStore
-
-from ..fakes.dgraph import FakeDgraph
+from tests.fakes.dgraph import FakeDgraph
 
 LIVE_URL = os.environ.get("DGRAPH_TEST_URL", "").removeprefix("dgraph://").rstrip("/")
 LIVE_SCHEMA = """
