@@ -374,3 +374,8 @@ def ledger(cluster: Harness) -> dict[str, Obj]:
     data = dict(configmap.get("data") or {})
     assert "learned-until" not in data, "learning goes by attempt number, not by a time"
     return {key: json.loads(value) for key, value in data.items() if key not in ("fresh-cursors", "runs")}
+
+
+def names(count: int, prefix: str = "p") -> list[str]:
+    """``count`` package names that sort in the order they are made: p000000, p000001, ..."""
+    return [f"{prefix}{n:06d}" for n in range(count)]

@@ -330,35 +330,6 @@ def test_after_the_upgrade_the_first_releases_failed_jobs_are_learned(cluster: H
     assert entry["cause"] == "error"
 
 
-def test_a_full_ledger_drops_its_oldest_entries_naming_them(
-    cluster: Harness, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    from dataclasses import replace
-
-    from graph_refresh import kube
-    from graph_refresh.config import ClusterSettings
-    from graph_refresh.retry import store as ledger_store
-    from graph_refresh.retry.model import AttemptResources, Cause, ItemId, LedgerEntry
-
-    monkeypatch.setenv("KUBECONFIG", cluster.env["KUBECONFIG"])
-    client = kube.Cluster(ClusterSettings())
-    base = ItemId.of(WorkItem(SOLVER, SOLVER_NAME, Candidate("flask", "1.0", PYPI)))
-    entries = {
-        f"{i:010x}": LedgerEntry(replace(base, key=f"{i:010x}"), 1, 1, Cause.ERROR, T0 + i, AttemptResources())
-        for i in range(40)
-    }
-    written = ledger_store.write(
-        client, MIDDLETIER, ledger_store.Ledger(), entries, now=T0, expire_after=HOUR, max_bytes=2000
-    )
-    assert written.written
-    assert written.reason is None
-    kept = ledger(cluster)
-    assert 0 < len(kept) < 40
-    assert min(kept) > "0000000000", "the oldest went first"
-    assert "0000000000 (flask 1.0, 1 failures)" in caplog.text
-    assert "oldest entries were dropped" in caplog.text
-
-
 # --- a ledger written by someone else -------------------------------------------------------------------------
 
 ITEM_KEY = WorkItem(SOLVER, SOLVER_NAME, Candidate("flask", "1.0", PYPI)).key

@@ -1,6 +1,7 @@
-"""Reading middletier as a namespace of OpenShift holds it: owned Jobs and pods of realistic shape, listed
-page by page through the CLI against FakeKube; only the pods that can tell why a Job failed are listed,
-and what is learned is what the Jobs and pods say. Answers of the wrong shape fail the run clearly."""
+"""The owned Jobs (graph_refresh/owned.py), reading middletier as a namespace of OpenShift holds it: owned
+Jobs and pods of realistic shape, listed page by page through the CLI against FakeKube; only the pods that
+can tell why a Job failed are listed, and what is learned is what the Jobs and pods say. Answers of the wrong
+shape fail the run clearly. A Job's state comes from its conditions alone."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from click.testing import Result
 from graph_refresh import kube
 from graph_refresh.config import ClusterSettings
 from graph_refresh.items import SOLVER, Candidate, WorkItem
+from graph_refresh.owned import JobState, job_state
 
 from .fakes import shapes
 from .fakes.kube import FakeKube
@@ -263,3 +265,14 @@ def test_a_page_is_cut_to_what_is_read_as_it_is_parsed(
     assert seen == names
     assert len(fake.requests_for("GET", JOBS_PATH)) == 3
     assert sleeps == [0.5]
+
+
+def test_job_states_from_conditions() -> None:
+    def job(*conditions: tuple[str, str]) -> dict[str, object]:
+        return {"status": {"conditions": [{"type": t, "status": s} for t, s in conditions]}}
+
+    assert job_state({}) is JobState.IN_FLIGHT
+    assert job_state({"status": "x"}) is job_state({"status": {"conditions": ["x"]}}) is JobState.IN_FLIGHT
+    assert job_state(job(("Failed", "False"))) is JobState.IN_FLIGHT
+    assert job_state(job(("Complete", "True"))) is JobState.COMPLETE
+    assert job_state(job(("Failed", "True"))) is JobState.FAILED

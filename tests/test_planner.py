@@ -8,7 +8,7 @@ import pytest
 
 from graph_refresh.capacity import Capacity, JobCost
 from graph_refresh.items import ANALYZER, SOLVER, Candidate, WorkItem
-from graph_refresh.owned import JobState, OwnedJobs, job_state
+from graph_refresh.owned import JobState, OwnedJobs
 from graph_refresh.planner import Arrivals, Lane, Planner, Stream, plan
 from graph_refresh.report import RunReport
 
@@ -67,17 +67,6 @@ def test_eager_stop_caps_a_kind_not_the_other() -> None:
     examined = sum(c.examined for c in [*report.solvers.values(), report.analyzer])
     skipped = sum(sum(c.skipped.values()) for c in [*report.solvers.values(), report.analyzer])
     assert examined == len(order) + skipped == 5
-
-
-def test_job_states_from_conditions() -> None:
-    def job(*conditions: tuple[str, str]) -> dict[str, object]:
-        return {"status": {"conditions": [{"type": t, "status": s} for t, s in conditions]}}
-
-    assert job_state({}) is JobState.IN_FLIGHT
-    assert job_state({"status": "x"}) is job_state({"status": {"conditions": ["x"]}}) is JobState.IN_FLIGHT
-    assert job_state(job(("Failed", "False"))) is JobState.IN_FLIGHT
-    assert job_state(job(("Complete", "True"))) is JobState.COMPLETE
-    assert job_state(job(("Failed", "True"))) is JobState.FAILED
 
 
 def test_an_item_met_again_is_neither_examined_nor_planned_twice() -> None:

@@ -1,6 +1,7 @@
 """The ledger ConfigMap (graph_refresh/retry/store.py), run after run through the CLI against FakeKube: a ledger
 that cannot be read is a warning and is replaced, two runs writing at once lose no entry, and a ledger that
-cannot be written is loud while the failed Jobs still in the cluster keep charging."""
+cannot be written is loud while the failed Jobs still in the cluster keep charging, and a ledger too big for a
+ConfigMap drops its oldest entries."""
 
 from __future__ import annotations
 
@@ -102,3 +103,32 @@ def test_a_ledger_that_cannot_be_written_is_loud_and_learning_still_charges(clus
     _, report = cluster.run_at(T0 + 3 * HOUR)
     assert report["solvers"][SOLVER_NAME]["skipped"] == {"quarantined": 1}, "no retrying forever at 1Gi"
     assert report["ledger"]["written"] is False
+
+
+def test_a_full_ledger_drops_its_oldest_entries_naming_them(
+    cluster: Harness, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from dataclasses import replace
+
+    from graph_refresh import kube
+    from graph_refresh.config import ClusterSettings
+    from graph_refresh.retry import store as ledger_store
+    from graph_refresh.retry.model import AttemptResources, Cause, ItemId, LedgerEntry
+
+    monkeypatch.setenv("KUBECONFIG", cluster.env["KUBECONFIG"])
+    client = kube.Cluster(ClusterSettings())
+    base = ItemId.of(WorkItem(SOLVER, SOLVER_NAME, Candidate("flask", "1.0", PYPI)))
+    entries = {
+        f"{i:010x}": LedgerEntry(replace(base, key=f"{i:010x}"), 1, 1, Cause.ERROR, T0 + i, AttemptResources())
+        for i in range(40)
+    }
+    written = ledger_store.write(
+        client, MIDDLETIER, ledger_store.Ledger(), entries, now=T0, expire_after=HOUR, max_bytes=2000
+    )
+    assert written.written
+    assert written.reason is None
+    kept = ledger(cluster)
+    assert 0 < len(kept) < 40
+    assert min(kept) > "0000000000", "the oldest went first"
+    assert "0000000000 (flask 1.0, 1 failures)" in caplog.text
+    assert "oldest entries were dropped" in caplog.text
