@@ -48,6 +48,8 @@ INFRA, MIDDLETIER = "infra", "middletier"
 SOLVERS = ("solver-fedora-34-py39", "solver-ubi-8-py38", "solver-rhel-9-py311")  # the example Template's order
 SOLVER_NAME = SOLVERS[0]  # the first solver of the example Template
 JOBS_PATH = rf"^/apis/batch/v1/namespaces/{MIDDLETIER}/jobs$"
+LEDGER_PATH = f"/api/v1/namespaces/{MIDDLETIER}/configmaps/graph-refresh-ledger"
+MANAGED = {"app.kubernetes.io/managed-by": "graph-refresh"}  # the label graph-refresh lists its own Jobs by
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
 
 HOUR = 3600.0
@@ -79,6 +81,7 @@ def env_of(job: dict[str, Any]) -> dict[str, str]:
 
 
 def assert_balanced(report: dict[str, Any]) -> None:
+    """Every examined candidate of every stream was scheduled, already scheduled, failed or skipped."""
     for counts in [*report["totals"].values(), *report["solvers"].values()]:
         outcomes = counts["scheduled"] + counts["already_scheduled"] + counts["failed"]
         assert counts["examined"] == outcomes + sum(counts["skipped"].values()), counts
@@ -120,6 +123,7 @@ def template_documents() -> list[Obj]:
 
 
 def quota(name: str, hard: dict[str, str], used: dict[str, str]) -> Obj:
+    """A ResourceQuota in middletier with its ``hard`` limits and what is ``used`` of them."""
     return {
         "apiVersion": "v1",
         "kind": "ResourceQuota",
@@ -242,10 +246,8 @@ class Harness:
 
 
 def scheduled(report: Obj) -> dict[str, int]:
+    """A run report's scheduled count per kind."""
     return {kind: report["totals"][kind]["scheduled"] for kind in report["totals"]}
-
-
-MANAGED = {"app.kubernetes.io/managed-by": "graph-refresh"}
 
 
 def owned_job(name: str, kind: str = SOLVER, labels: dict[str, str] | None = None) -> Obj:
@@ -362,9 +364,6 @@ def listed_pod(
         "metadata": {"name": f"{LISTED_JOB}-x7k2p", "labels": default_labels if labels is None else labels},
         "status": status,
     }
-
-
-LEDGER_PATH = f"/api/v1/namespaces/{MIDDLETIER}/configmaps/graph-refresh-ledger"
 
 
 def ledger(cluster: Harness) -> dict[str, Obj]:
