@@ -53,7 +53,7 @@ MANAGED = {"app.kubernetes.io/managed-by": "graph-refresh"}  # the label graph-r
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
 
 HOUR = 3600.0
-T0 = 1_800_000_000.0  # a fixed hour, so the stream order does not rotate between runs
+T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z, a fixed hour: the stream order does not rotate between runs
 
 
 def version(name: str, ver: str, index: str = PYPI) -> dict[str, str]:

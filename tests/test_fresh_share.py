@@ -15,12 +15,9 @@ from click.testing import Result
 from graph_refresh.items import SOLVER, Candidate, WorkItem
 
 from .fakes.kube import FakeKube
-from .helpers import EXAMPLE_TEMPLATES, PYPI, assert_balanced, version
+from .helpers import EXAMPLE_TEMPLATES, HOUR, INFRA, MIDDLETIER, PYPI, T0, assert_balanced, version
 
 Obj = dict[str, Any]
-INFRA, MIDDLETIER = "infra", "middletier"
-T0 = 1_800_000_000.0
-HOUR = 3600.0
 
 
 class World:

@@ -15,11 +15,9 @@ from graph_refresh.items import ANALYZER
 
 from .fakes.dgraph import FakeDgraph
 from .fakes.kube import FakeKube
-from .helpers import MIDDLETIER, SOLVERS, Harness, RunCli, names, version
+from .helpers import HOUR, MIDDLETIER, SOLVERS, T0, Harness, RunCli, names, version
 
 Obj = dict[str, Any]
-HOUR = 3600.0
-T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z
 STREAMS = [*SOLVERS, ANALYZER]
 
 

@@ -14,11 +14,9 @@ import pytest
 from graph_refresh.items import ANALYZER, SOLVER, Candidate, WorkItem
 from tests.fakes.dgraph import FakeDgraph
 from tests.fakes.kube import FakeKube
-from tests.helpers import EXAMPLE_TEMPLATES, MIDDLETIER, PYPI, SOLVERS, Harness, RunCli, names, version
+from tests.helpers import EXAMPLE_TEMPLATES, HOUR, MIDDLETIER, PYPI, SOLVERS, T0, Harness, RunCli, names, version
 
 Obj = dict[str, Any]
-HOUR = 3600.0
-T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z
 STREAMS = [*SOLVERS, ANALYZER]
 
 

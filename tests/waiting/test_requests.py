@@ -11,11 +11,9 @@ import pytest
 from click.testing import Result
 
 from tests.fakes.kube import FakeKube
-from tests.helpers import PYPI
+from tests.helpers import MIDDLETIER, PYPI, T0
 
 Obj = dict[str, Any]
-MIDDLETIER = "middletier"
-T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z
 REQUESTS_PATH = f"/api/v1/namespaces/{MIDDLETIER}/configmaps/graph-refresh-requests"
 
 
