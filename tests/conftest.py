@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,23 +18,10 @@ from graph_refresh import cli, secrets
 from graph_refresh.refresh import Externals
 
 from .fakes.dgraph import make_tls_files
-
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLE_GRAPH = ROOT / "data" / "sample-graph.json"
-EXAMPLE_TEMPLATES = ROOT / "openshift" / "templates"
-SHARED_2019 = ROOT.parent / "shared" / "thoth-2019"
-PYPI = "https://pypi.org/simple"
+from .fakes.kube import FakeKube
+from .helpers import CONFIG_ENV, EXAMPLE_TEMPLATES, SAMPLE_GRAPH, Harness, load_yaml_documents
 
 os.environ.setdefault("GRPC_VERBOSITY", "NONE")
-
-# Every variable graph-refresh reads; tests start without any of them.
-CONFIG_ENV = [option.envvar for option in cli.main.params if isinstance(option.envvar, str)] + [
-    "KUBECONFIG",
-    "KUBERNETES_SERVICE_HOST",
-    "KUBERNETES_SERVICE_PORT",
-    "SENTRY_DSN",  # thoth-common's logging set-ups: plain lines unless a test sets another
-    "STI_SCRIPTS_PATH",
-]
 
 
 @pytest.fixture(autouse=True)
@@ -54,22 +40,11 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("GRAPH_REFRESH_SQLITE_PATH", str(tmp_path / "graph.sqlite3"))
 
 
-def free_port() -> int:
-    """A loopback port free at the time of asking."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     """Two unrelated CAs, each with a server and a client pair: ``mine`` (the fake's) and ``other``."""
     base = tmp_path_factory.mktemp("tls")
     return SimpleNamespace(mine=make_tls_files(base / "mine"), other=make_tls_files(base / "other"))
-
-
-def version(name: str, ver: str, index: str = PYPI) -> dict[str, str]:
-    return {"package_name": name, "package_version": ver, "index_url": index}
 
 
 @pytest.fixture
@@ -83,10 +58,6 @@ def write_graph(tmp_path: Path) -> Callable[[dict[str, Any]], Path]:
         return path
 
     return write
-
-
-def load_yaml_documents(folder: Path) -> dict[str, dict[str, Any]]:
-    return {p.name: yaml.safe_load(p.read_text()) for p in sorted(folder.glob("*.yaml"))}
 
 
 @pytest.fixture
@@ -118,8 +89,23 @@ def run_cli() -> Callable[..., Result]:
 
 
 @pytest.fixture
-def sample_store(run_cli: Callable[..., Result]) -> Iterator[None]:
+def sample_store(run_cli: Callable[..., Result]) -> None:
     """The bundled sample graph imported into the test's SQLite store."""
     result = run_cli(["import-graph", str(SAMPLE_GRAPH)])
     assert result.exit_code == 0, result.output
-    yield
+
+
+@pytest.fixture
+def fake(request: pytest.FixtureRequest) -> Iterator[FakeKube]:
+    """FakeKube over TLS (``tls`` by default; parametrize indirectly with ``mtls`` or ``none``)."""
+    with FakeKube(tls=getattr(request, "param", "tls")) as server:
+        yield server
+        assert server.server_errors == []
+
+
+@pytest.fixture
+def cluster(
+    fake: FakeKube, run_cli: Callable[..., Result], tmp_path: Path, write_graph: Callable[..., Path]
+) -> Harness:
+    """The fake cluster with the example Templates, a kubeconfig for it, and an empty graph."""
+    return Harness(fake, run_cli, tmp_path, write_graph)

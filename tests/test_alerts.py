@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 RULES = ROOT / "openshift" / "prometheus-rules.yaml"
@@ -46,6 +46,8 @@ def test_alerts_use_only_metrics_graph_refresh_pushes(rule_file: Path) -> None:
     text = rule_file.read_text()
     metrics_source = (ROOT / "graph_refresh" / "metrics.py").read_text()
     for name in ("solvers_unscheduled", "package_analyzers_unscheduled", "items_skipped", "retries_at_cap"):
-        assert f"graph_refresh_job_{name}_total" in text and f'"graph_refresh_job_{name}"' in metrics_source
+        assert f"graph_refresh_job_{name}_total" in text
+        assert f'"graph_refresh_job_{name}"' in metrics_source
     for gauge in ("backlog", "quarantined", "ledger_written", "request_oldest_age_seconds"):
-        assert f"graph_refresh_job_{gauge}{{" in text and f'"graph_refresh_job_{gauge}"' in metrics_source
+        assert f"graph_refresh_job_{gauge}{{" in text
+        assert f'"graph_refresh_job_{gauge}"' in metrics_source

@@ -17,7 +17,7 @@ from click.testing import Result
 from bench import baseline, graphs, run, scenarios, tables, targets
 from bench.measure import Row, Sample
 
-from .conftest import EXAMPLE_TEMPLATES, ROOT
+from .helpers import EXAMPLE_TEMPLATES, ROOT
 
 NUMBER = re.compile(r"^[0-9][0-9,]*(\.[0-9]+)?$")
 
@@ -164,7 +164,8 @@ def test_namespace_bench_quick_run_reads_every_job_and_only_the_failed_pods() ->
         ("200 owned Jobs, 20% failed", "this checkout"),
     ]
     for row, jobs, failed in zip(rows, (300, 200), (15, 40), strict=True):
-        assert row["Jobs read"] == str(jobs) and row["failed read"] == str(failed), row
+        assert row["Jobs read"] == str(jobs), row
+        assert row["failed read"] == str(failed), row
         # One pod per failed Job but those whose pods are gone; none of the Jobs that did not fail.
         assert 0 < int(row["pods read"]) < failed, row
         for column in ("wall s", "CPU s", "peak RSS MiB"):
@@ -181,7 +182,8 @@ def test_a_bad_namespace_size_is_a_usage_error_naming_it(text: str) -> None:
         timeout=30,
         check=False,
     )
-    assert done.returncode == 2 and repr(text) in done.stderr, done.stderr
+    assert done.returncode == 2, done.stderr
+    assert repr(text) in done.stderr, done.stderr
 
 
 def markdown_rows(text: str, first_header: str) -> list[list[str]]:
@@ -215,7 +217,8 @@ def test_the_lanes_simulation_shows_requests_first_and_is_the_same_every_time() 
     assert list(waits) == ["requested", "fresh", "backlog"]
     # lane, eligible, then per history: scheduled, median, p95, max, not scheduled
     requested, fresh, backlog = waits["requested"], waits["fresh"], waits["backlog"]
-    assert int(requested[1]) > 0 and requested[2] == requested[1], "lanes on: every requested item is scheduled"
+    assert int(requested[1]) > 0
+    assert requested[2] == requested[1], "lanes on: every requested item is scheduled"
     assert int(requested[5]) <= 1, "lanes on: a requested item waits at most one run"
     assert int(requested[7].replace(",", "")) < int(requested[1]), "lanes off: requests wait behind the backlog"
     assert int(fresh[2]) > int(fresh[7]), "lanes on schedule more new releases than lanes off"
@@ -225,7 +228,8 @@ def test_the_lanes_simulation_shows_requests_first_and_is_the_same_every_time() 
     backlog_rows = markdown_rows(out, "after run")
     assert [row[0] for row in backlog_rows] == ["1", "6"]
     for _, on, off in backlog_rows:
-        assert NUMBER.match(on) and on == off, "the same capacity drains the same number of items"
+        assert NUMBER.match(on)
+        assert on == off, "the same capacity drains the same number of items"
     assert "Jobs created per run: lanes on 12–12, lanes off 12–12." in out
     assert re.search(r"^Whole simulation: [0-9.]+ s wall, [0-9.]+ s CPU", out, re.MULTILINE)
 

@@ -1,4 +1,4 @@
-"""Module boundaries, enforced (STYLE.md 5 and 19): pure modules import no I/O module, only ``kube.py`` imports
+"""Module boundaries, enforced: pure modules import no I/O module, only ``kube.py`` imports
 the Kubernetes client, only ``store/`` imports sqlite3 and pydgraph. Read from each module's own import
 statements (ast), so an import hidden in a function counts too."""
 
@@ -17,9 +17,8 @@ from typing import Any
 
 import pytest
 
-from .conftest import ROOT, version
 from .fakes.kube import FakeKube
-from .test_cluster import INFRA, MIDDLETIER, template_documents
+from .helpers import INFRA, MIDDLETIER, ROOT, template_documents, version
 
 PACKAGE = ROOT / "graph_refresh"
 # Planning and rendering: no network, no files, no clock of their own.
@@ -194,7 +193,8 @@ def small_store(tmp_path: Path) -> dict[str, str]:
 def test_a_run_loads_no_module_that_its_set_up_does_not_use(tmp_path: Path, small_store: dict[str, str]) -> None:
     dry = ["--dry-run", "--template-dir", "openshift/templates"]
     code, stderr, loaded = app_listing_modules(dry, small_store)
-    assert code == 0 and not loaded, (loaded, stderr[-2000:])
+    assert code == 0, (loaded, stderr[-2000:])
+    assert not loaded, (loaded, stderr[-2000:])
 
     with FakeKube(tls="tls") as fake:
         for document in template_documents():
@@ -205,7 +205,8 @@ def test_a_run_loads_no_module_that_its_set_up_does_not_use(tmp_path: Path, smal
             "THOTH_MIDDLETIER_NAMESPACE": MIDDLETIER,
         }
         code, stderr, loaded = app_listing_modules([], {**small_store, **cluster})
-        assert code == 0 and not loaded, (loaded, stderr[-2000:])
+        assert code == 0, (loaded, stderr[-2000:])
+        assert not loaded, (loaded, stderr[-2000:])
         assert len(fake.objects("jobs", MIDDLETIER)) == 12  # three versions: three solvers and the analyzer each
 
 
@@ -253,9 +254,11 @@ def test_log_lines_are_those_the_modules_thoth_common_imports_write(
         (["--dry-run", "--template-dir", "openshift/templates", "--sqlite-path", str(tmp_path / "absent")], 1),
     ):
         code, lean, loaded = app_listing_modules(args, env, tty=tty)
-        assert code == exit_code and loaded == expected, (set_up, loaded, lean[-2000:])
+        assert code == exit_code, (set_up, loaded, lean[-2000:])
+        assert loaded == expected, (set_up, loaded, lean[-2000:])
         code, full, loaded = app_listing_modules(args, env, tty=tty, imported_first=THOTH_COMMON_IMPORTS)
-        assert code == exit_code and loaded >= {"sentry_sdk", "daiquiri", "jsonformatter"}, (set_up, loaded)
+        assert code == exit_code, (set_up, loaded)
+        assert loaded >= {"sentry_sdk", "daiquiri", "jsonformatter"}, (set_up, loaded)
         assert comparable(lean) == comparable(full)
         assert "Would create Job" in lean or exit_code  # the debug lines are there
         assert ("\033[" in lean) == tty  # colours on a terminal only
@@ -294,4 +297,5 @@ def test_a_google_cloud_kubeconfig_still_gets_its_token_from_google_auth(
         assert code == 1, stderr[-2000:]
         errors.append(json.loads(report.read_text())["error"])
     assert errors[0] == errors[1]
-    assert "DefaultCredentialsError" in errors[0] and "absent-credentials.json was not found" in errors[0]
+    assert "DefaultCredentialsError" in errors[0]
+    assert "absent-credentials.json was not found" in errors[0]

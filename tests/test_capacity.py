@@ -1,4 +1,4 @@
-"""Quota arithmetic (SPEC §4, capacity): pure functions over quota and Job objects."""
+"""Quota arithmetic (graph_refresh/capacity.py): pure functions over quota and Job objects."""
 
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ def test_job_cost_sums_containers_and_takes_the_largest_init_container() -> None
     assert cost["count/jobs.batch"] == cost["pods"] == 1
     assert cost["requests.cpu"] == cost["cpu"] == Decimal("0.75")
     assert cost["requests.memory"] == cost["memory"] == 3 * 2**30  # the init container needs more than the sum
-    assert cost["limits.cpu"] == 1 and cost["limits.memory"] == 2 * 2**30
+    assert cost["limits.cpu"] == 1
+    assert cost["limits.memory"] == 2 * 2**30
 
 
 def test_a_limit_without_a_request_is_also_the_request() -> None:
@@ -81,14 +82,17 @@ def test_max_in_flight_minus_live_jobs_and_exhaustion() -> None:
 
 def test_spec_hard_counts_until_the_quota_controller_fills_status() -> None:
     q = Quota.from_object({"metadata": {"name": "new"}, "spec": {"hard": {"pods": "4"}}})
-    assert q.hard == {"pods": 4} and q.used == {}
+    assert q.hard == {"pods": 4}
+    assert q.used == {}
 
 
 def test_parallel_pods_cost_parallelism_times_one_pod() -> None:
     parallel = job([container({"cpu": "1"})])
     parallel["spec"]["parallelism"] = 3
     cost = job_cost(parallel).resources
-    assert cost["pods"] == 3 and cost["requests.cpu"] == 3 and cost["count/jobs.batch"] == 1
+    assert cost["pods"] == 3
+    assert cost["requests.cpu"] == 3
+    assert cost["count/jobs.batch"] == 1
 
 
 def scoped(scopes: list[str] | None = None, selector: list[dict[str, Any]] | None = None) -> Quota:
@@ -103,18 +107,22 @@ def scoped(scopes: list[str] | None = None, selector: list[dict[str, Any]] | Non
 def test_quota_scopes_decide_which_pods_a_quota_counts() -> None:
     with_requests = job_cost(job([container({"cpu": "1"})]))
     best_effort = job_cost(job([container()]))
-    assert best_effort.best_effort and not with_requests.best_effort
+    assert best_effort.best_effort
+    assert not with_requests.best_effort
     deadline = job([container({"cpu": "1"})])
     deadline["spec"]["template"]["spec"]["activeDeadlineSeconds"] = 60
     deadline["spec"]["template"]["spec"]["priorityClassName"] = "low"
     terminating = job_cost(deadline)
 
-    assert not scoped(["BestEffort"]).covers(with_requests) and scoped(["BestEffort"]).covers(best_effort)
+    assert not scoped(["BestEffort"]).covers(with_requests)
+    assert scoped(["BestEffort"]).covers(best_effort)
     assert scoped(["NotBestEffort"]).covers(with_requests)
-    assert scoped(["Terminating"]).covers(terminating) and not scoped(["Terminating"]).covers(with_requests)
+    assert scoped(["Terminating"]).covers(terminating)
+    assert not scoped(["Terminating"]).covers(with_requests)
     assert scoped(["NotTerminating", "NotBestEffort"]).covers(with_requests)
     low = [{"scopeName": "PriorityClass", "operator": "In", "values": ["low"]}]
-    assert scoped(selector=low).covers(terminating) and not scoped(selector=low).covers(with_requests)
+    assert scoped(selector=low).covers(terminating)
+    assert not scoped(selector=low).covers(with_requests)
     assert scoped(selector=[{"scopeName": "PriorityClass", "operator": "DoesNotExist"}]).covers(with_requests)
     assert scoped(["SomethingNew"]).covers(with_requests), "an unknown scope counts, to be safe"
 

@@ -119,7 +119,8 @@ def test_the_view_of_compact_objects_is_the_view_of_whole_ones(which: str) -> No
     if which == "OpenShift-shaped":  # the causes are all there, so the comparison is not of empty views
         causes = sorted(str(f.failed.cause) for failures in whole.failures.values() for f in failures)
         assert causes == ["deadline", "disrupted", "disrupted", "error", "error", "oom", "oom"]
-        assert whole.live == {"solver": 1} and len(whole.latest) == 8
+        assert whole.live == {"solver": 1}
+        assert len(whole.latest) == 8
 
 
 @pytest.mark.parametrize("job", [*namespace()[0], *MALFORMED_JOBS])
@@ -156,7 +157,8 @@ def test_repeated_texts_are_shared_and_emptied_objects_left_out() -> None:
     first, second = failed_job("one"), failed_job("two")
     cut_first, cut_second = compact.job(json.loads(json.dumps(first))), compact.job(json.loads(json.dumps(second)))
     reason = [c["reason"] for c in (cut_first["status"]["conditions"][0], cut_second["status"]["conditions"][0])]
-    assert reason[0] == reason[1] == "BackoffLimitExceeded" and reason[0] is reason[1]
+    assert reason[0] == reason[1] == "BackoffLimitExceeded"
+    assert reason[0] is reason[1]
     assert cut_first["metadata"]["name"] is not cut_second["metadata"]["name"]
     running = compact.job(shapes.openshift_job(shapes.base_job(item("running")), state="running"))
     assert "status" not in running, "a running Job's status holds nothing the view reads"

@@ -1,4 +1,5 @@
-"""The manifests of openshift/ (SPEC §10), validated against the Kubernetes schemas with kubernetes-validate."""
+"""The manifests of openshift/ (README's "Deployment"), validated against the Kubernetes schemas with
+kubernetes-validate."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from graph_refresh.items import ANALYZER, SOLVER, Candidate, WorkItem
 from graph_refresh.render import Renderer
 from graph_refresh.templates import load_job_templates, read_template_dir
 
-from .conftest import EXAMPLE_TEMPLATES, ROOT, SHARED_2019
+from .helpers import EXAMPLE_TEMPLATES, ROOT, SHARED_2019
 
 OPENSHIFT = ROOT / "openshift"
 KUBERNETES_VERSION = "1.30.0"  # OpenShift 4.17's Kubernetes; CronJob batch/v1 has been GA since 1.21
@@ -39,10 +40,12 @@ def test_cronjob_keeps_the_deployment_contract() -> None:
     (cronjob,) = documents(OPENSHIFT / "cronjob.yaml")
     assert (cronjob["apiVersion"], cronjob["kind"]) == ("batch/v1", "CronJob")
     spec = cronjob["spec"]
-    assert spec["schedule"] == "0 * * * *" and spec["concurrencyPolicy"] == "Forbid"
+    assert spec["schedule"] == "0 * * * *"
+    assert spec["concurrencyPolicy"] == "Forbid"
     job = spec["jobTemplate"]["spec"]
     pod = job["template"]["spec"]
-    assert job["backoffLimit"] == 0 and pod["restartPolicy"] == "Never"
+    assert job["backoffLimit"] == 0
+    assert pod["restartPolicy"] == "Never"
     (container,) = pod["containers"]
     assert container["resources"]["limits"]["memory"] == "256Mi"
     env = {e["name"]: e for e in container["env"]}
@@ -52,9 +55,11 @@ def test_cronjob_keeps_the_deployment_contract() -> None:
     assert env["KUBERNETES_VERIFY_TLS"]["value"] == "1"
     tls_path = env["GRAPH_TLS_PATH"]["value"]
     (mount,) = container["volumeMounts"]
-    assert mount["mountPath"] == tls_path and mount["readOnly"] is True
+    assert mount["mountPath"] == tls_path
+    assert mount["readOnly"] is True
     (volume,) = pod["volumes"]
-    assert volume["name"] == mount["name"] and volume["secret"]["secretName"] == "dgraph-tls"
+    assert volume["name"] == mount["name"]
+    assert volume["secret"]["secretName"] == "dgraph-tls"
 
 
 def test_cronjob_reads_only_configmap_keys_the_2019_deployment_had() -> None:
@@ -66,7 +71,8 @@ def test_cronjob_reads_only_configmap_keys_the_2019_deployment_had() -> None:
     (container,) = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
     refs = [e["valueFrom"]["configMapKeyRef"] for e in container["env"] if "configMapKeyRef" in e.get("valueFrom", {})]
     required = {ref["key"] for ref in refs if not ref.get("optional")}
-    assert required and required <= known, "a key the 2019 ConfigMap lacks must be optional"
+    assert required
+    assert required <= known, "a key the 2019 ConfigMap lacks must be optional"
 
 
 RETRY_SETTINGS = {

@@ -27,9 +27,8 @@ from graph_refresh import cli
 from graph_refresh.backoff import STORE_READS
 from graph_refresh.items import Candidate
 
-from .conftest import CONFIG_ENV, EXAMPLE_TEMPLATES, ROOT, SAMPLE_GRAPH, free_port
 from .fakes.dgraph import FakeDgraph
-from .test_cli import assert_balanced
+from .helpers import CONFIG_ENV, EXAMPLE_TEMPLATES, ROOT, SAMPLE_GRAPH, assert_balanced, free_port
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -46,7 +45,9 @@ def assert_read_only(fake: FakeDgraph) -> None:
     for request in fake.requests:
         assert request.method in ("Query", "Login"), request
         if request.method == "Query":
-            assert request.read_only and request.mutations == 0 and not request.best_effort, request
+            assert request.read_only, request
+            assert request.mutations == 0, request
+            assert not request.best_effort, request
 
 
 @pytest.fixture
@@ -107,7 +108,9 @@ def assert_failed(result: Result, report: dict[str, Any] | None, code: int, *fra
     for fragment in fragments:
         assert fragment in result.stderr, (fragment, result.stderr)
     if code == 1:
-        assert report is not None and report["exit_code"] == 1 and report["store"] == "dgraph"
+        assert report is not None
+        assert report["exit_code"] == 1
+        assert report["store"] == "dgraph"
         for fragment in fragments:
             assert fragment in report["error"]
     else:
@@ -158,21 +161,25 @@ def test_mutual_tls_dry_run_plans_exactly_what_sqlite_plans(
     env = dgraph_env(mutual.host, certs.mine.directory, THOTH_GRAPH_REFRESH_EAGER_STOP="0")
     result, report, out = plan(run_cli, tmp_path, env)
     assert result.exit_code == 0, result.stderr
-    assert report is not None and report["store"] == "dgraph"
+    assert report is not None
+    assert report["store"] == "dgraph"
     assert "mutual TLS" in result.stderr
     # Candidates come in another order (SQLite by name, Dgraph by uid); uncapped, the set of Jobs is the same.
     assert files_of(out) == sqlite_plan.files
     assert report["totals"] == sqlite_plan.report["totals"]
     assert report["solvers"] == sqlite_plan.report["solvers"]
-    assert report["exit_code"] == 0 and report["error"] is None
+    assert report["exit_code"] == 0
+    assert report["error"] is None
     assert set(report["solvers"]) == SOLVERS
     for kind, counts in report["totals"].items():
-        assert counts["stopped_by"] is None and counts["scheduled"] > 0, kind
+        assert counts["stopped_by"] is None, kind
+        assert counts["scheduled"] > 0, kind
     assert report["totals"]["solver"]["skipped"]["invalid"] > 0  # the sample's hostile records
     assert len(files_of(out)) == sum(counts["scheduled"] for counts in report["totals"].values())
     assert_balanced(report)
     queries = mutual.calls()
-    assert queries and all(call.error is None for call in queries)
+    assert queries
+    assert all(call.error is None for call in queries)
 
 
 def test_nothing_is_ever_written_to_the_graph(
@@ -196,7 +203,8 @@ def test_server_down_exits_1_naming_the_host(run_cli: RunCli, tmp_path: Path, ce
     host = f"localhost:{free_port()}"
     result, report, out = plan(run_cli, tmp_path, dgraph_env(host, certs.mine.directory))
     assert_failed(result, report, 1, host, "unavailable", f"after {STORE_READS.attempts} attempts")
-    assert report is not None and "UNKNOWN" not in report["error"]  # gRPC's subchannel status is noise here
+    assert report is not None
+    assert "UNKNOWN" not in report["error"]  # gRPC's subchannel status is noise here
     assert not list(out.glob("*.yaml"))
 
 
@@ -245,11 +253,13 @@ def test_deadline_exceeded_mid_stream_exits_1(
     result, report, _ = plan(run_cli, tmp_path, dgraph_env(mutual.host, certs.mine.directory))
     assert_failed(result, report, 1, mutual.host, "deadline exceeded")
     calls = mutual.calls()
-    assert calls[0].error is None and all(call.error is not None for call in calls[1:])
+    assert calls[0].error is None
+    assert all(call.error is not None for call in calls[1:])
     # The next page of the first stream (read ahead) and the first page of the second fail alike: each
     # request is tried STORE_READS.attempts times at most, every retry from the same cursor.
     tries = Counter((call.query, tuple(sorted(call.vars.items()))) for call in calls[1:])
-    assert max(tries.values()) == STORE_READS.attempts and len(tries) <= 2
+    assert max(tries.values()) == STORE_READS.attempts
+    assert len(tries) <= 2
 
 
 def test_aborted_once_then_success_plans_everything(
@@ -262,15 +272,19 @@ def test_aborted_once_then_success_plans_everything(
     fault = mutual.inject(grpc.StatusCode.ABORTED, after=1)
     result, report, out = plan(run_cli, tmp_path, dgraph_env(mutual.host, certs.mine.directory))
     assert result.exit_code == 0, result.stderr
-    assert report is not None and report["exit_code"] == 0
-    assert fault.hits == 1 and "aborted" in result.stderr  # the retry is logged as a warning
+    assert report is not None
+    assert report["exit_code"] == 0
+    assert fault.hits == 1
+    assert "aborted" in result.stderr  # the retry is logged as a warning
     calls = mutual.calls()
     (failed,) = [call for call in calls if call.error is not None]
-    assert failed.error is not None and failed.error.startswith("ABORTED")
+    assert failed.error is not None
+    assert failed.error.startswith("ABORTED")
     # The retry is the next request of the same page (a page read ahead may come between).
     retried = next(c for c in calls[calls.index(failed) + 1 :] if (c.query, c.vars) == (failed.query, failed.vars))
     assert retried.error is None
-    assert report["totals"] == sqlite_plan.report["totals"] and files_of(out) == sqlite_plan.files
+    assert report["totals"] == sqlite_plan.report["totals"]
+    assert files_of(out) == sqlite_plan.files
 
 
 def test_persistent_abort_exits_1_after_bounded_attempts(
@@ -282,7 +296,8 @@ def test_persistent_abort_exits_1_after_bounded_attempts(
     assert attempts == 3
     assert_failed(result, report, 1, mutual.host, f"after {attempts} attempts: aborted")
     calls = mutual.calls()
-    assert len(calls) == attempts and all((c.error or "").startswith("ABORTED") for c in calls)
+    assert len(calls) == attempts
+    assert all((c.error or "").startswith("ABORTED") for c in calls)
 
 
 @pytest.mark.parametrize(
@@ -306,7 +321,8 @@ def test_plaintext_works_and_warns(run_cli: RunCli, tmp_path: Path, serve: Serve
     fake = serve()
     result, report, _ = plan(run_cli, tmp_path, dgraph_env(fake.host), write=False)
     assert result.exit_code == 0, result.stderr
-    assert report is not None and report["store"] == "dgraph"
+    assert report is not None
+    assert report["store"] == "dgraph"
     assert re.search(r"WARNING .*GRAPH_TLS_PATH is not set.*plaintext", result.stderr), result.stderr
     assert report["totals"]["package-analyzer"]["scheduled"] > 0
 
@@ -322,21 +338,24 @@ def test_acl_login(
     result, report, _ = plan(run_cli, tmp_path, env, write=False)
     if code == 0:
         assert result.exit_code == 0, result.stderr
-        assert report is not None and report["totals"]["package-analyzer"]["scheduled"] > 0
+        assert report is not None
+        assert report["totals"]["package-analyzer"]["scheduled"] > 0
         assert "logged in as 'groot'" in result.stderr
     else:
         assert_failed(result, report, 1, fake.host, "authentication")
         assert fake.calls() == []  # no query after a failed login
     assert len(fake.calls("Login")) == 1  # a refused password is not retried
     assert "s3cret" not in result.stdout + result.stderr
-    assert report is not None and "s3cret" not in json.dumps(report)
+    assert report is not None
+    assert "s3cret" not in json.dumps(report)
 
 
 def test_import_graph_never_contacts_the_production_graph(run_cli: RunCli, tmp_path: Path, serve: Serve) -> None:
     # test_cli checks the exit code and message; here, that nothing reached Dgraph or the embedded store.
     fake = serve()
     result = run_cli(["import-graph", str(SAMPLE_GRAPH)], env=dgraph_env(fake.host))
-    assert result.exit_code == 2 and "never writes to the production graph" in result.stderr
+    assert result.exit_code == 2
+    assert "never writes to the production graph" in result.stderr
     assert fake.requests == []
     assert not (tmp_path / "graph.sqlite3").exists()
 
@@ -391,7 +410,8 @@ def test_readme_recipe_runs_the_app_against_the_standalone_fake(tmp_path: Path) 
             fake.terminate()
             _, fake_stderr = fake.communicate(timeout=10)
     assert app.returncode == 0, app.stderr
-    assert "mutual TLS" in app.stderr and "Traceback" not in app.stderr
+    assert "mutual TLS" in app.stderr
+    assert "Traceback" not in app.stderr
     planned = {
         cells[0]: int(cells[2])
         for cells in map(str.split, app.stdout.splitlines())
@@ -480,7 +500,8 @@ def test_the_query_deadline_is_configurable(run_cli: Callable[..., Result]) -> N
         result = run_cli(["--dry-run", "--template-dir", str(EXAMPLE_TEMPLATES)], env=env)
         deadlines = [request.time_remaining for request in fake.calls()]
     assert result.exit_code == 0, result.stderr
-    assert deadlines and all(d is not None and 5 < d <= 7.1 for d in deadlines), deadlines
+    assert deadlines, deadlines
+    assert all(d is not None and 5 < d <= 7.1 for d in deadlines), deadlines
 
 
 def test_a_backlog_count_that_times_out_is_null_and_the_run_goes_on(
@@ -489,16 +510,20 @@ def test_a_backlog_count_that_times_out_is_null_and_the_run_goes_on(
     fake = serve()
     fake.inject(grpc.StatusCode.DEADLINE_EXCEEDED, times=100, match=lambda request: "count(uid)" in request.query)
     result, report, _ = plan(run_cli, tmp_path, dgraph_env(fake.host), write=False)
-    assert result.exit_code == 0 and report is not None and report["exit_code"] == 0
+    assert result.exit_code == 0
+    assert report is not None
+    assert report["exit_code"] == 0
     assert report["totals"]["package-analyzer"]["backlog"] is None
     assert all(counts["backlog"] is None for counts in report["solvers"].values())
     assert report["totals"]["solver"]["scheduled"] > 0, "the plan is whole"
-    assert "could not be counted" in result.stderr and "Traceback" not in result.stderr
+    assert "could not be counted" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_the_backlog_is_what_the_graph_lacks_per_stream(run_cli: RunCli, tmp_path: Path, serve: Serve) -> None:
     fake = serve()
     result, report, _ = plan(run_cli, tmp_path, dgraph_env(fake.host), write=False)
-    assert result.exit_code == 0 and report is not None
+    assert result.exit_code == 0
+    assert report is not None
     for counts in [*report["solvers"].values(), report["totals"]["package-analyzer"]]:
         assert counts["backlog"] == counts["examined"], "nothing capped: every candidate was examined"

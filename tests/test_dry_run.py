@@ -15,11 +15,20 @@ import pytest
 import yaml
 from click.testing import Result
 
-from .conftest import EXAMPLE_TEMPLATES, version
 from .fakes.kube import FakeKube
-from .test_cli import assert_balanced
-from .test_cluster import quota
-from .test_learning import HOUR, MIDDLETIER, SOLVER_NAME, T0, Cluster, memory, oom
+from .helpers import (
+    EXAMPLE_TEMPLATES,
+    HOUR,
+    MIDDLETIER,
+    SOLVER_NAME,
+    T0,
+    Harness,
+    assert_balanced,
+    memory,
+    oom,
+    quota,
+    version,
+)
 
 Obj = dict[str, Any]
 RunCli = Callable[..., Result]
@@ -52,11 +61,13 @@ def test_without_an_output_folder_no_planned_job_is_rendered(
     result = run_cli([*args, "--report", str(report_path)])
     report = json.loads(report_path.read_text())
     assert result.exit_code == 0, result.stderr
-    assert report["totals"]["package-analyzer"]["scheduled"] == 1 and report["failures"] == []
+    assert report["totals"]["package-analyzer"]["scheduled"] == 1
+    assert report["failures"] == []
 
     result = run_cli([*args, "--report", str(report_path), "--output-dir", str(tmp_path / "out")])
     report = json.loads(report_path.read_text())
-    assert result.exit_code == 1 and report["totals"]["package-analyzer"]["failed"] == 1
+    assert result.exit_code == 1
+    assert report["totals"]["package-analyzer"]["failed"] == 1
 
 
 @pytest.mark.parametrize("caps", [["--max-in-flight", "0"], ["--max-in-flight", "7"], ["--eager-stop", "2"]])
@@ -73,20 +84,21 @@ def test_the_report_is_the_same_with_and_without_an_output_folder(
     lean, written = dry_runs(run, tmp_path / "out", *caps)
     assert without_timing(lean) == without_timing(written)
     scheduled = sum(counts["scheduled"] for counts in lean["totals"].values())
-    assert scheduled and scheduled == len(list((tmp_path / "out").glob("*.yaml")))
+    assert scheduled
+    assert scheduled == len(list((tmp_path / "out").glob("*.yaml")))
 
 
 @pytest.fixture
-def cluster(run_cli: RunCli, tmp_path: Path, write_graph: Callable[[Obj], Path]) -> Iterator[Cluster]:
+def cluster(run_cli: RunCli, tmp_path: Path, write_graph: Callable[[Obj], Path]) -> Iterator[Harness]:
     with FakeKube(tls="tls") as fake:
-        yield Cluster(fake, run_cli, tmp_path, write_graph)
+        yield Harness.flask_solvers(fake, run_cli, tmp_path, write_graph)
 
 
 @pytest.mark.parametrize(("free", "scheduled"), [("1536Mi", False), ("2Gi", True)])
 def test_a_retry_is_priced_with_its_escalated_resources_with_or_without_an_output_folder(
-    free: str, scheduled: bool, cluster: Cluster, tmp_path: Path
+    free: str, scheduled: bool, cluster: Harness, tmp_path: Path
 ) -> None:
-    result, _ = cluster.run(T0)  # creates the three solvers' Jobs of flask (1Gi each)
+    result, _ = cluster.run_at(T0)  # creates the three solvers' Jobs of flask (1Gi each)
     assert result.exit_code == 0, result.stderr
     cluster.fail(cluster.job(1), at=T0 + 600, pod_status=oom())  # its retry asks for 2Gi
     used = {"1536Mi": "6656Mi", "2Gi": "6Gi"}[free]
@@ -94,14 +106,16 @@ def test_a_retry_is_priced_with_its_escalated_resources_with_or_without_an_outpu
 
     jobs = len(cluster.fake.objects("jobs", MIDDLETIER))
 
-    lean, written = dry_runs(lambda *args: cluster.run(T0 + HOUR, *args), tmp_path / "out")
+    lean, written = dry_runs(lambda *args: cluster.run_at(T0 + HOUR, *args), tmp_path / "out")
 
     assert without_timing(lean) == without_timing(written)
     counts = lean["solvers"][SOLVER_NAME]
     if scheduled:
-        assert counts["scheduled"] == 1 and counts["retried"]["oom"] == 1
+        assert counts["scheduled"] == 1
+        assert counts["retried"]["oom"] == 1
         [manifest] = (tmp_path / "out").glob("*.yaml")
         assert memory(yaml.safe_load(manifest.read_text())) == ("2Gi", "2Gi")
     else:  # the Template's 1Gi would fit; the retry's 2Gi does not
-        assert counts["scheduled"] == 0 and counts["skipped"]["capacity"] == 1
+        assert counts["scheduled"] == 0
+        assert counts["skipped"]["capacity"] == 1
     assert len(cluster.fake.objects("jobs", MIDDLETIER)) == jobs  # a dry run creates nothing

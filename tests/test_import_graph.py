@@ -18,7 +18,7 @@ import pytest
 from bench.bench_import import write_graph
 from graph_refresh.store.sqlite import SQLiteStore
 
-from .conftest import EXAMPLE_TEMPLATES, ROOT, SAMPLE_GRAPH
+from .helpers import EXAMPLE_TEMPLATES, ROOT, SAMPLE_GRAPH
 
 BIG_GRAPH_RECORDS = 400_000  # several seconds of importing: a signal sent once it has started lands mid-import
 
@@ -82,9 +82,11 @@ def test_an_import_interrupted_into_a_new_store_leaves_no_store(
     assert f"Import interrupted ({number.name} received): nothing was imported, {str(store)!r} was not created" in (
         stderr
     )
-    assert not store.exists() and hidden() == [], "complete or absent, and nothing left beside it"
+    assert not store.exists()
+    assert hidden() == [], "complete or absent, and nothing left beside it"
     run = app("--dry-run", "--template-dir", str(EXAMPLE_TEMPLATES), store=store)
-    assert run.returncode == 1 and f"{str(store)!r} does not exist: import a graph first" in run.stderr
+    assert run.returncode == 1
+    assert f"{str(store)!r} does not exist: import a graph first" in run.stderr
 
 
 @pytest.mark.timeout(120)
@@ -99,7 +101,8 @@ def test_an_import_interrupted_into_an_existing_store_leaves_it_as_it_was(big_gr
     assert f"nothing was imported, {str(store)!r} is unchanged" in stderr
     assert dry_run_report(store) == before
     again = app("import-graph", str(SAMPLE_GRAPH), store=store)
-    assert again.returncode == 0 and "new rows: package_version=0, solved=0, analyzed=0" in again.stdout
+    assert again.returncode == 0
+    assert "new rows: package_version=0, solved=0, analyzed=0" in again.stdout
 
 
 def test_a_store_no_import_has_completed_fails_the_run_naming_it_until_imported_again(tmp_path: Path) -> None:
@@ -110,7 +113,8 @@ def test_a_store_no_import_has_completed_fails_the_run_naming_it_until_imported_
 
     assert run.returncode == 1, run.stderr
     assert f"SQLite store {str(store)!r} is not complete: no import into it has finished" in run.stderr
-    assert "nothing to do" not in run.stderr and "Traceback" not in run.stderr
+    assert "nothing to do" not in run.stderr
+    assert "Traceback" not in run.stderr
     assert app("import-graph", str(SAMPLE_GRAPH), store=store).returncode == 0
     assert dry_run_report(store)["solver"] == 411
 

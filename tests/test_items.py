@@ -1,4 +1,4 @@
-"""Work-item identity, names and validation (SPEC §4)."""
+"""Work-item identity, names and validation (graph_refresh/items.py)."""
 
 from __future__ import annotations
 
@@ -52,7 +52,8 @@ def test_solver_names_parse_into_environments(name: str, expected: tuple[str, st
 def test_bad_solver_names_are_template_errors_naming_solver_and_template(name: str) -> None:
     with pytest.raises(TemplateError) as error:
         parse_solver_name(name, template="my-solver-template")
-    assert name in str(error.value) and "my-solver-template" in str(error.value)
+    assert name in str(error.value)
+    assert "my-solver-template" in str(error.value)
 
 
 def test_job_names_are_stable_short_dns_names_from_which_the_solver_is_recovered() -> None:
@@ -60,14 +61,18 @@ def test_job_names_are_stable_short_dns_names_from_which_the_solver_is_recovered
     assert len(solver) == 46
     item = WorkItem(SOLVER, solver, Candidate("flask", "1.1.2", PYPI))
     assert item.job_name == WorkItem(SOLVER, solver, Candidate("flask", "1.1.2", PYPI)).job_name
-    assert len(item.job_name) == 57 and DNS_SUBDOMAIN.fullmatch(item.job_name) and is_job_name(item.job_name)
+    assert len(item.job_name) == 57
+    assert DNS_SUBDOMAIN.fullmatch(item.job_name)
+    assert is_job_name(item.job_name)
     # The result API takes the pod hostname minus its last part, then rsplit("-", 1)[0].
     hostname = (item.job_name + "-x7k2p")[:63]
     assert hostname.rsplit("-", 1)[0].rsplit("-", 1)[0] == solver
     analyzer = WorkItem(ANALYZER, None, Candidate("flask", "1.1.2", PYPI))
-    assert analyzer.job_name.startswith("package-analyzer-") and len(analyzer.job_name) == 27
+    assert analyzer.job_name.startswith("package-analyzer-")
+    assert len(analyzer.job_name) == 27
     assert is_job_name(analyzer.job_name)
-    assert not is_job_name("kustomization") and not is_job_name(f"{solver}-nothex0000")
+    assert not is_job_name("kustomization")
+    assert not is_job_name(f"{solver}-nothex0000")
 
 
 def test_keys_differ_per_solver_kind_version_and_index() -> None:
@@ -98,12 +103,15 @@ def test_labels_and_requirement() -> None:
 def test_a_retry_has_a_name_of_its_own_in_the_same_shape_and_keeps_the_item_key() -> None:
     first = WorkItem(SOLVER, "solver-fedora-31-py38", Candidate("flask", "1.1.2", PYPI))
     names = {WorkItem(SOLVER, first.solver, first.candidate, attempt=n).job_name for n in range(1, 6)}
-    assert len(names) == 5 and first.job_name in names
+    assert len(names) == 5
+    assert first.job_name in names
     for n in range(2, 6):
         retry = WorkItem(SOLVER, first.solver, first.candidate, attempt=n)
-        assert retry.key == first.key and retry.labels["thoth-station.ninja/item"] == first.key
+        assert retry.key == first.key
+        assert retry.labels["thoth-station.ninja/item"] == first.key
         assert retry.labels["thoth-station.ninja/attempt"] == str(n)
-        assert is_job_name(retry.job_name) and len(retry.job_name) == len(first.job_name)
+        assert is_job_name(retry.job_name)
+        assert len(retry.job_name) == len(first.job_name)
         pod_hostname = (retry.job_name + "-abcde")[:63]  # the kubelet's cut
         assert pod_hostname.rsplit("-", 1)[0].rsplit("-", 1)[0] == "solver-fedora-31-py38"  # result-api's rule
     again = WorkItem(SOLVER, first.solver, first.candidate, attempt=3)
@@ -186,6 +194,9 @@ def test_keys_and_job_names_are_the_golden_values_of_the_first_release(item: Wor
 
 def test_a_key_is_computed_once_and_equal_items_stay_equal() -> None:
     item = WorkItem(SOLVER, "solver-fedora-31-py38", Candidate("flask", "1.1.2", PYPI))
-    assert item.key is item.key and item.job_name is item.job_name
+    assert item.key is item.key
+    assert item.job_name is item.job_name
     twin = WorkItem(SOLVER, "solver-fedora-31-py38", Candidate("flask", "1.1.2", PYPI))
-    assert item == twin and hash(item) == hash(twin) and {item, twin} == {twin}
+    assert item == twin
+    assert hash(item) == hash(twin)
+    assert {item, twin} == {twin}

@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import EXAMPLE_TEMPLATES
 from .fakes.kube import STRATEGIC_MERGE_PATCH, FakeKube
+from .helpers import EXAMPLE_TEMPLATES
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -120,7 +120,8 @@ def test_get_jobs_and_resourcequotas_show_their_state(fake: FakeKube, kubeconfig
     ]
     quota = rows(kubectl(kubeconfig, "get", "resourcequota").stdout)
     assert quota[0] == ["NAME", "AGE", "REQUEST", "LIMIT"]
-    assert quota[1][0] == "jobs" and quota[1][2:] == ["count/jobs.batch: 3/10", "limits.memory: 0/8Gi"]
+    assert quota[1][0] == "jobs"
+    assert quota[1][2:] == ["count/jobs.batch: 3/10", "limits.memory: 0/8Gi"]
     assert all("as=Table" in r.headers["accept"] for r in fake.requests_for("GET", r"/(jobs|resourcequotas)$"))
 
 
@@ -130,7 +131,8 @@ def test_create_from_a_written_manifest(fake: FakeKube, kubeconfig: Path, tmp_pa
     quota["spec"] = {"hard": {"count/jobs.batch": "1"}}
     manifest.write_text(yaml.safe_dump_all([quota, job("first"), job("second")]))
     result = kubectl(kubeconfig, "create", "-f", str(manifest), ok=False)  # the second Job exceeds the quota
-    assert "resourcequota/jobs created" in result.stdout and "job.batch/first created" in result.stdout
+    assert "resourcequota/jobs created" in result.stdout
+    assert "job.batch/first created" in result.stdout
     assert "exceeded quota: jobs, requested: count/jobs.batch=1, used: count/jobs.batch=1" in result.stderr
     assert [j["metadata"]["name"] for j in fake.objects("jobs", NS)] == ["first"]
     assert fake.get("resourcequotas", NS, "jobs") is not None

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-from .conftest import SAMPLE_GRAPH
+from .helpers import SAMPLE_GRAPH
 
 KUBECONFIG = os.environ.get("GRAPH_REFRESH_TEST_KUBECONFIG", "")
 

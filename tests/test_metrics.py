@@ -18,9 +18,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from graph_refresh import __version__, metrics
 from graph_refresh.report import Counts, RunReport
 
-from .conftest import free_port
 from .fakes.kube import FakeKube
-from .test_cluster import Harness
+from .helpers import Harness, free_port
 
 PUSHGATEWAY = shutil.which("prometheus-pushgateway") or "/usr/bin/prometheus-pushgateway"
 
@@ -56,7 +55,7 @@ def pushgateway(tmp_path: Path) -> Iterator[str]:
 def cluster(
     run_cli: Callable[..., Result], tmp_path: Path, write_graph: Callable[[dict[str, Any]], Path]
 ) -> Iterator[Harness]:
-    """The fake cluster of test_cluster.py, over TLS."""
+    """The example cluster (tests/helpers.py's Harness), over TLS."""
     with FakeKube(tls="tls") as fake:
         yield Harness(fake, run_cli, tmp_path, write_graph)
 
@@ -159,7 +158,8 @@ def test_a_run_logs_its_push_once(cluster: Harness, pushgateway: str) -> None:
 def test_a_failed_push_is_logged_and_returns_false(caplog: pytest.LogCaptureFixture) -> None:
     url = f"http://user:topsecret@127.0.0.1:{free_port()}"
     assert metrics.push(a_report(), url=url, deployment_name="x") is False
-    assert "Could not push metrics" in caplog.text and "topsecret" not in caplog.text
+    assert "Could not push metrics" in caplog.text
+    assert "topsecret" not in caplog.text
 
 
 def test_a_real_run_pushes_its_metrics_and_a_dead_gateway_changes_no_exit_code(
@@ -176,7 +176,8 @@ def test_a_real_run_pushes_its_metrics_and_a_dead_gateway_changes_no_exit_code(
     cluster.graph(["pytz"])
     dead = f"http://127.0.0.1:{free_port()}"
     result, report = cluster.run(env={"PROMETHEUS_PUSHGATEWAY_URL": dead})
-    assert result.exit_code == 0 and report["exit_code"] == 0
+    assert result.exit_code == 0
+    assert report["exit_code"] == 0
     assert "Could not push metrics" in result.stderr
 
 
@@ -184,11 +185,13 @@ def test_a_run_that_cannot_write_its_ledger_pushes_a_zero_gauge(cluster: Harness
     cluster.graph(["flask"])
     env = {"PROMETHEUS_PUSHGATEWAY_URL": pushgateway}
     result, report = cluster.run(env=env)
-    assert result.exit_code == 0 and report["ledger"] == {"written": True}
+    assert result.exit_code == 0
+    assert report["ledger"] == {"written": True}
     assert scrape(pushgateway)[("graph_refresh_job_ledger_written", ())] == 1
     cluster.fake.inject(method="PUT", path=r"/configmaps/graph-refresh-ledger$", status=403, times=None)
     result, report = cluster.run(env=env)
-    assert result.exit_code == 0 and report["ledger"]["written"] is False
+    assert result.exit_code == 0
+    assert report["ledger"]["written"] is False
     assert "403" in report["ledger"]["reason"]
     assert scrape(pushgateway)[("graph_refresh_job_ledger_written", ())] == 0
 
@@ -219,4 +222,5 @@ def test_a_run_with_requests_pushes_lanes_and_requests(cluster: Harness, pushgat
         "numpy for 3 solvers and the analyzer"
     )
     assert sum(v for (_, lane), v in by_lane.items() if lane == "backlog") == 1
-    assert by_lane[("", "requested")] == 1 and by_lane[("", "fresh")] == 0
+    assert by_lane[("", "requested")] == 1
+    assert by_lane[("", "fresh")] == 0

@@ -1,4 +1,4 @@
-"""The planner alone: pure round-robin over candidate streams, skip reasons and caps (SPEC §4)."""
+"""The planner alone: pure round-robin over candidate streams, skip reasons and caps (graph_refresh/planner.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from graph_refresh.capacity import Capacity, JobCost
 from graph_refresh.items import ANALYZER, SOLVER, Candidate, WorkItem
-from graph_refresh.owned import JobState, OwnedJobs, job_state
+from graph_refresh.owned import JobState, OwnedJobs
 from graph_refresh.planner import Arrivals, Lane, Planner, Stream, plan
 from graph_refresh.report import RunReport
 
@@ -53,7 +53,8 @@ def test_a_cap_counts_each_streams_next_candidate_and_stops_it() -> None:
     order = run(report, streams(a=("p1", "p2", "p3"), b=("q1", "q2")), capacity=Capacity(slots=2))
     assert order == [("solver-a-1-py38", "p1"), ("solver-b-1-py38", "q1")]
     for counts in report.solvers.values():
-        assert counts.skipped == {"capacity": 1} and counts.examined == 2
+        assert counts.skipped == {"capacity": 1}
+        assert counts.examined == 2
     assert report.stopped_by[SOLVER] == "capacity"
 
 
@@ -68,17 +69,6 @@ def test_eager_stop_caps_a_kind_not_the_other() -> None:
     assert examined == len(order) + skipped == 5
 
 
-def test_job_states_from_conditions() -> None:
-    def job(*conditions: tuple[str, str]) -> dict[str, object]:
-        return {"status": {"conditions": [{"type": t, "status": s} for t, s in conditions]}}
-
-    assert job_state({}) is JobState.IN_FLIGHT
-    assert job_state({"status": "x"}) is job_state({"status": {"conditions": ["x"]}}) is JobState.IN_FLIGHT
-    assert job_state(job(("Failed", "False"))) is JobState.IN_FLIGHT
-    assert job_state(job(("Complete", "True"))) is JobState.COMPLETE
-    assert job_state(job(("Failed", "True"))) is JobState.FAILED
-
-
 def test_an_item_met_again_is_neither_examined_nor_planned_twice() -> None:
     report = RunReport(dry_run=True, store="test")
     view = owning(JobState.COMPLETE, WorkItem(SOLVER, "solver-a-1-py38", Candidate("p1", "1", PYPI)))
@@ -90,7 +80,8 @@ def test_an_item_met_again_is_neither_examined_nor_planned_twice() -> None:
     assert order == [("solver-a-1-py38", "p2"), (None, "r1"), ("solver-a-1-py38", "p3")]
     assert report.solvers["solver-a-1-py38"].examined == 3
     assert report.solvers["solver-a-1-py38"].skipped == {"awaiting-sync": 1}
-    assert report.analyzer.examined == 2 and report.analyzer.skipped == {"invalid": 1}
+    assert report.analyzer.examined == 2
+    assert report.analyzer.skipped == {"invalid": 1}
 
 
 def test_the_memory_of_repeats_is_bounded() -> None:
@@ -158,8 +149,10 @@ def test_a_retry_above_a_quotas_hard_limit_counts_as_at_the_cap(caplog: pytest.L
     order = run(report, streams, capacity=capacity, history=history, cost=lambda item, resources: big)
     assert order == [("solver-a-1-py38", "p2")]
     assert report.solvers["solver-a-1-py38"].skipped == {"failed-recently": 1}, "an error backs off, then retries"
-    assert history.entries[failed.key].cause is Cause.ERROR and history.entries[failed.key].failures == 1
-    assert "ResourceQuota 'q': limits.memory (hard limit" in caplog.text and "at the cap" in caplog.text
+    assert history.entries[failed.key].cause is Cause.ERROR
+    assert history.entries[failed.key].failures == 1
+    assert "ResourceQuota 'q': limits.memory (hard limit" in caplog.text
+    assert "at the cap" in caplog.text
 
     later = History(dict(history.entries), Policy(retry_backoff_seconds=3600), 7200.0)
     report = RunReport(dry_run=True, store="test")
@@ -221,7 +214,8 @@ def test_fresh_takes_its_share_of_what_is_left_and_the_backlog_the_rest() -> Non
         ("backlog", "old2"),
     ]
     arrivals = fresh[0].candidates
-    assert isinstance(arrivals, Arrivals) and arrivals.passed == 101, "new3 and new4 stay fresh for the next run"
+    assert isinstance(arrivals, Arrivals)
+    assert arrivals.passed == 101, "new3 and new4 stay fresh for the next run"
 
 
 def test_a_lane_with_nothing_to_do_leaves_its_slots_to_the_next() -> None:
@@ -249,7 +243,8 @@ def test_slots_the_backlog_leaves_go_to_the_fresh_candidates_beyond_the_share() 
     )
     assert order == [("fresh", "new1"), ("fresh", "new2"), ("backlog", "old1"), ("fresh", "new3")]
     arrivals = fresh[0].candidates
-    assert isinstance(arrivals, Arrivals) and arrivals.passed == 102, "new4 was counted under the cap: still fresh"
+    assert isinstance(arrivals, Arrivals)
+    assert arrivals.passed == 102, "new4 was counted under the cap: still fresh"
     assert report.solvers["solver-a-1-py38"].skipped == {"capacity": 1}
 
 
@@ -267,7 +262,8 @@ def test_a_backlog_stopped_by_capacity_leaves_the_fresh_beyond_the_share_uncount
     assert order == [("fresh", "new1"), ("backlog", "old1")]
     assert report.solvers["solver-a-1-py38"].skipped == {"capacity": 1}, "the backlog's stop only"
     arrivals = fresh[0].candidates
-    assert isinstance(arrivals, Arrivals) and arrivals.passed == 100
+    assert isinstance(arrivals, Arrivals)
+    assert arrivals.passed == 100
 
 
 def test_an_item_is_planned_once_whichever_lanes_meet_it() -> None:
@@ -289,9 +285,11 @@ def test_a_cap_counted_in_the_fresh_lane_leaves_that_candidate_fresh() -> None:
     fresh = lane_streams(Lane.FRESH, a=("new1", "new2", "new3"))
     planner = Planner(report=report, capacity=Capacity(), eager_stop=1)
     order = [p.item.candidate.package_name for p in planner.fill(requested=[], fresh=fresh, backlog=[])]
-    assert order == ["new1"] and report.solvers["solver-a-1-py38"].skipped == {"eager-stop": 1}
+    assert order == ["new1"]
+    assert report.solvers["solver-a-1-py38"].skipped == {"eager-stop": 1}
     arrivals = fresh[0].candidates
-    assert isinstance(arrivals, Arrivals) and arrivals.passed == 100, "new2 was counted, not passed"
+    assert isinstance(arrivals, Arrivals)
+    assert arrivals.passed == 100, "new2 was counted, not passed"
 
 
 def test_sync_lag_leaves_only_the_requested_lane() -> None:

@@ -11,7 +11,7 @@ import click
 
 from graph_refresh import cli
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
 
@@ -54,7 +54,8 @@ def test_quick_start_is_exactly_two_commands() -> None:
     assert block is not None
     commands = [line for line in block.group(1).splitlines() if line.strip() and not line.startswith("#")]
     assert len(commands) == 2
-    assert "app.py import-graph data/sample-graph.json" in commands[0] and "--dry-run" in commands[0]
+    assert "app.py import-graph data/sample-graph.json" in commands[0]
+    assert "--dry-run" in commands[0]
     assert "scripts/check.sh" in commands[1]
 
 
@@ -71,13 +72,16 @@ def quick_start() -> tuple[str, str]:
 def test_ci_runs_both_readme_commands_verbatim() -> None:
     ci = CI.splitlines()
     demo, tests = quick_start()
-    assert demo in ci and tests in ci and ci.index(demo) < ci.index(tests)
+    assert demo in ci
+    assert tests in ci
+    assert ci.index(demo) < ci.index(tests)
 
 
 def test_every_file_the_readme_points_to_is_in_the_repository() -> None:
     root = Path(__file__).resolve().parent.parent
     links = re.findall(r"\]\(([^)#:]+)\)", README)
-    assert "docs/dgraph.md" in links and "docs/contract-2019.md" in links
+    assert "docs/dgraph.md" in links
+    assert "docs/contract-2019.md" in links
     assert all((root / link).is_file() for link in links), links
     assert "../" not in README, "a clone has nothing beside it"
 
@@ -87,7 +91,8 @@ def test_ci_runs_the_demo_again_with_debians_python_first_on_path() -> None:
     demo, tests = quick_start()
     again = [i for i, line in enumerate(ci) if line == demo][1:]
     debian = ci.index('PATH="/usr/bin:$PATH"')
-    assert again and ci.index(tests) < debian < again[0]
+    assert again
+    assert ci.index(tests) < debian < again[0]
 
 
 def test_ci_sets_no_variable_a_user_would_not_have() -> None:
@@ -197,7 +202,8 @@ def test_the_command_rule_catches_what_fails_after_the_quick_start() -> None:
     assert unrunnable("/work/main/.venv/bin/python bench/run.py", for_a_cluster=False) is not None
     assert unrunnable("scripts/setup.sh --dev", for_a_cluster=False) is None
     assert unrunnable("scripts/nothing.sh", for_a_cluster=False) is not None
-    assert RUNS_OUR_PYTHON.match("python3 app.py --help") and RUNS_OUR_PYTHON.match("python -m tests.fakes.kube")
+    assert RUNS_OUR_PYTHON.match("python3 app.py --help")
+    assert RUNS_OUR_PYTHON.match("python -m tests.fakes.kube")
     assert not RUNS_OUR_PYTHON.match("python3 -m venv")
 
 
@@ -206,6 +212,7 @@ def test_the_check_command_type_checks_every_package_tests_included() -> None:
     mypy = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["mypy"]
     packages = {init.parent.name for init in root.glob("*/__init__.py")}
     assert {"graph_refresh", "tests"} <= packages
-    assert mypy["strict"] is True and set(mypy["packages"]) == packages
+    assert mypy["strict"] is True
+    assert set(mypy["packages"]) == packages
     # A bare `mypy` reads those packages from pyproject.toml; arguments would replace them.
     assert re.search(r"^mypy \|\| exit 1$", (root / "scripts" / "check.sh").read_text(encoding="utf-8"), re.M)

@@ -18,7 +18,7 @@ from graph_refresh.items import ANALYZER, SOLVER, Candidate, WorkItem
 from graph_refresh.render import Renderer
 from graph_refresh.templates import JobTemplate, JobTemplates, load_job_templates, read_template_dir
 
-from .conftest import EXAMPLE_TEMPLATES, PYPI, SHARED_2019
+from .helpers import EXAMPLE_TEMPLATES, PYPI, SHARED_2019
 
 SLOTS = ("ID", "PKG", "IDX", "DOC", "NEVER_DECLARED")
 
@@ -119,7 +119,8 @@ def test_compiled_rendering_equals_processing_for_hostile_templates_and_values()
         assert outcome(compiled.render, item) == expected, item
         rendered += not expected.startswith("TemplateError")
         errors += expected.startswith("TemplateError")
-    assert rendered > 1000 and errors > 100  # both paths exercised: renders and per-item errors
+    assert rendered > 1000
+    assert errors > 100  # both paths exercised: renders and per-item errors
     assert outcome(compiled.render, {"ID": "x", "PKG": "p", "IDX": "i", "DOC": "d"}).startswith(
         "TemplateError: two keys become 'k-x'"
     )
@@ -179,7 +180,8 @@ def templates_of(folder: Path) -> JobTemplates:
 
 def reference_render(renderer: Renderer, templates: JobTemplates, item: WorkItem) -> dict[str, Any]:
     """The first release's rendering (process the Template for the item, then name, label and TTL the Job),
-    with what SPEC §11 adds: our labels on the pod template too, and the item in annotations."""
+    with what learning from failed Jobs needs (docs/learning.md): our labels on the pod template too, and the
+    item in annotations."""
     template = templates.analyzer if item.kind == ANALYZER else templates.solvers[str(item.solver)][1]
     assert template is not None
     job = template.render(renderer.parameters(item))

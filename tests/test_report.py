@@ -1,4 +1,4 @@
-"""The run report (SPEC §8, §11-§13): its fields, its plan table, and how it and the manifests are written."""
+"""The run report (README's "Run report"): its fields, its plan table, and how it and the manifests are written."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from graph_refresh.report import (
     RunReport,
 )
 
-from .conftest import EXAMPLE_TEMPLATES
+from .helpers import EXAMPLE_TEMPLATES
 
 RunCli = Callable[..., Result]
 
@@ -87,12 +87,14 @@ def read_report(path: Path) -> dict[str, Any]:
 def test_counts_carry_backlog_retries_and_quarantine_and_stay_balanced() -> None:
     data = a_report().to_dict()
     ubi = data["solvers"]["solver-ubi-8-py38"]
-    assert ubi["backlog"] == 40 and ubi["quarantined"] == 1
+    assert ubi["backlog"] == 40
+    assert ubi["quarantined"] == 1
     assert ubi["retried"] == {"disrupted": 1, "oom": 1, "deadline": 0, "error": 0}
     assert ubi["retries_at_cap"] == {"oom": 1, "deadline": 0}
     assert data["solvers"]["solver-fedora-34-py39"]["backlog"] is None
     assert data["totals"]["solver"]["backlog"] is None, "one solver's count failed: the sum is unknown"
-    assert data["totals"]["solver"]["retried"]["oom"] == 1 and data["totals"]["solver"]["quarantined"] == 1
+    assert data["totals"]["solver"]["retried"]["oom"] == 1
+    assert data["totals"]["solver"]["quarantined"] == 1
     assert data["totals"]["package-analyzer"]["backlog"] == 7
     for counts in [*data["totals"].values(), *data["solvers"].values()]:
         outcomes = counts["scheduled"] + counts["already_scheduled"] + counts["failed"]
@@ -113,7 +115,8 @@ def test_quarantine_is_listed_by_end_then_item_at_most_a_hundred_and_counted_in_
     report.quarantined = [quarantined(f"{n:010x}", f"2031-01-{1 + n % 28:02d}T00:00:00Z") for n in reversed(range(150))]
     data = report.to_dict()
     listed = data["quarantined"]
-    assert len(listed) == QUARANTINED_LISTED and data["quarantined_total"] == 150
+    assert len(listed) == QUARANTINED_LISTED
+    assert data["quarantined_total"] == 150
     assert listed == sorted(listed, key=lambda q: (q["until"], q["item"]))
     assert listed[-1]["until"] == "2031-01-18T00:00:00Z", "the 100 that leave quarantine first"
     assert listed[0] == {
@@ -151,7 +154,8 @@ def test_the_plan_table_says_scheduled_as_the_report_does(dry_run: bool) -> None
         "  skipped: quarantined 1"
     )
     assert table["solver-fedora-34-py39"]["backlog"] == "?"
-    assert table["package-analyzer"]["skipped"] == "1" and "  skipped: capacity 1" in lines
+    assert table["package-analyzer"]["skipped"] == "1"
+    assert "  skipped: capacity 1" in lines
 
 
 def test_the_plan_table_fits_100_columns_with_long_names_and_large_numbers() -> None:
@@ -166,7 +170,8 @@ def test_the_plan_table_fits_100_columns_with_long_names_and_large_numbers() -> 
     table = report.plan_table()
     lines = table.splitlines()
     assert max(map(len, lines)) <= 100, table
-    assert len(max(long_names, key=len)) > 46 and all(name in lines for name in long_names), "stacked on their own line"
+    assert len(max(long_names, key=len)) > 46
+    assert all(name in lines for name in long_names), "stacked on their own line"
     ubi = next(line for line in lines if line.startswith("solver-ubi-8-py38")).split()
     assert ubi[1:] == ["988G", "123M", "12.3M", "999999", "1M", "7G", "45.7T"]
     skipped = " ".join(line.strip() for line in lines if "skipped:" in line or line.startswith("    "))
@@ -175,7 +180,8 @@ def test_the_plan_table_fits_100_columns_with_long_names_and_large_numbers() -> 
 
 def test_the_summary_line_gives_backlog_and_retries() -> None:
     line = a_report().summary_line()
-    assert "backlog=? retried={disrupted=1,oom=1}" in line and "backlog=7 retried={}" in line
+    assert "backlog=? retried={disrupted=1,oom=1}" in line
+    assert "backlog=7 retried={}" in line
 
 
 # --- secrets ------------------------------------------------------------------------------------
@@ -191,7 +197,8 @@ def test_a_secret_echoed_into_a_failure_reason_never_reaches_the_report(tmp_path
     text = (tmp_path / "report.json").read_text()
     assert "tOk" not in text
     data = json.loads(text)
-    assert data["failures"][0]["reason"] == "bad header: Bearer ***" and data["error"] == "the server said ***"
+    assert data["failures"][0]["reason"] == "bad header: Bearer ***"
+    assert data["error"] == "the server said ***"
 
 
 # --- where the report goes ----------------------------------------------------------------------
@@ -212,7 +219,8 @@ def test_a_symlink_stays_a_link_and_its_target_gets_the_report(tmp_path: Path) -
     link = tmp_path / "report.json"
     link.symlink_to(target)
     write_output(link, a_report().to_json())
-    assert link.is_symlink() and link.resolve() == target
+    assert link.is_symlink()
+    assert link.resolve() == target
     assert read_report(target)["store"] == "sqlite"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", "report.json"], "no temporary file left"
 
@@ -221,7 +229,8 @@ def test_a_dangling_symlink_creates_its_target(tmp_path: Path) -> None:
     link = tmp_path / "report.json"
     link.symlink_to(tmp_path / "target.json")
     write_output(link, a_report().to_json())
-    assert link.is_symlink() and read_report(tmp_path / "target.json")["dry_run"] is True
+    assert link.is_symlink()
+    assert read_report(tmp_path / "target.json")["dry_run"] is True
 
 
 def test_a_fifo_is_written_through_not_replaced(tmp_path: Path) -> None:
@@ -249,7 +258,8 @@ def test_a_device_is_written_through_not_replaced(tmp_path: Path) -> None:
     except PermissionError:
         pytest.skip("creating a device node needs CAP_MKNOD")
     write_atomically(null, "manifest\n")
-    assert stat.S_ISCHR(null.lstat().st_mode) and null.read_bytes() == b""
+    assert stat.S_ISCHR(null.lstat().st_mode)
+    assert null.read_bytes() == b""
     assert [p.name for p in tmp_path.iterdir()] == ["null"]
 
 
@@ -259,7 +269,8 @@ def test_a_regular_file_is_replaced_atomically(tmp_path: Path) -> None:
     other_name = tmp_path / "hard-link.json"
     os.link(path, other_name)  # a reader holding the old file keeps it whole
     write_output(path, a_report().to_json())
-    assert read_report(path)["store"] == "sqlite" and other_name.read_text() == "old"
+    assert read_report(path)["store"] == "sqlite"
+    assert other_name.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hard-link.json", "report.json"]
 
 
@@ -274,7 +285,8 @@ def test_new_and_replaced_files_get_the_usual_permissions(
     write_output(new, a_report().to_json())
     write_atomically(replaced, "kind: Job\n")
     assert stat.S_IMODE(new.stat().st_mode) == mode
-    assert stat.S_IMODE(replaced.stat().st_mode) == mode and replaced.read_text() == "kind: Job\n"
+    assert stat.S_IMODE(replaced.stat().st_mode) == mode
+    assert replaced.read_text() == "kind: Job\n"
 
 
 def test_the_report_folder_is_created_but_not_a_whole_invented_tree(tmp_path: Path) -> None:
@@ -300,9 +312,12 @@ def test_a_dry_run_writes_its_report_through_a_symlink(
     assert result.exit_code == 0, result.stderr
     assert link.is_symlink()
     data = read_report(target)
-    assert data["dry_run"] is True and data["quarantined"] == [] and data["quarantined_total"] == 0
+    assert data["dry_run"] is True
+    assert data["quarantined"] == []
+    assert data["quarantined_total"] == 0
     manifests = list(out.glob("*.yaml"))
-    assert manifests and {stat.S_IMODE(m.stat().st_mode) for m in manifests} == {0o644}
+    assert manifests
+    assert {stat.S_IMODE(m.stat().st_mode) for m in manifests} == {0o644}
     skipped: Counter[str] = Counter()
     for counts in data["solvers"].values():
         skipped.update(counts["skipped"])

@@ -126,7 +126,8 @@ def test_decision(error: ClusterError, state: dict[str, Any], expected: CreateSt
 
 def test_the_reason_is_truncated_for_the_report() -> None:
     decision = after_attempt(Rejected("x" * 500, status=422), attempt=0, attempts=5, maybe_sent=False, stopped=None)
-    assert isinstance(decision, Done) and len(decision.outcome.reason) == 200
+    assert isinstance(decision, Done)
+    assert len(decision.outcome.reason) == 200
 
 
 # --- the loop around it ------------------------------------------------------------------------------
@@ -177,7 +178,9 @@ def test_the_policy_is_a_parameter() -> None:
     sleeps: list[float] = []
     cluster = Answers(*(ServerError("boom", status=500) for _ in range(5)))
     outcome = submitter(cluster, sleeps, policy=Backoff(attempts=2, base_seconds=3.0)).create(JOB)
-    assert outcome.result == "failed" and cluster.calls == 2 and sleeps == [3.0]
+    assert outcome.result == "failed"
+    assert cluster.calls == 2
+    assert sleeps == [3.0]
 
 
 @pytest.mark.parametrize(
@@ -229,7 +232,8 @@ def test_after_a_stop_a_job_that_may_exist_is_asked_about_once_more() -> None:
     cluster = Answers(ServerError("boom", status=503), AlreadyExists("exists", status=409))
     s = submitter(cluster, sleeps)
     cluster.after = lambda: s.stop(NOT_SENT)  # another worker hit the quota meanwhile
-    assert s.create(JOB).result == "created" and cluster.calls == 2
+    assert s.create(JOB).result == "created"
+    assert cluster.calls == 2
     assert submitter(Answers(), []).create(JOB).result == "created"
     stopped = submitter(Answers(), [])
     stopped.stop(NOT_SENT)
@@ -239,7 +243,8 @@ def test_after_a_stop_a_job_that_may_exist_is_asked_about_once_more() -> None:
 def test_a_quota_refusal_after_a_lost_answer_is_not_reported_as_not_sent() -> None:
     cluster = Answers(ServerError("boom", status=503), QuotaExceeded("exceeded quota: jobs", status=403))
     outcome = submitter(cluster, []).create(JOB)
-    assert outcome.result == "failed" and "may exist" in outcome.reason
+    assert outcome.result == "failed"
+    assert "may exist" in outcome.reason
 
 
 def test_a_connection_that_never_opened_means_the_job_was_not_sent() -> None:
@@ -252,7 +257,8 @@ def test_no_waiting_once_the_run_has_stopped() -> None:
     cluster = Answers(Throttled("slow down", status=429, retry_after=30))
     s = submitter(cluster, sleeps)
     cluster.after = lambda: s.stop(NOT_SENT)
-    assert s.create(JOB).result == "capacity" and sleeps == []
+    assert s.create(JOB).result == "capacity"
+    assert sleeps == []
 
 
 def test_an_interrupt_ends_the_retries_and_nothing_more_is_sent() -> None:
@@ -260,7 +266,9 @@ def test_an_interrupt_ends_the_retries_and_nothing_more_is_sent() -> None:
     cluster = Answers(Throttled("slow down", status=429, retry_after=30))
     s = submitter(cluster, sleeps)
     cluster.after = lambda: s.stop(INTERRUPTED)
-    assert s.create(JOB) == INTERRUPTED and s.create(JOB) == INTERRUPTED and cluster.calls == 1
+    assert s.create(JOB) == INTERRUPTED
+    assert s.create(JOB) == INTERRUPTED
+    assert cluster.calls == 1
 
 
 @pytest.mark.parametrize("server_dry_run", [False, True])

@@ -1,4 +1,4 @@
-"""Template selection and client-side processing (SPEC §5)."""
+"""Template selection and client-side processing (graph_refresh/templates.py, README's "Templates")."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import yaml
 from graph_refresh.errors import TemplateError
 from graph_refresh.templates import load_job_templates, process, read_template_dir, select_template
 
-from .conftest import EXAMPLE_TEMPLATES, SHARED_2019
 from .fakes.kube import FakeKube
+from .helpers import EXAMPLE_TEMPLATES, SHARED_2019
 
 
 def template(parameters: list[dict[str, Any]], objects: list[Any], **extra: Any) -> dict[str, Any]:
@@ -97,7 +97,9 @@ def test_selection_needs_exactly_one_template_and_says_what_was_found_where() ->
     with pytest.raises(TemplateError) as error:
         select_template(found, "solver", where="namespace 'infra'")
     message = str(error.value)
-    assert "namespace 'infra'" in message and "found 2" in message and "a, b" in message
+    assert "namespace 'infra'" in message
+    assert "found 2" in message
+    assert "a, b" in message
     with pytest.raises(TemplateError, match="found 0"):
         select_template(found[2:], "solver", where="folder 'x'")
     assert select_template(found, "package-analyzer", where="x")["metadata"]["name"] == "c"
@@ -144,7 +146,8 @@ def test_thoth_2019_templates_are_selected(snapshot: str) -> None:
     if not folder.is_dir():
         pytest.skip(f"{folder} is absent: the 2019 Templates live in the shared folder beside the repository")
     templates = load_job_templates(read_template_dir(folder), where=snapshot)
-    assert templates.solvers and templates.analyzer is not None
+    assert templates.solvers
+    assert templates.analyzer is not None
     assert templates.analyzer.template_name == "package-analyzer"
 
 
@@ -171,7 +174,7 @@ def test_keys_take_plain_substitution_and_may_not_collide() -> None:
         process(clash, clash["objects"], {})
 
 
-# --- Template files and values are data from outside (SPEC §13) -----------------------------------
+# --- Template files and values are data from outside, never trusted -----------------------------------
 
 
 def hostile_run(run_cli: Any, tmp_path: Path, files: dict[str, str]) -> Any:
@@ -200,7 +203,8 @@ def test_a_yaml_alias_bomb_is_a_template_error_naming_the_file(
     run_cli: Any, tmp_path: Path, sample_store: None
 ) -> None:
     result = hostile_run(run_cli, tmp_path, {"laughs.yaml": billion_laughs()})
-    assert "laughs.yaml" in result.stderr and "aliases expand to more than" in result.stderr
+    assert "laughs.yaml" in result.stderr
+    assert "aliases expand to more than" in result.stderr
 
 
 def test_a_few_aliases_are_fine(tmp_path: Path) -> None:
@@ -227,7 +231,8 @@ def test_a_recursive_or_deep_file_is_a_template_error_naming_the_file(
     text: str, message: str, run_cli: Any, tmp_path: Path, sample_store: None
 ) -> None:
     result = hostile_run(run_cli, tmp_path, {"hostile.yaml": text})
-    assert "hostile.yaml" in result.stderr and message in result.stderr
+    assert "hostile.yaml" in result.stderr
+    assert message in result.stderr
 
 
 @pytest.mark.parametrize("depth", [150, 100_000])
@@ -238,7 +243,8 @@ def test_a_deeply_nested_json_value_is_a_template_error_naming_parameter_and_tem
     analyzer["parameters"].append({"name": "DEEP", "value": "[" * depth + "]" * depth})
     analyzer["objects"][0]["metadata"]["annotations"] = {"deep": "${{DEEP}}"}
     result = hostile_run(run_cli, tmp_path, {"package-analyzer.yaml": yaml.safe_dump(analyzer)})
-    assert "parameter DEEP" in result.stderr and "'package-analyzer'" in result.stderr
+    assert "parameter DEEP" in result.stderr
+    assert "'package-analyzer'" in result.stderr
     assert "nested deeper than 100 levels" in result.stderr
 
 
@@ -279,7 +285,8 @@ def test_a_template_nested_too_deep_in_the_cluster_exits_1(run_cli: Any, tmp_pat
             "THOTH_MIDDLETIER_NAMESPACE": "middletier",
         }
         result = run_cli(["--dry-run"], env=env)
-    assert result.exit_code == 1 and "Traceback" not in result.stderr
+    assert result.exit_code == 1
+    assert "Traceback" not in result.stderr
     assert "Template 'solver' in namespace 'infra' is nested deeper than 100 levels" in result.stderr
 
 

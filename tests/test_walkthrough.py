@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -155,7 +155,8 @@ def test_the_walkthrough_runs_verbatim_and_does_what_it_says(folder: Path, shell
     start, first_run, fail_one, retry, quarantine, forget, stop = blocks()
 
     output, _ = shell.run(start)
-    assert re.search(r"^package-analyzer\s", output, re.M) and re.search(r"^solver\s", output, re.M)
+    assert re.search(r"^package-analyzer\s", output, re.M)
+    assert re.search(r"^solver\s", output, re.M)
     assert (folder / "rehearsal" / "tls" / "server.key").stat().st_mode & 0o777 == 0o600
 
     output, _ = shell.run(first_run)
@@ -166,8 +167,10 @@ def test_the_walkthrough_runs_verbatim_and_does_what_it_says(folder: Path, shell
     item, job = state["item"], state["job"]
     assert re.fullmatch(r"[0-9a-f]{10}", item)
     (attempt_1,) = jobs_of(folder, item)
-    assert attempt_1["metadata"]["name"] == job and failed_reason(attempt_1) == "BackoffLimitExceeded"
-    assert memory(attempt_1) == "1Gi" and output.rstrip().endswith("1Gi")
+    assert attempt_1["metadata"]["name"] == job
+    assert failed_reason(attempt_1) == "BackoffLimitExceeded"
+    assert memory(attempt_1) == "1Gi"
+    assert output.rstrip().endswith("1Gi")
     assert re.search(rf"^{job}-\S+\s+OOMKilled\s", output, re.M)
 
     output, state = shell.run(retry)
@@ -175,7 +178,8 @@ def test_the_walkthrough_runs_verbatim_and_does_what_it_says(folder: Path, shell
     _, attempt_2 = jobs_of(folder, item)
     assert attempt_2["metadata"]["labels"]["thoth-station.ninja/attempt"] == "2"
     assert attempt_2["metadata"]["name"] == state["retry"]
-    assert memory(attempt_2) == "2Gi" and output.rstrip().endswith("2Gi")
+    assert memory(attempt_2) == "2Gi"
+    assert output.rstrip().endswith("2Gi")
 
     output, _ = shell.run(quarantine)
     third = report(folder, 3)
@@ -187,13 +191,15 @@ def test_the_walkthrough_runs_verbatim_and_does_what_it_says(folder: Path, shell
 
     output, state = shell.run(forget)
     assert re.search(rf"^{item}\s+\S+\s+\S+\s+2\s+oom\s+quarantined until ", output, re.M), "ledger show"
-    assert f"forgot {item}" in output and "1 entries of graph-refresh-ledger" in output
+    assert f"forgot {item}" in output
+    assert "1 entries of graph-refresh-ledger" in output
     data = json.loads(kubectl(folder, "get", "configmap", "graph-refresh-ledger", "-o", "json"))["data"]
     assert (json.loads(data[item])["failures"], json.loads(data[item])["attempt"]) == (0, 2)
     assert report(folder, 4)["quarantined"] == []
     *_, again = jobs_of(folder, item)  # scheduled again, from the Template's resources
     assert again["metadata"]["labels"]["thoth-station.ninja/attempt"] == "3"
-    assert failed_reason(again) is None and memory(again) == "1Gi"
+    assert failed_reason(again) is None
+    assert memory(again) == "1Gi"
 
     port = int(re.findall(r"server: https://127.0.0.1:(\d+)", (folder / "rehearsal" / "kubeconfig").read_text())[0])
     shell.run(stop)

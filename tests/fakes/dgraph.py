@@ -1,8 +1,8 @@
 """A Dgraph alpha stand-in that speaks Dgraph's gRPC API on localhost (pydgraph's own servicer).
 
-It holds a small knowledge graph built from a SPEC §6 graph file the way Thoth's graph writers lay it
-out (DGRAPH.md: entity, solved-record, analyzer-run and index nodes with uids in insertion order) and
-answers exactly the query shapes graph-refresh sends, with Dgraph's semantics: values come from the
+It holds a small knowledge graph built from a graph file (README's "The graph store") the way Thoth's
+graph writers lay it out (docs/dgraph.md: entity, solved-record, analyzer-run and index nodes with uids in
+insertion order) and answers exactly the query shapes graph-refresh sends, with Dgraph's semantics: values come from the
 request's GraphQL variables (never from the query text), root ``first``/``after`` page in uid order
 with ``after`` exclusive, and a declared variable that is not used is rejected like Dgraph does.
 
@@ -890,7 +890,7 @@ class _Servicer(api_pb2_grpc.DgraphServicer):  # type: ignore[misc]
 def main(argv: list[str] | None = None) -> int:
     """Serve a graph file until SIGINT/SIGTERM; the first stdout line is ``listening on localhost:PORT``."""
     parser = argparse.ArgumentParser(prog="python -m tests.fakes.dgraph", description=__doc__.splitlines()[0])
-    parser.add_argument("--graph", type=Path, help="SPEC §6 graph file (default: an empty graph)")
+    parser.add_argument("--graph", type=Path, help="graph file, as import-graph reads (default: an empty graph)")
     parser.add_argument("--port", type=int, default=0, help="port on localhost; 0 picks a free one")
     parser.add_argument("--tls-cert", type=Path, help="server certificate chain (PEM): serve TLS")
     parser.add_argument("--tls-key", type=Path, help="server private key (PEM)")

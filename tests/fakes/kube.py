@@ -33,9 +33,9 @@ Faithful to Kubernetes (what a client can observe):
 - Errors are ``Status`` objects with the real ``reason``, ``code`` and ``details`` and messages worded like
   the API server's: NotFound, AlreadyExists, Invalid, Forbidden (with the exact quota-exceeded text),
   Unauthorized, BadRequest, MethodNotAllowed.
-- Create sets ``uid``, ``resourceVersion``, ``creationTimestamp`` (RFC 3339, ``Z``), ``namespace`` and
-  honours ``generateName``; ``resourceVersion`` is one cluster-wide counter, like etcd's revision. Create
-  resets ``status`` of Jobs and ResourceQuotas, as the real registry does.
+- Create sets ``uid``, ``resourceVersion``, ``creationTimestamp`` (RFC 3339, ``Z``) and ``namespace``;
+  ``resourceVersion`` is one cluster-wide counter, like etcd's revision. Create resets ``status`` of Jobs
+  and ResourceQuotas, as the real registry does.
 - Order of checks on create: validation (422), quota admission (403), then the store (409).
 - Label selectors with the whole grammar (``=``, ``==``, ``!=``, ``in``, ``notin``, ``key``, ``!key``; a
   comma is AND; ``!=`` and ``notin`` also match objects without the label); field selectors on
@@ -85,9 +85,9 @@ Simplified or absent:
 - Pages are not a consistent snapshot: an object created behind the cursor between two pages is seen.
 - Only ``count/jobs.batch`` is enforced by quota; other hard limits are stored, not enforced or counted.
 - Every path, discovery included, needs credentials (real clusters let anonymous users read /version).
-- ``processedtemplates`` substitutes ``${P}`` and ``${{P}}`` and applies the template's ``labels``; a
-  parameter with ``generate: expression`` and no value gets 8 random ``[a-z0-9]`` characters instead of
-  a value matching its ``from`` pattern.
+- No ``generateName``: an object needs its ``name`` (graph-refresh names every Job itself).
+- No ``processedtemplates``: graph-refresh processes Templates itself (graph_refresh/templates.py), and
+  kubectl has no ``process`` command.
 """
 
 from __future__ import annotations
@@ -161,7 +161,7 @@ class ResourceType:
     verbs: tuple[str, ...] = ("create", "delete", "get", "list", "patch", "update")
     short_names: tuple[str, ...] = ()
     stored: bool = True
-    """False for virtual resources (namespaces, processedtemplates) that hold nothing."""
+    """False for virtual resources (namespaces) that hold nothing."""
     has_status: bool = False
     """Whether ``status`` is a subresource (``NAME/status``): written only there, kept by create and update."""
 
@@ -198,7 +198,6 @@ RESOURCES: dict[str, ResourceType] = {
         ResourceType("resourcequotas", "ResourceQuota", "", "v1", short_names=("quota",), has_status=True),
         ResourceType("jobs", "Job", "batch", "v1", has_status=True),
         ResourceType("templates", "Template", "template.openshift.io", "v1"),
-        ResourceType("processedtemplates", "Template", "template.openshift.io", "v1", verbs=("create",), stored=False),
     )
 }
 STORED = tuple(rt.name for rt in RESOURCES.values() if rt.stored)
@@ -380,65 +379,6 @@ def _decode_continue(token: str) -> str:
     except (ValueError, KeyError, TypeError) as exc:
         raise _bad_request(f"continue key is not valid: {exc}") from None
     return after
-
-
-# -------------------------------------------------------------------------------------- template process
-
-_PARAM_RE = re.compile(r"\$\{(\{)?([A-Za-z0-9_]+)\}(?(1)\})")
-_GENERATED_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789"
-
-
-def process_template(template: Obj) -> Obj:
-    """Do what OpenShift's ``processedtemplates`` endpoint does, in simplified form (see module doc)."""
-    result = copy.deepcopy(template)
-    template_name = (result.get("metadata") or {}).get("name", "")
-    values: dict[str, str] = {}
-    for index, param in enumerate(result.get("parameters") or []):
-        name = param.get("name", "")
-        value = param.get("value") or ""
-        if not value and param.get("generate") == "expression":
-            value = "".join(secrets.choice(_GENERATED_CHARS) for _ in range(8))
-            param["value"] = value
-        if param.get("required") and not value:
-            field_path = f"template.parameters[{index}]"
-            message = f"{field_path}: Required value: parameter {name} is required and must be specified"
-            raise ApiError(
-                422,
-                f'Template.template.openshift.io "{template_name}" is invalid: {message}',
-                "Invalid",
-                {
-                    "name": template_name,
-                    "group": "template.openshift.io",
-                    "kind": "Template",
-                    "causes": [{"reason": "FieldValueRequired", "message": message, "field": field_path}],
-                },
-            )
-        values[name] = str(value)
-
-    def substitute(node: Any) -> Any:
-        if isinstance(node, str):
-            whole = _PARAM_RE.fullmatch(node)
-            if whole and whole[1] and whole[2] in values:
-                try:
-                    return json.loads(values[whole[2]])
-                except ValueError:
-                    return values[whole[2]]
-            return _PARAM_RE.sub(lambda m: values.get(m[2], m[0]), node)
-        if isinstance(node, dict):
-            return {key: substitute(value) for key, value in node.items()}
-        if isinstance(node, list):
-            return [substitute(item) for item in node]
-        return node
-
-    objects = [substitute(obj) for obj in result.get("objects") or []]
-    labels = substitute(result.get("labels") or {})
-    for obj in objects:
-        if labels and isinstance(obj, dict):
-            obj.setdefault("metadata", {}).setdefault("labels", {}).update(labels)
-    result["objects"] = objects
-    result.setdefault("kind", "Template")
-    result.setdefault("apiVersion", "template.openshift.io/v1")
-    return result
 
 
 # ----------------------------------------------------------------------------------------------- patches
@@ -943,7 +883,6 @@ _CORE_PATH_RE = re.compile(
     r"(?:/namespaces/(?P<namespace>[^/]+))?/(?P<resource>[^/]+)(?:/(?P<name>[^/]+)(?:/(?P<subresource>[^/]+))?)?"
 )
 _NOT_FOUND = "the server could not find the requested resource"
-_GENERATE_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # the API server's alphabet for generateName
 
 
 # ---------------------------------------------------------------------------------------------- TLS files
@@ -1212,10 +1151,6 @@ class FakeKube:
         with self._lock:
             self._faults.append(fault)
         return fault
-
-    def clear_faults(self) -> None:
-        with self._lock:
-            self._faults.clear()
 
     def _take_fault(self, method: str, path: str, body: Any) -> Fault | None:
         with self._lock:
@@ -1504,9 +1439,6 @@ class FakeKube:
 
         if rt.name == "namespaces":
             return 200, (self._namespace(name) if name is not None else self._namespace_list())
-        if rt.name == "processedtemplates":
-            assert namespace is not None
-            return self._process(namespace, body, query)
         if verb == "list":
             return 200, self._list(rt, namespace, query)
         assert namespace is not None
@@ -1558,7 +1490,7 @@ class FakeKube:
     @staticmethod
     def _resource_list(group: str, version: str) -> Obj:
         # Sorted by name, as the API server lists them. Order matters to clients: kubectl maps a kind to the
-        # last resource listed with it, so Template must map to templates, not to processedtemplates.
+        # last resource listed with it.
         resources = []
         for rt in sorted(RESOURCES.values(), key=lambda rt: rt.name):
             if (rt.group, rt.version) != (group, version):
@@ -1682,9 +1614,6 @@ class FakeKube:
         meta = obj["metadata"]
         with self._lock:
             name = meta.get("name") or ""
-            if not name and meta.get("generateName"):
-                name = meta["generateName"] + "".join(secrets.choice(_GENERATE_NAME_CHARS) for _ in range(5))
-                meta["name"] = name
             self._validate_name(rt, name)
             if rt.name == "jobs":
                 self._check_job_quota(namespace, name)
@@ -1896,12 +1825,6 @@ class FakeKube:
             "metadata": {"resourceVersion": "1"},
             "items": items,
         }
-
-    def _process(self, namespace: str, body: Any, query: dict[str, list[str]]) -> tuple[int, Obj]:
-        rt = RESOURCES["processedtemplates"]
-        obj = self._admit_body(rt, namespace, body)
-        obj["metadata"]["namespace"] = namespace
-        return 201, process_template(obj)
 
 
 def _first(query: dict[str, list[str]], key: str) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ..conftest import EXAMPLE_TEMPLATES, ROOT
+from tests.helpers import EXAMPLE_TEMPLATES, ROOT
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -2,7 +2,7 @@
 
 ``dgraph`` talks gRPC to the stand-in alpha of tests/fakes/dgraph.py; ``dgraph-live`` (opt-in, set
 ``DGRAPH_TEST_URL=host:port`` of a disposable Dgraph: its data is dropped) loads the same documents into
-a real Dgraph with the DGRAPH.md schema.
+a real Dgraph with the schema of docs/dgraph.md.
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ from graph_refresh.store.base import GraphStore
 from graph_refresh.store.dgraph import DgraphStore
 from graph_refresh.store.graphfile import GraphFile, parse_graph
 from graph_refresh.store.sqlite import SQLiteStore
-
-from ..fakes.dgraph import FakeDgraph
+from tests.fakes.dgraph import FakeDgraph
 
 LIVE_URL = os.environ.get("DGRAPH_TEST_URL", "").removeprefix("dgraph://").rstrip("/")
 LIVE_SCHEMA = """
@@ -120,7 +119,7 @@ def load_live(document: dict[str, Any], known: dict[str, str], *, fresh: bool = 
 
 
 class MakeStore:
-    """``make_store(document)``: a store holding a graph document (SPEC §6 format), with a small page size to
+    """``make_store(document)``: a store holding a graph document (import-graph's format), with a small page size to
     exercise paging. ``make_store.add(store, document)``: import a later document into that store, the way
     its graph grows in production (an ``import-graph`` of SQLite; Thoth's writers syncing into Dgraph)."""
 

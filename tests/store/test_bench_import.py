@@ -19,6 +19,7 @@ def test_bench_import_runs_on_a_tiny_graph(tmp_path: Path) -> None:
         check=True,
     )
     rows = [line for line in done.stdout.splitlines() if line.startswith("| 300 |")]
-    assert len(rows) == 1 and len(rows[0].split("|")) == 9, done.stdout
+    assert len(rows) == 1, done.stdout
+    assert len(rows[0].split("|")) == 9, done.stdout
     assert "300 records; new rows: package_version=" in done.stderr
     assert list(tmp_path.iterdir()) == [], "the generated files are removed"

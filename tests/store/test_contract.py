@@ -1,4 +1,4 @@
-"""The graph store contract (SPEC §6): the same cases and expectations for every implementation."""
+"""The graph store contract (graph_refresh/store/base.py): the same cases and expectations for every implementation."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 
 from graph_refresh.items import Candidate, SolverEnvironment, parse_solver_name
 from graph_refresh.store.base import GraphStore, ItemStatus
+from tests.helpers import PYPI, version
 
-from ..conftest import PYPI, version
 from .conftest import MakeStore
 
 OTHER = "https://tensorflow.pypi.thoth-station.ninja/index/manylinux2010/AVX2/simple"
@@ -94,7 +94,8 @@ def test_index_urls(make_store: MakeStore) -> None:
 
 def test_empty_graph(make_store: MakeStore) -> None:
     store = make_store({})
-    assert list(store.analyzer_candidates()) == [] and list(store.solver_candidates(F31)) == []
+    assert list(store.analyzer_candidates()) == []
+    assert list(store.solver_candidates(F31)) == []
 
 
 def test_a_record_of_empty_strings_is_a_candidate_too(make_store: MakeStore) -> None:
@@ -116,7 +117,8 @@ def test_backlog_is_the_number_of_candidates_each_stream_yields(make_store: Make
 
 def test_backlog_of_an_empty_graph_is_zero(make_store: MakeStore) -> None:
     store = make_store({})
-    assert store.analyzer_backlog() == 0 and store.solver_backlog(F31) == 0
+    assert store.analyzer_backlog() == 0
+    assert store.solver_backlog(F31) == 0
 
 
 def test_backlog_of_a_fully_done_graph_is_zero(make_store: MakeStore) -> None:
@@ -126,7 +128,8 @@ def test_backlog_of_a_fully_done_graph_is_zero(make_store: MakeStore) -> None:
             "analyzed": [version("a", "1")],
         }
     )
-    assert store.analyzer_backlog() == 0 and store.solver_backlog(F31) == 0
+    assert store.analyzer_backlog() == 0
+    assert store.solver_backlog(F31) == 0
     assert store.solver_backlog(RHEL) == len(list(store.solver_candidates(RHEL))) == 1
 
 
@@ -204,7 +207,8 @@ def test_an_empty_store_ends_at_zero(make_store: MakeStore) -> None:
     store = make_store({})
     assert store.arrival_end() == 0
     assert list(store.fresh_analyzer_candidates(after=0)) == []
-    assert store.analyzer_fresh_ahead(after=0, before=1) == 0 and store.analyzer_backlog(up_to=0) == 0
+    assert store.analyzer_fresh_ahead(after=0, before=1) == 0
+    assert store.analyzer_backlog(up_to=0) == 0
 
 
 def test_a_later_import_arrives_later_and_a_repeat_changes_nothing(make_store: MakeStore) -> None:
@@ -213,7 +217,8 @@ def test_a_later_import_arrives_later_and_a_repeat_changes_nothing(make_store: M
     before = arrivals(store, ALL)
     positions = list(before.values())
     assert all(isinstance(p, int) and 0 < p <= first_end for p in positions)
-    assert len(set(positions)) == len(positions) and first_end in positions
+    assert len(set(positions)) == len(positions)
+    assert first_end in positions
 
     make_store.add(store, LATER)
     end = store.arrival_end()
@@ -222,7 +227,8 @@ def test_a_later_import_arrives_later_and_a_repeat_changes_nothing(make_store: M
     new_positions = [after[item] for item in NEW]
     # every new version arrives after every old one, whichever record named it first
     assert all(isinstance(p, int) and first_end < p <= end for p in new_positions)
-    assert len(set(new_positions)) == len(NEW) and end in new_positions
+    assert len(set(new_positions)) == len(NEW)
+    assert end in new_positions
 
     snapshot = [(s.fresh(0), s.all()) for s in streams(store)]
     make_store.add(store, LATER)
@@ -237,7 +243,8 @@ def test_fresh_streams_are_in_arrival_order_with_each_position(make_store: MakeS
     for stream in streams(store):
         fresh = stream.fresh(0)
         positions = [p for p, _ in fresh]
-        assert positions == sorted(positions) and len(set(positions)) == len(positions)
+        assert positions == sorted(positions)
+        assert len(set(positions)) == len(positions)
         assert {c: p for p, c in fresh} == arrivals(store, (c for _, c in fresh))
         assert sorted(c for _, c in fresh) == sorted(stream.all())  # from 0: the whole stream, once
 
@@ -257,7 +264,8 @@ def test_fresh_after_a_cursor_and_backlog_up_to_it_partition_every_stream(make_s
             assert set(backlog) | {c for _, c in fresh} == set(everything)
             assert backlog == [c for c in everything if c in set(backlog)]  # the stream's usual order
         assert {c for _, c in stream.fresh(between)} == NEW & set(everything)
-        assert stream.fresh(end) == [] and stream.all(up_to=end) == everything
+        assert stream.fresh(end) == []
+        assert stream.all(up_to=end) == everything
 
 
 def test_counts_equal_what_the_windows_yield(make_store: MakeStore) -> None:
@@ -305,17 +313,21 @@ def test_fresh_streams_page_across_page_boundaries(make_store: MakeStore) -> Non
 def test_status_of_known_unknown_and_respelled_items(make_store: MakeStore) -> None:
     store = make_store(GRAPH)
     flask = store.status(Candidate("flask", "1.1.2", PYPI), SOLVERS)
-    assert flask.solved_by == frozenset({F31.name}) and not flask.analyzed and flask.arrival is not None
+    assert flask.solved_by == frozenset({F31.name})
+    assert not flask.analyzed
+    assert flask.arrival is not None
     assert store.status(Candidate("FlAsK", "1.1.2", PYPI), SOLVERS) == flask  # found by its normalised name
     assert store.status(Candidate("numpy", "1.19.0", PYPI), SOLVERS).solved_by == {F31.name}  # an error record
     assert store.status(Candidate("numpy", "1.19.0", OTHER), SOLVERS).solved_by == frozenset()
     analyzed = store.status(Candidate("flask", "2.0.0", PYPI), SOLVERS)
-    assert analyzed.analyzed and analyzed.solved_by == frozenset()
+    assert analyzed.analyzed
+    assert analyzed.solved_by == frozenset()
     solved_only = Candidate("solved-only", "0.1", PYPI)
     assert store.status(solved_only, SOLVERS).solved_by == {UBI.name}
     assert store.status(solved_only, [F31]).solved_by == frozenset()  # only the solvers asked about
     analyzed_only = store.status(Candidate("analyzed-only", "3.0", OTHER), [])
-    assert analyzed_only.analyzed and analyzed_only.arrival is not None
+    assert analyzed_only.analyzed
+    assert analyzed_only.arrival is not None
     for unknown in (
         Candidate("nope", "1.0", PYPI),
         Candidate("flask", "1.1.2", OTHER),  # a known version, not on this index

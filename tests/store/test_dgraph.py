@@ -43,8 +43,8 @@ from graph_refresh.store.dgraph import (
     dgraph_address,
 )
 from tests.fakes.dgraph import FakeDgraph, TlsFiles
+from tests.helpers import free_port
 
-from ..conftest import free_port
 from .conftest import LIVE_SCHEMA
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -171,7 +171,8 @@ def test_the_next_page_is_read_while_the_current_one_is_consumed(
     assert fake.wait_for_calls(3)[2].vars["$after"] == ahead.uids[-1]
     assert [*islice(stream, 100)] == UNANALYZED[PAGE + 1 :]
     calls = fake.calls()
-    assert [c.vars["$after"] for c in calls[1:]] == [c.uids[-1] for c in calls[:-1]] and calls[-1].uids == []
+    assert [c.vars["$after"] for c in calls[1:]] == [c.uids[-1] for c in calls[:-1]]
+    assert calls[-1].uids == []
 
 
 def test_a_failure_of_the_page_read_ahead_surfaces_when_the_consumer_reaches_it(
@@ -226,7 +227,8 @@ def test_a_consumer_that_stops_early_leaves_the_read_ahead_and_close_does_not_wa
     stream = store.analyzer_candidates()
     assert isinstance(stream, Generator)  # so that the consumer can close it
     assert next(stream) == UNANALYZED[0]
-    assert len(fake.wait_for_calls(2)) == 2 and fault.hits == 1  # page 2 is in flight
+    assert len(fake.wait_for_calls(2)) == 2
+    assert fault.hits == 1  # page 2 is in flight
     stream.close()
     store.close()  # cancels the RPC in flight: returns at once (the test's timeout would catch a hang)
     assert len(fake.calls()) == 2
@@ -250,8 +252,11 @@ def test_requests_are_read_only_with_variables_and_a_deadline(
     }
     for call in fake.calls():
         assert call.error is None
-        assert call.read_only and call.mutations == 0 and not call.best_effort
-        assert call.time_remaining is not None and 0 < call.time_remaining <= 7.1  # gRPC rounds the header up
+        assert call.read_only
+        assert call.mutations == 0
+        assert not call.best_effort
+        assert call.time_remaining is not None
+        assert 0 < call.time_remaining <= 7.1  # gRPC rounds the header up
         assert set(call.vars) == expected_vars[call.query]  # the store's query texts, never formatted
         assert call.vars["$first"] == str(PAGE)
         assert not data.search(call.query), call.query
@@ -525,7 +530,8 @@ def test_aborted_once_then_success_yields_everything(
     assert fault.hits == 1
     assert sleeps == [0.5]
     failed, retried = fake.calls()[2:4]
-    assert failed.error is not None and failed.error.startswith("ABORTED")
+    assert failed.error is not None
+    assert failed.error.startswith("ABORTED")
     assert retried.vars["$after"] == failed.vars["$after"]  # resumed from the same cursor
 
 
@@ -564,7 +570,8 @@ def test_a_refused_query_is_not_retried(
     store = open_dgraph(fake.settings())
     with pytest.raises(StoreError, match="INVALID_ARGUMENT"):
         list(store.analyzer_candidates())
-    assert len(fake.calls()) == 1 and sleeps == []
+    assert len(fake.calls()) == 1
+    assert sleeps == []
 
 
 def test_deadline_exceeded_mid_stream_is_a_store_error(
@@ -588,7 +595,8 @@ def test_a_slow_answer_hits_the_deadline_and_is_retried(
     assert list(store.analyzer_candidates()) == UNANALYZED
     assert fault.hits == 1
     slow = fake.calls()[1]
-    assert slow.time_remaining is not None and slow.time_remaining <= 0.35
+    assert slow.time_remaining is not None
+    assert slow.time_remaining <= 0.35
     assert sleeps == [0.5]
 
 
@@ -644,7 +652,7 @@ def test_a_block_that_matched_nothing_may_be_left_out(
     assert list(open_dgraph(fake.settings()).analyzer_candidates()) == []
 
 
-# -- backlog counts (SPEC §12) ----------------------------------------------------------------------
+# -- backlog counts (README's "Backlog") -------------------------------------------------------------------
 
 
 def test_backlog_is_one_read_only_count_query_per_stream_with_variables(
@@ -654,12 +662,19 @@ def test_backlog_is_one_read_only_count_query_per_stream_with_variables(
     assert store.solver_backlog(FEDORA) == len(UNSOLVED)
     assert store.analyzer_backlog() == len(UNANALYZED)
     solver, analyzer = fake.calls()
-    assert solver.query == SOLVER_COUNT_QUERY and analyzer.query == ANALYZER_COUNT_QUERY
-    assert solver.vars == {"$os": "fedora", "$osv": "31", "$py": "3.8"} and analyzer.vars == {}
+    assert solver.query == SOLVER_COUNT_QUERY
+    assert analyzer.query == ANALYZER_COUNT_QUERY
+    assert solver.vars == {"$os": "fedora", "$osv": "31", "$py": "3.8"}
+    assert analyzer.vars == {}
     for call in (solver, analyzer):
-        assert call.read_only and call.mutations == 0 and call.error is None
-        assert call.time_remaining is not None and 6 < call.time_remaining < 7.5
-        assert "first" not in call.query and "after" not in call.query and "count(uid)" in call.query
+        assert call.read_only
+        assert call.mutations == 0
+        assert call.error is None
+        assert call.time_remaining is not None
+        assert 6 < call.time_remaining < 7.5
+        assert "first" not in call.query
+        assert "after" not in call.query
+        assert "count(uid)" in call.query
     assert "fedora" not in solver.query, "values travel as variables, never in the query text"
 
 
@@ -677,7 +692,8 @@ def test_a_count_past_the_deadline_is_a_store_error_and_not_retried(
     store = open_dgraph(fake.settings(timeout_seconds=0.3))  # a float (the field is int) keeps the test fast
     with pytest.raises(StoreError, match=rf"{fake.host}: counting the backlog of unanalyzed failed: deadline"):
         store.analyzer_backlog()
-    assert len(fake.calls()) == 1 and sleeps == []
+    assert len(fake.calls()) == 1
+    assert sleeps == []
     assert store.analyzer_backlog() == len(UNANALYZED), "the store stays usable"
 
 
@@ -688,7 +704,8 @@ def test_a_count_that_keeps_failing_is_a_store_error_after_bounded_attempts(
     store = open_dgraph(fake.settings())
     with pytest.raises(StoreError, match=rf"{fake.host}: counting the backlog of unsolved for {FEDORA.name} failed "):
         store.solver_backlog(FEDORA)
-    assert len(fake.calls()) == 3 and sleeps == [0.5, 1.0]
+    assert len(fake.calls()) == 3
+    assert sleeps == [0.5, 1.0]
 
 
 @pytest.mark.parametrize(
@@ -720,7 +737,8 @@ def test_arrival_reads_are_one_read_only_query_each_with_variables(
     end = store.arrival_end()
     item = candidate(4)
     status = store.status(Candidate("Package_04", item.package_version, item.index_url), [FEDORA])
-    assert status.arrival is not None and 0 < status.arrival < end
+    assert status.arrival is not None
+    assert 0 < status.arrival < end
     assert store.solver_backlog(FEDORA, up_to=status.arrival) == sum(c in UNSOLVED for c in map(candidate, range(5)))
     assert store.analyzer_fresh_ahead(after=status.arrival, before=end + 1) == sum(i % 4 != 0 for i in range(5, N))
     calls = fake.calls()
@@ -730,16 +748,21 @@ def test_arrival_reads_are_one_read_only_query_each_with_variables(
         SOLVER_WINDOW_COUNT_QUERY,
         ANALYZER_WINDOW_COUNT_QUERY,
     ]
-    assert calls[0].vars == {} and calls[0].uids == [hex(end)]
+    assert calls[0].vars == {}
+    assert calls[0].uids == [hex(end)]
     assert calls[1].vars == {"$name": "package-04", "$version": item.package_version, "$index": item.index_url}
     assert calls[2].vars == {"$os": "fedora", "$osv": "31", "$py": "3.8", "$after": "0x0", "$last": hex(status.arrival)}
     assert calls[3].vars == {"$after": hex(status.arrival), "$last": hex(end)}
     for call in calls:
-        assert call.read_only and call.mutations == 0 and call.error is None
-        assert call.time_remaining is not None and 6 < call.time_remaining < 7.5
+        assert call.read_only
+        assert call.mutations == 0
+        assert call.error is None
+        assert call.time_remaining is not None
+        assert 6 < call.time_remaining < 7.5
         assert not any(word in call.query for word in ("offset", "orderasc", "orderdesc", "@cascade", '"'))
     fake.clear()
-    assert store.analyzer_fresh_ahead(after=5, before=6) == 0 and store.solver_backlog(FEDORA, up_to=0) == 0
+    assert store.analyzer_fresh_ahead(after=5, before=6) == 0
+    assert store.solver_backlog(FEDORA, up_to=0) == 0
     assert fake.calls() == [], "an empty window needs no query"
 
 
@@ -751,9 +774,11 @@ def test_the_fresh_lane_pages_from_the_cursor_and_the_backlog_lane_stops_past_it
     cursor = positions[6]
     fake.clear()
     fresh = list(store.fresh_analyzer_candidates(after=cursor))
-    assert [c for _, c in fresh] == UNANALYZED[7:] and [p for p, _ in fresh] == positions[7:]
+    assert [c for _, c in fresh] == UNANALYZED[7:]
+    assert [p for p, _ in fresh] == positions[7:]
     pages = fake.calls()
-    assert pages[0].vars["$after"] == hex(cursor) and pages[0].query == ANALYZER_QUERY
+    assert pages[0].vars["$after"] == hex(cursor)
+    assert pages[0].query == ANALYZER_QUERY
     assert [page.vars["$after"] for page in pages[1:]] == [page.uids[-1] for page in pages[:-1]]
     fake.clear()
     assert list(store.analyzer_candidates(up_to=cursor)) == UNANALYZED[:7]
@@ -769,8 +794,12 @@ def test_status_of_an_item_on_two_nodes(open_dgraph: Callable[..., DgraphStore])
             "package_analyzer_input"
         ]
         both = store.status(candidate(3), [FEDORA])
-        assert both.arrival == first.arrival and both.arrival is not None and both.arrival < copy  # the earlier node
-        assert both.solved_by == {FEDORA.name} and both.analyzed and not first.analyzed  # a run on either node
+        assert both.arrival == first.arrival
+        assert both.arrival is not None
+        assert both.arrival < copy  # the earlier node
+        assert both.solved_by == {FEDORA.name}
+        assert both.analyzed
+        assert not first.analyzed  # a run on either node
 
 
 @pytest.mark.parametrize(
@@ -824,8 +853,10 @@ def test_bad_password_is_an_authentication_failure(
         ):
             open_dgraph(settings)
         assert server.host in str(caught.value)
-        assert len(server.calls("Login")) == 1 and server.calls() == []
-    assert "wrong-horse" not in str(caught.value) and "wrong-horse" not in caplog.text
+        assert len(server.calls("Login")) == 1
+        assert server.calls() == []
+    assert "wrong-horse" not in str(caught.value)
+    assert "wrong-horse" not in caplog.text
     assert sleeps == []
 
 
@@ -949,7 +980,7 @@ def test_fake_runs_as_a_program(tmp_path: Path) -> None:
 # -- opt-in: a real Dgraph ------------------------------------------------------------------------
 
 LIVE_URL = os.environ.get("DGRAPH_TEST_URL", "")
-SCHEMA = LIVE_SCHEMA  # the DGRAPH.md minimal schema
+SCHEMA = LIVE_SCHEMA  # the minimal schema of docs/dgraph.md
 PREDICATES = re.findall(r"^(\w+):", SCHEMA, re.MULTILINE)
 
 

@@ -1,4 +1,5 @@
-"""The graph file reader (SPEC §6): streaming, checked, with the same messages as the in-memory check."""
+"""The graph file reader (graph_refresh/store/graphfile.py): streaming, checked, with the same messages as
+the in-memory check."""
 
 from __future__ import annotations
 
@@ -19,8 +20,7 @@ from graph_refresh.store.graphfile import (
     parse_graph,
     read_graph_file,
 )
-
-from ..conftest import PYPI, SAMPLE_GRAPH, version
+from tests.helpers import PYPI, SAMPLE_GRAPH, version
 
 
 def write(tmp_path: Path, text: str | bytes) -> Path:
@@ -57,7 +57,8 @@ def test_records_are_yielded_while_the_file_is_read(tmp_path: Path) -> None:
     stream = read_graph_file(path, on_read=read.append)
     assert next(stream) == Candidate("p0", "1", PYPI)
     size = path.stat().st_size
-    assert size > 4 * READ_CHUNK_BYTES and sum(read) < size, "the first record came before the whole file was read"
+    assert size > 4 * READ_CHUNK_BYTES
+    assert sum(read) < size, "the first record came before the whole file was read"
     assert sum(1 for _ in stream) == len(records) - 1
     assert sum(read) == size
 
@@ -113,7 +114,8 @@ def test_malformed_json_is_a_config_error_naming_the_file(text: str | bytes, mes
     path = write(tmp_path, text)
     with pytest.raises(ConfigError, match=message) as caught:
         list(read_graph_file(path))
-    assert str(path) in str(caught.value) and "\n" not in str(caught.value)
+    assert str(path) in str(caught.value)
+    assert "\n" not in str(caught.value)
 
 
 def test_a_byte_order_mark_is_skipped(tmp_path: Path) -> None:

@@ -12,8 +12,7 @@ from graph_refresh.errors import StoreError
 from graph_refresh.items import Candidate, parse_solver_name
 from graph_refresh.store.graphfile import parse_graph
 from graph_refresh.store.sqlite import SQLiteStore
-
-from ..conftest import version
+from tests.helpers import version
 
 
 def test_store_file_is_created_on_first_use(tmp_path: Path) -> None:
@@ -72,7 +71,9 @@ def test_backlog_is_one_count_query_with_the_candidate_filter(tmp_path: Path) ->
     statements: list[str] = []
     store._db.set_trace_callback(statements.append)
     assert store.analyzer_backlog() == 8
-    assert len(statements) == 1 and "count(*)" in statements[0] and "LIMIT" not in statements[0]
+    assert len(statements) == 1
+    assert "count(*)" in statements[0]
+    assert "LIMIT" not in statements[0]
     assert store.solver_backlog(parse_solver_name("solver-x-1-py38", template="t")) == 9
 
 
@@ -83,7 +84,8 @@ def test_arrival_windows_are_keyset_pages_and_index_ranges(tmp_path: Path) -> No
     store._db.set_trace_callback(statements.append)
     fresh = list(store.fresh_analyzer_candidates(after=2))
     assert [position for position, _ in fresh] == list(range(3, 11))
-    assert len(statements) == 3 and not any("OFFSET" in s.upper() for s in statements)  # 4 + 4 + an empty page
+    assert len(statements) == 3
+    assert not any("OFFSET" in s.upper() for s in statements)  # 4 + 4 + an empty page
     solver = parse_solver_name("solver-x-1-py38", template="t")
     key = Candidate("p005", "1", "https://pypi.org/simple")
     statements.clear()

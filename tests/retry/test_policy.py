@@ -1,4 +1,5 @@
-"""Learning from how Jobs end: classifying failed Jobs, their resources, the ledger history and the decision."""
+"""Deciding from how Jobs ended (graph_refresh/retry/policy.py): learning a failed Job into the ledger history,
+the decision for the next run, and the resources written into the rendered Job."""
 
 from __future__ import annotations
 
@@ -13,265 +14,24 @@ import pytest
 from graph_refresh.items import SOLVER, Candidate, WorkItem
 from graph_refresh.quantity import Cap
 from graph_refresh.report import SkipReason
-from graph_refresh.retry.failures import FailedJob, attempt_of, cause_of, pods_by_job, resources_of
+from graph_refresh.retry.failures import FailedJob, attempt_of, cause_of, resources_of
 from graph_refresh.retry.model import AttemptResources, Cause, ContainerMemory, ItemId, LedgerEntry
 from graph_refresh.retry.policy import Forget, Policy, Schedule, Skip, apply, learn, next_attempt
+from tests.helpers import LISTED_JOB, failed_conditions, listed_job, listed_pod, terminated_state
 
 T0 = 1_714_557_600.0  # 2024-05-01T10:00:00Z
 HOUR = 3_600
 DAY = 86_400
 NOW = T0 + 0.5  # a run's clock, with the fraction a real clock has
-JOB = "solver-fedora-31-py38-0123456789"
 ITEM = ItemId.of(WorkItem(SOLVER, "solver-fedora-31-py38", Candidate("flask", "1.1.2", "https://pypi.org/simple")))
 POLICY = Policy()
 
 
-def job(
-    *,
-    conditions: list[dict[str, Any]] | None = None,
-    memory: str | None = "1Gi",
-    deadline: int | None = None,
-    attempt: str | None = None,
-) -> dict[str, Any]:
-    """A batch/v1 Job as the API lists it (shape of Thoth's 2019 solver Template, rendered)."""
-    labels = {"app.kubernetes.io/managed-by": "graph-refresh", "thoth-station.ninja/item": "0123456789"}
-    if attempt is not None:
-        labels["thoth-station.ninja/attempt"] = attempt
-    resources = {"limits": {"cpu": "1"}, "requests": {"cpu": "1"}}
-    if memory is not None:
-        resources["limits"]["memory"] = memory
-        resources["requests"]["memory"] = memory
-    spec: dict[str, Any] = {
-        "backoffLimit": 0,
-        "template": {
-            "metadata": {"labels": dict(labels)},
-            "spec": {
-                "restartPolicy": "Never",
-                "containers": [{"name": "solver", "image": "solver-fedora-31-py38:latest", "resources": resources}],
-            },
-        },
-    }
-    if deadline is not None:
-        spec["activeDeadlineSeconds"] = deadline
-    status: dict[str, Any] = {"startTime": "2024-05-01T09:00:00Z", "failed": 1}
-    if conditions is not None:
-        status["conditions"] = conditions
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": JOB, "namespace": "middletier", "labels": labels},
-        "spec": spec,
-        "status": status,
-    }
-
-
-def failed(reason: str = "BackoffLimitExceeded", at: str | None = "2024-05-01T10:00:00Z") -> list[dict[str, Any]]:
-    condition = {"type": "Failed", "status": "True", "reason": reason, "message": "Job has reached the limit"}
-    if at is not None:
-        condition["lastTransitionTime"] = at
-    return [condition]
-
-
-def terminated(reason: str, exit_code: int = 137) -> dict[str, Any]:
-    return {"terminated": {"exitCode": exit_code, "reason": reason, "startedAt": "2024-05-01T09:00:01Z"}}
-
-
-def pod(
-    *,
-    reason: str | None = None,
-    conditions: list[dict[str, Any]] | None = None,
-    state: dict[str, Any] | None = None,
-    last_state: dict[str, Any] | None = None,
-    init_state: dict[str, Any] | None = None,
-    labels: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    """A Pod of the Job, as the API lists it."""
-    status: dict[str, Any] = {
-        "phase": "Failed",
-        "conditions": conditions or [{"type": "Ready", "status": "False"}],
-        "containerStatuses": [
-            {
-                "name": "solver",
-                "ready": False,
-                "restartCount": 0,
-                "state": state or terminated("Error", 1),
-                "lastState": last_state or {},
-            }
-        ],
-    }
-    if init_state is not None:
-        status["initContainerStatuses"] = [{"name": "fetch", "ready": False, "state": init_state, "lastState": {}}]
-    if reason is not None:
-        status["reason"] = reason
-    default_labels = {"job-name": JOB, "batch.kubernetes.io/job-name": JOB, "controller-uid": "u-1"}
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": f"{JOB}-x7k2p", "labels": default_labels if labels is None else labels},
-        "status": status,
-    }
-
-
-DISRUPTION = [{"type": "DisruptionTarget", "status": "True", "reason": "PreemptionByScheduler"}]
-
-
-@pytest.mark.parametrize(
-    ("conditions", "pods", "cause"),
-    [
-        (None, [pod()], None),  # in flight: no status conditions yet
-        ([{"type": "Complete", "status": "True"}], [pod()], None),
-        ([{"type": "Failed", "status": "False"}], [pod()], None),
-        (failed(), [pod(state=terminated("OOMKilled"))], Cause.OOM),
-        (failed(), [pod(last_state=terminated("OOMKilled"))], Cause.OOM),
-        (failed(), [pod(init_state=terminated("OOMKilled"))], Cause.OOM),
-        (failed(), [pod(), pod(state=terminated("OOMKilled"))], Cause.OOM),
-        (failed(), [pod(conditions=DISRUPTION, state=terminated("OOMKilled"))], Cause.DISRUPTED),  # first match
-        (failed(), [pod(state=terminated("OOMKilled")), pod(conditions=DISRUPTION)], Cause.DISRUPTED),
-        (failed(), [pod(conditions=[{"type": "DisruptionTarget", "status": "False"}])], Cause.ERROR),
-        (failed(), [pod(reason="Evicted")], Cause.DISRUPTED),
-        (failed(), [pod(reason="Preempted")], Cause.DISRUPTED),
-        (failed(), [pod(reason="Shutdown")], Cause.DISRUPTED),
-        (failed(), [pod(reason="NodeShutdown")], Cause.DISRUPTED),
-        (failed(), [pod(reason="UnexpectedAdmissionError")], Cause.ERROR),
-        (failed("DeadlineExceeded"), [pod()], Cause.DEADLINE),
-        (failed("DeadlineExceeded"), [], Cause.DEADLINE),
-        (failed("DeadlineExceeded"), [pod(state=terminated("OOMKilled"))], Cause.OOM),
-        (failed(), [pod()], Cause.ERROR),
-        (failed(), [], Cause.ERROR),  # pods gone
-        (failed(reason=None), [pod(state=terminated("Completed", 0))], Cause.ERROR),  # type: ignore[arg-type]
-    ],
-)
-def test_classify_finds_the_cause_first_match_wins(
-    conditions: list[dict[str, Any]] | None, pods: list[dict[str, Any]], cause: Cause | None
-) -> None:
-    result = cause_of(job(conditions=conditions), pods, now=NOW)
-    assert (result.cause if result else None) == cause
-    if result is not None:
-        assert result.name == JOB
-        assert result.failed_at == T0
-
-
-def test_classify_says_what_decided() -> None:
-    oom = cause_of(job(conditions=failed()), [pod(last_state=terminated("OOMKilled"))], now=NOW)
-    assert oom == FailedJob(JOB, Cause.OOM, T0, f"pod {JOB}-x7k2p container solver OOMKilled", "solver")
-    gone = cause_of(job(conditions=failed()), [], now=NOW)
-    assert gone == FailedJob(JOB, Cause.ERROR, T0, "Failed: BackoffLimitExceeded (pods gone)")
-
-
-@pytest.mark.parametrize(
-    ("at", "failed_at"),
-    [
-        ("2024-05-01T10:00:00Z", T0),
-        ("2024-05-01T12:00:00+02:00", T0),
-        (None, T0),  # the run's clock, whole seconds
-        ("", T0),
-        ("soon", T0),
-        (12345, T0),
-    ],
-)
-def test_the_failure_time_is_the_failed_conditions_else_the_runs(at: object, failed_at: float) -> None:
-    conditions = failed(at=None)
-    if at is not None:
-        conditions[0]["lastTransitionTime"] = at
-    result = cause_of(job(conditions=conditions), [], now=NOW)
-    assert result is not None
-    assert result.failed_at == failed_at
-
-
-MALFORMED_PODS: list[Any] = [
-    None,
-    "pod",
-    {},
-    {"status": None},
-    {"status": {"conditions": "Ready", "containerStatuses": {"name": "solver"}}},
-    {"status": {"conditions": [None, 3], "containerStatuses": [None, {"state": "terminated"}, {"lastState": []}]}},
-    {"status": {"initContainerStatuses": [{"state": {"terminated": None}}], "reason": ["Evicted"]}},
-]
-
-
-@pytest.mark.parametrize(
-    "broken",
-    [
-        {},
-        {"status": None},
-        {"status": {"conditions": None}},
-        {"status": {"conditions": {"type": "Failed"}}},
-        {"status": {"conditions": [None, "Failed", {"type": "Failed"}]}},
-        {"metadata": None, "status": {"conditions": [{"type": "Failed", "status": "True", "reason": 7}]}},
-    ],
-)
-def test_classify_never_raises_on_malformed_objects(broken: dict[str, Any]) -> None:
-    result = cause_of(broken, MALFORMED_PODS, now=NOW)
-    assert result is None or result.cause is Cause.ERROR
-
-
-def test_malformed_pods_beside_a_real_one_do_not_hide_its_cause() -> None:
-    pods = [*MALFORMED_PODS, pod(state=terminated("OOMKilled"))]
-    result = cause_of(job(conditions=failed()), pods, now=NOW)
-    assert result is not None
-    assert result.cause is Cause.OOM
-
-
-def test_pods_are_grouped_by_their_job_name_label() -> None:
-    new = pod(labels={"batch.kubernetes.io/job-name": "a", "job-name": "a"})
-    old = pod(labels={"job-name": "b"})
-    stray = pod(labels={"app": "other"})
-    unlabelled = {"metadata": {"name": "p", "labels": None}}
-    assert pods_by_job([new, old, stray, unlabelled, None, "pod", old]) == {"a": [new], "b": [old, old]}
-
-
-@pytest.mark.parametrize(
-    ("label", "attempt"),
-    [("2", 2), ("12", 12), (None, 1), ("0", 1), ("-2", 1), ("two", 1), ("\u0663", 1), ("", 1)],
-)
-def test_the_attempt_number_is_read_from_the_label(label: str | None, attempt: int) -> None:
-    assert attempt_of(job(attempt=label)) == attempt
-
-
-def test_attempt_of_a_malformed_job_is_one() -> None:
-    assert attempt_of({"metadata": {"labels": ["x"]}}) == 1
-    assert attempt_of(None) == 1
-
-
-# --- resources ---------------------------------------------------------------------------------------------
-
-
-def test_resources_of_reads_memory_per_container_and_both_deadlines() -> None:
-    rendered = job(memory="1Gi", deadline=3600)
-    pod_spec = rendered["spec"]["template"]["spec"]
-    pod_spec["activeDeadlineSeconds"] = 1800
-    pod_spec["initContainers"] = [{"name": "fetch", "resources": {"limits": {"memory": 134217728}}}]
-    pod_spec["containers"].append({"name": "sidecar", "resources": {"requests": {"cpu": "100m"}}})
-    assert resources_of(rendered) == AttemptResources(
-        memory={"fetch": ContainerMemory(None, "134217728"), "solver": ContainerMemory("1Gi", "1Gi")},
-        deadline_seconds=3600,
-        pod_deadline_seconds=1800,
-    )
-
-
-@pytest.mark.parametrize(
-    "broken",
-    [
-        {},
-        {"spec": None},
-        {"spec": {"activeDeadlineSeconds": "3600", "template": {"spec": {"containers": "solver"}}}},
-        {"spec": {"activeDeadlineSeconds": True, "template": {"spec": {"activeDeadlineSeconds": -5}}}},
-        {
-            "spec": {
-                "template": {"spec": {"containers": [None, {"name": 7, "resources": {"limits": {"memory": "1Gi"}}}]}}
-            }
-        },
-        {"spec": {"template": {"spec": {"containers": [{"name": "a", "resources": {"limits": {"memory": "NaN"}}}]}}}},
-        {"spec": {"template": {"spec": {"containers": [{"name": "a", "resources": {"limits": {"memory": True}}}]}}}},
-        {"spec": {"template": {"spec": {"containers": [{"name": "a", "resources": {"limits": "1Gi"}}]}}}},
-    ],
-)
-def test_resources_of_a_malformed_job_reads_as_unset(broken: dict[str, Any]) -> None:
-    assert resources_of(broken) == AttemptResources()
+# --- resources of the next attempt ----------------------------------------------------------------------
 
 
 def test_apply_writes_memory_and_deadlines_into_the_rendered_job() -> None:
-    rendered = job(memory="1Gi")
+    rendered = listed_job(memory="1Gi")
     rendered["spec"]["template"]["spec"]["containers"].append({"name": "sidecar", "image": "s"})
     apply(
         rendered,
@@ -292,20 +52,20 @@ def test_apply_writes_memory_and_deadlines_into_the_rendered_job() -> None:
 
 
 def test_apply_creates_missing_resource_sections() -> None:
-    rendered = job(memory=None)
+    rendered = listed_job(memory=None)
     del rendered["spec"]["template"]["spec"]["containers"][0]["resources"]
     apply(rendered, AttemptResources(memory={"solver": ContainerMemory(limit="2Gi")}))
     assert rendered["spec"]["template"]["spec"]["containers"][0]["resources"] == {"limits": {"memory": "2Gi"}}
 
 
 def test_apply_never_lowers_what_the_template_now_gives() -> None:
-    rendered = job(memory="4Gi", deadline=10_000)
+    rendered = listed_job(memory="4Gi", deadline=10_000)
     apply(rendered, AttemptResources(memory={"solver": ContainerMemory("2Gi", "2Gi")}, deadline_seconds=7200))
-    assert rendered == job(memory="4Gi", deadline=10_000)
+    assert rendered == listed_job(memory="4Gi", deadline=10_000)
 
 
 def test_apply_keeps_the_limit_at_least_the_request() -> None:
-    rendered = job(memory=None)
+    rendered = listed_job(memory=None)
     rendered["spec"]["template"]["spec"]["containers"][0]["resources"] = {"requests": {"memory": "4Gi"}}
     apply(rendered, AttemptResources(memory={"solver": ContainerMemory(None, "2Gi")}))
     assert rendered["spec"]["template"]["spec"]["containers"][0]["resources"] == {
@@ -315,7 +75,7 @@ def test_apply_keeps_the_limit_at_least_the_request() -> None:
 
 
 def test_apply_of_what_a_job_has_changes_nothing() -> None:
-    rendered = job(memory="1536Mi", deadline=600)
+    rendered = listed_job(memory="1536Mi", deadline=600)
     before = copy.deepcopy(rendered)
     apply(rendered, resources_of(rendered))
     assert rendered == before
@@ -462,7 +222,7 @@ def test_the_pod_deadline_grows_with_the_jobs() -> None:
     assert decision == Schedule(2, AttemptResources(deadline_seconds=7200, pod_deadline_seconds=6000), Cause.DEADLINE)
 
 
-OOM_KILLED = FailedJob(JOB, Cause.OOM, T0, "OOMKilled")
+OOM_KILLED = FailedJob(LISTED_JOB, Cause.OOM, T0, "OOMKilled")
 
 
 def test_learn_starts_a_history_and_charges_a_failure() -> None:
@@ -474,7 +234,7 @@ def test_learn_starts_a_history_and_charges_a_failure() -> None:
 def test_learning_the_same_failed_job_in_every_run_of_its_ttl_charges_it_once() -> None:
     history = None
     for run in range(24):
-        seen = FailedJob(JOB, Cause.ERROR, T0, "Failed")  # its Failed condition's time never changes
+        seen = FailedJob(LISTED_JOB, Cause.ERROR, T0, "Failed")  # its Failed condition's time never changes
         history = learn(history, ITEM, seen, 1, memory("1Gi"), POLICY)
         assert next_attempt(history, T0 + run * HOUR, POLICY) == (
             Skip(SkipReason.FAILED_RECENTLY, T0 + HOUR) if run == 0 else Schedule(2, memory("1Gi"), Cause.ERROR)
@@ -489,7 +249,7 @@ def test_a_failed_job_of_an_older_attempt_is_ignored() -> None:
 
 def test_a_disruption_is_not_charged() -> None:
     history = entry(Cause.OOM, failures=1, attempt=1)
-    disrupted = FailedJob(JOB, Cause.DISRUPTED, T0 + HOUR, "Evicted")
+    disrupted = FailedJob(LISTED_JOB, Cause.DISRUPTED, T0 + HOUR, "Evicted")
     assert learn(history, ITEM, disrupted, 2, memory("2Gi"), POLICY) == LedgerEntry(
         ITEM, 1, 2, Cause.DISRUPTED, T0 + HOUR, memory("2Gi")
     )
@@ -506,13 +266,13 @@ def test_a_disruption_is_not_charged() -> None:
     ],
 )
 def test_a_failure_no_escalation_can_help_is_an_error(failure: Cause, resources: AttemptResources) -> None:
-    learned = learn(None, ITEM, FailedJob(JOB, failure, T0, ""), 1, resources, POLICY)
+    learned = learn(None, ITEM, FailedJob(LISTED_JOB, failure, T0, ""), 1, resources, POLICY)
     assert (learned.cause, learned.failures) == (Cause.ERROR, 1)
 
 
 def test_a_failure_after_an_entrys_time_is_over_starts_a_new_history() -> None:
     history = entry(Cause.OOM, failures=3, attempt=3, resources=memory("4Gi"))
-    later = FailedJob(JOB, Cause.OOM, T0 + 30 * DAY, "OOMKilled")
+    later = FailedJob(LISTED_JOB, Cause.OOM, T0 + 30 * DAY, "OOMKilled")
     assert learn(history, ITEM, later, 1, memory("1Gi"), POLICY) == LedgerEntry(
         ITEM, 1, 1, Cause.OOM, T0 + 30 * DAY, memory("1Gi")
     )
@@ -523,7 +283,7 @@ def test_an_item_oom_killed_twice_is_solved_with_four_times_the_memory() -> None
     history: LedgerEntry | None = None
     decision = next_attempt(history, T0, POLICY)
     assert decision == Schedule(1, None)
-    rendered = job(memory="1Gi")
+    rendered = listed_job(memory="1Gi")
     memory_by_attempt = []
     for hour in (1, 2):  # attempts 1 and 2 are OOM-killed; each next hourly run retries with double memory
         assert isinstance(decision, Schedule)
@@ -531,16 +291,17 @@ def test_an_item_oom_killed_twice_is_solved_with_four_times_the_memory() -> None
             apply(rendered, decision.resources)
         rendered["metadata"]["labels"]["thoth-station.ninja/attempt"] = str(decision.attempt)
         memory_by_attempt.append(rendered["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"])
-        rendered["status"] = {"conditions": failed(at=None)}
-        seen = cause_of(rendered, [pod(state=terminated("OOMKilled"))], now=T0 + hour * HOUR - 600)
+        rendered["status"] = {"conditions": failed_conditions(at=None)}
+        seen = cause_of(rendered, [listed_pod(state=terminated_state("OOMKilled"))], now=T0 + hour * HOUR - 600)
         assert seen is not None
         history = learn(history, ITEM, seen, attempt_of(rendered), resources_of(rendered), POLICY)
         decision = next_attempt(history, T0 + hour * HOUR, POLICY)
-        rendered = job(memory="1Gi")
+        rendered = listed_job(memory="1Gi")
     assert memory_by_attempt == ["1Gi", "2Gi"]
     assert history == LedgerEntry(ITEM, 2, 2, Cause.OOM, T0 + 2 * HOUR - 600, memory("2Gi"), "solver")
     assert decision == Schedule(3, memory("4Gi"), Cause.OOM)
-    assert isinstance(decision, Schedule) and decision.resources is not None
+    assert isinstance(decision, Schedule)
+    assert decision.resources is not None
     apply(rendered, decision.resources)
     limit = rendered["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"]
     assert limit == "4Gi"
@@ -563,11 +324,12 @@ def test_an_oom_of_a_container_already_at_the_cap_is_an_error_whatever_the_other
         {"solver": ContainerMemory("2Gi", "2Gi"), "sidecar": ContainerMemory("64Mi", "128Mi")}, 3600
     )
     item = ItemId("0123456789", "solver", "solver-fedora-31-py38", "flask", "1.1.2", "https://pypi.org/simple")
-    killed = FailedJob(JOB, Cause.OOM, T0, "pod x container solver OOMKilled", "solver")
+    killed = FailedJob(LISTED_JOB, Cause.OOM, T0, "pod x container solver OOMKilled", "solver")
     assert learn(None, item, killed, 1, resources, policy).cause is Cause.ERROR
-    sidecar = FailedJob(JOB, Cause.OOM, T0, "pod x container sidecar OOMKilled", "sidecar")
+    sidecar = FailedJob(LISTED_JOB, Cause.OOM, T0, "pod x container sidecar OOMKilled", "sidecar")
     entry = learn(None, item, sidecar, 1, resources, policy)
     assert entry.cause is Cause.OOM
     decision = next_attempt(entry, T0 + 60, policy)
-    assert isinstance(decision, Schedule) and decision.resources is not None
+    assert isinstance(decision, Schedule)
+    assert decision.resources is not None
     assert decision.resources.memory["sidecar"] == ContainerMemory("128Mi", "256Mi")

@@ -242,4 +242,6 @@ def test_a_memory_value_that_is_not_a_string_is_unreadable_not_a_crash() -> None
     bad = json.loads(good)
     bad["memory"] = {"solver": {"limit": 1073741824}}
     entries, warnings = from_data({"0123456789": json.dumps(bad)})
-    assert entries == {} and len(warnings) == 1 and "0123456789" in warnings[0]
+    assert entries == {}
+    assert len(warnings) == 1
+    assert "0123456789" in warnings[0]

@@ -10,12 +10,10 @@ from typing import Any
 import pytest
 from click.testing import Result
 
-from .conftest import PYPI
-from .fakes.kube import FakeKube
+from tests.fakes.kube import FakeKube
+from tests.helpers import MIDDLETIER, PYPI, T0
 
 Obj = dict[str, Any]
-MIDDLETIER = "middletier"
-T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z
 REQUESTS_PATH = f"/api/v1/namespaces/{MIDDLETIER}/configmaps/graph-refresh-requests"
 
 
@@ -67,10 +65,12 @@ def test_a_request_is_stored_once_with_who_asked_and_when(requests: Requests) ->
         "by": "adviser",
     }
     again = requests.cli("request", "flask==1.1.2", at=T0 + 60)
-    assert again.exit_code == 0 and "already requested at 2027-01-15T08:00:00Z by adviser" in again.stdout
+    assert again.exit_code == 0
+    assert "already requested at 2027-01-15T08:00:00Z by adviser" in again.stdout
     assert len(requests.data()) == 1, "idempotent"
     other = requests.cli("request", "flask==1.1.2", "--index", "https://mirror.example/simple")
-    assert other.exit_code == 0 and len(requests.data()) == 2, "another index is another item"
+    assert other.exit_code == 0
+    assert len(requests.data()) == 2, "another index is another item"
 
 
 def test_request_list_shows_each_open_request_with_its_state(requests: Requests) -> None:
@@ -101,7 +101,8 @@ def test_request_list_shows_each_open_request_with_its_state(requests: Requests)
 
 def test_no_requests_configmap_lists_nothing(requests: Requests) -> None:
     listed = requests.cli("request", "--list")
-    assert listed.exit_code == 0 and "No open requests" in listed.stdout
+    assert listed.exit_code == 0
+    assert "No open requests" in listed.stdout
     assert json.loads(requests.cli("request", "--list", "--json").stdout) == []
 
 
@@ -119,7 +120,9 @@ def test_no_requests_configmap_lists_nothing(requests: Requests) -> None:
 )
 def test_a_request_that_cannot_be_scheduled_is_refused(requests: Requests, args: list[str], message: str) -> None:
     result = requests.cli("request", *args)
-    assert result.exit_code == 2 and message in result.stderr and "Traceback" not in result.stderr
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
     assert requests.fake.get("configmaps", MIDDLETIER, "graph-refresh-requests") is None
 
 
@@ -135,7 +138,8 @@ def test_values_written_by_others_are_read_or_named_and_left_alone(requests: Req
         }
     )
     listed = requests.cli("request", "--list", "--json")
-    assert listed.exit_code == 0 and "Traceback" not in listed.stderr
+    assert listed.exit_code == 0
+    assert "Traceback" not in listed.stderr
     assert [r["key"] for r in json.loads(listed.stdout)] == ["from-adviser"]
     for key in ("bad-json", "bad-version", "bad-time", "huge"):
         assert f"request '{key}' dropped" in listed.stderr
@@ -143,7 +147,8 @@ def test_values_written_by_others_are_read_or_named_and_left_alone(requests: Req
     added = requests.cli("request", "numpy==2.0")
     assert added.exit_code == 0
     data = requests.data()
-    assert len(data) == 6 and data["bad-json"] == "{", "values written by others are kept as they were"
+    assert len(data) == 6
+    assert data["bad-json"] == "{", "values written by others are kept as they were"
     assert requests.cli("request", "flask==1.1.2").stdout.startswith("flask==1.1.2 was already requested")
 
 
@@ -161,13 +166,17 @@ def test_a_concurrent_update_is_never_lost(requests: Requests) -> None:
     requests.fake.inject(method="PUT", path=REQUESTS_PATH, status=409, times=1, body=someone_else_wrote_first)
     result = requests.cli("request", "numpy==2.0")
     assert result.exit_code == 0, result.stderr
-    assert len(requests.data()) == 3 and "adviser-1" in requests.data()
+    assert len(requests.data()) == 3
+    assert "adviser-1" in requests.data()
 
 
 def test_a_cluster_that_refuses_is_a_one_line_error(requests: Requests) -> None:
     requests.fake.inject(method="GET", path=REQUESTS_PATH, status=403, times=None)
     for args in (["flask==1"], ["--list"]):
         result = requests.cli("request", *args)
-        assert result.exit_code == 1 and "403" in result.stderr and "Traceback" not in result.stderr
+        assert result.exit_code == 1
+        assert "403" in result.stderr
+        assert "Traceback" not in result.stderr
     unset = requests.cli("request", "--list", env={"THOTH_MIDDLETIER_NAMESPACE": ""})
-    assert unset.exit_code == 2 and "THOTH_MIDDLETIER_NAMESPACE" in unset.stderr
+    assert unset.exit_code == 2
+    assert "THOTH_MIDDLETIER_NAMESPACE" in unset.stderr

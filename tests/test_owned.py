@@ -1,6 +1,7 @@
-"""Reading middletier as a namespace of OpenShift holds it: owned Jobs and pods of realistic shape, listed
-page by page through the CLI against FakeKube; only the pods that can tell why a Job failed are listed,
-and what is learned is what the Jobs and pods say. Answers of the wrong shape fail the run clearly."""
+"""The owned Jobs (graph_refresh/owned.py), reading middletier as a namespace of OpenShift holds it: owned
+Jobs and pods of realistic shape, listed page by page through the CLI against FakeKube; only the pods that
+can tell why a Job failed are listed, and what is learned is what the Jobs and pods say. Answers of the wrong
+shape fail the run clearly. A Job's state comes from its conditions alone."""
 
 from __future__ import annotations
 
@@ -17,11 +18,11 @@ from click.testing import Result
 from graph_refresh import kube
 from graph_refresh.config import ClusterSettings
 from graph_refresh.items import SOLVER, Candidate, WorkItem
+from graph_refresh.owned import JobState, job_state
 
-from .conftest import PYPI
 from .fakes import shapes
 from .fakes.kube import FakeKube
-from .test_cluster import JOBS_PATH, MIDDLETIER, SOLVERS, Harness
+from .helpers import JOBS_PATH, MIDDLETIER, PYPI, SOLVERS, Harness
 
 Obj = dict[str, Any]
 RunCli = Callable[..., Result]
@@ -114,13 +115,15 @@ def test_a_namespace_as_openshift_lists_it_is_learned_from_as_its_jobs_and_pods_
     counts = report["solvers"][SOLVERS[0]]
     assert counts["retried"] == {"oom": 1, "disrupted": 1, "deadline": 1, "error": 0}
     assert counts["skipped"] == {"failed-recently": 2, "in-flight": 1, "awaiting-sync": 1}
-    assert counts["scheduled"] == 3 and counts["failed"] == 0
+    assert counts["scheduled"] == 3
+    assert counts["failed"] == 0
     assert report["in_flight"] == {"solver": 1, "package-analyzer": 0}
     jobs = cluster.jobs()
     assert memory(jobs[item("oom", 2).job_name]) == {"solver": ("2Gi", "2Gi")}, "OOM-killed: memory doubled"
     assert memory(jobs[item("evicted", 2).job_name]) == {"solver": ("1Gi", "1Gi")}, "evicted: the same"
     assert jobs[item("deadline", 2).job_name]["spec"]["activeDeadlineSeconds"] == 3600, "deadline: doubled"
-    assert item("error", 2).job_name not in jobs and item("gone", 2).job_name not in jobs
+    assert item("error", 2).job_name not in jobs
+    assert item("gone", 2).job_name not in jobs
 
     learned = ledger(cluster.fake)
     assert {package: (e["cause"], e["failures"], e["attempt"]) for package, e in learned.items()} == {
@@ -133,7 +136,8 @@ def test_a_namespace_as_openshift_lists_it_is_learned_from_as_its_jobs_and_pods_
     assert learned["oom"]["memory"] == {
         name: {"request": "1Gi", "limit": "1Gi"} for name in ("solver", "sidecar-1", "sidecar-2")
     } | {"fetch": {"limit": "64Mi"}}
-    assert learned["oom"]["failed"] == AT and learned["deadline"]["deadline"] == 1800
+    assert learned["oom"]["failed"] == AT
+    assert learned["deadline"]["deadline"] == 1800
 
 
 def test_only_the_failed_pods_are_listed_when_no_failed_job_restarts_its_pods(cluster: Harness) -> None:
@@ -143,7 +147,8 @@ def test_only_the_failed_pods_are_listed_when_no_failed_job_restarts_its_pods(cl
     cluster.run(now=lambda: NOW)
 
     (pods,) = cluster.fake.requests_for("GET", PODS_PATH)
-    assert pods.query["fieldSelector"] == ["status.phase=Failed"] and pods.query["labelSelector"] == [OWNED]
+    assert pods.query["fieldSelector"] == ["status.phase=Failed"]
+    assert pods.query["labelSelector"] == [OWNED]
 
 
 def test_with_pods_restarting_in_place_every_pod_but_the_succeeded_is_listed(cluster: Harness) -> None:
@@ -159,7 +164,8 @@ def test_with_pods_restarting_in_place_every_pod_but_the_succeeded_is_listed(clu
 
     assert result.exit_code == 0, result.stderr
     (pods,) = cluster.fake.requests_for("GET", PODS_PATH)
-    assert pods.query["fieldSelector"] == ["status.phase!=Succeeded"] and pods.query["labelSelector"] == [OWNED]
+    assert pods.query["fieldSelector"] == ["status.phase!=Succeeded"]
+    assert pods.query["labelSelector"] == [OWNED]
     assert report["solvers"][SOLVERS[0]]["retried"]["oom"] == 1
     assert memory(cluster.jobs()[item("oom", 2).job_name]) == {"solver": ("2Gi", "2Gi")}
 
@@ -169,7 +175,8 @@ def test_no_pod_is_listed_when_no_owned_job_failed(cluster: Harness) -> None:
     add_pod(cluster.fake, add_job(cluster.fake, "running", "running"), phase="Running")
     add_pod(cluster.fake, add_job(cluster.fake, "done", "complete"), phase="Succeeded")
     result, _ = cluster.run(now=lambda: NOW)
-    assert result.exit_code == 0 and cluster.fake.requests_for("GET", PODS_PATH) == []
+    assert result.exit_code == 0
+    assert cluster.fake.requests_for("GET", PODS_PATH) == []
 
 
 def test_pages_are_followed_when_the_answer_puts_its_metadata_after_its_items(cluster: Harness) -> None:
@@ -214,10 +221,12 @@ def test_a_list_answer_of_the_wrong_shape_fails_the_run_clearly(
 
     result, report = cluster.run(now=lambda: NOW)
 
-    assert result.exit_code == 1 and report["exit_code"] == 1
+    assert result.exit_code == 1
+    assert report["exit_code"] == 1
     resource = "pods" if path == PODS_PATH else "jobs.batch"
     assert f"list {resource} in namespace 'middletier': {error}" in report["error"]
-    assert "Traceback" not in result.stderr and cluster.created() == []
+    assert "Traceback" not in result.stderr
+    assert cluster.created() == []
     assert gc.isenabled(), "the garbage collector is on again after a page that failed to parse"
 
 
@@ -252,5 +261,18 @@ def test_a_page_is_cut_to_what_is_read_as_it_is_parsed(
     listed = list(client.list_owned_jobs(MIDDLETIER, reduce=reduce))
 
     names = sorted(item(package).job_name for package in ("a", "b", "c"))
-    assert listed == [{"name": name} for name in names] and seen == names
-    assert len(fake.requests_for("GET", JOBS_PATH)) == 3 and sleeps == [0.5]
+    assert listed == [{"name": name} for name in names]
+    assert seen == names
+    assert len(fake.requests_for("GET", JOBS_PATH)) == 3
+    assert sleeps == [0.5]
+
+
+def test_job_states_from_conditions() -> None:
+    def job(*conditions: tuple[str, str]) -> dict[str, object]:
+        return {"status": {"conditions": [{"type": t, "status": s} for t, s in conditions]}}
+
+    assert job_state({}) is JobState.IN_FLIGHT
+    assert job_state({"status": "x"}) is job_state({"status": {"conditions": ["x"]}}) is JobState.IN_FLIGHT
+    assert job_state(job(("Failed", "False"))) is JobState.IN_FLIGHT
+    assert job_state(job(("Complete", "True"))) is JobState.COMPLETE
+    assert job_state(job(("Failed", "True"))) is JobState.FAILED

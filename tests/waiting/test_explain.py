@@ -1,0 +1,139 @@
+"""``app.py explain`` (graph_refresh/waiting/explain.py): where an item stands in every stream, in flight,
+solved, waiting behind others, requested, failed or quarantined, read from the cluster and the store alone,
+through the CLI against the Kubernetes stand-in, with the embedded store and with the Dgraph stand-in."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from graph_refresh.items import ANALYZER, SOLVER, Candidate, WorkItem
+from tests.fakes.dgraph import FakeDgraph
+from tests.fakes.kube import FakeKube
+from tests.helpers import EXAMPLE_TEMPLATES, HOUR, MIDDLETIER, PYPI, SOLVERS, T0, Harness, RunCli, names, version
+
+Obj = dict[str, Any]
+STREAMS = [*SOLVERS, ANALYZER]
+
+
+@pytest.fixture
+def cluster(run_cli: RunCli, tmp_path: Path, write_graph: Callable[[Obj], Path]) -> Iterator[Harness]:
+    with FakeKube(tls="tls") as fake:
+        yield Harness(fake, run_cli, tmp_path, write_graph)
+
+
+def explained(cluster: Harness, requirement: str, at: float, env: dict[str, str] | None = None) -> dict[str, Obj]:
+    result = cluster.cli("explain", requirement, "--json", at=at, env=env)
+    assert result.exit_code == 0, result.stderr
+    return {row["stream"]: row for row in json.loads(result.stdout)}
+
+
+@pytest.mark.parametrize("store", ["sqlite", "dgraph"])
+def test_explain_says_where_an_item_stands_in_every_stream(
+    cluster: Harness, run_cli: RunCli, write_graph: Callable[[Obj], Path], store: str
+) -> None:
+    graph = {"package_versions": [version(name, "1.0") for name in names(10)]}
+    graph["solved"] = [{**version("p000001", "1.0"), "solver": SOLVERS[0]}]
+    with FakeDgraph(graph) as dgraph:
+        env = {"GRAPH_SERVICE_HOST": dgraph.host} if store == "dgraph" else {}
+        if store == "sqlite":
+            assert run_cli(["import-graph", str(write_graph(graph))]).exit_code == 0
+        cluster.run("--max-in-flight", "4", now=lambda: T0, env=env)
+        cluster.cli("request", "p000009==1.0", "--by", "alice", at=T0 + 60)
+
+        in_flight = explained(cluster, "p000000==1.0", T0 + 120, env)
+        assert set(in_flight) == set(STREAMS)
+        assert {row["state"] for row in in_flight.values()} == {"in-flight"}
+        job = WorkItem(SOLVER, SOLVERS[1], Candidate("p000000", "1.0", PYPI)).job_name
+        assert in_flight[SOLVERS[1]]["job"] == job
+        assert in_flight[SOLVERS[1]]["since"]
+
+        solved = explained(cluster, "p000001==1.0", T0 + 120, env)
+        assert solved[SOLVERS[0]]["state"] == "solved"
+        waiting = solved[SOLVERS[1]]
+        assert (waiting["state"], waiting["lane"]) == ("waiting", "backlog")
+        assert waiting["ahead"] == 1, "p000000 comes before it"
+        assert waiting["per_run"] == 1.0
+        assert waiting["likely_at"] == "2027-01-15T10:00:00Z"
+
+        requested = explained(cluster, "P000009==1.0", T0 + 120, env)
+        assert {row["state"] for row in requested.values()} == {"requested"}
+        assert requested[ANALYZER]["since"] == "2027-01-15T08:01:00Z"
+        assert requested[ANALYZER]["by"] == "alice"
+
+        unknown = explained(cluster, "nothing==1.0", T0 + 120, env)
+        assert {row["state"] for row in unknown.values()} == {"unknown"}
+        invalid = explained(cluster, "p000002==1 ; rm -rf", T0 + 120, env)
+        assert {row["state"] for row in invalid.values()} == {"invalid"}
+
+        table = cluster.cli("explain", "p000001==1.0", at=T0 + 120, env=env)
+        assert table.exit_code == 0
+        assert table.stdout.startswith("p000001==1.0 (https://pypi.org/simple)\n")
+        assert f"  {SOLVERS[0]}" in table.stdout
+        assert "solved" in table.stdout
+        assert max(map(len, table.stdout.splitlines())) <= 120
+
+
+def test_explain_refuses_what_it_cannot_read(cluster: Harness) -> None:
+    cluster.graph(["flask"])
+    bad = cluster.cli("explain", "flask")
+    assert bad.exit_code == 2
+    assert "is not PKG==VER" in bad.stderr
+    cluster.fake.inject(method="GET", path=r"/jobs$", status=403, times=None)
+    refused = cluster.cli("explain", "flask==1.0")
+    assert refused.exit_code == 1
+    assert "403" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
+def test_explain_writes_nothing(cluster: Harness) -> None:
+    cluster.graph(["flask"])
+    cluster.run(now=lambda: T0)
+    before = len(cluster.writes())
+    cluster.cli("explain", "flask==1.0", at=T0)
+    assert len(cluster.writes()) == before
+
+
+def test_explain_tells_failed_quarantined_and_awaiting_sync_apart(cluster: Harness) -> None:
+    cluster.graph(["flask", "numpy", "pytz"])
+    cluster.run(now=lambda: T0)
+    flask_solver = WorkItem(SOLVER, SOLVERS[0], Candidate("flask", "1.0", PYPI))
+    cluster.fake.set_job_status(MIDDLETIER, flask_solver.job_name, "Complete")
+    numpy_analyzer = WorkItem(ANALYZER, None, Candidate("numpy", "1.0", PYPI))
+    entry = {"kind": ANALYZER, "package": "numpy", "version": "1.0", "index": PYPI, "failures": 3, "attempt": 3}
+    failed_entry = {**entry, "cause": "error", "failed": "2027-01-15T07:00:00Z"}
+    pytz_solver = WorkItem(SOLVER, SOLVERS[1], Candidate("pytz", "1.0", PYPI))
+    pytz_entry = {**entry, "kind": SOLVER, "solver": SOLVERS[1], "package": "pytz", "failures": 1, "attempt": 1}
+    configmap = cluster.fake.get("configmaps", MIDDLETIER, "graph-refresh-ledger")
+    assert configmap is not None
+    configmap["data"][numpy_analyzer.key] = json.dumps(failed_entry)
+    configmap["data"][pytz_solver.key] = json.dumps({**pytz_entry, "cause": "error", "failed": "2027-01-15T08:30:00Z"})
+    cluster.fake.add(configmap)
+    for name in (numpy_analyzer.job_name, pytz_solver.job_name):
+        cluster.fake.delete("jobs", MIDDLETIER, name)  # the TTL removed the failed Jobs; the ledger remembers
+
+    assert explained(cluster, "flask==1.0", T0 + HOUR)[SOLVERS[0]] == {
+        "stream": SOLVERS[0],
+        "kind": SOLVER,
+        "state": "awaiting-sync",
+        "job": flask_solver.job_name,
+    }
+    numpy = explained(cluster, "numpy==1.0", T0 + HOUR)[ANALYZER]
+    assert (numpy["state"], numpy["until"], numpy["failures"]) == ("quarantined", "2027-02-14T07:00:00Z", 3)
+    pytz = explained(cluster, "pytz==1.0", T0 + HOUR)[SOLVERS[1]]
+    assert (pytz["state"], pytz["cause"], pytz["retry_at"]) == ("failed", "error", "2027-01-15T09:30:00Z")
+
+
+def test_explain_from_a_template_folder_without_middletier_reads_no_cluster(
+    run_cli: RunCli, write_graph: Callable[[Obj], Path]
+) -> None:
+    assert run_cli(["import-graph", str(write_graph({"package_versions": [version("flask", "1.0")]}))]).exit_code == 0
+    result = run_cli(["--template-dir", str(EXAMPLE_TEMPLATES), "explain", "flask==1.0", "--json"])
+    assert result.exit_code == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert {row["state"] for row in rows} == {"waiting"}
+    assert {row["lane"] for row in rows} == {"backlog"}
