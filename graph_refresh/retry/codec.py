@@ -40,12 +40,14 @@ quarantine period first, then the oldest failures, until the data fits under ``M
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from graph_refresh.items import KINDS, SOLVER
+from graph_refresh.config import redact_url
+from graph_refresh.items import KINDS, SOLVER, Candidate, invalid_reason
 from graph_refresh.quantity import parse_quantity
 from graph_refresh.retry.model import (
     MAX_NUMBER,
@@ -60,6 +62,7 @@ from graph_refresh.retry.model import (
 )
 
 LEDGER_NAME = "graph-refresh-ledger"
+_SOLVER_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,44}[a-z0-9])?")  # a solver's name is part of a Job's
 
 CONFIGMAP_LIMIT_BYTES = 1024 * 1024  # the API server refuses a ConfigMap whose data keys + values exceed 1 MiB
 
@@ -176,7 +179,13 @@ def decode(key: str, text: str) -> LedgerEntry:
     solver = value.get("solver")
     if (kind == SOLVER) != isinstance(solver, str):
         raise _Unreadable("solver must be a name for a solver item and absent otherwise")
+    if isinstance(solver, str) and not _SOLVER_NAME.fullmatch(solver):
+        raise _Unreadable(f"solver {shown(solver)} is not a solver name")
     package, version, index = (_string(value, name) for name in ("package", "version", "index"))
+    reason = invalid_reason(Candidate(package, version, index))
+    if reason:  # a run only ever writes items it could schedule: this one was written by someone else
+        raise _Unreadable(f"{shown(package)} {shown(version)}: {reason}")
+    index = redact_url(index)
     failures = _whole(value, "failures", minimum=0, maximum=MAX_NUMBER)
     attempt = _whole(value, "attempt", minimum=1, maximum=MAX_NUMBER)
     cause: Cause | None = None

@@ -84,7 +84,8 @@ def read(cluster: ConfigMaps, namespace: str, *, now: float, strict: bool = Fals
     entries, future = clamp_future(ledger.entries, now)
     problems += [f"ledger entry {key!r} failed later than this run's clock: taken as failing now" for key in future]
     warn_each(problems, f"Ledger {LEDGER_NAME}")
-    logger.info("Ledger %s: %d items with failures", LEDGER_NAME, len(entries))
+    failing = sum(1 for entry in entries.values() if entry.failures)
+    logger.info("Ledger %s: %d entries, %d with charged failures", LEDGER_NAME, len(entries), failing)
     return replace(ledger, entries=entries)
 
 
@@ -138,7 +139,7 @@ def write(
                 cluster.create_configmap(namespace, LEDGER_NAME, data, OWNED_LABELS)
             else:
                 cluster.replace_configmap(namespace, LEDGER_NAME, data, version, labels=OWNED_LABELS)
-            logger.info("Ledger %s written: %d items with failures", LEDGER_NAME, len(kept))
+            logger.info("Ledger %s written: %d entries", LEDGER_NAME, len(kept))
             return Written(True)
         except (AlreadyExists, Conflict):
             logger.info("Ledger %s changed since it was read: merging", LEDGER_NAME)
