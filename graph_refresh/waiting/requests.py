@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from graph_refresh.config import redact_url
@@ -111,14 +111,23 @@ def decode(key: str, text: str) -> Request:
     return Request(key, candidate, float(int(requested_at)), by[:MAX_BY] if by else None)
 
 
-def from_data(data: Mapping[str, str]) -> tuple[list[Request], list[str]]:
+FUTURE_SLACK_SECONDS = 86_400  # a requester's clock may be ahead by this much; later is not a time, it is a typo
+
+
+def from_data(data: Mapping[str, str], *, now: float | None = None) -> tuple[list[Request], list[str]]:
     """The open requests of a ConfigMap's data, oldest first (one per item: the oldest key wins), and a warning
-    for each value that could not be read, naming its key."""
+    for each value that could not be read, naming its key. With ``now``, a request made later than ``now`` is
+    taken as made at ``now``, and one more than ``FUTURE_SLACK_SECONDS`` later cannot be read (it would never
+    expire)."""
     requests: dict[Candidate, Request] = {}
     problems = []
     for key in sorted(data):
         try:
             request = decode(key, data[key])
+            if now is not None and request.requested_at > now:
+                if request.requested_at > now + FUTURE_SLACK_SECONDS:
+                    raise ValueError(f"requested_at {format_time(request.requested_at)} is more than a day ahead")
+                request = replace(request, requested_at=float(int(now)))
         except ValueError as error:
             problems.append(f"request {shown(key)} dropped: {error}")
             continue

@@ -27,13 +27,14 @@ class Requests:
     """None when there is no ConfigMap."""
 
 
-def read(cluster: ConfigMaps, namespace: str, *, warn: bool = True) -> Requests:
-    """The requests of ``namespace``; unreadable values are warnings naming their keys. Raises ClusterError."""
+def read(cluster: ConfigMaps, namespace: str, *, warn: bool = True, now: float | None = None) -> Requests:
+    """The requests of ``namespace`` as of ``now`` (see ``requests.from_data``); unreadable values are warnings
+    naming their keys. Raises ClusterError."""
     found = cluster.read_configmap(namespace, REQUESTS_NAME)
     if found is None:
         return Requests()
     data, version = found
-    requests, problems = requests_from_data(data)
+    requests, problems = requests_from_data(data, now=now)
     if warn:
         warn_each(problems, f"Requests {REQUESTS_NAME}")
     return Requests(requests, dict(data), version)

@@ -180,3 +180,23 @@ def test_a_cluster_that_refuses_is_a_one_line_error(requests: Requests) -> None:
     unset = requests.cli("request", "--list", env={"THOTH_MIDDLETIER_NAMESPACE": ""})
     assert unset.exit_code == 2
     assert "THOTH_MIDDLETIER_NAMESPACE" in unset.stderr
+
+
+def test_a_request_from_the_future_is_taken_as_now_or_dropped(requests: Requests) -> None:
+    soon = {"package": "flask", "version": "1.0", "requested_at": "2027-01-15T09:00:00Z"}  # an hour ahead
+    never = {"package": "six", "version": "1.1", "requested_at": "9999-12-31T23:59:59Z"}
+    requests.put({"soon": json.dumps(soon), "never": json.dumps(never)})
+    listed = requests.cli("request", "--list", "--json")
+    assert listed.exit_code == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    assert [(r["key"], r["requested_at"], r["age_seconds"]) for r in rows] == [("soon", "2027-01-15T08:00:00Z", 0)]
+    assert "request 'never' dropped: requested_at 9999-12-31T23:59:59Z is more than a day ahead" in listed.stderr
+
+
+def test_request_list_stays_narrow_whatever_was_asked(requests: Requests) -> None:
+    long = {"package": "a-really-long-package-name-for-width-testing", "version": "1.0.0.post12345+local.build.abc"}
+    requests.put({"long": json.dumps({**long, "requested_at": "2027-01-15T07:00:00Z", "by": "x" * 5000})})
+    listed = requests.cli("request", "--list")
+    assert listed.exit_code == 0, listed.stderr
+    assert max(map(len, listed.stdout.splitlines())) <= 120, "cells are cut; --json has the whole values"
+    assert "a-really-long-package-name" in listed.stdout
