@@ -304,13 +304,17 @@ def ledger_show(ctx: click.Context, as_json: bool) -> None:
     table = [["ITEM", "STREAM", "PACKAGE", "FAILS", "CAUSE", "STATE"]]
     for row in rows:
         state = row["state"] if row["until"] is None else f"{row['state']} {row['until']}"
-        package = f"{row['package']}=={row['version']}"
-        table.append(
-            [row["key"], row.get("solver") or row["kind"], package, str(row["failures"]), row["cause"] or "-", state]
-        )
+        package = _fit(f"{row['package']}=={row['version']}", 24)
+        stream = _fit(row.get("solver") or row["kind"], 21)
+        table.append([row["key"], stream, package, str(row["failures"]), row["cause"] or "-", state])
     widths = [max(len(line[i]) for line in table) for i in range(len(table[0]) - 1)]
     for line in table:
         click.echo("  ".join([*(cell.ljust(width) for cell, width in zip(line, widths, strict=False)), line[-1]]))
+
+
+def _fit(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters for a table cell (the whole value is in ``--json``)."""
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 @ledger_group.command("forget")
@@ -349,7 +353,8 @@ def ledger_forget(
         item = entry.item
         click.echo(f"forgot {entry.key}: {item.solver or item.kind} {item.package}=={item.version} {item.index}")
     more = f" ({len(changed) - 20} not listed)" if len(changed) > 20 else ""
-    click.echo(f"{len(changed)} entries of {LEDGER_NAME} in namespace {namespace!r} forgotten{more}.")
+    entries = "entry" if len(changed) == 1 else "entries"
+    click.echo(f"{len(changed)} {entries} of {LEDGER_NAME} in namespace {namespace!r} forgotten{more}.")
     if unreadable:
         logger.warning("%d unreadable values were left as they are; the next real run drops them", unreadable)
 
@@ -388,7 +393,7 @@ def request(
     try:
         cluster = _connect(ctx, settings)
         if listing:
-            requests = requests_store.read(cluster, namespace).requests
+            requests = requests_store.read(cluster, namespace, now=now).requests
         else:
             try:
                 wanted = new_request(package, version, index_url, now=now, by=by)
@@ -446,9 +451,9 @@ def request(
         table = [["PACKAGE", "REQUESTED", "BY", "STATE"]]
         table += [
             [
-                f"{r['package']}=={r['version']}",
+                _fit(f"{r['package']}=={r['version']}", 28),
                 str(r["requested_at"]),
-                str(r["by"] or "-"),
+                _fit(str(r["by"] or "-"), 16),
                 f"{r['state']} (until {r['expires_at']})" if r["state"] == "open" else str(r["state"]),
             ]
             for r in rows
@@ -491,7 +496,8 @@ def explain_command(ctx: click.Context, requirement: str, index_url: str | None,
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
-    click.echo(f"{candidate.package_name}=={candidate.package_version} ({config.redact_url(candidate.index_url)})")
+    asked = f"{candidate.package_name}=={candidate.package_version} ({config.redact_url(candidate.index_url)})"
+    click.echo(_fit(asked, 100))
     width = max(len(row["stream"]) for row in rows) if rows else 0
     for row in rows:
         details = ", ".join(

@@ -165,12 +165,13 @@ def _lanes(
     return lanes
 
 
-def _read_requests(cluster: kube.Cluster | None, namespace: str | None) -> requests_store.Requests | None:
-    """The requests ConfigMap; None without middletier, or (with a warning) when it cannot be read."""
+def _read_requests(cluster: kube.Cluster | None, namespace: str | None, now: float) -> requests_store.Requests | None:
+    """The requests ConfigMap as of ``now``; None without middletier, or (with a warning) when it cannot be
+    read."""
     if cluster is None or not namespace:
         return None
     try:
-        return requests_store.read(cluster, namespace)
+        return requests_store.read(cluster, namespace, now=now)
     except ClusterError as error:
         logger.warning("The requests %s could not be read, the run goes on without them: %s", REQUESTS_NAME, error)
         return None
@@ -391,7 +392,7 @@ def run(
         capacity = Capacity.from_cluster(
             max_in_flight=settings.plan.max_in_flight, live_jobs=sum(view.live.values()), quotas=view.quotas
         )
-        read_requests = _read_requests(cluster, namespace)
+        read_requests = _read_requests(cluster, namespace, started)
         requests = _sorted_requests(read_requests, store, templates, settings, started)
         if read_requests is not None:
             report.requests = _request_counts(requests, started)
@@ -474,6 +475,11 @@ def explain_item(settings: Settings, seams: Externals, candidate: Candidate) -> 
 
     namespace = settings.cluster.middletier_namespace
     reads_cluster = settings.cluster.template_dir is None or namespace is not None
+    if namespace is None:
+        logger.warning(
+            "THOTH_MIDDLETIER_NAMESPACE is not set: the item's Jobs, the ledger and the requests are not read, so "
+            "this says only what the graph holds (in flight, failed or requested shows as waiting)"
+        )
     cluster = (seams.connect or (lambda: _connect(settings)))() if reads_cluster else None
     now = math.floor(seams.now())
     store = open_store(settings.store)
@@ -489,7 +495,7 @@ def explain_item(settings: Settings, seams: Externals, candidate: Candidate) -> 
         if cluster is not None and namespace:
             jobs = _latest_jobs(cluster.list_item_jobs(namespace, [item.key for item in items.values()]))
             ledger = ledger_store.read(cluster, namespace, now=now)
-            read = _read_requests(cluster, namespace)
+            read = _read_requests(cluster, namespace, now)
             request = next((r for r in read.requests if r.candidate == candidate), None) if read else None
         status = store.status(candidate, environments)
         fresh_off = settings.lanes.fresh_share == 0  # every candidate waits in the backlog lane (see _lanes)

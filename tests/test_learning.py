@@ -188,7 +188,7 @@ def test_ledger_forget_clears_the_item_for_good_while_its_failed_jobs_remain(clu
     quarantined_after_two_ooms(cluster, env)
     forgot = cluster.cli("ledger", "forget", "Flask==1.0", "--solver", SOLVER_NAME, at=T0 + 2 * HOUR + 60)
     assert forgot.exit_code == 0, forgot.stderr
-    assert "1 entries of graph-refresh-ledger in namespace 'middletier' forgotten" in forgot.stdout
+    assert "1 entry of graph-refresh-ledger in namespace 'middletier' forgotten" in forgot.stdout
     for hour in (3, 4):  # it sticks: the failed Jobs still present are not learned again
         result, report = cluster.run_at(T0 + hour * HOUR, env=env)
         assert result.exit_code == 0
@@ -378,6 +378,9 @@ def entry_value(**fields: Any) -> str:
         ({"memory": {"solver": {"limit": "1e400"}}}, "is not a quantity of at most 8Ei"),
         ({"cause": ["oom"]}, "cause ['oom'] is not one of"),
         ({"cause": None}, "cause None is not one of"),
+        ({"package": "name\u202e"}, "package name is not a PEP 508 name"),
+        ({"version": "1.0\n2"}, "version has characters outside"),
+        ({"solver": "x" * 500}, "is not a solver name"),
     ],
 )
 def test_a_hostile_ledger_value_never_stops_a_run(cluster: Harness, fields: Obj, expected: str) -> None:
@@ -627,7 +630,8 @@ def test_ledger_forget_resets_the_matching_entries_and_keeps_the_rest(
     assert before is not None
     result = cluster.cli("ledger", "forget", *args, at=T0)
     assert result.exit_code == 0, result.stderr
-    assert f"{len(forgotten)} entries of graph-refresh-ledger in namespace 'middletier' forgotten" in result.stdout
+    entries = "entry" if len(forgotten) == 1 else "entries"
+    assert f"{len(forgotten)} {entries} of graph-refresh-ledger in namespace 'middletier' forgotten" in result.stdout
     after = cluster.fake.get("configmaps", MIDDLETIER, "graph-refresh-ledger")
     assert after is not None
     for key, value in before["data"].items():
@@ -695,3 +699,24 @@ def test_the_readmes_ledger_commands_run_as_written_against_the_stand_in(cluster
         assert done.returncode == 0, (line, done.stderr)
         assert "Traceback" not in done.stderr
     assert {(e["failures"], e["cause"]) for e in ledger(cluster).values()} == {(0, None)}, "every entry forgotten"
+
+
+def test_ledger_show_masks_credentials_whoever_wrote_them(cluster: Harness) -> None:
+    index = "https://user:s3cret@private.example/simple?token=t0ken"
+    key = WorkItem(SOLVER, SOLVER_NAME, Candidate("flask", "1.0", index)).key
+    ledger_configmap(cluster, {key: entry_value(index=index)})
+    for args in (["ledger", "show"], ["ledger", "show", "--json"]):
+        shown = cluster.cli(*args, at=T0)
+        assert shown.exit_code == 0, shown.stderr
+        assert "s3cret" not in shown.stdout
+        assert "t0ken" not in shown.stdout
+
+
+def test_ledger_show_stays_narrow_with_long_names(cluster: Harness) -> None:
+    package, version_ = "a-really-long-package-name-for-width-testing", "1.0.0.post12345+local.build.abc"
+    key = WorkItem(SOLVER, SOLVER_NAME, Candidate(package, version_, PYPI)).key
+    ledger_configmap(cluster, {key: entry_value(package=package, version=version_)})
+    shown = cluster.cli("ledger", "show", at=T0)
+    assert shown.exit_code == 0, shown.stderr
+    assert max(map(len, shown.stdout.splitlines())) <= 120, "cells are cut; --json has the whole values"
+    assert "a-really-long" in shown.stdout

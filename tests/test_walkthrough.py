@@ -192,7 +192,7 @@ def test_the_walkthrough_runs_verbatim_and_does_what_it_says(folder: Path, shell
     output, state = shell.run(forget)
     assert re.search(rf"^{item}\s+\S+\s+\S+\s+2\s+oom\s+quarantined until ", output, re.M), "ledger show"
     assert f"forgot {item}" in output
-    assert "1 entries of graph-refresh-ledger" in output
+    assert "1 entry of graph-refresh-ledger" in output
     data = json.loads(kubectl(folder, "get", "configmap", "graph-refresh-ledger", "-o", "json"))["data"]
     assert (json.loads(data[item])["failures"], json.loads(data[item])["attempt"]) == (0, 2)
     assert report(folder, 4)["quarantined"] == []

@@ -137,3 +137,4 @@ def test_explain_from_a_template_folder_without_middletier_reads_no_cluster(
     rows = json.loads(result.stdout)
     assert {row["state"] for row in rows} == {"waiting"}
     assert {row["lane"] for row in rows} == {"backlog"}
+    assert "THOTH_MIDDLETIER_NAMESPACE is not set" in result.stderr, "it says what it could not see"
