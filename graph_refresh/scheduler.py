@@ -126,9 +126,12 @@ class Outcome:
     status: int | None = None
     """The HTTP status of the answer; None when no answer applies (never sent, no answer, not rendered)."""
     reason: str = ""
+    unanswered: bool = False
+    """It failed because no answer came, after every retry: the API server may be gone."""
 
 
 CREATED = Outcome(Result.CREATED)
+UNANSWERED_IN_A_ROW = 8  # creates ending with no answer, one after another, that stop the run: the API is gone
 INTERRUPTED = Outcome(Result.FAILED, None, "not sent (interrupted)")  # a create a SIGTERM kept from going out
 NOT_SENT_FOR_QUOTA = Outcome(Result.CAPACITY, 403, "not sent: a ResourceQuota refused an earlier create")
 
@@ -197,7 +200,7 @@ def after_attempt(
         return Done(Outcome(Result.FAILED, status, reason))  # rejected (e.g. 422): retrying cannot help
     # Worth another attempt: throttled, server error, no answer, or a new quota not yet calculated.
     maybe_sent = maybe_sent or (isinstance(error, ServerError | NoAnswer) and error.reached)
-    failed = Done(Outcome(Result.FAILED, status, reason))
+    failed = Done(Outcome(Result.FAILED, status, reason, unanswered=isinstance(error, NoAnswer)))
     if final_ask:
         return failed  # asked once more after the stop: that was the last word
     if stopped is not None and not maybe_sent:
@@ -298,6 +301,7 @@ def submit(
     rng: random.Random | None = None,
     interrupt: threading.Event | None = None,
     policy: Backoff = CREATES,
+    unanswered_limit: int = UNANSWERED_IN_A_ROW,
     server_dry_run: bool = False,
     on_planned: Callable[[], None] = lambda: None,
     on_answered: Callable[[Result], None] = lambda result: None,
@@ -327,9 +331,10 @@ def submit(
     workers = max(settings.workers, 1)
     pending: dict[Future[Outcome], Planned] = {}
     systemic: ClusterError | None = None
+    unanswered = 0  # creates in a row that got no answer after their retries
 
     def settle(done: Iterable[Future[Outcome]]) -> None:
-        nonlocal systemic
+        nonlocal systemic, unanswered
         for future in done:
             planned = pending.pop(future)
             try:
@@ -342,6 +347,17 @@ def submit(
                 outcome = Outcome(Result.FAILED, None, truncate(f"{type(error).__name__}: {error}", REASON_CHARS))
             _count(planned, outcome, report, on_quota_refused)
             on_answered(outcome.result)
+            if outcome.unanswered:
+                unanswered += 1
+            elif outcome.status is not None or outcome.result in (Result.CREATED, Result.ALREADY):
+                unanswered = 0  # the server answered this one
+            if unanswered >= unanswered_limit and systemic is None:
+                systemic = NoAnswer(
+                    f"the API server stopped answering: {unanswered} creates in a row got no answer after their "
+                    "retries; what is left waits for the next run",
+                    reached=False,
+                )
+                submitter.stop(Outcome(Result.FAILED, None, "not sent: the API server stopped answering"))
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="create") as pool:
         try:

@@ -345,6 +345,22 @@ def test_a_create_that_always_times_out_counts_as_failed(cluster: Harness) -> No
     assert cluster.created().count(slow) == backoff.CREATES.attempts
 
 
+def test_an_api_server_that_stops_answering_ends_the_run_instead_of_every_create_timing_out(
+    cluster: Harness,
+) -> None:
+    cluster.graph([f"p{i}" for i in range(30)])  # 120 Jobs
+    cluster.fake.inject(method="POST", path=JOBS_PATH, status=503, delay=1.0, times=None)
+
+    result, report = cluster.run(connect=lambda: kube.Cluster(ClusterSettings(), request_timeout=(2, 0.2)))
+
+    assert result.exit_code == 1
+    assert "the API server stopped answering: 8 creates in a row got no answer" in report["error"]
+    sent = {r.body["metadata"]["name"] for r in cluster.fake.requests_for("POST", JOBS_PATH)}
+    assert 8 <= len(sent) < 20, "it stops soon after the eighth, not after all 120"
+    reasons = [failure["reason"] for failure in report["failures"]]
+    assert "not sent: the API server stopped answering" in reasons
+
+
 def test_403_on_create_stops_submitting(cluster: Harness) -> None:
     cluster.graph([f"p{i}" for i in range(10)])
     cluster.fake.inject(method="POST", path=JOBS_PATH, status=403, times=None)
