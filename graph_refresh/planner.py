@@ -21,6 +21,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from graph_refresh.capacity import Capacity, JobCost
 from graph_refresh.items import ANALYZER, Candidate, Kind, WorkItem, invalid_reason
@@ -107,37 +108,11 @@ class Planned:
     lane: Lane = Lane.BACKLOG
 
 
-def plan(
-    streams: list[Stream],
-    *,
-    report: RunReport,
-    capacity: Capacity,
-    view: OwnedJobs | None = None,
-    history: History | None = None,
-    cost: Callable[[WorkItem, AttemptResources], JobCost] | None = None,
-    eager_stop: int = 0,
-    drop_repeats: bool = True,
-    remember: int | None = None,
-    on_examined: Callable[[], None] = lambda: None,
-    stopping: Callable[[], bool] = lambda: False,
-) -> Iterator[Planned]:
-    """Yield the items to schedule from one set of ``streams`` (one lane), round-robin, counting every skip.
-
-    See :class:`Planner`, which this builds, for the arguments; :meth:`Planner.lanes` fills several lanes.
-    """
-    planner = Planner(
-        report=report,
-        capacity=capacity,
-        view=view,
-        history=history,
-        cost=cost,
-        eager_stop=eager_stop,
-        drop_repeats=drop_repeats,
-        remember=remember,
-        on_examined=on_examined,
-        stopping=stopping,
-    )
-    return planner.lane(streams)
+def plan(streams: list[Stream], **planner: Any) -> Iterator[Planned]:
+    """Yield the items to schedule from one set of ``streams`` (one lane), round-robin, counting every skip:
+    ``Planner(**planner).lane(streams)`` (see :class:`Planner` for the arguments; :meth:`Planner.fill` fills
+    the lanes of a run)."""
+    return Planner(**planner).lane(streams)
 
 
 class Planner:

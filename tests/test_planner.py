@@ -30,7 +30,7 @@ def streams(**per_stream: tuple[str, ...]) -> list[Stream]:
 
 def run(report: RunReport, streams: list[Stream], **kwargs: object) -> list[tuple[str | None, str]]:
     kwargs.setdefault("capacity", Capacity())
-    planned = plan(streams, report=report, **kwargs)  # type: ignore[arg-type]
+    planned = plan(streams, report=report, **kwargs)
     return [(p.item.solver, p.item.candidate.package_name) for p in planned]
 
 
