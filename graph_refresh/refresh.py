@@ -22,7 +22,6 @@ from graph_refresh.items import (
     LABEL_ITEM,
     SOLVER,
     Candidate,
-    Kind,
     SolverEnvironment,
     WorkItem,
     invalid_reason,
@@ -137,17 +136,13 @@ def _lanes(
     solver) starts at the store's end: what it holds already is backlog, not fresh. With ``--fresh-share 0`` the
     fresh lane is off: every stream's cursor is the store's end, so what arrived since the previous run waits in
     the store's order with the rest instead of in a lane that never takes anything."""
-    kinds: list[tuple[Kind, SolverEnvironment | None]] = []
-    if not settings.plan.no_solvers:
-        kinds += [(SOLVER, environment) for environment in templates.solver_environments()]
-    if not settings.plan.no_package_analyzers:
-        kinds.append((ANALYZER, None))
+    kinds = templates.streams()
     end = store.arrival_end() if kinds else 0  # nothing arrived past it: a fresh lane there is not queried
     lanes = Lanes([], [], [], {})
     for kind, environment in kinds:
         solver = None if environment is None else environment.name
         name, cost = stream_name(kind, solver), renderer.probe_cost(kind, solver)
-        cursor = end if settings.lanes.fresh_share == 0 else min(cursors.get(name, end), end)
+        cursor = _cursor(name, cursors, end, settings)
         wanted = [request.candidate for request, lacking in requests.open if name in lacking]
         lanes.requested.append(Stream(kind, solver, iter(wanted), cost, Lane.REQUESTED))
         fresh: Iterator[tuple[int, Candidate]] = iter(())
@@ -163,6 +158,12 @@ def _lanes(
         lanes.fresh.append(Stream(kind, solver, arrivals, cost, Lane.FRESH))
         lanes.backlog.append(Stream(kind, solver, _primed(backlog), cost, Lane.BACKLOG))
     return lanes
+
+
+def _cursor(name: str, cursors: Mapping[str, int], end: int, settings: Settings) -> int:
+    """Where stream ``name``'s fresh lane starts: its kept cursor, or the store's ``end`` when it has none (or
+    ``--fresh-share 0`` turns the fresh lane off); never past the end (a store imported anew may be shorter)."""
+    return end if settings.lanes.fresh_share == 0 else min(cursors.get(name, end), end)
 
 
 def _read_requests(cluster: kube.Cluster | None, namespace: str | None, now: float) -> requests_store.Requests | None:
@@ -183,14 +184,11 @@ def _sorted_requests(
     """Which streams lack each open request; the expired ones are warned about."""
     if read is None:
         return RequestOutcome()
-    environments = list(templates.solver_environments()) if not settings.plan.no_solvers else []
-    streams: list[tuple[Kind, str | None]] = [(SOLVER, environment.name) for environment in environments]
-    if not settings.plan.no_package_analyzers:
-        streams.append((ANALYZER, None))
+    environments = list(templates.solver_environments())
     outcome = sort_requests(
         read.requests,
         lambda request: store.status(request.candidate, environments),
-        streams,
+        [(kind, _name(environment)) for kind, environment in templates.streams()],
         now=now,
         ttl_seconds=settings.lanes.request_ttl_seconds,
     )
@@ -209,15 +207,12 @@ def _sync_lag(view: OwnedJobs, store: GraphStore, settings: Settings, templates:
     enough = settings.lanes.max_awaiting_sync
     if not enough or len(view.completed) < enough:
         return False
-    environments = {e.name: e for e in templates.solver_environments()} if not settings.plan.no_solvers else {}
+    environments = list(templates.solver_environments())
+    names = {stream_name(kind, _name(environment)) for kind, environment in templates.streams()}
     completed = (
-        (
-            item.kind,
-            item.solver,
-            store.status(Candidate(item.package, item.version, item.index), list(environments.values())),
-        )
+        (item.kind, item.solver, store.status(Candidate(item.package, item.version, item.index), environments))
         for item in view.completed
-        if item.solver is None or item.solver in environments
+        if stream_name(item.kind, item.solver) in names
     )
     found = awaiting_sync(completed, enough)
     if found >= enough:
@@ -485,10 +480,7 @@ def explain_item(settings: Settings, seams: Externals, candidate: Candidate) -> 
     store = open_store(settings.store)
     try:
         templates = load_templates(settings, cluster)
-        environments = list(templates.solver_environments()) if not settings.plan.no_solvers else []
-        streams: list[tuple[Kind, SolverEnvironment | None]] = [(SOLVER, e) for e in environments]
-        if not settings.plan.no_package_analyzers:
-            streams.append((ANALYZER, None))
+        streams = templates.streams()
         items = {stream_name(k, _name(e)): WorkItem(k, _name(e), candidate) for k, e in streams}
         jobs: dict[str, JobSeen] = {}
         ledger, request = ledger_store.Ledger(), None
@@ -497,15 +489,14 @@ def explain_item(settings: Settings, seams: Externals, candidate: Candidate) -> 
             ledger = ledger_store.read(cluster, namespace, now=now)
             read = _read_requests(cluster, namespace, now)
             request = next((r for r in read.requests if r.candidate == candidate), None) if read else None
-        status = store.status(candidate, environments)
-        fresh_off = settings.lanes.fresh_share == 0  # every candidate waits in the backlog lane (see _lanes)
-        end = store.arrival_end() if fresh_off or any(name not in ledger.cursors for name in items) else 0
+        status = store.status(candidate, list(templates.solver_environments()))
+        end = store.arrival_end()
         facts = []
         for kind, environment in streams:
             name = stream_name(kind, _name(environment))
             item = items[name]
             done = status.analyzed if environment is None else name in status.solved_by
-            cursor = end if fresh_off else ledger.cursors.get(name, end)
+            cursor = _cursor(name, ledger.cursors, end, settings)
             lane, ahead = None, None
             if status.arrival is not None and not done:
                 lane = "fresh" if status.arrival > cursor else "backlog"

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from graph_refresh.errors import TemplateError
-from graph_refresh.items import SolverEnvironment, parse_solver_name
+from graph_refresh.items import ANALYZER, SOLVER, Kind, SolverEnvironment, parse_solver_name
 
 TEMPLATE_KINDS = {("template.openshift.io/v1", "Template"), ("v1", "Template")}  # v1: legacy form, 2019
 SOLVER_NAME_LABELS = ("solver-type", "component")  # where the solver name is, in order of preference
@@ -484,6 +484,12 @@ class JobTemplates:
     def solver_environments(self) -> Iterator[SolverEnvironment]:
         """Solvers in Template order."""
         return (environment for environment, _ in self.solvers.values())
+
+    def streams(self) -> list[tuple[Kind, SolverEnvironment | None]]:
+        """The candidate streams these Templates serve: each solver in Template order, then the analyzer (its
+        environment None); a kind turned off has none."""
+        streams: list[tuple[Kind, SolverEnvironment | None]] = [(SOLVER, e) for e in self.solver_environments()]
+        return [*streams, (ANALYZER, None)] if self.analyzer is not None else streams
 
 
 def _job_objects(template: Object, *, where: str) -> list[Object]:
