@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
+from graph_refresh import configmaps
 from graph_refresh.configmaps import WRITE_ATTEMPTS, ConfigMaps
 from graph_refresh.errors import AlreadyExists, ClusterError, Conflict
 from graph_refresh.items import OWNED_LABELS
@@ -183,21 +184,17 @@ def forget(
     left as they were. Every other value is written back exactly as it was read; a concurrent writer's change
     is never lost (the update carries the resourceVersion; on a conflict the ledger is read again). Raises
     ClusterError when the ledger cannot be read or written."""
-    for _ in range(WRITE_ATTEMPTS):
-        found = cluster.read_configmap(namespace, LEDGER_NAME)
-        if found is None:
-            return [], 0
-        data, version = found
+    changed: list[LedgerEntry] = []
+    unreadable = 0
+
+    def reset(data: dict[str, str] | None) -> dict[str, str] | None:
+        nonlocal changed, unreadable
         entries, problems = from_data(data)
         changed = [entry for entry in entries.values() if entry.cause is not None and matches(entry)]
-        if not changed:
-            return [], len(problems)
-        updated = dict(data)
-        for entry in changed:
-            updated[entry.key] = encode(entry.forgotten())
-        try:
-            cluster.replace_configmap(namespace, LEDGER_NAME, updated, version, labels=OWNED_LABELS)
-        except Conflict:
-            continue
-        return changed, len(problems)
-    raise Conflict(f"the ConfigMap {LEDGER_NAME} kept changing ({WRITE_ATTEMPTS} conflicts): try again")
+        unreadable = len(problems)
+        if data is None or not changed:
+            return None
+        return {**data, **{entry.key: encode(entry.forgotten()) for entry in changed}}
+
+    configmaps.change(cluster, namespace, LEDGER_NAME, reset)
+    return changed, unreadable
