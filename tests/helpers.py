@@ -378,3 +378,18 @@ def ledger(cluster: Harness) -> dict[str, Obj]:
 def names(count: int, prefix: str = "p") -> list[str]:
     """``count`` package names that sort in the order they are made: p000000, p000001, ..."""
     return [f"{prefix}{n:06d}" for n in range(count)]
+
+
+def another_writer_first(fake: FakeKube, name: str, key: str, value: str) -> None:
+    """The next update of ConfigMap ``name`` in middletier loses a race: another writer stores ``key`` first
+    (that write lands), and the update is answered 409 Conflict, as the API server would."""
+
+    def write_first(request: Request) -> Obj:
+        configmap = fake.get("configmaps", MIDDLETIER, name)
+        assert configmap is not None
+        configmap["data"] = {**(configmap.get("data") or {}), key: value}
+        fake.add(configmap)
+        return {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Conflict", "code": 409}
+
+    path = f"/api/v1/namespaces/{MIDDLETIER}/configmaps/{name}$"
+    fake.inject(method="PUT", path=path, status=409, times=1, body=write_first)

@@ -15,7 +15,7 @@ from graph_refresh.items import ANALYZER
 
 from .fakes.dgraph import FakeDgraph
 from .fakes.kube import FakeKube
-from .helpers import HOUR, MIDDLETIER, SOLVERS, T0, Harness, RunCli, names, version
+from .helpers import HOUR, MIDDLETIER, SOLVERS, T0, Harness, RunCli, another_writer_first, names, version
 
 Obj = dict[str, Any]
 STREAMS = [*SOLVERS, ANALYZER]
@@ -197,16 +197,8 @@ def test_a_request_added_while_a_run_removes_others_is_kept(cluster: Harness) ->
     cluster.graph(["flask"])
     cluster.cli("request", "flask==1.0", at=T0 - 8 * 24 * HOUR)  # expired by the run
 
-    def someone_asked_meanwhile(request: Any) -> Obj:
-        configmap = cluster.fake.get("configmaps", MIDDLETIER, "graph-refresh-requests")
-        assert configmap is not None
-        value = {"package": "numpy", "version": "2.0", "requested_at": "2027-01-15T07:59:00Z"}
-        configmap["data"]["adviser-7"] = json.dumps(value)
-        cluster.fake.add(configmap)
-        return {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Conflict", "code": 409}
-
-    path = f"/api/v1/namespaces/{MIDDLETIER}/configmaps/graph-refresh-requests"
-    cluster.fake.inject(method="PUT", path=path, status=409, times=1, body=someone_asked_meanwhile)
+    value = {"package": "numpy", "version": "2.0", "requested_at": "2027-01-15T07:59:00Z"}
+    another_writer_first(cluster.fake, "graph-refresh-requests", "adviser-7", json.dumps(value))
     result, _ = cluster.run(now=lambda: T0)
     assert result.exit_code == 0, result.stderr
     assert set(requests_data(cluster)) == {"adviser-7"}

@@ -31,6 +31,7 @@ from .helpers import (
     T0,
     Harness,
     RunCli,
+    another_writer_first,
     ledger,
     memory,
     oom,
@@ -665,14 +666,7 @@ def test_ledger_forget_refuses_a_request_it_cannot_read(cluster: Harness, args: 
 def test_ledger_forget_loses_no_concurrent_write(cluster: Harness) -> None:
     two_entries(cluster)
 
-    def another_run_wrote_first(request: Any) -> Obj:
-        configmap = cluster.fake.get("configmaps", MIDDLETIER, "graph-refresh-ledger")
-        assert configmap is not None
-        configmap["data"]["0000000001"] = entry_value(package="pytz")
-        cluster.fake.add(configmap)
-        return {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Conflict", "code": 409}
-
-    cluster.fake.inject(method="PUT", path=LEDGER_PATH, status=409, times=1, body=another_run_wrote_first)
+    another_writer_first(cluster.fake, "graph-refresh-ledger", "0000000001", entry_value(package="pytz"))
     result = cluster.cli("ledger", "forget", "--all")
     assert result.exit_code == 0, result.stderr
     assert "3 entries" in result.stdout, "the other writer's entry is read again, and forgotten too"

@@ -14,7 +14,20 @@ import pytest
 
 from graph_refresh.items import SOLVER, Candidate, WorkItem
 from tests.fakes.kube import FakeKube
-from tests.helpers import HOUR, LEDGER_PATH, MIDDLETIER, PYPI, SOLVER_NAME, T0, Harness, RunCli, ledger, memory, oom
+from tests.helpers import (
+    HOUR,
+    LEDGER_PATH,
+    MIDDLETIER,
+    PYPI,
+    SOLVER_NAME,
+    T0,
+    Harness,
+    RunCli,
+    another_writer_first,
+    ledger,
+    memory,
+    oom,
+)
 
 Obj = dict[str, Any]
 
@@ -66,17 +79,9 @@ def test_two_overlapping_runs_lose_no_entry(cluster: Harness) -> None:
         "failed": "2027-01-15T08:00:00Z",
     }
 
-    def another_run_wrote_first(request: Any) -> Obj:
-        """The PUT arrives after another run wrote the ledger: that write lands, this one gets 409."""
-        configmap = cluster.fake.get("configmaps", MIDDLETIER, "graph-refresh-ledger")
-        assert configmap is not None
-        configmap["data"] = {**(configmap.get("data") or {}), other_key: json.dumps(other)}
-        cluster.fake.add(configmap)
-        return {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Conflict", "code": 409}
-
     cluster.run_at(T0 + HOUR)  # creates the ledger
     cluster.fail(cluster.job(2), at=T0 + HOUR + 600, pod_status=oom())
-    cluster.fake.inject(method="PUT", path=LEDGER_PATH, status=409, times=1, body=another_run_wrote_first)
+    another_writer_first(cluster.fake, "graph-refresh-ledger", other_key, json.dumps(other))  # that run came first
     result, _ = cluster.run_at(T0 + 2 * HOUR)
     assert result.exit_code == 0, result.stderr
     entries = ledger(cluster)

@@ -11,7 +11,7 @@ import pytest
 from click.testing import Result
 
 from tests.fakes.kube import FakeKube
-from tests.helpers import MIDDLETIER, PYPI, T0
+from tests.helpers import MIDDLETIER, PYPI, T0, another_writer_first
 
 Obj = dict[str, Any]
 REQUESTS_PATH = f"/api/v1/namespaces/{MIDDLETIER}/configmaps/graph-refresh-requests"
@@ -155,15 +155,8 @@ def test_values_written_by_others_are_read_or_named_and_left_alone(requests: Req
 def test_a_concurrent_update_is_never_lost(requests: Requests) -> None:
     requests.cli("request", "flask==1.1.2")
 
-    def someone_else_wrote_first(request: Any) -> Obj:
-        configmap = requests.fake.get("configmaps", MIDDLETIER, "graph-refresh-requests")
-        assert configmap is not None
-        good = {"package": "pytz", "version": "1", "requested_at": "2027-01-15T07:00:00Z"}
-        configmap["data"]["adviser-1"] = json.dumps(good)
-        requests.fake.add(configmap)
-        return {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Conflict", "code": 409}
-
-    requests.fake.inject(method="PUT", path=REQUESTS_PATH, status=409, times=1, body=someone_else_wrote_first)
+    good = {"package": "pytz", "version": "1", "requested_at": "2027-01-15T07:00:00Z"}
+    another_writer_first(requests.fake, "graph-refresh-requests", "adviser-1", json.dumps(good))
     result = requests.cli("request", "numpy==2.0")
     assert result.exit_code == 0, result.stderr
     assert len(requests.data()) == 3
