@@ -203,8 +203,7 @@ class Planner:
 
     def _has_room(self, stream: Stream) -> bool:
         """Whether no cap would stop ``stream`` now (nothing is counted)."""
-        eager = self.eager_stop and self.planned[stream.kind] >= self.eager_stop
-        return not eager and self.capacity.blocking_limit(stream.cost) is None
+        return _cap_reached(stream, self.planned, self.capacity, self.eager_stop) is None
 
     def _next(self, stream: Stream, repeats: _Repeats | None) -> Planned | None:
         """Examine ``stream``'s candidates until one is schedulable and return it; None when the stream ends,
@@ -217,7 +216,11 @@ class Planner:
             if repeats is not None and repeats.met_before(stream, candidate):
                 logger.debug("Dropping a repeated %s candidate %r", stream.kind, candidate)
                 continue  # the same item again (a graph can hold two nodes of it): never examined twice
-            if stream.lane is not Lane.REQUESTED and (stream.kind, stream.solver, candidate) in self.requested:
+            if (
+                self.requested  # most runs have no request: no tuple to build per candidate
+                and stream.lane is not Lane.REQUESTED
+                and (stream.kind, stream.solver, candidate) in self.requested
+            ):
                 if arrivals is not None:
                     arrivals.settle()
                 continue  # planned by the requested lane already
