@@ -13,7 +13,7 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
@@ -57,6 +57,27 @@ class ConfigFailure(click.ClickException):
         super().__init__(secrets.mask(message))
 
 
+def _settings(ctx: click.Context, purpose: Literal["run", "middletier", "explain"]) -> Settings:
+    """Logging set up, then the settings of the root command's parameters for ``purpose`` (a usage error, exit 2,
+    when they cannot work); ``--quiet`` applies to every command."""
+    try:
+        runtime.init_logging()
+        settings = build_settings(ctx.find_root().params, purpose=purpose)
+    except ConfigError as error:
+        raise ConfigFailure(str(error)) from error
+    if settings.metrics.quiet:
+        runtime.quiet_logging()
+    return settings
+
+
+def _externals(ctx: click.Context) -> Externals:
+    """What the run takes from outside: a test's replacements, carried as the context object, or the real ones."""
+    from graph_refresh.refresh import Externals
+
+    found = ctx.find_root().obj
+    return found if isinstance(found, Externals) else Externals()
+
+
 def _exit_code_from_counts(report: RunReport) -> int:
     """For a run that went through (design: Exit codes): 0 nothing failed (or nothing to do), 3 some creates failed,
     1 every create failed. Systemic failures, interrupts and an unwritable report are decided in
@@ -97,18 +118,10 @@ def main(ctx: click.Context, /, **params: Any) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
-    try:
-        runtime.init_logging()
-        settings = build_settings(params)
-    except ConfigError as error:
-        raise ConfigFailure(str(error)) from error
-    if settings.metrics.quiet:
-        runtime.quiet_logging()
+    settings = _settings(ctx, "run")
     _warn_about(settings)
     logger.info("graph-refresh %s starting with %s", __version__, json.dumps(config.redacted(settings)))
-    from graph_refresh.refresh import Externals  # the core and its clients load only for a run, not for --help
-
-    seams = ctx.obj if isinstance(ctx.obj, Externals) else Externals()
+    seams = _externals(ctx)  # the core and its clients load only for a run, not for --help
     with runtime.handled_signals() as signals:
         code = _run_once(seams, settings, signals)
     ctx.exit(code)
@@ -247,29 +260,15 @@ def ledger_group() -> None:
     """
 
 
-def _ledger_settings(ctx: click.Context) -> Settings:
-    try:
-        runtime.init_logging()
-        return build_settings(ctx.find_root().params, purpose="middletier")
-    except ConfigError as error:
-        raise ConfigFailure(str(error)) from error
-
-
 def _connect(ctx: click.Context, settings: Settings) -> kube.Cluster:
     from graph_refresh import kube
-    from graph_refresh.refresh import Externals
 
-    seams = ctx.find_root().obj
-    if isinstance(seams, Externals) and seams.connect is not None:
-        return seams.connect()
-    return kube.Cluster(settings.cluster)
+    connect = _externals(ctx).connect
+    return connect() if connect is not None else kube.Cluster(settings.cluster)
 
 
 def _now(ctx: click.Context) -> float:
-    from graph_refresh.refresh import Externals
-
-    seams = ctx.find_root().obj
-    return seams.now() if isinstance(seams, Externals) else time.time()
+    return _externals(ctx).now()
 
 
 @ledger_group.command("show")
@@ -281,7 +280,7 @@ def ledger_show(ctx: click.Context, as_json: bool) -> None:
     from graph_refresh.retry.codec import LEDGER_NAME, encode, format_time
     from graph_refresh.retry.policy import Policy, entry_state
 
-    settings = _ledger_settings(ctx)
+    settings = _settings(ctx, "middletier")
     namespace = settings.cluster.middletier_namespace
     assert namespace is not None, "checked by build_settings"
     try:
@@ -341,7 +340,7 @@ def ledger_forget(
         matches = forget_matcher(target, index=index_url, solver=solver, analyzer=analyzer, everything=everything)
     except ValueError as error:
         raise click.UsageError(str(error)) from error
-    settings = _ledger_settings(ctx)
+    settings = _settings(ctx, "middletier")
     namespace = settings.cluster.middletier_namespace
     assert namespace is not None, "checked by build_settings"
     try:
@@ -386,7 +385,7 @@ def request(
         package, separator, version = (requirement or "").partition("==")
         if not separator or not package.strip() or not version.strip():
             raise click.UsageError("say what to request as PKG==VER (for example flask==1.1.2), or --list")
-    settings = _ledger_settings(ctx)
+    settings = _settings(ctx, "middletier")
     namespace = settings.cluster.middletier_namespace
     assert namespace is not None, "checked by build_settings"
     now = math.floor(_now(ctx))
@@ -475,19 +474,15 @@ def explain_command(ctx: click.Context, requirement: str, index_url: str | None,
     requests, as a run would; it never writes.
     """
     from graph_refresh.items import Candidate, normalize_name
-    from graph_refresh.refresh import Externals, explain_item
+    from graph_refresh.refresh import explain_item
     from graph_refresh.waiting.requests import DEFAULT_INDEX
 
     package, separator, version = requirement.partition("==")
     if not separator or not package.strip() or not version.strip():
         raise click.UsageError(f"{requirement!r} is not PKG==VER (for example flask==1.1.2)")
     candidate = Candidate(normalize_name(package.strip()), version.strip(), (index_url or DEFAULT_INDEX).strip())
-    try:
-        runtime.init_logging()
-        settings = build_settings(ctx.find_root().params, purpose="explain")
-    except ConfigError as error:
-        raise ConfigFailure(str(error)) from error
-    seams = ctx.find_root().obj if isinstance(ctx.find_root().obj, Externals) else Externals()
+    settings = _settings(ctx, "explain")
+    seams = _externals(ctx)
     try:
         rows = explain_item(settings, seams, candidate)
     except GraphRefreshError as error:
