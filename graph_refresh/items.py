@@ -45,8 +45,9 @@ OWNED_LABELS = {LABEL_MANAGED_BY: MANAGER}  # on everything graph-refresh create
 # would also let through the Kelvin sign and the long s (they case-fold to k and s).
 _NAME_RE = re.compile(r"[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9]")
 _VERSION_RE = re.compile(r"[A-Za-z0-9.+!_-]{1,128}")
-# http(s), then printable ASCII without whitespace, quotes or backticks (no control characters either).
-_INDEX_RE = re.compile(r"https?://[!#-&(-_a-~]+")
+# http(s), then printable ASCII without whitespace, quotes, backticks or "$" (no control characters either): the
+# kubelet expands $(VAR) in a container's env values and arguments, so a "$" could send a secret elsewhere.
+_INDEX_RE = re.compile(r"https?://[!#%&(-_a-~]+")
 # solver-<os_name>-<os_version>-py<digits>; every part is DNS-safe so the Job name is too.
 _SOLVER_RE = re.compile(r"solver-([a-z0-9]+)-([a-z0-9]+(?:\.[a-z0-9]+)*)-py([0-9]{2,})")
 
@@ -109,8 +110,8 @@ def invalid_reason(candidate: Candidate) -> str | None:
         return "package name is not a PEP 508 name of at most 200 characters"
     if not _VERSION_RE.fullmatch(version):
         return "version has characters outside [A-Za-z0-9.+!_-] or is longer than 128"
-    if len(index_url) > MAX_INDEX_URL or "${" in index_url or not _INDEX_RE.fullmatch(index_url):
-        return "index URL is not an http(s) URL without whitespace, quotes or '${'"
+    if len(index_url) > MAX_INDEX_URL or not _INDEX_RE.fullmatch(index_url):
+        return "index URL is not an http(s) URL without whitespace, quotes or '$'"
     return None
 
 
