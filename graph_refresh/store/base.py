@@ -74,6 +74,17 @@ class GraphStore(Protocol):
         Raise StoreError on failure."""
         ...
 
+    def statuses(self, candidates: Sequence[Candidate], solvers: Sequence[SolverEnvironment]) -> list[ItemStatus]:
+        """:meth:`status` of each of ``candidates``, in order, in one query per page of ``PAGE_SIZE`` items (never
+        one per item). Raise StoreError on failure."""
+        ...
+
+    def known_versions(self, packages: Sequence[tuple[str, str]]) -> dict[tuple[str, str], list[str]]:
+        """The versions the store holds of each (PEP 503 name, index URL) of ``packages``, as stored, sorted; in
+        one query per page of ``PAGE_SIZE`` packages. A pair it holds nothing of is left out. Raise StoreError
+        on failure."""
+        ...
+
     def solver_backlog(
         self,
         solver: SolverEnvironment,

@@ -151,6 +151,39 @@ TWIN_QUERY = """query twin($name: string, $version: string, $index: string) {
   }
 }"""
 
+LOOKUP_BATCH = 200  # items (or packages) per lookup query: three lists of at most this many variables
+
+_STATUS_FIELDS = f"""{_ENTITY_FIELDS}
+    installed_from @filter(has(python_package_version_label)) {{
+      os_name
+      os_version
+      python_version
+    }}
+    analyzed: count(package_analyzer_input)"""
+
+
+def lookup_query(name: str, values: Sequence[Sequence[str]], fields: str) -> tuple[str, dict[str, str]]:
+    """A query for the entities whose name is among ``values[0]``, whose version is among ``values[1]`` (any
+    version when empty) and whose index is among ``values[2]``: three ``eq`` functions over lists of GraphQL
+    variables ($n0, $v0, $i0, ...), so no value is ever part of the query text. Returns the text and the
+    variables."""
+    variables: dict[str, str] = {}
+    lists = []
+    for prefix, predicate, wanted in zip("nvi", _CANDIDATE_FIELDS, values, strict=True):
+        distinct = list(dict.fromkeys(wanted))
+        for i, value in enumerate(distinct):
+            variables[f"${prefix}{i}"] = value
+        if distinct:
+            lists.append(f"eq({predicate}, [{', '.join(f'${prefix}{i}' for i in range(len(distinct)))}])")
+    declared = ", ".join(f"{variable}: string" for variable in variables)
+    root, *filters = lists
+    condition = " AND ".join([*filters, "has(python_package_version_entity_label)"])
+    return (
+        f"query {name}({declared}) {{\n  item(func: {root}) @filter({condition}) {{\n    {fields}\n  }}\n}}",
+        variables,
+    )
+
+
 INDEX_QUERY = """query indexes($first: int, $after: string) {
   page(func: has(python_package_index_label), first: $first, after: $after) {
     uid url
@@ -401,7 +434,46 @@ class DgraphStore:
         variables = {"$name": name, "$version": candidate.package_version, "$index": candidate.index_url}
         action = f"looking up {name}"
         document = self._read(lambda: self._query(STATUS_QUERY, variables), action=action)
-        rows = self._rows(document, "item", action)
+        return self._status(self._rows(document, "item", action), solvers, action)
+
+    def statuses(self, candidates: Sequence[Candidate], solvers: Sequence[SolverEnvironment]) -> list[ItemStatus]:
+        """One query per batch of items: every entity whose name, version and index are among the batch's (exact
+        indexes, lists of variables), matched to the items here."""
+        keys = [(normalize_name(name), version, index) for name, version, index in candidates]
+        rows: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+        size = min(self._page_size, LOOKUP_BATCH)
+        for start in range(0, len(keys), size):
+            batch = keys[start : start + size]
+            query, variables = lookup_query(
+                "statuses", [[k[0] for k in batch], [k[1] for k in batch], [k[2] for k in batch]], _STATUS_FIELDS
+            )
+            action = f"looking up {len(batch)} items"
+            document = self._read(lambda q=query, v=variables: self._query(q, v), action=action)  # type: ignore[misc]
+            for row in self._rows(document, "item", action):
+                key = tuple(self._string(row, field, action) for field in _CANDIDATE_FIELDS)
+                rows.setdefault(key, []).append(row)  # type: ignore[arg-type]
+        return [self._status(rows.get(key, []), solvers, "looking up items") for key in keys]
+
+    def known_versions(self, packages: Sequence[tuple[str, str]]) -> dict[tuple[str, str], list[str]]:
+        """One query per batch of packages: the entities of the batch's names on the batch's indexes."""
+        pairs = list(dict.fromkeys((normalize_name(name), index) for name, index in packages))
+        wanted, found = set(pairs), dict[tuple[str, str], set[str]]()
+        size = min(self._page_size, LOOKUP_BATCH)
+        for start in range(0, len(pairs), size):
+            batch = pairs[start : start + size]
+            query, variables = lookup_query(
+                "versions", [[p[0] for p in batch], [], [p[1] for p in batch]], _ENTITY_FIELDS
+            )
+            action = f"looking up the versions of {len(batch)} packages"
+            document = self._read(lambda q=query, v=variables: self._query(q, v), action=action)  # type: ignore[misc]
+            for row in self._rows(document, "item", action):
+                name, version, index = (self._string(row, field, action) for field in _CANDIDATE_FIELDS)
+                if (name, index) in wanted:
+                    found.setdefault((name, index), set()).add(version)
+        return {pair: sorted(versions) for pair, versions in found.items()}
+
+    def _status(self, rows: list[dict[str, Any]], solvers: Sequence[SolverEnvironment], action: str) -> ItemStatus:
+        """The status of one item from its entity rows (each with ``installed_from`` and ``analyzed``)."""
         if not rows:
             return ItemStatus(None, frozenset(), analyzed=False)
         problem = f"Dgraph at {self.address}: {action}: the answer"

@@ -82,6 +82,20 @@ _STATUS = (
     " WHERE package_name = ? AND package_version = ? AND index_url = ?"
 )
 _SOLVERS_OF = "SELECT solver FROM solved WHERE package_version_id = ?"
+_SEPARATOR = "\x1f"  # between the solver names of one row in STATUSES: no solver name holds it
+# A page of items by their unique key, each with whether it is analyzed and the solvers that solved it.
+_STATUSES = (
+    "WITH asked(package_name, package_version, index_url) AS (VALUES {rows})"
+    " SELECT pv.package_name, pv.package_version, pv.index_url, pv.id,"
+    " EXISTS (SELECT 1 FROM analyzed WHERE package_version_id = pv.id),"
+    " (SELECT group_concat(solver, char(31)) FROM solved WHERE package_version_id = pv.id)"
+    " FROM asked JOIN package_version AS pv USING (package_name, package_version, index_url)"
+)
+_VERSIONS = (
+    "WITH asked(package_name, index_url) AS (VALUES {rows})"
+    " SELECT pv.package_name, pv.index_url, pv.package_version"
+    " FROM asked JOIN package_version AS pv USING (package_name, index_url)"
+)
 
 
 @dataclass(frozen=True)
@@ -201,6 +215,33 @@ class SQLiteStore:
         ((position, analyzed),) = rows
         names = {name for (name,) in self._read(_SOLVERS_OF, (position,), "looking up an item")}
         return ItemStatus(int(position), frozenset(s.name for s in solvers if s.name in names), bool(analyzed))
+
+    def statuses(self, candidates: Sequence[Candidate], solvers: Sequence[SolverEnvironment]) -> list[ItemStatus]:
+        """One query per page of items: the rows by their unique key, each with its analysis and its solvers."""
+        keys = [(normalize_name(name), version, index) for name, version, index in candidates]
+        found: dict[tuple[str, str, str], ItemStatus] = {}
+        for start in range(0, len(keys), self._page_size):
+            page = list(dict.fromkeys(keys[start : start + self._page_size]))
+            query = _STATUSES.format(rows=", ".join(["(?, ?, ?)"] * len(page)))
+            params = tuple(value for key in page for value in key)
+            for name, version, index, position, analyzed, solved in self._read(query, params, "looking up items"):
+                names = set(solved.split(_SEPARATOR)) if solved else set()
+                solved_by = frozenset(s.name for s in solvers if s.name in names)
+                found[(name, version, index)] = ItemStatus(int(position), solved_by, bool(analyzed))
+        unknown = ItemStatus(None, frozenset(), analyzed=False)
+        return [found.get(key, unknown) for key in keys]
+
+    def known_versions(self, packages: Sequence[tuple[str, str]]) -> dict[tuple[str, str], list[str]]:
+        """One query per page of packages, on the (name, version, index) index."""
+        found: dict[tuple[str, str], list[str]] = {}
+        pairs = list(dict.fromkeys((normalize_name(name), index) for name, index in packages))
+        for start in range(0, len(pairs), self._page_size):
+            page = pairs[start : start + self._page_size]
+            query = _VERSIONS.format(rows=", ".join(["(?, ?)"] * len(page)))
+            params = tuple(value for pair in page for value in pair)
+            for name, index, version in self._read(query, params, "looking up versions"):
+                found.setdefault((name, index), []).append(version)
+        return {pair: sorted(versions) for pair, versions in found.items()}
 
     def solver_backlog(
         self,

@@ -247,6 +247,22 @@ _STATUS = re.compile(
 """One item's entities with their solved records' environments and their number of analyzer runs."""
 
 
+_LIST = r"\[\s*(\$\w+(?:\s*,\s*\$\w+)*)\s*\]"
+_LOOKUP = re.compile(
+    r"\A\s*query\s+\w+\s*\((?P<decls>[^)]*)\)\s*\{\s*item\s*\(\s*func\s*:\s*"
+    rf"eq\s*\(\s*package_name\s*,\s*{_LIST.replace('(', '(?P<names>', 1)}\s*\)\s*\)\s*@filter\s*\(\s*"
+    rf"(?:eq\s*\(\s*package_version\s*,\s*{_LIST.replace('(', '(?P<versions>', 1)}\s*\)\s+AND\s+)?"
+    rf"eq\s*\(\s*index_url\s*,\s*{_LIST.replace('(', '(?P<indexes>', 1)}\s*\)\s+AND\s+"
+    r"has\s*\(\s*python_package_version_entity_label\s*\)\s*\)\s*\{\s*uid\s+package_name\s+package_version\s+"
+    r"index_url\s*(?P<status>installed_from\s*@filter\s*\(\s*has\s*\(\s*python_package_version_label\s*\)\s*\)\s*"
+    r"\{\s*os_name\s+os_version\s+python_version\s*\}\s*analyzed\s*:\s*count\s*\(\s*package_analyzer_input\s*\)\s*)?"
+    r"\}\s*\}\s*\Z",
+    re.DOTALL,
+)
+"""graph-refresh's batched lookups: entities whose name, (version,) and index are among lists of variables,
+with their solved records' environments and analyzer runs (statuses) or without (versions)."""
+
+
 @dataclass(frozen=True)
 class _UidVariable:
     """A ``var`` block: ``env`` set ⇒ entities solved in that environment; else nodes with ``root``, above ``after``."""
@@ -551,23 +567,38 @@ class FakeGraph:
         }
         return {uid for uid, node in self.nodes.items() if solved.intersection(node.get("installed_from", ()))}
 
+    def lookup(self, names: set[str], versions: set[str] | None, indexes: set[str]) -> list[dict[str, Any]]:
+        """The batched lookup's answer: entities whose stored name, version (any when None) and index are among
+        these, in uid order, each with its fields and what :meth:`status` gives of it."""
+        rows = []
+        for uid, node in sorted(self.nodes.items()):
+            if (
+                _has(node, ENTITY)
+                and node.get("package_name") in names
+                and (versions is None or node.get("package_version") in versions)
+                and node.get("index_url") in indexes
+            ):
+                fields = {key: node[key] for key in ("package_name", "package_version", "index_url") if key in node}
+                rows.append({**self._status_row(uid), **fields})
+        return rows
+
     def status(self, name: str, version: str, index: str) -> list[dict[str, Any]]:
         """The status query's answer: entities of exactly this name, version and index, in uid order, each with
         the environments of its solved records (left out when none, as Dgraph does) and its analyzer runs' count."""
-        rows = []
-        for entity in self.twins(name, version, index):
-            node = self.nodes[int(entity["uid"], 16)]
-            environments = [
-                {key: self.nodes[solved][key] for key in ("os_name", "os_version", "python_version")}
-                for solved in node.get("installed_from", ())
-                if SOLVED in self.nodes[solved]
-            ]
-            row: dict[str, Any] = {"uid": entity["uid"]}
-            if environments:
-                row["installed_from"] = environments
-            row["analyzed"] = len(node.get("package_analyzer_input", ()))
-            rows.append(row)
-        return rows
+        return [self._status_row(int(entity["uid"], 16)) for entity in self.twins(name, version, index)]
+
+    def _status_row(self, uid: int) -> dict[str, Any]:
+        node = self.nodes[uid]
+        environments = [
+            {key: self.nodes[solved][key] for key in ("os_name", "os_version", "python_version")}
+            for solved in node.get("installed_from", ())
+            if SOLVED in self.nodes[solved]
+        ]
+        row: dict[str, Any] = {"uid": hex(uid)}
+        if environments:
+            row["installed_from"] = environments
+        row["analyzed"] = len(node.get("package_analyzer_input", ()))
+        return row
 
 
 def _has(node: Mapping[str, Any], predicate: str) -> bool:
@@ -819,6 +850,24 @@ class FakeDgraph:
                 start_ts = request.start_ts or next(self._ts)
             record.uids = [row["uid"] for row in rows]
             return api_pb2.Response(json=json.dumps({"twin": rows}).encode(), txn=api_pb2.TxnContext(start_ts=start_ts))
+        if lookup := _LOOKUP.match(request.query):
+            given = {key.removeprefix("$"): value for key, value in request.vars.items()}
+            declared = {m["name"] for m in map(_DECL.fullmatch, lookup["decls"].split(",")) if m is not None}
+            lists = {
+                part: [name.strip().removeprefix("$") for name in (lookup[part] or "").split(",") if name.strip()]
+                for part in ("names", "versions", "indexes")
+            }
+            used = {name for names in lists.values() for name in names}
+            if used != declared or set(given) != declared:
+                raise _Refused(grpc.StatusCode.INVALID_ARGUMENT, "lookup: declare, use and pass the same variables")
+            wanted = {part: {given[name] for name in names} for part, names in lists.items()}
+            with self._lock:
+                rows = self.graph.lookup(wanted["names"], wanted["versions"] or None, wanted["indexes"])
+                start_ts = request.start_ts or next(self._ts)
+            if not lookup["status"]:
+                rows = [{k: v for k, v in row.items() if k not in ("installed_from", "analyzed")} for row in rows]
+            record.uids = [row["uid"] for row in rows]
+            return api_pb2.Response(json=json.dumps({"item": rows}).encode(), txn=api_pb2.TxnContext(start_ts=start_ts))
         if _STATUS.match(request.query):
             given = {key.removeprefix("$"): value for key, value in request.vars.items()}
             if set(given) != {"name", "version", "index"}:

@@ -334,3 +334,46 @@ def test_status_of_known_unknown_and_respelled_items(make_store: MakeStore) -> N
         Candidate("flask", "9.9", PYPI),
     ):
         assert store.status(unknown, SOLVERS) == ItemStatus(None, frozenset(), analyzed=False)
+
+
+def test_statuses_of_a_batch_equal_the_status_of_each_item_in_pages(make_store: MakeStore) -> None:
+    store = make_store(GRAPH)  # a page of 3 items (page_size) per query
+    asked = [
+        Candidate("flask", "1.1.2", PYPI),
+        Candidate("FlAsK", "1.1.2", PYPI),
+        Candidate("numpy", "1.19.0", OTHER),
+        Candidate("nope", "1.0", PYPI),
+        Candidate("flask", "2.0.0", PYPI),
+        Candidate("solved-only", "0.1", PYPI),
+        Candidate("flask", "1.1.2", OTHER),
+        *sorted(c for c in ALL if c.package_name.startswith("pkg-")),
+    ]
+    assert store.statuses(asked, SOLVERS) == [store.status(candidate, SOLVERS) for candidate in asked]
+    assert store.statuses([], SOLVERS) == []
+
+
+def test_known_versions_are_the_stored_versions_of_a_package_on_an_index(make_store: MakeStore) -> None:
+    store = make_store(
+        {
+            "package_versions": [
+                version("flask", "1.0"),
+                version("flask", "1.0.0"),
+                version("flask", "2.0"),
+                version("flask", "3.0", OTHER),
+                version("numpy", "1.19.0"),
+                *(version(f"pkg-{i:02d}", "1.0") for i in range(5)),
+            ]
+        }
+    )
+    pairs = [
+        ("Flask", PYPI),
+        ("flask", OTHER),
+        ("numpy", OTHER),
+        ("nope", PYPI),
+        *((f"pkg-{i:02d}", PYPI) for i in range(5)),
+    ]
+    assert store.known_versions(pairs) == {
+        ("flask", PYPI): ["1.0", "1.0.0", "2.0"],
+        ("flask", OTHER): ["3.0"],
+        **{(f"pkg-{i:02d}", PYPI): ["1.0"] for i in range(5)},
+    }
