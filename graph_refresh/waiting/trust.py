@@ -1,0 +1,93 @@
+"""Who may ask for what (docs/lanes.md, "Who may ask for what"): a request only reorders work the deployment
+would do anyway. Pure: the normal form of an index URL, the indexes a deployment trusts, and the matching of an
+asked version to the store's spelling of it.
+
+Anyone allowed to update the requests ConfigMap can write a request, so a request never names where a Job
+fetches from: its index must be one the store lists or one the operator allowed (``--allowed-index``), and the
+Job gets the store's own spelling of it (credentials included, which the ConfigMap never holds).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from packaging.version import InvalidVersion, Version
+
+from graph_refresh.config import redact_url
+from graph_refresh.items import Candidate, invalid_reason
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def normal_index(url: str) -> str | None:
+    """The form two spellings of one index share: scheme and host lower-cased, the default port left out, no
+    user-info, query or fragment, no trailing ``/``. None when ``url`` is no http(s) URL with a host (or holds
+    what an index URL must not: whitespace, quotes, ``$``)."""
+    if invalid_reason(Candidate("a", "1", url.strip())) is not None:
+        return None
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    if scheme not in DEFAULT_PORTS or not host:
+        return None
+    if ":" in host:  # an IPv6 literal keeps its brackets
+        host = f"[{host}]"
+    netloc = host if port is None or port == DEFAULT_PORTS[scheme] else f"{host}:{port}"
+    return f"{scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+@dataclass(frozen=True)
+class TrustedIndexes:
+    """The indexes a deployment fetches from: normal form → the spelling a Job gets."""
+
+    spellings: Mapping[str, str]
+
+    @classmethod
+    def of(cls, store_urls: Iterable[str], allowed: Iterable[str] = ()) -> TrustedIndexes:
+        """The store's indexes (its own spelling wins) and the operator's ``allowed`` ones. A store URL that is
+        not a valid index URL (a ``$`` in it, say) is trusted by nobody."""
+        spellings: dict[str, str] = {}
+        for url in allowed:
+            if (normal := normal_index(url)) is not None:
+                spellings[normal] = url.strip()
+        for url in sorted(store_urls):
+            if (normal := normal_index(url)) is not None:
+                spellings[normal] = url
+        return cls(spellings)
+
+    def spelling(self, url: str) -> str | None:
+        """The spelling of the trusted index ``url`` names (in any spelling); None when it is not trusted."""
+        normal = normal_index(url)
+        return None if normal is None else self.spellings.get(normal)
+
+    def described(self) -> str:
+        """The trusted indexes as a message lists them (credentials masked)."""
+        if not self.spellings:
+            return "none (the graph lists no index and --allowed-index names none)"
+        return ", ".join(sorted(redact_url(url) for url in self.spellings.values()))
+
+
+def same_version(asked: str, known: str) -> bool:
+    """Whether two spellings name one version: equal as written, or equal as PEP 440 versions (``1.0`` =
+    ``1.0.0`` = ``v1.0``); a legacy version (no PEP 440 form) only as written."""
+    if asked == known:
+        return True
+    try:
+        return Version(asked) == Version(known)
+    except InvalidVersion:
+        return False
+
+
+def store_spelling(asked: str, known: Iterable[str]) -> str | None:
+    """The store's spelling of version ``asked`` among ``known`` (the store's versions of the package on the
+    index): the same text if the store has it, else the first (in sorted order) equal by PEP 440; None when
+    none is."""
+    spellings = sorted(set(known))
+    if asked in spellings:
+        return asked
+    return next((version for version in spellings if same_version(asked, version)), None)
