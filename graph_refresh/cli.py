@@ -22,6 +22,7 @@ from graph_refresh.config import Settings
 from graph_refresh.errors import ConfigError, GraphRefreshError, Interrupted
 from graph_refresh.items import KINDS
 from graph_refresh.report import RunReport
+from graph_refresh.retry.codec import format_time
 
 if TYPE_CHECKING:
     from graph_refresh import kube
@@ -57,7 +58,7 @@ class ConfigFailure(click.ClickException):
         super().__init__(secrets.mask(message))
 
 
-def _settings(ctx: click.Context, purpose: Literal["run", "middletier", "explain"]) -> Settings:
+def _settings(ctx: click.Context, purpose: Literal["run", "middletier", "explain", "request"]) -> Settings:
     """Logging set up, then the settings of the root command's parameters for ``purpose`` (a usage error, exit 2,
     when they cannot work); ``--quiet`` applies to every command."""
     try:
@@ -359,107 +360,241 @@ def ledger_forget(
 
 
 @main.command("request")
-@click.argument("requirement", required=False, metavar="PKG==VER")
+@click.argument("target", required=False, metavar="PKG==VER")
 @click.option("--index", "index_url", help="Package index URL of the version (default: https://pypi.org/simple).")
 @click.option("--by", help="Who asks (free text, kept with the request).")
-@click.option("--list", "listing", is_flag=True, help="List the open requests instead of adding one.")
+@click.option("--cancel", is_flag=True, help="Remove the request for PKG==VER (with --index), or the one of key KEY.")
+@click.option("--list", "listing", is_flag=True, help="List the requests instead of adding one.")
 @click.option("--json", "as_json", is_flag=True, help="With --list: print a JSON list.")
 @click.pass_context
 def request(
-    ctx: click.Context, requirement: str | None, index_url: str | None, by: str | None, listing: bool, as_json: bool
+    ctx: click.Context,
+    target: str | None,
+    index_url: str | None,
+    by: str | None,
+    cancel: bool,
+    listing: bool,
+    as_json: bool,
 ) -> None:
-    """Ask for PKG==VER to be solved by every solver and analyzed, ahead of the backlog, by the next run.
+    """Ask for PKG==VER to be solved by every solver and analyzed, ahead of the backlog, by the next runs.
 
-    The request is kept in the ConfigMap graph-refresh-requests in THOTH_MIDDLETIER_NAMESPACE until the graph
-    has the version solved and analyzed everywhere (or --request-ttl passes). Asking again changes nothing.
+    The version must be on an index the deployment trusts (one the graph lists, or --allowed-index); a version
+    spelled otherwise than in the graph (1.0.0 for 1.0) is matched to the graph's. The request is kept in the
+    ConfigMap graph-refresh-requests in THOTH_MIDDLETIER_NAMESPACE until every solver and analyzer this
+    deployment runs has the version (or --request-ttl passes). Asking again changes nothing.
     """
-    from graph_refresh.retry.codec import format_time
     from graph_refresh.waiting import store as requests_store
-    from graph_refresh.waiting.requests import REQUESTS_NAME, encode, expired, new_request
+    from graph_refresh.waiting.requests import REQUESTS_NAME
 
-    if listing and (requirement or index_url or by):
-        raise click.UsageError("--list lists the requests: give it without PKG==VER, --index or --by")
+    if listing and (target or index_url or by or cancel):
+        raise click.UsageError("--list lists the requests: give it without PKG==VER, --index, --by or --cancel")
     if as_json and not listing:
         raise click.UsageError("--json goes with --list")
-    if not listing:
-        package, separator, version = (requirement or "").partition("==")
-        if not separator or not package.strip() or not version.strip():
-            raise click.UsageError("say what to request as PKG==VER (for example flask==1.1.2), or --list")
-    settings = _settings(ctx, "middletier")
+    if cancel and by:
+        raise click.UsageError("--cancel takes PKG==VER (with --index) or a request's KEY, not --by")
+    if not listing and not target:
+        raise click.UsageError("say what to request as PKG==VER (for example flask==1.1.2), or --list")
+    settings = _settings(ctx, "middletier" if listing or cancel else "request")
     namespace = settings.cluster.middletier_namespace
     assert namespace is not None, "checked by build_settings"
     now = math.floor(_now(ctx))
     try:
         cluster = _connect(ctx, settings)
         if listing:
-            requests = requests_store.read(cluster, namespace, now=now).requests
+            _list_requests(requests_store.read(cluster, namespace), settings, now, as_json=as_json)
+        elif cancel:
+            assert target is not None
+            _cancel_request(ctx, cluster, namespace, target, index_url)
         else:
-            try:
-                wanted = new_request(package, version, index_url, now=now, by=by)
-            except ValueError as error:
-                raise click.UsageError(str(error)) from error
-
-            def add(current: requests_store.Requests) -> dict[str, str] | None:
-                if any(r.candidate == wanted.candidate for r in current.requests):
-                    return None
-                return {**current.data, wanted.key: encode(wanted)}
-
-            current = requests_store.change(cluster, namespace, add)
+            assert target is not None
+            _add_request(ctx, cluster, settings, _requirement(target), index_url, by, now)
     except GraphRefreshError as error:
-        logger.error(
-            "Could not %s the requests %s in namespace %r: %s",
-            "read" if listing else "change",
-            REQUESTS_NAME,
-            namespace,
-            error,
-        )
+        verb = "read" if listing else "change"
+        logger.error("Could not %s the requests %s in namespace %r: %s", verb, REQUESTS_NAME, namespace, error)
         ctx.exit(ExitCode.FAILED)
-    if not listing:
-        known = next((r for r in current.requests if r.candidate == wanted.candidate), None)
-        if known is not None:
-            click.echo(
-                f"{wanted.package}=={wanted.version} was already requested at {format_time(known.requested_at)}"
-                f"{f' by {known.by}' if known.by else ''}: nothing changed."
+
+
+def _requirement(text: str) -> tuple[str, str]:
+    """PKG and VER of ``PKG==VER``; a usage error naming the text (escaped, cut) when it is not that."""
+    from graph_refresh.printable import shown
+
+    package, separator, version = text.partition("==")
+    if not separator or not package.strip() or not version.strip():
+        raise click.UsageError(f"{shown(text, 80)!r} is not PKG==VER (for example flask==1.1.2)")
+    return package.strip(), version.strip()
+
+
+def _add_request(
+    ctx: click.Context,
+    cluster: kube.Cluster,
+    settings: Settings,
+    asked: tuple[str, str],
+    index_url: str | None,
+    by: str | None,
+    now: float,
+) -> None:
+    """File a request, once the graph says the deployment would do the work anyway (docs/lanes.md)."""
+    from graph_refresh.items import Candidate, normalize_name
+    from graph_refresh.printable import escaped
+    from graph_refresh.refresh import load_templates
+    from graph_refresh.store import open_store
+    from graph_refresh.waiting import store as requests_store
+    from graph_refresh.waiting.lanes import lacking
+    from graph_refresh.waiting.requests import DEFAULT_INDEX, encode, new_request
+    from graph_refresh.waiting.trust import TrustedIndexes, normal_index, same_version, store_spelling
+
+    package, version = asked
+    index = (index_url or DEFAULT_INDEX).strip()
+    store = open_store(settings.store)
+    try:
+        templates = load_templates(settings, cluster)
+        trusted = TrustedIndexes.of(store.index_urls(), settings.lanes.allowed_indexes)
+        spelling = trusted.spelling(index)
+        if spelling is None:
+            raise click.UsageError(
+                f"{escaped(config.redact_url(index))!r} is not an index this deployment trusts; it trusts "
+                f"{trusted.described()} (add one with --allowed-index)"
             )
-        else:
-            click.echo(
-                f"Requested {wanted.package}=={wanted.version} ({config.redact_url(wanted.candidate.index_url)}): "
-                "the next run schedules it for every solver that lacks it, ahead of the backlog."
-            )
+        candidate = Candidate(normalize_name(package), version, spelling)
+        environments = list(templates.solver_environments())
+        (status,) = store.statuses([candidate], environments)
+        if status.arrival is None:
+            versions = store.known_versions([(candidate.package_name, spelling)])
+            matched = store_spelling(version, versions.get((candidate.package_name, spelling), ()))
+            if matched is not None and matched != version:
+                candidate = candidate._replace(package_version=matched)
+                (status,) = store.statuses([candidate], environments)
+    finally:
+        store.close()
+    streams = [(kind, None if env is None else env.name) for kind, env in templates.streams()]
+    missing = lacking(status, streams)
+    shown = f"{candidate.package_name}=={candidate.package_version} ({config.redact_url(spelling)})"
+    if not missing:
+        click.echo(f"Nothing to do: every solver and analyzer of this deployment has {shown}; not requested.")
         return
+    normal = normal_index(spelling)
+    assert normal is not None, "a trusted index has a normal form"
+    try:
+        wanted = new_request(candidate._replace(index_url=normal), now=now, by=by)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from error
+
+    def same_item(request: Any) -> bool:
+        return (
+            request.package == wanted.package
+            and normal_index(request.candidate.index_url) == normal
+            and same_version(request.version, wanted.version)
+        )
+
+    def add(current: Any) -> dict[str, str] | None:
+        if any(same_item(request) for request in current.requests):
+            return None
+        return {**current.data, wanted.key: encode(wanted)}
+
+    current = requests_store.change(cluster, settings.cluster.middletier_namespace or "", add)
+    filed = next((request for request in current.requests if same_item(request)), None)
+    if filed is not None:
+        when = "" if filed.requested_at is None else f" at {format_time(filed.requested_at)}"
+        who = "" if filed.by is None else f" by {escaped(filed.by)}"
+        click.echo(f"{shown} was already requested{when}{who} (key {escaped(filed.key)}): nothing changed.")
+        return
+    unknown = (
+        "" if status.arrival is not None else " The graph does not know this version yet: it is scheduled as asked."
+    )
+    click.echo(
+        f"Requested {shown} as key {wanted.key}: the next run schedules it for {', '.join(sorted(missing))}, "
+        f"ahead of the backlog.{unknown}"
+    )
+
+
+def _cancel_request(
+    ctx: click.Context, cluster: kube.Cluster, namespace: str, target: str, index_url: str | None
+) -> None:
+    """Remove the keys of one request: the key ``target``, or every key asking for ``target`` as PKG==VER."""
+    from graph_refresh.items import normalize_name
+    from graph_refresh.printable import shown
+    from graph_refresh.waiting import store as requests_store
+    from graph_refresh.waiting.requests import DEFAULT_INDEX
+    from graph_refresh.waiting.trust import normal_index, same_version
+
+    by_key = "==" not in target
+    if by_key and index_url:
+        raise click.UsageError("--index goes with PKG==VER, not with a request's KEY")
+    package, version = ("", "") if by_key else _requirement(target)
+    normal = normal_index(index_url or DEFAULT_INDEX)
+    removed: list[str] = []
+
+    def remove(current: Any) -> dict[str, str] | None:
+        removed.clear()
+        if by_key:
+            removed.extend(key for key in current.data if key == target)
+        else:
+            removed.extend(
+                request.key
+                for request in current.requests
+                if request.package == normalize_name(package)
+                and normal_index(request.candidate.index_url) == normal
+                and same_version(request.version, version)
+            )
+        return {key: value for key, value in current.data.items() if key not in removed} if removed else None
+
+    requests_store.change(cluster, namespace, remove)
+    if not removed:
+        what = f"key {shown(target, 60)!r}" if by_key else f"{shown(target, 80)}"
+        click.echo(f"No request for {what} in namespace {namespace!r}: nothing to cancel.", err=True)
+        ctx.exit(ExitCode.FAILED)
+    keys = "key" if len(removed) == 1 else "keys"
+    click.echo(f"Cancelled: removed {len(removed)} {keys} ({', '.join(shown(key, 40) for key in removed)}).")
+
+
+def _list_requests(read: Any, settings: Settings, now: float, *, as_json: bool) -> None:
+    """The requests as a table (cells escaped and cut to fit 100 columns) or a JSON list (escaped)."""
+    from graph_refresh.printable import escaped, shown
+    from graph_refresh.waiting.requests import REQUESTS_NAME, expired
+
     ttl = settings.lanes.request_ttl_seconds
-    rows = [
-        {
-            "key": r.key,
-            "package": r.package,
-            "version": r.version,
-            "index": config.redact_url(r.candidate.index_url),
-            "requested_at": format_time(r.requested_at),
-            "by": r.by,
-            "age_seconds": max(0, int(now - r.requested_at)),
-            "state": "expired: the next run drops it" if expired(r, now, ttl) else "open",
-            "expires_at": format_time(r.requested_at + ttl),
-        }
-        for r in requests
-    ]
+    rows = []
+    for r in read.requests:
+        at = r.requested_at
+        state = "open" if at is None or not expired(at, now, ttl) else "expired: the next run drops it"
+        rows.append(
+            {
+                "key": escaped(r.key),
+                "package": r.package,
+                "version": r.version,
+                "index": escaped(config.redact_url(r.candidate.index_url)),
+                "requested_at": None if at is None else format_time(at),
+                "by": None if r.by is None else escaped(r.by),
+                "age_seconds": None if at is None else max(0, int(now - at)),
+                "state": state if at is not None else "open (the next run stamps its time)",
+                "expires_at": None if at is None else format_time(at + ttl),
+            }
+        )
+    for u in read.unreadable:
+        rows.append({"key": escaped(u.key), "state": f"unreadable: {escaped(u.reason)}"})
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
-    elif not rows:
-        click.echo(f"No open requests in {REQUESTS_NAME} (namespace {namespace!r}).")
-    else:
-        table = [["PACKAGE", "REQUESTED", "BY", "STATE"]]
-        table += [
-            [
-                _fit(f"{r['package']}=={r['version']}", 28),
-                str(r["requested_at"]),
-                _fit(str(r["by"] or "-"), 16),
-                f"{r['state']} (until {r['expires_at']})" if r["state"] == "open" else str(r["state"]),
-            ]
-            for r in rows
-        ]
-        widths = [max(len(line[i]) for line in table) for i in range(3)]
-        for line in table:
-            click.echo("  ".join([*(cell.ljust(width) for cell, width in zip(line, widths, strict=False)), line[3]]))
+        return
+    if not rows:
+        click.echo(f"No requests in {REQUESTS_NAME} (namespace {settings.cluster.middletier_namespace!r}).")
+        return
+    table = [["KEY", "PACKAGE", "INDEX", "BY", "AGE", "STATE"]]
+    for row in rows:
+        package = f"{row['package']}=={row['version']}" if "package" in row else "-"
+        age = "-" if row.get("age_seconds") is None else _age(row["age_seconds"])
+        cells = [row["key"], package, row.get("index") or "-", row.get("by") or "-", age, row["state"]]
+        table.append([shown(cell, width) for cell, width in zip(cells, (14, 24, 26, 12, 5, 100), strict=True)])
+    widths = [max(len(line[i]) for line in table) for i in range(5)]
+    for line in table:
+        click.echo(_fit("  ".join([*(c.ljust(w) for c, w in zip(line, widths, strict=False)), line[5]]), 100))
+
+
+def _age(seconds: int) -> str:
+    """An age as kubectl shows one: 45s, 12m, 5h, 3d."""
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 @main.command("explain")

@@ -31,6 +31,7 @@ DEFAULT_PROGRESS_EVERY_SECONDS = 30.0  # without a terminal, a run logs its prog
 DEFAULT_QUARANTINE_SECONDS = 2_592_000  # 30 days: long enough for a fix to land, short enough to try again
 DEFAULT_REQUEST_TTL_SECONDS = 604_800  # 7 days: a request not done by then is dropped with a warning
 DEFAULT_FRESH_SHARE = 0.5  # of the slots left after requests, what new releases may take
+DEFAULT_REQUEST_SHARE = 0.8  # of the free slots, what requests may take while other lanes have work: a flood waits
 DEFAULT_MAX_AWAITING_SYNC = 0  # 0 = no pacing against the graph sync
 
 
@@ -149,9 +150,14 @@ class LaneSettings:
 
     request_ttl_seconds: int = DEFAULT_REQUEST_TTL_SECONDS
     """Seconds a request (ConfigMap graph-refresh-requests) stays open; then a run drops it with a warning."""
+    request_share: float = DEFAULT_REQUEST_SHARE
+    """Share (0 to 1) of the free slots requests may take while the other lanes have candidates, over time (a
+    fraction left over is carried to the next run); a flood of requests cannot stop the rest."""
+    allowed_indexes: tuple[str, ...] = ()
+    """Package indexes a request may name besides those the graph lists (comma-separated URLs)."""
     fresh_share: float = DEFAULT_FRESH_SHARE
     """Share (0 to 1) of the free slots left after requests that versions new since the previous real run may
-    take; the rest drains the backlog."""
+    take, over time (a fraction left over is carried to the next run); the rest drains the backlog."""
     max_awaiting_sync: int = DEFAULT_MAX_AWAITING_SYNC
     """When this many owned Jobs have completed while the graph still lists their items, schedule requests
     only (stopped_by sync-lag); 0 means off."""

@@ -143,6 +143,26 @@ def _pushgateway(ctx: click.Context, param: click.Parameter, value: str | None) 
     return _checked_url(value)
 
 
+def _indexes(ctx: click.Context, param: click.Parameter, value: str | tuple[str, ...] | None) -> tuple[str, ...]:
+    """Comma-separated http(s) index URLs; each must be one a Job may fetch from (no ``$``, quotes, spaces)."""
+    from graph_refresh.waiting.trust import normal_index
+
+    if not value:
+        return ()
+    urls = []
+    for url in (value if isinstance(value, str) else ",".join(value)).split(","):
+        if not url.strip():
+            continue
+        secrets.register(config.url_password(url.strip()))
+        if normal_index(url) is None:
+            raise click.BadParameter(
+                f"{secrets.mask(config.redact_url(url.strip()))!r} is not an http(s) index URL with a host and "
+                "without whitespace, quotes or '$'"
+            )
+        urls.append(url.strip())
+    return tuple(urls)
+
+
 def _log_level(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     return value.upper() if value else None
 
@@ -270,6 +290,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("retry.max_attempts", "--max-attempts", "THOTH_GRAPH_REFRESH_MAX_ATTEMPTS", _count(1000)),
     Option("retry.quarantine_seconds", "--quarantine", "THOTH_GRAPH_REFRESH_QUARANTINE", _count()),
     Option("lanes.request_ttl_seconds", "--request-ttl", "THOTH_GRAPH_REFRESH_REQUEST_TTL", _count(low=1)),
+    Option("lanes.request_share", "--request-share", "THOTH_GRAPH_REFRESH_REQUEST_SHARE", Number(0, 1, whole=False)),
+    Option("lanes.allowed_indexes", "--allowed-index", "THOTH_GRAPH_REFRESH_ALLOWED_INDEXES", check=_indexes),
     Option("lanes.fresh_share", "--fresh-share", "THOTH_GRAPH_REFRESH_FRESH_SHARE", Number(0, 1, whole=False)),
     Option("lanes.max_awaiting_sync", "--max-awaiting-sync", "THOTH_GRAPH_REFRESH_MAX_AWAITING_SYNC", _count()),
 )
@@ -311,6 +333,8 @@ def click_option(option: Option) -> Callable[[Callable[..., Any]], Callable[...,
     show_default: bool | str = default is not None
     if isinstance(default, bool):
         show_default, kwargs["type"] = ("1" if default else "0"), StrictBool()
+    if default == ():  # a list of values, given comma-separated: none by default
+        default, show_default = None, False
     return click.option(
         option.flag,
         option.name,
@@ -336,18 +360,21 @@ def described(env: str) -> str:
     return f"{option.env} ({option.flag.partition('/')[0]})"
 
 
-def build_settings(params: dict[str, Any], *, purpose: Literal["run", "middletier", "explain"] = "run") -> Settings:
+def build_settings(
+    params: dict[str, Any], *, purpose: Literal["run", "middletier", "explain", "request"] = "run"
+) -> Settings:
     """Settings from parsed parameters; cross-field checks raise ConfigError naming the variable.
 
-    ``purpose``: a run; a command that only reads or changes middletier (``ledger``, ``request``), which needs
-    no Templates; or ``explain``, which needs the Templates (to know the solvers) and reads middletier if named.
+    ``purpose``: a run; a command that only reads or changes middletier (``ledger``, ``request --list``), which
+    needs no Templates; ``explain``, which needs the Templates (to know the solvers) and reads middletier if
+    named; or ``request`` (filing one), which needs both.
     """
     p = params
     if purpose != "middletier" and p["template_dir"] is None and p["infra_namespace"] is None:
         raise ConfigError(f"{described('THOTH_INFRA_NAMESPACE')} is required unless --template-dir is given")
     if purpose == "run" and not p["dry_run"] and p["middletier_namespace"] is None:
         raise ConfigError(f"{described('THOTH_MIDDLETIER_NAMESPACE')} is required unless --dry-run")
-    if purpose == "middletier" and p["middletier_namespace"] is None:
+    if purpose in ("middletier", "request") and p["middletier_namespace"] is None:
         raise ConfigError(f"{described('THOTH_MIDDLETIER_NAMESPACE')} is required: ledger and requests are kept there")
     if bool(p["dgraph_user"]) != bool(p["dgraph_password"]):
         raise ConfigError("GRAPH_REFRESH_DGRAPH_USER and GRAPH_REFRESH_DGRAPH_PASSWORD must be set together")

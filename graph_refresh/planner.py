@@ -47,22 +47,38 @@ LANES = tuple(Lane)
 class Arrivals:
     """A fresh lane's candidates, (arrival, candidate) in arrival order, and how far the lane got.
 
-    ``passed`` is the arrival position of the last candidate the lane settled (planned or skipped for a reason
-    of its own); a candidate counted under a cap, or left unexamined, stays fresh for the next run."""
+    The lane's next cursor (:meth:`cursor`) is the position up to which every candidate is settled: skipped for a
+    reason of its own, or planned and its Job known to exist (:meth:`exists`, created or already there). A
+    candidate counted under a cap, left unexamined, or planned but not created (refused, failed, interrupted)
+    stays fresh for the next run, and so does every candidate after it."""
 
     def __init__(self, pairs: Iterator[tuple[int, Candidate]], start: int) -> None:
         self._pairs = pairs
-        self.passed = self._last = start
+        self.passed = self._last = self._before = start
+        self._held: dict[str, int] = {}
+        """Job name of a planned candidate → the cursor that keeps it fresh, until its Job is known to exist."""
 
     def __iter__(self) -> Iterator[Candidate]:
         for arrival, candidate in self._pairs:
-            self.passed, self._last = self._last, arrival
+            self.passed, self._before, self._last = self._last, self._last, arrival
             yield candidate
         self.passed = self._last
 
     def settle(self) -> None:
         """The candidate last yielded was settled too (the lane moves past it)."""
         self.passed = self._last
+
+    def hold(self, job_name: str) -> None:
+        """The candidate last yielded was planned as Job ``job_name``: the lane passes it once that Job exists."""
+        self._held[job_name] = self._before
+
+    def exists(self, job_name: str) -> None:
+        """The Job ``job_name`` was created, or was there already."""
+        self._held.pop(job_name, None)
+
+    def cursor(self) -> int:
+        """The arrival position the lane passed: what the next run's fresh lane starts after."""
+        return min([self.passed, *self._held.values()])
 
 
 @dataclass
@@ -148,6 +164,8 @@ class Planner:
         self.cost, self.eager_stop = cost, eager_stop
         self.on_examined, self.stopping = on_examined, stopping
         self.planned: Counter[str] = Counter()
+        self.credits: dict[str, float] = {}
+        """Per lane, the fraction of a slot its share gave it this run that it could not use (see :meth:`fill`)."""
         self.requested: set[tuple[str, str | None, Candidate]] = set()
         self._drop_repeats, self._remember = drop_repeats, MAX_REMEMBERED if remember is None else remember
 
@@ -181,25 +199,52 @@ class Planner:
         requested: list[Stream],
         fresh: list[Stream],
         backlog: list[Stream],
+        request_share: float = 1.0,
         fresh_share: float = 1.0,
+        credits: Mapping[str, float] | None = None,
         sync_lag: bool = False,
     ) -> Iterator[Planned]:
-        """Fill the run's capacity lane by lane: every requested item first; then fresh candidates, at most
-        ``fresh_share`` of the Jobs that still fit; then the backlog; then, if the backlog ended with room left,
-        the fresh candidates beyond the share. With ``sync_lag`` (the graph sync is the bottleneck) only the
-        requested lane runs, and the kinds of the other lanes say ``sync-lag``."""
-        yield from self.lane(requested)
+        """Fill the run's capacity lane by lane (docs/lanes.md): requested items, at most ``request_share`` of the
+        Jobs that fit; fresh candidates, at most ``fresh_share`` of the Jobs that still fit; the backlog; then, if
+        room is left (the backlog ran out), the requested and fresh candidates beyond their shares. A share is a
+        long-run fraction: ``credits`` holds, per lane, the fraction of a slot it was given and could not use, and
+        :attr:`credits` gets what this run leaves for the next. With ``sync_lag`` (the graph sync is the
+        bottleneck) only the requested lane runs, and the kinds of the other lanes say ``sync-lag``."""
         if sync_lag:
+            yield from self.lane(requested)
             for stream in [*fresh, *backlog]:
                 self.report.stop(stream.kind, SYNC_LAG)
             return
-        slots = self.capacity.count_admitted([stream.cost for stream in fresh])
-        repeats, beyond = self._repeats(), list[Stream]()
-        yield from self._lane(fresh, None if slots is None else math.floor(fresh_share * slots), repeats, beyond)
+        carried = credits or {}
+        shares = []
+        for lane, streams, share in ((Lane.REQUESTED, requested, request_share), (Lane.FRESH, fresh, fresh_share)):
+            slots = self._slots(streams)
+            taken = _Share(None if slots is None else share * slots + carried.get(lane, 0.0))
+            repeats = self._repeats()
+            yield from taken.count(self._lane(streams, taken.limit, repeats, taken.cut))
+            for stream in [stream for stream in taken.cut if not self._has_room(stream)]:
+                self._next(stream, repeats)  # the share ended where a cap does: the cap stopped it, and counts
+                taken.cut.remove(stream)
+            shares.append((lane, taken, repeats))
         yield from self.lane(backlog)
-        # The share keeps the backlog moving; slots the backlog could not use would otherwise stay idle while
-        # fresh candidates wait. Only streams with room go on, so a backlog stopped by a cap counts nothing more.
-        yield from self._lane([stream for stream in beyond if self._has_room(stream)], None, repeats, None)
+        # The shares keep the backlog moving; slots the backlog could not use would otherwise stay idle while
+        # requested and fresh candidates wait. Only streams with room go on, so a backlog stopped by a cap counts
+        # nothing more.
+        for lane, taken, repeats in shares:
+            rest = [stream for stream in taken.cut if self._has_room(stream)]
+            yield from taken.count(self._lane(rest, None, repeats, None))
+            self.credits[lane] = taken.left
+
+    def _slots(self, streams: list[Stream]) -> int | None:
+        """How many Jobs of ``streams``, taken in turn, still fit: capacity and eager stop (None: no limit)."""
+        if not streams:
+            return 0
+        slots = self.capacity.count_admitted([stream.cost for stream in streams])
+        if self.eager_stop:
+            kinds = {stream.kind for stream in streams}
+            left = sum(max(self.eager_stop - self.planned[kind], 0) for kind in kinds)
+            slots = left if slots is None else min(slots, left)
+        return slots
 
     def _has_room(self, stream: Stream) -> bool:
         """Whether no cap would stop ``stream`` now (nothing is counted)."""
@@ -240,6 +285,8 @@ class Planner:
             if isinstance(planned, Planned):
                 if stream.lane is Lane.REQUESTED:
                     self.requested.add((stream.kind, stream.solver, candidate))
+                if arrivals is not None:
+                    arrivals.hold(planned.item.job_name)
                 return planned
         return None
 
@@ -301,6 +348,32 @@ class Planner:
 
 
 _STOP = object()  # what Planner._decide returns when the stream stops
+
+
+class _Share:
+    """What one lane may take this run: ``allowance`` slots (its share of the free slots plus the fraction carried
+    from the previous run; None: no limit), of which the whole ones are its ``limit``."""
+
+    def __init__(self, allowance: float | None) -> None:
+        self.allowance = allowance
+        self.limit = None if allowance is None else math.floor(allowance + 1e-9)
+        self.used = 0
+        self.cut: list[Stream] = []
+        """The lane's streams its limit stopped with candidates left (neither ended nor stopped by a cap)."""
+
+    def count(self, items: Iterator[Planned]) -> Iterator[Planned]:
+        for planned in items:
+            self.used += 1
+            yield planned
+
+    @property
+    def left(self) -> float:
+        """The fraction of a slot carried to the next run: what the allowance gave and the lane could not take
+        because its limit cut it; nothing when it had nothing more to take or took more (the backlog ran out)."""
+        if self.allowance is None or not self.cut:
+            return 0.0
+        return min(max(self.allowance - self.used, 0.0), 0.999999)
+
 
 MAX_REMEMBERED = 100_000  # candidates remembered to drop repeats: a few MiB, whatever the backlog
 

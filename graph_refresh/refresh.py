@@ -26,8 +26,8 @@ from graph_refresh.items import (
     WorkItem,
     invalid_reason,
 )
-from graph_refresh.owned import OwnedJobs, build_view
-from graph_refresh.planner import Arrivals, Lane, Planner, Stream, order_streams
+from graph_refresh.owned import JobState, OwnedJobs, build_view
+from graph_refresh.planner import Arrivals, Lane, Planned, Planner, Stream, order_streams
 from graph_refresh.render import Renderer
 from graph_refresh.report import LANES, QuarantinedItem, RequestCounts, RunReport
 from graph_refresh.retry import store as ledger_store
@@ -35,13 +35,15 @@ from graph_refresh.retry.codec import format_time
 from graph_refresh.retry.model import RunRecord, expires_at
 from graph_refresh.retry.policy import History, Policy
 from graph_refresh.runtime import collector_paused
-from graph_refresh.scheduler import dry_run, submit
+from graph_refresh.scheduler import Result, dry_run, submit
 from graph_refresh.store import open_store
-from graph_refresh.store.base import GraphStore
+from graph_refresh.store.base import PAGE_SIZE, GraphStore
 from graph_refresh.templates import JobTemplates, load_job_templates, read_template_dir
 from graph_refresh.waiting import store as requests_store
 from graph_refresh.waiting.lanes import RequestOutcome, awaiting_sync, sort_requests, stream_name
 from graph_refresh.waiting.requests import REQUESTS_NAME
+from graph_refresh.waiting.state import Completions
+from graph_refresh.waiting.trust import TrustedIndexes
 
 if TYPE_CHECKING:  # the Kubernetes client loads only when a run needs the cluster
     from graph_refresh import kube
@@ -143,8 +145,9 @@ def _lanes(
         solver = None if environment is None else environment.name
         name, cost = stream_name(kind, solver), renderer.probe_cost(kind, solver)
         cursor = _cursor(name, cursors, end, settings)
-        wanted = [request.candidate for request, lacking in requests.open if name in lacking]
-        lanes.requested.append(Stream(kind, solver, iter(wanted), cost, Lane.REQUESTED))
+        wanted = [request.candidate for request in requests.by_requester() if name in request.lacking]
+        if wanted:
+            lanes.requested.append(Stream(kind, solver, iter(wanted), cost, Lane.REQUESTED))
         fresh: Iterator[tuple[int, Candidate]] = iter(())
         if environment is None:
             if cursor < end:
@@ -166,55 +169,83 @@ def _cursor(name: str, cursors: Mapping[str, int], end: int, settings: Settings)
     return end if settings.lanes.fresh_share == 0 else min(cursors.get(name, end), end)
 
 
-def _read_requests(cluster: kube.Cluster | None, namespace: str | None, now: float) -> requests_store.Requests | None:
-    """The requests ConfigMap as of ``now``; None without middletier, or (with a warning) when it cannot be
-    read."""
+def _read_requests(cluster: kube.Cluster | None, namespace: str | None) -> requests_store.Requests | None:
+    """The requests ConfigMap; None without middletier, or (with a warning) when it cannot be read."""
     if cluster is None or not namespace:
         return None
     try:
-        return requests_store.read(cluster, namespace, now=now)
+        return requests_store.read(cluster, namespace)
     except ClusterError as error:
         logger.warning("The requests %s could not be read, the run goes on without them: %s", REQUESTS_NAME, error)
         return None
 
 
 def _sorted_requests(
-    read: requests_store.Requests | None, store: GraphStore, templates: JobTemplates, settings: Settings, now: float
+    read: requests_store.Requests | None,
+    store: GraphStore,
+    templates: JobTemplates,
+    settings: Settings,
+    now: float,
+    completions: Completions,
 ) -> RequestOutcome:
-    """Which streams lack each open request; the expired ones are warned about."""
+    """What the run does with each request (waiting/lanes.py), the store asked in batches. A store read that
+    fails is a warning: the requested lane waits this run, and every request keeps its place."""
     if read is None:
-        return RequestOutcome()
+        return RequestOutcome(skipped="the requests were not read")
     environments = list(templates.solver_environments())
-    outcome = sort_requests(
-        read.requests,
-        lambda request: store.status(request.candidate, environments),
-        [(kind, _name(environment)) for kind, environment in templates.streams()],
-        now=now,
-        ttl_seconds=settings.lanes.request_ttl_seconds,
-    )
-    runtime.warn_each(
-        [
-            f"request {r.key!r} for {r.package}=={r.version} expired after --request-ttl: dropped, not done"
-            for r in outcome.expired
-        ],
-        f"Requests {REQUESTS_NAME}",
-    )
+    try:
+        outcome = sort_requests(
+            read.requests,
+            read.unreadable,
+            trusted=TrustedIndexes.of(store.index_urls(), settings.lanes.allowed_indexes),
+            lookup=lambda candidates: store.statuses(candidates, environments),
+            known_versions=store.known_versions,
+            streams=[(kind, _name(environment)) for kind, environment in templates.streams()],
+            now=now,
+            ttl_seconds=settings.lanes.request_ttl_seconds,
+            completions=completions,
+        )
+    except StoreError as error:
+        logger.warning("The requests could not be looked up in the graph: the requested lane waits (%s)", error)
+        return RequestOutcome(skipped=str(error))
+    runtime.warn_each([ended.warning for ended in outcome.ended if ended.warning], f"Requests {REQUESTS_NAME}")
     return outcome
 
 
+def _completions_seen(
+    outcome: RequestOutcome, view: OwnedJobs, templates: JobTemplates, seen: Completions
+) -> Completions:
+    """The completions kept for the open requests' items after this run looked at their Jobs (waiting/state.py);
+    those read, when the requests were not sorted this run."""
+    if outcome.skipped is not None:
+        return seen
+    states = {}
+    for request in outcome.open:
+        for kind, environment in templates.streams():
+            if stream_name(kind, _name(environment)) in request.lacking:
+                item = WorkItem(kind, _name(environment), request.candidate)
+                states[item.key] = view.state(item) is JobState.COMPLETE
+    return seen.seen(states)
+
+
 def _sync_lag(view: OwnedJobs, store: GraphStore, settings: Settings, templates: JobTemplates) -> bool:
-    """Whether --max-awaiting-sync owned Jobs or more have completed while the store still lists their items."""
+    """Whether --max-awaiting-sync owned Jobs or more have completed while the store still lists their items,
+    counted a page of items at a time. A store read that fails is a warning, and the run goes on unpaced."""
     enough = settings.lanes.max_awaiting_sync
     if not enough or len(view.completed) < enough:
         return False
     environments = list(templates.solver_environments())
     names = {stream_name(kind, _name(environment)) for kind, environment in templates.streams()}
-    completed = (
-        (item.kind, item.solver, store.status(Candidate(item.package, item.version, item.index), environments))
+    completed = [
+        (item.kind, item.solver, Candidate(item.package, item.version, item.index))
         for item in view.completed
         if stream_name(item.kind, item.solver) in names
-    )
-    found = awaiting_sync(completed, enough)
+    ]
+    try:
+        found = awaiting_sync(completed, lambda page: store.statuses(page, environments), enough, page=PAGE_SIZE)
+    except StoreError as error:
+        logger.warning("Pacing could not ask the graph about the completed Jobs, the run goes on unpaced: %s", error)
+        return False
     if found >= enough:
         logger.warning(
             "%d owned Jobs or more have completed while the graph still lists their items (--max-awaiting-sync "
@@ -225,32 +256,29 @@ def _sync_lag(view: OwnedJobs, store: GraphStore, settings: Settings, templates:
     return found >= enough
 
 
-def _settle_requests(
-    cluster: kube.Cluster, namespace: str, outcome: RequestOutcome, read: requests_store.Requests
-) -> None:
-    """Remove the requests a real run found done or expired, and the values that cannot be read."""
-    readable = {request.key for request in read.requests}
-    gone = {r.key for r in [*outcome.done, *outcome.expired]} | {key for key in read.data if key not in readable}
-    if not gone:
+def _settle_requests(cluster: kube.Cluster, namespace: str, outcome: RequestOutcome) -> None:
+    """Remove the keys a real run found ended (done, expired, dropped) and stamp the ones without a time, each
+    only if it still holds the value the run read (compare-and-delete)."""
+    ended = [(ended.key, ended.value) for ended in outcome.ended]
+    if not ended and not outcome.stamps:
         return
-
-    def remove(current: requests_store.Requests) -> dict[str, str] | None:
-        kept = {key: value for key, value in current.data.items() if key not in gone}
-        return None if len(kept) == len(current.data) else kept
-
     try:
-        requests_store.change(cluster, namespace, remove)
+        kept = requests_store.compare_and_set(cluster, namespace, remove=ended, rewrite=outcome.stamps)
     except ClusterError as error:
         logger.warning("The requests %s could not be updated: %s", REQUESTS_NAME, error)
+        return
+    if kept:
+        logger.info("%d request keys changed while this run worked were left as they are now", kept)
 
 
 def _request_counts(outcome: RequestOutcome, now: float) -> RequestCounts:
-    oldest = min((request.requested_at for request, _ in outcome.open), default=None)
+    oldest = min((request.requested_at for request in outcome.open), default=None)
     return RequestCounts(
         open=len(outcome.open),
         oldest_age_seconds=None if oldest is None else max(0.0, now - oldest),
         done=len(outcome.done),
         expired=len(outcome.expired),
+        dropped=len(outcome.dropped),
     )
 
 
@@ -387,9 +415,9 @@ def run(
         capacity = Capacity.from_cluster(
             max_in_flight=settings.plan.max_in_flight, live_jobs=sum(view.live.values()), quotas=view.quotas
         )
-        read_requests = _read_requests(cluster, namespace, started)
-        requests = _sorted_requests(read_requests, store, templates, settings, started)
-        if read_requests is not None:
+        read_requests = _read_requests(cluster, namespace)
+        requests = _sorted_requests(read_requests, store, templates, settings, started, ledger.completions)
+        if read_requests is not None and requests.skipped is None:
             report.requests = _request_counts(requests, started)
         lanes = _lanes(store, templates, renderer, settings, cursors=ledger.cursors, requests=requests)
         streams = lanes.backlog
@@ -408,9 +436,18 @@ def run(
             requested=order_streams(lanes.requested, view.per_stream, started),
             fresh=order_streams(lanes.fresh, view.per_stream, started),
             backlog=order_streams(lanes.backlog, view.per_stream, started),
+            request_share=settings.lanes.request_share,
             fresh_share=settings.lanes.fresh_share,
+            credits=ledger.credits,
             sync_lag=_sync_lag(view, store, settings, templates),
         )
+
+        def on_outcome(planned: Planned, result: Result) -> None:
+            """A fresh item's Job exists: its lane may move its cursor past it."""
+            arrivals = lanes.arrivals.get(stream_name(planned.item.kind, planned.item.solver))
+            if planned.lane is Lane.FRESH and arrivals is not None and result in (Result.CREATED, Result.ALREADY):
+                arrivals.exists(planned.item.job_name)
+
         try:
             if settings.plan.dry_run:
                 dry_run(
@@ -437,6 +474,7 @@ def run(
                         server_dry_run=settings.plan.server_dry_run,
                         on_planned=on_planned,
                         on_answered=on_answered,
+                        on_outcome=on_outcome,
                     )
                 finally:  # what was learned is kept however the run ends; a server dry run stores nothing
                     if not settings.plan.server_dry_run:
@@ -447,12 +485,14 @@ def run(
                             history.entries,
                             now=started,
                             expire_after=policy.quarantine_seconds,
-                            cursors={name: arrivals.passed for name, arrivals in lanes.arrivals.items()},
+                            cursors={name: arrivals.cursor() for name, arrivals in lanes.arrivals.items()},
+                            streams=frozenset(lanes.arrivals),
                             run=_run_record(report, started),
+                            credits={**ledger.credits, **planner.credits},
+                            completions=_completions_seen(requests, view, templates, ledger.completions),
                         )
                         report.ledger_written, report.ledger_reason = written.written, written.reason
-                        if read_requests is not None:
-                            _settle_requests(cluster, namespace, requests, read_requests)
+                        _settle_requests(cluster, namespace, requests)
         finally:  # the report holds both however far the run got; the first Job never waits for the counts
             _say_learned(history)
             _report_quarantine(history, report, streams)
@@ -487,8 +527,10 @@ def explain_item(settings: Settings, seams: Externals, candidate: Candidate) -> 
         if cluster is not None and namespace:
             jobs = _latest_jobs(cluster.list_item_jobs(namespace, [item.key for item in items.values()]))
             ledger = ledger_store.read(cluster, namespace, now=now)
-            read = _read_requests(cluster, namespace, now)
-            request = next((r for r in read.requests if r.candidate == candidate), None) if read else None
+            requests = _sorted_requests(
+                _read_requests(cluster, namespace), store, templates, settings, now, ledger.completions
+            )
+            request = next((r for r in requests.open if r.candidate == candidate), None)
         status = store.status(candidate, list(templates.solver_environments()))
         end = store.arrival_end()
         facts = []

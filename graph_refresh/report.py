@@ -131,13 +131,15 @@ class CreateFailure:
 
 @dataclass
 class RequestCounts:
-    """The requests a run read: still open (and the oldest one's age), done (removed: solved and analyzed
-    everywhere) and expired (dropped after --request-ttl)."""
+    """The requests a run read: still open (and the oldest one's age), done (every stream of the run has the
+    item), expired (dropped after --request-ttl) and dropped (unreadable, an index the deployment does not trust,
+    or given up on because the graph sync lost its results), each a ConfigMap key."""
 
     open: int = 0
     oldest_age_seconds: float | None = None
     done: int = 0
     expired: int = 0
+    dropped: int = 0
 
 
 @dataclass(frozen=True)

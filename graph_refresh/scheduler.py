@@ -305,9 +305,11 @@ def submit(
     server_dry_run: bool = False,
     on_planned: Callable[[], None] = lambda: None,
     on_answered: Callable[[Result], None] = lambda result: None,
+    on_outcome: Callable[[Planned, Result], None] = lambda planned, result: None,
 ) -> None:
     """Create the Job of every item, ``settings.workers`` at a time, and count each outcome.
-    ``on_planned`` is called as each item is handed to a worker, ``on_answered`` with each outcome counted.
+    ``on_planned`` is called as each item is handed to a worker, ``on_answered`` with each outcome counted,
+    ``on_outcome`` with the item too.
 
     Order of effects per item: render, create, then count; a crash after a create is deduplicated
     by the 409 on the next run. A systemic refusal stops submitting new items, waits for those in
@@ -347,6 +349,7 @@ def submit(
                 outcome = Outcome(Result.FAILED, None, truncate(f"{type(error).__name__}: {error}", REASON_CHARS))
             _count(planned, outcome, report, on_quota_refused)
             on_answered(outcome.result)
+            on_outcome(planned, outcome.result)
             if outcome.unanswered:
                 unanswered += 1
             elif outcome.status is not None or outcome.result in (Result.CREATED, Result.ALREADY):

@@ -284,12 +284,14 @@ def test_a_cap_counted_in_the_fresh_lane_leaves_that_candidate_fresh() -> None:
     report = RunReport(dry_run=True, store="test")
     fresh = lane_streams(Lane.FRESH, a=("new1", "new2", "new3"))
     planner = Planner(report=report, capacity=Capacity(), eager_stop=1)
-    order = [p.item.candidate.package_name for p in planner.fill(requested=[], fresh=fresh, backlog=[])]
-    assert order == ["new1"]
+    planned = list(planner.fill(requested=[], fresh=fresh, backlog=[]))
+    assert [p.item.candidate.package_name for p in planned] == ["new1"]
     assert report.solvers["solver-a-1-py38"].skipped == {"eager-stop": 1}
     arrivals = fresh[0].candidates
     assert isinstance(arrivals, Arrivals)
-    assert arrivals.passed == 100, "new2 was counted, not passed"
+    assert arrivals.cursor() == 99, "new1 is planned: the lane passes it once its Job exists"
+    arrivals.exists(planned[0].item.job_name)
+    assert arrivals.cursor() == 100, "new2 was counted, not passed"
 
 
 def test_sync_lag_leaves_only_the_requested_lane() -> None:

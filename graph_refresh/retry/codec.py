@@ -47,7 +47,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from graph_refresh.config import redact_url
-from graph_refresh.items import KINDS, SOLVER, Candidate, invalid_reason
+from graph_refresh.items import ANALYZER, KINDS, SOLVER, Candidate, invalid_reason
 from graph_refresh.quantity import parse_quantity
 from graph_refresh.retry.model import (
     MAX_NUMBER,
@@ -60,6 +60,7 @@ from graph_refresh.retry.model import (
     expires_at,
     is_item_key,
 )
+from graph_refresh.waiting.state import CREDITS_KEY, SYNCS_KEY
 
 LEDGER_NAME = "graph-refresh-ledger"
 _SOLVER_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,44}[a-z0-9])?")  # a solver's name is part of a Job's
@@ -82,11 +83,13 @@ RUNS_KEY = "runs"  # the last RUNS_KEPT real runs: when, and what each stream sc
 
 RUNS_KEPT = 48
 
+MAX_STREAMS = 256  # cursors kept: a deployment runs a few solvers and the analyzer
+
 MAX_POSITION = 2**63 - 1  # an arrival position: SQLite's rowid and Dgraph's uid are 64-bit
 
 # Keys of the ledger ConfigMap that are not item entries: "learned-until" was written by the learning release
 # (learning now goes by attempt number) and is read as nothing.
-OTHER_KEYS = frozenset({"learned-until", CURSORS_KEY, RUNS_KEY})
+OTHER_KEYS = frozenset({"learned-until", CURSORS_KEY, RUNS_KEY, CREDITS_KEY, SYNCS_KEY})
 
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC).timestamp()
 
@@ -375,9 +378,12 @@ def decode_cursors(text: object) -> tuple[dict[str, int], list[str]]:
         value = None
     if not isinstance(value, dict):
         return {}, [f"{CURSORS_KEY} is not a JSON object: every stream starts at the store's end"]
-    cursors, problems = {}, []
+    cursors: dict[str, int] = {}
+    problems: list[str] = []
     for stream, position in value.items():
-        if isinstance(position, int) and not isinstance(position, bool) and 0 <= position <= MAX_POSITION:
+        if not (stream == ANALYZER or _SOLVER_NAME.fullmatch(stream)) or len(cursors) >= MAX_STREAMS:
+            problems.append(f"{CURSORS_KEY}: {shown(stream)} is no stream a run has: dropped")
+        elif isinstance(position, int) and not isinstance(position, bool) and 0 <= position <= MAX_POSITION:
             cursors[str(stream)] = position
         else:
             problems.append(f"{CURSORS_KEY} of {shown(stream)} is {shown(position)}, not a position: it starts anew")

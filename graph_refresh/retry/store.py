@@ -38,6 +38,15 @@ from graph_refresh.retry.codec import (
 )
 from graph_refresh.retry.model import LedgerEntry, RunRecord
 from graph_refresh.runtime import warn_each
+from graph_refresh.waiting.state import (
+    CREDITS_KEY,
+    SYNCS_KEY,
+    Completions,
+    decode_credits,
+    decode_syncs,
+    encode_credits,
+    encode_syncs,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +62,10 @@ class Ledger:
     """The fresh lane's cursor per stream (solver name, or "package-analyzer")."""
     runs: list[RunRecord] = field(default_factory=list)
     """The recent real runs, oldest first."""
+    credits: dict[str, float] = field(default_factory=dict)
+    """Per lane, the fraction of a slot its share gave it that it could not use (docs/lanes.md)."""
+    completions: Completions = field(default_factory=Completions)
+    """Completed Jobs seen per item key of an open request while the graph lacked the item."""
 
 
 @dataclass(frozen=True)
@@ -94,7 +107,10 @@ def _parsed(data: Mapping[str, str], version: str) -> tuple[Ledger, list[str]]:
     entries, problems = from_data(data)
     cursors, cursor_problems = decode_cursors(data.get(CURSORS_KEY))
     runs, run_problems = decode_runs(data.get(RUNS_KEY))
-    return Ledger(entries, version, cursors, runs), problems + cursor_problems + run_problems
+    credits, credit_problems = decode_credits(data.get(CREDITS_KEY))
+    completions, sync_problems = decode_syncs(data.get(SYNCS_KEY))
+    ledger = Ledger(entries, version, cursors, runs, credits, completions)
+    return ledger, problems + cursor_problems + run_problems + credit_problems + sync_problems
 
 
 def write(
@@ -106,21 +122,33 @@ def write(
     now: float,
     expire_after: float,
     cursors: Mapping[str, int] | None = None,
+    streams: frozenset[str] | None = None,
     run: RunRecord | None = None,
+    credits: Mapping[str, float] | None = None,
+    completions: Completions | None = None,
     max_bytes: int = MAX_DATA_BYTES,
 ) -> Written:
-    """Write ``entries`` (the read ledger with this run's changes), the fresh lane's ``cursors`` and this
-    ``run``'s record (None: those as read), merging with whatever another writer stored meanwhile (cursors
-    never go back; runs are kept by time). Entries past their quarantine are dropped first, then the oldest
-    (with a warning) to stay under the ConfigMap limit. A ledger that cannot be written is one warning, and the
-    reason is returned."""
+    """Write ``entries`` (the read ledger with this run's changes), the fresh lane's ``cursors`` (kept only for
+    ``streams``, the streams a run has, when given), this ``run``'s record, the lanes' ``credits`` and the
+    request ``completions`` (None: those as read), merging with whatever another writer stored meanwhile
+    (cursors never go back; runs are kept by time). Entries past their quarantine are dropped first, then the
+    oldest (with a warning) to stay under the ConfigMap limit. A ledger that cannot be written is one warning,
+    and the reason is returned."""
     ours, base, version = dict(entries), dict(read_at_start.entries), read_at_start.resource_version
     new_cursors = {**read_at_start.cursors, **(cursors or {})}
     runs = read_at_start.runs + ([run] if run is not None else [])
+    lane_credits = read_at_start.credits if credits is None else credits
+    seen = read_at_start.completions if completions is None else completions
     for _ in range(WRITE_ATTEMPTS):
+        if streams is not None:
+            new_cursors = {stream: position for stream, position in new_cursors.items() if stream in streams}
         extra = {CURSORS_KEY: encode_cursors(new_cursors)} if new_cursors else {}
         if runs:
             extra[RUNS_KEY] = encode_runs(runs)
+        if lane_credits:
+            extra[CREDITS_KEY] = encode_credits(lane_credits)
+        if seen.counts:
+            extra[SYNCS_KEY] = encode_syncs(seen)
         room = max_bytes - data_size(extra)
         kept, _expired, oldest = bound(ours, now, expire_after=expire_after, max_bytes=room)
         if oldest:

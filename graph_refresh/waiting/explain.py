@@ -12,10 +12,11 @@ from typing import Any
 
 from graph_refresh.items import ANALYZER, Kind
 from graph_refresh.owned import JobState
+from graph_refresh.printable import escaped
 from graph_refresh.retry.codec import format_time
 from graph_refresh.retry.model import LedgerEntry, RunRecord
 from graph_refresh.retry.policy import Policy, entry_state
-from graph_refresh.waiting.requests import Request
+from graph_refresh.waiting.lanes import OpenRequest
 
 DEFAULT_PERIOD_SECONDS = 3600  # the CronJob's period, when the recent runs do not tell it
 
@@ -50,7 +51,7 @@ def explain(
     facts: Sequence[StreamFacts],
     *,
     invalid: str | None,
-    request: Request | None,
+    request: OpenRequest | None,
     runs: Sequence[RunRecord],
     now: float,
     policy: Policy,
@@ -63,7 +64,7 @@ def _one(
     facts: StreamFacts,
     *,
     invalid: str | None,
-    request: Request | None,
+    request: OpenRequest | None,
     runs: Sequence[RunRecord],
     now: float,
     policy: Policy,
@@ -90,7 +91,14 @@ def _one(
         if words.startswith("retry"):
             return {**out, "state": "failed", **failed, "retry_at": "next run"}
     if request is not None:
-        return {**out, "state": "requested", "since": format_time(request.requested_at), "by": request.by}
+        by = None if request.first.by is None else escaped(request.first.by)
+        return {
+            **out,
+            "state": "requested",
+            "since": format_time(request.requested_at),
+            "by": by,
+            "key": escaped(request.first.key),
+        }
     if facts.lane is None:
         return {**out, "state": "unknown", "reason": "the graph does not hold this version: request it"}
     waiting: dict[str, Any] = {**out, "state": "waiting", "lane": facts.lane, "ahead": facts.ahead}

@@ -1,5 +1,5 @@
 """Requests: package versions someone waits for, kept in the ConfigMap ``graph-refresh-requests`` in middletier
-(docs/lanes.md). Pure: the format, reading values written by anyone, and when a request ends.
+(docs/lanes.md). Pure: the format, and reading values written by anyone.
 
 Format (for operators and the adviser)
 --------------------------------------
@@ -9,9 +9,10 @@ changes nothing); the value one JSON object::
     {"package": "flask", "version": "1.1.2", "index": "https://pypi.org/simple",
      "requested_at": "2027-01-15T08:00:00Z", "by": "adviser"}
 
-``index`` defaults to ``DEFAULT_INDEX`` and ``by`` (who asked, free text) may be absent. A value that cannot be
-read, or whose package, version or index would be skipped as invalid by a run, is dropped with a warning naming
-its key. Two keys asking for the same item are one request (the older counts).
+``index`` defaults to ``DEFAULT_INDEX``; ``by`` (who asked, free text) may be absent; ``requested_at`` may be
+left out (or be ahead of the run's clock): the first real run that reads the value writes its own time into it.
+A value that cannot be read is dropped with a warning naming its key. Whether a run may act on a readable
+request (a trusted index, a known version) is decided by ``waiting/lanes.py``.
 """
 
 from __future__ import annotations
@@ -22,25 +23,28 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from graph_refresh.config import redact_url
 from graph_refresh.items import Candidate, invalid_reason, normalize_name
-from graph_refresh.retry.codec import format_time, parse_time, shown
+from graph_refresh.printable import shown
+from graph_refresh.retry.codec import format_time, parse_time
 
 REQUESTS_NAME = "graph-refresh-requests"
 DEFAULT_INDEX = "https://pypi.org/simple"
 MAX_BY = 200  # characters of "by" kept: who asked, not a document
+SHOWN_CHARACTERS = 60  # of a key or value quoted in a warning
 
 
 @dataclass(frozen=True)
 class Request:
-    """One open request: the item someone waits for, since when, and who asked."""
+    """One request as read: the item someone waits for, since when, who asked, and the value it was read from."""
 
     key: str
     candidate: Candidate
-    """Package name in PEP 503 form, version and index URL as asked."""
-    requested_at: float
-    """Epoch seconds, whole."""
+    """Package name in PEP 503 form, version and index URL as the value has them."""
+    requested_at: float | None
+    """Epoch seconds, whole; None when the value has no time yet (a real run writes its own into it)."""
     by: str | None = None
+    value: str = ""
+    """The ConfigMap value as read: a real run changes or removes the key only while it still holds this."""
 
     @property
     def package(self) -> str:
@@ -50,6 +54,24 @@ class Request:
     def version(self) -> str:
         return self.candidate.package_version
 
+    @property
+    def requester(self) -> str:
+        """Who the requested lane takes turns between: ``by``, or one anonymous requester for all without."""
+        return self.by or ""
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A value that is not a request, and why."""
+
+    key: str
+    value: str
+    reason: str
+
+    @property
+    def warning(self) -> str:
+        return f"request {shown(self.key, SHOWN_CHARACTERS)!r} dropped: {self.reason}"
+
 
 def request_key(candidate: Candidate) -> str:
     """The key ``app.py request`` stores a request under: ``r-`` and 10 hex characters of a hash of the item."""
@@ -57,27 +79,33 @@ def request_key(candidate: Candidate) -> str:
     return "r-" + hashlib.sha256(canonical.encode()).hexdigest()[:10]
 
 
-def new_request(package: str, version: str, index: str | None, *, now: float, by: str | None) -> Request:
-    """A request for ``package==version`` asked at ``now``; ValueError says what would make a run skip it."""
-    candidate = Candidate(normalize_name(package.strip()), version.strip(), (index or DEFAULT_INDEX).strip())
+def new_request(candidate: Candidate, *, now: float, by: str | None) -> Request:
+    """A request for ``candidate`` (its index in the normal form a ConfigMap keeps) asked at ``now``; ValueError
+    says what would make a run skip it."""
     reason = invalid_reason(candidate)
     if reason:
-        raise ValueError(f"{package}=={version} at {redact_url(candidate.index_url)} cannot be scheduled: {reason}")
+        raise ValueError(f"{shown(candidate.package_name, 80)}=={shown(candidate.package_version, 40)}: {reason}")
     if by is not None and (len(by) > MAX_BY or not by.isprintable()):
         raise ValueError(f"--by must be printable text of at most {MAX_BY} characters")
-    return Request(request_key(candidate), candidate, float(int(now)), by or None)
+    request = Request(request_key(candidate), candidate, float(int(now)), by or None)
+    return replace(request, value=encode(request))
 
 
-def encode(request: Request) -> str:
-    """A request's ConfigMap value: compact JSON, fields in a fixed order."""
-    value: dict[str, Any] = {
-        "package": request.package,
-        "version": request.version,
-        "index": request.candidate.index_url,
-        "requested_at": format_time(request.requested_at),
-    }
+def encode(request: Request, *, requested_at: float | None = None) -> str:
+    """A request's ConfigMap value: compact JSON, fields in a fixed order; ``requested_at`` replaces its time."""
+    at = request.requested_at if requested_at is None else requested_at
+    value: dict[str, Any] = {"package": request.package, "version": request.version, "index": request.candidate[2]}
+    if at is not None:
+        value["requested_at"] = format_time(at)
     if request.by is not None:
         value["by"] = request.by
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def stamped(text: str, at: float) -> str:
+    """The value ``text`` (a JSON object) with ``requested_at`` set to ``at``, every other field as it was."""
+    value = json.loads(text)
+    value["requested_at"] = format_time(at)
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -93,50 +121,50 @@ def decode(key: str, text: str) -> Request:
     for name in ("package", "version"):
         field = value.get(name)
         if not isinstance(field, str) or not field.strip():
-            raise ValueError(f"{name} {shown(field)} is not a non-empty string")
+            raise ValueError(f"{name} {_quoted(field)} is not a non-empty string")
         fields[name] = field.strip()
     index = value.get("index", DEFAULT_INDEX)
     if not isinstance(index, str):
-        raise ValueError(f"index {shown(index)} is not a string")
+        raise ValueError(f"index {_quoted(index)} is not a string")
     candidate = Candidate(normalize_name(fields["package"]), fields["version"], index.strip())
     reason = invalid_reason(candidate)
     if reason:
         raise ValueError(f"it would be skipped as invalid: {reason}")
-    requested_at = parse_time(value.get("requested_at"))
-    if requested_at is None:
-        raise ValueError(f"requested_at {shown(value.get('requested_at'))} is not an RFC 3339 time in 1970-9999")
+    requested_at = None
+    if value.get("requested_at") is not None:
+        requested_at = parse_time(value["requested_at"])
+        if requested_at is None:
+            raise ValueError(f"requested_at {_quoted(value['requested_at'])} is not an RFC 3339 time in 1970-9999")
+        requested_at = float(int(requested_at))
     by = value.get("by")
     if by is not None and not isinstance(by, str):
-        raise ValueError(f"by {shown(by)} is not a string")
-    return Request(key, candidate, float(int(requested_at)), by[:MAX_BY] if by else None)
+        raise ValueError(f"by {_quoted(by)} is not a string")
+    return Request(key, candidate, requested_at, by[:MAX_BY] if by else None, text)
 
 
-FUTURE_SLACK_SECONDS = 86_400  # a requester's clock may be ahead by this much; later is not a time, it is a typo
+def _quoted(value: object) -> str:
+    return shown(json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value), 60)
 
 
-def from_data(data: Mapping[str, str], *, now: float | None = None) -> tuple[list[Request], list[str]]:
-    """The open requests of a ConfigMap's data, oldest first (one per item: the oldest key wins), and a warning
-    for each value that could not be read, naming its key. With ``now``, a request made later than ``now`` is
-    taken as made at ``now``, and one more than ``FUTURE_SLACK_SECONDS`` later cannot be read (it would never
-    expire)."""
-    requests: dict[Candidate, Request] = {}
-    problems = []
+def from_data(data: Mapping[str, str]) -> tuple[list[Request], list[Unreadable]]:
+    """Every readable request of a ConfigMap's data, in key order, and the values that cannot be read."""
+    requests, unreadable = [], []
     for key in sorted(data):
+        text = data[key]
         try:
-            request = decode(key, data[key])
-            if now is not None and request.requested_at > now:
-                if request.requested_at > now + FUTURE_SLACK_SECONDS:
-                    raise ValueError(f"requested_at {format_time(request.requested_at)} is more than a day ahead")
-                request = replace(request, requested_at=float(int(now)))
+            if not isinstance(text, str):
+                raise ValueError("not a string")
+            requests.append(decode(key, text))
         except ValueError as error:
-            problems.append(f"request {shown(key)} dropped: {error}")
-            continue
-        known = requests.get(request.candidate)
-        if known is None or (request.requested_at, request.key) < (known.requested_at, known.key):
-            requests[request.candidate] = request
-    return sorted(requests.values(), key=lambda r: (r.requested_at, r.key)), problems
+            unreadable.append(Unreadable(key, text if isinstance(text, str) else "", str(error)))
+    return requests, unreadable
 
 
-def expired(request: Request, now: float, ttl_seconds: float) -> bool:
-    """Whether the request has waited longer than ``ttl_seconds`` (the run then drops it with a warning)."""
-    return now >= request.requested_at + ttl_seconds
+def expired(requested_at: float, now: float, ttl_seconds: float) -> bool:
+    """Whether a request made at ``requested_at`` has waited longer than ``ttl_seconds`` (a run then drops it)."""
+    return now >= requested_at + ttl_seconds
+
+
+def format_requested(request: Request, now: float) -> str:
+    """When the request was made, as ``request --list`` and ``explain`` show it."""
+    return format_time(min(request.requested_at, now)) if request.requested_at is not None else "next run"
