@@ -409,8 +409,8 @@ def request(
             assert target is not None
             _add_request(ctx, cluster, settings, _requirement(target), index_url, by, now)
     except GraphRefreshError as error:
-        verb = "read" if listing else "change"
-        logger.error("Could not %s the requests %s in namespace %r: %s", verb, REQUESTS_NAME, namespace, error)
+        what = "list the requests" if listing else "cancel the request" if cancel else "file the request"
+        logger.error("Could not %s (%s in namespace %r): %s", what, REQUESTS_NAME, namespace, error)
         ctx.exit(ExitCode.FAILED)
 
 
@@ -420,7 +420,7 @@ def _requirement(text: str) -> tuple[str, str]:
 
     package, separator, version = text.partition("==")
     if not separator or not package.strip() or not version.strip():
-        raise click.UsageError(f"{shown(text, 80)!r} is not PKG==VER (for example flask==1.1.2)")
+        raise click.UsageError(f"'{shown(text, 80)}' is not PKG==VER (for example flask==1.1.2)")
     return package.strip(), version.strip()
 
 
@@ -452,7 +452,7 @@ def _add_request(
         spelling = trusted.spelling(index)
         if spelling is None:
             raise click.UsageError(
-                f"{escaped(config.redact_url(index))!r} is not an index this deployment trusts; it trusts "
+                f"'{escaped(config.redact_url(index))}' is not an index this deployment trusts; it trusts "
                 f"{trusted.described()} (add one with --allowed-index)"
             )
         candidate = Candidate(normalize_name(package), version, spelling)
@@ -540,7 +540,7 @@ def _cancel_request(
 
     requests_store.change(cluster, namespace, remove)
     if not removed:
-        what = f"key {shown(target, 60)!r}" if by_key else f"{shown(target, 80)}"
+        what = f"key '{shown(target, 60)}'" if by_key else f"{shown(target, 80)}"
         click.echo(f"No request for {what} in namespace {namespace!r}: nothing to cancel.", err=True)
         ctx.exit(ExitCode.FAILED)
     keys = "key" if len(removed) == 1 else "keys"
@@ -556,7 +556,7 @@ def _list_requests(read: Any, settings: Settings, now: float, *, as_json: bool) 
     rows = []
     for r in read.requests:
         at = r.requested_at
-        state = "open" if at is None or not expired(at, now, ttl) else "expired: the next run drops it"
+        state = "open" if at is None or not expired(at, now, ttl) else "expired"
         rows.append(
             {
                 "key": escaped(r.key),
@@ -566,7 +566,7 @@ def _list_requests(read: Any, settings: Settings, now: float, *, as_json: bool) 
                 "requested_at": None if at is None else format_time(at),
                 "by": None if r.by is None else escaped(r.by),
                 "age_seconds": None if at is None else max(0, int(now - at)),
-                "state": state if at is not None else "open (the next run stamps its time)",
+                "state": state,
                 "expires_at": None if at is None else format_time(at + ttl),
             }
         )
@@ -583,7 +583,7 @@ def _list_requests(read: Any, settings: Settings, now: float, *, as_json: bool) 
         package = f"{row['package']}=={row['version']}" if "package" in row else "-"
         age = "-" if row.get("age_seconds") is None else _age(row["age_seconds"])
         cells = [row["key"], package, row.get("index") or "-", row.get("by") or "-", age, row["state"]]
-        table.append([shown(cell, width) for cell, width in zip(cells, (14, 24, 26, 12, 5, 100), strict=True)])
+        table.append([shown(cell, width) for cell, width in zip(cells, (12, 28, 29, 10, 4, 100), strict=True)])
     widths = [max(len(line[i]) for line in table) for i in range(5)]
     for line in table:
         click.echo(_fit("  ".join([*(c.ljust(w) for c, w in zip(line, widths, strict=False)), line[5]]), 100))

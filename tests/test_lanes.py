@@ -15,7 +15,7 @@ from graph_refresh.items import ANALYZER
 
 from .fakes.dgraph import FakeDgraph
 from .fakes.kube import FakeKube
-from .helpers import HOUR, MIDDLETIER, SOLVERS, T0, Harness, RunCli, another_writer_first, names, version
+from .helpers import HOUR, MIDDLETIER, PYPI, SOLVERS, T0, Harness, RunCli, another_writer_first, names, version
 
 Obj = dict[str, Any]
 STREAMS = [*SOLVERS, ANALYZER]
@@ -93,7 +93,7 @@ def test_a_request_comes_first_even_behind_100k_candidates_a_stream_with_room_fo
         graph = Graph(store, cluster, dgraph)
         graph.add(names(backlog))
         for wanted in (f"{last}==1.0", "brand-new==2.0"):
-            filed = cluster.cli("request", wanted, "--by", "adviser", at=T0 - 60)
+            filed = cluster.cli("request", wanted, "--by", "adviser", at=T0 - 60, env=graph.env)
             assert filed.exit_code == 0, filed.stderr
         result, report = cluster.run("--max-in-flight", "10", now=lambda: T0, env=graph.env)
         assert result.exit_code == 0, result.stderr
@@ -218,3 +218,137 @@ def test_with_the_graph_sync_behind_a_run_schedules_requests_only(cluster: Harne
     _, report = cluster.run(now=lambda: T0 + HOUR, env={"THOTH_GRAPH_REFRESH_MAX_AWAITING_SYNC": "3"})
     assert report["totals"]["solver"]["stopped_by"] != "sync-lag", "under the threshold: every lane"
     assert lanes(report)["backlog"] > 0
+
+
+# -- who may ask for what, and nothing an operator writes is lost ---------------------------------------------
+
+
+def put_requests(cluster: Harness, data: dict[str, str]) -> None:
+    """Requests written by hand (``oc patch``), as anyone allowed to update the ConfigMap can."""
+    cluster.fake.add(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "graph-refresh-requests", "namespace": MIDDLETIER},
+            "data": data,
+        }
+    )
+
+
+def job_indexes(cluster: Harness) -> set[str]:
+    """Every index URL a Job of the cluster was given (solver and analyzer parameters)."""
+    found = set()
+    for job in cluster.jobs().values():
+        for container in job["spec"]["template"]["spec"]["containers"]:
+            for env in container.get("env") or []:
+                if env["name"] in ("THOTH_SOLVER_INDEXES", "THOTH_PACKAGE_ANALYZER_INDEX_URL"):
+                    found.add(env["value"])
+    return found
+
+
+@pytest.mark.parametrize(
+    "index",
+    [
+        "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+        "https://127.0.0.1:10250/pods",
+        "https://kubernetes.default.svc/api/v1/secrets",
+        "http://pypi.org/simple",
+        "https://pypi.org/$(THOTH_SOLVER_PACKAGES)",
+        "https://$(KUBERNETES_SERVICE_HOST)/simple",
+    ],
+)
+def test_a_hand_written_request_never_points_a_job_somewhere_new(cluster: Harness, index: str) -> None:
+    cluster.graph(["flask"])
+    put_requests(cluster, {"attack": json.dumps({"package": "flask", "version": "1.0", "index": index})})
+    result, report = cluster.run(now=lambda: T0)
+    assert result.exit_code == 0, result.stderr
+    assert job_indexes(cluster) == {PYPI}, "only the graph's own index reaches a Job"
+    assert "request 'attack' dropped" in result.stderr
+    assert report["requests"]["dropped"] == 1
+    assert lanes(report)["requested"] == 0
+    assert requests_data(cluster) == {}, "a real run removes it"
+
+
+def test_a_requested_index_gets_the_graphs_spelling_with_its_credentials(cluster: Harness) -> None:
+    private = "https://builder:s3cret@private.example:8443/simple/"
+    cluster.import_graph({"package_versions": [version("private-pkg", "1.0", private), version("other", "1.0")]})
+    filed = cluster.cli("request", "private-pkg==1.0", "--index", "HTTPS://private.example/simple:8443", at=T0)
+    assert filed.exit_code == 2, "another path is another index"
+    filed = cluster.cli("request", "private-pkg==1.0", "--index", "https://Private.Example:8443/simple", at=T0)
+    assert filed.exit_code == 0, filed.stderr
+    assert "s3cret" not in json.dumps(requests_data(cluster))
+    _, report = cluster.run("--max-in-flight", "4", now=lambda: T0)
+    assert lanes(report)["requested"] == 3
+    assert item_jobs(cluster, "private-pkg") == set(SOLVERS)
+    assert job_indexes(cluster) == {private, PYPI}, "the Job fetches from the graph's own spelling"
+
+
+@pytest.mark.parametrize("store", ["sqlite", "dgraph"])
+def test_another_spelling_of_a_solved_and_analyzed_item_is_done_without_a_job(cluster: Harness, store: str) -> None:
+    done = {
+        "package_versions": [version("jinja2", "3.1.6")],
+        "solved": [{**version("jinja2", "3.1.6"), "solver": solver} for solver in SOLVERS],
+        "analyzed": [version("jinja2", "3.1.6")],
+    }
+    with FakeDgraph({}) as dgraph:
+        graph = Graph(store, cluster, dgraph)
+        graph.add_graph(done)
+        spellings = {
+            "a": ("3.1.6.0", PYPI),
+            "b": ("v3.1.6", PYPI),
+            "c": ("3.1.6", PYPI + "/"),
+            "d": ("3.1.6", "https://pypi.org:443/simple"),
+        }
+        put_requests(
+            cluster,
+            {
+                key: json.dumps(
+                    {"package": "Jinja2", "version": ver, "index": index, "requested_at": "2027-01-15T07:00:00Z"}
+                )
+                for key, (ver, index) in spellings.items()
+            },
+        )
+        result, report = cluster.run(now=lambda: T0, env=graph.env)
+        assert result.exit_code == 0, result.stderr
+        assert cluster.jobs() == {}
+        assert report["requests"] == {"open": 0, "oldest_age_seconds": None, "done": 4, "expired": 0, "dropped": 0}
+        assert requests_data(cluster) == {}
+
+
+def test_a_key_someone_changed_during_the_run_is_kept_and_duplicates_of_an_open_item_stay(cluster: Harness) -> None:
+    cluster.graph(["flask", "numpy", "six"])
+    value = {"package": "flask", "version": "1.0", "requested_at": "2027-01-15T07:00:00Z"}
+    data = {f"dupe-{n:03d}": json.dumps(value) for n in range(299)}
+    data["fixme"] = '{"package": "numpy"'  # unreadable: the run removes it, unless it was fixed meanwhile
+    data["expired"] = json.dumps({**value, "package": "six", "requested_at": "2027-01-01T00:00:00Z"})
+    put_requests(cluster, data)
+    fixed = json.dumps({"package": "numpy", "version": "1.0"})
+    another_writer_first(cluster.fake, "graph-refresh-requests", "fixme", fixed)
+    repointed = json.dumps({**value, "package": "six"})
+    another_writer_first(cluster.fake, "graph-refresh-requests", "expired", repointed)
+    result, report = cluster.run(now=lambda: T0)
+    assert result.exit_code == 0, result.stderr
+    assert report["requests"]["open"] == 1, "299 keys, one item"
+    assert lanes(report)["requested"] == 3
+    after = requests_data(cluster)
+    assert after["fixme"] == fixed, "fixed while the run worked: kept as the operator left it"
+    assert after["expired"] == repointed, "re-pointed while the run worked: kept"
+    assert sum(key.startswith("dupe-") for key in after) == 299, "keys of an open item are never removed"
+    assert "2 request keys changed while this run worked were left as they are now" in result.stderr
+
+
+def test_the_readmes_oc_patch_value_without_a_time_is_stamped_and_scheduled(cluster: Harness) -> None:
+    cluster.graph(["flask"])
+    put_requests(cluster, {"flask-1.0": '{"package": "flask", "version": "1.0"}'})
+    result, report = cluster.run(now=lambda: T0)
+    assert result.exit_code == 0, result.stderr
+    assert lanes(report)["requested"] == 3
+    assert json.loads(requests_data(cluster)["flask-1.0"]) == {
+        "package": "flask",
+        "version": "1.0",
+        "requested_at": "2027-01-15T08:00:00Z",
+    }
+    ahead = {"package": "flask", "version": "1.0", "requested_at": "2099-01-01T00:00:00Z"}
+    put_requests(cluster, {"ahead": json.dumps(ahead)})
+    cluster.run(now=lambda: T0 + HOUR)
+    assert json.loads(requests_data(cluster)["ahead"])["requested_at"] == "2027-01-15T09:00:00Z", "taken as now"

@@ -70,7 +70,7 @@ class Unreadable:
 
     @property
     def warning(self) -> str:
-        return f"request {shown(self.key, SHOWN_CHARACTERS)!r} dropped: {self.reason}"
+        return f"request '{shown(self.key, SHOWN_CHARACTERS)}' dropped: {self.reason}"
 
 
 def request_key(candidate: Candidate) -> str:

@@ -25,7 +25,8 @@ def normal_index(url: str) -> str | None:
     """The form two spellings of one index share: scheme and host lower-cased, the default port left out, no
     user-info, query or fragment, no trailing ``/``. None when ``url`` is no http(s) URL with a host (or holds
     what an index URL must not: whitespace, quotes, ``$``)."""
-    if invalid_reason(Candidate("a", "1", url.strip())) is not None:
+    scheme, separator, rest = url.strip().partition("://")
+    if not separator or invalid_reason(Candidate("a", "1", f"{scheme.lower()}://{rest}")) is not None:
         return None
     try:
         parts = urlsplit(url.strip())

@@ -43,7 +43,7 @@ def test_explain_says_where_an_item_stands_in_every_stream(
         if store == "sqlite":
             assert run_cli(["import-graph", str(write_graph(graph))]).exit_code == 0
         cluster.run("--max-in-flight", "4", now=lambda: T0, env=env)
-        cluster.cli("request", "p000009==1.0", "--by", "alice", at=T0 + 60)
+        assert cluster.cli("request", "p000009==1.0", "--by", "alice", at=T0 + 60, env=env).exit_code == 0
 
         in_flight = explained(cluster, "p000000==1.0", T0 + 120, env)
         assert set(in_flight) == set(STREAMS)
