@@ -158,7 +158,8 @@ def _lanes(
                 fresh = store.fresh_solver_candidates(environment, after=cursor)
             backlog = store.solver_candidates(environment, up_to=cursor)
         lanes.arrivals[name] = arrivals = Arrivals(_primed(fresh), cursor)
-        lanes.fresh.append(Stream(kind, solver, arrivals, cost, Lane.FRESH))
+        if cursor < end:  # nothing arrived past the cursor: no fresh stream, so its share is not even asked
+            lanes.fresh.append(Stream(kind, solver, arrivals, cost, Lane.FRESH))
         lanes.backlog.append(Stream(kind, solver, _primed(backlog), cost, Lane.BACKLOG))
     return lanes
 

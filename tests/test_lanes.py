@@ -9,9 +9,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 
-from graph_refresh.items import ANALYZER
+from graph_refresh.items import ANALYZER, SOLVER, Candidate, WorkItem
 
 from .fakes.dgraph import FakeDgraph
 from .fakes.kube import FakeKube
@@ -352,3 +353,177 @@ def test_the_readmes_oc_patch_value_without_a_time_is_stamped_and_scheduled(clus
     put_requests(cluster, {"ahead": json.dumps(ahead)})
     cluster.run(now=lambda: T0 + HOUR)
     assert json.loads(requests_data(cluster)["ahead"])["requested_at"] == "2027-01-15T09:00:00Z", "taken as now"
+
+
+# -- floods, shares over time, and a request that cannot complete -------------------------------------------
+
+
+def clear_jobs(cluster: Harness) -> None:
+    for name in list(cluster.jobs()):
+        cluster.fake.delete("jobs", MIDDLETIER, name)
+
+
+def test_a_flood_of_requests_leaves_the_backlog_its_share_run_after_run(cluster: Harness) -> None:
+    flood = names(10_000, "req")
+    cluster.import_graph({"package_versions": [version(p, "1.0") for p in [*flood, *names(50, "old")]]})
+    stamp = "2027-01-15T07:00:00Z"
+    put_requests(
+        cluster,
+        {f"k{n:05d}": json.dumps({"package": p, "version": "1.0", "requested_at": stamp}) for n, p in enumerate(flood)},
+    )
+    env = {"GRAPH_REFRESH_NO_PACKAGE_ANALYZERS": "1"}
+    taken = []
+    for run in range(3):
+        result, report = cluster.run("--max-in-flight", "10", now=lambda run=run: T0 + run * HOUR, env=env)
+        assert result.exit_code == 0, result.stderr
+        taken.append(lanes(report))
+        clear_jobs(cluster)
+    assert taken == [{"requested": 8, "fresh": 0, "backlog": 2}] * 3, "0.8 of the slots; the backlog moves"
+    assert len(requests_data(cluster)) == 10_000, "none lost, none done yet"
+
+
+def test_requests_take_turns_between_requesters(cluster: Harness) -> None:
+    cluster.graph([*names(6, "bob"), "alice1", "alice2"])
+    for n, package in enumerate(names(6, "bob")):
+        cluster.cli("request", f"{package}==1.0", "--by", "bob", at=T0 - 600 + n)
+    cluster.cli("request", "alice1==1.0", "--by", "alice", at=T0 - 60)
+    cluster.cli("request", "alice2==1.0", "--by", "alice", at=T0 - 59)
+    env = {"GRAPH_REFRESH_NO_PACKAGE_ANALYZERS": "1", "THOTH_GRAPH_REFRESH_REQUEST_SHARE": "1"}
+    cluster.run("--max-in-flight", "12", now=lambda: T0, env=env)
+    assert {p for p in ("bob000000", "alice1", "bob000001", "alice2") if item_jobs(cluster, p) == set(SOLVERS)} == {
+        "bob000000",
+        "alice1",
+        "bob000001",
+        "alice2",
+    }, "bob's oldest, alice's oldest, bob's next, alice's next"
+    assert item_jobs(cluster, "bob000002") == set()
+
+
+def fresh_per_run(cluster: Harness, runs: int, *args: str, env: dict[str, str]) -> list[Obj]:
+    """Run ``runs`` times an hour apart, new versions arriving before each and finished Jobs leaving after."""
+    taken = []
+    for run in range(runs):
+        cluster.graph(names(3, f"new{run}-"))
+        result, report = cluster.run(*args, now=lambda run=run: T0 + (run + 1) * HOUR, env=env)
+        assert result.exit_code == 0, result.stderr
+        taken.append(lanes(report))
+        clear_jobs(cluster)
+    return taken
+
+
+def test_one_free_slot_at_a_share_of_a_half_gives_the_fresh_lane_every_second_slot(cluster: Harness) -> None:
+    cluster.graph(names(40, "old"))
+    env = {"GRAPH_REFRESH_NO_PACKAGE_ANALYZERS": "1"}
+    cluster.run("--max-in-flight", "1", now=lambda: T0, env=env)  # the first run: nothing is fresh yet
+    clear_jobs(cluster)
+    taken = fresh_per_run(cluster, 6, "--max-in-flight", "1", env=env)
+    assert [t["fresh"] for t in taken] == [0, 1, 0, 1, 0, 1]
+    assert [t["backlog"] for t in taken] == [1, 0, 1, 0, 1, 0]
+    assert json.loads(cluster.fake.get("configmaps", MIDDLETIER, "graph-refresh-ledger")["data"]["lane-credits"]) == {
+        "requested": 0.0,
+        "fresh": 0.0,
+    }
+
+
+def test_a_share_counts_eager_stop_and_a_tenth_still_reaches_everything(cluster: Harness) -> None:
+    cluster.graph(names(40, "old"))
+    env = {"GRAPH_REFRESH_NO_PACKAGE_ANALYZERS": "1"}
+    cluster.run("--eager-stop", "6", now=lambda: T0, env=env)
+    clear_jobs(cluster)
+    taken = fresh_per_run(cluster, 4, "--eager-stop", "6", env=env)
+    assert taken == [{"requested": 0, "fresh": 3, "backlog": 3}] * 4, "half of the 6 Jobs eager stop allows"
+    taken = fresh_per_run(cluster, 10, "--max-in-flight", "5", "--fresh-share", "0.1", env=env)
+    assert sum(t["fresh"] for t in taken) == 5, "a tenth of 5 slots over 10 runs"
+    assert all(t["fresh"] + t["backlog"] == 5 for t in taken)
+
+
+def test_a_fresh_item_whose_create_was_refused_keeps_its_place(cluster: Harness) -> None:
+    cluster.graph(names(20, "old"))
+    env = {"GRAPH_REFRESH_NO_PACKAGE_ANALYZERS": "1"}
+    cluster.run("--max-in-flight", "3", now=lambda: T0, env=env)
+    clear_jobs(cluster)
+    cluster.graph(["new-a", "new-b"])
+    refused = WorkItem(SOLVER, SOLVERS[0], Candidate("new-a", "1.0", PYPI)).job_name
+    quota_full = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "status": "Failure",
+        "reason": "Forbidden",
+        "code": 403,
+        "message": f'jobs "{refused}" is forbidden: exceeded quota: jobs, requested: count/jobs.batch=1',
+    }
+    cluster.fake.inject(method="POST", path=r"/jobs$", status=403, body=quota_full, match_name=refused, times=1)
+    result, report = cluster.run("--max-in-flight", "6", "--fresh-share", "1", now=lambda: T0 + HOUR, env=env)
+    assert result.exit_code == 0, result.stderr
+    assert report["totals"]["solver"]["skipped"]["capacity"] >= 1
+    explained = cluster.cli("explain", "new-a==1.0", "--json", at=T0 + HOUR + 60, env=env)
+    rows = {row["stream"]: row for row in json.loads(explained.stdout)}
+    assert rows[SOLVERS[0]]["lane"] == "fresh", "refused for quota: still fresh, not behind the backlog"
+    clear_jobs(cluster)
+    _, report = cluster.run("--max-in-flight", "6", "--fresh-share", "1", now=lambda: T0 + 2 * HOUR, env=env)
+    assert refused in cluster.jobs(), "created by the next run's fresh lane"
+
+
+def test_a_failing_lane_read_is_a_warning_and_the_rest_of_the_run_goes_on(cluster: Harness) -> None:
+    with FakeDgraph({}) as dgraph:
+        graph = Graph("dgraph", cluster, dgraph)
+        graph.add(names(10))
+        env = {**graph.env, "GRAPH_REFRESH_NO_PACKAGE_ANALYZERS": "1", "THOTH_GRAPH_REFRESH_MAX_AWAITING_SYNC": "1"}
+        assert cluster.cli("request", "p000009==1.0", at=T0, env=env).exit_code == 0
+        cluster.run("--max-in-flight", "3", now=lambda: T0, env=env)
+        for name in cluster.jobs():
+            cluster.fake.set_job_status(MIDDLETIER, name, "Complete")
+        dgraph.inject(grpc.StatusCode.INVALID_ARGUMENT, times=10, match=lambda r: "query statuses" in r.query)
+        result, report = cluster.run("--max-in-flight", "6", now=lambda: T0 + HOUR, env=env)
+        assert result.exit_code == 0, result.stderr
+        assert "the requested lane waits" in result.stderr
+        assert "the run goes on unpaced" in result.stderr
+        assert report["requests"] is None
+        assert lanes(report)["backlog"] > 0, "the backlog still moves"
+        assert len(requests_data(cluster)) == 1, "the request keeps its place"
+
+
+def test_a_request_whose_results_never_reach_the_graph_ends_after_two_jobs(cluster: Harness) -> None:
+    cluster.graph(["lost"])
+    env = {"GRAPH_REFRESH_NO_PACKAGE_ANALYZERS": "1"}
+    cluster.cli("request", "lost==1.0", at=T0, env=env)
+    requested, warned = [], []
+    for hour in range(6):
+        result, report = cluster.run(now=lambda hour=hour: T0 + hour * HOUR, env=env)
+        assert result.exit_code == 0, result.stderr
+        requested.append(lanes(report)["requested"])
+        warned.append("graph sync is losing results" in result.stderr)
+        for name in cluster.jobs():
+            cluster.fake.set_job_status(MIDDLETIER, name, "Complete")  # done; graph sync loses the result
+        if hour % 2:
+            clear_jobs(cluster)  # the Job TTL removes them
+    assert requested == [3, 0, 3, 0, 0, 0], "two Jobs per stream completed, then the request ends"
+    assert warned == [False, False, False, False, True, False]
+    assert requests_data(cluster) == {}
+
+
+def test_a_solver_only_deployment_ends_a_request_once_its_solvers_have_it(cluster: Harness) -> None:
+    cluster.graph(["flask"])
+    env = {"GRAPH_REFRESH_NO_PACKAGE_ANALYZERS": "1"}
+    cluster.cli("request", "flask==1.0", at=T0)
+    cluster.run(now=lambda: T0, env=env)
+    cluster.import_graph(complete_and_sync(cluster))
+    _, report = cluster.run(now=lambda: T0 + HOUR, env=env)
+    assert report["requests"]["done"] == 1
+    assert requests_data(cluster) == {}, "solved by every solver it runs: done, though never analyzed"
+
+
+def test_unknown_streams_in_the_cursors_are_pruned_and_push_no_entry_out(cluster: Harness) -> None:
+    cluster.graph(["flask"])
+    env = {"GRAPH_REFRESH_NO_PACKAGE_ANALYZERS": "1"}
+    cluster.run(now=lambda: T0, env=env)
+    configmap = cluster.fake.get("configmaps", MIDDLETIER, "graph-refresh-ledger")
+    assert configmap is not None
+    junk = {f"solver-junk{n:06d}-1-py38": 1 for n in range(30_000)}
+    junk["not a stream"] = 5
+    configmap["data"]["fresh-cursors"] = json.dumps({**json.loads(configmap["data"]["fresh-cursors"]), **junk})
+    cluster.fake.add(configmap)
+    result, _ = cluster.run(now=lambda: T0 + HOUR, env=env)
+    assert "Ledger graph-refresh-ledger is full" not in result.stderr
+    cursors = ledger_key(cluster, "fresh-cursors")
+    assert set(cursors) == set(SOLVERS)
