@@ -222,6 +222,7 @@ class Planner:
             taken = _Share(None if slots is None else share * slots + carried.get(lane, 0.0))
             repeats = self._repeats()
             yield from taken.count(self._lane(streams, taken.limit, repeats, taken.cut))
+            taken.limited = bool(taken.cut)
             for stream in [stream for stream in taken.cut if not self._has_room(stream)]:
                 self._next(stream, repeats)  # the share ended where a cap does: the cap stopped it, and counts
                 taken.cut.remove(stream)
@@ -359,7 +360,9 @@ class _Share:
         self.limit = None if allowance is None else math.floor(allowance + 1e-9)
         self.used = 0
         self.cut: list[Stream] = []
-        """The lane's streams its limit stopped with candidates left (neither ended nor stopped by a cap)."""
+        """The lane's streams its limit stopped with candidates left, and no cap stops yet."""
+        self.limited = False
+        """Whether the limit stopped the lane while it had candidates left."""
 
     def count(self, items: Iterator[Planned]) -> Iterator[Planned]:
         for planned in items:
@@ -370,7 +373,7 @@ class _Share:
     def left(self) -> float:
         """The fraction of a slot carried to the next run: what the allowance gave and the lane could not take
         because its limit cut it; nothing when it had nothing more to take or took more (the backlog ran out)."""
-        if self.allowance is None or not self.cut:
+        if self.allowance is None or not self.limited:
             return 0.0
         return min(max(self.allowance - self.used, 0.0), 0.999999)
 

@@ -319,3 +319,21 @@ def test_a_repeat_below_one_is_a_usage_error(repeat: str, capsys: pytest.Capture
         run.parse(["--repeat", repeat])
     assert exited.value.code == 2
     assert "--repeat must be at least 1" in capsys.readouterr().err
+
+
+def test_the_requests_bench_quick_run_creates_requested_jobs_first() -> None:
+    done = subprocess.run(
+        [sys.executable, "bench/bench_requests.py", "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = {row[0]: row for row in markdown_rows(done.stdout, "run")}
+    assert list(rows) == ["requests and pacing", "neither"]
+    for row in rows.values():
+        assert all(NUMBER.match(cell) for cell in row[1:]), row
+    assert rows["requests and pacing"][5] == "16", "0.8 of 20 slots go to requests"
+    assert rows["neither"][5] == "0"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 
 import pytest
@@ -306,3 +307,41 @@ def test_sync_lag_leaves_only_the_requested_lane() -> None:
     )
     assert order == [("requested", "wanted")]
     assert report.stopped_by == {SOLVER: "sync-lag", ANALYZER: "sync-lag"}
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_a_share_is_a_fraction_over_time_whatever_the_free_slots(seed: int) -> None:
+    """Over many runs with random free slots and shares, each lane gets its share of the slots within one
+    Job, carried from run to run, as long as every lane always has candidates."""
+    rng = random.Random(seed)
+    request_share, fresh_share = rng.choice([0.0, 0.1, 0.25, 0.5, 0.8, 1.0]), rng.choice([0.0, 0.1, 0.5, 0.9])
+    credits: dict[str, float] = {}
+    wanted = {"requested": 0.0, "fresh": 0.0}
+    got = {"requested": 0, "fresh": 0, "backlog": 0}
+    for _ in range(60):
+        slots = rng.choice([0, 1, 1, 2, 3, 5, 12])
+        names = tuple(f"c{n}" for n in range(slots + 1))
+        planner = Planner(report=RunReport(dry_run=True, store="test"), capacity=Capacity(slots))
+        planned = list(
+            planner.fill(
+                requested=lane_streams(Lane.REQUESTED, a=names),
+                fresh=lane_streams(Lane.FRESH, b=names),
+                backlog=lane_streams(Lane.BACKLOG, c=names),
+                request_share=request_share,
+                fresh_share=fresh_share,
+                credits=credits,
+            )
+        )
+        assert len(planned) == slots, "every free slot is used"
+        wanted["requested"] += request_share * slots
+        taken = sum(p.lane is Lane.REQUESTED for p in planned)
+        wanted["fresh"] += fresh_share * (slots - taken)
+        for p in planned:
+            got[str(p.lane)] += 1
+        credits = planner.credits
+        for lane in ("requested", "fresh"):
+            assert wanted[lane] - 1 < got[lane] <= wanted[lane] + 1e-6 or got[lane] == 0 == round(wanted[lane]), (
+                lane,
+                wanted,
+                got,
+            )
