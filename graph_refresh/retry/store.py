@@ -145,7 +145,7 @@ def write(
         extra = {CURSORS_KEY: encode_cursors(new_cursors)} if new_cursors else {}
         if runs:
             extra[RUNS_KEY] = encode_runs(runs)
-        if lane_credits:
+        if any(lane_credits.values()):  # nothing carried reads as no key
             extra[CREDITS_KEY] = encode_credits(lane_credits)
         if seen.counts:
             extra[SYNCS_KEY] = encode_syncs(seen)

@@ -138,3 +138,25 @@ def test_explain_from_a_template_folder_without_middletier_reads_no_cluster(
     assert {row["state"] for row in rows} == {"waiting"}
     assert {row["lane"] for row in rows} == {"backlog"}
     assert "THOTH_MIDDLETIER_NAMESPACE is not set" in result.stderr, "it says what it could not see"
+
+
+def test_explain_escapes_what_someone_wrote_into_a_request(cluster: Harness) -> None:
+    cluster.graph(["flask"])
+    hostile = "eve\x1b[2J\n  solver-fedora-34-py39  solved\u202e"
+    value = json.dumps({"package": "flask", "version": "1.0", "requested_at": "2027-01-15T07:00:00Z", "by": hostile})
+    cluster.fake.add(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "graph-refresh-requests", "namespace": "middletier"},
+            "data": {"k\n": value},
+        }
+    )
+    text = cluster.cli("explain", "flask==1.0", at=T0)
+    assert text.exit_code == 0, text.stderr
+    assert "\x1b" not in text.stdout
+    assert "\u202e" not in text.stdout
+    assert len(text.stdout.splitlines()) == 1 + len(STREAMS), "no forged line"
+    rows = explained(cluster, "flask==1.0", T0)
+    assert rows[ANALYZER]["by"] == "eve\\x1b[2J\\x0a  solver-fedora-34-py39  solved\\u202e"
+    assert rows[ANALYZER]["key"] == "k\\x0a"
