@@ -193,6 +193,8 @@ def _sorted_requests(
     fails is a warning: the requested lane waits this run, and every request keeps its place."""
     if read is None:
         return RequestOutcome(skipped="the requests were not read")
+    if not read.requests and not read.unreadable:
+        return RequestOutcome()  # most runs: nothing to ask the store
     environments = list(templates.solver_environments())
     try:
         outcome = sort_requests(
