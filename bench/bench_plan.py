@@ -1,4 +1,4 @@
-"""Benchmark: time and peak memory of a dry run as the backlog grows (design: A run: memory must not grow with it).
+"""Benchmark: time and peak memory of a dry run as the backlog grows (memory must not grow with it; design: A run).
 
 Builds an SQLite store with N unsolved, unanalyzed package versions, then runs the real CLI in a child
 process (`app.py --dry-run --template-dir openshift/templates`, no manifests written) and reads the child's

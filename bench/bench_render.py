@@ -23,8 +23,8 @@ from graph_refresh.templates import JobTemplates, load_job_templates, read_templ
 
 
 def first_release(renderer: Renderer, templates: JobTemplates) -> Callable[[WorkItem], dict[str, Any]]:
-    """Rendering as the first release did it (process the whole Template for each item), with what design: Learning
-    adds to every Job, so both give the same Job."""
+    """Rendering as the first release did it (process the whole Template for each item), with what learning adds
+    to every Job (design: Learning), so both give the same Job."""
 
     def render(item: WorkItem) -> dict[str, Any]:
         template = templates.analyzer if item.kind == ANALYZER else templates.solvers[str(item.solver)][1]
@@ -35,7 +35,7 @@ def first_release(renderer: Renderer, templates: JobTemplates) -> Callable[[Work
         job["metadata"]["labels"] = {**(job["metadata"].get("labels") or {}), **item.labels}
         job["metadata"]["annotations"] = {**(job["metadata"].get("annotations") or {}), **item.annotations}
         pod_metadata = job["spec"]["template"].setdefault("metadata", {})
-        pod_metadata["labels"] = {**(pod_metadata.get("labels") or {}), **item.labels}  # design: Learning: pods listed
+        pod_metadata["labels"] = {**(pod_metadata.get("labels") or {}), **item.labels}  # pods listed (design: Learning)
         if job["spec"].get("ttlSecondsAfterFinished") is None:
             job["spec"]["ttlSecondsAfterFinished"] = renderer.plan.job_ttl_seconds
         job.pop("status", None)

@@ -161,8 +161,15 @@ def main(argv: list[str] | None = None) -> int:
         graph_file = work / "graph.json"
         graph_file.write_text(json.dumps(graph(args.requests, args.completed, args.backlog)))
         server = subprocess.Popen(
-            [sys.executable, "-m", "tests.fakes.dgraph", "--graph", str(graph_file)]
-            + ["--latency", str(args.latency_ms / 1000)],
+            [
+                sys.executable,
+                "-m",
+                "tests.fakes.dgraph",
+                "--graph",
+                str(graph_file),
+                "--latency",
+                f"{args.latency_ms / 1000}",
+            ],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             text=True,
@@ -204,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| run | first create s | wall s | CPU s | Jobs created | of them requested |")
     print("|---|---:|---:|---:|---:|---:|")
     for lanes, samples in rows:
+
         def median(key: str, samples: list[dict[str, float]] = samples) -> float:
             return sorted(sample[key] for sample in samples)[len(samples) // 2]
 

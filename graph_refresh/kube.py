@@ -170,7 +170,7 @@ def _load_configuration(settings: ClusterSettings) -> client.Configuration:
                 why = str(error)
             else:
                 why = f"it is not a kubeconfig ({type(error).__name__}: {truncate(str(error))})"
-            raise NoCredentials(  # a cluster failure (exit 1, with a report; design: Exit codes), not a bad option
+            raise NoCredentials(  # a cluster failure, exit 1 with a report, not a bad option (design: Exit codes)
                 f"no cluster credentials: not in a cluster, and no usable kubeconfig ({kubeconfig}): {why}",
                 reached=False,
             ) from error
@@ -597,7 +597,7 @@ class Cluster:
         """Create one Job; raise a ClusterError subclass (AlreadyExists, QuotaExceeded, Throttled, ...).
 
         ``dry_run``: send ``dryRun=All``, so the API server validates, admits and quota-checks the Job and
-        stores nothing (``--server-dry-run``, design: A run).
+        stores nothing: ``--server-dry-run`` (design: A run).
         """
         extra: dict[str, Any] = {"dry_run": "All"} if dry_run else {}
         self._send(

@@ -1,5 +1,5 @@
 """Where Templates meet the cluster: render planned items into Jobs, then create them or, in a dry
-run, write them out; count every outcome in the run report (design: A run steps 6-7)."""
+run, write them out; count every outcome in the run report (design: A run)."""
 
 from __future__ import annotations
 

@@ -98,7 +98,7 @@ def attempt_of(job: object) -> int:
 
 
 def cause_of(job: Mapping[str, Any], pods: Sequence[object], *, now: float) -> FailedJob | None:
-    """Why ``job`` failed (design: Learning, first match wins), or None when it has no true ``Failed`` condition.
+    """Why ``job`` failed (first match wins; design: Learning), or None when it has no true ``Failed`` condition.
 
     ``pods`` are this Job's pods (see ``pods_by_job``); they may be gone. Never raises on malformed objects:
     a field that is missing or of the wrong type simply does not match, so an unreadable failed Job is an

@@ -132,7 +132,7 @@ def sort_requests(
     ttl_seconds: float,
     completions: Completions | None = None,
 ) -> RequestOutcome:
-    """What a run does with each request (docs/lanes.md, "Who may ask for what"): an index the deployment does
+    """What a run does with each request (docs/lanes.md, "Requests: who may ask for what"): an index the deployment does
     not trust drops it; a request without a time (or ahead of the run's clock) is taken as made now and stamped;
     an expired one is dropped; the version is matched to the store's spelling; one every stream has is done, one
     a stream's Jobs completed twice for while the store still lacks it is dropped; the rest are open, one per

@@ -1,4 +1,4 @@
-"""Who may ask for what (docs/lanes.md, "Who may ask for what"): a request only reorders work the deployment
+"""Who may ask for what (docs/lanes.md, "Requests: who may ask for what"): a request only reorders work the deployment
 would do anyway. Pure: the normal form of an index URL, the indexes a deployment trusts, and the matching of an
 asked version to the store's spelling of it.
 

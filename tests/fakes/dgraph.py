@@ -578,7 +578,7 @@ class FakeGraph:
                 and (versions is None or node.get("package_version") in versions)
                 and node.get("index_url") in indexes
             ):
-                fields = {key: node[key] for key in ("package_name", "package_version", "index_url") if key in node}
+                fields: dict[str, Any] = {key: node[key] for key in ("package_name", "package_version", "index_url") if key in node}
                 rows.append({**self._status_row(uid), **fields})
         return rows
 
