@@ -403,7 +403,11 @@ class Cluster:
         page_size: int = LIST_PAGE_SIZE,
         request_timeout: Timeout = REQUEST_TIMEOUT,
         reads: backoff.Backoff = backoff.READS,
+        budget_seconds: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``budget_seconds``: what every request of this client together may take (None: no bound); a read
+        is then tried once, within what is left, and fails with NoAnswer once the budget is spent."""
         self._configuration = _load_configuration(settings)
         self._api = client.ApiClient(self._configuration)
         # urllib3 would otherwise retry on its own (3 times, sleeping out a 429's Retry-After unseen):
@@ -414,9 +418,22 @@ class Cluster:
         self._custom = client.CustomObjectsApi(self._api)
         self._sleep = sleep
         self._page_size = page_size
-        self._timeout = request_timeout
-        self._reads = reads
+        self._request_timeout = request_timeout
+        self._reads = reads if budget_seconds is None else backoff.Backoff(attempts=1, base_seconds=0)
+        self._clock = clock
+        self._deadline = None if budget_seconds is None else clock() + budget_seconds
         self._host = redact_url(self._configuration.host)  # a server URL may carry user:password@
+
+    @property
+    def _timeout(self) -> Timeout:
+        """(connect, read) seconds for the next request: the client's, or what is left of its budget."""
+        if self._deadline is None:
+            return self._request_timeout
+        left = self._deadline - self._clock()
+        if left <= 0:
+            raise NoAnswer(f"no answer from {self._host} within the time this command may take", reached=False)
+        connect, read = self._request_timeout
+        return (min(connect, left), min(read, left))
 
     # --- sending ---------------------------------------------------------------------------------
 
@@ -553,6 +570,23 @@ class Cluster:
             ),
         )
         return _objects(body, f"list jobs.batch in namespace {namespace!r}")
+
+    def list_item_pods(self, namespace: str, keys: Sequence[str], field_selector: str) -> list[dict[str, Any]]:
+        """The owned pods of the items ``keys`` that ``field_selector`` selects: a few, one request."""
+        selector = f"{OWNED_SELECTOR},{LABEL_ITEM} in ({','.join(sorted(set(keys)))})"
+        body = self._get_object(
+            "list",
+            "pods",
+            namespace,
+            lambda: self._core.list_namespaced_pod(
+                namespace,
+                label_selector=selector,
+                field_selector=field_selector,
+                _preload_content=False,
+                _request_timeout=self._timeout,
+            ),
+        )
+        return _objects(body, f"list pods in namespace {namespace!r}")
 
     def list_quotas(self, namespace: str) -> list[dict[str, Any]]:
         """Every ResourceQuota in ``namespace``, as the API returns them."""

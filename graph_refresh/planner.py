@@ -24,11 +24,12 @@ from enum import StrEnum
 from typing import Any
 
 from graph_refresh.capacity import Capacity, JobCost
-from graph_refresh.items import ANALYZER, Candidate, Kind, WorkItem, invalid_reason
-from graph_refresh.owned import JobState, OwnedJobs
+from graph_refresh.fate import Skipped, decide
+from graph_refresh.items import ANALYZER, Candidate, Kind, WorkItem
+from graph_refresh.owned import OwnedJobs
 from graph_refresh.report import SYNC_LAG, Counts, RunReport, SkipReason
 from graph_refresh.retry.model import AttemptResources, Cause
-from graph_refresh.retry.policy import History, Policy, Skip
+from graph_refresh.retry.policy import History, Policy
 
 logger = logging.getLogger(__name__)
 
@@ -292,60 +293,28 @@ class Planner:
         return None
 
     def _decide(self, stream: Stream, candidate: Candidate, counts: Counts) -> Planned | object | None:
-        """What one examined candidate becomes: a Planned item, None (skipped, counted) or ``_STOP`` (the
-        stream stops: its first attempts no longer fit)."""
-        report, capacity, history = self.report, self.capacity, self.history
-        reason = invalid_reason(candidate)
-        if reason:
-            logger.debug("Skipping invalid %s candidate %r: %s", stream.kind, candidate, reason)
-            counts.skipped[SkipReason.INVALID] += 1
-            return None
-        item = WorkItem(stream.kind, stream.solver, candidate)
-        state = self.view.state(item)
-        if state is JobState.IN_FLIGHT or state is JobState.COMPLETE:
-            counts.skipped[state.value] += 1
-            return None
-        decision = history.next_for(item)
-        if isinstance(decision, Skip):
-            counts.skipped[decision.reason] += 1
-            return None
-        job_cost = stream.cost
-        # A fresh start (quarantine over, memory cleared) takes a number past every Job the item still has:
-        # the name of a failed Job that the TTL has not removed yet would only meet a 409.
-        attempt = (
-            max(decision.attempt, self.view.latest_attempt(item) + 1) if state is JobState.FAILED else decision.attempt
+        """What one examined candidate becomes (``fate.decide``): a Planned item, None (skipped, counted) or
+        ``_STOP`` (the stream stops: its first attempts no longer fit)."""
+        fate = decide(
+            stream.kind,
+            stream.solver,
+            candidate,
+            view=self.view,
+            history=self.history,
+            capacity=self.capacity,
+            first_cost=stream.cost,
+            cost=self.cost,
         )
-        if attempt != 1:
-            item = WorkItem(stream.kind, stream.solver, candidate, attempt)
-        if decision.resources is not None and self.cost is not None:
-            job_cost = self.cost(item, decision.resources)
-            never = capacity.never_admits(job_cost)
-            if never is not None and decision.retries in (Cause.OOM, Cause.DEADLINE):
-                logger.warning(
-                    "%s %s %s: the %s retry (attempt %d) would need more than %s can ever admit; its "
-                    "failure counts as at the cap (an error): it is retried as it ran, after the back-off",
-                    stream.solver or stream.kind,
-                    candidate.package_name,
-                    candidate.package_version,
-                    decision.retries,
-                    attempt,
-                    never,
-                )
-                decision = history.at_cap(item)
-                if isinstance(decision, Skip):
-                    counts.skipped[decision.reason] += 1
-                    return None
-                job_cost = stream.cost if decision.resources is None else self.cost(item, decision.resources)
-            limit = capacity.blocking_limit(job_cost)
-            if limit is not None:  # an escalated retry may not fit where a first attempt does
-                counts.skipped[SkipReason.CAPACITY] += 1
-                if capacity.blocking_limit(stream.cost) is None:
-                    return None  # only the escalation is too big: the stream's first attempts still fit
-                report.stop(stream.kind, SkipReason.CAPACITY, limit)
+        if isinstance(fate, Skipped):
+            logger.debug("Skipping %s candidate %r: %s %s", stream.kind, candidate, fate.reason, fate.detail or "")
+            counts.skipped[fate.reason] += 1
+            if fate.stops_stream:
+                self.report.stop(stream.kind, SkipReason.CAPACITY, fate.detail)
                 return _STOP
-        capacity.take(job_cost)
+            return None
+        self.capacity.take(fate.cost)
         self.planned[stream.kind] += 1
-        return Planned(item, decision.resources, decision.retries, decision.capped, stream.lane)
+        return Planned(fate.item, fate.resources, fate.retries, fate.capped, stream.lane)
 
 
 _STOP = object()  # what Planner._decide returns when the stream stops

@@ -24,7 +24,6 @@ from graph_refresh.items import (
     Candidate,
     SolverEnvironment,
     WorkItem,
-    invalid_reason,
 )
 from graph_refresh.owned import JobState, OwnedJobs, build_view
 from graph_refresh.planner import Arrivals, Lane, Planned, Planner, Stream, order_streams
@@ -231,9 +230,12 @@ def _completions_seen(
     return seen.seen(states)
 
 
-def _sync_lag(view: OwnedJobs, store: GraphStore, settings: Settings, templates: JobTemplates) -> bool:
+def _sync_lag(
+    view: OwnedJobs, store: GraphStore, settings: Settings, templates: JobTemplates, *, strict: bool = False
+) -> bool:
     """Whether --max-awaiting-sync owned Jobs or more have completed while the store still lists their items,
-    counted a page of items at a time. A store read that fails is a warning, and the run goes on unpaced."""
+    counted a page of items at a time. A store read that fails is a warning, and the run goes on unpaced
+    (``strict``: the StoreError is raised)."""
     enough = settings.lanes.max_awaiting_sync
     if not enough or len(view.completed) < enough:
         return False
@@ -247,6 +249,8 @@ def _sync_lag(view: OwnedJobs, store: GraphStore, settings: Settings, templates:
     try:
         found = awaiting_sync(completed, lambda page: store.statuses(page, environments), enough, page=PAGE_SIZE)
     except StoreError as error:
+        if strict:
+            raise
         logger.warning("Pacing could not ask the graph about the completed Jobs, the run goes on unpaced: %s", error)
         return False
     if found >= enough:
@@ -505,11 +509,17 @@ def run(
         store.close()
 
 
+EXPLAIN_SECONDS = 8  # what explain may spend on the cluster in all: an answer, or its error, within 10 s
+
+
 def explain_item(settings: Settings, seams: Externals, candidate: Candidate) -> list[dict[str, Any]]:
-    """Where ``candidate`` stands in every stream of the run ``settings`` describe (``app.py explain``). Reads
-    the store, the Templates and, when middletier is named, the item's Jobs, the ledger and the requests;
-    writes nothing. Raises GraphRefreshError when one cannot be read."""
-    from graph_refresh.waiting.explain import JobSeen, StreamFacts, explain
+    """Where ``candidate`` stands in every stream of the run ``settings`` describe (``app.py explain``): the
+    next run's own decision for it (``fate.decide``), from what a run reads: the store, the Templates and,
+    when middletier is named, the item's Jobs and their failed pods, the quotas, the ledger (failed Jobs
+    present learned as a run learns them), the requests, and with ``--max-awaiting-sync`` the completed Jobs.
+    Writes nothing. Raises GraphRefreshError when one of them cannot be read: a guess is no answer."""
+    from graph_refresh.fate import decide
+    from graph_refresh.waiting.explain import StreamFacts, explain
 
     namespace = settings.cluster.middletier_namespace
     reads_cluster = settings.cluster.template_dir is None or namespace is not None
@@ -518,41 +528,75 @@ def explain_item(settings: Settings, seams: Externals, candidate: Candidate) -> 
             "THOTH_MIDDLETIER_NAMESPACE is not set: the item's Jobs, the ledger and the requests are not read, so "
             "this says only what the graph holds (in flight, failed or requested shows as waiting)"
         )
-    cluster = (seams.connect or (lambda: _connect(settings)))() if reads_cluster else None
+    connect = seams.connect or (lambda: _connect(settings, budget=EXPLAIN_SECONDS))
+    cluster = connect() if reads_cluster else None
     now = math.floor(seams.now())
     store = open_store(settings.store)
     try:
         templates = load_templates(settings, cluster)
         streams = templates.streams()
+        environments = list(templates.solver_environments())
         items = {stream_name(k, _name(e)): WorkItem(k, _name(e), candidate) for k, e in streams}
-        jobs: dict[str, JobSeen] = {}
-        ledger, request = ledger_store.Ledger(), None
+        view, ledger, requests, paused = OwnedJobs(), ledger_store.Ledger(), RequestOutcome(), False
+        jobs: list[dict[str, Any]] = []
         if cluster is not None and namespace:
-            jobs = _latest_jobs(cluster.list_item_jobs(namespace, [item.key for item in items.values()]))
-            ledger = ledger_store.read(cluster, namespace, now=now)
+            keys = [item.key for item in items.values()]
+            jobs = cluster.list_item_jobs(namespace, keys)
+            quotas = [Quota.from_object(q) for q in cluster.list_quotas(namespace)]
+            view = build_view(jobs, lambda selector: cluster.list_item_pods(namespace, keys, selector), quotas, now=now)
+            ledger = ledger_store.read(cluster, namespace, now=now, strict=True)
             requests = _sorted_requests(
-                _read_requests(cluster, namespace), store, templates, settings, now, ledger.completions
+                requests_store.read(cluster, namespace), store, templates, settings, now, ledger.completions
             )
-            request = next((r for r in requests.open if r.candidate == candidate), None)
-        status = store.status(candidate, list(templates.solver_environments()))
+            if requests.skipped is not None:
+                raise StoreError(f"the requests could not be looked up in the graph: {requests.skipped}")
+            if settings.lanes.max_awaiting_sync:
+                completed = read_cluster_view(cluster, namespace, now, keep_completed=True)
+                paused = _sync_lag(completed, store, settings, templates, strict=True)
+        history = History.of(ledger.entries, view, Policy.of(settings.retry), now)
+        renderer = Renderer(templates, settings.plan, namespace)
+        capacity = Capacity.from_cluster(max_in_flight=0, live_jobs=0, quotas=view.quotas)
+        request = next((r for r in requests.open if r.candidate == candidate), None)
+        (status,) = store.statuses([candidate], environments)
         end = store.arrival_end()
+        latest = _latest_jobs(jobs)
         facts = []
         for kind, environment in streams:
             name = stream_name(kind, _name(environment))
             item = items[name]
             done = status.analyzed if environment is None else name in status.solved_by
+            cost = renderer.probe_cost(kind, item.solver)
+            fate = decide(
+                kind,
+                item.solver,
+                candidate,
+                view=view,
+                history=history,
+                capacity=capacity,
+                first_cost=cost,
+                cost=renderer.cost,
+            )
             cursor = _cursor(name, ledger.cursors, end, settings)
             lane, ahead = None, None
             if status.arrival is not None and not done:
                 lane = "fresh" if status.arrival > cursor else "backlog"
                 ahead = _ahead(store, environment, lane, cursor, status.arrival, candidate)
+            asked = request if request is not None and name in request.lacking else None
             facts.append(
-                StreamFacts(kind, item.solver, done, jobs.get(item.key), ledger.entries.get(item.key), lane, ahead)
+                StreamFacts(
+                    kind,
+                    item.solver,
+                    done,
+                    fate,
+                    latest.get(item.key),
+                    history.entries.get(item.key),
+                    asked,
+                    paused and asked is None,
+                    lane,
+                    ahead,
+                )
             )
-        policy = Policy.of(settings.retry)
-        return explain(
-            facts, invalid=invalid_reason(candidate), request=request, runs=ledger.runs, now=now, policy=policy
-        )
+        return explain(facts, runs=ledger.runs, now=now)
     finally:
         store.close()
 
@@ -561,28 +605,36 @@ def _name(environment: SolverEnvironment | None) -> str | None:
     return None if environment is None else environment.name
 
 
-def _connect(settings: Settings) -> kube.Cluster:
+def _connect(settings: Settings, *, budget: float | None = None) -> kube.Cluster:
     from graph_refresh import kube
 
-    return kube.Cluster(settings.cluster)
+    return kube.Cluster(settings.cluster, budget_seconds=budget)
 
 
 def _latest_jobs(jobs: list[dict[str, Any]]) -> dict[str, Any]:
     """Item key → the latest (highest attempt) of its Jobs, as explain shows it."""
     from graph_refresh.owned import job_state
-    from graph_refresh.retry.failures import attempt_of
+    from graph_refresh.retry.failures import attempt_of, resources_of
     from graph_refresh.waiting.explain import JobSeen
 
-    latest: dict[str, tuple[int, JobSeen]] = {}
+    latest: dict[str, JobSeen] = {}
     for job in jobs:
         metadata = job.get("metadata") or {}
         key = (metadata.get("labels") or {}).get(LABEL_ITEM)
         attempt = attempt_of(job)
-        if isinstance(key, str) and (key not in latest or latest[key][0] < attempt):
+        if isinstance(key, str) and (key not in latest or latest[key].attempt < attempt):
             created = metadata.get("creationTimestamp")
-            seen = JobSeen(str(metadata.get("name")), job_state(job), created if isinstance(created, str) else None)
-            latest[key] = (attempt, seen)
-    return {key: seen for key, (_, seen) in latest.items()}
+            resources = resources_of(job)
+            memory = next(iter(resources.memory.values()), None)
+            latest[key] = JobSeen(
+                str(metadata.get("name")),
+                created if isinstance(created, str) else None,
+                attempt,
+                {"IN_FLIGHT": "in-flight", "FAILED": "failed", "COMPLETE": "complete"}[job_state(job).name],
+                None if memory is None else memory.limit or memory.request,
+                resources.deadline_seconds,
+            )
+    return latest
 
 
 def _ahead(

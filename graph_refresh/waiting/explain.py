@@ -1,6 +1,6 @@
-"""Where one item stands, per solver and for the analyzer (``app.py explain``; docs/lanes.md). Pure: the CLI
-gathers the facts (the store's status and counts, the item's Jobs, the ledger and the requests) and this
-module says what they mean, in the order a run would decide them."""
+"""Where one item stands, per solver and for the analyzer (``app.py explain``; docs/lanes.md). Pure: the run's
+own decision for the item (``fate.decide``, computed by the caller from what it read as a run reads it) and
+what the store says of it become one row per stream, in words an operator reads."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from graph_refresh.fate import Create, Fate, Skipped
 from graph_refresh.items import ANALYZER, Kind
-from graph_refresh.owned import JobState
 from graph_refresh.printable import escaped
+from graph_refresh.report import SkipReason
 from graph_refresh.retry.codec import format_time
-from graph_refresh.retry.model import LedgerEntry, RunRecord
-from graph_refresh.retry.policy import Policy, entry_state
+from graph_refresh.retry.model import Cause, LedgerEntry, RunRecord
 from graph_refresh.waiting.lanes import OpenRequest
 
 DEFAULT_PERIOD_SECONDS = 3600  # the CronJob's period, when the recent runs do not tell it
@@ -26,83 +26,104 @@ class JobSeen:
     """The item's latest owned Job in one stream."""
 
     name: str
-    state: JobState
     created: str | None
     """The Job's creationTimestamp, as the API gave it."""
+    attempt: int
+    state: str
+    """``in-flight``, ``complete`` or ``failed``."""
+    memory: str | None = None
+    """The first container's memory limit (else request), as the Job has it."""
+    deadline: int | None = None
+    """The Job's ``spec.activeDeadlineSeconds``."""
 
 
 @dataclass(frozen=True)
 class StreamFacts:
-    """What is known of the item in one stream."""
+    """What is known of the item in one stream, and what the next run decides for it."""
 
     kind: Kind
     solver: str | None
     done: bool
     """Solved by this solver (an error record included), or analyzed."""
+    fate: Fate
+    """What the next run does with the item in this stream, should it reach it (``fate.decide``)."""
     job: JobSeen | None
     entry: LedgerEntry | None
+    """The item's ledger entry after the run's learning (failed Jobs present included)."""
+    request: OpenRequest | None
+    """The open request the next run serves this stream from, if any."""
+    paused: bool
+    """The next run schedules requests only (the graph sync is behind)."""
     lane: str | None
     """``fresh`` or ``backlog`` when the store lists it as a candidate; None when it does not know the version."""
     ahead: int | None
     """Candidates of the stream's lane before it; None when not counted."""
 
 
-def explain(
-    facts: Sequence[StreamFacts],
-    *,
-    invalid: str | None,
-    request: OpenRequest | None,
-    runs: Sequence[RunRecord],
-    now: float,
-    policy: Policy,
-) -> list[dict[str, Any]]:
+def explain(facts: Sequence[StreamFacts], *, runs: Sequence[RunRecord], now: float) -> list[dict[str, Any]]:
     """Per stream: ``stream``, ``state`` (one word) and the details that state has, JSON-ready."""
-    return [_one(f, invalid=invalid, request=request, runs=runs, now=now, policy=policy) for f in facts]
+    return [_one(f, runs=runs, now=now) for f in facts]
 
 
-def _one(
-    facts: StreamFacts,
-    *,
-    invalid: str | None,
-    request: OpenRequest | None,
-    runs: Sequence[RunRecord],
-    now: float,
-    policy: Policy,
-) -> dict[str, Any]:
+_SKIPPED_STATES = {
+    SkipReason.INVALID: "invalid",
+    SkipReason.IN_FLIGHT: "in-flight",
+    SkipReason.AWAITING_SYNC: "awaiting-sync",
+    SkipReason.FAILED_RECENTLY: "failed",
+    SkipReason.QUARANTINED: "quarantined",
+}
+
+
+def _one(facts: StreamFacts, *, runs: Sequence[RunRecord], now: float) -> dict[str, Any]:
     stream = facts.solver or ANALYZER
     out: dict[str, Any] = {"stream": stream, "kind": facts.kind}
-    job = facts.job
     if facts.done:
         return {**out, "state": "analyzed" if facts.kind == ANALYZER else "solved"}
-    if invalid:
-        return {**out, "state": "invalid", "reason": invalid}
-    if job is not None and job.state is JobState.IN_FLIGHT:
-        return {**out, "state": "in-flight", "job": job.name, "since": job.created}
-    if job is not None and job.state is JobState.COMPLETE:
-        return {**out, "state": "awaiting-sync", "job": job.name}
-    entry = facts.entry
-    if entry is not None and entry.cause is not None:
-        words, until = entry_state(entry, now, policy)
-        failed = {"cause": str(entry.cause), "attempt": entry.attempt, "failures": entry.failures}
-        if words.startswith("quarantined"):
-            return {**out, "state": "quarantined", **failed, "until": format_time(until or now)}
-        if words.startswith("backing off"):
-            return {**out, "state": "failed", **failed, "retry_at": format_time(until or now)}
-        if words.startswith("retry"):
-            return {**out, "state": "failed", **failed, "retry_at": "next run"}
-    if request is not None:
+    fate, job, entry = facts.fate, facts.job, facts.entry
+    if isinstance(fate, Skipped) and fate.reason in _SKIPPED_STATES:
+        state = _SKIPPED_STATES[fate.reason]
+        out["state"] = state
+        if state == "invalid":
+            return {**out, "reason": fate.detail}
+        if state in ("in-flight", "awaiting-sync") and job is not None:
+            return {**out, "job": job.name, "since": job.created} if state == "in-flight" else {**out, "job": job.name}
+        failed = {} if entry is None else {"cause": _cause(entry), "attempt": entry.attempt, "failures": entry.failures}
+        when = format_time(fate.until) if fate.until is not None else None
+        return {**out, **failed, "until" if state == "quarantined" else "retry_at": when}
+    next_job = _next_job(fate)
+    if facts.request is not None:
+        request = facts.request
         by = None if request.first.by is None else escaped(request.first.by)
-        return {
-            **out,
-            "state": "requested",
-            "since": format_time(request.requested_at),
-            "by": by,
-            "key": escaped(request.first.key),
-        }
+        since = format_time(request.requested_at)
+        return {**out, "state": "requested", "since": since, "by": by, "key": escaped(request.first.key), **next_job}
+    if facts.paused:
+        return {**out, "state": "paused", "reason": "sync-lag: the graph sync is behind, requests only", **next_job}
     if facts.lane is None:
         return {**out, "state": "unknown", "reason": "the graph does not hold this version: request it"}
-    waiting: dict[str, Any] = {**out, "state": "waiting", "lane": facts.lane, "ahead": facts.ahead}
+    if isinstance(fate, Skipped):  # capacity: a retry bigger than what is free now waits for room
+        next_job["needs"] = fate.detail
+    waiting: dict[str, Any] = {**out, "state": "waiting", "lane": facts.lane, "ahead": facts.ahead, **next_job}
     return {**waiting, **_likely_start(stream, facts.lane, facts.ahead, runs, now)}
+
+
+def _cause(entry: LedgerEntry) -> str | None:
+    return None if entry.cause is None else str(entry.cause)
+
+
+def _next_job(fate: Fate) -> dict[str, Any]:
+    """What the next Job of the item is, when it is a retry: its attempt, the cause it retries, what grows."""
+    if not isinstance(fate, Create) or fate.item.attempt == 1:
+        return {}
+    out: dict[str, Any] = {"attempt": fate.item.attempt}
+    if fate.retries is not None:
+        out["retries"] = str(fate.retries)
+    if fate.retries is Cause.OOM and fate.resources is not None:
+        out["memory"] = ", ".join(
+            f"{name}={memory.limit or memory.request}" for name, memory in sorted(fate.resources.memory.items())
+        )
+    if fate.retries is Cause.DEADLINE and fate.resources is not None:
+        out["deadline"] = fate.resources.deadline_seconds
+    return out
 
 
 def _likely_start(

@@ -1,0 +1,110 @@
+"""What happens to one item in one stream this run, and why (design: One decision). Pure: no I/O, no clock.
+
+The planner asks :func:`decide` for every candidate it examines once no cap stops the stream; ``explain``
+asks it for the item it explains, from what it read as a run reads it (the item's Jobs, the ledger with their
+failures learned, the quotas). So ``explain`` tells what the next run does because it runs this code. The
+order of the rules, first match wins: an invalid item; an item whose latest Job is in flight or complete;
+what its failures decide (a back-off, quarantine, or the attempt to create and its resources, design:
+Learning); an escalated retry that no quota can ever admit (it counts as at the cap); a retry too big for
+what is free now.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from graph_refresh.capacity import Capacity, JobCost
+from graph_refresh.items import Candidate, Kind, WorkItem, invalid_reason
+from graph_refresh.owned import JobState, OwnedJobs
+from graph_refresh.report import SkipReason
+from graph_refresh.retry.model import AttemptResources, Cause
+from graph_refresh.retry.policy import History, Skip
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Create:
+    """Create the item's Job: which attempt (in ``item``), with which resources, and what it costs."""
+
+    item: WorkItem
+    resources: AttemptResources | None
+    """What to write over the rendered Job (escalated memory, a longer deadline); None for the Template's."""
+    retries: Cause | None
+    """The cause of the failure this attempt retries; None for a first attempt (or one an operator forgot)."""
+    capped: bool
+    """The escalation reached its cap (``--max-memory``, ``--max-deadline``)."""
+    cost: JobCost
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """Skip the item this run, for ``reason``; ``until`` when the skip ends by itself (a back-off, quarantine)."""
+
+    reason: SkipReason
+    until: float | None = None
+    detail: str | None = None
+    """Why it is invalid, or the limit an escalated retry does not fit under."""
+    stops_stream: bool = False
+    """The stream's first attempts no longer fit either: the stream stops (``capacity``)."""
+
+
+Fate = Create | Skipped
+
+
+def decide(
+    kind: Kind,
+    solver: str | None,
+    candidate: Candidate,
+    *,
+    view: OwnedJobs,
+    history: History,
+    capacity: Capacity,
+    first_cost: JobCost,
+    cost: Callable[[WorkItem, AttemptResources], JobCost] | None = None,
+) -> Fate:
+    """The fate of ``candidate`` in the stream of ``kind`` and ``solver``, given the run's ``view`` of its Jobs,
+    its ``history`` (learning a pending failure or forgetting an expired entry on the way), what the run's
+    ``capacity`` still admits and what a first attempt costs (``first_cost``; ``cost`` prices a retry's
+    resources). Nothing is taken from ``capacity``: the caller takes ``Create.cost`` when it creates."""
+    reason = invalid_reason(candidate)
+    if reason:
+        return Skipped(SkipReason.INVALID, detail=reason)
+    item = WorkItem(kind, solver, candidate)
+    state = view.state(item)
+    if state is JobState.IN_FLIGHT or state is JobState.COMPLETE:
+        return Skipped(state.value)
+    decision = history.next_for(item)
+    if isinstance(decision, Skip):
+        return Skipped(decision.reason, decision.until)
+    # A fresh start (quarantine over, memory cleared) takes a number past every Job the item still has: the name
+    # of a failed Job that the TTL has not removed yet would only meet a 409.
+    attempt = max(decision.attempt, view.latest_attempt(item) + 1) if state is JobState.FAILED else decision.attempt
+    if attempt != 1:
+        item = WorkItem(kind, solver, candidate, attempt)
+    if decision.resources is None or cost is None:
+        return Create(item, decision.resources, decision.retries, decision.capped, first_cost)
+    job_cost = cost(item, decision.resources)
+    never = capacity.never_admits(job_cost)
+    if never is not None and decision.retries in (Cause.OOM, Cause.DEADLINE):
+        logger.warning(
+            "%s %s %s: the %s retry (attempt %d) would need more than %s can ever admit; its failure counts as "
+            "at the cap (an error): it is retried as it ran, after the back-off",
+            solver or kind,
+            candidate.package_name,
+            candidate.package_version,
+            decision.retries,
+            attempt,
+            never,
+        )
+        decision = history.at_cap(item)
+        if isinstance(decision, Skip):
+            return Skipped(decision.reason, decision.until)
+        job_cost = first_cost if decision.resources is None else cost(item, decision.resources)
+    limit = capacity.blocking_limit(job_cost)
+    if limit is not None:  # an escalated retry may not fit where a first attempt does
+        stops = capacity.blocking_limit(first_cost) is not None
+        return Skipped(SkipReason.CAPACITY, detail=limit, stops_stream=stops)
+    return Create(item, decision.resources, decision.retries, decision.capped, job_cost)
