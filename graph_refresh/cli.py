@@ -7,6 +7,7 @@ live in :mod:`graph_refresh.runtime`.
 
 from __future__ import annotations
 
+import difflib
 import enum
 import json
 import logging
@@ -26,6 +27,7 @@ from graph_refresh.report import RunReport
 if TYPE_CHECKING:
     from graph_refresh import kube
     from graph_refresh.refresh import Externals
+    from graph_refresh.retry import store as ledger_store
 
 logger = logging.getLogger("graph_refresh")
 summary_logger = logging.getLogger(runtime.SUMMARY_LOGGER)  # still logs with --quiet
@@ -52,6 +54,15 @@ class ConfigFailure(click.ClickException):
     """A configuration error found after parsing: ``Error: ...`` on stderr and exit 2, secrets masked."""
 
     exit_code = ExitCode.USAGE
+
+    def __init__(self, message: str) -> None:
+        super().__init__(secrets.mask(message))
+
+
+class NotFound(click.ClickException):
+    """What a command was asked about does not exist: ``Error: ...`` on stderr and exit 1, as kubectl's NotFound."""
+
+    exit_code = ExitCode.FAILED
 
     def __init__(self, message: str) -> None:
         super().__init__(secrets.mask(message))
@@ -344,18 +355,62 @@ def ledger_forget(
     namespace = settings.cluster.middletier_namespace
     assert namespace is not None, "checked by build_settings"
     try:
-        changed, unreadable = ledger_store.forget(_connect(ctx, settings), namespace, matches)
+        found = ledger_store.forget(_connect(ctx, settings), namespace, matches)
     except GraphRefreshError as error:
         logger.error("Could not change the ledger %s in namespace %r: %s", LEDGER_NAME, namespace, error)
         ctx.exit(ExitCode.FAILED)
+    if found.unreadable:
+        logger.warning("%d unreadable values were left as they are; the next real run drops them", found.unreadable)
+    ledger = f"{LEDGER_NAME} in namespace {namespace!r}"
+    if not found.matched:
+        raise NotFound(_nothing_matched(ledger, found, target, index_url, solver, analyzer))
+    changed, unchanged = found.changed, found.matched - len(found.changed)
+    if not changed:  # what was asked for already holds: forgetting twice is no mistake
+        click.echo(f"{_entries(unchanged, 'matching')} of {ledger} had no failures to forget: nothing changed.")
+        return
     for entry in changed[:20]:
         item = entry.item
         click.echo(f"forgot {entry.key}: {item.solver or item.kind} {item.package}=={item.version} {item.index}")
     more = f" ({len(changed) - 20} not listed)" if len(changed) > 20 else ""
-    entries = "entry" if len(changed) == 1 else "entries"
-    click.echo(f"{len(changed)} {entries} of {LEDGER_NAME} in namespace {namespace!r} forgotten{more}.")
-    if unreadable:
-        logger.warning("%d unreadable values were left as they are; the next real run drops them", unreadable)
+    click.echo(f"{_entries(len(changed))} of {ledger} forgotten{more}.")
+    if unchanged:
+        click.echo(f"{_entries(unchanged, 'more matching')} had no failures to forget.")
+
+
+def _entries(count: int, adjective: str = "") -> str:
+    """``1 entry``, ``2 matching entries``."""
+    return " ".join(filter(None, (str(count), adjective, "entry" if count == 1 else "entries")))
+
+
+def _nothing_matched(
+    ledger: str,
+    found: ledger_store.Forgotten,
+    target: str | None,
+    index_url: str | None,
+    solver: str | None,
+    analyzer: bool,
+) -> str:
+    """Why ``ledger forget`` changed nothing, in one line: what was asked, and what the ledger holds instead."""
+    if not found.exists:
+        return f"there is no ledger {ledger}: nothing to forget"
+    if not found.entries:
+        return f"the ledger {ledger} has no entries: nothing to forget"
+    asked = " ".join(
+        part
+        for part in (
+            target,
+            f"--index {config.redact_url(index_url)}" if index_url else None,
+            f"--solver {solver}" if solver else None,
+            "--analyzer" if analyzer else None,
+        )
+        if part
+    )
+    hint = "ledger show lists them"
+    solvers = sorted({entry.item.solver for entry in found.entries.values() if entry.item.solver})
+    if solver and solver not in solvers:
+        close = difflib.get_close_matches(solver, solvers, n=1)
+        hint = f"did you mean --solver {close[0]}?" if close else f"its solvers: {', '.join(solvers) or 'none'}"
+    return f"no entry of the ledger {ledger} matches {asked} ({_entries(len(found.entries))}; {hint})"
 
 
 @main.command("request")
