@@ -12,6 +12,7 @@ import enum
 import json
 import logging
 import math
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -71,14 +72,22 @@ class NotFound(click.ClickException):
 def _settings(ctx: click.Context, purpose: Literal["run", "middletier", "explain"]) -> Settings:
     """Logging set up, then the settings of the root command's parameters for ``purpose`` (a usage error, exit 2,
     when they cannot work); ``--quiet`` applies to every command."""
+    _start_logging()
     try:
-        runtime.init_logging()
         settings = build_settings(ctx.find_root().params, purpose=purpose)
     except ConfigError as error:
         raise ConfigFailure(str(error)) from error
     if settings.metrics.quiet:
         runtime.quiet_logging()
     return settings
+
+
+def _start_logging() -> None:
+    """Logging set up; a log level that cannot be read is a usage error."""
+    try:
+        runtime.init_logging()
+    except ConfigError as error:
+        raise ConfigFailure(str(error)) from error
 
 
 def _externals(ctx: click.Context) -> Externals:
@@ -102,8 +111,6 @@ def _exit_code_from_counts(report: RunReport) -> int:
 
 def _warn_about(settings: Settings) -> None:
     """Settings that work but are probably not what the operator meant."""
-    if settings.plan.output_dir is not None and not settings.plan.dry_run:
-        logger.warning("THOTH_GRAPH_REFRESH_OUTPUT_DIR (--output-dir) is for a dry run: no manifests are written")
     if settings.store.graph_tls_path is not None and not settings.store.graph_service_host:
         logger.warning("GRAPH_TLS_PATH is set but GRAPH_SERVICE_HOST is not: using the embedded SQLite store")
     if settings.plan.job_ttl_seconds < MIN_LEARNING_TTL_SECONDS:
@@ -234,13 +241,14 @@ def import_graph(ctx: click.Context, graph_file: Path, import_path: Path | None)
             "GRAPH_SERVICE_HOST is set: import-graph only writes the embedded SQLite store "
             "(graph-refresh never writes to the production graph); unset it to import"
         )
-    try:
-        runtime.init_logging()
-    except ConfigError as error:
-        raise ConfigFailure(str(error)) from error
+    _start_logging()
     if params["quiet"]:
         runtime.quiet_logging()
     path: Path = import_path or params["sqlite_path"]
+    folder = path.absolute().parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        problem = "does not exist" if not folder.exists() else "is not a writable folder"
+        raise ConfigFailure(f"the embedded store {str(path)!r} cannot be written: {str(folder)!r} {problem}")
     existed = path.exists()
     try:
         with (

@@ -159,13 +159,16 @@ def _quantity(ctx: click.Context, param: click.Parameter, value: str) -> str:
 
 
 def check_output_path(path: Path, *, folder: bool, variable: str) -> None:
-    """A file (or, with ``folder``, a folder) a run writes must be writable now, before any work is done:
-    its folder must exist, or be creatable just below a folder that does; ``-`` is standard output."""
+    """A file (or, with ``folder``, a folder) a run writes must be writable now, before any work is done: a
+    file's folder must exist (a mistyped path creates nothing); a folder must exist or be creatable just below
+    one that does; ``-`` is standard output."""
     if str(path) == "-" and not folder:
         return
     if not folder and path.is_dir():
         raise ConfigError(f"{described(variable)}: {str(path)!r} is a folder, not a file")
     parent = path.absolute() if folder else path.absolute().parent
+    if not folder and not parent.exists():
+        raise ConfigError(f"{described(variable)}: {str(path)!r} cannot be written: no folder {str(parent)!r}")
     if not parent.exists():
         parent = parent.parent  # created when the first file is written, only when its own parent exists
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
@@ -355,6 +358,16 @@ def build_settings(params: dict[str, Any], *, purpose: Literal["run", "middletie
         raise ConfigError(
             f"{described('THOTH_DRY_RUN')} and {described('THOTH_GRAPH_REFRESH_SERVER_DRY_RUN')} exclude each other: "
             "a dry run sends nothing, a server dry run sends every create with dryRun=All"
+        )
+    if purpose == "run" and p["no_solvers"] and p["no_package_analyzers"]:
+        raise ConfigError(
+            f"{described('GRAPH_REFRESH_NO_SOLVERS')} and {described('GRAPH_REFRESH_NO_PACKAGE_ANALYZERS')} are both "
+            "set: nothing is left to schedule; unset one of them"
+        )
+    if purpose == "run" and p["output_dir"] is not None and not p["dry_run"]:
+        raise ConfigError(
+            f"{described('THOTH_GRAPH_REFRESH_OUTPUT_DIR')} is for a dry run (--dry-run), which writes manifests "
+            "instead of creating Jobs: add --dry-run, or unset it"
         )
     if p["report_path"] is not None:
         check_output_path(p["report_path"], folder=False, variable="THOTH_GRAPH_REFRESH_REPORT")
