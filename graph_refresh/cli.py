@@ -83,11 +83,14 @@ def _settings(ctx: click.Context, purpose: Literal["run", "middletier", "explain
 
 
 def _start_logging() -> None:
-    """Logging set up; a log level that cannot be read is a usage error."""
+    """Logging set up (a usage error when a log level cannot be read), then a warning for each variable named like
+    ours that nothing reads."""
     try:
         runtime.init_logging()
     except ConfigError as error:
         raise ConfigFailure(str(error)) from error
+    for warning in options.unknown_variables(os.environ):
+        logger.warning("%s", warning)
 
 
 def _externals(ctx: click.Context) -> Externals:

@@ -15,12 +15,13 @@ show them.
 from __future__ import annotations
 
 import ast
+import difflib
 import functools
 import inspect
 import math
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -331,6 +332,40 @@ def with_options(function: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(OPTIONS):
         function = click_option(option)(function)
     return function
+
+
+OUR_PREFIXES = ("THOTH_GRAPH_REFRESH_", "GRAPH_REFRESH_")  # variables with these names are ours to check
+OTHER_VARIABLES = (  # read elsewhere: by the opt-in test against a live cluster (README: Development)
+    "GRAPH_REFRESH_TEST_KUBECONFIG",
+    "GRAPH_REFRESH_TEST_INFRA",
+    "GRAPH_REFRESH_TEST_MIDDLETIER",
+)
+SIMILAR_ENOUGH = 0.6  # difflib's ratio (of the names without prefix) from which a known name is offered
+MAX_NAME_SHOWN = 80  # characters of an unknown variable's name echoed in its warning
+
+
+def _stem(name: str) -> str:
+    """A variable's name without the prefix many share, so that names are compared by what tells them apart."""
+    for prefix in (*OUR_PREFIXES, "THOTH_"):
+        if name.startswith(prefix):
+            return name[len(prefix) :]
+    return name
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """One warning for each set variable named like ours (``THOTH_GRAPH_REFRESH_*``, ``GRAPH_REFRESH_*``) that
+    nothing reads, naming the closest setting's variable: a misspelt name would otherwise be silently ignored."""
+    settings = {_stem(option.env): option.env for option in OPTIONS}
+    warnings = []
+    for name, value in sorted(environ.items()):
+        if not value or not name.startswith(OUR_PREFIXES) or name in OTHER_VARIABLES or name in settings.values():
+            continue
+        shown = name if name.isprintable() and name.isascii() else ascii(name)
+        shown = shown if len(shown) <= MAX_NAME_SHOWN else shown[: MAX_NAME_SHOWN - 1] + "…"
+        closest = difflib.get_close_matches(_stem(name), settings, n=1, cutoff=SIMILAR_ENOUGH)
+        hint = f"did you mean {settings[closest[0]]}?" if closest else "--help lists the ones it reads"
+        warnings.append(f"{shown} is not a graph-refresh variable and is ignored: {hint}")
+    return warnings
 
 
 def described(env: str) -> str:

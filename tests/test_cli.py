@@ -300,6 +300,32 @@ def test_nothing_to_do_by_configuration_exits_2(run_cli: RunCli, tmp_path: Path,
     assert not out.exists()
 
 
+@pytest.mark.parametrize(
+    ("name", "meant"),
+    [
+        ("THOTH_GRAPH_REFRESH_EAGERSTOP", "did you mean THOTH_GRAPH_REFRESH_EAGER_STOP?"),
+        ("GRAPH_REFRESH_NO_SOLVER", "did you mean GRAPH_REFRESH_NO_SOLVERS?"),
+        ("THOTH_GRAPH_REFRESH_DRY_RUN", "did you mean THOTH_DRY_RUN?"),
+        ("GRAPH_REFRESH_XYZZY", "--help lists the ones it reads"),
+    ],
+)
+def test_an_unknown_variable_named_like_ours_is_warned_about_naming_the_closest(
+    name: str, meant: str, run_cli: RunCli, tmp_path: Path, sample_store: None
+) -> None:
+    env = {name: "5", "GRAPH_REFRESH_TEST_INFRA": "x", "THOTH_LOG_GRAPH_REFRESH__PLANNER": "INFO"}  # both are known
+    result, report, _ = dry_run(run_cli, tmp_path, "--eager-stop", "1", env=env)
+    assert result.exit_code == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "is not a graph-refresh variable" in line]
+    assert len(warnings) == 1, warnings
+    assert re.search(
+        f" WARNING .*: {name} is not a graph-refresh variable and is ignored: {re.escape(meant)}$", warnings[0]
+    )
+    assert report["totals"]["solver"]["scheduled"] == 1
+    for command in (["ledger", "show"], ["import-graph", str(SAMPLE_GRAPH)]):  # every command warns
+        other = run_cli(command, env={name: "5"})
+        assert f"{name} is not a graph-refresh variable" in other.stderr, command
+
+
 def test_a_report_that_fails_to_write_at_the_end_is_logged_and_fails_the_run(
     run_cli: RunCli, tmp_path: Path, sample_store: None
 ) -> None:
