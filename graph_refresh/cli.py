@@ -554,9 +554,11 @@ def explain_command(ctx: click.Context, requirement: str, index_url: str | None,
     except GraphRefreshError as error:
         logger.error("Could not explain %s==%s: %s", candidate.package_name, candidate.package_version, error)
         ctx.exit(ExitCode.FAILED)
+    # Not found, as kubectl says of an object it cannot find: no stream knows the item (design: Exit codes).
+    unknown = bool(rows) and all(row["state"] == "unknown" for row in rows)
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
-        return
+        ctx.exit(ExitCode.FAILED if unknown else ExitCode.OK)
     asked = f"{candidate.package_name}=={candidate.package_version} ({config.redact_url(candidate.index_url)})"
     click.echo(_fit(asked, 100))
     width = max(len(row["stream"]) for row in rows) if rows else 0
@@ -567,3 +569,5 @@ def explain_command(ctx: click.Context, requirement: str, index_url: str | None,
             if key not in ("stream", "kind", "state") and value is not None
         )
         click.echo(f"  {row['stream'].ljust(width)}  {row['state']}{': ' + details if details else ''}")
+    if unknown:
+        ctx.exit(ExitCode.FAILED)
