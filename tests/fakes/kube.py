@@ -18,7 +18,8 @@ Run on its own, to drive it with kubectl (see the README's "Rehearse learning ag
 prints ``listening on URL`` as its first line, then writes the kubeconfig (whole, at once: a script waits
 for the file) and serves until SIGINT/SIGTERM. Bad arguments and files get one line on stderr, exit 2.
 The fault flags (``--help`` describes them) become ``inject`` faults, so an operator can break it on purpose
-without writing Python.
+without writing Python. While it serves with ``--tls-dir DIR`` it holds a shared lock on ``DIR/stand-in.lock``
+(its pid inside), and ``--make-tls DIR`` refuses to replace a CA that a running stand-in serves with.
 
 Faithful to Kubernetes (what a client can observe):
 
@@ -100,6 +101,7 @@ import argparse
 import base64
 import contextlib
 import copy
+import fcntl
 import http.server
 import json
 import math
@@ -116,7 +118,7 @@ import tempfile
 import threading
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -1928,6 +1930,7 @@ HANG_SECONDS = 300.0  # a "timeout" answer: the request is held this long, then 
 RETRY_AFTER_SECONDS = 1  # what a 429 answer asks the client to wait, as the API server's priority and fairness does
 STAND_IN_USER = "fake-user"  # the user the kubeconfig names, as a Forbidden message names the requester
 QUOTA_NAME = "stand-in"  # the ResourceQuota --quota creates
+SERVING_LOCK = "stand-in.lock"  # beside the files of --tls-dir while a stand-in serves with them (its pid inside)
 FAULTS_GRAMMAR = """\
 Each flag may be given again. RULE is VERBS:RESOURCE[/NAME], as RBAC names what a client may do:
   VERBS     get, list, create, update, patch or delete, several joined by commas, or * for all
@@ -2101,6 +2104,51 @@ def quota_object(limits: list[str], namespace: str) -> Obj:
     }
 
 
+def serving_pid(directory: Path) -> str | None:
+    """The pid of a running stand-in serving with the TLS files in ``directory``, or None; the lock file left by
+    one that was killed outright is removed."""
+    path = directory / SERVING_LOCK
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return os.read(fd, 32).decode(errors="replace").strip() or "?"
+        path.unlink(missing_ok=True)
+        return None
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def serving_with(directory: Path) -> Iterator[None]:
+    """Mark the TLS files in ``directory`` as in use while the block runs (a shared lock on a file holding our
+    pid), so that ``--make-tls`` refuses to replace the CA under a running stand-in. A folder that cannot be
+    written is not marked (``--make-tls`` cannot write there either)."""
+    path = directory / SERVING_LOCK
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pass  # another stand-in serves with the same files: the mark stays
+        else:
+            path.unlink(missing_ok=True)
+        os.close(fd)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Serve until SIGINT/SIGTERM; the first stdout line is ``listening on URL``, then the kubeconfig is written."""
     parser = argparse.ArgumentParser(
@@ -2201,6 +2249,11 @@ def main(argv: list[str] | None = None) -> int:
         serving = [args.load, args.kubeconfig, args.tls_dir, args.token, args.port, args.forbid, args.fail, args.quota]
         if any(serving) or args.latency:
             return fail("--make-tls writes the TLS files and exits; serve in a second command")
+        if pid := serving_pid(args.make_tls):
+            return fail(
+                f"--make-tls {args.make_tls}: a running stand-in (pid {pid}) serves with its CA, and a new CA would "
+                f'break its clients ("x509: certificate signed by unknown authority"): stop it first (kill {pid})'
+            )
         try:
             files = make_kube_tls_files(args.make_tls)
         except OSError as exc:
@@ -2241,7 +2294,8 @@ def main(argv: list[str] | None = None) -> int:
     stopped = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopped.set())
-    with fake:
+    marked = serving_with(tls_files.directory) if tls_files is not None else contextlib.nullcontext()
+    with fake, marked:
         try:
             described = add_faults(fake, args.forbid, args.fail, args.seed)
         except ValueError as exc:

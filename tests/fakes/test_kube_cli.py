@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.fakes.kube import SERVING_LOCK
 from tests.helpers import EXAMPLE_TEMPLATES, ROOT, SAMPLE_GRAPH
 
 pytestmark = pytest.mark.timeout(60)
@@ -362,3 +363,35 @@ def test_a_timeout_never_answers_and_latency_slows_every_answer(
     started = time.monotonic()
     assert api.send("GET", f"{CONFIGMAPS}/other")[0] == 404
     assert time.monotonic() - started >= 0.3
+
+
+def test_make_tls_refuses_to_replace_the_ca_a_running_stand_in_serves_with(
+    tmp_path: Path, processes: list[subprocess.Popen[str]]
+) -> None:
+    tls = tmp_path / "tls"
+    assert run("--make-tls", str(tls)).returncode == 0
+    ca = (tls / "ca.crt").read_bytes()
+    kubeconfig = serve(tmp_path, processes, "--tls-dir", str(tls))
+    pid = processes[-1].pid
+
+    again = run("--make-tls", str(tls))
+    assert again.returncode == 2
+    assert again.stderr.splitlines() == [
+        f"python -m tests.fakes.kube: error: --make-tls {tls}: a running stand-in (pid {pid}) serves with its CA, and "
+        'a new CA would break its clients ("x509: certificate signed by unknown authority"): stop it first '
+        f"(kill {pid})"
+    ]
+    assert (tls / "ca.crt").read_bytes() == ca
+    assert "default" in kubectl(kubeconfig, "get", "namespaces"), "kubectl still trusts the stand-in"
+
+    processes[-1].send_signal(signal.SIGTERM)
+    assert processes[-1].wait(timeout=10) == 0
+    assert not (tls / SERVING_LOCK).exists()
+    assert run("--make-tls", str(tls)).returncode == 0
+    assert (tls / "ca.crt").read_bytes() != ca
+
+    serve(tmp_path, processes, "--tls-dir", str(tls), name="kubeconfig-2")
+    processes[-1].kill()  # killed outright: its mark stays, and no one holds it
+    processes[-1].wait(timeout=10)
+    assert (tls / SERVING_LOCK).exists()
+    assert run("--make-tls", str(tls)).returncode == 0
