@@ -698,7 +698,7 @@ def test_ledger_forget_without_a_ledger_or_with_nothing_left_to_forget(cluster: 
         (["a\x1b[2Jb"], "'a\\x1b[2Jb' is neither an item key"),
         (["flask==1.0 beta"], "'flask==1.0 beta' is neither"),
         (["--solver", "solver-\x1b]0;x\x07"], "--solver 'solver-\\x1b]0;x\\x07' is not printable text"),
-        (["flask", "--index", "https://x.example/\r"], "--index 'https://x.example/\\r' is not printable text"),
+        (["flask", "--index", "https://u:pw@x.example/\r"], "--index 'https://***@x.example/\\r' is not printable"),
         (["--all", "flask"], "--all forgets every entry: give it alone"),
         (["--solver", "x", "--analyzer"], "exclude each other"),
         ([ITEM_KEY, "--analyzer"], "is an item key"),
@@ -712,6 +712,7 @@ def test_ledger_forget_refuses_a_request_it_cannot_read(cluster: Harness, args: 
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert not any(c in result.stderr for c in "\x1b\x07\r"), "hostile text is echoed escaped"
+    assert "pw@" not in result.stderr
 
 
 def test_ledger_forget_loses_no_concurrent_write(cluster: Harness) -> None:

@@ -401,7 +401,7 @@ def forget_matcher(
     is wrong with a combination or a value (quoted and escaped: it may hold anything a terminal acts on)."""
     for option, value in (("--index", index), ("--solver", solver)):
         if value is not None and (not value.strip() or not value.isprintable()):
-            raise ValueError(f"{option} {shown(value)} is not printable text")
+            raise ValueError(f"{option} {shown(redact_url(value))} is not printable text")
     if everything:
         if target or index or solver or analyzer:
             raise ValueError("--all forgets every entry: give it alone")
