@@ -325,7 +325,8 @@ def first_release_failed_job(cluster: Harness, *, at: float) -> Obj:
 def test_after_the_upgrade_the_first_releases_failed_jobs_are_learned(cluster: Harness, first_run: str) -> None:
     first_release_failed_job(cluster, at=T0 - 600)
     if first_run == "does not meet the item":  # its failure waits for the item: the ledger must not skip it
-        result, _ = cluster.run_at(T0, env={"GRAPH_REFRESH_NO_SOLVERS": "1"})
+        only_the_analyzer = {"GRAPH_REFRESH_NO_SOLVERS": "1", "GRAPH_REFRESH_NO_PACKAGE_ANALYZERS": "0"}
+        result, _ = cluster.run_at(T0, env=only_the_analyzer)
         assert result.exit_code == 0
     _, report = cluster.run_at(T0 + 60)
     assert report["solvers"][SOLVER_NAME]["skipped"] == {"failed-recently": 1}, "an error backs off first"
