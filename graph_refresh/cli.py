@@ -7,10 +7,12 @@ live in :mod:`graph_refresh.runtime`.
 
 from __future__ import annotations
 
+import difflib
 import enum
 import json
 import logging
 import math
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -27,6 +29,7 @@ from graph_refresh.retry.codec import format_time
 if TYPE_CHECKING:
     from graph_refresh import kube
     from graph_refresh.refresh import Externals
+    from graph_refresh.retry import store as ledger_store
 
 logger = logging.getLogger("graph_refresh")
 summary_logger = logging.getLogger(runtime.SUMMARY_LOGGER)  # still logs with --quiet
@@ -58,17 +61,37 @@ class ConfigFailure(click.ClickException):
         super().__init__(secrets.mask(message))
 
 
+class NotFound(click.ClickException):
+    """What a command was asked about does not exist: ``Error: ...`` on stderr and exit 1, as kubectl's NotFound."""
+
+    exit_code = ExitCode.FAILED
+
+    def __init__(self, message: str) -> None:
+        super().__init__(secrets.mask(message))
+
+
 def _settings(ctx: click.Context, purpose: Literal["run", "middletier", "explain", "request"]) -> Settings:
     """Logging set up, then the settings of the root command's parameters for ``purpose`` (a usage error, exit 2,
     when they cannot work); ``--quiet`` applies to every command."""
+    _start_logging()
     try:
-        runtime.init_logging()
         settings = build_settings(ctx.find_root().params, purpose=purpose)
     except ConfigError as error:
         raise ConfigFailure(str(error)) from error
     if settings.metrics.quiet:
         runtime.quiet_logging()
     return settings
+
+
+def _start_logging() -> None:
+    """Logging set up (a usage error when a log level cannot be read), then a warning for each variable named like
+    ours that nothing reads."""
+    try:
+        runtime.init_logging()
+    except ConfigError as error:
+        raise ConfigFailure(str(error)) from error
+    for warning in options.unknown_variables(os.environ):
+        logger.warning("%s", warning)
 
 
 def _externals(ctx: click.Context) -> Externals:
@@ -92,8 +115,6 @@ def _exit_code_from_counts(report: RunReport) -> int:
 
 def _warn_about(settings: Settings) -> None:
     """Settings that work but are probably not what the operator meant."""
-    if settings.plan.output_dir is not None and not settings.plan.dry_run:
-        logger.warning("THOTH_GRAPH_REFRESH_OUTPUT_DIR (--output-dir) is for a dry run: no manifests are written")
     if settings.store.graph_tls_path is not None and not settings.store.graph_service_host:
         logger.warning("GRAPH_TLS_PATH is set but GRAPH_SERVICE_HOST is not: using the embedded SQLite store")
     if settings.plan.job_ttl_seconds < MIN_LEARNING_TTL_SECONDS:
@@ -224,13 +245,14 @@ def import_graph(ctx: click.Context, graph_file: Path, import_path: Path | None)
             "GRAPH_SERVICE_HOST is set: import-graph only writes the embedded SQLite store "
             "(graph-refresh never writes to the production graph); unset it to import"
         )
-    try:
-        runtime.init_logging()
-    except ConfigError as error:
-        raise ConfigFailure(str(error)) from error
+    _start_logging()
     if params["quiet"]:
         runtime.quiet_logging()
     path: Path = import_path or params["sqlite_path"]
+    folder = path.absolute().parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        problem = "does not exist" if not folder.exists() else "is not a writable folder"
+        raise ConfigFailure(f"the embedded store {str(path)!r} cannot be written: {str(folder)!r} {problem}")
     existed = path.exists()
     try:
         with (
@@ -345,18 +367,62 @@ def ledger_forget(
     namespace = settings.cluster.middletier_namespace
     assert namespace is not None, "checked by build_settings"
     try:
-        changed, unreadable = ledger_store.forget(_connect(ctx, settings), namespace, matches)
+        found = ledger_store.forget(_connect(ctx, settings), namespace, matches)
     except GraphRefreshError as error:
         logger.error("Could not change the ledger %s in namespace %r: %s", LEDGER_NAME, namespace, error)
         ctx.exit(ExitCode.FAILED)
+    if found.unreadable:
+        logger.warning("%d unreadable values were left as they are; the next real run drops them", found.unreadable)
+    ledger = f"{LEDGER_NAME} in namespace {namespace!r}"
+    if not found.matched:
+        raise NotFound(_nothing_matched(ledger, found, target, index_url, solver, analyzer))
+    changed, unchanged = found.changed, found.matched - len(found.changed)
+    if not changed:  # what was asked for already holds: forgetting twice is no mistake
+        click.echo(f"{_entries(unchanged, 'matching')} of {ledger} had no failures to forget: nothing changed.")
+        return
     for entry in changed[:20]:
         item = entry.item
         click.echo(f"forgot {entry.key}: {item.solver or item.kind} {item.package}=={item.version} {item.index}")
     more = f" ({len(changed) - 20} not listed)" if len(changed) > 20 else ""
-    entries = "entry" if len(changed) == 1 else "entries"
-    click.echo(f"{len(changed)} {entries} of {LEDGER_NAME} in namespace {namespace!r} forgotten{more}.")
-    if unreadable:
-        logger.warning("%d unreadable values were left as they are; the next real run drops them", unreadable)
+    click.echo(f"{_entries(len(changed))} of {ledger} forgotten{more}.")
+    if unchanged:
+        click.echo(f"{_entries(unchanged, 'more matching')} had no failures to forget.")
+
+
+def _entries(count: int, adjective: str = "") -> str:
+    """``1 entry``, ``2 matching entries``."""
+    return " ".join(filter(None, (str(count), adjective, "entry" if count == 1 else "entries")))
+
+
+def _nothing_matched(
+    ledger: str,
+    found: ledger_store.Forgotten,
+    target: str | None,
+    index_url: str | None,
+    solver: str | None,
+    analyzer: bool,
+) -> str:
+    """Why ``ledger forget`` changed nothing, in one line: what was asked, and what the ledger holds instead."""
+    if not found.exists:
+        return f"there is no ledger {ledger}: nothing to forget"
+    if not found.entries:
+        return f"the ledger {ledger} has no entries: nothing to forget"
+    asked = " ".join(
+        part
+        for part in (
+            target,
+            f"--index {config.redact_url(index_url)}" if index_url else None,
+            f"--solver {solver}" if solver else None,
+            "--analyzer" if analyzer else None,
+        )
+        if part
+    )
+    hint = "ledger show lists them"
+    solvers = sorted({entry.item.solver for entry in found.entries.values() if entry.item.solver})
+    if solver and solver not in solvers:
+        close = difflib.get_close_matches(solver, solvers, n=1)
+        hint = f"did you mean --solver {close[0]}?" if close else f"its solvers: {', '.join(solvers) or 'none'}"
+    return f"no entry of the ledger {ledger} matches {asked} ({_entries(len(found.entries))}; {hint})"
 
 
 @main.command("request")
@@ -541,8 +607,7 @@ def _cancel_request(
     requests_store.change(cluster, namespace, remove)
     if not removed:
         what = f"key '{shown(target, 60)}'" if by_key else f"{shown(target, 80)}"
-        click.echo(f"No request for {what} in namespace {namespace!r}: nothing to cancel.", err=True)
-        ctx.exit(ExitCode.FAILED)
+        raise NotFound(f"no request for {what} in namespace {namespace!r}: nothing to cancel")
     keys = "key" if len(removed) == 1 else "keys"
     click.echo(f"Cancelled: removed {len(removed)} {keys} ({', '.join(shown(key, 40) for key in removed)}).")
 
@@ -623,9 +688,11 @@ def explain_command(ctx: click.Context, requirement: str, index_url: str | None,
     except GraphRefreshError as error:
         logger.error("Could not explain %s==%s: %s", candidate.package_name, candidate.package_version, error)
         ctx.exit(ExitCode.FAILED)
+    # Not found, as kubectl says of an object it cannot find: no stream knows the item (design: Exit codes).
+    unknown = bool(rows) and all(row["state"] == "unknown" for row in rows)
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
-        return
+        ctx.exit(ExitCode.FAILED if unknown else ExitCode.OK)
     asked = f"{candidate.package_name}=={candidate.package_version} ({config.redact_url(candidate.index_url)})"
     click.echo(_fit(asked, 100))
     width = max(len(row["stream"]) for row in rows) if rows else 0
@@ -636,3 +703,5 @@ def explain_command(ctx: click.Context, requirement: str, index_url: str | None,
             if key not in ("stream", "kind", "state") and value is not None
         )
         click.echo(f"  {row['stream'].ljust(width)}  {row['state']}{': ' + details if details else ''}")
+    if unknown:
+        ctx.exit(ExitCode.FAILED)

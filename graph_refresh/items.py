@@ -103,12 +103,22 @@ def normalize_name(name: str) -> str:
     return str(canonicalize_name(name)) if _NAME_RE.fullmatch(name) else name
 
 
+def is_package_name(name: str) -> bool:
+    """Whether ``name`` is a PEP 508 name of at most ``MAX_PACKAGE_NAME`` characters."""
+    return len(name) <= MAX_PACKAGE_NAME and _NAME_RE.fullmatch(name) is not None
+
+
+def is_version(version: str) -> bool:
+    """Whether ``version`` has only the characters a run accepts in a version, and at most 128 of them."""
+    return _VERSION_RE.fullmatch(version) is not None
+
+
 def invalid_reason(candidate: Candidate) -> str | None:
     """Say why a candidate must never reach a manifest, or return None when it is fine."""
     name, version, index_url = candidate
-    if len(name) > MAX_PACKAGE_NAME or not _NAME_RE.fullmatch(name):
+    if not is_package_name(name):
         return "package name is not a PEP 508 name of at most 200 characters"
-    if not _VERSION_RE.fullmatch(version):
+    if not is_version(version):
         return "version has characters outside [A-Za-z0-9.+!_-] or is longer than 128"
     if len(index_url) > MAX_INDEX_URL or not _INDEX_RE.fullmatch(index_url):
         return "index URL is not an http(s) URL without whitespace, quotes or '$'"

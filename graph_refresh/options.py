@@ -15,12 +15,13 @@ show them.
 from __future__ import annotations
 
 import ast
+import difflib
 import functools
 import inspect
 import math
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -179,13 +180,16 @@ def _quantity(ctx: click.Context, param: click.Parameter, value: str) -> str:
 
 
 def check_output_path(path: Path, *, folder: bool, variable: str) -> None:
-    """A file (or, with ``folder``, a folder) a run writes must be writable now, before any work is done:
-    its folder must exist, or be creatable just below a folder that does; ``-`` is standard output."""
+    """A file (or, with ``folder``, a folder) a run writes must be writable now, before any work is done: a
+    file's folder must exist (a mistyped path creates nothing); a folder must exist or be creatable just below
+    one that does; ``-`` is standard output."""
     if str(path) == "-" and not folder:
         return
     if not folder and path.is_dir():
         raise ConfigError(f"{described(variable)}: {str(path)!r} is a folder, not a file")
     parent = path.absolute() if folder else path.absolute().parent
+    if not folder and not parent.exists():
+        raise ConfigError(f"{described(variable)}: {str(path)!r} cannot be written: no folder {str(parent)!r}")
     if not parent.exists():
         parent = parent.parent  # created when the first file is written, only when its own parent exists
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
@@ -354,6 +358,40 @@ def with_options(function: Callable[..., Any]) -> Callable[..., Any]:
     return function
 
 
+OUR_PREFIXES = ("THOTH_GRAPH_REFRESH_", "GRAPH_REFRESH_")  # variables with these names are ours to check
+OTHER_VARIABLES = (  # read elsewhere: by the opt-in test against a live cluster (README: Development)
+    "GRAPH_REFRESH_TEST_KUBECONFIG",
+    "GRAPH_REFRESH_TEST_INFRA",
+    "GRAPH_REFRESH_TEST_MIDDLETIER",
+)
+SIMILAR_ENOUGH = 0.6  # difflib's ratio (of the names without prefix) from which a known name is offered
+MAX_NAME_SHOWN = 80  # characters of an unknown variable's name echoed in its warning
+
+
+def _stem(name: str) -> str:
+    """A variable's name without the prefix many share, so that names are compared by what tells them apart."""
+    for prefix in (*OUR_PREFIXES, "THOTH_"):
+        if name.startswith(prefix):
+            return name[len(prefix) :]
+    return name
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """One warning for each set variable named like ours (``THOTH_GRAPH_REFRESH_*``, ``GRAPH_REFRESH_*``) that
+    nothing reads, naming the closest setting's variable: a misspelt name would otherwise be silently ignored."""
+    settings = {_stem(option.env): option.env for option in OPTIONS}
+    warnings = []
+    for name, value in sorted(environ.items()):
+        if not value or not name.startswith(OUR_PREFIXES) or name in OTHER_VARIABLES or name in settings.values():
+            continue
+        shown = name if name.isprintable() and name.isascii() else ascii(name)
+        shown = shown if len(shown) <= MAX_NAME_SHOWN else shown[: MAX_NAME_SHOWN - 1] + "…"
+        closest = difflib.get_close_matches(_stem(name), settings, n=1, cutoff=SIMILAR_ENOUGH)
+        hint = f"did you mean {settings[closest[0]]}?" if closest else "--help lists the ones it reads"
+        warnings.append(f"{shown} is not a graph-refresh variable and is ignored: {hint}")
+    return warnings
+
+
 def described(env: str) -> str:
     """``--flag (ENV)`` for a message about one setting."""
     option = next(o for o in OPTIONS if o.env == env)
@@ -382,6 +420,16 @@ def build_settings(
         raise ConfigError(
             f"{described('THOTH_DRY_RUN')} and {described('THOTH_GRAPH_REFRESH_SERVER_DRY_RUN')} exclude each other: "
             "a dry run sends nothing, a server dry run sends every create with dryRun=All"
+        )
+    if purpose == "run" and p["no_solvers"] and p["no_package_analyzers"]:
+        raise ConfigError(
+            f"{described('GRAPH_REFRESH_NO_SOLVERS')} and {described('GRAPH_REFRESH_NO_PACKAGE_ANALYZERS')} are both "
+            "set: nothing is left to schedule; unset one of them"
+        )
+    if purpose == "run" and p["output_dir"] is not None and not p["dry_run"]:
+        raise ConfigError(
+            f"{described('THOTH_GRAPH_REFRESH_OUTPUT_DIR')} is for a dry run (--dry-run), which writes manifests "
+            "instead of creating Jobs: add --dry-run, or unset it"
         )
     if p["report_path"] is not None:
         check_output_path(p["report_path"], folder=False, variable="THOTH_GRAPH_REFRESH_REPORT")

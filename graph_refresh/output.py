@@ -20,20 +20,14 @@ TEMP_NAME_ATTEMPTS = 100  # temporary file names tried before giving up (a clash
 def write_output(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` (see :func:`write_atomically`), or to stdout when ``path`` is ``-``.
 
-    A missing folder is created when its own parent exists; a longer missing tree is an error
-    (FileNotFoundError), as a mistyped path should be.
+    No folder is created: a missing one is an error (FileNotFoundError), as a mistyped path should be.
     """
     if str(path) == STDOUT:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    folder = path.parent
-    if not folder.exists():
-        if not folder.parent.is_dir():
-            raise FileNotFoundError(
-                errno.ENOENT, "no such folder (only the file's own folder is created)", str(folder.parent)
-            )
-        folder.mkdir(exist_ok=True)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(errno.ENOENT, "no such folder", str(path.parent))
     write_atomically(path, text)
 
 

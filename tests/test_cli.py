@@ -47,7 +47,7 @@ PARITY: dict[str, tuple[str, Any]] = {
     "NAMESPACE": ("thoth-prod", "thoth-prod"),
     "THOTH_DRY_RUN": ("1", True),
     "THOTH_GRAPH_REFRESH_SERVER_DRY_RUN": ("1", True),
-    "THOTH_GRAPH_REFRESH_OUTPUT_DIR": ("/out", Path("/out")),
+    "THOTH_GRAPH_REFRESH_OUTPUT_DIR": (str(ROOT / "out"), ROOT / "out"),
     "THOTH_GRAPH_REFRESH_REPORT": ("/r.json", Path("/r.json")),
     "THOTH_GRAPH_REFRESH_QUIET": ("1", True),
     "THOTH_GRAPH_REFRESH_MAX_IN_FLIGHT": ("7", 7),
@@ -74,6 +74,7 @@ PAIRED = {
     "GRAPH_REFRESH_DGRAPH_USER": {"GRAPH_REFRESH_DGRAPH_PASSWORD": "p"},
     "GRAPH_REFRESH_DGRAPH_PASSWORD": {"GRAPH_REFRESH_DGRAPH_USER": "u"},
     "THOTH_GRAPH_REFRESH_SERVER_DRY_RUN": {"THOTH_DRY_RUN": "0"},
+    "THOTH_GRAPH_REFRESH_OUTPUT_DIR": {"THOTH_DRY_RUN": "1"},
 }
 
 
@@ -255,9 +256,7 @@ def test_secrets_never_reach_the_log(run_cli: RunCli, sample_store: None) -> Non
         "THOTH_PACKAGE_ANALYZER_OUTPUT": "https://result-api.example/analysis?access_token=querypass&x=1#frag",
         "THOTH_SUBGRAPH_CHECK_API": "https://result-api.example/check?barepass",
     }
-    result = run_cli(
-        ["--dry-run", "--template-dir", str(EXAMPLE_TEMPLATES), "--no-solvers", "--no-package-analyzers"], env=env
-    )
+    result = run_cli(["--dry-run", "--template-dir", str(EXAMPLE_TEMPLATES), "--eager-stop", "1"], env=env)
     for secret in ("hunter2-secret", "pushpass", "outputpass", "querypass", "barepass"):
         assert secret not in result.output + result.stderr
     assert "pg.example" in result.stderr, "the effective configuration is logged, redacted"
@@ -281,6 +280,58 @@ def test_a_report_path_that_cannot_be_written_exits_2_before_any_work(
     # import-graph writes no report: the setting does not concern it
     imported = run_cli(["import-graph", str(SAMPLE_GRAPH)], env={"THOTH_GRAPH_REFRESH_REPORT": str(blocker / "r")})
     assert imported.exit_code == 0, imported.stderr
+
+
+def test_a_report_in_a_folder_that_does_not_exist_exits_2_and_creates_nothing(
+    run_cli: RunCli, tmp_path: Path, sample_store: None
+) -> None:
+    report = tmp_path / "nonexistent" / "r.json"
+    result, _, out = dry_run(run_cli, tmp_path, "--report", str(report))
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"Error: THOTH_GRAPH_REFRESH_REPORT (--report): {str(report)!r} cannot be written: "
+        f"no folder {str(report.parent)!r}"
+    ]
+    assert not report.parent.exists()
+    assert not out.exists()
+
+
+def test_nothing_to_do_by_configuration_exits_2(run_cli: RunCli, tmp_path: Path, sample_store: None) -> None:
+    env = {"GRAPH_REFRESH_NO_SOLVERS": "1", "GRAPH_REFRESH_NO_PACKAGE_ANALYZERS": "1"}
+    result, report, out = dry_run(run_cli, tmp_path, env=env)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "Error: GRAPH_REFRESH_NO_SOLVERS (--no-solvers) and GRAPH_REFRESH_NO_PACKAGE_ANALYZERS "
+        "(--no-package-analyzers) are both set: nothing is left to schedule; unset one of them"
+    ]
+    assert report == {}
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "meant"),
+    [
+        ("THOTH_GRAPH_REFRESH_EAGERSTOP", "did you mean THOTH_GRAPH_REFRESH_EAGER_STOP?"),
+        ("GRAPH_REFRESH_NO_SOLVER", "did you mean GRAPH_REFRESH_NO_SOLVERS?"),
+        ("THOTH_GRAPH_REFRESH_DRY_RUN", "did you mean THOTH_DRY_RUN?"),
+        ("GRAPH_REFRESH_XYZZY", "--help lists the ones it reads"),
+    ],
+)
+def test_an_unknown_variable_named_like_ours_is_warned_about_naming_the_closest(
+    name: str, meant: str, run_cli: RunCli, tmp_path: Path, sample_store: None
+) -> None:
+    env = {name: "5", "GRAPH_REFRESH_TEST_INFRA": "x", "THOTH_LOG_GRAPH_REFRESH__PLANNER": "INFO"}  # both are known
+    result, report, _ = dry_run(run_cli, tmp_path, "--eager-stop", "1", env=env)
+    assert result.exit_code == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "is not a graph-refresh variable" in line]
+    assert len(warnings) == 1, warnings
+    assert re.search(
+        f" WARNING .*: {name} is not a graph-refresh variable and is ignored: {re.escape(meant)}$", warnings[0]
+    )
+    assert report["totals"]["solver"]["scheduled"] == 1
+    for command in (["ledger", "show"], ["import-graph", str(SAMPLE_GRAPH)]):  # every command warns
+        other = run_cli(command, env={name: "5"})
+        assert f"{name} is not a graph-refresh variable" in other.stderr, command
 
 
 def test_a_report_that_fails_to_write_at_the_end_is_logged_and_fails_the_run(
@@ -841,13 +892,22 @@ def test_a_bad_record_late_in_a_file_rolls_back_everything(run_cli: RunCli, tmp_
     assert report["totals"]["package-analyzer"]["examined"] == 0
 
 
-def test_an_unusable_store_path_fails_the_import_without_a_traceback(run_cli: RunCli, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("folder", "problem"), [("a-file", "is not a writable folder"), ("no/dir", "does not exist")])
+def test_an_unusable_store_path_fails_the_import_naming_it(
+    folder: str, problem: str, run_cli: RunCli, tmp_path: Path
+) -> None:
     (tmp_path / "a-file").write_text("not a folder")
-    store = tmp_path / "a-file" / "graph.sqlite3"
-    result = run_cli(["import-graph", str(SAMPLE_GRAPH)], env={"GRAPH_REFRESH_SQLITE_PATH": str(store)})
-    assert result.exit_code == 1
-    assert "graph.sqlite3" in result.stderr
-    assert "Traceback" not in result.stderr
+    store = tmp_path / folder / "x.db"
+    for args, env in (
+        (["import-graph", str(SAMPLE_GRAPH)], {"GRAPH_REFRESH_SQLITE_PATH": str(store)}),
+        (["import-graph", str(SAMPLE_GRAPH), "--sqlite-path", str(store)], {}),
+    ):
+        result = run_cli(args, env=env)
+        assert result.exit_code == 2
+        assert result.stderr.splitlines() == [
+            f"Error: the embedded store {str(store)!r} cannot be written: {str(store.parent)!r} {problem}"
+        ]
+    assert not (tmp_path / "no").exists()
 
 
 @pytest.mark.parametrize("where", ["a-file/out", "missing/missing/out"])

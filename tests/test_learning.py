@@ -325,7 +325,8 @@ def first_release_failed_job(cluster: Harness, *, at: float) -> Obj:
 def test_after_the_upgrade_the_first_releases_failed_jobs_are_learned(cluster: Harness, first_run: str) -> None:
     first_release_failed_job(cluster, at=T0 - 600)
     if first_run == "does not meet the item":  # its failure waits for the item: the ledger must not skip it
-        result, _ = cluster.run_at(T0, env={"GRAPH_REFRESH_NO_SOLVERS": "1"})
+        only_the_analyzer = {"GRAPH_REFRESH_NO_SOLVERS": "1", "GRAPH_REFRESH_NO_PACKAGE_ANALYZERS": "0"}
+        result, _ = cluster.run_at(T0, env=only_the_analyzer)
         assert result.exit_code == 0
     _, report = cluster.run_at(T0 + 60)
     assert report["solvers"][SOLVER_NAME]["skipped"] == {"failed-recently": 1}, "an error backs off first"
@@ -612,11 +613,10 @@ def test_ledger_show_without_a_ledger_and_against_a_refusing_cluster(cluster: Ha
     ("args", "forgotten"),
     [
         ([ITEM_KEY], {ITEM_KEY}),
+        ([ITEM_KEY.upper()], {ITEM_KEY}),  # a key is a hex digest: its case does not matter
         (["FLASK==1.0"], {ITEM_KEY}),
         (["flask"], {ITEM_KEY}),
         (["flask==1.0", "--index", PYPI, "--solver", SOLVER_NAME], {ITEM_KEY}),
-        (["flask==1.0", "--index", "https://other.example/simple"], set()),
-        (["flask==1.0", "--analyzer"], set()),
         (["--solver", SOLVER_NAME], {ITEM_KEY}),
         (["--analyzer"], {"abcdef0123"}),
         (["numpy==2.0"], {"abcdef0123"}),
@@ -646,9 +646,60 @@ def test_ledger_forget_resets_the_matching_entries_and_keeps_the_rest(
 
 
 @pytest.mark.parametrize(
+    ("args", "why"),
+    [
+        (["--solver", "nosuch-solver"], f"--solver nosuch-solver (2 entries; its solvers: {SOLVER_NAME})"),
+        (["--solver", SOLVER_NAME[:-1]], f"(2 entries; did you mean --solver {SOLVER_NAME}?)"),
+        (["flask==1.0", "--index", "https://u:pw@other.example/simple"], "flask==1.0 --index https://***@other"),
+        (["flask==1.0", "--analyzer"], "flask==1.0 --analyzer (2 entries; ledger show lists them)"),
+        (["django"], "matches django (2 entries"),
+        (["0123456789"], "matches 0123456789 (2 entries"),
+    ],
+)
+def test_ledger_forget_that_matches_nothing_exits_1_saying_why(cluster: Harness, args: list[str], why: str) -> None:
+    two_entries(cluster)
+    before = cluster.fake.get("configmaps", MIDDLETIER, "graph-refresh-ledger")
+    result = cluster.cli("ledger", "forget", *args, at=T0)
+    assert result.exit_code == 1
+    (line,) = [line for line in result.stderr.splitlines() if " INFO " not in line]  # one line says why
+    assert line.startswith("Error: no entry of the ledger graph-refresh-ledger in namespace 'middletier' matches ")
+    assert why in result.stderr
+    assert "pw@" not in result.stderr
+    assert result.stdout == ""
+    assert cluster.fake.get("configmaps", MIDDLETIER, "graph-refresh-ledger") == before
+
+
+def test_ledger_forget_without_a_ledger_or_with_nothing_left_to_forget(cluster: Harness) -> None:
+    missing = cluster.cli("ledger", "forget", "--all")
+    assert missing.exit_code == 1
+    assert missing.stderr.endswith(
+        "\nError: there is no ledger graph-refresh-ledger in namespace 'middletier': nothing to forget\n"
+    )
+    two_entries(cluster)
+    assert cluster.cli("ledger", "forget", "flask").exit_code == 0
+    again = cluster.cli("ledger", "forget", "flask")  # what was asked for holds: forgetting twice is no mistake
+    assert again.exit_code == 0, again.stderr
+    assert again.stdout == (
+        "1 matching entry of graph-refresh-ledger in namespace 'middletier' had no failures to forget: "
+        "nothing changed.\n"
+    )
+    both = cluster.cli("ledger", "forget", "--all")
+    assert both.exit_code == 0, both.stderr
+    assert both.stdout.splitlines()[-2:] == [
+        "1 entry of graph-refresh-ledger in namespace 'middletier' forgotten.",
+        "1 more matching entry had no failures to forget.",
+    ]
+
+
+@pytest.mark.parametrize(
     ("args", "message"),
     [
         ([], "say what to forget"),
+        (["--", "--all"], "'--all' is neither an item key (10 hex characters), PKG==VER nor a package name: options"),
+        (["a\x1b[2Jb"], "'a\\x1b[2Jb' is neither an item key"),
+        (["flask==1.0 beta"], "'flask==1.0 beta' is neither"),
+        (["--solver", "solver-\x1b]0;x\x07"], "--solver 'solver-\\x1b]0;x\\x07' is not printable text"),
+        (["flask", "--index", "https://u:pw@x.example/\r"], "--index 'https://***@x.example/\\r' is not printable"),
         (["--all", "flask"], "--all forgets every entry: give it alone"),
         (["--solver", "x", "--analyzer"], "exclude each other"),
         ([ITEM_KEY, "--analyzer"], "is an item key"),
@@ -661,6 +712,8 @@ def test_ledger_forget_refuses_a_request_it_cannot_read(cluster: Harness, args: 
     assert result.exit_code == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+    assert not any(c in result.stderr for c in "\x1b\x07\r"), "hostile text is echoed escaped"
+    assert "pw@" not in result.stderr
 
 
 def test_ledger_forget_loses_no_concurrent_write(cluster: Harness) -> None:

@@ -618,12 +618,17 @@ def test_a_dry_run_from_a_template_folder_with_middletier_reads_only_middletier(
     assert len(cluster.fake.requests_for("GET", JOBS_PATH)) == 1 + backoff.READS.attempts
 
 
-def test_an_output_folder_on_a_real_run_is_ignored_with_a_warning(cluster: Harness, tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", [[], ["--server-dry-run"]])
+def test_an_output_folder_without_a_dry_run_is_a_usage_error(mode: list[str], cluster: Harness, tmp_path: Path) -> None:
     cluster.graph(["flask"])
-    result, report = cluster.run("--output-dir", str(tmp_path / "out"))
-    assert result.exit_code == 0
-    assert sum(scheduled(report).values()) == len(cluster.jobs()) == 4
-    assert "(--output-dir) is for a dry run: no manifests are written" in result.stderr
+    result, report = cluster.run(*mode, "--output-dir", str(tmp_path / "out"))
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == (
+        "Error: THOTH_GRAPH_REFRESH_OUTPUT_DIR (--output-dir) is for a dry run (--dry-run), which writes manifests "
+        "instead of creating Jobs: add --dry-run, or unset it"
+    )
+    assert report == {}
+    assert cluster.fake.requests == [], "nothing was done"
     assert not (tmp_path / "out").exists()
 
 

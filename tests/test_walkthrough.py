@@ -1,4 +1,5 @@
-"""The README's "Rehearse learning against the stand-in", run verbatim with bash and kubectl.
+"""The README's "Rehearse learning against the stand-in" and its "Break the stand-in on purpose", run verbatim
+with bash and kubectl.
 
 Its code blocks go, one after another, into one bash (as an operator pastes them into one shell) in a
 temporary folder laid out like the checkout; after each block the test checks what it should have done,
@@ -29,16 +30,19 @@ pytestmark = pytest.mark.timeout(180)
 
 Obj = dict[str, Any]
 TITLE = "Rehearse learning against the stand-in"
+BREAK = "Break the stand-in on purpose"  # its subsection
 STEP_SECONDS = 60.0  # one block: a few runs and kubectl calls take seconds; the margin is for a loaded machine
 DONE = "__walkthrough_block_done__"
 CHECKOUT = ("app.py", "graph_refresh", "tests", "openshift", "data", ".venv")  # what the blocks use
 
 
-def blocks() -> list[str]:
+def blocks(*, breaking: bool = False) -> list[str]:
+    """The shell blocks of the walkthrough, or (``breaking``) of its subsection that breaks the stand-in."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     start = readme.index(f"\n## {TITLE}\n")
     end = readme.find("\n## ", start + 1)
-    return re.findall(r"```sh\n(.*?)```", readme[start:end], re.S)
+    middle = readme.index(f"\n### {BREAK}\n", start, end)
+    return re.findall(r"```sh\n(.*?)```", readme[middle:end] if breaking else readme[start:middle], re.S)
 
 
 class Shell:
@@ -145,8 +149,10 @@ def failed_reason(job: Obj) -> str | None:
     return next((c.get("reason") for c in conditions if c["type"] == "Failed" and c["status"] == "True"), None)
 
 
-def report(folder: Path, run: int) -> Obj:
-    loaded: Obj = json.loads((folder / "rehearsal" / f"run-{run}.json").read_text())
+def report(folder: Path, run: int | str) -> Obj:
+    loaded: Obj = json.loads(
+        (folder / "rehearsal" / f"{run if isinstance(run, str) else f'run-{run}'}.json").read_text()
+    )
     assert loaded["exit_code"] == 0, loaded
     return loaded
 
@@ -215,3 +221,39 @@ def listening(port: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def test_the_stand_in_broken_on_purpose_shows_what_a_run_does(folder: Path, shell: Shell) -> None:
+    start, first_run, *_, stop = blocks()
+    forbidden, slow = blocks(breaking=True)
+    for block in (start, first_run, stop):  # the walkthrough's set-up, as a user who skips its middle runs it
+        shell.run(block)
+
+    output, state = shell.run(forbidden)
+    refused = report(folder, "forbidden")
+    assert refused["totals"]["solver"]["scheduled"] == 4
+    assert refused["totals"]["solver"]["skipped"]["capacity"] > 0, "the quota stops the rest"
+    assert refused["ledger"]["written"] is False
+    assert 'User "fake-user" cannot create resource "configmaps"' in refused["ledger"]["reason"]
+    assert re.search(r"WARNING .*The ledger graph-refresh-ledger could not be written: .*403 Forbidden", output)
+    assert '"written": false' in output
+    assert "count/jobs.batch: 4/4" in output
+    gone(state["kube"])
+
+    output, state = shell.run(slow)
+    slowed = report(folder, "slow")
+    assert slowed["totals"]["solver"]["scheduled"] == 6
+    assert slowed["totals"]["solver"]["failed"] == 0
+    assert re.search(r"INFO .*Create of solver-\S+ got 500, retrying", output), "some creates were answered 500"
+    assert re.search(r"INFO .*list jobs\.batch .*429 Too Many Requests.*retrying", output)
+    assert len(re.findall(r"^solver-\S+\s+Running\s", output, re.M)) == 6
+    assert "fault: every answer waits 0.2 s" in (folder / "rehearsal" / "kube.log").read_text()
+    gone(state["kube"])
+
+
+def gone(pid: str) -> None:
+    """Wait until the stand-in ``pid`` (bash's child, not ours) has ended after the block's kill."""
+    deadline = time.monotonic() + STEP_SECONDS
+    while Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text(errors="replace"):
+        assert time.monotonic() < deadline, "the stand-in still runs after kill"
+        time.sleep(0.05)

@@ -28,10 +28,11 @@ from graph_refresh.config import (
     RetrySettings,
     redact_url,
 )
-from graph_refresh.items import ANALYZER, SOLVER, WorkItem, normalize_name
+from graph_refresh.items import ANALYZER, SOLVER, WorkItem, is_package_name, is_version, normalize_name
 from graph_refresh.owned import FailedAttempt, JobState, OwnedJobs
 from graph_refresh.quantity import Cap, double_quantity, parse_quantity
 from graph_refresh.report import SkipReason
+from graph_refresh.retry.codec import shown
 from graph_refresh.retry.failures import SECTIONS, FailedJob, containers_of, get, quantity_text, seconds
 from graph_refresh.retry.model import (
     CHARGED,
@@ -395,9 +396,12 @@ def entry_state(entry: LedgerEntry, now: float, policy: Policy) -> tuple[str, fl
 def forget_matcher(
     target: str | None, *, index: str | None, solver: str | None, analyzer: bool, everything: bool
 ) -> Callable[[LedgerEntry], bool]:
-    """Which entries ``ledger forget`` resets: an item key, ``PKG==VER`` or ``PKG`` (names compared in PEP 503
-    form), narrowed by an index URL, a solver or the analyzer; or every entry. ValueError says what is wrong
-    with a combination."""
+    """Which entries ``ledger forget`` resets: an item key (in any case), ``PKG==VER`` or ``PKG`` (names compared
+    in PEP 503 form), narrowed by an index URL, a solver or the analyzer; or every entry. ValueError says what
+    is wrong with a combination or a value (quoted and escaped: it may hold anything a terminal acts on)."""
+    for option, value in (("--index", index), ("--solver", solver)):
+        if value is not None and (not value.strip() or not value.isprintable()):
+            raise ValueError(f"{option} {shown(redact_url(value))} is not printable text")
     if everything:
         if target or index or solver or analyzer:
             raise ValueError("--all forgets every entry: give it alone")
@@ -408,16 +412,21 @@ def forget_matcher(
         raise ValueError("--index narrows PKG==VER or PKG: give one")
     if target is None and not (solver or analyzer):
         raise ValueError("say what to forget: ITEM-KEY, PKG==VER, PKG, --solver NAME, --analyzer or --all")
-    if target is not None and is_item_key(target):
+    if target is not None and is_item_key(target.lower()):
         if index or solver or analyzer:
             raise ValueError(f"{target} is an item key, which names one item: give it alone")
-        return lambda entry: entry.key == target
+        key = target.lower()  # keys are hex digests: upper case names the same key
+        return lambda entry: entry.key == key
     package, version = None, None
     if target is not None:
         name, separator, version_text = target.partition("==")
-        if not name.strip() or (separator and not version_text.strip()):
-            raise ValueError(f"{target!r} is neither an item key (10 hex characters), PKG==VER nor PKG")
-        package, version = normalize_name(name.strip()), version_text.strip() if separator else None
+        name, version_text = name.strip(), version_text.strip()
+        if not is_package_name(name) or (separator and not is_version(version_text)):
+            hint = ": options go before --" if target.startswith("-") else ""
+            raise ValueError(
+                f"{shown(target)} is neither an item key (10 hex characters), PKG==VER nor a package name{hint}"
+            )
+        package, version = normalize_name(name), version_text if separator else None
     masked = None if index is None else redact_url(index)
     kind = ANALYZER if analyzer else SOLVER if solver else None
 

@@ -204,25 +204,38 @@ def _reread(cluster: ConfigMaps, namespace: str) -> Ledger:
     return Ledger() if found is None else _parsed(*found)[0]
 
 
-def forget(
-    cluster: ConfigMaps, namespace: str, matches: Callable[[LedgerEntry], bool]
-) -> tuple[list[LedgerEntry], int]:
+@dataclass(frozen=True)
+class Forgotten:
+    """What ``forget`` found and did, so the command can say why nothing changed."""
+
+    changed: list[LedgerEntry]
+    """The matching entries that had failures: reset now."""
+    matched: int
+    """Every matching entry, those without failures to forget included."""
+    entries: dict[str, LedgerEntry]
+    """Every readable entry of the ledger as read (empty when there is no ledger)."""
+    unreadable: int
+    """Values that could not be read, left as they were."""
+    exists: bool
+    """Whether the ledger ConfigMap exists."""
+
+
+def forget(cluster: ConfigMaps, namespace: str, matches: Callable[[LedgerEntry], bool]) -> Forgotten:
     """Reset the failures and resources of the entries that ``matches`` (keeping their highest attempt, so the
-    failed Jobs still present are not learned again); returns the entries changed and the unreadable values
-    left as they were. Every other value is written back exactly as it was read; a concurrent writer's change
-    is never lost (the update carries the resourceVersion; on a conflict the ledger is read again). Raises
-    ClusterError when the ledger cannot be read or written."""
-    changed: list[LedgerEntry] = []
-    unreadable = 0
+    failed Jobs still present are not learned again). Every other value is written back exactly as it was
+    read; a concurrent writer's change is never lost (the update carries the resourceVersion; on a conflict the
+    ledger is read again). Raises ClusterError when the ledger cannot be read or written."""
+    found = Forgotten([], 0, {}, 0, exists=False)
 
     def reset(data: dict[str, str] | None) -> dict[str, str] | None:
-        nonlocal changed, unreadable
+        nonlocal found
         entries, problems = from_data(data)
-        changed = [entry for entry in entries.values() if entry.cause is not None and matches(entry)]
-        unreadable = len(problems)
+        matching = [entry for entry in entries.values() if matches(entry)]
+        changed = [entry for entry in matching if entry.cause is not None]
+        found = Forgotten(changed, len(matching), entries, len(problems), exists=data is not None)
         if data is None or not changed:
             return None
         return {**data, **{entry.key: encode(entry.forgotten()) for entry in changed}}
 
     configmaps.change(cluster, namespace, LEDGER_NAME, reset)
-    return changed, unreadable
+    return found

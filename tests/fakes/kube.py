@@ -12,9 +12,14 @@ Run on its own, to drive it with kubectl (see the README's "Rehearse learning ag
     python -m tests.fakes.kube --make-tls DIR      # a CA, a server and a client pair; keys 0600; then exits
     python -m tests.fakes.kube [--tls-dir DIR] [--tls tls|mtls|none] [--port N] [--token T]
         [--namespace NS] [--load FILE ...] [--kubeconfig PATH [--context-namespace NS]]
+        [--forbid RULE ...] [--fail RULE=ANSWER[@RATE] ...] [--quota RESOURCE=QUANTITY ...]
+        [--latency SECONDS] [--seed N]
 
 prints ``listening on URL`` as its first line, then writes the kubeconfig (whole, at once: a script waits
 for the file) and serves until SIGINT/SIGTERM. Bad arguments and files get one line on stderr, exit 2.
+The fault flags (``--help`` describes them) become ``inject`` faults, so an operator can break it on purpose
+without writing Python. While it serves with ``--tls-dir DIR`` it holds a shared lock on ``DIR/stand-in.lock``
+(its pid inside), and ``--make-tls DIR`` refuses to replace a CA that a running stand-in serves with.
 
 Faithful to Kubernetes (what a client can observe):
 
@@ -96,9 +101,12 @@ import argparse
 import base64
 import contextlib
 import copy
+import fcntl
 import http.server
 import json
+import math
 import os
+import random
 import re
 import secrets
 import shutil
@@ -110,7 +118,7 @@ import tempfile
 import threading
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -750,12 +758,25 @@ class Fault:
     body: Any
     delay: float
     match_name: str | None
+    rate: float = 1.0
+    """The share of matching requests it answers, drawn from ``rng``; the others go on to the next fault."""
+    rng: random.Random | None = None
+    drop: bool = False
+    """Close the connection without an answer (after ``delay``), as a server that never answers."""
     hits: int = 0
     """How many requests this fault has answered so far."""
 
     @property
     def exhausted(self) -> bool:
         return self.times is not None and self.hits >= self.times
+
+    def draw(self) -> bool:
+        """Whether this matching request is one of the ``rate`` it answers (call with the fake's lock held)."""
+        if self.rate >= 1:
+            return True
+        if self.rng is None:
+            self.rng = random.Random(0)
+        return self.rng.random() < self.rate
 
     def matches(self, method: str, path: str, body: Any) -> bool:
         if self.exhausted or (self.method is not None and self.method.upper() != method):
@@ -990,6 +1011,8 @@ class FakeKube:
         self._lock = threading.RLock()
         self._store: dict[str, dict[str, dict[str, Obj]]] = {name: {} for name in STORED}
         self._faults: list[Fault] = []
+        self.latency = 0.0
+        """Seconds every request waits before it is handled (a slow server); faults wait on top of it."""
         self._resource_version = 1
         self._started_at = _now()
         self._stopping = threading.Event()
@@ -1127,6 +1150,9 @@ class FakeKube:
         body: Any = None,
         delay: float = 0.0,
         match_name: str | None = None,
+        rate: float = 1.0,
+        rng: random.Random | None = None,
+        drop: bool = False,
     ) -> Fault:
         """Answer matching requests with ``status`` instead of handling them.
 
@@ -1135,8 +1161,11 @@ class FakeKube:
         of ``times`` (None: forever). The answer has ``headers`` and ``body`` (a dict is sent as JSON,
         str/bytes as is; a callable is called with the Request and its result sent so, as a server that
         echoes the request back; default: a Status for ``status``). ``delay`` seconds pass before answering; with
-        ``status`` None the request is then handled normally. Faults are checked before authentication,
-        in order of registration. Returns the Fault, whose ``hits`` counts the requests it answered.
+        ``status`` None the request is then handled normally; ``drop`` closes the connection instead, without
+        an answer. ``rate`` below 1 answers only that share of the matching requests, drawn from ``rng`` (one
+        seeded generator: the same requests in the same order get the same answers); the others go on to the
+        next fault. Faults are checked before authentication, in order of registration. Returns the Fault,
+        whose ``hits`` counts the requests it answered.
         """
         fault = Fault(
             method=method,
@@ -1147,6 +1176,9 @@ class FakeKube:
             body=body,
             delay=delay,
             match_name=match_name,
+            rate=rate,
+            rng=rng,
+            drop=drop,
         )
         with self._lock:
             self._faults.append(fault)
@@ -1155,7 +1187,7 @@ class FakeKube:
     def _take_fault(self, method: str, path: str, body: Any) -> Fault | None:
         with self._lock:
             for fault in self._faults:
-                if fault.matches(method, path, body):
+                if fault.matches(method, path, body) and fault.draw():
                     fault.hits += 1
                     return fault
         return None
@@ -1311,9 +1343,15 @@ class FakeKube:
         with self._lock:
             self.requests.append(request)
 
+        if self.latency and self._stopping.wait(self.latency):
+            handler.close_connection = True
+            return
         fault = self._take_fault(method, path, body)
         if fault is not None:
             if fault.delay and self._stopping.wait(fault.delay):
+                handler.close_connection = True
+                return
+            if fault.drop:
                 handler.close_connection = True
                 return
             if fault.status is not None:
@@ -1885,12 +1923,241 @@ def load_objects(fake: FakeKube, path: Path, namespace: str) -> list[str]:
     return loaded
 
 
+# Faults given on the command line: a RULE is VERBS:RESOURCE[/NAME], as RBAC names what a client may do.
+
+VERB_METHODS = {"get": "GET", "list": "GET", "create": "POST", "update": "PUT", "patch": "PATCH", "delete": "DELETE"}
+HANG_SECONDS = 300.0  # a "timeout" answer: the request is held this long, then its connection closed unanswered
+RETRY_AFTER_SECONDS = 1  # what a 429 answer asks the client to wait, as the API server's priority and fairness does
+STAND_IN_USER = "fake-user"  # the user the kubeconfig names, as a Forbidden message names the requester
+QUOTA_NAME = "stand-in"  # the ResourceQuota --quota creates
+SERVING_LOCK = "stand-in.lock"  # beside the files of --tls-dir while a stand-in serves with them (its pid inside)
+FAULTS_GRAMMAR = """\
+Each flag may be given again. RULE is VERBS:RESOURCE[/NAME], as RBAC names what a client may do:
+  VERBS     get, list, create, update, patch or delete, several joined by commas, or * for all
+  RESOURCE  configmaps (cm), jobs (jobs.batch), pods (po), resourcequotas (quota), templates, namespaces, or *
+  NAME      only the object of that name (for create, the name in the body)
+The first matching rule answers (--forbid before --fail, each in the order given); the status subresource is
+never matched; faults are answered before authentication."""
+FAULTS_EXAMPLES = """\
+examples:
+  --forbid create,update:configmaps/graph-refresh-ledger    the ledger cannot be written
+  --fail create:jobs=500@0.3 --latency 0.2                  a slow server that fails 3 creates in 10
+  --fail list:jobs=timeout                                  listing Jobs never answers
+  --quota count/jobs.batch=5                                at most 5 Jobs in the context namespace
+"""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What a fault given on the command line applies to: ``VERBS:RESOURCE[/NAME]``."""
+
+    verbs: tuple[str, ...]
+    resources: tuple[ResourceType, ...]
+    name: str | None
+
+    @classmethod
+    def parse(cls, text: str) -> Rule:
+        """The rule ``text`` names; ValueError says what is wrong with it."""
+        verbs_text, colon, target = text.partition(":")
+        resource_text, slash, name = target.partition("/")
+        if not colon or not verbs_text or not resource_text or (slash and not name):
+            raise ValueError(f"{text!r} is not VERBS:RESOURCE[/NAME] (such as update:configmaps/graph-refresh-ledger)")
+        verbs = tuple(VERB_METHODS) if verbs_text == "*" else tuple(v.strip() for v in verbs_text.split(","))
+        if unknown := [verb for verb in verbs if verb not in VERB_METHODS]:
+            raise ValueError(f"{text!r}: {unknown[0]!r} is not a verb ({', '.join(VERB_METHODS)} or *)")
+        if resource_text == "*":
+            resources = tuple(RESOURCES.values())
+        else:
+            found = [rt for rt in RESOURCES.values() if resource_text in (rt.name, rt.qualified_name, *rt.short_names)]
+            if not found:
+                raise ValueError(f"{text!r}: {resource_text!r} is not a resource ({', '.join(RESOURCES)} or *)")
+            resources = tuple(found)
+            if missing := [verb for verb in verbs if verb not in found[0].verbs]:
+                raise ValueError(f"{text!r}: the stand-in serves no {missing[0]} of {found[0].name}")
+        return cls(verbs, resources, name or None)
+
+    def inject(self, fake: FakeKube, status: int | None, body: Any = None, **options: Any) -> None:
+        """Register one fault with ``fake`` per verb and resource of the rule (``options``: ``inject``'s)."""
+        for rt in self.resources:
+            prefix = f"/apis/{rt.group}/{rt.version}" if rt.group else f"/api/{rt.version}"
+            collection = f"^{re.escape(prefix)}(?:/namespaces/[^/]+)?/{re.escape(rt.name)}"
+            one = f"/{re.escape(self.name)}$" if self.name else "/[^/]+$"
+            for verb in (v for v in self.verbs if v in rt.verbs):
+                if verb == "list" and self.name:
+                    continue  # a list names no object
+                path = collection + ("$" if verb in ("list", "create") else one)
+                answer = body(verb, rt) if callable(body) else body
+                name = self.name if verb == "create" else None
+                fake.inject(VERB_METHODS[verb], path, status, body=answer, match_name=name, **options)
+
+
+def _forbidden(verb: str, rt: ResourceType) -> Callable[[Request], Obj]:
+    """The Status RBAC answers ``verb`` on ``rt`` with, for the request it refuses."""
+
+    def answer(request: Request) -> Obj:
+        match = _CORE_PATH_RE.fullmatch(request.path)
+        namespace = match["namespace"] if match else None
+        name = match["name"] if match and verb not in ("list", "create") else None
+        where = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
+        if rt.name == "namespaces" and name:
+            where = "at the cluster scope"
+        what = f'{rt.qualified_name} "{name}"' if name else rt.qualified_name
+        message = (
+            f'{what} is forbidden: User "{STAND_IN_USER}" cannot {verb} resource "{rt.name}" in API group '
+            f'"{rt.group}" {where}'
+        )
+        details: Obj = {"name": name} if name else {}
+        details.update({"group": rt.group} if rt.group else {}, kind=rt.name)
+        return status_body(403, message, "Forbidden", details)
+
+    return answer
+
+
+def _failure(status: int, rule: str) -> Callable[[str, ResourceType], Callable[[Request], Obj]]:
+    """The Status a ``--fail`` rule answers with: worded as the API server words that status."""
+
+    def for_verb(verb: str, rt: ResourceType) -> Callable[[Request], Obj]:
+        def answer(request: Request) -> Obj:
+            match = _CORE_PATH_RE.fullmatch(request.path)
+            metadata = request.body.get("metadata") if isinstance(request.body, dict) else None
+            name = str((metadata or {}).get("name", "")) if verb == "create" else (match["name"] if match else "")
+            details: Obj = rt.details(name)
+            if not name:  # a list names no object
+                del details["name"]
+            if status == 409 and verb == "create":
+                return status_body(409, f'{rt.qualified_name} "{name}" already exists', "AlreadyExists", details)
+            if status == 409:
+                message = (
+                    f'Operation cannot be fulfilled on {rt.qualified_name} "{name}": the object has been modified; '
+                    "please apply your changes to the latest version and try again"
+                )
+                return status_body(409, message, "Conflict", details)
+            if status == 429:
+                details["retryAfterSeconds"] = RETRY_AFTER_SECONDS
+                return status_body(429, "Too many requests, please try again later.", details=details)
+            told = f"the stand-in's --fail {rule}"
+            return status_body(status, f"Internal error occurred: {told}" if status == 500 else told, details=details)
+
+        return answer
+
+    return for_verb
+
+
+def add_faults(fake: FakeKube, forbid: list[str], fail: list[str], seed: int) -> list[str]:
+    """Register the faults of ``--forbid`` and ``--fail`` rules with ``fake``, in the order given (forbidden
+    first); returns one line describing each. ValueError names a rule that cannot be read."""
+    described = []
+    for text in forbid:
+        try:
+            rule = Rule.parse(text)
+        except ValueError as exc:
+            raise ValueError(f"--forbid {exc}") from None
+        rule.inject(fake, 403, _forbidden, times=None)
+        described.append(f"fault: {text} is forbidden")
+    for text in fail:
+        rule_text, equals, answer_text = text.partition("=")
+        answer, at, rate_text = answer_text.partition("@")
+        try:
+            if not equals or not answer:
+                raise ValueError(f"{text!r} is not RULE=ANSWER[@RATE] (such as create:jobs=500@0.3)")
+            rule = Rule.parse(rule_text)
+        except ValueError as exc:
+            raise ValueError(f"--fail {exc}") from None
+        try:
+            rate = float(rate_text) if at else 1.0
+        except ValueError:
+            rate = math.nan
+        if not 0 < rate <= 1:
+            raise ValueError(f"--fail {text!r}: the rate {rate_text!r} is not a number above 0 and at most 1")
+        rng = random.Random(f"{seed}:{text}")  # one sequence per rule: adding a rule changes no other's draws
+        share = "" if rate == 1 else f" ({rate:.0%} of them, seed {seed})"
+        if answer == "timeout":
+            rule.inject(fake, None, times=None, delay=HANG_SECONDS, drop=True, rate=rate, rng=rng)
+            described.append(f"fault: {rule_text} gets no answer{share}")
+            continue
+        if not answer.isdigit() or not 400 <= int(answer) <= 599:
+            raise ValueError(f"--fail {text!r}: {answer!r} is neither an HTTP status from 400 to 599 nor timeout")
+        status = int(answer)
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 429 else None
+        rule.inject(fake, status, _failure(status, text), times=None, headers=headers, rate=rate, rng=rng)
+        described.append(f"fault: {rule_text} is answered {status}{share}")
+    return described
+
+
+def quota_object(limits: list[str], namespace: str) -> Obj:
+    """The ResourceQuota of ``--quota RESOURCE=QUANTITY`` flags; ValueError names one that cannot be read."""
+    hard: dict[str, str] = {}
+    for text in limits:
+        resource, equals, quantity = (part.strip() for part in text.partition("="))
+        if not equals or not resource or any(c.isspace() for c in resource):
+            raise ValueError(f"{text!r} is not RESOURCE=QUANTITY (such as count/jobs.batch=5)")
+        try:
+            parse_quantity(quantity)
+        except ValueError:
+            raise ValueError(f"{text!r}: {quantity!r} is not a Kubernetes quantity") from None
+        hard[resource] = quantity
+    return {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": QUOTA_NAME, "namespace": namespace},
+        "spec": {"hard": hard},
+    }
+
+
+def serving_pid(directory: Path) -> str | None:
+    """The pid of a running stand-in serving with the TLS files in ``directory``, or None; the lock file left by
+    one that was killed outright is removed."""
+    path = directory / SERVING_LOCK
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return os.read(fd, 32).decode(errors="replace").strip() or "?"
+        path.unlink(missing_ok=True)
+        return None
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def serving_with(directory: Path) -> Iterator[None]:
+    """Mark the TLS files in ``directory`` as in use while the block runs (a shared lock on a file holding our
+    pid), so that ``--make-tls`` refuses to replace the CA under a running stand-in. A folder that cannot be
+    written is not marked (``--make-tls`` cannot write there either)."""
+    path = directory / SERVING_LOCK
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pass  # another stand-in serves with the same files: the mark stays
+        else:
+            path.unlink(missing_ok=True)
+        os.close(fd)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Serve until SIGINT/SIGTERM; the first stdout line is ``listening on URL``, then the kubeconfig is written."""
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="A stand-in for the Kubernetes API server (Jobs, Pods, ConfigMaps, ResourceQuotas, OpenShift "
-        "Templates) on 127.0.0.1, for rehearsing runs with kubectl and graph-refresh. See the module doc.",
+        "Templates) on 127.0.0.1, for rehearsing runs with kubectl and graph-refresh, and for breaking on purpose. "
+        "See the module doc.",
+        epilog=FAULTS_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1; 0 (default) picks a free one")
     parser.add_argument(
@@ -1936,6 +2203,42 @@ def main(argv: list[str] | None = None) -> int:
         "a script can wait for the file)",
     )
     parser.add_argument("--context-namespace", metavar="NS", help="the kubeconfig context's namespace")
+    faults = parser.add_argument_group("faults", FAULTS_GRAMMAR)
+    faults.add_argument(
+        "--forbid",
+        action="append",
+        default=[],
+        metavar="RULE",
+        help="answer 403 Forbidden, worded as RBAC refuses a missing permission",
+    )
+    faults.add_argument(
+        "--fail",
+        action="append",
+        default=[],
+        metavar="RULE=ANSWER[@RATE]",
+        help=f"ANSWER is an HTTP status from 400 to 599 (409 is AlreadyExists to a create and Conflict otherwise, "
+        f"429 says Retry-After: {RETRY_AFTER_SECONDS}) or timeout (no answer: the connection is closed after "
+        f"{HANG_SECONDS:.0f} s, so the client gives up first); RATE (above 0, at most 1; default 1) is the share of "
+        "matching requests that get it, drawn from --seed: the same requests in the same order get the same answers",
+    )
+    faults.add_argument(
+        "--quota",
+        action="append",
+        default=[],
+        metavar="RESOURCE=QUANTITY",
+        help=f'a hard limit of the ResourceQuota "{QUOTA_NAME}" in the --context-namespace (else default); '
+        "count/jobs.batch is enforced, other limits are there to be read",
+    )
+    faults.add_argument(
+        "--latency",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="every request waits this long before it is answered (a slow API server)",
+    )
+    faults.add_argument(
+        "--seed", type=int, default=0, metavar="N", help="seeds the draws of --fail's rates (default 0)"
+    )
     args = parser.parse_args(argv)
 
     def fail(message: str) -> int:
@@ -1943,8 +2246,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     if args.make_tls:
-        if args.load or args.kubeconfig or args.tls_dir or args.token or args.port:
+        serving = [args.load, args.kubeconfig, args.tls_dir, args.token, args.port, args.forbid, args.fail, args.quota]
+        if any(serving) or args.latency:
             return fail("--make-tls writes the TLS files and exits; serve in a second command")
+        if pid := serving_pid(args.make_tls):
+            return fail(
+                f"--make-tls {args.make_tls}: a running stand-in (pid {pid}) serves with its CA, and a new CA would "
+                f'break its clients ("x509: certificate signed by unknown authority"): stop it first (kill {pid})'
+            )
         try:
             files = make_kube_tls_files(args.make_tls)
         except OSError as exc:
@@ -1964,6 +2273,12 @@ def main(argv: list[str] | None = None) -> int:
             return fail(f"--tls-dir {args.tls_dir}: missing {names} (write them with --make-tls {args.tls_dir})")
     if args.context_namespace and not args.kubeconfig:
         return fail("--context-namespace needs --kubeconfig")
+    if not (math.isfinite(args.latency) and 0 <= args.latency <= HANG_SECONDS):
+        return fail(f"--latency {args.latency:g}: not a number of seconds from 0 to {HANG_SECONDS:g}")
+    try:
+        quota = quota_object(args.quota, args.context_namespace or "default") if args.quota else None
+    except ValueError as exc:
+        return fail(f"--quota {exc}")
     for path in args.load:
         if not path.is_file():
             return fail(f"--load {path}: no such file")
@@ -1979,16 +2294,29 @@ def main(argv: list[str] | None = None) -> int:
     stopped = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopped.set())
-    with fake:
+    marked = serving_with(tls_files.directory) if tls_files is not None else contextlib.nullcontext()
+    with fake, marked:
+        try:
+            described = add_faults(fake, args.forbid, args.fail, args.seed)
+        except ValueError as exc:
+            return fail(str(exc))
+        fake.latency = args.latency
         loaded: list[str] = []
         try:
             for path in args.load:
                 loaded += load_objects(fake, path, args.namespace)
         except LoadError as exc:
             return fail(str(exc))
+        if quota is not None:
+            rt = RESOURCES["resourcequotas"]
+            fake._create(rt, quota["metadata"]["namespace"], quota, {})
+            hard = ", ".join(f"{k}={v}" for k, v in quota["spec"]["hard"].items())
+            loaded.append(f"{rt.qualified_name} {quota['metadata']['namespace']}/{QUOTA_NAME} ({hard})")
         print(f"listening on {fake.url}", flush=True)
         for line in loaded:
             print(f"loaded {line}", flush=True)
+        for line in described + ([f"fault: every answer waits {args.latency:g} s"] if args.latency else []):
+            print(line, flush=True)
         if args.kubeconfig:
             partial = args.kubeconfig.with_name(f".{args.kubeconfig.name}.partial")
             try:

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import http.client
 import json
+import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
-from tests.helpers import EXAMPLE_TEMPLATES, ROOT
+from tests.fakes.kube import SERVING_LOCK
+from tests.helpers import EXAMPLE_TEMPLATES, ROOT, SAMPLE_GRAPH
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -72,6 +77,10 @@ def test_help_describes_the_options() -> None:
     assert result.returncode == 0
     for option in ("--port", "--make-tls", "--tls-dir", "--load", "--namespace", "--kubeconfig", "--context-namespace"):
         assert option in result.stdout
+    for fault in ("--forbid RULE", "--fail RULE=ANSWER[@RATE]", "--quota RESOURCE=QUANTITY", "--latency", "--seed"):
+        assert fault in result.stdout
+    assert "RULE is VERBS:RESOURCE[/NAME]" in result.stdout
+    assert "--forbid create,update:configmaps/graph-refresh-ledger" in result.stdout, "an example"
 
 
 def test_make_tls_writes_a_ca_and_two_pairs_with_private_keys_for_the_owner_only(tmp_path: Path) -> None:
@@ -188,6 +197,18 @@ def test_a_port_in_use_is_one_line_naming_it(processes: list[subprocess.Popen[st
         (None, ["--port", "70000"], "--port 70000: not a port (0 to 65535)"),
         (None, ["--context-namespace", "x"], "--context-namespace needs --kubeconfig"),
         (None, ["--make-tls", "{tmp}/tls", "--load", "x"], "--make-tls writes the TLS files and exits"),
+        (None, ["--make-tls", "{tmp}/tls", "--latency", "1"], "--make-tls writes the TLS files and exits"),
+        (None, ["--forbid", "jobs"], "--forbid 'jobs' is not VERBS:RESOURCE[/NAME]"),
+        (None, ["--forbid", "fly:jobs"], "--forbid 'fly:jobs': 'fly' is not a verb (get, list, create, update, "),
+        (None, ["--forbid", "get:widgets"], "--forbid 'get:widgets': 'widgets' is not a resource (namespaces, "),
+        (None, ["--forbid", "create:namespaces"], "--forbid 'create:namespaces': the stand-in serves no create of "),
+        (None, ["--fail", "create:jobs"], "--fail 'create:jobs' is not RULE=ANSWER[@RATE]"),
+        (None, ["--fail", "create:jobs=700"], "--fail 'create:jobs=700': '700' is neither an HTTP status from 400"),
+        (None, ["--fail", "create:jobs=500@1.5"], "--fail 'create:jobs=500@1.5': the rate '1.5' is not a number "),
+        (None, ["--fail", "create:jobs=500@x"], "--fail 'create:jobs=500@x': the rate 'x' is not a number above 0"),
+        (None, ["--quota", "count/jobs.batch=lots"], "--quota 'count/jobs.batch=lots': 'lots' is not a Kubernetes "),
+        (None, ["--quota", "5"], "--quota '5' is not RESOURCE=QUANTITY"),
+        (None, ["--latency", "-1"], "--latency -1: not a number of seconds from 0 to 300"),
     ],
 )
 def test_bad_arguments_and_files_are_one_line_naming_them(
@@ -200,3 +221,177 @@ def test_bad_arguments_and_files_are_one_line_naming_them(
     assert len(result.stderr.splitlines()) == 1, result.stderr
     assert result.stderr.startswith("python -m tests.fakes.kube: error: " + message.format(tmp=tmp_path))
     assert result.stdout == ""
+
+
+# --- faults from the command line -----------------------------------------------------------------------------
+
+
+def serve(tmp_path: Path, processes: list[subprocess.Popen[str]], *args: str, name: str = "kubeconfig") -> Path:
+    """A stand-in with the example Templates in infra and ``args``; returns its kubeconfig (context: middletier)."""
+    kubeconfig = tmp_path / name
+    templates = [str(p) for p in sorted(EXAMPLE_TEMPLATES.glob("*.yaml"))]
+    process = stand_in(
+        "--namespace", "infra", "--load", *templates, "--kubeconfig", str(kubeconfig),
+        "--context-namespace", "middletier", *args,
+    )  # fmt: skip
+    processes.append(process)
+    wait_for(kubeconfig, process)
+    return kubeconfig
+
+
+class Api:
+    """Plain HTTPS requests to a stand-in, as its kubeconfig allows: what a test sends is exactly one request."""
+
+    def __init__(self, kubeconfig: Path) -> None:
+        config = yaml.safe_load(kubeconfig.read_text())
+        cluster = config["clusters"][0]["cluster"]
+        self.host, self.port = cluster["server"].removeprefix("https://").split(":")
+        self.context = ssl.create_default_context(cafile=cluster["certificate-authority"])
+        self.token = config["users"][0]["user"]["token"]
+
+    def send(self, method: str, path: str, body: Any = None, timeout: float = 10) -> tuple[int, dict[str, str], Any]:
+        connection = http.client.HTTPSConnection(self.host, int(self.port), context=self.context, timeout=timeout)
+        try:
+            data = None if body is None else json.dumps(body)
+            headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
+            connection.request(method, path, body=data, headers=headers)
+            response = connection.getresponse()
+            return response.status, dict(response.getheaders()), json.loads(response.read() or b"null")
+        finally:
+            connection.close()
+
+
+CONFIGMAPS = "/api/v1/namespaces/middletier/configmaps"
+
+
+def configmap(name: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"a": "b"}}
+
+
+def graph_refresh(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """A real run of graph-refresh against the stand-in, as an operator starts it."""
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(kubeconfig),
+        "THOTH_INFRA_NAMESPACE": "infra",
+        "THOTH_MIDDLETIER_NAMESPACE": "middletier",
+        "GRAPH_REFRESH_NO_PACKAGE_ANALYZERS": "1",
+    }
+    return subprocess.run(
+        [sys.executable, "app.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_forbid_answers_403_worded_as_rbac_to_kubectl_and_graph_refresh(
+    tmp_path: Path, processes: list[subprocess.Popen[str]]
+) -> None:
+    kubeconfig = serve(
+        tmp_path, processes,
+        "--forbid", "create,update:configmaps/graph-refresh-ledger", "--forbid", "list:po", "--quota",
+        "count/jobs.batch=2",
+    )  # fmt: skip
+    ledger, other = tmp_path / "ledger.json", tmp_path / "other.json"
+    ledger.write_text(json.dumps(configmap("graph-refresh-ledger")))
+    other.write_text(json.dumps(configmap("other")))
+    refused = subprocess.run(
+        ["kubectl", "--kubeconfig", str(kubeconfig), "create", "-f", str(ledger)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == (
+        'Error from server (Forbidden): error when creating "' + str(ledger) + '": configmaps is forbidden: '
+        'User "fake-user" cannot create resource "configmaps" in API group "" in the namespace "middletier"'
+    )
+    assert kubectl(kubeconfig, "create", "-f", str(other)).strip() == "configmap/other created", "another name"
+    listing = subprocess.run(
+        ["kubectl", "--kubeconfig", str(kubeconfig), "get", "pods"], capture_output=True, text=True, check=False
+    )
+    assert 'pods is forbidden: User "fake-user" cannot list resource "pods"' in listing.stderr
+    assert "resourcequota/stand-in" in kubectl(kubeconfig, "get", "resourcequota", "-o", "name")
+
+    assert graph_refresh(kubeconfig, "import-graph", str(SAMPLE_GRAPH)).returncode == 0
+    report = tmp_path / "report.json"
+    done = graph_refresh(kubeconfig, "--report", str(report))
+    assert done.returncode == 0, done.stderr
+    assert "The ledger graph-refresh-ledger could not be written" in done.stderr
+    data = json.loads(report.read_text())
+    assert data["ledger"]["written"] is False
+    assert "403 Forbidden" in data["ledger"]["reason"]
+    assert data["totals"]["solver"]["scheduled"] == 2, "the quota of two Jobs"
+
+
+def test_failures_at_a_rate_are_drawn_from_the_seed(tmp_path: Path, processes: list[subprocess.Popen[str]]) -> None:
+    rules = ["--fail", "create:configmaps=409@0.5", "--fail", "update:cm=429", "--fail", "get:configmaps/x=500"]
+    apis = [
+        Api(serve(tmp_path, processes, *rules, "--seed", seed, name=f"kubeconfig-{n}"))
+        for n, seed in enumerate(["5", "5", "6"])
+    ]
+    sent = [[api.send("POST", CONFIGMAPS, configmap(f"c{i}")) for i in range(20)] for api in apis]
+    answers = [[code for code, _, _ in answered] for answered in sent]
+    assert answers[0] == answers[1], "the same seed, the same answers"
+    assert answers[0] != answers[2]
+    assert set(answers[0]) == {201, 409}
+
+    api = apis[0]
+    refused = answers[0].index(409)
+    status = sent[0][refused][2]
+    assert (status["reason"], status["message"]) == ("AlreadyExists", f'configmaps "c{refused}" already exists')
+    listed = {item["metadata"]["name"] for item in api.send("GET", CONFIGMAPS)[2]["items"]}
+    assert listed == {f"c{i}" for i, answer in enumerate(answers[0]) if answer == 201}, "a 409 stored nothing"
+
+    code, headers, status = api.send("PUT", f"{CONFIGMAPS}/c0", configmap("c0"))
+    assert (code, headers["Retry-After"], status["reason"], status["details"]["retryAfterSeconds"]) == (
+        429,
+        "1",
+        "TooManyRequests",
+        1,
+    )
+    code, _, status = api.send("GET", f"{CONFIGMAPS}/x")
+    assert (code, status["message"]) == (500, "Internal error occurred: the stand-in's --fail get:configmaps/x=500")
+    assert api.send("GET", f"{CONFIGMAPS}/c0")[0] in (200, 404), "other names are not matched"
+
+
+def test_a_timeout_never_answers_and_latency_slows_every_answer(
+    tmp_path: Path, processes: list[subprocess.Popen[str]]
+) -> None:
+    api = Api(serve(tmp_path, processes, "--fail", "get:configmaps/hang=timeout", "--latency", "0.3"))
+    with pytest.raises(TimeoutError):
+        api.send("GET", f"{CONFIGMAPS}/hang", timeout=1)
+    started = time.monotonic()
+    assert api.send("GET", f"{CONFIGMAPS}/other")[0] == 404
+    assert time.monotonic() - started >= 0.3
+
+
+def test_make_tls_refuses_to_replace_the_ca_a_running_stand_in_serves_with(
+    tmp_path: Path, processes: list[subprocess.Popen[str]]
+) -> None:
+    tls = tmp_path / "tls"
+    assert run("--make-tls", str(tls)).returncode == 0
+    ca = (tls / "ca.crt").read_bytes()
+    kubeconfig = serve(tmp_path, processes, "--tls-dir", str(tls))
+    pid = processes[-1].pid
+
+    again = run("--make-tls", str(tls))
+    assert again.returncode == 2
+    assert again.stderr.splitlines() == [
+        f"python -m tests.fakes.kube: error: --make-tls {tls}: a running stand-in (pid {pid}) serves with its CA, and "
+        'a new CA would break its clients ("x509: certificate signed by unknown authority"): stop it first '
+        f"(kill {pid})"
+    ]
+    assert (tls / "ca.crt").read_bytes() == ca
+    assert "default" in kubectl(kubeconfig, "get", "namespaces"), "kubectl still trusts the stand-in"
+
+    processes[-1].send_signal(signal.SIGTERM)
+    assert processes[-1].wait(timeout=10) == 0
+    assert not (tls / SERVING_LOCK).exists()
+    assert run("--make-tls", str(tls)).returncode == 0
+    assert (tls / "ca.crt").read_bytes() != ca
+
+    serve(tmp_path, processes, "--tls-dir", str(tls), name="kubeconfig-2")
+    processes[-1].kill()  # killed outright: its mark stays, and no one holds it
+    processes[-1].wait(timeout=10)
+    assert (tls / SERVING_LOCK).exists()
+    assert run("--make-tls", str(tls)).returncode == 0

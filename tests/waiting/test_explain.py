@@ -65,8 +65,12 @@ def test_explain_says_where_an_item_stands_in_every_stream(
         assert requested[ANALYZER]["since"] == "2027-01-15T08:01:00Z"
         assert requested[ANALYZER]["by"] == "alice"
 
-        unknown = explained(cluster, "nothing==1.0", T0 + 120, env)
-        assert {row["state"] for row in unknown.values()} == {"unknown"}
+        for args in (["--json"], []):  # not found, as kubectl says it: the rows say why, and the exit is 1
+            unknown = cluster.cli("explain", "nothing==1.0", *args, at=T0 + 120, env=env)
+            assert unknown.exit_code == 1, unknown.stderr
+            assert "the graph does not hold this version: request it" in unknown.stdout
+        rows = json.loads(cluster.cli("explain", "nothing==1.0", "--json", at=T0 + 120, env=env).stdout)
+        assert {row["state"] for row in rows} == {"unknown"}
         invalid = explained(cluster, "p000002==1 ; rm -rf", T0 + 120, env)
         assert {row["state"] for row in invalid.values()} == {"invalid"}
 
