@@ -404,6 +404,8 @@ class FakeGraph:
 
     def __init__(self, graph: GraphFile, *, normalize_names: bool = True) -> None:
         self.nodes: dict[int, dict[str, Any]] = {}
+        self._by_name: dict[object, list[int]] = {}
+        """Entity uids by stored package name: the exact index a lookup uses (names are never rewritten)."""
         self._entities: dict[Candidate, int] = {}
         self._indexes: dict[str, int] = {}
         self._normalize = normalize_names
@@ -476,6 +478,8 @@ class FakeGraph:
     def _add(self, predicates: dict[str, Any]) -> int:
         uid = len(self.nodes) + 1
         self.nodes[uid] = predicates
+        if ENTITY in predicates:
+            self._by_name.setdefault(predicates.get("package_name"), []).append(uid)
         return uid
 
     def _package_fields(self, candidate: Candidate) -> dict[str, str]:
@@ -571,14 +575,17 @@ class FakeGraph:
         """The batched lookup's answer: entities whose stored name, version (any when None) and index are among
         these, in uid order, each with its fields and what :meth:`status` gives of it."""
         rows = []
-        for uid, node in sorted(self.nodes.items()):
+        for uid in sorted(uid for name in names for uid in self._by_name.get(name, ())):
+            node = self.nodes[uid]
             if (
                 _has(node, ENTITY)
                 and node.get("package_name") in names
                 and (versions is None or node.get("package_version") in versions)
                 and node.get("index_url") in indexes
             ):
-                fields: dict[str, Any] = {key: node[key] for key in ("package_name", "package_version", "index_url") if key in node}
+                fields: dict[str, Any] = {
+                    key: node[key] for key in ("package_name", "package_version", "index_url") if key in node
+                }
                 rows.append({**self._status_row(uid), **fields})
         return rows
 
