@@ -270,7 +270,7 @@ class Planner:
             ):
                 if arrivals is not None:
                     arrivals.settle()
-                continue  # planned by the requested lane already
+                continue  # the requested lane planned or skipped it already
             counts.examined += 1
             self.on_examined()
             stop = _cap_reached(stream, self.planned, self.capacity, self.eager_stop)
@@ -284,9 +284,9 @@ class Planner:
             planned = self._decide(stream, candidate, counts)
             if planned is _STOP:
                 return None
+            if stream.lane is Lane.REQUESTED:  # settled: the lanes after it pass it over, uncounted
+                self.requested.add((stream.kind, stream.solver, candidate))
             if isinstance(planned, Planned):
-                if stream.lane is Lane.REQUESTED:
-                    self.requested.add((stream.kind, stream.solver, candidate))
                 if arrivals is not None:
                     arrivals.hold(planned.item.job_name)
                 return planned
