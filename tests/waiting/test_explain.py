@@ -5,6 +5,7 @@ through the CLI against the Kubernetes stand-in, with the embedded store and wit
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import pytest
 from graph_refresh.items import ANALYZER, SOLVER, Candidate, WorkItem
 from tests.fakes.dgraph import FakeDgraph
 from tests.fakes.kube import FakeKube
-from tests.helpers import EXAMPLE_TEMPLATES, HOUR, MIDDLETIER, PYPI, SOLVERS, T0, Harness, RunCli, names, version
+from tests.helpers import EXAMPLE_TEMPLATES, HOUR, MIDDLETIER, PYPI, SOLVERS, T0, Harness, RunCli, names, oom, version
 
 Obj = dict[str, Any]
 STREAMS = [*SOLVERS, ANALYZER]
@@ -164,3 +165,64 @@ def test_explain_escapes_what_someone_wrote_into_a_request(cluster: Harness) -> 
     rows = explained(cluster, "flask==1.0", T0)
     assert rows[ANALYZER]["by"] == "eve\\x1b[2J\\x0a  solver-fedora-34-py39  solved\\u202e"
     assert rows[ANALYZER]["key"] == "k\\x0a"
+
+
+def test_explain_of_a_failed_job_not_yet_learned_is_what_the_next_run_does(cluster: Harness) -> None:
+    """The operator's case: a Job just failed; explain must tell the retry (deadline doubled) or the back-off
+    the next run applies, before any run has learned the failure."""
+    cluster.graph(["argo-workflows"])
+    env = {"GRAPH_REFRESH_NO_PACKAGE_ANALYZERS": "1"}
+    cluster.run(now=lambda: T0, env=env)
+    deadline = WorkItem(SOLVER, SOLVERS[0], Candidate("argo-workflows", "1.0", PYPI))
+    error = WorkItem(SOLVER, SOLVERS[1], Candidate("argo-workflows", "1.0", PYPI))
+    jobs = cluster.jobs()
+    cluster.fail(jobs[deadline.job_name], at=T0 + 600, reason="DeadlineExceeded")
+    cluster.fail(jobs[error.job_name], at=T0 + 600, pod_status={"phase": "Failed"})
+    before = jobs[deadline.job_name]["spec"]["activeDeadlineSeconds"]
+
+    rows = explained(cluster, "argo-workflows==1.0", T0 + HOUR, env)
+    assert rows[SOLVERS[0]]["state"] == "waiting"
+    assert (rows[SOLVERS[0]]["attempt"], rows[SOLVERS[0]]["retries"]) == (2, "deadline")
+    assert rows[SOLVERS[0]]["deadline"] == 2 * before
+    assert (rows[SOLVERS[1]]["state"], rows[SOLVERS[1]]["cause"]) == ("failed", "error")
+    assert rows[SOLVERS[1]]["retry_at"] == "2027-01-15T09:10:00Z", "an hour after the failure"
+    assert rows[SOLVERS[2]]["state"] == "in-flight"
+
+    cluster.run(now=lambda: T0 + HOUR, env=env)
+    retry = cluster.jobs()[WorkItem(SOLVER, SOLVERS[0], deadline.candidate, 2).job_name]
+    assert retry["spec"]["activeDeadlineSeconds"] == 2 * before, "what explain said"
+    assert WorkItem(SOLVER, SOLVERS[1], error.candidate, 2).job_name not in cluster.jobs(), "backing off, as said"
+
+
+@pytest.mark.parametrize(
+    ("path", "names"),
+    [
+        ("/configmaps/graph-refresh-ledger$", "graph-refresh-ledger"),
+        ("/configmaps/graph-refresh-requests$", "graph-refresh-requests"),
+        ("/resourcequotas$", "resourcequotas"),
+        ("/pods$", "pods"),
+    ],
+)
+def test_explain_that_cannot_read_what_the_decision_needs_says_which_and_exits_1(
+    cluster: Harness, path: str, names: str
+) -> None:
+    cluster.graph(["flask"])
+    cluster.run(now=lambda: T0)
+    for job in cluster.jobs().values():
+        cluster.fail(job, at=T0 + 60, pod_status=oom())  # failed Jobs: their pods are read too
+    cluster.fake.inject(method="GET", path=path, status=403, times=None)
+    refused = cluster.cli("explain", "flask==1.0", at=T0 + HOUR)
+    assert refused.exit_code == 1, refused.stdout
+    assert names in refused.stderr
+    assert "403" in refused.stderr
+    assert refused.stdout == "", "no guess"
+
+
+def test_explain_gives_up_on_a_cluster_that_does_not_answer_within_its_budget(cluster: Harness) -> None:
+    cluster.graph(["flask"])
+    cluster.fake.inject(method="GET", path="/configmaps/graph-refresh-ledger$", status=None, delay=30, times=None)
+    started = time.monotonic()
+    result = cluster.cli("explain", "flask==1.0", at=T0)
+    assert time.monotonic() - started < 10
+    assert result.exit_code == 1
+    assert "graph-refresh-ledger" in result.stderr
