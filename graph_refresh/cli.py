@@ -301,7 +301,7 @@ def ledger_show(ctx: click.Context, as_json: bool) -> None:
     """List the ledger's entries with what each means for its item's next run."""
     from graph_refresh.retry import store as ledger_store
     from graph_refresh.retry.codec import LEDGER_NAME, encode, format_time
-    from graph_refresh.retry.policy import Policy, entry_state
+    from graph_refresh.retry.policy import entry_state
 
     settings = _settings(ctx, "middletier")
     namespace = settings.cluster.middletier_namespace
@@ -311,7 +311,7 @@ def ledger_show(ctx: click.Context, as_json: bool) -> None:
     except GraphRefreshError as error:
         logger.error("Could not read the ledger %s in namespace %r: %s", LEDGER_NAME, namespace, error)
         ctx.exit(ExitCode.FAILED)
-    now, policy = math.floor(_now(ctx)), Policy.of(settings.retry)
+    now, policy = math.floor(_now(ctx)), settings.retry
     rows = []
     for key, entry in sorted(ledger.entries.items(), key=lambda pair: (pair[1].failed_at, pair[0])):
         state, until = entry_state(entry, now, policy)

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from graph_refresh.quantity import Cap
+
 DEFAULT_SQLITE_PATH = Path("graph-refresh.sqlite3")  # beside the caller, like the 2019 job's local runs
 DEFAULT_DGRAPH_PORT = 9080  # Dgraph alpha's gRPC port
 DEFAULT_STORE_TIMEOUT_SECONDS = 30  # one Dgraph query; a page of 500 rows answers in well under a second
@@ -114,9 +116,10 @@ class PlanSettings:
 
 @dataclass(frozen=True)
 class RetrySettings:
-    """How failed items come back (design: Learning): escalation by cause, back-off and quarantine."""
+    """How failed items come back (design: Learning): escalation by cause, back-off and quarantine. What the
+    retry rules read (``retry/policy.py``), parsed once."""
 
-    max_memory: str = DEFAULT_MAX_MEMORY
+    max_memory: Cap = field(default_factory=lambda: Cap.parse(DEFAULT_MAX_MEMORY))
     """An OOM-killed Job comes back with every container's memory request and limit doubled, up to this
     Kubernetes quantity."""
     max_deadline_seconds: int = DEFAULT_MAX_DEADLINE_SECONDS
@@ -202,7 +205,7 @@ def redacted(settings: Settings) -> dict[str, dict[str, Any]]:
                 value = redact_url(value)  # any URL may carry user:password@
             elif value is not None and not f.repr:
                 value = "***"
-            values[f.name] = str(value) if isinstance(value, Path) else value
+            values[f.name] = str(value) if isinstance(value, Path | Cap) else value
         out[group.name] = values
     return out
 

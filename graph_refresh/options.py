@@ -32,6 +32,7 @@ import click
 from graph_refresh import config, secrets
 from graph_refresh.config import Settings
 from graph_refresh.errors import ConfigError
+from graph_refresh.quantity import Cap
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 INT32_MAX = 2**31 - 1  # the API's int32 fields (ttlSecondsAfterFinished, activeDeadlineSeconds)
@@ -168,11 +169,11 @@ def _log_level(ctx: click.Context, param: click.Parameter, value: str | None) ->
     return value.upper() if value else None
 
 
-def _quantity(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    from graph_refresh.quantity import Cap
-
+def _quantity(ctx: click.Context, param: click.Parameter, value: str | Cap) -> Cap:
+    if isinstance(value, Cap):  # the default
+        return value
     try:
-        return Cap.parse(value.strip()).text
+        return Cap.parse(value.strip())
     except ValueError:
         raise click.BadParameter(
             f"{value!r} is not a positive Kubernetes memory quantity (such as 8Gi or 1500Mi)"

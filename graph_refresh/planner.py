@@ -24,12 +24,13 @@ from enum import StrEnum
 from typing import Any
 
 from graph_refresh.capacity import Capacity, JobCost
+from graph_refresh.config import RetrySettings
 from graph_refresh.fate import Skipped, decide
 from graph_refresh.items import ANALYZER, Candidate, Kind, WorkItem
 from graph_refresh.owned import OwnedJobs
 from graph_refresh.report import SYNC_LAG, Counts, RunReport, SkipReason
 from graph_refresh.retry.model import AttemptResources, Cause
-from graph_refresh.retry.policy import History, Policy
+from graph_refresh.retry.policy import History
 
 logger = logging.getLogger(__name__)
 
@@ -161,7 +162,7 @@ class Planner:
     ) -> None:
         self.report, self.capacity = report, capacity
         self.view = view or OwnedJobs()
-        self.history = history or History({}, Policy(), 0.0)
+        self.history = history or History({}, RetrySettings(), 0.0)
         self.cost, self.eager_stop = cost, eager_stop
         self.on_examined, self.stopping = on_examined, stopping
         self.planned: Counter[str] = Counter()

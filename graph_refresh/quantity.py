@@ -85,6 +85,9 @@ class Cap:
             raise ValueError(f"{text!r} is not a positive quantity")
         return cls(text.strip(), value)
 
+    def __str__(self) -> str:
+        return self.text
+
 
 def double_quantity(value: str, cap: Cap) -> str | None:
     """Twice ``value``, written with the same suffix, but never more than ``cap``.

@@ -32,7 +32,7 @@ from graph_refresh.report import LANES, QuarantinedItem, RequestCounts, RunRepor
 from graph_refresh.retry import store as ledger_store
 from graph_refresh.retry.codec import format_time
 from graph_refresh.retry.model import RunRecord, expires_at
-from graph_refresh.retry.policy import History, Policy
+from graph_refresh.retry.policy import History
 from graph_refresh.runtime import collector_paused
 from graph_refresh.scheduler import Result, dry_run, submit
 from graph_refresh.store import open_store
@@ -414,7 +414,7 @@ def run(
                 "are not read; the plan applies --max-in-flight and --eager-stop only, so it may hold more than a "
                 "real run would create"
             )
-        policy = Policy.of(settings.retry)
+        policy = settings.retry
         history = History.of(ledger.entries, view, policy, started)
         for kind in KINDS:
             report.in_flight[kind] = view.live[kind]
@@ -553,7 +553,7 @@ def explain_item(settings: Settings, seams: Externals, candidate: Candidate) -> 
             if settings.lanes.max_awaiting_sync:
                 completed = read_cluster_view(cluster, namespace, now, keep_completed=True)
                 paused = _sync_lag(completed, store, settings, templates, strict=True)
-        history = History.of(ledger.entries, view, Policy.of(settings.retry), now)
+        history = History.of(ledger.entries, view, settings.retry, now)
         renderer = Renderer(templates, settings.plan, namespace)
         capacity = Capacity.from_cluster(max_in_flight=0, live_jobs=0, quotas=view.quotas)
         request = next((r for r in requests.open if r.candidate == candidate), None)

@@ -16,6 +16,7 @@ from click.testing import Result
 
 from graph_refresh import cli, options
 from graph_refresh.config import Settings
+from graph_refresh.quantity import Cap
 
 from .helpers import EXAMPLE_TEMPLATES, ROOT, SAMPLE_GRAPH, SHARED_2019, assert_balanced, env_of, manifests, version
 
@@ -55,7 +56,7 @@ PARITY: dict[str, tuple[str, Any]] = {
     "THOTH_GRAPH_REFRESH_BURST": ("3", 3),
     "THOTH_GRAPH_REFRESH_WORKERS": ("9", 9),
     "THOTH_GRAPH_REFRESH_JOB_TTL": ("7200", 7200),
-    "THOTH_GRAPH_REFRESH_MAX_MEMORY": ("16Gi", "16Gi"),
+    "THOTH_GRAPH_REFRESH_MAX_MEMORY": ("16Gi", Cap.parse("16Gi")),
     "THOTH_GRAPH_REFRESH_MAX_DEADLINE": ("600", 600),
     "THOTH_GRAPH_REFRESH_RETRY_BACKOFF": ("60", 60),
     "THOTH_GRAPH_REFRESH_MAX_ATTEMPTS": ("0", 0),

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from graph_refresh.capacity import Capacity, JobCost
+from graph_refresh.config import RetrySettings
 from graph_refresh.items import ANALYZER, SOLVER, Candidate, WorkItem
 from graph_refresh.owned import JobState, OwnedJobs
 from graph_refresh.planner import Arrivals, Lane, Planner, Stream, plan
@@ -103,7 +104,7 @@ def test_a_retry_too_big_for_the_quota_is_skipped_and_the_stream_goes_on() -> No
 
     from graph_refresh.capacity import Quota
     from graph_refresh.retry.model import AttemptResources, Cause, ContainerMemory, ItemId, LedgerEntry
-    from graph_refresh.retry.policy import History, Policy
+    from graph_refresh.retry.policy import History
 
     report = RunReport(dry_run=True, store="test")
     small = JobCost(resources={"limits.memory": Decimal(2**30)})
@@ -123,7 +124,7 @@ def test_a_retry_too_big_for_the_quota_is_skipped_and_the_stream_goes_on() -> No
         report,
         streams,
         capacity=Capacity.from_cluster(max_in_flight=0, live_jobs=0, quotas=[quota]),
-        history=History({failed.key: entry}, Policy(), 60.0),
+        history=History({failed.key: entry}, RetrySettings(), 60.0),
         cost=lambda item, resources: big,
     )
     assert order == [("solver-a-1-py38", "p2"), ("solver-a-1-py38", "p3")], "the retry did not block the stream"
@@ -135,7 +136,7 @@ def test_a_retry_above_a_quotas_hard_limit_counts_as_at_the_cap(caplog: pytest.L
 
     from graph_refresh.capacity import Quota
     from graph_refresh.retry.model import AttemptResources, Cause, ContainerMemory, ItemId, LedgerEntry
-    from graph_refresh.retry.policy import History, Policy
+    from graph_refresh.retry.policy import History
 
     report = RunReport(dry_run=True, store="test")
     small = JobCost(resources={"limits.memory": Decimal(2**30)})
@@ -144,7 +145,7 @@ def test_a_retry_above_a_quotas_hard_limit_counts_as_at_the_cap(caplog: pytest.L
     failed = WorkItem(SOLVER, "solver-a-1-py38", Candidate("p1", "1", PYPI))
     resources = AttemptResources({"c": ContainerMemory("3Gi", "3Gi")})
     entry = LedgerEntry(ItemId.of(failed), 1, 1, Cause.OOM, 0.0, resources, "c")
-    history = History({failed.key: entry}, Policy(retry_backoff_seconds=3600), 60.0)
+    history = History({failed.key: entry}, RetrySettings(retry_backoff_seconds=3600), 60.0)
     streams = [Stream(SOLVER, "solver-a-1-py38", candidates("p1", "p2"), small)]
     capacity = Capacity.from_cluster(max_in_flight=0, live_jobs=0, quotas=[quota])
     order = run(report, streams, capacity=capacity, history=history, cost=lambda item, resources: big)
@@ -155,7 +156,7 @@ def test_a_retry_above_a_quotas_hard_limit_counts_as_at_the_cap(caplog: pytest.L
     assert "ResourceQuota 'q': limits.memory (hard limit" in caplog.text
     assert "at the cap" in caplog.text
 
-    later = History(dict(history.entries), Policy(retry_backoff_seconds=3600), 7200.0)
+    later = History(dict(history.entries), RetrySettings(retry_backoff_seconds=3600), 7200.0)
     report = RunReport(dry_run=True, store="test")
     streams = [Stream(SOLVER, "solver-a-1-py38", candidates("p1"), small)]
     capacity = Capacity.from_cluster(max_in_flight=0, live_jobs=0, quotas=[quota])

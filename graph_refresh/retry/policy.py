@@ -19,15 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from graph_refresh.config import (
-    DEFAULT_MAX_ATTEMPTS,
-    DEFAULT_MAX_DEADLINE_SECONDS,
-    DEFAULT_MAX_MEMORY,
-    DEFAULT_QUARANTINE_SECONDS,
-    DEFAULT_RETRY_BACKOFF_SECONDS,
-    RetrySettings,
-    redact_url,
-)
+from graph_refresh.config import RetrySettings, redact_url
 from graph_refresh.items import ANALYZER, SOLVER, WorkItem, is_package_name, is_version, normalize_name
 from graph_refresh.owned import FailedAttempt, JobState, OwnedJobs
 from graph_refresh.quantity import Cap, double_quantity, parse_quantity
@@ -48,36 +40,10 @@ from graph_refresh.retry.model import (
 _MAX_BACKOFF_EXPONENT = 64  # 2^64 back-offs outlast any quarantine; the cap only keeps floats finite
 
 
-@dataclass(frozen=True)
-class Policy:
-    """The retry tunables (``--max-memory``, ``--max-deadline``, ...), and when they quarantine an item."""
-
-    max_memory: Cap = field(default_factory=lambda: Cap.parse(DEFAULT_MAX_MEMORY))
-    """Memory an OOM retry never exceeds; a Job that already had it counts as an error."""
-    max_deadline_seconds: int = DEFAULT_MAX_DEADLINE_SECONDS
-    """activeDeadlineSeconds a deadline retry never exceeds; a Job that already had it counts as an error."""
-    retry_backoff_seconds: int = DEFAULT_RETRY_BACKOFF_SECONDS
-    """Wait after an error failure, times 2^(f-1) for the item's f-th charged failure."""
-    max_attempts: int = DEFAULT_MAX_ATTEMPTS
-    """Charged failures after which the item is quarantined; 0 never quarantines."""
-    quarantine_seconds: int = DEFAULT_QUARANTINE_SECONDS
-    """How long after its last failure an entry is kept: then the item starts again at attempt 1."""
-
-    @classmethod
-    def of(cls, settings: RetrySettings) -> Policy:
-        """The policy of the run's settings (``max_memory`` was checked when it was read)."""
-        return cls(
-            max_memory=Cap.parse(settings.max_memory),
-            max_deadline_seconds=settings.max_deadline_seconds,
-            retry_backoff_seconds=settings.retry_backoff_seconds,
-            max_attempts=settings.max_attempts,
-            quarantine_seconds=settings.quarantine_seconds,
-        )
-
-    def quarantines(self, entry: LedgerEntry | None) -> bool:
-        """Whether ``entry``'s charged failures put its item in quarantine (until ``quarantine_seconds`` after
-        its last failure)."""
-        return bool(self.max_attempts) and entry is not None and entry.failures >= self.max_attempts
+def quarantines(policy: RetrySettings, entry: LedgerEntry | None) -> bool:
+    """Whether ``entry``'s charged failures put its item in quarantine (until ``quarantine_seconds`` after its
+    last failure)."""
+    return bool(policy.max_attempts) and entry is not None and entry.failures >= policy.max_attempts
 
 
 @dataclass(frozen=True)
@@ -227,7 +193,7 @@ def _escalate_deadline(resources: AttemptResources, maximum: int) -> _Escalation
 
 
 def _escalate(
-    cause: Cause | None, resources: AttemptResources, policy: Policy, killed: str | None = None
+    cause: Cause | None, resources: AttemptResources, policy: RetrySettings, killed: str | None = None
 ) -> _Escalation | None:
     if cause is Cause.OOM:
         return _escalate_memory(resources, policy.max_memory, killed)
@@ -245,7 +211,7 @@ def learn(
     failed: FailedJob,
     attempt: int,
     resources: AttemptResources,
-    policy: Policy,
+    policy: RetrySettings,
 ) -> LedgerEntry:
     """Fold one failed Job (attempt number ``attempt``, run with ``resources``) into the item's entry.
 
@@ -277,7 +243,7 @@ def at_cap(entry: LedgerEntry) -> LedgerEntry:
     return replace(entry, cause=Cause.ERROR, container=None)
 
 
-def next_attempt(entry: LedgerEntry | None, now: float, policy: Policy) -> Decision:
+def next_attempt(entry: LedgerEntry | None, now: float, policy: RetrySettings) -> Decision:
     """What the item does this run, given its ledger entry (None: no failure known) and the run's time.
 
     In order: no entry → attempt 1 as rendered; entry older than the quarantine period → ``Forget``;
@@ -292,7 +258,7 @@ def next_attempt(entry: LedgerEntry | None, now: float, policy: Policy) -> Decis
         return FIRST_ATTEMPT
     if now >= expires_at(entry, policy.quarantine_seconds):
         return Forget()
-    if policy.quarantines(entry):
+    if quarantines(policy, entry):
         return Skip(SkipReason.QUARANTINED, expires_at(entry, policy.quarantine_seconds))
     following = entry.attempt + 1
     if entry.cause is None:
@@ -315,7 +281,7 @@ class History:
 
     entries: dict[str, LedgerEntry]
     """Item key → ledger entry: what the run writes back."""
-    policy: Policy
+    policy: RetrySettings
     now: float
     pending: dict[str, list[FailedAttempt]] = field(default_factory=dict)
     """Failed Jobs whose item is not on the Job (an earlier release made them): learned when met."""
@@ -325,7 +291,7 @@ class History:
     """Entries whose item this run's learning put into quarantine."""
 
     @classmethod
-    def of(cls, ledger: Mapping[str, LedgerEntry], view: OwnedJobs, policy: Policy, now: float) -> History:
+    def of(cls, ledger: Mapping[str, LedgerEntry], view: OwnedJobs, policy: RetrySettings, now: float) -> History:
         """The ledger as read, with the view's failed Jobs learned and the items that completed forgotten."""
         history = cls(dict(ledger), policy, now)
         for key, failures in view.failures.items():
@@ -349,7 +315,7 @@ class History:
             failed = FailedJob(failed.name, failed.cause, self.now, failed.detail, failed.container)
         learned = learn(entry, item, failed, failure.attempt, failure.resources, self.policy)
         self.entries[item.key] = learned
-        if self.policy.quarantines(learned) and not self.policy.quarantines(entry):
+        if quarantines(self.policy, learned) and not quarantines(self.policy, entry):
             self.quarantined_now.append(learned)
 
     def next_for(self, item: WorkItem) -> Schedule | Skip:
@@ -376,11 +342,11 @@ class History:
     def quarantined(self) -> Iterator[LedgerEntry]:
         """The entries whose items are in quarantine now."""
         for entry in self.entries.values():
-            if self.policy.quarantines(entry) and self.now < expires_at(entry, self.policy.quarantine_seconds):
+            if quarantines(self.policy, entry) and self.now < expires_at(entry, self.policy.quarantine_seconds):
                 yield entry
 
 
-def entry_state(entry: LedgerEntry, now: float, policy: Policy) -> tuple[str, float | None]:
+def entry_state(entry: LedgerEntry, now: float, policy: RetrySettings) -> tuple[str, float | None]:
     """What an entry means for its item's next run at ``now``, in words, and until when (None: no end)."""
     decision = next_attempt(entry, now, policy)
     if isinstance(decision, Forget):

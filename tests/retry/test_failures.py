@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
+from graph_refresh.config import RetrySettings
 from graph_refresh.items import SOLVER, Candidate, WorkItem
 from graph_refresh.retry.failures import FailedJob, attempt_of, cause_of, pods_by_job, resources_of
 from graph_refresh.retry.model import AttemptResources, Cause, ContainerMemory, ItemId
-from graph_refresh.retry.policy import Policy
 from tests.helpers import LISTED_JOB, failed_conditions, listed_job, listed_pod, terminated_state
 
 T0 = 1_714_557_600.0  # 2024-05-01T10:00:00Z
@@ -18,7 +18,7 @@ HOUR = 3_600
 DAY = 86_400
 NOW = T0 + 0.5  # a run's clock, with the fraction a real clock has
 ITEM = ItemId.of(WorkItem(SOLVER, "solver-fedora-31-py38", Candidate("flask", "1.1.2", "https://pypi.org/simple")))
-POLICY = Policy()
+POLICY = RetrySettings()
 
 
 MALFORMED_PODS: list[Any] = [

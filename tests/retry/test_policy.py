@@ -11,12 +11,13 @@ from typing import Any
 
 import pytest
 
+from graph_refresh.config import RetrySettings
 from graph_refresh.items import SOLVER, Candidate, WorkItem
 from graph_refresh.quantity import Cap
 from graph_refresh.report import SkipReason
 from graph_refresh.retry.failures import FailedJob, attempt_of, cause_of, resources_of
 from graph_refresh.retry.model import AttemptResources, Cause, ContainerMemory, ItemId, LedgerEntry
-from graph_refresh.retry.policy import Forget, Policy, Schedule, Skip, apply, learn, next_attempt
+from graph_refresh.retry.policy import Forget, Schedule, Skip, apply, learn, next_attempt
 from tests.helpers import LISTED_JOB, failed_conditions, listed_job, listed_pod, terminated_state
 
 T0 = 1_714_557_600.0  # 2024-05-01T10:00:00Z
@@ -24,7 +25,7 @@ HOUR = 3_600
 DAY = 86_400
 NOW = T0 + 0.5  # a run's clock, with the fraction a real clock has
 ITEM = ItemId.of(WorkItem(SOLVER, "solver-fedora-31-py38", Candidate("flask", "1.1.2", "https://pypi.org/simple")))
-POLICY = Policy()
+POLICY = RetrySettings()
 
 
 # --- resources of the next attempt ----------------------------------------------------------------------
@@ -127,7 +128,7 @@ def entry(
         (
             entry(Cause.OOM, resources=memory("8Gi")),
             NOW,
-            Policy(max_memory=Cap.parse("4Gi")),
+            RetrySettings(max_memory=Cap.parse("4Gi")),
             Skip(SkipReason.FAILED_RECENTLY, T0 + HOUR),
         ),
         (entry(Cause.DEADLINE), NOW, POLICY, Schedule(2, memory("1Gi", deadline=7200), Cause.DEADLINE)),
@@ -168,24 +169,24 @@ def entry(
         (
             entry(Cause.ERROR, failures=10, attempt=10),
             NOW,
-            Policy(max_attempts=0),
+            RetrySettings(max_attempts=0),
             Skip(SkipReason.FAILED_RECENTLY, T0 + HOUR * 2**9),
         ),
         (
             entry(Cause.ERROR, failures=5000, attempt=5000),
             NOW,
-            Policy(max_attempts=0),
+            RetrySettings(max_attempts=0),
             Skip(SkipReason.FAILED_RECENTLY, T0 + HOUR * 2**64),
         ),
         (
             entry(Cause.ERROR, failures=1),
             NOW,
-            Policy(retry_backoff_seconds=0),
+            RetrySettings(retry_backoff_seconds=0),
             Schedule(2, memory("1Gi", deadline=3600), Cause.ERROR),
         ),
     ],
 )
-def test_decide(history: LedgerEntry | None, now: float, policy: Policy, decision: object) -> None:
+def test_decide(history: LedgerEntry | None, now: float, policy: RetrySettings, decision: object) -> None:
     assert next_attempt(history, now, policy) == decision
 
 
@@ -319,7 +320,7 @@ def test_the_pure_modules_import_no_client() -> None:
 
 
 def test_an_oom_of_a_container_already_at_the_cap_is_an_error_whatever_the_others_have() -> None:
-    policy = Policy(max_memory=Cap.parse("2Gi"))
+    policy = RetrySettings(max_memory=Cap.parse("2Gi"))
     resources = AttemptResources(
         {"solver": ContainerMemory("2Gi", "2Gi"), "sidecar": ContainerMemory("64Mi", "128Mi")}, 3600
     )
