@@ -4,8 +4,8 @@ The planner asks :func:`decide` for every candidate it examines once no cap stop
 asks it for the item it explains, from what it read as a run reads it (the item's Jobs, the ledger with their
 failures learned, the quotas). So ``explain`` tells what the next run does because it runs this code. The
 order of the rules, first match wins: an invalid item; an item whose latest Job is in flight or complete;
-what its failures decide (a back-off, quarantine, or the attempt to create and its resources, design:
-Learning); an escalated retry that no quota can ever admit (it counts as at the cap); a retry too big for
+what its failures decide (a back-off, quarantine, or the attempt to create and its resources: see
+docs/learning.md); an escalated retry that no quota can ever admit (it counts as at the cap); a retry too big for
 what is free now.
 """
 
