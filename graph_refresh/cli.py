@@ -24,12 +24,14 @@ from graph_refresh.config import Settings
 from graph_refresh.errors import ConfigError, GraphRefreshError, Interrupted
 from graph_refresh.items import KINDS
 from graph_refresh.report import RunReport
-from graph_refresh.retry.codec import format_time
+from graph_refresh.times import format_time
 
 if TYPE_CHECKING:
     from graph_refresh import kube
+    from graph_refresh.config import RetrySettings
     from graph_refresh.refresh import Externals
     from graph_refresh.retry import store as ledger_store
+    from graph_refresh.waiting.state import LaneState
 
 logger = logging.getLogger("graph_refresh")
 summary_logger = logging.getLogger(runtime.SUMMARY_LOGGER)  # still logs with --quiet
@@ -300,23 +302,31 @@ def _now(ctx: click.Context) -> float:
 def ledger_show(ctx: click.Context, as_json: bool) -> None:
     """List the ledger's entries with what each means for its item's next run."""
     from graph_refresh.retry import store as ledger_store
-    from graph_refresh.retry.codec import LEDGER_NAME, encode, format_time
+    from graph_refresh.retry.codec import LEDGER_NAME, encode
     from graph_refresh.retry.policy import entry_state
+    from graph_refresh.waiting import state as lane_state
+    from graph_refresh.waiting.state import LaneState
 
     settings = _settings(ctx, "middletier")
     namespace = settings.cluster.middletier_namespace
     assert namespace is not None, "checked by build_settings"
     try:
-        ledger = ledger_store.read(_connect(ctx, settings), namespace, now=math.floor(_now(ctx)), strict=True)
+        ledger = ledger_store.read(
+            _connect(ctx, settings), namespace, now=math.floor(_now(ctx)), strict=True, other_keys=lane_state.KEYS
+        )
     except GraphRefreshError as error:
         logger.error("Could not read the ledger %s in namespace %r: %s", LEDGER_NAME, namespace, error)
         ctx.exit(ExitCode.FAILED)
-    now, policy = math.floor(_now(ctx)), settings.retry
+    now = math.floor(_now(ctx))
+    policy, under = _last_run_settings(LaneState.read(ledger.other)[0], settings.retry)
     rows = []
     for key, entry in sorted(ledger.entries.items(), key=lambda pair: (pair[1].failed_at, pair[0])):
         state, until = entry_state(entry, now, policy)
         value = json.loads(encode(entry))
-        rows.append({"key": key, **value, "state": state, "until": None if until is None else format_time(until)})
+        row = {"key": key, **value, "state": state, "until": None if until is None else format_time(until)}
+        rows.append({**row, "settings": under})
+    if not as_json and rows:
+        click.echo(f"States under {under}.", err=True)
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
@@ -332,6 +342,33 @@ def ledger_show(ctx: click.Context, as_json: bool) -> None:
     widths = [max(len(line[i]) for line in table) for i in range(len(table[0]) - 1)]
     for line in table:
         click.echo("  ".join([*(cell.ljust(width) for cell, width in zip(line, widths, strict=False)), line[-1]]))
+
+
+def _last_run_settings(kept: LaneState, shell: RetrySettings) -> tuple[RetrySettings, str]:
+    """The retry settings an entry's state is told under: those the last real run recorded (the CronJob's), else
+    this shell's, and which."""
+    from graph_refresh.config import RetrySettings
+    from graph_refresh.quantity import Cap
+
+    last = next((run for run in reversed(kept.runs) if run.retry is not None), None)
+    if last is None or last.retry is None:
+        return shell, "this shell's settings (no run has recorded its own yet)"
+    retry = last.retry
+    try:
+        settings = RetrySettings(
+            max_memory=Cap.parse(retry["max_memory"]),
+            max_deadline_seconds=retry["max_deadline_seconds"],
+            retry_backoff_seconds=retry["retry_backoff_seconds"],
+            max_attempts=retry["max_attempts"],
+            quarantine_seconds=retry["quarantine_seconds"],
+        )
+    except ValueError:
+        return shell, "this shell's settings (the last run's could not be read)"
+    said = (
+        f"the settings of the last run, {format_time(last.at)}: --max-attempts {settings.max_attempts}, "
+        f"--retry-backoff {settings.retry_backoff_seconds}, --quarantine {settings.quarantine_seconds}"
+    )
+    return settings, said
 
 
 def _fit(text: str, width: int) -> str:
@@ -358,6 +395,7 @@ def ledger_forget(
     from graph_refresh.retry import store as ledger_store
     from graph_refresh.retry.codec import LEDGER_NAME
     from graph_refresh.retry.policy import forget_matcher
+    from graph_refresh.waiting import state as lane_state
 
     try:
         matches = forget_matcher(target, index=index_url, solver=solver, analyzer=analyzer, everything=everything)
@@ -367,7 +405,7 @@ def ledger_forget(
     namespace = settings.cluster.middletier_namespace
     assert namespace is not None, "checked by build_settings"
     try:
-        found = ledger_store.forget(_connect(ctx, settings), namespace, matches)
+        found = ledger_store.forget(_connect(ctx, settings), namespace, matches, other_keys=lane_state.KEYS)
     except GraphRefreshError as error:
         logger.error("Could not change the ledger %s in namespace %r: %s", LEDGER_NAME, namespace, error)
         ctx.exit(ExitCode.FAILED)

@@ -30,18 +30,20 @@ from graph_refresh.planner import Arrivals, Lane, Planned, Planner, Stream, orde
 from graph_refresh.render import Renderer
 from graph_refresh.report import LANES, QuarantinedItem, RequestCounts, RunReport
 from graph_refresh.retry import store as ledger_store
-from graph_refresh.retry.codec import format_time
-from graph_refresh.retry.model import RunRecord, expires_at
+from graph_refresh.retry.codec import LEDGER_NAME
+from graph_refresh.retry.model import expires_at
 from graph_refresh.retry.policy import History
 from graph_refresh.runtime import collector_paused
 from graph_refresh.scheduler import Result, dry_run, submit
 from graph_refresh.store import open_store
 from graph_refresh.store.base import PAGE_SIZE, GraphStore
 from graph_refresh.templates import JobTemplates, load_job_templates, read_template_dir
+from graph_refresh.times import format_time
+from graph_refresh.waiting import state as lane_state
 from graph_refresh.waiting import store as requests_store
 from graph_refresh.waiting.lanes import RequestOutcome, awaiting_sync, sort_requests, stream_name
 from graph_refresh.waiting.requests import REQUESTS_NAME
-from graph_refresh.waiting.state import Completions
+from graph_refresh.waiting.state import Completions, LaneState, RunRecord
 from graph_refresh.waiting.trust import TrustedIndexes
 
 if TYPE_CHECKING:  # the Kubernetes client loads only when a run needs the cluster
@@ -350,13 +352,33 @@ def _report_quarantine(history: History, report: RunReport, streams: list[Stream
         )
 
 
-def _run_record(report: RunReport, at: float) -> RunRecord:
-    """What this run scheduled per stream and lane, for the ledger's recent runs (explain's throughput)."""
+def _run_record(report: RunReport, seq: int, at: float, settings: Settings) -> RunRecord:
+    """What this run scheduled per stream and lane, for the ledger's recent runs (explain's throughput), and the
+    retry settings it ran with (``ledger show`` tells states under them)."""
     streams = [(SOLVER, name, counts) for name, counts in report.solvers.items()] + [(ANALYZER, None, report.analyzer)]
+    retry = settings.retry
     return RunRecord(
+        seq,
         at,
         {stream_name(kind, solver): {lane: counts.lanes[lane] for lane in LANES} for kind, solver, counts in streams},
+        {
+            "max_memory": str(retry.max_memory),
+            "max_deadline_seconds": retry.max_deadline_seconds,
+            "retry_backoff_seconds": retry.retry_backoff_seconds,
+            "max_attempts": retry.max_attempts,
+            "quarantine_seconds": retry.quarantine_seconds,
+        },
     )
+
+
+def read_ledger(
+    cluster: kube.Cluster, namespace: str, *, now: float, strict: bool = False
+) -> tuple[ledger_store.Ledger, LaneState]:
+    """The ledger ConfigMap: the ledger's entries and what the lanes keep beside them (warnings said)."""
+    ledger = ledger_store.read(cluster, namespace, now=now, strict=strict, other_keys=lane_state.KEYS)
+    lanes, problems = LaneState.read(ledger.other)
+    runtime.warn_each(problems, f"Ledger {LEDGER_NAME}")
+    return ledger, lanes
 
 
 def needs_cluster(settings: Settings) -> bool:
@@ -402,12 +424,12 @@ def run(
     try:
         templates = load_templates(settings, cluster)
         namespace = settings.cluster.middletier_namespace
-        view, ledger = OwnedJobs(), ledger_store.Ledger()
+        view, ledger, kept = OwnedJobs(), ledger_store.Ledger(), LaneState()
         started = math.floor(now())  # the run's one clock reading for learning, back-off and quarantine
         if cluster is not None and namespace:
             pacing = settings.lanes.max_awaiting_sync > 0
             view = read_cluster_view(cluster, namespace, started, keep_completed=pacing)
-            ledger = ledger_store.read(cluster, namespace, now=started)
+            ledger, kept = read_ledger(cluster, namespace, now=started)
         if not namespace:
             logger.warning(
                 "Dry run without THOTH_MIDDLETIER_NAMESPACE: Jobs in flight, failures, the ledger and ResourceQuotas "
@@ -423,10 +445,10 @@ def run(
             max_in_flight=settings.plan.max_in_flight, live_jobs=sum(view.live.values()), quotas=view.quotas
         )
         read_requests = _read_requests(cluster, namespace)
-        requests = _sorted_requests(read_requests, store, templates, settings, started, ledger.completions)
+        requests = _sorted_requests(read_requests, store, templates, settings, started, kept.completions)
         if read_requests is not None and requests.skipped is None:
             report.requests = _request_counts(requests, started)
-        lanes = _lanes(store, templates, renderer, settings, cursors=ledger.cursors, requests=requests)
+        lanes = _lanes(store, templates, renderer, settings, cursors=kept.cursors, requests=requests)
         streams = lanes.backlog
         planner = Planner(
             report=report,
@@ -445,7 +467,7 @@ def run(
             backlog=order_streams(lanes.backlog, view.per_stream, started),
             request_share=settings.lanes.request_share,
             fresh_share=settings.lanes.fresh_share,
-            credits=ledger.credits,
+            credits=kept.credits,
             sync_lag=_sync_lag(view, store, settings, templates),
         )
 
@@ -485,6 +507,13 @@ def run(
                     )
                 finally:  # what was learned is kept however the run ends; a server dry run stores nothing
                     if not settings.plan.server_dry_run:
+                        ours = LaneState(
+                            cursors={name: arrivals.cursor() for name, arrivals in lanes.arrivals.items()},
+                            runs=(*kept.runs, _run_record(report, kept.next_seq, started, settings)),
+                            credits={**kept.credits, **planner.credits},
+                            completions=_completions_seen(requests, view, templates, kept.completions),
+                        )
+                        names = frozenset(lanes.arrivals)
                         written = ledger_store.write(
                             cluster,
                             namespace,
@@ -492,11 +521,8 @@ def run(
                             history.entries,
                             now=started,
                             expire_after=policy.quarantine_seconds,
-                            cursors={name: arrivals.cursor() for name, arrivals in lanes.arrivals.items()},
-                            streams=frozenset(lanes.arrivals),
-                            run=_run_record(report, started),
-                            credits={**ledger.credits, **planner.credits},
-                            completions=_completions_seen(requests, view, templates, ledger.completions),
+                            others=lambda stored: ours.merged(LaneState.read(stored)[0], streams=names).to_data(),
+                            other_keys=lane_state.KEYS,
                         )
                         report.ledger_written, report.ledger_reason = written.written, written.reason
                         _settle_requests(cluster, namespace, requests)
@@ -537,16 +563,17 @@ def explain_item(settings: Settings, seams: Externals, candidate: Candidate) -> 
         streams = templates.streams()
         environments = list(templates.solver_environments())
         items = {stream_name(k, _name(e)): WorkItem(k, _name(e), candidate) for k, e in streams}
-        view, ledger, requests, paused = OwnedJobs(), ledger_store.Ledger(), RequestOutcome(), False
+        view, ledger, kept = OwnedJobs(), ledger_store.Ledger(), LaneState()
+        requests, paused = RequestOutcome(), False
         jobs: list[dict[str, Any]] = []
         if cluster is not None and namespace:
             keys = [item.key for item in items.values()]
             jobs = cluster.list_item_jobs(namespace, keys)
             quotas = [Quota.from_object(q) for q in cluster.list_quotas(namespace)]
             view = build_view(jobs, lambda selector: cluster.list_item_pods(namespace, keys, selector), quotas, now=now)
-            ledger = ledger_store.read(cluster, namespace, now=now, strict=True)
+            ledger, kept = read_ledger(cluster, namespace, now=now, strict=True)
             requests = _sorted_requests(
-                requests_store.read(cluster, namespace), store, templates, settings, now, ledger.completions
+                requests_store.read(cluster, namespace), store, templates, settings, now, kept.completions
             )
             if requests.skipped is not None:
                 raise StoreError(f"the requests could not be looked up in the graph: {requests.skipped}")
@@ -576,7 +603,7 @@ def explain_item(settings: Settings, seams: Externals, candidate: Candidate) -> 
                 first_cost=cost,
                 cost=renderer.cost,
             )
-            cursor = _cursor(name, ledger.cursors, end, settings)
+            cursor = _cursor(name, kept.cursors, end, settings)
             lane, ahead = None, None
             if status.arrival is not None and not done:
                 lane = "fresh" if status.arrival > cursor else "backlog"
@@ -596,7 +623,7 @@ def explain_item(settings: Settings, seams: Externals, candidate: Candidate) -> 
                     ahead,
                 )
             )
-        return explain(facts, runs=ledger.runs, now=now)
+        return explain(facts, runs=kept.runs, now=now)
     finally:
         store.close()
 

@@ -43,11 +43,10 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 
 from graph_refresh.config import redact_url
-from graph_refresh.items import ANALYZER, KINDS, SOLVER, Candidate, invalid_reason
+from graph_refresh.items import KINDS, SOLVER, Candidate, invalid_reason
 from graph_refresh.quantity import parse_quantity
 from graph_refresh.retry.model import (
     MAX_NUMBER,
@@ -56,11 +55,10 @@ from graph_refresh.retry.model import (
     ContainerMemory,
     ItemId,
     LedgerEntry,
-    RunRecord,
     expires_at,
     is_item_key,
 )
-from graph_refresh.waiting.state import CREDITS_KEY, SYNCS_KEY
+from graph_refresh.times import format_time, parse_time
 
 LEDGER_NAME = "graph-refresh-ledger"
 _SOLVER_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,44}[a-z0-9])?")  # a solver's name is part of a Job's
@@ -77,50 +75,8 @@ MAX_MEMORY_BYTES = 2**63 - 1  # the largest memory quantity read: what Kubernete
 
 SHOWN_CHARACTERS = 60  # of a value quoted in a warning: a 500 kB value is not a log line
 
-CURSORS_KEY = "fresh-cursors"  # per stream, the arrival position the fresh lane has passed (docs/lanes.md)
-
-RUNS_KEY = "runs"  # the last RUNS_KEPT real runs: when, and what each stream scheduled per lane
-
-RUNS_KEPT = 48
-
-MAX_STREAMS = 256  # cursors kept: a deployment runs a few solvers and the analyzer
-
-MAX_POSITION = 2**63 - 1  # an arrival position: SQLite's rowid and Dgraph's uid are 64-bit
-
-# Keys of the ledger ConfigMap that are not item entries: "learned-until" was written by the learning release
-# (learning now goes by attempt number) and is read as nothing.
-OTHER_KEYS = frozenset({"learned-until", CURSORS_KEY, RUNS_KEY, CREDITS_KEY, SYNCS_KEY})
-
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC).timestamp()
-
-LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
-
-
-def parse_time(text: object) -> float | None:
-    """Epoch seconds of an RFC 3339 time (``Z`` or an offset; a time without offset is taken as UTC).
-
-    None for anything else: not a string, not a date, or outside the years 1970-9999 in UTC (so that every
-    time read can be written back, and added to, without overflowing).
-    """
-    if not isinstance(text, str) or len(text) > 64:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    try:
-        epoch = moment.timestamp()
-    except (OverflowError, ValueError):
-        return None
-    return epoch if EARLIEST <= epoch <= LATEST else None
-
-
-def format_time(epoch: float) -> str:
-    """RFC 3339 UTC with whole seconds (a fraction is dropped): ``2024-05-01T10:00:00Z``; a time past the year
-    9999 (a quarantine end of a far-future failure) is written as the last second of 9999."""
-    return datetime.fromtimestamp(int(min(max(epoch, EARLIEST), LATEST)), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+# A key the learning release wrote (learning now goes by attempt number): read as nothing, dropped on write.
+RETIRED_KEYS = frozenset({"learned-until"})
 
 
 def shown(value: object) -> str:
@@ -254,9 +210,10 @@ def to_data(entries: Iterable[LedgerEntry]) -> dict[str, str]:
     return dict(sorted(data.items()))
 
 
-def from_data(data: object) -> tuple[dict[str, LedgerEntry], list[str]]:
+def from_data(data: object, *, other_keys: frozenset[str] = frozenset()) -> tuple[dict[str, LedgerEntry], list[str]]:
     """The entries of a ConfigMap's ``data``, and a warning for each value that could not be read.
 
+    ``other_keys`` are keys someone else keeps in the same ConfigMap (the lanes): not entries, and no warning.
     Never raises: a value that is not an entry (bad key, not JSON, a missing or wrong field) is dropped and
     its warning names the key; ``data`` that is not a mapping of strings (or None, for a ConfigMap without
     data) reads as no entries, with a warning unless it is None.
@@ -269,7 +226,7 @@ def from_data(data: object) -> tuple[dict[str, LedgerEntry], list[str]]:
     warnings: list[str] = []
     for key in sorted(data, key=str):
         text = data[key]
-        if key in OTHER_KEYS:
+        if key in other_keys or key in RETIRED_KEYS:
             continue
         try:
             if not isinstance(key, str) or not isinstance(text, str):
@@ -366,65 +323,3 @@ def clamp_future(entries: Mapping[str, LedgerEntry], now: float) -> tuple[dict[s
     changed = sorted(key for key, entry in entries.items() if entry.failed_at > now)
     late = set(changed)
     return {key: replace(entry, failed_at=now) if key in late else entry for key, entry in entries.items()}, changed
-
-
-def decode_cursors(text: object) -> tuple[dict[str, int], list[str]]:
-    """The fresh lane's cursors (stream name → arrival position) and a warning for each value dropped."""
-    if text is None:
-        return {}, []
-    try:
-        value = json.loads(text) if isinstance(text, str) else None
-    except (ValueError, RecursionError):
-        value = None
-    if not isinstance(value, dict):
-        return {}, [f"{CURSORS_KEY} is not a JSON object: every stream starts at the store's end"]
-    cursors: dict[str, int] = {}
-    problems: list[str] = []
-    for stream, position in value.items():
-        if not (stream == ANALYZER or _SOLVER_NAME.fullmatch(stream)) or len(cursors) >= MAX_STREAMS:
-            problems.append(f"{CURSORS_KEY}: {shown(stream)} is no stream a run has: dropped")
-        elif isinstance(position, int) and not isinstance(position, bool) and 0 <= position <= MAX_POSITION:
-            cursors[str(stream)] = position
-        else:
-            problems.append(f"{CURSORS_KEY} of {shown(stream)} is {shown(position)}, not a position: it starts anew")
-    return cursors, problems
-
-
-def encode_cursors(cursors: Mapping[str, int]) -> str:
-    return json.dumps(dict(sorted(cursors.items())), separators=(",", ":"))
-
-
-def decode_runs(text: object) -> tuple[list[RunRecord], list[str]]:
-    """The recent runs, oldest first (at most RUNS_KEPT), and a warning when some could not be read."""
-    if text is None:
-        return [], []
-    try:
-        value = json.loads(text) if isinstance(text, str) else None
-    except (ValueError, RecursionError):
-        value = None
-    if not isinstance(value, list):
-        return [], [f"{RUNS_KEY} is not a JSON list: the throughput of recent runs is not known"]
-    runs, dropped = [], 0
-    for record in value:
-        at = parse_time(record.get("at")) if isinstance(record, dict) else None
-        scheduled = record.get("scheduled") if isinstance(record, dict) else None
-        if at is None or not isinstance(scheduled, dict) or not all(_lane_counts(v) for v in scheduled.values()):
-            dropped += 1
-            continue
-        runs.append(RunRecord(at, {str(k): dict(v) for k, v in scheduled.items()}))
-    problems = [f"{RUNS_KEY}: {dropped} records could not be read and were dropped"] if dropped else []
-    return sorted(runs, key=lambda run: run.at)[-RUNS_KEPT:], problems
-
-
-def _lane_counts(value: object) -> bool:
-    return isinstance(value, dict) and all(
-        isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= MAX_NUMBER for n in value.values()
-    )
-
-
-def encode_runs(runs: Iterable[RunRecord]) -> str:
-    records = [
-        {"at": format_time(run.at), "scheduled": {k: dict(v) for k, v in sorted(run.scheduled.items())}}
-        for run in sorted(runs, key=lambda run: run.at)[-RUNS_KEPT:]
-    ]
-    return json.dumps(records, separators=(",", ":"))

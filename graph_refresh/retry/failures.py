@@ -15,8 +15,8 @@ from typing import Any
 
 from graph_refresh.items import LABEL_ATTEMPT
 from graph_refresh.quantity import parse_quantity
-from graph_refresh.retry.codec import parse_time
 from graph_refresh.retry.model import MAX_NUMBER, AttemptResources, Cause, ContainerMemory
+from graph_refresh.times import parse_time
 
 JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")  # the Job controller sets both (1.27+) or the old one
 

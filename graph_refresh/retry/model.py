@@ -110,14 +110,3 @@ class LedgerEntry:
 def expires_at(entry: LedgerEntry, expire_after: float) -> float:
     """When an entry is forgotten: ``expire_after`` (the quarantine period) after its last failure."""
     return entry.failed_at + expire_after
-
-
-# --- the lanes' keys: fresh cursors and recent runs --------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """One real run as the ledger remembers it: when, and per stream how many Jobs each lane scheduled."""
-
-    at: float
-    scheduled: Mapping[str, Mapping[str, int]]

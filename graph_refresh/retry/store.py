@@ -20,33 +20,18 @@ from graph_refresh.configmaps import WRITE_ATTEMPTS, ConfigMaps
 from graph_refresh.errors import AlreadyExists, ClusterError, Conflict
 from graph_refresh.items import OWNED_LABELS
 from graph_refresh.retry.codec import (
-    CURSORS_KEY,
     LEDGER_NAME,
     MAX_DATA_BYTES,
-    RUNS_KEY,
     bound,
     clamp_future,
     data_size,
-    decode_cursors,
-    decode_runs,
     encode,
-    encode_cursors,
-    encode_runs,
     from_data,
     merge,
     to_data,
 )
-from graph_refresh.retry.model import LedgerEntry, RunRecord
+from graph_refresh.retry.model import LedgerEntry
 from graph_refresh.runtime import warn_each
-from graph_refresh.waiting.state import (
-    CREDITS_KEY,
-    SYNCS_KEY,
-    Completions,
-    decode_credits,
-    decode_syncs,
-    encode_credits,
-    encode_syncs,
-)
 
 logger = logging.getLogger(__name__)
 
@@ -58,14 +43,12 @@ class Ledger:
     entries: dict[str, LedgerEntry] = field(default_factory=dict)
     resource_version: str | None = None
     """None when there was no ConfigMap (or it could not be read): the write creates it."""
-    cursors: dict[str, int] = field(default_factory=dict)
-    """The fresh lane's cursor per stream (solver name, or "package-analyzer")."""
-    runs: list[RunRecord] = field(default_factory=list)
-    """The recent real runs, oldest first."""
-    credits: dict[str, float] = field(default_factory=dict)
-    """Per lane, the fraction of a slot its share gave it that it could not use (docs/lanes.md)."""
-    completions: Completions = field(default_factory=Completions)
-    """Completed Jobs seen per item key of an open request while the graph lacked the item."""
+    other: dict[str, str] = field(default_factory=dict)
+    """The values of the keys someone else keeps in the ConfigMap (the lanes: ``waiting/state.py``), as read."""
+
+
+Others = Callable[[Mapping[str, str]], dict[str, str]]
+"""Given the other keys' values as stored (as read, or as another writer left them), those to write."""
 
 
 @dataclass(frozen=True)
@@ -76,14 +59,16 @@ class Written:
     reason: str | None = None
 
 
-def read(cluster: ConfigMaps, namespace: str, *, now: float, strict: bool = False) -> Ledger:
+def read(
+    cluster: ConfigMaps, namespace: str, *, now: float, strict: bool = False, other_keys: frozenset[str] = frozenset()
+) -> Ledger:
     """The ledger of ``namespace`` as the run at time ``now`` finds it.
 
     No ConfigMap means no memory (an operator deleting it clears everything): the failed Jobs still present
     are learned again. A ledger that cannot be read is a warning, and the run goes on as if it were empty
     (``strict``: the ClusterError is raised).
     Entries that cannot be read are dropped, and failure times later than ``now`` are taken as ``now``, with
-    warnings naming the keys (the first few; the rest are counted).
+    warnings naming the keys (the first few; the rest are counted). ``other_keys`` are kept apart, as read.
     """
     try:
         found = cluster.read_configmap(namespace, LEDGER_NAME)
@@ -94,7 +79,7 @@ def read(cluster: ConfigMaps, namespace: str, *, now: float, strict: bool = Fals
         return Ledger()
     if found is None:
         return Ledger()
-    ledger, problems = _parsed(*found)
+    ledger, problems = _parsed(*found, other_keys=other_keys)
     entries, future = clamp_future(ledger.entries, now)
     problems += [f"ledger entry {key!r} failed later than this run's clock: taken as failing now" for key in future]
     warn_each(problems, f"Ledger {LEDGER_NAME}")
@@ -103,14 +88,10 @@ def read(cluster: ConfigMaps, namespace: str, *, now: float, strict: bool = Fals
     return replace(ledger, entries=entries)
 
 
-def _parsed(data: Mapping[str, str], version: str) -> tuple[Ledger, list[str]]:
-    entries, problems = from_data(data)
-    cursors, cursor_problems = decode_cursors(data.get(CURSORS_KEY))
-    runs, run_problems = decode_runs(data.get(RUNS_KEY))
-    credits, credit_problems = decode_credits(data.get(CREDITS_KEY))
-    completions, sync_problems = decode_syncs(data.get(SYNCS_KEY))
-    ledger = Ledger(entries, version, cursors, runs, credits, completions)
-    return ledger, problems + cursor_problems + run_problems + credit_problems + sync_problems
+def _parsed(data: Mapping[str, str], version: str, *, other_keys: frozenset[str]) -> tuple[Ledger, list[str]]:
+    entries, problems = from_data(data, other_keys=other_keys)
+    other = {key: value for key, value in data.items() if key in other_keys}
+    return Ledger(entries, version, other), problems
 
 
 def write(
@@ -121,34 +102,18 @@ def write(
     *,
     now: float,
     expire_after: float,
-    cursors: Mapping[str, int] | None = None,
-    streams: frozenset[str] | None = None,
-    run: RunRecord | None = None,
-    credits: Mapping[str, float] | None = None,
-    completions: Completions | None = None,
+    others: Others | None = None,
+    other_keys: frozenset[str] = frozenset(),
     max_bytes: int = MAX_DATA_BYTES,
 ) -> Written:
-    """Write ``entries`` (the read ledger with this run's changes), the fresh lane's ``cursors`` (kept only for
-    ``streams``, the streams a run has, when given), this ``run``'s record, the lanes' ``credits`` and the
-    request ``completions`` (None: those as read), merging with whatever another writer stored meanwhile
-    (cursors never go back; runs are kept by time). Entries past their quarantine are dropped first, then the
-    oldest (with a warning) to stay under the ConfigMap limit. A ledger that cannot be written is one warning,
-    and the reason is returned."""
+    """Write ``entries`` (the read ledger with this run's changes) and the other keys ``others`` makes from
+    what is stored of them (None: those as read), merging with whatever another writer stored meanwhile.
+    Entries past their quarantine are dropped first, then the oldest (with a warning) to stay under the
+    ConfigMap limit. A ledger that cannot be written is one warning, and the reason is returned."""
     ours, base, version = dict(entries), dict(read_at_start.entries), read_at_start.resource_version
-    new_cursors = {**read_at_start.cursors, **(cursors or {})}
-    runs = read_at_start.runs + ([run] if run is not None else [])
-    lane_credits = read_at_start.credits if credits is None else credits
-    seen = read_at_start.completions if completions is None else completions
+    stored_other = read_at_start.other
     for _ in range(WRITE_ATTEMPTS):
-        if streams is not None:
-            new_cursors = {stream: position for stream, position in new_cursors.items() if stream in streams}
-        extra = {CURSORS_KEY: encode_cursors(new_cursors)} if new_cursors else {}
-        if runs:
-            extra[RUNS_KEY] = encode_runs(runs)
-        if any(lane_credits.values()):  # nothing carried reads as no key
-            extra[CREDITS_KEY] = encode_credits(lane_credits)
-        if seen.counts:
-            extra[SYNCS_KEY] = encode_syncs(seen)
+        extra = others(stored_other) if others is not None else dict(stored_other)
         room = max_bytes - data_size(extra)
         kept, _expired, oldest = bound(ours, now, expire_after=expire_after, max_bytes=room)
         if oldest:
@@ -175,16 +140,11 @@ def write(
         except ClusterError as error:
             return _not_written(str(error))
         try:
-            again = _reread(cluster, namespace)
+            again = _reread(cluster, namespace, other_keys)
         except ClusterError as error:
             return _not_written(f"it changed and could not be read again: {error}")
         ours = merge(ours, again.entries, base=base)
-        base, version = again.entries, again.resource_version
-        new_cursors = {
-            stream: max(new_cursors.get(stream, 0), again.cursors.get(stream, 0))
-            for stream in set(new_cursors) | set(again.cursors)
-        }
-        runs = list({record.at: record for record in [*again.runs, *runs]}.values())
+        base, version, stored_other = again.entries, again.resource_version, again.other
     return _not_written(f"it kept changing under this run ({WRITE_ATTEMPTS} conflicts)")
 
 
@@ -198,10 +158,10 @@ def _not_written(reason: str) -> Written:
     return Written(False, reason)
 
 
-def _reread(cluster: ConfigMaps, namespace: str) -> Ledger:
+def _reread(cluster: ConfigMaps, namespace: str, other_keys: frozenset[str]) -> Ledger:
     """Read the ledger again after a conflict; a read failure propagates (the write then gives up)."""
     found = cluster.read_configmap(namespace, LEDGER_NAME)
-    return Ledger() if found is None else _parsed(*found)[0]
+    return Ledger() if found is None else _parsed(*found, other_keys=other_keys)[0]
 
 
 @dataclass(frozen=True)
@@ -220,7 +180,13 @@ class Forgotten:
     """Whether the ledger ConfigMap exists."""
 
 
-def forget(cluster: ConfigMaps, namespace: str, matches: Callable[[LedgerEntry], bool]) -> Forgotten:
+def forget(
+    cluster: ConfigMaps,
+    namespace: str,
+    matches: Callable[[LedgerEntry], bool],
+    *,
+    other_keys: frozenset[str] = frozenset(),
+) -> Forgotten:
     """Reset the failures and resources of the entries that ``matches`` (keeping their highest attempt, so the
     failed Jobs still present are not learned again). Every other value is written back exactly as it was
     read; a concurrent writer's change is never lost (the update carries the resourceVersion; on a conflict the
@@ -229,7 +195,7 @@ def forget(cluster: ConfigMaps, namespace: str, matches: Callable[[LedgerEntry],
 
     def reset(data: dict[str, str] | None) -> dict[str, str] | None:
         nonlocal found
-        entries, problems = from_data(data)
+        entries, problems = from_data(data, other_keys=other_keys)
         matching = [entry for entry in entries.values() if matches(entry)]
         changed = [entry for entry in matching if entry.cause is not None]
         found = Forgotten(changed, len(matching), entries, len(problems), exists=data is not None)

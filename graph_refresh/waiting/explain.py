@@ -14,9 +14,10 @@ from graph_refresh.fate import Create, Fate, Skipped
 from graph_refresh.items import ANALYZER, Kind
 from graph_refresh.printable import escaped
 from graph_refresh.report import SkipReason
-from graph_refresh.retry.codec import format_time
-from graph_refresh.retry.model import Cause, LedgerEntry, RunRecord
+from graph_refresh.retry.model import Cause, LedgerEntry
+from graph_refresh.times import format_time
 from graph_refresh.waiting.lanes import OpenRequest
+from graph_refresh.waiting.state import RunRecord
 
 DEFAULT_PERIOD_SECONDS = 3600  # the CronJob's period, when the recent runs do not tell it
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from graph_refresh.items import Candidate, invalid_reason, normalize_name
 from graph_refresh.printable import shown
-from graph_refresh.retry.codec import format_time, parse_time
+from graph_refresh.times import format_time, parse_time
 
 REQUESTS_NAME = "graph-refresh-requests"
 DEFAULT_INDEX = "https://pypi.org/simple"

@@ -1,6 +1,10 @@
-"""What the lanes keep from one run to the next in the ledger ConfigMap (docs/lanes.md). Pure: the format of
-two of its keys, read defensively (anyone allowed to update the ConfigMap may write them).
+"""What the lanes keep from one run to the next, in keys of the ledger ConfigMap beside the ledger's entries
+(docs/lanes.md). Pure: the format of those keys, read defensively (anyone allowed to update the ConfigMap may
+write them), and how two writers' values merge.
 
+- ``fresh-cursors``: per stream, the arrival position its fresh lane has passed: ``{"solver-...": 1234}``;
+- ``runs``: the recent real runs, in the order they happened: ``[{"seq": 7, "at": "2027-...Z", "scheduled":
+  {"solver-...": {"requested": 1, "fresh": 2, "backlog": 9}}, "retry": {"max_attempts": 3, ...}}, ...]``;
 - ``lane-credits``: per lane (``requested``, ``fresh``), the fraction of a slot its share gave it that it could
   not use, carried to the next run, so a share is a long-run fraction: ``{"requested": 0.4, "fresh": 0.5}``;
 - ``request-syncs``: per item key of an open request's stream, how many of its Jobs runs saw complete while the
@@ -11,13 +15,27 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
 
+from graph_refresh.items import ANALYZER
+from graph_refresh.printable import shown
 from graph_refresh.retry.model import MAX_NUMBER, is_item_key
+from graph_refresh.times import format_time, parse_time
 
+CURSORS_KEY = "fresh-cursors"
+RUNS_KEY = "runs"
 CREDITS_KEY = "lane-credits"
 SYNCS_KEY = "request-syncs"
+KEYS = frozenset({CURSORS_KEY, RUNS_KEY, CREDITS_KEY, SYNCS_KEY})
+"""The ledger ConfigMap's keys the lanes own; every other key is the ledger's."""
+RUNS_KEPT = 168  # a week of hourly runs
+MAX_STREAMS = 256  # cursors kept: a deployment runs a few solvers and the analyzer
+MAX_POSITION = 2**63 - 1  # an arrival position: SQLite's rowid and Dgraph's uid are 64-bit
+SHOWN = 60  # characters of a value quoted in a warning
+_SOLVER_NAME = re.compile(r"solver-[a-z0-9]([-a-z0-9.]{0,44}[a-z0-9])?")
 CREDIT_LANES = ("requested", "fresh")
 MAX_SYNCS = 20_000  # item keys kept in request-syncs (about 600 KiB at most): open requests' streams
 
@@ -99,3 +117,174 @@ def decode_syncs(text: object) -> tuple[Completions, list[str]]:
 def encode_syncs(completions: Completions) -> str:
     kept = sorted(completions.counts.items())[:MAX_SYNCS]
     return json.dumps({key: [count, seen] for key, (count, seen) in kept}, separators=(",", ":"))
+
+
+# --- the fresh lane's cursors ------------------------------------------------------------------------------------
+
+
+def decode_cursors(text: object) -> tuple[dict[str, int], list[str]]:
+    """The fresh lane's cursors (stream name → arrival position) and a warning for each value dropped."""
+    if text is None:
+        return {}, []
+    try:
+        value = json.loads(text) if isinstance(text, str) else None
+    except (ValueError, RecursionError):
+        value = None
+    if not isinstance(value, dict):
+        return {}, [f"{CURSORS_KEY} is not a JSON object: every stream starts at the store's end"]
+    cursors: dict[str, int] = {}
+    problems: list[str] = []
+    for stream, position in value.items():
+        if not (stream == ANALYZER or _SOLVER_NAME.fullmatch(stream)) or len(cursors) >= MAX_STREAMS:
+            problems.append(f"{CURSORS_KEY}: '{shown(stream, SHOWN)}' is no stream a run has: dropped")
+        elif isinstance(position, int) and not isinstance(position, bool) and 0 <= position <= MAX_POSITION:
+            cursors[str(stream)] = position
+        else:
+            problems.append(f"{CURSORS_KEY} of '{shown(stream, SHOWN)}' is not a position: it starts anew")
+    return cursors, problems
+
+
+def encode_cursors(cursors: Mapping[str, int]) -> str:
+    return json.dumps(dict(sorted(cursors.items())), separators=(",", ":"))
+
+
+# --- the recent runs ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One real run as the ledger remembers it: its place in the order runs happened (``seq``), when it ran,
+    per stream how many Jobs each lane scheduled, and the retry settings it ran with (``ledger show`` tells an
+    entry's state under them)."""
+
+    seq: int
+    at: float
+    scheduled: Mapping[str, Mapping[str, int]]
+    retry: Mapping[str, Any] | None = None
+
+
+def decode_runs(text: object) -> tuple[list[RunRecord], list[str]]:
+    """The recent runs in the order they happened (at most RUNS_KEPT), and a warning when some could not be
+    read. A record of an older release has no ``seq``: those come first, in their time order."""
+    if text is None:
+        return [], []
+    try:
+        value = json.loads(text) if isinstance(text, str) else None
+    except (ValueError, RecursionError):
+        value = None
+    if not isinstance(value, list):
+        return [], [f"{RUNS_KEY} is not a JSON list: the throughput of recent runs is not known"]
+    runs, dropped = [], 0
+    for record in value:
+        at = parse_time(record.get("at")) if isinstance(record, dict) else None
+        scheduled = record.get("scheduled") if isinstance(record, dict) else None
+        seq = record.get("seq", 0) if isinstance(record, dict) else None
+        retry = record.get("retry") if isinstance(record, dict) else None
+        if (
+            at is None
+            or not _whole(seq)
+            or not isinstance(scheduled, dict)
+            or not all(_lane_counts(v) for v in scheduled.values())
+            or (retry is not None and not _retry_settings(retry))
+        ):
+            dropped += 1
+            continue
+        assert isinstance(seq, int), "checked above"
+        runs.append(RunRecord(seq, at, {str(k): dict(v) for k, v in scheduled.items()}, retry))
+    problems = [f"{RUNS_KEY}: {dropped} records could not be read and were dropped"] if dropped else []
+    return sorted(runs, key=lambda run: (run.seq, run.at))[-RUNS_KEPT:], problems
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_NUMBER**2
+
+
+def _lane_counts(value: object) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= MAX_NUMBER for n in value.values()
+    )
+
+
+RETRY_FIELDS = ("max_memory", "max_deadline_seconds", "retry_backoff_seconds", "max_attempts", "quarantine_seconds")
+
+
+def _retry_settings(value: object) -> bool:
+    return (
+        isinstance(value, dict)
+        and set(value) == set(RETRY_FIELDS)
+        and isinstance(value["max_memory"], str)
+        and len(value["max_memory"]) <= 64
+        and all(_whole(value[name]) for name in RETRY_FIELDS[1:])
+    )
+
+
+def encode_runs(runs: Iterable[RunRecord]) -> str:
+    records = []
+    for run in sorted(runs, key=lambda run: (run.seq, run.at))[-RUNS_KEPT:]:
+        record: dict[str, Any] = {
+            "seq": run.seq,
+            "at": format_time(run.at),
+            "scheduled": {k: dict(v) for k, v in sorted(run.scheduled.items())},
+        }
+        if run.retry is not None:
+            record["retry"] = dict(run.retry)
+        records.append(record)
+    return json.dumps(records, separators=(",", ":"))
+
+
+# --- all the lanes keep -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LaneState:
+    """What the lanes keep in the ledger ConfigMap (see the module's docstring)."""
+
+    cursors: Mapping[str, int] = field(default_factory=dict)
+    runs: tuple[RunRecord, ...] = ()
+    credits: Mapping[str, float] = field(default_factory=dict)
+    completions: Completions = field(default_factory=Completions)
+
+    @classmethod
+    def read(cls, data: Mapping[str, str]) -> tuple[LaneState, list[str]]:
+        """The lanes' keys of a ledger ConfigMap's data, and a warning for each value that could not be read."""
+        cursors, problems = decode_cursors(data.get(CURSORS_KEY))
+        runs, run_problems = decode_runs(data.get(RUNS_KEY))
+        credits, credit_problems = decode_credits(data.get(CREDITS_KEY))
+        completions, sync_problems = decode_syncs(data.get(SYNCS_KEY))
+        state = cls(cursors, tuple(runs), credits, completions)
+        return state, problems + run_problems + credit_problems + sync_problems
+
+    @property
+    def next_seq(self) -> int:
+        """The place of the next run in the order runs happen."""
+        return max((run.seq for run in self.runs), default=0) + 1
+
+    def to_data(self) -> dict[str, str]:
+        """The keys to store (a key with nothing in it is left out)."""
+        data = {}
+        if self.cursors:
+            data[CURSORS_KEY] = encode_cursors(self.cursors)
+        if self.runs:
+            data[RUNS_KEY] = encode_runs(self.runs)
+        if any(self.credits.values()):  # nothing carried reads as no key
+            data[CREDITS_KEY] = encode_credits(self.credits)
+        if self.completions.counts:
+            data[SYNCS_KEY] = encode_syncs(self.completions)
+        return data
+
+    def merged(self, stored: LaneState, *, streams: frozenset[str] | None = None) -> LaneState:
+        """This state written over ``stored`` (what another writer stored meanwhile): cursors never go back,
+        the runs of both are kept (one record per place in the order), the rest is this run's; cursors only for
+        ``streams`` (the streams a run has) when given."""
+        cursors = {name: max(position, stored.cursors.get(name, 0)) for name, position in self.cursors.items()}
+        for name, position in stored.cursors.items():
+            cursors.setdefault(name, position)
+        if streams is not None:
+            cursors = {name: position for name, position in cursors.items() if name in streams}
+        runs = {run.seq: run for run in stored.runs}
+        for run in self.runs:
+            if run.seq in runs and runs[run.seq] != run:
+                run = replace(run, seq=max([*runs, run.seq]) + 1)  # an overlapping run took the same place
+            runs[run.seq] = run
+        ordered = tuple(sorted(runs.values(), key=lambda run: (run.seq, run.at))[-RUNS_KEPT:])
+        return replace(self, cursors=cursors, runs=ordered)
