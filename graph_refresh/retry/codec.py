@@ -31,7 +31,7 @@ label of its Jobs). The value is one compact JSON object::
 Values come from outside (anyone allowed to update the ConfigMap may write one), so reading is bounded: a
 time outside the years 1970-9999, a count or attempt number above ``MAX_NUMBER``, a quantity or deadline out
 of range, or anything else that cannot be read drops the entry with a warning naming its key (the warning
-shows at most ``SHOWN_CHARACTERS`` of any value), and the next real run writes the ledger without it.
+shows at most ``text.SHOWN_CHARACTERS`` of any value), and the next real run writes the ledger without it.
 
 Size: a ConfigMap holds at most 1 MiB of data. ``bound`` drops entries whose last failure is older than the
 quarantine period first, then the oldest failures, until the data fits under ``MAX_DATA_BYTES``.
@@ -60,6 +60,8 @@ from graph_refresh.retry.model import (
     expires_at,
     is_item_key,
 )
+from graph_refresh.text import SHOWN_CHARACTERS, cut
+from graph_refresh.text import shown as shown  # and for the modules that import it from here
 
 LEDGER_NAME = "graph-refresh-ledger"
 _SOLVER_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,44}[a-z0-9])?")  # a solver's name is part of a Job's
@@ -73,8 +75,6 @@ MAX_DATA_BYTES = CONFIGMAP_LIMIT_BYTES - HEADROOM_BYTES
 MAX_SECONDS = 2**31 - 1  # the largest deadline read (Kubernetes keeps activeDeadlineSeconds as an int64)
 
 MAX_MEMORY_BYTES = 2**63 - 1  # the largest memory quantity read: what Kubernetes can hold
-
-SHOWN_CHARACTERS = 60  # of a value quoted in a warning: a 500 kB value is not a log line
 
 CURSORS_KEY = "fresh-cursors"  # per stream, the arrival position the fresh lane has passed (docs/lanes.md)
 
@@ -118,12 +118,6 @@ def format_time(epoch: float) -> str:
     """RFC 3339 UTC with whole seconds (a fraction is dropped): ``2024-05-01T10:00:00Z``; a time past the year
     9999 (a quarantine end of a far-future failure) is written as the last second of 9999."""
     return datetime.fromtimestamp(int(min(max(epoch, EARLIEST), LATEST)), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def shown(value: object) -> str:
-    """``repr(value)`` cut to ``SHOWN_CHARACTERS`` for a warning (the rest as ``...``)."""
-    text = repr(value)
-    return text if len(text) <= SHOWN_CHARACTERS else text[: SHOWN_CHARACTERS - 3] + "..."
 
 
 def encode(entry: LedgerEntry) -> str:
@@ -170,7 +164,7 @@ def decode(key: str, text: str) -> LedgerEntry:
     try:
         value = json.loads(text)
     except (ValueError, RecursionError) as error:
-        raise _Unreadable(f"not JSON ({str(error)[:SHOWN_CHARACTERS]})") from None
+        raise _Unreadable(f"not JSON ({cut(str(error), SHOWN_CHARACTERS)})") from None
     if not isinstance(value, dict):
         raise _Unreadable("not a JSON object")
     kind = value.get("kind")
@@ -406,7 +400,8 @@ def decode_runs(text: object) -> tuple[list[RunRecord], list[str]]:
             dropped += 1
             continue
         runs.append(RunRecord(at, {str(k): dict(v) for k, v in scheduled.items()}))
-    problems = [f"{RUNS_KEY}: {dropped} records could not be read and were dropped"] if dropped else []
+    unread = "1 record could not be read and was" if dropped == 1 else f"{dropped} records could not be read and were"
+    problems = [f"{RUNS_KEY}: {unread} dropped"] if dropped else []
     return sorted(runs, key=lambda run: run.at)[-RUNS_KEPT:], problems
 
 
