@@ -11,7 +11,9 @@ import enum
 import json
 import logging
 import math
+import sys
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -19,9 +21,10 @@ import click
 
 from graph_refresh import __version__, config, options, output, runtime, secrets
 from graph_refresh.config import Settings
-from graph_refresh.errors import ConfigError, GraphRefreshError, Interrupted
-from graph_refresh.items import KINDS
-from graph_refresh.report import RunReport
+from graph_refresh.errors import ConfigError, GraphRefreshError, Interrupted, advised
+from graph_refresh.items import ANALYZER, KINDS, SOLVER
+from graph_refresh.report import PLAN_TABLE_COLUMNS, RunReport
+from graph_refresh.text import cell, columns, one_line, plural, tamed, wrapped
 
 if TYPE_CHECKING:
     from graph_refresh import kube
@@ -104,9 +107,59 @@ def _warn_about(settings: Settings) -> None:
         )
 
 
+class _Context(click.Context):
+    """Help fits the width of the stream it is written to (``text.columns``: the terminal's, else 100)."""
+
+    def make_formatter(self) -> click.HelpFormatter:
+        width = columns(sys.stdout)
+        return self.formatter_class(width=width, max_width=width)
+
+
+class _Command(click.Command):
+    context_class = _Context
+
+
+class _Group(click.Group):
+    """Commands whose help fits the terminal, and whose usage errors are made safe for it and fit it: what they
+    echo from the command line is escaped and cut (``text.tamed``), and the line is wrapped."""
+
+    context_class = _Context
+    command_class = _Command
+    group_class = type  # a group's groups are of its class
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.ClickException as error:
+            raise _tamed(error) from error
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as error:
+            raise _tamed(error) from error
+
+
+ERROR_PREFIX = "Error: "  # how click starts the line of a usage or configuration error
+
+
+def _tamed(error: click.ClickException) -> click.ClickException:
+    """``error`` as click would print it, its message escaped, cut (``text.tamed``) and wrapped to stderr's width;
+    the same exit code."""
+    message = wrapped(ERROR_PREFIX + tamed(error.format_message()), columns(sys.stderr))[len(ERROR_PREFIX) :]
+    if message == error.format_message():
+        return error
+    if isinstance(error, click.UsageError):
+        return click.UsageError(message, error.ctx)
+    return ConfigFailure(message) if error.exit_code == ExitCode.USAGE else click.ClickException(message)
+
+
 @click.group(
+    cls=_Group,
     invoke_without_command=True,
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120, "terminal_width": 120},
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 @options.with_options
 @click.version_option(__version__, prog_name="graph-refresh")
@@ -120,11 +173,25 @@ def main(ctx: click.Context, /, **params: Any) -> None:
         return
     settings = _settings(ctx, "run")
     _warn_about(settings)
-    logger.info("graph-refresh %s starting with %s", __version__, json.dumps(config.redacted(settings)))
+    _say_starting(settings)
     seams = _externals(ctx)  # the core and its clients load only for a run, not for --help
     with runtime.handled_signals() as signals:
         code = _run_once(seams, settings, signals)
     ctx.exit(code)
+
+
+def _say_starting(settings: Settings) -> None:
+    """The start-up log line: the version, what kind of run, and the settings not at their defaults (secrets
+    redacted), which with the defaults in ``--help`` is the effective configuration."""
+    plan = settings.plan
+    mode = "server dry run" if plan.server_dry_run else "dry run" if plan.dry_run else "run"
+    changed = options.not_defaults(settings)
+    logger.info(
+        "graph-refresh %s starting a %s; %s",
+        __version__,
+        mode,
+        f"not at their defaults: {' '.join(changed)}" if changed else "every setting at its default",
+    )
 
 
 def _run_once(seams: Externals, settings: Settings, signals: runtime.Signals) -> int:
@@ -132,8 +199,12 @@ def _run_once(seams: Externals, settings: Settings, signals: runtime.Signals) ->
     from graph_refresh import refresh
 
     plan = settings.plan
+    off = {kind for kind, no in ((SOLVER, plan.no_solvers), (ANALYZER, plan.no_package_analyzers)) if no}
     report = RunReport(
-        dry_run=plan.dry_run or plan.server_dry_run, server_dry_run=plan.server_dry_run, store=settings.store.kind
+        dry_run=plan.dry_run or plan.server_dry_run,
+        server_dry_run=plan.server_dry_run,
+        store=settings.store.kind,
+        off=frozenset(off),
     )
     mode: runtime.Mode = "server dry run" if plan.server_dry_run else "dry run" if plan.dry_run else "run"
     progress = runtime.Progress(
@@ -155,7 +226,7 @@ def _run_once(seams: Externals, settings: Settings, signals: runtime.Signals) ->
     except ConfigError as error:
         raise ConfigFailure(str(error)) from error
     except (GraphRefreshError, OSError) as error:  # OSError: a manifest or a file that cannot be written
-        logger.error("Run failed: %s", error)
+        logger.error("Run failed: %s", advised(error))
         report.error = secrets.mask(str(error))
         report.exit_code = ExitCode.FAILED
     except Exception as error:  # a bug: say so with its traceback, and still report how far the run got
@@ -173,19 +244,19 @@ def _run_once(seams: Externals, settings: Settings, signals: runtime.Signals) ->
 
 
 def _emit(report: RunReport, settings: Settings) -> None:
-    """The plan table, the summary and per-stream log lines, the report file and the metrics push."""
+    """The plan table, the summary line and what the table does not say of each stream, the report file and the
+    metrics push."""
     report_path = settings.metrics.report_path
     to_stdout = report_path is not None and str(report_path) == "-"
     # A run that failed before examining anything has no plan: no table and no summary of zeros after the error.
     if report.error is None or any(report.totals(kind).examined for kind in KINDS):
         if not settings.metrics.quiet:
-            click.echo(report.plan_table(), err=to_stdout)  # stdout carries the JSON report alone when asked
+            table = sys.stderr if to_stdout else sys.stdout  # stdout carries the JSON report alone when asked
+            click.echo(report.plan_table(min(columns(table), PLAN_TABLE_COLUMNS)), err=to_stdout)
         summary_logger.info("%s", report.summary_line())
-        streams = [(f"solver {name}", counts) for name, counts in sorted(report.solvers.items())]
-        if report.analyzer.examined:
-            streams.append(("package-analyzer", report.analyzer))
-        for label, counts in streams:
-            logger.info("%s: %s", label, counts.describe())
+        for name, counts in [*sorted(report.solvers.items()), (ANALYZER, report.analyzer)]:
+            if counts.untabled():
+                logger.info("%s: %s", name, counts.untabled())
     if report_path is not None:
         try:
             output.write_output(report_path, report.to_json())
@@ -246,8 +317,8 @@ def import_graph(ctx: click.Context, graph_file: Path, import_path: Path | None)
         else:
             logger.error("Import failed: %s", error)
         ctx.exit(ExitCode.FAILED)
-    click.echo(
-        f"Imported {graph_file} into {path}: {result.records} records; new rows: "
+    _echo(
+        f"Imported {graph_file} into {path}: {plural(result.records, 'record')}; new rows: "
         + ", ".join(f"{table}={count}" for table, count in result.added.items())
     )
 
@@ -286,7 +357,7 @@ def ledger_show(ctx: click.Context, as_json: bool) -> None:
     try:
         ledger = ledger_store.read(_connect(ctx, settings), namespace, now=math.floor(_now(ctx)), strict=True)
     except GraphRefreshError as error:
-        logger.error("Could not read the ledger %s in namespace %r: %s", LEDGER_NAME, namespace, error)
+        logger.error("Could not read the ledger %s in namespace %r: %s", LEDGER_NAME, namespace, advised(error))
         ctx.exit(ExitCode.FAILED)
     now, policy = math.floor(_now(ctx)), Policy.of(settings.retry)
     rows = []
@@ -303,17 +374,42 @@ def ledger_show(ctx: click.Context, as_json: bool) -> None:
     table = [["ITEM", "STREAM", "PACKAGE", "FAILS", "CAUSE", "STATE"]]
     for row in rows:
         state = row["state"] if row["until"] is None else f"{row['state']} {row['until']}"
-        package = _fit(f"{row['package']}=={row['version']}", 24)
-        stream = _fit(row.get("solver") or row["kind"], 21)
+        package = f"{row['package']}=={row['version']}"
+        stream = row.get("solver") or row["kind"]
         table.append([row["key"], stream, package, str(row["failures"]), row["cause"] or "-", state])
-    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]) - 1)]
-    for line in table:
-        click.echo("  ".join([*(cell.ljust(width) for cell, width in zip(line, widths, strict=False)), line[-1]]))
+    _echo_table(table, keep={0})
 
 
 def _fit(text: str, width: int) -> str:
-    """``text`` cut to ``width`` characters for a table cell (the whole value is in ``--json``)."""
-    return text if len(text) <= width else text[: width - 1] + "…"
+    """``text`` escaped and cut to ``width`` characters for a table cell (the whole value is in ``--json``)."""
+    return cell(text, width)
+
+
+MIN_CELL = 6  # characters a cut table cell keeps, its ellipsis included
+
+
+def _echo_table(table: list[list[str]], *, keep: Collection[int] = ()) -> None:
+    """Print ``table`` (its first row the header) in columns two spaces apart, cells escaped (``text.one_line``),
+    fitted to the width of standard output: while a line would be too wide, the widest column not in ``keep``
+    loses a character (its cells are cut with an ellipsis), down to its header's width or MIN_CELL."""
+    lines = [[one_line(value) for value in row] for row in table]
+    widths = [max(len(row[i]) for row in lines) for i in range(len(lines[0]))]
+    floors = [max(len(header), MIN_CELL) for header in lines[0]]
+    room = columns(sys.stdout) - 2 * (len(widths) - 1)
+    while sum(widths) > room:
+        cuttable = [i for i, width in enumerate(widths) if i not in keep and width > floors[i]]
+        if not cuttable:
+            break
+        widths[max(cuttable, key=lambda i: widths[i])] -= 1
+    for row in lines:
+        click.echo(
+            "  ".join(cell(value, width).ljust(width) for value, width in zip(row, widths, strict=True)).rstrip()
+        )
+
+
+def _echo(message: str) -> None:
+    """A line for standard output, made safe for a terminal and wrapped to its width."""
+    click.echo(wrapped(tamed(message), columns(sys.stdout)))
 
 
 @ledger_group.command("forget")
@@ -346,16 +442,18 @@ def ledger_forget(
     try:
         changed, unreadable = ledger_store.forget(_connect(ctx, settings), namespace, matches)
     except GraphRefreshError as error:
-        logger.error("Could not change the ledger %s in namespace %r: %s", LEDGER_NAME, namespace, error)
+        logger.error("Could not change the ledger %s in namespace %r: %s", LEDGER_NAME, namespace, advised(error))
         ctx.exit(ExitCode.FAILED)
     for entry in changed[:20]:
         item = entry.item
-        click.echo(f"forgot {entry.key}: {item.solver or item.kind} {item.package}=={item.version} {item.index}")
+        _echo(f"forgot {entry.key}: {item.solver or item.kind} {item.package}=={item.version} {item.index}")
     more = f" ({len(changed) - 20} not listed)" if len(changed) > 20 else ""
-    entries = "entry" if len(changed) == 1 else "entries"
-    click.echo(f"{len(changed)} {entries} of {LEDGER_NAME} in namespace {namespace!r} forgotten{more}.")
+    _echo(f"{plural(len(changed), 'entry')} of {LEDGER_NAME} in namespace {namespace!r} forgotten{more}.")
     if unreadable:
-        logger.warning("%d unreadable values were left as they are; the next real run drops them", unreadable)
+        left = (
+            "1 unreadable value was left as it is" if unreadable == 1 else f"{unreadable} unreadable values were left"
+        )
+        logger.warning("%s; the next real run drops them", left)
 
 
 @main.command("request")

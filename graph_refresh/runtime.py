@@ -25,6 +25,7 @@ from graph_refresh.config import DEFAULT_PROGRESS_EVERY_SECONDS
 from graph_refresh.errors import ConfigError, Interrupted
 from graph_refresh.options import LOG_LEVELS
 from graph_refresh.secrets import MaskingFilter
+from graph_refresh.text import columns, plural, shown
 
 logger = logging.getLogger("graph_refresh")
 
@@ -45,7 +46,7 @@ def check_log_levels() -> None:
         elif value.strip().upper() in logging.getLevelNamesMapping():
             os.environ[name] = value.strip().upper()
         else:
-            raise ConfigError(f"{name}={value!r} is not a log level ({', '.join(LOG_LEVELS)})")
+            raise ConfigError(f"{name}={shown(value)} is not a log level ({', '.join(LOG_LEVELS)})")
 
 
 def init_logging() -> None:
@@ -269,23 +270,11 @@ class Progress:
     def _draw(self) -> None:
         now = self.clock()
         text = f"[{now - self.started:.0f}s] {self.describe(now, short=True)}"
-        width = self._columns() - 1  # a line as wide as the terminal would wrap, and then not be erased
+        width = columns(self.stream) - 1  # a line as wide as the terminal would wrap, and then not be erased
         with self._lock:
             self.stream.write(_CLEAR_LINE + text[:width])
             self.stream.flush()
             self._shown = True
-
-    def _columns(self) -> int:
-        """The terminal's width: ``COLUMNS`` when set, else the size of the terminal on our stream (standard
-        output may go to a file), else 80."""
-        variable = os.environ.get("COLUMNS", "")
-        if variable.isdigit() and int(variable) > 1:
-            return int(variable)
-        try:
-            columns = os.get_terminal_size(self.stream.fileno()).columns
-        except (OSError, ValueError):
-            return 80
-        return columns if columns > 1 else 80  # 0: the terminal does not say
 
     def _log_when_due(self) -> None:
         """Without a terminal: the progress line, when ``every`` seconds have passed since the last one (or
@@ -361,4 +350,4 @@ def warn_each(problems: list[str], source: str, *, limit: int = NAMED_WARNINGS) 
     for problem in problems[:limit]:
         logger.warning("%s: %s", source, problem)
     if len(problems) > limit:
-        logger.warning("%s: %d more problems like these, not shown", source, len(problems) - limit)
+        logger.warning("%s: %s like these, not shown", source, plural(len(problems) - limit, "more problem"))

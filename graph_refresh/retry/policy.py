@@ -43,6 +43,7 @@ from graph_refresh.retry.model import (
     expires_at,
     is_item_key,
 )
+from graph_refresh.text import shown
 
 _MAX_BACKOFF_EXPONENT = 64  # 2^64 back-offs outlast any quarantine; the cap only keeps floats finite
 
@@ -416,7 +417,7 @@ def forget_matcher(
     if target is not None:
         name, separator, version_text = target.partition("==")
         if not name.strip() or (separator and not version_text.strip()):
-            raise ValueError(f"{target!r} is neither an item key (10 hex characters), PKG==VER nor PKG")
+            raise ValueError(f"{shown(target)} is neither an item key (10 hex characters), PKG==VER nor PKG")
         package, version = normalize_name(name.strip()), version_text.strip() if separator else None
     masked = None if index is None else redact_url(index)
     kind = ANALYZER if analyzer else SOLVER if solver else None
