@@ -9,6 +9,7 @@ import contextlib
 import gc
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -25,7 +26,7 @@ from graph_refresh.config import DEFAULT_PROGRESS_EVERY_SECONDS
 from graph_refresh.errors import ConfigError, Interrupted
 from graph_refresh.options import LOG_LEVELS
 from graph_refresh.secrets import MaskingFilter
-from graph_refresh.text import columns, plural, shown
+from graph_refresh.text import MIN_COLUMNS, columns, plural, shown, tamed, wrapped
 
 logger = logging.getLogger("graph_refresh")
 
@@ -66,9 +67,43 @@ def init_logging() -> None:
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, MaskingFilter) for f in handler.filters):
             handler.addFilter(MaskingFilter())
+            handler.addFilter(TamingFilter())
         # daiquiri binds sys.stderr as it was at import; log to the stderr of now (tests, redirections).
         if type(handler) is not logging.FileHandler and isinstance(handler, logging.StreamHandler):
             handler.setStream(sys.stderr)
+            plain = not type(handler.formatter).__module__.startswith("jsonformatter")  # JSON lines stay whole
+            if plain and handler.formatter is not None and not isinstance(handler.formatter, FittingFormatter):
+                handler.setFormatter(FittingFormatter(handler.formatter, handler))
+
+
+class TamingFilter(logging.Filter):
+    """A handler filter: the record's message, whatever it echoes from outside, made safe for a terminal
+    (``text.tamed``: characters a terminal acts on escaped, overlong words cut)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = tamed(record.getMessage())
+        record.args = None
+        return True
+
+
+_COLOUR_AT_END = re.compile(r"(?:\x1b\[[0-9;]*m)+$")  # a plain line's colour stop (on a terminal)
+
+
+class FittingFormatter(logging.Formatter):
+    """A plain log line, as ``inner`` formats it, fitted to the width of the stream ``handler`` writes to
+    (``text.columns``, at least ``text.MIN_COLUMNS``): a longer line goes on, indented, on the lines below
+    (design: Lines a person reads)."""
+
+    def __init__(self, inner: logging.Formatter, handler: logging.StreamHandler[TextIO]) -> None:
+        super().__init__()
+        self.inner = inner
+        self.handler = handler
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = self.inner.format(record)
+        stop = _COLOUR_AT_END.search(line)
+        end = "" if stop is None else stop.group()
+        return wrapped(line[: len(line) - len(end)], max(columns(self.handler.stream), MIN_COLUMNS)) + end
 
 
 @dataclass

@@ -10,9 +10,8 @@ thoth-common's ``logging.py`` imports sentry_sdk, jsonformatter and daiquiri at 
 
 :func:`load` executes thoth-common's file with :func:`standalone.standing_in`: the functions it imports from
 sentry_sdk and jsonformatter import their module when first called, and daiquiri's three parts are the
-equivalents below, which write the same lines (colours on a terminal only; long lines wrapped to fit, see
-``ColorFormatter``), capture Python warnings and log an uncaught exception the way daiquiri does. A module
-some other code has imported already is used as it is.
+equivalents below, which write the same lines (colours on a terminal only), capture Python warnings and log
+an uncaught exception the way daiquiri does. A module some other code has imported already is used as it is.
 
 Also, thoth-common says "Logging to a Sentry instance is turned off" at WARNING on every start without a DSN:
 before every usage error, too. :func:`init_logging` drops that line; with a DSN its Sentry lines are kept.
@@ -27,7 +26,7 @@ from collections.abc import Iterable
 from types import ModuleType, TracebackType
 from typing import IO, Any
 
-from graph_refresh import standalone, text
+from graph_refresh import standalone
 
 # Only called in the set-up that needs them (see the module's docstring).
 DEFERRED = ("sentry_sdk", "sentry_sdk.integrations", "sentry_sdk.integrations.logging", "jsonformatter")
@@ -43,52 +42,33 @@ LEVEL_COLOURS = {
 }
 COLOUR_STOP = "\033[0m"
 _TTY = "_graph_refresh_stream_is_a_tty"
-_WIDTH = "_graph_refresh_stream_columns"
-_COLOUR_MARK = "\x00"  # where the colour starts, while a record is formatted
 
 
 class ColorFormatter(logging.Formatter):
-    """Fills ``%(color)s`` and ``%(color_stop)s``: the level's colour when the handler writes to a terminal.
-
-    Unlike daiquiri's, a line also fits the width its handler writes to (design: Lines a person reads): the
-    text is made safe for a terminal (``text.tamed``), then a line longer than the width goes on, indented, on
-    the lines below."""
+    """Fills ``%(color)s`` and ``%(color_stop)s``: the level's colour when the handler writes to a terminal."""
 
     def format(self, record: logging.LogRecord) -> str:
         coloured = getattr(record, _TTY, False)
-        width = getattr(record, _WIDTH, None)
-        record.__dict__.update(color=_COLOUR_MARK, color_stop="")
+        colour = LEVEL_COLOURS.get(record.levelno, "") if coloured else ""
+        record.__dict__.update(color=colour, color_stop=COLOUR_STOP if coloured else "")
         try:
-            formatted = super().format(record)
+            return super().format(record)
         finally:
             del record.__dict__["color"], record.__dict__["color_stop"]
-        # The mark stands where the colour starts: before it are the time and the process id (thoth-common's
-        # format), after it what the record says, which may echo anything from outside.
-        head, mark, tail = formatted.partition(_COLOUR_MARK)
-        lines = head + text.tamed(tail)
-        if width is not None:
-            lines = text.wrapped(lines, max(width, text.MIN_COLUMNS))
-        if coloured and mark:
-            colour = LEVEL_COLOURS.get(record.levelno, "")
-            return lines[: len(head)] + colour + lines[len(head) :] + COLOUR_STOP
-        return lines
 
 
 class TerminalAwareHandler(logging.StreamHandler[IO[str]]):
-    """A stream handler that tells its formatter whether the stream is a terminal, and how wide its lines may
-    be (``text.columns``)."""
+    """A stream handler that tells its formatter whether the stream is a terminal."""
 
     def format(self, record: logging.LogRecord) -> str:
         try:
             setattr(record, _TTY, bool(self.stream.isatty()))
         except (AttributeError, ValueError):  # no isatty, or a stream closed at interpreter exit
             setattr(record, _TTY, False)
-        setattr(record, _WIDTH, text.columns(self.stream))
         try:
             return super().format(record)
         finally:
             delattr(record, _TTY)
-            delattr(record, _WIDTH)
 
 
 class Stream:
