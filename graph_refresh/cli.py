@@ -317,10 +317,9 @@ def import_graph(ctx: click.Context, graph_file: Path, import_path: Path | None)
         else:
             logger.error("Import failed: %s", error)
         ctx.exit(ExitCode.FAILED)
-    _echo(
-        f"Imported {graph_file} into {path}: {plural(result.records, 'record')}; new rows: "
-        + ", ".join(f"{table}={count}" for table, count in result.added.items())
-    )
+    _echo(f"Imported {graph_file} into {path}:")
+    added = ", ".join(f"{table}={count}" for table, count in result.added.items())
+    _echo(f"{plural(result.records, 'record')}; new rows: {added}")
 
 
 @main.group("ledger")

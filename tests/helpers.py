@@ -9,6 +9,7 @@ import itertools
 import json
 import os
 import pty
+import re
 import socket
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from click.testing import Result
 
 from graph_refresh import cli
 from graph_refresh.items import SOLVER, Candidate, WorkItem
+from graph_refresh.text import CONTINUATION
 
 from .fakes.kube import FakeKube, Request
 
@@ -85,6 +87,25 @@ def assert_balanced(report: dict[str, Any]) -> None:
     for counts in [*report["totals"].values(), *report["solvers"].values()]:
         outcomes = counts["scheduled"] + counts["already_scheduled"] + counts["failed"]
         assert counts["examined"] == outcomes + sum(counts["skipped"].values()), counts
+
+
+# The start of a plain log line (thoth-common's format; on a terminal, after the live line's erasure) or of
+# click's error line: what a wrapped line continues.
+WRAPPED_LINE = re.compile(r"(^|\r\x1b\[K)(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} |Error: )")
+
+
+def unwrapped(text: str) -> str:
+    """``text`` with each log line and error line that was wrapped to fit its width (graph_refresh.text.wrapped)
+    on one line again, for tests about what is said rather than how it is laid out."""
+    lines: list[str] = []
+    joining = False
+    for line in text.replace("\r\n", "\n").split("\n"):  # a terminal ends its lines with \r\n
+        if joining and line.startswith(CONTINUATION) and line.strip():
+            lines[-1] += " " + line[len(CONTINUATION) :]
+            continue
+        joining = WRAPPED_LINE.search(line) is not None
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def run_app(args: list[str], env: dict[str, str], *, terminal: bool, code: int = 0) -> str:
