@@ -13,7 +13,7 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -376,7 +376,7 @@ def ledger_show(ctx: click.Context, as_json: bool) -> None:
         package = f"{row['package']}=={row['version']}"
         stream = row.get("solver") or row["kind"]
         table.append([row["key"], stream, package, str(row["failures"]), row["cause"] or "-", state])
-    _echo_table(table, keep={0})
+    _echo_table(table, shrink=[(1, 2), (5,)])  # the package and the stream first (--json has them whole)
 
 
 def _fit(text: str, width: int) -> str:
@@ -387,23 +387,24 @@ def _fit(text: str, width: int) -> str:
 MIN_CELL = 6  # characters a cut table cell keeps, its ellipsis included
 
 
-def _echo_table(table: list[list[str]], *, keep: Collection[int] = ()) -> None:
+def _echo_table(table: list[list[str]], *, shrink: Sequence[Collection[int]] = ()) -> None:
     """Print ``table`` (its first row the header) in columns two spaces apart, cells escaped (``text.one_line``),
-    fitted to the width of standard output: while a line would be too wide, the widest column not in ``keep``
-    loses a character (its cells are cut with an ellipsis), down to its header's width or MIN_CELL."""
+    fitted to the width of standard output: while a line would be too wide, the widest column of the first group
+    in ``shrink`` that can lose a character loses one (its cells are cut with an ellipsis), down to its header's
+    width or MIN_CELL; then the next group's. Columns in no group are never cut."""
     lines = [[one_line(value) for value in row] for row in table]
     widths = [max(len(row[i]) for row in lines) for i in range(len(lines[0]))]
     floors = [max(len(header), MIN_CELL) for header in lines[0]]
     room = columns(sys.stdout) - 2 * (len(widths) - 1)
-    while sum(widths) > room:
-        cuttable = [i for i, width in enumerate(widths) if i not in keep and width > floors[i]]
-        if not cuttable:
-            break
-        widths[max(cuttable, key=lambda i: widths[i])] -= 1
+    for group in shrink:
+        while sum(widths) > room:
+            cuttable = [i for i in group if widths[i] > floors[i]]
+            if not cuttable:
+                break
+            widths[max(cuttable, key=lambda i: widths[i])] -= 1
     for row in lines:
-        click.echo(
-            "  ".join(cell(value, width).ljust(width) for value, width in zip(row, widths, strict=True)).rstrip()
-        )
+        cells = (cell(value, width).ljust(width) for value, width in zip(row, widths, strict=True))
+        click.echo("  ".join(cells).rstrip())
 
 
 def _echo(message: str) -> None:

@@ -5,14 +5,17 @@ Fixtures live in conftest.py; everything here is a plain function, constant or c
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import json
 import os
 import pty
 import re
 import socket
+import struct
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -108,16 +111,29 @@ def unwrapped(text: str) -> str:
     return "\n".join(lines)
 
 
-def run_app(args: list[str], env: dict[str, str], *, terminal: bool, code: int = 0) -> str:
-    """Run app.py with stderr on a pseudo-terminal or a pipe; return what it wrote to stderr."""
+def run_app(
+    args: list[str],
+    env: dict[str, str],
+    *,
+    terminal: bool,
+    code: int = 0,
+    stdout_too: bool = False,
+    width: int | None = None,
+) -> str:
+    """Run app.py with stderr on a pseudo-terminal or a pipe; return what it wrote to stderr (``stdout_too``:
+    standard output as well, on the same terminal, or first when piped). ``width``: the terminal's size in
+    columns, as a resized window sets it (unset, the terminal does not say)."""
     env = {**os.environ, **env}
     cmd = [sys.executable, "app.py", *args]
     if not terminal:
         done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
         assert done.returncode == code, done.stderr
-        return done.stderr
+        return done.stdout + done.stderr if stdout_too else done.stderr
     primary, secondary = pty.openpty()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=secondary)
+    if width is not None:
+        fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 50, width, 0, 0))
+    stdout = secondary if stdout_too else subprocess.DEVNULL
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=stdout, stderr=secondary)
     os.close(secondary)
     chunks = []
     while True:

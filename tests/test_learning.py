@@ -592,6 +592,22 @@ def test_ledger_show_lists_each_entry_with_its_state(cluster: Harness) -> None:
     assert "backing off until 2027-01-15T11:00:00Z" in cluster.cli("ledger", "show", at=T0, env=env).stdout
 
 
+def test_ledger_show_fits_long_rows_to_the_width_cutting_the_package_and_the_stream(cluster: Harness) -> None:
+    package, version = "a-package-with-a-name-long-enough-to-matter", "2024.10.1"
+    key = WorkItem(SOLVER, SOLVER_NAME, Candidate(package, version, PYPI)).key
+    ledger_configmap(cluster, {key: entry_value(package=package, version=version, cause="deadline")})
+    shown = cluster.cli("ledger", "show", at=T0)
+    assert shown.exit_code == 0, shown.stderr
+    header, row = shown.stdout.splitlines()
+    assert max(len(header), len(row)) <= 100
+    assert row.startswith(f"{key}  solver-")
+    assert row.split()[2].startswith("a-package-")
+    assert row.split()[2].endswith("…")
+    assert row.endswith("3      deadline  quarantined until 2027-02-14T08:00:00Z")
+    whole = json.loads(cluster.cli("ledger", "show", "--json", at=T0).stdout)[0]
+    assert (whole["solver"], whole["package"]) == (SOLVER_NAME, package)
+
+
 def test_ledger_show_without_a_ledger_and_against_a_refusing_cluster(cluster: Harness) -> None:
     shown = cluster.cli("ledger", "show", at=T0)
     assert shown.exit_code == 0
