@@ -299,11 +299,12 @@ class RunReport:
         off = {"(all solvers)": SOLVER in self.off, ANALYZER: ANALYZER in self.off}
         figures = [["off", *[""] * (len(_COLUMNS) - 1)] if off.get(name) else _figures(c) for name, c in rows]
         widths = [max(len(cell) for cell in [header, *(f[i] for f in figures)]) for i, header in enumerate(_COLUMNS)]
-        numbers_width = sum(widths) + 2 * len(widths)
+        gap = "  " if sum(widths) + 2 * len(widths) + len("stream") <= width else " "  # a narrow terminal: one
+        numbers_width = sum(widths) + len(gap) * len(widths)
         name_width = max(len("stream"), min(max(len(name) for name, _ in rows), width - numbers_width))
 
         def line(name: str, cells: list[str]) -> str:
-            return name.ljust(name_width) + "".join("  " + cell.rjust(w) for cell, w in zip(cells, widths, strict=True))
+            return name.ljust(name_width) + "".join(gap + cell.rjust(w) for cell, w in zip(cells, widths, strict=True))
 
         lines = [line("stream", list(_COLUMNS))]
         for (name, counts), cells in zip(rows, figures, strict=True):

@@ -178,6 +178,13 @@ def test_the_plan_table_fits_100_columns_with_long_names_and_large_numbers() -> 
     assert all(f"{reason} 1G" in skipped for reason in SKIP_REASONS)
 
 
+def test_on_a_narrow_terminal_the_plan_table_closes_up_its_columns() -> None:
+    table = a_report().plan_table(64)
+    assert max(map(len, table.splitlines())) <= 64, table
+    assert table.splitlines()[0] == "stream examined scheduled retries already failed skipped backlog"
+    assert a_report().plan_table().splitlines()[0].startswith("stream                 examined  scheduled")
+
+
 def test_the_summary_line_gives_totals_backlog_retries_and_what_stopped_a_kind() -> None:
     report = a_report()
     report.stop("package-analyzer", "sync-lag")
