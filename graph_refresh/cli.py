@@ -255,8 +255,8 @@ def _emit(report: RunReport, settings: Settings) -> None:
             click.echo(report.plan_table(min(columns(table), PLAN_TABLE_COLUMNS)), err=to_stdout)
         summary_logger.info("%s", report.summary_line())
         for name, counts in [*sorted(report.solvers.items()), (ANALYZER, report.analyzer)]:
-            if counts.untabled():
-                logger.info("%s: %s", name, counts.untabled())
+            if untabled := counts.untabled():
+                logger.info("%s: %s", name, untabled)
     if report_path is not None:
         try:
             output.write_output(report_path, report.to_json())
@@ -450,10 +450,12 @@ def ledger_forget(
     more = f" ({len(changed) - 20} not listed)" if len(changed) > 20 else ""
     _echo(f"{plural(len(changed), 'entry')} of {LEDGER_NAME} in namespace {namespace!r} forgotten{more}.")
     if unreadable:
-        left = (
-            "1 unreadable value was left as it is" if unreadable == 1 else f"{unreadable} unreadable values were left"
+        said = (
+            "1 unreadable value was left as it is; the next real run drops it"
+            if unreadable == 1
+            else f"{unreadable} unreadable values were left as they are; the next real run drops them"
         )
-        logger.warning("%s; the next real run drops them", left)
+        logger.warning("%s", said)
 
 
 @main.command("request")
