@@ -72,7 +72,8 @@ FAILURES = (
     ("BackoffLimitExceeded", "disrupted"),
     ("BackoffLimitExceeded", "error"),
 )
-SUMMARY = re.compile(r"(\d+) items with owned Jobs \((\d+) live, (\d+) failed\)")
+# What the run says it read (a log line wrapped to fit its width breaks it at any space).
+SUMMARY = re.compile(r"(\d+)\s+items?\s+with\s+owned\s+Jobs\s+\((\d+)\s+live,\s+(\d+)\s+failed\)")
 
 
 def log(message: str) -> None:

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-FIRST_JOB_LINE = b"Would create Job "  # the scheduler's debug line for each Job a dry run plans
+FIRST_JOB_LINE = b"Would create Job"  # the scheduler's debug line for each Job a dry run plans (may be wrapped)
 ERROR_TAIL_LINES = 15  # of a failed child's stderr, in the error
 
 

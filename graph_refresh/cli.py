@@ -13,7 +13,9 @@ import json
 import logging
 import math
 import os
+import sys
 import time
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -21,9 +23,10 @@ import click
 
 from graph_refresh import __version__, config, options, output, runtime, secrets
 from graph_refresh.config import Settings
-from graph_refresh.errors import ConfigError, GraphRefreshError, Interrupted
-from graph_refresh.items import KINDS
-from graph_refresh.report import RunReport
+from graph_refresh.errors import ConfigError, GraphRefreshError, Interrupted, advised
+from graph_refresh.items import ANALYZER, KINDS, SOLVER
+from graph_refresh.report import PLAN_TABLE_COLUMNS, RunReport
+from graph_refresh.text import cell, columns, one_line, plural, tamed, wrapped
 from graph_refresh.times import format_time
 
 if TYPE_CHECKING:
@@ -128,9 +131,59 @@ def _warn_about(settings: Settings) -> None:
         )
 
 
+class _Context(click.Context):
+    """Help fits the width of the stream it is written to (``text.columns``: the terminal's, else 100)."""
+
+    def make_formatter(self) -> click.HelpFormatter:
+        width = columns(sys.stdout)
+        return self.formatter_class(width=width, max_width=width)
+
+
+class _Command(click.Command):
+    context_class = _Context
+
+
+class _Group(click.Group):
+    """Commands whose help fits the terminal, and whose usage errors are made safe for it and fit it: what they
+    echo from the command line is escaped and cut (``text.tamed``), and the line is wrapped."""
+
+    context_class = _Context
+    command_class = _Command
+    group_class = type  # a group's groups are of its class
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.ClickException as error:
+            raise _tamed(error) from error
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as error:
+            raise _tamed(error) from error
+
+
+ERROR_PREFIX = "Error: "  # how click starts the line of a usage or configuration error
+
+
+def _tamed(error: click.ClickException) -> click.ClickException:
+    """``error`` as click would print it, its message escaped, cut (``text.tamed``) and wrapped to stderr's width;
+    the same exit code."""
+    message = wrapped(ERROR_PREFIX + tamed(error.format_message()), columns(sys.stderr))[len(ERROR_PREFIX) :]
+    if message == error.format_message():
+        return error
+    if isinstance(error, click.UsageError):
+        return click.UsageError(message, error.ctx)
+    return ConfigFailure(message) if error.exit_code == ExitCode.USAGE else click.ClickException(message)
+
+
 @click.group(
+    cls=_Group,
     invoke_without_command=True,
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120, "terminal_width": 120},
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 @options.with_options
 @click.version_option(__version__, prog_name="graph-refresh")
@@ -144,11 +197,25 @@ def main(ctx: click.Context, /, **params: Any) -> None:
         return
     settings = _settings(ctx, "run")
     _warn_about(settings)
-    logger.info("graph-refresh %s starting with %s", __version__, json.dumps(config.redacted(settings)))
+    _say_starting(settings)
     seams = _externals(ctx)  # the core and its clients load only for a run, not for --help
     with runtime.handled_signals() as signals:
         code = _run_once(seams, settings, signals)
     ctx.exit(code)
+
+
+def _say_starting(settings: Settings) -> None:
+    """The start-up log line: the version, what kind of run, and the settings not at their defaults (secrets
+    redacted), which with the defaults in ``--help`` is the effective configuration."""
+    plan = settings.plan
+    mode = "server dry run" if plan.server_dry_run else "dry run" if plan.dry_run else "run"
+    changed = options.not_defaults(settings)
+    logger.info(
+        "graph-refresh %s starting a %s; %s",
+        __version__,
+        mode,
+        f"not at their defaults: {' '.join(changed)}" if changed else "every setting at its default",
+    )
 
 
 def _run_once(seams: Externals, settings: Settings, signals: runtime.Signals) -> int:
@@ -156,8 +223,12 @@ def _run_once(seams: Externals, settings: Settings, signals: runtime.Signals) ->
     from graph_refresh import refresh
 
     plan = settings.plan
+    off = {kind for kind, no in ((SOLVER, plan.no_solvers), (ANALYZER, plan.no_package_analyzers)) if no}
     report = RunReport(
-        dry_run=plan.dry_run or plan.server_dry_run, server_dry_run=plan.server_dry_run, store=settings.store.kind
+        dry_run=plan.dry_run or plan.server_dry_run,
+        server_dry_run=plan.server_dry_run,
+        store=settings.store.kind,
+        off=frozenset(off),
     )
     mode: runtime.Mode = "server dry run" if plan.server_dry_run else "dry run" if plan.dry_run else "run"
     progress = runtime.Progress(
@@ -179,7 +250,7 @@ def _run_once(seams: Externals, settings: Settings, signals: runtime.Signals) ->
     except ConfigError as error:
         raise ConfigFailure(str(error)) from error
     except (GraphRefreshError, OSError) as error:  # OSError: a manifest or a file that cannot be written
-        logger.error("Run failed: %s", error)
+        logger.error("Run failed: %s", advised(error))
         report.error = secrets.mask(str(error))
         report.exit_code = ExitCode.FAILED
     except Exception as error:  # a bug: say so with its traceback, and still report how far the run got
@@ -197,19 +268,19 @@ def _run_once(seams: Externals, settings: Settings, signals: runtime.Signals) ->
 
 
 def _emit(report: RunReport, settings: Settings) -> None:
-    """The plan table, the summary and per-stream log lines, the report file and the metrics push."""
+    """The plan table, the summary line and what the table does not say of each stream, the report file and the
+    metrics push."""
     report_path = settings.metrics.report_path
     to_stdout = report_path is not None and str(report_path) == "-"
     # A run that failed before examining anything has no plan: no table and no summary of zeros after the error.
     if report.error is None or any(report.totals(kind).examined for kind in KINDS):
         if not settings.metrics.quiet:
-            click.echo(report.plan_table(), err=to_stdout)  # stdout carries the JSON report alone when asked
+            table = sys.stderr if to_stdout else sys.stdout  # stdout carries the JSON report alone when asked
+            click.echo(report.plan_table(min(columns(table), PLAN_TABLE_COLUMNS)), err=to_stdout)
         summary_logger.info("%s", report.summary_line())
-        streams = [(f"solver {name}", counts) for name, counts in sorted(report.solvers.items())]
-        if report.analyzer.examined:
-            streams.append(("package-analyzer", report.analyzer))
-        for label, counts in streams:
-            logger.info("%s: %s", label, counts.describe())
+        for name, counts in [*sorted(report.solvers.items()), (ANALYZER, report.analyzer)]:
+            if untabled := counts.untabled():
+                logger.info("%s: %s", name, untabled)
     if report_path is not None:
         try:
             output.write_output(report_path, report.to_json())
@@ -271,10 +342,9 @@ def import_graph(ctx: click.Context, graph_file: Path, import_path: Path | None)
         else:
             logger.error("Import failed: %s", error)
         ctx.exit(ExitCode.FAILED)
-    click.echo(
-        f"Imported {graph_file} into {path}: {result.records} records; new rows: "
-        + ", ".join(f"{table}={count}" for table, count in result.added.items())
-    )
+    _echo(f"Imported {graph_file} into {path}:")
+    added = ", ".join(f"{table}={count}" for table, count in result.added.items())
+    _echo(f"{plural(result.records, 'record')}; new rows: {added}")
 
 
 @main.group("ledger")
@@ -315,7 +385,7 @@ def ledger_show(ctx: click.Context, as_json: bool) -> None:
             _connect(ctx, settings), namespace, now=math.floor(_now(ctx)), strict=True, other_keys=lane_state.KEYS
         )
     except GraphRefreshError as error:
-        logger.error("Could not read the ledger %s in namespace %r: %s", LEDGER_NAME, namespace, error)
+        logger.error("Could not read the ledger %s in namespace %r: %s", LEDGER_NAME, namespace, advised(error))
         ctx.exit(ExitCode.FAILED)
     now = math.floor(_now(ctx))
     policy, under = _last_run_settings(LaneState.read(ledger.other)[0], settings.retry)
@@ -336,12 +406,10 @@ def ledger_show(ctx: click.Context, as_json: bool) -> None:
     table = [["ITEM", "STREAM", "PACKAGE", "FAILS", "CAUSE", "STATE"]]
     for row in rows:
         state = row["state"] if row["until"] is None else f"{row['state']} {row['until']}"
-        package = _fit(f"{row['package']}=={row['version']}", 24)
-        stream = _fit(row.get("solver") or row["kind"], 21)
+        package = f"{row['package']}=={row['version']}"
+        stream = row.get("solver") or row["kind"]
         table.append([row["key"], stream, package, str(row["failures"]), row["cause"] or "-", state])
-    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]) - 1)]
-    for line in table:
-        click.echo("  ".join([*(cell.ljust(width) for cell, width in zip(line, widths, strict=False)), line[-1]]))
+    _echo_table(table, shrink=[(1, 2), (5,)])  # the package and the stream first (--json has them whole)
 
 
 def _last_run_settings(kept: LaneState, shell: RetrySettings) -> tuple[RetrySettings, str]:
@@ -372,8 +440,36 @@ def _last_run_settings(kept: LaneState, shell: RetrySettings) -> tuple[RetrySett
 
 
 def _fit(text: str, width: int) -> str:
-    """``text`` cut to ``width`` characters for a table cell (the whole value is in ``--json``)."""
-    return text if len(text) <= width else text[: width - 1] + "…"
+    """``text`` escaped and cut to ``width`` characters for a table cell (the whole value is in ``--json``)."""
+    return cell(text, width)
+
+
+MIN_CELL = 6  # characters a cut table cell keeps, its ellipsis included
+
+
+def _echo_table(table: list[list[str]], *, shrink: Sequence[Collection[int]] = ()) -> None:
+    """Print ``table`` (its first row the header) in columns two spaces apart, cells escaped (``text.one_line``),
+    fitted to the width of standard output: while a line would be too wide, the widest column of the first group
+    in ``shrink`` that can lose a character loses one (its cells are cut with an ellipsis), down to its header's
+    width or MIN_CELL; then the next group's. Columns in no group are never cut."""
+    lines = [[one_line(value) for value in row] for row in table]
+    widths = [max(len(row[i]) for row in lines) for i in range(len(lines[0]))]
+    floors = [max(len(header), MIN_CELL) for header in lines[0]]
+    room = columns(sys.stdout) - 2 * (len(widths) - 1)
+    for group in shrink:
+        while sum(widths) > room:
+            cuttable = [i for i in group if widths[i] > floors[i]]
+            if not cuttable:
+                break
+            widths[max(cuttable, key=lambda i: widths[i])] -= 1
+    for row in lines:
+        cells = (cell(value, width).ljust(width) for value, width in zip(row, widths, strict=True))
+        click.echo("  ".join(cells).rstrip())
+
+
+def _echo(message: str) -> None:
+    """A line for standard output, made safe for a terminal and wrapped to its width."""
+    click.echo(wrapped(tamed(message), columns(sys.stdout)))
 
 
 @ledger_group.command("forget")
@@ -407,24 +503,26 @@ def ledger_forget(
     try:
         found = ledger_store.forget(_connect(ctx, settings), namespace, matches, other_keys=lane_state.KEYS)
     except GraphRefreshError as error:
-        logger.error("Could not change the ledger %s in namespace %r: %s", LEDGER_NAME, namespace, error)
+        logger.error("Could not change the ledger %s in namespace %r: %s", LEDGER_NAME, namespace, advised(error))
         ctx.exit(ExitCode.FAILED)
-    if found.unreadable:
+    if found.unreadable == 1:
+        logger.warning("1 unreadable value was left as it is; the next real run drops it")
+    elif found.unreadable:
         logger.warning("%d unreadable values were left as they are; the next real run drops them", found.unreadable)
     ledger = f"{LEDGER_NAME} in namespace {namespace!r}"
     if not found.matched:
         raise NotFound(_nothing_matched(ledger, found, target, index_url, solver, analyzer))
     changed, unchanged = found.changed, found.matched - len(found.changed)
     if not changed:  # what was asked for already holds: forgetting twice is no mistake
-        click.echo(f"{_entries(unchanged, 'matching')} of {ledger} had no failures to forget: nothing changed.")
+        _echo(f"{_entries(unchanged, 'matching')} of {ledger} had no failures to forget: nothing changed.")
         return
     for entry in changed[:20]:
         item = entry.item
-        click.echo(f"forgot {entry.key}: {item.solver or item.kind} {item.package}=={item.version} {item.index}")
+        _echo(f"forgot {entry.key}: {item.solver or item.kind} {item.package}=={item.version} {item.index}")
     more = f" ({len(changed) - 20} not listed)" if len(changed) > 20 else ""
-    click.echo(f"{_entries(len(changed))} of {ledger} forgotten{more}.")
+    _echo(f"{_entries(len(changed))} of {ledger} forgotten{more}.")
     if unchanged:
-        click.echo(f"{_entries(unchanged, 'more matching')} had no failures to forget.")
+        _echo(f"{_entries(unchanged, 'more matching')} had no failures to forget.")
 
 
 def _entries(count: int, adjective: str = "") -> str:
@@ -520,11 +618,10 @@ def request(
 
 def _requirement(text: str) -> tuple[str, str]:
     """PKG and VER of ``PKG==VER``; a usage error naming the text (escaped, cut) when it is not that."""
-    from graph_refresh.printable import shown
 
     package, separator, version = text.partition("==")
     if not separator or not package.strip() or not version.strip():
-        raise click.UsageError(f"'{shown(text, 80)}' is not PKG==VER (for example flask==1.1.2)")
+        raise click.UsageError(f"'{cell(text, 80)}' is not PKG==VER (for example flask==1.1.2)")
     return package.strip(), version.strip()
 
 
@@ -539,7 +636,6 @@ def _add_request(
 ) -> None:
     """File a request, once the graph says the deployment would do the work anyway (docs/lanes.md)."""
     from graph_refresh.items import Candidate, normalize_name
-    from graph_refresh.printable import escaped
     from graph_refresh.refresh import load_templates
     from graph_refresh.store import open_store
     from graph_refresh.waiting import store as requests_store
@@ -556,7 +652,7 @@ def _add_request(
         spelling = trusted.spelling(index)
         if spelling is None:
             raise click.UsageError(
-                f"'{escaped(config.redact_url(index))}' is not an index this deployment trusts; it trusts "
+                f"'{one_line(config.redact_url(index))}' is not an index this deployment trusts; it trusts "
                 f"{trusted.described()} (add one with --allowed-index)"
             )
         candidate = Candidate(normalize_name(package), version, spelling)
@@ -599,8 +695,8 @@ def _add_request(
     filed = next((request for request in current.requests if same_item(request)), None)
     if filed is not None:
         when = "" if filed.requested_at is None else f" at {format_time(filed.requested_at)}"
-        who = "" if filed.by is None else f" by {escaped(filed.by)}"
-        click.echo(f"{shown} was already requested{when}{who} (key {escaped(filed.key)}): nothing changed.")
+        who = "" if filed.by is None else f" by {one_line(filed.by)}"
+        click.echo(f"{shown} was already requested{when}{who} (key {one_line(filed.key)}): nothing changed.")
         return
     unknown = (
         "" if status.arrival is not None else " The graph does not know this version yet: it is scheduled as asked."
@@ -616,7 +712,6 @@ def _cancel_request(
 ) -> None:
     """Remove the keys of one request: the key ``target``, or every key asking for ``target`` as PKG==VER."""
     from graph_refresh.items import normalize_name
-    from graph_refresh.printable import shown
     from graph_refresh.waiting import store as requests_store
     from graph_refresh.waiting.requests import DEFAULT_INDEX
     from graph_refresh.waiting.trust import normal_index, same_version
@@ -644,15 +739,14 @@ def _cancel_request(
 
     requests_store.change(cluster, namespace, remove)
     if not removed:
-        what = f"key '{shown(target, 60)}'" if by_key else f"{shown(target, 80)}"
+        what = f"key '{cell(target, 60)}'" if by_key else f"{cell(target, 80)}"
         raise NotFound(f"no request for {what} in namespace {namespace!r}: nothing to cancel")
     keys = "key" if len(removed) == 1 else "keys"
-    click.echo(f"Cancelled: removed {len(removed)} {keys} ({', '.join(shown(key, 40) for key in removed)}).")
+    click.echo(f"Cancelled: removed {len(removed)} {keys} ({', '.join(cell(key, 40) for key in removed)}).")
 
 
 def _list_requests(read: Any, settings: Settings, now: float, *, as_json: bool) -> None:
     """The requests as a table (cells escaped and cut to fit 100 columns) or a JSON list (escaped)."""
-    from graph_refresh.printable import escaped, shown
     from graph_refresh.waiting.requests import REQUESTS_NAME, expired
 
     ttl = settings.lanes.request_ttl_seconds
@@ -662,19 +756,19 @@ def _list_requests(read: Any, settings: Settings, now: float, *, as_json: bool) 
         state = "open" if at is None or not expired(at, now, ttl) else "expired"
         rows.append(
             {
-                "key": escaped(r.key),
+                "key": one_line(r.key),
                 "package": r.package,
                 "version": r.version,
-                "index": escaped(config.redact_url(r.candidate.index_url)),
+                "index": one_line(config.redact_url(r.candidate.index_url)),
                 "requested_at": None if at is None else format_time(at),
-                "by": None if r.by is None else escaped(r.by),
+                "by": None if r.by is None else one_line(r.by),
                 "age_seconds": None if at is None else max(0, int(now - at)),
                 "state": state,
                 "expires_at": None if at is None else format_time(at + ttl),
             }
         )
     for u in read.unreadable:
-        rows.append({"key": escaped(u.key), "state": f"unreadable: {escaped(u.reason)}"})
+        rows.append({"key": one_line(u.key), "state": f"unreadable: {one_line(u.reason)}"})
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
@@ -686,7 +780,7 @@ def _list_requests(read: Any, settings: Settings, now: float, *, as_json: bool) 
         package = f"{row['package']}=={row['version']}" if "package" in row else "-"
         age = "-" if row.get("age_seconds") is None else _age(row["age_seconds"])
         cells = [row["key"], package, row.get("index") or "-", row.get("by") or "-", age, row["state"]]
-        table.append([shown(cell, width) for cell, width in zip(cells, (12, 28, 29, 10, 4, 100), strict=True)])
+        table.append([cell(value, width) for value, width in zip(cells, (12, 28, 29, 10, 4, 100), strict=True)])
     widths = [max(len(line[i]) for line in table) for i in range(5)]
     for line in table:
         click.echo(_fit("  ".join([*(c.ljust(w) for c, w in zip(line, widths, strict=False)), line[5]]), 100))

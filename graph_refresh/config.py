@@ -144,7 +144,7 @@ class MetricsSettings:
     report_path: Path | None = None
     """Write the JSON run report to this file (- for standard output)."""
     quiet: bool = False
-    """Log only warnings, errors and the summary line: no progress, no plan table, no per-stream lines."""
+    """Log only warnings, errors and the summary line: no progress, no plan table."""
 
 
 @dataclass(frozen=True)
@@ -194,7 +194,8 @@ def redact_url(url: str) -> str:
 
 
 def redacted(settings: Settings) -> dict[str, dict[str, Any]]:
-    """The effective configuration as plain data, secrets replaced by ``***``, for the start-up log line."""
+    """The effective configuration as plain data, secrets replaced by ``***`` and URLs redacted (the start-up
+    log line shows what of it differs from the defaults: ``options.not_defaults``)."""
     out: dict[str, dict[str, Any]] = {}
     for group in fields(settings):
         section = getattr(settings, group.name)

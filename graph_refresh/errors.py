@@ -15,6 +15,12 @@ class GraphRefreshError(Exception):
     """Base of every error graph-refresh raises on purpose."""
 
 
+def advised(error: BaseException) -> str:
+    """An error for the line that ends a command: what failed, then what to do when the error knows."""
+    hint = getattr(error, "hint", None)
+    return f"{error}; {hint}" if hint else str(error)
+
+
 class ConfigError(GraphRefreshError):
     """Usage or configuration error: exit 2, nothing was done."""
 
@@ -36,16 +42,24 @@ class ClusterError(GraphRefreshError):
 
     ``status`` is the HTTP status (0 when no answer arrived); ``retry_after`` is the server's
     Retry-After in seconds, when it sent one; ``reached`` is False when the request surely never got to
-    the server (no connection, TLS refused), so a create cannot have happened.
+    the server (no connection, TLS refused), so a create cannot have happened; ``hint`` says what an operator
+    can do about it, when that is known (see :func:`advised`).
     """
 
     def __init__(
-        self, message: str, *, status: int = 0, retry_after: float | None = None, reached: bool = True
+        self,
+        message: str,
+        *,
+        status: int = 0,
+        retry_after: float | None = None,
+        reached: bool = True,
+        hint: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
         self.reached = reached
+        self.hint = hint
 
 
 # What the API answered, classified once in ``kube.py`` where the answer is parsed (callers match on the

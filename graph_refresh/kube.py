@@ -19,6 +19,8 @@ import json
 import logging
 import math
 import os
+import socket
+import ssl
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -140,8 +142,9 @@ def _check_yaml(kubeconfig: str) -> None:
             raise _NotAMapping(f"{path} is not a YAML mapping but {type(document).__name__}")
 
 
-def _load_configuration(settings: ClusterSettings) -> client.Configuration:
-    """In-cluster service account first, then ``KUBECONFIG`` / ``~/.kube/config``, like oc and kubectl."""
+def _load_configuration(settings: ClusterSettings) -> tuple[client.Configuration, str]:
+    """In-cluster service account first, then ``KUBECONFIG`` / ``~/.kube/config``, like oc and kubectl; and where
+    the credentials came from (``in-cluster service account``, ``kubeconfig <path>``)."""
     configuration = client.Configuration()
     # kubernetes 11 hands out shallow copies of one process-wide default Configuration: without dicts of
     # its own, the token set below would land in the shared api_key dict and reach every later client.
@@ -191,7 +194,7 @@ def _load_configuration(settings: ClusterSettings) -> client.Configuration:
         urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
     configuration.connection_pool_maxsize = max(settings.workers, 1) + 1
     logger.info("Cluster API %s (credentials from %s)", redact_url(configuration.host), source)
-    return configuration
+    return configuration, source
 
 
 def _message(error: ApiException) -> str:
@@ -200,6 +203,46 @@ def _message(error: ApiException) -> str:
         return str(body.get("message") or error.reason)
     except (ValueError, AttributeError, RecursionError):
         return str(error.reason or error.body)
+
+
+def _plainly(error: BaseException) -> str:
+    """What went wrong on the way to the API server, in words, without the client library's internals (its
+    connection objects, the C source line of an SSL error)."""
+    chain: list[BaseException] = []
+    cause: BaseException | None = error
+    while cause is not None and cause not in chain:
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    for cause in chain:  # what the operating system or TLS said first: it is the most precise
+        if isinstance(cause, socket.gaierror):
+            return "its host name does not resolve"
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return f"its certificate is not trusted ({cause.verify_message})"
+    for cause in chain:
+        if isinstance(cause, urllib3.exceptions.ReadTimeoutError):
+            return "no answer within the read timeout"
+        if isinstance(cause, urllib3.exceptions.ConnectTimeoutError):
+            return "no connection within the connect timeout"
+        if isinstance(cause, ConnectionResetError | BrokenPipeError | urllib3.exceptions.ProtocolError):
+            return "the connection broke off"
+        if isinstance(cause, ssl.SSLError):
+            return f"TLS error ({cause.reason or cause.strerror})"
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror[:1].lower() + cause.strerror[1:]
+    return truncate(secrets.mask(str(error)))
+
+
+def _hints(source: str) -> dict[type[ClusterError], str]:
+    """What to do about a failure that settings or the cluster's state cause, by error class, given where the
+    credentials came from (``source``)."""
+    return {
+        NoAnswer: f"check that the cluster is up and that {source} names its API server",
+        TlsFailure: f"check the certificate authority in {source}",
+        Unauthorized: f"log in again (oc login), or check the credentials in {source}",
+        Forbidden: "the account lacks a permission that graph-refresh needs: see the Role in openshift/",
+    }
 
 
 def _retry_after(error: ApiException) -> float | None:
@@ -408,7 +451,7 @@ class Cluster:
     ) -> None:
         """``budget_seconds``: what every request of this client together may take (None: no bound); a read
         is then tried once, within what is left, and fails with NoAnswer once the budget is spent."""
-        self._configuration = _load_configuration(settings)
+        self._configuration, source = _load_configuration(settings)
         self._api = client.ApiClient(self._configuration)
         # urllib3 would otherwise retry on its own (3 times, sleeping out a 429's Retry-After unseen):
         # every retry is decided here and in the scheduler, and waits through the sleep seam.
@@ -423,6 +466,7 @@ class Cluster:
         self._clock = clock
         self._deadline = None if budget_seconds is None else clock() + budget_seconds
         self._host = redact_url(self._configuration.host)  # a server URL may carry user:password@
+        self._hints = _hints(source)
 
     @property
     def _timeout(self) -> Timeout:
@@ -438,33 +482,42 @@ class Cluster:
     # --- sending ---------------------------------------------------------------------------------
 
     def _send(self, verb: str, resource: str, namespace: str, request: Callable[[], T]) -> T:
-        """Send one request; turn any failure into the ClusterError subclass that says what happened."""
+        """Send one request; turn any failure into the ClusterError subclass that says what happened, in words
+        (``_plainly``) and with what to do about it when that is known (``ClusterError.hint``)."""
         where = f"{verb} {resource} in namespace {namespace!r}"
         try:
             return request()
         except ApiException as error:
             status = int(error.status or 0)
             if status == 0:  # kubernetes 11 turns a bare urllib3 SSLError into ApiException(status=0)
-                reason = truncate(secrets.mask(str(error.reason)))
                 raise TlsFailure(
-                    f"{where}: TLS verification failed with {self._host}: {reason}", reached=False
+                    f"{where}: TLS with the API server at {self._host} failed: {_plainly(error)}",
+                    reached=False,
+                    hint=self._hints[TlsFailure],
                 ) from error
             message = _message(error)
-            raise error_class(verb, status, message)(
+            kind = error_class(verb, status, message)
+            raise kind(
                 secrets.mask(f"{where} was refused ({status} {error.reason}): {truncate(secrets.mask(message))}"),
                 status=status,
                 retry_after=_retry_after(error),
+                hint=self._hints.get(kind),
             ) from error
         except urllib3.exceptions.HTTPError as error:
-            cause = error.reason if isinstance(error, urllib3.exceptions.MaxRetryError) else error
-            text = truncate(secrets.mask(str(cause)))
+            cause = (error.reason if isinstance(error, urllib3.exceptions.MaxRetryError) else None) or error
             if isinstance(cause, urllib3.exceptions.SSLError):
                 raise TlsFailure(
-                    f"{where}: TLS verification failed from {self._host}: {text}", reached=False
+                    f"{where}: TLS with the API server at {self._host} failed: {_plainly(cause)}",
+                    reached=False,
+                    hint=self._hints[TlsFailure],
                 ) from error
-            raise NoAnswer(
-                f"{where}: no answer from {self._host}: {text}", reached=not isinstance(cause, _NEVER_SENT)
-            ) from error
+            if isinstance(cause, _NEVER_SENT):
+                raise NoAnswer(
+                    f"{where}: cannot reach the API server at {self._host}: {_plainly(cause)}",
+                    reached=False,
+                    hint=self._hints[NoAnswer],
+                ) from error
+            raise NoAnswer(f"{where}: no answer from the API server at {self._host}: {_plainly(cause)}") from error
 
     def _read(self, verb: str, resource: str, namespace: str, request: Callable[[], T]) -> T:
         """Send a read, retried on 429, 5xx and no answer (not on a TLS failure) as ``reads`` says."""

@@ -21,6 +21,7 @@ import inspect
 import math
 import os
 import re
+import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
@@ -33,6 +34,7 @@ from graph_refresh import config, secrets
 from graph_refresh.config import Settings
 from graph_refresh.errors import ConfigError
 from graph_refresh.quantity import Cap
+from graph_refresh.text import shown
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 INT32_MAX = 2**31 - 1  # the API's int32 fields (ttlSecondsAfterFinished, activeDeadlineSeconds)
@@ -42,6 +44,7 @@ MAX_STORE_TIMEOUT_SECONDS = 3_600  # an hour-long Dgraph query would outlive the
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _ASCII_INT = re.compile(r"[+]?[0-9]+")
 _ASCII_FLOAT = re.compile(r"[+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")
+_SHELL_WORD = re.compile(r"[^\s'\"\\$`;&|<>()]+")  # a value a shell reads as it is written (else it is quoted)
 _HOST_PORT = re.compile(r"([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?):([0-9]{1,5})")
 
 
@@ -61,10 +64,10 @@ class Number(click.ParamType[Any]):
         text = value.strip()
         if not (_ASCII_INT if self.whole else _ASCII_FLOAT).fullmatch(text):
             kind = "a whole number" if self.whole else "a number"
-            self.fail(f"{value!r} is not {kind} written in ASCII digits", param, ctx)
+            self.fail(f"{shown(value)} is not {kind} written in ASCII digits", param, ctx)
         number = int(text) if self.whole else float(text)
         if not (math.isfinite(number) and self.low <= number <= self.high):
-            self.fail(f"{value!r} is not in the range {_plain(self.low)} to {_plain(self.high)}", param, ctx)
+            self.fail(f"{shown(value)} is not in the range {_plain(self.low)} to {_plain(self.high)}", param, ctx)
         return number
 
 
@@ -82,7 +85,7 @@ class StrictBool(click.types.BoolParamType):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> bool:
         state = None if isinstance(value, str) and not value.strip() else self.str_to_bool(value)
         if state is None:
-            self.fail(f"{value!r} is not a boolean; use 1 or 0 (or true/false, yes/no, on/off)", param, ctx)
+            self.fail(f"{shown(value)} is not a boolean; use 1 or 0 (or true/false, yes/no, on/off)", param, ctx)
         return state
 
 
@@ -95,7 +98,7 @@ def _empty_is_none(ctx: click.Context, param: click.Parameter, value: Any) -> An
 
 def _namespace(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value and not _DNS_LABEL.fullmatch(value):
-        raise click.BadParameter(f"{value!r} is not a namespace name (a DNS-1123 label)")
+        raise click.BadParameter(f"{shown(value)} is not a namespace name (a DNS-1123 label)")
     return value or None
 
 
@@ -113,14 +116,14 @@ def _checked_url(value: str) -> str:
         port = parts.port
     except ValueError:  # a port that is not a number or out of range (its message quotes the URL's parts)
         raise click.BadParameter(
-            f"{secrets.mask(config.redact_url(value))!r} is not a usable URL (its host or port cannot be read)"
+            f"{shown(secrets.mask(config.redact_url(value)))} is not a usable URL (its host or port cannot be read)"
         ) from None
     if parts.scheme not in ("http", "https") or not parts.hostname or re.search(r"\s", value):
         raise click.BadParameter(
-            f"{secrets.mask(config.redact_url(value))!r} is not an http(s) URL with a host and no whitespace"
+            f"{shown(secrets.mask(config.redact_url(value)))} is not an http(s) URL with a host and no whitespace"
         )
     if port == 0:
-        raise click.BadParameter(f"{secrets.mask(config.redact_url(value))!r}: the port must be 1 to 65535")
+        raise click.BadParameter(f"{shown(secrets.mask(config.redact_url(value)))}: the port must be 1 to 65535")
     return value
 
 
@@ -139,7 +142,7 @@ def _pushgateway(ctx: click.Context, param: click.Parameter, value: str | None) 
         match = _HOST_PORT.fullmatch(value)
         if not match or not 0 < int(match.group(3)) < 65536:
             raise click.BadParameter(
-                f"{secrets.mask(value)!r} is neither an http(s) URL nor host:port with a port from 1 to 65535"
+                f"{shown(secrets.mask(value))} is neither an http(s) URL nor host:port with a port from 1 to 65535"
             )
         value = f"http://{value}"
     return _checked_url(value)
@@ -176,7 +179,7 @@ def _quantity(ctx: click.Context, param: click.Parameter, value: str | Cap) -> C
         return Cap.parse(value.strip())
     except ValueError:
         raise click.BadParameter(
-            f"{value!r} is not a positive Kubernetes memory quantity (such as 8Gi or 1500Mi)"
+            f"{shown(value)} is not a positive Kubernetes memory quantity (such as 8Gi or 1500Mi)"
         ) from None
 
 
@@ -385,12 +388,32 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     for name, value in sorted(environ.items()):
         if not value or not name.startswith(OUR_PREFIXES) or name in OTHER_VARIABLES or name in settings.values():
             continue
-        shown = name if name.isprintable() and name.isascii() else ascii(name)
-        shown = shown if len(shown) <= MAX_NAME_SHOWN else shown[: MAX_NAME_SHOWN - 1] + "…"
+        said = name if name.isprintable() and name.isascii() else ascii(name)
+        said = said if len(said) <= MAX_NAME_SHOWN else said[: MAX_NAME_SHOWN - 1] + "…"
         closest = difflib.get_close_matches(_stem(name), settings, n=1, cutoff=SIMILAR_ENOUGH)
         hint = f"did you mean {settings[closest[0]]}?" if closest else "--help lists the ones it reads"
-        warnings.append(f"{shown} is not a graph-refresh variable and is ignored: {hint}")
+        warnings.append(f"{said} is not a graph-refresh variable and is ignored: {hint}")
     return warnings
+
+
+def not_defaults(settings: Settings) -> list[str]:
+    """The settings that differ from their defaults as the flags that give them (``--dry-run``,
+    ``--eager-stop=5``), in :data:`OPTIONS` order, secrets as ``***`` and URLs redacted (``config.redacted``):
+    the effective configuration, short enough to read in the start-up log line."""
+    redacted = config.redacted(settings)
+    flags = []
+    for option in OPTIONS:
+        value = getattr(getattr(settings, option.group), option.name)
+        if value == default_of(option):
+            continue
+        on, _, off = option.flag.partition("/")
+        if isinstance(value, bool) and off:
+            flags.append(on if value else off)
+            continue
+        found = redacted[option.group][option.name]
+        text = ",".join(map(str, found)) if isinstance(found, list | tuple) else str(found)
+        flags.append(f"{on}={text if _SHELL_WORD.fullmatch(text) else shlex.quote(text)}")
+    return flags
 
 
 def described(env: str) -> str:

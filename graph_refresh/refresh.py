@@ -38,6 +38,7 @@ from graph_refresh.scheduler import Result, dry_run, submit
 from graph_refresh.store import open_store
 from graph_refresh.store.base import PAGE_SIZE, GraphStore
 from graph_refresh.templates import JobTemplates, load_job_templates, read_template_dir
+from graph_refresh.text import plural
 from graph_refresh.times import format_time
 from graph_refresh.waiting import state as lane_state
 from graph_refresh.waiting import store as requests_store
@@ -84,12 +85,12 @@ def read_cluster_view(cluster: kube.Cluster, namespace: str, now: float, *, keep
             keep_completed=keep_completed,
         )
     logger.info(
-        "middletier %r: %d items with owned Jobs (%d live, %d failed), %d ResourceQuotas",
+        "middletier %r: %s with owned Jobs (%d live, %d failed), %s",
         namespace,
-        len(view.latest),
+        plural(len(view.latest), "item"),
         sum(view.live.values()),
         len(view.failures),
-        len(view.quotas),
+        plural(len(view.quotas), "ResourceQuota"),
     )
     return view
 
@@ -313,12 +314,11 @@ def _say_learned(history: History) -> None:
     for entry in history.quarantined_now:
         item = entry.item
         logger.warning(
-            "Quarantined %s%s %s %s after %d failures (last: %s) until %s",
-            item.kind,
-            f" {item.solver}" if item.solver else "",
+            "Quarantined %s %s %s after %s (last: %s) until %s",
+            item.solver or item.kind,
             item.package,
             item.version,
-            entry.failures,
+            plural(entry.failures, "failure"),
             entry.cause,
             format_time(expires_at(entry, quarantine)),
         )

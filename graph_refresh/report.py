@@ -15,6 +15,7 @@ from graph_refresh import __version__
 from graph_refresh.items import ANALYZER, KINDS, SOLVER, Kind
 from graph_refresh.retry.model import ESCALATING, Cause
 from graph_refresh.secrets import mask
+from graph_refresh.text import plural
 
 
 class SkipReason(enum.StrEnum):
@@ -89,18 +90,39 @@ class Counts:
             total.backlog = None
         return total
 
-    def describe(self) -> str:
-        """``examined=… scheduled=… already_scheduled=… failed=… skipped={reason=n,…} backlog=n|? retried={…}``
-        for a log line."""
-        skipped = ",".join(
-            f"{reason}={self.skipped[reason]}" for reason in sorted(self.skipped) if self.skipped[reason]
-        )
-        retried = ",".join(f"{cause}={self.retried[cause]}" for cause in RETRY_CAUSES if self.retried[cause])
-        backlog = "?" if self.backlog is None else str(self.backlog)
-        return (
-            f"examined={self.examined} scheduled={self.scheduled} already_scheduled={self.already_scheduled} "
-            f"failed={self.failed} skipped={{{skipped}}} backlog={backlog} retried={{{retried}}}"
-        )
+    def summed_up(self) -> str:
+        """``411 examined, 396 scheduled (2 retries), 15 skipped, backlog 411`` for the summary line: the totals
+        (zeros left out but for examined and scheduled), not their breakdown by reason or cause."""
+        retries = sum(self.retried.values())
+        parts = [f"{self.examined:,} examined", f"{self.scheduled:,} scheduled"]
+        if retries:
+            parts[-1] += f" ({plural(retries, 'retry')})"
+        parts += [
+            f"{number:,} {what}"
+            for number, what in (
+                (self.already_scheduled, "already present"),
+                (self.failed, "failed"),
+                (sum(self.skipped.values()), "skipped"),
+            )
+            if number
+        ]
+        if self.backlog is not None:
+            parts.append(f"backlog {self.backlog:,}")
+        return ", ".join(parts)
+
+    def untabled(self) -> str:
+        """What the plan table does not say of the stream: its retries by cause and those at a cap, its items in
+        quarantine, and the lanes of what it scheduled when any came ahead of the backlog; empty when none."""
+        parts = []
+        retried = [f"{cause} {self.retried[cause]:,}" for cause in RETRY_CAUSES if self.retried[cause]]
+        if retried:
+            at_cap = [f"{cause} {self.at_cap[cause]:,}" for cause in CAP_CAUSES if self.at_cap[cause]]
+            parts.append(f"retries {', '.join(retried)}" + (f" (at the cap: {', '.join(at_cap)})" if at_cap else ""))
+        if self.quarantined:
+            parts.append(f"{self.quarantined:,} in quarantine")
+        if self.lanes["requested"] or self.lanes["fresh"]:
+            parts.append("scheduled by lane: " + ", ".join(f"{lane} {self.lanes[lane]:,}" for lane in LANES))
+        return "; ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -176,6 +198,8 @@ class RunReport:
     stopped_by: dict[str, str | None] = field(default_factory=lambda: dict.fromkeys(KINDS, None))
     stopped_by_limit: dict[str, str | None] = field(default_factory=lambda: dict.fromkeys(KINDS, None))
     """Which limit stopped a kind: ``--eager-stop``, ``--max-in-flight`` or ``ResourceQuota 'q': resource``."""
+    off: frozenset[str] = frozenset()
+    """The kinds this run does not schedule (``--no-solvers``, ``--no-package-analyzers``)."""
     failures: list[CreateFailure] = field(default_factory=list)
     quarantined: list[QuarantinedItem] = field(default_factory=list)
     """Every item in quarantine (the report lists the first QUARANTINED_LISTED by end of quarantine)."""
@@ -247,13 +271,16 @@ class RunReport:
         return mask(json.dumps(_masked(self.to_dict()), indent=2)) + "\n"
 
     def summary_line(self) -> str:
-        """One line for the log: per kind, what was examined, scheduled and skipped, and the exit code."""
+        """The run in one line for the log: how it ended, then per kind its totals (``Counts.summed_up``) and what
+        stopped it, or ``off``. Short, so that it reads on a terminal: the report has the breakdowns."""
         parts = []
         for kind in KINDS:
-            stop = (
-                f" stopped_by={self.stopped_by[kind]} ({self.stopped_by_limit[kind]})" if self.stopped_by[kind] else ""
-            )
-            parts.append(f"{kind}: {self.totals(kind).describe()}{stop}")
+            if kind in self.off:
+                parts.append(f"{kind} off")
+                continue
+            reason, limit = self.stopped_by[kind], self.stopped_by_limit[kind]
+            stop = "" if reason is None else f", stopped by {reason}" + (f" ({limit})" if limit else "")
+            parts.append(f"{kind}: {self.totals(kind).summed_up()}{stop}")
         mode = "server dry run" if self.server_dry_run else "dry run" if self.dry_run else "run"
         return f"graph-refresh {mode} finished in {self.duration_seconds:.2f}s, exit {self.exit_code}; " + "; ".join(
             parts
@@ -265,18 +292,21 @@ class RunReport:
 
         ``scheduled`` counts the Jobs created, or in a dry run those that would be; ``retries`` is the part of
         them that retries a failed Job; ``skipped`` is broken down by reason on the line below the row;
-        ``backlog`` is ``?`` when it was not counted. Numbers from a million on are abbreviated (``1.23M``: the
-        report has them in full), and a stream name too long for its column gets a line of its own.
+        ``backlog`` is ``?`` when it was not counted; a kind the run does not schedule is ``off``. Numbers from a
+        million on are abbreviated (``1.23M``: the report has them in full), and a stream name too long for its
+        column gets a line of its own.
         """
         rows = [(name, counts) for name, counts in sorted(self.solvers.items())]
         rows += [("(all solvers)", self.totals(SOLVER)), (ANALYZER, self.analyzer)]
-        figures = [_figures(counts) for _, counts in rows]
+        off = {"(all solvers)": SOLVER in self.off, ANALYZER: ANALYZER in self.off}
+        figures = [["off", *[""] * (len(_COLUMNS) - 1)] if off.get(name) else _figures(c) for name, c in rows]
         widths = [max(len(cell) for cell in [header, *(f[i] for f in figures)]) for i, header in enumerate(_COLUMNS)]
-        numbers_width = sum(widths) + 2 * len(widths)
+        gap = "  " if sum(widths) + 2 * len(widths) + len("stream") <= width else " "  # a narrow terminal: one
+        numbers_width = sum(widths) + len(gap) * len(widths)
         name_width = max(len("stream"), min(max(len(name) for name, _ in rows), width - numbers_width))
 
         def line(name: str, cells: list[str]) -> str:
-            return name.ljust(name_width) + "".join("  " + cell.rjust(w) for cell, w in zip(cells, widths, strict=True))
+            return name.ljust(name_width) + "".join(gap + cell.rjust(w) for cell, w in zip(cells, widths, strict=True))
 
         lines = [line("stream", list(_COLUMNS))]
         for (name, counts), cells in zip(rows, figures, strict=True):
@@ -295,7 +325,7 @@ class RunReport:
                     subsequent_indent="    ",
                     break_on_hyphens=False,
                 )
-        return "\n".join(text.rstrip() for text in lines)
+        return "\n".join(row.rstrip() for row in lines)
 
 
 def _figures(c: Counts) -> list[str]:

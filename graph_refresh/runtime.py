@@ -9,6 +9,7 @@ import contextlib
 import gc
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -25,6 +26,7 @@ from graph_refresh.config import DEFAULT_PROGRESS_EVERY_SECONDS
 from graph_refresh.errors import ConfigError, Interrupted
 from graph_refresh.options import LOG_LEVELS
 from graph_refresh.secrets import MaskingFilter
+from graph_refresh.text import MIN_COLUMNS, columns, plural, shown, tamed, wrapped
 
 logger = logging.getLogger("graph_refresh")
 
@@ -45,7 +47,7 @@ def check_log_levels() -> None:
         elif value.strip().upper() in logging.getLevelNamesMapping():
             os.environ[name] = value.strip().upper()
         else:
-            raise ConfigError(f"{name}={value!r} is not a log level ({', '.join(LOG_LEVELS)})")
+            raise ConfigError(f"{name}={shown(value)} is not a log level ({', '.join(LOG_LEVELS)})")
 
 
 def init_logging() -> None:
@@ -65,9 +67,43 @@ def init_logging() -> None:
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, MaskingFilter) for f in handler.filters):
             handler.addFilter(MaskingFilter())
+            handler.addFilter(TamingFilter())
         # daiquiri binds sys.stderr as it was at import; log to the stderr of now (tests, redirections).
         if type(handler) is not logging.FileHandler and isinstance(handler, logging.StreamHandler):
             handler.setStream(sys.stderr)
+            plain = not type(handler.formatter).__module__.startswith("jsonformatter")  # JSON lines stay whole
+            if plain and handler.formatter is not None and not isinstance(handler.formatter, FittingFormatter):
+                handler.setFormatter(FittingFormatter(handler.formatter, handler))
+
+
+class TamingFilter(logging.Filter):
+    """A handler filter: the record's message, whatever it echoes from outside, made safe for a terminal
+    (``text.tamed``: characters a terminal acts on escaped, overlong words cut)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = tamed(record.getMessage())
+        record.args = None
+        return True
+
+
+_COLOUR_AT_END = re.compile(r"(?:\x1b\[[0-9;]*m)+$")  # a plain line's colour stop (on a terminal)
+
+
+class FittingFormatter(logging.Formatter):
+    """A plain log line, as ``inner`` formats it, fitted to the width of the stream ``handler`` writes to
+    (``text.columns``, at least ``text.MIN_COLUMNS``): a longer line goes on, indented, on the lines below
+    (design: Lines a person reads)."""
+
+    def __init__(self, inner: logging.Formatter, handler: logging.StreamHandler[TextIO]) -> None:
+        super().__init__()
+        self.inner = inner
+        self.handler = handler
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = self.inner.format(record)
+        stop = _COLOUR_AT_END.search(line)
+        end = "" if stop is None else stop.group()
+        return wrapped(line[: len(line) - len(end)], max(columns(self.handler.stream), MIN_COLUMNS)) + end
 
 
 @dataclass
@@ -269,23 +305,11 @@ class Progress:
     def _draw(self) -> None:
         now = self.clock()
         text = f"[{now - self.started:.0f}s] {self.describe(now, short=True)}"
-        width = self._columns() - 1  # a line as wide as the terminal would wrap, and then not be erased
+        width = columns(self.stream) - 1  # a line as wide as the terminal would wrap, and then not be erased
         with self._lock:
             self.stream.write(_CLEAR_LINE + text[:width])
             self.stream.flush()
             self._shown = True
-
-    def _columns(self) -> int:
-        """The terminal's width: ``COLUMNS`` when set, else the size of the terminal on our stream (standard
-        output may go to a file), else 80."""
-        variable = os.environ.get("COLUMNS", "")
-        if variable.isdigit() and int(variable) > 1:
-            return int(variable)
-        try:
-            columns = os.get_terminal_size(self.stream.fileno()).columns
-        except (OSError, ValueError):
-            return 80
-        return columns if columns > 1 else 80  # 0: the terminal does not say
 
     def _log_when_due(self) -> None:
         """Without a terminal: the progress line, when ``every`` seconds have passed since the last one (or
@@ -361,4 +385,4 @@ def warn_each(problems: list[str], source: str, *, limit: int = NAMED_WARNINGS) 
     for problem in problems[:limit]:
         logger.warning("%s: %s", source, problem)
     if len(problems) > limit:
-        logger.warning("%s: %d more problems like these, not shown", source, len(problems) - limit)
+        logger.warning("%s: %s like these, not shown", source, plural(len(problems) - limit, "more problem"))

@@ -19,7 +19,7 @@ from graph_refresh.refresh import Externals
 
 from .fakes.dgraph import make_tls_files
 from .fakes.kube import FakeKube
-from .helpers import CONFIG_ENV, EXAMPLE_TEMPLATES, SAMPLE_GRAPH, Harness, load_yaml_documents
+from .helpers import CONFIG_ENV, EXAMPLE_TEMPLATES, SAMPLE_GRAPH, Harness, load_yaml_documents, unwrapped
 
 os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
@@ -79,11 +79,28 @@ def template_dir(tmp_path: Path) -> Callable[..., Path]:
 
 @pytest.fixture
 def run_cli() -> Callable[..., Result]:
-    """Invoke the CLI in-process; ``obj`` carries the test seams (sleep, now, connect)."""
+    """Invoke the CLI in-process; ``obj`` carries the test seams (sleep, now, connect). Its log and error lines,
+    wrapped to 100 columns, come back unwrapped (``helpers.unwrapped``) unless ``wrapped``."""
 
-    def invoke(args: list[str], env: dict[str, str] | None = None, **seams: Any) -> Result:
+    def invoke(args: list[str], env: dict[str, str] | None = None, *, wrapped: bool = False, **seams: Any) -> Result:
         seams.setdefault("now", lambda: 0.0)  # the first hour of 1970: the stream order does not rotate under a test
-        return CliRunner().invoke(cli.main, args, env=env, obj=Externals(**seams), catch_exceptions=False)
+        result = CliRunner().invoke(cli.main, args, env=env, obj=Externals(**seams), catch_exceptions=False)
+        if wrapped:
+            return result
+
+        def joined(data: bytes) -> bytes:
+            return unwrapped(data.decode("utf-8", "replace")).encode()
+
+        return Result(
+            result.runner,
+            result.stdout_bytes,
+            joined(result.stderr_bytes),
+            joined(result.output_bytes),
+            result.return_value,
+            result.exit_code,
+            result.exception,
+            result.exc_info,
+        )
 
     return invoke
 

@@ -5,13 +5,17 @@ Fixtures live in conftest.py; everything here is a plain function, constant or c
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import json
 import os
 import pty
+import re
 import socket
+import struct
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +26,7 @@ from click.testing import Result
 
 from graph_refresh import cli
 from graph_refresh.items import SOLVER, Candidate, WorkItem
+from graph_refresh.text import CONTINUATION
 
 from .fakes.kube import FakeKube, Request
 
@@ -87,16 +92,48 @@ def assert_balanced(report: dict[str, Any]) -> None:
         assert counts["examined"] == outcomes + sum(counts["skipped"].values()), counts
 
 
-def run_app(args: list[str], env: dict[str, str], *, terminal: bool, code: int = 0) -> str:
-    """Run app.py with stderr on a pseudo-terminal or a pipe; return what it wrote to stderr."""
+# The start of a plain log line (thoth-common's format; on a terminal, after the live line's erasure) or of
+# click's error line: what a wrapped line continues.
+WRAPPED_LINE = re.compile(r"(^|\r\x1b\[K)(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} |Error: )")
+
+
+def unwrapped(text: str) -> str:
+    """``text`` with each log line and error line that was wrapped to fit its width (graph_refresh.text.wrapped)
+    on one line again, for tests about what is said rather than how it is laid out."""
+    lines: list[str] = []
+    joining = False
+    for line in text.replace("\r\n", "\n").split("\n"):  # a terminal ends its lines with \r\n
+        if joining and line.startswith(CONTINUATION) and line.strip():
+            lines[-1] += " " + line[len(CONTINUATION) :]
+            continue
+        joining = WRAPPED_LINE.search(line) is not None
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def run_app(
+    args: list[str],
+    env: dict[str, str],
+    *,
+    terminal: bool,
+    code: int = 0,
+    stdout_too: bool = False,
+    width: int | None = None,
+) -> str:
+    """Run app.py with stderr on a pseudo-terminal or a pipe; return what it wrote to stderr (``stdout_too``:
+    standard output as well, on the same terminal, or first when piped). ``width``: the terminal's size in
+    columns, as a resized window sets it (unset, the terminal does not say)."""
     env = {**os.environ, **env}
     cmd = [sys.executable, "app.py", *args]
     if not terminal:
         done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
         assert done.returncode == code, done.stderr
-        return done.stderr
+        return done.stdout + done.stderr if stdout_too else done.stderr
     primary, secondary = pty.openpty()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=secondary)
+    if width is not None:
+        fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 50, width, 0, 0))
+    stdout = secondary if stdout_too else subprocess.DEVNULL
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=stdout, stderr=secondary)
     os.close(secondary)
     chunks = []
     while True:

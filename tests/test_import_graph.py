@@ -18,7 +18,7 @@ import pytest
 from bench.bench_import import write_graph
 from graph_refresh.store.sqlite import SQLiteStore
 
-from .helpers import EXAMPLE_TEMPLATES, ROOT, SAMPLE_GRAPH
+from .helpers import EXAMPLE_TEMPLATES, ROOT, SAMPLE_GRAPH, unwrapped
 
 BIG_GRAPH_RECORDS = 400_000  # several seconds of importing: a signal sent once it has started lands mid-import
 
@@ -31,10 +31,12 @@ def big_graph(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def app(*args: str, store: Path) -> subprocess.CompletedProcess[str]:
+    """app.py in a child process; its log lines come back unwrapped."""
     env = {**os.environ, "GRAPH_REFRESH_SQLITE_PATH": str(store), "GRPC_VERBOSITY": "NONE"}
-    return subprocess.run(
+    done = subprocess.run(
         [sys.executable, "app.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
     )
+    return subprocess.CompletedProcess(done.args, done.returncode, done.stdout, unwrapped(done.stderr))
 
 
 def dry_run_report(store: Path) -> dict[str, Any]:
@@ -45,7 +47,8 @@ def dry_run_report(store: Path) -> dict[str, Any]:
 
 
 def interrupted_import(graph: Path, store: Path, started: Callable[[], bool], number: signal.Signals) -> str:
-    """Import ``graph`` in a child process, send it ``number`` once ``started()``; return its stderr (exit 1)."""
+    """Import ``graph`` in a child process, send it ``number`` once ``started()``; return its stderr, unwrapped
+    (exit 1)."""
     env = {**os.environ, "GRAPH_REFRESH_SQLITE_PATH": str(store), "GRPC_VERBOSITY": "NONE"}
     command = [sys.executable, "app.py", "import-graph", str(graph)]
     with subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True) as process:
@@ -61,7 +64,7 @@ def interrupted_import(graph: Path, store: Path, started: Callable[[], bool], nu
             raise
     assert process.returncode == 1, stderr
     assert "Traceback" not in stderr
-    return stderr
+    return unwrapped(stderr)
 
 
 @pytest.mark.timeout(120)

@@ -215,6 +215,10 @@ def test_with_the_graph_sync_behind_a_run_schedules_requests_only(cluster: Harne
     result, report = cluster.run(now=lambda: T0 + HOUR, env=env)
     assert "the graph sync is behind" in result.stderr
     assert report["totals"]["solver"]["stopped_by"] == "sync-lag" == report["totals"][ANALYZER]["stopped_by"]
+    (summary,) = [line for line in result.stderr.splitlines() if "run finished in" in line]
+    assert summary.count("stopped by sync-lag;") == 1
+    assert summary.endswith("stopped by sync-lag")
+    assert "None" not in summary
     assert lanes(report) == {"requested": 3, "fresh": 0, "backlog": 0}
     _, report = cluster.run(now=lambda: T0 + HOUR, env={"THOTH_GRAPH_REFRESH_MAX_AWAITING_SYNC": "3"})
     assert report["totals"]["solver"]["stopped_by"] != "sync-lag", "under the threshold: every lane"

@@ -178,10 +178,39 @@ def test_the_plan_table_fits_100_columns_with_long_names_and_large_numbers() -> 
     assert all(f"{reason} 1G" in skipped for reason in SKIP_REASONS)
 
 
-def test_the_summary_line_gives_backlog_and_retries() -> None:
-    line = a_report().summary_line()
-    assert "backlog=? retried={disrupted=1,oom=1}" in line
-    assert "backlog=7 retried={}" in line
+def test_on_a_narrow_terminal_the_plan_table_closes_up_its_columns() -> None:
+    table = a_report().plan_table(64)
+    assert max(map(len, table.splitlines())) <= 64, table
+    assert table.splitlines()[0] == "stream examined scheduled retries already failed skipped backlog"
+    assert a_report().plan_table().splitlines()[0].startswith("stream                 examined  scheduled")
+
+
+def test_the_summary_line_gives_totals_backlog_retries_and_what_stopped_a_kind() -> None:
+    report = a_report()
+    report.stop("package-analyzer", "sync-lag")
+    line = report.summary_line()
+    assert "solver: 4 examined, 3 scheduled (2 retries), 1 skipped;" in line, "no backlog: one was not counted"
+    assert "package-analyzer: 2 examined, 0 scheduled, 1 failed, 1 skipped, backlog 7, stopped by sync-lag" in line
+    assert "None" not in line
+    report.stop("solver", "eager-stop", "--eager-stop")
+    assert "stopped by eager-stop (--eager-stop)" in report.summary_line()
+
+
+def test_a_kind_the_run_does_not_schedule_is_off_in_the_summary_and_the_table() -> None:
+    report = RunReport(dry_run=True, store="sqlite", off=frozenset({"package-analyzer"}))
+    report.solvers["solver-ubi-8-py38"] = Counts(examined=1, scheduled=1, backlog=1)
+    assert report.summary_line().endswith("; package-analyzer off")
+    assert report.plan_table().splitlines()[-1].split() == ["package-analyzer", "off"]
+    assert "?" not in report.plan_table()
+
+
+def test_what_the_plan_table_does_not_say_of_a_stream() -> None:
+    report = a_report()
+    ubi = report.solvers["solver-ubi-8-py38"]
+    assert ubi.untabled() == "retries disrupted 1, oom 1 (at the cap: oom 1); 1 in quarantine"
+    ubi.lanes.update({"requested": 1, "backlog": 1})
+    assert ubi.untabled().endswith("; scheduled by lane: requested 1, fresh 0, backlog 1")
+    assert report.solvers["solver-fedora-34-py39"].untabled() == "", "the table says it all"
 
 
 # --- secrets ------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ label of its Jobs). The value is one compact JSON object::
 Values come from outside (anyone allowed to update the ConfigMap may write one), so reading is bounded: a
 time outside the years 1970-9999, a count or attempt number above ``MAX_NUMBER``, a quantity or deadline out
 of range, or anything else that cannot be read drops the entry with a warning naming its key (the warning
-shows at most ``SHOWN_CHARACTERS`` of any value), and the next real run writes the ledger without it.
+shows at most ``text.SHOWN_CHARACTERS`` of any value), and the next real run writes the ledger without it.
 
 Size: a ConfigMap holds at most 1 MiB of data. ``bound`` drops entries whose last failure is older than the
 quarantine period first, then the oldest failures, until the data fits under ``MAX_DATA_BYTES``.
@@ -58,6 +58,7 @@ from graph_refresh.retry.model import (
     expires_at,
     is_item_key,
 )
+from graph_refresh.text import SHOWN_CHARACTERS, cut, shown
 from graph_refresh.times import format_time, parse_time
 
 LEDGER_NAME = "graph-refresh-ledger"
@@ -73,16 +74,8 @@ MAX_SECONDS = 2**31 - 1  # the largest deadline read (Kubernetes keeps activeDea
 
 MAX_MEMORY_BYTES = 2**63 - 1  # the largest memory quantity read: what Kubernetes can hold
 
-SHOWN_CHARACTERS = 60  # of a value quoted in a warning: a 500 kB value is not a log line
-
 # A key the learning release wrote (learning now goes by attempt number): read as nothing, dropped on write.
 RETIRED_KEYS = frozenset({"learned-until"})
-
-
-def shown(value: object) -> str:
-    """``repr(value)`` cut to ``SHOWN_CHARACTERS`` for a warning (the rest as ``...``)."""
-    text = repr(value)
-    return text if len(text) <= SHOWN_CHARACTERS else text[: SHOWN_CHARACTERS - 3] + "..."
 
 
 def encode(entry: LedgerEntry) -> str:
@@ -129,7 +122,7 @@ def decode(key: str, text: str) -> LedgerEntry:
     try:
         value = json.loads(text)
     except (ValueError, RecursionError) as error:
-        raise _Unreadable(f"not JSON ({str(error)[:SHOWN_CHARACTERS]})") from None
+        raise _Unreadable(f"not JSON ({cut(str(error), SHOWN_CHARACTERS)})") from None
     if not isinstance(value, dict):
         raise _Unreadable("not a JSON object")
     kind = value.get("kind")

@@ -24,7 +24,6 @@ from graph_refresh.items import ANALYZER, SOLVER, WorkItem, is_package_name, is_
 from graph_refresh.owned import FailedAttempt, JobState, OwnedJobs
 from graph_refresh.quantity import Cap, double_quantity, parse_quantity
 from graph_refresh.report import SkipReason
-from graph_refresh.retry.codec import shown
 from graph_refresh.retry.failures import SECTIONS, FailedJob, containers_of, get, quantity_text, seconds
 from graph_refresh.retry.model import (
     CHARGED,
@@ -36,6 +35,7 @@ from graph_refresh.retry.model import (
     expires_at,
     is_item_key,
 )
+from graph_refresh.text import shown
 
 _MAX_BACKOFF_EXPONENT = 64  # 2^64 back-offs outlast any quarantine; the cap only keeps floats finite
 

@@ -32,6 +32,7 @@ from graph_refresh.retry.codec import (
 )
 from graph_refresh.retry.model import LedgerEntry
 from graph_refresh.runtime import warn_each
+from graph_refresh.text import plural, shown
 
 logger = logging.getLogger(__name__)
 
@@ -81,10 +82,12 @@ def read(
         return Ledger()
     ledger, problems = _parsed(*found, other_keys=other_keys)
     entries, future = clamp_future(ledger.entries, now)
-    problems += [f"ledger entry {key!r} failed later than this run's clock: taken as failing now" for key in future]
+    problems += [
+        f"ledger entry {shown(key)} failed later than this run's clock: taken as failing now" for key in future
+    ]
     warn_each(problems, f"Ledger {LEDGER_NAME}")
     failing = sum(1 for entry in entries.values() if entry.failures)
-    logger.info("Ledger %s: %d entries, %d with charged failures", LEDGER_NAME, len(entries), failing)
+    logger.info("Ledger %s: %s, %d with charged failures", LEDGER_NAME, plural(len(entries), "entry"), failing)
     return replace(ledger, entries=entries)
 
 
@@ -118,12 +121,12 @@ def write(
         kept, _expired, oldest = bound(ours, now, expire_after=expire_after, max_bytes=room)
         if oldest:
             named = ", ".join(
-                f"{e.key} ({e.item.package} {e.item.version}, {e.failures} failures)" for e in oldest[:10]
+                f"{e.key} ({e.item.package} {e.item.version}, {plural(e.failures, 'failure')})" for e in oldest[:10]
             )
             logger.warning(
-                "Ledger %s is full: the %d oldest entries were dropped (their items start again): %s%s",
+                "Ledger %s is full: %s dropped (their items start again): %s%s",
                 LEDGER_NAME,
-                len(oldest),
+                "the oldest entry was" if len(oldest) == 1 else f"the {len(oldest)} oldest entries were",
                 named,
                 ", ..." if len(oldest) > 10 else "",
             )
@@ -133,7 +136,7 @@ def write(
                 cluster.create_configmap(namespace, LEDGER_NAME, data, OWNED_LABELS)
             else:
                 cluster.replace_configmap(namespace, LEDGER_NAME, data, version, labels=OWNED_LABELS)
-            logger.info("Ledger %s written: %d entries", LEDGER_NAME, len(kept))
+            logger.info("Ledger %s written: %s", LEDGER_NAME, plural(len(kept), "entry"))
             return Written(True)
         except (AlreadyExists, Conflict):
             logger.info("Ledger %s changed since it was read: merging", LEDGER_NAME)

@@ -12,9 +12,9 @@ from typing import Any
 
 from graph_refresh.fate import Create, Fate, Skipped
 from graph_refresh.items import ANALYZER, Kind
-from graph_refresh.printable import escaped
 from graph_refresh.report import SkipReason
 from graph_refresh.retry.model import Cause, LedgerEntry
+from graph_refresh.text import one_line
 from graph_refresh.times import format_time
 from graph_refresh.waiting.lanes import OpenRequest
 from graph_refresh.waiting.state import RunRecord
@@ -94,9 +94,9 @@ def _one(facts: StreamFacts, *, runs: Sequence[RunRecord], now: float) -> dict[s
     next_job = _next_job(fate)
     if facts.request is not None:
         request = facts.request
-        by = None if request.first.by is None else escaped(request.first.by)
+        by = None if request.first.by is None else one_line(request.first.by)
         since = format_time(request.requested_at)
-        return {**out, "state": "requested", "since": since, "by": by, "key": escaped(request.first.key), **next_job}
+        return {**out, "state": "requested", "since": since, "by": by, "key": one_line(request.first.key), **next_job}
     if facts.paused:
         return {**out, "state": "paused", "reason": "sync-lag: the graph sync is behind, requests only", **next_job}
     if facts.lane is None:

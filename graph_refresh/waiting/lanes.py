@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from graph_refresh.items import ANALYZER, Candidate, Kind, WorkItem
-from graph_refresh.printable import shown
+from graph_refresh.text import cell
 from graph_refresh.waiting.requests import Request, Unreadable, expired, stamped
 from graph_refresh.waiting.state import Completions
 from graph_refresh.waiting.trust import TrustedIndexes, store_spelling
@@ -145,7 +145,7 @@ def sort_requests(
         spelling = trusted.spelling(request.candidate.index_url)
         if spelling is None:
             warning = (
-                f"request '{shown(request.key, 60)}' dropped: its index is not one this deployment trusts "
+                f"request '{cell(request.key, 60)}' dropped: its index is not one this deployment trusts "
                 f"(trusted: {trusted.described()}; add one with --allowed-index)"
             )
             outcome.dropped.append(Ended(request.key, request.value, "untrusted index", warning))
@@ -155,7 +155,7 @@ def sort_requests(
             at = float(int(now))
             outcome.stamps[request.key] = (request.value, stamped(request.value, at))
         if expired(at, now, ttl_seconds):
-            what = f"request '{shown(request.key, 60)}' for {request.package}=={request.version}"
+            what = f"request '{cell(request.key, 60)}' for {request.package}=={request.version}"
             warning = f"{what} expired after --request-ttl: dropped, not done"
             outcome.expired.append(Ended(request.key, request.value, "expired", warning))
             continue
@@ -196,7 +196,7 @@ def sort_requests(
         )
         if lost:
             warning = (
-                f"request '{shown(first.key, 60)}' for {candidate.package_name}=={candidate.package_version} dropped: "
+                f"request '{cell(first.key, 60)}' for {candidate.package_name}=={candidate.package_version} dropped: "
                 f"{COMPLETIONS_TO_GIVE_UP} Jobs of {', '.join(lost)} completed but the graph still lacks the result "
                 "(graph sync is losing results: check it)"
             )

@@ -24,13 +24,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from graph_refresh.items import Candidate, invalid_reason, normalize_name
-from graph_refresh.printable import shown
+from graph_refresh.text import SHOWN_CHARACTERS, cell, shown
 from graph_refresh.times import format_time, parse_time
 
 REQUESTS_NAME = "graph-refresh-requests"
 DEFAULT_INDEX = "https://pypi.org/simple"
 MAX_BY = 200  # characters of "by" kept: who asked, not a document
-SHOWN_CHARACTERS = 60  # of a key or value quoted in a warning
 
 
 @dataclass(frozen=True)
@@ -70,7 +69,7 @@ class Unreadable:
 
     @property
     def warning(self) -> str:
-        return f"request '{shown(self.key, SHOWN_CHARACTERS)}' dropped: {self.reason}"
+        return f"request '{cell(self.key, SHOWN_CHARACTERS)}' dropped: {self.reason}"
 
 
 def request_key(candidate: Candidate) -> str:
@@ -84,7 +83,7 @@ def new_request(candidate: Candidate, *, now: float, by: str | None) -> Request:
     says what would make a run skip it."""
     reason = invalid_reason(candidate)
     if reason:
-        raise ValueError(f"{shown(candidate.package_name, 80)}=={shown(candidate.package_version, 40)}: {reason}")
+        raise ValueError(f"{cell(candidate.package_name, 80)}=={cell(candidate.package_version, 40)}: {reason}")
     if by is not None and (len(by) > MAX_BY or not by.isprintable()):
         raise ValueError(f"--by must be printable text of at most {MAX_BY} characters")
     request = Request(request_key(candidate), candidate, float(int(now)), by or None)
@@ -143,7 +142,7 @@ def decode(key: str, text: str) -> Request:
 
 
 def _quoted(value: object) -> str:
-    return shown(json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value), 60)
+    return shown(value) if isinstance(value, str) else cell(json.dumps(value, ensure_ascii=False), SHOWN_CHARACTERS)
 
 
 def from_data(data: Mapping[str, str]) -> tuple[list[Request], list[Unreadable]]:

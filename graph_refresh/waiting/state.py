@@ -21,8 +21,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from graph_refresh.items import ANALYZER
-from graph_refresh.printable import shown
 from graph_refresh.retry.model import MAX_NUMBER, is_item_key
+from graph_refresh.text import cell
 from graph_refresh.times import format_time, parse_time
 
 CURSORS_KEY = "fresh-cursors"
@@ -136,11 +136,11 @@ def decode_cursors(text: object) -> tuple[dict[str, int], list[str]]:
     problems: list[str] = []
     for stream, position in value.items():
         if not (stream == ANALYZER or _SOLVER_NAME.fullmatch(stream)) or len(cursors) >= MAX_STREAMS:
-            problems.append(f"{CURSORS_KEY}: '{shown(stream, SHOWN)}' is no stream a run has: dropped")
+            problems.append(f"{CURSORS_KEY}: '{cell(stream, SHOWN)}' is no stream a run has: dropped")
         elif isinstance(position, int) and not isinstance(position, bool) and 0 <= position <= MAX_POSITION:
             cursors[str(stream)] = position
         else:
-            problems.append(f"{CURSORS_KEY} of '{shown(stream, SHOWN)}' is not a position: it starts anew")
+            problems.append(f"{CURSORS_KEY} of '{cell(stream, SHOWN)}' is not a position: it starts anew")
     return cursors, problems
 
 
@@ -191,7 +191,8 @@ def decode_runs(text: object) -> tuple[list[RunRecord], list[str]]:
             continue
         assert isinstance(seq, int), "checked above"
         runs.append(RunRecord(seq, at, {str(k): dict(v) for k, v in scheduled.items()}, retry))
-    problems = [f"{RUNS_KEY}: {dropped} records could not be read and were dropped"] if dropped else []
+    unread = "1 record could not be read and was" if dropped == 1 else f"{dropped} records could not be read and were"
+    problems = [f"{RUNS_KEY}: {unread} dropped"] if dropped else []
     return sorted(runs, key=lambda run: (run.seq, run.at))[-RUNS_KEPT:], problems
 
 

@@ -135,5 +135,5 @@ def test_a_full_ledger_drops_its_oldest_entries_naming_them(
     kept = ledger(cluster)
     assert 0 < len(kept) < 40
     assert min(kept) > "0000000000", "the oldest went first"
-    assert "0000000000 (flask 1.0, 1 failures)" in caplog.text
+    assert "0000000000 (flask 1.0, 1 failure)" in caplog.text
     assert "oldest entries were dropped" in caplog.text

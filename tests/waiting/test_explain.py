@@ -163,8 +163,8 @@ def test_explain_escapes_what_someone_wrote_into_a_request(cluster: Harness) -> 
     assert "\u202e" not in text.stdout
     assert len(text.stdout.splitlines()) == 1 + len(STREAMS), "no forged line"
     rows = explained(cluster, "flask==1.0", T0)
-    assert rows[ANALYZER]["by"] == "eve\\x1b[2J\\x0a  solver-fedora-34-py39  solved\\u202e"
-    assert rows[ANALYZER]["key"] == "k\\x0a"
+    assert rows[ANALYZER]["by"] == "eve\\x1b[2J\\n  solver-fedora-34-py39  solved\\u202e"
+    assert rows[ANALYZER]["key"] == "k\\n"
 
 
 def test_explain_of_a_failed_job_not_yet_learned_is_what_the_next_run_does(cluster: Harness) -> None:

@@ -261,7 +261,7 @@ def test_hostile_text_from_the_configmap_is_escaped_in_every_output(requests: Re
         assert "\u202e" not in listed.stdout
         assert "flask==9.9" not in listed.stdout.splitlines()[-1][:12]
     rows = json.loads(requests.cli("request", "--list", "--json").stdout)
-    assert rows[0]["by"] == "eve\\x1b[2J\\x0aflask==9.9 (forged)\\u202eevil"
+    assert rows[0]["by"] == "eve\\x1b[2J\\nflask==9.9 (forged)\\u202eevil"
     assert rows[0]["key"] == "k\\x1b[31m"
     lines = requests.cli("request", "--list").stdout.splitlines()
     assert len(lines) == 2, "a newline in a value adds no row"
