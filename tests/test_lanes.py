@@ -192,6 +192,7 @@ def test_requests_that_expire_or_cannot_be_read_are_dropped_by_a_real_run_with_a
     result, report = cluster.run(now=lambda: T0)
     assert requests_data(cluster) == {}, "a real run removes them"
     assert lanes(report)["requested"] == 0
+    assert result.stderr.count("request 'broken' dropped") == 1, "each warning once a run"
 
 
 def test_a_request_added_while_a_run_removes_others_is_kept(cluster: Harness) -> None:
