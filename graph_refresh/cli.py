@@ -635,13 +635,13 @@ def _add_request(
     now: float,
 ) -> None:
     """File a request, once the graph says the deployment would do the work anyway (docs/lanes.md)."""
-    from graph_refresh.items import Candidate, normalize_name
+    from graph_refresh.items import Candidate, normal_index, normalize_name
     from graph_refresh.refresh import load_templates
     from graph_refresh.store import open_store
     from graph_refresh.waiting import store as requests_store
     from graph_refresh.waiting.lanes import lacking
     from graph_refresh.waiting.requests import DEFAULT_INDEX, encode, new_request
-    from graph_refresh.waiting.trust import TrustedIndexes, normal_index, same_version, store_spelling
+    from graph_refresh.waiting.trust import TrustedIndexes, same_version, store_spelling
 
     package, version = asked
     index = (index_url or DEFAULT_INDEX).strip()
@@ -711,10 +711,10 @@ def _cancel_request(
     ctx: click.Context, cluster: kube.Cluster, namespace: str, target: str, index_url: str | None
 ) -> None:
     """Remove the keys of one request: the key ``target``, or every key asking for ``target`` as PKG==VER."""
-    from graph_refresh.items import normalize_name
+    from graph_refresh.items import normal_index, normalize_name
     from graph_refresh.waiting import store as requests_store
     from graph_refresh.waiting.requests import DEFAULT_INDEX
-    from graph_refresh.waiting.trust import normal_index, same_version
+    from graph_refresh.waiting.trust import same_version
 
     by_key = "==" not in target
     if by_key and index_url:

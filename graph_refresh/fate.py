@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 from graph_refresh.capacity import Capacity, JobCost
 from graph_refresh.items import Candidate, Kind, WorkItem, invalid_reason
-from graph_refresh.owned import JobState, OwnedJobs
-from graph_refresh.report import SkipReason
+from graph_refresh.owned import OwnedJobs
 from graph_refresh.retry.model import AttemptResources, Cause
 from graph_refresh.retry.policy import History, Skip
+from graph_refresh.vocabulary import JobState, SkipReason
 
 logger = logging.getLogger(__name__)
 

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii
 from typing import Literal, NamedTuple
+from urllib.parse import urlsplit
 
 from packaging.utils import canonicalize_name
 
@@ -177,3 +178,27 @@ class WorkItem:
     def requirement(self) -> str:
         """The solver requirement string; arbitrary equality keeps legacy versions working."""
         return f"{self.candidate.package_name}==={self.candidate.package_version}"
+
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def normal_index(url: str) -> str | None:
+    """The form two spellings of one index share: scheme and host lower-cased, the default port left out, no
+    user-info, query or fragment, no trailing ``/``. None when ``url`` is no http(s) URL with a host (or holds
+    what an index URL must not: whitespace, quotes, ``$``)."""
+    scheme, separator, rest = url.strip().partition("://")
+    if not separator or invalid_reason(Candidate("a", "1", f"{scheme.lower()}://{rest}")) is not None:
+        return None
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    if scheme not in DEFAULT_PORTS or not host:
+        return None
+    if ":" in host:  # an IPv6 literal keeps its brackets
+        host = f"[{host}]"
+    netloc = host if port is None or port == DEFAULT_PORTS[scheme] else f"{host}:{port}"
+    return f"{scheme}://{netloc}{parts.path.rstrip('/')}"

@@ -16,7 +16,8 @@ from prometheus_client.exposition import basic_auth_handler, default_handler
 from graph_refresh import __version__
 from graph_refresh.config import redact_url
 from graph_refresh.items import ANALYZER, KINDS, SOLVER
-from graph_refresh.report import CAP_CAUSES, LANES, RETRY_CAUSES, Counts, RequestCounts, RunReport
+from graph_refresh.report import CAP_CAUSES, RETRY_CAUSES, Counts, RequestCounts, RunReport
+from graph_refresh.vocabulary import LANES
 
 logger = logging.getLogger(__name__)
 

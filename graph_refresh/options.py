@@ -150,7 +150,7 @@ def _pushgateway(ctx: click.Context, param: click.Parameter, value: str | None) 
 
 def _indexes(ctx: click.Context, param: click.Parameter, value: str | tuple[str, ...] | None) -> tuple[str, ...]:
     """Comma-separated http(s) index URLs; each must be one a Job may fetch from (no ``$``, quotes, spaces)."""
-    from graph_refresh.waiting.trust import normal_index
+    from graph_refresh.items import normal_index
 
     if not value:
         return ()

@@ -7,7 +7,6 @@ Jobs are classified (why they failed, when, with which resources) so the run can
 
 from __future__ import annotations
 
-import enum
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -26,21 +25,13 @@ from graph_refresh.items import (
     SOLVER,
     WorkItem,
 )
-from graph_refresh.report import SkipReason
-from graph_refresh.retry.failures import FailedJob, attempt_of, cause_of, pods_by_job, resources_of
+from graph_refresh.retry.failures import FailedAttempt, attempt_of, cause_of, pods_by_job, resources_of
 from graph_refresh.retry.model import AttemptResources, ItemId, is_item_key
+from graph_refresh.vocabulary import JobState
 
 logger = logging.getLogger(__name__)
 
 ITEM_ANNOTATIONS = (ANNOTATION_PACKAGE, ANNOTATION_VERSION, ANNOTATION_INDEX)
-
-
-class JobState(enum.Enum):
-    """What the cluster says about an owned Job, and the skip reason it gives its item."""
-
-    IN_FLIGHT = SkipReason.IN_FLIGHT
-    FAILED = SkipReason.FAILED_RECENTLY
-    COMPLETE = SkipReason.AWAITING_SYNC
 
 
 def job_state(job: Mapping[str, Any]) -> JobState:
@@ -55,18 +46,6 @@ def job_state(job: Mapping[str, Any]) -> JobState:
         if condition.get("status") == "True" and condition.get("type") == "Complete":
             return JobState.COMPLETE
     return JobState.IN_FLIGHT
-
-
-@dataclass(frozen=True)
-class FailedAttempt:
-    """One failed owned Job, classified: what a run learns from."""
-
-    failed: FailedJob
-    attempt: int
-    resources: AttemptResources
-    item: ItemId | None
-    """Who failed, from the Job's labels and annotations; None for a Job that lacks them (made by an earlier
-    release, or its item label was removed by hand): it is learned when the item's candidate is met."""
 
 
 @dataclass

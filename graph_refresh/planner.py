@@ -20,7 +20,6 @@ import math
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from graph_refresh.capacity import Capacity, JobCost
@@ -28,22 +27,12 @@ from graph_refresh.config import RetrySettings
 from graph_refresh.fate import Skipped, decide
 from graph_refresh.items import ANALYZER, Candidate, Kind, WorkItem
 from graph_refresh.owned import OwnedJobs
-from graph_refresh.report import SYNC_LAG, Counts, RunReport, SkipReason
+from graph_refresh.report import Counts, RunReport
 from graph_refresh.retry.model import AttemptResources, Cause
 from graph_refresh.retry.policy import History
+from graph_refresh.vocabulary import SYNC_LAG, Lane, SkipReason
 
 logger = logging.getLogger(__name__)
-
-
-class Lane(StrEnum):
-    """Where a Job's slot came from (docs/lanes.md), in the order lanes are filled."""
-
-    REQUESTED = "requested"
-    FRESH = "fresh"
-    BACKLOG = "backlog"
-
-
-LANES = tuple(Lane)
 
 
 class Arrivals:

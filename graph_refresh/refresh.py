@@ -25,10 +25,10 @@ from graph_refresh.items import (
     SolverEnvironment,
     WorkItem,
 )
-from graph_refresh.owned import JobState, OwnedJobs, build_view
-from graph_refresh.planner import Arrivals, Lane, Planned, Planner, Stream, order_streams
+from graph_refresh.owned import OwnedJobs, build_view
+from graph_refresh.planner import Arrivals, Planned, Planner, Stream, order_streams
 from graph_refresh.render import Renderer
-from graph_refresh.report import LANES, QuarantinedItem, RequestCounts, RunReport
+from graph_refresh.report import QuarantinedItem, RequestCounts, RunReport
 from graph_refresh.retry import store as ledger_store
 from graph_refresh.retry.codec import LEDGER_NAME
 from graph_refresh.retry.model import expires_at
@@ -40,6 +40,7 @@ from graph_refresh.store.base import PAGE_SIZE, GraphStore
 from graph_refresh.templates import JobTemplates, load_job_templates, read_template_dir
 from graph_refresh.text import plural
 from graph_refresh.times import format_time
+from graph_refresh.vocabulary import LANES, JobState, Lane
 from graph_refresh.waiting import state as lane_state
 from graph_refresh.waiting import store as requests_store
 from graph_refresh.waiting.lanes import RequestOutcome, awaiting_sync, sort_requests, stream_name

@@ -3,7 +3,6 @@ metrics are all derived from it."""
 
 from __future__ import annotations
 
-import enum
 import json
 import textwrap
 from collections import Counter
@@ -16,23 +15,8 @@ from graph_refresh.items import ANALYZER, KINDS, SOLVER, Kind
 from graph_refresh.retry.model import ESCALATING, Cause
 from graph_refresh.secrets import mask
 from graph_refresh.text import plural
+from graph_refresh.vocabulary import LANES, SKIP_REASONS
 
-
-class SkipReason(enum.StrEnum):
-    """Why a candidate examined was not scheduled (design: Items, Learning), in the plan table's order."""
-
-    INVALID = "invalid"
-    IN_FLIGHT = "in-flight"
-    FAILED_RECENTLY = "failed-recently"
-    QUARANTINED = "quarantined"
-    AWAITING_SYNC = "awaiting-sync"
-    EAGER_STOP = "eager-stop"
-    CAPACITY = "capacity"
-
-
-SKIP_REASONS = tuple(SkipReason)
-LANES = ("requested", "fresh", "backlog")  # where a scheduled Job's slot came from, in the order lanes are filled
-SYNC_LAG = "sync-lag"  # stopped_by when pacing against the graph sync left only the requested lane
 RETRY_CAUSES = tuple(str(cause) for cause in Cause)  # why the Job an item retries failed
 CAP_CAUSES = tuple(str(cause) for cause in ESCALATING)  # the causes whose retry escalates a resource up to a cap
 PLAN_TABLE_COLUMNS = 100  # the plan table fits a terminal this wide

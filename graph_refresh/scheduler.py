@@ -35,7 +35,8 @@ from graph_refresh.items import is_job_name
 from graph_refresh.output import write_atomically
 from graph_refresh.planner import Planned
 from graph_refresh.render import Renderer
-from graph_refresh.report import CreateFailure, RunReport, SkipReason
+from graph_refresh.report import CreateFailure, RunReport
+from graph_refresh.vocabulary import SkipReason
 
 logger = logging.getLogger(__name__)
 

@@ -12,8 +12,9 @@ import pytest
 
 from graph_refresh import compact
 from graph_refresh.items import ANALYZER, SOLVER, Candidate, WorkItem
-from graph_refresh.owned import JobState, OwnedJobs, build_view, job_state
+from graph_refresh.owned import OwnedJobs, build_view, job_state
 from graph_refresh.retry.failures import attempt_of, cause_of, pods_by_job, resources_of
+from graph_refresh.vocabulary import JobState
 
 from .fakes import shapes
 

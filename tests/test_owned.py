@@ -18,7 +18,8 @@ from click.testing import Result
 from graph_refresh import kube
 from graph_refresh.config import ClusterSettings
 from graph_refresh.items import SOLVER, Candidate, WorkItem
-from graph_refresh.owned import JobState, job_state
+from graph_refresh.owned import job_state
+from graph_refresh.vocabulary import JobState
 
 from .fakes import shapes
 from .fakes.kube import FakeKube

@@ -10,9 +10,10 @@ import pytest
 from graph_refresh.capacity import Capacity, JobCost
 from graph_refresh.config import RetrySettings
 from graph_refresh.items import ANALYZER, SOLVER, Candidate, WorkItem
-from graph_refresh.owned import JobState, OwnedJobs
-from graph_refresh.planner import Arrivals, Lane, Planner, Stream, plan
+from graph_refresh.owned import OwnedJobs
+from graph_refresh.planner import Arrivals, Planner, Stream, plan
 from graph_refresh.report import RunReport
+from graph_refresh.vocabulary import JobState, Lane
 
 PYPI = "https://pypi.org/simple"
 COST = JobCost(resources={"pods": 1})  # type: ignore[dict-item]

@@ -18,12 +18,12 @@ from graph_refresh import secrets
 from graph_refresh.output import write_atomically, write_output
 from graph_refresh.report import (
     QUARANTINED_LISTED,
-    SKIP_REASONS,
     Counts,
     CreateFailure,
     QuarantinedItem,
     RunReport,
 )
+from graph_refresh.vocabulary import SKIP_REASONS
 
 from .helpers import EXAMPLE_TEMPLATES
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from graph_refresh.items import LABEL_ATTEMPT
 from graph_refresh.quantity import parse_quantity
-from graph_refresh.retry.model import MAX_NUMBER, AttemptResources, Cause, ContainerMemory
+from graph_refresh.retry.model import MAX_NUMBER, AttemptResources, Cause, ContainerMemory, ItemId
 from graph_refresh.times import parse_time
 
 JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")  # the Job controller sets both (1.27+) or the old one
@@ -39,6 +39,18 @@ class FailedJob:
     """What decided the cause, for a log line: the pod and container, or the condition's reason."""
     container: str | None = None
     """For ``oom``: the container that was OOM-killed (its memory is what must grow)."""
+
+
+@dataclass(frozen=True)
+class FailedAttempt:
+    """One failed owned Job, classified: what a run learns from."""
+
+    failed: FailedJob
+    attempt: int
+    resources: AttemptResources
+    item: ItemId | None
+    """Who failed, from the Job's labels and annotations; None for a Job that lacks them (made by an earlier
+    release, or its item label was removed by hand): it is learned when the item's candidate is met."""
 
 
 # --- reading raw API objects -------------------------------------------------------------------------------

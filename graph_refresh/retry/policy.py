@@ -17,14 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 from graph_refresh.config import RetrySettings, redact_url
 from graph_refresh.items import ANALYZER, SOLVER, WorkItem, is_package_name, is_version, normalize_name
-from graph_refresh.owned import FailedAttempt, JobState, OwnedJobs
 from graph_refresh.quantity import Cap, double_quantity, parse_quantity
-from graph_refresh.report import SkipReason
-from graph_refresh.retry.failures import SECTIONS, FailedJob, containers_of, get, quantity_text, seconds
+from graph_refresh.retry.failures import SECTIONS, FailedAttempt, FailedJob, containers_of, get, quantity_text, seconds
 from graph_refresh.retry.model import (
     CHARGED,
     AttemptResources,
@@ -36,6 +34,7 @@ from graph_refresh.retry.model import (
     is_item_key,
 )
 from graph_refresh.text import shown
+from graph_refresh.vocabulary import JobState, SkipReason
 
 _MAX_BACKOFF_EXPONENT = 64  # 2^64 back-offs outlast any quarantine; the cap only keeps floats finite
 
@@ -275,6 +274,16 @@ def next_attempt(entry: LedgerEntry | None, now: float, policy: RetrySettings) -
     return Schedule(following, entry.resources, Cause.ERROR)
 
 
+class SeenJobs(Protocol):
+    """What a run saw of its owned Jobs that its history learns from (``owned.OwnedJobs``)."""
+
+    @property
+    def failures(self) -> Mapping[str, list[FailedAttempt]]: ...
+
+    @property
+    def latest(self) -> Mapping[str, tuple[int, JobState]]: ...
+
+
 @dataclass
 class History:
     """Every item's failure history for this run, and the policy that turns it into a decision."""
@@ -291,7 +300,7 @@ class History:
     """Entries whose item this run's learning put into quarantine."""
 
     @classmethod
-    def of(cls, ledger: Mapping[str, LedgerEntry], view: OwnedJobs, policy: RetrySettings, now: float) -> History:
+    def of(cls, ledger: Mapping[str, LedgerEntry], view: SeenJobs, policy: RetrySettings, now: float) -> History:
         """The ledger as read, with the view's failed Jobs learned and the items that completed forgotten."""
         history = cls(dict(ledger), policy, now)
         for key, failures in view.failures.items():

@@ -12,10 +12,10 @@ from typing import Any
 
 from graph_refresh.fate import Create, Fate, Skipped
 from graph_refresh.items import ANALYZER, Kind
-from graph_refresh.report import SkipReason
 from graph_refresh.retry.model import Cause, LedgerEntry
 from graph_refresh.text import one_line
 from graph_refresh.times import format_time
+from graph_refresh.vocabulary import SkipReason
 from graph_refresh.waiting.lanes import OpenRequest
 from graph_refresh.waiting.state import RunRecord
 

@@ -11,35 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from packaging.version import InvalidVersion, Version
 
 from graph_refresh.config import redact_url
-from graph_refresh.items import Candidate, invalid_reason
-
-DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-def normal_index(url: str) -> str | None:
-    """The form two spellings of one index share: scheme and host lower-cased, the default port left out, no
-    user-info, query or fragment, no trailing ``/``. None when ``url`` is no http(s) URL with a host (or holds
-    what an index URL must not: whitespace, quotes, ``$``)."""
-    scheme, separator, rest = url.strip().partition("://")
-    if not separator or invalid_reason(Candidate("a", "1", f"{scheme.lower()}://{rest}")) is not None:
-        return None
-    try:
-        parts = urlsplit(url.strip())
-        port = parts.port
-    except ValueError:
-        return None
-    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
-    if scheme not in DEFAULT_PORTS or not host:
-        return None
-    if ":" in host:  # an IPv6 literal keeps its brackets
-        host = f"[{host}]"
-    netloc = host if port is None or port == DEFAULT_PORTS[scheme] else f"{host}:{port}"
-    return f"{scheme}://{netloc}{parts.path.rstrip('/')}"
+from graph_refresh.items import normal_index
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ import pytest
 from graph_refresh.config import RetrySettings
 from graph_refresh.items import SOLVER, Candidate, WorkItem
 from graph_refresh.quantity import Cap
-from graph_refresh.report import SkipReason
 from graph_refresh.retry.failures import FailedJob, attempt_of, cause_of, resources_of
 from graph_refresh.retry.model import AttemptResources, Cause, ContainerMemory, ItemId, LedgerEntry
 from graph_refresh.retry.policy import Forget, Schedule, Skip, apply, learn, next_attempt
+from graph_refresh.vocabulary import SkipReason
 from tests.helpers import LISTED_JOB, failed_conditions, listed_job, listed_pod, terminated_state
 
 T0 = 1_714_557_600.0  # 2024-05-01T10:00:00Z

@@ -7,7 +7,8 @@ import itertools
 
 import pytest
 
-from graph_refresh.waiting.trust import TrustedIndexes, normal_index, same_version, store_spelling
+from graph_refresh.items import normal_index
+from graph_refresh.waiting.trust import TrustedIndexes, same_version, store_spelling
 
 PYPI = "https://pypi.org/simple"
 
