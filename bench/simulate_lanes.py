@@ -182,8 +182,8 @@ class World:
 
     def cli(self, args: list[str], hour: int) -> Result:
         at = T0 + (hour - 1) * HOUR
-        seams = Externals(now=lambda: at, sleep=lambda seconds: None)
-        result = CliRunner().invoke(cli.main, args, env=self.env, obj=seams, catch_exceptions=False)
+        externals = Externals(now=lambda: at, sleep=lambda seconds: None)
+        result = CliRunner().invoke(cli.main, args, env=self.env, obj=externals, catch_exceptions=False)
         if result.exit_code != 0:
             raise SystemExit(f"app.py {' '.join(args)} exited {result.exit_code}:\n{result.stderr[-3000:]}")
         return result

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from graph_refresh import kube
     from graph_refresh.config import RetrySettings
     from graph_refresh.refresh import Externals
-    from graph_refresh.retry import store as ledger_store
+    from graph_refresh.retry import ledger_store
     from graph_refresh.waiting.state import LaneState
 
 logger = logging.getLogger("graph_refresh")
@@ -198,9 +198,9 @@ def main(ctx: click.Context, /, **params: Any) -> None:
     settings = _settings(ctx, "run")
     _warn_about(settings)
     _say_starting(settings)
-    seams = _externals(ctx)  # the core and its clients load only for a run, not for --help
+    externals = _externals(ctx)  # the core and its clients load only for a run, not for --help
     with runtime.handled_signals() as signals:
-        code = _run_once(seams, settings, signals)
+        code = _run_once(externals, settings, signals)
     ctx.exit(code)
 
 
@@ -218,7 +218,7 @@ def _say_starting(settings: Settings) -> None:
     )
 
 
-def _run_once(seams: Externals, settings: Settings, signals: runtime.Signals) -> int:
+def _run_once(externals: Externals, settings: Settings, signals: runtime.Signals) -> int:
     """One refresh, then its report, summary, metrics; returns the exit code."""
     from graph_refresh import refresh
 
@@ -232,7 +232,7 @@ def _run_once(seams: Externals, settings: Settings, signals: runtime.Signals) ->
     )
     mode: runtime.Mode = "server dry run" if plan.server_dry_run else "dry run" if plan.dry_run else "run"
     progress = runtime.Progress(
-        mode=mode, every=seams.progress_every, clock=seams.clock, enabled=not settings.metrics.quiet
+        mode=mode, every=externals.progress_every, clock=externals.clock, enabled=not settings.metrics.quiet
     )
     started = time.monotonic()
     progress.start()
@@ -240,7 +240,7 @@ def _run_once(seams: Externals, settings: Settings, signals: runtime.Signals) ->
         refresh.run(
             settings=settings,
             report=report,
-            seams=seams,
+            externals=externals,
             on_examined=progress.examined,
             on_planned=progress.planned,
             on_answered=progress.answered,
@@ -356,10 +356,9 @@ def ledger_group() -> None:
 
 
 def _connect(ctx: click.Context, settings: Settings) -> kube.Cluster:
-    from graph_refresh import kube
+    from graph_refresh.refresh import connect
 
-    connect = _externals(ctx).connect
-    return connect() if connect is not None else kube.Cluster(settings.cluster)
+    return connect(settings, _externals(ctx))
 
 
 def _now(ctx: click.Context) -> float:
@@ -371,7 +370,7 @@ def _now(ctx: click.Context) -> float:
 @click.pass_context
 def ledger_show(ctx: click.Context, as_json: bool) -> None:
     """List the ledger's entries with what each means for its item's next run."""
-    from graph_refresh.retry import store as ledger_store
+    from graph_refresh.retry import ledger_store
     from graph_refresh.retry.codec import LEDGER_NAME, encode
     from graph_refresh.retry.policy import entry_state
     from graph_refresh.waiting import state as lane_state
@@ -488,7 +487,7 @@ def ledger_forget(
     attempt takes the next number. Deleting the ConfigMap instead forgets everything, and the failed Jobs still
     present are then learned again.
     """
-    from graph_refresh.retry import store as ledger_store
+    from graph_refresh.retry import ledger_store
     from graph_refresh.retry.codec import LEDGER_NAME
     from graph_refresh.retry.policy import forget_matcher
     from graph_refresh.waiting import state as lane_state
@@ -585,7 +584,7 @@ def request(
     ConfigMap graph-refresh-requests in THOTH_MIDDLETIER_NAMESPACE until every solver and analyzer this
     deployment runs has the version (or --request-ttl passes). Asking again changes nothing.
     """
-    from graph_refresh.waiting import store as requests_store
+    from graph_refresh.waiting import requests_store
     from graph_refresh.waiting.requests import REQUESTS_NAME
 
     if listing and (target or index_url or by or cancel):
@@ -638,7 +637,7 @@ def _add_request(
     from graph_refresh.items import Candidate, normal_index, normalize_name
     from graph_refresh.refresh import load_templates
     from graph_refresh.store import open_store
-    from graph_refresh.waiting import store as requests_store
+    from graph_refresh.waiting import requests_store
     from graph_refresh.waiting.lanes import lacking
     from graph_refresh.waiting.requests import DEFAULT_INDEX, encode, new_request
     from graph_refresh.waiting.trust import TrustedIndexes, same_version, store_spelling
@@ -712,7 +711,7 @@ def _cancel_request(
 ) -> None:
     """Remove the keys of one request: the key ``target``, or every key asking for ``target`` as PKG==VER."""
     from graph_refresh.items import normal_index, normalize_name
-    from graph_refresh.waiting import store as requests_store
+    from graph_refresh.waiting import requests_store
     from graph_refresh.waiting.requests import DEFAULT_INDEX
     from graph_refresh.waiting.trust import same_version
 
@@ -814,9 +813,9 @@ def explain_command(ctx: click.Context, requirement: str, index_url: str | None,
         raise click.UsageError(f"{requirement!r} is not PKG==VER (for example flask==1.1.2)")
     candidate = Candidate(normalize_name(package.strip()), version.strip(), (index_url or DEFAULT_INDEX).strip())
     settings = _settings(ctx, "explain")
-    seams = _externals(ctx)
+    externals = _externals(ctx)
     try:
-        rows = explain_item(settings, seams, candidate)
+        rows = explain_item(settings, externals, candidate)
     except GraphRefreshError as error:
         logger.error("Could not explain %s==%s: %s", candidate.package_name, candidate.package_version, error)
         ctx.exit(ExitCode.FAILED)

@@ -73,7 +73,7 @@ class Arrivals:
 
 
 @dataclass
-class Stream:
+class CandidateStream:
     """The candidates of one solver, or of the analyzer (``solver`` None), in one lane, and the cost of one of
     its Jobs."""
 
@@ -88,7 +88,9 @@ class Stream:
 ROTATION_SECONDS = 3600  # ties in the stream order rotate once an hour: the CronJob's period
 
 
-def order_streams(streams: list[Stream], owned_per_stream: Mapping[str, int], now: float) -> list[Stream]:
+def order_streams(
+    streams: list[CandidateStream], owned_per_stream: Mapping[str, int], now: float
+) -> list[CandidateStream]:
     """The round-robin order: the streams that own the fewest Jobs in middletier first.
 
     So when caps leave few slots, the solvers that got none last time go first this time. Ties (as when
@@ -115,7 +117,7 @@ class Planned:
     lane: Lane = Lane.BACKLOG
 
 
-def plan(streams: list[Stream], **planner: Any) -> Iterator[Planned]:
+def plan(streams: list[CandidateStream], **planner: Any) -> Iterator[Planned]:
     """Yield the items to schedule from one set of ``streams`` (one lane), round-robin, counting every skip:
     ``Planner(**planner).lane(streams)`` (see :class:`Planner` for the arguments; :meth:`Planner.fill` fills
     the lanes of a run)."""
@@ -160,7 +162,7 @@ class Planner:
         self.requested: set[tuple[str, str | None, Candidate]] = set()
         self._drop_repeats, self._remember = drop_repeats, MAX_REMEMBERED if remember is None else remember
 
-    def lane(self, streams: list[Stream], *, limit: int | None = None) -> Iterator[Planned]:
+    def lane(self, streams: list[CandidateStream], *, limit: int | None = None) -> Iterator[Planned]:
         """Yield the items to schedule from ``streams``, round-robin, at most ``limit`` of them (None: no
         limit of the lane's own; reaching it stops the lane without counting anything)."""
         return self._lane(streams, limit, self._repeats(), None)
@@ -169,7 +171,11 @@ class Planner:
         return _Repeats(self._remember) if self._drop_repeats else None
 
     def _lane(
-        self, streams: list[Stream], limit: int | None, repeats: _Repeats | None, cut: list[Stream] | None
+        self,
+        streams: list[CandidateStream],
+        limit: int | None,
+        repeats: _Repeats | None,
+        cut: list[CandidateStream] | None,
     ) -> Iterator[Planned]:
         """:meth:`lane`; the streams its ``limit`` stopped (they neither ended nor met a cap) go into ``cut``."""
         queue = deque(streams)
@@ -187,9 +193,9 @@ class Planner:
     def fill(
         self,
         *,
-        requested: list[Stream],
-        fresh: list[Stream],
-        backlog: list[Stream],
+        requested: list[CandidateStream],
+        fresh: list[CandidateStream],
+        backlog: list[CandidateStream],
         request_share: float = 1.0,
         fresh_share: float = 1.0,
         credits: Mapping[str, float] | None = None,
@@ -227,7 +233,7 @@ class Planner:
             yield from taken.count(self._lane(rest, None, repeats, None))
             self.credits[lane] = taken.left
 
-    def _slots(self, streams: list[Stream]) -> int | None:
+    def _slots(self, streams: list[CandidateStream]) -> int | None:
         """How many Jobs of ``streams``, taken in turn, still fit: capacity and eager stop (None: no limit)."""
         if not streams:
             return 0
@@ -238,11 +244,11 @@ class Planner:
             slots = left if slots is None else min(slots, left)
         return slots
 
-    def _has_room(self, stream: Stream) -> bool:
+    def _has_room(self, stream: CandidateStream) -> bool:
         """Whether no cap would stop ``stream`` now (nothing is counted)."""
         return _cap_reached(stream, self.planned, self.capacity, self.eager_stop) is None
 
-    def _next(self, stream: Stream, repeats: _Repeats | None) -> Planned | None:
+    def _next(self, stream: CandidateStream, repeats: _Repeats | None) -> Planned | None:
         """Examine ``stream``'s candidates until one is schedulable and return it; None when the stream ends,
         stops at a cap or the run is interrupted."""
         report, counts = self.report, self.report.counts(stream.kind, stream.solver)
@@ -282,7 +288,7 @@ class Planner:
                 return planned
         return None
 
-    def _decide(self, stream: Stream, candidate: Candidate, counts: Counts) -> Planned | object | None:
+    def _decide(self, stream: CandidateStream, candidate: Candidate, counts: Counts) -> Planned | object | None:
         """What one examined candidate becomes (``fate.decide``): a Planned item, None (skipped, counted) or
         ``_STOP`` (the stream stops: its first attempts no longer fit)."""
         fate = decide(
@@ -318,7 +324,7 @@ class _Share:
         self.allowance = allowance
         self.limit = None if allowance is None else math.floor(allowance + 1e-9)
         self.used = 0
-        self.cut: list[Stream] = []
+        self.cut: list[CandidateStream] = []
         """The lane's streams its limit stopped with candidates left, and no cap stops yet."""
         self.limited = False
         """Whether the limit stopped the lane while it had candidates left."""
@@ -353,7 +359,7 @@ class _Repeats:
         self._seen: set[int] = set()
         self._limit = limit
 
-    def met_before(self, stream: Stream, candidate: Candidate) -> bool:
+    def met_before(self, stream: CandidateStream, candidate: Candidate) -> bool:
         """Whether ``candidate`` was met before in ``stream``; remembers it if not."""
         fingerprint = hash((stream.kind, stream.solver, candidate))
         if fingerprint in self._seen:
@@ -364,7 +370,7 @@ class _Repeats:
 
 
 def _cap_reached(
-    stream: Stream, planned: Counter[str], capacity: Capacity, eager_stop: int
+    stream: CandidateStream, planned: Counter[str], capacity: Capacity, eager_stop: int
 ) -> tuple[SkipReason, str] | None:
     """The cap that stops ``stream`` now, and the limit behind it; None when none does."""
     if eager_stop and planned[stream.kind] >= eager_stop:

@@ -26,10 +26,10 @@ from graph_refresh.items import (
     WorkItem,
 )
 from graph_refresh.owned import OwnedJobs, build_view
-from graph_refresh.planner import Arrivals, Planned, Planner, Stream, order_streams
+from graph_refresh.planner import Arrivals, CandidateStream, Planned, Planner, order_streams
 from graph_refresh.render import Renderer
 from graph_refresh.report import QuarantinedItem, RequestCounts, RunReport
-from graph_refresh.retry import store as ledger_store
+from graph_refresh.retry import ledger_store
 from graph_refresh.retry.codec import LEDGER_NAME
 from graph_refresh.retry.model import expires_at
 from graph_refresh.retry.policy import History
@@ -41,8 +41,8 @@ from graph_refresh.templates import JobTemplates, load_job_templates, read_templ
 from graph_refresh.text import plural
 from graph_refresh.times import format_time
 from graph_refresh.vocabulary import LANES, JobState, Lane
+from graph_refresh.waiting import requests_store
 from graph_refresh.waiting import state as lane_state
-from graph_refresh.waiting import store as requests_store
 from graph_refresh.waiting.lanes import RequestOutcome, awaiting_sync, sort_requests, stream_name
 from graph_refresh.waiting.requests import REQUESTS_NAME
 from graph_refresh.waiting.state import Completions, LaneState, RunRecord
@@ -120,11 +120,11 @@ def _primed(candidates: Iterator[T]) -> Iterator[T]:
 class Lanes:
     """The run's candidate streams, lane by lane, and where each fresh stream started."""
 
-    requested: list[Stream]
-    fresh: list[Stream]
-    backlog: list[Stream]
+    requested: list[CandidateStream]
+    fresh: list[CandidateStream]
+    backlog: list[CandidateStream]
     arrivals: dict[str, Arrivals]
-    """Stream name → the fresh lane's candidates: how far the lane got is the stream's next cursor."""
+    """CandidateStream name → the fresh lane's candidates: how far the lane got is the stream's next cursor."""
 
 
 def _lanes(
@@ -150,7 +150,7 @@ def _lanes(
         cursor = _cursor(name, cursors, end, settings)
         wanted = [request.candidate for request in requests.by_requester() if name in request.lacking]
         if wanted:
-            lanes.requested.append(Stream(kind, solver, iter(wanted), cost, Lane.REQUESTED))
+            lanes.requested.append(CandidateStream(kind, solver, iter(wanted), cost, Lane.REQUESTED))
         fresh: Iterator[tuple[int, Candidate]] = iter(())
         if environment is None:
             if cursor < end:
@@ -162,8 +162,8 @@ def _lanes(
             backlog = store.solver_candidates(environment, up_to=cursor)
         lanes.arrivals[name] = arrivals = Arrivals(_primed(fresh), cursor)
         if cursor < end:  # nothing arrived past the cursor: no fresh stream, so its share is not even asked
-            lanes.fresh.append(Stream(kind, solver, arrivals, cost, Lane.FRESH))
-        lanes.backlog.append(Stream(kind, solver, _primed(backlog), cost, Lane.BACKLOG))
+            lanes.fresh.append(CandidateStream(kind, solver, arrivals, cost, Lane.FRESH))
+        lanes.backlog.append(CandidateStream(kind, solver, _primed(backlog), cost, Lane.BACKLOG))
     return lanes
 
 
@@ -293,7 +293,9 @@ def _request_counts(outcome: RequestOutcome, now: float) -> RequestCounts:
     )
 
 
-def _count_backlog(store: GraphStore, templates: JobTemplates, streams: list[Stream], report: RunReport) -> None:
+def _count_backlog(
+    store: GraphStore, templates: JobTemplates, streams: list[CandidateStream], report: RunReport
+) -> None:
     """Each stream's backlog, counted by the store (design: Backlog); a count that fails is None and a warning."""
     for stream in streams:
         what = stream.solver or stream.kind
@@ -329,7 +331,7 @@ def _say_learned(history: History) -> None:
     )
 
 
-def _report_quarantine(history: History, report: RunReport, streams: list[Stream]) -> None:
+def _report_quarantine(history: History, report: RunReport, streams: list[CandidateStream]) -> None:
     """The items in quarantine now, of the streams of this run, per stream and listed (index URLs redacted)."""
     running = {(stream.kind, stream.solver) for stream in streams}
     for entry in history.quarantined():
@@ -392,7 +394,7 @@ def run(
     *,
     settings: Settings,
     report: RunReport,
-    seams: Externals = Externals(),
+    externals: Externals = Externals(),
     on_examined: Callable[[], None] = lambda: None,
     on_planned: Callable[[], None] = lambda: None,
     on_answered: Callable[[str], None] = lambda result: None,
@@ -402,12 +404,12 @@ def run(
 
     Nothing is created before the Templates, the cluster view and the first page of every candidate
     stream have been read; a store failure on a later page stops the run with what was created counted.
-    ``seams`` are what tests replace (the cluster client, sleeping, the clock). Once ``interrupt`` is set,
+    ``externals`` are what tests replace (the cluster client, sleeping, the clock). Once ``interrupt`` is set,
     no more candidates are examined and no more creates are sent; the run then ends with what it did counted.
     ``on_examined``, ``on_planned`` and ``on_answered`` follow its progress (see :func:`submit`).
     """
     interrupt = interrupt or threading.Event()
-    sleep, now = seams.sleep, seams.now
+    sleep, now = externals.sleep, externals.now
 
     def pause(seconds: float) -> None:
         """A read's wait before its retry: cut short by an interrupt, which then ends the run."""
@@ -415,12 +417,7 @@ def run(
         if interrupt.is_set():
             raise Interrupted("the run was interrupted while it waited to retry a read")
 
-    def default_connect() -> kube.Cluster:
-        from graph_refresh import kube
-
-        return kube.Cluster(settings.cluster, sleep=pause)
-
-    cluster = (seams.connect or default_connect)() if needs_cluster(settings) else None
+    cluster = connect(settings, externals, sleep=pause) if needs_cluster(settings) else None
     store = open_store(settings.store, sleep=pause)
     try:
         templates = load_templates(settings, cluster)
@@ -499,7 +496,7 @@ def run(
                         on_quota_refused=capacity.exhaust,  # the planner admits nothing more this run
                         settings=settings.cluster,
                         sleep=sleep,
-                        clock=seams.clock,
+                        clock=externals.clock,
                         interrupt=interrupt,
                         server_dry_run=settings.plan.server_dry_run,
                         on_planned=on_planned,
@@ -539,7 +536,7 @@ def run(
 EXPLAIN_SECONDS = 8  # what explain may spend on the cluster in all: an answer, or its error, within 10 s
 
 
-def explain_item(settings: Settings, seams: Externals, candidate: Candidate) -> list[dict[str, Any]]:
+def explain_item(settings: Settings, externals: Externals, candidate: Candidate) -> list[dict[str, Any]]:
     """Where ``candidate`` stands in every stream of the run ``settings`` describe (``app.py explain``): the
     next run's own decision for it (``fate.decide``), from what a run reads: the store, the Templates and,
     when middletier is named, the item's Jobs and their failed pods, the quotas, the ledger (failed Jobs
@@ -555,9 +552,8 @@ def explain_item(settings: Settings, seams: Externals, candidate: Candidate) -> 
             "THOTH_MIDDLETIER_NAMESPACE is not set: the item's Jobs, the ledger and the requests are not read, so "
             "this says only what the graph holds (in flight, failed or requested shows as waiting)"
         )
-    connect = seams.connect or (lambda: _connect(settings, budget=EXPLAIN_SECONDS))
-    cluster = connect() if reads_cluster else None
-    now = math.floor(seams.now())
+    cluster = connect(settings, externals, budget=EXPLAIN_SECONDS) if reads_cluster else None
+    now = math.floor(externals.now())
     store = open_store(settings.store)
     try:
         templates = load_templates(settings, cluster)
@@ -633,10 +629,21 @@ def _name(environment: SolverEnvironment | None) -> str | None:
     return None if environment is None else environment.name
 
 
-def _connect(settings: Settings, *, budget: float | None = None) -> kube.Cluster:
+def connect(
+    settings: Settings,
+    externals: Externals,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    budget: float | None = None,
+) -> kube.Cluster:
+    """The cluster client, the one place it is built: a test's (``externals.connect``), or one from the cluster
+    settings, waiting through ``sleep`` before a retried read and spending at most ``budget`` seconds on all its
+    requests (None: no bound)."""
+    if externals.connect is not None:
+        return externals.connect()
     from graph_refresh import kube
 
-    return kube.Cluster(settings.cluster, budget_seconds=budget)
+    return kube.Cluster(settings.cluster, sleep=sleep, budget_seconds=budget)
 
 
 def _latest_jobs(jobs: list[dict[str, Any]]) -> dict[str, Any]:

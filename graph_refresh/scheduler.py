@@ -242,13 +242,13 @@ class Submitter:
         self._dry_run = server_dry_run
         self._stopped: Outcome | None = None  # set once: what every create not yet sent becomes
 
-    def stop(self, outcome: Outcome) -> None:
+    def halt(self, outcome: Outcome) -> None:
         """Send no more creates: the quota is full, or the API refused us. Creates already sent finish."""
         self._stopped = self._stopped or outcome
 
     def _stopped_now(self) -> Outcome | None:
         if self._interrupt.is_set():
-            self.stop(INTERRUPTED)
+            self.halt(INTERRUPTED)
         return self._stopped
 
     def create(self, job: dict[str, Any]) -> Outcome:
@@ -275,7 +275,7 @@ class Submitter:
                     final_ask=stopped is not None,
                 )
                 if isinstance(decision, Stop):
-                    self.stop(decision.others)
+                    self.halt(decision.others)
                     if decision.systemic:
                         raise
                 if not isinstance(decision, Retry):
@@ -361,7 +361,7 @@ def submit(
                     "retries; what is left waits for the next run",
                     reached=False,
                 )
-                submitter.stop(Outcome(Result.FAILED, None, "not sent: the API server stopped answering"))
+                submitter.halt(Outcome(Result.FAILED, None, "not sent: the API server stopped answering"))
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="create") as pool:
         try:

@@ -79,12 +79,16 @@ def template_dir(tmp_path: Path) -> Callable[..., Path]:
 
 @pytest.fixture
 def run_cli() -> Callable[..., Result]:
-    """Invoke the CLI in-process; ``obj`` carries the test seams (sleep, now, connect). Its log and error lines,
+    """Invoke the CLI in-process; ``obj`` carries the test externals (sleep, now, connect). Its log and error lines,
     wrapped to 100 columns, come back unwrapped (``helpers.unwrapped``) unless ``wrapped``."""
 
-    def invoke(args: list[str], env: dict[str, str] | None = None, *, wrapped: bool = False, **seams: Any) -> Result:
-        seams.setdefault("now", lambda: 0.0)  # the first hour of 1970: the stream order does not rotate under a test
-        result = CliRunner().invoke(cli.main, args, env=env, obj=Externals(**seams), catch_exceptions=False)
+    def invoke(
+        args: list[str], env: dict[str, str] | None = None, *, wrapped: bool = False, **externals: Any
+    ) -> Result:
+        externals.setdefault(
+            "now", lambda: 0.0
+        )  # the first hour of 1970: the stream order does not rotate under a test
+        result = CliRunner().invoke(cli.main, args, env=env, obj=Externals(**externals), catch_exceptions=False)
         if wrapped:
             return result
 

@@ -11,7 +11,7 @@ from graph_refresh.capacity import Capacity, JobCost
 from graph_refresh.config import RetrySettings
 from graph_refresh.items import ANALYZER, SOLVER, Candidate, WorkItem
 from graph_refresh.owned import OwnedJobs
-from graph_refresh.planner import Arrivals, Planner, Stream, plan
+from graph_refresh.planner import Arrivals, CandidateStream, Planner, plan
 from graph_refresh.report import RunReport
 from graph_refresh.vocabulary import JobState, Lane
 
@@ -23,15 +23,15 @@ def candidates(*names: str) -> Iterator[Candidate]:
     return iter([Candidate(name, "1", PYPI) for name in names])
 
 
-def streams(**per_stream: tuple[str, ...]) -> list[Stream]:
+def streams(**per_stream: tuple[str, ...]) -> list[CandidateStream]:
     out = []
     for key, names in per_stream.items():
         solver = None if key == "analyzer" else f"solver-{key}-1-py38"
-        out.append(Stream(ANALYZER if solver is None else SOLVER, solver, candidates(*names), COST))
+        out.append(CandidateStream(ANALYZER if solver is None else SOLVER, solver, candidates(*names), COST))
     return out
 
 
-def run(report: RunReport, streams: list[Stream], **kwargs: object) -> list[tuple[str | None, str]]:
+def run(report: RunReport, streams: list[CandidateStream], **kwargs: object) -> list[tuple[str | None, str]]:
     kwargs.setdefault("capacity", Capacity())
     planned = plan(streams, report=report, **kwargs)
     return [(p.item.solver, p.item.candidate.package_name) for p in planned]
@@ -120,7 +120,7 @@ def test_a_retry_too_big_for_the_quota_is_skipped_and_the_stream_goes_on() -> No
         failed_at=0.0,
         resources=AttemptResources({"c": ContainerMemory("3Gi", "3Gi")}),
     )
-    streams = [Stream(SOLVER, "solver-a-1-py38", candidates("p1", "p2", "p3"), small)]
+    streams = [CandidateStream(SOLVER, "solver-a-1-py38", candidates("p1", "p2", "p3"), small)]
     order = run(
         report,
         streams,
@@ -147,7 +147,7 @@ def test_a_retry_above_a_quotas_hard_limit_counts_as_at_the_cap(caplog: pytest.L
     resources = AttemptResources({"c": ContainerMemory("3Gi", "3Gi")})
     entry = LedgerEntry(ItemId.of(failed), 1, 1, Cause.OOM, 0.0, resources, "c")
     history = History({failed.key: entry}, RetrySettings(retry_backoff_seconds=3600), 60.0)
-    streams = [Stream(SOLVER, "solver-a-1-py38", candidates("p1", "p2"), small)]
+    streams = [CandidateStream(SOLVER, "solver-a-1-py38", candidates("p1", "p2"), small)]
     capacity = Capacity.from_cluster(max_in_flight=0, live_jobs=0, quotas=[quota])
     order = run(report, streams, capacity=capacity, history=history, cost=lambda item, resources: big)
     assert order == [("solver-a-1-py38", "p2")]
@@ -159,7 +159,7 @@ def test_a_retry_above_a_quotas_hard_limit_counts_as_at_the_cap(caplog: pytest.L
 
     later = History(dict(history.entries), RetrySettings(retry_backoff_seconds=3600), 7200.0)
     report = RunReport(dry_run=True, store="test")
-    streams = [Stream(SOLVER, "solver-a-1-py38", candidates("p1"), small)]
+    streams = [CandidateStream(SOLVER, "solver-a-1-py38", candidates("p1"), small)]
     capacity = Capacity.from_cluster(max_in_flight=0, live_jobs=0, quotas=[quota])
     planned = list(plan(streams, report=report, capacity=capacity, history=later, cost=lambda item, res: small))
     assert [(p.item.attempt, p.resources, p.retries) for p in planned] == [(2, resources, Cause.ERROR)]
@@ -168,7 +168,7 @@ def test_a_retry_above_a_quotas_hard_limit_counts_as_at_the_cap(caplog: pytest.L
 # --- lanes ----------------------------------------------------------------------------------------------------
 
 
-def lane_streams(lane: Lane, **per_stream: tuple[str, ...]) -> list[Stream]:
+def lane_streams(lane: Lane, **per_stream: tuple[str, ...]) -> list[CandidateStream]:
     out = streams(**per_stream)
     for stream in out:
         stream.lane = lane

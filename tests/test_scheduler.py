@@ -231,12 +231,12 @@ def test_after_a_stop_a_job_that_may_exist_is_asked_about_once_more() -> None:
     sleeps: list[float] = []
     cluster = Answers(ServerError("boom", status=503), AlreadyExists("exists", status=409))
     s = submitter(cluster, sleeps)
-    cluster.after = lambda: s.stop(NOT_SENT)  # another worker hit the quota meanwhile
+    cluster.after = lambda: s.halt(NOT_SENT)  # another worker hit the quota meanwhile
     assert s.create(JOB).result == "created"
     assert cluster.calls == 2
     assert submitter(Answers(), []).create(JOB).result == "created"
     stopped = submitter(Answers(), [])
-    stopped.stop(NOT_SENT)
+    stopped.halt(NOT_SENT)
     assert stopped.create(JOB).result == "capacity"
 
 
@@ -256,7 +256,7 @@ def test_no_waiting_once_the_run_has_stopped() -> None:
     sleeps: list[float] = []
     cluster = Answers(Throttled("slow down", status=429, retry_after=30))
     s = submitter(cluster, sleeps)
-    cluster.after = lambda: s.stop(NOT_SENT)
+    cluster.after = lambda: s.halt(NOT_SENT)
     assert s.create(JOB).result == "capacity"
     assert sleeps == []
 
@@ -265,7 +265,7 @@ def test_an_interrupt_ends_the_retries_and_nothing_more_is_sent() -> None:
     sleeps: list[float] = []
     cluster = Answers(Throttled("slow down", status=429, retry_after=30))
     s = submitter(cluster, sleeps)
-    cluster.after = lambda: s.stop(INTERRUPTED)
+    cluster.after = lambda: s.halt(INTERRUPTED)
     assert s.create(JOB) == INTERRUPTED
     assert s.create(JOB) == INTERRUPTED
     assert cluster.calls == 1

@@ -2,7 +2,7 @@
 (docs/learning.md).
 
 Pure code: the data of the ``graph-refresh-ledger`` ConfigMap in middletier, its format, the merge of two
-writers and the size bound. Reading and writing the ConfigMap belong to ``retry/store.py``; deciding what an
+writers and the size bound. Reading and writing the ConfigMap belong to ``retry/ledger_store.py``; deciding what an
 entry means for the next attempt belongs to ``retry/policy.py``.
 
 Format (for operators)

@@ -1,4 +1,4 @@
-"""The ledger ConfigMap (graph_refresh/retry/store.py), run after run through the CLI against FakeKube: a ledger
+"""The ledger ConfigMap (graph_refresh/retry/ledger_store.py), run after run through the CLI against FakeKube: a ledger
 that cannot be read is a warning and is replaced, two runs writing at once lose no entry, and a ledger that
 cannot be written is loud while the failed Jobs still in the cluster keep charging, and a ledger too big for a
 ConfigMap drops its oldest entries."""
@@ -117,7 +117,7 @@ def test_a_full_ledger_drops_its_oldest_entries_naming_them(
 
     from graph_refresh import kube
     from graph_refresh.config import ClusterSettings
-    from graph_refresh.retry import store as ledger_store
+    from graph_refresh.retry import ledger_store
     from graph_refresh.retry.model import AttemptResources, Cause, ItemId, LedgerEntry
 
     monkeypatch.setenv("KUBECONFIG", cluster.env["KUBECONFIG"])
