@@ -831,8 +831,11 @@ def explain_command(ctx: click.Context, requirement: str, index_url: str | None,
         details = ", ".join(
             f"{key}={value}"
             for key, value in row.items()
-            if key not in ("stream", "kind", "state") and value is not None
+            if key not in ("stream", "kind", "state", "jobs") and value is not None
         )
-        click.echo(f"  {row['stream'].ljust(width)}  {row['state']}{': ' + details if details else ''}")
+        _echo(f"  {row['stream'].ljust(width)}  {row['state']}{': ' + details if details else ''}")
+        for job in row["jobs"]:
+            said = ", ".join(f"{key}={job[key]}" for key in ("attempt", "state", "memory", "deadline") if job[key])
+            _echo(f"  {''.ljust(width)}    job {job['name']}: {said}")
     if unknown:
         ctx.exit(ExitCode.FAILED)

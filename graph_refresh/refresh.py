@@ -583,7 +583,7 @@ def explain_item(settings: Settings, externals: Externals, candidate: Candidate)
         request = next((r for r in requests.open if r.candidate == candidate), None)
         (status,) = store.statuses([candidate], environments)
         end = store.arrival_end()
-        latest = _latest_jobs(jobs)
+        item_jobs = _jobs_by_item(jobs)
         facts = []
         for kind, environment in streams:
             name = stream_name(kind, _name(environment))
@@ -612,7 +612,7 @@ def explain_item(settings: Settings, externals: Externals, candidate: Candidate)
                     item.solver,
                     done,
                     fate,
-                    latest.get(item.key),
+                    item_jobs.get(item.key, ()),
                     history.entries.get(item.key),
                     asked,
                     paused and asked is None,
@@ -646,30 +646,32 @@ def connect(
     return kube.Cluster(settings.cluster, sleep=sleep, budget_seconds=budget)
 
 
-def _latest_jobs(jobs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Item key → the latest (highest attempt) of its Jobs, as explain shows it."""
+def _jobs_by_item(jobs: list[dict[str, Any]]) -> dict[str, tuple[Any, ...]]:
+    """Item key → its Jobs as explain shows them, lowest attempt first."""
     from graph_refresh.owned import job_state
     from graph_refresh.retry.failures import attempt_of, resources_of
     from graph_refresh.waiting.explain import JobSeen
 
-    latest: dict[str, JobSeen] = {}
+    found: dict[str, list[JobSeen]] = {}
     for job in jobs:
         metadata = job.get("metadata") or {}
         key = (metadata.get("labels") or {}).get(LABEL_ITEM)
-        attempt = attempt_of(job)
-        if isinstance(key, str) and (key not in latest or latest[key].attempt < attempt):
-            created = metadata.get("creationTimestamp")
-            resources = resources_of(job)
-            memory = next(iter(resources.memory.values()), None)
-            latest[key] = JobSeen(
+        if not isinstance(key, str):
+            continue
+        created = metadata.get("creationTimestamp")
+        resources = resources_of(job)
+        memory = next(iter(resources.memory.values()), None)
+        found.setdefault(key, []).append(
+            JobSeen(
                 str(metadata.get("name")),
                 created if isinstance(created, str) else None,
-                attempt,
+                attempt_of(job),
                 {"IN_FLIGHT": "in-flight", "FAILED": "failed", "COMPLETE": "complete"}[job_state(job).name],
                 None if memory is None else memory.limit or memory.request,
                 resources.deadline_seconds,
             )
-    return latest
+        )
+    return {key: tuple(sorted(seen, key=lambda job: (job.attempt, job.name))) for key, seen in found.items()}
 
 
 def _ahead(

@@ -48,7 +48,8 @@ class StreamFacts:
     """Solved by this solver (an error record included), or analyzed."""
     fate: Fate
     """What the next run does with the item in this stream, should it reach it (``fate.decide``)."""
-    job: JobSeen | None
+    jobs: tuple[JobSeen, ...]
+    """The item's owned Jobs in this stream, lowest attempt first (the last is its latest)."""
     entry: LedgerEntry | None
     """The item's ledger entry after the run's learning (failed Jobs present included)."""
     request: OpenRequest | None
@@ -76,11 +77,29 @@ _SKIPPED_STATES = {
 
 
 def _one(facts: StreamFacts, *, runs: Sequence[RunRecord], now: float) -> dict[str, Any]:
+    """One stream's row, with the item's Jobs in that stream (``jobs``) after what the state says."""
+    row = _state(facts, runs=runs, now=now)
+    jobs = [
+        {
+            "name": j.name,
+            "attempt": j.attempt,
+            "state": j.state,
+            "memory": j.memory,
+            "deadline": j.deadline,
+            "created": j.created,
+        }
+        for j in facts.jobs
+    ]
+    return {**row, "jobs": jobs}
+
+
+def _state(facts: StreamFacts, *, runs: Sequence[RunRecord], now: float) -> dict[str, Any]:
     stream = facts.solver or ANALYZER
     out: dict[str, Any] = {"stream": stream, "kind": facts.kind}
     if facts.done:
         return {**out, "state": "analyzed" if facts.kind == ANALYZER else "solved"}
-    fate, job, entry = facts.fate, facts.job, facts.entry
+    fate, entry = facts.fate, facts.entry
+    job = facts.jobs[-1] if facts.jobs else None
     if isinstance(fate, Skipped) and fate.reason in _SKIPPED_STATES:
         state = _SKIPPED_STATES[fate.reason]
         out["state"] = state
