@@ -3,50 +3,44 @@ create (or write) → report. The CLI calls :func:`run` once and decides the exi
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from graph_refresh import compact, runtime
 from graph_refresh.capacity import Capacity, Quota
 from graph_refresh.config import DEFAULT_PROGRESS_EVERY_SECONDS, Settings, redact_url
-from graph_refresh.errors import ClusterError, Interrupted, StoreError
+from graph_refresh.errors import Interrupted, StoreError
 from graph_refresh.items import (
-    ANALYZER,
     KINDS,
     LABEL_ITEM,
-    SOLVER,
     Candidate,
-    SolverEnvironment,
     WorkItem,
 )
 from graph_refresh.owned import OwnedJobs, build_view
-from graph_refresh.planner import Arrivals, CandidateStream, Planned, Planner, order_streams
+from graph_refresh.planner import CandidateStream, Planned, Planner, order_streams
 from graph_refresh.render import Renderer
-from graph_refresh.report import QuarantinedItem, RequestCounts, RunReport
+from graph_refresh.report import QuarantinedItem, RunReport
 from graph_refresh.retry import ledger_store
-from graph_refresh.retry.codec import LEDGER_NAME
 from graph_refresh.retry.model import expires_at
 from graph_refresh.retry.policy import History
 from graph_refresh.runtime import collector_paused
 from graph_refresh.scheduler import Result, dry_run, submit
 from graph_refresh.store import open_store
-from graph_refresh.store.base import PAGE_SIZE, GraphStore
+from graph_refresh.store.base import GraphStore
 from graph_refresh.templates import JobTemplates, load_job_templates, read_template_dir
 from graph_refresh.text import plural
 from graph_refresh.times import format_time
-from graph_refresh.vocabulary import LANES, JobState, Lane
+from graph_refresh.vocabulary import Lane
 from graph_refresh.waiting import requests_store
+from graph_refresh.waiting import run as lane_run
 from graph_refresh.waiting import state as lane_state
-from graph_refresh.waiting.lanes import RequestOutcome, awaiting_sync, sort_requests, stream_name
-from graph_refresh.waiting.requests import REQUESTS_NAME
-from graph_refresh.waiting.state import Completions, LaneState, RunRecord
-from graph_refresh.waiting.trust import TrustedIndexes
+from graph_refresh.waiting.lanes import RequestOutcome, stream_name
+from graph_refresh.waiting.state import LaneState
 
 if TYPE_CHECKING:  # the Kubernetes client loads only when a run needs the cluster
     from graph_refresh import kube
@@ -107,189 +101,6 @@ def load_templates(settings: Settings, cluster: kube.Cluster | None) -> JobTempl
         found, where = cluster.list_templates(namespace), f"namespace {namespace!r}"
     return load_job_templates(
         found, where=where, solvers=not settings.plan.no_solvers, analyzer=not settings.plan.no_package_analyzers
-    )
-
-
-def _primed(candidates: Iterator[T]) -> Iterator[T]:
-    """Read a stream's first page now: a store that cannot be read fails the run before anything is created."""
-    first = next(candidates, None)
-    return candidates if first is None else itertools.chain([first], candidates)
-
-
-@dataclass
-class Lanes:
-    """The run's candidate streams, lane by lane, and where each fresh stream started."""
-
-    requested: list[CandidateStream]
-    fresh: list[CandidateStream]
-    backlog: list[CandidateStream]
-    arrivals: dict[str, Arrivals]
-    """CandidateStream name → the fresh lane's candidates: how far the lane got is the stream's next cursor."""
-
-
-def _lanes(
-    store: GraphStore,
-    templates: JobTemplates,
-    renderer: Renderer,
-    settings: Settings,
-    *,
-    cursors: Mapping[str, int],
-    requests: RequestOutcome,
-) -> Lanes:
-    """Per lane, one stream per solver (in Template order) and one for the analyzer; the first page of each
-    fresh and backlog stream is read now. A stream without a cursor (the first run after the upgrade, a new
-    solver) starts at the store's end: what it holds already is backlog, not fresh. With ``--fresh-share 0`` the
-    fresh lane is off: every stream's cursor is the store's end, so what arrived since the previous run waits in
-    the store's order with the rest instead of in a lane that never takes anything."""
-    kinds = templates.streams()
-    end = store.arrival_end() if kinds else 0  # nothing arrived past it: a fresh lane there is not queried
-    lanes = Lanes([], [], [], {})
-    for kind, environment in kinds:
-        solver = None if environment is None else environment.name
-        name, cost = stream_name(kind, solver), renderer.probe_cost(kind, solver)
-        cursor = _cursor(name, cursors, end, settings)
-        wanted = [request.candidate for request in requests.by_requester() if name in request.lacking]
-        if wanted:
-            lanes.requested.append(CandidateStream(kind, solver, iter(wanted), cost, Lane.REQUESTED))
-        fresh: Iterator[tuple[int, Candidate]] = iter(())
-        if environment is None:
-            if cursor < end:
-                fresh = store.fresh_analyzer_candidates(after=cursor)
-            backlog = store.analyzer_candidates(up_to=cursor)
-        else:
-            if cursor < end:
-                fresh = store.fresh_solver_candidates(environment, after=cursor)
-            backlog = store.solver_candidates(environment, up_to=cursor)
-        lanes.arrivals[name] = arrivals = Arrivals(_primed(fresh), cursor)
-        if cursor < end:  # nothing arrived past the cursor: no fresh stream, so its share is not even asked
-            lanes.fresh.append(CandidateStream(kind, solver, arrivals, cost, Lane.FRESH))
-        lanes.backlog.append(CandidateStream(kind, solver, _primed(backlog), cost, Lane.BACKLOG))
-    return lanes
-
-
-def _cursor(name: str, cursors: Mapping[str, int], end: int, settings: Settings) -> int:
-    """Where stream ``name``'s fresh lane starts: its kept cursor, or the store's ``end`` when it has none (or
-    ``--fresh-share 0`` turns the fresh lane off); never past the end (a store imported anew may be shorter)."""
-    return end if settings.lanes.fresh_share == 0 else min(cursors.get(name, end), end)
-
-
-def _read_requests(cluster: kube.Cluster | None, namespace: str | None) -> requests_store.Requests | None:
-    """The requests ConfigMap; None without middletier, or (with a warning) when it cannot be read."""
-    if cluster is None or not namespace:
-        return None
-    try:
-        return requests_store.read(cluster, namespace)
-    except ClusterError as error:
-        logger.warning("The requests %s could not be read, the run goes on without them: %s", REQUESTS_NAME, error)
-        return None
-
-
-def _sorted_requests(
-    read: requests_store.Requests | None,
-    store: GraphStore,
-    templates: JobTemplates,
-    settings: Settings,
-    now: float,
-    completions: Completions,
-) -> RequestOutcome:
-    """What the run does with each request (waiting/lanes.py), the store asked in batches. A store read that
-    fails is a warning: the requested lane waits this run, and every request keeps its place."""
-    if read is None:
-        return RequestOutcome(skipped="the requests were not read")
-    if not read.requests and not read.unreadable:
-        return RequestOutcome()  # most runs: nothing to ask the store
-    environments = list(templates.solver_environments())
-    try:
-        outcome = sort_requests(
-            read.requests,
-            read.unreadable,
-            trusted=TrustedIndexes.of(store.index_urls(), settings.lanes.allowed_indexes),
-            lookup=lambda candidates: store.statuses(candidates, environments),
-            known_versions=store.known_versions,
-            streams=[(kind, _name(environment)) for kind, environment in templates.streams()],
-            now=now,
-            ttl_seconds=settings.lanes.request_ttl_seconds,
-            completions=completions,
-        )
-    except StoreError as error:
-        logger.warning("The requests could not be looked up in the graph: the requested lane waits (%s)", error)
-        return RequestOutcome(skipped=str(error))
-    runtime.warn_each([ended.warning for ended in outcome.ended if ended.warning], f"Requests {REQUESTS_NAME}")
-    return outcome
-
-
-def _completions_seen(
-    outcome: RequestOutcome, view: OwnedJobs, templates: JobTemplates, seen: Completions
-) -> Completions:
-    """The completions kept for the open requests' items after this run looked at their Jobs (waiting/state.py);
-    those read, when the requests were not sorted this run."""
-    if outcome.skipped is not None:
-        return seen
-    states = {}
-    for request in outcome.open:
-        for kind, environment in templates.streams():
-            if stream_name(kind, _name(environment)) in request.lacking:
-                item = WorkItem(kind, _name(environment), request.candidate)
-                states[item.key] = view.state(item) is JobState.COMPLETE
-    return seen.seen(states)
-
-
-def _sync_lag(
-    view: OwnedJobs, store: GraphStore, settings: Settings, templates: JobTemplates, *, strict: bool = False
-) -> bool:
-    """Whether --max-awaiting-sync owned Jobs or more have completed while the store still lists their items,
-    counted a page of items at a time. A store read that fails is a warning, and the run goes on unpaced
-    (``strict``: the StoreError is raised)."""
-    enough = settings.lanes.max_awaiting_sync
-    if not enough or len(view.completed) < enough:
-        return False
-    environments = list(templates.solver_environments())
-    names = {stream_name(kind, _name(environment)) for kind, environment in templates.streams()}
-    completed = [
-        (item.kind, item.solver, Candidate(item.package, item.version, item.index))
-        for item in view.completed
-        if stream_name(item.kind, item.solver) in names
-    ]
-    try:
-        found = awaiting_sync(completed, lambda page: store.statuses(page, environments), enough, page=PAGE_SIZE)
-    except StoreError as error:
-        if strict:
-            raise
-        logger.warning("Pacing could not ask the graph about the completed Jobs, the run goes on unpaced: %s", error)
-        return False
-    if found >= enough:
-        logger.warning(
-            "%d owned Jobs or more have completed while the graph still lists their items (--max-awaiting-sync "
-            "%d): the graph sync is behind, so this run schedules requests only",
-            found,
-            enough,
-        )
-    return found >= enough
-
-
-def _settle_requests(cluster: kube.Cluster, namespace: str, outcome: RequestOutcome) -> None:
-    """Remove the keys a real run found ended (done, expired, dropped) and stamp the ones without a time, each
-    only if it still holds the value the run read (compare-and-delete)."""
-    ended = [(ended.key, ended.value) for ended in outcome.ended]
-    if not ended and not outcome.stamps:
-        return
-    try:
-        kept = requests_store.compare_and_set(cluster, namespace, remove=ended, rewrite=outcome.stamps)
-    except ClusterError as error:
-        logger.warning("The requests %s could not be updated: %s", REQUESTS_NAME, error)
-        return
-    if kept:
-        logger.info("%d request keys changed while this run worked were left as they are now", kept)
-
-
-def _request_counts(outcome: RequestOutcome, now: float) -> RequestCounts:
-    oldest = min((request.requested_at for request in outcome.open), default=None)
-    return RequestCounts(
-        open=len(outcome.open),
-        oldest_age_seconds=None if oldest is None else max(0.0, now - oldest),
-        done=len(outcome.done),
-        expired=len(outcome.expired),
-        dropped=len(outcome.dropped),
     )
 
 
@@ -355,35 +166,6 @@ def _report_quarantine(history: History, report: RunReport, streams: list[Candid
         )
 
 
-def _run_record(report: RunReport, seq: int, at: float, settings: Settings) -> RunRecord:
-    """What this run scheduled per stream and lane, for the ledger's recent runs (explain's throughput), and the
-    retry settings it ran with (``ledger show`` tells states under them)."""
-    streams = [(SOLVER, name, counts) for name, counts in report.solvers.items()] + [(ANALYZER, None, report.analyzer)]
-    retry = settings.retry
-    return RunRecord(
-        seq,
-        at,
-        {stream_name(kind, solver): {lane: counts.lanes[lane] for lane in LANES} for kind, solver, counts in streams},
-        {
-            "max_memory": str(retry.max_memory),
-            "max_deadline_seconds": retry.max_deadline_seconds,
-            "retry_backoff_seconds": retry.retry_backoff_seconds,
-            "max_attempts": retry.max_attempts,
-            "quarantine_seconds": retry.quarantine_seconds,
-        },
-    )
-
-
-def read_ledger(
-    cluster: kube.Cluster, namespace: str, *, now: float, strict: bool = False
-) -> tuple[ledger_store.Ledger, LaneState]:
-    """The ledger ConfigMap: the ledger's entries and what the lanes keep beside them (warnings said)."""
-    ledger = ledger_store.read(cluster, namespace, now=now, strict=strict, other_keys=lane_state.KEYS)
-    lanes, problems = LaneState.read(ledger.other)
-    runtime.warn_each(problems, f"Ledger {LEDGER_NAME}")
-    return ledger, lanes
-
-
 def needs_cluster(settings: Settings) -> bool:
     """A dry run from a template folder stays off the cluster unless middletier is named (design: A run)."""
     c = settings.cluster
@@ -427,7 +209,7 @@ def run(
         if cluster is not None and namespace:
             pacing = settings.lanes.max_awaiting_sync > 0
             view = read_cluster_view(cluster, namespace, started, keep_completed=pacing)
-            ledger, kept = read_ledger(cluster, namespace, now=started)
+            ledger, kept = lane_run.read_ledger(cluster, namespace, now=started)
         if not namespace:
             logger.warning(
                 "Dry run without THOTH_MIDDLETIER_NAMESPACE: Jobs in flight, failures, the ledger and ResourceQuotas "
@@ -442,11 +224,13 @@ def run(
         capacity = Capacity.from_cluster(
             max_in_flight=settings.plan.max_in_flight, live_jobs=sum(view.live.values()), quotas=view.quotas
         )
-        read_requests = _read_requests(cluster, namespace)
-        requests = _sorted_requests(read_requests, store, templates, settings, started, kept.completions)
+        read_requests = lane_run.read_requests(cluster, namespace)
+        requests = lane_run.sorted_requests(read_requests, store, templates, settings.lanes, started, kept.completions)
         if read_requests is not None and requests.skipped is None:
-            report.requests = _request_counts(requests, started)
-        lanes = _lanes(store, templates, renderer, settings, cursors=kept.cursors, requests=requests)
+            report.requests = lane_run.request_counts(requests, started)
+        lanes = lane_run.candidate_lanes(
+            store, templates, renderer, settings.lanes, cursors=kept.cursors, requests=requests
+        )
         streams = lanes.backlog
         planner = Planner(
             report=report,
@@ -466,7 +250,7 @@ def run(
             request_share=settings.lanes.request_share,
             fresh_share=settings.lanes.fresh_share,
             credits=kept.credits,
-            sync_lag=_sync_lag(view, store, settings, templates),
+            sync_lag=lane_run.sync_lag(view, store, settings.lanes, templates),
         )
 
         def on_outcome(planned: Planned, result: Result) -> None:
@@ -507,9 +291,9 @@ def run(
                     if not settings.plan.server_dry_run:
                         ours = LaneState(
                             cursors={name: arrivals.cursor() for name, arrivals in lanes.arrivals.items()},
-                            runs=(*kept.runs, _run_record(report, kept.next_seq, started, settings)),
+                            runs=(*kept.runs, lane_run.run_record(report, kept.next_seq, started, settings.retry)),
                             credits={**kept.credits, **planner.credits},
-                            completions=_completions_seen(requests, view, templates, kept.completions),
+                            completions=lane_run.completions_seen(requests, view, templates, kept.completions),
                         )
                         names = frozenset(lanes.arrivals)
                         written = ledger_store.write(
@@ -523,7 +307,7 @@ def run(
                             other_keys=lane_state.KEYS,
                         )
                         report.ledger_written, report.ledger_reason = written.written, written.reason
-                        _settle_requests(cluster, namespace, requests)
+                        lane_run.settle_requests(cluster, namespace, requests)
         finally:  # the report holds both however far the run got; the first Job never waits for the counts
             _say_learned(history)
             _report_quarantine(history, report, streams)
@@ -559,7 +343,9 @@ def explain_item(settings: Settings, externals: Externals, candidate: Candidate)
         templates = load_templates(settings, cluster)
         streams = templates.streams()
         environments = list(templates.solver_environments())
-        items = {stream_name(k, _name(e)): WorkItem(k, _name(e), candidate) for k, e in streams}
+        items = {
+            stream_name(k, lane_run.solver_of(e)): WorkItem(k, lane_run.solver_of(e), candidate) for k, e in streams
+        }
         view, ledger, kept = OwnedJobs(), ledger_store.Ledger(), LaneState()
         requests, paused = RequestOutcome(), False
         jobs: list[dict[str, Any]] = []
@@ -568,15 +354,15 @@ def explain_item(settings: Settings, externals: Externals, candidate: Candidate)
             jobs = cluster.list_item_jobs(namespace, keys)
             quotas = [Quota.from_object(q) for q in cluster.list_quotas(namespace)]
             view = build_view(jobs, lambda selector: cluster.list_item_pods(namespace, keys, selector), quotas, now=now)
-            ledger, kept = read_ledger(cluster, namespace, now=now, strict=True)
-            requests = _sorted_requests(
-                requests_store.read(cluster, namespace), store, templates, settings, now, kept.completions
+            ledger, kept = lane_run.read_ledger(cluster, namespace, now=now, strict=True)
+            requests = lane_run.sorted_requests(
+                requests_store.read(cluster, namespace), store, templates, settings.lanes, now, kept.completions
             )
             if requests.skipped is not None:
                 raise StoreError(f"the requests could not be looked up in the graph: {requests.skipped}")
             if settings.lanes.max_awaiting_sync:
                 completed = read_cluster_view(cluster, namespace, now, keep_completed=True)
-                paused = _sync_lag(completed, store, settings, templates, strict=True)
+                paused = lane_run.sync_lag(completed, store, settings.lanes, templates, strict=True)
         history = History.of(ledger.entries, view, settings.retry, now)
         renderer = Renderer(templates, settings.plan, namespace)
         capacity = Capacity.from_cluster(max_in_flight=0, live_jobs=0, quotas=view.quotas)
@@ -586,7 +372,7 @@ def explain_item(settings: Settings, externals: Externals, candidate: Candidate)
         item_jobs = _jobs_by_item(jobs)
         facts = []
         for kind, environment in streams:
-            name = stream_name(kind, _name(environment))
+            name = stream_name(kind, lane_run.solver_of(environment))
             item = items[name]
             done = status.analyzed if environment is None else name in status.solved_by
             cost = renderer.probe_cost(kind, item.solver)
@@ -600,11 +386,11 @@ def explain_item(settings: Settings, externals: Externals, candidate: Candidate)
                 first_cost=cost,
                 cost=renderer.cost,
             )
-            cursor = _cursor(name, kept.cursors, end, settings)
+            cursor = lane_run.fresh_cursor(name, kept.cursors, end, settings.lanes)
             lane, ahead = None, None
             if status.arrival is not None and not done:
                 lane = "fresh" if status.arrival > cursor else "backlog"
-                ahead = _ahead(store, environment, lane, cursor, status.arrival, candidate)
+                ahead = lane_run.ahead_in_lane(store, environment, lane, cursor, status.arrival, candidate)
             asked = request if request is not None and name in request.lacking else None
             facts.append(
                 StreamFacts(
@@ -623,10 +409,6 @@ def explain_item(settings: Settings, externals: Externals, candidate: Candidate)
         return explain(facts, runs=kept.runs, now=now)
     finally:
         store.close()
-
-
-def _name(environment: SolverEnvironment | None) -> str | None:
-    return None if environment is None else environment.name
 
 
 def connect(
@@ -672,26 +454,3 @@ def _jobs_by_item(jobs: list[dict[str, Any]]) -> dict[str, tuple[Any, ...]]:
             )
         )
     return {key: tuple(sorted(seen, key=lambda job: (job.attempt, job.name))) for key, seen in found.items()}
-
-
-def _ahead(
-    store: GraphStore,
-    environment: SolverEnvironment | None,
-    lane: str,
-    cursor: int,
-    arrival: int,
-    candidate: Candidate,
-) -> int | None:
-    """How many candidates of the stream's lane come before the item; None (with a warning) when the count
-    fails."""
-    try:
-        if lane == "fresh":
-            if environment is None:
-                return store.analyzer_fresh_ahead(after=cursor, before=arrival)
-            return store.solver_fresh_ahead(environment, after=cursor, before=arrival)
-        if environment is None:
-            return store.analyzer_backlog(up_to=cursor, before=(arrival, candidate))
-        return store.solver_backlog(environment, up_to=cursor, before=(arrival, candidate))
-    except StoreError as error:
-        logger.warning("Could not count what comes before it in the %s lane: %s", lane, error)
-        return None

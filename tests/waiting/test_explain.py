@@ -161,8 +161,8 @@ def test_explain_escapes_what_someone_wrote_into_a_request(cluster: Harness) -> 
     assert text.exit_code == 0, text.stderr
     assert "\x1b" not in text.stdout
     assert "\u202e" not in text.stdout
-    rows = [line for line in text.stdout.splitlines() if line.startswith("  ") and not line.startswith("   ")]
-    assert len(rows) == len(STREAMS), "no forged row (a long one goes on, indented deeper, on the next lines)"
+    lines = [line for line in text.stdout.splitlines() if line.startswith("  ") and not line.startswith("   ")]
+    assert len(lines) == len(STREAMS), "no forged row (a long one goes on, indented deeper, on the next lines)"
     rows = explained(cluster, "flask==1.0", T0)
     assert rows[ANALYZER]["by"] == "eve\\x1b[2J\\n  solver-fedora-34-py39  solved\\u202e"
     assert rows[ANALYZER]["key"] == "k\\n"
