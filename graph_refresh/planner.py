@@ -196,8 +196,8 @@ class Planner:
         requested: list[CandidateStream],
         fresh: list[CandidateStream],
         backlog: list[CandidateStream],
-        request_share: float = 1.0,
-        fresh_share: float = 1.0,
+        request_share: float,
+        fresh_share: float,
         credits: Mapping[str, float] | None = None,
         sync_lag: bool = False,
     ) -> Iterator[Planned]:

@@ -181,7 +181,8 @@ def lane_streams(lane: Lane, **per_stream: tuple[str, ...]) -> list[CandidateStr
 
 def fill(report: RunReport, capacity: Capacity, **lanes: object) -> list[tuple[str, str]]:
     planner = Planner(report=report, capacity=capacity)
-    planned = planner.fill(**lanes)  # type: ignore[arg-type]
+    shares: dict[str, object] = {"request_share": 1.0, "fresh_share": 1.0}  # the whole of the free slots
+    planned = planner.fill(**{**shares, **lanes})  # type: ignore[arg-type]
     return [(str(p.lane), p.item.candidate.package_name) for p in planned]
 
 
@@ -287,7 +288,7 @@ def test_a_cap_counted_in_the_fresh_lane_leaves_that_candidate_fresh() -> None:
     report = RunReport(dry_run=True, store="test")
     fresh = lane_streams(Lane.FRESH, a=("new1", "new2", "new3"))
     planner = Planner(report=report, capacity=Capacity(), eager_stop=1)
-    planned = list(planner.fill(requested=[], fresh=fresh, backlog=[]))
+    planned = list(planner.fill(requested=[], fresh=fresh, backlog=[], request_share=1.0, fresh_share=1.0))
     assert [p.item.candidate.package_name for p in planned] == ["new1"]
     assert report.solvers["solver-a-1-py38"].skipped == {"eager-stop": 1}
     arrivals = fresh[0].candidates
