@@ -782,3 +782,22 @@ def test_ledger_show_stays_narrow_with_long_names(cluster: Harness) -> None:
     assert shown.exit_code == 0, shown.stderr
     assert max(map(len, shown.stdout.splitlines())) <= 120, "cells are cut; --json has the whole values"
     assert "a-really-long" in shown.stdout
+
+
+def test_ledger_show_tells_states_under_the_settings_the_last_run_used_and_says_so(cluster: Harness) -> None:
+    """The CronJob's settings decide an item's next run, not those of the operator's shell."""
+    two_entries(cluster)
+    shell_only = cluster.cli("ledger", "show", at=T0, env={"THOTH_GRAPH_REFRESH_MAX_ATTEMPTS": "0"})
+    assert "States under this shell's settings (no run has recorded its own yet)." in shell_only.stderr
+    cluster.graph(["flask"])
+    cronjob = {"THOTH_GRAPH_REFRESH_MAX_ATTEMPTS": "5", "THOTH_GRAPH_REFRESH_RETRY_BACKOFF": "600"}
+    cluster.run(now=lambda: T0, env={**cronjob, "GRAPH_REFRESH_NO_PACKAGE_ANALYZERS": "1"})
+    for shell in ({}, {"THOTH_GRAPH_REFRESH_MAX_ATTEMPTS": "1"}):
+        shown = cluster.cli("ledger", "show", "--json", at=T0, env=shell)
+        states = {entry["key"]: entry["state"] for entry in json.loads(shown.stdout)}
+        assert states["abcdef0123"] == "retry next run: attempt 4", "3 failures: not quarantined under the run's 5"
+        said = {entry["settings"] for entry in json.loads(shown.stdout)}
+        assert said == {
+            "the settings of the last run, 2027-01-15T08:00:00Z: --max-attempts 5, --retry-backoff 600, "
+            "--quarantine 2592000"
+        }
