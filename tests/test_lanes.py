@@ -531,3 +531,52 @@ def test_unknown_streams_in_the_cursors_are_pruned_and_push_no_entry_out(cluster
     assert "Ledger graph-refresh-ledger is full" not in result.stderr
     cursors = ledger_key(cluster, "fresh-cursors")
     assert set(cursors) == set(SOLVERS)
+
+
+def test_a_runs_store_queries_are_bounded_by_pages_not_by_items(cluster: Harness) -> None:
+    """10k owned Jobs completed (pacing reads the graph for each), 1k open requests, a backlog: every store read
+    is a page or a batch, so the queries stay a few dozen whatever the number of items."""
+    requested = names(1_000, "req")
+    synced = names(10_000, "done")
+    graph = {
+        "package_versions": [version(p, "1.0") for p in [*requested, *synced, *names(2_000, "old")]],
+        "solved": [{**version(p, "1.0"), "solver": solver} for p in synced for solver in SOLVERS],
+        "analyzed": [version(p, "1.0") for p in synced],
+    }
+    with FakeDgraph(graph) as dgraph:
+        for n, package in enumerate(synced):
+            item = WorkItem(SOLVER, SOLVERS[n % 3], Candidate(package, "1.0", PYPI))
+            job = {
+                "apiVersion": "batch/v1",
+                "kind": "Job",
+                "metadata": {
+                    "name": item.job_name,
+                    "namespace": MIDDLETIER,
+                    "labels": item.labels,
+                    "annotations": item.annotations,
+                },
+                "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": []}}},
+            }
+            cluster.fake.add(job)
+            cluster.fake.set_job_status(MIDDLETIER, item.job_name, "Complete")
+        stamp = "2027-01-15T07:00:00Z"
+        put_requests(
+            cluster,
+            {
+                f"k{n:04d}": json.dumps({"package": p, "version": "1.0", "requested_at": stamp})
+                for n, p in enumerate(requested)
+            },
+        )
+        env = {"GRAPH_SERVICE_HOST": dgraph.host, "THOTH_GRAPH_REFRESH_MAX_AWAITING_SYNC": "10000"}
+        before = len(dgraph.calls())
+        result, report = cluster.run("--max-in-flight", "50", now=lambda: T0, env=env)
+        assert result.exit_code == 0, result.stderr
+        queries = dgraph.calls()[before:]
+        assert report["requests"]["open"] == 1_000
+        assert lanes(report)["requested"] + lanes(report, ANALYZER)["requested"] == 40, "0.8 of the 50 slots"
+        assert report["totals"]["solver"]["stopped_by"] != "sync-lag", "the sync is healthy: all 10,000 were asked"
+        lookups = [q for q in queries if "query statuses" in q.query or "query versions" in q.query]
+        # 1,000 requests in lookups of 200 (Dgraph's batch); 10,000 completed Jobs in pages of 500, each page in
+        # lookups of at most 200: by pages and batches, never one an item
+        assert len(lookups) <= 1_000 // 200 + (10_000 // 500) * 3, len(lookups)
+        assert len(queries) <= 100, len(queries)
