@@ -644,6 +644,10 @@ def _add_request(
 
     package, version = asked
     index = (index_url or DEFAULT_INDEX).strip()
+    try:  # what can never be scheduled is a usage error before anything is read
+        new_request(Candidate(normalize_name(package), version, DEFAULT_INDEX), now=now, by=by)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from error
     store = open_store(settings.store)
     try:
         templates = load_templates(settings, cluster)

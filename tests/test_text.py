@@ -80,7 +80,8 @@ def test_on_a_terminal_every_line_of_a_run_fits_its_width(
     assert max(map(len, lines)) <= width, max(lines, key=len)
     said = unwrapped(shown)
     assert "--eager-stop=5 --dgraph-timeout=60" not in said, "in the options' order"
-    assert "--dgraph-timeout=60 --sqlite-path=" in said
+    # a path longer than a line is broken where it must be (and joined back with a space): compare without spaces
+    assert "--dgraph-timeout=60--sqlite-path=" in re.sub(r"\s+", "", said)
     assert "Dry run without THOTH_MIDDLETIER_NAMESPACE: Jobs in flight" in said
     assert "solver: 11 examined, 5 scheduled, 6 skipped, backlog 411, stopped by eager-stop (--eager-stop)" in said
     assert "(all solvers)" in said
@@ -155,7 +156,7 @@ def test_a_long_name_on_the_command_line_is_echoed_cut(cluster: Harness) -> None
     result = cluster.cli("request", "a" * 5000 + "==1.0")
     assert result.exit_code == 2
     assert len(result.stderr.encode()) < 600, result.stderr
-    assert sum(len(run) for run in re.findall(r"a{20,}", result.stderr)) == LONGEST_WORD - 1  # a wrapped word
+    assert 0 < sum(len(run) for run in re.findall(r"a{20,}", result.stderr)) < LONGEST_WORD  # cut, then wrapped
     assert "…" in result.stderr
     assert "is not a PEP 508 name" in result.stderr
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from .helpers import ROOT
+from .helpers import ROOT, unwrapped
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -230,6 +230,7 @@ def test_the_stand_in_broken_on_purpose_shows_what_a_run_does(folder: Path, shel
         shell.run(block)
 
     output, state = shell.run(forbidden)
+    output = unwrapped(output)
     refused = report(folder, "forbidden")
     assert refused["totals"]["solver"]["scheduled"] == 4
     assert refused["totals"]["solver"]["skipped"]["capacity"] > 0, "the quota stops the rest"
@@ -241,6 +242,7 @@ def test_the_stand_in_broken_on_purpose_shows_what_a_run_does(folder: Path, shel
     gone(state["kube"])
 
     output, state = shell.run(slow)
+    output = unwrapped(output)
     slowed = report(folder, "slow")
     assert slowed["totals"]["solver"]["scheduled"] == 6
     assert slowed["totals"]["solver"]["failed"] == 0

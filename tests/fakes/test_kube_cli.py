@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from tests.fakes.kube import SERVING_LOCK
-from tests.helpers import EXAMPLE_TEMPLATES, ROOT, SAMPLE_GRAPH
+from tests.helpers import EXAMPLE_TEMPLATES, ROOT, SAMPLE_GRAPH, unwrapped
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -316,7 +316,7 @@ def test_forbid_answers_403_worded_as_rbac_to_kubectl_and_graph_refresh(
     report = tmp_path / "report.json"
     done = graph_refresh(kubeconfig, "--report", str(report))
     assert done.returncode == 0, done.stderr
-    assert "The ledger graph-refresh-ledger could not be written" in done.stderr
+    assert "The ledger graph-refresh-ledger could not be written" in unwrapped(done.stderr)
     data = json.loads(report.read_text())
     assert data["ledger"]["written"] is False
     assert "403 Forbidden" in data["ledger"]["reason"]
