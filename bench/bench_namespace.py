@@ -119,8 +119,11 @@ class Shapes:
         self._cache: dict[tuple[str, ...], tuple[str, WorkItem]] = {}
 
     def _model(self, key: tuple[str, ...], item: WorkItem) -> tuple[str, WorkItem]:
+        """The JSON of one model object per ``key``, which names everything the text replacement cannot change:
+        what is served (Job or pod), the state and failure, and the item's kind, solver and attempt (its labels,
+        image and container names)."""
         if key not in self._cache:
-            kind, what, reason, pod = (*key, "", "", "")[:4]
+            kind, what, reason, pod = key[:4]
             model = WorkItem(item.kind, item.solver, Candidate("zz-model-package", "1.0", PYPI), item.attempt)
             job = shapes.openshift_job(shapes.base_job(model), state=what, reason=reason, at=self.failed_at)
             text = job if kind == "job" else self._pod(job, what, pod)
@@ -145,9 +148,9 @@ class Shapes:
     def text(self, owned: Owned, kind: str) -> str:
         """The JSON of ``owned``'s Job (``kind`` "job") or pod ("pod")."""
         reason, pod = FAILURES[owned.failure] if owned.state == "failed" else ("", "")
-        key = (kind, owned.state, reason, pod or "")
-        model_text, model = self._model(key, owned.item)
         item = owned.item
+        key = (kind, owned.state, reason, pod or "", item.kind, item.solver or "", str(item.attempt))
+        model_text, model = self._model(key, item)
         return (
             model_text.replace(model.job_name, item.job_name)
             .replace(model.key, item.key)

@@ -4,6 +4,7 @@ holds the measured figures."""
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import subprocess
@@ -14,10 +15,11 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-from bench import baseline, graphs, run, scenarios, tables, targets
+from bench import baseline, bench_namespace, graphs, run, scenarios, tables, targets
 from bench.measure import Row, Sample
+from graph_refresh.items import ANALYZER, LABEL_SOLVER, SOLVER
 
-from .helpers import EXAMPLE_TEMPLATES, ROOT
+from .helpers import EXAMPLE_TEMPLATES, ROOT, SOLVERS
 
 NUMBER = re.compile(r"^[0-9][0-9,]*(\.[0-9]+)?$")
 
@@ -170,6 +172,27 @@ def test_namespace_bench_quick_run_reads_every_job_and_only_the_failed_pods() ->
         assert 0 < int(row["pods read"]) < failed, row
         for column in ("wall s", "CPU s", "peak RSS MiB"):
             assert NUMBER.match(row[column]), (row, column)
+
+
+def test_the_namespace_bench_serves_each_job_and_pod_with_its_own_item() -> None:
+    """Kinds, solvers and attempts in turn, each state and failure: every object carries its own item's labels,
+    not those of the first object served in its state."""
+    served = bench_namespace.Shapes("2027-01-15T07:30:00Z")
+    owned = bench_namespace.namespace_jobs(60, 20)
+    assert {(o.item.kind, o.item.solver, o.item.attempt, o.state) for o in owned} >= {
+        (ANALYZER, None, 1, "complete"),
+        (SOLVER, SOLVERS[1], 2, "complete"),
+        (SOLVER, SOLVERS[2], 1, "failed"),
+    }
+    for one in owned:
+        job = json.loads(served.text(one, "job"))
+        assert job["metadata"]["name"] == one.item.job_name
+        assert {key: job["metadata"]["labels"].get(key) for key in one.item.labels} == one.item.labels
+        assert LABEL_SOLVER in job["metadata"]["labels"] or one.item.solver is None
+        if bench_namespace.Shapes.has_pod(one):
+            pod = json.loads(served.text(one, "pod"))
+            assert pod["metadata"]["labels"]["job-name"] == one.item.job_name
+            assert {key: pod["metadata"]["labels"].get(key) for key in one.item.labels} == one.item.labels
 
 
 @pytest.mark.parametrize("text", ["100", "x:5", "10:200", "0:5"])
