@@ -13,7 +13,8 @@ gone). A stand-in API server in its own process serves them in pages with contin
 label selector, ``limit`` and a pod ``status.phase`` field selector, over TLS; it serves one ResourceQuota
 and a ledger ConfigMap of ``LEDGER_ENTRIES`` entries too. Then a real run, ``app.py --dry-run`` with
 THOTH_MIDDLETIER_NAMESPACE set (it reads the quotas, every owned Job, the pods, the ledger, learns and
-plans), runs as a child process; its peak RSS and CPU time (user + system) come from ``wait4``.
+plans), runs as a child process under ``bench/measure.py``'s launcher; its peak RSS and CPU time (user + system)
+come from ``wait4``, its modules compiled as the image ships them.
 
 With ``--baseline REV`` the same run is made with the code at REV (a temporary git worktree, same
 interpreter), and the reports of both are compared: the same report, or the bench fails. Measured, not
@@ -26,7 +27,6 @@ import argparse
 import contextlib
 import http.server
 import json
-import os
 import re
 import socketserver
 import ssl
@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.baseline import Code, baseline_checkout  # noqa: E402
-from bench.measure import child_env  # noqa: E402
+from bench.measure import BenchError, child_env, compile_code, run_child_output  # noqa: E402
 from graph_refresh.items import ANALYZER, SOLVER, Candidate, WorkItem  # noqa: E402
 from graph_refresh.retry.codec import LEDGER_NAME, to_data  # noqa: E402
 from graph_refresh.retry.model import AttemptResources, Cause, ItemId, LedgerEntry  # noqa: E402
@@ -331,15 +331,10 @@ def measure(code: Code, url: str, work: Path, tls: Path, store: Path) -> Measure
     )
     cmd = code.app("--dry-run", "--template-dir", str(TEMPLATES), "--report", str(report))
     served_before = served(url, tls)
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=code.root, env=env, stdout=out, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - started
-        err.seek(0)
-        stderr = err.read().decode(errors="replace")
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{code.label}: the run failed:\n" + "\n".join(stderr.splitlines()[-15:]))
+    try:
+        sample, _, stderr = run_child_output(cmd, cwd=code.root, env=env)
+    except BenchError as error:
+        raise SystemExit(f"{code.label}: the run failed: {error}") from None
     found = SUMMARY.search(stderr)
     if found is None:
         raise SystemExit(f"{code.label}: the run did not say what it read:\n{stderr[-2000:]}")
@@ -347,9 +342,9 @@ def measure(code: Code, url: str, work: Path, tls: Path, store: Path) -> Measure
     items, live, failed = (int(n) for n in found.groups())
     return Measured(
         code.label,
-        wall,
-        usage.ru_utime + usage.ru_stime,
-        usage.ru_maxrss / 1024,  # KiB on Linux
+        sample.wall,
+        sample.cpu,
+        sample.rss_mib,
         items,
         live,
         failed,
@@ -445,6 +440,8 @@ def main(argv: list[str] | None = None) -> int:
         if imported.returncode != 0:
             raise SystemExit(f"import-graph failed: {imported.stderr}")
         codes = [Code("this checkout", ROOT)] + ([base] if base is not None else [])
+        for code in codes:  # compiled as the image ships them, outside any measurement
+            compile_code(code.root)
         print("| namespace | code | Jobs read | failed read | pods read | wall s | CPU s | peak RSS MiB |")
         print("|---|---|---:|---:|---:|---:|---:|---:|")
         for size in chosen:

@@ -4,7 +4,9 @@ holds the measured figures."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import re
 import sqlite3
 import subprocess
@@ -16,7 +18,7 @@ import pytest
 from click.testing import Result
 
 from bench import baseline, bench_namespace, graphs, run, scenarios, tables, targets
-from bench.measure import Row, Sample
+from bench.measure import BenchError, Row, Sample, compile_code, run_child
 from graph_refresh.items import ANALYZER, LABEL_SOLVER, SOLVER
 
 from .helpers import EXAMPLE_TEMPLATES, ROOT, SOLVERS
@@ -88,6 +90,35 @@ def test_quick_run_prints_every_table_with_numbers(tmp_path: Path) -> None:
         r"^- [0-9,]+ versions: graph file streamed in .* loaded by `app.py import-graph`", done.stdout, re.M
     )
     assert "### `bench/bench_render.py 300`" in done.stdout  # the other scripts present ran too
+
+
+def test_a_measured_child_reports_its_own_peak_memory_not_the_runners() -> None:
+    """Linux carries the peak RSS of the address space a child replaces at exec into the child's figure; the
+    launcher keeps the runner's (here 256 MiB, as a stand-in serving in the runner would hold) out of it."""
+    held = bytearray(256 * 2**20)
+    for page in range(0, len(held), 4096):
+        held[page] = 1
+    small, _ = run_child([sys.executable, "-c", "pass"], cwd=ROOT, env=dict(os.environ))
+    big, out = run_child(
+        [sys.executable, "-c", "b = bytearray(160 * 2**20); b[::4096] = b'1' * len(b[::4096]); print('held')"],
+        cwd=ROOT,
+        env=dict(os.environ),
+    )
+    del held
+    assert small.rss_mib < 64, small
+    assert 160 < big.rss_mib < 256, big
+    assert out == "held\n"
+    with pytest.raises(BenchError, match="exited 3"):
+        run_child([sys.executable, "-c", "raise SystemExit(3)"], cwd=ROOT, env=dict(os.environ))
+
+
+def test_the_code_measured_is_compiled_as_the_image_ships_it() -> None:
+    """The Dockerfile compiles app.py and graph_refresh; with PYTHONDONTWRITEBYTECODE set (as in the image) a start
+    would otherwise compile every module it imports, every time."""
+    assert "RUN python -m compileall -q app.py graph_refresh" in (ROOT / "Dockerfile").read_text()
+    compile_code(ROOT)
+    sources = [ROOT / "app.py", *sorted((ROOT / "graph_refresh").rglob("*.py"))]
+    assert all(Path(importlib.util.cache_from_source(str(path))).is_file() for path in sources)
 
 
 def test_direct_store_equals_what_import_graph_makes(tmp_path: Path, run_cli: Callable[..., Result]) -> None:
