@@ -94,6 +94,19 @@ def is_job_name(name: str) -> bool:
     return JOB_NAME_RE.fullmatch(name) is not None
 
 
+def first_attempt_labels(name: str) -> dict[str, str] | None:
+    """The labels graph-refresh gives the Job ``name`` if it is an item's first attempt (kind, solver, item and
+    attempt 1: a first attempt's name is its stream and its item's key); None when ``name`` is not a name
+    graph-refresh gives. A retry's name ends in another hash: only its labels say whose it is."""
+    if not is_job_name(name):
+        return None
+    stream, _, key = name.rpartition("-")
+    labels = {LABEL_KIND: ANALYZER if stream == ANALYZER else SOLVER, LABEL_ITEM: key, LABEL_ATTEMPT: "1"}
+    if stream != ANALYZER:
+        labels[LABEL_SOLVER] = stream
+    return labels
+
+
 def normalize_name(name: str) -> str:
     """PEP 503 normal form; the only spelling of a package name graph-refresh compares.
 
