@@ -197,10 +197,13 @@ def test_namespace_bench_quick_run_reads_every_job_and_only_the_failed_pods() ->
         ("200 owned Jobs, 20% failed", "this checkout"),
     ]
     for row, jobs, failed in zip(rows, (300, 200), (15, 40), strict=True):
-        assert row["Jobs read"] == str(jobs), row
-        assert row["failed read"] == str(failed), row
+        whole, rows_read = int(row["whole Jobs read"]), int(row["Table rows read"])
+        assert whole + rows_read == jobs, row
+        assert failed < whole < 2 * failed, row  # the live and failed Jobs whole, those that succeeded as rows
+        assert row["failed"] == str(failed), row
         # One pod per failed Job but those whose pods are gone; none of the Jobs that did not fail.
         assert 0 < int(row["pods read"]) < failed, row
+        assert int(row["Jobs created"]) > 0, row  # a real run
         for column in ("wall s", "CPU s", "peak RSS MiB"):
             assert NUMBER.match(row[column]), (row, column)
 
