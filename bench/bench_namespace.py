@@ -138,8 +138,8 @@ class Shapes:
             job = shapes.openshift_job(shapes.base_job(model), state=what, reason=reason, at=self.failed_at)
             if kind == "job":
                 text = job
-            elif kind.startswith("row "):  # a row of the API server's Table, includeObject as the kind says
-                text = make_table(JOBS, [job], {}, include_object=kind.removeprefix("row "))["rows"][0]
+            elif kind.startswith("rows "):  # a row of the API server's Table, includeObject as the kind says
+                text = make_table(JOBS, [job], {}, include_object=kind.removeprefix("rows "))["rows"][0]
             else:
                 text = self._pod(job, what, pod)
             self._cache[key] = (shapes.compact(text), model)
@@ -161,7 +161,7 @@ class Shapes:
         return shapes.openshift_pod(job, phase="Failed")
 
     def text(self, owned: Owned, kind: str) -> str:
-        """The JSON of ``owned``'s Job (``kind`` "job"), pod ("pod") or Table row ("row None", "row Metadata")."""
+        """The JSON of ``owned``'s Job (``kind`` "job"), pod ("pod") or Table row ("rows None", "rows Metadata")."""
         reason, pod = FAILURES[owned.failure] if owned.state == "failed" else ("", "")
         item = owned.item
         key = (kind, owned.state, reason, pod or "", item.kind, item.solver or "", str(item.attempt))
@@ -228,17 +228,21 @@ class Namespace:
         self.created: list[str] = []
         self.written: dict[str, str] | None = None
         """The ledger's data as the last run wrote it."""
+        self.selections: dict[tuple[str, str, str], list[Owned]] = {}
         self.lock = threading.Lock()
 
     def page(self, kind: str, query: dict[str, list[str]], accept: str) -> bytes:
         """One page of Jobs or pods, as selected; a Table of Jobs when ``accept`` asks for one (its rows carrying
         ``includeObject``). The namespace never changes: every resourceVersion answers the same."""
         labels, fields = (query.get("labelSelector") or [""])[0], (query.get("fieldSelector") or [""])[0]
-        objects = [
-            o
-            for o in (self.owned if kind == "job" else self.pods)
-            if selected(labels, Shapes.labels(o)) and selected(fields, Shapes.fields(o))
-        ]
+        with self.lock:
+            objects = self.selections.get((kind, labels, fields))
+            if objects is None:  # once per list: its pages are slices of it
+                objects = self.selections[(kind, labels, fields)] = [
+                    o
+                    for o in (self.owned if kind == "job" else self.pods)
+                    if selected(labels, Shapes.labels(o)) and selected(fields, Shapes.fields(o))
+                ]
         limit = int((query.get("limit") or ["0"])[0]) or len(objects)
         start = int((query.get("continue") or ["0"])[0])
         chosen = objects[start : start + limit]
