@@ -191,7 +191,7 @@ def job_keeping_completed(obj: dict[str, Any]) -> dict[str, Any]:
 # --- rows of a Table of the Jobs that succeeded -------------------------------------------------------------
 
 NAME_COLUMN, STATUS_COLUMN = "Name", "Status"
-PRINTED_COLUMNS = ("Duration", "Age")
+PRINTED_COLUMNS = ("Duration", "Age")  # in this order, the keys of ``PRINTED``
 """The Table's times, as the API server prints them (``5m3s``, ``3d``: two or three significant figures):
 from the Job's start to its completion, and since its creation. A record keeps them under ``PRINTED``."""
 PRINTED = "printed"
@@ -212,33 +212,29 @@ def table_rows(columns: Sequence[str]) -> RowReader:
     reader returns the Job's name instead: a failure is learned from the whole Job."""
     index = {name: position for position, name in enumerate(columns)}
     name_at, status_at = index.get(NAME_COLUMN), index.get(STATUS_COLUMN)
-    printed = [(column, index[column]) for column in PRINTED_COLUMNS if column in index]
-
-    def cell(cells: Any, position: int | None) -> Any:
-        if position is None or not isinstance(cells, list) or position >= len(cells):
-            return None
-        return cells[position]
+    duration_at, age_at = (index.get(column) for column in PRINTED_COLUMNS)
+    width = len(columns)
 
     def read(row: Mapping[str, Any]) -> dict[str, Any] | str:
         cells, obj = row.get("cells"), row.get("object")
-        status = cell(cells, status_at) if status_at is not None else "Complete"
+        if not isinstance(cells, list) or len(cells) < width:  # a row shorter than the Table: what it has
+            cells = [*(cells if isinstance(cells, list) else ()), *[None] * width]
+        status = "Complete" if status_at is None else cells[status_at]
         metadata: Any = obj.get("metadata") if isinstance(obj, dict) else None
-        name = metadata.get("name") if isinstance(metadata, dict) else cell(cells, name_at)
+        name = metadata.get("name") if isinstance(metadata, dict) else None if name_at is None else cells[name_at]
         if status == "Failed" and isinstance(name, str):
             return name
         if isinstance(metadata, dict):
             record: dict[str, Any] = cut(obj, COMPLETED_JOB_FIELDS)
         else:
             labels = first_attempt_labels(name) if isinstance(name, str) else None
-            metadata = {"name": name}
-            if labels is not None:
-                metadata["labels"] = {
-                    key: value if key == LABEL_ITEM else sys.intern(value) for key, value in labels.items()
-                }
-            record = {"metadata": metadata}
+            record = {"metadata": {"name": name} if labels is None else {"name": name, "labels": labels}}
         if status == "Complete":
             record["status"] = {"conditions": _COMPLETE}
-        record[PRINTED] = {column: cell(cells, position) for column, position in printed}
+        record[PRINTED] = {
+            "Duration": None if duration_at is None else cells[duration_at],
+            "Age": None if age_at is None else cells[age_at],
+        }
         return record
 
     return read

@@ -6,8 +6,10 @@ here, so the planner, the scheduler and the cluster view agree on it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
+import sys
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii
 from typing import Literal, NamedTuple
@@ -101,10 +103,17 @@ def first_attempt_labels(name: str) -> dict[str, str] | None:
     if not is_job_name(name):
         return None
     stream, _, key = name.rpartition("-")
-    labels = {LABEL_KIND: ANALYZER if stream == ANALYZER else SOLVER, LABEL_ITEM: key, LABEL_ATTEMPT: "1"}
+    return {**_stream_labels(stream), LABEL_ITEM: key}
+
+
+@functools.lru_cache(maxsize=256)
+def _stream_labels(stream: str) -> dict[str, str]:
+    """The labels every first attempt of ``stream`` (a solver's name, or the analyzer's) has but the item; one
+    shared string each (a run reads a hundred thousand of them). Copied by the caller, never changed."""
+    labels = {LABEL_KIND: ANALYZER if stream == ANALYZER else SOLVER, LABEL_ATTEMPT: "1"}
     if stream != ANALYZER:
         labels[LABEL_SOLVER] = stream
-    return labels
+    return {sys.intern(key): sys.intern(value) for key, value in labels.items()}
 
 
 def normalize_name(name: str) -> str:

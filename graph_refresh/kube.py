@@ -439,8 +439,10 @@ def _table_page(request: Callable[[], Any], what: str, reduce: Reduce | None, ro
 
 
 def _name_of(record: Mapping[str, Any]) -> Any:
-    metadata = record.get("metadata")
-    return metadata.get("name") if isinstance(metadata, dict) else None
+    try:
+        return record["metadata"]["name"]
+    except (KeyError, TypeError, IndexError):  # a malformed object (its metadata not an object, or absent)
+        return None
 
 
 def _next_token(what: str, previous: Any, page: _Page) -> Any:
