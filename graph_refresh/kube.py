@@ -587,7 +587,7 @@ class Cluster:
             if not token:
                 return
 
-    # --- Jobs by state (design: Finished Jobs cost little) -------------------------------
+    # --- Jobs by state (design: Finished Jobs cost little) -------------------------------------------
 
     def _jobs_by_state(
         self, namespace: str, reduce: Reduce | None, rows: TableRows, with_metadata: bool
@@ -701,8 +701,8 @@ class Cluster:
         """From now on, list the Jobs that succeeded as whole objects; say so (once a run: one Cluster a run)."""
         if self._whole_jobs is None:
             logger.warning(
-                "%s; the Jobs that succeeded are listed as whole objects, which costs this run about ten times the "
-                "CPU and transfer (docs/design.md, Finished Jobs cost little)",
+                "%s; the Jobs that succeeded are listed as whole objects, which costs this run several times the "
+                "CPU and the transfer (docs/design.md, Finished Jobs cost little)",
                 secrets.mask(why),
             )
         self._whole_jobs = why
@@ -739,9 +739,8 @@ class Cluster:
 
         With ``rows``, the Jobs that succeeded (most of them) are listed as server-side Tables instead, each
         row read by ``rows``: their names alone for items' first attempts (``with_metadata`` False), their
-        metadata (labels and annotations) for the others; the rest whole (design: Finished Jobs cost
-        little).
-        Where the server refuses that, everything is listed whole, and the run says so once."""
+        metadata (labels and annotations) for the others; the rest whole. Where the server refuses that,
+        everything is listed whole, and the run says so once (design: Finished Jobs cost little)."""
         if rows is None or self._whole_jobs is not None:
             return self._list_owned("jobs.batch", namespace, self._batch.list_namespaced_job, reduce=reduce)
         return self._jobs_by_state(namespace, reduce, rows, with_metadata)
