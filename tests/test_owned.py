@@ -415,9 +415,7 @@ def test_the_same_view_of_the_owned_jobs_with_every_representation(
         assert view == reference, server
 
 
-def test_the_lists_of_jobs_that_succeeded_are_pinned_to_the_first_lists_version(
-    cluster: Harness, tmp_path: Path
-) -> None:
+def test_the_lists_of_jobs_that_succeeded_are_pinned_to_the_first_lists_version(cluster: Harness) -> None:
     """Those that did not succeed first, whole; then the Tables, at exactly the version the first list answered
     at: first attempts by name alone, the others with their metadata."""
     cluster.graph(PACKAGES + FINISHED)
