@@ -702,7 +702,7 @@ class Cluster:
         if self._whole_jobs is None:
             logger.warning(
                 "%s; the Jobs that succeeded are listed as whole objects, which costs this run several times the "
-                "CPU and the transfer (docs/design.md, Finished Jobs cost little)",
+                'CPU and the transfer (docs/design.md, "Finished Jobs cost little")',
                 secrets.mask(why),
             )
         self._whole_jobs = why
