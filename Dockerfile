@@ -10,6 +10,8 @@ RUN pip install --requirement pipenv-requirements.txt && pipenv install --system
 
 COPY app.py ./
 COPY graph_refresh ./graph_refresh
+# Compiled here: PYTHONDONTWRITEBYTECODE would otherwise have every run compile each module it imports anew.
+RUN python -m compileall -q app.py graph_refresh
 
 # OpenShift runs with a random uid in group 0; the SQLite default path must be writable for it.
 RUN chgrp -R 0 /opt/graph-refresh && chmod -R g=u /opt/graph-refresh

@@ -13,7 +13,8 @@ gone). A stand-in API server in its own process serves them in pages with contin
 label selector, ``limit`` and a pod ``status.phase`` field selector, over TLS; it serves one ResourceQuota
 and a ledger ConfigMap of ``LEDGER_ENTRIES`` entries too. Then a real run, ``app.py --dry-run`` with
 THOTH_MIDDLETIER_NAMESPACE set (it reads the quotas, every owned Job, the pods, the ledger, learns and
-plans), runs as a child process; its peak RSS and CPU time (user + system) come from ``wait4``.
+plans), runs as a child process under ``bench/measure.py``'s launcher; its peak RSS and CPU time (user + system)
+come from ``wait4``, its modules compiled as the image ships them.
 
 With ``--baseline REV`` the same run is made with the code at REV (a temporary git worktree, same
 interpreter), and the reports of both are compared: the same report, or the bench fails. Measured, not
@@ -26,17 +27,17 @@ import argparse
 import contextlib
 import http.server
 import json
-import os
 import re
 import socketserver
 import ssl
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -45,11 +46,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.baseline import Code, baseline_checkout  # noqa: E402
-from bench.measure import child_env  # noqa: E402
+from bench.measure import BenchError, Sample, child_env, compile_code, run_child_output  # noqa: E402
 from graph_refresh.items import ANALYZER, SOLVER, Candidate, WorkItem  # noqa: E402
 from graph_refresh.retry.codec import LEDGER_NAME, to_data  # noqa: E402
 from graph_refresh.retry.model import AttemptResources, Cause, ItemId, LedgerEntry  # noqa: E402
+from graph_refresh.waiting.state import RUNS_KEY  # noqa: E402
 from tests.fakes import shapes  # noqa: E402
+from tests.fakes.kube import RESOURCES, make_table  # noqa: E402
 
 NAMESPACE = "middletier"
 TEMPLATES = ROOT / "openshift" / "templates"
@@ -72,8 +75,16 @@ FAILURES = (
     ("BackoffLimitExceeded", "disrupted"),
     ("BackoffLimitExceeded", "error"),
 )
+REPEAT = 3  # runs of each code per size: the tables show medians
+# A real run as the CronJob makes it, without the client-side rate limit (5 creates a second would be most of
+# the wall time, and none of the CPU).
+RUN_ARGS = ("--template-dir", str(TEMPLATES), "--qps", "0")
+QUICK_RUN_ARGS = ("--eager-stop", "20")  # a smoke run creates a few Jobs, not a thousand
+COLUMNS = ("whole Jobs read", "Table rows read", "failed", "pods read", "Jobs created")
 # What the run says it read (a log line wrapped to fit its width breaks it at any space).
 SUMMARY = re.compile(r"(\d+)\s+items?\s+with\s+owned\s+Jobs\s+\((\d+)\s+live,\s+(\d+)\s+failed\)")
+JOBS = RESOURCES["jobs"]
+SERVED = ("jobs", "rows None", "rows Metadata", "pods")  # whole Jobs, Table rows without and with metadata, pods
 
 
 def log(message: str) -> None:
@@ -120,11 +131,19 @@ class Shapes:
         self._cache: dict[tuple[str, ...], tuple[str, WorkItem]] = {}
 
     def _model(self, key: tuple[str, ...], item: WorkItem) -> tuple[str, WorkItem]:
+        """The JSON of one model object per ``key``, which names everything the text replacement cannot change:
+        what is served (Job or pod), the state and failure, and the item's kind, solver and attempt (its labels,
+        image and container names)."""
         if key not in self._cache:
-            kind, what, reason, pod = (*key, "", "", "")[:4]
+            kind, what, reason, pod = key[:4]
             model = WorkItem(item.kind, item.solver, Candidate("zz-model-package", "1.0", PYPI), item.attempt)
             job = shapes.openshift_job(shapes.base_job(model), state=what, reason=reason, at=self.failed_at)
-            text = job if kind == "job" else self._pod(job, what, pod)
+            if kind == "job":
+                text = job
+            elif kind.startswith("rows "):  # a row of the API server's Table, includeObject as the kind says
+                text = make_table(JOBS, [job], {}, include_object=kind.removeprefix("rows "))["rows"][0]
+            else:
+                text = self._pod(job, what, pod)
             self._cache[key] = (shapes.compact(text), model)
         return self._cache[key]
 
@@ -144,11 +163,11 @@ class Shapes:
         return shapes.openshift_pod(job, phase="Failed")
 
     def text(self, owned: Owned, kind: str) -> str:
-        """The JSON of ``owned``'s Job (``kind`` "job") or pod ("pod")."""
+        """The JSON of ``owned``'s Job (``kind`` "job"), pod ("pod") or Table row ("rows None", "rows Metadata")."""
         reason, pod = FAILURES[owned.failure] if owned.state == "failed" else ("", "")
-        key = (kind, owned.state, reason, pod or "")
-        model_text, model = self._model(key, owned.item)
         item = owned.item
+        key = (kind, owned.state, reason, pod or "", item.kind, item.solver or "", str(item.attempt))
+        model_text, model = self._model(key, item)
         return (
             model_text.replace(model.job_name, item.job_name)
             .replace(model.key, item.key)
@@ -162,6 +181,25 @@ class Shapes:
     @staticmethod
     def phase(owned: Owned) -> str:
         return {"complete": "Succeeded", "running": "Running"}.get(owned.state, "Failed")
+
+    @staticmethod
+    def fields(owned: Owned) -> dict[str, str]:
+        """The fields a field selector reads of ``owned``'s Job and pod."""
+        return {"status.successful": "1" if owned.state == "complete" else "0", "status.phase": Shapes.phase(owned)}
+
+    @staticmethod
+    def labels(owned: Owned) -> dict[str, str]:
+        return owned.item.labels
+
+
+def selected(selector: str, values: dict[str, str]) -> bool:
+    """Whether ``values`` (labels, or fields) pass ``selector``: ``key=value`` and ``key!=value`` terms, all of
+    them (a missing key passes ``!=``), as the API server reads the selectors graph-refresh sends."""
+    for term in filter(None, selector.split(",")):
+        key, negated, value = re.fullmatch(r"([^!=]+)(!?)==?(.*)", term).groups()  # type: ignore[union-attr]
+        if (values.get(key) == value) == bool(negated):
+            return False
+    return True
 
 
 def ledger_data(now: float) -> dict[str, str]:
@@ -188,26 +226,63 @@ class Namespace:
         self.shapes = Shapes(failed_at)
         self.pods = [o for o in owned if Shapes.has_pod(o)]
         self.ledger = ledger_data(now)
-        self.served = {"jobs": 0, "pods": 0}
+        self.served = dict.fromkeys(SERVED, 0)
+        self.created: list[str] = []
+        self.written: dict[str, str] | None = None
+        """The ledger's data as the last run wrote it."""
+        self.selections: dict[tuple[str, str, str], list[Owned]] = {}
         self.lock = threading.Lock()
 
-    def page(self, kind: str, query: dict[str, list[str]]) -> bytes:
-        selector = (query.get("fieldSelector") or [""])[0]
-        objects = self.owned if kind == "job" else self.pods
-        if selector:
-            op, value = re.fullmatch(r"status\.phase(!=|==|=)(\w*)", selector).groups()  # type: ignore[union-attr]
-            objects = [o for o in objects if (Shapes.phase(o) == value) == (op != "!=")]
+    def page(self, kind: str, query: dict[str, list[str]], accept: str) -> bytes:
+        """One page of Jobs or pods, as selected; a Table of Jobs when ``accept`` asks for one (its rows carrying
+        ``includeObject``). The namespace never changes: every resourceVersion answers the same."""
+        labels, fields = (query.get("labelSelector") or [""])[0], (query.get("fieldSelector") or [""])[0]
+        with self.lock:
+            objects = self.selections.get((kind, labels, fields))
+            if objects is None:  # once per list: its pages are slices of it
+                objects = self.selections[(kind, labels, fields)] = [
+                    o
+                    for o in (self.owned if kind == "job" else self.pods)
+                    if selected(labels, Shapes.labels(o)) and selected(fields, Shapes.fields(o))
+                ]
         limit = int((query.get("limit") or ["0"])[0]) or len(objects)
         start = int((query.get("continue") or ["0"])[0])
         chosen = objects[start : start + limit]
         metadata: dict[str, Any] = {"resourceVersion": "1843363999"}
         if start + limit < len(objects):
             metadata["continue"] = str(start + limit)
+        table = kind == "job" and "as=Table" in accept
+        served = f"rows {(query.get('includeObject') or ['Metadata'])[0]}" if table else kind
         with self.lock:
-            self.served["jobs" if kind == "job" else "pods"] += len(chosen)
+            self.served[served if table else f"{kind}s"] += len(chosen)
+        if table:
+            head = json.dumps({**make_table(JOBS, [], metadata), "rows": None})
+            rows = ",".join(self.shapes.text(o, served) for o in chosen)
+            return f"{head.removesuffix('null}')}[{rows}]}}".encode()
         head = json.dumps({"kind": "JobList" if kind == "job" else "PodList", "apiVersion": "v1", "metadata": metadata})
         items = ",".join(self.shapes.text(o, kind) for o in chosen)
         return f'{head[:-1]},"items":[{items}]}}'.encode()
+
+    def create(self, body: dict[str, Any]) -> bytes:
+        """A Job created (answered, counted, not kept: every run finds the namespace as the first did)."""
+        with self.lock:
+            self.created.append(body["metadata"]["name"])
+        body["metadata"].update(uid="0", resourceVersion="1843364000", creationTimestamp=shapes.CREATED)
+        return json.dumps(body).encode()
+
+    def write_ledger(self, body: dict[str, Any]) -> bytes:
+        """The ledger replaced (kept aside for the comparison; the next run reads the first ledger again)."""
+        with self.lock:
+            self.written = body.get("data") or {}
+        body["metadata"]["resourceVersion"] = "1843364001"
+        return json.dumps(body).encode()
+
+    def last_run(self) -> bytes:
+        """What the last run created and wrote, then forgotten."""
+        with self.lock:
+            answer = {"served": self.served, "created": sorted(self.created), "ledger": self.written}
+            self.served, self.created, self.written = dict.fromkeys(SERVED, 0), [], None
+        return json.dumps(answer).encode()
 
     def quotas(self) -> bytes:
         hard = {"count/jobs.batch": "200000", "pods": "2000", "requests.memory": "4000Gi", "limits.memory": "4000Gi"}
@@ -227,12 +302,17 @@ class Namespace:
 
 
 def handler_for(space: Namespace) -> type[http.server.BaseHTTPRequestHandler]:
-    routes = {
-        f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs": lambda q: space.page("job", q),
-        f"/api/v1/namespaces/{NAMESPACE}/pods": lambda q: space.page("pod", q),
-        f"/api/v1/namespaces/{NAMESPACE}/resourcequotas": lambda q: space.quotas(),
-        f"/api/v1/namespaces/{NAMESPACE}/configmaps/{LEDGER_NAME}": lambda q: space.configmap(),
-        "/bench/served": lambda q: json.dumps(space.served).encode(),
+    jobs = f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs"
+    ledger = f"/api/v1/namespaces/{NAMESPACE}/configmaps/{LEDGER_NAME}"
+    Route = Callable[[dict[str, list[str]], str, Any], tuple[int, bytes]]
+    routes: dict[tuple[str, str], Route] = {
+        ("GET", jobs): lambda q, accept, _: (200, space.page("job", q, accept)),
+        ("POST", jobs): lambda q, accept, body: (201, space.create(body)),
+        ("GET", f"/api/v1/namespaces/{NAMESPACE}/pods"): lambda q, accept, _: (200, space.page("pod", q, accept)),
+        ("GET", f"/api/v1/namespaces/{NAMESPACE}/resourcequotas"): lambda q, accept, _: (200, space.quotas()),
+        ("GET", ledger): lambda q, accept, _: (200, space.configmap()),
+        ("PUT", ledger): lambda q, accept, body: (200, space.write_ledger(body)),
+        ("GET", "/bench/last-run"): lambda q, accept, _: (200, space.last_run()),
     }
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -243,18 +323,22 @@ def handler_for(space: Namespace) -> type[http.server.BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:  # the standard library's name
             url = urlsplit(self.path)
-            route = routes.get(url.path)
+            route = routes.get((self.command, url.path))
+            length = int(self.headers.get("Content-Length") or 0)
+            sent = json.loads(self.rfile.read(length)) if length else None
             if self.headers.get("Authorization") != f"Bearer {TOKEN}":
                 code, body = 401, b'{"kind":"Status","code":401,"reason":"Unauthorized"}'
             elif route is None:
                 code, body = 404, b'{"kind":"Status","code":404,"reason":"NotFound","message":"not served"}'
             else:
-                code, body = 200, route(parse_qs(url.query))
+                code, body = route(parse_qs(url.query), self.headers.get("Accept", ""), sent)
             self.send_response(code)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+
+        do_POST = do_PUT = do_GET
 
     return Handler
 
@@ -281,15 +365,17 @@ def serve(jobs: int, percent_failed: float, tls: Path) -> None:
 
 @dataclass(frozen=True)
 class Measured:
+    """One run of one code: what it cost, what it read, and what it did."""
+
     code: str
-    wall: float
-    cpu: float
-    rss_mib: float
+    sample: Sample
     items: int
     live: int
     failed: int
     served: dict[str, int]
-    report: dict[str, Any]
+    outcome: dict[str, Any]
+    """The report (times aside), the Jobs created and the ledger written (the runs' times aside): the same for
+    every code, or the bench fails."""
 
 
 def kubeconfig(path: Path, url: str, ca: Path) -> Path:
@@ -318,8 +404,18 @@ def comparable(report: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in report.items() if not re.search(r"time|duration|started|finished|seconds", k)}
 
 
-def measure(code: Code, url: str, work: Path, tls: Path, store: Path) -> Measured:
-    """One dry run of ``code`` against the stand-in at ``url``."""
+def comparable_ledger(data: dict[str, str] | None) -> dict[str, Any] | None:
+    """The ledger a run wrote, of its recent runs what each scheduled (their times are each run's own clock; an
+    older release recorded nothing else)."""
+    if data is None:
+        return None
+    runs = [{k: v for k, v in run.items() if k == "scheduled"} for run in json.loads(data.get(RUNS_KEY, "[]"))]
+    return {**{k: v for k, v in data.items() if k != RUNS_KEY}, RUNS_KEY: runs}
+
+
+def measure(code: Code, url: str, work: Path, tls: Path, store: Path, *, quick: bool = False) -> Measured:
+    """One real run of ``code`` against the stand-in at ``url``: it reads the namespace, learns, plans, creates
+    and writes the ledger."""
     report = work / f"report-{code.label.split()[0]}.json"
     env = child_env(
         work / "home",
@@ -327,43 +423,39 @@ def measure(code: Code, url: str, work: Path, tls: Path, store: Path) -> Measure
         THOTH_MIDDLETIER_NAMESPACE=NAMESPACE,
         GRAPH_REFRESH_SQLITE_PATH=str(store),
     )
-    cmd = code.app("--dry-run", "--template-dir", str(TEMPLATES), "--report", str(report))
-    served_before = served(url, tls)
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=code.root, env=env, stdout=out, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - started
-        err.seek(0)
-        stderr = err.read().decode(errors="replace")
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{code.label}: the run failed:\n" + "\n".join(stderr.splitlines()[-15:]))
+    cmd = code.app(*RUN_ARGS, *(QUICK_RUN_ARGS if quick else ()), "--report", str(report))
+    last_run(url, tls)  # forget what an earlier run did
+    try:
+        sample, _, stderr = run_child_output(cmd, cwd=code.root, env=env)
+    except BenchError as error:
+        raise SystemExit(f"{code.label}: the run failed: {error}") from None
     found = SUMMARY.search(stderr)
     if found is None:
         raise SystemExit(f"{code.label}: the run did not say what it read:\n{stderr[-2000:]}")
-    after = served(url, tls)
+    did = last_run(url, tls)
     items, live, failed = (int(n) for n in found.groups())
-    return Measured(
-        code.label,
-        wall,
-        usage.ru_utime + usage.ru_stime,
-        usage.ru_maxrss / 1024,  # KiB on Linux
-        items,
-        live,
-        failed,
-        {k: after[k] - served_before[k] for k in after},
-        comparable(json.loads(report.read_text())),
-    )
+    outcome = {
+        "report": comparable(json.loads(report.read_text())),
+        "created": did["created"],
+        "ledger": comparable_ledger(did["ledger"]),
+    }
+    return Measured(code.label, sample, items, live, failed, did["served"], outcome)
 
 
-def served(url: str, tls: Path) -> dict[str, int]:
+def last_run(url: str, tls: Path) -> dict[str, Any]:
+    """What the stand-in served to the last run, what that run created and the ledger it wrote."""
     import urllib.request
 
     context = ssl.create_default_context(cafile=str(tls / "ca.crt"))
-    request = urllib.request.Request(f"{url}/bench/served", headers={"Authorization": f"Bearer {TOKEN}"})
+    request = urllib.request.Request(f"{url}/bench/last-run", headers={"Authorization": f"Bearer {TOKEN}"})
     with urllib.request.urlopen(request, context=context) as answer:
-        counts: dict[str, int] = json.loads(answer.read())
-        return counts
+        did: dict[str, Any] = json.loads(answer.read())
+        return did
+
+
+def median(runs: list[Measured]) -> Sample:
+    """The median wall time, CPU time and peak RSS of ``runs`` (each figure on its own)."""
+    return Sample(*(statistics.median(getattr(run.sample, figure.name) for run in runs) for figure in fields(Sample)))
 
 
 @dataclass(frozen=True)
@@ -418,9 +510,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--sizes", type=sizes, default=None, help=f"JOBS:PERCENT_FAILED,... (default {DEFAULT_SIZES})")
     parser.add_argument("--baseline", default="", help="also measure the code at this git rev (e.g. e1da80d)")
-    parser.add_argument("--quick", action="store_true", help=f"tiny sizes ({QUICK_SIZES}): a smoke run")
+    parser.add_argument("--quick", action="store_true", help=f"tiny sizes ({QUICK_SIZES}), one run each: a smoke run")
+    parser.add_argument("--repeat", type=int, default=None, help=f"runs of each code per size (default {REPEAT})")
     parser.add_argument("--serve", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    repeat = args.repeat or (1 if args.quick else REPEAT)
     if args.serve:
         serve(int(args.serve[0]), float(args.serve[1]), Path(args.serve[2]))
         return 0
@@ -443,30 +537,33 @@ def main(argv: list[str] | None = None) -> int:
         if imported.returncode != 0:
             raise SystemExit(f"import-graph failed: {imported.stderr}")
         codes = [Code("this checkout", ROOT)] + ([base] if base is not None else [])
-        print("| namespace | code | Jobs read | failed read | pods read | wall s | CPU s | peak RSS MiB |")
-        print("|---|---|---:|---:|---:|---:|---:|---:|")
+        for code in codes:  # compiled as the image ships them, outside any measurement
+            compile_code(code.root)
+        print(f"| namespace | code | {' | '.join(COLUMNS)} | wall s | CPU s | peak RSS MiB |")
+        print(f"|---|---|{'---:|' * (len(COLUMNS) + 3)}")
         for size in chosen:
             log(f"{size.label}: generating and serving")
             with stand_in(size, tls) as stand:
-                results = []
+                results: list[list[Measured]] = []
                 for code in codes:
-                    log(f"{size.label}: {code.label}")
-                    m = measure(code, stand.url, work, tls, store)
-                    results.append(m)
+                    log(f"{size.label}: {code.label}, {repeat} run(s)")
+                    runs = [measure(code, stand.url, work, tls, store, quick=args.quick) for _ in range(repeat)]
+                    results.append(runs)
+                    m, sample = runs[-1], median(runs)
+                    read = [m.served["jobs"], m.served["rows None"] + m.served["rows Metadata"], m.failed]
+                    counts = " | ".join(f"{n:,}" for n in [*read, m.served["pods"], len(m.outcome["created"])])
                     print(
-                        f"| {size.label} | {m.code} | {m.served['jobs']:,} | {m.failed:,} | {m.served['pods']:,} | "
-                        f"{m.wall:.1f} | {m.cpu:.1f} | {m.rss_mib:.0f} |",
+                        f"| {size.label} | {m.code} | {counts} | "
+                        f"{sample.wall:.1f} | {sample.cpu:.2f} | {sample.rss_mib:.0f} |",
                         flush=True,
                     )
-                for other in results[1:]:
-                    if other.report != results[0].report:
-                        raise SystemExit(f"{size.label}: {other.code} reported otherwise than {results[0].code}")
-                    if (other.items, other.live, other.failed) != (
-                        results[0].items,
-                        results[0].live,
-                        results[0].failed,
-                    ):
-                        raise SystemExit(f"{size.label}: {other.code} read otherwise than {results[0].code}")
+                first = results[0][0]
+                for other in (run for runs in results for run in runs):
+                    if other.outcome != first.outcome:
+                        difference = next(key for key in first.outcome if other.outcome[key] != first.outcome[key])
+                        raise SystemExit(f"{size.label}: {other.code} {difference} otherwise than {first.code}")
+                    if (other.items, other.live, other.failed) != (first.items, first.live, first.failed):
+                        raise SystemExit(f"{size.label}: {other.code} read otherwise than {first.code}")
     return 0
 
 

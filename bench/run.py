@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import baseline, scenarios, tables, targets
-from bench.measure import BenchError, child_env, machine, run_child
+from bench.measure import BenchError, child_env, compile_code, machine
 from bench.others import run_others
 
 QUICK_PAIRS = 400  # --quick: one small graph serves every dry-run benchmark
@@ -133,8 +133,8 @@ def measure_all(args: argparse.Namespace, work: Path) -> scenarios.Bench:
         codes = [baseline.this_checkout(), *([previous] if previous else [])]
         bench = scenarios.Bench(work, codes, args.repeat, args.json_max_pairs)
         (work / "home").mkdir(exist_ok=True)
-        for code in codes:  # compile the bytecode once, outside any measurement
-            run_child(code.app("--version"), cwd=code.root, env=bench.env)
+        for code in codes:  # compiled as the image ships them, outside any measurement
+            compile_code(code.root)
         scenarios.measure(bench, plan)
     return bench
 

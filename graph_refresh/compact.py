@@ -12,11 +12,15 @@ they are, and it keeps their view of a malformed object: a value of the wrong ty
 list is expected is kept when it is a scalar and replaced by an empty container of its own type when it
 is a container (the readers ignore both alike); an element of a list that is not an object is kept the
 same way.
+
+Jobs that succeeded are listed as rows of a server-side Table instead (design: Finished Jobs cost little):
+:func:`table_rows` makes of each row the record :func:`job` makes of the whole Job.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeAlias
 
 from graph_refresh.items import (
@@ -27,6 +31,7 @@ from graph_refresh.items import (
     LABEL_ITEM,
     LABEL_KIND,
     LABEL_SOLVER,
+    first_attempt_labels,
 )
 from graph_refresh.retry.failures import JOB_NAME_LABELS
 
@@ -181,3 +186,55 @@ def pod(obj: dict[str, Any]) -> dict[str, Any]:
 def job_keeping_completed(obj: dict[str, Any]) -> dict[str, Any]:
     """:func:`job`, keeping of a completed Job its item too (``COMPLETED_JOB_FIELDS``)."""
     return _with_conditions(obj, None, JOB_CONDITIONS, completed=COMPLETED_JOB_FIELDS)
+
+
+# --- rows of a Table of the Jobs that succeeded -------------------------------------------------------------
+
+NAME_COLUMN, STATUS_COLUMN = "Name", "Status"
+PRINTED_COLUMNS = ("Duration", "Age")  # in this order, the keys of ``PRINTED``
+"""The Table's times, as the API server prints them (``5m3s``, ``3d``: two or three significant figures):
+from the Job's start to its completion, and since its creation. A record keeps them under ``PRINTED``."""
+PRINTED = "printed"
+_COMPLETE = [{"type": "Complete", "status": "True"}]  # shared by every record: no reader changes a record
+
+RowReader = Callable[[Mapping[str, Any]], dict[str, Any] | str]
+
+
+def table_rows(columns: Sequence[str]) -> RowReader:
+    """How to read each row of a Table of Jobs that succeeded (``status.successful=1``) whose columns are
+    ``columns``: as the record :func:`job` (or :func:`job_keeping_completed`) makes of the whole Job.
+
+    Who the Job is comes from the row's object when the Table carries its metadata (``includeObject=Metadata``:
+    its labels and annotations); without it, from its name, which the row carries, and which says everything
+    for an item's first attempt (:func:`graph_refresh.items.first_attempt_labels`; list first attempts alone
+    that way). Its state: complete, unless the Table has a Status column (Kubernetes 1.30 on) that says
+    otherwise: still running while the Job controller has not written ``Complete`` yet, or failed, for which the
+    reader returns the Job's name instead: a failure is learned from the whole Job."""
+    index = {name: position for position, name in enumerate(columns)}
+    name_at, status_at = index.get(NAME_COLUMN), index.get(STATUS_COLUMN)
+    duration_at, age_at = (index.get(column) for column in PRINTED_COLUMNS)
+    width = len(columns)
+
+    def read(row: Mapping[str, Any]) -> dict[str, Any] | str:
+        cells, obj = row.get("cells"), row.get("object")
+        if not isinstance(cells, list) or len(cells) < width:  # a row shorter than the Table: what it has
+            cells = [*(cells if isinstance(cells, list) else ()), *[None] * width]
+        status = "Complete" if status_at is None else cells[status_at]
+        metadata: Any = obj.get("metadata") if isinstance(obj, dict) else None
+        name = metadata.get("name") if isinstance(metadata, dict) else None if name_at is None else cells[name_at]
+        if status == "Failed" and isinstance(name, str):
+            return name
+        if isinstance(metadata, dict):
+            record: dict[str, Any] = cut(obj, COMPLETED_JOB_FIELDS)
+        else:
+            labels = first_attempt_labels(name) if isinstance(name, str) else None
+            record = {"metadata": {"name": name} if labels is None else {"name": name, "labels": labels}}
+        if status == "Complete":
+            record["status"] = {"conditions": _COMPLETE}
+        record[PRINTED] = {
+            "Duration": None if duration_at is None else cells[duration_at],
+            "Age": None if age_at is None else cells[age_at],
+        }
+        return record
+
+    return read

@@ -6,8 +6,10 @@ here, so the planner, the scheduler and the cluster view agree on it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
+import sys
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii
 from typing import Literal, NamedTuple
@@ -93,6 +95,26 @@ JOB_NAME_RE = re.compile(rf"(?:{_SOLVER_RE.pattern}|{ANALYZER})-[0-9a-f]{{{KEY_L
 def is_job_name(name: str) -> bool:
     """Whether ``name`` has the shape of a Job name graph-refresh gives."""
     return JOB_NAME_RE.fullmatch(name) is not None
+
+
+def first_attempt_labels(name: str) -> dict[str, str] | None:
+    """The labels graph-refresh gives the Job ``name`` if it is an item's first attempt (kind, solver, item and
+    attempt 1: a first attempt's name is its stream and its item's key); None when ``name`` is not a name
+    graph-refresh gives. A retry's name ends in another hash: only its labels say whose it is."""
+    if not is_job_name(name):
+        return None
+    stream, _, key = name.rpartition("-")
+    return {**_stream_labels(stream), LABEL_ITEM: key}
+
+
+@functools.lru_cache(maxsize=256)
+def _stream_labels(stream: str) -> dict[str, str]:
+    """The labels every first attempt of ``stream`` (a solver's name, or the analyzer's) has but the item; one
+    shared string each (a run reads a hundred thousand of them). Copied by the caller, never changed."""
+    labels = {LABEL_KIND: ANALYZER if stream == ANALYZER else SOLVER, LABEL_ATTEMPT: "1"}
+    if stream != ANALYZER:
+        labels[LABEL_SOLVER] = stream
+    return {sys.intern(key): sys.intern(value) for key, value in labels.items()}
 
 
 def normalize_name(name: str) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import itertools
 import json
 import logging
 import math
@@ -52,7 +53,7 @@ from graph_refresh.errors import (
     Unauthorized,
     truncate,
 )
-from graph_refresh.items import LABEL_ITEM, OWNED_LABELS, OWNED_SELECTOR
+from graph_refresh.items import LABEL_ATTEMPT, LABEL_ITEM, OWNED_LABELS, OWNED_SELECTOR
 from graph_refresh.runtime import collector_paused
 
 # kubernetes 11 imports these on `import kubernetes` though graph-refresh never uses them: the dynamic client
@@ -84,6 +85,11 @@ Timeout = tuple[float, float]
 REQUEST_TIMEOUT: Timeout = (10, 60)  # (connect, read) seconds; kubernetes 11 only honours ints or a tuple
 LIST_PAGE_SIZE = 500  # objects per list call; the API server's continue token carries us on
 TEMPLATE_SELECTOR = "template in (solver,package-analyzer)"
+JSON = "application/json"
+TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io, application/json"  # else the list itself will do
+SUCCEEDED, NOT_SUCCEEDED = "status.successful=1", "status.successful!=1"  # the one Job status field selectable
+FIRST_ATTEMPTS = f"{OWNED_SELECTOR},{LABEL_ATTEMPT}=1"  # a first attempt's name says whose it is
+RETRIES = f"{OWNED_SELECTOR},{LABEL_ATTEMPT}!=1"  # and Jobs without the label (an earlier release's)
 QUOTA_EXCEEDED_MARKER = "exceeded quota"  # how the API says a ResourceQuota refused an object
 QUOTA_PENDING_MARKER = "status unknown for quota"  # a quota the controller has not calculated yet
 
@@ -396,6 +402,19 @@ class _Page:
     objects: list[dict[str, Any]]
     token: Any
     """``metadata.continue``: where the next page starts; None (or empty) on the last page."""
+    version: Any = None
+    """``metadata.resourceVersion``: the version of the store the list answers at."""
+    rows: bool = False
+    """The objects are the records of a Table's rows (else: whole objects, each reduced)."""
+    whole_names: tuple[str, ...] = ()
+    """Rows of Jobs that must be read whole (a Table's Status says they failed)."""
+
+
+def _list_metadata(metadata: Any) -> tuple[Any, Any]:
+    """The continue token and resourceVersion of a list answer's ``metadata``."""
+    if not isinstance(metadata, dict):
+        return None, None
+    return metadata.get("continue"), metadata.get("resourceVersion")
 
 
 def _streamed_page(request: Callable[[], Any], what: str, reduce: Reduce | None) -> _Page:
@@ -426,8 +445,54 @@ def _streamed_page(request: Callable[[], Any], what: str, reduce: Reduce | None)
         raise GarbledAnswer(f"{what}: the answer is not a JSON object")
     if head.items_ok is False:
         raise GarbledAnswer(f"{what}: the answer's items are not a list of objects")
-    metadata = head.metadata
-    return _Page(objects, metadata.get("continue") if isinstance(metadata, dict) else None)
+    return _Page(objects, *_list_metadata(head.metadata))
+
+
+TableRows = Callable[[Sequence[str]], Callable[[Mapping[str, Any]], "dict[str, Any] | str"]]
+"""How the rows of a Table of Jobs are read, given its column names (``compact.table_rows``): each row as the
+record ``reduce`` would make of the whole Job, or the Job's name when it must be read whole."""
+
+
+def _table_page(request: Callable[[], Any], what: str, reduce: Reduce | None, rows: TableRows) -> _Page:
+    """One page of Jobs asked for as a Table (the answer to ``request``), read whole (a page of rows is small).
+    A server that ignored ``as=Table`` answers with the list itself: its items are reduced as
+    :func:`_streamed_page` would, and the page says so (``rows`` False). Any other answer is a GarbledAnswer."""
+    response = request()
+    try:
+        body = _json_object(response, what)
+    finally:
+        _drained(response)
+    token, version = _list_metadata(body.get("metadata"))
+    if body.get("kind") != "Table":
+        return _Page([reduce(obj) if reduce else obj for obj in _objects(body, what)], token, version)
+    columns, listed = body.get("columnDefinitions"), body.get("rows") or []
+    if not isinstance(columns, list) or not all(isinstance(column, dict) for column in columns):
+        raise GarbledAnswer(f"{what}: the Table's columnDefinitions are not a list of objects")
+    if not isinstance(listed, list) or not all(isinstance(row, dict) for row in listed):
+        raise GarbledAnswer(f"{what}: the Table's rows are not a list of objects")
+    read = rows([str(column.get("name")) for column in columns])
+    objects, whole = [], []
+    for row in listed:
+        record = read(row)
+        if isinstance(record, str):
+            whole.append(record)
+        else:
+            objects.append(record)
+    return _Page(objects, token, version, rows=True, whole_names=tuple(whole))
+
+
+def _name_of(record: Mapping[str, Any]) -> Any:
+    try:
+        return record["metadata"]["name"]
+    except (KeyError, TypeError, IndexError):  # a malformed object (its metadata not an object, or absent)
+        return None
+
+
+def _next_token(what: str, previous: Any, page: _Page) -> Any:
+    """Where the list goes on after ``page`` (asked for with ``previous``); None after the last page."""
+    if page.token and page.token == previous:  # a proxy that drops ?continue= would have us list a page forever
+        raise GarbledAnswer(f"{what}: the API answered the same continue token twice")
+    return page.token or None
 
 
 class Cluster:
@@ -467,6 +532,9 @@ class Cluster:
         self._deadline = None if budget_seconds is None else clock() + budget_seconds
         self._host = redact_url(self._configuration.host)  # a server URL may carry user:password@
         self._hints = _hints(source)
+        self._whole_jobs: str | None = None
+        """Why Jobs that succeeded are listed as whole objects (the server refused what would cost less); None
+        while it has not."""
 
     @property
     def _timeout(self) -> Timeout:
@@ -555,6 +623,19 @@ class Cluster:
         Each page is parsed as it streams in and each object is passed through ``reduce`` (when given) as soon
         as it is parsed, so a page is never held whole; a page is read in full (and retried as a whole) before
         its objects are yielded."""
+        for page in self._owned_pages(resource, namespace, list_page, field_selector=field_selector, reduce=reduce):
+            yield from page.objects
+
+    def _owned_pages(
+        self,
+        resource: str,
+        namespace: str,
+        list_page: Callable[..., Any],
+        *,
+        field_selector: str | None = None,
+        reduce: Reduce | None = None,
+    ) -> Iterator[_Page]:
+        """The pages of :meth:`_list_owned`."""
         what = f"list {resource} in namespace {namespace!r}"
         selectors: dict[str, Any] = {"field_selector": field_selector} if field_selector else {}
         token: Any = None
@@ -571,12 +652,130 @@ class Cluster:
                 **paging,
             )
             page = self._read("list", resource, namespace, functools.partial(_streamed_page, request, what, reduce))
-            yield from page.objects
-            previous, token = token, page.token
+            yield page
+            token = _next_token(what, token, page)
             if not token:
                 return
-            if token == previous:  # a proxy that drops ?continue= would have us list the first page forever
-                raise GarbledAnswer(f"{what}: the API answered the same continue token twice")
+
+    # --- Jobs by state (design: Finished Jobs cost little) -------------------------------------------
+
+    def _jobs_by_state(
+        self, namespace: str, reduce: Reduce | None, rows: TableRows, with_metadata: bool
+    ) -> Iterator[dict[str, Any]]:
+        """Every owned Job: first those that did not succeed, whole (``status.successful!=1``: live and failed
+        Jobs, what a run learns from); then those that did, as Tables pinned to the first list's
+        resourceVersion, so that a Job finishing between the lists is in exactly one of them. A Job the second
+        lists name again (a server that does not honour the pin) counts as the first list saw it."""
+        unsucceeded = self._owned_pages(
+            "jobs.batch", namespace, self._batch.list_namespaced_job, field_selector=NOT_SUCCEEDED, reduce=reduce
+        )
+        try:
+            first = next(unsucceeded)
+        except Rejected as error:
+            if error.status != 400:
+                raise
+            self._list_whole(f"the API server does not select Jobs by status.successful: {error}")
+            yield from self.list_owned_jobs(namespace, reduce=reduce)
+            return
+        listed: set[Any] = set()  # the names of the Jobs listed whole: live and failed, a few thousand
+        for page in itertools.chain([first], unsucceeded):
+            for record in page.objects:
+                listed.add(_name_of(record))
+                yield record
+        tables = [(OWNED_SELECTOR, "Metadata")] if with_metadata else [(FIRST_ATTEMPTS, "None"), (RETRIES, "Metadata")]
+        for selector, include_object in tables:
+            for record in self._succeeded_jobs(namespace, selector, include_object, first.version, reduce, rows):
+                if _name_of(record) not in listed:
+                    yield record
+
+    def _succeeded_jobs(
+        self,
+        namespace: str,
+        selector: str,
+        include_object: str,
+        version: Any,
+        reduce: Reduce | None,
+        rows: TableRows,
+    ) -> Iterator[dict[str, Any]]:
+        """The owned Jobs ``selector`` selects that succeeded, as a Table whose rows carry ``include_object``
+        ("None", "Metadata"), at resourceVersion ``version`` (exactly; any when None). Once the server refuses
+        Tables, or answers with whole Jobs, the rest is listed whole (and said once)."""
+        what = f"list jobs.batch in namespace {namespace!r}"
+        token: Any = None
+        whole_names: list[str] = []
+        while True:
+            query: list[tuple[str, Any]] = [
+                ("labelSelector", selector),
+                ("fieldSelector", SUCCEEDED),
+                ("limit", self._page_size),
+            ]
+            if token:
+                query.append(("continue", token))
+            elif version:
+                query += [("resourceVersion", version), ("resourceVersionMatch", "Exact")]
+            if self._whole_jobs is None:
+                request = functools.partial(self._jobs, namespace, [*query, ("includeObject", include_object)], TABLE)
+                read = functools.partial(_table_page, request, what, reduce, rows)
+            else:
+                request = functools.partial(self._jobs, namespace, query, JSON)
+                read = functools.partial(_streamed_page, request, what, reduce)
+            try:
+                page = self._read("list", "jobs.batch", namespace, read)
+            except Rejected as error:
+                if error.status != 406 or self._whole_jobs is not None:
+                    raise
+                self._list_whole(f"the API server does not serve Jobs as Tables: {error}")
+                continue
+            if not page.rows and self._whole_jobs is None:
+                self._list_whole("the API server answered a request for a Table of Jobs with the Jobs themselves")
+            yield from page.objects
+            whole_names += page.whole_names
+            token = _next_token(what, token, page)
+            if not token:
+                break
+        for name in whole_names:
+            job = self._read_job(namespace, name)
+            if job is not None:
+                yield reduce(job) if reduce else job
+
+    def _jobs(self, namespace: str, query: list[tuple[str, Any]], accept: str) -> Any:
+        """One list request for Jobs with these query parameters and Accept header (the client's typed call
+        knows neither ``resourceVersionMatch`` nor ``includeObject``); the response unread."""
+        return self._api.call_api(
+            "/apis/batch/v1/namespaces/{namespace}/jobs",
+            "GET",
+            path_params={"namespace": namespace},
+            query_params=query,
+            header_params={"Accept": accept},
+            auth_settings=["BearerToken"],
+            _return_http_data_only=True,
+            _preload_content=False,
+            _request_timeout=self._timeout,
+        )
+
+    def _read_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The Job ``name``, whole; None when it is gone."""
+        try:
+            return self._get_object(
+                "get",
+                f"jobs.batch {name!r}",
+                namespace,
+                lambda: self._batch.read_namespaced_job(
+                    name, namespace, _preload_content=False, _request_timeout=self._timeout
+                ),
+            )
+        except NotFound:
+            return None
+
+    def _list_whole(self, why: str) -> None:
+        """From now on, list the Jobs that succeeded as whole objects; say so (once a run: one Cluster a run)."""
+        if self._whole_jobs is None:
+            logger.warning(
+                "%s; the Jobs that succeeded are listed as whole objects, which costs this run several times the "
+                'CPU and the transfer (docs/design.md, "Finished Jobs cost little")',
+                secrets.mask(why),
+            )
+        self._whole_jobs = why
 
     # --- reads -----------------------------------------------------------------------------------
 
@@ -598,9 +797,23 @@ class Cluster:
         )
         return _objects(body, f"list templates.template.openshift.io in namespace {namespace!r}")
 
-    def list_owned_jobs(self, namespace: str, *, reduce: Reduce | None = None) -> Iterator[dict[str, Any]]:
-        """Jobs labelled as created by graph-refresh, paged; each passed through ``reduce`` as it is parsed."""
-        return self._list_owned("jobs.batch", namespace, self._batch.list_namespaced_job, reduce=reduce)
+    def list_owned_jobs(
+        self,
+        namespace: str,
+        *,
+        reduce: Reduce | None = None,
+        rows: TableRows | None = None,
+        with_metadata: bool = False,
+    ) -> Iterator[dict[str, Any]]:
+        """Jobs labelled as created by graph-refresh, paged; each passed through ``reduce`` as it is parsed.
+
+        With ``rows``, the Jobs that succeeded (most of them) are listed as server-side Tables instead, each
+        row read by ``rows``: their names alone for items' first attempts (``with_metadata`` False), their
+        metadata (labels and annotations) for the others; the rest whole. Where the server refuses that,
+        everything is listed whole, and the run says so once (design: Finished Jobs cost little)."""
+        if rows is None or self._whole_jobs is not None:
+            return self._list_owned("jobs.batch", namespace, self._batch.list_namespaced_job, reduce=reduce)
+        return self._jobs_by_state(namespace, reduce, rows, with_metadata)
 
     def list_owned_pods(
         self, namespace: str, *, field_selector: str | None = None, reduce: Reduce | None = None

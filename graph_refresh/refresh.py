@@ -67,13 +67,16 @@ class Externals:
 
 
 def read_cluster_view(cluster: kube.Cluster, namespace: str, now: float, *, keep_completed: bool = False) -> OwnedJobs:
-    """List the ResourceQuotas, the owned Jobs (paged) and, when some failed, the owned pods of ``namespace``;
-    ``keep_completed`` keeps the items of the completed Jobs (to pace against the graph sync)."""
+    """List the ResourceQuotas, the owned Jobs (paged; those that succeeded as Tables) and, when some failed,
+    the owned pods of ``namespace``; ``keep_completed`` keeps the items of the completed Jobs (to pace against
+    the graph sync)."""
     quotas = [Quota.from_object(q) for q in cluster.list_quotas(namespace)]
     reduce_job = compact.job_keeping_completed if keep_completed else compact.job
     with collector_paused():  # not only while a page is parsed, while its records are read into the view
         view = build_view(
-            cluster.list_owned_jobs(namespace, reduce=reduce_job),
+            cluster.list_owned_jobs(
+                namespace, reduce=reduce_job, rows=compact.table_rows, with_metadata=keep_completed
+            ),
             lambda selector: cluster.list_owned_pods(namespace, field_selector=selector, reduce=compact.pod),
             quotas,
             now=now,

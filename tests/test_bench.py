@@ -4,6 +4,9 @@ holds the measured figures."""
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import os
 import re
 import sqlite3
 import subprocess
@@ -14,10 +17,11 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-from bench import baseline, graphs, run, scenarios, tables, targets
-from bench.measure import Row, Sample
+from bench import baseline, bench_namespace, graphs, run, scenarios, tables, targets
+from bench.measure import BenchError, Row, Sample, compile_code, run_child
+from graph_refresh.items import ANALYZER, LABEL_SOLVER, SOLVER
 
-from .helpers import EXAMPLE_TEMPLATES, ROOT
+from .helpers import EXAMPLE_TEMPLATES, ROOT, SOLVERS
 
 NUMBER = re.compile(r"^[0-9][0-9,]*(\.[0-9]+)?$")
 
@@ -86,6 +90,35 @@ def test_quick_run_prints_every_table_with_numbers(tmp_path: Path) -> None:
         r"^- [0-9,]+ versions: graph file streamed in .* loaded by `app.py import-graph`", done.stdout, re.M
     )
     assert "### `bench/bench_render.py 300`" in done.stdout  # the other scripts present ran too
+
+
+def test_a_measured_child_reports_its_own_peak_memory_not_the_runners() -> None:
+    """Linux carries the peak RSS of the address space a child replaces at exec into the child's figure; the
+    launcher keeps the runner's (here 256 MiB, as a stand-in serving in the runner would hold) out of it."""
+    held = bytearray(256 * 2**20)
+    for page in range(0, len(held), 4096):
+        held[page] = 1
+    small, _ = run_child([sys.executable, "-c", "pass"], cwd=ROOT, env=dict(os.environ))
+    big, out = run_child(
+        [sys.executable, "-c", "b = bytearray(160 * 2**20); b[::4096] = b'1' * len(b[::4096]); print('held')"],
+        cwd=ROOT,
+        env=dict(os.environ),
+    )
+    del held
+    assert small.rss_mib < 64, small
+    assert 160 < big.rss_mib < 256, big
+    assert out == "held\n"
+    with pytest.raises(BenchError, match="exited 3"):
+        run_child([sys.executable, "-c", "raise SystemExit(3)"], cwd=ROOT, env=dict(os.environ))
+
+
+def test_the_code_measured_is_compiled_as_the_image_ships_it() -> None:
+    """The Dockerfile compiles app.py and graph_refresh; with PYTHONDONTWRITEBYTECODE set (as in the image) a start
+    would otherwise compile every module it imports, every time."""
+    assert "RUN python -m compileall -q app.py graph_refresh" in (ROOT / "Dockerfile").read_text()
+    compile_code(ROOT)
+    sources = [ROOT / "app.py", *sorted((ROOT / "graph_refresh").rglob("*.py"))]
+    assert all(Path(importlib.util.cache_from_source(str(path))).is_file() for path in sources)
 
 
 def test_direct_store_equals_what_import_graph_makes(tmp_path: Path, run_cli: Callable[..., Result]) -> None:
@@ -164,12 +197,36 @@ def test_namespace_bench_quick_run_reads_every_job_and_only_the_failed_pods() ->
         ("200 owned Jobs, 20% failed", "this checkout"),
     ]
     for row, jobs, failed in zip(rows, (300, 200), (15, 40), strict=True):
-        assert row["Jobs read"] == str(jobs), row
-        assert row["failed read"] == str(failed), row
+        whole, rows_read = int(row["whole Jobs read"]), int(row["Table rows read"])
+        assert whole + rows_read == jobs, row
+        assert failed < whole < 2 * failed, row  # the live and failed Jobs whole, those that succeeded as rows
+        assert row["failed"] == str(failed), row
         # One pod per failed Job but those whose pods are gone; none of the Jobs that did not fail.
         assert 0 < int(row["pods read"]) < failed, row
+        assert int(row["Jobs created"]) > 0, row  # a real run
         for column in ("wall s", "CPU s", "peak RSS MiB"):
             assert NUMBER.match(row[column]), (row, column)
+
+
+def test_the_namespace_bench_serves_each_job_and_pod_with_its_own_item() -> None:
+    """Kinds, solvers and attempts in turn, each state and failure: every object carries its own item's labels,
+    not those of the first object served in its state."""
+    served = bench_namespace.Shapes("2027-01-15T07:30:00Z")
+    owned = bench_namespace.namespace_jobs(60, 20)
+    assert {(o.item.kind, o.item.solver, o.item.attempt, o.state) for o in owned} >= {
+        (ANALYZER, None, 1, "complete"),
+        (SOLVER, SOLVERS[1], 2, "complete"),
+        (SOLVER, SOLVERS[2], 1, "failed"),
+    }
+    for one in owned:
+        job = json.loads(served.text(one, "job"))
+        assert job["metadata"]["name"] == one.item.job_name
+        assert {key: job["metadata"]["labels"].get(key) for key in one.item.labels} == one.item.labels
+        assert LABEL_SOLVER in job["metadata"]["labels"] or one.item.solver is None
+        if bench_namespace.Shapes.has_pod(one):
+            pod = json.loads(served.text(one, "pod"))
+            assert pod["metadata"]["labels"]["job-name"] == one.item.job_name
+            assert {key: pod["metadata"]["labels"].get(key) for key in one.item.labels} == one.item.labels
 
 
 @pytest.mark.parametrize("text", ["100", "x:5", "10:200", "0:5"])

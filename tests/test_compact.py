@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -17,6 +18,7 @@ from graph_refresh.retry.failures import attempt_of, cause_of, pods_by_job, reso
 from graph_refresh.vocabulary import JobState
 
 from .fakes import shapes
+from .fakes.kube import RESOURCES, make_table
 
 Obj = dict[str, Any]
 PYPI = "https://pypi.org/simple"
@@ -164,3 +166,82 @@ def test_repeated_texts_are_shared_and_emptied_objects_left_out() -> None:
     running = compact.job(shapes.openshift_job(shapes.base_job(item("running")), state="running"))
     assert "status" not in running, "a running Job's status holds nothing the view reads"
     assert [c["type"] for c in cut_first["status"]["conditions"]] == ["Failed"], "not FailureTarget"
+
+
+# --- the rows of a Table of the Jobs that succeeded -------------------------------------------------------------
+
+
+def succeeded_jobs() -> list[Obj]:
+    """Jobs that succeeded, as OpenShift lists them: first attempts of a solver and the analyzer, a retry, a Job
+    of an earlier release (no attempt label), and one whose Complete condition the Job controller has not
+    written yet (its pod succeeded; Kubernetes 1.31 first writes SuccessCriteriaMet)."""
+    first = shapes.openshift_job(shapes.base_job(item("first")), state="complete", at=AT)
+    analyzed = shapes.openshift_job(shapes.base_job(item("analyzed", kind=ANALYZER)), state="complete", at=AT)
+    retried = shapes.openshift_job(shapes.base_job(item("retried", attempt=2)), state="complete", at=AT)
+    legacy = shapes.openshift_job(shapes.base_job(item("legacy")), state="complete", at=AT)
+    del legacy["metadata"]["labels"]["thoth-station.ninja/attempt"]
+    met = shapes.openshift_job(shapes.base_job(item("met")), state="complete", at=AT)
+    met["status"]["conditions"] = [{"type": "SuccessCriteriaMet", "status": "True", "lastTransitionTime": AT}]
+    return [first, analyzed, retried, legacy, met]
+
+
+def read_rows(jobs: list[Obj], include_object: str, *, status_column: bool) -> list[Obj | str]:
+    """``jobs`` as the API server's Table rows, read by ``compact.table_rows``."""
+    table = make_table(RESOURCES["jobs"], jobs, {}, include_object=include_object, job_status_column=status_column)
+    read = compact.table_rows([column["name"] for column in table["columnDefinitions"]])
+    return [read(json.loads(json.dumps(row))) for row in table["rows"]]
+
+
+@pytest.mark.parametrize("status_column", [False, True], ids=["kubernetes-1.15", "kubernetes-1.30"])
+@pytest.mark.parametrize("keep_completed", [False, True], ids=["", "pacing"])
+def test_the_view_of_table_rows_is_the_view_of_whole_jobs(status_column: bool, keep_completed: bool) -> None:
+    """First attempts by name alone, the others with their metadata: the view is the one of the whole Jobs.
+    Without a Status column, a Job that succeeded counts as complete (what ``status.successful=1`` selects);
+    with one, as the Job controller says."""
+    jobs = succeeded_jobs()
+    if not status_column:  # without a Status column, only the Complete condition can be told
+        jobs = jobs[:-1]
+    first_attempts = [job for job in jobs if job["metadata"]["labels"].get("thoth-station.ninja/attempt") == "1"]
+    others = [job for job in jobs if job not in first_attempts]
+    records = read_rows(first_attempts, "Metadata" if keep_completed else "None", status_column=status_column)
+    records += read_rows(others, "Metadata", status_column=status_column)
+    assert all(isinstance(record, dict) for record in records)
+    reduce = compact.job_keeping_completed if keep_completed else compact.job
+    by_rows = build_view(records, lambda _: [], [], now=NOW, keep_completed=keep_completed)  # type: ignore[arg-type]
+    whole = build_view([reduce(job) for job in jobs], lambda _: [], [], now=NOW, keep_completed=keep_completed)
+    assert by_rows == whole
+    assert whole.per_stream == {"solver-fedora-34-py39": len(jobs) - 1, "package-analyzer": 1}
+    assert len(whole.completed) == (4 if keep_completed else 0)
+    assert whole.live == ({"solver": 1} if status_column else {})
+
+
+def test_a_row_whose_status_says_failed_asks_for_the_whole_job() -> None:
+    failed = failed_job("late", reason="DeadlineExceeded")
+    failed["status"]["succeeded"] = 1
+    (read,) = read_rows([failed], "None", status_column=True)
+    assert read == item("late").job_name
+    (read,) = read_rows([failed], "Metadata", status_column=True)
+    assert read == item("late").job_name
+
+
+def test_a_row_keeps_the_times_the_table_prints_and_is_small() -> None:
+    job = shapes.openshift_job(shapes.base_job(item("first")), state="complete", at=AT)
+    job["status"]["completionTime"] = "2026-12-05T10:05:03Z"  # started at shapes.CREATED, 10:00:00
+    (by_name,) = read_rows([job], "None", status_column=False)
+    assert isinstance(by_name, dict)
+    assert by_name[compact.PRINTED]["Duration"] == "5m3s"
+    assert re.fullmatch(r"[0-9]+[smhdy]([0-9]+[smhd])?", by_name[compact.PRINTED]["Age"])
+    assert set(by_name) == {"metadata", "status", compact.PRINTED}
+    assert len(json.dumps(by_name)) * 15 < len(json.dumps(job))
+
+
+@pytest.mark.parametrize(
+    "row",
+    [{}, {"cells": None}, {"cells": [7]}, {"cells": []}, {"object": "x"}, {"object": {"metadata": None}, "cells": []}],
+)
+def test_a_malformed_row_reads_as_a_job_of_no_one(row: Obj) -> None:
+    """As a malformed whole Job reads: no item, so a key of its (missing) name; complete, as selected."""
+    read = compact.table_rows(["Name", "Completions", "Duration", "Age"])(row)
+    assert isinstance(read, dict)
+    view = build_view([read], lambda _: [], [], now=NOW)
+    assert list(view.latest.values()) == [(1, JobState.COMPLETE)]

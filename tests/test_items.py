@@ -12,6 +12,7 @@ from graph_refresh.items import (
     SOLVER,
     Candidate,
     WorkItem,
+    first_attempt_labels,
     invalid_reason,
     is_job_name,
     normalize_name,
@@ -116,6 +117,20 @@ def test_a_retry_has_a_name_of_its_own_in_the_same_shape_and_keeps_the_item_key(
         assert pod_hostname.rsplit("-", 1)[0].rsplit("-", 1)[0] == "solver-fedora-31-py38"  # result-api's rule
     again = WorkItem(SOLVER, first.solver, first.candidate, attempt=3)
     assert again.job_name == WorkItem(SOLVER, first.solver, first.candidate, attempt=3).job_name  # a re-run: 409
+
+
+@pytest.mark.parametrize("kind", [SOLVER, ANALYZER])
+def test_a_first_attempts_name_says_its_labels(kind: str) -> None:
+    """What a Table row of a first attempt (its name alone) tells the cluster view; a retry's name ends in
+    another hash, so its labels must be read."""
+    solver = "solver-fedora-31-py38" if kind == SOLVER else None
+    first = WorkItem(SOLVER if kind == SOLVER else ANALYZER, solver, Candidate("flask", "1.1.2", PYPI))
+    managed_by = {"app.kubernetes.io/managed-by": "graph-refresh"}
+    assert first_attempt_labels(first.job_name) == {k: v for k, v in first.labels.items() if k not in managed_by}
+    retry = WorkItem(first.kind, first.solver, first.candidate, attempt=2)
+    assert (first_attempt_labels(retry.job_name) or {})["thoth-station.ninja/item"] != retry.key
+    for other in ("solver-fedora-31-py38", "flask-0123456789", "solver-fedora-31-py38-0123456789x", ""):
+        assert first_attempt_labels(other) is None
 
 
 def test_names_are_compared_in_pep503_form() -> None:

@@ -50,7 +50,9 @@ def test_creates_reuse_connections(cluster: Harness) -> None:
     result, report = cluster.run("--workers", "2", connect=connect)
     assert result.exit_code == 0
     assert sum(scheduled(report).values()) == 20
-    assert len(cluster.fake.requests) == 26  # Templates, Jobs, quotas, ledger and requests reads, 20 creates, a write
+    # Templates, Jobs (those that did not succeed, then two Tables of those that did), quotas, ledger and requests
+    # reads, 20 creates, a write.
+    assert len(cluster.fake.requests) == 28
     assert len({r.connection for r in cluster.fake.requests}) <= 3, "one connection per worker, and the reads'"
 
 
@@ -63,9 +65,10 @@ def test_owned_jobs_are_listed_page_by_page(cluster: Harness) -> None:
 
     assert result.exit_code == 0
     assert cluster.created() == []
-    pages = cluster.fake.requests_for("GET", JOBS_PATH)
+    listed = cluster.fake.requests_for("GET", JOBS_PATH)
+    assert all(page.query["limit"] == ["3"] for page in listed)
+    pages = [page for page in listed if page.query["fieldSelector"] == [kube.NOT_SUCCEEDED]]  # live: all 8
     assert len(pages) == math.ceil(8 / 3)
-    assert all(page.query["limit"] == ["3"] for page in pages)
     assert all(page.query["labelSelector"] == ["app.kubernetes.io/managed-by=graph-refresh"] for page in pages)
     assert "continue" not in pages[0].query
     tokens = [page.query["continue"][0] for page in pages[1:]]
@@ -76,8 +79,9 @@ def test_owned_jobs_are_listed_page_by_page(cluster: Harness) -> None:
 def test_list_uses_the_default_page_size(cluster: Harness) -> None:
     cluster.graph(["a"])
     cluster.run("--dry-run")
-    (page,) = cluster.fake.requests_for("GET", JOBS_PATH)
-    assert page.query["limit"] == [str(kube.LIST_PAGE_SIZE)] == ["500"]
+    pages = cluster.fake.requests_for("GET", JOBS_PATH)
+    assert len(pages) == 3  # the Jobs that did not succeed, and two Tables of those that did
+    assert all(page.query["limit"] == [str(kube.LIST_PAGE_SIZE)] == ["500"] for page in pages)
 
 
 def test_a_continue_token_that_never_changes_fails_the_run_instead_of_looping(cluster: Harness) -> None:

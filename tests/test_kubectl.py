@@ -94,7 +94,11 @@ def test_get_templates_by_their_qualified_name_lists_the_templates(fake: FakeKub
     assert names == ["template.template.openshift.io/package-analyzer", "template.template.openshift.io/solver"]
 
 
-def test_get_jobs_and_resourcequotas_show_their_state(fake: FakeKube, kubeconfig: Path) -> None:
+@pytest.mark.parametrize("status_column", [False, True], ids=["kubernetes-1.15", "kubernetes-1.30"])
+def test_get_jobs_and_resourcequotas_show_their_state(fake: FakeKube, kubeconfig: Path, status_column: bool) -> None:
+    """Jobs printed as the API server prints them: Completions, Duration and Age (and Containers, Images and
+    Selector with -o wide); from Kubernetes 1.30 on, a Status column after the name."""
+    fake.job_status_column = status_column
     assert kubectl(kubeconfig, "get", "jobs").stderr.strip() == f"No resources found in {NS} namespace."
     fake.add(job("done"))
     fake.add(job("failed"))
@@ -111,12 +115,16 @@ def test_get_jobs_and_resourcequotas_show_their_state(fake: FakeKube, kubeconfig
         }
     )
     table = rows(kubectl(kubeconfig, "get", "jobs").stdout)
-    assert table[0][:3] == ["NAME", "STATUS", "COMPLETIONS"]
-    assert [row[:3] for row in table[1:]] == [
-        ["done", "Complete", "1/1"],
-        ["failed", "Failed", "0/1"],
-        ["running", "Running", "0/1"],
+    status = ["STATUS"] if status_column else []
+    assert table[0] == ["NAME", *status, "COMPLETIONS", "DURATION", "AGE"]
+    expected = [("done", "Complete", "1/1"), ("failed", "Failed", "0/1"), ("running", "Running", "0/1")]
+    assert [row[:-2] for row in table[1:]] == [
+        [name, *([state] if status_column else []), completions] for name, state, completions in expected
     ]
+    assert all(re.fullmatch(r"[0-9]+s", cell) for row in table[1:] for cell in row[-2:])  # duration, age
+    wide = rows(kubectl(kubeconfig, "get", "jobs", "-o", "wide").stdout)
+    assert wide[0][-3:] == ["CONTAINERS", "IMAGES", "SELECTOR"]
+    assert wide[1][-3:] == ["solver", "solver", "<none>"]
     quota = rows(kubectl(kubeconfig, "get", "resourcequota").stdout)
     assert quota[0] == ["NAME", "AGE", "REQUEST", "LIMIT"]
     assert quota[1][0] == "jobs"
@@ -207,7 +215,7 @@ def test_a_job_is_marked_failed_by_replacing_its_status(fake: FakeKube, kubeconf
     body.write_text(json.dumps({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "solver-1"}, **status}))
     kubectl(kubeconfig, "replace", "--raw", f"/apis/batch/v1/namespaces/{NS}/jobs/solver-1/status", "-f", str(body))
     assert_failed(fake, "solver-1", "BackoffLimitExceeded")
-    assert rows(kubectl(kubeconfig, "get", "job", "solver-1").stdout)[1][:2] == ["solver-1", "Failed"]
+    assert rows(kubectl(kubeconfig, "get", "job", "solver-1").stdout)[1][:2] == ["solver-1", "0/1"]
     # Through the object itself, status is not written (it is a subresource), as on a real cluster.
     kubectl(kubeconfig, "patch", "job", "solver-1", "--type=merge", "-p", '{"status": {"failed": 7}}')
     assert (fake.get("jobs", NS, "solver-1") or {})["status"]["failed"] == 1

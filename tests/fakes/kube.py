@@ -32,9 +32,16 @@ Faithful to Kubernetes (what a client can observe):
 - ``PATCH`` with a JSON patch, a JSON merge patch or a strategic merge patch (other types: 415), written
   like an update (a ``resourceVersion`` in the patch is a precondition). The ``status`` subresource of
   Jobs, Pods and ResourceQuotas: GET, PUT and PATCH write only ``status``; writes of the object keep it.
-- A client asking for a ``meta.k8s.io/v1`` Table (``kubectl get``) gets one, with a row object of the
-  item's metadata and columns like the API server's (Jobs: status and completions, Pods: status as
-  kubectl shows it, ConfigMaps: data count, quotas: used/hard).
+- The Accept header is negotiated as the API server does: the first media range it serves wins. A
+  ``meta.k8s.io`` Table (``as=Table;v=v1`` or ``v1beta1``, what ``kubectl get`` asks for) with the list's
+  ``metadata`` (continue token included) and, per ``includeObject``, each row's object as none, its
+  PartialObjectMetadata (the default) or the whole object; Jobs with the columns Kubernetes 1.15 to 1.29
+  print (Name, Completions, Duration, Age, and the wide Containers, Images, Selector; with
+  ``job_status_column``, 1.30's Status after Name), durations written as ``HumanDuration`` writes them;
+  Pods with their status as kubectl shows it, ConfigMaps their data count, quotas used/hard. Metadata only:
+  ``as=PartialObjectMetadataList`` for a list, ``as=PartialObjectMetadata`` for one object. A request whose
+  every range asks for something else answers 406 Not Acceptable. ``representations`` makes the fake
+  refuse any such request with 406 or ignore the parameters and answer JSON, as an older server or a proxy.
 - Errors are ``Status`` objects with the real ``reason``, ``code`` and ``details`` and messages worded like
   the API server's: NotFound, AlreadyExists, Invalid, Forbidden (with the exact quota-exceeded text),
   Unauthorized, BadRequest, MethodNotAllowed.
@@ -44,11 +51,18 @@ Faithful to Kubernetes (what a client can observe):
 - Order of checks on create: validation (422), quota admission (403), then the store (409).
 - Label selectors with the whole grammar (``=``, ``==``, ``!=``, ``in``, ``notin``, ``key``, ``!key``; a
   comma is AND; ``!=`` and ``notin`` also match objects without the label); field selectors on
-  ``metadata.name`` and ``metadata.namespace``, and on a pod's ``status.phase``, ``spec.restartPolicy`` and
-  ``spec.nodeName``; other fields answer 400 as the real server does.
+  ``metadata.name`` and ``metadata.namespace``, on a pod's ``status.phase``, ``spec.restartPolicy`` and
+  ``spec.nodeName``, and on a Job's ``status.successful`` (``status.succeeded``, 0 when absent); other
+  fields answer 400 in the real server's words.
 - ``limit``/``continue`` paging with an opaque token; lists are sorted by (namespace, name) like etcd
   keys; ``metadata.continue`` is absent on the last page and ``remainingItemCount`` is only set when no
-  selector was given (both as the real server does, so clients see ``None``, not ``""``).
+  selector was given (both as the real server does, so clients see ``None``, not ``""``). The pages of a
+  list are one snapshot: a continue token resumes at the resourceVersion the list began at.
+- ``resourceVersion`` on a list: with ``resourceVersionMatch=Exact``, or with a ``limit`` (the API server
+  then reads etcd), the list answers as the store was at that version, every write since undone; otherwise
+  with the latest. The combinations the API server refuses are refused with its status and words (422 for
+  ``resourceVersionMatch`` without a version, with ``continue`` or ``Exact`` at "0"; 400 for a version with
+  ``continue``; 504 for a version not reached yet). History is never compacted (no 410 Expired).
 - Items of a list carry no ``kind``/``apiVersion``; only the list itself has them (the API server strips
   them from items, and code that relies on them breaks against a real cluster).
 - ``?dryRun=All`` on create, update and delete runs validation and admission (quota included) and stores
@@ -87,7 +101,6 @@ Simplified or absent:
 - Validation covers metadata only (name required, DNS-1123 shape, at most 63 characters for Jobs because
   of their ``job-name`` label, body namespace matching the URL, kind/apiVersion matching the endpoint);
   specs are stored as sent, without defaulting.
-- Pages are not a consistent snapshot: an object created behind the cursor between two pages is seen.
 - Only ``count/jobs.batch`` is enforced by quota; other hard limits are stored, not enforced or counted.
 - Every path, discovery included, needs credentials (real clusters let anonymous users read /version).
 - No ``generateName``: an object needs its ``name`` (graph-refresh names every Job itself).
@@ -273,8 +286,16 @@ _EQ_REQ_RE = re.compile(r"(?P<key>[^\s=!(),]+)\s*(?P<op>==|=|!=)\s*(?P<value>[^\
 _EXISTS_REQ_RE = re.compile(r"(?P<neg>!)?\s*(?P<key>[^\s=!(),]+)")
 _FIELD_REQ_RE = re.compile(r"\s*(?P<field>[^\s=!]+)\s*(?P<op>==|=|!=)\s*(?P<value>[^,]*?)\s*")
 SUPPORTED_FIELDS = ("metadata.name", "metadata.namespace")  # every resource
-# Fields some resources add, as the API server's field label conversions do (pods: a few of spec and status).
-RESOURCE_FIELDS = {"pods": ("status.phase", "spec.restartPolicy", "spec.nodeName")}
+# Fields some resources add, as the API server's field label conversions do (pods: a few of spec and status; Jobs:
+# how many pods succeeded).
+RESOURCE_FIELDS = {"pods": ("status.phase", "spec.restartPolicy", "spec.nodeName"), "jobs": ("status.successful",)}
+# Fields whose value the API server computes rather than reads: a Job's status.successful is status.succeeded
+# as a number, 0 when absent.
+COMPUTED_FIELDS: dict[str, Callable[[Obj], str]] = {
+    "status.successful": lambda job: str((job.get("status") or {}).get("succeeded") or 0),
+}
+# How a resource's field label conversion words a field it does not know (the core group's generic words else).
+UNSUPPORTED_FIELD = {"jobs": 'field label "{}" not supported for batchv1.Job'}
 
 
 def _bad_request(message: str) -> ApiError:
@@ -357,13 +378,17 @@ def parse_field_selector(selector: str, resource: str = "") -> list[ObjectTest]:
             raise _bad_request(f"invalid selector: '{selector}'; can't understand '{part}'")
         name, op, value = match["field"], match["op"], match["value"]
         if name not in SUPPORTED_FIELDS + RESOURCE_FIELDS.get(resource, ()):
-            raise _bad_request(f"field label not supported: {name}")
-        tests.append(_field_test(name.split("."), value, negate=op == "!="))
+            raise _bad_request(UNSUPPORTED_FIELD.get(resource, "field label not supported: {}").format(name))
+        tests.append(_field_test(name, value, negate=op == "!="))
     return tests
 
 
-def _field_test(path: list[str], value: str, *, negate: bool) -> ObjectTest:
+def _field_test(name: str, value: str, *, negate: bool) -> ObjectTest:
+    computed, path = COMPUTED_FIELDS.get(name), name.split(".")
+
     def test(obj: Obj) -> bool:
+        if computed is not None:
+            return (computed(obj) == value) != negate
         found: Any = obj
         for step in path:
             found = found.get(step) if isinstance(found, dict) else None
@@ -377,16 +402,70 @@ def _encode_continue(resource_version: int, after: str) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_continue(token: str) -> str:
+def _decode_continue(token: str) -> tuple[int, str]:
+    """The resourceVersion the list started at and the key its next page starts after."""
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         data = json.loads(raw)
-        after = data["start"]
-        if data.get("v") != "fakekube/v1" or not isinstance(after, str):
+        version, after = data["rv"], data["start"]
+        if data.get("v") != "fakekube/v1" or not isinstance(after, str) or not isinstance(version, int):
             raise ValueError("unknown version")
     except (ValueError, KeyError, TypeError) as exc:
         raise _bad_request(f"continue key is not valid: {exc}") from None
-    return after
+    return version, after
+
+
+RESOURCE_VERSION_MATCHES = ("Exact", "NotOlderThan")
+
+
+def _invalid_list_options(message: str) -> ApiError:
+    """A 422 about the query of a list, worded as the API server's ListOptions validation."""
+    cause = {"reason": "FieldValueForbidden", "message": message, "field": "resourceVersionMatch"}
+    return ApiError(
+        422,
+        f'ListOptions.meta.k8s.io "" is invalid: resourceVersionMatch: {message}',
+        "Invalid",
+        {"group": "meta.k8s.io", "kind": "ListOptions", "causes": [cause]},
+    )
+
+
+def list_version(query: dict[str, list[str]], current: int, limit: int) -> tuple[int, str | None]:
+    """The resourceVersion a list answers at (``current``: the latest) and where its page starts (a continue
+    token's key, or None), from ``resourceVersion``, ``resourceVersionMatch``, ``limit`` and ``continue`` as the
+    API server reads them: a continue token resumes the list at the version it began at; ``Exact`` (or a version
+    with a ``limit``, which the API server serves from etcd) answers at that very version; otherwise the
+    latest. Raises ApiError as the API server does for combinations it refuses."""
+    version, match, token = (
+        _first(query, "resourceVersion"),
+        _first(query, "resourceVersionMatch"),
+        _first(query, "continue"),
+    )
+    if match:
+        if match not in RESOURCE_VERSION_MATCHES:
+            supported = ", ".join(f'"{m}"' for m in RESOURCE_VERSION_MATCHES)
+            raise _invalid_list_options(f'Unsupported value: "{match}": supported values: {supported}')
+        if not version:
+            raise _invalid_list_options(
+                "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided"
+            )
+        if token:
+            raise _invalid_list_options("Forbidden: resourceVersionMatch is forbidden when continue is provided")
+        if match == "Exact" and version == "0":
+            raise _invalid_list_options('Forbidden: resourceVersionMatch "exact" is forbidden for resourceVersion "0"')
+    if token:
+        if version not in ("", "0"):
+            raise _bad_request("specifying resource version is not allowed when using continue")
+        return _decode_continue(token)
+    if version in ("", "0"):
+        return current, None
+    if not version.isdigit():
+        raise _bad_request(f"invalid resource version: {version!r}")
+    if int(version) > current:
+        cause = {"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}
+        message = f"Too large resource version: {version}, current: {current}"
+        raise ApiError(504, message, "Timeout", {"causes": [cause], "retryAfterSeconds": 1})
+    exact = match == "Exact" or (not match and limit > 0)
+    return (int(version) if exact else current), None
 
 
 # ----------------------------------------------------------------------------------------------- patches
@@ -568,38 +647,159 @@ def _json_patch(obj: Obj, operations: list[Any]) -> Obj:
     return document
 
 
-# ------------------------------------------------------------------------------------------------ tables
+# --------------------------------------------------------------------------------------- representations
 
-Column = tuple[str, str, Callable[[Obj], Any]]  # name, type, cell of one object
+META_GROUP = "meta.k8s.io"
+META_VERSIONS = ("v1", "v1beta1")  # the Table and PartialObjectMetadata versions a 1.15 API server serves
+TABLE, METADATA, METADATA_LIST = "Table", "PartialObjectMetadata", "PartialObjectMetadataList"
+INCLUDE_OBJECT = ("None", "Metadata", "Object")  # a Table row's object: none, PartialObjectMetadata, the object
+NOT_ACCEPTABLE = (
+    "only the following media types are accepted: application/json, application/yaml, "
+    "application/vnd.kubernetes.protobuf"
+)
+Representations = Literal["served", "refused", "ignored"]
 
 
-def _wants_table(accept: str) -> bool:
-    """Whether the client asked for a ``meta.k8s.io`` Table (as ``kubectl get`` does for its columns)."""
-    return any("as=table" in part.replace(" ", "").lower() for part in accept.split(","))
+@dataclass(frozen=True)
+class Representation:
+    """What a GET is answered with: the object or list itself (``as_`` None), a ``Table``, or its metadata only
+    (``PartialObjectMetadata`` for an object, ``PartialObjectMetadataList`` for a list), in ``version`` of
+    meta.k8s.io."""
+
+    as_: str | None = None
+    version: str = "v1"
+
+
+PLAIN = Representation()
+
+
+def negotiate(accept: str, *, listing: bool) -> Representation | None:
+    """The first media range of ``accept`` the fake answers, as the API server picks one: ``as=Table`` or
+    ``as=PartialObjectMetadata[List]`` with ``g=meta.k8s.io`` and a version it serves, or any range without
+    ``as`` (answered with JSON, whatever type it names). None when every range asks for a representation the
+    fake does not serve (the API server answers 406 Not Acceptable)."""
+    if not accept.strip():
+        return PLAIN
+    wanted = METADATA_LIST if listing else METADATA
+    for media_range in accept.split(","):
+        _, *parameters = (part.strip() for part in media_range.split(";"))
+        values = {key.strip().lower(): value.strip() for key, _, value in (p.partition("=") for p in parameters)}
+        as_ = values.get("as")
+        if as_ is None:
+            return PLAIN
+        if values.get("g") == META_GROUP and values.get("v") in META_VERSIONS and as_ in (TABLE, wanted):
+            return Representation(as_, values["v"])
+    return None
+
+
+def asks_for_a_representation(accept: str) -> bool:
+    """Whether any media range of ``accept`` asks for another representation (``as=...``)."""
+    return any("as=" in part.replace(" ", "").lower() for part in accept.split(","))
+
+
+def human_duration(seconds: float) -> str:
+    """A duration as the API server prints it in Tables (apimachinery's ``HumanDuration``): two or three
+    significant figures, ``42s``, ``5m3s``, ``17m``, ``3h7m``, ``20h``, ``2d5h``, ``30d``, ``2y10d``."""
+    whole = int(seconds)
+    if whole < -1:
+        return "<invalid>"
+    if whole < 0:
+        return "0s"
+    if whole < 120:
+        return f"{whole}s"
+    minutes = whole // 60
+    if minutes < 10:
+        return f"{minutes}m{whole % 60}s" if whole % 60 else f"{minutes}m"
+    if minutes < 180:
+        return f"{minutes}m"
+    hours = whole // 3600
+    if hours < 8:
+        return f"{hours}h{minutes % 60}m" if minutes % 60 else f"{hours}h"
+    if hours < 48:
+        return f"{hours}h"
+    if hours < 24 * 8:
+        return f"{hours // 24}d{hours % 24}h" if hours % 24 else f"{hours // 24}d"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24}d"
+    if hours < 24 * 365 * 8:
+        days = hours // 24 % 365
+        return f"{hours // 24 // 365}y{days}d" if days else f"{hours // 24 // 365}y"
+    return f"{hours // 24 // 365}y"
+
+
+def _time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _since(value: Any) -> str:
+    """Time since ``value`` (RFC 3339) as Table cells show it; ``<unknown>`` without one."""
+    at = _time(value)
+    return "<unknown>" if at is None else human_duration((datetime.now(UTC) - at).total_seconds())
 
 
 def _age(obj: Obj) -> str:
-    """Time since creation the way kubectl columns show it: ``42s``, ``7m``, ``5h``, ``3d``."""
-    created = (obj.get("metadata") or {}).get("creationTimestamp")
-    if not isinstance(created, str):
-        return "<unknown>"
-    try:
-        seconds = int(
-            (datetime.now(UTC) - datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)).total_seconds()
-        )
-    except ValueError:
-        return "<unknown>"
-    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
-        if seconds >= size * 2 or (unit == "m" and seconds >= size):
-            return f"{seconds // size}{unit}"
-    return f"{max(seconds, 0)}s"
+    return _since((obj.get("metadata") or {}).get("creationTimestamp"))
+
+
+def _true_condition(job: Obj, kind: str) -> bool:
+    conditions = (job.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == kind and c.get("status") == "True" for c in conditions if isinstance(c, dict))
 
 
 def _job_status(job: Obj) -> str:
-    for condition in (job.get("status") or {}).get("conditions") or []:
-        if condition.get("status") == "True" and condition.get("type") in ("Complete", "Failed", "Suspended"):
-            return str(condition["type"])
+    """The Status column of a Job, as Kubernetes 1.30 and later print it."""
+    if _true_condition(job, "Complete"):
+        return "Complete"
+    if _true_condition(job, "Failed"):
+        return "Failed"
+    if (job.get("metadata") or {}).get("deletionTimestamp"):
+        return "Terminating"
+    for condition in ("Suspended", "FailureTarget"):
+        if _true_condition(job, condition):
+            return condition
     return "Running"
+
+
+def _job_completions(job: Obj) -> str:
+    spec, succeeded = job.get("spec") or {}, (job.get("status") or {}).get("succeeded") or 0
+    if spec.get("completions") is not None:
+        return f"{succeeded}/{spec['completions']}"
+    parallelism = spec.get("parallelism") or 0
+    return f"{succeeded}/1 of {parallelism}" if parallelism > 1 else f"{succeeded}/1"
+
+
+def _job_duration(job: Obj) -> str:
+    """From start to completion, or to now while it runs; empty before the Job controller started it."""
+    status = job.get("status") or {}
+    started = _time(status.get("startTime"))
+    if started is None:
+        return ""
+    ended = _time(status.get("completionTime")) or datetime.now(UTC)
+    return human_duration((ended - started).total_seconds())
+
+
+def _containers(job: Obj, field: str) -> str:
+    containers = ((((job.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers")) or []
+    return ",".join(str(c.get(field, "")) for c in containers if isinstance(c, dict))
+
+
+def _label_selector(selector: Any) -> str:
+    """A label selector as ``metav1.FormatLabelSelector`` writes it: requirements sorted by key, ``<none>`` for
+    none."""
+    if not isinstance(selector, dict):
+        return "<none>"
+    requirements = [(key, f"{key}={value}") for key, value in (selector.get("matchLabels") or {}).items()]
+    for expression in selector.get("matchExpressions") or []:
+        key, operator = expression.get("key", ""), expression.get("operator", "")
+        values = ",".join(sorted(expression.get("values") or []))
+        shown = {"In": f"{key} in ({values})", "NotIn": f"{key} notin ({values})", "Exists": key}
+        requirements.append((key, shown.get(operator, f"!{key}")))
+    return ",".join(text for _, text in sorted(requirements)) or "<none>"
 
 
 def _pod_status(pod: Obj) -> str:
@@ -627,23 +827,34 @@ def _template_parameters(template: Obj) -> str:
     return f"{len(parameters)} ({f'{blank} blank' if blank else 'all set'})"
 
 
-_NAME: Column = ("Name", "string", lambda o: o["metadata"].get("name", ""))
-_AGE: Column = ("Age", "string", _age)
+@dataclass(frozen=True)
+class Column:
+    """One column of a resource's Table: its name, type and cell; ``priority`` 1 for those ``-o wide`` adds."""
+
+    name: str
+    type: str
+    cell: Callable[[Obj], Any]
+    priority: int = 0
+
+
+_NAME = Column("Name", "string", lambda o: o["metadata"].get("name", ""))
+_AGE = Column("Age", "string", _age)
+JOB_STATUS = Column("Status", "string", _job_status)
+"""The Jobs' column that Kubernetes 1.30 added after Name (``FakeKube.job_status_column``)."""
 COLUMNS: dict[str, list[Column]] = {
-    "jobs": [
+    "jobs": [  # as Kubernetes 1.15 to 1.29 print a Job
         _NAME,
-        ("Status", "string", _job_status),
-        (
-            "Completions",
-            "string",
-            lambda o: f"{(o.get('status') or {}).get('succeeded', 0)}/{(o.get('spec') or {}).get('completions', 1)}",
-        ),
+        Column("Completions", "string", _job_completions),
+        Column("Duration", "string", _job_duration),
         _AGE,
+        Column("Containers", "string", lambda o: _containers(o, "name"), 1),
+        Column("Images", "string", lambda o: _containers(o, "image"), 1),
+        Column("Selector", "string", lambda o: _label_selector((o.get("spec") or {}).get("selector")), 1),
     ],
     "pods": [
         _NAME,
-        ("Status", "string", _pod_status),
-        (
+        Column("Status", "string", _pod_status),
+        Column(
             "Restarts",
             "integer",
             lambda o: sum(c.get("restartCount", 0) for c in (o.get("status") or {}).get("containerStatuses") or []),
@@ -652,47 +863,69 @@ COLUMNS: dict[str, list[Column]] = {
     ],
     "configmaps": [
         _NAME,
-        ("Data", "integer", lambda o: len(o.get("data") or {}) + len(o.get("binaryData") or {})),
+        Column("Data", "integer", lambda o: len(o.get("data") or {}) + len(o.get("binaryData") or {})),
         _AGE,
     ],
     "resourcequotas": [
         _NAME,
         _AGE,
-        ("Request", "string", lambda o: _quota_usage(o, "")),
-        ("Limit", "string", lambda o: _quota_usage(o, "limits.")),
+        Column("Request", "string", lambda o: _quota_usage(o, "")),
+        Column("Limit", "string", lambda o: _quota_usage(o, "limits.")),
     ],
     "templates": [
         _NAME,
-        ("Description", "string", lambda o: ((o["metadata"].get("annotations") or {}).get("description") or "")[:60]),
-        ("Parameters", "string", _template_parameters),
-        ("Objects", "integer", lambda o: len(o.get("objects") or [])),
+        Column(
+            "Description", "string", lambda o: ((o["metadata"].get("annotations") or {}).get("description") or "")[:60]
+        ),
+        Column("Parameters", "string", _template_parameters),
+        Column("Objects", "integer", lambda o: len(o.get("objects") or [])),
     ],
-    "namespaces": [_NAME, ("Status", "string", lambda o: (o.get("status") or {}).get("phase", "")), _AGE],
+    "namespaces": [_NAME, Column("Status", "string", lambda o: (o.get("status") or {}).get("phase", "")), _AGE],
 }
 
 
-def make_table(resource: str, objects: list[Obj], resource_version: str) -> Obj:
-    """A ``meta.k8s.io/v1`` Table of ``objects`` with the columns kubectl shows for ``resource``."""
-    columns = COLUMNS.get(resource, [_NAME, _AGE])
+def _partial(obj: Obj, version: str) -> Obj:
+    return {"kind": METADATA, "apiVersion": f"{META_GROUP}/{version}", "metadata": obj["metadata"]}
+
+
+def make_table(
+    rt: ResourceType,
+    objects: list[Obj],
+    metadata: Obj,
+    *,
+    include_object: str = "Metadata",
+    version: str = "v1",
+    job_status_column: bool = False,
+) -> Obj:
+    """A ``meta.k8s.io`` Table of ``objects`` with the list's ``metadata`` (resourceVersion, continue) and the
+    columns the API server prints for ``rt``, the wide ones included (priority 1); each row's object as
+    ``include_object`` says: none (null), PartialObjectMetadata, or the object with its kind."""
+    columns = list(COLUMNS.get(rt.name, [_NAME, _AGE]))
+    if rt.name == "jobs" and job_status_column:
+        columns.insert(1, JOB_STATUS)
+
+    def row_object(obj: Obj) -> Obj | None:
+        if include_object == "None":
+            return None
+        if include_object == "Object":
+            return {"kind": rt.kind, "apiVersion": rt.api_version, **obj}
+        return _partial(obj, version)
+
     return {
-        "kind": "Table",
-        "apiVersion": "meta.k8s.io/v1",
-        "metadata": {"resourceVersion": resource_version},
+        "kind": TABLE,
+        "apiVersion": f"{META_GROUP}/{version}",
+        "metadata": metadata,
         "columnDefinitions": [
-            {"name": name, "type": kind, "format": "name" if name == "Name" else "", "description": "", "priority": 0}
-            for name, kind, _ in columns
-        ],
-        "rows": [
             {
-                "cells": [cell(obj) for _, _, cell in columns],
-                "object": {
-                    "kind": "PartialObjectMetadata",
-                    "apiVersion": "meta.k8s.io/v1",
-                    "metadata": obj["metadata"],
-                },
+                "name": column.name,
+                "type": column.type,
+                "format": "name" if column.name == "Name" else "",
+                "description": "",
+                "priority": column.priority,
             }
-            for obj in objects
+            for column in columns
         ],
+        "rows": [{"cells": [column.cell(obj) for column in columns], "object": row_object(obj)} for obj in objects],
     }
 
 
@@ -744,6 +977,17 @@ class Request:
     """``O=...,OU=...,CN=...`` of a verified client certificate (mtls mode), else None."""
     connection: int = 0
     """Serial number of the (keep-alive) connection it came on: 1 for the first the server accepted."""
+
+
+@dataclass(frozen=True)
+class _Change:
+    """One write to the store: which object, at which resourceVersion, and what it replaced (None: nothing)."""
+
+    version: int
+    resource: str
+    namespace: str
+    name: str
+    before: Obj | None
 
 
 @dataclass
@@ -1014,6 +1258,17 @@ class FakeKube:
         self.latency = 0.0
         """Seconds every request waits before it is handled (a slow server); faults wait on top of it."""
         self._resource_version = 1
+        self._changes: list[_Change] = []
+        """Every write, oldest first, with what it replaced: lists at an earlier resourceVersion undo them."""
+        self.representations: Representations = "served"
+        """How a GET that asks for a Table or for metadata only (``as=`` in Accept) is answered: "served" as
+        asked; "refused" with 406 Not Acceptable, whatever else the client would take (a server, or a proxy in
+        front of it, that serves no such representation); "ignored" with the object or list itself (an older
+        server, or a proxy that drops the media type's parameters)."""
+        self.job_status_column: bool = False
+        """Print Jobs in Tables as Kubernetes 1.30 and later do, with a Status column after Name (default: as
+        1.15 to 1.29, whose /version this fake answers: Name, Completions, Duration, Age, and the wide
+        Containers, Images, Selector)."""
         self._started_at = _now()
         self._stopping = threading.Event()
         self._closed = False
@@ -1240,8 +1495,7 @@ class FakeKube:
             meta = stored["metadata"]
             meta.setdefault("uid", str(uuid.uuid4()))
             meta.setdefault("creationTimestamp", _now())
-            meta["resourceVersion"] = self._next_resource_version()
-            self._store[resource].setdefault(namespace, {})[name] = stored
+            self._put(resource, namespace, name, stored)
             return copy.deepcopy(stored)
 
     def objects(self, resource: str, namespace: str | None = None) -> list[Obj]:
@@ -1266,10 +1520,10 @@ class FakeKube:
         """Remove one object; False if there was none."""
         self._stored_type(resource)
         with self._lock:
-            removed = self._store[resource].get(namespace, {}).pop(name, None)
-            if removed is not None:
-                self._next_resource_version()
-            return removed is not None
+            if name not in self._store[resource].get(namespace, {}):
+                return False
+            self._put(resource, namespace, name, None)
+            return True
 
     def set_job_status(
         self,
@@ -1288,9 +1542,10 @@ class FakeKube:
         if condition not in ("Complete", "Failed", None):
             raise ValueError(f"condition must be 'Complete', 'Failed' or None, not {condition!r}")
         with self._lock:
-            job = self._store["jobs"].get(namespace, {}).get(name)
-            if job is None:
+            stored = self._store["jobs"].get(namespace, {}).get(name)
+            if stored is None:
                 raise KeyError(f"no job {namespace}/{name}")
+            job = copy.deepcopy(stored)  # a stored object is never changed in place: lists at its version see it
             now = _now()
             status: Obj = {"startTime": job["metadata"].get("creationTimestamp", now)}
             if active:
@@ -1310,7 +1565,7 @@ class FakeKube:
                     entry.update(reason="BackoffLimitExceeded", message="Job has reached the specified backoff limit")
                 status["conditions"] = [entry]
             job["status"] = status
-            job["metadata"]["resourceVersion"] = self._next_resource_version()
+            self._put("jobs", namespace, name, job)
             return copy.deepcopy(job)
 
     # ------------------------------------------------------------------------------------------ serving
@@ -1422,20 +1677,54 @@ class FakeKube:
     def _route(
         self, method: str, path: str, query: dict[str, list[str]], body: Any, headers: dict[str, str]
     ) -> tuple[int, Obj]:
+        accept = headers.get("accept", "")
+        wanted = PLAIN
+        if method == "GET" and self._discovery(path) is None and self.representations != "ignored":
+            match = _CORE_PATH_RE.fullmatch(path)
+            wanted_or_none = negotiate(accept, listing=match is not None and match["name"] is None)
+            if wanted_or_none is None or (self.representations == "refused" and asks_for_a_representation(accept)):
+                raise ApiError(406, NOT_ACCEPTABLE, "NotAcceptable")
+            wanted = wanted_or_none
+        include_object = _first(query, "includeObject") or "Metadata"
+        if wanted.as_ == TABLE and include_object not in INCLUDE_OBJECT:
+            supported = ", ".join(f'"{value}"' for value in INCLUDE_OBJECT)
+            raise _bad_request(f'includeObject: Unsupported value: "{include_object}": supported values: {supported}')
         code, payload = self._answer(method, path, query, body, headers)
-        if method != "GET" or not _wants_table(headers.get("accept", "")):
-            return code, payload
         kind, api_version = str(payload.get("kind", "")), str(payload.get("apiVersion", ""))
         listed = kind.endswith("List") and isinstance(payload.get("items"), list)
-        kind = kind.removesuffix("List") if listed else kind
-        resource = next(
-            (rt.name for rt in RESOURCES.values() if (rt.kind, rt.api_version) == (kind, api_version)), None
+        rt = next(
+            (
+                rt
+                for rt in RESOURCES.values()
+                if (rt.kind, rt.api_version) == (kind.removesuffix("List") if listed else kind, api_version)
+            ),
+            None,
         )
-        if resource is None:  # discovery and the like: no Table
+        if wanted.as_ is None or rt is None:  # the object or list itself; discovery and the like have no other
             return code, payload
         objects = payload["items"] if listed else [payload]
-        version = str((payload.get("metadata") or {}).get("resourceVersion", ""))
-        return code, make_table(resource, objects, version)
+        metadata = dict(payload.get("metadata") or {}) if listed else {}
+        if not listed:
+            metadata["resourceVersion"] = str(payload["metadata"].get("resourceVersion", ""))
+        if wanted.as_ == TABLE:
+            table = make_table(
+                rt,
+                objects,
+                metadata,
+                include_object=include_object,
+                version=wanted.version,
+                job_status_column=self.job_status_column,
+            )
+            return code, table
+        if wanted.as_ == METADATA:
+            return code, _partial(payload, wanted.version)
+        items = [_partial(obj, wanted.version) for obj in objects]
+        return code, {
+            "kind": METADATA_LIST,
+            "apiVersion": f"{META_GROUP}/{wanted.version}",
+            "metadata": metadata,
+            "items": items,
+        }
 
     def _answer(
         self, method: str, path: str, query: dict[str, list[str]], body: Any, headers: dict[str, str]
@@ -1567,6 +1856,40 @@ class FakeKube:
             self._resource_version += 1
             return str(self._resource_version)
 
+    def _put(self, resource: str, namespace: str, name: str, obj: Obj | None) -> None:
+        """Store ``obj`` under a new resourceVersion (None: remove the object), remembering what it replaced, so
+        that a list at an earlier resourceVersion is still answered as it was then (call with the lock held). A
+        stored object is never changed in place afterwards."""
+        bucket = self._store[resource].setdefault(namespace, {})
+        version = self._next_resource_version()
+        self._changes.append(_Change(int(version), resource, namespace, name, bucket.get(name)))
+        if obj is None:
+            bucket.pop(name, None)
+        else:
+            obj["metadata"]["resourceVersion"] = version
+            bucket[name] = obj
+
+    def _snapshot(self, resource: str, namespace: str | None, at: int) -> list[tuple[str, Obj]]:
+        """The objects of ``resource`` in ``namespace`` (all when None) as they were at resourceVersion ``at``,
+        keyed ``namespace/name`` and sorted by key, as etcd lists them (call with the lock held)."""
+        buckets = self._store[resource]
+        state = {
+            (ns, name): obj
+            for ns, bucket in buckets.items()
+            if namespace is None or ns == namespace
+            for name, obj in bucket.items()
+        }
+        for change in reversed(self._changes):
+            if change.version <= at:
+                break
+            if change.resource != resource or (namespace is not None and change.namespace != namespace):
+                continue
+            if change.before is None:
+                state.pop((change.namespace, change.name), None)
+            else:
+                state[(change.namespace, change.name)] = change.before
+        return sorted((f"{ns}/{name}", obj) for (ns, name), obj in state.items())
+
     def _present(self, rt: ResourceType, obj: Obj, *, in_list: bool = False) -> Obj:
         """A copy of a stored object as the API shows it (call with the lock held)."""
         shown = copy.deepcopy(obj)
@@ -1593,14 +1916,9 @@ class FakeKube:
             limit = int(_first(query, "limit") or 0)
         except ValueError:
             raise _bad_request(f"invalid limit: {_first(query, 'limit')!r}") from None
-        token = _first(query, "continue")
-        after = _decode_continue(token) if token else None
         with self._lock:
-            resource_version = self._resource_version
-            buckets = self._store[rt.name]
-            namespaces = [namespace] if namespace is not None else list(buckets)
-            keyed = [(f"{ns}/{name}", obj) for ns in namespaces for name, obj in buckets.get(ns, {}).items()]
-            keyed.sort(key=lambda pair: pair[0])
+            resource_version, after = list_version(query, self._resource_version, limit)
+            keyed = self._snapshot(rt.name, namespace, resource_version)
             matching = [
                 (key, obj)
                 for key, obj in keyed
@@ -1637,13 +1955,12 @@ class FakeKube:
                 raise ApiError(404, f'{rt.qualified_name} "{name}" not found', details=rt.details(name))
             uid = obj["metadata"].get("uid", "")
             if not dry_run:
-                del bucket[name]
-                self._next_resource_version()
+                self._put(rt.name, namespace, name, None)
                 if policy in ("Background", "Foreground"):
                     pods = self._store["pods"].get(namespace, {})
                     for pod_name, pod in list(pods.items()):
                         if any(ref.get("uid") == uid for ref in pod["metadata"].get("ownerReferences") or []):
-                            del pods[pod_name]
+                            self._put("pods", namespace, pod_name, None)
         return status_body(200, "", details=rt.details(name, uid=uid))
 
     def _create(self, rt: ResourceType, namespace: str, body: Any, query: dict[str, list[str]]) -> Obj:
@@ -1670,8 +1987,7 @@ class FakeKube:
             if dry_run:
                 meta.pop("resourceVersion", None)
                 return self._present(rt, obj)
-            meta["resourceVersion"] = self._next_resource_version()
-            bucket[name] = obj
+            self._put(rt.name, namespace, name, obj)
             return self._present(rt, obj)
 
     def _update(self, rt: ResourceType, namespace: str, name: str, body: Any, query: dict[str, list[str]]) -> Obj:
@@ -1752,8 +2068,7 @@ class FakeKube:
             if dry_run:
                 meta["resourceVersion"] = current
                 return self._present(rt, obj)
-            meta["resourceVersion"] = self._next_resource_version()
-            bucket[name] = obj
+            self._put(rt.name, namespace, name, obj)
             return self._present(rt, obj)
 
     @staticmethod

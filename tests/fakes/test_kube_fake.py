@@ -16,7 +16,7 @@ from kubernetes.client.rest import ApiException
 from kubernetes.config import new_client_from_config
 from openshift.dynamic import DynamicClient
 
-from .kube import JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, ApiError, FakeKube, apply_patch
+from .kube import JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, ApiError, FakeKube, apply_patch, human_duration
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -182,7 +182,7 @@ def test_field_selectors_on_a_pods_phase(fake: FakeKube, api: k8s.ApiClient) -> 
     with pytest.raises(ApiException) as exc:  # a Job has no such field label
         k8s.BatchV1Api(api).list_namespaced_job(NS, field_selector="status.phase=Failed")
     assert exc.value.status == 400
-    assert "field label not supported: status.phase" in exc.value.body
+    assert json.loads(exc.value.body)["message"] == 'field label "status.phase" not supported for batchv1.Job'
 
 
 def test_paging_returns_every_job_once(fake: FakeKube, api: k8s.ApiClient) -> None:
@@ -555,3 +555,240 @@ def test_patches_that_cannot_apply_change_nothing(content_type: str, patch: Any,
         apply_patch(BASE, patch, content_type)
     assert exc.value.code == status
     assert json.dumps(BASE) == before
+
+
+# --------------------------------------------------------------------- representations and resource versions
+
+TABLE_V1 = "application/json;as=Table;v=v1;g=meta.k8s.io"
+METADATA_LIST_V1 = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+
+
+def get_raw(api: k8s.ApiClient, path: str, accept: str = "application/json", **query: str) -> tuple[int, Any]:
+    """GET ``path`` with these query parameters and Accept header through the client's own ApiClient: the
+    status and the parsed JSON answer."""
+    try:
+        response = api.call_api(
+            path,
+            "GET",
+            query_params=list(query.items()),
+            header_params={"Accept": accept},
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+            _return_http_data_only=True,
+        )
+    except ApiException as error:
+        return int(error.status), json.loads(error.body)
+    return int(response.status), json.loads(response.data)
+
+
+JOBS = f"/apis/batch/v1/namespaces/{NS}/jobs"
+
+
+def finished_namespace(fake: FakeKube) -> None:
+    """Jobs a, b, c: a complete, b failed, c running; c has a selector, as the Job controller gives."""
+    for name in ("a", "b", "c"):
+        fake.add({**job(name), "metadata": {"name": name, "namespace": NS, "labels": {"n": name}}})
+    fake.set_job_status(NS, "a", "Complete")
+    fake.set_job_status(NS, "b", "Failed")
+    fake.set_job_status(NS, "c", None, active=1)
+    running = fake.get("jobs", NS, "c") or {}
+    running["spec"]["selector"] = {"matchLabels": {"controller-uid": "u-1", "batch.kubernetes.io/job-name": "c"}}
+    fake.add(running)
+
+
+def test_jobs_are_selected_by_how_many_pods_succeeded(fake: FakeKube, api: k8s.ApiClient) -> None:
+    """``status.successful``, the one status field of a Job the API server selects by: status.succeeded as a
+    number, 0 when the Job controller has not written it."""
+    finished_namespace(fake)
+    batch = k8s.BatchV1Api(api)
+    assert names(batch.list_namespaced_job(NS, field_selector="status.successful=1").items) == ["a"]
+    assert names(batch.list_namespaced_job(NS, field_selector="status.successful!=1").items) == ["b", "c"]
+    assert names(batch.list_namespaced_job(NS, field_selector="status.successful=0").items) == ["b", "c"]
+    with pytest.raises(ApiException) as exc:  # a pod's field, not a Job's
+        batch.list_namespaced_job(NS, field_selector="status.phase!=Succeeded")
+    assert exc.value.status == 400
+
+
+@pytest.mark.parametrize("status_column", [False, True])
+def test_a_table_of_jobs_has_the_api_servers_columns_and_rows(
+    fake: FakeKube, api: k8s.ApiClient, status_column: bool
+) -> None:
+    finished_namespace(fake)
+    fake.job_status_column = status_column
+    answered, table = get_raw(api, JOBS, f"{TABLE_V1}, application/json")
+    assert answered == 200
+    assert (table["kind"], table["apiVersion"]) == ("Table", "meta.k8s.io/v1")
+    columns = [(c["name"], c["priority"]) for c in table["columnDefinitions"]]
+    wide = [("Containers", 1), ("Images", 1), ("Selector", 1)]
+    status = [("Status", 0)] if status_column else []
+    assert columns == [("Name", 0), *status, ("Completions", 0), ("Duration", 0), ("Age", 0), *wide]
+    cells = [row["cells"] for row in table["rows"]]
+    states = {"a": ["Complete"], "b": ["Failed"], "c": ["Running"]} if status_column else {"a": [], "b": [], "c": []}
+    assert [row[: len(row) - 5] for row in cells] == [
+        ["a", *states["a"], "1/1"],
+        ["b", *states["b"], "0/1"],
+        ["c", *states["c"], "0/1"],
+    ]
+    assert [row[-3:] for row in cells] == [
+        ["main", "busybox", "<none>"],
+        ["main", "busybox", "<none>"],
+        ["main", "busybox", "batch.kubernetes.io/job-name=c,controller-uid=u-1"],
+    ]
+    assert all(row["object"]["kind"] == "PartialObjectMetadata" for row in table["rows"])  # includeObject=Metadata
+    assert table["rows"][0]["object"]["metadata"]["labels"] == {"n": "a"}
+
+
+def test_a_tables_rows_carry_no_object_the_metadata_or_the_object_as_asked(fake: FakeKube, api: k8s.ApiClient) -> None:
+    finished_namespace(fake)
+    _, none = get_raw(api, JOBS, TABLE_V1, includeObject="None")
+    assert [row["object"] for row in none["rows"]] == [None, None, None]
+    _, metadata = get_raw(api, JOBS, TABLE_V1, includeObject="Metadata")
+    assert metadata["rows"][1]["object"] == {
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": (fake.get("jobs", NS, "b") or {})["metadata"],
+    }
+    _, whole = get_raw(api, JOBS, TABLE_V1, includeObject="Object")
+    assert whole["rows"][1]["object"]["status"]["failed"] == 1
+    assert (whole["rows"][1]["object"]["kind"], whole["rows"][1]["object"]["apiVersion"]) == ("Job", "batch/v1")
+    status, refused = get_raw(api, JOBS, TABLE_V1, includeObject="All")
+    assert (status, refused["reason"]) == (400, "BadRequest")
+
+
+def test_a_table_is_paged_with_the_lists_continue_token(fake: FakeKube, api: k8s.ApiClient) -> None:
+    finished_namespace(fake)
+    names_seen, token, pages = [], "", 0
+    while True:
+        _, table = get_raw(api, JOBS, TABLE_V1, limit="2", **({"continue": token} if token else {}))
+        pages += 1
+        names_seen += [row["cells"][0] for row in table["rows"]]
+        token = table["metadata"].get("continue", "")
+        if not token:
+            break
+    assert (names_seen, pages) == (["a", "b", "c"], 2)
+
+
+def test_metadata_only_lists_carry_each_objects_metadata(fake: FakeKube, api: k8s.ApiClient) -> None:
+    finished_namespace(fake)
+    status, listed = get_raw(api, JOBS, METADATA_LIST_V1, fieldSelector="status.successful!=1")
+    assert status == 200
+    assert (listed["kind"], listed["apiVersion"]) == ("PartialObjectMetadataList", "meta.k8s.io/v1")
+    assert [item["metadata"]["name"] for item in listed["items"]] == ["b", "c"]
+    assert {item["kind"] for item in listed["items"]} == {"PartialObjectMetadata"}
+    assert all(set(item) == {"kind", "apiVersion", "metadata"} for item in listed["items"])
+    _, one = get_raw(api, f"{JOBS}/a", "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1")
+    assert (one["kind"], one["metadata"]["name"]) == ("PartialObjectMetadata", "a")
+
+
+def test_a_representation_the_fake_does_not_serve_is_406_unless_json_is_also_accepted(
+    fake: FakeKube, api: k8s.ApiClient
+) -> None:
+    finished_namespace(fake)
+    status, body = get_raw(api, JOBS, "application/json;as=Table;v=v2;g=meta.k8s.io")
+    assert (status, body["reason"], body["code"]) == (406, "NotAcceptable", 406)
+    assert body["message"].startswith("only the following media types are accepted: application/json")
+    single = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"  # one object's form, for a list
+    assert get_raw(api, JOBS, single)[0] == 406
+    status, listed = get_raw(api, JOBS, f"application/json;as=Table;v=v2;g=meta.k8s.io, {TABLE_V1}")
+    assert (status, listed["kind"]) == (200, "Table")
+    status, listed = get_raw(api, JOBS, "application/json;as=Table;v=v2;g=meta.k8s.io, application/json")
+    assert (status, listed["kind"]) == (200, "JobList")
+
+
+@pytest.mark.parametrize(
+    ("representations", "status", "kind"),
+    [("served", 200, "Table"), ("refused", 406, None), ("ignored", 200, "JobList")],
+)
+def test_a_fault_option_refuses_or_ignores_tables_and_metadata(
+    fake: FakeKube, api: k8s.ApiClient, representations: Any, status: int, kind: str | None
+) -> None:
+    """An older server, or a proxy in front of one: 406 even when JSON would do, or the plain list."""
+    finished_namespace(fake)
+    fake.representations = representations
+    answered, body = get_raw(api, JOBS, f"{TABLE_V1}, application/json")
+    assert (answered, body.get("kind") if kind else body["reason"]) == (status, kind or "NotAcceptable")
+    assert get_raw(api, JOBS)[1]["kind"] == "JobList"  # plain JSON is always served
+
+
+def test_a_list_at_a_resource_version_answers_as_the_namespace_was_then(fake: FakeKube, api: k8s.ApiClient) -> None:
+    finished_namespace(fake)
+    _, before = get_raw(api, JOBS, TABLE_V1, fieldSelector="status.successful=1", limit="500")
+    version = before["metadata"]["resourceVersion"]
+    fake.set_job_status(NS, "c", "Complete")  # finishes after the first list
+    fake.delete("jobs", NS, "a")  # and the TTL controller removes a
+    fake.add({**job("d"), "metadata": {"name": "d", "namespace": NS}})
+
+    def succeeded(**query: str) -> list[str]:
+        status, table = get_raw(api, JOBS, TABLE_V1, fieldSelector="status.successful=1", **query)
+        assert status == 200, table
+        return [row["cells"][0] for row in table["rows"]]
+
+    assert succeeded(resourceVersion=version, resourceVersionMatch="Exact") == ["a"]
+    assert succeeded(resourceVersion=version, limit="500") == ["a"]  # a version with a limit is exact too
+    assert succeeded(resourceVersion=version, resourceVersionMatch="NotOlderThan") == ["c"]
+    assert succeeded() == ["c"]
+    _, table = get_raw(api, JOBS, TABLE_V1, resourceVersion=version, resourceVersionMatch="Exact")
+    assert table["metadata"]["resourceVersion"] == version
+
+
+def test_the_pages_of_a_list_are_one_snapshot(fake: FakeKube, api: k8s.ApiClient) -> None:
+    for name in ("a", "b", "c", "d"):
+        fake.add({**job(name), "metadata": {"name": name, "namespace": NS}})
+    batch = k8s.BatchV1Api(api)
+    first = batch.list_namespaced_job(NS, limit=2)
+    fake.delete("jobs", NS, "c")
+    fake.add({**job("e"), "metadata": {"name": "e", "namespace": NS}})
+    rest = batch.list_namespaced_job(NS, limit=2, _continue=first.metadata._continue)
+    assert names(first.items) + names(rest.items) == ["a", "b", "c", "d"]
+    assert rest.metadata.resource_version == first.metadata.resource_version
+    assert names(batch.list_namespaced_job(NS).items) == ["a", "b", "d", "e"]
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "words"),
+    [
+        (
+            {"resourceVersionMatch": "Exact"},
+            422,
+            "resourceVersionMatch is forbidden unless resourceVersion is provided",
+        ),
+        ({"resourceVersion": "0", "resourceVersionMatch": "Exact"}, 422, 'forbidden for resourceVersion "0"'),
+        ({"resourceVersion": "2", "resourceVersionMatch": "Newest"}, 422, 'Unsupported value: "Newest"'),
+        (
+            {"resourceVersion": "2", "continue": "x"},
+            400,
+            "specifying resource version is not allowed when using continue",
+        ),
+        ({"resourceVersion": "99999", "resourceVersionMatch": "Exact"}, 504, "Too large resource version: 99999"),
+        ({"resourceVersion": "two", "limit": "5"}, 400, "invalid resource version"),
+    ],
+)
+def test_list_options_the_api_server_refuses_are_refused(
+    api: k8s.ApiClient, query: dict[str, str], status: int, words: str
+) -> None:
+    answered, body = get_raw(api, JOBS, **query)
+    assert answered == status
+    assert words in body["message"]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "printed"),
+    [
+        (-5, "<invalid>"),
+        (0, "0s"),
+        (119, "119s"),
+        (120, "2m"),
+        (303, "5m3s"),
+        (600, "10m"),
+        (10_799, "179m"),
+        (10_800, "3h"),
+        (11_220, "3h7m"),
+        (72_000, "20h"),
+        (190_800, "2d5h"),
+        (2_592_000, "30d"),
+        (63_072_000 + 864_000, "2y10d"),
+        (86_400 * 365 * 9, "9y"),
+    ],
+)
+def test_durations_are_printed_as_the_api_server_prints_them(seconds: int, printed: str) -> None:
+    assert human_duration(seconds) == printed
