@@ -112,10 +112,12 @@ from __future__ import annotations
 
 import argparse
 import base64
+import bisect
 import contextlib
 import copy
 import fcntl
 import http.server
+import itertools
 import json
 import math
 import os
@@ -1259,6 +1261,8 @@ class FakeKube:
         """Seconds every request waits before it is handled (a slow server); faults wait on top of it."""
         self._resource_version = 1
         self._changes: list[_Change] = []
+        self._snapshots: dict[tuple[str, str | None, int], list[tuple[str, Obj]]] = {}
+        """The last snapshots made, by resource, namespace and version: the pages of one list share one."""
         """Every write, oldest first, with what it replaced: lists at an earlier resourceVersion undo them."""
         self.representations: Representations = "served"
         """How a GET that asks for a Table or for metadata only (``as=`` in Accept) is answered: "served" as
@@ -1872,6 +1876,9 @@ class FakeKube:
     def _snapshot(self, resource: str, namespace: str | None, at: int) -> list[tuple[str, Obj]]:
         """The objects of ``resource`` in ``namespace`` (all when None) as they were at resourceVersion ``at``,
         keyed ``namespace/name`` and sorted by key, as etcd lists them (call with the lock held)."""
+        cached = self._snapshots.get((resource, namespace, at))
+        if cached is not None and at == self._resource_version:
+            return cached
         buckets = self._store[resource]
         state = {
             (ns, name): obj
@@ -1888,7 +1895,10 @@ class FakeKube:
                 state.pop((change.namespace, change.name), None)
             else:
                 state[(change.namespace, change.name)] = change.before
-        return sorted((f"{ns}/{name}", obj) for (ns, name), obj in state.items())
+        snapshot = sorted((f"{ns}/{name}", obj) for (ns, name), obj in state.items())
+        if at == self._resource_version:  # nothing changed since: the next pages of this list read it again
+            self._snapshots = {(resource, namespace, at): snapshot}
+        return snapshot
 
     def _present(self, rt: ResourceType, obj: Obj, *, in_list: bool = False) -> Obj:
         """A copy of a stored object as the API shows it (call with the lock held)."""
@@ -1919,21 +1929,22 @@ class FakeKube:
         with self._lock:
             resource_version, after = list_version(query, self._resource_version, limit)
             keyed = self._snapshot(rt.name, namespace, resource_version)
-            matching = [
-                (key, obj)
-                for key, obj in keyed
-                if (after is None or key > after)
-                and all(test(obj["metadata"].get("labels") or {}) for test in label_tests)
-                and all(test(obj) for test in field_tests)
-            ]
+            start = 0 if after is None else bisect.bisect_right(keyed, after, key=lambda pair: pair[0])
+            matching: list[tuple[str, Obj]] = []
+            for key, obj in itertools.islice(keyed, start, None):  # a page reads no further than it needs
+                if all(test(obj["metadata"].get("labels") or {}) for test in label_tests) and all(
+                    test(obj) for test in field_tests
+                ):
+                    matching.append((key, obj))
+                    if 0 < limit < len(matching):
+                        break
             page = matching[:limit] if limit > 0 else matching
             items = [self._present(rt, obj, in_list=True) for _, obj in page]
         metadata: Obj = {"resourceVersion": str(resource_version)}
-        remaining = len(matching) - len(page)
-        if remaining > 0:
+        if len(matching) > len(page):
             metadata["continue"] = _encode_continue(resource_version, page[-1][0])
             if not label_selector and not field_selector:
-                metadata["remainingItemCount"] = remaining
+                metadata["remainingItemCount"] = len(keyed) - start - len(page)
         return {"kind": f"{rt.kind}List", "apiVersion": rt.api_version, "metadata": metadata, "items": items}
 
     def _get_one(self, rt: ResourceType, namespace: str, name: str) -> Obj:
