@@ -441,28 +441,31 @@ def test_a_share_counts_eager_stop_and_a_tenth_still_reaches_everything(cluster:
     assert all(t["fresh"] + t["backlog"] == 5 for t in taken)
 
 
-def test_a_fresh_item_whose_create_was_refused_keeps_its_place(cluster: Harness) -> None:
+@pytest.mark.parametrize("answer", ["quota", "500"])
+def test_a_fresh_item_whose_create_was_refused_keeps_its_place(cluster: Harness, answer: str) -> None:
     cluster.graph(names(20, "old"))
     env = {"GRAPH_REFRESH_NO_PACKAGE_ANALYZERS": "1"}
     cluster.run("--max-in-flight", "3", now=lambda: T0, env=env)
     clear_jobs(cluster)
     cluster.graph(["new-a", "new-b"])
     refused = WorkItem(SOLVER, SOLVERS[0], Candidate("new-a", "1.0", PYPI)).job_name
-    quota_full = {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "status": "Failure",
-        "reason": "Forbidden",
-        "code": 403,
-        "message": f'jobs "{refused}" is forbidden: exceeded quota: jobs, requested: count/jobs.batch=1',
-    }
-    cluster.fake.inject(method="POST", path=r"/jobs$", status=403, body=quota_full, match_name=refused, times=1)
+    if answer == "quota":
+        quota_full = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "status": "Failure",
+            "reason": "Forbidden",
+            "code": 403,
+            "message": f'jobs "{refused}" is forbidden: exceeded quota: jobs, requested: count/jobs.batch=1',
+        }
+        cluster.fake.inject(method="POST", path=r"/jobs$", status=403, body=quota_full, match_name=refused, times=1)
+    else:  # every try of its create (5) answered 500: it failed after its retries
+        cluster.fake.inject(method="POST", path=r"/jobs$", status=500, match_name=refused, times=5)
     result, report = cluster.run("--max-in-flight", "6", "--fresh-share", "1", now=lambda: T0 + HOUR, env=env)
-    assert result.exit_code == 0, result.stderr
-    assert report["totals"]["solver"]["skipped"]["capacity"] >= 1
+    assert result.exit_code == (0 if answer == "quota" else 3), result.stderr
     explained = cluster.cli("explain", "new-a==1.0", "--json", at=T0 + HOUR + 60, env=env)
     rows = {row["stream"]: row for row in json.loads(explained.stdout)}
-    assert rows[SOLVERS[0]]["lane"] == "fresh", "refused for quota: still fresh, not behind the backlog"
+    assert rows[SOLVERS[0]]["lane"] == "fresh", "not created: still fresh, not behind the backlog"
     clear_jobs(cluster)
     _, report = cluster.run("--max-in-flight", "6", "--fresh-share", "1", now=lambda: T0 + 2 * HOUR, env=env)
     assert refused in cluster.jobs(), "created by the next run's fresh lane"
