@@ -461,13 +461,13 @@ def test_a_fresh_item_whose_create_was_refused_keeps_its_place(cluster: Harness,
         cluster.fake.inject(method="POST", path=r"/jobs$", status=403, body=quota_full, match_name=refused, times=1)
     else:  # every try of its create (5) answered 500: it failed after its retries
         cluster.fake.inject(method="POST", path=r"/jobs$", status=500, match_name=refused, times=5)
-    result, report = cluster.run("--max-in-flight", "6", "--fresh-share", "1", now=lambda: T0 + HOUR, env=env)
+    result, _ = cluster.run("--max-in-flight", "6", "--fresh-share", "1", now=lambda: T0 + HOUR, env=env)
     assert result.exit_code == (0 if answer == "quota" else 3), result.stderr
     explained = cluster.cli("explain", "new-a==1.0", "--json", at=T0 + HOUR + 60, env=env)
     rows = {row["stream"]: row for row in json.loads(explained.stdout)}
     assert rows[SOLVERS[0]]["lane"] == "fresh", "not created: still fresh, not behind the backlog"
     clear_jobs(cluster)
-    _, report = cluster.run("--max-in-flight", "6", "--fresh-share", "1", now=lambda: T0 + 2 * HOUR, env=env)
+    cluster.run("--max-in-flight", "6", "--fresh-share", "1", now=lambda: T0 + 2 * HOUR, env=env)
     assert refused in cluster.jobs(), "created by the next run's fresh lane"
 
 
