@@ -60,14 +60,19 @@ class Completions:
         return self.counts.get(key, (0, False))[0]
 
 
+def _json(text: object) -> Any:
+    """The JSON value of a ConfigMap value; None when it is no JSON (or no string)."""
+    try:
+        return json.loads(text) if isinstance(text, str) else None
+    except (ValueError, RecursionError):
+        return None
+
+
 def decode_credits(text: object) -> tuple[dict[str, float], list[str]]:
     """Each lane's carried fraction (0 to 1); a value that cannot be read is 0 with a warning."""
     if text is None:
         return {}, []
-    try:
-        value = json.loads(text) if isinstance(text, str) else None
-    except (ValueError, RecursionError):
-        value = None
+    value = _json(text)
     if not isinstance(value, dict):
         return {}, [f"{CREDITS_KEY} is not a JSON object: the lanes' shares start afresh"]
     credits, problems = {}, []
@@ -88,10 +93,7 @@ def decode_syncs(text: object) -> tuple[Completions, list[str]]:
     """The completions seen per item key; values that cannot be read are dropped with one warning."""
     if text is None:
         return Completions(), []
-    try:
-        value = json.loads(text) if isinstance(text, str) else None
-    except (ValueError, RecursionError):
-        value = None
+    value = _json(text)
     if not isinstance(value, dict):
         return Completions(), [f"{SYNCS_KEY} is not a JSON object: completions seen start afresh"]
     counts: dict[str, tuple[int, bool]] = {}
@@ -126,10 +128,7 @@ def decode_cursors(text: object) -> tuple[dict[str, int], list[str]]:
     """The fresh lane's cursors (stream name → arrival position) and a warning for each value dropped."""
     if text is None:
         return {}, []
-    try:
-        value = json.loads(text) if isinstance(text, str) else None
-    except (ValueError, RecursionError):
-        value = None
+    value = _json(text)
     if not isinstance(value, dict):
         return {}, [f"{CURSORS_KEY} is not a JSON object: every stream starts at the store's end"]
     cursors: dict[str, int] = {}
@@ -168,10 +167,7 @@ def decode_runs(text: object) -> tuple[list[RunRecord], list[str]]:
     read. A record of an older release has no ``seq``: those come first, in their time order."""
     if text is None:
         return [], []
-    try:
-        value = json.loads(text) if isinstance(text, str) else None
-    except (ValueError, RecursionError):
-        value = None
+    value = _json(text)
     if not isinstance(value, list):
         return [], [f"{RUNS_KEY} is not a JSON list: the throughput of recent runs is not known"]
     runs, dropped = [], 0
