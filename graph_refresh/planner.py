@@ -199,19 +199,15 @@ class Planner:
         request_share: float,
         fresh_share: float,
         credits: Mapping[str, float] | None = None,
-        sync_lag: bool = False,
+        sync_lag: bool | Callable[[], bool] = False,
     ) -> Iterator[Planned]:
         """Fill the run's capacity lane by lane (docs/lanes.md): requested items, at most ``request_share`` of the
         Jobs that fit; fresh candidates, at most ``fresh_share`` of the Jobs that still fit; the backlog; then, if
         room is left (the backlog ran out), the requested and fresh candidates beyond their shares. A share is a
         long-run fraction: ``credits`` holds, per lane, the fraction of a slot it was given and could not use, and
         :attr:`credits` gets what this run leaves for the next. With ``sync_lag`` (the graph sync is the
-        bottleneck) only the requested lane runs, and the kinds of the other lanes say ``sync-lag``."""
-        if sync_lag:
-            yield from self.lane(requested)
-            for stream in [*fresh, *backlog]:
-                self.report.stop(stream.kind, SYNC_LAG)
-            return
+        bottleneck; a callable is asked once the requested lane took its share) only the requested lane runs, and
+        the kinds of the other lanes say ``sync-lag``."""
         carried = credits or {}
         shares = []
         for lane, streams, share in ((Lane.REQUESTED, requested, request_share), (Lane.FRESH, fresh, fresh_share)):
@@ -224,6 +220,13 @@ class Planner:
                 self._next(stream, repeats)  # the share ended where a cap does: the cap stopped it, and counts
                 taken.cut.remove(stream)
             shares.append((lane, taken, repeats))
+            if lane is Lane.REQUESTED and (sync_lag() if callable(sync_lag) else sync_lag):
+                # The graph sync is the bottleneck: requests only, beyond their share (asked only now, so the
+                # first requested Jobs need not wait for it).
+                yield from taken.count(self._lane(taken.cut, None, repeats, None))
+                for stream in [*fresh, *backlog]:
+                    self.report.stop(stream.kind, SYNC_LAG)
+                return
         yield from self.lane(backlog)
         # The shares keep the backlog moving; slots the backlog could not use would otherwise stay idle while
         # requested and fresh candidates wait. Only streams with room go on, so a backlog stopped by a cap counts

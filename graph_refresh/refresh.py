@@ -253,7 +253,7 @@ def run(
             request_share=settings.lanes.request_share,
             fresh_share=settings.lanes.fresh_share,
             credits=kept.credits,
-            sync_lag=lane_run.sync_lag(view, store, settings.lanes, templates),
+            sync_lag=lambda: lane_run.sync_lag(view, store, settings.lanes, templates),
         )
 
         def on_outcome(planned: Planned, result: Result) -> None:

@@ -579,7 +579,6 @@ def test_a_runs_store_queries_are_bounded_by_pages_not_by_items(cluster: Harness
         assert lanes(report)["requested"] + lanes(report, ANALYZER)["requested"] == 40, "0.8 of the 50 slots"
         assert report["totals"]["solver"]["stopped_by"] != "sync-lag", "the sync is healthy: all 10,000 were asked"
         lookups = [q for q in queries if "query statuses" in q.query or "query versions" in q.query]
-        # 1,000 requests in lookups of 200 (Dgraph's batch); 10,000 completed Jobs in pages of 500, each page in
-        # lookups of at most 200: by pages and batches, never one an item
-        assert len(lookups) <= 1_000 // 200 + (10_000 // 500) * 3, len(lookups)
+        # 1,000 requests and 10,000 completed Jobs in lookups of a page (500) each: by pages, never one an item
+        assert len(lookups) <= 1_000 // 500 + 10_000 // 500, len(lookups)
         assert len(queries) <= 100, len(queries)

@@ -151,7 +151,7 @@ TWIN_QUERY = """query twin($name: string, $version: string, $index: string) {
   }
 }"""
 
-LOOKUP_BATCH = 200  # items (or packages) per lookup query: three lists of at most this many variables
+LOOKUP_BATCH = 500  # items (or packages) per lookup query: three lists of at most this many variables (a page)
 
 _STATUS_FIELDS = f"""{_ENTITY_FIELDS}
     installed_from @filter(has(python_package_version_label)) {{
