@@ -34,7 +34,8 @@ from tests.helpers import INFRA, MIDDLETIER, template_documents  # noqa: E402
 
 SOLVERS = ("solver-fedora-34-py39", "solver-ubi-8-py38", "solver-rhel-9-py311")
 PYPI = "https://pypi.org/simple"
-REQUESTED_AT = "2027-01-15T07:00:00Z"
+# An hour before the bench runs: a time ahead of the run's clock would be stamped, one past --request-ttl expired.
+REQUESTED_AT = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3600))
 
 
 def version(name: str) -> dict[str, str]:

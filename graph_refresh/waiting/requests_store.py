@@ -56,9 +56,9 @@ def compare_and_set(
     gone = dict(remove)
     kept = 0
 
-    def edit(current: Requests) -> dict[str, str] | None:
+    def edit(current: dict[str, str] | None) -> dict[str, str] | None:  # the values as stored: none is parsed
         nonlocal kept
-        data, kept = dict(current.data), 0
+        data, kept = dict(current or {}), 0
         for key, value in gone.items():
             if key in data and data[key] == value:
                 del data[key]
@@ -71,7 +71,7 @@ def compare_and_set(
                 data[key] = new
             elif key in data:
                 kept += 1
-        return None if data == current.data else data
+        return None if current is None or data == current else data
 
-    change(cluster, namespace, edit)
+    configmaps.change(cluster, namespace, REQUESTS_NAME, edit)
     return kept
