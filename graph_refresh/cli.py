@@ -943,3 +943,12 @@ def explain_command(
             _echo_table(table, shrink=shrink)
     if unknown:
         ctx.exit(ExitCode.FAILED)
+
+
+PLUGIN_NAME = "kubectl graph-refresh"  # kubectl and oc run the executable kubectl-graph_refresh for it
+
+
+def plugin() -> None:
+    """The kubectl/oc plugin's entry point (README: Operating graph-refresh): the main command, its usage lines
+    naming it as it was typed."""
+    main(prog_name=PLUGIN_NAME)
