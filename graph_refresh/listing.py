@@ -2,8 +2,8 @@
 ``request --list`` and ``explain`` build rows of JSON-ready values once, and ``-o table|wide|json|yaml|name``
 chooses how they are written, as kubectl's ``-o`` does.
 
-- ``table`` (the default): the columns an operator reads first, fitted to the width of the output (design:
-  Lines a person reads);
+- ``table`` (the default): the columns an operator reads first, fitted to the width of the output
+  (design: Lines a person reads);
 - ``wide``: more columns, and nothing cut, so a line may be wider than the terminal (``json`` and ``yaml`` have
   the same values);
 - ``json``, ``yaml``: the rows themselves;
@@ -155,6 +155,7 @@ def requests_table(rows: Iterable[dict[str, Any]], *, wide: bool) -> tuple[list[
 
 # --- explain -------------------------------------------------------------------------------------------------
 
+JOB_INDENT = "    "  # a Job's line under its stream's: deeper than a stream's two spaces, short enough to fit
 EXPLAIN_JOB_FIELDS = ("attempt", "state", "memory", "deadline")  # what a table's line of a Job says
 HIDDEN_DETAILS = ("stream", "kind", "state", "jobs")  # a row's keys that its line does not list as key=value
 
@@ -172,7 +173,7 @@ def explain_lines(rows: Sequence[dict[str, Any]], *, jobs: bool) -> list[str]:
         lines.append(f"  {row['stream'].ljust(width)}  {row['state']}{': ' + details if details else ''}")
         for job in row["jobs"] if jobs else ():
             said = ", ".join(f"{key}={job[key]}" for key in EXPLAIN_JOB_FIELDS if job[key])
-            lines.append(f"  {''.ljust(width)}    job {job['name']}: {said}")
+            lines.append(f"{JOB_INDENT}job {job['name']}: {said}")
     return lines
 
 
