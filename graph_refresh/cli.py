@@ -439,9 +439,17 @@ def _output(output: str | None, as_json: bool) -> str:
     return "json" if as_json else output or "table"
 
 
-def _echo_rows(rows: Sequence[dict[str, Any]], output: str) -> None:
-    """``rows`` as JSON or YAML on standard output, whole (their text from outside escaped already)."""
-    click.echo(listing.serialized(rows, output))
+def _echo_rows(rows: Sequence[dict[str, Any]], output: str, *, jobs: bool = False) -> bool:
+    """``rows`` on standard output as ``-o json``, ``yaml`` or ``name`` asks (``listing``; ``jobs``: the names are
+    the rows' Jobs); False, having printed nothing, for a table, which the caller lays out."""
+    if output in ("json", "yaml"):
+        click.echo(listing.serialized(rows, output))
+    elif output == "name":
+        for name in listing.names(rows, jobs=jobs):
+            click.echo(name)
+    else:
+        return False
+    return True
 
 
 LEDGER_STATE_HELP = "Only the entries in this state (the first words of STATE): " + ", ".join(listing.LEDGER_STATES)
@@ -498,12 +506,7 @@ def ledger_show(
         solvers = sorted({row["solver"] for row in every if row.get("solver")})
         asked = (("--package", package), ("--solver", solver), ("--analyzer", analyzer), ("--state", state))
         raise NotFound(_no_entry(f"{LEDGER_NAME} in namespace {namespace!r}", asked, len(every), solver, solvers))
-    if shown_as in ("json", "yaml"):
-        _echo_rows(rows, shown_as)
-        return
-    if shown_as == "name":
-        for name in listing.names(rows):
-            click.echo(name)
+    if _echo_rows(rows, shown_as):
         return
     if not rows:
         click.echo(f"The ledger {LEDGER_NAME} in namespace {namespace!r} has no entries.")
@@ -882,12 +885,9 @@ def _list_requests(read: Any, settings: Settings, now: float, shown_as: str) -> 
         )
     for u in read.unreadable:
         rows.append({"key": one_line(u.key), "state": f"unreadable: {one_line(u.reason)}"})
-    if shown_as in ("json", "yaml"):
-        _echo_rows(rows, shown_as)
-    elif shown_as == "name":
-        for name in listing.names(rows):
-            click.echo(name)
-    elif not rows:
+    if _echo_rows(rows, shown_as):
+        return
+    if not rows:
         click.echo(f"No requests in {REQUESTS_NAME} (namespace {settings.cluster.middletier_namespace!r}).")
     else:
         table, shrink = listing.requests_table(rows, wide=shown_as == "wide")
@@ -927,12 +927,7 @@ def explain_command(
         ctx.exit(ExitCode.FAILED)
     # Not found, as kubectl says of an object it cannot find: no stream knows the item (design: Exit codes).
     unknown = bool(rows) and all(row["state"] == "unknown" for row in rows)
-    if shown_as in ("json", "yaml"):
-        _echo_rows(rows, shown_as)
-    elif shown_as == "name":
-        for name in listing.names(rows, jobs=True):
-            click.echo(name)
-    else:
+    if not _echo_rows(rows, shown_as, jobs=True):
         asked = f"{candidate.package_name}=={candidate.package_version} ({config.redact_url(candidate.index_url)})"
         click.echo(cell(asked, columns(sys.stdout)))
         for line in listing.explain_lines(rows, jobs=shown_as == "table"):
