@@ -15,13 +15,13 @@ import math
 import os
 import sys
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
-from graph_refresh import __version__, config, options, output, runtime, secrets
+from graph_refresh import __version__, config, listing, options, output, runtime, secrets
 from graph_refresh.config import Settings
 from graph_refresh.errors import ConfigError, GraphRefreshError, Interrupted, advised
 from graph_refresh.items import ANALYZER, KINDS, SOLVER
@@ -180,12 +180,65 @@ def _tamed(error: click.ClickException) -> click.ClickException:
     return ConfigFailure(message) if error.exit_code == ExitCode.USAGE else click.ClickException(message)
 
 
+# --- options every command takes, before or after its name (README: Operating graph-refresh) ---------------------
+#
+# ``--quiet`` is a setting (options.OPTIONS); ``--kubeconfig`` and ``--context`` say where this shell's
+# credentials are, as kubectl's do, and have no variable of their own (KUBECONFIG is kubectl's, read where the
+# kubeconfig is loaded). Each is an option of the main command; a command or group below it takes them too, and
+# what it is given there lands in the main command's parameters, which every command builds its settings from.
+
+SHELL_OPTIONS = ("kubeconfig", "context")  # the main command's options that are no setting of options.OPTIONS
+KUBECONFIG_HELP = "The kubeconfig file to use, as kubectl's --kubeconfig (default: KUBECONFIG, else ~/.kube/config)."
+CONTEXT_HELP = "The kubeconfig context to use, as kubectl's --context (default: the kubeconfig's current context)."
+
+
+def _kubeconfig_option(**extra: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option(
+        "--kubeconfig",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        metavar="PATH",
+        help=KUBECONFIG_HELP,
+        **extra,
+    )
+
+
+def _context_option(**extra: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option("--context", metavar="NAME", help=CONTEXT_HELP, **extra)
+
+
+def _to_root(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """A shell option given after a command's name: its value as the main command's."""
+    if value is not None and value is not False and param.name is not None:
+        ctx.find_root().params[param.name] = value
+    return value
+
+
+def _anywhere(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate a command or group below the main command with ``--quiet``, ``--kubeconfig`` and ``--context``."""
+    quiet = click.option(
+        "--quiet",
+        is_flag=True,
+        expose_value=False,
+        callback=_to_root,
+        help="Only warnings and errors, as the main command's --quiet (THOTH_GRAPH_REFRESH_QUIET).",
+    )
+    for option in (
+        _context_option(expose_value=False, callback=_to_root),
+        _kubeconfig_option(expose_value=False, callback=_to_root),
+        quiet,
+    ):
+        function = option(function)
+    return function
+
+
 @click.group(
     cls=_Group,
     invoke_without_command=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 @options.with_options
+@_kubeconfig_option()
+@_context_option()
 @click.version_option(__version__, prog_name="graph-refresh")
 @click.pass_context
 def main(ctx: click.Context, /, **params: Any) -> None:
@@ -305,6 +358,7 @@ def _emit(report: RunReport, settings: Settings) -> None:
     help="Embedded graph store file to load into (default: the main command's --sqlite-path, "
     "GRAPH_REFRESH_SQLITE_PATH, or graph-refresh.sqlite3).",
 )
+@_anywhere
 @click.pass_context
 def import_graph(ctx: click.Context, graph_file: Path, import_path: Path | None) -> None:
     """Load GRAPH_FILE (JSON, see README) into the embedded SQLite store, idempotently, in one transaction: the
@@ -348,6 +402,7 @@ def import_graph(ctx: click.Context, graph_file: Path, import_path: Path | None)
 
 
 @main.group("ledger")
+@_anywhere
 def ledger_group() -> None:
     """Read or change the failure ledger (ConfigMap graph-refresh-ledger in THOTH_MIDDLETIER_NAMESPACE).
 
@@ -365,17 +420,69 @@ def _now(ctx: click.Context) -> float:
     return _externals(ctx).now()
 
 
+def _output_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate a reading command with ``-o/--output`` and its alias ``--json`` (``_output`` reads them)."""
+    function = click.option("--json", "as_json", is_flag=True, help="The same as -o json.")(function)
+    return click.option(
+        "-o",
+        "--output",
+        type=click.Choice(listing.OUTPUTS),
+        help="How to print: table (the default), wide (more columns, nothing cut), json, yaml, or name (one "
+        "name a line).",
+    )(function)
+
+
+def _output(output: str | None, as_json: bool) -> str:
+    """The output format ``-o`` and ``--json`` ask for together (a usage error when they disagree)."""
+    if as_json and output not in (None, "json"):
+        raise click.UsageError(f"--json is -o json: give -o {output} or --json, not both")
+    return "json" if as_json else output or "table"
+
+
+def _echo_rows(rows: Sequence[dict[str, Any]], output: str, *, jobs: bool = False) -> bool:
+    """``rows`` on standard output as ``-o json``, ``yaml`` or ``name`` asks (``listing``; ``jobs``: the names are
+    the rows' Jobs); False, having printed nothing, for a table, which the caller lays out."""
+    if output in ("json", "yaml"):
+        click.echo(listing.serialized(rows, output))
+    elif output == "name":
+        for name in listing.names(rows, jobs=jobs):
+            click.echo(name)
+    else:
+        return False
+    return True
+
+
+LEDGER_STATE_HELP = "Only the entries in this state (the first words of STATE): " + ", ".join(listing.LEDGER_STATES)
+
+
 @ledger_group.command("show")
-@click.option("--json", "as_json", is_flag=True, help="Print the entries as a JSON list instead of a table.")
+@_output_options
+@click.option("--package", metavar="PKG", help="Only the entries of this package (names compared in PEP 503 form).")
+@click.option("--solver", metavar="NAME", help="Only the entries of this solver.")
+@click.option("--analyzer", is_flag=True, help="Only the package-analyzer's entries.")
+@click.option("--state", type=click.Choice(tuple(listing.LEDGER_STATES)), help=LEDGER_STATE_HELP)
+@_anywhere
 @click.pass_context
-def ledger_show(ctx: click.Context, as_json: bool) -> None:
-    """List the ledger's entries with what each means for its item's next run."""
+def ledger_show(
+    ctx: click.Context,
+    output: str | None,
+    as_json: bool,
+    package: str | None,
+    solver: str | None,
+    analyzer: bool,
+    state: str | None,
+) -> None:
+    """List the ledger's entries with what each means for its item's next run; exit 1 when a filter matches
+    none."""
     from graph_refresh.retry import ledger_store
     from graph_refresh.retry.codec import LEDGER_NAME, encode
     from graph_refresh.retry.policy import entry_state
     from graph_refresh.waiting import state as lane_state
     from graph_refresh.waiting.state import LaneState
 
+    shown_as = _output(output, as_json)
+    if solver and analyzer:
+        raise click.UsageError("--solver and --analyzer exclude each other")
     settings = _settings(ctx, "middletier")
     namespace = settings.cluster.middletier_namespace
     assert namespace is not None, "checked by build_settings"
@@ -388,27 +495,58 @@ def ledger_show(ctx: click.Context, as_json: bool) -> None:
         ctx.exit(ExitCode.FAILED)
     now = math.floor(_now(ctx))
     policy, under = _last_run_settings(LaneState.read(ledger.other)[0], settings.retry)
-    rows = []
+    every = []
     for key, entry in sorted(ledger.entries.items(), key=lambda pair: (pair[1].failed_at, pair[0])):
-        state, until = entry_state(entry, now, policy)
+        said, until = entry_state(entry, now, policy)
         value = json.loads(encode(entry))
-        row = {"key": key, **value, "state": state, "until": None if until is None else format_time(until)}
-        rows.append({**row, "settings": under})
-    if not as_json and rows:
-        click.echo(f"States under {under}.", err=True)
-    if as_json:
-        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        row = {"key": key, **value, "state": said, "until": None if until is None else format_time(until)}
+        every.append({**row, "settings": under})
+    rows = [row for row in every if _shown_entry(row, package, solver, analyzer, state)]
+    if not rows and (package or solver or analyzer or state):  # nothing matched is no answer (design: Exit codes)
+        solvers = sorted({row["solver"] for row in every if row.get("solver")})
+        asked = (("--package", package), ("--solver", solver), ("--analyzer", analyzer), ("--state", state))
+        raise NotFound(_no_entry(f"{LEDGER_NAME} in namespace {namespace!r}", asked, len(every), solver, solvers))
+    if _echo_rows(rows, shown_as):
         return
     if not rows:
         click.echo(f"The ledger {LEDGER_NAME} in namespace {namespace!r} has no entries.")
         return
-    table = [["ITEM", "STREAM", "PACKAGE", "FAILS", "CAUSE", "STATE"]]
-    for row in rows:
-        state = row["state"] if row["until"] is None else f"{row['state']} {row['until']}"
-        package = f"{row['package']}=={row['version']}"
-        stream = row.get("solver") or row["kind"]
-        table.append([row["key"], stream, package, str(row["failures"]), row["cause"] or "-", state])
-    _echo_table(table, shrink=[(1, 2), (5,)])  # the package and the stream first (--json has them whole)
+    click.echo(f"States under {under}.", err=True)
+    table, shrink = listing.ledger_table(rows, wide=shown_as == "wide")
+    _echo_table(table, shrink=shrink)
+
+
+def _shown_entry(
+    row: dict[str, Any], package: str | None, solver: str | None, analyzer: bool, state: str | None
+) -> bool:
+    """Whether ``ledger show``'s filters keep the entry of ``row``."""
+    from graph_refresh.items import normalize_name
+
+    return (
+        (package is None or normalize_name(row["package"]) == normalize_name(package.strip()))
+        and (solver is None or row.get("solver") == solver)
+        and (not analyzer or row["kind"] == ANALYZER)
+        and (state is None or listing.ledger_state_word(row["state"]) == state)
+    )
+
+
+def _no_entry(
+    ledger: str, asked: Sequence[tuple[str, str | bool | None]], entries: int, solver: str | None, solvers: list[str]
+) -> str:
+    """Why a ledger command found nothing, in one line: what was asked, how many entries the ledger holds and a
+    hint (the solver meant, when one was misspelt)."""
+    if not entries:
+        return f"the ledger {ledger} has no entries"
+    flags = " ".join(flag if value is True else f"{flag} {value}" for flag, value in asked if value)
+    return f"no entry of the ledger {ledger} matches {flags} ({_entries(entries)}; {_solver_hint(solver, solvers)})"
+
+
+def _solver_hint(solver: str | None, solvers: list[str]) -> str:
+    """What to do when nothing matched: the closest solver to a misspelt ``solver``, else where to look."""
+    if solver and solver not in solvers:
+        close = difflib.get_close_matches(solver, solvers, n=1)
+        return f"did you mean --solver {close[0]}?" if close else f"its solvers: {', '.join(solvers) or 'none'}"
+    return "ledger show lists them"
 
 
 def _last_run_settings(kept: LaneState, shell: RetrySettings) -> tuple[RetrySettings, str]:
@@ -438,32 +576,10 @@ def _last_run_settings(kept: LaneState, shell: RetrySettings) -> tuple[RetrySett
     return settings, said
 
 
-def _fit(text: str, width: int) -> str:
-    """``text`` escaped and cut to ``width`` characters for a table cell (the whole value is in ``--json``)."""
-    return cell(text, width)
-
-
-MIN_CELL = 6  # characters a cut table cell keeps, its ellipsis included
-
-
 def _echo_table(table: list[list[str]], *, shrink: Sequence[Collection[int]] = ()) -> None:
-    """Print ``table`` (its first row the header) in columns two spaces apart, cells escaped (``text.one_line``),
-    fitted to the width of standard output: while a line would be too wide, the widest column of the first group
-    in ``shrink`` that can lose a character loses one (its cells are cut with an ellipsis), down to its header's
-    width or MIN_CELL; then the next group's. Columns in no group are never cut."""
-    lines = [[one_line(value) for value in row] for row in table]
-    widths = [max(len(row[i]) for row in lines) for i in range(len(lines[0]))]
-    floors = [max(len(header), MIN_CELL) for header in lines[0]]
-    room = columns(sys.stdout) - 2 * (len(widths) - 1)
-    for group in shrink:
-        while sum(widths) > room:
-            cuttable = [i for i in group if widths[i] > floors[i]]
-            if not cuttable:
-                break
-            widths[max(cuttable, key=lambda i: widths[i])] -= 1
-    for row in lines:
-        cells = (cell(value, width).ljust(width) for value, width in zip(row, widths, strict=True))
-        click.echo("  ".join(cells).rstrip())
+    """Print ``table`` (its first row the header) fitted to the width of standard output (``listing.fitted``)."""
+    for line in listing.fitted(table, columns(sys.stdout), shrink=shrink):
+        click.echo(line)
 
 
 def _echo(message: str) -> None:
@@ -477,6 +593,7 @@ def _echo(message: str) -> None:
 @click.option("--solver", "solver", help="Only the entries of this solver (alone: all of its entries).")
 @click.option("--analyzer", is_flag=True, help="Only the package-analyzer's entries (alone: all of them).")
 @click.option("--all", "everything", is_flag=True, help="Every entry.")
+@_anywhere
 @click.pass_context
 def ledger_forget(
     ctx: click.Context, target: str | None, index_url: str | None, solver: str | None, analyzer: bool, everything: bool
@@ -552,11 +669,8 @@ def _nothing_matched(
         )
         if part
     )
-    hint = "ledger show lists them"
     solvers = sorted({entry.item.solver for entry in found.entries.values() if entry.item.solver})
-    if solver and solver not in solvers:
-        close = difflib.get_close_matches(solver, solvers, n=1)
-        hint = f"did you mean --solver {close[0]}?" if close else f"its solvers: {', '.join(solvers) or 'none'}"
+    hint = _solver_hint(solver, solvers)
     return f"no entry of the ledger {ledger} matches {asked} ({_entries(len(found.entries))}; {hint})"
 
 
@@ -565,8 +679,9 @@ def _nothing_matched(
 @click.option("--index", "index_url", help="Package index URL of the version (default: https://pypi.org/simple).")
 @click.option("--by", help="Who asks (free text, kept with the request).")
 @click.option("--cancel", is_flag=True, help="Remove the request for PKG==VER (with --index), or the one of key KEY.")
-@click.option("--list", "listing", is_flag=True, help="List the requests instead of adding one.")
-@click.option("--json", "as_json", is_flag=True, help="With --list: print a JSON list.")
+@click.option("--list", "listing_asked", is_flag=True, help="List the requests instead of adding one.")
+@_output_options
+@_anywhere
 @click.pass_context
 def request(
     ctx: click.Context,
@@ -574,7 +689,8 @@ def request(
     index_url: str | None,
     by: str | None,
     cancel: bool,
-    listing: bool,
+    listing_asked: bool,
+    output: str | None,
     as_json: bool,
 ) -> None:
     """Ask for PKG==VER to be solved by every solver and analyzed, ahead of the backlog, by the next runs.
@@ -587,22 +703,23 @@ def request(
     from graph_refresh.waiting import requests_store
     from graph_refresh.waiting.requests import REQUESTS_NAME
 
-    if listing and (target or index_url or by or cancel):
+    if listing_asked and (target or index_url or by or cancel):
         raise click.UsageError("--list lists the requests: give it without PKG==VER, --index, --by or --cancel")
-    if as_json and not listing:
-        raise click.UsageError("--json goes with --list")
+    if (as_json or output) and not listing_asked:
+        raise click.UsageError(f"{'--json' if as_json else '-o'} goes with --list")
+    shown_as = _output(output, as_json)
     if cancel and by:
         raise click.UsageError("--cancel takes PKG==VER (with --index) or a request's KEY, not --by")
-    if not listing and not target:
+    if not listing_asked and not target:
         raise click.UsageError("say what to request as PKG==VER (for example flask==1.1.2), or --list")
-    settings = _settings(ctx, "middletier" if listing or cancel else "request")
+    settings = _settings(ctx, "middletier" if listing_asked or cancel else "request")
     namespace = settings.cluster.middletier_namespace
     assert namespace is not None, "checked by build_settings"
     now = math.floor(_now(ctx))
     try:
         cluster = _connect(ctx, settings)
-        if listing:
-            _list_requests(requests_store.read(cluster, namespace), settings, now, as_json=as_json)
+        if listing_asked:
+            _list_requests(requests_store.read(cluster, namespace), settings, now, shown_as)
         elif cancel:
             assert target is not None
             _cancel_request(ctx, cluster, namespace, target, index_url)
@@ -610,7 +727,7 @@ def request(
             assert target is not None
             _add_request(ctx, cluster, settings, _requirement(target), index_url, by, now)
     except GraphRefreshError as error:
-        what = "list the requests" if listing else "cancel the request" if cancel else "file the request"
+        what = "list the requests" if listing_asked else "cancel the request" if cancel else "file the request"
         logger.error("Could not %s (%s in namespace %r): %s", what, REQUESTS_NAME, namespace, error)
         ctx.exit(ExitCode.FAILED)
 
@@ -748,8 +865,8 @@ def _cancel_request(
     click.echo(f"Cancelled: removed {len(removed)} {keys} ({', '.join(cell(key, 40) for key in removed)}).")
 
 
-def _list_requests(read: Any, settings: Settings, now: float, *, as_json: bool) -> None:
-    """The requests as a table (cells escaped and cut to fit 100 columns) or a JSON list (escaped)."""
+def _list_requests(read: Any, settings: Settings, now: float, shown_as: str) -> None:
+    """The requests in the output format ``shown_as`` (``listing``), their text from outside escaped."""
     from graph_refresh.waiting.requests import REQUESTS_NAME, expired
 
     ttl = settings.lanes.request_ttl_seconds
@@ -772,46 +889,35 @@ def _list_requests(read: Any, settings: Settings, now: float, *, as_json: bool) 
         )
     for u in read.unreadable:
         rows.append({"key": one_line(u.key), "state": f"unreadable: {one_line(u.reason)}"})
-    if as_json:
-        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+    if _echo_rows(rows, shown_as):
         return
     if not rows:
         click.echo(f"No requests in {REQUESTS_NAME} (namespace {settings.cluster.middletier_namespace!r}).")
-        return
-    table = [["KEY", "PACKAGE", "INDEX", "BY", "AGE", "STATE"]]
-    for row in rows:
-        package = f"{row['package']}=={row['version']}" if "package" in row else "-"
-        age = "-" if row.get("age_seconds") is None else _age(row["age_seconds"])
-        cells = [row["key"], package, row.get("index") or "-", row.get("by") or "-", age, row["state"]]
-        table.append([cell(value, width) for value, width in zip(cells, (12, 28, 29, 10, 4, 100), strict=True)])
-    widths = [max(len(line[i]) for line in table) for i in range(5)]
-    for line in table:
-        click.echo(_fit("  ".join([*(c.ljust(w) for c, w in zip(line, widths, strict=False)), line[5]]), 100))
-
-
-def _age(seconds: int) -> str:
-    """An age as kubectl shows one: 45s, 12m, 5h, 3d."""
-    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
+    else:
+        table, shrink = listing.requests_table(rows, wide=shown_as == "wide")
+        _echo_table(table, shrink=shrink)
 
 
 @main.command("explain")
 @click.argument("requirement", metavar="PKG==VER")
 @click.option("--index", "index_url", help="Package index URL of the version (default: https://pypi.org/simple).")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per solver and the analyzer.")
+@_output_options
+@_anywhere
 @click.pass_context
-def explain_command(ctx: click.Context, requirement: str, index_url: str | None, as_json: bool) -> None:
-    """Say where PKG==VER stands for every solver and the analyzer, and when it is likely to be scheduled.
+def explain_command(
+    ctx: click.Context, requirement: str, index_url: str | None, output: str | None, as_json: bool
+) -> None:
+    """Say where PKG==VER stands for every solver and the analyzer, and when it is likely to be scheduled; list
+    its Jobs (-o wide: as a table; -o name: as kubectl names them). Exit 1 when the graph does not know it.
 
     It reads the graph, the Templates and (with THOTH_MIDDLETIER_NAMESPACE) the item's Jobs, the ledger and the
-    requests, as a run would; it never writes.
+    requests, as a run would; it never writes. -o json and -o yaml give one object per solver and the analyzer.
     """
     from graph_refresh.items import Candidate, normalize_name
     from graph_refresh.refresh import explain_item
     from graph_refresh.waiting.requests import DEFAULT_INDEX
 
+    shown_as = _output(output, as_json)
     package, separator, version = requirement.partition("==")
     if not separator or not package.strip() or not version.strip():
         raise click.UsageError(f"{requirement!r} is not PKG==VER (for example flask==1.1.2)")
@@ -825,21 +931,23 @@ def explain_command(ctx: click.Context, requirement: str, index_url: str | None,
         ctx.exit(ExitCode.FAILED)
     # Not found, as kubectl says of an object it cannot find: no stream knows the item (design: Exit codes).
     unknown = bool(rows) and all(row["state"] == "unknown" for row in rows)
-    if as_json:
-        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
-        ctx.exit(ExitCode.FAILED if unknown else ExitCode.OK)
-    asked = f"{candidate.package_name}=={candidate.package_version} ({config.redact_url(candidate.index_url)})"
-    click.echo(_fit(asked, 100))
-    width = max(len(row["stream"]) for row in rows) if rows else 0
-    for row in rows:
-        details = ", ".join(
-            f"{key}={value}"
-            for key, value in row.items()
-            if key not in ("stream", "kind", "state", "jobs") and value is not None
-        )
-        _echo(f"  {row['stream'].ljust(width)}  {row['state']}{': ' + details if details else ''}")
-        for job in row["jobs"]:
-            said = ", ".join(f"{key}={job[key]}" for key in ("attempt", "state", "memory", "deadline") if job[key])
-            _echo(f"  {''.ljust(width)}    job {job['name']}: {said}")
+    if not _echo_rows(rows, shown_as, jobs=True):
+        asked = f"{candidate.package_name}=={candidate.package_version} ({config.redact_url(candidate.index_url)})"
+        click.echo(cell(asked, columns(sys.stdout)))
+        for line in listing.explain_lines(rows, jobs=shown_as == "table"):
+            _echo(line)
+        table, shrink = listing.jobs_table(rows)
+        if shown_as == "wide" and len(table) > 1:
+            click.echo()
+            _echo_table(table, shrink=shrink)
     if unknown:
         ctx.exit(ExitCode.FAILED)
+
+
+PLUGIN_NAME = "kubectl graph-refresh"  # kubectl and oc run the executable kubectl-graph_refresh for it
+
+
+def plugin() -> None:
+    """The kubectl/oc plugin's entry point (README: Operating graph-refresh): the main command, its usage lines
+    naming it as it was typed."""
+    main(prog_name=PLUGIN_NAME)

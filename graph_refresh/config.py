@@ -79,6 +79,12 @@ class ClusterSettings:
     """API requests allowed in a burst above --qps."""
     workers: int = DEFAULT_WORKERS
     """Concurrent Job create requests."""
+    kubeconfig: Path | None = None
+    """The kubeconfig file (--kubeconfig); None: KUBECONFIG, else ~/.kube/config. Named, it is used even in a
+    cluster, instead of the service account."""
+    context: str | None = None
+    """The kubeconfig's context (--context); None: its current context. Named, the kubeconfig is used even in a
+    cluster."""
 
 
 @dataclass(frozen=True)

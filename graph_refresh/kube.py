@@ -149,15 +149,20 @@ def _check_yaml(kubeconfig: str) -> None:
 
 
 def _load_configuration(settings: ClusterSettings) -> tuple[client.Configuration, str]:
-    """In-cluster service account first, then ``KUBECONFIG`` / ``~/.kube/config``, like oc and kubectl; and where
-    the credentials came from (``in-cluster service account``, ``kubeconfig <path>``)."""
+    """In-cluster service account first, then ``KUBECONFIG`` / ``~/.kube/config``, like oc and kubectl; a
+    kubeconfig or a context named in the settings (``--kubeconfig``, ``--context``) is used even in a cluster.
+    Returns the configuration and where the credentials came from (``in-cluster service account``,
+    ``kubeconfig <path>``, ``kubeconfig <path>, context <name>``)."""
     configuration = client.Configuration()
     # kubernetes 11 hands out shallow copies of one process-wide default Configuration: without dicts of
     # its own, the token set below would land in the shared api_key dict and reach every later client.
     configuration.api_key = {}
     configuration.api_key_prefix = {}
     loader = InClusterConfigLoader(token_filename=SERVICE_TOKEN_FILENAME, cert_filename=SERVICE_CERT_FILENAME)
+    named = settings.kubeconfig is not None or settings.context is not None
     try:
+        if named:
+            raise ConfigException("a kubeconfig or a context was named")
         loader._load_config()  # the public load_and_set() would replace the process-wide default
         configuration.host = loader.host
         configuration.ssl_ca_cert = loader.ssl_ca_cert
@@ -166,13 +171,20 @@ def _load_configuration(settings: ClusterSettings) -> tuple[client.Configuration
     except ConfigException:
         # kubernetes 11 reads KUBECONFIG once, when it is imported (KUBE_CONFIG_DEFAULT_LOCATION); pass
         # the path explicitly so the environment of this run is what counts, as the message says.
-        kubeconfig = os.environ.get("KUBECONFIG") or "~/.kube/config"
+        kubeconfig = str(settings.kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config")
         try:
             _check_yaml(kubeconfig)
-            config.load_kube_config(config_file=kubeconfig, client_configuration=configuration, persist_config=False)
+            config.load_kube_config(
+                config_file=kubeconfig,
+                context=settings.context,
+                client_configuration=configuration,
+                persist_config=False,
+            )
         except _BAD_KUBECONFIG as error:
             if isinstance(error, _NotAMapping):
                 why = truncate(str(error))
+            elif settings.context is not None and f"name {settings.context} in" in str(error):
+                why = f"it has no context {settings.context!r}"
             elif isinstance(error, TypeError):
                 why = f"its context, cluster or user is incomplete ({error})"
             elif isinstance(error, ConfigException | OSError):
@@ -180,10 +192,11 @@ def _load_configuration(settings: ClusterSettings) -> tuple[client.Configuration
             else:
                 why = f"it is not a kubeconfig ({type(error).__name__}: {truncate(str(error))})"
             raise NoCredentials(  # a cluster failure, exit 1 with a report, not a bad option (design: Exit codes)
-                f"no cluster credentials: not in a cluster, and no usable kubeconfig ({kubeconfig}): {why}",
+                f"no cluster credentials: {'' if named else 'not in a cluster, and '}no usable kubeconfig "
+                f"({kubeconfig}): {why}",
                 reached=False,
             ) from error
-        source = f"kubeconfig {kubeconfig}"
+        source = f"kubeconfig {kubeconfig}" + ("" if settings.context is None else f", context {settings.context}")
     _register_secrets(configuration)
     if not settings.verify_tls:
         configuration.verify_ssl = False

@@ -462,5 +462,7 @@ def build_settings(
     groups: dict[str, dict[str, Any]] = {}
     for option in OPTIONS:
         groups.setdefault(option.group, {})[option.name] = p[option.name]
+    # Where this shell's credentials are (--kubeconfig, --context): the main command's, not settings of a run.
+    groups["cluster"] |= {"kubeconfig": p.get("kubeconfig"), "context": p.get("context")}
     sections: dict[str, Any] = {f.name: f.default_factory for f in fields(Settings)}  # the group's class
     return Settings(**{group: sections[group](**values) for group, values in groups.items()})

@@ -96,7 +96,21 @@ made_by="" synced_lock="" synced_dev=0
 if [ -f "$STAMP" ]; then
   { read -r made_by && read -r synced_lock && read -r synced_dev; } <"$STAMP" || made_by=""
 fi
+# The project itself, editable, so that .venv/bin has its commands: graph-refresh and the kubectl/oc plugin
+# kubectl-graph_refresh (pyproject.toml). Its dependencies are the locked ones, setuptools among them: nothing
+# is fetched.
+install_project() {
+  quietly "$VENV/bin/python" -m pip install --quiet --no-deps --no-build-isolation --editable .
+}
+commands_installed() {
+  [ -x "$VENV/bin/graph-refresh" ] && [ -x "$VENV/bin/kubectl-graph_refresh" ]
+}
+
 if [ "$made_by" = "$python" ] && [ "$synced_lock" = "$lock" ] && [ "$synced_dev" -ge "$dev" ]; then
+  if ! commands_installed; then
+    say "installing the commands graph-refresh and kubectl-graph_refresh into $VENV/bin"
+    install_project
+  fi
   say "$VENV is up to date (Python $version$([ "$synced_dev" -eq 1 ] && echo ", dev packages"))"
   exit 0
 fi
@@ -110,5 +124,6 @@ rm -f "$STAMP"
 # pipenv must use this project's .venv even inside another activated virtualenv, and keep its notices to itself.
 PIPENV_VENV_IN_PROJECT=1 PIPENV_IGNORE_VIRTUALENVS=1 PIPENV_PIPFILE="$PWD/Pipfile" PIPENV_VERBOSITY=-1 \
   PIPENV_NOSPIN=1 PIPENV_YES=1 quietly "$PIPENV_VENV/bin/pipenv" "${sync[@]}"
+install_project
 printf '%s\n%s\n%s\n' "$python" "$lock" "$dev" >"$STAMP"
 say "$VENV is ready"

@@ -19,7 +19,15 @@ from graph_refresh.refresh import Externals
 
 from .fakes.dgraph import make_tls_files
 from .fakes.kube import FakeKube
-from .helpers import CONFIG_ENV, EXAMPLE_TEMPLATES, SAMPLE_GRAPH, Harness, load_yaml_documents, unwrapped
+from .helpers import (
+    CONFIG_ENV,
+    EXAMPLE_TEMPLATES,
+    SAMPLE_GRAPH,
+    Harness,
+    install_project,
+    load_yaml_documents,
+    unwrapped,
+)
 
 os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
@@ -130,3 +138,9 @@ def cluster(
 ) -> Harness:
     """The fake cluster with the example Templates, a kubeconfig for it, and an empty graph."""
     return Harness(fake, run_cli, tmp_path, write_graph)
+
+
+@pytest.fixture(scope="session")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project installed as pip installs it (``helpers.install_project``): its commands in ``bin/``."""
+    return install_project(tmp_path_factory.mktemp("installed"))

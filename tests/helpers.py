@@ -11,6 +11,7 @@ import json
 import os
 import pty
 import re
+import shutil
 import socket
 import struct
 import subprocess
@@ -63,6 +64,21 @@ T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z, a fixed hour: the stream order doe
 
 def version(name: str, ver: str, index: str = PYPI) -> dict[str, str]:
     return {"package_name": name, "package_version": ver, "index_url": index}
+
+
+def install_project(target: Path) -> Path:
+    """The project built and installed as pip installs it (scripts/setup.sh does it editable), without its
+    dependencies (this Python has them), into the folder ``target``; returns it. The commands pyproject.toml
+    declares are in ``target/bin`` and run with ``PYTHONPATH=target``. It is built from a copy, so that the
+    checkout gains no build folder."""
+    source = target / "source"
+    shutil.copytree(ROOT / "graph_refresh", source / "graph_refresh", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, source / name)
+    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index"]
+    done = subprocess.run([*pip, "--target", str(target / "site"), str(source)], capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return target / "site"
 
 
 def free_port() -> int:

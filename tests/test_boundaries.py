@@ -43,6 +43,7 @@ PURE = [
     "errors",
     "secrets",
     "report",
+    "listing",
 ]
 IO_MODULES = {
     "graph_refresh.kube",

@@ -120,7 +120,7 @@ def test_every_option_is_declared_once_and_has_a_parity_case() -> None:
     declared = [o.env for o in options.OPTIONS]
     assert len(declared) == len(set(declared))
     assert set(declared) == set(PARITY)
-    params = [p for p in cli.main.params if p.name not in ("version", "help")]
+    params = [p for p in cli.main.params if p.name not in ("version", "help", *cli.SHELL_OPTIONS)]
     assert [p.envvar for p in params] == declared
     for param in params:
         assert param.help == options.field_docs()[next(o.setting for o in options.OPTIONS if o.env == param.envvar)]
@@ -129,7 +129,7 @@ def test_every_option_is_declared_once_and_has_a_parity_case() -> None:
 def test_help_shows_each_flag_with_its_variable_and_default(run_cli: RunCli) -> None:
     text = re.sub(r"-\s+", "-", " ".join(run_cli(["--help"]).output.split()))  # undo wrapping at hyphens
     for option in cli.main.params:
-        if option.name in ("version", "help"):
+        if option.name in ("version", "help", *cli.SHELL_OPTIONS):
             continue
         assert option.opts[0] in text
         assert f"env var: {option.envvar}" in text.replace("[", " ").replace(";", " ")

@@ -107,7 +107,8 @@ def test_ci_sets_no_variable_a_user_would_not_have() -> None:
 #  - a file of the repository by its relative path (scripts/setup.sh, ./app.py), executable;
 #  - the project's Python, .venv/bin/python3 (or .venv/bin/python), which `python3 -m venv` made: never the
 #    machine's python3 or python (Debian's lacks the project's packages: `No module named 'click'`), nor
-#    pipenv (it lives in .tools/, off PATH);
+#    pipenv (it lives in .tools/, off PATH); or the project's own commands, which scripts/setup.sh installs
+#    beside it (.venv/bin/graph-refresh);
 #  - a POSIX tool, shell keyword or builtin (SHELL_TOOLS), a shell function the block defines, or kubectl
 #    (scripts/check.sh installs it for the tests); the body of a here-document is data, not commands;
 #  - oc, the OpenShift client, only in a block that says it is for a cluster: a comment line in the block
@@ -119,10 +120,12 @@ SHELL_BLOCK = re.compile(r"^```(sh|bash|shell|console)\n(.*?)^```", re.S | re.M)
 SHELL_TOOLS = {
     *("cat", "cd", "cp", "date", "diff", "echo", "export", "grep", "kill", "ls", "mkdir", "rm", "sleep", "test"),
     *("[", "!", "{", "}", "do", "done", "if", "then", "else", "fi", "until", "while", "for", "wait", "true"),
+    "eval",
 }
 HEREDOC = re.compile(r"<<-?\s*'?(\w+)'?.*?\n(.*?)^\1$", re.S | re.M)
 FUNCTION = re.compile(r"^\s*(\w+)\(\)\s*\{", re.M)
 VENV_PYTHONS = {".venv/bin/python3", ".venv/bin/python"}
+VENV_COMMANDS = {".venv/bin/graph-refresh", ".venv/bin/kubectl-graph_refresh"}  # pyproject.toml's scripts
 ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=\S*")
 RUNS_OUR_PYTHON = re.compile(r"^(\S*python3?)\s+(-m\s+(tests|bench|graph_refresh)\b|\S*\.py\b)")
 
@@ -151,7 +154,7 @@ def commands(block: str) -> list[str]:
 def unrunnable(command: str, *, for_a_cluster: bool) -> str | None:
     """Why ``command`` would not run after the quick start, or None."""
     program = command.split()[0]
-    if program in VENV_PYTHONS or program in SHELL_TOOLS or program == "kubectl":
+    if program in VENV_PYTHONS | VENV_COMMANDS or program in SHELL_TOOLS or program == "kubectl":
         return None
     if program == "oc":
         return None if for_a_cluster else "oc in a block that does not say it is for a cluster"
@@ -202,6 +205,10 @@ def test_the_command_rule_catches_what_fails_after_the_quick_start() -> None:
     assert unrunnable("/work/main/.venv/bin/python bench/run.py", for_a_cluster=False) is not None
     assert unrunnable("scripts/setup.sh --dev", for_a_cluster=False) is None
     assert unrunnable("scripts/nothing.sh", for_a_cluster=False) is not None
+    assert unrunnable(".venv/bin/graph-refresh ledger show", for_a_cluster=False) is None
+    assert unrunnable("graph-refresh ledger show", for_a_cluster=False) is not None, "not on PATH"
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]
+    assert {f".venv/bin/{name}" for name in scripts} == VENV_COMMANDS
     assert RUNS_OUR_PYTHON.match("python3 app.py --help")
     assert RUNS_OUR_PYTHON.match("python -m tests.fakes.kube")
     assert not RUNS_OUR_PYTHON.match("python3 -m venv")
