@@ -511,7 +511,7 @@ def ledger_show(
     if not rows:
         click.echo(f"The ledger {LEDGER_NAME} in namespace {namespace!r} has no entries.")
         return
-    click.echo(f"States under {under}.", err=True)
+    click.echo(wrapped(tamed(f"States under {under}."), columns(sys.stderr)), err=True)
     table, shrink = listing.ledger_table(rows, wide=shown_as == "wide")
     _echo_table(table, shrink=shrink)
 
