@@ -6,9 +6,10 @@ here, so the planner, the scheduler and the cluster view agree on it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii
 from typing import Literal, NamedTuple
 
@@ -115,6 +116,10 @@ def invalid_reason(candidate: Candidate) -> str | None:
     return None
 
 
+def _hash(canonical: str) -> str:
+    return hashlib.sha256(canonical.encode()).hexdigest()[:KEY_LENGTH]
+
+
 @dataclass(frozen=True)
 class WorkItem:
     """One Job's worth of work: a candidate for one solver, or for the package-analyzer (solver None)."""
@@ -125,23 +130,28 @@ class WorkItem:
     attempt: int = 1
     """1 for an item's first Job; n >= 2 for its n-th, a retry after failures (design: Learning)."""
 
-    key: str = field(init=False, repr=False, compare=False)
-    """Stable hash of the canonical item: the same item always gets the same key, whatever the attempt."""
-    job_name: str = field(init=False, repr=False, compare=False)
-    """``<solver>-<key>`` or ``package-analyzer-<key>``: a DNS-1123 name of at most 57 characters. A retry's
-    key is taken from the canonical item and its attempt number, in the same shape."""
 
-    def __post_init__(self) -> None:
-        """Compute the key and Job name once per item: a run reads them several times per item."""
+    @functools.cached_property
+    def key(self) -> str:
+        """Stable hash of the canonical item: the same item always gets the same key, whatever the attempt.
+
+        Computed when first read, then kept: a run reads it several times for an item it plans or looks up in
+        the cluster view, and never for the many a dry run without one only counts."""
+        return _hash(self._canonical())
+
+    @functools.cached_property
+    def job_name(self) -> str:
+        """``<solver>-<key>`` or ``package-analyzer-<key>``: a DNS-1123 name of at most 57 characters. A retry's
+        key is taken from the canonical item and its attempt number, in the same shape."""
+        if self.attempt == 1:
+            return f"{self.solver or ANALYZER}-{self.key}"
+        return f"{self.solver or ANALYZER}-{_hash(f'{self._canonical()[:-1]}, {self.attempt}]')}"
+
+    def _canonical(self) -> str:
+        """The bytes ``json.dumps([kind, solver or "", name, version, index], ensure_ascii=True)`` gives, without
+        its encoder's overhead per call."""
         parts = (self.kind, self.solver or "", *self.candidate)
-        # The bytes json.dumps(list(parts), ensure_ascii=True) gives, without its encoder's overhead per call.
-        canonical = "[" + ", ".join(map(encode_basestring_ascii, parts)) + "]"
-        key = hashlib.sha256(canonical.encode()).hexdigest()[:KEY_LENGTH]
-        name_key = key
-        if self.attempt != 1:
-            name_key = hashlib.sha256(f"{canonical[:-1]}, {self.attempt}]".encode()).hexdigest()[:KEY_LENGTH]
-        object.__setattr__(self, "key", key)
-        object.__setattr__(self, "job_name", f"{self.solver or ANALYZER}-{name_key}")
+        return "[" + ", ".join(map(encode_basestring_ascii, parts)) + "]"
 
     @property
     def labels(self) -> dict[str, str]:
