@@ -27,6 +27,7 @@ KEY_LENGTH = 10  # hex chars of the item hash in names and labels: 40 bits, coll
 MAX_SOLVER_NAME = 46  # "<solver>-<key>" fits 57: the kubelet cuts a pod hostname (name + "-xxxxx") at 63
 MAX_PACKAGE_NAME = 200
 MAX_INDEX_URL = 2048
+INDEX_URLS_REMEMBERED = 256  # index URLs whose check is kept (a graph has a handful): at most ~0.5 MiB
 
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_KIND = "thoth-station.ninja/kind"
@@ -111,9 +112,15 @@ def invalid_reason(candidate: Candidate) -> str | None:
         return "package name is not a PEP 508 name of at most 200 characters"
     if not _VERSION_RE.fullmatch(version):
         return "version has characters outside [A-Za-z0-9.+!_-] or is longer than 128"
-    if len(index_url) > MAX_INDEX_URL or not _INDEX_RE.fullmatch(index_url):
+    if not _valid_index_url(index_url):
         return "index URL is not an http(s) URL without whitespace, quotes or '$'"
     return None
+
+
+@functools.lru_cache(maxsize=INDEX_URLS_REMEMBERED)
+def _valid_index_url(index_url: str) -> bool:
+    """Checked once per URL while it stays in the cache: a graph has a few index URLs, met millions of times."""
+    return len(index_url) <= MAX_INDEX_URL and _INDEX_RE.fullmatch(index_url) is not None
 
 
 def _hash(canonical: str) -> str:
