@@ -94,7 +94,7 @@ def order_streams(streams: list[Stream], owned_per_stream: Mapping[str, int], no
     return sorted(rotated, key=lambda stream: owned_per_stream.get(stream.solver or ANALYZER, 0))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Planned:
     """An item to schedule, the lane it came from, and for a retry what it retries and with which resources."""
 
@@ -106,6 +106,19 @@ class Planned:
     capped: bool = False
     """The escalation reached its cap (``--max-memory``, ``--max-deadline``)."""
     lane: Lane = Lane.BACKLOG
+
+    def __init__(
+        self,
+        item: WorkItem,
+        resources: AttemptResources | None = None,
+        retries: Cause | None = None,
+        capped: bool = False,
+        lane: Lane = Lane.BACKLOG,
+    ) -> None:
+        # One per item planned: the instance's dict filled at once, as WorkItem's (frozen all the same).
+        fields = self.__dict__
+        fields["item"], fields["resources"], fields["retries"] = item, resources, retries
+        fields["capped"], fields["lane"] = capped, lane
 
 
 def plan(streams: list[Stream], **planner: Any) -> Iterator[Planned]:
