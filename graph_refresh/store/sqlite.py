@@ -71,6 +71,12 @@ LIMIT ?
 # number of candidates the stream yields. ``{window}`` narrows it to an arrival range and/or to the
 # rows before a key in the stream's order, each a range of an index.
 _COUNT = "SELECT count(*) FROM package_version AS pv WHERE {window} NOT EXISTS ({done})"
+# A stream's whole backlog (no window): every version minus those done for it, two counts of whole tables or
+# ranges and no probe per version. The same number as ``_COUNT``'s: a solved or analyzed row always names a
+# stored version (the import inserts the version first; nothing is deleted), and its primary key makes it one row
+# per version (and solver), whatever the records said (an error, a version solved twice, two spellings).
+_WHOLE_BACKLOG = "SELECT (SELECT count(*) FROM package_version) - (SELECT count(*) FROM {done_table})"
+_SOLVED_BY = "solved WHERE solver = ?"
 _BEFORE_KEY = "(package_name, package_version, index_url) < (?, ?, ?) AND "
 _ARRIVED_UP_TO = "id <= ? AND "
 _ARRIVED_BETWEEN = "id > ? AND id < ? AND "
@@ -209,11 +215,17 @@ class SQLiteStore:
         up_to: int | None = None,
         before: tuple[int, Candidate] | None = None,
     ) -> int:
-        """Number of versions :meth:`solver_candidates` yields for ``solver``: one ``COUNT`` query."""
+        """Number of versions :meth:`solver_candidates` yields for ``solver``: one ``COUNT`` query (without a
+        window, the versions minus the solver's solved rows)."""
+        if up_to is None and before is None:
+            return self._whole_backlog(_SOLVED_BY, (solver.name,))
         return self._count(_SOLVED, (solver.name,), *_backlog_window(up_to, before))
 
     def analyzer_backlog(self, *, up_to: int | None = None, before: tuple[int, Candidate] | None = None) -> int:
-        """Number of versions :meth:`analyzer_candidates` yields: one ``COUNT`` query."""
+        """Number of versions :meth:`analyzer_candidates` yields: one ``COUNT`` query (without a window, the
+        versions minus the analyzed rows)."""
+        if up_to is None and before is None:
+            return self._whole_backlog("analyzed", ())
         return self._count(_ANALYZED, (), *_backlog_window(up_to, before))
 
     def solver_fresh_ahead(self, solver: SolverEnvironment, *, after: int, before: int) -> int:
@@ -227,6 +239,11 @@ class SQLiteStore:
     def _count(self, done: str, params: tuple[Any, ...], window: str = "", window_params: tuple[Any, ...] = ()) -> int:
         query = _COUNT.format(window=window, done=done)
         ((count,),) = self._read(query, (*window_params, *params), "counting the backlog")
+        return int(count)
+
+    def _whole_backlog(self, done_table: str, params: tuple[Any, ...]) -> int:
+        query = _WHOLE_BACKLOG.format(done_table=done_table)
+        ((count,),) = self._read(query, params, "counting the backlog")
         return int(count)
 
     def index_urls(self) -> list[str]:
