@@ -48,6 +48,9 @@ CREATE TABLE IF NOT EXISTS analyzed (
 """
 
 _TABLES = ("package_version", "solved", "analyzed")
+# A row of (name, version, index) as a Candidate, without the Python frame of Candidate._make: a candidate query
+# reads a million rows at 1M candidates, each row of those three columns.
+_candidate = functools.partial(tuple.__new__, Candidate)
 COMPLETE = 1  # PRAGMA user_version of a store an import has committed into, set in that import's transaction
 IMPORT_BATCH_RECORDS = 10_000  # records per executemany round: amortises the calls, holds ~2 MiB of tuples
 IMPORT_NAME_CACHE_ENTRIES = 4096  # normalised package names remembered during an import (~1 MiB)
@@ -154,7 +157,7 @@ class SQLiteStore:
         query = _PAGE.format(after=">=", window=window, done=done)
         while True:
             rows = self._read(query, (*cursor, *window_params, *params, self._page_size), "reading candidates")
-            yield from map(Candidate._make, rows)
+            yield from map(_candidate, rows)
             if len(rows) < self._page_size:
                 return
             cursor = rows[-1]
