@@ -223,22 +223,25 @@ class Planner:
         stops at a cap or the run is interrupted."""
         report, counts = self.report, self.report.counts(stream.kind, stream.solver)
         arrivals = stream.candidates if isinstance(stream.candidates, Arrivals) else None
+        # Run for every candidate: what does not change while the stream is read is looked up once.
+        stopping, on_examined, requested = self.stopping, self.on_examined, self.requested
+        passes_over = stream.lane is not Lane.REQUESTED
         for candidate in stream.candidates:
-            if self.stopping():
+            if stopping():
                 return None
             if repeats is not None and repeats.met_before(stream, candidate):
                 logger.debug("Dropping a repeated %s candidate %r", stream.kind, candidate)
                 continue  # the same item again (a graph can hold two nodes of it): never examined twice
             if (
-                self.requested  # most runs have no request: no tuple to build per candidate
-                and stream.lane is not Lane.REQUESTED
-                and (stream.kind, stream.solver, candidate) in self.requested
+                requested  # most runs have no request: no tuple to build per candidate
+                and passes_over
+                and (stream.kind, stream.solver, candidate) in requested
             ):
                 if arrivals is not None:
                     arrivals.settle()
                 continue  # planned by the requested lane already
             counts.examined += 1
-            self.on_examined()
+            on_examined()
             stop = _cap_reached(stream, self.planned, self.capacity, self.eager_stop)
             if stop is not None:
                 reason, limit = stop
@@ -251,8 +254,8 @@ class Planner:
             if planned is _STOP:
                 return None
             if isinstance(planned, Planned):
-                if stream.lane is Lane.REQUESTED:
-                    self.requested.add((stream.kind, stream.solver, candidate))
+                if not passes_over:
+                    requested.add((stream.kind, stream.solver, candidate))
                 return planned
         return None
 
@@ -266,8 +269,8 @@ class Planner:
             counts.skipped[SkipReason.INVALID] += 1
             return None
         item = WorkItem(stream.kind, stream.solver, candidate)
-        state = self.view.state(item)
-        if state is JobState.IN_FLIGHT or state is JobState.COMPLETE:
+        state = self.view.state(item)  # most items have no Job: None
+        if state is not None and state is not JobState.FAILED:  # in flight, or complete and awaiting the sync
             counts.skipped[state.value] += 1
             return None
         decision = history.next_for(item)
@@ -275,11 +278,11 @@ class Planner:
             counts.skipped[decision.reason] += 1
             return None
         job_cost = stream.cost
-        # A fresh start (quarantine over, memory cleared) takes a number past every Job the item still has:
-        # the name of a failed Job that the TTL has not removed yet would only meet a 409.
-        attempt = (
-            max(decision.attempt, self.view.latest_attempt(item) + 1) if state is JobState.FAILED else decision.attempt
-        )
+        attempt = decision.attempt
+        if state is not None:  # failed
+            # A fresh start (quarantine over, memory cleared) takes a number past every Job the item still has:
+            # the name of a failed Job that the TTL has not removed yet would only meet a 409.
+            attempt = max(attempt, self.view.latest_attempt(item) + 1)
         if attempt != 1:
             item = WorkItem(stream.kind, stream.solver, candidate, attempt)
         if decision.resources is not None and self.cost is not None:
