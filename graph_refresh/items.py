@@ -28,6 +28,7 @@ MAX_SOLVER_NAME = 46  # "<solver>-<key>" fits 57: the kubelet cuts a pod hostnam
 MAX_PACKAGE_NAME = 200
 MAX_INDEX_URL = 2048
 NAMES_REMEMBERED = 4096  # package names whose check is kept: the streams' recent ones, at most ~1 MiB
+VERSIONS_REMEMBERED = 4096  # version strings whose check is kept, at most ~1 MiB
 INDEX_URLS_REMEMBERED = 256  # index URLs whose check is kept (a graph has a handful): at most ~0.5 MiB
 
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -111,7 +112,7 @@ def invalid_reason(candidate: Candidate) -> str | None:
     name, version, index_url = candidate
     if not _valid_name(name):
         return "package name is not a PEP 508 name of at most 200 characters"
-    if not _VERSION_RE.fullmatch(version):
+    if not _valid_version(version):
         return "version has characters outside [A-Za-z0-9.+!_-] or is longer than 128"
     if not _valid_index_url(index_url):
         return "index URL is not an http(s) URL without whitespace, quotes or '$'"
@@ -123,6 +124,12 @@ def _valid_name(name: str) -> bool:
     """Checked once per name while it stays in the cache: the streams meet each package's name once per version,
     in step (they read the store in one order)."""
     return len(name) <= MAX_PACKAGE_NAME and _NAME_RE.fullmatch(name) is not None
+
+
+@functools.lru_cache(maxsize=VERSIONS_REMEMBERED)
+def _valid_version(version: str) -> bool:
+    """Checked once per version string while it stays in the cache: most are a few common ones ("1.0.0")."""
+    return _VERSION_RE.fullmatch(version) is not None
 
 
 @functools.lru_cache(maxsize=INDEX_URLS_REMEMBERED)
