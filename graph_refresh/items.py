@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii
 from typing import Literal, NamedTuple
 
-from packaging.utils import canonicalize_name
-
 from graph_refresh.config import redact_url
 from graph_refresh.errors import TemplateError
 
@@ -48,6 +46,7 @@ OWNED_LABELS = {LABEL_MANAGED_BY: MANAGER}  # on everything graph-refresh create
 # PEP 508 names: ASCII letters, digits, and . _ - inside. Spelled out rather than re.IGNORECASE, which
 # would also let through the Kelvin sign and the long s (they case-fold to k and s).
 _NAME_RE = re.compile(r"[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9]")
+_SEPARATORS_RE = re.compile(r"[-_.]+")  # PEP 503: each run of them is one "-", and the name is lower-cased
 _VERSION_RE = re.compile(r"[A-Za-z0-9.+!_-]{1,128}")
 # http(s), then printable ASCII without whitespace, quotes, backticks or "$" (no control characters either): the
 # kubelet expands $(VAR) in a container's env values and arguments, so a "$" could send a secret elsewhere.
@@ -104,7 +103,7 @@ def normalize_name(name: str) -> str:
     A name that is not a PEP 508 name stays as given, so that it is still skipped as invalid: lower-casing
     would otherwise turn a hostile "\u212aeras" (Kelvin sign) into a plausible "keras".
     """
-    return str(canonicalize_name(name)) if _NAME_RE.fullmatch(name) else name
+    return _SEPARATORS_RE.sub("-", name).lower() if _NAME_RE.fullmatch(name) else name
 
 
 def invalid_reason(candidate: Candidate) -> str | None:
