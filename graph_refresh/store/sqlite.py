@@ -22,12 +22,14 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from graph_refresh.errors import StoreError
 from graph_refresh.items import Candidate, SolverEnvironment, normalize_name
 from graph_refresh.store.base import PAGE_SIZE, ItemStatus
-from graph_refresh.store.graphfile import GraphFile, GraphRecord, SolvedRecord
+
+if TYPE_CHECKING:  # the graph file's reader (and ijson) load only for an import
+    from graph_refresh.store.graphfile import GraphFile, GraphRecord
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS package_version (
@@ -309,6 +311,8 @@ class SQLiteStore:
         from the stream included), nothing: the transaction is rolled back and the error re-raised.
         A solved or analyzed record adds its version when the graph lacks it, whatever the order.
         """
+        from graph_refresh.store.graphfile import SolvedRecord
+
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         db = self._db
