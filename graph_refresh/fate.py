@@ -25,7 +25,7 @@ from graph_refresh.vocabulary import JobState, SkipReason
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Create:
     """Create the item's Job: which attempt (in ``item``), with which resources, and what it costs."""
 
@@ -37,6 +37,19 @@ class Create:
     capped: bool
     """The escalation reached its cap (``--max-memory``, ``--max-deadline``)."""
     cost: JobCost
+
+    def __init__(
+        self, item: WorkItem, resources: AttemptResources | None, retries: Cause | None, capped: bool, cost: JobCost
+    ) -> None:
+        # One per item the planner plans: the instance's dict filled at once, as WorkItem's (frozen all the same).
+        fields = self.__dict__
+        fields["item"], fields["resources"], fields["retries"], fields["capped"], fields["cost"] = (
+            item,
+            resources,
+            retries,
+            capped,
+            cost,
+        )
 
 
 @dataclass(frozen=True)
@@ -73,15 +86,17 @@ def decide(
     if reason:
         return Skipped(SkipReason.INVALID, detail=reason)
     item = WorkItem(kind, solver, candidate)
-    state = view.state(item)
-    if state is JobState.IN_FLIGHT or state is JobState.COMPLETE:
+    state = view.state(item)  # most items have no Job: None
+    if state is not None and state is not JobState.FAILED:  # in flight, or complete and awaiting the sync
         return Skipped(state.value)
     decision = history.next_for(item)
     if isinstance(decision, Skip):
         return Skipped(decision.reason, decision.until)
-    # A fresh start (quarantine over, memory cleared) takes a number past every Job the item still has: the name
-    # of a failed Job that the TTL has not removed yet would only meet a 409.
-    attempt = max(decision.attempt, view.latest_attempt(item) + 1) if state is JobState.FAILED else decision.attempt
+    attempt = decision.attempt
+    if state is not None:  # failed
+        # A fresh start (quarantine over, memory cleared) takes a number past every Job the item still has: the
+        # name of a failed Job that the TTL has not removed yet would only meet a 409.
+        attempt = max(attempt, view.latest_attempt(item) + 1)
     if attempt != 1:
         item = WorkItem(kind, solver, candidate, attempt)
     if decision.resources is None or cost is None:

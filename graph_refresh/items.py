@@ -10,12 +10,10 @@ import functools
 import hashlib
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii
 from typing import Literal, NamedTuple
 from urllib.parse import urlsplit
-
-from packaging.utils import canonicalize_name
 
 from graph_refresh.config import redact_url
 from graph_refresh.errors import TemplateError
@@ -29,6 +27,9 @@ KEY_LENGTH = 10  # hex chars of the item hash in names and labels: 40 bits, coll
 MAX_SOLVER_NAME = 46  # "<solver>-<key>" fits 57: the kubelet cuts a pod hostname (name + "-xxxxx") at 63
 MAX_PACKAGE_NAME = 200
 MAX_INDEX_URL = 2048
+NAMES_REMEMBERED = 4096  # package names whose check is kept: the streams' recent ones, at most ~1 MiB
+VERSIONS_REMEMBERED = 4096  # version strings whose check is kept, at most ~1 MiB
+INDEX_URLS_REMEMBERED = 256  # index URLs whose check is kept (a graph has a handful): at most ~0.5 MiB
 
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_KIND = "thoth-station.ninja/kind"
@@ -47,6 +48,7 @@ OWNED_LABELS = {LABEL_MANAGED_BY: MANAGER}  # on everything graph-refresh create
 # PEP 508 names: ASCII letters, digits, and . _ - inside. Spelled out rather than re.IGNORECASE, which
 # would also let through the Kelvin sign and the long s (they case-fold to k and s).
 _NAME_RE = re.compile(r"[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9]")
+_SEPARATORS_RE = re.compile(r"[-_.]+")  # PEP 503: each run of them is one "-", and the name is lower-cased
 _VERSION_RE = re.compile(r"[A-Za-z0-9.+!_-]{1,128}")
 # http(s), then printable ASCII without whitespace, quotes, backticks or "$" (no control characters either): the
 # kubelet expands $(VAR) in a container's env values and arguments, so a "$" could send a secret elsewhere.
@@ -123,32 +125,55 @@ def normalize_name(name: str) -> str:
     A name that is not a PEP 508 name stays as given, so that it is still skipped as invalid: lower-casing
     would otherwise turn a hostile "\u212aeras" (Kelvin sign) into a plausible "keras".
     """
-    return str(canonicalize_name(name)) if _NAME_RE.fullmatch(name) else name
+    return _SEPARATORS_RE.sub("-", name).lower() if _NAME_RE.fullmatch(name) else name
 
 
 def is_package_name(name: str) -> bool:
     """Whether ``name`` is a PEP 508 name of at most ``MAX_PACKAGE_NAME`` characters."""
-    return len(name) <= MAX_PACKAGE_NAME and _NAME_RE.fullmatch(name) is not None
+    return _valid_name(name)
 
 
 def is_version(version: str) -> bool:
     """Whether ``version`` has only the characters a run accepts in a version, and at most 128 of them."""
-    return _VERSION_RE.fullmatch(version) is not None
+    return _valid_version(version)
 
 
 def invalid_reason(candidate: Candidate) -> str | None:
     """Say why a candidate must never reach a manifest, or return None when it is fine."""
     name, version, index_url = candidate
-    if not is_package_name(name):
+    if not _valid_name(name):
         return "package name is not a PEP 508 name of at most 200 characters"
-    if not is_version(version):
+    if not _valid_version(version):
         return "version has characters outside [A-Za-z0-9.+!_-] or is longer than 128"
-    if len(index_url) > MAX_INDEX_URL or not _INDEX_RE.fullmatch(index_url):
+    if not _valid_index_url(index_url):
         return "index URL is not an http(s) URL without whitespace, quotes or '$'"
     return None
 
 
-@dataclass(frozen=True)
+@functools.lru_cache(maxsize=NAMES_REMEMBERED)
+def _valid_name(name: str) -> bool:
+    """Checked once per name while it stays in the cache: the streams meet each package's name once per version,
+    in step (they read the store in one order)."""
+    return len(name) <= MAX_PACKAGE_NAME and _NAME_RE.fullmatch(name) is not None
+
+
+@functools.lru_cache(maxsize=VERSIONS_REMEMBERED)
+def _valid_version(version: str) -> bool:
+    """Checked once per version string while it stays in the cache: most are a few common ones ("1.0.0")."""
+    return _VERSION_RE.fullmatch(version) is not None
+
+
+@functools.lru_cache(maxsize=INDEX_URLS_REMEMBERED)
+def _valid_index_url(index_url: str) -> bool:
+    """Checked once per URL while it stays in the cache: a graph has a few index URLs, met millions of times."""
+    return len(index_url) <= MAX_INDEX_URL and _INDEX_RE.fullmatch(index_url) is not None
+
+
+def _hash(canonical: str) -> str:
+    return hashlib.sha256(canonical.encode()).hexdigest()[:KEY_LENGTH]
+
+
+@dataclass(frozen=True, init=False)
 class WorkItem:
     """One Job's worth of work: a candidate for one solver, or for the package-analyzer (solver None)."""
 
@@ -158,23 +183,33 @@ class WorkItem:
     attempt: int = 1
     """1 for an item's first Job; n >= 2 for its n-th, a retry after failures (design: Learning)."""
 
-    key: str = field(init=False, repr=False, compare=False)
-    """Stable hash of the canonical item: the same item always gets the same key, whatever the attempt."""
-    job_name: str = field(init=False, repr=False, compare=False)
-    """``<solver>-<key>`` or ``package-analyzer-<key>``: a DNS-1123 name of at most 57 characters. A retry's
-    key is taken from the canonical item and its attempt number, in the same shape."""
+    def __init__(self, kind: Kind, solver: str | None, candidate: Candidate, attempt: int = 1) -> None:
+        # The planner makes one item per candidate it examines; a frozen dataclass's own __init__ sets each field
+        # through object.__setattr__, twice as slow as filling the instance's dict at once. Frozen all the same.
+        fields = self.__dict__
+        fields["kind"], fields["solver"], fields["candidate"], fields["attempt"] = kind, solver, candidate, attempt
 
-    def __post_init__(self) -> None:
-        """Compute the key and Job name once per item: a run reads them several times per item."""
+    @functools.cached_property
+    def key(self) -> str:
+        """Stable hash of the canonical item: the same item always gets the same key, whatever the attempt.
+
+        Computed when first read, then kept: a run reads it several times for an item it plans or looks up in
+        the cluster view, and never for the many a dry run without one only counts."""
+        return _hash(self._canonical())
+
+    @functools.cached_property
+    def job_name(self) -> str:
+        """``<solver>-<key>`` or ``package-analyzer-<key>``: a DNS-1123 name of at most 57 characters. A retry's
+        key is taken from the canonical item and its attempt number, in the same shape."""
+        if self.attempt == 1:
+            return f"{self.solver or ANALYZER}-{self.key}"
+        return f"{self.solver or ANALYZER}-{_hash(f'{self._canonical()[:-1]}, {self.attempt}]')}"
+
+    def _canonical(self) -> str:
+        """The bytes ``json.dumps([kind, solver or "", name, version, index], ensure_ascii=True)`` gives, without
+        its encoder's overhead per call."""
         parts = (self.kind, self.solver or "", *self.candidate)
-        # The bytes json.dumps(list(parts), ensure_ascii=True) gives, without its encoder's overhead per call.
-        canonical = "[" + ", ".join(map(encode_basestring_ascii, parts)) + "]"
-        key = hashlib.sha256(canonical.encode()).hexdigest()[:KEY_LENGTH]
-        name_key = key
-        if self.attempt != 1:
-            name_key = hashlib.sha256(f"{canonical[:-1]}, {self.attempt}]".encode()).hexdigest()[:KEY_LENGTH]
-        object.__setattr__(self, "key", key)
-        object.__setattr__(self, "job_name", f"{self.solver or ANALYZER}-{name_key}")
+        return "[" + ", ".join(map(encode_basestring_ascii, parts)) + "]"
 
     @property
     def labels(self) -> dict[str, str]:

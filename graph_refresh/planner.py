@@ -103,7 +103,7 @@ def order_streams(
     return sorted(rotated, key=lambda stream: owned_per_stream.get(stream.solver or ANALYZER, 0))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Planned:
     """An item to schedule, the lane it came from, and for a retry what it retries and with which resources."""
 
@@ -115,6 +115,19 @@ class Planned:
     capped: bool = False
     """The escalation reached its cap (``--max-memory``, ``--max-deadline``)."""
     lane: Lane = Lane.BACKLOG
+
+    def __init__(
+        self,
+        item: WorkItem,
+        resources: AttemptResources | None = None,
+        retries: Cause | None = None,
+        capped: bool = False,
+        lane: Lane = Lane.BACKLOG,
+    ) -> None:
+        # One per item planned: the instance's dict filled at once, as WorkItem's (frozen all the same).
+        fields = self.__dict__
+        fields["item"], fields["resources"], fields["retries"] = item, resources, retries
+        fields["capped"], fields["lane"] = capped, lane
 
 
 def plan(streams: list[CandidateStream], **planner: Any) -> Iterator[Planned]:
@@ -256,22 +269,25 @@ class Planner:
         stops at a cap or the run is interrupted."""
         report, counts = self.report, self.report.counts(stream.kind, stream.solver)
         arrivals = stream.candidates if isinstance(stream.candidates, Arrivals) else None
+        # Run for every candidate: what does not change while the stream is read is looked up once.
+        stopping, on_examined, requested = self.stopping, self.on_examined, self.requested
+        passes_over = stream.lane is not Lane.REQUESTED
         for candidate in stream.candidates:
-            if self.stopping():
+            if stopping():
                 return None
             if repeats is not None and repeats.met_before(stream, candidate):
                 logger.debug("Dropping a repeated %s candidate %r", stream.kind, candidate)
                 continue  # the same item again (a graph can hold two nodes of it): never examined twice
             if (
-                self.requested  # most runs have no request: no tuple to build per candidate
-                and stream.lane is not Lane.REQUESTED
-                and (stream.kind, stream.solver, candidate) in self.requested
+                requested  # most runs have no request: no tuple to build per candidate
+                and passes_over
+                and (stream.kind, stream.solver, candidate) in requested
             ):
                 if arrivals is not None:
                     arrivals.settle()
                 continue  # the requested lane planned or skipped it already
             counts.examined += 1
-            self.on_examined()
+            on_examined()
             stop = _cap_reached(stream, self.planned, self.capacity, self.eager_stop)
             if stop is not None:
                 reason, limit = stop

@@ -227,18 +227,18 @@ class Progress:
     # --- what the core calls, from the thread that plans ---------------------------------------------
 
     def examined(self) -> None:
-        """One more candidate examined."""
+        """One more candidate examined. Only counted: called for every candidate, it leaves the lines to the
+        thread that shows them (and to each create answered)."""
         self.examined_count += 1
         if self._first_examined is None:
             self._first_examined = self.clock()
-        self._log_when_due()
 
     def planned(self) -> None:
-        """One more item planned: handed over to be created, or in a dry run, to be written."""
+        """One more item planned: handed over to be created, or in a dry run, to be written. Only counted, as
+        :meth:`examined`."""
         self.planned_count += 1
         if self._first_planned is None:
             self._first_planned = self.clock()
-        self._log_when_due()
 
     def answered(self, result: str) -> None:
         """A create is over: ``created``, ``already`` (present), ``capacity`` (a quota refused it) or ``failed``."""
@@ -313,7 +313,8 @@ class Progress:
 
     def _log_when_due(self) -> None:
         """Without a terminal: the progress line, when ``every`` seconds have passed since the last one (or
-        since the start). Cheap when not due: the core calls it for every candidate."""
+        since the start). Cheap when not due: called by the showing thread, and for every create answered (so that a
+        run whose clock only moves as it waits, as a test's does, says its progress too)."""
         if self.terminal or not self.enabled:
             return
         now = self.clock()

@@ -10,10 +10,14 @@ Two packages graph-refresh uses import far more on ``import`` than what it needs
 - Modules imported at the top of a module but used in one case only (Sentry with a DSN, JSON logs, a
   Google Cloud or OIDC kubeconfig, the dynamic client): :func:`standing_in` puts a light :class:`StandIn`
   in their place while that module is imported, and the real module is imported if the case comes.
+- A set-up step that imports a module only to configure it (thoth-common turning urllib3's warnings off):
+  :func:`load` gives that file's own ``import`` a stand-in, and :func:`when_imported` does the step once
+  something else imports the module, if anything ever does.
 """
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import importlib
 import importlib.util
@@ -21,11 +25,18 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:  # importing importlib.abc costs 20 ms: the loader below only quacks like one
+    from importlib.abc import Loader
+    from importlib.machinery import ModuleSpec
 
 
-def load(package: str, relative_path: str, name: str) -> ModuleType:
-    """Execute ``<package folder>/<relative_path>`` as the module ``name``; ImportError when it is missing."""
+def load(package: str, relative_path: str, name: str, *, imports: Mapping[str, ModuleType] | None = None) -> ModuleType:
+    """Execute ``<package folder>/<relative_path>`` as the module ``name``; ImportError when it is missing.
+
+    ``imports``: modules that this module's own ``import`` statements get instead of the real ones, wherever
+    they run in it (in a function too); nothing else is affected, not even what the module calls."""
     top, _, rest = package.partition(".")
     spec = importlib.util.find_spec(top)  # a top-level spec is found without executing the package
     locations = list(spec.submodule_search_locations or []) if spec is not None else []
@@ -36,9 +47,22 @@ def load(package: str, relative_path: str, name: str) -> ModuleType:
             if module_spec is None or module_spec.loader is None:
                 break
             module = importlib.util.module_from_spec(module_spec)
+            if imports:
+                module.__dict__["__builtins__"] = {**builtins.__dict__, "__import__": _importing(imports)}
             module_spec.loader.exec_module(module)
             return module
     raise ImportError(f"{package}/{relative_path} is not installed")
+
+
+def _importing(replacements: Mapping[str, ModuleType]) -> Callable[..., ModuleType]:
+    """``__import__`` giving ``replacements`` for their names (absolute imports), the real modules otherwise."""
+    real = builtins.__import__
+
+    def __import__(name: str, *args: Any, **kwargs: Any) -> ModuleType:
+        level = args[3] if len(args) > 3 else kwargs.get("level", 0)
+        return replacements[name] if level == 0 and name in replacements else real(name, *args, **kwargs)
+
+    return __import__
 
 
 class StandIn(ModuleType):
@@ -106,3 +130,48 @@ def standing_in(names: Iterable[str], replacements: Mapping[str, ModuleType] | N
                 # ``import google.auth`` bound the real ``google``: ``google.auth`` is read from it later. The
                 # import system replaces this attribute with the real module if that is ever imported.
                 setattr(real_parent, child, module)
+
+
+def when_imported(name: str, then: Callable[[ModuleType], object]) -> None:
+    """Call ``then(module)`` once the module ``name`` has been imported, or at once if it already is.
+
+    Until then a finder at the head of ``sys.meta_path`` waits for that import; it finds the module as the
+    other finders do, and leaves when it has seen it.
+    """
+    if name in sys.modules:
+        then(sys.modules[name])
+    else:
+        sys.meta_path.insert(0, _WhenImported(name, then))
+
+
+class _WhenImported:
+    """The finder of :func:`when_imported`: finds nothing itself, and wraps the loader of ``name``."""
+
+    def __init__(self, name: str, then: Callable[[ModuleType], object]) -> None:
+        self.name, self.then = name, then
+
+    def find_spec(self, fullname: str, path: object, target: object = None, /) -> ModuleSpec | None:
+        if fullname != self.name:
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)  # as the other finders find it
+        if spec is not None and spec.loader is not None:
+            spec.loader = cast("Loader", _ThenLoader(spec.loader, self.then))
+        return spec
+
+
+class _ThenLoader:
+    """A module's own loader, then ``then(module)``; anything else asked of it is the loader's answer."""
+
+    def __init__(self, loader: Loader, then: Callable[[ModuleType], object]) -> None:
+        self._loader, self._then = loader, then
+
+    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        self._loader.exec_module(module)
+        self._then(module)
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self._loader, attribute)

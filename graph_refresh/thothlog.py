@@ -14,11 +14,14 @@ equivalents below, which write the same lines (colours on a terminal only), capt
 an uncaught exception the way daiquiri does. A module some other code has imported already is used as it is.
 
 Also, thoth-common says "Logging to a Sentry instance is turned off" at WARNING on every start without a DSN:
-before every usage error, too. :func:`init_logging` drops that line; with a DSN its Sentry lines are kept.
+before every usage error, too. :func:`init_logging` drops that line; with a DSN its Sentry lines are kept. And
+its set-up imports urllib3 only to turn urllib3's warnings off (about 50 ms of CPU, with http.client, email and
+ssl): a run from a Template folder never uses urllib3, so they are turned off when the cluster client imports it.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import traceback
@@ -105,6 +108,9 @@ def _module(name: str, **attributes: Any) -> ModuleType:
     return module
 
 
+URLLIB3 = "urllib3"
+
+
 def _daiquiri() -> dict[str, ModuleType]:
     return {
         "daiquiri": _module("daiquiri", setup=setup),
@@ -113,16 +119,20 @@ def _daiquiri() -> dict[str, ModuleType]:
     }
 
 
-def load() -> ModuleType:
+def load(imports: dict[str, ModuleType] | None = None) -> ModuleType:
     """thoth-common's ``logging.py`` as a module of its own (without ``thoth/common/__init__.py``, which
-    imports its cluster clients), its unused imports deferred or replaced."""
+    imports its cluster clients), its unused imports deferred or replaced; its own ``import`` statements get
+    ``imports`` instead of the real modules."""
     with standalone.standing_in(DEFERRED, _daiquiri()):
-        return standalone.load("thoth.common", "logging.py", "graph_refresh._thoth_logging")
+        return standalone.load("thoth.common", "logging.py", "graph_refresh._thoth_logging", imports=imports)
 
 
 def init_logging(levels: dict[str, str]) -> None:
     """thoth-common's ``init_logging(levels)``, saying nothing about Sentry unless a DSN is configured."""
-    thoth_init_logging = load().init_logging
+    # What the set-up asks of urllib3 (turning its warnings off) is done once something else imports urllib3.
+    asked: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+    urllib3 = _module(URLLIB3, disable_warnings=lambda *args, **kwargs: asked.append((args, kwargs)))
+    thoth_init_logging = load({URLLIB3: urllib3}).init_logging
     thoth_logger = logging.getLogger("thoth.common")
 
     def warning(message: object, *args: object, **kwargs: Any) -> None:
@@ -136,3 +146,9 @@ def init_logging(levels: dict[str, str]) -> None:
         thoth_init_logging(levels)
     finally:
         del thoth_logger.__dict__["warning"]
+    for args, kwargs in asked:
+        standalone.when_imported(URLLIB3, functools.partial(_disable_warnings, args, kwargs))
+
+
+def _disable_warnings(args: tuple[Any, ...], kwargs: dict[str, Any], urllib3: ModuleType) -> None:
+    urllib3.disable_warnings(*args, **kwargs)

@@ -118,6 +118,40 @@ def test_help_and_a_template_folder_dry_run_load_no_cluster_client(tmp_path: Pat
         assert "LOADED []" in done.stdout, (args, done.stdout[-300:], done.stderr[-500:])
 
 
+def test_a_template_folder_dry_run_loads_no_http_client_and_urllib3_warnings_go_off_once_it_loads(
+    tmp_path: Path,
+) -> None:
+    """thoth-common's set-up turns urllib3's warnings off, importing it (≈ 50 ms with http.client and ssl); a dry
+    run from a Template folder never uses it, and what imports it later finds its warnings off all the same."""
+    probe = (
+        "import sys, runpy, warnings; sys.argv = ['app.py', *sys.argv[1:]]\n"
+        "try:\n    runpy.run_path('app.py', run_name='__main__')\n"
+        "except SystemExit as exit:\n    code = exit.code\n"
+        "print('LOADED', sorted(m for m in ('urllib3', 'http.client', 'ssl') if m in sys.modules))\n"
+        "import urllib3\n"
+        "print('OFF', [f[:2] for f in warnings.filters if f[2] is urllib3.exceptions.HTTPWarning])\n"
+        "sys.exit(code)"
+    )
+    store = tmp_path / "empty.sqlite3"
+    graph = tmp_path / "graph.json"
+    graph.write_text('{"package_versions": []}')
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("THOTH_", "SENTRY_", "STI_"))}
+    subprocess.run(
+        [sys.executable, "app.py", "import-graph", str(graph), "--sqlite-path", str(store)],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    args = ["--dry-run", "--template-dir", "openshift/templates", "--sqlite-path", str(store)]
+    done = subprocess.run(
+        [sys.executable, "-c", probe, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "LOADED []" in done.stdout, done.stdout
+    assert "OFF [('ignore', None)]" in done.stdout, done.stdout
+
+
 # Imported by the libraries we use though a run uses them in one set-up only, or never: thoth-common's logging
 # (Sentry, JSON log lines, daiquiri's plain ones), the dynamic client, the Google Cloud and OIDC kubeconfig log-ins.
 NOT_USED_BY_DEFAULT = ("sentry_sdk", "daiquiri", "jsonformatter", "kubernetes_validate", "jsonschema", "requests")

@@ -137,6 +137,15 @@ def test_names_are_compared_in_pep503_form() -> None:
     assert normalize_name("Zope.Interface") == normalize_name("zope_interface") == "zope-interface"
 
 
+@pytest.mark.parametrize(
+    "name", ["Django", "oslo.concurrency", "A__B", "a-_.b", "x.-_-.Y_z", "ruamel.yaml.clib", "Z", "1-2.3_4", "aB9"]
+)
+def test_a_name_is_normalised_as_pypa_packaging_does(name: str) -> None:
+    from packaging.utils import canonicalize_name  # the reference, not a dependency of the run
+
+    assert normalize_name(name) == canonicalize_name(name)
+
+
 def test_names_that_are_not_pep508_names_stay_as_given() -> None:
     assert normalize_name("\u212aeras") == "\u212aeras"  # not "keras"
     assert normalize_name("Evil\nName") == "Evil\nName"

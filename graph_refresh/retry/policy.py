@@ -329,7 +329,7 @@ class History:
 
     def next_for(self, item: WorkItem) -> Schedule | Skip:
         """What ``item`` does this run; an entry whose time is over is dropped (the item starts again)."""
-        if item.key not in self.entries and not self.pending:
+        if not self.pending and (not self.entries or item.key not in self.entries):
             return FIRST_ATTEMPT  # most items: nothing known, nothing to learn
         found = self.pending.pop(item.key, []) + self.pending.pop(item.job_name, [])
         for failure in sorted(found, key=lambda failure: failure.attempt):

@@ -16,17 +16,20 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from graph_refresh.errors import StoreError
 from graph_refresh.items import Candidate, SolverEnvironment, normalize_name
 from graph_refresh.store.base import PAGE_SIZE, ItemStatus
-from graph_refresh.store.graphfile import GraphFile, GraphRecord, SolvedRecord
+
+if TYPE_CHECKING:  # the graph file's reader (and ijson) load only for an import
+    from graph_refresh.store.graphfile import GraphFile, GraphRecord
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS package_version (
@@ -48,6 +51,9 @@ CREATE TABLE IF NOT EXISTS analyzed (
 """
 
 _TABLES = ("package_version", "solved", "analyzed")
+# A row of (name, version, index) as a Candidate, without the Python frame of Candidate._make: a candidate query
+# reads a million rows at 1M candidates, each row of those three columns.
+_candidate = functools.partial(tuple.__new__, Candidate)
 COMPLETE = 1  # PRAGMA user_version of a store an import has committed into, set in that import's transaction
 IMPORT_BATCH_RECORDS = 10_000  # records per executemany round: amortises the calls, holds ~2 MiB of tuples
 IMPORT_NAME_CACHE_ENTRIES = 4096  # normalised package names remembered during an import (~1 MiB)
@@ -71,6 +77,12 @@ LIMIT ?
 # number of candidates the stream yields. ``{window}`` narrows it to an arrival range and/or to the
 # rows before a key in the stream's order, each a range of an index.
 _COUNT = "SELECT count(*) FROM package_version AS pv WHERE {window} NOT EXISTS ({done})"
+# A stream's whole backlog (no window): every version minus those done for it, two counts of whole tables or
+# ranges and no probe per version. The same number as ``_COUNT``'s: a solved or analyzed row always names a
+# stored version (the import inserts the version first; nothing is deleted), and its primary key makes it one row
+# per version (and solver), whatever the records said (an error, a version solved twice, two spellings).
+_WHOLE_BACKLOG = "SELECT (SELECT count(*) FROM package_version) - (SELECT count(*) FROM {done_table})"
+_SOLVED_BY = "solved WHERE solver = ?"
 _BEFORE_KEY = "(package_name, package_version, index_url) < (?, ?, ?) AND "
 _ARRIVED_UP_TO = "id <= ? AND "
 _ARRIVED_BETWEEN = "id > ? AND id < ? AND "
@@ -155,6 +167,10 @@ class SQLiteStore:
             )
 
     def _pages(self, done: str, params: tuple[Any, ...], up_to: int | None) -> Iterator[Candidate]:
+        # One step of Python per page, none per row: chain walks each page's rows in C.
+        return itertools.chain.from_iterable(self._page_by_page(done, params, up_to))
+
+    def _page_by_page(self, done: str, params: tuple[Any, ...], up_to: int | None) -> Iterator[Iterator[Candidate]]:
         # The first page starts at the smallest key, inclusive (a record of three empty strings is a row
         # too); each later page strictly after the last row of the one before.
         cursor: tuple[str, str, str] = ("", "", "")
@@ -162,7 +178,7 @@ class SQLiteStore:
         query = _PAGE.format(after=">=", window=window, done=done)
         while True:
             rows = self._read(query, (*cursor, *window_params, *params, self._page_size), "reading candidates")
-            yield from map(Candidate._make, rows)
+            yield map(_candidate, rows)
             if len(rows) < self._page_size:
                 return
             cursor = rows[-1]
@@ -250,11 +266,17 @@ class SQLiteStore:
         up_to: int | None = None,
         before: tuple[int, Candidate] | None = None,
     ) -> int:
-        """Number of versions :meth:`solver_candidates` yields for ``solver``: one ``COUNT`` query."""
+        """Number of versions :meth:`solver_candidates` yields for ``solver``: one ``COUNT`` query (without a
+        window, the versions minus the solver's solved rows)."""
+        if up_to is None and before is None:
+            return self._whole_backlog(_SOLVED_BY, (solver.name,))
         return self._count(_SOLVED, (solver.name,), *_backlog_window(up_to, before))
 
     def analyzer_backlog(self, *, up_to: int | None = None, before: tuple[int, Candidate] | None = None) -> int:
-        """Number of versions :meth:`analyzer_candidates` yields: one ``COUNT`` query."""
+        """Number of versions :meth:`analyzer_candidates` yields: one ``COUNT`` query (without a window, the
+        versions minus the analyzed rows)."""
+        if up_to is None and before is None:
+            return self._whole_backlog("analyzed", ())
         return self._count(_ANALYZED, (), *_backlog_window(up_to, before))
 
     def solver_fresh_ahead(self, solver: SolverEnvironment, *, after: int, before: int) -> int:
@@ -268,6 +290,11 @@ class SQLiteStore:
     def _count(self, done: str, params: tuple[Any, ...], window: str = "", window_params: tuple[Any, ...] = ()) -> int:
         query = _COUNT.format(window=window, done=done)
         ((count,),) = self._read(query, (*window_params, *params), "counting the backlog")
+        return int(count)
+
+    def _whole_backlog(self, done_table: str, params: tuple[Any, ...]) -> int:
+        query = _WHOLE_BACKLOG.format(done_table=done_table)
+        ((count,),) = self._read(query, params, "counting the backlog")
         return int(count)
 
     def index_urls(self) -> list[str]:
@@ -325,6 +352,8 @@ class SQLiteStore:
         from the stream included), nothing: the transaction is rolled back and the error re-raised.
         A solved or analyzed record adds its version when the graph lacks it, whatever the order.
         """
+        from graph_refresh.store.graphfile import SolvedRecord
+
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         db = self._db

@@ -133,6 +133,33 @@ def test_backlog_of_a_fully_done_graph_is_zero(make_store: MakeStore) -> None:
     assert store.solver_backlog(RHEL) == len(list(store.solver_candidates(RHEL))) == 1
 
 
+AGAIN: dict[str, list[dict[str, Any]]] = {
+    "solved": [
+        {**version("flask", "1.1.2"), "solver": F31.name, "error": True},  # solved again, an error this time
+        {**version("Flask", "1.1.2"), "solver": F31.name},  # and again under another spelling
+        {**version("numpy", "1.19.0", OTHER), "solver": UBI.name, "error": True},
+        {**version("numpy", "1.19.0", OTHER), "solver": UBI.name},
+        {**version("solved-again", "1.0"), "solver": UBI.name},  # a new version, named only by its results
+        {**version("solved-again", "1.0"), "solver": UBI.name, "error": True},
+    ],
+    "analyzed": [version("flask", "2.0.0"), version("Flask", "2.0.0"), version("analyzed-again", "1.0")],
+}
+
+
+def test_a_whole_backlog_counts_each_version_once_whatever_its_records_say(make_store: MakeStore) -> None:
+    # Each result recorded twice in one document, then all of them again in a later import: the count without
+    # a window agrees with the count over a window holding everything (the candidate query's filter, version by
+    # version) and with the stream.
+    twice = {key: [*GRAPH.get(key, []), *AGAIN.get(key, [])] for key in ("package_versions", "solved", "analyzed")}
+    store = make_store(twice)
+    make_store.add(store, AGAIN)
+    end = store.arrival_end()
+    items = len(ALL) + 2  # solved-again, analyzed-again
+    done = {F31: 2, RHEL: 1, UBI: 3, UNKNOWN_SOLVER: 0, None: 3}
+    for stream in streams(store):
+        assert stream.backlog() == stream.backlog(up_to=end) == len(stream.all()) == items - done[stream.solver]
+
+
 # -- arrival order: the fresh lane reads after a cursor, the backlog lane up to it --------------------
 
 LATER: dict[str, list[dict[str, Any]]] = {
