@@ -20,36 +20,43 @@ from graph_refresh.items import Candidate, Kind, WorkItem, invalid_reason
 from graph_refresh.owned import OwnedJobs
 from graph_refresh.retry.model import AttemptResources, Cause
 from graph_refresh.retry.policy import History, Skip
-from graph_refresh.vocabulary import JobState, SkipReason
+from graph_refresh.vocabulary import JobState, Lane, SkipReason
 
 logger = logging.getLogger(__name__)
 
 
+NO_COST = JobCost({})  # an item planned where nothing prices its Job
+
+
 @dataclass(frozen=True, init=False)
-class Create:
-    """Create the item's Job: which attempt (in ``item``), with which resources, and what it costs."""
+class Planned:
+    """Create the item's Job: which attempt (in ``item``), with which resources, what it costs, and the lane whose
+    slot it takes."""
 
     item: WorkItem
-    resources: AttemptResources | None
+    resources: AttemptResources | None = None
     """What to write over the rendered Job (escalated memory, a longer deadline); None for the Template's."""
-    retries: Cause | None
+    retries: Cause | None = None
     """The cause of the failure this attempt retries; None for a first attempt (or one an operator forgot)."""
-    capped: bool
+    capped: bool = False
     """The escalation reached its cap (``--max-memory``, ``--max-deadline``)."""
-    cost: JobCost
+    lane: Lane = Lane.BACKLOG
+    cost: JobCost = NO_COST
+    """What the Job takes from a ResourceQuota."""
 
     def __init__(
-        self, item: WorkItem, resources: AttemptResources | None, retries: Cause | None, capped: bool, cost: JobCost
+        self,
+        item: WorkItem,
+        resources: AttemptResources | None = None,
+        retries: Cause | None = None,
+        capped: bool = False,
+        lane: Lane = Lane.BACKLOG,
+        cost: JobCost = NO_COST,
     ) -> None:
         # One per item the planner plans: the instance's dict filled at once, as WorkItem's (frozen all the same).
         fields = self.__dict__
-        fields["item"], fields["resources"], fields["retries"], fields["capped"], fields["cost"] = (
-            item,
-            resources,
-            retries,
-            capped,
-            cost,
-        )
+        fields["item"], fields["resources"], fields["retries"] = item, resources, retries
+        fields["capped"], fields["lane"], fields["cost"] = capped, lane, cost
 
 
 @dataclass(frozen=True)
@@ -64,24 +71,25 @@ class Skipped:
     """The stream's first attempts no longer fit either: the stream stops (``capacity``)."""
 
 
-Fate = Create | Skipped
+Fate = Planned | Skipped
 
 
 def decide(
     kind: Kind,
     solver: str | None,
     candidate: Candidate,
-    *,
     view: OwnedJobs,
     history: History,
     capacity: Capacity,
     first_cost: JobCost,
     cost: Callable[[WorkItem, AttemptResources], JobCost] | None = None,
+    lane: Lane = Lane.BACKLOG,
 ) -> Fate:
     """The fate of ``candidate`` in the stream of ``kind`` and ``solver``, given the run's ``view`` of its Jobs,
     its ``history`` (learning a pending failure or forgetting an expired entry on the way), what the run's
     ``capacity`` still admits and what a first attempt costs (``first_cost``; ``cost`` prices a retry's
-    resources). Nothing is taken from ``capacity``: the caller takes ``Create.cost`` when it creates."""
+    resources; ``lane`` is where the slot comes from). Nothing is taken from ``capacity``: the caller takes
+    ``Planned.cost`` when it creates. (Positional arguments: the planner calls it for every candidate.)"""
     reason = invalid_reason(candidate)
     if reason:
         return Skipped(SkipReason.INVALID, detail=reason)
@@ -100,7 +108,7 @@ def decide(
     if attempt != 1:
         item = WorkItem(kind, solver, candidate, attempt)
     if decision.resources is None or cost is None:
-        return Create(item, decision.resources, decision.retries, decision.capped, first_cost)
+        return Planned(item, decision.resources, decision.retries, decision.capped, lane, first_cost)
     job_cost = cost(item, decision.resources)
     never = capacity.never_admits(job_cost)
     if never is not None and decision.retries in (Cause.OOM, Cause.DEADLINE):
@@ -122,4 +130,4 @@ def decide(
     if limit is not None:  # an escalated retry may not fit where a first attempt does
         stops = capacity.blocking_limit(first_cost) is not None
         return Skipped(SkipReason.CAPACITY, detail=limit, stops_stream=stops)
-    return Create(item, decision.resources, decision.retries, decision.capped, job_cost)
+    return Planned(item, decision.resources, decision.retries, decision.capped, lane, job_cost)

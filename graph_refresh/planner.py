@@ -24,11 +24,11 @@ from typing import Any
 
 from graph_refresh.capacity import Capacity, JobCost
 from graph_refresh.config import RetrySettings
-from graph_refresh.fate import Skipped, decide
+from graph_refresh.fate import Planned, Skipped, decide
 from graph_refresh.items import ANALYZER, Candidate, Kind, WorkItem
 from graph_refresh.owned import OwnedJobs
 from graph_refresh.report import Counts, RunReport
-from graph_refresh.retry.model import AttemptResources, Cause
+from graph_refresh.retry.model import AttemptResources
 from graph_refresh.retry.policy import History
 from graph_refresh.vocabulary import SYNC_LAG, Lane, SkipReason
 
@@ -101,33 +101,6 @@ def order_streams(
     turn = int(now // ROTATION_SECONDS) % len(streams) if streams else 0
     rotated = streams[turn:] + streams[:turn]
     return sorted(rotated, key=lambda stream: owned_per_stream.get(stream.solver or ANALYZER, 0))
-
-
-@dataclass(frozen=True, init=False)
-class Planned:
-    """An item to schedule, the lane it came from, and for a retry what it retries and with which resources."""
-
-    item: WorkItem
-    resources: AttemptResources | None = None
-    """What to write over the rendered Job (escalated memory, a longer deadline); None for a first attempt."""
-    retries: Cause | None = None
-    """The cause of the failure this attempt retries; None for a first attempt."""
-    capped: bool = False
-    """The escalation reached its cap (``--max-memory``, ``--max-deadline``)."""
-    lane: Lane = Lane.BACKLOG
-
-    def __init__(
-        self,
-        item: WorkItem,
-        resources: AttemptResources | None = None,
-        retries: Cause | None = None,
-        capped: bool = False,
-        lane: Lane = Lane.BACKLOG,
-    ) -> None:
-        # One per item planned: the instance's dict filled at once, as WorkItem's (frozen all the same).
-        fields = self.__dict__
-        fields["item"], fields["resources"], fields["retries"] = item, resources, retries
-        fields["capped"], fields["lane"] = capped, lane
 
 
 def plan(streams: list[CandidateStream], **planner: Any) -> Iterator[Planned]:
@@ -314,11 +287,12 @@ class Planner:
             stream.kind,
             stream.solver,
             candidate,
-            view=self.view,
-            history=self.history,
-            capacity=self.capacity,
-            first_cost=stream.cost,
-            cost=self.cost,
+            self.view,
+            self.history,
+            self.capacity,
+            stream.cost,
+            self.cost,
+            stream.lane,
         )
         if isinstance(fate, Skipped):
             logger.debug("Skipping %s candidate %r: %s %s", stream.kind, candidate, fate.reason, fate.detail or "")
@@ -329,7 +303,7 @@ class Planner:
             return None
         self.capacity.take(fate.cost)
         self.planned[stream.kind] += 1
-        return Planned(fate.item, fate.resources, fate.retries, fate.capped, stream.lane)
+        return fate
 
 
 _STOP = object()  # what Planner._decide returns when the stream stops

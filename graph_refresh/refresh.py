@@ -15,6 +15,7 @@ from graph_refresh import compact, runtime
 from graph_refresh.capacity import Capacity, Quota
 from graph_refresh.config import DEFAULT_PROGRESS_EVERY_SECONDS, Settings, redact_url
 from graph_refresh.errors import Interrupted, StoreError
+from graph_refresh.fate import Planned
 from graph_refresh.items import (
     KINDS,
     LABEL_ITEM,
@@ -22,7 +23,7 @@ from graph_refresh.items import (
     WorkItem,
 )
 from graph_refresh.owned import OwnedJobs, build_view
-from graph_refresh.planner import CandidateStream, Planned, Planner, order_streams
+from graph_refresh.planner import CandidateStream, Planner, order_streams
 from graph_refresh.render import Renderer
 from graph_refresh.report import QuarantinedItem, RunReport
 from graph_refresh.retry import ledger_store

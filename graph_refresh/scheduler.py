@@ -31,9 +31,9 @@ from graph_refresh.errors import (
     Unauthorized,
     truncate,
 )
+from graph_refresh.fate import Planned
 from graph_refresh.items import is_job_name
 from graph_refresh.output import write_atomically
-from graph_refresh.planner import Planned
 from graph_refresh.render import Renderer
 from graph_refresh.report import CreateFailure, RunReport
 from graph_refresh.vocabulary import SkipReason

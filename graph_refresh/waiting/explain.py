@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from graph_refresh.fate import Create, Fate, Skipped
+from graph_refresh.fate import Fate, Planned, Skipped
 from graph_refresh.items import ANALYZER, Kind
 from graph_refresh.retry.model import Cause, LedgerEntry
 from graph_refresh.text import one_line
@@ -132,7 +132,7 @@ def _cause(entry: LedgerEntry) -> str | None:
 
 def _next_job(fate: Fate) -> dict[str, Any]:
     """What the next Job of the item is, when it is a retry: its attempt, the cause it retries, what grows."""
-    if not isinstance(fate, Create) or fate.item.attempt == 1:
+    if not isinstance(fate, Planned) or fate.item.attempt == 1:
         return {}
     out: dict[str, Any] = {"attempt": fate.item.attempt}
     if fate.retries is not None:
