@@ -18,8 +18,16 @@ pytestmark = pytest.mark.timeout(180)
 
 
 def environment(installed: Path, **variables: str) -> dict[str, str]:
-    """This process's environment (the tests' clean one) with the installed commands first on PATH."""
-    path = f"{installed / 'bin'}{os.pathsep}{os.environ['PATH']}"
+    """This process's environment (the tests' clean one) with the installed commands first on PATH, and no other
+    folder of PATH holding them (``scripts/setup.sh`` installs them into ``.venv/bin`` too: kubectl refuses two
+    plugins of one name)."""
+    ours = ("graph-refresh", "kubectl-graph_refresh")
+    others = [
+        folder
+        for folder in os.environ["PATH"].split(os.pathsep)
+        if folder and not any((Path(folder) / name).exists() for name in ours)
+    ]
+    path = os.pathsep.join([str(installed / "bin"), *others])
     return {**os.environ, "PYTHONPATH": str(installed), "PATH": path, **variables}
 
 

@@ -42,8 +42,10 @@ def checkout(tmp_path: Path, installed: Path) -> Path:
     for entry in venv.iterdir():
         if entry.name != "bin":
             (work / ".venv" / entry.name).symlink_to(entry)
-    for entry in [*(venv / "bin").iterdir(), *(installed / "bin").iterdir()]:
-        (work / ".venv" / "bin" / entry.name).symlink_to(entry)
+    entries = {entry.name: entry for entry in (venv / "bin").iterdir()}  # setup.sh may have installed them too:
+    entries |= {entry.name: entry for entry in (installed / "bin").iterdir()}  # the build under test wins
+    for name, entry in entries.items():
+        (work / ".venv" / "bin" / name).symlink_to(entry)
     return work
 
 
@@ -73,7 +75,7 @@ def test_the_operating_section_runs_verbatim_and_does_what_it_says(checkout: Pat
 
     output, _ = shell.run(plan)
     assert re.search(r"^solver-fedora-34-py39 +\d+ +\d+ ", output, re.M), "the dry run's plan table"
-    jobs = re.findall(r"^(\S+) +Running +0/1 ", output, re.M)
+    jobs = re.findall(r"^(\S+) +(?:Running +)?0/1 ", output, re.M)
     assert len(jobs) == 6
     assert {DEADLINE_JOB, ERROR_JOB} <= set(jobs)
 
@@ -84,7 +86,7 @@ def test_the_operating_section_runs_verbatim_and_does_what_it_says(checkout: Pat
     assert re.search(r"^  package-analyzer +analyzed$", output, re.M)
     assert re.search(r"^JOB +ATTEMPT +STATE +MEMORY +DEADLINE +CREATED$", output, re.M)
     assert re.search(rf"^{ERROR_JOB} +1 +in-flight +1Gi +3600 +\d{{4}}-", output, re.M)
-    assert sorted(re.findall(r"^(\S+) +Running +0/1 ", output, re.M)) == [DEADLINE_JOB, ERROR_JOB], "kubectl get"
+    assert sorted(re.findall(r"^(\S+) +(?:Running +)?0/1 ", output, re.M)) == [DEADLINE_JOB, ERROR_JOB], "kubectl get"
 
     output, _ = shell.run(fail)
     assert re.search(r"solver: \d+ examined, 3 scheduled \(1 retry\)", " ".join(output.split())), "a retry"

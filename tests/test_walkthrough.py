@@ -248,7 +248,7 @@ def test_the_stand_in_broken_on_purpose_shows_what_a_run_does(folder: Path, shel
     assert slowed["totals"]["solver"]["failed"] == 0
     assert re.search(r"INFO .*Create of solver-\S+ got 500, retrying", output), "some creates were answered 500"
     assert re.search(r"INFO .*list jobs\.batch .*429 Too Many Requests.*retrying", output)
-    assert len(re.findall(r"^solver-\S+\s+Running\s", output, re.M)) == 6
+    assert len(re.findall(r"^solver-\S+\s+(?:Running\s+)?0/1\s", output, re.M)) == 6
     assert "fault: every answer waits 0.2 s" in (folder / "rehearsal" / "kube.log").read_text()
     gone(state["kube"])
 
