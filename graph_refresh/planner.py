@@ -244,6 +244,8 @@ class Planner:
         arrivals = stream.candidates if isinstance(stream.candidates, Arrivals) else None
         # Run for every candidate: what does not change while the stream is read is looked up once.
         stopping, on_examined, requested = self.stopping, self.on_examined, self.requested
+        eager_stop, per_kind, capacity = self.eager_stop, self.planned, self.capacity
+        kind, cost = stream.kind, stream.cost
         passes_over = stream.lane is not Lane.REQUESTED
         for candidate in stream.candidates:
             if stopping():
@@ -261,11 +263,12 @@ class Planner:
                 continue  # the requested lane planned or skipped it already
             counts.examined += 1
             on_examined()
-            stop = _cap_reached(stream, self.planned, self.capacity, self.eager_stop)
-            if stop is not None:
+            if (eager_stop and per_kind[kind] >= eager_stop) or capacity.blocking_limit(cost) is not None:
+                stop = _cap_reached(stream, per_kind, capacity, eager_stop)  # which cap, and its limit
+                assert stop is not None, "a cap stops the stream"
                 reason, limit = stop
                 counts.skipped[reason] += 1
-                report.stop(stream.kind, reason, limit)
+                report.stop(kind, reason, limit)
                 return None
             if arrivals is not None:
                 arrivals.settle()
