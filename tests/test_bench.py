@@ -26,6 +26,18 @@ from .helpers import EXAMPLE_TEMPLATES, ROOT, SOLVERS
 NUMBER = re.compile(r"^[0-9][0-9,]*(\.[0-9]+)?$")
 
 
+def quick(script: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run ``bench/<script>`` with ``args`` (``--quick`` by default) to its end, as the README says to."""
+    return subprocess.run(
+        [sys.executable, f"bench/{script}", *(args or ("--quick",))],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def table_rows(text: str, first_header: str) -> list[dict[str, str]]:
     """The rows of the Markdown table whose header starts with ``| first_header |``, as dicts."""
     lines = text.splitlines()
@@ -187,14 +199,7 @@ def test_a_bad_size_is_a_usage_error_naming_it(text: str, capsys: pytest.Capture
 
 
 def test_namespace_bench_quick_run_reads_every_job_and_only_the_failed_pods() -> None:
-    done = subprocess.run(
-        [sys.executable, "bench/bench_namespace.py", "--quick"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = quick("bench_namespace.py", timeout=60)
     assert done.returncode == 0, done.stderr
     rows = table_rows(done.stdout, "namespace")
     assert [(row["namespace"], row["code"]) for row in rows] == [
@@ -261,14 +266,7 @@ def markdown_rows(text: str, first_header: str) -> list[list[str]]:
 
 
 def simulate_quick() -> str:
-    done = subprocess.run(
-        [sys.executable, "bench/simulate_lanes.py", "--quick"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=50,
-        check=False,
-    )
+    done = quick("simulate_lanes.py", timeout=50)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -385,14 +383,7 @@ def test_a_repeat_below_one_is_a_usage_error(repeat: str, capsys: pytest.Capture
 
 
 def test_the_requests_bench_quick_run_creates_requested_jobs_first() -> None:
-    done = subprocess.run(
-        [sys.executable, "bench/bench_requests.py", "--quick"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = quick("bench_requests.py")
     assert done.returncode == 0, done.stderr
     rows = {row[0]: row for row in markdown_rows(done.stdout, "run")}
     assert list(rows) == ["requests and pacing", "neither"]
