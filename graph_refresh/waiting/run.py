@@ -52,7 +52,7 @@ class Lanes:
     fresh: list[CandidateStream]
     backlog: list[CandidateStream]
     arrivals: dict[str, Arrivals]
-    """CandidateStream name → the fresh lane's candidates: how far the lane got is the stream's next cursor."""
+    """Stream name → the fresh lane's candidates: how far the lane got is the stream's next cursor."""
 
 
 def candidate_lanes(
