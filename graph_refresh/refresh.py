@@ -307,7 +307,9 @@ def run(
                             history.entries,
                             now=started,
                             expire_after=policy.quarantine_seconds,
-                            others=lambda stored: ours.merged(LaneState.read(stored)[0], streams=names).to_data(),
+                            others=lambda stored: ours.merged(
+                                LaneState.read(stored, now=started)[0], streams=names
+                            ).to_data(),
                             other_keys=lane_state.KEYS,
                         )
                         report.ledger_written, report.ledger_reason = written.written, written.reason

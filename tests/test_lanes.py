@@ -582,3 +582,25 @@ def test_a_runs_store_queries_are_bounded_by_pages_not_by_items(cluster: Harness
         # 1,000 requests and 10,000 completed Jobs in lookups of a page (500) each: by pages, never one an item
         assert len(lookups) <= 1_000 // 500 + 10_000 // 500, len(lookups)
         assert len(queries) <= 100, len(queries)
+
+
+def test_a_run_record_stamped_later_than_the_run_counts_as_now_and_is_not_duplicated(cluster: Harness) -> None:
+    cluster.graph(names(30))
+    env = {"GRAPH_REFRESH_NO_PACKAGE_ANALYZERS": "1"}
+    cluster.run("--max-in-flight", "3", now=lambda: T0, env=env)
+    configmap = cluster.fake.get("configmaps", MIDDLETIER, "graph-refresh-ledger")
+    assert configmap is not None
+    runs = json.loads(configmap["data"]["runs"])
+    runs[0]["at"] = "9999-12-31T23:59:59Z"  # a clock far ahead, or a hand
+    configmap["data"]["runs"] = json.dumps(runs)
+    cluster.fake.add(configmap)
+    clear_jobs(cluster)
+    result, _ = cluster.run("--max-in-flight", "3", now=lambda: T0 + HOUR, env=env)
+    assert "stamped later than this run's clock: taken as now" in result.stderr
+    kept = ledger_key(cluster, "runs")
+    assert [(run["seq"], run["at"]) for run in kept] == [(1, "2027-01-15T09:00:00Z"), (2, "2027-01-15T09:00:00Z")]
+    rows = {
+        row["stream"]: row
+        for row in json.loads(cluster.cli("explain", "p000029==1.0", "--json", at=T0 + HOUR, env=env).stdout)
+    }
+    assert not str(rows[SOLVERS[0]]["likely_at"]).startswith("9999"), "the future never comes from a record"

@@ -244,7 +244,7 @@ def read_ledger(
 ) -> tuple[ledger_store.Ledger, LaneState]:
     """The ledger ConfigMap: the ledger's entries and what the lanes keep beside them (warnings said)."""
     ledger = ledger_store.read(cluster, namespace, now=now, strict=strict, other_keys=lane_state.KEYS)
-    lanes, problems = LaneState.read(ledger.other)
+    lanes, problems = LaneState.read(ledger.other, now=now)
     runtime.warn_each(problems, f"Ledger {LEDGER_NAME}")
     return ledger, lanes
 

@@ -242,10 +242,18 @@ class LaneState:
     completions: Completions = field(default_factory=Completions)
 
     @classmethod
-    def read(cls, data: Mapping[str, str]) -> tuple[LaneState, list[str]]:
-        """The lanes' keys of a ledger ConfigMap's data, and a warning for each value that could not be read."""
+    def read(cls, data: Mapping[str, str], *, now: float | None = None) -> tuple[LaneState, list[str]]:
+        """The lanes' keys of a ledger ConfigMap's data, and a warning for each value that could not be read. With
+        ``now`` (the reading run's clock), a run record stamped later than it counts as made at ``now`` (a clock
+        ahead, or a hand-written 9999, never pushes what the recent runs say into the future)."""
         cursors, problems = decode_cursors(data.get(CURSORS_KEY))
         runs, run_problems = decode_runs(data.get(RUNS_KEY))
+        if now is not None and any(run.at > now for run in runs):
+            late = [run.seq for run in runs if run.at > now]
+            run_problems.append(
+                f"{RUNS_KEY}: {len(late)} of the recent runs are stamped later than this run's clock: taken as now"
+            )
+            runs = [replace(run, at=now) if run.at > now else run for run in runs]
         credits, credit_problems = decode_credits(data.get(CREDITS_KEY))
         completions, sync_problems = decode_syncs(data.get(SYNCS_KEY))
         state = cls(cursors, tuple(runs), credits, completions)
