@@ -16,7 +16,19 @@ from graph_refresh.items import ANALYZER, SOLVER, Candidate, WorkItem
 
 from .fakes.dgraph import FakeDgraph
 from .fakes.kube import FakeKube
-from .helpers import HOUR, MIDDLETIER, PYPI, SOLVERS, T0, Harness, RunCli, another_writer_first, names, version
+from .helpers import (
+    HOUR,
+    MIDDLETIER,
+    PYPI,
+    SOLVERS,
+    T0,
+    Harness,
+    RunCli,
+    another_writer_first,
+    names,
+    unwrapped,
+    version,
+)
 
 Obj = dict[str, Any]
 STREAMS = [*SOLVERS, ANALYZER]
@@ -604,3 +616,26 @@ def test_a_run_record_stamped_later_than_the_run_counts_as_now_and_is_not_duplic
         for row in json.loads(cluster.cli("explain", "p000029==1.0", "--json", at=T0 + HOUR, env=env).stdout)
     }
     assert not str(rows[SOLVERS[0]]["likely_at"]).startswith("9999"), "the future never comes from a record"
+
+
+def test_a_run_keeps_no_credential_in_a_request_and_reads_no_value_naming_a_field_twice(cluster: Harness) -> None:
+    cluster.graph(["flask", "click"])
+    put_requests(
+        cluster,
+        {
+            "credidx": json.dumps(
+                {"package": "flask", "version": "1.0", "index": "https://bob:hunter2@pypi.org/simple"}
+            ),
+            "dupkeys": '{"package": "click", "version": "1.0", "package": "flask", "by": "dup"}',
+            "ahead": json.dumps({"package": "click", "version": "1.0", "requested_at": "2999-01-01T00:00:00Z"}),
+        },
+    )
+    result, _ = cluster.run(now=lambda: T0, env={"GRAPH_REFRESH_NO_PACKAGE_ANALYZERS": "1"})
+    assert result.exit_code == 0, result.stderr
+    data = requests_data(cluster)
+    assert "hunter2" not in json.dumps(data), "a run writes the index in its normal form"
+    assert json.loads(data["credidx"])["index"] == PYPI
+    assert "dupkeys" not in data, "unreadable: dropped as written, never rewritten as one of its readings"
+    assert "request 'dupkeys' dropped: it names 'package' twice" in unwrapped(result.stderr)
+    assert "request 'ahead' was made at 2999-01-01T00:00:00Z, later than this run's clock" in unwrapped(result.stderr)
+    assert json.loads(data["ahead"])["requested_at"] == "2027-01-15T08:00:00Z"

@@ -11,13 +11,15 @@ spelling of the version), which are done, and which end without being done.
 from __future__ import annotations
 
 import itertools
+import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
-from graph_refresh.items import ANALYZER, Candidate, Kind, WorkItem
+from graph_refresh.items import ANALYZER, Candidate, Kind, WorkItem, normal_index
 from graph_refresh.text import cell
+from graph_refresh.times import format_time
 from graph_refresh.waiting.requests import Request, Unreadable, expired, stamped
 from graph_refresh.waiting.state import Completions
 from graph_refresh.waiting.trust import TrustedIndexes, store_spelling
@@ -102,7 +104,10 @@ class RequestOutcome:
     dropped: list[Ended] = field(default_factory=list)
     """Keys a run may not act on (unreadable, untrusted index) or gave up on (graph sync losing results)."""
     stamps: dict[str, tuple[str, str]] = field(default_factory=dict)
-    """Key → (value read, value with the run's time): values without a time, or with one ahead of the run."""
+    """Key → (value read, value to write): the run's time for a value without one (or with one ahead of the
+    run), the index in its normal form for one that names it otherwise (credentials, a query)."""
+    said: list[str] = field(default_factory=list)
+    """What a run tells of the values it reads (a time ahead of its clock)."""
     skipped: str | None = None
     """Why the requested lane does not run this time (a store read failed): the requests keep their place."""
 
@@ -150,10 +155,19 @@ def sort_requests(
             )
             outcome.dropped.append(Ended(request.key, request.value, "untrusted index", warning))
             continue
-        at = request.requested_at
+        at, normal = request.requested_at, normal_index(request.candidate.index_url)
+        rewrite: dict[str, Any] = {}
         if at is None or at > now:
-            at = float(int(now))
-            outcome.stamps[request.key] = (request.value, stamped(request.value, at))
+            if at is not None:
+                outcome.said.append(
+                    f"request '{cell(request.key, 60)}' was made at {format_time(at)}, later than this run's clock: "
+                    "taken as made now"
+                )
+            at = rewrite["at"] = float(int(now))
+        if "index" in json.loads(request.value) and normal != request.candidate.index_url:
+            rewrite["index"] = normal  # in its normal form the value holds no credential (a run never writes one)
+        if rewrite:
+            outcome.stamps[request.key] = (request.value, stamped(request.value, **rewrite))
         if expired(at, now, ttl_seconds):
             what = f"request '{cell(request.key, 60)}' for {request.package}=={request.version}"
             warning = f"{what} expired after --request-ttl: dropped, not done"

@@ -101,17 +101,34 @@ def encode(request: Request, *, requested_at: float | None = None) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def stamped(text: str, at: float) -> str:
-    """The value ``text`` (a JSON object) with ``requested_at`` set to ``at``, every other field as it was."""
+def stamped(text: str, *, at: float | None = None, index: str | None = None) -> str:
+    """The value ``text`` (a JSON object) with ``requested_at`` set to ``at`` and ``index`` replaced by ``index``
+    (when given), every other field as it was."""
     value = json.loads(text)
-    value["requested_at"] = format_time(at)
+    if at is not None:
+        value["requested_at"] = format_time(at)
+    if index is not None:
+        value["index"] = index
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+class _TwoValues(Exception):
+    """A JSON object naming a field twice (JSON keeps the last; the writer may have meant the first)."""
+
+
+def _one_value_a_name(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    names = [name for name, _ in pairs]
+    if len(set(names)) != len(names):
+        raise _TwoValues(next(repr(name) for name in names if names.count(name) > 1))
+    return dict(pairs)
 
 
 def decode(key: str, text: str) -> Request:
     """The request stored under ``key``; ValueError saying what is wrong when it is not one."""
     try:
-        value = json.loads(text)
+        value = json.loads(text, object_pairs_hook=_one_value_a_name)
+    except _TwoValues as twice:
+        raise ValueError(f"it names {twice} twice: which one was meant?") from None
     except (ValueError, RecursionError):
         raise ValueError("not JSON") from None
     if not isinstance(value, dict):

@@ -142,7 +142,8 @@ def sorted_requests(
     except StoreError as error:
         logger.warning("The requests could not be looked up in the graph: the requested lane waits (%s)", error)
         return RequestOutcome(skipped=str(error))
-    runtime.warn_each([ended.warning for ended in outcome.ended if ended.warning], f"Requests {REQUESTS_NAME}")
+    said = [ended.warning for ended in outcome.ended if ended.warning] + outcome.said
+    runtime.warn_each(said, f"Requests {REQUESTS_NAME}")
     return outcome
 
 
