@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from graph_refresh.text import cell, one_line
+from graph_refresh.text import cell, cut, one_line
 
 OUTPUTS = ("table", "wide", "json", "yaml", "name")
 MIN_CELL = 6  # characters a cut table cell keeps, its ellipsis included
@@ -52,7 +52,8 @@ def fitted(table: Sequence[Sequence[str]], width: int, *, shrink: Sequence[Colle
     """``table`` (its first row the header) as lines, columns two spaces apart, cells escaped
     (``text.one_line``), fitted to ``width``: while a line would be too wide, the widest column of the first
     group in ``shrink`` that can lose a character loses one (its cells are cut with an ellipsis), down to its
-    header's width or MIN_CELL; then the next group's. Columns in no group are never cut."""
+    header's width or MIN_CELL; then the next group's. Columns in no group are never cut, but a line still too
+    wide is cut at ``width`` when any column may be (``shrink`` not empty)."""
     lines = [[one_line(value) for value in row] for row in table]
     widths = [max(len(row[i]) for row in lines) for i in range(len(lines[0]))]
     floors = [max(len(header), MIN_CELL) for header in lines[0]]
@@ -63,10 +64,12 @@ def fitted(table: Sequence[Sequence[str]], width: int, *, shrink: Sequence[Colle
             if not cuttable:
                 break
             widths[max(cuttable, key=lambda i: widths[i])] -= 1
-    return [
+    fitted_lines = [
         "  ".join(cell(value, size).ljust(size) for value, size in zip(row, widths, strict=True)).rstrip()
         for row in lines
     ]
+    # A table that may be cut (not ``wide``) never runs past the width: what its columns' floors left over is cut.
+    return [cut(line, width) for line in fitted_lines] if shrink else fitted_lines
 
 
 def _text(value: Any) -> str:

@@ -340,7 +340,13 @@ def test_a_request_without_a_time_or_ahead_of_the_clock_is_listed_as_open(reques
 
 def test_request_list_stays_narrow_whatever_was_asked(requests: Requests) -> None:
     long = {"package": "a-really-long-package-name-for-width-testing", "version": "1.0.0.post12345+local.build.abc"}
-    requests.put({"long": json.dumps({**long, "requested_at": "2027-01-15T07:00:00Z", "by": "x" * 5000})})
+    requests.put(
+        {
+            "long": json.dumps({**long, "requested_at": "2027-01-15T07:00:00Z", "by": "x" * 5000}),
+            "notjson": "hello {",
+            "bad-index": json.dumps({"package": "flask", "version": "1.0", "index": "https://x.example/$(A)" * 20}),
+        }
+    )
     listed = requests.cli("request", "--list")
     assert listed.exit_code == 0, listed.stderr
     assert max(map(len, listed.stdout.splitlines())) <= 100, "cells are cut; --json has the whole values"
