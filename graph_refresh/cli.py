@@ -711,6 +711,8 @@ def request(
     if cancel and by:
         raise click.UsageError("--cancel takes PKG==VER (with --index) or a request's KEY, not --by")
     if not listing_asked and not target:
+        if cancel:
+            raise click.UsageError("say what to cancel: PKG==VER (with --index) or a request's KEY")
         raise click.UsageError("say what to request as PKG==VER (for example flask==1.1.2), or --list")
     settings = _settings(ctx, "middletier" if listing_asked or cancel else "request")
     namespace = settings.cluster.middletier_namespace
@@ -770,6 +772,11 @@ def _add_request(
         templates = load_templates(settings, cluster)
         trusted = TrustedIndexes.of(store.index_urls(), settings.lanes.allowed_indexes)
         spelling = trusted.spelling(index)
+        if normal_index(index) is None:  # no deployment may trust it
+            raise click.UsageError(
+                f"'{one_line(config.redact_url(index))}' is not an http(s) index URL with a host and without "
+                "whitespace, quotes or '$'"
+            )
         if spelling is None:
             raise click.UsageError(
                 f"'{one_line(config.redact_url(index))}' is not an index this deployment trusts; it trusts "

@@ -398,6 +398,8 @@ def explain_item(settings: Settings, externals: Externals, candidate: Candidate)
                 lane = "fresh" if status.arrival > cursor else "backlog"
                 ahead = lane_run.ahead_in_lane(store, environment, lane, cursor, status.arrival, candidate)
             asked = request if request is not None and name in request.lacking else None
+            if asked is not None:  # the requests the stream's requested lane serves before it (its order)
+                ahead = [r for r in requests.by_requester() if name in r.lacking].index(asked)
             facts.append(
                 StreamFacts(
                     kind,

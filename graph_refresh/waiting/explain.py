@@ -59,7 +59,7 @@ class StreamFacts:
     lane: str | None
     """``fresh`` or ``backlog`` when the store lists it as a candidate; None when it does not know the version."""
     ahead: int | None
-    """Candidates of the stream's lane before it; None when not counted."""
+    """Candidates of the stream's lane before it (requests, when it is requested); None when not counted."""
 
 
 def explain(facts: Sequence[StreamFacts], *, runs: Sequence[RunRecord], now: float) -> list[dict[str, Any]]:
@@ -115,7 +115,9 @@ def _state(facts: StreamFacts, *, runs: Sequence[RunRecord], now: float) -> dict
         request = facts.request
         by = None if request.first.by is None else one_line(request.first.by)
         since = format_time(request.requested_at)
-        return {**out, "state": "requested", "since": since, "by": by, "key": one_line(request.first.key), **next_job}
+        key = one_line(request.first.key)
+        ahead = facts.ahead  # how many requests the requested lane serves first in this stream
+        return {**out, "state": "requested", "since": since, "by": by, "key": key, "ahead": ahead, **next_job}
     if facts.paused:
         return {**out, "state": "paused", "reason": "sync-lag: the graph sync is behind, requests only", **next_job}
     if facts.lane is None:

@@ -65,6 +65,7 @@ def test_explain_says_where_an_item_stands_in_every_stream(
         assert {row["state"] for row in requested.values()} == {"requested"}
         assert requested[ANALYZER]["since"] == "2027-01-15T08:01:00Z"
         assert requested[ANALYZER]["by"] == "alice"
+        assert requested[ANALYZER]["ahead"] == 0, "no request comes before it"
 
         for args in (["--json"], []):  # not found, as kubectl says it: the rows say why, and the exit is 1
             unknown = cluster.cli("explain", "nothing==1.0", *args, at=T0 + 120, env=env)

@@ -14,7 +14,7 @@ import pytest
 from click.testing import Result
 
 from tests.fakes.kube import FakeKube
-from tests.helpers import EXAMPLE_TEMPLATES, MIDDLETIER, PYPI, SOLVERS, T0, another_writer_first, version
+from tests.helpers import EXAMPLE_TEMPLATES, MIDDLETIER, PYPI, SOLVERS, T0, another_writer_first, unwrapped, version
 
 Obj = dict[str, Any]
 REQUESTS_PATH = f"/api/v1/namespaces/{MIDDLETIER}/configmaps/graph-refresh-requests"
@@ -149,6 +149,7 @@ def test_an_index_the_deployment_does_not_trust_is_refused(requests: Requests, i
 def test_a_dollar_anywhere_in_the_index_is_refused(requests: Requests, index: str) -> None:
     result = requests.cli("request", "flask==1.0", "--index", index)
     assert result.exit_code == 2
+    assert "without whitespace, quotes or '$'" in unwrapped(result.stderr), "the reason, not mistrust"
     assert "Traceback" not in result.stderr
     assert requests.data() == {}
 
@@ -235,7 +236,8 @@ def test_cancel_removes_a_request_by_item_or_by_key_and_says_when_there_is_none(
         (["flask==1", "--list"], "--list lists the requests"),
         (["flask==1", "--json"], "--json goes with --list"),
         (["flask==1 2"], "version has characters"),
-        (["flask==1", "--index", "ftp://x"], "'ftp://x' is not an index this deployment trusts"),
+        (["flask==1", "--index", "ftp://x"], "'ftp://x' is not an http(s) index URL"),
+        (["--cancel"], "say what to cancel: PKG==VER (with --index) or a request's KEY"),
         (["fl ask==1"], "package name is not a PEP 508 name"),
         (["fl\x1b[2Jask==1"], "fl\\x1b[2Jask==1: package name is not a PEP 508 name"),
         (["fl\x1b[2Jask"], "'fl\\x1b[2Jask' is not PKG==VER"),
