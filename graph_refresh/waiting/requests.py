@@ -179,8 +179,3 @@ def from_data(data: Mapping[str, str]) -> tuple[list[Request], list[Unreadable]]
 def expired(requested_at: float, now: float, ttl_seconds: float) -> bool:
     """Whether a request made at ``requested_at`` has waited longer than ``ttl_seconds`` (a run then drops it)."""
     return now >= requested_at + ttl_seconds
-
-
-def format_requested(request: Request, now: float) -> str:
-    """When the request was made, as ``request --list`` and ``explain`` show it."""
-    return format_time(min(request.requested_at, now)) if request.requested_at is not None else "next run"
