@@ -5,7 +5,7 @@ tests/waiting/test_explain.py.)"""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,6 @@ import pytest
 from graph_refresh.items import ANALYZER, SOLVER, Candidate, WorkItem
 
 from .fakes.dgraph import FakeDgraph
-from .fakes.kube import FakeKube
 from .helpers import (
     HOUR,
     MIDDLETIER,
@@ -32,12 +31,6 @@ from .helpers import (
 
 Obj = dict[str, Any]
 STREAMS = [*SOLVERS, ANALYZER]
-
-
-@pytest.fixture
-def cluster(run_cli: RunCli, tmp_path: Path, write_graph: Callable[[Obj], Path]) -> Iterator[Harness]:
-    with FakeKube(tls="tls") as fake:
-        yield Harness(fake, run_cli, tmp_path, write_graph)
 
 
 def lanes(report: Obj, kind: str = "solver") -> Obj:

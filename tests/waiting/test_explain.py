@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,17 +14,10 @@ import pytest
 
 from graph_refresh.items import ANALYZER, SOLVER, Candidate, WorkItem
 from tests.fakes.dgraph import FakeDgraph
-from tests.fakes.kube import FakeKube
 from tests.helpers import EXAMPLE_TEMPLATES, HOUR, MIDDLETIER, PYPI, SOLVERS, T0, Harness, RunCli, names, oom, version
 
 Obj = dict[str, Any]
 STREAMS = [*SOLVERS, ANALYZER]
-
-
-@pytest.fixture
-def cluster(run_cli: RunCli, tmp_path: Path, write_graph: Callable[[Obj], Path]) -> Iterator[Harness]:
-    with FakeKube(tls="tls") as fake:
-        yield Harness(fake, run_cli, tmp_path, write_graph)
 
 
 def explained(cluster: Harness, requirement: str, at: float, env: dict[str, str] | None = None) -> dict[str, Obj]:
