@@ -24,7 +24,7 @@ import click
 from graph_refresh import __version__, config, listing, options, output, runtime, secrets
 from graph_refresh.config import Settings
 from graph_refresh.errors import ConfigError, GraphRefreshError, Interrupted, advised
-from graph_refresh.items import ANALYZER, KINDS, SOLVER
+from graph_refresh.items import ANALYZER, INDEX_URL_RULE, KINDS, SOLVER
 from graph_refresh.report import PLAN_TABLE_COLUMNS, RunReport
 from graph_refresh.text import cell, columns, one_line, plural, tamed, wrapped
 from graph_refresh.times import format_time
@@ -773,10 +773,7 @@ def _add_request(
         trusted = TrustedIndexes.of(store.index_urls(), settings.lanes.allowed_indexes)
         spelling = trusted.spelling(index)
         if normal_index(index) is None:  # no deployment may trust it
-            raise click.UsageError(
-                f"'{one_line(config.redact_url(index))}' is not an http(s) index URL with a host and without "
-                "whitespace, quotes or '$'"
-            )
+            raise click.UsageError(f"'{one_line(config.redact_url(index))}' is not {INDEX_URL_RULE}")
         if spelling is None:
             raise click.UsageError(
                 f"'{one_line(config.redact_url(index))}' is not an index this deployment trusts; it trusts "

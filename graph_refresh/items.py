@@ -50,9 +50,13 @@ OWNED_LABELS = {LABEL_MANAGED_BY: MANAGER}  # on everything graph-refresh create
 _NAME_RE = re.compile(r"[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9]")
 _SEPARATORS_RE = re.compile(r"[-_.]+")  # PEP 503: each run of them is one "-", and the name is lower-cased
 _VERSION_RE = re.compile(r"[A-Za-z0-9.+!_-]{1,128}")
-# http(s), then printable ASCII without whitespace, quotes, backticks or "$" (no control characters either): the
-# kubelet expands $(VAR) in a container's env values and arguments, so a "$" could send a secret elsewhere.
-_INDEX_RE = re.compile(r"https?://[!#%&(-_a-~]+")
+INDEX_URL_RULE = "an http(s) index URL with a host and without whitespace, quotes, '\\' or '$'"
+"""What every index URL must be, as messages say it."""
+# http(s), then printable ASCII without whitespace, quotes, backticks, "\" or "$" (no control characters either):
+# the kubelet expands $(VAR) in a container's env values and arguments, so a "$" could send a secret elsewhere;
+# parsers disagree on a "\" (urllib3 ends the host there, urlsplit does not), so one could make another host
+# look like a trusted index.
+_INDEX_RE = re.compile(r"https?://[!#%&(-\[\]-_a-~]+")
 # solver-<os_name>-<os_version>-py<digits>; every part is DNS-safe so the Job name is too.
 _SOLVER_RE = re.compile(r"solver-([a-z0-9]+)-([a-z0-9]+(?:\.[a-z0-9]+)*)-py([0-9]{2,})")
 
@@ -146,7 +150,7 @@ def invalid_reason(candidate: Candidate) -> str | None:
     if not _valid_version(version):
         return "version has characters outside [A-Za-z0-9.+!_-] or is longer than 128"
     if not _valid_index_url(index_url):
-        return "index URL is not an http(s) URL without whitespace, quotes or '$'"
+        return "index URL is not an http(s) URL without whitespace, quotes, '\\' or '$'"
     return None
 
 

@@ -33,6 +33,7 @@ import click
 from graph_refresh import config, secrets
 from graph_refresh.config import Settings
 from graph_refresh.errors import ConfigError
+from graph_refresh.items import INDEX_URL_RULE
 from graph_refresh.quantity import Cap
 from graph_refresh.text import shown
 
@@ -160,10 +161,7 @@ def _indexes(ctx: click.Context, param: click.Parameter, value: str | tuple[str,
             continue
         secrets.register(config.url_password(url.strip()))
         if normal_index(url) is None:
-            raise click.BadParameter(
-                f"{secrets.mask(config.redact_url(url.strip()))!r} is not an http(s) index URL with a host and "
-                "without whitespace, quotes or '$'"
-            )
+            raise click.BadParameter(f"{secrets.mask(config.redact_url(url.strip()))!r} is not {INDEX_URL_RULE}")
         urls.append(url.strip())
     return tuple(urls)
 

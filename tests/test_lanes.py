@@ -294,6 +294,25 @@ def test_a_requested_index_gets_the_graphs_spelling_with_its_credentials(cluster
     assert job_indexes(cluster) == {private, PYPI}, "the Job fetches from the graph's own spelling"
 
 
+def test_a_graph_index_that_parsers_read_as_another_host_is_never_trusted(cluster: Harness) -> None:
+    # urlsplit reads pypi.org as this URL's host, urllib3 (pip's) reads zzz.evil: trusted, it would take PyPI's place.
+    lookalike = "https://zzz.evil\\@pypi.org/simple"
+    cluster.import_graph(
+        {"package_versions": [version("flask", "1.0"), version("six", "1.0"), version("decoy", "1.0", lookalike)]}
+    )
+    filed = cluster.cli("request", "six==1.0", at=T0)
+    assert filed.exit_code == 0, filed.stderr
+    put_requests(cluster, {**requests_data(cluster), "by-hand": json.dumps({"package": "flask", "version": "2.0"})})
+    result, report = cluster.run("--max-in-flight", "10", "--request-share", "1", now=lambda: T0)
+    assert result.exit_code == 0, result.stderr
+    assert item_jobs(cluster, "six") == item_jobs(cluster, "flask", "2.0") == set(STREAMS)
+    assert lanes(report)["requested"] == 2 * len(SOLVERS)
+    assert job_indexes(cluster) == {PYPI}, "every Job fetches from PyPI, none from the lookalike"
+    assert "decoy" not in {
+        job["metadata"]["annotations"]["thoth-station.ninja/package"] for job in cluster.jobs().values()
+    }
+
+
 @pytest.mark.parametrize("store", ["sqlite", "dgraph"])
 def test_another_spelling_of_a_solved_and_analyzed_item_is_done_without_a_job(cluster: Harness, store: str) -> None:
     done = {

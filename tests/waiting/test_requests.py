@@ -149,7 +149,7 @@ def test_an_index_the_deployment_does_not_trust_is_refused(requests: Requests, i
 def test_a_dollar_anywhere_in_the_index_is_refused(requests: Requests, index: str) -> None:
     result = requests.cli("request", "flask==1.0", "--index", index)
     assert result.exit_code == 2
-    assert "without whitespace, quotes or '$'" in unwrapped(result.stderr), "the reason, not mistrust"
+    assert "without whitespace, quotes, '\\' or '$'" in unwrapped(result.stderr), "the reason, not mistrust"
     assert "Traceback" not in result.stderr
     assert requests.data() == {}
 
