@@ -70,6 +70,16 @@ def registry_from(report: RunReport, *, deployment_name: str) -> CollectorRegist
     _add_outcome_metrics(registry, streams)
     if report.requests is not None:
         _add_request_metrics(registry, report.requests)
+    if report.eta is not None:
+        scored = Counter(
+            "graph_refresh_job_eta_scored",
+            "Solved windows scored this run, by lane and result: inside, early or late.",
+            ["lane", "result"],
+            registry=registry,
+        )
+        for lane, results in sorted(report.eta.by_lane.items()):
+            for result, count in sorted(results.items()):
+                scored.labels(lane, result).inc(count)
     if report.ledger_written is not None:
         Gauge(
             "graph_refresh_job_ledger_written",

@@ -15,13 +15,8 @@ from graph_refresh import compact, runtime
 from graph_refresh.capacity import Capacity, Quota
 from graph_refresh.config import DEFAULT_PROGRESS_EVERY_SECONDS, Settings, redact_url
 from graph_refresh.errors import Interrupted, StoreError
-from graph_refresh.fate import Planned
-from graph_refresh.items import (
-    KINDS,
-    LABEL_ITEM,
-    Candidate,
-    WorkItem,
-)
+from graph_refresh.fate import Planned, Skipped, decide
+from graph_refresh.items import KINDS, LABEL_ITEM, Candidate, Kind, WorkItem
 from graph_refresh.owned import OwnedJobs, build_view
 from graph_refresh.planner import CandidateStream, Planner, order_streams
 from graph_refresh.render import Renderer
@@ -37,9 +32,11 @@ from graph_refresh.templates import JobTemplates, load_job_templates, read_templ
 from graph_refresh.text import plural
 from graph_refresh.times import format_time
 from graph_refresh.vocabulary import Lane
-from graph_refresh.waiting import requests_store
+from graph_refresh.waiting import predictions, requests_store
 from graph_refresh.waiting import run as lane_run
 from graph_refresh.waiting import state as lane_state
+from graph_refresh.waiting.calibration import Calibration, eta_counts
+from graph_refresh.waiting.eta import Pace
 from graph_refresh.waiting.lanes import RequestOutcome, stream_name
 from graph_refresh.waiting.state import LaneState
 
@@ -257,8 +254,12 @@ def run(
             sync_lag=lambda: lane_run.sync_lag(view, store, settings.lanes, templates),
         )
 
+        created: set[str] = set()  # the items whose Job this run created (or found already there)
+
         def on_outcome(planned: Planned, result: Result) -> None:
             """A fresh item's Job exists: its lane may move its cursor past it."""
+            if result in (Result.CREATED, Result.ALREADY):
+                created.add(planned.item.key)
             arrivals = lanes.arrivals.get(stream_name(planned.item.kind, planned.item.solver))
             if planned.lane is Lane.FRESH and arrivals is not None and result in (Result.CREATED, Result.ALREADY):
                 arrivals.exists(planned.item.job_name)
@@ -293,11 +294,20 @@ def run(
                     )
                 finally:  # what was learned is kept however the run ends; a server dry run stores nothing
                     if not settings.plan.server_dry_run:
+                        cursors = {name: arrivals.cursor() for name, arrivals in lanes.arrivals.items()}
+                        record = lane_run.run_record(report, kept.next_seq, started, settings.retry)
+                        calibration = kept.calibration
+                        if not interrupt.is_set():
+                            held = _holds_no_slot(view, history, renderer, created)
+                            record, calibration = _foresee(
+                                settings, store, templates, report, kept, record, requests, view, created, cursors, held
+                            )
                         ours = LaneState(
-                            cursors={name: arrivals.cursor() for name, arrivals in lanes.arrivals.items()},
-                            runs=(*kept.runs, lane_run.run_record(report, kept.next_seq, started, settings.retry)),
+                            cursors=cursors,
+                            runs=(*kept.runs, record),
                             credits={**kept.credits, **planner.credits},
                             completions=lane_run.completions_seen(requests, view, templates, kept.completions),
+                            calibration=calibration,
                         )
                         names = frozenset(lanes.arrivals)
                         written = ledger_store.write(
@@ -323,6 +333,65 @@ def run(
         store.close()
 
 
+def _holds_no_slot(view: OwnedJobs, history: History, renderer: Renderer, created: set[str]) -> predictions.Held:
+    """Whether a candidate takes no slot of the next run: its Job exists (created by this run, or in flight,
+    awaiting sync, failed and waiting) or it is invalid, as the run's own decision says."""
+    capacity = Capacity.from_cluster(max_in_flight=0, live_jobs=0, quotas=[])  # room is not what is asked
+
+    def held(kind: Kind, solver: str | None, candidate: Candidate) -> bool:
+        if WorkItem(kind, solver, candidate).key in created:
+            return True
+        fate = decide(
+            kind,
+            solver,
+            candidate,
+            view=view,
+            history=history,
+            capacity=capacity,
+            first_cost=renderer.probe_cost(kind, solver),
+            cost=renderer.cost,
+        )
+        return isinstance(fate, Skipped) and fate.reason in predictions.HOLDING
+
+    return held
+
+
+def _foresee(
+    settings: Settings,
+    store: GraphStore,
+    templates: JobTemplates,
+    report: RunReport,
+    kept: LaneState,
+    record: lane_state.RunRecord,
+    requests: RequestOutcome,
+    view: OwnedJobs,
+    created: set[str],
+    cursors: dict[str, int],
+    held: predictions.Held,
+) -> tuple[lane_state.RunRecord, Calibration]:
+    """The run's windows and scores (docs/eta.md); a store that cannot be read leaves them as they were, with a
+    warning: they never fail the run."""
+    try:
+        record, calibration, scores = predictions.after_run(
+            kept.calibration,
+            store=store,
+            templates=templates,
+            settings=settings.lanes,
+            runs=kept.runs,
+            record=record,
+            open_requests=requests.by_requester(),
+            had_job=view.latest.keys(),
+            created=created,
+            cursors=cursors,
+            held=held,
+        )
+    except StoreError as error:
+        logger.warning("No window was recorded or scored this run: %s", error)
+        return record, kept.calibration
+    report.eta = eta_counts(scores)
+    return record, calibration
+
+
 EXPLAIN_SECONDS = 8  # what explain may spend on the cluster in all: an answer, or its error, within 10 s
 
 
@@ -332,7 +401,6 @@ def explain_item(settings: Settings, externals: Externals, candidate: Candidate)
     when middletier is named, the item's Jobs and their failed pods, the quotas, the ledger (failed Jobs
     present learned as a run learns them), the requests, and with ``--max-awaiting-sync`` the completed Jobs.
     Writes nothing. Raises GraphRefreshError when one of them cannot be read: a guess is no answer."""
-    from graph_refresh.fate import decide
     from graph_refresh.waiting.explain import StreamFacts, explain
 
     namespace = settings.cluster.middletier_namespace
@@ -376,6 +444,7 @@ def explain_item(settings: Settings, externals: Externals, candidate: Candidate)
         (status,) = store.statuses([candidate], environments)
         end = store.arrival_end()
         item_jobs = _jobs_by_item(jobs)
+        pace, shares = Pace.of(kept.runs, now), predictions.shares_of(settings.lanes)
         facts = []
         for kind, environment in streams:
             name = stream_name(kind, lane_run.solver_of(environment))
@@ -397,9 +466,15 @@ def explain_item(settings: Settings, externals: Externals, candidate: Candidate)
             if status.arrival is not None and not done:
                 lane = "fresh" if status.arrival > cursor else "backlog"
                 ahead = lane_run.ahead_in_lane(store, environment, lane, cursor, status.arrival, candidate)
+            if lane == "backlog" and ahead is not None:  # less what holds no slot at the backlog's front
+                ahead = max(0, ahead - pace.held.get(name, 0))
             asked = request if request is not None and name in request.lacking else None
             if asked is not None:  # the requests the stream's requested lane serves before it (its order)
                 ahead = [r for r in requests.by_requester() if name in r.lacking].index(asked)
+            waits_in = Lane.REQUESTED if asked is not None else None if lane is None else Lane(lane)
+            forecast = None
+            if waits_in is not None and ahead is not None:
+                forecast = predictions.predict(pace, kept.calibration, item, waits_in, ahead, shares=shares)
             facts.append(
                 StreamFacts(
                     kind,
@@ -412,9 +487,10 @@ def explain_item(settings: Settings, externals: Externals, candidate: Candidate)
                     paused and asked is None,
                     lane,
                     ahead,
+                    forecast,
                 )
             )
-        return explain(facts, runs=kept.runs, now=now)
+        return explain(facts)
     finally:
         store.close()
 

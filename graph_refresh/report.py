@@ -148,6 +148,19 @@ class RequestCounts:
     dropped: int = 0
 
 
+@dataclass
+class EtaCounts:
+    """The windows this run scored (docs/eta.md): how many, how many held, how many were late by two run
+    intervals or more, and the median distance from a window's middle to the run that found the item."""
+
+    scored: int = 0
+    inside: int = 0
+    late_by_two_runs_or_more: int = 0
+    median_error_seconds: float | None = None
+    by_lane: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Per lane, per result (``inside``, ``early``, ``late``), how many: the metric's counts."""
+
+
 @dataclass(frozen=True)
 class QuarantinedItem:
     """An item the ledger holds in quarantine: it failed ``failures`` times (charged) and is skipped until
@@ -189,6 +202,8 @@ class RunReport:
     """Every item in quarantine (the report lists the first QUARANTINED_LISTED by end of quarantine)."""
     requests: RequestCounts | None = None
     """What became of the open requests; None when they were not read (no middletier)."""
+    eta: EtaCounts | None = None
+    """The windows this run scored; None when it scored none (a dry run, no middletier)."""
     ledger_written: bool | None = None
     """Whether the run wrote the ledger ConfigMap; None when it does not write it (a dry run, no middletier)."""
     ledger_reason: str | None = None
@@ -241,6 +256,7 @@ class RunReport:
             "quarantined": [asdict(item) for item in quarantined],
             "quarantined_total": len(self.quarantined),
             "requests": None if self.requests is None else asdict(self.requests),
+            "eta": None if self.eta is None else {k: v for k, v in asdict(self.eta).items() if k != "by_lane"},
             "ledger": None
             if self.ledger_written is None
             else {"written": True}

@@ -627,7 +627,7 @@ def test_a_run_record_stamped_later_than_the_run_counts_as_now_and_is_not_duplic
         row["stream"]: row
         for row in json.loads(cluster.cli("explain", "p000029==1.0", "--json", at=T0 + HOUR, env=env).stdout)
     }
-    assert not str(rows[SOLVERS[0]]["likely_at"]).startswith("9999"), "the future never comes from a record"
+    assert "9999" not in json.dumps(rows), "the future never comes from a record"
 
 
 def test_a_run_keeps_no_credential_in_a_request_and_reads_no_value_naming_a_field_twice(cluster: Harness) -> None:

@@ -4,9 +4,7 @@ what the store says of it become one row per stream, in words an operator reads.
 
 from __future__ import annotations
 
-import itertools
-import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,10 +14,8 @@ from graph_refresh.retry.model import Cause, LedgerEntry
 from graph_refresh.text import one_line
 from graph_refresh.times import format_time
 from graph_refresh.vocabulary import SkipReason
+from graph_refresh.waiting.eta import Forecast
 from graph_refresh.waiting.lanes import OpenRequest
-from graph_refresh.waiting.state import RunRecord
-
-DEFAULT_PERIOD_SECONDS = 3600  # the CronJob's period, when the recent runs do not tell it
 
 
 @dataclass(frozen=True)
@@ -59,12 +55,15 @@ class StreamFacts:
     lane: str | None
     """``fresh`` or ``backlog`` when the store lists it as a candidate; None when it does not know the version."""
     ahead: int | None
-    """Candidates of the stream's lane before it (requests, when it is requested); None when not counted."""
+    """Candidates of the stream's lane before it that take a slot (requests, when it is requested); None when not
+    counted."""
+    forecast: Forecast | None = None
+    """Its windows (docs/eta.md), when it waits in a lane."""
 
 
-def explain(facts: Sequence[StreamFacts], *, runs: Sequence[RunRecord], now: float) -> list[dict[str, Any]]:
+def explain(facts: Sequence[StreamFacts]) -> list[dict[str, Any]]:
     """Per stream: ``stream``, ``state`` (one word) and the details that state has, JSON-ready."""
-    return [_one(f, runs=runs, now=now) for f in facts]
+    return [_one(f) for f in facts]
 
 
 _SKIPPED_STATES = {
@@ -76,9 +75,9 @@ _SKIPPED_STATES = {
 }
 
 
-def _one(facts: StreamFacts, *, runs: Sequence[RunRecord], now: float) -> dict[str, Any]:
+def _one(facts: StreamFacts) -> dict[str, Any]:
     """One stream's row, with the item's Jobs in that stream (``jobs``) after what the state says."""
-    row = _state(facts, runs=runs, now=now)
+    row = _state(facts)
     jobs = [
         {
             "name": j.name,
@@ -93,7 +92,7 @@ def _one(facts: StreamFacts, *, runs: Sequence[RunRecord], now: float) -> dict[s
     return {**row, "jobs": jobs}
 
 
-def _state(facts: StreamFacts, *, runs: Sequence[RunRecord], now: float) -> dict[str, Any]:
+def _state(facts: StreamFacts) -> dict[str, Any]:
     stream = facts.solver or ANALYZER
     out: dict[str, Any] = {"stream": stream, "kind": facts.kind}
     if facts.done:
@@ -117,7 +116,8 @@ def _state(facts: StreamFacts, *, runs: Sequence[RunRecord], now: float) -> dict
         since = format_time(request.requested_at)
         key = one_line(request.first.key)
         ahead = facts.ahead  # how many requests the requested lane serves first in this stream
-        return {**out, "state": "requested", "since": since, "by": by, "key": key, "ahead": ahead, **next_job}
+        requested = {**out, "state": "requested", "since": since, "by": by, "key": key, "ahead": ahead, **next_job}
+        return {**requested, **_windows(facts.forecast)}
     if facts.paused:
         return {**out, "state": "paused", "reason": "sync-lag: the graph sync is behind, requests only", **next_job}
     if facts.lane is None:
@@ -125,7 +125,13 @@ def _state(facts: StreamFacts, *, runs: Sequence[RunRecord], now: float) -> dict
     if isinstance(fate, Skipped):  # capacity: a retry bigger than what is free now waits for room
         next_job["needs"] = fate.detail
     waiting: dict[str, Any] = {**out, "state": "waiting", "lane": facts.lane, "ahead": facts.ahead, **next_job}
-    return {**waiting, **_likely_start(stream, facts.lane, facts.ahead, runs, now)}
+    return {**waiting, **_windows(facts.forecast)}
+
+
+def _windows(forecast: Forecast | None) -> dict[str, Any]:
+    if forecast is None:
+        return {"start": None, "solved": None, "eta_note": "what comes before it could not be counted"}
+    return forecast.to_json()
 
 
 def _cause(entry: LedgerEntry) -> str | None:
@@ -146,20 +152,3 @@ def _next_job(fate: Fate) -> dict[str, Any]:
     if fate.retries is Cause.DEADLINE and fate.resources is not None:
         out["deadline"] = fate.resources.deadline_seconds
     return out
-
-
-def _likely_start(
-    stream: str, lane: str, ahead: int | None, runs: Sequence[RunRecord], now: float
-) -> Mapping[str, Any]:
-    """When the item is likely to be scheduled: the Jobs ahead of it divided by what its stream's lane took
-    per run in the recent real runs, at their usual interval."""
-    taken = [run.scheduled.get(stream, {}).get(lane, 0) for run in runs]
-    per_run = sum(taken) / len(taken) if taken else 0.0
-    if ahead is None or per_run <= 0:
-        return {"per_run": round(per_run, 2), "likely_at": None}
-    times = [run.at for run in runs]
-    gaps = [later - earlier for earlier, later in itertools.pairwise(times) if later > earlier]
-    period = statistics.median(gaps) if gaps else DEFAULT_PERIOD_SECONDS
-    runs_needed = int(ahead // per_run)  # this many full runs go to the ones ahead; it is in the run after
-    last = max(times[-1], now - period) if times else now
-    return {"per_run": round(per_run, 2), "likely_at": format_time(last + (runs_needed + 1) * period)}

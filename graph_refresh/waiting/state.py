@@ -8,7 +8,8 @@ write them), and how two writers' values merge.
 - ``lane-credits``: per lane (``requested``, ``fresh``), the fraction of a slot its share gave it that it could
   not use, carried to the next run, so a share is a long-run fraction: ``{"requested": 0.4, "fresh": 0.5}``;
 - ``request-syncs``: per item key of an open request's stream, how many of its Jobs runs saw complete while the
-  graph still lacked the item, and whether the last run saw one complete: ``{"0a1b2c3d4e": [1, true]}``.
+  graph still lacked the item, and whether the last run saw one complete: ``{"0a1b2c3d4e": [1, true]}``;
+- ``eta``: the windows runs predicted, how they scored, and the waits they draw on (``waiting/calibration.py``).
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ from graph_refresh.items import ANALYZER
 from graph_refresh.retry.model import MAX_NUMBER, is_item_key
 from graph_refresh.text import cell
 from graph_refresh.times import format_time, parse_time
+from graph_refresh.waiting.calibration import ETA_KEY, Calibration
 
 CURSORS_KEY = "fresh-cursors"
 RUNS_KEY = "runs"
 CREDITS_KEY = "lane-credits"
 SYNCS_KEY = "request-syncs"
-KEYS = frozenset({CURSORS_KEY, RUNS_KEY, CREDITS_KEY, SYNCS_KEY})
+KEYS = frozenset({CURSORS_KEY, RUNS_KEY, CREDITS_KEY, SYNCS_KEY, ETA_KEY})
 """The ledger ConfigMap's keys the lanes own; every other key is the ledger's."""
 RUNS_KEPT = 168  # a week of hourly runs
 MAX_STREAMS = 256  # cursors kept: a deployment runs a few solvers and the analyzer
@@ -160,6 +162,9 @@ class RunRecord:
     at: float
     scheduled: Mapping[str, Mapping[str, int]]
     retry: Mapping[str, Any] | None = None
+    queues: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    """Per stream, what the run left waiting: ``fresh`` items in the fresh lane, and ``held``, the backlog's
+    candidates before its first waiting one that have a Job or are invalid (docs/eta.md)."""
 
 
 def decode_runs(text: object) -> tuple[list[RunRecord], list[str]]:
@@ -176,17 +181,21 @@ def decode_runs(text: object) -> tuple[list[RunRecord], list[str]]:
         scheduled = record.get("scheduled") if isinstance(record, dict) else None
         seq = record.get("seq", 0) if isinstance(record, dict) else None
         retry = record.get("retry") if isinstance(record, dict) else None
+        queues = record.get("queues", {}) if isinstance(record, dict) else None
         if (
             at is None
             or not _whole(seq)
             or not isinstance(scheduled, dict)
             or not all(_lane_counts(v) for v in scheduled.values())
             or (retry is not None and not _retry_settings(retry))
+            or not isinstance(queues, dict)
+            or not all(_lane_counts(v) for v in queues.values())
         ):
             dropped += 1
             continue
         assert isinstance(seq, int), "checked above"
-        runs.append(RunRecord(seq, at, {str(k): dict(v) for k, v in scheduled.items()}, retry))
+        lanes = {str(k): dict(v) for k, v in scheduled.items()}
+        runs.append(RunRecord(seq, at, lanes, retry, {str(k): dict(v) for k, v in queues.items()}))
     unread = "1 record could not be read and was" if dropped == 1 else f"{dropped} records could not be read and were"
     problems = [f"{RUNS_KEY}: {unread} dropped"] if dropped else []
     return sorted(runs, key=lambda run: (run.seq, run.at))[-RUNS_KEPT:], problems
@@ -225,6 +234,8 @@ def encode_runs(runs: Iterable[RunRecord]) -> str:
         }
         if run.retry is not None:
             record["retry"] = dict(run.retry)
+        if run.queues:
+            record["queues"] = {k: dict(v) for k, v in sorted(run.queues.items())}
         records.append(record)
     return json.dumps(records, separators=(",", ":"))
 
@@ -240,6 +251,7 @@ class LaneState:
     runs: tuple[RunRecord, ...] = ()
     credits: Mapping[str, float] = field(default_factory=dict)
     completions: Completions = field(default_factory=Completions)
+    calibration: Calibration = field(default_factory=Calibration)
 
     @classmethod
     def read(cls, data: Mapping[str, str], *, now: float | None = None) -> tuple[LaneState, list[str]]:
@@ -256,8 +268,9 @@ class LaneState:
             runs = [replace(run, at=now) if run.at > now else run for run in runs]
         credits, credit_problems = decode_credits(data.get(CREDITS_KEY))
         completions, sync_problems = decode_syncs(data.get(SYNCS_KEY))
-        state = cls(cursors, tuple(runs), credits, completions)
-        return state, problems + run_problems + credit_problems + sync_problems
+        calibration, eta_problems = Calibration.read(data.get(ETA_KEY))
+        state = cls(cursors, tuple(runs), credits, completions, calibration)
+        return state, problems + run_problems + credit_problems + sync_problems + eta_problems
 
     @property
     def next_seq(self) -> int:
@@ -275,6 +288,8 @@ class LaneState:
             data[CREDITS_KEY] = encode_credits(self.credits)
         if self.completions.counts:
             data[SYNCS_KEY] = encode_syncs(self.completions)
+        if self.calibration.open or self.calibration.scores or self.calibration.waits:
+            data[ETA_KEY] = self.calibration.to_text()
         return data
 
     def merged(self, stored: LaneState, *, streams: frozenset[str] | None = None) -> LaneState:
@@ -292,4 +307,4 @@ class LaneState:
                 run = replace(run, seq=max([*runs, run.seq]) + 1)  # an overlapping run took the same place
             runs[run.seq] = run
         ordered = tuple(sorted(runs.values(), key=lambda run: (run.seq, run.at))[-RUNS_KEPT:])
-        return replace(self, cursors=cursors, runs=ordered)
+        return replace(self, cursors=cursors, runs=ordered, calibration=self.calibration.merged(stored.calibration))

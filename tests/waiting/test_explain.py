@@ -50,9 +50,9 @@ def test_explain_says_where_an_item_stands_in_every_stream(
         assert solved[SOLVERS[0]]["state"] == "solved"
         waiting = solved[SOLVERS[1]]
         assert (waiting["state"], waiting["lane"]) == ("waiting", "backlog")
-        assert waiting["ahead"] == 1, "p000000 comes before it"
-        assert waiting["per_run"] == 1.0
-        assert waiting["likely_at"] == "2027-01-15T10:00:00Z"
+        assert waiting["ahead"] == 0, "p000000 comes before it, but its Job is in flight: it takes no slot"
+        assert (waiting["start"], waiting["solved"]) == (None, None)
+        assert waiting["eta_note"] == "not enough history: 1 of 3 runs"
 
         requested = explained(cluster, "P000009==1.0", T0 + 120, env)
         assert {row["state"] for row in requested.values()} == {"requested"}

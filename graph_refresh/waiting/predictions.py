@@ -1,0 +1,302 @@
+"""What a real run predicts and scores (docs/eta.md): the front of each stream's lanes (how many candidates there
+hold no slot, how many fresh items wait, and a few waiting items to predict), the windows it records for open
+requests and those items, and the scores of earlier windows once the graph has their items. ``refresh.run`` and
+``refresh.explain_item`` call these; the windows themselves are ``waiting/eta.py``'s, the format
+``waiting/calibration.py``'s."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from graph_refresh.config import LaneSettings
+from graph_refresh.errors import StoreError
+from graph_refresh.items import ANALYZER, Candidate, Kind, SolverEnvironment, WorkItem, normal_index
+from graph_refresh.store.base import GraphStore
+from graph_refresh.templates import JobTemplates
+from graph_refresh.vocabulary import Lane, SkipReason
+from graph_refresh.waiting.calibration import Calibration, Prediction, Score, Wait, prediction_id, rescored
+from graph_refresh.waiting.eta import Forecast, Pace, Shares, forecast
+from graph_refresh.waiting.lanes import OpenRequest, stream_name
+from graph_refresh.waiting.state import RunRecord
+from graph_refresh.waiting.trust import TrustedIndexes
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_AT = (0, 30, 300)
+"""The places, among the waiting items of each stream's fresh and backlog lanes, whose windows a run records."""
+SCAN_LIMIT = 5_000
+"""Candidates read at most from the front of a stream's backlog to find what holds no slot there."""
+
+HOLDING = frozenset(
+    {
+        SkipReason.INVALID,
+        SkipReason.IN_FLIGHT,
+        SkipReason.AWAITING_SYNC,
+        SkipReason.FAILED_RECENTLY,
+        SkipReason.QUARANTINED,
+    }
+)
+"""What the run's decision (``fate.decide``) says of a candidate that takes no slot."""
+Held = Callable[[Kind, str | None, Candidate], bool]
+"""Whether a candidate of a stream holds no slot of the next run: it has a Job (in flight, awaiting the graph
+sync, failed and waiting out its back-off or quarantine) or is invalid (``fate.decide`` says)."""
+
+
+@dataclass
+class Front:
+    """The front of one stream's lanes after a run."""
+
+    kind: Kind
+    solver: str | None
+    held: int = 0
+    """The backlog's candidates before its first waiting one that hold no slot."""
+    fresh_left: int | None = None
+    """The fresh items waiting (None: not counted)."""
+    waiting: list[tuple[Lane, int, Candidate]] = field(default_factory=list)
+    """Items to predict: lane, how many of the lane's candidates come before it, less ``held``, and the item."""
+
+    def queues(self) -> dict[str, int]:
+        out = {"held": self.held}
+        if self.fresh_left is not None:
+            out["fresh"] = self.fresh_left
+        return out
+
+
+def fronts(
+    store: GraphStore,
+    templates: JobTemplates,
+    cursors: Mapping[str, int],
+    *,
+    held: Held,
+    fresh_lane: bool,
+) -> list[Front]:
+    """Every stream's front. ``cursors`` are the fresh cursors the run leaves; ``fresh_lane`` says whether the
+    fresh lane runs at all."""
+    end = store.arrival_end()
+    out = []
+    for kind, environment in templates.streams():
+        name = stream_name(kind, None if environment is None else environment.name)
+        cursor = min(cursors.get(name, end), end) if fresh_lane else end
+        out.append(_front(store, kind, environment, cursor, end, held))
+    return out
+
+
+def _front(
+    store: GraphStore, kind: Kind, environment: SolverEnvironment | None, cursor: int, end: int, held: Held
+) -> Front:
+    solver = None if environment is None else environment.name
+    front = Front(kind, solver)
+    backlog = (
+        store.analyzer_candidates(up_to=cursor)
+        if environment is None
+        else store.solver_candidates(environment, up_to=cursor)
+    )
+    front.held, picked = _pick(backlog, lambda c: held(kind, solver, c))
+    front.waiting += [(Lane.BACKLOG, ahead, candidate) for ahead, candidate in picked]
+    if cursor < end:
+        if environment is None:
+            front.fresh_left = store.analyzer_fresh_ahead(after=cursor, before=end + 1)
+            fresh = store.fresh_analyzer_candidates(after=cursor)
+        else:
+            front.fresh_left = store.solver_fresh_ahead(environment, after=cursor, before=end + 1)
+            fresh = store.fresh_solver_candidates(environment, after=cursor)
+        _, picked = _pick((c for _, c in fresh), lambda c: False)
+        front.waiting += [(Lane.FRESH, ahead, candidate) for ahead, candidate in picked]
+    else:
+        front.fresh_left = 0
+    return front
+
+
+Picked = list[tuple[int, Candidate]]
+
+
+def _pick(candidates: Iterator[Candidate], holds: Callable[[Candidate], bool]) -> tuple[int, Picked]:
+    """How many candidates before the first waiting one hold no slot, and the waiting ones at SAMPLE_AT, each with
+    its place among every candidate read less that count (what ``explain`` counts)."""
+    prefix, waiting, read = 0, 0, 0
+    picked: Picked = []
+    wanted = set(SAMPLE_AT)
+    for position, candidate in enumerate(candidates):
+        read = position + 1
+        if read > SCAN_LIMIT or waiting > max(SAMPLE_AT):
+            break
+        if holds(candidate):
+            prefix += not waiting
+            continue
+        if waiting in wanted:
+            picked.append((position - prefix, candidate))
+        waiting += 1
+    return prefix, picked
+
+
+def predict(
+    pace: Pace,
+    calibration: Calibration,
+    item: WorkItem,
+    lane: Lane,
+    ahead: int,
+    *,
+    shares: Shares,
+) -> Forecast:
+    """The windows of ``item`` (one stream) waiting in ``lane`` behind ``ahead`` items that take a slot: the one
+    forecast a run records and ``explain`` shows."""
+    stream = stream_name(item.kind, item.solver)
+    return forecast(
+        pace,
+        stream,
+        lane,
+        ahead,
+        shares=shares,
+        waits=calibration.waits_of(stream),
+        widening=calibration.widening(lane),
+        seed=item.key,
+    )
+
+
+def shares_of(settings: LaneSettings) -> Shares:
+    return Shares(request=settings.request_share, fresh=settings.fresh_share)
+
+
+def recorded(
+    calibration: Calibration,
+    pace: Pace,
+    wanted: Iterable[tuple[WorkItem, Lane, int]],
+    *,
+    shares: Shares,
+    at: float,
+    started: Collection[str] = (),
+) -> Calibration:
+    """``calibration`` with a prediction for each ``wanted`` item (its lane and how many come before it) that has
+    none open in its stream yet; an item whose Job exists (its key in ``started``) has started now."""
+    have = {(p.package, p.version, p.index, p.stream) for p in calibration.open}
+    new = []
+    for item, lane, ahead in wanted:
+        stream = stream_name(item.kind, item.solver)
+        index = normal_index(item.candidate.index_url) or item.candidate.index_url
+        identity = (item.candidate.package_name, item.candidate.package_version, index, stream)
+        if identity in have:
+            continue
+        window = predict(pace, calibration, item, lane, ahead, shares=shares)  # without one, it measures a wait
+        have.add(identity)
+        new.append(
+            Prediction(
+                prediction_id(*identity, at),
+                *identity,
+                lane=lane.value,
+                seen=at,
+                drawn=window.drawn,
+                shown=window.solved,
+                period=pace.period,
+                start=at if item.key in started else None,
+            )
+        )
+    return replace(calibration, open=(*calibration.open, *new))
+
+
+def requested(
+    open_requests: Iterable[OpenRequest], templates: JobTemplates, *, has_job: Collection[str]
+) -> list[tuple[WorkItem, Lane, int]]:
+    """Every open request's item in each stream that lacks it and has no Job yet (its key not in ``has_job``), with
+    the requests its stream serves before it (in the order the requested lane takes them)."""
+    out = []
+    for kind, environment in templates.streams():
+        solver = None if environment is None else environment.name
+        name = stream_name(kind, solver)
+        ahead = 0
+        for request in open_requests:
+            if name not in request.lacking:
+                continue
+            item = WorkItem(kind, solver, request.candidate)
+            if item.key not in has_job:
+                out.append((item, Lane.REQUESTED, ahead))
+            ahead += 1
+    return out
+
+
+def after_run(
+    calibration: Calibration,
+    *,
+    store: GraphStore,
+    templates: JobTemplates,
+    settings: LaneSettings,
+    runs: Sequence[RunRecord],
+    record: RunRecord,
+    open_requests: Sequence[OpenRequest],
+    had_job: Collection[str],
+    created: Collection[str],
+    cursors: Mapping[str, int],
+    held: Held,
+) -> tuple[RunRecord, Calibration, list[Score]]:
+    """What a real run at ``record.at`` keeps of windows, after ``runs`` (the earlier ones): the windows it gives
+    the open requests it found (``had_job``: the keys of items with a Job when it started; ``created``: those it
+    created), the scores of earlier windows whose item the graph now has, its ``record`` with the front of each
+    stream's lanes, and the windows of a few waiting items of each stream. Raises StoreError when the store cannot
+    be read."""
+    at, shares = record.at, shares_of(settings)
+    trusted = TrustedIndexes.of(store.index_urls(), settings.allowed_indexes)
+    wanted = requested(open_requests, templates, has_job=had_job)
+    calibration = recorded(calibration, Pace.of(runs, at), wanted, shares=shares, at=at, started=created)
+    count = len(calibration.scores)
+    calibration = scored(calibration, store, templates, at=at, started=created, trusted=trusted)
+    scores = list(calibration.scores[count:])
+    streams = fronts(store, templates, cursors, held=held, fresh_lane=settings.fresh_share > 0)
+    record = replace(record, queues={stream_name(f.kind, f.solver): f.queues() for f in streams})
+    waiting = [(WorkItem(f.kind, f.solver, c), lane, ahead) for f in streams for lane, ahead, c in f.waiting]
+    calibration = recorded(calibration, Pace.of([*runs, record], at), waiting, shares=shares, at=at)
+    return record, calibration, scores
+
+
+def scored(
+    calibration: Calibration,
+    store: GraphStore,
+    templates: JobTemplates,
+    *,
+    at: float,
+    started: Collection[str],
+    trusted: TrustedIndexes,
+    durations: Mapping[str, float] | None = None,
+) -> Calibration:
+    """``calibration`` after this run at ``at``: predictions whose item has a Job now (its key in ``started``) have
+    started, and those whose item the graph now has are scored, their waits measured (``durations``: per item
+    key, its Job's duration, where the run read it). A store that cannot be read leaves it as it was, with a
+    warning."""
+    if not calibration.open:
+        return calibration
+    environments = list(templates.solver_environments())
+    kinds = {stream_name(k, None if e is None else e.name): k for k, e in templates.streams()}
+    known, unknown = [], []  # the predictions of streams this run has, with their item's key; the others wait
+    for prediction in calibration.open:
+        kind = kinds.get(prediction.stream)
+        if kind is None:
+            unknown.append(prediction)
+            continue
+        key = WorkItem(kind, _solver(prediction.stream), _candidate(prediction, trusted)).key
+        if prediction.start is None and key in started:
+            prediction = replace(prediction, start=at)
+        known.append((prediction, key))
+    kept = tuple(p for p, _ in known) + tuple(unknown)
+    try:
+        statuses = store.statuses([_candidate(p, trusted) for p, _ in known], environments)
+    except StoreError as error:
+        logger.warning("The windows recorded earlier could not be scored this run: %s", error)
+        return replace(calibration, open=kept)
+    found, waits = {}, []
+    for (prediction, key), status in zip(known, statuses, strict=True):
+        done = status.analyzed if prediction.stream == ANALYZER else prediction.stream in status.solved_by
+        if not done:
+            continue
+        found[prediction.id] = at
+        if prediction.start is not None:
+            took = None if durations is None else durations.get(key)
+            waits.append(Wait(prediction.id, at - prediction.start, took))
+    return rescored(replace(calibration, open=kept), found, at, waits)
+
+
+def _solver(stream: str) -> str | None:
+    return None if stream == ANALYZER else stream
+
+
+def _candidate(prediction: Prediction, trusted: TrustedIndexes) -> Candidate:
+    return Candidate(prediction.package, prediction.version, trusted.spelling(prediction.index) or prediction.index)
