@@ -1096,3 +1096,32 @@ def test_every_order_of_spellings_yields_the_item_exactly_once(
     with FakeDgraph(graph, normalize_names=False) as server:
         store = open_dgraph(server.settings(), page_size=1)  # neighbours across page boundaries too
         assert [c.package_name for c in store.analyzer_candidates()].count("flask-login") == 1
+
+
+def test_a_lookup_answer_too_large_for_grpc_is_asked_again_in_halves(
+    fake: FakeDgraph, open_dgraph: Callable[..., DgraphStore]
+) -> None:
+    store = open_dgraph(fake.settings(), page_size=4)
+    asked = [candidate(i) for i in range(6)]
+    expected = [store.status(item, [FEDORA]) for item in asked]
+    fake.clear()
+    fake.inject(grpc.StatusCode.RESOURCE_EXHAUSTED, details="Received message larger than max", times=2)
+    assert store.statuses(asked, [FEDORA]) == expected
+    names = [sorted(v for k, v in request.vars.items() if k.startswith("$n")) for request in fake.calls()]
+    four, two, one = (sorted(item.package_name for item in asked[:n]) for n in (4, 2, 1))
+    assert names == [
+        four,
+        two,
+        one,
+        [asked[1].package_name],
+        [asked[2].package_name, asked[3].package_name],
+        sorted(item.package_name for item in asked[4:]),
+    ]
+
+
+def test_a_lookup_of_one_item_too_large_for_grpc_is_a_store_error_naming_it(
+    fake: FakeDgraph, open_dgraph: Callable[..., DgraphStore]
+) -> None:
+    fake.inject(grpc.StatusCode.RESOURCE_EXHAUSTED, details="Received message larger than max", times=10)
+    with pytest.raises(StoreError, match=r"the answer for 'package-01' '1\.1\.0' .* alone is over"):
+        open_dgraph(fake.settings()).statuses([candidate(1)], [FEDORA])
