@@ -161,6 +161,15 @@ _STATUS_FIELDS = f"""{_ENTITY_FIELDS}
     }}
     analyzed: count(package_analyzer_input)"""
 
+# Each item's solved records (every environment), and through their depends_on edges the entity of each version
+# they depend on (docs/dgraph.md, "Dependencies").
+_DEPENDENCY_FIELDS = f"""{_ENTITY_FIELDS}
+    installed_from @filter(has(python_package_version_label)) {{
+      depends_on @filter(has(python_package_version_entity_label)) {{
+        {_ENTITY_FIELDS}
+      }}
+    }}"""
+
 
 def lookup_query(name: str, values: Sequence[Sequence[str]], fields: str) -> tuple[str, dict[str, str]]:
     """A query for the entities whose name is among ``values[0]``, whose version is among ``values[1]`` (any
@@ -458,6 +467,28 @@ class DgraphStore:
                 found.setdefault((name, index), set()).add(version)
         return {pair: sorted(versions) for pair, versions in found.items()}
 
+    def dependencies(self, items: Sequence[Candidate]) -> list[list[Candidate]]:
+        """One query per batch of items: the batch's entities (as :meth:`statuses` finds them), their solved
+        records in every environment, and the entity each of those ``depends_on``. Two nodes of one item, or of
+        one dependency, count as one."""
+        keys = [(normalize_name(name), version, index) for name, version, index in items]
+        wanted, found = set(keys), dict[tuple[str, str, str], set[Candidate]]()
+        action = "looking up dependencies"
+        for row in self._lookup(
+            "dependencies", list(dict.fromkeys(keys)), _DEPENDENCY_FIELDS, "the dependencies of {} items"
+        ):
+            name, version, index = (self._string(row, field, action) for field in _CANDIDATE_FIELDS)
+            if (name, version, index) not in wanted:  # the lookup matches any mix of the batch's names, versions
+                continue  # and indexes
+            dependencies = found.setdefault((name, version, index), set())
+            for record in self._children(row, "installed_from", action):
+                for entity in self._children(record, "depends_on", action):
+                    dep_name, dep_version, dep_index = (
+                        self._string(entity, field, action) for field in _CANDIDATE_FIELDS
+                    )
+                    dependencies.add(Candidate(normalize_name(dep_name), dep_version, dep_index))
+        return [sorted(found.get(key, ())) for key in keys]
+
     def _status(self, rows: list[dict[str, Any]], solvers: Sequence[SolverEnvironment], action: str) -> ItemStatus:
         """The status of one item from its entity rows (each with ``installed_from`` and ``analyzed``)."""
         if not rows:
@@ -545,7 +576,7 @@ class DgraphStore:
         ``fields``: one query per batch of keys (a page, at most ``LOOKUP_BATCH``). ``what`` names the batch in
         messages, ``{}`` standing for its size.
 
-        A batch whose answer is too large for gRPC is asked again as two
+        A batch whose answer is too large for gRPC (an item with very many dependencies) is asked again as two
         halves; a single key whose answer is too large is a StoreError naming it.
         """
         size = min(self._page_size, LOOKUP_BATCH)
