@@ -16,9 +16,21 @@ from click.testing import Result
 
 from graph_refresh import cli, options
 from graph_refresh.config import Settings
+from graph_refresh.items import Candidate
 from graph_refresh.quantity import Cap
+from graph_refresh.store.sqlite import SQLiteStore
 
-from .helpers import EXAMPLE_TEMPLATES, ROOT, SAMPLE_GRAPH, SHARED_2019, assert_balanced, env_of, manifests, version
+from .helpers import (
+    EXAMPLE_TEMPLATES,
+    PYPI,
+    ROOT,
+    SAMPLE_GRAPH,
+    SHARED_2019,
+    assert_balanced,
+    env_of,
+    manifests,
+    version,
+)
 
 RunCli = Callable[..., Result]
 ANALYZER_KIND = "package-analyzer"
@@ -988,6 +1000,53 @@ def test_import_reads_the_lists_in_any_order_and_counts_as_it_streams(run_cli: R
     assert "4 records; new rows: package_version=3, solved=2, analyzed=1" in result.output
     again = run_cli(["import-graph", str(path)])
     assert "4 records; new rows: package_version=0, solved=0, analyzed=0" in again.output
+
+
+def test_import_keeps_what_solved_versions_depend_on(run_cli: RunCli, tmp_path: Path) -> None:
+    path, store = tmp_path / "deps.json", tmp_path / "deps.sqlite3"
+    other = "https://packages.example.invalid/simple"
+    solved = [
+        {**version("Flask", "2.0.0"), "solver": "solver-fedora-31-py38", "depends_on": [version("Jinja2", "3.0.1")]},
+        {
+            **version("flask", "2.0.0"),
+            "solver": "solver-rhel-8.6-py38",
+            "depends_on": [version("click", "8.0.1", other)],
+        },
+    ]
+    path.write_text(json.dumps({"solved": solved}))
+    result = run_cli(["import-graph", "--sqlite-path", str(store), str(path)])
+    assert result.exit_code == 0, result.stderr
+    assert "2 records; new rows: package_version=3, solved=2, analyzed=0, depends_on=2" in result.output
+    again = run_cli(["import-graph", "--sqlite-path", str(store), str(path)])
+    assert "new rows: package_version=0, solved=0, analyzed=0, depends_on=0" in again.output
+    reader = SQLiteStore(store)
+    try:
+        flask, jinja2 = Candidate("flask", "2.0.0", PYPI), Candidate("jinja2", "3.0.1", PYPI)
+        assert reader.dependencies([flask, jinja2]) == [[Candidate("click", "8.0.1", other), jinja2], []]
+        assert reader.status(jinja2, []).arrival is not None  # the dependency is a version of the graph
+    finally:
+        reader.close()
+
+
+@pytest.mark.parametrize(
+    ("depends_on", "message"),
+    [
+        ("click", "solved[1]: field 'depends_on' must be a list, not str"),
+        ([version("click", "8"), 8], "solved[1]: depends_on[1]: must be an object, not int"),
+        ([{"package_name": "click", "index_url": PYPI}], "solved[1]: depends_on[0]: missing field 'package_version'"),
+    ],
+)
+def test_a_bad_dependency_list_exits_2_naming_it_and_imports_nothing(
+    depends_on: Any, message: str, run_cli: RunCli, tmp_path: Path
+) -> None:
+    path, store = tmp_path / "bad.json", tmp_path / "bad.sqlite3"
+    solved = [{**version("a", "1"), "solver": "s"}, {**version("b", "1"), "solver": "s", "depends_on": depends_on}]
+    path.write_text(json.dumps({"solved": solved}))
+    result = run_cli(["import-graph", "--sqlite-path", str(store), str(path)])
+    assert result.exit_code == 2
+    assert f"{path}: {message}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not store.exists()
 
 
 def test_a_failed_import_into_a_new_store_leaves_no_store_behind(run_cli: RunCli, tmp_path: Path) -> None:

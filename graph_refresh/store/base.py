@@ -85,6 +85,15 @@ class GraphStore(Protocol):
         on failure."""
         ...
 
+    def dependencies(self, items: Sequence[Candidate]) -> list[list[Candidate]]:
+        """What each of ``items`` depends on, in order: the versions that any solved record of the item (of any
+        solver, an error record included) depends on, each once, names PEP 503 normalised, sorted by (name,
+        version, index). Items are found as :meth:`status` finds them; one the store does not hold, or holds
+        no solved record with dependencies of, has none. A dependency comes back as stored, whatever its index:
+        which indexes to trust is the caller's decision. One query per page of ``PAGE_SIZE`` items (never one
+        per item). Raise StoreError on failure."""
+        ...
+
     def solver_backlog(
         self,
         solver: SolverEnvironment,

@@ -28,7 +28,7 @@ import grpc
 import pydgraph
 
 from graph_refresh.backoff import STORE_READS, Backoff
-from graph_refresh.config import DEFAULT_DGRAPH_PORT, StoreSettings
+from graph_refresh.config import DEFAULT_DGRAPH_PORT, StoreSettings, redact_url
 from graph_refresh.errors import ConfigError, StoreError, truncate
 from graph_refresh.items import Candidate, SolverEnvironment, invalid_reason, normalize_name
 from graph_refresh.store.base import PAGE_SIZE, ItemStatus
@@ -160,6 +160,15 @@ _STATUS_FIELDS = f"""{_ENTITY_FIELDS}
       python_version
     }}
     analyzed: count(package_analyzer_input)"""
+
+# Each item's solved records (every environment), and through their depends_on edges the entity of each version
+# they depend on (docs/dgraph.md, "Dependencies").
+_DEPENDENCY_FIELDS = f"""{_ENTITY_FIELDS}
+    installed_from @filter(has(python_package_version_label)) {{
+      depends_on @filter(has(python_package_version_entity_label)) {{
+        {_ENTITY_FIELDS}
+      }}
+    }}"""
 
 
 def lookup_query(name: str, values: Sequence[Sequence[str]], fields: str) -> tuple[str, dict[str, str]]:
@@ -441,36 +450,44 @@ class DgraphStore:
         indexes, lists of variables), matched to the items here."""
         keys = [(normalize_name(name), version, index) for name, version, index in candidates]
         rows: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
-        size = min(self._page_size, LOOKUP_BATCH)
-        for start in range(0, len(keys), size):
-            batch = keys[start : start + size]
-            query, variables = lookup_query(
-                "statuses", [[k[0] for k in batch], [k[1] for k in batch], [k[2] for k in batch]], _STATUS_FIELDS
-            )
-            action = f"looking up {len(batch)} items"
-            document = self._read(lambda q=query, v=variables: self._query(q, v), action=action)  # type: ignore[misc]
-            for row in self._rows(document, "item", action):
-                key = tuple(self._string(row, field, action) for field in _CANDIDATE_FIELDS)
-                rows.setdefault(key, []).append(row)  # type: ignore[arg-type]
+        for row in self._lookup("statuses", keys, _STATUS_FIELDS, "{} items"):
+            key = tuple(self._string(row, field, "looking up items") for field in _CANDIDATE_FIELDS)
+            rows.setdefault(key, []).append(row)  # type: ignore[arg-type]
         return [self._status(rows.get(key, []), solvers, "looking up items") for key in keys]
 
     def known_versions(self, packages: Sequence[tuple[str, str]]) -> dict[tuple[str, str], list[str]]:
         """One query per batch of packages: the entities of the batch's names on the batch's indexes."""
         pairs = list(dict.fromkeys((normalize_name(name), index) for name, index in packages))
         wanted, found = set(pairs), dict[tuple[str, str], set[str]]()
-        size = min(self._page_size, LOOKUP_BATCH)
-        for start in range(0, len(pairs), size):
-            batch = pairs[start : start + size]
-            query, variables = lookup_query(
-                "versions", [[p[0] for p in batch], [], [p[1] for p in batch]], _ENTITY_FIELDS
-            )
-            action = f"looking up the versions of {len(batch)} packages"
-            document = self._read(lambda q=query, v=variables: self._query(q, v), action=action)  # type: ignore[misc]
-            for row in self._rows(document, "item", action):
-                name, version, index = (self._string(row, field, action) for field in _CANDIDATE_FIELDS)
-                if (name, index) in wanted:
-                    found.setdefault((name, index), set()).add(version)
+        action = "looking up the versions of packages"
+        lookups = [(name, None, index) for name, index in pairs]
+        for row in self._lookup("versions", lookups, _ENTITY_FIELDS, "the versions of {} packages"):
+            name, version, index = (self._string(row, field, action) for field in _CANDIDATE_FIELDS)
+            if (name, index) in wanted:
+                found.setdefault((name, index), set()).add(version)
         return {pair: sorted(versions) for pair, versions in found.items()}
+
+    def dependencies(self, items: Sequence[Candidate]) -> list[list[Candidate]]:
+        """One query per batch of items: the batch's entities (as :meth:`statuses` finds them), their solved
+        records in every environment, and the entity each of those ``depends_on``. Two nodes of one item, or of
+        one dependency, count as one."""
+        keys = [(normalize_name(name), version, index) for name, version, index in items]
+        wanted, found = set(keys), dict[tuple[str, str, str], set[Candidate]]()
+        action = "looking up dependencies"
+        for row in self._lookup(
+            "dependencies", list(dict.fromkeys(keys)), _DEPENDENCY_FIELDS, "the dependencies of {} items"
+        ):
+            name, version, index = (self._string(row, field, action) for field in _CANDIDATE_FIELDS)
+            if (name, version, index) not in wanted:  # the lookup matches any mix of the batch's names, versions
+                continue  # and indexes
+            dependencies = found.setdefault((name, version, index), set())
+            for record in self._children(row, "installed_from", action):
+                for entity in self._children(record, "depends_on", action):
+                    dep_name, dep_version, dep_index = (
+                        self._string(entity, field, action) for field in _CANDIDATE_FIELDS
+                    )
+                    dependencies.add(Candidate(normalize_name(dep_name), dep_version, dep_index))
+        return [sorted(found.get(key, ())) for key in keys]
 
     def _status(self, rows: list[dict[str, Any]], solvers: Sequence[SolverEnvironment], action: str) -> ItemStatus:
         """The status of one item from its entity rows (each with ``installed_from`` and ``analyzed``)."""
@@ -480,10 +497,7 @@ class DgraphStore:
         environments: set[tuple[str, str, str]] = set()
         analyzed = False
         for row in rows:
-            records = row.get("installed_from") or []
-            if not isinstance(records, list) or not all(isinstance(record, dict) for record in records):
-                raise StoreError(f"{problem}'s installed_from is not a list of nodes: {truncate(repr(records))}")
-            for record in records:
+            for record in self._children(row, "installed_from", action):
                 environments.add(
                     (
                         self._string(record, "os_name", action),
@@ -554,6 +568,46 @@ class DgraphStore:
             stub.close()
 
     # -- internals ----------------------------------------------------------------------------
+
+    def _lookup(
+        self, name: str, keys: Sequence[tuple[str, str | None, str]], fields: str, what: str
+    ) -> Iterator[dict[str, Any]]:
+        """The rows of :func:`lookup_query` over ``keys`` (name, version or None for any, index) selecting
+        ``fields``: one query per batch of keys (a page, at most ``LOOKUP_BATCH``). ``what`` names the batch in
+        messages, ``{}`` standing for its size.
+
+        A batch whose answer is too large for gRPC (an item with very many dependencies) is asked again as two
+        halves; a single key whose answer is too large is a StoreError naming it.
+        """
+        size = min(self._page_size, LOOKUP_BATCH)
+        batches = [keys[start : start + size] for start in range(0, len(keys), size)]
+        while batches:
+            batch = batches.pop(0)
+            values = [[k[0] for k in batch], [k[1] for k in batch if k[1] is not None], [k[2] for k in batch]]
+            query, variables = lookup_query(name, values, fields)
+            action = f"looking up {what.format(len(batch))}"
+            try:
+                document = self._read(lambda q=query, v=variables: self._query(q, v), action=action)  # type: ignore[misc]
+            except _TooLarge as error:
+                if len(batch) == 1:
+                    package, version, index = batch[0]
+                    item = " ".join(repr(value) for value in (package, version, redact_url(index)) if value is not None)
+                    raise StoreError(
+                        f"{error}; the answer for {item} alone is over {MAX_ANSWER_BYTES} bytes"
+                    ) from error
+                half = len(batch) // 2
+                batches[:0] = [batch[:half], batch[half:]]
+                continue
+            yield from self._rows(document, "item", action)
+
+    def _children(self, row: Mapping[str, Any], edge: str, action: str) -> list[dict[str, Any]]:
+        """The nodes a row's ``edge`` leads to ([] when Dgraph left it out: none matched); anything but a list
+        of nodes is a StoreError."""
+        nodes = row.get(edge) or []
+        if not isinstance(nodes, list) or not all(isinstance(node, dict) for node in nodes):
+            problem = f"Dgraph at {self.address}: {action}: the answer"
+            raise StoreError(f"{problem}'s {edge} is not a list of nodes: {truncate(repr(nodes))}")
+        return nodes
 
     def _entities(
         self, query: str, variables: Mapping[str, str], what: str, *, after: str = FIRST_CURSOR

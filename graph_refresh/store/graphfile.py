@@ -25,11 +25,15 @@ from graph_refresh.items import Candidate
 
 @dataclass(frozen=True, slots=True)
 class SolvedRecord:
-    """A package version resolved by one solver; ``error`` means the solver ran and recorded a failure."""
+    """A package version resolved by one solver; ``error`` means the solver ran and recorded a failure.
+
+    ``depends_on``: the dependency versions that resolution found, as the file lists them (duplicates kept).
+    """
 
     candidate: Candidate
     solver: str
     error: bool = False
+    depends_on: tuple[Candidate, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +56,10 @@ class GraphFile:
     analyzed: list[Candidate] = field(default_factory=list)
 
     def all_versions(self) -> list[Candidate]:
-        """Every version the file names, in file order: listed ones first, then those only solved or analyzed."""
-        return [*self.package_versions, *(s.candidate for s in self.solved), *self.analyzed]
+        """Every version the file names: listed ones first, then those solved (each followed by what it depends
+        on), then those analyzed."""
+        solved = (version for s in self.solved for version in (s.candidate, *s.depends_on))
+        return [*self.package_versions, *solved, *self.analyzed]
 
     @classmethod
     def of(cls, records: Iterable[GraphRecord]) -> GraphFile:
@@ -80,6 +86,9 @@ class GraphFile:
 
 SECTIONS = ("package_versions", "solved", "analyzed")
 _CANDIDATE_FIELDS = ("package_name", "package_version", "index_url")
+# A resolution lists every version each requirement admits: hundreds, a few thousand for a package with many
+# open ranges. One solved record's list is held whole while it is read (~250 bytes an entry, ~5 MiB at most).
+MAX_DEPENDENCIES_PER_RECORD = 20_000
 READ_CHUNK_BYTES = 256 * 1024  # one read of the graph file: few Python calls per MiB, little memory
 _BOM = b"\xef\xbb\xbf"
 # A \uD800-\uDFFF escape (or a literal backslash before "ud8..", which only costs the slower parser).
@@ -115,7 +124,29 @@ def _solved(record: Any, where: str) -> SolvedRecord:
     error = False if error is None else error  # missing or null: false
     if not isinstance(error, bool):
         raise ConfigError(f"{where}: field 'error' must be true or false, not {error!r}")
-    return SolvedRecord(candidate, _string(record, "solver", where), error)
+    solver = _string(record, "solver", where)
+    return SolvedRecord(candidate, solver, error, _depends_on(record.get("depends_on"), where))
+
+
+def _too_many_dependencies(where: str) -> ConfigError:
+    return ConfigError(f"{where}: field 'depends_on' has more than {MAX_DEPENDENCIES_PER_RECORD} entries")
+
+
+def _depends_on(entries: Any, where: str) -> tuple[Candidate, ...]:
+    """A solved record's ``depends_on``: missing or null is none; else a list of (name, version, index) objects.
+
+    An entry that is a Candidate already was checked by the streaming reader (decoded JSON never holds one).
+    """
+    if entries is None:
+        return ()
+    if not isinstance(entries, list):
+        raise ConfigError(f"{where}: field 'depends_on' must be a list, not {type(entries).__name__}")
+    if len(entries) > MAX_DEPENDENCIES_PER_RECORD:
+        raise _too_many_dependencies(where)
+    return tuple(
+        entry if isinstance(entry, Candidate) else _candidate(entry, f"{where}: depends_on[{i}]")
+        for i, entry in enumerate(entries)
+    )
 
 
 def _record(section: str, record: Any, where: str) -> GraphRecord:
@@ -125,23 +156,34 @@ def _record(section: str, record: Any, where: str) -> GraphRecord:
     return candidate if section == "package_versions" else AnalyzedRecord(candidate)
 
 
-def _fast_record(section: str, record: dict[str, Any]) -> GraphRecord | None:
-    """The record when every field is plainly right (ASCII strings, a bool or null error); else None, and
-    the caller runs the full check, which names what is wrong."""
+def _fast_candidate(record: dict[str, Any]) -> Candidate | None:
+    """The candidate of an object whose three fields are plainly right (ASCII strings); else None."""
     name, version, index_url = record.get("package_name"), record.get("package_version"), record.get("index_url")
     if not (type(name) is str and type(version) is str and type(index_url) is str):
         return None
     if not (name.isascii() and version.isascii() and index_url.isascii()):
         return None  # the full check looks for lone surrogates
-    candidate = Candidate(name, version, index_url)
+    return Candidate(name, version, index_url)
+
+
+def _fast_record(section: str, record: dict[str, Any]) -> GraphRecord | None:
+    """The record when every field is plainly right (ASCII strings, a bool or null error, dependencies the
+    streaming reader checked); else None, and the caller runs the full check, which names what is wrong."""
+    candidate = _fast_candidate(record)
+    if candidate is None:
+        return None
     if section == "package_versions":
         return candidate
     if section == "analyzed":
         return AnalyzedRecord(candidate)
-    solver, error = record.get("solver"), record.get("error")
+    solver, error, depends_on = record.get("solver"), record.get("error"), record.get("depends_on")
     if type(solver) is not str or not solver.isascii() or not (error is None or type(error) is bool):
         return None
-    return SolvedRecord(candidate, solver, bool(error))
+    if depends_on is None:
+        return SolvedRecord(candidate, solver, bool(error))
+    if type(depends_on) is not list or not all(type(entry) is Candidate for entry in depends_on):
+        return None
+    return SolvedRecord(candidate, solver, bool(error), tuple(depends_on))
 
 
 def _records(document: dict[str, Any], key: str, where: str) -> list[Any]:
@@ -189,6 +231,44 @@ def _skip(events: Iterator[tuple[str, Any]]) -> None:
                 return
 
 
+def _object(events: Iterator[tuple[str, Any]], where: str, *, dependencies: bool = False) -> dict[str, Any]:
+    """The fields of an object whose start event was just read. A nested value stands in by its type only (an
+    empty dict or list: the checks name the type), never its size; with ``dependencies``, a ``depends_on``
+    list is read whole (:func:`_dependencies`)."""
+    record: dict[str, Any] = {}
+    for event, field_name in events:
+        if event == "end_map":
+            break
+        event, value = next(events, _END)
+        if dependencies and field_name == "depends_on" and event == "start_array":
+            value = _dependencies(events, where)
+        elif event in _OPENERS:
+            _skip(events)
+            value = {} if event == "start_map" else []
+        record[field_name] = value
+    return record
+
+
+def _dependencies(events: Iterator[tuple[str, Any]], where: str) -> list[Any]:
+    """The entries of a solved record's ``depends_on`` list, whose start event was just read: a plainly right
+    entry as its Candidate, anything else as decoded, with stand-ins (the full check names what is wrong).
+    At most MAX_DEPENDENCIES_PER_RECORD of them are held."""
+    entries: list[Any] = []
+    for event, value in events:
+        if event == "end_array":
+            break
+        if len(entries) == MAX_DEPENDENCIES_PER_RECORD:
+            raise _too_many_dependencies(where)
+        if event == "start_map":
+            entry = _object(events, where)
+            entries.append(_fast_candidate(entry) or entry)
+        else:
+            if event in _OPENERS:
+                _skip(events)
+            entries.append([] if event == "start_array" else value)
+    return entries
+
+
 def _stream(events: Iterator[tuple[str, Any]], source: str) -> Iterator[GraphRecord]:
     """Checked records from ijson ``basic_parse`` events of a whole graph file, in file order."""
     event, value = next(events, _END)
@@ -213,23 +293,16 @@ def _stream(events: Iterator[tuple[str, Any]], source: str) -> Iterator[GraphRec
         for index, (event, value) in enumerate(events):  # the inner loops below read the same events
             if event == "end_array":
                 break
+            where = f"{source}: {key}[{index}]"
             record: Any
             if event == "start_map":
-                record = {}
-                for event, field_name in events:
-                    if event == "end_map":
-                        break
-                    event, value = next(events, _END)
-                    if event in _OPENERS:  # a nested value: only its type matters (a stand-in), never its size
-                        _skip(events)
-                        value = {} if event == "start_map" else []
-                    record[field_name] = value
+                record = _object(events, where, dependencies=key == "solved")
                 checked = _fast_record(key, record)
             else:  # not an object: the full check says so
                 if event in _OPENERS:
                     _skip(events)
                 record, checked = ({} if event == "start_map" else [] if event == "start_array" else value), None
-            yield checked if checked is not None else _record(key, record, f"{source}: {key}[{index}]")
+            yield checked if checked is not None else _record(key, record, where)
     for _ in events:  # the parser reports anything after the object (trailing garbage)
         pass
 

@@ -48,9 +48,17 @@ CREATE TABLE IF NOT EXISTS solved (
 CREATE TABLE IF NOT EXISTS analyzed (
     package_version_id INTEGER PRIMARY KEY REFERENCES package_version (id)
 );
+CREATE TABLE IF NOT EXISTS depends_on (
+    package_version_id INTEGER NOT NULL REFERENCES package_version (id),
+    solver TEXT NOT NULL,
+    dependency_id INTEGER NOT NULL REFERENCES package_version (id),
+    PRIMARY KEY (package_version_id, solver, dependency_id)
+) WITHOUT ROWID;
 """
 
-_TABLES = ("package_version", "solved", "analyzed")
+_REQUIRED_TABLES = ("package_version", "solved", "analyzed")  # what a run needs to plan
+_DEPENDENCY_TABLE = "depends_on"  # added later: a store imported before it exists lacks it until its next import
+_TABLES = (*_REQUIRED_TABLES, _DEPENDENCY_TABLE)
 # A row of (name, version, index) as a Candidate, without the Python frame of Candidate._make: a candidate query
 # reads a million rows at 1M candidates, each row of those three columns.
 _candidate = functools.partial(tuple.__new__, Candidate)
@@ -108,6 +116,15 @@ _VERSIONS = (
     " SELECT pv.package_name, pv.index_url, pv.package_version"
     " FROM asked JOIN package_version AS pv USING (package_name, index_url)"
 )
+# A page of items by their unique key, each with the versions its solved records (any solver) depend on, once each.
+_DEPENDENCIES = (
+    "WITH asked(package_name, package_version, index_url) AS (VALUES {rows})"
+    " SELECT DISTINCT pv.package_name, pv.package_version, pv.index_url,"
+    " dependency.package_name, dependency.package_version, dependency.index_url"
+    " FROM asked JOIN package_version AS pv USING (package_name, package_version, index_url)"
+    " JOIN depends_on ON depends_on.package_version_id = pv.id"
+    " JOIN package_version AS dependency ON dependency.id = depends_on.dependency_id"
+)
 
 
 @dataclass(frozen=True)
@@ -143,6 +160,7 @@ class SQLiteStore:
             # mode=rw: a file removed after the check above is an error, never silently recreated.
             uri = path.absolute().as_uri() + ("?mode=rwc" if create else "?mode=rw")
             self._db = sqlite3.connect(uri, uri=True, isolation_level=None)  # explicit transactions only
+            self._keeps_dependencies = create
             if create:
                 self._db.executescript(_SCHEMA)
             else:
@@ -151,8 +169,9 @@ class SQLiteStore:
             raise StoreError(f"cannot open SQLite store {str(path)!r}: {error}") from error
 
     def _check_schema(self) -> None:
-        rows = self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-        if missing := sorted(set(_TABLES) - {name for (name,) in rows}):
+        tables = {name for (name,) in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        self._keeps_dependencies = _DEPENDENCY_TABLE in tables
+        if missing := sorted(set(_REQUIRED_TABLES) - tables):
             self._db.close()
             raise StoreError(
                 f"SQLite store {str(self._path)!r} is not a graph-refresh store (no table {missing[0]!r}): "
@@ -259,6 +278,28 @@ class SQLiteStore:
                 found.setdefault((name, index), []).append(version)
         return {pair: sorted(versions) for pair, versions in found.items()}
 
+    def dependencies(self, items: Sequence[Candidate]) -> list[list[Candidate]]:
+        """One query per page of items: each item's row by its unique key, joined through its dependency rows
+        (every solver's) to the versions they name.
+
+        A store imported before dependencies were kept has no table for them: a StoreError says to import again.
+        """
+        if not self._keeps_dependencies:
+            raise StoreError(
+                f"SQLite store {str(self._path)!r} was made before graph-refresh kept dependencies (no table "
+                f"{_DEPENDENCY_TABLE!r}): import the graph again (import-graph)"
+            )
+        keys = [(normalize_name(name), version, index) for name, version, index in items]
+        distinct = list(dict.fromkeys(keys))  # an item asked twice is read once
+        found: dict[tuple[str, str, str], list[Candidate]] = {}
+        for start in range(0, len(distinct), self._page_size):
+            page = distinct[start : start + self._page_size]
+            query = _DEPENDENCIES.format(rows=", ".join(["(?, ?, ?)"] * len(page)))
+            params = tuple(value for key in page for value in key)
+            for name, version, index, *dependency in self._read(query, params, "looking up dependencies"):
+                found.setdefault((name, version, index), []).append(Candidate._make(dependency))
+        return [sorted(found.get(key, ())) for key in keys]
+
     def solver_backlog(
         self,
         solver: SolverEnvironment,
@@ -350,7 +391,9 @@ class SQLiteStore:
         ``records`` may be a stream (:func:`read_graph_file`): it is consumed once, and memory holds
         one batch. Either everything is imported or, on any error (a bad record raising ConfigError
         from the stream included), nothing: the transaction is rolled back and the error re-raised.
-        A solved or analyzed record adds its version when the graph lacks it, whatever the order.
+        A solved or analyzed record adds its version when the graph lacks it, whatever the order, and so does
+        each version a solved record depends on. Dependencies add up: a record seen again with other ones
+        keeps those it had.
         """
         from graph_refresh.store.graphfile import SolvedRecord
 
@@ -364,6 +407,7 @@ class SQLiteStore:
             versions: list[tuple[str, str, str]] = []
             solved: list[tuple[str, str, str, str, int]] = []
             analyzed: list[tuple[str, str, str]] = []
+            depends_on: list[tuple[str, ...]] = []
             # A package has many versions: its name is normalised once while it stays in this cache.
             normalize = functools.lru_cache(maxsize=IMPORT_NAME_CACHE_ENTRIES)(normalize_name)
             for record in records:
@@ -371,18 +415,22 @@ class SQLiteStore:
                 if isinstance(record, Candidate):
                     versions.append((normalize(record.package_name), record.package_version, record.index_url))
                     if len(versions) >= batch_size:
-                        self._insert(versions, solved, analyzed)
+                        self._insert(versions, solved, analyzed, depends_on)
                     continue
                 candidate = record.candidate
                 key = (normalize(candidate.package_name), candidate.package_version, candidate.index_url)
                 versions.append(key)
                 if isinstance(record, SolvedRecord):
                     solved.append((*key, record.solver, int(record.error)))
+                    for dependency in record.depends_on:  # each an entity too: its version is added when new
+                        target = (normalize(dependency.package_name), dependency.package_version, dependency.index_url)
+                        versions.append(target)
+                        depends_on.append((*key, record.solver, *target))
                 else:
                     analyzed.append(key)
-                if len(versions) >= batch_size:
-                    self._insert(versions, solved, analyzed)
-            self._insert(versions, solved, analyzed)
+                if len(versions) >= batch_size:  # a dependency counts as a version: the batch bounds both
+                    self._insert(versions, solved, analyzed, depends_on)
+            self._insert(versions, solved, analyzed, depends_on)
             added = {table: rows - before[table] for table, rows in self._counts().items()}
             db.execute(f"PRAGMA user_version = {COMPLETE}")  # in the transaction: complete once it commits
             db.execute("COMMIT")
@@ -401,8 +449,9 @@ class SQLiteStore:
         versions: list[tuple[str, str, str]],
         solved: list[tuple[str, str, str, str, int]],
         analyzed: list[tuple[str, str, str]],
+        depends_on: list[tuple[str, ...]],
     ) -> None:
-        """Insert one batch (versions first: solved and analyzed rows refer to them), then empty the lists."""
+        """Insert one batch (versions first: the other rows refer to them), then empty the lists."""
         db = self._db
         db.executemany(
             "INSERT OR IGNORE INTO package_version (package_name, package_version, index_url) VALUES (?, ?, ?)",
@@ -414,9 +463,15 @@ class SQLiteStore:
             solved,
         )
         db.executemany(f"INSERT OR IGNORE INTO analyzed (package_version_id) VALUES (({_VERSION_ID}))", analyzed)
+        db.executemany(
+            f"INSERT OR IGNORE INTO depends_on (package_version_id, solver, dependency_id)"
+            f" VALUES (({_VERSION_ID}), ?, ({_VERSION_ID}))",
+            depends_on,
+        )
         versions.clear()
         solved.clear()
         analyzed.clear()
+        depends_on.clear()
 
     def _counts(self) -> dict[str, int]:
         return {table: self._db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in _TABLES}

@@ -53,7 +53,7 @@ ENTITY = "python_package_version_entity_label"
 SOLVED = "python_package_version_label"
 INDEX = "python_package_index_label"
 ANALYZER_RUN = "package_analyzer_run_label"
-EDGES = ("installed_from", "package_analyzer_input", "provided_by")
+EDGES = ("installed_from", "package_analyzer_input", "provided_by", "depends_on")
 UNPARSED = "<unparsed solver name>"  # os fields of a solved record whose solver name does not parse
 
 # -- TLS material -------------------------------------------------------------------------------
@@ -254,13 +254,17 @@ _LOOKUP = re.compile(
     rf"(?:eq\s*\(\s*package_version\s*,\s*{_LIST.replace('(', '(?P<versions>', 1)}\s*\)\s+AND\s+)?"
     rf"eq\s*\(\s*index_url\s*,\s*{_LIST.replace('(', '(?P<indexes>', 1)}\s*\)\s+AND\s+"
     r"has\s*\(\s*python_package_version_entity_label\s*\)\s*\)\s*\{\s*uid\s+package_name\s+package_version\s+"
-    r"index_url\s*(?P<status>installed_from\s*@filter\s*\(\s*has\s*\(\s*python_package_version_label\s*\)\s*\)\s*"
-    r"\{\s*os_name\s+os_version\s+python_version\s*\}\s*analyzed\s*:\s*count\s*\(\s*package_analyzer_input\s*\)\s*)?"
+    r"index_url\s*(?:(?P<status>installed_from\s*@filter\s*\(\s*has\s*\(\s*python_package_version_label\s*\)\s*\)\s*"
+    r"\{\s*os_name\s+os_version\s+python_version\s*\}\s*analyzed\s*:\s*count\s*\(\s*package_analyzer_input\s*\)\s*)|"
+    r"(?P<dependencies>installed_from\s*@filter\s*\(\s*has\s*\(\s*python_package_version_label\s*\)\s*\)\s*"
+    r"\{\s*depends_on\s*@filter\s*\(\s*has\s*\(\s*python_package_version_entity_label\s*\)\s*\)\s*"
+    r"\{\s*uid\s+package_name\s+package_version\s+index_url\s*\}\s*\}\s*))?"
     r"\}\s*\}\s*\Z",
     re.DOTALL,
 )
-"""graph-refresh's batched lookups: entities whose name, (version,) and index are among lists of variables,
-with their solved records' environments and analyzer runs (statuses) or without (versions)."""
+"""graph-refresh's batched lookups: entities whose name, (version,) and index are among lists of variables, with
+their solved records' environments and analyzer runs (statuses), with the entities their solved records depend on
+(dependencies), or with their fields alone (versions)."""
 
 
 @dataclass(frozen=True)
@@ -429,6 +433,7 @@ class FakeGraph:
                 }
             )
             self.nodes[entity].setdefault("installed_from", []).append(solved)
+            self._depend(solved, record.depends_on)
         for candidate in graph.analyzed:
             entity = self.entity(candidate)
             run = self._add({ANALYZER_RUN: "package_analyzer_run", "package_analysis_document_id": ""})
@@ -456,6 +461,7 @@ class FakeGraph:
             ]
             if existing:
                 self.nodes[existing[0]]["solver_error"] = record.error
+                self._depend(existing[0], record.depends_on)
                 continue
             solved = self._add(
                 {
@@ -468,12 +474,23 @@ class FakeGraph:
                 }
             )
             entity.setdefault("installed_from", []).append(solved)
+            self._depend(solved, record.depends_on)
         for candidate in graph.analyzed:
             entity = self.nodes[self.entity(candidate)]
             if not _has(entity, "package_analyzer_input"):
                 run = self._add({ANALYZER_RUN: "package_analyzer_run", "package_analysis_document_id": ""})
                 self.nodes[run]["package_analysis_document_id"] = f"package-analyzer-{run:x}"
                 entity["package_analyzer_input"] = [run]
+
+    def _depend(self, solved: int, dependencies: Iterable[Candidate]) -> None:
+        """Add a ``depends_on`` edge from a solved record to each dependency's entity (made when new), once each:
+        a later write adds the edges it lacks."""
+        edges = self.nodes[solved].setdefault("depends_on", [])
+        for dependency in dependencies:
+            if (target := self.entity(dependency)) not in edges:
+                edges.append(target)
+        if not edges:
+            del self.nodes[solved]["depends_on"]
 
     def _add(self, predicates: dict[str, Any]) -> int:
         uid = len(self.nodes) + 1
@@ -571,9 +588,12 @@ class FakeGraph:
         }
         return {uid for uid, node in self.nodes.items() if solved.intersection(node.get("installed_from", ()))}
 
-    def lookup(self, names: set[str], versions: set[str] | None, indexes: set[str]) -> list[dict[str, Any]]:
+    def lookup(
+        self, names: set[str], versions: set[str] | None, indexes: set[str], selection: str = "fields"
+    ) -> list[dict[str, Any]]:
         """The batched lookup's answer: entities whose stored name, version (any when None) and index are among
-        these, in uid order, each with its fields and what :meth:`status` gives of it."""
+        these, in uid order, each with its fields and, by ``selection``, what :meth:`status` gives of it
+        ("status") or what its solved records depend on ("dependencies")."""
         rows = []
         for uid in sorted(uid for name in names for uid in self._by_name.get(name, ())):
             node = self.nodes[uid]
@@ -583,11 +603,33 @@ class FakeGraph:
                 and (versions is None or node.get("package_version") in versions)
                 and node.get("index_url") in indexes
             ):
-                fields: dict[str, Any] = {
-                    key: node[key] for key in ("package_name", "package_version", "index_url") if key in node
-                }
-                rows.append({**self._status_row(uid), **fields})
+                row: dict[str, Any] = {"uid": hex(uid)}
+                if selection == "status":
+                    row = self._status_row(uid)
+                elif selection == "dependencies":
+                    row.update(self._dependencies_row(uid))
+                rows.append({**row, **self._fields(node)})
         return rows
+
+    def _dependencies_row(self, uid: int) -> dict[str, Any]:
+        """An entity's solved records with the entities they depend on; as Dgraph answers, a record without any is
+        left out, and so is ``installed_from`` when no record is left."""
+        records = []
+        for solved in self.nodes[uid].get("installed_from", ()):
+            if SOLVED not in self.nodes[solved]:
+                continue
+            entities = [
+                {"uid": hex(target), **self._fields(self.nodes[target])}
+                for target in self.nodes[solved].get("depends_on", ())
+                if _has(self.nodes[target], ENTITY)
+            ]
+            if entities:
+                records.append({"depends_on": entities})
+        return {"installed_from": records} if records else {}
+
+    @staticmethod
+    def _fields(node: Mapping[str, Any]) -> dict[str, Any]:
+        return {key: node[key] for key in ("package_name", "package_version", "index_url") if key in node}
 
     def status(self, name: str, version: str, index: str) -> list[dict[str, Any]]:
         """The status query's answer: entities of exactly this name, version and index, in uid order, each with
@@ -868,11 +910,10 @@ class FakeDgraph:
             if used != declared or set(given) != declared:
                 raise _Refused(grpc.StatusCode.INVALID_ARGUMENT, "lookup: declare, use and pass the same variables")
             wanted = {part: {given[name] for name in names} for part, names in lists.items()}
+            selection = "status" if lookup["status"] else "dependencies" if lookup["dependencies"] else "fields"
             with self._lock:
-                rows = self.graph.lookup(wanted["names"], wanted["versions"] or None, wanted["indexes"])
+                rows = self.graph.lookup(wanted["names"], wanted["versions"] or None, wanted["indexes"], selection)
                 start_ts = request.start_ts or next(self._ts)
-            if not lookup["status"]:
-                rows = [{k: v for k, v in row.items() if k not in ("installed_from", "analyzed")} for row in rows]
             record.uids = [row["uid"] for row in rows]
             return api_pb2.Response(json=json.dumps({"item": rows}).encode(), txn=api_pb2.TxnContext(start_ts=start_ts))
         if _STATUS.match(request.query):

@@ -41,6 +41,7 @@ solver_error: bool @index(bool) .
 installed_from: [uid] @reverse @count .
 package_analyzer_input: [uid] @reverse @count .
 provided_by: [uid] @reverse @count .
+depends_on: [uid] @reverse @count .
 """
 
 
@@ -91,6 +92,8 @@ def dgraph_nodes(
         except TemplateError:
             os_fields = {"os_name": record.solver, "os_version": "?", "python_version": "?"}
         solved = {"python_package_version_label": "solved", "solver_error": record.error, **os_fields}
+        if record.depends_on:
+            solved["depends_on"] = [{"uid": entity(dependency)["uid"]} for dependency in record.depends_on]
         entity(record.candidate).setdefault("installed_from", []).append(solved)
     for candidate in graph.analyzed:
         entity(candidate).setdefault("package_analyzer_input", []).append({"package_analyzer_run_label": "run"})

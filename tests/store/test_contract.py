@@ -404,3 +404,102 @@ def test_known_versions_are_the_stored_versions_of_a_package_on_an_index(make_st
         ("flask", OTHER): ["3.0"],
         **{(f"pkg-{i:02d}", PYPI): ["1.0"] for i in range(5)},
     }
+
+
+def solved(name: str, ver: str, solver: str, *depends_on: dict[str, str], index: str = PYPI) -> dict[str, Any]:
+    """A ``solved`` entry of a graph file, with what that resolution depends on."""
+    return {**version(name, ver, index), "solver": solver, "depends_on": list(depends_on)}
+
+
+def test_dependencies_of_an_item_solved_in_one_environment_whoever_asks(make_store: MakeStore) -> None:
+    store = make_store(
+        {
+            "package_versions": [version("flask", "2.0.0")],
+            "solved": [solved("Flask", "2.0.0", F31.name, version("Jinja2", "3.0.1"), version("click", "8.0.1"))],
+        }
+    )
+    deps = [Candidate("click", "8.0.1", PYPI), Candidate("jinja2", "3.0.1", PYPI)]  # normalised, sorted
+    assert store.dependencies([Candidate("flask", "2.0.0", PYPI)]) == [deps]
+    assert store.dependencies([Candidate("FLASK", "2.0.0", PYPI)]) == [deps]  # found by the normalised name
+    # A dependency is a version of the graph like any other: known, and a candidate of every stream.
+    jinja2 = Candidate("jinja2", "3.0.1", PYPI)
+    assert store.status(jinja2, SOLVERS).arrival is not None
+    assert jinja2 in set(store.solver_candidates(RHEL))
+    assert jinja2 in set(store.solver_candidates(F31))  # solving flask there did not solve what it depends on
+    assert jinja2 in set(store.analyzer_candidates())
+
+
+def test_dependencies_are_deduplicated_across_solved_records(make_store: MakeStore) -> None:
+    six, numpy_old, numpy_new = version("six", "1.16.0"), version("numpy", "1.19.0"), version("numpy", "1.21.0")
+    store = make_store(
+        {
+            "solved": [
+                solved("scipy", "1.7.0", F31.name, numpy_new, six, version("Six", "1.16.0")),
+                solved("scipy", "1.7.0", RHEL.name, numpy_old, numpy_new),
+                {**solved("scipy", "1.7.0", UBI.name, six), "error": True},  # an error record names some too
+                solved("scipy", "1.6.0", F31.name, numpy_old),
+            ]
+        }
+    )
+    assert store.dependencies([Candidate("scipy", "1.7.0", PYPI), Candidate("scipy", "1.6.0", PYPI)]) == [
+        [Candidate("numpy", "1.19.0", PYPI), Candidate("numpy", "1.21.0", PYPI), Candidate("six", "1.16.0", PYPI)],
+        [Candidate("numpy", "1.19.0", PYPI)],
+    ]
+
+
+def test_dependencies_of_a_cycle_each_name_the_other(make_store: MakeStore) -> None:
+    store = make_store(
+        {
+            "solved": [
+                solved("a", "1", F31.name, version("b", "1")),
+                solved("b", "1", RHEL.name, version("a", "1"), version("a", "2")),
+            ]
+        }
+    )
+    a, b = Candidate("a", "1", PYPI), Candidate("b", "1", PYPI)
+    assert store.dependencies([a, b, Candidate("a", "2", PYPI)]) == [[b], [a, Candidate("a", "2", PYPI)], []]
+
+
+def test_a_dependency_on_another_index_is_returned_with_that_index(make_store: MakeStore) -> None:
+    untrusted = "https://packages.example.invalid/simple"
+    store = make_store(
+        {"solved": [solved("tensorflow", "2.5.0", F31.name, version("numpy", "1.19.5", untrusted), index=OTHER)]}
+    )
+    assert store.dependencies([Candidate("tensorflow", "2.5.0", OTHER)]) == [[Candidate("numpy", "1.19.5", untrusted)]]
+    assert store.dependencies([Candidate("tensorflow", "2.5.0", PYPI)]) == [[]]  # the same version on another index
+
+
+def test_an_item_without_solved_dependencies_has_none(make_store: MakeStore) -> None:
+    store = make_store({**GRAPH, "solved": [*GRAPH["solved"], solved("pkg-00", "1.0", F31.name)]})
+    asked = [
+        Candidate("flask", "2.0.0", PYPI),  # no solved record
+        Candidate("flask", "1.1.2", PYPI),  # solved, without dependencies
+        Candidate("pkg-00", "1.0", PYPI),  # solved, with an empty list
+        Candidate("nope", "1.0", PYPI),  # not in the store
+    ]
+    assert store.dependencies(asked) == [[], [], [], []]
+    assert store.dependencies([]) == []
+
+
+def test_dependencies_of_a_batch_larger_than_a_page(make_store: MakeStore) -> None:
+    count = 8  # pages of 3 items (page_size)
+    store = make_store(
+        {
+            "solved": [
+                solved(f"pkg-{i}", "1", F31.name, version("base", str(i)), version("base", "0")) for i in range(count)
+            ]
+        }
+    )
+    asked = [Candidate(f"pkg-{i}", "1", PYPI) for i in reversed(range(count))]
+    asked.insert(3, asked[0])  # an item asked twice has its answer twice
+    expected = [sorted({Candidate("base", "0", PYPI), Candidate("base", c.package_name[4:], PYPI)}) for c in asked]
+    assert store.dependencies(asked) == expected
+    assert store.dependencies(asked) == [store.dependencies([candidate])[0] for candidate in asked]
+
+
+def test_a_later_import_adds_dependencies_and_a_repeat_changes_nothing(make_store: MakeStore) -> None:
+    first = {"solved": [solved("a", "1", F31.name, version("b", "1"))]}
+    store = make_store(first)
+    make_store.add(store, {"solved": [solved("a", "1", F31.name, version("b", "2")), solved("a", "1", RHEL.name)]})
+    make_store.add(store, first)
+    assert store.dependencies([Candidate("a", "1", PYPI)]) == [[Candidate("b", "1", PYPI), Candidate("b", "2", PYPI)]]

@@ -42,6 +42,7 @@ from graph_refresh.store.dgraph import (
     DgraphStore,
     dgraph_address,
 )
+from graph_refresh.store.graphfile import parse_graph
 from tests.fakes.dgraph import FakeDgraph, TlsFiles
 from tests.helpers import free_port
 
@@ -1096,3 +1097,92 @@ def test_every_order_of_spellings_yields_the_item_exactly_once(
     with FakeDgraph(graph, normalize_names=False) as server:
         store = open_dgraph(server.settings(), page_size=1)  # neighbours across page boundaries too
         assert [c.package_name for c in store.analyzer_candidates()].count("flask-login") == 1
+
+
+def test_a_lookup_answer_too_large_for_grpc_is_asked_again_in_halves(
+    fake: FakeDgraph, open_dgraph: Callable[..., DgraphStore]
+) -> None:
+    store = open_dgraph(fake.settings(), page_size=4)
+    asked = [candidate(i) for i in range(6)]
+    expected = [store.status(item, [FEDORA]) for item in asked]
+    fake.clear()
+    fake.inject(grpc.StatusCode.RESOURCE_EXHAUSTED, details="Received message larger than max", times=2)
+    assert store.statuses(asked, [FEDORA]) == expected
+    names = [sorted(v for k, v in request.vars.items() if k.startswith("$n")) for request in fake.calls()]
+    four, two, one = (sorted(item.package_name for item in asked[:n]) for n in (4, 2, 1))
+    assert names == [
+        four,
+        two,
+        one,
+        [asked[1].package_name],
+        [asked[2].package_name, asked[3].package_name],
+        sorted(item.package_name for item in asked[4:]),
+    ]
+
+
+def test_a_lookup_of_one_item_too_large_for_grpc_is_a_store_error_naming_it(
+    fake: FakeDgraph, open_dgraph: Callable[..., DgraphStore]
+) -> None:
+    fake.inject(grpc.StatusCode.RESOURCE_EXHAUSTED, details="Received message larger than max", times=10)
+    with pytest.raises(StoreError, match=r"the answer for 'package-01' '1\.1\.0' .* alone is over"):
+        open_dgraph(fake.settings()).statuses([candidate(1)], [FEDORA])
+
+
+def test_dependencies_are_one_query_a_batch_through_the_depends_on_edge(
+    open_dgraph: Callable[..., DgraphStore],
+) -> None:
+    graph = {
+        "solved": [
+            {
+                **version(i),
+                "solver": FEDORA.name,
+                "depends_on": [version(i + 1), {**version(i + 1), "package_name": "X"}],
+            }
+            for i in range(7)
+        ]
+    }
+    with FakeDgraph(graph) as server:
+        store = open_dgraph(server.settings())
+        asked = [candidate(i) for i in range(7)]
+        answer = store.dependencies(asked)
+        calls = server.calls()
+    assert answer == [sorted([candidate(i + 1), Candidate("x", *candidate(i + 1)[1:])]) for i in range(7)]
+    assert len(calls) == 3  # 7 items in batches of 3 (the page size)
+    for call in calls:
+        assert "depends_on @filter(has(python_package_version_entity_label))" in call.query
+        assert call.read_only
+        assert not any(value in call.query for value in call.vars.values())  # values only as variables
+    assert sorted(value for call in calls for key, value in call.vars.items() if key.startswith("$n")) == sorted(
+        item.package_name for item in asked
+    )
+
+
+def test_dependencies_of_an_item_on_two_nodes_are_those_of_both(open_dgraph: Callable[..., DgraphStore]) -> None:
+    graph = {"solved": [{**version(1), "solver": FEDORA.name, "depends_on": [version(2)]}]}
+    with FakeDgraph(graph) as server:
+        store = open_dgraph(server.settings())
+        copy = server.graph.copy_entity(candidate(1))
+        server.graph.add(
+            parse_graph({"solved": [{**version(3), "solver": FEDORA.name, "depends_on": [version(4)]}]}, source="t")
+        )
+        server.graph.nodes[copy]["installed_from"] = server.graph.nodes[server.graph.entity(candidate(3))][
+            "installed_from"
+        ]
+        assert store.dependencies([candidate(1)]) == [[candidate(2), candidate(4)]]
+
+
+@pytest.mark.parametrize(
+    ("records", "message"),
+    [
+        ({"depends_on": []}, "installed_from is not a list of nodes"),
+        ([{"depends_on": [7]}], "depends_on is not a list of nodes"),
+        ([{"depends_on": {"uid": "0x2"}}], "depends_on is not a list of nodes"),
+        ([{"depends_on": [{"uid": "0x2", "package_version": 2}]}], "'package_version' is a JSON number"),
+    ],
+)
+def test_a_dependencies_answer_of_the_wrong_shape_is_a_store_error(
+    records: Any, message: str, fake: FakeDgraph, open_dgraph: Callable[..., DgraphStore]
+) -> None:
+    fake.inject(answer=json.dumps({"item": [{"uid": "0x1", **version(1), "installed_from": records}]}).encode())
+    with pytest.raises(StoreError, match=re.escape(message)):
+        open_dgraph(fake.settings()).dependencies([candidate(1)])

@@ -13,6 +13,7 @@ import pytest
 from graph_refresh.errors import ConfigError
 from graph_refresh.items import Candidate
 from graph_refresh.store.graphfile import (
+    MAX_DEPENDENCIES_PER_RECORD,
     READ_CHUNK_BYTES,
     AnalyzedRecord,
     SolvedRecord,
@@ -86,6 +87,42 @@ def test_records_are_yielded_while_the_file_is_read(tmp_path: Path) -> None:
             {"solved": [{**version("a", "1"), "solver": "s", "error": 0}]},
             "solved[0]: field 'error' must be true or false",
         ),
+        (
+            {"solved": [{**version("a", "1"), "solver": "s", "depends_on": "b==1"}]},
+            "solved[0]: field 'depends_on' must be a list, not str",
+        ),
+        (
+            {"solved": [{**version("a", "1"), "solver": "s", "depends_on": version("b", "1")}]},
+            "solved[0]: field 'depends_on' must be a list, not dict",
+        ),
+        (
+            {"solved": [{**version("a", "1"), "solver": "s", "depends_on": [version("b", "1"), "c"]}]},
+            "solved[0]: depends_on[1]: must be an object, not str",
+        ),
+        (
+            {"solved": [{**version("a", "1"), "solver": "s", "depends_on": [[version("b", "1")]]}]},
+            "solved[0]: depends_on[0]: must be an object, not list",
+        ),
+        (
+            {"solved": [{**version("a", "1"), "solver": "s", "depends_on": [{"package_name": "b", "index_url": "u"}]}]},
+            "solved[0]: depends_on[0]: missing field 'package_version'",
+        ),
+        (
+            {"solved": [{**version("a", "1"), "solver": "s", "depends_on": [{**version("b", "1"), "index_url": [1]}]}]},
+            "solved[0]: depends_on[0]: field 'index_url' must be a string, not list",
+        ),
+        (
+            {
+                "solved": [
+                    {**version("a", "1"), "solver": "s", "depends_on": [{**version("b", "1"), "package_version": 1}]}
+                ]
+            },
+            "solved[0]: depends_on[0]: field 'package_version' must be a string, not int",
+        ),
+        (
+            {"solved": [{"depends_on": [version("b", "1")], "solver": "s", **version("a", "1"), "error": "no"}]},
+            "solved[0]: field 'error' must be true or false",
+        ),
         ({"solved": 5}, "'solved' must be a list, not int"),
         ({"analyzed": "x"}, "'analyzed' must be a list, not str"),
         ([], "the graph file must hold a JSON object, not list"),
@@ -139,3 +176,48 @@ def test_non_ascii_text_is_kept(tmp_path: Path) -> None:
 def test_an_unreadable_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"cannot read graph file .*missing\.json"):
         list(read_graph_file(tmp_path / "missing.json"))
+
+
+def test_a_solved_record_carries_what_it_depends_on_in_either_reader(tmp_path: Path) -> None:
+    a, b = version("a", "1"), version("b", "2", "https://other.example/simple")
+    document = {
+        "solved": [
+            {**version("x", "1"), "solver": "s", "depends_on": [a, {**b, "version_range": ">=2"}, a]},
+            {"depends_on": [b], **version("y", "1"), "solver": "s"},  # any field order
+            {**version("z", "1"), "solver": "s", "depends_on": None},
+            {**version("w", "1"), "solver": "s", "depends_on": []},
+        ],
+        "analyzed": [{**version("x", "1"), "depends_on": 7}],  # ignored outside solved, as any unknown key
+    }
+    records = list(read_graph_file(write(tmp_path, json.dumps(document))))
+    dependency_a, dependency_b = Candidate(**a), Candidate(**b)
+    assert records == [
+        SolvedRecord(Candidate("x", "1", PYPI), "s", False, (dependency_a, dependency_b, dependency_a)),
+        SolvedRecord(Candidate("y", "1", PYPI), "s", False, (dependency_b,)),
+        SolvedRecord(Candidate("z", "1", PYPI), "s"),
+        SolvedRecord(Candidate("w", "1", PYPI), "s"),
+        AnalyzedRecord(Candidate("x", "1", PYPI)),
+    ]
+    assert list(parse_graph(document, source="t").records()) == records
+
+
+def test_a_dependency_with_a_lone_surrogate_is_refused(tmp_path: Path) -> None:
+    text = (
+        '{"solved": [{"package_name": "a", "package_version": "1", "index_url": "u", "solver": "s",'
+        ' "depends_on": [{"package_name": "b\\udc00", "package_version": "1", "index_url": "u"}]}]}'
+    )
+    with pytest.raises(ConfigError, match=r"solved\[0\]: depends_on\[0\]: field 'package_name' is not valid Unicode"):
+        list(read_graph_file(write(tmp_path, text)))
+
+
+def test_one_record_holds_a_bounded_number_of_dependencies(tmp_path: Path) -> None:
+    many = [version("b", str(i)) for i in range(MAX_DEPENDENCIES_PER_RECORD + 1)]
+    document = {"solved": [{**version("a", "1"), "solver": "s", "depends_on": many}]}
+    message = f"solved[0]: field 'depends_on' has more than {MAX_DEPENDENCIES_PER_RECORD} entries"
+    with pytest.raises(ConfigError, match=re.escape(message)) as streamed:
+        list(read_graph_file(write(tmp_path, json.dumps(document))))
+    with pytest.raises(ConfigError) as in_memory:
+        parse_graph(document, source=str(tmp_path / "graph.json"))
+    assert str(streamed.value) == str(in_memory.value)
+    document["solved"][0]["depends_on"] = many[:-1]
+    assert len(next(read_graph_file(write(tmp_path, json.dumps(document)))).depends_on) == len(many) - 1  # type: ignore[union-attr]

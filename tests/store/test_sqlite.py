@@ -53,7 +53,7 @@ def test_a_version_only_named_by_solved_or_analyzed_is_added(tmp_path: Path) -> 
             source="t",
         )
     )
-    assert added == {"package_version": 2, "solved": 1, "analyzed": 1}
+    assert added == {"package_version": 2, "solved": 1, "analyzed": 1, "depends_on": 0}
 
 
 def test_backlog_is_one_count_query_with_the_candidate_filter(tmp_path: Path) -> None:
@@ -99,3 +99,40 @@ def test_arrival_windows_are_keyset_pages_and_index_ranges(tmp_path: Path) -> No
     for statement in statements:  # every read is a search of an index or of the id b-tree, never a scan
         plan = [row[-1] for row in store._db.execute(f"EXPLAIN QUERY PLAN {statement}")]
         assert not [step for step in plan if step.startswith("SCAN")], (statement, plan)
+
+
+def test_dependencies_are_one_query_a_page_through_the_index(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.sqlite3", page_size=4, create=True)
+    solved = [
+        {**version(f"p{i}", "1"), "solver": "solver-x-1-py38", "depends_on": [version("b", str(i))]} for i in range(10)
+    ]
+    store.import_graph(parse_graph({"solved": solved}, source="t"))
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)
+    asked = [Candidate(f"p{i}", "1", "https://pypi.org/simple") for i in range(10)]
+    assert store.dependencies(asked) == [[Candidate("b", str(i), "https://pypi.org/simple")] for i in range(10)]
+    assert len(statements) == 3  # 4 + 4 + 2 items
+    store._db.set_trace_callback(None)
+    for statement in statements:
+        plan = [row[-1] for row in store._db.execute(f"EXPLAIN QUERY PLAN {statement}")]
+        scans = [step for step in plan if step.startswith("SCAN")]
+        assert scans == ["SCAN 4 CONSTANT ROWS", "SCAN asked"] or scans == ["SCAN 2 CONSTANT ROWS", "SCAN asked"], plan
+        assert any(step.startswith("SEARCH depends_on USING PRIMARY KEY") for step in plan), plan  # items asked only
+
+
+def test_a_store_imported_before_dependencies_were_kept_says_to_import_again(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    SQLiteStore.import_into(path, parse_graph({"package_versions": [version("a", "1")]}, source="t").records())
+    db = sqlite3.connect(path)
+    db.execute("DROP TABLE depends_on")  # the shape of a store an earlier graph-refresh imported
+    db.commit()
+    db.close()
+    store = SQLiteStore(path)
+    assert list(store.analyzer_candidates()) == [Candidate("a", "1", "https://pypi.org/simple")]  # still plans
+    with pytest.raises(StoreError, match=r"made before graph-refresh kept dependencies .*import the graph again"):
+        store.dependencies([Candidate("a", "1", "https://pypi.org/simple")])
+    store.close()
+    SQLiteStore.import_into(path, [])  # the next import adds the table
+    again = SQLiteStore(path)
+    assert again.dependencies([Candidate("a", "1", "https://pypi.org/simple")]) == [[]]
+    again.close()
