@@ -62,6 +62,12 @@ CREATE TABLE solved (
 CREATE TABLE analyzed (
     package_version_id INTEGER PRIMARY KEY REFERENCES package_version (id)
 );
+CREATE TABLE depends_on (
+    package_version_id INTEGER NOT NULL REFERENCES package_version (id),
+    solver TEXT NOT NULL,
+    dependency_id INTEGER NOT NULL REFERENCES package_version (id),
+    PRIMARY KEY (package_version_id, solver, dependency_id)
+) WITHOUT ROWID;
 """
 
 
