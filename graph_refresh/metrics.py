@@ -80,6 +80,14 @@ def registry_from(report: RunReport, *, deployment_name: str) -> CollectorRegist
         for lane, results in sorted(report.eta.by_lane.items()):
             for result, count in sorted(results.items()):
                 scored.labels(lane, result).inc(count)
+        last_day = Gauge(
+            "graph_refresh_job_eta_scored_last_day",
+            "Solved windows scored in the last 24 hours (the ledger keeps them), by result: inside, early or late.",
+            ["result"],
+            registry=registry,
+        )
+        for result in ("inside", "early", "late"):
+            last_day.labels(result).set(report.eta.last_day.get(result, 0))
     if report.ledger_written is not None:
         Gauge(
             "graph_refresh_job_ledger_written",

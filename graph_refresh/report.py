@@ -159,6 +159,12 @@ class EtaCounts:
     median_error_seconds: float | None = None
     by_lane: dict[str, dict[str, int]] = field(default_factory=dict)
     """Per lane, per result (``inside``, ``early``, ``late``), how many: the metric's counts."""
+    last_day: dict[str, int] = field(default_factory=dict)
+    """Per result, the kept scores of the last 24 hours (this run's and earlier runs'): what the alert reads."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """As the report has it (``by_lane`` and ``last_day`` are the metrics')."""
+        return {k: v for k, v in asdict(self).items() if k not in ("by_lane", "last_day")}
 
 
 @dataclass(frozen=True)
