@@ -903,16 +903,27 @@ def _list_requests(read: Any, settings: Settings, now: float, shown_as: str) -> 
 
 
 @main.command("explain")
-@click.argument("requirement", metavar="PKG==VER")
+@click.argument("requirement", metavar="PKG==VER", required=False)
 @click.option("--index", "index_url", help="Package index URL of the version (default: https://pypi.org/simple).")
+@click.option(
+    "--accuracy",
+    is_flag=True,
+    help="Instead of an item: how the solved windows the recent runs gave held, per lane (docs/eta.md).",
+)
 @_output_options
 @_anywhere
 @click.pass_context
 def explain_command(
-    ctx: click.Context, requirement: str, index_url: str | None, output: str | None, as_json: bool
+    ctx: click.Context,
+    requirement: str | None,
+    index_url: str | None,
+    accuracy: bool,
+    output: str | None,
+    as_json: bool,
 ) -> None:
-    """Say where PKG==VER stands for every solver and the analyzer, and when it is likely to be scheduled; list
-    its Jobs (-o wide: as a table; -o name: as kubectl names them). Exit 1 when the graph does not know it.
+    """Say where PKG==VER stands for every solver and the analyzer, and when it is likely to be scheduled and
+    solved (windows: p10 to p90); list its Jobs (-o wide: as a table; -o name: as kubectl names them). Exit 1
+    when the graph does not know it. With --accuracy, how those windows held.
 
     It reads the graph, the Templates and (with THOTH_MIDDLETIER_NAMESPACE) the item's Jobs, the ledger and the
     requests, as a run would; it never writes. -o json and -o yaml give one object per solver and the analyzer.
@@ -922,6 +933,13 @@ def explain_command(
     from graph_refresh.waiting.requests import DEFAULT_INDEX
 
     shown_as = _output(output, as_json)
+    if accuracy:
+        if requirement is not None or index_url is not None:
+            raise click.UsageError("--accuracy takes no PKG==VER and no --index: it tells how every window held")
+        _explain_accuracy(ctx, shown_as)
+        return
+    if requirement is None:
+        raise click.UsageError("Missing argument 'PKG==VER' (or --accuracy)")
     package, separator, version = requirement.partition("==")
     if not separator or not package.strip() or not version.strip():
         raise click.UsageError(f"{requirement!r} is not PKG==VER (for example flask==1.1.2)")
@@ -946,6 +964,23 @@ def explain_command(
             _echo_table(table, shrink=shrink)
     if unknown:
         ctx.exit(ExitCode.FAILED)
+
+
+def _explain_accuracy(ctx: click.Context, shown_as: str) -> None:
+    """``explain --accuracy``: per lane, then over all, how the kept scores held; exit 1 when the ledger cannot
+    be read."""
+    from graph_refresh.refresh import window_accuracy
+
+    if shown_as == "name":
+        raise click.UsageError("-o name: --accuracy has no names; give -o table, wide, json or yaml")
+    settings = _settings(ctx, "explain")
+    try:
+        rows = window_accuracy(settings, _externals(ctx))
+    except GraphRefreshError as error:
+        logger.error("Could not read how the windows held: %s", error)
+        ctx.exit(ExitCode.FAILED)
+    if not _echo_rows(rows, shown_as):
+        _echo_table(listing.accuracy_table(rows), shrink=[])
 
 
 PLUGIN_NAME = "kubectl graph-refresh"  # kubectl and oc run the executable kubectl-graph_refresh for it

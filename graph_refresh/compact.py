@@ -19,6 +19,7 @@ Jobs that succeeded are listed as rows of a server-side Table instead (design: F
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeAlias
@@ -195,6 +196,21 @@ PRINTED_COLUMNS = ("Duration", "Age")  # in this order, the keys of ``PRINTED``
 """The Table's times, as the API server prints them (``5m3s``, ``3d``: two or three significant figures):
 from the Job's start to its completion, and since its creation. A record keeps them under ``PRINTED``."""
 PRINTED = "printed"
+_PRINTED_PART = re.compile(r"(\d{1,9})([ydhms])")
+_PRINTED_UNITS = {"y": 365 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def printed_seconds(text: object) -> float | None:
+    """The seconds a printed duration says (``5m3s``, ``3h7m``, ``2d5h``: to its two or three figures); None for
+    anything else (``<unknown>``, an empty cell)."""
+    if not isinstance(text, str) or not text or len(text) > 32:
+        return None
+    parts = _PRINTED_PART.findall(text)
+    if "".join(number + unit for number, unit in parts) != text:
+        return None
+    return float(sum(int(number) * _PRINTED_UNITS[unit] for number, unit in parts))
+
+
 _COMPLETE = [{"type": "Complete", "status": "True"}]  # shared by every record: no reader changes a record
 
 RowReader = Callable[[Mapping[str, Any]], dict[str, Any] | str]

@@ -171,13 +171,31 @@ def explain_lines(rows: Sequence[dict[str, Any]], *, jobs: bool) -> list[str]:
     lines = []
     for row in rows:
         details = ", ".join(
-            f"{key}={value}" for key, value in row.items() if key not in HIDDEN_DETAILS and value is not None
+            f"{key}={_detail(value)}" for key, value in row.items() if key not in HIDDEN_DETAILS and value is not None
         )
         lines.append(f"  {row['stream'].ljust(width)}  {row['state']}{': ' + details if details else ''}")
         for job in row["jobs"] if jobs else ():
             said = ", ".join(f"{key}={job[key]}" for key in EXPLAIN_JOB_FIELDS if job[key])
             lines.append(f"{JOB_INDENT}job {job['name']}: {said}")
     return lines
+
+
+def _detail(value: Any) -> Any:
+    """A detail as a line says it: a window (``{"p10": a, "p90": b}``) as ``a to b``, or ``a`` when they agree."""
+    if isinstance(value, dict) and set(value) == {"p10", "p90"}:
+        return value["p10"] if value["p10"] == value["p90"] else f"{value['p10']} to {value['p90']}"
+    return value
+
+
+def accuracy_table(rows: Iterable[dict[str, Any]]) -> list[list[str]]:
+    """``explain --accuracy``: a lane a row (then all lanes), how its scored windows held."""
+    table = [["LANE", "SCORED", "INSIDE", "SHARE", "EARLY", "LATE", "LATE-2-RUNS", "MEDIAN-ERROR"]]
+    for row in rows:
+        share = NONE if row["inside_share"] is None else f"{row['inside_share']:.0%}"
+        error = NONE if row["median_error_seconds"] is None else age(int(row["median_error_seconds"]))
+        counts = (row["scored"], row["inside"], share, row["early"], row["late"], row["late_by_two_runs_or_more"])
+        table.append([row["lane"], *map(str, counts), error])
+    return table
 
 
 def jobs_table(rows: Iterable[dict[str, Any]]) -> tuple[list[list[str]], list[set[int]]]:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from graph_refresh import compact
 from graph_refresh.capacity import Quota
 from graph_refresh.items import (
     ANNOTATION_INDEX,
@@ -63,6 +64,9 @@ class OwnedJobs:
     quotas: list[Quota] = field(default_factory=list)
     completed: list[ItemId] = field(default_factory=list)
     """The items of the owned Jobs that completed, when asked for (pacing against the graph sync)."""
+    durations: dict[str, float] = field(default_factory=dict)
+    """Item key → how long its completed Job ran (start to completion, as the Table of succeeded Jobs prints it),
+    for the keys asked for (the items whose windows a run scores)."""
 
     def latest_attempt(self, item: WorkItem) -> int:
         """The attempt number of the item's latest Job; 0 when it has none."""
@@ -145,9 +149,11 @@ def build_view(
     *,
     now: float,
     keep_completed: bool = False,
+    timed: Collection[str] = frozenset(),
 ) -> OwnedJobs:
     """The view of ``jobs`` (every owned Job), their pods and the namespace's ``quotas``, at time ``now``;
-    ``keep_completed`` keeps the items of the Jobs that completed (pacing against the graph sync).
+    ``keep_completed`` keeps the items of the Jobs that completed (pacing against the graph sync); ``timed`` names
+    the items whose completed Job's duration to keep.
 
     ``pods(field_selector)`` lists the owned pods that selector selects; it is called once, after the
     Jobs, and only when some Job failed. Only the pods of failed Jobs are kept, and of a failed Job only
@@ -175,6 +181,10 @@ def build_view(
             failed_jobs.append((record, restart))
         elif state is JobState.COMPLETE and keep_completed and (item := _item_of(metadata, key)) is not None:
             view.completed.append(item)
+        if state is JobState.COMPLETE and key in timed:
+            took = compact.printed_seconds(_mapping(job.get(compact.PRINTED)).get("Duration"))
+            if took is not None:
+                view.durations[key] = took
     if failed_jobs:
         unread = Counter(record.job_name for record, _ in failed_jobs)  # failed Jobs yet to read their pods
         grouped = pods_by_job(pods(pod_selector(restart for _, restart in failed_jobs)), only=unread)

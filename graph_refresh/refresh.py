@@ -7,14 +7,14 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from graph_refresh import compact, runtime
 from graph_refresh.capacity import Capacity, Quota
 from graph_refresh.config import DEFAULT_PROGRESS_EVERY_SECONDS, Settings, redact_url
-from graph_refresh.errors import Interrupted, StoreError
+from graph_refresh.errors import ClusterError, Interrupted, StoreError
 from graph_refresh.fate import Planned, Skipped, decide
 from graph_refresh.items import KINDS, LABEL_ITEM, Candidate, Kind, WorkItem
 from graph_refresh.owned import OwnedJobs, build_view
@@ -35,10 +35,11 @@ from graph_refresh.vocabulary import Lane
 from graph_refresh.waiting import predictions, requests_store
 from graph_refresh.waiting import run as lane_run
 from graph_refresh.waiting import state as lane_state
-from graph_refresh.waiting.calibration import Calibration, eta_counts
+from graph_refresh.waiting.calibration import Calibration, accuracy_rows, eta_counts
 from graph_refresh.waiting.eta import Pace
 from graph_refresh.waiting.lanes import RequestOutcome, stream_name
 from graph_refresh.waiting.state import LaneState
+from graph_refresh.waiting.trust import TrustedIndexes
 
 if TYPE_CHECKING:  # the Kubernetes client loads only when a run needs the cluster
     from graph_refresh import kube
@@ -64,10 +65,17 @@ class Externals:
     """Seconds between progress lines when standard error is not a terminal."""
 
 
-def read_cluster_view(cluster: kube.Cluster, namespace: str, now: float, *, keep_completed: bool = False) -> OwnedJobs:
+def read_cluster_view(
+    cluster: kube.Cluster,
+    namespace: str,
+    now: float,
+    *,
+    keep_completed: bool = False,
+    timed: frozenset[str] = frozenset(),
+) -> OwnedJobs:
     """List the ResourceQuotas, the owned Jobs (paged; those that succeeded as Tables) and, when some failed,
     the owned pods of ``namespace``; ``keep_completed`` keeps the items of the completed Jobs (to pace against
-    the graph sync)."""
+    the graph sync), ``timed`` the durations of those items' completed Jobs."""
     quotas = [Quota.from_object(q) for q in cluster.list_quotas(namespace)]
     reduce_job = compact.job_keeping_completed if keep_completed else compact.job
     with collector_paused():  # not only while a page is parsed, while its records are read into the view
@@ -79,6 +87,7 @@ def read_cluster_view(cluster: kube.Cluster, namespace: str, now: float, *, keep
             quotas,
             now=now,
             keep_completed=keep_completed,
+            timed=timed,
         )
     logger.info(
         "middletier %r: %s with owned Jobs (%d live, %d failed), %s",
@@ -206,11 +215,14 @@ def run(
         templates = load_templates(settings, cluster)
         namespace = settings.cluster.middletier_namespace
         view, ledger, kept = OwnedJobs(), ledger_store.Ledger(), LaneState()
+        trusted = TrustedIndexes({})
         started = math.floor(now())  # the run's one clock reading for learning, back-off and quarantine
         if cluster is not None and namespace:
             pacing = settings.lanes.max_awaiting_sync > 0
-            view = read_cluster_view(cluster, namespace, started, keep_completed=pacing)
             ledger, kept = lane_run.read_ledger(cluster, namespace, now=started)
+            trusted = _trusted(store, settings, kept)
+            timed = frozenset(predictions.item_keys(kept.calibration, templates, trusted).values())
+            view = read_cluster_view(cluster, namespace, started, keep_completed=pacing, timed=timed)
         if not namespace:
             logger.warning(
                 "Dry run without THOTH_MIDDLETIER_NAMESPACE: Jobs in flight, failures, the ledger and ResourceQuotas "
@@ -296,11 +308,22 @@ def run(
                     if not settings.plan.server_dry_run:
                         cursors = {name: arrivals.cursor() for name, arrivals in lanes.arrivals.items()}
                         record = lane_run.run_record(report, kept.next_seq, started, settings.retry)
-                        calibration = kept.calibration
+                        calibration, backlog_fronts = kept.calibration, kept.fronts
                         if not interrupt.is_set():
                             held = _holds_no_slot(view, history, renderer, created)
-                            record, calibration = _foresee(
-                                settings, store, templates, report, kept, record, requests, view, created, cursors, held
+                            record, calibration, backlog_fronts = _foresee(
+                                settings,
+                                store,
+                                templates,
+                                report,
+                                kept,
+                                record,
+                                requests,
+                                view,
+                                created,
+                                cursors,
+                                held,
+                                trusted,
                             )
                         ours = LaneState(
                             cursors=cursors,
@@ -308,6 +331,7 @@ def run(
                             credits={**kept.credits, **planner.credits},
                             completions=lane_run.completions_seen(requests, view, templates, kept.completions),
                             calibration=calibration,
+                            fronts=backlog_fronts,
                         )
                         names = frozenset(lanes.arrivals)
                         written = ledger_store.write(
@@ -331,6 +355,18 @@ def run(
                 _count_backlog(store, templates, streams, report)
     finally:
         store.close()
+
+
+def _trusted(store: GraphStore, settings: Settings, kept: LaneState) -> TrustedIndexes:
+    """The indexes by which the windows recorded earlier find their items (read only when there are any; a store
+    that cannot be read is a warning: they are scored by a later run)."""
+    if not kept.calibration.open:
+        return TrustedIndexes({})
+    try:
+        return TrustedIndexes.of(store.index_urls(), settings.lanes.allowed_indexes)
+    except StoreError as error:
+        logger.warning("The windows recorded earlier cannot find their items this run: %s", error)
+        return TrustedIndexes({})
 
 
 def _holds_no_slot(view: OwnedJobs, history: History, renderer: Renderer, created: set[str]) -> predictions.Held:
@@ -368,11 +404,12 @@ def _foresee(
     created: set[str],
     cursors: dict[str, int],
     held: predictions.Held,
-) -> tuple[lane_state.RunRecord, Calibration]:
+    trusted: TrustedIndexes,
+) -> tuple[lane_state.RunRecord, Calibration, Mapping[str, tuple[int, Candidate]]]:
     """The run's windows and scores (docs/eta.md); a store that cannot be read leaves them as they were, with a
     warning: they never fail the run."""
     try:
-        record, calibration, scores = predictions.after_run(
+        record, calibration, scores, backlog_fronts = predictions.after_run(
             kept.calibration,
             store=store,
             templates=templates,
@@ -384,12 +421,14 @@ def _foresee(
             created=created,
             cursors=cursors,
             held=held,
+            durations=view.durations,
+            trusted=trusted,
         )
     except StoreError as error:
         logger.warning("No window was recorded or scored this run: %s", error)
-        return record, kept.calibration
-    report.eta = eta_counts(scores)
-    return record, calibration
+        return record, kept.calibration, kept.fronts
+    report.eta = eta_counts(scores, calibration.scores, record.at)
+    return record, calibration, backlog_fronts
 
 
 EXPLAIN_SECONDS = 8  # what explain may spend on the cluster in all: an answer, or its error, within 10 s
@@ -466,8 +505,10 @@ def explain_item(settings: Settings, externals: Externals, candidate: Candidate)
             if status.arrival is not None and not done:
                 lane = "fresh" if status.arrival > cursor else "backlog"
                 ahead = lane_run.ahead_in_lane(store, environment, lane, cursor, status.arrival, candidate)
-            if lane == "backlog" and ahead is not None:  # less what holds no slot at the backlog's front
-                ahead = max(0, ahead - pace.held.get(name, 0))
+            front = kept.fronts.get(name)
+            if lane == "backlog" and ahead is not None and front is not None:  # what holds no slot comes first
+                first = lane_run.ahead_in_lane(store, environment, lane, cursor, *front)
+                ahead = None if first is None else max(0, ahead - first)
             asked = request if request is not None and name in request.lacking else None
             if asked is not None:  # the requests the stream's requested lane serves before it (its order)
                 ahead = [r for r in requests.by_requester() if name in r.lacking].index(asked)
@@ -493,6 +534,18 @@ def explain_item(settings: Settings, externals: Externals, candidate: Candidate)
         return explain(facts)
     finally:
         store.close()
+
+
+def window_accuracy(settings: Settings, externals: Externals) -> list[dict[str, Any]]:
+    """How the solved windows the kept scores name held, per lane and over all (``explain --accuracy``), from the
+    ledger ConfigMap; raises GraphRefreshError when it cannot be read."""
+    namespace = settings.cluster.middletier_namespace
+    if not namespace:
+        raise ClusterError("THOTH_MIDDLETIER_NAMESPACE is not set: the scores are kept in its ledger ConfigMap")
+    cluster = connect(settings, externals, budget=EXPLAIN_SECONDS)
+    now = math.floor(externals.now())
+    _, kept = lane_run.read_ledger(cluster, namespace, now=now, strict=True)
+    return accuracy_rows(kept.calibration)
 
 
 def connect(

@@ -394,17 +394,26 @@ def rescored(calibration: Calibration, found: Mapping[str, float], at: float, wa
     )
 
 
-def eta_counts(scores: Sequence[Score]) -> EtaCounts:
-    """The run report's ``eta`` of the scores a run made."""
+DAY = 86_400
+
+
+def eta_counts(scores: Sequence[Score], kept: Iterable[Score], at: float) -> EtaCounts:
+    """The run report's ``eta`` of the ``scores`` a run at ``at`` made, and per result the ``kept`` scores of the
+    last day."""
     summary = Accuracy.of(scores)
     by_lane: dict[str, dict[str, int]] = {}
     for score in scores:
         results = by_lane.setdefault(score.lane, {})
         results[score.result] = results.get(score.result, 0) + 1
+    last_day: dict[str, int] = {}
+    for score in kept:
+        if at - DAY < score.at <= at:
+            last_day[score.result] = last_day.get(score.result, 0) + 1
     return EtaCounts(
         summary.scored,
         summary.inside,
         summary.late_by_two_runs_or_more,
         summary.median_error_seconds,
         by_lane,
+        last_day,
     )

@@ -86,21 +86,23 @@ class Pace:
     streams: Mapping[str, tuple[Period, ...]]
     fresh_left: Mapping[str, int]
     """Per stream, the fresh items the last run left waiting."""
-    held: Mapping[str, int]
-    """Per stream, the backlog's candidates before its first waiting one that the last run found with a Job (in
-    flight, awaiting the graph sync, failed) or invalid: counted ahead by the store, they take no slot."""
 
     @classmethod
     def of(cls, runs: Sequence[RunRecord], now: float) -> Pace:
         """``runs`` in the order they happened (times already no later than ``now``). The interval is the median
-        of the positive gaps between consecutive runs, so one clock that was off moves nothing; a run that
-        started within half an interval of the one before it overlapped it, and both count as one period (a run
-        that found its capacity taken by the other, and scheduled nothing, does not halve the rate)."""
+        of the positive gaps between consecutive runs, and a run stamped later than the run after it is taken to
+        have run between its neighbours, so one clock that was off moves nothing; a run that started within half
+        an interval of the one before it overlapped it, and both count as one period (a run that found its
+        capacity taken by the other, and scheduled nothing, does not halve the rate)."""
         gaps = [later.at - earlier.at for earlier, later in itertools.pairwise(runs) if later.at > earlier.at]
         period = max(float(statistics.median(gaps)), 60.0) if gaps else float(DEFAULT_PERIOD_SECONDS)
+        times = [run.at for run in runs]
+        for i in range(len(times) - 1):  # later than the run after it: its clock was off; it ran between the two
+            if times[i] > times[i + 1]:
+                times[i] = (times[i - 1] + times[i + 1]) / 2 if i > 0 else times[i + 1] - period
         merged: list[tuple[float, dict[str, dict[str, float]], RunRecord]] = []
-        for run in runs:
-            if merged and 0 <= run.at - merged[-1][0] < period / 2:
+        for at, run in zip(times, runs, strict=True):
+            if merged and 0 <= at - merged[-1][0] < period / 2:
                 start, taken, _ = merged[-1]
                 for stream, lanes in run.scheduled.items():
                     into = taken.setdefault(stream, {})
@@ -108,7 +110,7 @@ class Pace:
                         into[lane] = into.get(lane, 0) + count
                 merged[-1] = (start, taken, run)
             else:
-                merged.append((run.at, {s: dict(lanes) for s, lanes in run.scheduled.items()}, run))
+                merged.append((at, {s: dict(lanes) for s, lanes in run.scheduled.items()}, run))
         streams: dict[str, list[Period]] = {}
         previous: dict[str, int] = {}
         for _, taken, latest in merged:
@@ -119,7 +121,7 @@ class Pace:
                 streams.setdefault(stream, []).append(Period(counts, arrived))
                 if left is not None:
                     previous[stream] = left
-        last_at = max((run.at for run in runs), default=now)
+        last_at = merged[-1][0] if merged else now  # when the last run period began
         # The next run is the first one due after the last, on its interval, not more than half an interval ago
         # (a run reading this at its own start is that run).
         steps = max(1, math.ceil((now - last_at - period / 2) / period))
@@ -130,7 +132,6 @@ class Pace:
             next_run=last_at + steps * period,
             streams={stream: tuple(periods) for stream, periods in streams.items()},
             fresh_left={s: q["fresh"] for s, q in (last.queues if last else {}).items() if "fresh" in q},
-            held={s: q["held"] for s, q in (last.queues if last else {}).items() if "held" in q},
         )
 
     def on_grid(self, at: float, *, up: bool) -> float:

@@ -50,18 +50,13 @@ class Front:
 
     kind: Kind
     solver: str | None
-    held: int = 0
-    """The backlog's candidates before its first waiting one that hold no slot."""
-    fresh_left: int | None = None
-    """The fresh items waiting (None: not counted)."""
+    first: Candidate | None = None
+    """The backlog's first waiting candidate: those before it hold no slot (None: none waits)."""
+    fresh_left: int = 0
+    """The fresh items waiting."""
     waiting: list[tuple[Lane, int, Candidate]] = field(default_factory=list)
-    """Items to predict: lane, how many of the lane's candidates come before it, less ``held``, and the item."""
-
-    def queues(self) -> dict[str, int]:
-        out = {"held": self.held}
-        if self.fresh_left is not None:
-            out["fresh"] = self.fresh_left
-        return out
+    """Items to predict: lane, how many of the lane's candidates come between the lane's first waiting one and it
+    (what ``explain`` counts), and the item."""
 
 
 def fronts(
@@ -93,7 +88,8 @@ def _front(
         if environment is None
         else store.solver_candidates(environment, up_to=cursor)
     )
-    front.held, picked = _pick(backlog, lambda c: held(kind, solver, c))
+    picked = _pick(backlog, lambda c: held(kind, solver, c))
+    front.first = picked[0][1] if picked and picked[0][0] == 0 else None
     front.waiting += [(Lane.BACKLOG, ahead, candidate) for ahead, candidate in picked]
     if cursor < end:
         if environment is None:
@@ -102,33 +98,32 @@ def _front(
         else:
             front.fresh_left = store.solver_fresh_ahead(environment, after=cursor, before=end + 1)
             fresh = store.fresh_solver_candidates(environment, after=cursor)
-        _, picked = _pick((c for _, c in fresh), lambda c: False)
+        picked = _pick((c for _, c in fresh), lambda c: False)
         front.waiting += [(Lane.FRESH, ahead, candidate) for ahead, candidate in picked]
-    else:
-        front.fresh_left = 0
     return front
 
 
 Picked = list[tuple[int, Candidate]]
 
 
-def _pick(candidates: Iterator[Candidate], holds: Callable[[Candidate], bool]) -> tuple[int, Picked]:
-    """How many candidates before the first waiting one hold no slot, and the waiting ones at SAMPLE_AT, each with
-    its place among every candidate read less that count (what ``explain`` counts)."""
-    prefix, waiting, read = 0, 0, 0
+def _pick(candidates: Iterator[Candidate], holds: Callable[[Candidate], bool]) -> Picked:
+    """The waiting candidates at SAMPLE_AT (the first one always, when one waits), each with how many candidates
+    come between the first waiting one and it (those before the first hold no slot: they have a Job or are
+    invalid). Reads at most SCAN_LIMIT candidates."""
+    first: int | None = None
+    waiting = 0
     picked: Picked = []
     wanted = set(SAMPLE_AT)
     for position, candidate in enumerate(candidates):
-        read = position + 1
-        if read > SCAN_LIMIT or waiting > max(SAMPLE_AT):
+        if position >= SCAN_LIMIT or waiting > max(SAMPLE_AT):
             break
         if holds(candidate):
-            prefix += not waiting
             continue
+        first = position if first is None else first
         if waiting in wanted:
-            picked.append((position - prefix, candidate))
+            picked.append((position - first, candidate))
         waiting += 1
-    return prefix, picked
+    return picked
 
 
 def predict(
@@ -228,24 +223,45 @@ def after_run(
     created: Collection[str],
     cursors: Mapping[str, int],
     held: Held,
-) -> tuple[RunRecord, Calibration, list[Score]]:
+    durations: Mapping[str, float],
+    trusted: TrustedIndexes,
+) -> tuple[RunRecord, Calibration, list[Score], dict[str, tuple[int, Candidate]]]:
     """What a real run at ``record.at`` keeps of windows, after ``runs`` (the earlier ones): the windows it gives
     the open requests it found (``had_job``: the keys of items with a Job when it started; ``created``: those it
     created), the scores of earlier windows whose item the graph now has, its ``record`` with the front of each
-    stream's lanes, and the windows of a few waiting items of each stream. Raises StoreError when the store cannot
-    be read."""
+    stream's lanes (and, per stream, the backlog's first waiting candidate with its arrival position), and the
+    windows of a few waiting items of each stream (``durations``: per item key, its completed Job's duration;
+    ``trusted``: the indexes, by which a prediction finds its item). Raises StoreError when the store cannot be
+    read."""
     at, shares = record.at, shares_of(settings)
-    trusted = TrustedIndexes.of(store.index_urls(), settings.allowed_indexes)
     wanted = requested(open_requests, templates, has_job=had_job)
     calibration = recorded(calibration, Pace.of(runs, at), wanted, shares=shares, at=at, started=created)
     count = len(calibration.scores)
-    calibration = scored(calibration, store, templates, at=at, started=created, trusted=trusted)
+    calibration = scored(calibration, store, templates, at=at, started=created, trusted=trusted, durations=durations)
     scores = list(calibration.scores[count:])
     streams = fronts(store, templates, cursors, held=held, fresh_lane=settings.fresh_share > 0)
-    record = replace(record, queues={stream_name(f.kind, f.solver): f.queues() for f in streams})
+    record = replace(record, queues={stream_name(f.kind, f.solver): {"fresh": f.fresh_left} for f in streams})
     waiting = [(WorkItem(f.kind, f.solver, c), lane, ahead) for f in streams for lane, ahead, c in f.waiting]
     calibration = recorded(calibration, Pace.of([*runs, record], at), waiting, shares=shares, at=at)
-    return record, calibration, scores
+    firsts = [(stream_name(f.kind, f.solver), f.first) for f in streams if f.first is not None]
+    statuses = store.statuses([c for _, c in firsts], list(templates.solver_environments())) if firsts else []
+    backlog_fronts = {
+        name: (status.arrival, first)
+        for (name, first), status in zip(firsts, statuses, strict=True)
+        if status.arrival is not None
+    }
+    return record, calibration, scores, backlog_fronts
+
+
+def item_keys(calibration: Calibration, templates: JobTemplates, trusted: TrustedIndexes) -> dict[str, str]:
+    """Prediction id → the key of its item in its stream, for the predictions of the streams the Templates run."""
+    kinds = {stream_name(k, None if e is None else e.name): k for k, e in templates.streams()}
+    keys = {}
+    for prediction in calibration.open:
+        kind = kinds.get(prediction.stream)
+        if kind is not None:
+            keys[prediction.id] = WorkItem(kind, _solver(prediction.stream), _candidate(prediction, trusted)).key
+    return keys
 
 
 def scored(
@@ -260,23 +276,21 @@ def scored(
 ) -> Calibration:
     """``calibration`` after this run at ``at``: predictions whose item has a Job now (its key in ``started``) have
     started, and those whose item the graph now has are scored, their waits measured (``durations``: per item
-    key, its Job's duration, where the run read it). A store that cannot be read leaves it as it was, with a
-    warning."""
+    key, its Job's duration, where the run read it). Predictions of streams the Templates do not run wait."""
     if not calibration.open:
         return calibration
-    environments = list(templates.solver_environments())
-    kinds = {stream_name(k, None if e is None else e.name): k for k, e in templates.streams()}
-    known, unknown = [], []  # the predictions of streams this run has, with their item's key; the others wait
+    keys = item_keys(calibration, templates, trusted)
+    known, unknown = [], []
     for prediction in calibration.open:
-        kind = kinds.get(prediction.stream)
-        if kind is None:
+        key = keys.get(prediction.id)
+        if key is None:
             unknown.append(prediction)
             continue
-        key = WorkItem(kind, _solver(prediction.stream), _candidate(prediction, trusted)).key
         if prediction.start is None and key in started:
             prediction = replace(prediction, start=at)
         known.append((prediction, key))
     kept = tuple(p for p, _ in known) + tuple(unknown)
+    environments = list(templates.solver_environments())
     try:
         statuses = store.statuses([_candidate(p, trusted) for p, _ in known], environments)
     except StoreError as error:

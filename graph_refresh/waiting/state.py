@@ -9,6 +9,9 @@ write them), and how two writers' values merge.
   not use, carried to the next run, so a share is a long-run fraction: ``{"requested": 0.4, "fresh": 0.5}``;
 - ``request-syncs``: per item key of an open request's stream, how many of its Jobs runs saw complete while the
   graph still lacked the item, and whether the last run saw one complete: ``{"0a1b2c3d4e": [1, true]}``;
+- ``backlog-fronts``: per stream, the backlog's first waiting candidate after the last run (its arrival position
+  and item): what comes before an item that takes a slot is counted from it (docs/eta.md):
+  ``{"solver-...": [1234, "flask", "2.0.1", "https://pypi.org/simple"]}``;
 - ``eta``: the windows runs predicted, how they scored, and the waits they draw on (``waiting/calibration.py``).
 """
 
@@ -21,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from graph_refresh.items import ANALYZER
+from graph_refresh.items import ANALYZER, Candidate
 from graph_refresh.retry.model import MAX_NUMBER, is_item_key
 from graph_refresh.text import cell
 from graph_refresh.times import format_time, parse_time
@@ -31,7 +34,8 @@ CURSORS_KEY = "fresh-cursors"
 RUNS_KEY = "runs"
 CREDITS_KEY = "lane-credits"
 SYNCS_KEY = "request-syncs"
-KEYS = frozenset({CURSORS_KEY, RUNS_KEY, CREDITS_KEY, SYNCS_KEY, ETA_KEY})
+FRONTS_KEY = "backlog-fronts"
+KEYS = frozenset({CURSORS_KEY, RUNS_KEY, CREDITS_KEY, SYNCS_KEY, ETA_KEY, FRONTS_KEY})
 """The ledger ConfigMap's keys the lanes own; every other key is the ledger's."""
 RUNS_KEPT = 168  # a week of hourly runs
 MAX_STREAMS = 256  # cursors kept: a deployment runs a few solvers and the analyzer
@@ -149,6 +153,36 @@ def encode_cursors(cursors: Mapping[str, int]) -> str:
     return json.dumps(dict(sorted(cursors.items())), separators=(",", ":"))
 
 
+def decode_fronts(text: object) -> tuple[dict[str, tuple[int, Candidate]], list[str]]:
+    """The backlog's first waiting candidate per stream; a value that cannot be read is dropped with a warning."""
+    if text is None:
+        return {}, []
+    value = _json(text)
+    if not isinstance(value, dict):
+        return {}, [f"{FRONTS_KEY} is not a JSON object: what comes before an item is counted from the start"]
+    fronts: dict[str, tuple[int, Candidate]] = {}
+    for stream, front in value.items():
+        fields = front if isinstance(front, list) and len(front) == 4 else [None] * 4
+        position, texts = fields[0], fields[1:]
+        readable = (
+            (stream == ANALYZER or _SOLVER_NAME.fullmatch(stream))
+            and isinstance(position, int)
+            and not isinstance(position, bool)
+            and 0 <= position <= MAX_POSITION
+            and all(isinstance(t, str) and 0 < len(t) <= 2048 for t in texts)
+            and len(fronts) < MAX_STREAMS
+        )
+        if readable:
+            assert isinstance(position, int), "checked above"
+            fronts[stream] = (position, Candidate(*texts))
+    dropped = len(value) - len(fronts)
+    return fronts, [f"{FRONTS_KEY}: {dropped} values could not be read and were dropped"] if dropped else []
+
+
+def encode_fronts(fronts: Mapping[str, tuple[int, Candidate]]) -> str:
+    return json.dumps({s: [p, *c] for s, (p, c) in sorted(fronts.items())}, separators=(",", ":"))
+
+
 # --- the recent runs ----------------------------------------------------------------------------------------------
 
 
@@ -163,8 +197,7 @@ class RunRecord:
     scheduled: Mapping[str, Mapping[str, int]]
     retry: Mapping[str, Any] | None = None
     queues: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
-    """Per stream, what the run left waiting: ``fresh`` items in the fresh lane, and ``held``, the backlog's
-    candidates before its first waiting one that have a Job or are invalid (docs/eta.md)."""
+    """Per stream, what the run left waiting: ``fresh``, the items in the fresh lane (docs/eta.md)."""
 
 
 def decode_runs(text: object) -> tuple[list[RunRecord], list[str]]:
@@ -240,6 +273,19 @@ def encode_runs(runs: Iterable[RunRecord]) -> str:
     return json.dumps(records, separators=(",", ":"))
 
 
+def _between_neighbours(runs: list[RunRecord], now: float) -> list[RunRecord]:
+    """``runs`` (in the order they happened) with each one stamped later than ``now`` moved midway between the run
+    before it and the next one (``now`` when it is the last); the first of them, to the next one's time."""
+    fixed = list(runs)
+    for i, run in enumerate(fixed):
+        if run.at <= now:
+            continue
+        after = next((later.at for later in fixed[i + 1 :] if later.at <= now), now)
+        before = fixed[i - 1].at if i else after
+        fixed[i] = replace(run, at=(min(before, after) + after) / 2)
+    return fixed
+
+
 # --- all the lanes keep -----------------------------------------------------------------------------------------
 
 
@@ -252,25 +298,30 @@ class LaneState:
     credits: Mapping[str, float] = field(default_factory=dict)
     completions: Completions = field(default_factory=Completions)
     calibration: Calibration = field(default_factory=Calibration)
+    fronts: Mapping[str, tuple[int, Candidate]] = field(default_factory=dict)
 
     @classmethod
     def read(cls, data: Mapping[str, str], *, now: float | None = None) -> tuple[LaneState, list[str]]:
         """The lanes' keys of a ledger ConfigMap's data, and a warning for each value that could not be read. With
-        ``now`` (the reading run's clock), a run record stamped later than it counts as made at ``now`` (a clock
-        ahead, or a hand-written 9999, never pushes what the recent runs say into the future)."""
+        ``now`` (the reading run's clock), a run record stamped later than it counts as made between the run
+        before it and the one after it (or ``now``): a clock ahead, or a hand-written 9999, never pushes what the
+        recent runs say into the future."""
         cursors, problems = decode_cursors(data.get(CURSORS_KEY))
         runs, run_problems = decode_runs(data.get(RUNS_KEY))
         if now is not None and any(run.at > now for run in runs):
             late = [run.seq for run in runs if run.at > now]
             run_problems.append(
-                f"{RUNS_KEY}: {len(late)} of the recent runs are stamped later than this run's clock: taken as now"
+                f"{RUNS_KEY}: {len(late)} of the recent runs are stamped later than this run's clock: each taken as "
+                "made between the runs around it"
             )
-            runs = [replace(run, at=now) if run.at > now else run for run in runs]
+            runs = _between_neighbours(runs, now)
         credits, credit_problems = decode_credits(data.get(CREDITS_KEY))
         completions, sync_problems = decode_syncs(data.get(SYNCS_KEY))
         calibration, eta_problems = Calibration.read(data.get(ETA_KEY))
-        state = cls(cursors, tuple(runs), credits, completions, calibration)
-        return state, problems + run_problems + credit_problems + sync_problems + eta_problems
+        fronts, front_problems = decode_fronts(data.get(FRONTS_KEY))
+        state = cls(cursors, tuple(runs), credits, completions, calibration, fronts)
+        others = credit_problems + sync_problems + eta_problems + front_problems
+        return state, problems + run_problems + others
 
     @property
     def next_seq(self) -> int:
@@ -290,6 +341,8 @@ class LaneState:
             data[SYNCS_KEY] = encode_syncs(self.completions)
         if self.calibration.open or self.calibration.scores or self.calibration.waits:
             data[ETA_KEY] = self.calibration.to_text()
+        if self.fronts:
+            data[FRONTS_KEY] = encode_fronts(self.fronts)
         return data
 
     def merged(self, stored: LaneState, *, streams: frozenset[str] | None = None) -> LaneState:
@@ -307,4 +360,8 @@ class LaneState:
                 run = replace(run, seq=max([*runs, run.seq]) + 1)  # an overlapping run took the same place
             runs[run.seq] = run
         ordered = tuple(sorted(runs.values(), key=lambda run: (run.seq, run.at))[-RUNS_KEPT:])
-        return replace(self, cursors=cursors, runs=ordered, calibration=self.calibration.merged(stored.calibration))
+        fronts = {**stored.fronts, **self.fronts}
+        if streams is not None:
+            fronts = {name: front for name, front in fronts.items() if name in streams}
+        calibration = self.calibration.merged(stored.calibration)
+        return replace(self, cursors=cursors, runs=ordered, calibration=calibration, fronts=fronts)

@@ -21,7 +21,8 @@ def ledger_value(cluster: Harness, key: str) -> Any:
 
 def sync_all(cluster: Harness) -> None:
     """Every Job completes, the graph sync records its result, and the Job is removed."""
-    solved, analyzed = [], []
+    solved: list[Obj] = []
+    analyzed: list[Obj] = []
     for name, job in cluster.jobs().items():
         annotations = job["metadata"]["annotations"]
         record = version(annotations["thoth-station.ninja/package"], annotations["thoth-station.ninja/version"])
@@ -31,13 +32,23 @@ def sync_all(cluster: Harness) -> None:
     cluster.import_graph({"solved": solved, "analyzed": analyzed})
 
 
-def hourly(cluster: Harness, hours: int, *args: str, first: int = 0, env: dict[str, str] | None = None) -> list[Obj]:
-    """``hours`` runs an hour apart from hour ``first``, each followed by a sync of every Job it created."""
+def hourly(
+    cluster: Harness,
+    hours: int,
+    *args: str,
+    first: int = 0,
+    env: dict[str, str] | None = None,
+    sync: bool = True,
+    clock: float = 0.0,
+) -> list[Obj]:
+    """``hours`` runs an hour apart from hour ``first`` (each run's clock off by ``clock`` seconds), each followed
+    by a sync of every Job present unless ``sync`` is False (the graph sync stalls: the Jobs stay)."""
     reports = []
     for hour in range(first, first + hours):
-        _, report = cluster.run_at(T0 + hour * HOUR, *args, env={**ENV, **(env or {})})
+        _, report = cluster.run_at(T0 + hour * HOUR + clock, *args, env={**ENV, **(env or {})})
         reports.append(report)
-        sync_all(cluster)
+        if sync:
+            sync_all(cluster)
     return reports
 
 
@@ -54,10 +65,138 @@ def test_explain_gives_start_and_solved_windows_once_three_runs_are_known(cluste
     assert (early["state"], early["start"], early["solved"]) == ("waiting", None, None)
     assert early["eta_note"] == "not enough history: 2 of 3 runs"
     hourly(cluster, 3, "--max-in-flight", "6", first=2)
-    rows = explained(cluster, "p000150==1.0", T0 + 4.5 * HOUR)
-    row = rows[SOLVERS[0]]
-    assert row["state"] == "waiting"
-    print(json.dumps(row, indent=1))
-    print(json.dumps(ledger_value(cluster, "eta"))[:3000])
-    assert row["start"] is not None
-    assert ANALYZER not in rows
+    rows = explained(cluster, "p000020==1.0", T0 + 4.5 * HOUR)
+    assert ANALYZER not in rows, "a solver-only deployment"
+    for row in rows.values():
+        # Two Jobs a stream a run: five runs (08:00 to 12:00) made p000000..p000009, so p000010..p000019 come
+        # first: five runs from 13:00, and the sixth (18:00) takes it. The run after finds its result.
+        assert (row["state"], row["lane"], row["ahead"]) == ("waiting", "backlog", 10)
+        assert row["start"] == {"p10": "2027-01-15T18:00:00Z", "p90": "2027-01-15T18:00:00Z"}
+        assert row["solved"] == {"p10": "2027-01-15T19:00:00Z", "p90": "2027-01-15T19:00:00Z"}
+        assert row["eta_note"] is None
+    text = cluster.cli("explain", "p000020==1.0", at=T0 + 4.5 * HOUR, env=ENV)
+    assert "start=2027-01-15T18:00:00Z," in text.stdout, "one time where both ends agree"
+    assert "solved=2027-01-15T19:00:00Z" in text.stdout
+
+
+def accuracy(cluster: Harness, at: float) -> dict[str, Obj]:
+    result = cluster.cli("explain", "--accuracy", "-o", "json", at=at, env=ENV)
+    assert result.exit_code == 0, result.stderr
+    return {row["lane"]: row for row in json.loads(result.stdout)}
+
+
+def test_runs_score_a_window_that_held_and_one_the_stalled_sync_missed(cluster: Harness) -> None:
+    cluster.graph(names(200))
+    reports = hourly(cluster, 6, "--max-in-flight", "6")
+    # Predicted at 11:00 (its place 0 waits for the next run): created at 12:00, found by the run at 13:00.
+    held = reports[-1]["eta"]
+    assert held is not None
+    assert held["scored"] >= 3
+    assert held["inside"] == held["scored"], held
+    assert held["late_by_two_runs_or_more"] == 0
+    assert held["median_error_seconds"] == 0
+    before = accuracy(cluster, T0 + 5.5 * HOUR)
+    assert before["backlog"]["scored"] == before["backlog"]["inside"] > 0
+    assert before["backlog"]["inside_share"] == 1.0
+
+    # The graph sync stalls for four hours: the Jobs created at 14:00 end, their results wait, nothing else fits.
+    hourly(cluster, 4, "--max-in-flight", "6", first=6, sync=False)
+    sync_all(cluster)
+    late = hourly(cluster, 1, "--max-in-flight", "6", first=10)[-1]["eta"]
+    assert late is not None
+    assert late["late_by_two_runs_or_more"] >= 3, late
+    assert late["inside"] < late["scored"]
+    after = accuracy(cluster, T0 + 10.5 * HOUR)
+    assert after["backlog"]["late"] >= 3
+    assert (
+        after["backlog"]["scored"] == after["backlog"]["inside"] + after["backlog"]["early"] + after["backlog"]["late"]
+    )
+    assert after["all"]["scored"] == sum(after[lane]["scored"] for lane in ("requested", "fresh", "backlog"))
+    stored = ledger_value(cluster, "eta")
+    assert set(stored) == {"open", "scores", "waits"}
+    assert len(json.dumps(stored)) <= 64 * 1024
+    table = cluster.cli("explain", "--accuracy", at=T0 + 10.5 * HOUR, env=ENV)
+    assert table.exit_code == 0, table.stderr
+    assert table.stdout.splitlines()[0].split() == [
+        "LANE",
+        "SCORED",
+        "INSIDE",
+        "SHARE",
+        "EARLY",
+        "LATE",
+        "LATE-2-RUNS",
+        "MEDIAN-ERROR",
+    ]
+
+
+def test_a_run_with_its_clock_a_day_ahead_does_not_move_the_windows(cluster: Harness) -> None:
+    cluster.graph(names(200))
+    hourly(cluster, 3, "--max-in-flight", "6")
+    hourly(cluster, 1, "--max-in-flight", "6", first=3, clock=24 * HOUR)  # its clock says tomorrow
+    result, _ = cluster.run_at(T0 + 4 * HOUR, "--max-in-flight", "6", env=ENV)
+    assert "stamped later than this run's clock: each taken as made between the runs around it" in result.stderr
+    sync_all(cluster)
+    hourly(cluster, 2, "--max-in-flight", "6", first=5)
+    row = explained(cluster, "p000030==1.0", T0 + 6.5 * HOUR)[SOLVERS[0]]
+    # Seven runs made two Jobs a stream each (p000000..p000013, all synced): 16 come before it, two a run from
+    # 15:00 (the next run): its turn comes at 23:00, as if every clock had been right.
+    assert (row["lane"], row["ahead"]) == ("backlog", 16)
+    assert row["start"] == {"p10": "2027-01-15T23:00:00Z", "p90": "2027-01-15T23:00:00Z"}
+    runs = ledger_value(cluster, "runs")
+    assert [run["seq"] for run in runs] == list(range(1, 8)), "kept in the order the runs happened"
+
+
+def test_a_record_stamped_9999_is_evicted_in_its_turn_and_never_sets_a_window(cluster: Harness) -> None:
+    cluster.graph(names(200))
+    hourly(cluster, 3, "--max-in-flight", "6")
+    configmap = cluster.fake.get("configmaps", MIDDLETIER, "graph-refresh-ledger")
+    assert configmap is not None
+    runs = json.loads(configmap["data"]["runs"])
+    # 165 older runs by hand, the oldest of them stamped 9999: 168 records in all, the bound.
+    old = [{**runs[0], "seq": seq, "at": f"2027-01-0{1 + seq // 48}T00:00:00Z"} for seq in range(1, 166)]
+    old[0]["at"] = "9999-12-31T23:59:59Z"
+    ours = [{**run, "seq": run["seq"] + 165} for run in runs]
+    configmap["data"]["runs"] = json.dumps(old + ours)
+    cluster.fake.add(configmap)
+    rows = explained(cluster, "p000030==1.0", T0 + 2.5 * HOUR)
+    assert "9999" not in json.dumps(rows)
+    hourly(cluster, 1, "--max-in-flight", "6", first=3)
+    kept = ledger_value(cluster, "runs")
+    assert len(kept) == 168
+    assert kept[0]["seq"] == 2, "the oldest by its place in the order went first, whatever time it claimed"
+    assert "9999" not in json.dumps(kept)
+
+
+def test_an_overlapping_run_that_scheduled_nothing_does_not_lower_the_rate(cluster: Harness) -> None:
+    cluster.graph(names(200))
+    hourly(cluster, 4, "--max-in-flight", "6", sync=False)  # the last run's Jobs still run
+    sync_all(cluster)
+    cluster.run_at(T0 + 4 * HOUR, "--max-in-flight", "6", env=ENV)
+    before = explained(cluster, "p000040==1.0", T0 + 4 * HOUR + 240)
+    _, overlapping = cluster.run_at(T0 + 4 * HOUR + 300, "--max-in-flight", "6", env=ENV)
+    assert sum(overlapping["totals"]["solver"]["lanes"].values()) == 0, "the first run's Jobs fill the cap"
+    after = explained(cluster, "p000040==1.0", T0 + 4 * HOUR + 360)
+    assert len(ledger_value(cluster, "runs")) == 6
+    for stream in SOLVERS:
+        assert after[stream]["start"] == before[stream]["start"] is not None
+        assert after[stream]["solved"] == before[stream]["solved"]
+
+
+def test_states_that_throughput_does_not_decide_give_their_own_time_not_a_window(cluster: Harness) -> None:
+    cluster.graph(names(40))
+    hourly(cluster, 3, "--max-in-flight", "6", sync=False)
+    in_flight = explained(cluster, "p000000==1.0", T0 + 2.5 * HOUR)[SOLVERS[0]]
+    assert in_flight["state"] == "in-flight"
+    assert "start" not in in_flight
+    assert "solved" not in in_flight
+    job = next(name for name in cluster.jobs() if name.startswith(SOLVERS[0]))
+    cluster.fake.set_job_status(MIDDLETIER, job, "Complete")
+    awaiting = [row for item in ("p000000", "p000001") for row in [explained(cluster, f"{item}==1.0", T0 + 2.5 * HOUR)]]
+    states = {row[SOLVERS[0]]["state"] for row in awaiting}
+    assert "awaiting-sync" in states
+    for rows in awaiting:
+        assert "solved" not in rows[SOLVERS[0]]
+    paused = explained(cluster, "p000030==1.0", T0 + 2.5 * HOUR, env={"THOTH_GRAPH_REFRESH_MAX_AWAITING_SYNC": "1"})
+    assert paused[SOLVERS[0]]["state"] == "paused"
+    assert "start" not in paused[SOLVERS[0]]
+    assert paused[SOLVERS[0]]["reason"].startswith("sync-lag")
