@@ -4,9 +4,13 @@ keep score of them, through the CLI against the stand-ins."""
 from __future__ import annotations
 
 import json
+import random
 from typing import Any
 
+import pytest
+
 from graph_refresh.items import ANALYZER
+from graph_refresh.times import format_time
 from tests.helpers import MIDDLETIER, SOLVERS, T0, Harness, Obj, names, version
 
 HOUR = 3600.0
@@ -200,3 +204,31 @@ def test_states_that_throughput_does_not_decide_give_their_own_time_not_a_window
     assert paused[SOLVERS[0]]["state"] == "paused"
     assert "start" not in paused[SOLVERS[0]]
     assert paused[SOLVERS[0]]["reason"].startswith("sync-lag")
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_explain_gives_the_window_the_run_recorded_in_generated_worlds(cluster: Harness, seed: int) -> None:
+    """After each run, explain, asked at that run's time, gives every item the run recorded the same solved window
+    (or none, as the run had none): both come from one forecast, with the same count of what comes first."""
+    rng = random.Random(seed)
+    cluster.graph(names(rng.randint(40, 400)))
+    share = str(rng.choice([0, 0.3, 0.5]))
+    args, env = ["--max-in-flight", str(rng.randint(3, 12))], {"THOTH_GRAPH_REFRESH_FRESH_SHARE": share}
+    compared = 0
+    for hour in range(rng.randint(4, 8)):
+        if rng.random() < 0.5:  # releases arrive
+            count = rng.randint(1, 9)
+            cluster.import_graph({"package_versions": [version(f"new{hour}x{k}", "1.0") for k in range(count)]})
+        at = T0 + hour * HOUR
+        cluster.run_at(at, *args, env={**ENV, **env})
+        new = [p for p in ledger_value(cluster, "eta")["open"] if p[6] == at and p[5] != "requested"]
+        for _, package, version_, _, stream, lane, _, *ends in rng.sample(new, min(len(new), 6)):
+            low, high = ends[2], ends[3]  # null: no window yet (no wait measured): explain has none either
+            row = explained(cluster, f"{package}=={version_}", at, env=env)[stream]
+            assert (row["state"], row["lane"]) == ("waiting", lane)
+            window = None if low is None else {"p10": format_time(low), "p90": format_time(high)}
+            assert row["solved"] == window, (hour, package, stream)
+            compared += 1
+        if rng.random() < 0.7:
+            sync_all(cluster)
+    assert compared
