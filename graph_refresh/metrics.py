@@ -77,16 +77,16 @@ def registry_from(report: RunReport, *, deployment_name: str) -> CollectorRegist
             ["lane", "result"],
             registry=registry,
         )
-        for lane, results in sorted(report.eta.by_lane.items()):
-            for result, count in sorted(results.items()):
-                scored.labels(lane, result).inc(count)
+        for lane in LANES:
+            for result in ETA_RESULTS:
+                scored.labels(lane, result).inc(report.eta.by_lane.get(lane, {}).get(result, 0))
         last_day = Gauge(
             "graph_refresh_job_eta_scored_last_day",
             "Solved windows scored in the last 24 hours (the ledger keeps them), by result: inside, early or late.",
             ["result"],
             registry=registry,
         )
-        for result in ("inside", "early", "late"):
+        for result in ETA_RESULTS:
             last_day.labels(result).set(report.eta.last_day.get(result, 0))
     if report.ledger_written is not None:
         Gauge(
@@ -95,6 +95,9 @@ def registry_from(report: RunReport, *, deployment_name: str) -> CollectorRegist
             registry=registry,
         ).set(int(report.ledger_written))
     return registry
+
+
+ETA_RESULTS = ("inside", "early", "late")  # how a scored window held (docs/eta.md)
 
 
 def _add_outcome_metrics(registry: CollectorRegistry, streams: Sequence[tuple[str, str, Counts]]) -> None:

@@ -19,7 +19,8 @@ from graph_refresh import __version__, metrics
 from graph_refresh.report import Counts, RunReport
 
 from .fakes.kube import FakeKube
-from .helpers import Harness, free_port
+from .helpers import Harness, free_port, names
+from .waiting.test_eta import hourly
 
 PUSHGATEWAY = shutil.which("prometheus-pushgateway") or "/usr/bin/prometheus-pushgateway"
 
@@ -224,3 +225,17 @@ def test_a_run_with_requests_pushes_lanes_and_requests(cluster: Harness, pushgat
     assert sum(v for (_, lane), v in by_lane.items() if lane == "backlog") == 1
     assert by_lane[("", "requested")] == 1
     assert by_lane[("", "fresh")] == 0
+
+
+def test_a_run_that_scores_windows_pushes_the_scores(cluster: Harness, pushgateway: str) -> None:
+    cluster.graph(names(200))
+    hourly(cluster, 5, "--max-in-flight", "6")
+    (report,) = hourly(cluster, 1, "--max-in-flight", "6", first=5, env={"PROMETHEUS_PUSHGATEWAY_URL": pushgateway})
+    assert report["eta"]["scored"] == report["eta"]["inside"] > 0
+    samples = scrape(pushgateway)
+    inside = samples[("graph_refresh_job_eta_scored_total", (("lane", "backlog"), ("result", "inside")))]
+    assert inside == report["eta"]["inside"]
+    assert samples[("graph_refresh_job_eta_scored_total", (("lane", "backlog"), ("result", "late")))] == 0
+    last_day = samples[("graph_refresh_job_eta_scored_last_day", (("result", "inside"),))]
+    assert last_day >= inside, "this run's scores and the earlier runs' of the last day"
+    assert samples[("graph_refresh_job_eta_scored_last_day", (("result", "late"),))] == 0
