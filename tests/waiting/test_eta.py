@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from graph_refresh.items import ANALYZER
-from graph_refresh.times import format_time
+from graph_refresh.times import format_time, parse_time
 from tests.helpers import MIDDLETIER, SOLVERS, T0, Harness, Obj, names, version
 
 HOUR = 3600.0
@@ -232,3 +232,49 @@ def test_explain_gives_the_window_the_run_recorded_in_generated_worlds(cluster: 
         if rng.random() < 0.7:
             sync_all(cluster)
     assert compared
+
+
+def start_of(row: Obj) -> float:
+    return parse_time(row["start"]["p10"]) or 0.0
+
+
+def test_fresh_releases_and_requests_that_go_first_push_a_backlog_window_later(cluster: Harness) -> None:
+    cluster.graph(names(300))
+    hourly(cluster, 4, "--max-in-flight", "6")
+    quiet = explained(cluster, "p000100==1.0", T0 + 3.5 * HOUR)[SOLVERS[0]]
+    # 60 releases arrive: the fresh lane takes half of every run until they are through.
+    cluster.import_graph({"package_versions": [version(f"fresh{k:03}", "1.0") for k in range(60)]})
+    hourly(cluster, 1, "--max-in-flight", "6", first=4)
+    burst = explained(cluster, "p000100==1.0", T0 + 4.5 * HOUR)[SOLVERS[0]]
+    assert burst["ahead"] == quiet["ahead"] - 1, "the run took one backlog item of the stream, and one fresh"
+    assert start_of(burst) >= start_of(quiet) + 20 * HOUR, (quiet["start"], burst["start"])
+    # Requests go first too: 30 filed now wait ahead of every backlog item.
+    for k in range(30):
+        filed = cluster.cli("request", f"p000{200 + k}==1.0", "--by", f"user{k % 3}", at=T0 + 4.6 * HOUR, env=ENV)
+        assert filed.exit_code == 0, filed.stderr
+    hourly(cluster, 1, "--max-in-flight", "6", first=5)
+    asked = explained(cluster, "p000100==1.0", T0 + 5.5 * HOUR)[SOLVERS[0]]
+    assert start_of(asked) > start_of(burst) + 2 * HOUR, (burst["start"], asked["start"])
+
+
+def test_a_scored_wait_has_its_jobs_duration_from_the_listed_table_and_no_extra_call(cluster: Harness) -> None:
+    cluster.graph(names(100))
+    hourly(cluster, 3, "--max-in-flight", "6")
+    cluster.run_at(T0 + 3 * HOUR, "--max-in-flight", "6", env=ENV)
+    for name in cluster.jobs():  # they complete and stay listed; the graph sync records their results
+        cluster.fake.set_job_status(MIDDLETIER, name, "Complete")
+    solved = []
+    for job in cluster.jobs().values():
+        annotations = job["metadata"]["annotations"]
+        record = version(annotations["thoth-station.ninja/package"], annotations["thoth-station.ninja/version"])
+        solved.append({**record, "solver": job["metadata"]["labels"]["thoth-station.ninja/solver"]})
+    cluster.import_graph({"solved": solved})
+    before = len(cluster.fake.requests)
+    cluster.run_at(T0 + 4 * HOUR, "--max-in-flight", "6", env=ENV)
+    reads = [r for r in cluster.fake.requests[before:] if r.method == "GET" and "/jobs/" in r.path]
+    assert reads == [], "no Job is read on its own"
+    waits = ledger_value(cluster, "eta")["waits"]
+    timed = [wait for stream in SOLVERS for wait in waits[stream] if wait[2] is not None]
+    assert timed, waits
+    for _, wait, duration in timed:
+        assert 0 <= duration <= wait, "the Job ran within the wait; the rest is the graph sync's lag"
