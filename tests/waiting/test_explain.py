@@ -125,6 +125,8 @@ def test_explain_tells_failed_quarantined_and_awaiting_sync_apart(cluster: Harne
     assert (numpy["state"], numpy["until"], numpy["failures"]) == ("quarantined", "2027-02-14T07:00:00Z", 3)
     pytz = explained(cluster, "pytz==1.0", T0 + HOUR)[SOLVERS[1]]
     assert (pytz["state"], pytz["cause"], pytz["retry_at"]) == ("failed", "error", "2027-01-15T09:30:00Z")
+    for row in (numpy, pytz):  # their own time, not a window drawn from throughput (docs/eta.md)
+        assert not {"start", "solved", "eta_note"} & set(row)
 
 
 def test_explain_from_a_template_folder_without_middletier_reads_no_cluster(
