@@ -603,8 +603,9 @@ def test_a_runs_store_queries_are_bounded_by_pages_not_by_items(cluster: Harness
         assert lanes(report)["requested"] + lanes(report, ANALYZER)["requested"] == 40, "0.8 of the 50 slots"
         assert report["totals"]["solver"]["stopped_by"] != "sync-lag", "the sync is healthy: all 10,000 were asked"
         lookups = [q for q in queries if "query statuses" in q.query or "query versions" in q.query]
-        # 1,000 requests and 10,000 completed Jobs in lookups of a page (500) each: by pages, never one an item
-        assert len(lookups) <= 1_000 // 500 + 10_000 // 500, len(lookups)
+        # 1,000 requests and 10,000 completed Jobs in lookups of a page (500) each: by pages, never one an item;
+        # and one for the backlog's first waiting item of every stream (docs/eta.md)
+        assert len(lookups) <= 1_000 // 500 + 10_000 // 500 + 1, len(lookups)
         assert len(queries) <= 100, len(queries)
 
 

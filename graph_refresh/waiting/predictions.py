@@ -26,6 +26,9 @@ logger = logging.getLogger(__name__)
 
 SAMPLE_AT = (0, 30, 300)
 """The places, among the waiting items of each stream's fresh and backlog lanes, whose windows a run records."""
+REQUESTS_RECORDED = 50
+"""Open requests whose windows a run records at most, per stream (in the order the requested lane takes them):
+under a flood, the rest are recorded by the runs after, as they come up."""
 SCAN_LIMIT = 5_000
 """Candidates read at most from the front of a stream's backlog to find what holds no slot there."""
 
@@ -191,21 +194,30 @@ def recorded(
 
 
 def requested(
-    open_requests: Iterable[OpenRequest], templates: JobTemplates, *, has_job: Collection[str]
+    open_requests: Iterable[OpenRequest],
+    templates: JobTemplates,
+    *,
+    has_job: Collection[str],
+    known: Calibration,
 ) -> list[tuple[WorkItem, Lane, int]]:
-    """Every open request's item in each stream that lacks it and has no Job yet (its key not in ``has_job``), with
-    the requests its stream serves before it (in the order the requested lane takes them)."""
+    """The open requests' items to record, per stream that lacks one and has no Job for it yet (its key not in
+    ``has_job``), with the requests its stream serves before it (in the order the requested lane takes them):
+    at most REQUESTS_RECORDED a stream, leaving out those ``known`` has open already."""
+    have = {(p.package, p.version, p.stream) for p in known.open}
     out = []
     for kind, environment in templates.streams():
         solver = None if environment is None else environment.name
         name = stream_name(kind, solver)
-        ahead = 0
+        ahead, taken = 0, 0
         for request in open_requests:
             if name not in request.lacking:
                 continue
             item = WorkItem(kind, solver, request.candidate)
-            if item.key not in has_job:
+            candidate = request.candidate
+            new = (candidate.package_name, candidate.package_version, name) not in have
+            if item.key not in has_job and new and taken < REQUESTS_RECORDED:
                 out.append((item, Lane.REQUESTED, ahead))
+                taken += 1
             ahead += 1
     return out
 
@@ -234,11 +246,11 @@ def after_run(
     ``trusted``: the indexes, by which a prediction finds its item). Raises StoreError when the store cannot be
     read."""
     at, shares = record.at, shares_of(settings)
-    wanted = requested(open_requests, templates, has_job=had_job)
-    calibration = recorded(calibration, Pace.of(runs, at), wanted, shares=shares, at=at, started=created)
     count = len(calibration.scores)
     calibration = scored(calibration, store, templates, at=at, started=created, trusted=trusted, durations=durations)
     scores = list(calibration.scores[count:])
+    wanted = requested(open_requests, templates, has_job=had_job, known=calibration)
+    calibration = recorded(calibration, Pace.of(runs, at), wanted, shares=shares, at=at, started=created)
     streams = fronts(store, templates, cursors, held=held, fresh_lane=settings.fresh_share > 0)
     record = replace(record, queues={stream_name(f.kind, f.solver): {"fresh": f.fresh_left} for f in streams})
     waiting = [(WorkItem(f.kind, f.solver, c), lane, ahead) for f in streams for lane, ahead, c in f.waiting]
