@@ -21,6 +21,7 @@ OTHER_SCRIPTS: dict[str, tuple[list[str], list[str] | None]] = {
     "bench_explain.py": (["--pairs", "1000000", "--runs", "5"], ["--pairs", "2000", "--runs", "1"]),
     "bench_namespace.py": ([], None),  # its --quick run has a test of its own
     "simulate_lanes.py": ([], ["--quick"]),
+    "simulate_eta.py": ([], ["--quick"]),
 }
 
 

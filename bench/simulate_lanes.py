@@ -141,15 +141,15 @@ def plan_history(setup: Setup, initial: Sequence[graphs.Version], solvers: Seque
         while True:
             pick = rng.randrange(old_from, len(initial))
             v = initial[pick]
-            lacking = _lacking(v, solvers)
-            if pick not in chosen and v.index_url == PYPI and lacking and v.package_version != graphs.INVALID_VERSION:
+            streams = lacking(v, solvers)
+            if pick not in chosen and v.index_url == PYPI and streams and v.package_version != graphs.INVALID_VERSION:
                 break
         chosen.add(pick)
-        history.requests[hour] = Request(hour, v.package_name, v.package_version, lacking, new=False)
+        history.requests[hour] = Request(hour, v.package_name, v.package_version, streams, new=False)
     return history
 
 
-def _lacking(version: graphs.Version, solvers: Sequence[str]) -> tuple[str, ...]:
+def lacking(version: graphs.Version, solvers: Sequence[str]) -> tuple[str, ...]:
     solved = {solver for solver, _ in graphs.solved_by(version, solvers)}
     streams = [s for s in solvers if s not in solved]
     return (*streams, ANALYZER) if not graphs.is_analyzed(version) else tuple(streams)
@@ -259,9 +259,7 @@ def _settle(world: World, hour: int, outcome: Outcome) -> Counter[str]:
     jobs = world.fake.objects("jobs", MIDDLETIER)
     for job in jobs:
         metadata = job["metadata"]
-        annotations, labels = metadata["annotations"], metadata["labels"]
-        stream = labels.get(LABEL_SOLVER) or ANALYZER
-        package, version, index = (annotations[a] for a in (ANNOTATION_PACKAGE, ANNOTATION_VERSION, ANNOTATION_INDEX))
+        stream, package, version, index = job_item(job)
         item = outcome.items.setdefault((stream, package, version, index), Item("backlog", 1))
         if item.scheduled is not None:
             raise SystemExit(f"run {hour}: {stream} {package}=={version} was scheduled again (run {item.scheduled})")
@@ -278,6 +276,13 @@ def _settle(world: World, hour: int, outcome: Outcome) -> Counter[str]:
     for job in jobs:
         world.fake.delete("jobs", MIDDLETIER, job["metadata"]["name"])
     return created
+
+
+def job_item(job: dict[str, Any]) -> Key:
+    """The item of one of graph-refresh's Jobs: stream, package, version, index."""
+    annotations, labels = job["metadata"]["annotations"], job["metadata"]["labels"]
+    stream = labels.get(LABEL_SOLVER) or ANALYZER
+    return stream, *(annotations[a] for a in (ANNOTATION_PACKAGE, ANNOTATION_VERSION, ANNOTATION_INDEX))
 
 
 def _check(report: dict[str, Any], created: Counter[str], *, lanes: bool, hour: int) -> None:
@@ -368,7 +373,7 @@ def describe(setup: Setup, history: History, versions: int, initial_pairs: int, 
 
 
 def initial_pairs(initial: Sequence[graphs.Version], solvers: Sequence[str]) -> int:
-    return sum(len(_lacking(v, solvers)) for v in initial if v.package_version != graphs.INVALID_VERSION)
+    return sum(len(lacking(v, solvers)) for v in initial if v.package_version != graphs.INVALID_VERSION)
 
 
 def parse(argv: Sequence[str] | None) -> tuple[Setup, bool]:
@@ -409,7 +414,7 @@ def parse(argv: Sequence[str] | None) -> tuple[Setup, bool]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     setup, show_progress = parse(argv)
-    started, cpu = time.perf_counter(), _cpu()
+    started, cpu = time.perf_counter(), cpu_seconds()
     solvers = graphs.solver_names(TEMPLATES)
     versions = graphs.versions_for_pairs(setup.pairs, len(solvers))
     initial = list(graphs.versions(versions))
@@ -441,7 +446,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             )
     on, off = outcomes
-    wall, used = time.perf_counter() - started, _cpu() - cpu
+    wall, used = time.perf_counter() - started, cpu_seconds() - cpu
     lines = [
         f"Lanes at work: {setup.runs} hourly runs, lanes on and off, the same history",
         "",
@@ -460,7 +465,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _cpu() -> float:
+def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 

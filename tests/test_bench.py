@@ -299,6 +299,58 @@ def test_the_lanes_simulation_shows_requests_first_and_is_the_same_every_time() 
     assert without_times(simulate_quick()) == without_times(out), "seeded: the same history every time"
 
 
+def eta_quick() -> str:
+    done = quick("simulate_eta.py", timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_the_eta_simulation_scores_each_lane_the_same_way_every_time() -> None:
+    out = eta_quick()
+    cells = markdown_rows(out, "lane")
+    assert [row[0] for row in cells] == ["requested", "fresh", "backlog", "overall"]
+    for row in cells:
+        # the items, the position (no time), then for the point and the windows: given a time, inside, median
+        # error, late, not found yet
+        assert len(row) == 13, row
+        assert row[2].startswith("no time"), row
+        for given, inside, error, late, censored in (row[3:8], row[8:13]):
+            assert NUMBER.match(given), row
+            assert NUMBER.match(censored), row
+            assert int(given.replace(",", "")) <= int(row[1].replace(",", "")), row
+            for cell in (inside, late):
+                assert cell == "-" or re.match(r"^[0-9]+%$", cell), row
+            assert error == "-" or NUMBER.match(error), row
+    items = [int(row[1].replace(",", "")) for row in cells]
+    assert items[3] == sum(items[:3]) > 0, "overall is the sum of the lanes"
+    assert int(cells[0][1]) > 0, "requests are explained while they wait"
+    explained = {row[0]: row for row in markdown_rows(out, "explained as")}
+    assert list(explained) == ["requested", "fresh", "backlog"]
+    assert re.search(r"^- windows(, .* — (met|NOT met)|: none to score .*)$", out, re.MULTILINE)
+    assert re.search(r"^Whole simulation: [0-9.]+ s wall, [0-9.]+ s CPU", out, re.MULTILINE)
+
+    def without_times(text: str) -> str:
+        return re.sub(r"^Whole simulation: .*$", "", text, flags=re.MULTILINE)
+
+    assert without_times(eta_quick()) == without_times(out), "seeded: the same world every time"
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("--runs", "2"), "--runs: at least 3"),
+        (("--capacity", "1"), "--capacity at least 2"),
+        (("--arrivals", "-1"), "--arrivals (0–10000)"),
+        (("--runs", "many"), "invalid int value"),
+    ],
+)
+def test_the_eta_simulation_refuses_bad_arguments_in_one_line(args: tuple[str, ...], said: str) -> None:
+    done = quick("simulate_eta.py", *args)
+    assert done.returncode == 2
+    assert said in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def measured(benchmark: str, code: str, *samples: tuple[float, float, float], count: int | None = None) -> Row:
     """A row of ``samples`` given as (wall s, CPU s, peak RSS MiB)."""
     return Row(benchmark, "9 versions", code, [Sample(*sample) for sample in samples], count)

@@ -131,6 +131,7 @@ import ssl
 import sys
 import tempfile
 import threading
+import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator
@@ -269,8 +270,9 @@ class ApiError(Exception):
         self.body = status_body(code, message, reason, details)
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _stamp(at: float) -> str:
+    """Epoch seconds as the API server writes a time (RFC 3339, whole seconds, ``Z``)."""
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # --------------------------------------------------------------------------------------------- selectors
@@ -738,14 +740,14 @@ def _time(value: Any) -> datetime | None:
         return None
 
 
-def _since(value: Any) -> str:
-    """Time since ``value`` (RFC 3339) as Table cells show it; ``<unknown>`` without one."""
+def _since(value: Any, now: float) -> str:
+    """Time from ``value`` (RFC 3339) to ``now`` as Table cells show it; ``<unknown>`` without one."""
     at = _time(value)
-    return "<unknown>" if at is None else human_duration((datetime.now(UTC) - at).total_seconds())
+    return "<unknown>" if at is None else human_duration(now - at.timestamp())
 
 
-def _age(obj: Obj) -> str:
-    return _since((obj.get("metadata") or {}).get("creationTimestamp"))
+def _age(obj: Obj, now: float) -> str:
+    return _since((obj.get("metadata") or {}).get("creationTimestamp"), now)
 
 
 def _true_condition(job: Obj, kind: str) -> bool:
@@ -775,14 +777,14 @@ def _job_completions(job: Obj) -> str:
     return f"{succeeded}/1 of {parallelism}" if parallelism > 1 else f"{succeeded}/1"
 
 
-def _job_duration(job: Obj) -> str:
-    """From start to completion, or to now while it runs; empty before the Job controller started it."""
+def _job_duration(job: Obj, now: float) -> str:
+    """From start to completion, or to ``now`` while it runs; empty before the Job controller started it."""
     status = job.get("status") or {}
     started = _time(status.get("startTime"))
     if started is None:
         return ""
-    ended = _time(status.get("completionTime")) or datetime.now(UTC)
-    return human_duration((ended - started).total_seconds())
+    ended = _time(status.get("completionTime"))
+    return human_duration((now if ended is None else ended.timestamp()) - started.timestamp())
 
 
 def _containers(job: Obj, field: str) -> str:
@@ -831,23 +833,28 @@ def _template_parameters(template: Obj) -> str:
 
 @dataclass(frozen=True)
 class Column:
-    """One column of a resource's Table: its name, type and cell; ``priority`` 1 for those ``-o wide`` adds."""
+    """One column of a resource's Table: its name, type and cell; ``priority`` 1 for those ``-o wide`` adds;
+    ``timed`` when the cell also takes the server's time (epoch seconds: Age, Duration)."""
 
     name: str
     type: str
-    cell: Callable[[Obj], Any]
+    cell: Callable[..., Any]
     priority: int = 0
+    timed: bool = False
+
+    def value(self, obj: Obj, now: float) -> Any:
+        return self.cell(obj, now) if self.timed else self.cell(obj)
 
 
 _NAME = Column("Name", "string", lambda o: o["metadata"].get("name", ""))
-_AGE = Column("Age", "string", _age)
+_AGE = Column("Age", "string", _age, timed=True)
 JOB_STATUS = Column("Status", "string", _job_status)
 """The Jobs' column that Kubernetes 1.30 added after Name (``FakeKube.job_status_column``)."""
 COLUMNS: dict[str, list[Column]] = {
     "jobs": [  # as Kubernetes 1.15 to 1.29 print a Job
         _NAME,
         Column("Completions", "string", _job_completions),
-        Column("Duration", "string", _job_duration),
+        Column("Duration", "string", _job_duration, timed=True),
         _AGE,
         Column("Containers", "string", lambda o: _containers(o, "name"), 1),
         Column("Images", "string", lambda o: _containers(o, "image"), 1),
@@ -898,10 +905,13 @@ def make_table(
     include_object: str = "Metadata",
     version: str = "v1",
     job_status_column: bool = False,
+    now: float | None = None,
 ) -> Obj:
     """A ``meta.k8s.io`` Table of ``objects`` with the list's ``metadata`` (resourceVersion, continue) and the
     columns the API server prints for ``rt``, the wide ones included (priority 1); each row's object as
-    ``include_object`` says: none (null), PartialObjectMetadata, or the object with its kind."""
+    ``include_object`` says: none (null), PartialObjectMetadata, or the object with its kind. Ages and
+    durations run to ``now`` (epoch seconds; None: the wall clock)."""
+    clock = time.time() if now is None else now
     columns = list(COLUMNS.get(rt.name, [_NAME, _AGE]))
     if rt.name == "jobs" and job_status_column:
         columns.insert(1, JOB_STATUS)
@@ -927,7 +937,9 @@ def make_table(
             }
             for column in columns
         ],
-        "rows": [{"cells": [column.cell(obj) for column in columns], "object": row_object(obj)} for obj in objects],
+        "rows": [
+            {"cells": [column.value(obj, clock) for column in columns], "object": row_object(obj)} for obj in objects
+        ],
     }
 
 
@@ -1227,6 +1239,9 @@ class FakeKube:
     ``tls``: ``"none"`` (plain HTTP), ``"tls"`` (server certificate from a throw-away CA) or ``"mtls"``
     (additionally requires a client certificate signed by that CA). ``token``: the bearer token every
     request must carry (None: no token check). In mtls mode a verified client certificate is enough.
+    ``clock``: the server's time in epoch seconds (default the wall clock), for every time it writes
+    (``creationTimestamp``, the times of ``set_job_status``) and the Age and Duration of Tables; a simulation
+    passes its own.
     """
 
     def __init__(
@@ -1236,6 +1251,7 @@ class FakeKube:
         *,
         port: int = 0,
         tls_files: KubeTlsFiles | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if tls not in ("none", "tls", "mtls"):
             raise ValueError(f"tls must be 'none', 'tls' or 'mtls', not {tls!r}")
@@ -1243,6 +1259,7 @@ class FakeKube:
             raise ValueError("tls_files need tls='tls' or 'mtls'")
         self.tls: TlsMode = tls
         self.token = token
+        self.clock = clock
         self.requests: list[Request] = []
         """Every request received, in arrival order."""
         self.tls_failures: list[str] = []
@@ -1273,7 +1290,7 @@ class FakeKube:
         """Print Jobs in Tables as Kubernetes 1.30 and later do, with a Status column after Name (default: as
         1.15 to 1.29, whose /version this fake answers: Name, Completions, Duration, Age, and the wide
         Containers, Images, Selector)."""
-        self._started_at = _now()
+        self._started_at = self._now()
         self._stopping = threading.Event()
         self._closed = False
         self._tmp = Path(tempfile.mkdtemp(prefix="fakekube-"))
@@ -1478,6 +1495,9 @@ class FakeKube:
         with self._lock:
             self.server_errors.append(text)
 
+    def _now(self) -> str:
+        return _stamp(self.clock())
+
     # ------------------------------------------------------------------------------------- test helpers
 
     def add(self, obj: Obj) -> Obj:
@@ -1498,7 +1518,7 @@ class FakeKube:
         with self._lock:
             meta = stored["metadata"]
             meta.setdefault("uid", str(uuid.uuid4()))
-            meta.setdefault("creationTimestamp", _now())
+            meta.setdefault("creationTimestamp", self._now())
             self._put(resource, namespace, name, stored)
             return copy.deepcopy(stored)
 
@@ -1535,13 +1555,17 @@ class FakeKube:
         name: str,
         condition: Literal["Complete", "Failed"] | None,
         active: int = 0,
+        *,
+        started: float | None = None,
+        ended: float | None = None,
     ) -> Obj:
         """Write a Job's status as the Job controller would; returns a copy of the Job.
 
         ``condition`` "Complete" adds that condition and ``succeeded`` (= spec.completions or 1),
         "Failed" adds that condition (reason BackoffLimitExceeded) and ``failed: 1``, None leaves the Job
         running. ``active`` pods are reported as ``status.active``. Zero counts are omitted, as the API
-        server omits them.
+        server omits them. ``started`` is the ``startTime`` (epoch seconds; default the Job's creation),
+        ``ended`` the time of the condition and of a Complete Job's ``completionTime`` (default the clock's now).
         """
         if condition not in ("Complete", "Failed", None):
             raise ValueError(f"condition must be 'Complete', 'Failed' or None, not {condition!r}")
@@ -1550,8 +1574,9 @@ class FakeKube:
             if stored is None:
                 raise KeyError(f"no job {namespace}/{name}")
             job = copy.deepcopy(stored)  # a stored object is never changed in place: lists at its version see it
-            now = _now()
-            status: Obj = {"startTime": job["metadata"].get("creationTimestamp", now)}
+            now = self._now() if ended is None else _stamp(ended)
+            start = job["metadata"].get("creationTimestamp", now) if started is None else _stamp(started)
+            status: Obj = {"startTime": start}
             if active:
                 status["active"] = active
             if condition is not None:
@@ -1718,6 +1743,7 @@ class FakeKube:
                 include_object=include_object,
                 version=wanted.version,
                 job_status_column=self.job_status_column,
+                now=self.clock(),
             )
             return code, table
         if wanted.as_ == METADATA:
@@ -1988,7 +2014,7 @@ class FakeKube:
                 raise ApiError(409, f'{rt.qualified_name} "{name}" already exists', "AlreadyExists", rt.details(name))
             meta["namespace"] = namespace
             meta["uid"] = str(uuid.uuid4())
-            meta["creationTimestamp"] = _now()
+            meta["creationTimestamp"] = self._now()
             for server_owned in ("deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
                 meta.pop(server_owned, None)
             if rt.name in ("jobs", "resourcequotas"):
