@@ -37,6 +37,8 @@ FUTURES = 200
 RECENT_RUNS = 24
 """The recent run periods a future run is drawn from: a day of hourly runs follows a change (capacity halved, a
 burst of releases) within the day."""
+DRIFT_BLOCK = 6
+"""Runs whose mean rate, against the mean of every kept run, says how far a rate can drift for a while."""
 LOOKAHEAD_RUNS = 96
 """Future runs drawn one by one; a turn further out is extrapolated at the rate its future had so far."""
 DEFAULT_PERIOD_SECONDS = 3600
@@ -86,6 +88,8 @@ class Pace:
     streams: Mapping[str, tuple[Period, ...]]
     fresh_left: Mapping[str, int]
     """Per stream, the fresh items the last run left waiting."""
+    requests_left: Mapping[str, int]
+    """Per stream, the open requests the last run left waiting (without a Job)."""
 
     @classmethod
     def of(cls, runs: Sequence[RunRecord], now: float) -> Pace:
@@ -132,6 +136,7 @@ class Pace:
             next_run=last_at + steps * period,
             streams={stream: tuple(periods) for stream, periods in streams.items()},
             fresh_left={s: q["fresh"] for s, q in (last.queues if last else {}).items() if "fresh" in q},
+            requests_left={s: q["requested"] for s, q in (last.queues if last else {}).items() if "requested" in q},
         )
 
     def on_grid(self, at: float, *, up: bool) -> float:
@@ -196,11 +201,15 @@ def forecast(
     if not periods:
         return Forecast(None, None, "not enough history: the recent runs did not run this stream")
     rng = random.Random(int.from_bytes(hashlib.sha256(seed.encode()).digest()[:8], "big"))  # noqa: S311 (a model, not a secret)
-    fresh_waiting = pace.fresh_left.get(stream, 0)
+    waiting = (pace.requests_left.get(stream, 0), pace.fresh_left.get(stream, 0))
     arrivals = [p.arrived for p in periods if p.arrived is not None]
+    drifts = _drifts(pace.streams[stream])
     starts: list[float] = []
     for _ in range(FUTURES):
-        turn = _turn(periods, arrivals, lane, ahead, shares, fresh_waiting, rng)
+        # Each future has its own recent past (the runs drawn again) and its own drift: the rate itself is
+        # uncertain, and a far turn is as uncertain as the rate, not only as its runs' spread.
+        pool = [rng.choice(periods) for _ in periods]
+        turn = _turn(pool, arrivals, lane, ahead, shares, waiting, rng, rng.choice(drifts))
         starts.append(math.inf if turn is None else pace.next_run + turn * pace.period)
     starts.sort()
     low, high = _percentile(starts, LOW), _percentile(starts, HIGH)
@@ -223,25 +232,32 @@ def _turn(
     lane: str,
     ahead: int,
     shares: Shares,
-    fresh_waiting: int,
+    waiting: tuple[int, int],
     rng: random.Random,
+    drift: float,
 ) -> int | None:
-    """In how many runs after the next the item's turn comes in one drawn future; None when never in sight."""
+    """In how many runs after the next the item's turn comes in one drawn future, whose runs take ``drift`` times
+    what the drawn ones took, with ``waiting`` (requests, fresh items) waiting now; None when never in sight."""
     left = ahead + 1.0  # the item itself needs a slot too
-    fresh = float(fresh_waiting)
+    requests, fresh = map(float, waiting)
     served = 0.0
     for step in range(LOOKAHEAD_RUNS):
         period = rng.choice(periods)
-        total, requested = period.total(), period.taken.get(Lane.REQUESTED, 0)
-        if lane == Lane.REQUESTED:
-            service = max(requested, shares.request * total)
-        elif lane == Lane.FRESH:
-            service = max(period.taken.get(Lane.FRESH, 0), shares.fresh * (total - requested))
-        else:  # the backlog: what requests and the fresh lane leave, the fresh items waiting and arriving first
-            fresh += rng.choice(arrivals) if arrivals else 0
-            took = min(fresh, shares.fresh * (total - requested))
-            fresh -= took
-            service = total - requested - took
+        total = drift * period.total()
+        if lane == Lane.REQUESTED:  # the requests before it are what is ahead
+            service = shares.request * total
+        else:  # requests go first: those waiting, then new ones at the rate the drawn run took them
+            requests += period.taken.get(Lane.REQUESTED, 0)
+            took = min(requests, shares.request * total)
+            requests -= took
+            rest = total - took
+            if lane == Lane.FRESH:
+                service = max(drift * period.taken.get(Lane.FRESH, 0), shares.fresh * rest)
+            else:  # the backlog: what the fresh lane leaves, its items waiting and arriving first
+                fresh += rng.choice(arrivals) if arrivals else 0
+                took = min(fresh, shares.fresh * rest)
+                fresh -= took
+                service = rest - took
         served += service
         left -= service
         if left <= 0:
@@ -249,6 +265,16 @@ def _turn(
     if served <= 0:
         return None
     return LOOKAHEAD_RUNS - 1 + math.ceil(left / (served / LOOKAHEAD_RUNS))
+
+
+def _drifts(periods: Sequence[Period]) -> list[float]:
+    """How far the rate of DRIFT_BLOCK consecutive run periods strayed from the rate of all of them, as ratios
+    (just 1 with too few periods to tell)."""
+    totals = [period.total() for period in periods]
+    mean = sum(totals) / len(totals) if totals else 0.0
+    if mean <= 0 or len(totals) < 2 * DRIFT_BLOCK:
+        return [1.0]
+    return [sum(totals[i : i + DRIFT_BLOCK]) / DRIFT_BLOCK / mean for i in range(len(totals) - DRIFT_BLOCK + 1)]
 
 
 def _percentile(ordered: Sequence[float], share: float) -> float:

@@ -7,6 +7,7 @@ requests and those items, and the scores of earlier windows once the graph has t
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -199,10 +200,11 @@ def requested(
     *,
     has_job: Collection[str],
     known: Calibration,
+    limit: int | None = REQUESTS_RECORDED,
 ) -> list[tuple[WorkItem, Lane, int]]:
     """The open requests' items to record, per stream that lacks one and has no Job for it yet (its key not in
     ``has_job``), with the requests its stream serves before it (in the order the requested lane takes them):
-    at most REQUESTS_RECORDED a stream, leaving out those ``known`` has open already."""
+    at most ``limit`` a stream, leaving out those ``known`` has open already."""
     have = {(p.package, p.version, p.stream) for p in known.open}
     out = []
     for kind, environment in templates.streams():
@@ -215,7 +217,7 @@ def requested(
             item = WorkItem(kind, solver, request.candidate)
             candidate = request.candidate
             new = (candidate.package_name, candidate.package_version, name) not in have
-            if item.key not in has_job and new and taken < REQUESTS_RECORDED:
+            if item.key not in has_job and new and (limit is None or taken < limit):
                 out.append((item, Lane.REQUESTED, ahead))
                 taken += 1
             ahead += 1
@@ -252,7 +254,16 @@ def after_run(
     wanted = requested(open_requests, templates, has_job=had_job, known=calibration)
     calibration = recorded(calibration, Pace.of(runs, at), wanted, shares=shares, at=at, started=created)
     streams = fronts(store, templates, cursors, held=held, fresh_lane=settings.fresh_share > 0)
-    record = replace(record, queues={stream_name(f.kind, f.solver): {"fresh": f.fresh_left} for f in streams})
+    asked = Counter(
+        stream_name(item.kind, item.solver)
+        for item, _, _ in requested(
+            open_requests, templates, has_job=(*had_job, *created), known=Calibration(), limit=None
+        )
+    )
+    queues = {stream_name(f.kind, f.solver): {"fresh": f.fresh_left} for f in streams}
+    for name, count in asked.items():
+        queues.setdefault(name, {})["requested"] = count
+    record = replace(record, queues=queues)
     waiting = [(WorkItem(f.kind, f.solver, c), lane, ahead) for f in streams for lane, ahead, c in f.waiting]
     calibration = recorded(calibration, Pace.of([*runs, record], at), waiting, shares=shares, at=at)
     firsts = [(stream_name(f.kind, f.solver), f.first) for f in streams if f.first is not None]
