@@ -7,8 +7,8 @@ The value is ``{"open": [...], "scores": [...], "waits": {...}}``, times in epoc
 - ``open``: predictions not scored yet, ``[id, package, version, index, stream, lane, seen, drawn_low, drawn_high,
   low, high, period, start]``; ``start`` is when a run first saw the item's Job (null before); the four ends are
   null when the run had no window to give (too little history): the item then only measures a wait;
-- ``scores``: ``[id, at, lane, drawn_low, drawn_high, low, high, found, period]``, ``found`` the time of the run
-  that found the item in the graph;
+- ``scores``: ``[id, at, lane, drawn_low, drawn_high, low, high, found, period, seen]``, ``found`` the time of the
+  run that found the item in the graph, ``seen`` when the window was given;
 - ``waits``: per stream, ``[[id, wait, duration], ...]``: from a Job's start to the run that found its item in the
   graph, and the Job's own duration (start to completion) when the run could read it (else null); the graph
   sync's lag is the difference.
@@ -98,6 +98,8 @@ class Score:
     shown: Window
     found: float
     period: float
+    seen: float
+    """When the window was given."""
 
     @property
     def result(self) -> str:
@@ -126,6 +128,7 @@ class Score:
             int(self.shown.high),
             int(self.found),
             int(self.period),
+            int(self.seen),
         ]
 
 
@@ -225,16 +228,16 @@ class Calibration:
         return [w.wait for w in self.waits.get(stream, ())]
 
     def widening(self, lane: str) -> Widening:
-        """How far to widen the lane's windows: on each side, the share of a window's scale by which the recent
-        misses on that side went past the window the futures drew (a split-conformal bound at WIDEN_LEVEL)."""
+        """How far to widen the lane's windows: on each side, the share of how far ahead a window lies by which
+        the recent misses on that side went past the window the futures drew (a split-conformal bound at
+        WIDEN_LEVEL). A queue's error grows with how far ahead it looks, so a miss is measured against that."""
         recent = [s for s in self.scores if s.lane == lane][-WIDEN_OVER:]
         if len(recent) < WIDEN_FROM:
             return Widening()
         early, late = [], []
         for score in recent:
-            scale = max(score.drawn.high - score.drawn.low, score.period)
-            early.append((score.drawn.low - score.found) / scale)
-            late.append((score.found - score.drawn.high) / scale)
+            early.append((score.drawn.low - score.found) / max(score.drawn.low - score.seen, score.period))
+            late.append((score.found - score.drawn.high) / max(score.drawn.high - score.seen, score.period))
         return Widening(max(0.0, _conformal(early)), max(0.0, _conformal(late)))
 
     def scored_by(self, run_at: float) -> list[Score]:
@@ -299,14 +302,15 @@ def _prediction(record: object) -> Prediction | None:
 
 
 def _score(record: object) -> Score | None:
-    if not isinstance(record, list) or len(record) != 9:
+    if not isinstance(record, list) or len(record) != 10:
         return None
-    id_, at, lane, dl, dh, low, high, found, period = record
-    name, when, seen, every = _text(id_, 16), _time(at), _time(found), _seconds(period)
+    id_, at, lane, dl, dh, low, high, found, period, seen = record
+    name, when, there, every, given = _text(id_, 16), _time(at), _time(found), _seconds(period), _time(seen)
     drawn, shown = _window(dl, dh), _window(low, high)
-    if name is None or when is None or seen is None or not every or lane not in LANES or drawn is None or shown is None:
+    if None in (name, when, there, given, drawn, shown) or not every or lane not in LANES:
         return None
-    return Score(name, when, lane, drawn, shown, seen, every)
+    assert name and when and there and given and drawn and shown, "checked above"
+    return Score(name, when, lane, drawn, shown, there, every, given)
 
 
 def _wait(record: object) -> Wait | None:
@@ -381,7 +385,8 @@ def rescored(calibration: Calibration, found: Mapping[str, float], at: float, wa
             continue
         if prediction.drawn is not None and prediction.shown is not None:
             drawn, shown = prediction.drawn, prediction.shown
-            scores.append(Score(prediction.id, at, prediction.lane, drawn, shown, when, prediction.period))
+            score = Score(prediction.id, at, prediction.lane, drawn, shown, when, prediction.period, prediction.seen)
+            scores.append(score)
         room = prediction.stream in waits_by_stream or len(waits_by_stream) < MAX_STREAMS
         if prediction.id in by_id and room:
             waits_by_stream.setdefault(prediction.stream, []).append(by_id[prediction.id])

@@ -37,6 +37,9 @@ FUTURES = 200
 RECENT_RUNS = 24
 """The recent run periods a future run is drawn from: a day of hourly runs follows a change (capacity halved, a
 burst of releases) within the day."""
+RATE_DOUBT = 0.15
+"""The recent runs never tell the coming days' rate better than this share either way: capacity, quotas, Job
+durations and failures change. Each future's rate is also drawn within it (uniformly)."""
 DRIFT_BLOCK = 6
 """Runs whose mean rate, against the mean of every kept run, says how far a rate can drift for a while."""
 LOOKAHEAD_RUNS = 96
@@ -149,7 +152,7 @@ class Pace:
 
 @dataclass(frozen=True)
 class Widening:
-    """How far to widen a lane's solved windows, on each side, in units of a window's scale (its width, at least
+    """How far to widen a lane's solved windows, on each side, as a share of how far ahead that end lies (at least
     one period): from how far recent windows missed (``calibration.widening``)."""
 
     early: float = 0.0
@@ -209,7 +212,8 @@ def forecast(
         # Each future has its own recent past (the runs drawn again) and its own drift: the rate itself is
         # uncertain, and a far turn is as uncertain as the rate, not only as its runs' spread.
         pool = [rng.choice(periods) for _ in periods]
-        turn = _turn(pool, arrivals, lane, ahead, shares, waiting, rng, rng.choice(drifts))
+        drift = rng.choice(drifts) * rng.uniform(1 - RATE_DOUBT, 1 + RATE_DOUBT)
+        turn = _turn(pool, arrivals, lane, ahead, shares, waiting, rng, drift)
         starts.append(math.inf if turn is None else pace.next_run + turn * pace.period)
     starts.sort()
     low, high = _percentile(starts, LOW), _percentile(starts, HIGH)
@@ -220,8 +224,9 @@ def forecast(
         return Forecast(start, None, "no Job of this stream has been seen through to the graph yet")
     solved = sorted(at + rng.choice(waits) for at in starts)
     window = Window(_percentile(solved, LOW), _percentile(solved, HIGH))
-    scale = max(window.high - window.low, pace.period)
-    widened = Window(max(window.low - widening.early * scale, start.low), window.high + widening.late * scale)
+    now = pace.next_run - pace.period  # the run (or explain) giving the window: what "ahead" is measured from
+    early, late = (max(end - now, pace.period) for end in (window.low, window.high))
+    widened = Window(max(window.low - widening.early * early, start.low), window.high + widening.late * late)
     snapped = Window(pace.on_grid(widened.low, up=False), pace.on_grid(widened.high, up=True))
     return Forecast(start, snapped, drawn=window)
 
