@@ -50,7 +50,7 @@ class Schedule:
     """Schedule the item's next attempt."""
 
     attempt: int
-    """The attempt number: 1 for a first attempt (the §4 Job name), n >= 2 for a retry."""
+    """The attempt number: 1 for a first attempt, whose Job name says so (design: Items); n >= 2 for a retry."""
     resources: AttemptResources | None
     """What to ``apply`` to the rendered Job; None for a first attempt (the Template as it renders)."""
     retries: Cause | None = None
