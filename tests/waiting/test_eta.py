@@ -11,7 +11,7 @@ import pytest
 
 from graph_refresh.items import ANALYZER
 from graph_refresh.times import format_time, parse_time
-from tests.helpers import MIDDLETIER, SOLVERS, T0, Harness, Obj, names, version
+from tests.helpers import MIDDLETIER, PYPI, SOLVERS, T0, Harness, Obj, names, version
 
 HOUR = 3600.0
 ENV = {"GRAPH_REFRESH_NO_PACKAGE_ANALYZERS": "1"}
@@ -280,3 +280,61 @@ def test_a_scored_wait_has_its_jobs_duration_from_the_listed_table_and_no_extra_
     assert timed, waits
     for _, wait, duration in timed:
         assert 0 <= duration <= wait, "the Job ran within the wait; the rest is the graph sync's lag"
+
+
+def test_the_eta_key_stays_within_64_kib_dropping_the_oldest_and_a_hostile_value_is_dropped(cluster: Harness) -> None:
+    cluster.graph(names(200))
+    hourly(cluster, 3, "--max-in-flight", "6")
+    configmap = cluster.fake.get("configmaps", MIDDLETIER, "graph-refresh-ledger")
+    assert configmap is not None
+    stored = json.loads(configmap["data"]["eta"])
+    # 2,000 old predictions of items the graph will not have soon: far over the bound.
+    stored["open"] += [
+        [
+            f"{n:012x}",
+            f"old{n:05}",
+            "1.0",
+            PYPI,
+            SOLVERS[0],
+            "backlog",
+            int(T0) - 86_400 + n,
+            None,
+            None,
+            None,
+            None,
+            3600,
+            None,
+        ]
+        for n in range(2_000)
+    ]
+    configmap["data"]["eta"] = json.dumps(stored)
+    cluster.fake.add(configmap)
+    hourly(cluster, 1, "--max-in-flight", "6", first=3)
+    text = ledger_configmap(cluster)["data"]["eta"]
+    assert len(text.encode()) <= 64 * 1024
+    kept = json.loads(text)["open"]
+    olds = sorted(int(p[0], 16) for p in kept if p[1].startswith("old"))
+    assert olds, "as many as fit stay"
+    assert olds == list(range(2_000 - len(olds), 2_000)), "the oldest went first"
+    assert any(p[6] == T0 + 3 * HOUR for p in kept), "this run's own predictions are kept"
+
+    hostile = {
+        "{not json": "eta is not a JSON object: the windows' calibration starts anew",
+        json.dumps({"open": [["x"] * 13, 5], "scores": "no", "waits": {"s": [[1]]}}): (
+            "eta: 3 records could not be read and were dropped"
+        ),
+    }
+    for value, warning in hostile.items():
+        configmap = ledger_configmap(cluster)
+        configmap["data"]["eta"] = value
+        cluster.fake.add(configmap)
+        result, _ = cluster.run_at(T0 + 4 * HOUR, "--max-in-flight", "6", env=ENV)
+        assert result.exit_code == 0, result.stderr
+        assert warning in " ".join(result.stderr.split()), result.stderr
+        assert json.loads(ledger_configmap(cluster)["data"]["eta"])["open"], "it starts anew"
+
+
+def ledger_configmap(cluster: Harness) -> Obj:
+    configmap = cluster.fake.get("configmaps", MIDDLETIER, "graph-refresh-ledger")
+    assert configmap is not None
+    return configmap
