@@ -673,7 +673,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         store = work / "store.sqlite3"
         graphs.build_sqlite(store, versions, solvers)
         with FakeKube(tls="tls", clock=sim.clock) as fake:
-            sim.run(World(fake, work, store), progress)
+            world = World(fake, work, store)
+            sim.run(world, progress)
+            # The product's own score of the windows its runs recorded (ledger key eta), at the last run.
+            own = world.cli(["explain", "--accuracy"], setup.runs).stdout.rstrip("\n").splitlines()
     sim.settle()
     wall, used = time.perf_counter() - started, cpu_seconds() - cpu
     lines = [
@@ -689,6 +692,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         *not_waiting(sim),
         "",
         *targets(sim),
+        "",
+        "What the runs themselves scored (`app.py explain --accuracy` after the last run: the windows each run",
+        "recorded for its open requests and a few waiting items of each lane, ledger key eta):",
+        "",
+        "```text",
+        *own,
+        "```",
         "",
         f"Whole simulation: {wall:.1f} s wall, {used:.1f} s CPU (this process: the CLI, the stand-in and the "
         "bookkeeping).",
