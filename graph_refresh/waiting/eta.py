@@ -20,13 +20,10 @@ import random
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from graph_refresh.times import format_time
 from graph_refresh.vocabulary import Lane
-
-if TYPE_CHECKING:
-    from graph_refresh.waiting.state import RunRecord
 
 LOW, HIGH = 0.1, 0.9
 """The window's percentiles."""
@@ -48,6 +45,17 @@ DEFAULT_PERIOD_SECONDS = 3600
 """The CronJob's period when the recent runs do not tell it."""
 SNAP = 0.1
 """A window's end within this fraction of a period of a run's time is taken to be that run."""
+
+
+class RunRecord(Protocol):
+    """One real run as the ledger remembers it (``waiting/state.py``'s record): what a forecast reads of it."""
+
+    @property
+    def at(self) -> float: ...
+    @property
+    def scheduled(self) -> Mapping[str, Mapping[str, int]]: ...
+    @property
+    def queues(self) -> Mapping[str, Mapping[str, int]]: ...
 
 
 @dataclass(frozen=True)
