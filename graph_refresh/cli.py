@@ -721,7 +721,7 @@ def request(
     try:
         cluster = _connect(ctx, settings)
         if listing_asked:
-            _list_requests(requests_store.read(cluster, namespace), settings, now, shown_as)
+            _list_requests(cluster, requests_store.read(cluster, namespace), settings, now, shown_as)
         elif cancel:
             assert target is not None
             _cancel_request(ctx, cluster, namespace, target, index_url)
@@ -869,11 +869,21 @@ def _cancel_request(
     click.echo(f"Cancelled: removed {len(removed)} {keys} ({', '.join(cell(key, 40) for key in removed)}).")
 
 
-def _list_requests(read: Any, settings: Settings, now: float, shown_as: str) -> None:
-    """The requests in the output format ``shown_as`` (``listing``), their text from outside escaped."""
+def _list_requests(cluster: Any, read: Any, settings: Settings, now: float, shown_as: str) -> None:
+    """The requests in the output format ``shown_as`` (``listing``), their text from outside escaped, each open
+    one with its closure per solver (``closure``: None when the graph, the Templates or the Jobs could not be
+    read, which a warning says)."""
+    from graph_refresh.refresh import request_closures
+    from graph_refresh.waiting.lanes import closure_line
     from graph_refresh.waiting.requests import REQUESTS_NAME, expired
 
     ttl = settings.lanes.request_ttl_seconds
+    closures: dict[str, Any] = {}
+    if read.requests:
+        try:
+            closures = request_closures(settings, cluster, read, now)
+        except GraphRefreshError as error:
+            logger.warning("The requests' closures are not shown: %s", error)
     rows = []
     for r in read.requests:
         at = r.requested_at
@@ -889,6 +899,7 @@ def _list_requests(read: Any, settings: Settings, now: float, shown_as: str) -> 
                 "age_seconds": None if at is None else max(0, int(now - at)),
                 "state": state,
                 "expires_at": None if at is None else format_time(at + ttl),
+                "closure": closures.get(r.key),
             }
         )
     for u in read.unreadable:
@@ -900,6 +911,9 @@ def _list_requests(read: Any, settings: Settings, now: float, shown_as: str) -> 
     else:
         table, shrink = listing.requests_table(rows, wide=shown_as == "wide")
         _echo_table(table, shrink=shrink)
+        for row in rows:
+            for solver, counts in (row.get("closure") or {}).items():
+                _echo(f"{row['key']}: {closure_line(solver, counts)}")
 
 
 @main.command("explain")

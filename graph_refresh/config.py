@@ -33,6 +33,7 @@ DEFAULT_PROGRESS_EVERY_SECONDS = 30.0  # without a terminal, a run logs its prog
 DEFAULT_QUARANTINE_SECONDS = 2_592_000  # 30 days: long enough for a fix to land, short enough to try again
 DEFAULT_REQUEST_TTL_SECONDS = 604_800  # 7 days: a request not done by then is dropped with a warning
 DEFAULT_FRESH_SHARE = 0.5  # of the slots left after requests, what new releases may take
+DEFAULT_REQUEST_DEPTH = 10  # levels of dependencies below a requested version that its request brings
 DEFAULT_REQUEST_SHARE = 0.8  # of the free slots, what requests may take while other lanes have work: a flood waits
 DEFAULT_MAX_AWAITING_SYNC = 0  # 0 = no pacing against the graph sync
 
@@ -162,6 +163,8 @@ class LaneSettings:
     request_share: float = DEFAULT_REQUEST_SHARE
     """Share (0 to 1) of the free slots requests may take while the other lanes have candidates, over time (a
     fraction left over is carried to the next run); a flood of requests cannot stop the rest."""
+    request_depth: int = DEFAULT_REQUEST_DEPTH
+    """Levels of dependencies below a requested version that its request brings (0: the version alone)."""
     allowed_indexes: tuple[str, ...] = ()
     """Package indexes a request may name besides those the graph lists (comma-separated URLs)."""
     fresh_share: float = DEFAULT_FRESH_SHARE

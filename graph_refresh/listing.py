@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from graph_refresh.text import cell, cut, one_line
+from graph_refresh.waiting.lanes import closure_line
 
 OUTPUTS = ("table", "wide", "json", "yaml", "name")
 MIN_CELL = 6  # characters a cut table cell keeps, its ellipsis included
@@ -160,7 +161,7 @@ def requests_table(rows: Iterable[dict[str, Any]], *, wide: bool) -> tuple[list[
 
 JOB_INDENT = "    "  # a Job's line under its stream's: deeper than a stream's two spaces, short enough to fit
 EXPLAIN_JOB_FIELDS = ("attempt", "state", "memory", "deadline")  # what a table's line of a Job says
-HIDDEN_DETAILS = ("stream", "kind", "state", "jobs")  # a row's keys that its line does not list as key=value
+HIDDEN_DETAILS = ("stream", "kind", "state", "jobs", "closure")  # a row's keys that its line does not list as key=value
 
 
 def explain_lines(rows: Sequence[dict[str, Any]], *, jobs: bool) -> list[str]:
@@ -174,6 +175,8 @@ def explain_lines(rows: Sequence[dict[str, Any]], *, jobs: bool) -> list[str]:
             f"{key}={_detail(value)}" for key, value in row.items() if key not in HIDDEN_DETAILS and value is not None
         )
         lines.append(f"  {row['stream'].ljust(width)}  {row['state']}{': ' + details if details else ''}")
+        if row.get("closure"):
+            lines.append(f"{JOB_INDENT}{closure_line(row['stream'], row['closure'])}")
         for job in row["jobs"] if jobs else ():
             said = ", ".join(f"{key}={job[key]}" for key in EXPLAIN_JOB_FIELDS if job[key])
             lines.append(f"{JOB_INDENT}job {job['name']}: {said}")

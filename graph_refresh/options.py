@@ -41,6 +41,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 INT32_MAX = 2**31 - 1  # the API's int32 fields (ttlSecondsAfterFinished, activeDeadlineSeconds)
 MAX_WORKERS = 64  # concurrent creates: beyond this the API server's own limits dominate
 MAX_BURST = 10_000
+MAX_REQUEST_DEPTH = 100  # levels below a requested version: a closure is bounded by 2,000 versions long before
 MAX_STORE_TIMEOUT_SECONDS = 3_600  # an hour-long Dgraph query would outlive the hourly CronJob's run
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _ASCII_INT = re.compile(r"[+]?[0-9]+")
@@ -296,6 +297,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("retry.max_attempts", "--max-attempts", "THOTH_GRAPH_REFRESH_MAX_ATTEMPTS", _count(1000)),
     Option("retry.quarantine_seconds", "--quarantine", "THOTH_GRAPH_REFRESH_QUARANTINE", _count()),
     Option("lanes.request_ttl_seconds", "--request-ttl", "THOTH_GRAPH_REFRESH_REQUEST_TTL", _count(low=1)),
+    Option("lanes.request_depth", "--request-depth", "THOTH_GRAPH_REFRESH_REQUEST_DEPTH", _count(MAX_REQUEST_DEPTH)),
     Option("lanes.request_share", "--request-share", "THOTH_GRAPH_REFRESH_REQUEST_SHARE", Number(0, 1, whole=False)),
     Option("lanes.allowed_indexes", "--allowed-index", "THOTH_GRAPH_REFRESH_ALLOWED_INDEXES", check=_indexes),
     Option("lanes.fresh_share", "--fresh-share", "THOTH_GRAPH_REFRESH_FRESH_SHARE", Number(0, 1, whole=False)),

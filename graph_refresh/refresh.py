@@ -16,7 +16,7 @@ from graph_refresh.capacity import Capacity, Quota
 from graph_refresh.config import DEFAULT_PROGRESS_EVERY_SECONDS, Settings, redact_url
 from graph_refresh.errors import ClusterError, Interrupted, StoreError
 from graph_refresh.fate import Planned, Skipped, decide
-from graph_refresh.items import KINDS, LABEL_ITEM, Candidate, Kind, WorkItem
+from graph_refresh.items import KINDS, LABEL_ITEM, SOLVER, Candidate, Kind, WorkItem
 from graph_refresh.owned import OwnedJobs, build_view
 from graph_refresh.planner import CandidateStream, Planner, order_streams
 from graph_refresh.render import Renderer
@@ -31,13 +31,13 @@ from graph_refresh.store.base import GraphStore
 from graph_refresh.templates import JobTemplates, load_job_templates, read_template_dir
 from graph_refresh.text import plural
 from graph_refresh.times import format_time
-from graph_refresh.vocabulary import Lane
+from graph_refresh.vocabulary import JobState, Lane
 from graph_refresh.waiting import predictions, requests_store
 from graph_refresh.waiting import run as lane_run
 from graph_refresh.waiting import state as lane_state
 from graph_refresh.waiting.calibration import Calibration, accuracy_rows, eta_counts
 from graph_refresh.waiting.eta import Pace
-from graph_refresh.waiting.lanes import RequestOutcome, stream_name
+from graph_refresh.waiting.lanes import RequestOutcome, closure_counts, stream_name
 from graph_refresh.waiting.state import LaneState
 from graph_refresh.waiting.trust import TrustedIndexes
 
@@ -238,7 +238,10 @@ def run(
             max_in_flight=settings.plan.max_in_flight, live_jobs=sum(view.live.values()), quotas=view.quotas
         )
         read_requests = lane_run.read_requests(cluster, namespace)
-        requests = lane_run.sorted_requests(read_requests, store, templates, settings.lanes, started, kept.completions)
+        quarantined = lane_run.quarantined_keys(ledger.entries, policy, started)
+        requests = lane_run.sorted_requests(
+            read_requests, store, templates, settings.lanes, started, kept.completions, quarantined
+        )
         if read_requests is not None and requests.skipped is None:
             report.requests = lane_run.request_counts(requests, started)
         lanes = lane_run.candidate_lanes(
@@ -468,8 +471,15 @@ def explain_item(settings: Settings, externals: Externals, candidate: Candidate)
             quotas = [Quota.from_object(q) for q in cluster.list_quotas(namespace)]
             view = build_view(jobs, lambda selector: cluster.list_item_pods(namespace, keys, selector), quotas, now=now)
             ledger, kept = lane_run.read_ledger(cluster, namespace, now=now, strict=True)
+            quarantined = lane_run.quarantined_keys(ledger.entries, settings.retry, now)
             requests = lane_run.sorted_requests(
-                requests_store.read(cluster, namespace), store, templates, settings.lanes, now, kept.completions
+                requests_store.read(cluster, namespace),
+                store,
+                templates,
+                settings.lanes,
+                now,
+                kept.completions,
+                quarantined,
             )
             if requests.skipped is not None:
                 raise StoreError(f"the requests could not be looked up in the graph: {requests.skipped}")
@@ -480,6 +490,7 @@ def explain_item(settings: Settings, externals: Externals, candidate: Candidate)
         renderer = Renderer(templates, settings.plan, namespace)
         capacity = Capacity.from_cluster(max_in_flight=0, live_jobs=0, quotas=view.quotas)
         request = next((r for r in requests.open if r.candidate == candidate), None)
+        lanes_requested = {name: requests.requested(name) for name in items}
         (status,) = store.statuses([candidate], environments)
         end = store.arrival_end()
         item_jobs = _jobs_by_item(jobs)
@@ -509,9 +520,11 @@ def explain_item(settings: Settings, externals: Externals, candidate: Candidate)
             if lane == "backlog" and ahead is not None and front is not None:  # what holds no slot comes first
                 first = lane_run.ahead_in_lane(store, environment, lane, cursor, *front)
                 ahead = None if first is None else max(0, ahead - first)
-            asked = request if request is not None and name in request.lacking else None
-            if asked is not None:  # the requests the stream's requested lane serves before it (its order)
-                ahead = [r for r in requests.by_requester() if name in r.lacking].index(asked)
+            # The request whose closure the stream's requested lane serves it for, and what that lane takes first
+            place = next((n for n, (c, _) in enumerate(lanes_requested[name]) if c == candidate), None)
+            asked = None if place is None else lanes_requested[name][place][1]
+            if asked is not None:
+                ahead = place
             waits_in = Lane.REQUESTED if asked is not None else None if lane is None else Lane(lane)
             forecast = None
             if waits_in is not None and ahead is not None:
@@ -531,7 +544,50 @@ def explain_item(settings: Settings, externals: Externals, candidate: Candidate)
                     forecast,
                 )
             )
-        return explain(facts)
+        rows = explain(facts)
+        if request is not None and cluster is not None and namespace:
+            if len(request.closure) > 1:  # its members' Jobs: what a run reads
+                view = read_cluster_view(cluster, namespace, now)
+            solvers = [e.name for e in environments]
+            counts = closure_counts(request, solvers, lambda solver, c: _has_job(view, solver, c))
+            for row in rows:
+                if row["stream"] in counts:
+                    row["closure"] = counts[row["stream"]]
+        return rows
+    finally:
+        store.close()
+
+
+def _has_job(view: OwnedJobs, solver: str, candidate: Candidate) -> bool:
+    """Whether the solver's item has a Job in flight, or complete while the graph lacks its result."""
+    return view.state(WorkItem(SOLVER, solver, candidate)) in (JobState.IN_FLIGHT, JobState.COMPLETE)
+
+
+def request_closures(
+    settings: Settings, cluster: kube.Cluster, read: requests_store.Requests, now: float
+) -> dict[str, dict[str, Any]]:
+    """Per request key, per solver, how far its open request is from advisable (``request --list``), from what a
+    run reads: the graph, the Templates, the ledger, the owned Jobs. Raises GraphRefreshError when one of them
+    cannot be read."""
+    namespace = settings.cluster.middletier_namespace
+    assert namespace is not None, "checked by the CLI"
+    store = open_store(settings.store)
+    try:
+        templates = load_templates(settings, cluster)
+        ledger, kept = lane_run.read_ledger(cluster, namespace, now=now, strict=True)
+        quarantined = lane_run.quarantined_keys(ledger.entries, settings.retry, now)
+        requests = lane_run.sorted_requests(
+            read, store, templates, settings.lanes, now, kept.completions, quarantined, say=False
+        )
+        if requests.skipped is not None:
+            raise StoreError(f"the requests could not be looked up in the graph: {requests.skipped}")
+        view = read_cluster_view(cluster, namespace, now)
+        solvers = [environment.name for environment in templates.solver_environments()]
+        out = {}
+        for request in requests.open:
+            counts = closure_counts(request, solvers, lambda solver, c: _has_job(view, solver, c))
+            out.update({key.key: counts for key in request.keys})
+        return out
     finally:
         store.close()
 

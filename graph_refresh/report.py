@@ -146,6 +146,11 @@ class RequestCounts:
     done: int = 0
     expired: int = 0
     dropped: int = 0
+    closure_members: int = 0
+    """The versions of the open requests' closures (docs/lanes.md), the requested items included, each once."""
+    done_seconds: list[float] = field(default_factory=list, repr=False)
+    """For each request done this run, the seconds from ``requested_at`` to this run: the metric's histogram
+    (not in the JSON report)."""
 
 
 @dataclass
@@ -261,7 +266,7 @@ class RunReport:
             "failures": [asdict(failure) for failure in self.failures],
             "quarantined": [asdict(item) for item in quarantined],
             "quarantined_total": len(self.quarantined),
-            "requests": None if self.requests is None else asdict(self.requests),
+            "requests": None if self.requests is None else _request_json(self.requests),
             "eta": None if self.eta is None else {k: v for k, v in asdict(self.eta).items() if k != "by_lane"},
             "ledger": None
             if self.ledger_written is None
@@ -362,3 +367,10 @@ def _masked(value: Any) -> Any:
     if isinstance(value, list):
         return [_masked(item) for item in value]
     return value
+
+
+def _request_json(requests: RequestCounts) -> dict[str, Any]:
+    """The report's ``requests``: the counts (the done requests' waits go to the metric only)."""
+    counts = asdict(requests)
+    del counts["done_seconds"]
+    return counts

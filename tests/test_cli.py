@@ -76,6 +76,7 @@ PARITY: dict[str, tuple[str, Any]] = {
     "THOTH_GRAPH_REFRESH_REQUEST_TTL": ("3600", 3600),
     "THOTH_GRAPH_REFRESH_FRESH_SHARE": ("0.25", 0.25),
     "THOTH_GRAPH_REFRESH_REQUEST_SHARE": ("0.5", 0.5),
+    "THOTH_GRAPH_REFRESH_REQUEST_DEPTH": ("3", 3),
     "THOTH_GRAPH_REFRESH_ALLOWED_INDEXES": (
         "https://a.example/simple, http://b.example:8080/pypi",
         ("https://a.example/simple", "http://b.example:8080/pypi"),
@@ -193,6 +194,8 @@ def test_help_shows_each_flag_with_its_variable_and_default(run_cli: RunCli) -> 
         ("THOTH_GRAPH_REFRESH_FRESH_SHARE", "1.5"),
         ("THOTH_GRAPH_REFRESH_FRESH_SHARE", "-0.1"),
         ("THOTH_GRAPH_REFRESH_REQUEST_SHARE", "2"),
+        ("THOTH_GRAPH_REFRESH_REQUEST_DEPTH", "-1"),
+        ("THOTH_GRAPH_REFRESH_REQUEST_DEPTH", "101"),
         ("THOTH_GRAPH_REFRESH_ALLOWED_INDEXES", "https://a.example/$(X)"),
         ("THOTH_GRAPH_REFRESH_ALLOWED_INDEXES", "ftp://a.example/simple"),
         ("THOTH_GRAPH_REFRESH_MAX_AWAITING_SYNC", "many"),

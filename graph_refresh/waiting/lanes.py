@@ -13,13 +13,15 @@ from __future__ import annotations
 import itertools
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from graph_refresh.items import ANALYZER, Candidate, Kind, WorkItem, normal_index
+from graph_refresh.config import redact_url
+from graph_refresh.items import ANALYZER, SOLVER, Candidate, Kind, WorkItem, normal_index
 from graph_refresh.text import cell
 from graph_refresh.times import format_time
+from graph_refresh.waiting.closure import MAX_MEMBERS, Closure, Dependencies, Member, closures
 from graph_refresh.waiting.requests import Request, Unreadable, expired, stamped
 from graph_refresh.waiting.state import Completions
 from graph_refresh.waiting.trust import TrustedIndexes, store_spelling
@@ -61,6 +63,30 @@ def lacking(status: Status, streams: Iterable[tuple[Kind, str | None]]) -> froze
 
 
 @dataclass(frozen=True)
+class MemberState:
+    """One version of a request's closure and where it stands in the run's streams."""
+
+    member: Member
+    lacking: frozenset[str]
+    """The streams that lack it: solvers (and for the requested item, the analyzer)."""
+    quarantined: frozenset[str] = frozenset()
+    """Those of ``lacking`` whose item is in quarantine: the request does not wait for them."""
+
+    @property
+    def candidate(self) -> Candidate:
+        return self.member.candidate
+
+    @property
+    def waits(self) -> frozenset[str]:
+        """The streams the request still waits for this version in."""
+        return self.lacking - self.quarantined if self.member.counts else frozenset()
+
+    def scheduled_in(self, name: str) -> bool:
+        """Whether the requested lane of stream ``name`` takes it (quarantine is the planner's skip to count)."""
+        return self.member.counts and name in self.lacking
+
+
+@dataclass(frozen=True)
 class OpenRequest:
     """A request a run acts on: the item as the store spells it, who asked first and when, and what lacks it."""
 
@@ -75,10 +101,19 @@ class OpenRequest:
     """Whether the store holds the version (a version it does not know yet is scheduled as asked)."""
     keys: tuple[Request, ...] = ()
     """Every key asking for the item: a real run removes them all once it is done."""
+    members: tuple[MemberState, ...] = ()
+    """Its closure (docs/lanes.md, "A request brings what it needs"), the item first; empty: the item alone."""
+    bounded: bool = False
+    """The closure reached the bound on its versions: known dependencies were left out."""
 
     @property
     def requester(self) -> str:
         return self.first.requester
+
+    @property
+    def closure(self) -> tuple[MemberState, ...]:
+        """The closure, the item first, in the order the requested lane takes it."""
+        return self.members or (MemberState(Member(self.candidate, 0), self.lacking),)
 
 
 @dataclass(frozen=True)
@@ -110,6 +145,8 @@ class RequestOutcome:
     """What a run tells of the values it reads (a time ahead of its clock)."""
     skipped: str | None = None
     """Why the requested lane does not run this time (a store read failed): the requests keep their place."""
+    done_seconds: list[float] = field(default_factory=list)
+    """For each item done this run, the seconds from its request to now."""
 
     @property
     def ended(self) -> list[Ended]:
@@ -124,6 +161,22 @@ class RequestOutcome:
         rounds = itertools.zip_longest(*queues.values())
         return [request for turn in rounds for request in turn if request is not None]
 
+    def requested(self, name: str) -> list[tuple[Candidate, OpenRequest]]:
+        """What the requested lane of stream ``name`` takes, in order, each version once with the request it
+        serves: round-robin over requesters (by their oldest request), each requester's requests oldest first,
+        each request's closure in its order (the item, then shallower before deeper)."""
+        queues: dict[str, list[tuple[Candidate, OpenRequest]]] = defaultdict(list)
+        for request in self.open:
+            queues[request.requester] += [(m.candidate, request) for m in request.closure if m.scheduled_in(name)]
+        seen: set[Candidate] = set()
+        out = []
+        for turn in itertools.zip_longest(*queues.values()):
+            for pair in turn:
+                if pair is not None and pair[0] not in seen:
+                    seen.add(pair[0])
+                    out.append(pair)
+        return out
+
 
 def sort_requests(
     requests: Sequence[Request],
@@ -136,13 +189,19 @@ def sort_requests(
     now: float,
     ttl_seconds: float,
     completions: Completions | None = None,
+    dependencies: Dependencies | None = None,
+    depth: int = 0,
+    quarantined: Collection[str] = frozenset(),
 ) -> RequestOutcome:
     """What a run does with each request (docs/lanes.md, "Requests: who may ask for what"): an index the deployment does
     not trust drops it; a request without a time (or ahead of the run's clock) is taken as made now and stamped;
     an expired one is dropped; the version is matched to the store's spelling; one every stream has is done, one
     a stream's Jobs completed twice for while the store still lacks it is dropped; the rest are open, one per
-    item (the oldest key counts). ``lookup`` and ``known_versions`` are called once each, with every item at
-    once (the store pages them); a StoreError from them propagates."""
+    item (the oldest key counts). An open request grows into its closure (waiting/closure.py: ``dependencies``
+    asked once per level, at most ``depth`` levels) and stays open until every solver has every member of it
+    (or the member's item key is ``quarantined``) and the analyzer has the item. ``lookup`` and
+    ``known_versions`` are called once each for the items and ``lookup`` once more for their dependencies (the
+    store pages them); a StoreError from them propagates."""
     outcome, completions = RequestOutcome(), completions or Completions()
     outcome.dropped += [Ended(u.key, u.value, "unreadable", u.warning) for u in unreadable]
     asked: list[tuple[Request, float, Candidate]] = []
@@ -195,13 +254,11 @@ def sort_requests(
     by_item: dict[Candidate, list[tuple[Request, float, Status]]] = {}
     for (request, at, candidate), status in zip(asked, statuses, strict=True):
         by_item.setdefault(candidate, []).append((request, at, status))
+    growing: list[tuple[Candidate, list[tuple[Request, float, Status]], frozenset[str]]] = []
     for candidate, keys in by_item.items():
         keys.sort(key=lambda found: (found[1], found[0].key))
         first, at, status = keys[0]
         missing = lacking(status, streams)
-        if not missing:
-            outcome.done += [Ended(r.key, r.value, "done") for r, _, _ in keys]
-            continue
         lost = sorted(
             stream_name(kind, solver)
             for kind, solver in streams
@@ -218,10 +275,127 @@ def sort_requests(
                 Ended(r.key, r.value, "not synced", warning if r is first else None) for r, _, _ in keys
             ]
             continue
+        growing.append((candidate, keys, missing))
+    grown = _grown([c for c, _, _ in growing], dependencies, lookup, trusted, depth, streams, quarantined)
+    for (candidate, keys, missing), (members, bounded) in zip(growing, grown, strict=True):
+        first, at, status = keys[0]
+        item = MemberState(members[0].member, missing, _quarantined(candidate, missing, streams, quarantined))
+        members = (item, *members[1:])
+        if not any(member.waits for member in members):  # advisable: the analyzer's lack is never quarantined
+            outcome.done += [Ended(r.key, r.value, "done", _done_warning(first, members)) for r, _, _ in keys]
+            outcome.done_seconds.append(max(0.0, now - at))
+            continue
         requests_of_item = tuple(r for r, _, _ in keys)
-        outcome.open.append(OpenRequest(candidate, first, at, missing, status.arrival is not None, requests_of_item))
+        known = status.arrival is not None
+        outcome.open.append(OpenRequest(candidate, first, at, missing, known, requests_of_item, members, bounded))
     outcome.open.sort(key=lambda request: (request.requested_at, request.first.key))
     return outcome
+
+
+def _quarantined(
+    candidate: Candidate, missing: frozenset[str], streams: Sequence[tuple[Kind, str | None]], keys: Collection[str]
+) -> frozenset[str]:
+    """The solver streams of ``missing`` whose item of ``candidate`` is in quarantine (the analyzer's never
+    counts: a request waits for the analysis of its item)."""
+    return frozenset(
+        stream_name(kind, solver)
+        for kind, solver in streams
+        if kind == SOLVER and stream_name(kind, solver) in missing and WorkItem(kind, solver, candidate).key in keys
+    )
+
+
+def _grown(
+    items: Sequence[Candidate],
+    dependencies: Dependencies | None,
+    lookup: Lookup,
+    trusted: TrustedIndexes,
+    depth: int,
+    streams: Sequence[tuple[Kind, str | None]],
+    quarantined: Collection[str],
+) -> list[tuple[tuple[MemberState, ...], bool]]:
+    """Each item's closure with what the solver streams lack of each member (the item's own state is the
+    caller's); the members' statuses looked up in one batch."""
+    if dependencies is None or depth <= 0 or not items:
+        found = [Closure((Member(item, 0),)) for item in items]
+    else:
+        found = closures(items, dependencies, trusted=trusted, depth=depth)
+    solvers = [(kind, solver) for kind, solver in streams if kind == SOLVER]
+    asked = list(dict.fromkeys(m.candidate for c in found for m in c.members[1:] if m.counts))
+    statuses = dict(zip(asked, lookup(asked), strict=True)) if asked else {}
+    out = []
+    for closure in found:
+        states = [MemberState(closure.members[0], frozenset())]
+        for member in closure.members[1:]:
+            if not member.counts:
+                states.append(MemberState(member, frozenset()))
+                continue
+            missing = lacking(statuses[member.candidate], solvers)
+            states.append(MemberState(member, missing, _quarantined(member.candidate, missing, solvers, quarantined)))
+        out.append((tuple(states), closure.bounded))
+    return out
+
+
+def _done_warning(first: Request, members: Sequence[MemberState]) -> str | None:
+    """What a run says of a request done with members in quarantine: which, and where."""
+    held = [m for m in members if m.quarantined]
+    if not held:
+        return None
+    named = ", ".join(
+        f"{m.candidate.package_name}=={m.candidate.package_version} ({', '.join(sorted(m.quarantined))})"
+        for m in held[:20]
+    )
+    more = f" and {len(held) - 20} more" if len(held) > 20 else ""
+    return (
+        f"request '{cell(first.key, 60)}' for {first.package}=={first.version} done with quarantined members: "
+        f"{named}{more}"
+    )
+
+
+def closure_counts(
+    request: OpenRequest, solvers: Sequence[str], has_job: Callable[[str, Candidate], bool]
+) -> dict[str, dict[str, Any]]:
+    """Per solver, how far the request is from advisable (``request --list``, ``explain``): of the ``members``
+    it waits for, how many are ``solved``, ``in_flight`` (``has_job``: a Job in flight, or complete while the
+    graph does not have its result yet), ``quarantined`` (named) and ``waiting``; and the members never
+    scheduled because their index is not trusted (named)."""
+    counted = [m for m in request.closure if m.member.counts]
+    untrusted = [_named(m.candidate, redact=True) for m in request.closure if m.member.untrusted]
+    out = {}
+    for solver in solvers:
+        solved = [m for m in counted if solver not in m.lacking]
+        held = [m for m in counted if solver in m.quarantined]
+        flying = [m for m in counted if solver in m.waits and has_job(solver, m.candidate)]
+        out[solver] = {
+            "members": len(counted),
+            "solved": len(solved),
+            "in_flight": len(flying),
+            "quarantined": len(held),
+            "waiting": len(counted) - len(solved) - len(flying) - len(held),
+            "quarantined_members": [_named(m.candidate) for m in held],
+            "untrusted_members": untrusted,
+            "bounded": request.bounded,
+        }
+    return out
+
+
+def closure_line(solver: str, counts: Mapping[str, Any]) -> str:
+    """``advisable on SOLVER: N of M solved, K in flight, Q quarantined`` and the members it names."""
+    line = (
+        f"advisable on {solver}: {counts['solved']} of {counts['members']} solved, {counts['in_flight']} in flight, "
+        f"{counts['quarantined']} quarantined"
+    )
+    if counts["quarantined_members"]:
+        line += f" ({', '.join(counts['quarantined_members'])})"
+    if counts["untrusted_members"]:
+        line += f"; never scheduled, index not trusted: {', '.join(counts['untrusted_members'])}"
+    if counts["bounded"]:
+        line += f"; bounded at {MAX_MEMBERS} versions"
+    return line
+
+
+def _named(candidate: Candidate, *, redact: bool = False) -> str:
+    name = f"{cell(candidate.package_name, 80)}=={cell(candidate.package_version, 40)}"
+    return f"{name} ({cell(redact_url(candidate.index_url), 80)})" if redact else name
 
 
 def awaiting_sync(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
@@ -20,6 +20,8 @@ from graph_refresh.render import Renderer
 from graph_refresh.report import RequestCounts, RunReport
 from graph_refresh.retry import ledger_store
 from graph_refresh.retry.codec import LEDGER_NAME
+from graph_refresh.retry.model import LedgerEntry, expires_at
+from graph_refresh.retry.policy import quarantines
 from graph_refresh.store.base import PAGE_SIZE, GraphStore
 from graph_refresh.templates import JobTemplates
 from graph_refresh.vocabulary import LANES, JobState, Lane
@@ -76,7 +78,7 @@ def candidate_lanes(
         solver = None if environment is None else environment.name
         name, cost = stream_name(kind, solver), renderer.probe_cost(kind, solver)
         cursor = fresh_cursor(name, cursors, end, settings)
-        wanted = [request.candidate for request in requests.by_requester() if name in request.lacking]
+        wanted = [candidate for candidate, _ in requests.requested(name)]
         if wanted:
             lanes.requested.append(CandidateStream(kind, solver, iter(wanted), cost, Lane.REQUESTED))
         fresh: Iterator[tuple[int, Candidate]] = iter(())
@@ -119,9 +121,14 @@ def sorted_requests(
     settings: LaneSettings,
     now: float,
     completions: Completions,
+    quarantined: Collection[str] = frozenset(),
+    *,
+    say: bool = True,
 ) -> RequestOutcome:
-    """What the run does with each request (waiting/lanes.py), the store asked in batches. A store read that
-    fails is a warning: the requested lane waits this run, and every request keeps its place."""
+    """What the run does with each request (waiting/lanes.py), the store asked in batches, each request grown
+    into its closure (``--request-depth`` levels; ``quarantined``: the item keys in quarantine, which a request
+    does not wait for). A store read that fails is a warning: the requested lane waits this run, and every
+    request keeps its place. ``say``: warn of what a run drops (not when the requests are only listed)."""
     if read is None:
         return RequestOutcome(skipped="the requests were not read")
     if not read.requests and not read.unreadable:
@@ -138,12 +145,17 @@ def sorted_requests(
             now=now,
             ttl_seconds=settings.request_ttl_seconds,
             completions=completions,
+            dependencies=store.dependencies,
+            depth=settings.request_depth,
+            quarantined=quarantined,
         )
     except StoreError as error:
-        logger.warning("The requests could not be looked up in the graph: the requested lane waits (%s)", error)
+        if say:
+            logger.warning("The requests could not be looked up in the graph: the requested lane waits (%s)", error)
         return RequestOutcome(skipped=str(error))
     said = [ended.warning for ended in outcome.ended if ended.warning] + outcome.said
-    runtime.warn_each(said, f"Requests {REQUESTS_NAME}")
+    if say:
+        runtime.warn_each(said, f"Requests {REQUESTS_NAME}")
     return outcome
 
 
@@ -219,6 +231,18 @@ def request_counts(outcome: RequestOutcome, now: float) -> RequestCounts:
         done=len(outcome.done),
         expired=len(outcome.expired),
         dropped=len(outcome.dropped),
+        closure_members=len({m.candidate for r in outcome.open for m in r.closure}),
+        done_seconds=list(outcome.done_seconds),
+    )
+
+
+def quarantined_keys(entries: Mapping[str, LedgerEntry], policy: RetrySettings, now: float) -> frozenset[str]:
+    """The item keys the ledger as read holds in quarantine at ``now``: what a request does not wait for (read
+    before the run learns anything, so ``explain`` and the run agree)."""
+    return frozenset(
+        key
+        for key, entry in entries.items()
+        if quarantines(policy, entry) and now < expires_at(entry, policy.quarantine_seconds)
     )
 
 
