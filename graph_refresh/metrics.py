@@ -10,7 +10,7 @@ import logging
 from collections.abc import Sequence
 from urllib.parse import urlsplit, urlunsplit
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, push_to_gateway
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, push_to_gateway
 from prometheus_client.exposition import basic_auth_handler, default_handler
 
 from graph_refresh import __version__
@@ -141,6 +141,11 @@ def _add_outcome_metrics(registry: CollectorRegistry, streams: Sequence[tuple[st
             by_lane.labels(kind, solver, lane).inc(counts.lanes[lane])
 
 
+HOUR = 3600.0
+REQUEST_DONE_BUCKETS = (*(HOUR * hours for hours in (1, 2, 3, 4, 6, 8, 12, 24, 48, 72, 168)), float("inf"))
+"""Hourly runs: a request is done a whole number of runs after it was made; a week is --request-ttl's default."""
+
+
 def _add_request_metrics(registry: CollectorRegistry, requests: RequestCounts) -> None:
     """The requests still open and how long the oldest has waited (0 when none is open)."""
     Gauge("graph_refresh_job_requests_open", "Requests not yet solved and analyzed everywhere.", registry=registry).set(
@@ -151,6 +156,15 @@ def _add_request_metrics(registry: CollectorRegistry, requests: RequestCounts) -
         "Seconds the oldest open request has waited; 0 when none is open.",
         registry=registry,
     ).set(requests.oldest_age_seconds or 0)
+    done = Histogram(
+        "graph_refresh_job_request_done_seconds",
+        "Seconds from a request's requested_at to the run that found it advisable (done), for the requests this "
+        "run found done.",
+        buckets=REQUEST_DONE_BUCKETS,
+        registry=registry,
+    )
+    for seconds in requests.done_seconds:
+        done.observe(seconds)
 
 
 def push(report: RunReport, *, url: str, deployment_name: str) -> bool:

@@ -107,11 +107,25 @@ def test_a_request_comes_first_even_behind_100k_candidates_a_stream_with_room_fo
         assert item_jobs(cluster, "brand-new", "2.0") == set(STREAMS), "a version the graph does not know yet"
         assert lanes(report) == {"requested": 6, "fresh": 0, "backlog": 2}
         assert lanes(report, ANALYZER) == {"requested": 2, "fresh": 0, "backlog": 0}
-        assert report["requests"] == {"open": 2, "oldest_age_seconds": 60.0, "done": 0, "expired": 0, "dropped": 0, "closure_members": 2}
+        assert report["requests"] == {
+            "open": 2,
+            "oldest_age_seconds": 60.0,
+            "done": 0,
+            "expired": 0,
+            "dropped": 0,
+            "closure_members": 2,
+        }
 
         graph.add_graph(complete_and_sync(cluster))  # graph sync records the results
         _, report = cluster.run("--max-in-flight", "10", now=lambda: T0 + HOUR, env=graph.env)
-        assert report["requests"] == {"open": 0, "oldest_age_seconds": None, "done": 2, "expired": 0, "dropped": 0, "closure_members": 0}
+        assert report["requests"] == {
+            "open": 0,
+            "oldest_age_seconds": None,
+            "done": 2,
+            "expired": 0,
+            "dropped": 0,
+            "closure_members": 0,
+        }
         assert lanes(report)["requested"] == 0
         assert requests_data(cluster) == {}, "removed once done"
 
@@ -192,7 +206,14 @@ def test_requests_that_expire_or_cannot_be_read_are_dropped_by_a_real_run_with_a
     assert "request 'broken' dropped: not JSON" in result.stderr
     assert "request 'hostile' dropped" in result.stderr
     assert "expired after --request-ttl" in result.stderr
-    assert report["requests"] == {"open": 0, "oldest_age_seconds": None, "done": 0, "expired": 1, "dropped": 2, "closure_members": 0}
+    assert report["requests"] == {
+        "open": 0,
+        "oldest_age_seconds": None,
+        "done": 0,
+        "expired": 1,
+        "dropped": 2,
+        "closure_members": 0,
+    }
     assert len(requests_data(cluster)) == 3, "a dry run changes nothing"
     result, report = cluster.run(now=lambda: T0)
     assert requests_data(cluster) == {}, "a real run removes them"
@@ -341,7 +362,14 @@ def test_another_spelling_of_a_solved_and_analyzed_item_is_done_without_a_job(cl
         result, report = cluster.run(now=lambda: T0, env=graph.env)
         assert result.exit_code == 0, result.stderr
         assert cluster.jobs() == {}
-        assert report["requests"] == {"open": 0, "oldest_age_seconds": None, "done": 4, "expired": 0, "dropped": 0, "closure_members": 0}
+        assert report["requests"] == {
+            "open": 0,
+            "oldest_age_seconds": None,
+            "done": 4,
+            "expired": 0,
+            "dropped": 0,
+            "closure_members": 0,
+        }
         assert requests_data(cluster) == {}
 
 

@@ -19,7 +19,7 @@ from graph_refresh import __version__, metrics
 from graph_refresh.report import Counts, RunReport
 
 from .fakes.kube import FakeKube
-from .helpers import Harness, free_port, names
+from .helpers import SOLVERS, Harness, free_port, names
 from .waiting.test_eta import hourly
 
 PUSHGATEWAY = shutil.which("prometheus-pushgateway") or "/usr/bin/prometheus-pushgateway"
@@ -225,6 +225,28 @@ def test_a_run_with_requests_pushes_lanes_and_requests(cluster: Harness, pushgat
     assert sum(v for (_, lane), v in by_lane.items() if lane == "backlog") == 1
     assert by_lane[("", "requested")] == 1
     assert by_lane[("", "fresh")] == 0
+    assert ("graph_refresh_job_request_done_seconds_count", ()) in samples, "pushed with no request done yet"
+    assert samples[("graph_refresh_job_request_done_seconds_count", ())] == 0
+
+
+def test_a_done_request_is_observed_from_requested_at_to_the_run_that_found_it_done(
+    cluster: Harness, pushgateway: str
+) -> None:
+    t0 = 1_800_000_000.0
+    cluster.graph(["flask"])
+    cluster.cli("request", "flask==1.0", at=t0 - 600)
+    env = {"PROMETHEUS_PUSHGATEWAY_URL": pushgateway, "GRAPH_REFRESH_NO_PACKAGE_ANALYZERS": "1"}
+    cluster.run(env=env, now=lambda: t0)
+    flask = {"package_name": "flask", "package_version": "1.0", "index_url": "https://pypi.org/simple"}
+    cluster.import_graph({"solved": [{**flask, "solver": solver} for solver in SOLVERS]})
+    result, report = cluster.run(env=env, now=lambda: t0 + 3 * 3600)
+    assert result.exit_code == 0, result.stderr
+    assert report["requests"]["done"] == 1
+    samples = scrape(pushgateway)
+    assert samples[("graph_refresh_job_request_done_seconds_count", ())] == 1
+    assert samples[("graph_refresh_job_request_done_seconds_sum", ())] == 3 * 3600 + 600
+    assert samples[("graph_refresh_job_request_done_seconds_bucket", (("le", "10800"),))] == 0
+    assert samples[("graph_refresh_job_request_done_seconds_bucket", (("le", "14400"),))] == 1
 
 
 def test_a_run_that_scores_windows_pushes_the_scores(cluster: Harness, pushgateway: str) -> None:
