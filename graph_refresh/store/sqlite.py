@@ -339,8 +339,19 @@ class SQLiteStore:
         return int(count)
 
     def index_urls(self) -> list[str]:
-        """Distinct index URLs of all stored versions."""
-        rows = self._db.execute("SELECT DISTINCT index_url FROM package_version ORDER BY index_url")
+        """Distinct index URLs of the stored versions, leaving out an index whose every version is known only
+        as what another depends on (never listed, solved or analyzed itself): a ``depends_on`` target never
+        makes its index one the deployment trusts (docs/lanes.md, "A request brings what it needs")."""
+        if not self._keeps_dependencies:
+            rows = self._db.execute("SELECT DISTINCT index_url FROM package_version ORDER BY index_url")
+        else:  # each subquery is read once into a temporary index: one pass over the versions
+            rows = self._db.execute(
+                "SELECT DISTINCT index_url FROM package_version"
+                " WHERE id NOT IN (SELECT dependency_id FROM depends_on)"
+                " OR id IN (SELECT package_version_id FROM solved)"
+                " OR id IN (SELECT package_version_id FROM analyzed)"
+                " ORDER BY index_url"
+            )
         return [url for (url,) in rows]
 
     def close(self) -> None:

@@ -413,8 +413,9 @@ class FakeGraph:
         self._entities: dict[Candidate, int] = {}
         self._indexes: dict[str, int] = {}
         self._normalize = normalize_names
-        for candidate in graph.all_versions():
-            self.entity(candidate)
+        own = {*graph.package_versions, *(record.candidate for record in graph.solved), *graph.analyzed}
+        for candidate in graph.all_versions():  # what is named only as a dependency registers no index
+            self.entity(candidate, dependency=candidate not in own)
         for record in graph.solved:
             try:
                 env = parse_solver_name(record.solver, template="graph file")
@@ -444,8 +445,9 @@ class FakeGraph:
         """Write a later graph on top, as Thoth's writers sync new results: new versions get new entity nodes
         (higher uids), a solved record already there for an entity's environment is updated in place, an
         entity already analyzed gets no second run. Writing the same graph again changes nothing."""
-        for candidate in graph.all_versions():
-            self.entity(candidate)
+        own = {*graph.package_versions, *(record.candidate for record in graph.solved), *graph.analyzed}
+        for candidate in graph.all_versions():  # what is named only as a dependency registers no index
+            self.entity(candidate, dependency=candidate not in own)
         for record in graph.solved:
             try:
                 env = parse_solver_name(record.solver, template="graph file")
@@ -487,7 +489,7 @@ class FakeGraph:
         a later write adds the edges it lacks."""
         edges = self.nodes[solved].setdefault("depends_on", [])
         for dependency in dependencies:
-            if (target := self.entity(dependency)) not in edges:
+            if (target := self.entity(dependency, dependency=True)) not in edges:
                 edges.append(target)
         if not edges:
             del self.nodes[solved]["depends_on"]
@@ -514,17 +516,20 @@ class FakeGraph:
         entity = self.nodes[self.entity(candidate)]
         return self._add({key: list(value) if isinstance(value, list) else value for key, value in entity.items()})
 
-    def entity(self, candidate: Candidate) -> int:
-        """uid of the entity node of (normalised name, version, index); created (with its index) if new."""
+    def entity(self, candidate: Candidate, *, dependency: bool = False) -> int:
+        """uid of the entity node of (normalised name, version, index); created (with its index) if new. An entity
+        made as what another depends on (``dependency``) links to its index only when that index is registered
+        already: a solver's result never registers an index (Thoth registers the indexes it solves from)."""
         fields = self._package_fields(candidate)
         key = Candidate(fields["package_name"], candidate.package_version, candidate.index_url)
         if key not in self._entities:
-            if candidate.index_url not in self._indexes:
+            if candidate.index_url not in self._indexes and not dependency:
                 self._indexes[candidate.index_url] = self._add(
                     {INDEX: "python_package_index", "url": candidate.index_url}
                 )
             uid = self._add({ENTITY: "python_package_version_entity", **fields})
-            self.nodes[uid]["provided_by"] = [self._indexes[candidate.index_url]]
+            if candidate.index_url in self._indexes:
+                self.nodes[uid]["provided_by"] = [self._indexes[candidate.index_url]]
             self._entities[key] = uid
         return self._entities[key]
 

@@ -469,6 +469,18 @@ def test_a_dependency_on_another_index_is_returned_with_that_index(make_store: M
     assert store.dependencies([Candidate("tensorflow", "2.5.0", PYPI)]) == [[]]  # the same version on another index
 
 
+def test_a_dependency_never_makes_its_index_one_the_store_lists(make_store: MakeStore) -> None:
+    untrusted = "https://packages.example.invalid/simple"
+    store = make_store(
+        {
+            "solved": [
+                solved("tensorflow", "2.5.0", F31.name, version("numpy", "1.19.5", untrusted), version("six", "1"))
+            ]
+        }
+    )
+    assert store.index_urls() == [PYPI], "numpy's index is named only by what tensorflow depends on"
+
+
 def test_an_item_without_solved_dependencies_has_none(make_store: MakeStore) -> None:
     store = make_store({**GRAPH, "solved": [*GRAPH["solved"], solved("pkg-00", "1.0", F31.name)]})
     asked = [
