@@ -489,7 +489,7 @@ def explain_item(settings: Settings, externals: Externals, candidate: Candidate)
         history = History.of(ledger.entries, view, settings.retry, now)
         renderer = Renderer(templates, settings.plan, namespace)
         capacity = Capacity.from_cluster(max_in_flight=0, live_jobs=0, quotas=view.quotas)
-        request = next((r for r in requests.open if r.candidate == candidate), None)
+        request = next((r for r in [*requests.open, *requests.advisable] if r.candidate == candidate), None)
         lanes_requested = {name: requests.requested(name) for name in items}
         (status,) = store.statuses([candidate], environments)
         end = store.arrival_end()
@@ -584,7 +584,7 @@ def request_closures(
         view = read_cluster_view(cluster, namespace, now)
         solvers = [environment.name for environment in templates.solver_environments()]
         out = {}
-        for request in requests.open:
+        for request in [*requests.open, *requests.advisable]:
             counts = closure_counts(request, solvers, lambda solver, c: _has_job(view, solver, c))
             out.update({key.key: counts for key in request.keys})
         return out

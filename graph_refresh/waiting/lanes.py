@@ -145,6 +145,9 @@ class RequestOutcome:
     """What a run tells of the values it reads (a time ahead of its clock)."""
     skipped: str | None = None
     """Why the requested lane does not run this time (a store read failed): the requests keep their place."""
+    advisable: list[OpenRequest] = field(default_factory=list)
+    """The requests done, as they would be were they open: what ``request --list`` and ``explain`` show of them
+    until a real run removes them."""
     done_seconds: list[float] = field(default_factory=list)
     """For each item done this run, the seconds from its request to now."""
 
@@ -281,13 +284,15 @@ def sort_requests(
         first, at, status = keys[0]
         item = MemberState(members[0].member, missing, _quarantined(candidate, missing, streams, quarantined))
         members = (item, *members[1:])
+        requests_of_item = tuple(r for r, _, _ in keys)
+        known = status.arrival is not None
+        grown_request = OpenRequest(candidate, first, at, missing, known, requests_of_item, members, bounded)
         if not any(member.waits for member in members):  # advisable: the analyzer's lack is never quarantined
             outcome.done += [Ended(r.key, r.value, "done", _done_warning(first, members)) for r, _, _ in keys]
             outcome.done_seconds.append(max(0.0, now - at))
+            outcome.advisable.append(grown_request)
             continue
-        requests_of_item = tuple(r for r, _, _ in keys)
-        known = status.arrival is not None
-        outcome.open.append(OpenRequest(candidate, first, at, missing, known, requests_of_item, members, bounded))
+        outcome.open.append(grown_request)
     outcome.open.sort(key=lambda request: (request.requested_at, request.first.key))
     return outcome
 
