@@ -37,6 +37,7 @@ WORLDS = 250  # per store: 500 in all
 PACKAGES = 4
 SKIPS = {"in-flight": "in-flight", "awaiting-sync": "awaiting-sync", "failed": "failed-recently"}
 SKIPS |= {"quarantined": "quarantined", "invalid": "invalid"}
+DEPENDENCIES = [("dep0", "1.0"), ("dep1", "1.0"), ("dep1", "2.0")]
 
 
 class World:
@@ -110,11 +111,16 @@ def make_world(world: World, seed: int) -> tuple[list[Candidate], float]:
     """A graph, a few runs whose Jobs end at random, requests and a quota; returns the items and the hour."""
     rng = random.Random(seed)
     packages = [f"pkg{n}" for n in range(PACKAGES)]
+    # What a solved version depends on (a request brings it: docs/lanes.md): other packages (a cycle at times),
+    # versions known only as dependencies, one invalid
+    needs = {p: [version(q, "1.0") for q in packages if q != p and rng.random() < 0.3] for p in packages}
+    for p in packages:
+        needs[p] += [version(d, v) for d, v in DEPENDENCIES if rng.random() < 0.4]
+    needs[DEPENDENCIES[0][0]] = [version("deeper", "1.0")] + [version("bad", "1 0")] * (rng.random() < 0.3)
+    solved = [(p, solver) for p in [*packages, DEPENDENCIES[0][0]] for solver in SOLVERS if rng.random() < 0.25]
     document: Obj = {
         "package_versions": [version(p, "1.0") for p in packages] + [version("bad", "1 0")],
-        "solved": [
-            {**version(p, "1.0"), "solver": solver} for p in packages for solver in SOLVERS if rng.random() < 0.25
-        ],
+        "solved": [{**version(p, "1.0"), "solver": solver, "depends_on": needs[p]} for p, solver in solved],
         "analyzed": [version(p, "1.0") for p in packages if rng.random() < 0.25],
     }
     env = {
@@ -139,6 +145,7 @@ def make_world(world: World, seed: int) -> tuple[list[Candidate], float]:
             assert filed.exit_code == 0, filed.stderr
     at += rng.choice([60, HOUR, 3 * HOUR, 24 * HOUR])
     candidates = [Candidate(p, "1.0", PYPI) for p in [*packages, "new-pkg"]] + [Candidate("bad", "1 0", PYPI)]
+    candidates += [Candidate(d, v, PYPI) for d, v in [*DEPENDENCIES, ("deeper", "1.0")]]
     return candidates, at
 
 
@@ -161,6 +168,10 @@ def check_world(world: World, seed: int) -> None:
             else:
                 assert state in ("solved", "analyzed", "unknown"), (seed, candidate, row)
     assert created == expected_jobs, (seed, said)
+    requested = Counter(stream for rows in said.values() for stream, row in rows.items() if row["state"] == "requested")
+    lanes = {stream: counts["lanes"]["requested"] for stream, counts in report["solvers"].items()}
+    lanes[ANALYZER] = report["totals"][ANALYZER]["lanes"]["requested"]
+    assert {s: n for s, n in lanes.items() if n} == dict(requested), (seed, said, "the requested lane as explained")
     skips = Counter[tuple[str, str]]()
     for stream, counts in [*report["solvers"].items(), (ANALYZER, report["totals"][ANALYZER])]:
         for reason, count in counts["skipped"].items():
