@@ -256,3 +256,23 @@ def test_the_closure_is_bounded_at_2000_versions_a_request(cluster: Harness, gra
     assert row["closure"][SOLVERS[0]]["members"] == 2_000
     assert row["closure"][SOLVERS[0]]["bounded"] is True
     assert "bounded at 2000 versions" in flat(cluster.cli("request", "--list", at=T0, env=graph.env).stdout)
+
+
+def test_the_graph_is_asked_once_a_level_for_every_request_together(cluster: Harness) -> None:
+    tree: Tree = {
+        ("app", "1.0"): [("lib-a", "1.0")],
+        ("tool", "1.0"): [("lib-b", "1.0")],
+        ("lib-a", "1.0"): [("base", "1.0")],
+        ("lib-b", "1.0"): [("base", "1.0")],
+    }
+    with FakeDgraph({}) as dgraph:
+        graph = Graph("dgraph", cluster, dgraph)
+        records = [solved(tree, p, v, solver) for (p, v) in tree for solver in SOLVERS]
+        graph.add_graph({"package_versions": [version("app", "1.0"), version("tool", "1.0")], "solved": records})
+        for n, requirement in enumerate(["app==1.0", "tool==1.0"]):
+            cluster.cli("request", requirement, "--by", f"user{n}", at=T0, env=graph.env)
+        before = len(dgraph.calls())
+        report = run(cluster, graph, T0)
+        asked = [q for q in dgraph.calls()[before:] if "query dependencies" in q.query]
+        assert len(asked) == 3, "levels 1 and 2, and level 3 finds nothing more (base has no record)"
+        assert report["requests"]["closure_members"] == 5
