@@ -443,3 +443,18 @@ def test_the_requests_bench_quick_run_creates_requested_jobs_first() -> None:
         assert all(NUMBER.match(cell) for cell in row[1:]), row
     assert rows["requests and pacing"][5] == "16", "0.8 of 20 slots go to requests"
     assert rows["neither"][5] == "0"
+
+
+def test_the_closure_simulation_makes_requests_advisable_within_depth_plus_two_runs() -> None:
+    done = quick("simulate_closure.py", timeout=120)
+    assert done.returncode == 0, done.stderr
+    rows = markdown_rows(done.stdout, "depth")
+    assert [row[0] for row in rows] == ["1", "2", "3"]
+    for depth, requests, _, _median, _p95, worst, jobs, *off in rows:
+        assert int(requests) >= 1
+        assert not worst.startswith("≥"), f"closure on: depth {depth} advisable before the end"
+        assert int(worst) <= int(depth) + 2, f"closure on: depth {depth} within depth + 2 runs"
+        assert int(jobs.replace(",", "")) > 0
+        assert len(off) == 4
+    assert "Target (closure on: every request advisable within depth + 2 runs): met." in done.stdout
+    assert re.search(r"^Backlog Jobs per run: closure on [1-9]", done.stdout, re.MULTILINE), "the backlog moves"
