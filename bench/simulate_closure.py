@@ -12,9 +12,10 @@ The world, the same for both histories (seeded):
 - requests: one every 2 runs (every run with ``--quick``) while depth + 3 runs are left, by two requesters in turn,
   each for the root of its own dependency tree, 1 to 5 levels deep in turn: each version depends on 2 to 8 packages
   of the next level (a level's packages have 2 to 3 versions each, and a version depends on one or two of them);
-  some packages are shared by every tree (a pool of common packages at each level), and one tree's deepest level
-  depends on its root again (a cycle). The root enters the graph when it is requested; what a version depends on
-  becomes known only when its solver result is synced (a ``solved`` record with ``depends_on``);
+  some packages are shared by every tree (a pool of common packages at each level, leaves: what they need would be
+  known from the first tree on), and one tree's deepest level depends on its root again (a cycle). The root enters
+  the graph when it is requested; what a version depends on becomes known only when its solver result is synced (a
+  ``solved`` record with ``depends_on``);
 - Jobs take as long as solver and analyzer Jobs do: most 5 to 30 minutes, some up to 55, one in twenty 60 to
   100; the graph sync then takes 5 to 20 minutes. A result is in the graph for the first run after both; a Job
   stays in flight (and holds its slot) until it completes, and its TTL removes it once synced.
@@ -78,7 +79,7 @@ class Setup:
     seed: int
 
 
-QUICK = Setup(pairs=2_000, runs=10, capacity=60, arrivals=(3, 5), request_every=1, seed=11)
+QUICK = Setup(pairs=2_000, runs=10, capacity=100, arrivals=(3, 5), request_every=1, seed=11)
 FULL = Setup(pairs=100_000, runs=30, capacity=150, arrivals=(20, 40), request_every=2, seed=11)
 
 Version = tuple[str, str]
@@ -122,6 +123,8 @@ def plan_trees(setup: Setup, rng: random.Random) -> list[Tree]:
         for level in range(1, depth + 1):
             level_versions[level] = []
             for parent in level_versions[level - 1]:
+                if parent[0].startswith("common-"):
+                    continue  # shared by every tree, so a leaf: what it needs would be known before a tree asks
                 chosen = rng.sample(packages[level], min(len(packages[level]), rng.randint(*FAN_OUT)))
                 needs = []
                 for package in chosen:
@@ -130,18 +133,18 @@ def plan_trees(setup: Setup, rng: random.Random) -> list[Tree]:
                 tree.needs.setdefault(parent, []).extend(needs)
                 level_versions[level] += [n for n in needs if n not in level_versions[level]]
         if depth == 5 and not cycled:
-            deepest = level_versions[depth][0]
+            deepest = next(v for v in level_versions[depth] if not v[0].startswith("common-"))
             tree.needs.setdefault(deepest, []).append(tree.root)  # a cycle
             cycled = True
         trees.append(tree)
     return trees
 
 
-def job_minutes(rng: random.Random) -> float:
-    """How long a Job runs and its result then waits for the graph sync, in minutes."""
+def job_minutes(rng: random.Random) -> tuple[float, float]:
+    """How long a Job runs, and how long its result then waits for the graph sync, in minutes."""
     draw = rng.random()
     running = rng.uniform(5, 30) if draw < 0.8 else rng.uniform(30, 55) if draw < 0.95 else rng.uniform(60, 100)
-    return running + rng.uniform(5, 20)
+    return running, rng.uniform(5, 20)
 
 
 @dataclass
@@ -177,6 +180,7 @@ def simulate(
     solved: dict[Version, set[str]] = {}
     analyzed: set[Version] = set()
     pending: list[tuple[int, str, str, str, str, str]] = []  # (hour visible, Job, stream, package, version, index)
+    running: list[tuple[int, str]] = []  # (hour complete, Job): in flight until then
     created: set[tuple[str, str, str, str]] = set()
     names: set[str] = set()
     work.mkdir()
@@ -185,6 +189,9 @@ def simulate(
         for hour in range(1, setup.runs + 1):
             arrived = [(rng.choice(packages), f"9.{hour}.{k}") for k in range(rng.randint(*setup.arrivals))]
             roots = [tree for tree in trees if tree.hour == hour]
+            for name in [name for done, name in running if done <= hour]:
+                world.fake.set_job_status(MIDDLETIER, name, "Complete")
+            running = [(done, name) for done, name in running if done > hour]
             synced = [p for p in pending if p[0] <= hour]
             pending = [p for p in pending if p[0] > hour]
             solved_records, analyzed_records = [], []
@@ -237,10 +244,13 @@ def simulate(
                 new += 1
                 if (package, version) in owner and index == PYPI:
                     outcome.closure_jobs[owner[(package, version)]] += 1
-                minutes = job_minutes(rng)
-                visible = hour + math.ceil(minutes / 60)
+                minutes, lag = job_minutes(rng)
+                running.append((hour + math.ceil(minutes / 60), job["metadata"]["name"]))
+                visible = hour + math.ceil((minutes + lag) / 60)
                 pending.append((visible, job["metadata"]["name"], stream, package, version, index))
-                world.fake.set_job_status(MIDDLETIER, job["metadata"]["name"], "Complete")
+            waiting = [t.number for t in trees if t.hour <= hour and outcome.advisable.get(t.number) is None]
+            if waiting:
+                progress(f"{label}: run {hour}: requests not advisable yet: {waiting}; {len(running)} Jobs in flight")
             if new != sum(lanes.values()):
                 raise SystemExit(f"{label}, run {hour}: {new} Jobs created, the report counts {dict(lanes)}")
             outcome.backlog_jobs.append(lanes["backlog"])
