@@ -913,7 +913,7 @@ def _list_requests(cluster: Any, read: Any, settings: Settings, now: float, show
         _echo_table(table, shrink=shrink)
         for row in rows:
             for solver, counts in (row.get("closure") or {}).items():
-                _echo(f"{row['key']}: {closure_line(solver, counts)}")
+                _echo(f"  {row['key']}: {closure_line(solver, counts)}")  # indented: not a row of the table
 
 
 @main.command("explain")
