@@ -419,7 +419,7 @@ def _foresee(
             settings=settings.lanes,
             runs=kept.runs,
             record=record,
-            open_requests=requests.by_requester(),
+            requests=requests,
             had_job=view.latest.keys(),
             created=created,
             cursors=cursors,

@@ -19,7 +19,7 @@ from graph_refresh.templates import JobTemplates
 from graph_refresh.vocabulary import Lane, SkipReason
 from graph_refresh.waiting.calibration import Calibration, Prediction, Score, Wait, prediction_id, rescored
 from graph_refresh.waiting.eta import Forecast, Pace, Shares, forecast
-from graph_refresh.waiting.lanes import OpenRequest, stream_name
+from graph_refresh.waiting.lanes import RequestOutcome, stream_name
 from graph_refresh.waiting.state import RunRecord
 from graph_refresh.waiting.trust import TrustedIndexes
 
@@ -28,8 +28,8 @@ logger = logging.getLogger(__name__)
 SAMPLE_AT = (0, 30, 300)
 """The places, among the waiting items of each stream's fresh and backlog lanes, whose windows a run records."""
 REQUESTS_RECORDED = 50
-"""Open requests whose windows a run records at most, per stream (in the order the requested lane takes them):
-under a flood, the rest are recorded by the runs after, as they come up."""
+"""Versions of the requested lane whose windows a run records at most, per stream (in the order the lane takes
+them): under a flood, the rest are recorded by the runs after, as they come up."""
 SCAN_LIMIT = 5_000
 """Candidates read at most from the front of a stream's backlog to find what holds no slot there."""
 
@@ -195,32 +195,29 @@ def recorded(
 
 
 def requested(
-    open_requests: Iterable[OpenRequest],
+    requests: RequestOutcome,
     templates: JobTemplates,
     *,
     has_job: Collection[str],
     known: Calibration,
     limit: int | None = REQUESTS_RECORDED,
 ) -> list[tuple[WorkItem, Lane, int]]:
-    """The open requests' items to record, per stream that lacks one and has no Job for it yet (its key not in
-    ``has_job``), with the requests its stream serves before it (in the order the requested lane takes them):
-    at most ``limit`` a stream, leaving out those ``known`` has open already."""
+    """The versions the requested lane of each stream takes (requests' items and their closures), in its order,
+    with how many it takes first: those without a Job yet (their key not in ``has_job``), at most ``limit`` a
+    stream, leaving out those ``known`` has open already."""
     have = {(p.package, p.version, p.stream) for p in known.open}
     out = []
     for kind, environment in templates.streams():
         solver = None if environment is None else environment.name
         name = stream_name(kind, solver)
-        ahead, taken = 0, 0
-        for request in open_requests:
-            if name not in request.lacking:
-                continue
-            item = WorkItem(kind, solver, request.candidate)
-            candidate = request.candidate
-            new = (candidate.package_name, candidate.package_version, name) not in have
-            if item.key not in has_job and new and (limit is None or taken < limit):
+        taken = 0
+        for ahead, (candidate, _) in enumerate(requests.requested(name)):
+            if limit is not None and taken >= limit:
+                break
+            item = WorkItem(kind, solver, candidate)
+            if item.key not in has_job and (candidate.package_name, candidate.package_version, name) not in have:
                 out.append((item, Lane.REQUESTED, ahead))
                 taken += 1
-            ahead += 1
     return out
 
 
@@ -232,7 +229,7 @@ def after_run(
     settings: LaneSettings,
     runs: Sequence[RunRecord],
     record: RunRecord,
-    open_requests: Sequence[OpenRequest],
+    requests: RequestOutcome,
     had_job: Collection[str],
     created: Collection[str],
     cursors: Mapping[str, int],
@@ -240,26 +237,27 @@ def after_run(
     durations: Mapping[str, float],
     trusted: TrustedIndexes,
 ) -> tuple[RunRecord, Calibration, list[Score], dict[str, tuple[int, Candidate]]]:
-    """What a real run at ``record.at`` keeps of windows, after ``runs`` (the earlier ones): the windows it gives
-    the open requests it found (``had_job``: the keys of items with a Job when it started; ``created``: those it
-    created), the scores of earlier windows whose item the graph now has, its ``record`` with the front of each
-    stream's lanes (and, per stream, the backlog's first waiting candidate with its arrival position), and the
-    windows of a few waiting items of each stream (``durations``: per item key, its completed Job's duration;
-    ``trusted``: the indexes, by which a prediction finds its item). Raises StoreError when the store cannot be
-    read."""
+    """What a real run at ``record.at`` keeps of windows, after ``runs`` (the earlier ones):
+
+    - the windows of the versions its requested lane takes (requests and their closures), as they were when it
+      began (``had_job``: the keys of items with a Job then; ``created``: those it created);
+    - the scores of earlier windows whose item the graph now has (``durations``: per item key, its completed
+      Job's duration; ``trusted``: the indexes, by which a prediction finds its item);
+    - its ``record`` with the front of each stream's lanes, and per stream the backlog's first waiting candidate
+      with its arrival position;
+    - the windows of a few waiting items of each stream.
+
+    Raises StoreError when the store cannot be read."""
     at, shares = record.at, shares_of(settings)
+    # The requested lane's windows as they were when the run began (what explain said just before it).
+    wanted = requested(requests, templates, has_job=had_job, known=calibration)
+    calibration = recorded(calibration, Pace.of(runs, at), wanted, shares=shares, at=at, started=created)
     count = len(calibration.scores)
     calibration = scored(calibration, store, templates, at=at, started=created, trusted=trusted, durations=durations)
     scores = list(calibration.scores[count:])
-    wanted = requested(open_requests, templates, has_job=had_job, known=calibration)
-    calibration = recorded(calibration, Pace.of(runs, at), wanted, shares=shares, at=at, started=created)
     streams = fronts(store, templates, cursors, held=held, fresh_lane=settings.fresh_share > 0)
-    asked = Counter(
-        stream_name(item.kind, item.solver)
-        for item, _, _ in requested(
-            open_requests, templates, has_job=(*had_job, *created), known=Calibration(), limit=None
-        )
-    )
+    unserved = requested(requests, templates, has_job={*had_job, *created}, known=Calibration(), limit=None)
+    asked = Counter(stream_name(item.kind, item.solver) for item, _, _ in unserved)
     queues = {stream_name(f.kind, f.solver): {"fresh": f.fresh_left} for f in streams}
     for name, count in asked.items():
         queues.setdefault(name, {})["requested"] = count

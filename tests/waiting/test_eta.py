@@ -211,7 +211,8 @@ def test_states_that_throughput_does_not_decide_give_their_own_time_not_a_window
 @pytest.mark.parametrize("seed", range(12))
 def test_explain_gives_the_window_the_run_recorded_in_generated_worlds(cluster: Harness, seed: int) -> None:
     """After each run, explain, asked at that run's time, gives every item the run recorded the same solved window
-    (or none, as the run had none): both come from one forecast, with the same count of what comes first."""
+    (or none, as the run had none); a requested item gets the window explain gave just before the run: both come
+    from one forecast, with the same count of what comes first."""
     rng = random.Random(seed)
     cluster.graph(names(rng.randint(40, 400)))
     share = str(rng.choice([0, 0.3, 0.5]))
@@ -222,8 +223,23 @@ def test_explain_gives_the_window_the_run_recorded_in_generated_worlds(cluster: 
             count = rng.randint(1, 9)
             cluster.import_graph({"package_versions": [version(f"new{hour}x{k}", "1.0") for k in range(count)]})
         at = T0 + hour * HOUR
+        if rng.random() < 0.4:  # someone asks for an old version: explain, just before the run, gives its window
+            asked = f"p{rng.randint(30, 39):06}==1.0"
+            assert cluster.cli("request", asked, "--by", f"u{hour % 2}", at=at - 60, env={**ENV, **env}).exit_code == 0
+        before = {
+            (row["stream"], package): row["solved"]
+            for package in (f"p{n:06}" for n in range(30, 40))
+            for row in explained(cluster, f"{package}==1.0", at, env=env).values()
+            if row["state"] == "requested"
+        }
         cluster.run_at(at, *args, env={**ENV, **env})
-        new = [p for p in ledger_value(cluster, "eta")["open"] if p[6] == at and p[5] != "requested"]
+        recorded = [p for p in ledger_value(cluster, "eta")["open"] if p[6] == at]
+        for _, package, _, _, stream, lane, _, _, _, low, high, *_ in recorded:
+            if lane == "requested":  # recorded by the run as explain gave it just before
+                window = None if low is None else {"p10": format_time(low), "p90": format_time(high)}
+                assert before[(stream, package)] == window, (hour, package, stream)
+                compared += 1
+        new = [p for p in recorded if p[5] != "requested"]
         for _, package, version_, _, stream, lane, _, *ends in rng.sample(new, min(len(new), 6)):
             low, high = ends[2], ends[3]  # null: no window yet (no wait measured): explain has none either
             row = explained(cluster, f"{package}=={version_}", at, env=env)[stream]
