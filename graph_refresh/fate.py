@@ -84,13 +84,16 @@ def decide(
     first_cost: JobCost,
     cost: Callable[[WorkItem, AttemptResources], JobCost] | None = None,
     lane: Lane = Lane.BACKLOG,
+    *,
+    untrusted: Callable[[str], str | None] | None = None,
 ) -> Fate:
     """The fate of ``candidate`` in the stream of ``kind`` and ``solver``, given the run's ``view`` of its Jobs,
     its ``history`` (learning a pending failure or forgetting an expired entry on the way), what the run's
     ``capacity`` still admits and what a first attempt costs (``first_cost``; ``cost`` prices a retry's
-    resources; ``lane`` is where the slot comes from). Nothing is taken from ``capacity``: the caller takes
+    resources; ``lane`` is where the slot comes from; ``untrusted`` says why an index URL is not one the
+    deployment trusts, None when it is: such an item is invalid). Nothing is taken from ``capacity``: the caller takes
     ``Planned.cost`` when it creates. (Positional arguments: the planner calls it for every candidate.)"""
-    reason = invalid_reason(candidate)
+    reason = invalid_reason(candidate) or (untrusted(candidate.index_url) if untrusted is not None else None)
     if reason:
         return Skipped(SkipReason.INVALID, detail=reason)
     item = WorkItem(kind, solver, candidate)

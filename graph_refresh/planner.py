@@ -136,8 +136,10 @@ class Planner:
         remember: int | None = None,
         on_examined: Callable[[], None] = lambda: None,
         stopping: Callable[[], bool] = lambda: False,
+        untrusted: Callable[[str], str | None] | None = None,
     ) -> None:
         self.report, self.capacity = report, capacity
+        self.untrusted = untrusted
         self.view = view or OwnedJobs()
         self.history = history or History({}, RetrySettings(), 0.0)
         self.cost, self.eager_stop = cost, eager_stop
@@ -296,6 +298,7 @@ class Planner:
             stream.cost,
             self.cost,
             stream.lane,
+            untrusted=self.untrusted,
         )
         if isinstance(fate, Skipped):
             logger.debug("Skipping %s candidate %r: %s %s", stream.kind, candidate, fate.reason, fate.detail or "")

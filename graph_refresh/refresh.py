@@ -215,12 +215,11 @@ def run(
         templates = load_templates(settings, cluster)
         namespace = settings.cluster.middletier_namespace
         view, ledger, kept = OwnedJobs(), ledger_store.Ledger(), LaneState()
-        trusted = TrustedIndexes({})
+        trusted, untrusted = _trusted(store, settings)
         started = math.floor(now())  # the run's one clock reading for learning, back-off and quarantine
         if cluster is not None and namespace:
             pacing = settings.lanes.max_awaiting_sync > 0
             ledger, kept = lane_run.read_ledger(cluster, namespace, now=started)
-            trusted = _trusted(store, settings, kept)
             timed = frozenset(predictions.item_keys(kept.calibration, templates, trusted).values())
             view = read_cluster_view(cluster, namespace, started, keep_completed=pacing, timed=timed)
         if not namespace:
@@ -258,6 +257,7 @@ def run(
             drop_repeats=store.may_repeat_items,
             on_examined=on_examined,
             stopping=interrupt.is_set,
+            untrusted=untrusted,
         )
         items = planner.fill(
             requested=order_streams(lanes.requested, view.per_stream, started),
@@ -313,7 +313,7 @@ def run(
                         record = lane_run.run_record(report, kept.next_seq, started, settings.retry)
                         calibration, backlog_fronts = kept.calibration, kept.fronts
                         if not interrupt.is_set():
-                            held = _holds_no_slot(view, history, renderer, created)
+                            held = _holds_no_slot(view, history, renderer, created, untrusted)
                             record, calibration, backlog_fronts = _foresee(
                                 settings,
                                 store,
@@ -360,19 +360,25 @@ def run(
         store.close()
 
 
-def _trusted(store: GraphStore, settings: Settings, kept: LaneState) -> TrustedIndexes:
-    """The indexes by which the windows recorded earlier find their items (read only when there are any; a store
-    that cannot be read is a warning: they are scored by a later run)."""
-    if not kept.calibration.open:
-        return TrustedIndexes({})
+def _trusted(store: GraphStore, settings: Settings) -> tuple[TrustedIndexes, Callable[[str], str | None] | None]:
+    """The indexes Jobs may fetch from (those the graph lists, and --allowed-index: docs/lanes.md), and what
+    tells an untrusted one for the run's decision. When the graph cannot list them the run goes on as before
+    indexes were checked (every candidate's own index), with a warning: a failing read never fails the run."""
     try:
-        return TrustedIndexes.of(store.index_urls(), settings.lanes.allowed_indexes)
+        trusted = TrustedIndexes.of(store.index_urls(), settings.lanes.allowed_indexes)
     except StoreError as error:
-        logger.warning("The windows recorded earlier cannot find their items this run: %s", error)
-        return TrustedIndexes({})
+        logger.warning("The graph's indexes could not be read: the candidates' own indexes are used: %s", error)
+        return TrustedIndexes({}), None
+    return trusted, trusted.refusal
 
 
-def _holds_no_slot(view: OwnedJobs, history: History, renderer: Renderer, created: set[str]) -> predictions.Held:
+def _holds_no_slot(
+    view: OwnedJobs,
+    history: History,
+    renderer: Renderer,
+    created: set[str],
+    untrusted: Callable[[str], str | None] | None,
+) -> predictions.Held:
     """Whether a candidate takes no slot of the next run: its Job exists (created by this run, or in flight,
     awaiting sync, failed and waiting) or it is invalid, as the run's own decision says."""
     capacity = Capacity.from_cluster(max_in_flight=0, live_jobs=0, quotas=[])  # room is not what is asked
@@ -389,6 +395,7 @@ def _holds_no_slot(view: OwnedJobs, history: History, renderer: Renderer, create
             capacity=capacity,
             first_cost=renderer.probe_cost(kind, solver),
             cost=renderer.cost,
+            untrusted=untrusted,
         )
         return isinstance(fate, Skipped) and fate.reason in predictions.HOLDING
 
@@ -495,6 +502,7 @@ def explain_item(settings: Settings, externals: Externals, candidate: Candidate)
         end = store.arrival_end()
         item_jobs = _jobs_by_item(jobs)
         pace, shares = Pace.of(kept.runs, now), predictions.shares_of(settings.lanes)
+        trusted = TrustedIndexes.of(store.index_urls(), settings.lanes.allowed_indexes)
         facts = []
         for kind, environment in streams:
             name = stream_name(kind, lane_run.solver_of(environment))
@@ -510,6 +518,7 @@ def explain_item(settings: Settings, externals: Externals, candidate: Candidate)
                 capacity=capacity,
                 first_cost=cost,
                 cost=renderer.cost,
+                untrusted=trusted.refusal,
             )
             cursor = lane_run.fresh_cursor(name, kept.cursors, end, settings.lanes)
             lane, ahead = None, None

@@ -276,3 +276,26 @@ def test_the_graph_is_asked_once_a_level_for_every_request_together(cluster: Har
         asked = [q for q in dgraph.calls()[before:] if "query dependencies" in q.query]
         assert len(asked) == 3, "levels 1 and 2, and level 3 finds nothing more (base has no record)"
         assert report["requests"]["closure_members"] == 5
+
+
+def test_no_lane_schedules_a_version_known_only_as_a_dependency_on_an_untrusted_index(
+    cluster: Harness, graph: Graph
+) -> None:
+    """A dependency entity enters the graph as a version; if only a depends_on names its index, the backlog and
+    fresh lanes pass it over as invalid, as the requested lane does: no Job ever fetches from that index."""
+    evil = "https://evil.example/simple"
+    tree: Tree = {("app", "1.0"): [("payload", "6.6", evil)]}
+    env = {"GRAPH_REFRESH_NO_PACKAGE_ANALYZERS": "1"}
+    graph.add_graph({"solved": [solved(tree, "app", "1.0", solver) for solver in SOLVERS]})
+    for hour, share in enumerate(("0", "0.5")):  # the backlog lane alone, then with the fresh lane
+        report = run(cluster, graph, T0 + hour * HOUR, "--fresh-share", share, "--max-in-flight", "9999", env=env)
+        assert not [job for job in cluster.jobs().values() if job["metadata"]["annotations"][PACKAGE] == "payload"]
+        assert report["totals"]["solver"]["skipped"].get("invalid", 0) >= len(SOLVERS), report["totals"]
+    result = cluster.cli("explain", "payload==6.6", "--index", evil, "--json", at=T0 + 2 * HOUR, env=graph.env)
+    assert result.exit_code == 0, result.stderr
+    rows = {row["stream"]: row for row in json.loads(result.stdout)}
+    assert {row["state"] for row in rows.values()} == {"invalid"}
+    assert all("not one the deployment trusts" in row["reason"] for row in rows.values())
+    allowed = {**env, "THOTH_GRAPH_REFRESH_ALLOWED_INDEXES": evil}  # unless the operator says so
+    run(cluster, graph, T0 + 3 * HOUR, "--max-in-flight", "9999", env=allowed)
+    assert [job for job in cluster.jobs().values() if job["metadata"]["annotations"][PACKAGE] == "payload"]

@@ -297,14 +297,15 @@ def scored(
 ) -> Calibration:
     """``calibration`` after this run at ``at``: predictions whose item has a Job now (its key in ``started``) have
     started, and those whose item the graph now has are scored, their waits measured (``durations``: per item
-    key, its Job's duration, where the run read it). Predictions of streams the Templates do not run wait."""
+    key, its Job's duration, where the run read it). Predictions of streams the Templates do not run, and those
+    this run recorded, wait."""
     if not calibration.open:
         return calibration
     keys = item_keys(calibration, templates, trusted)
     known, unknown = [], []
     for prediction in calibration.open:
         key = keys.get(prediction.id)
-        if key is None:
+        if key is None or prediction.seen == at:  # another stream's, or recorded by this run: it lacks the item
             unknown.append(prediction)
             continue
         if prediction.start is None and key in started:

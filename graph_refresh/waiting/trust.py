@@ -10,7 +10,7 @@ Job gets the store's own spelling of it (credentials included, which the ConfigM
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from packaging.version import InvalidVersion, Version
 
@@ -23,6 +23,7 @@ class TrustedIndexes:
     """The indexes a deployment fetches from: normal form → the spelling a Job gets."""
 
     spellings: Mapping[str, str]
+    _refusals: dict[str, str | None] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, store_urls: Iterable[str], allowed: Iterable[str] = ()) -> TrustedIndexes:
@@ -41,6 +42,14 @@ class TrustedIndexes:
         """The spelling of the trusted index ``url`` names (in any spelling); None when it is not trusted."""
         normal = normal_index(url)
         return None if normal is None else self.spellings.get(normal)
+
+    def refusal(self, url: str) -> str | None:
+        """None when the deployment trusts the index ``url``; else why no Job fetches from it (an index the graph
+        knows only from a dependency, say). Asked for every candidate a run examines: remembered per URL."""
+        if url not in self._refusals:
+            trusted = self.spelling(url) is not None
+            self._refusals[url] = None if trusted else f"index {redact_url(url)} is not one the deployment trusts"
+        return self._refusals[url]
 
     def described(self) -> str:
         """The trusted indexes as a message lists them (credentials masked)."""
