@@ -1,10 +1,11 @@
 """Benchmark ``app.py import-graph``: records per second, peak RSS and CPU for generated graph files.
 
-    .venv/bin/python3 bench/bench_import.py [--runs 3] [--dir DIR] 1000000 8000000
+    .venv/bin/python3 bench/bench_import.py [--runs 3] [--dir DIR] [--depends-on K] 1000000 8000000
 
 For each size N it writes a synthetic graph file of N records (streamed to disk: 70 % package_versions,
 20 % solved, 10 % analyzed, the solved and analyzed ones naming versions of the first list and a few
-that only they name), imports it into a new SQLite store with the real CLI in a child process, and
+that only they name; with ``--depends-on K`` each solved record lists K versions it depends on), imports it
+into a new SQLite store with the real CLI in a child process, and
 reads the child's peak RSS and CPU time from ``wait4``. Prints one Markdown row per size: medians of
 ``--runs`` runs. Measured, not asserted (bench/README.md holds the figures).
 """
@@ -34,24 +35,35 @@ def version(i: int) -> str:
     )
 
 
-def write_graph(path: Path, records: int) -> None:
-    """A graph file of ``records`` records, written batch by batch (never held in memory)."""
+def write_graph(path: Path, records: int, depends_on: int = 0) -> None:
+    """A graph file of ``records`` records, written batch by batch (never held in memory); each solved record
+    lists ``depends_on`` versions it depends on (some past the list: added by the import as versions)."""
     counts = {"package_versions": records * 7 // 10, "solved": records * 2 // 10}
     counts["analyzed"] = records - counts["package_versions"] - counts["solved"]
     versions = counts["package_versions"]
+    # Records formatted per write: a record with a list is that much longer. The text held stays about the same,
+    # so this process stays small; its child, the import measured, starts as a copy of it (fork, then exec), and
+    # the peak RSS read from wait4 would otherwise count this process's batch too.
+    batch = max(1, WRITE_BATCH // (1 + depends_on))
     with path.open("w", encoding="utf-8") as out:
         out.write("{")
         for n, (section, count) in enumerate(counts.items()):
             out.write(f'{", " if n else ""}"{section}": [')
-            for start in range(0, count, WRITE_BATCH):
+            for start in range(0, count, batch):
                 lines = []
-                for i in range(start, min(start + WRITE_BATCH, count)):
+                for i in range(start, min(start + batch, count)):
                     target = (i * 3) % (versions + versions // 50 + 1)  # a few past the list: added by import
                     if section == "package_versions":
                         lines.append(f"{{{version(i)}}}")
                     elif section == "solved":
                         error = "true" if i % 17 == 0 else "false"
-                        lines.append(f'{{{version(target)}, "solver": "{SOLVERS[i % 3]}", "error": {error}}}')
+                        needs = ", ".join(
+                            f"{{{version((target + 7 * k + 1) % (versions + 50))}}}" for k in range(depends_on)
+                        )
+                        lines.append(
+                            f'{{{version(target)}, "solver": "{SOLVERS[i % 3]}", "error": {error}, '
+                            f'"depends_on": [{needs}]}}'
+                        )
                     else:
                         lines.append(f"{{{version(target)}}}")
                 out.write((", " if start else "") + ",\n".join(lines))
@@ -81,13 +93,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("sizes", nargs="+", type=int, help="records per generated graph file")
     parser.add_argument("--runs", type=int, default=3, help="imports per size; the table shows medians")
     parser.add_argument("--dir", type=Path, help="where to write the files (default: a temporary folder)")
+    parser.add_argument("--depends-on", type=int, default=0, help="versions each solved record depends on")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(dir=args.dir) as folder:
         print("| records | file MiB | runs | records/s | wall s | CPU s | peak RSS MiB |")
         print("|---:|---:|---:|---:|---:|---:|---:|")
         for size in args.sizes:
             graph, store = Path(folder) / f"graph-{size}.json", Path(folder) / f"store-{size}.sqlite3"
-            write_graph(graph, size)
+            if args.depends_on < 0:
+                parser.error("--depends-on: a count of versions, 0 or more")
+            write_graph(graph, size, args.depends_on)
             runs = [run_import(graph, store) for _ in range(args.runs)]
             wall, cpu, rss = (statistics.median(run[:3][k] for run in runs) for k in range(3))
             megabytes = graph.stat().st_size / 2**20
