@@ -18,9 +18,7 @@ ENV = {"GRAPH_REFRESH_NO_PACKAGE_ANALYZERS": "1"}
 
 
 def ledger_value(cluster: Harness, key: str) -> Any:
-    configmap = cluster.fake.get("configmaps", MIDDLETIER, "graph-refresh-ledger")
-    assert configmap is not None
-    return json.loads(configmap["data"][key])
+    return json.loads(ledger_configmap(cluster)["data"][key])
 
 
 def sync_all(cluster: Harness) -> None:
@@ -155,8 +153,7 @@ def test_a_run_with_its_clock_a_day_ahead_does_not_move_the_windows(cluster: Har
 def test_a_record_stamped_9999_is_evicted_in_its_turn_and_never_sets_a_window(cluster: Harness) -> None:
     cluster.graph(names(200))
     hourly(cluster, 3, "--max-in-flight", "6")
-    configmap = cluster.fake.get("configmaps", MIDDLETIER, "graph-refresh-ledger")
-    assert configmap is not None
+    configmap = ledger_configmap(cluster)
     runs = json.loads(configmap["data"]["runs"])
     # 165 older runs by hand, the oldest of them stamped 9999: 168 records in all, the bound.
     old = [{**runs[0], "seq": seq, "at": f"2027-01-0{1 + seq // 48}T00:00:00Z"} for seq in range(1, 166)]
@@ -301,8 +298,7 @@ def test_a_scored_wait_has_its_jobs_duration_from_the_listed_table_and_no_extra_
 def test_the_eta_key_stays_within_64_kib_dropping_the_oldest_and_a_hostile_value_is_dropped(cluster: Harness) -> None:
     cluster.graph(names(200))
     hourly(cluster, 3, "--max-in-flight", "6")
-    configmap = cluster.fake.get("configmaps", MIDDLETIER, "graph-refresh-ledger")
-    assert configmap is not None
+    configmap = ledger_configmap(cluster)
     stored = json.loads(configmap["data"]["eta"])
     # 2,000 old predictions of items the graph will not have soon: far over the bound.
     stored["open"] += [
